@@ -1,0 +1,80 @@
+"""Execute chapters in place, top to bottom in a fresh kernel, and store them clean.
+
+    python tools/execute_notebooks.py                       # every chapter in _toc.yml
+    python tools/execute_notebooks.py notebooks/03_*.ipynb  # some of them
+
+Each notebook runs with ``notebooks/`` as its working folder (as nbval and Jupyter run it),
+then its metadata is reduced to the kernel and language, cell metadata to tags, and its
+outputs are scanned for machine paths, which must not reach the published book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def chapters() -> list[Path]:
+    """Chapters in the order _toc.yml lists them."""
+    toc = (ROOT / "_toc.yml").read_text()
+    return [ROOT / f"{stem}.ipynb" for stem in re.findall(r"file:\s*(notebooks/\S+)", toc)]
+
+
+def clean(nb: nbformat.NotebookNode) -> None:
+    nb.metadata = nbformat.from_dict({
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python", "pygments_lexer": "ipython3"},
+    })
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags")
+        cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+
+
+def machine_paths(nb: nbformat.NotebookNode) -> list[str]:
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            match = MACHINE_PATH.search(str(output))
+            if match:
+                found.append(f"cell {index}: {match.group(0)}")
+    return found
+
+
+def execute(path: Path, timeout: int) -> float:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    clean(nb)
+    problems = machine_paths(nb)
+    if problems:
+        raise SystemExit(f"{path}: outputs hold machine paths: {problems}")
+    nbformat.validate(nb)
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    args = parser.parse_args()
+    for path in args.notebooks or chapters():
+        print(f"{path}: running ...", flush=True)
+        print(f"{path}: done in {execute(path.resolve(), args.timeout):.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
