@@ -4,13 +4,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: book test data env clean
+.PHONY: book test data env clean site-test
 
 book: env                      ## build the site into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
 test: env data                 ## unit tests + every chapter replayed by nbval
 	$(BIN)/pytest
+
+site-test: env                 ## the built site in headless Chromium (installs Debian's chromium if missing)
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	fi
+	$(BIN)/pytest -m browser tests/test_site.py
 
 data: env                      ## data/FashionMNIST/raw from a local copy, offline (or download)
 	$(BIN)/python -m lenet_book.data prepare || $(BIN)/python -c \

@@ -11,6 +11,10 @@ outputs are scanned for machine paths, which must not reach the published book.
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata
+import os
+import platform
 import re
 import sys
 import time
@@ -30,10 +34,34 @@ def chapters() -> list[Path]:
     return [ROOT / f"{stem}.ipynb" for stem in re.findall(r"file:\s*(notebooks/\S+)", toc)]
 
 
-def clean(nb: nbformat.NotebookNode) -> None:
+def device_name() -> str:
+    """The device a chapter trains on here: the first CUDA GPU, Apple's GPU, or the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    if torch.backends.mps.is_available():
+        return "Apple GPU (mps)"
+    model = platform.processor() or "CPU"
+    if Path("/proc/cpuinfo").exists():
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return f"CPU: {model}, {os.cpu_count()} cores"
+
+
+def execution_record(seconds: float) -> dict:
+    """What the execution report (book/execution_report.md) shows for a chapter."""
+    versions = {name: importlib.metadata.version(name) for name in ("torch", "torchvision", "d2l", "numpy")}
+    return {"date": datetime.date.today().isoformat(), "seconds": round(seconds),
+            "device": device_name(), "python": platform.python_version(), "versions": versions}
+
+
+def clean(nb: nbformat.NotebookNode, record: dict | None = None) -> None:
+    record = record or nb.metadata.get("execution")
     nb.metadata = nbformat.from_dict({
         "kernelspec": KERNELSPEC,
         "language_info": {"name": "python", "pygments_lexer": "ipython3"},
+        **({"execution": record} if record else {}),
     })
     for cell in nb.cells:
         tags = cell.metadata.get("tags")
@@ -56,7 +84,7 @@ def execute(path: Path, timeout: int) -> float:
     NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
-    clean(nb)
+    clean(nb, execution_record(seconds))
     problems = machine_paths(nb)
     if problems:
         raise SystemExit(f"{path}: outputs hold machine paths: {problems}")

@@ -1,0 +1,85 @@
+"""Write book/execution_report.md from the chapters' own records: nothing on it is typed by hand.
+
+    python tools/execution_report.py          # (re)write the page; `make book` runs this
+    python tools/execution_report.py --check  # exit 1 if the committed page is out of date
+
+tools/execute_notebooks.py stores in each chapter's metadata when, where and with which
+versions its outputs were made; GPU replays (tools/gpu_check.sh) leave their per-chapter
+outcome in benchmarks/results/gpu-nbval.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "book" / "execution_report.md"
+GPU_REPLAY = ROOT / "benchmarks" / "results" / "gpu-nbval.json"
+
+
+def chapters() -> list[Path]:
+    toc = (ROOT / "_toc.yml").read_text()
+    return [ROOT / f"{stem}.ipynb" for stem in re.findall(r"file:\s*(notebooks/\S+)", toc)]
+
+
+def title(nb: dict) -> str:
+    return "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
+
+
+def render() -> str:
+    lines = [
+        "# Execution report",
+        "",
+        "Every output in this book comes from running its chapter top to bottom on the real",
+        "Fashion-MNIST data. This page lists, for each chapter, the run whose outputs are stored.",
+        "It is generated from the notebooks' metadata by `tools/execution_report.py`.",
+        "",
+        "| chapter | run on | device | run time | Python | torch | torchvision | d2l |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in chapters():
+        nb = json.loads(path.read_text())
+        record = nb["metadata"].get("execution")
+        link = f"[{title(nb)}](../{path.relative_to(ROOT).with_suffix('').as_posix()})"
+        if not record:
+            lines.append(f"| {link} | not recorded | | | | | | |")
+            continue
+        v = record["versions"]
+        lines.append(f"| {link} | {record['date']} | {record['device']} | {record['seconds']} s | "
+                     f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
+    lines += ["", "## Replays on a GPU", ""]
+    if GPU_REPLAY.exists():
+        replay = json.loads(GPU_REPLAY.read_text())
+        lines += [f"`tools/gpu_check.sh` replayed the test suite with nbval on {replay['device']} "
+                  f"(torch {replay['torch']}) on {replay['date']}: every stored output compared against "
+                  "the outputs made on that GPU.", "",
+                  "| chapter or test file | passed | failed | result |", "| --- | --- | --- | --- |"]
+        for name, counts in replay["files"].items():
+            verdict = "pass" if counts["failed"] == 0 else "FAIL"
+            lines.append(f"| `{name}` | {counts['passed']} | {counts['failed']} | {verdict} |")
+    else:
+        lines.append("No GPU replay has been recorded yet (see `tools/gpu_check.sh`).")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if the page is out of date")
+    args = parser.parse_args()
+    page = render()
+    if args.check:
+        if not PAGE.exists() or PAGE.read_text() != page:
+            print(f"{PAGE.relative_to(ROOT)} is out of date: run python tools/execution_report.py")
+            return 1
+        return 0
+    PAGE.write_text(page)
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
