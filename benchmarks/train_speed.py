@@ -39,6 +39,9 @@ VARIANTS = {
     "fast-compile": ("fast path, torch.compile", {"compile": True}),
     "fast-graph": ("fast path, each epoch one CUDA graph", {"cuda_graph": True}),
     "fast-graph-bf16": ("fast path, CUDA graph + bf16 autocast", {"cuda_graph": True, "amp_dtype": torch.bfloat16}),
+    "fast-graph-cudnn-benchmark": ("fast path, CUDA graph + cuDNN autotuning",
+                                   {"cuda_graph": True, "cudnn_benchmark": True}),
+    "fast-graph-compile": ("fast path, CUDA graph + torch.compile", {"cuda_graph": True, "compile": True}),
 }
 DEFAULTS = {"cpu": ["text", "fast"], "cuda": ["text", "fast", "fast-graph"]}
 
@@ -70,6 +73,7 @@ def run_variant(name, device, epochs, root, seed):
         if threads:
             torch.set_num_threads(threads)
         torch.set_flush_denormal(flush)
+        torch.backends.cudnn.benchmark = options.pop("cudnn_benchmark", False)
         try:
             train_data, test_data = load_fashion_mnist_tensors(root, device)
             history, step_seconds = train_fast(net, train_data, test_data, epochs, seed=seed,
@@ -77,6 +81,7 @@ def run_variant(name, device, epochs, root, seed):
         finally:
             torch.set_num_threads(saved_threads)
             torch.set_flush_denormal(False)
+            torch.backends.cudnn.benchmark = False
         examples = len(train_data[1]) * epochs
     synchronize(device)
     last = history[-1]

@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
-CHAPTERS = [REPO / f"{entry['file']}.ipynb" for entry in TOC["chapters"]]
+CHAPTERS = [REPO / f"{entry['file']}.ipynb" for entry in TOC["chapters"] if entry["file"].startswith("notebooks/")]
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 
 
@@ -42,8 +42,8 @@ def code_cells(nb: dict) -> list[dict]:
 def test_toc_lists_every_chapter_in_numbered_order():
     on_disk = sorted((REPO / "notebooks").glob("*.ipynb"))
     assert CHAPTERS == on_disk, "every notebook in notebooks/ is a chapter listed in _toc.yml, in order"
-    for number, path in enumerate(CHAPTERS, start=1):
-        assert re.fullmatch(rf"{number:02d}_[a-z0-9_]+\.ipynb", path.name), path.name
+    numbers = [int(re.fullmatch(r"(\d\d)_[a-z0-9_]+\.ipynb", path.name).group(1)) for path in CHAPTERS]
+    assert numbers[0] == 1 and numbers == sorted(set(numbers)), f"chapters numbered in reading order: {numbers}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -71,9 +71,11 @@ class TestChapter:
             match = MACHINE_PATH.search(json.dumps(cell["outputs"]))
             assert not match, f"code cell {index} prints a machine path: {match.group(0)}"
 
-    def test_metadata_is_clean(self, path):
+    def test_metadata_is_clean_and_records_the_run(self, path):
         nb = load(path)
-        assert set(nb["metadata"]) <= {"kernelspec", "language_info"}
+        assert set(nb["metadata"]) == {"kernelspec", "language_info", "execution"}
+        record = nb["metadata"]["execution"]
+        assert set(record) == {"date", "seconds", "device", "python", "versions"}, "store it with tools/execute_notebooks.py"
         for cell in nb["cells"]:
             assert set(cell["metadata"]) <= {"tags"}
 
@@ -92,6 +94,16 @@ def test_one_repository_url_for_buttons_and_colab_setup():
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
     assert f"lenet-book @ git+{url}" in setup_cell_from_contributing()
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_execution_report_page_is_generated_from_the_chapters():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "execution_report.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {"file": "book/execution_report"} in TOC["chapters"]
 
 
 def test_sanitize_file_explains_every_pattern():

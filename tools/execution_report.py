@@ -5,7 +5,7 @@
 
 tools/execute_notebooks.py stores in each chapter's metadata when, where and with which
 versions its outputs were made; GPU replays (tools/gpu_check.sh) leave their per-chapter
-outcome in benchmarks/results/gpu-nbval.json.
+outcome in benchmarks/results/gpu-nbval*.json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution_report.md"
-GPU_REPLAY = ROOT / "benchmarks" / "results" / "gpu-nbval.json"
+GPU_REPLAYS = ROOT / "benchmarks" / "results"  # gpu-nbval*.json: one file per replay
 
 
 def chapters() -> list[Path]:
@@ -44,7 +44,7 @@ def render() -> str:
     for path in chapters():
         nb = json.loads(path.read_text())
         record = nb["metadata"].get("execution")
-        link = f"[{title(nb)}](../{path.relative_to(ROOT).with_suffix('').as_posix()})"
+        link = f"[{title(nb)}](../{path.relative_to(ROOT).as_posix()})"
         if not record:
             lines.append(f"| {link} | not recorded | | | | | | |")
             continue
@@ -52,16 +52,18 @@ def render() -> str:
         lines.append(f"| {link} | {record['date']} | {record['device']} | {record['seconds']} s | "
                      f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
     lines += ["", "## Replays on a GPU", ""]
-    if GPU_REPLAY.exists():
-        replay = json.loads(GPU_REPLAY.read_text())
-        lines += [f"`tools/gpu_check.sh` replayed the test suite with nbval on {replay['device']} "
-                  f"(torch {replay['torch']}) on {replay['date']}: every stored output compared against "
-                  "the outputs made on that GPU.", "",
+    replays = sorted(GPU_REPLAYS.glob("gpu-nbval*.json"))
+    for path in replays:
+        replay = json.loads(path.read_text())
+        lines += [f"`tools/gpu_check.sh` replayed these with nbval on {replay['device']} "
+                  f"(torch {replay['torch']}) on {replay['date']}, comparing every stored output with "
+                  f"the one made on that GPU (`{path.relative_to(ROOT).as_posix()}`):", "",
                   "| chapter or test file | passed | failed | result |", "| --- | --- | --- | --- |"]
         for name, counts in replay["files"].items():
             verdict = "pass" if counts["failed"] == 0 else "FAIL"
             lines.append(f"| `{name}` | {counts['passed']} | {counts['failed']} | {verdict} |")
-    else:
+        lines.append("")
+    if not replays:
         lines.append("No GPU replay has been recorded yet (see `tools/gpu_check.sh`).")
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,9 @@
 #                      see "GPU checks" in README.md for the pip download command.
 # Then: 1. the benchmark (text's loop vs fast path variants) on cuda, written as JSON;
 #       2. the whole test suite (unit tests + nbval replay of every chapter) with the GPU visible.
+# Narrower runs: VARIANTS="text fast fast-graph" TESTS=tests/test_fast.py CHAPTERS="notebooks/04_fast_training.ipynb"
+# (benchmarks/results/gpu-h200-2.json came from VARIANTS="text fast fast-graph
+# fast-graph-cudnn-benchmark fast-graph-compile" TESTS=tests/test_fast.py and chapters 04, 05, 07).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-benchmarks/out}"
@@ -29,7 +32,7 @@ python3 -m lenet_book.data prepare --source .gpu/data || exit 1
 
 elapsed "benchmark"
 timeout "${BENCH_TIMEOUT:-240}" python3 benchmarks/train_speed.py --device cuda --epochs 10 \
-    --variants text fast fast-graph fast-graph-bf16 fast-bf16 fast-channels-last fast-compile \
+    --variants ${VARIANTS:-text fast fast-graph fast-graph-bf16 fast-bf16 fast-channels-last fast-compile} \
     --json "$out/gpu.json" 2>&1 | tee "$out/benchmark.log"
 bench=${PIPESTATUS[0]}
 
@@ -38,7 +41,7 @@ elapsed "test suite with the GPU visible"
 # the book's structure and site tests need no GPU and run in CI.
 chapters=${CHAPTERS:-$(grep -oP 'file:\s*\Knotebooks/\S+' _toc.yml | sed 's/$/.ipynb/')}
 timeout "${TEST_TIMEOUT:-300}" python3 -m pytest -q -rA --junitxml "$out/pytest-gpu.xml" \
-    tests/test_data.py tests/test_fast.py $chapters 2>&1 | tail -n 60 | tee "$out/pytest-gpu.log"
+    ${TESTS:-tests/test_data.py tests/test_fast.py} $chapters 2>&1 | tail -n 60 | tee "$out/pytest-gpu.log"
 tests=${PIPESTATUS[0]}
 
 # Per file: how many tests and nbval cells passed and failed, for book/execution_report.md.
