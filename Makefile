@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: book test data env clean site-test
+.PHONY: book test data env clean site-test colab-check
 
 book: env                      ## build the site into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
@@ -18,6 +18,9 @@ site-test: env                 ## the built site in headless Chromium (installs 
 	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
 	fi
 	$(BIN)/pytest -m browser tests/test_site.py
+
+colab-check: env               ## chapters in a fresh Colab-like runtime, offline; CHAPTERS="03_training ..."
+	$(BIN)/python tools/colab_check.py $(CHAPTERS)
 
 data: env                      ## data/FashionMNIST/raw from a local copy, offline (or download)
 	$(BIN)/python -m lenet_book.data prepare || $(BIN)/python -c \

@@ -79,6 +79,16 @@ class TestChapter:
         for cell in nb["cells"]:
             assert set(cell["metadata"]) <= {"tags"}
 
+    def test_picks_its_device_with_try_device_and_prints_it(self, path):
+        nb = load(path)
+        code = "\n".join(source(c) for c in code_cells(nb))
+        assert "try_gpu(" not in code, "d2l.try_gpu() ignores Apple's mps: use lenet_book.device.try_device()"
+        if "device" not in code:
+            return  # this chapter does not train
+        assert "try_device()" in code
+        printed = json.dumps([c["outputs"] for c in code_cells(nb)])
+        assert re.search(r"\bon (cpu|cuda|mps)\b", printed), "print the device a run used (in an ignored cell)"
+
     def test_every_ignored_output_is_followed_by_a_check(self, path):
         cells = code_cells(load(path))
         for index, cell in enumerate(cells):

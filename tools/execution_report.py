@@ -5,7 +5,8 @@
 
 tools/execute_notebooks.py stores in each chapter's metadata when, where and with which
 versions its outputs were made; GPU replays (tools/gpu_check.sh) leave their per-chapter
-outcome in benchmarks/results/gpu-nbval*.json.
+outcome in benchmarks/results/gpu-nbval*.json, and tools/colab_check.py --record its outcome in
+records/colab-check.json.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution_report.md"
 GPU_REPLAYS = ROOT / "benchmarks" / "results"  # gpu-nbval*.json: one file per replay
+COLAB_CHECK = ROOT / "records" / "colab-check.json"  # tools/colab_check.py --record
 
 
 def chapters() -> list[Path]:
@@ -65,6 +67,21 @@ def render() -> str:
         lines.append("")
     if not replays:
         lines.append("No GPU replay has been recorded yet (see `tools/gpu_check.sh`).")
+    lines += ["", "## Runs in a fresh, Colab-like runtime", ""]
+    if COLAB_CHECK.exists():
+        check = json.loads(COLAB_CHECK.read_text())
+        lines += [f"`tools/colab_check.py` ran these chapters on {check['date']} (commit {check['commit']}, "
+                  f"Python {check['python']}, torch {check['torch']}) the way a learner runs them on a new "
+                  "Colab runtime: each alone in an empty folder, without d2l, lenet_book or the data; its "
+                  "first cell installed d2l from PyPI and lenet_book from the repository, and torchvision "
+                  "downloaded Fashion-MNIST (both served locally, as that machine has no internet). "
+                  "Every cell ran, top to bottom; outputs were not compared.", "",
+                  "| chapter | result | run time | downloaded files |", "| --- | --- | --- | --- |"]
+        for name, result in check["chapters"].items():
+            verdict = "pass" if result["passed"] else "FAIL"
+            lines.append(f"| `{name}` | {verdict} | {result['seconds']} s | {len(result['downloaded'])} |")
+    else:
+        lines.append("No run has been recorded yet (see `tools/colab_check.py`).")
     return "\n".join(lines) + "\n"
 
 

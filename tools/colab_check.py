@@ -1,0 +1,195 @@
+"""Run chapters as a learner does on a fresh Colab runtime, offline.
+
+    python tools/colab_check.py                          # every chapter (make colab-check)
+    python tools/colab_check.py 03_training              # some of them
+    python tools/colab_check.py --record records/colab-check.json   # also keep the outcome
+
+For each chapter, like Colab:
+  * the notebook is alone in an empty folder: no checkout of the book, no data;
+  * the Python environment has what Colab preinstalls (torch, torchvision, numpy, pandas,
+    matplotlib, IPython, requests) but neither d2l nor lenet_book: it is a copy of .venv (hard
+    links, seconds) with those two uninstalled;
+  * the chapter's first cell installs them with pip: d2l from PyPI, lenet_book from the
+    repository URL in _config.yml;
+  * torchvision downloads Fashion-MNIST when the chapter first loads it;
+  * every cell runs, top to bottom, in a fresh kernel; an error or a failed check fails the
+    chapter. Outputs are not compared (the set-up and download print progress here);
+    `make test` compares them.
+
+What stands in for the internet (this machine has none, except the package registries):
+  * git fetches the repository URL from a clone of this checkout's HEAD (a url.insteadOf rule
+    in a private git configuration): commit what you want checked;
+  * torchvision downloads through an HTTP proxy (http_proxy, which urllib honours; pip's
+    https requests to PyPI do not use it) on 127.0.0.1 that answers for torchvision's download
+    host only, with the original .gz files from FASHION_MNIST_SOURCE (default
+    ../shared/data/FashionMNIST/raw), MD5-checked first.
+
+What is not like Colab: Python and torch are this project's (requirements.txt), not Colab's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import functools
+import hashlib
+import http.server
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+WORK = ROOT / ".colab"  # beside .venv, so that the runtime copy can use hard links
+
+
+def chapters() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [Path(e["file"]).name for e in toc["chapters"] if e["file"].startswith("notebooks/")]
+
+
+def originals(source: Path) -> Path:
+    """The folder of original .gz files that torchvision's download expects, MD5-checked."""
+    import torchvision
+
+    for name, md5 in torchvision.datasets.FashionMNIST.resources:
+        path = source / name
+        if not path.is_file():
+            sys.exit(f"{path} is missing: set FASHION_MNIST_SOURCE to a folder with the original "
+                     "Fashion-MNIST .gz files (e.g. ../shared/data/FashionMNIST/raw).")
+        if hashlib.md5(path.read_bytes()).hexdigest() != md5:
+            sys.exit(f"{path} is not the original file (MD5 differs): torchvision would reject it. "
+                     "Debian's copy has other gzip headers; use ../shared/data/FashionMNIST/raw.")
+    return source
+
+
+@contextlib.contextmanager
+def download_proxy(folder: Path):
+    """An HTTP proxy on 127.0.0.1 that serves torchvision's download host from folder."""
+    import torchvision
+
+    host = urlparse(torchvision.datasets.FashionMNIST.mirrors[0]).hostname
+
+    class Mirror(http.server.SimpleHTTPRequestHandler):
+        def local(self) -> bool:
+            url = urlparse(self.path)  # a proxy request names the whole URL
+            if url.hostname != host:
+                self.send_error(502, f"this proxy serves only {host}")
+                return False
+            self.path = url.path
+            return True
+
+        def do_GET(self):
+            if self.local():
+                super().do_GET()
+
+        def do_HEAD(self):
+            if self.local():
+                super().do_HEAD()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(Mirror, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield host, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def fresh_runtime(target: Path) -> Path:
+    """A copy of .venv without d2l and lenet_book: what a fresh Colab runtime has of ours."""
+    subprocess.run(["cp", "-al", str(VENV), str(target)], check=True)
+    python = target / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "d2l", "lenet-book"], check=True)
+    missing = subprocess.run([str(python), "-c", "import importlib.util as u; "
+                              "print([n for n in ('d2l', 'lenet_book') if u.find_spec(n)])"],
+                             capture_output=True, text=True, cwd=target, check=True).stdout.strip()
+    assert missing == "[]", f"the runtime still has {missing}"
+    return python
+
+
+def git_config(work: Path, url: str) -> Path:
+    """A git configuration that fetches url from a clone of this checkout's HEAD."""
+    clone = work / "repository"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    config = work / "gitconfig"
+    config.write_text(f'[url "file://{clone}"]\n\tinsteadOf = {url}\n')
+    return config
+
+
+def run_chapter(name: str, url: str, proxy: str, work: Path) -> dict:
+    chapter_work = work / name
+    content = chapter_work / "content" / "notebooks"  # ../data of the chapter: empty at start
+    content.mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", content)
+    python = fresh_runtime(chapter_work / "runtime")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(GIT_CONFIG_GLOBAL=str(git_config(chapter_work, url)), GIT_CONFIG_NOSYSTEM="1",
+               PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_ROOT_USER_ACTION="ignore",
+               http_proxy=proxy, HTTP_PROXY=proxy)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-c", os.devnull, "--rootdir", str(content), "-p", "no:cacheprovider",
+         "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=1800", "-q", f"{name}.ipynb"],
+        cwd=content, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    downloaded = sorted(p.name for p in (content.parent / "data" / "FashionMNIST" / "raw").glob("*.gz"))
+    print(result.stdout[-3000:] if result.returncode else result.stdout.strip().splitlines()[-1])
+    return {"passed": result.returncode == 0, "seconds": round(seconds), "downloaded": downloaded}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("chapters", nargs="*", help="chapter names, e.g. 03_training (default: all)")
+    parser.add_argument("--record", type=Path, help="write the outcome to this JSON file")
+    args = parser.parse_args(argv)
+    names = args.chapters or chapters()
+    unknown = set(names) - set(chapters())
+    if unknown:
+        parser.error(f"not chapters in _toc.yml: {sorted(unknown)}")
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    source = Path(os.environ.get("FASHION_MNIST_SOURCE", ROOT.parent / "shared/data/FashionMNIST/raw"))
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    outcome = {}
+    try:
+        with download_proxy(originals(source)) as (host, proxy):
+            print(f"Colab check: {url} from this checkout's HEAD, Fashion-MNIST from {host} (local)")
+            for name in names:
+                print(f"--- {name}", flush=True)
+                outcome[name] = run_chapter(name, url, proxy, Path(tempfile.mkdtemp(dir=WORK)))
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+    import torch
+
+    record = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
+              "torch": torch.__version__,
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                       capture_output=True, text=True).stdout.strip(),
+              "chapters": outcome}
+    for name, result in outcome.items():
+        print(f"{name:22} {'passed' if result['passed'] else 'FAILED'} in {result['seconds']} s")
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        args.record.write_text(json.dumps(record, indent=1) + "\n")
+    return 0 if all(r["passed"] for r in outcome.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
