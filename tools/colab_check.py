@@ -148,8 +148,13 @@ def run_chapter(name: str, url: str, proxy: str, work: Path) -> dict:
         cwd=content, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     downloaded = sorted(p.name for p in (content.parent / "data" / "FashionMNIST" / "raw").glob("*.gz"))
+    installed = subprocess.run(  # what the chapter's set-up cell installed
+        [str(python), "-c", "import importlib.metadata as m; print(*(f'{n}=={m.version(n)}' "
+         "for n in ('d2l', 'lenet-book')))"], capture_output=True, text=True).stdout.split()
     print(result.stdout[-3000:] if result.returncode else result.stdout.strip().splitlines()[-1])
-    return {"passed": result.returncode == 0, "seconds": round(seconds), "downloaded": downloaded}
+    print("installed by the set-up cell:", installed or "nothing", "| downloaded:", len(downloaded), "files")
+    return {"passed": result.returncode == 0, "seconds": round(seconds), "installed": installed,
+            "downloaded": downloaded}
 
 
 def main(argv: list[str] | None = None) -> int:
