@@ -98,6 +98,12 @@ def download_proxy(folder: Path):
             if self.local():
                 super().do_HEAD()
 
+        def copyfile(self, source, outputfile):
+            try:
+                super().copyfile(source, outputfile)
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # torchvision opens each URL once to follow redirects, and closes it unread
+
         def log_message(self, *args):
             pass
 
@@ -125,7 +131,8 @@ def fresh_runtime(target: Path) -> Path:
 def git_config(work: Path, url: str) -> Path:
     """A git configuration that fetches url from a clone of this checkout's HEAD."""
     clone = work / "repository"
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-c", "safe.directory=*", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)],
+                   check=True)
     config = work / "gitconfig"
     config.write_text(f'[url "file://{clone}"]\n\tinsteadOf = {url}\n')
     return config

@@ -72,14 +72,17 @@ def render() -> str:
         check = json.loads(COLAB_CHECK.read_text())
         lines += [f"`tools/colab_check.py` ran these chapters on {check['date']} (commit {check['commit']}, "
                   f"Python {check['python']}, torch {check['torch']}) the way a learner runs them on a new "
-                  "Colab runtime: each alone in an empty folder, without d2l, lenet_book or the data; its "
-                  "first cell installed d2l from PyPI and lenet_book from the repository, and torchvision "
-                  "downloaded Fashion-MNIST (both served locally, as that machine has no internet). "
-                  "Every cell ran, top to bottom; outputs were not compared.", "",
-                  "| chapter | result | run time | downloaded files |", "| --- | --- | --- | --- |"]
+                  "Colab runtime: each alone in an empty folder, without d2l, lenet_book or the data. Its "
+                  "first cell installed d2l from PyPI and lenet_book from the repository URL, and "
+                  "torchvision downloaded Fashion-MNIST; that machine has no internet, so git fetched the "
+                  "repository from a local clone and the download came through a local proxy. Every cell "
+                  "ran, top to bottom; outputs were not compared.", "",
+                  "| chapter | result | run time | installed by its first cell | files downloaded |",
+                  "| --- | --- | --- | --- | --- |"]
         for name, result in check["chapters"].items():
             verdict = "pass" if result["passed"] else "FAIL"
-            lines.append(f"| `{name}` | {verdict} | {result['seconds']} s | {len(result['downloaded'])} |")
+            lines.append(f"| `{name}` | {verdict} | {result['seconds']} s | {', '.join(result['installed'])} "
+                         f"| {len(result['downloaded'])} |")
     else:
         lines.append("No run has been recorded yet (see `tools/colab_check.py`).")
     return "\n".join(lines) + "\n"
