@@ -49,14 +49,11 @@ from urllib.parse import urlparse
 
 import yaml
 
+from execute_notebooks import chapters  # tools/ is on sys.path when a tool runs
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 WORK = ROOT / ".colab"  # beside .venv, so that the runtime copy can use hard links
-
-
-def chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [Path(e["file"]).name for e in toc["chapters"] if e["file"].startswith("notebooks/")]
 
 
 def originals(source: Path) -> Path:
@@ -169,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter names, e.g. 03_training (default: all)")
     parser.add_argument("--record", type=Path, help="write the outcome to this JSON file")
     args = parser.parse_args(argv)
-    names = args.chapters or chapters()
-    unknown = set(names) - set(chapters())
+    known = [path.stem for path in chapters()]
+    names = args.chapters or known
+    unknown = set(names) - set(known)
     if unknown:
         parser.error(f"not chapters in _toc.yml: {sorted(unknown)}")
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]

@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
+
+from execute_notebooks import chapters  # tools/ is on sys.path when a tool runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution_report.md"
 GPU_REPLAYS = ROOT / "benchmarks" / "results"  # gpu-nbval*.json: one file per replay
 COLAB_CHECK = ROOT / "records" / "colab-check.json"  # tools/colab_check.py --record
-
-
-def chapters() -> list[Path]:
-    toc = (ROOT / "_toc.yml").read_text()
-    return [ROOT / f"{stem}.ipynb" for stem in re.findall(r"file:\s*(notebooks/\S+)", toc)]
 
 
 def title(nb: dict) -> str:
