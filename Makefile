@@ -1,10 +1,15 @@
-# The two set-up commands of the README: `make book` and `make test`.
-# Both create .venv and install requirements on first use; neither needs a GPU.
+# The two set-up commands of the README are `make book` and `make test`; `make help` lists the
+# others. Every target creates .venv and installs requirements on first use; none needs a GPU.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# JupyterLab is not in requirements.txt (the book builds and tests without it): `make lab` installs it.
+JUPYTERLAB ?= jupyterlab==4.6.6
 
-.PHONY: book test data env clean site-test colab-check
+.PHONY: book test data env clean site-test colab-check help lab execute report bench seeds
+
+help:                          ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /  make \1\t/' | expand -t 22
 
 book: env                      ## build the site into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
@@ -12,21 +17,47 @@ book: env                      ## build the site into _build/html (warnings are 
 test: env data                 ## unit tests + every chapter replayed by nbval
 	$(BIN)/pytest
 
-site-test: env                 ## the built site in headless Chromium (installs Debian's chromium if missing)
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+.PHONY: pdf browser-tools
+
+site-test: env browser-tools   ## every page in headless Chromium at 1366 and 390 px, and the PDF (~4 min)
+	$(BIN)/pytest -m browser tests/test_site.py tests/test_browser_page.py
+
+pdf: book browser-tools        ## the whole book as one PDF, offline: _build/pdf/lenet-book.pdf, linked from the site
+	$(BIN)/python tools/make_pdf.py --out _build/pdf/lenet-book.pdf --copy-to _build/html/_static/lenet-book.pdf
+	LENET_BOOK_PDF=_build/pdf/lenet-book.pdf $(BIN)/pytest -m browser -k test_pdf_ tests/test_site.py
+
+# Debian's chromium and chromium-driver (the browser tests, the PDF) and poppler-utils (the PDF's checks)
+browser-tools:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/pdftotext ]; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y chromium chromium-driver poppler-utils; \
 	fi
-	$(BIN)/pytest -m browser tests/test_site.py
 
 colab-check: env               ## chapters in a fresh Colab-like runtime, offline; CHAPTERS="03_training ..."
-	$(BIN)/python tools/colab_check.py $(CHAPTERS)
+	$(BIN)/python -m tools.colab_check $(CHAPTERS)
+
+lab: env data                  ## JupyterLab on the chapters, in .venv (installed on first use)
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(JUPYTERLAB)"
+	$(BIN)/jupyter lab notebooks/
+
+execute: env data              ## store a chapter executed: NB=notebooks/05_original_lenet.ipynb (all if unset)
+	$(BIN)/python -m tools.execute_notebooks $(NB)
+
+report: env                    ## regenerate book/execution_report.md from the chapters' records
+	$(BIN)/python -m tools.execution_report
+
+bench: env data                ## the speed benchmark on the CPU, 3 repeats: text's loop vs fast path (~10 min on 2 cores)
+	$(BIN)/python benchmarks/train_speed.py --device cpu --repeats 3 --json benchmarks/results/cpu.json
+
+seeds: env data                ## accuracy over seeds of every recipe (about 2.5 hours on 2 CPU cores; --help for a GPU)
+	$(BIN)/python benchmarks/accuracy_seeds.py --device cpu --json benchmarks/out/seeds-cpu.json
 
 data: env                      ## data/FashionMNIST/raw from a local copy, offline (or download)
 	$(BIN)/python -m lenet_book.data prepare || $(BIN)/python -c \
 	  "from lenet_book.data import ensure_fashion_mnist as e; print('downloaded to', e('data'))"
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed        ## .venv with requirements.txt (made on first use by every target)
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +65,5 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
-clean:
+clean:                         ## remove the built site (_build)
 	rm -rf _build

@@ -1,13 +1,21 @@
 """Train LeNet-5 with the text's loop and with the fast path, side by side, and compare speeds.
 
-    python benchmarks/train_speed.py --device cpu
-    python benchmarks/train_speed.py --device cuda --variants text fast fast-graph --json benchmarks/results/h100.json
+    python benchmarks/train_speed.py                           # the default variants of this device
+    python benchmarks/train_speed.py --device cpu --repeats 3 --json benchmarks/results/cpu.json
+    python benchmarks/train_speed.py --device cuda --variants text fast-graph fused-graph
 
-Every variant trains the same recipe (LeNet-5, Xavier init, SGD lr 0.9, batch 256, cross-entropy,
-reshuffled every epoch) on the real Fashion-MNIST in this one process, one after the other,
-so the ratios compare runs made under the same conditions. For each it prints examples/sec
-(timed around the training steps only, as the text times them), the wall time of the training
-epochs and of the whole run, and the test accuracy.
+Every variant trains the text's recipe (``lenet_book.recipes.TEXT``: LeNet-5, Xavier init, SGD
+lr 0.9, batch 256, 10 epochs, cross-entropy, reshuffled every epoch) on the real Fashion-MNIST
+in this one process, from the same initial weights, one after the other, so the ratios compare
+runs made under the same conditions. For each it prints examples/sec (timed around the
+training steps only, as the text times them), the wall time of the training epochs and of the
+whole run, and the test accuracy. With ``--repeats N`` every variant runs N times, the repeats
+interleaved (text, fast, ..., text, fast, ...), and the table shows mean ± standard deviation of
+examples/sec and of the ratio to the text's loop, taken repeat by repeat. ``--json`` records
+every run, the summary, the device, torch version, date and commit.
+
+``VARIANTS`` and ``DEFAULTS`` are the one list of variants: tools/gpu_check.py and
+.github/workflows/gpu.yml run this script with the defaults of ``cuda``.
 """
 
 from __future__ import annotations
@@ -22,19 +30,26 @@ from pathlib import Path
 
 import torch
 
+from lenet_book.book import commit
+from lenet_book.device import device_name, synchronize, try_device
+from lenet_book.fast import load_fashion_mnist_tensors, train_fast
+from lenet_book.models import init_xavier, lenet
+from lenet_book.recipes import TEXT
+from lenet_book.results import best_runs, repeat_summary
+from lenet_book.textbook import text_loaders, train_text_loop
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from lenet_book.fast import init_xavier, lenet, load_fashion_mnist_tensors, synchronize, train_fast  # noqa: E402
-from lenet_book.textbook import text_loaders, train_text_loop  # noqa: E402
-
-# name -> (description, keyword arguments of train_fast; None for the text's loop)
+# name -> (description, options: None for the text's loop; "fused" picks lenet_book.fused.train_fused,
+# "threads", "flush_denormal" and "cudnn_benchmark" are set around the run, the rest go to train_fast)
 VARIANTS = {
     "text": ("the text's loop: DataLoader + ToTensor per image", None),
     "fast": ("fast path: data set on the device, index slicing", {}),
     "fast-1thread": ("fast path, one CPU thread", {"threads": 1}),
     "fast-flush-denormal": ("fast path, denormals flushed to zero", {"flush_denormal": True}),
     "fast-channels-last": ("fast path, channels-last memory format", {"channels_last": True}),
+    "fast-channels-last-flush-denormal": ("fast path, channels-last + denormals flushed to zero",
+                                          {"channels_last": True, "flush_denormal": True}),
     "fast-bf16": ("fast path, bf16 autocast", {"amp_dtype": torch.bfloat16}),
     "fast-compile": ("fast path, torch.compile", {"compile": True}),
     "fast-graph": ("fast path, each epoch one CUDA graph", {"cuda_graph": True}),
@@ -42,126 +57,149 @@ VARIANTS = {
     "fast-graph-cudnn-benchmark": ("fast path, CUDA graph + cuDNN autotuning",
                                    {"cuda_graph": True, "cudnn_benchmark": True}),
     "fast-graph-compile": ("fast path, CUDA graph + torch.compile", {"cuda_graph": True, "compile": True}),
+    "fused": ("fused step: forward, loss, backward and update compiled as one function",
+              {"fused": True, "cuda_graph": False}),
+    "fused-graph": ("fused step, each epoch one CUDA graph", {"fused": True, "cuda_graph": True}),
 }
-DEFAULTS = {"cpu": ["text", "fast"], "cuda": ["text", "fast", "fast-graph"]}
+DEFAULTS = {
+    "cpu": ["text", "fast", "fast-channels-last"],
+    "cuda": ["text", "fast", "fast-graph", "fast-graph-bf16", "fused", "fused-graph"],
+}
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "CPU") \
-        if Path("/proc/cpuinfo").exists() else (platform.processor() or "CPU")
-    return f"{model}, {torch.get_num_threads()} threads"
+def needs_cuda(variant):
+    return VARIANTS[variant][1] is not None and VARIANTS[variant][1].get("cuda_graph", False)
 
 
-def run_variant(name, device, epochs, root, seed):
+def run_fast_variant(options, device, epochs, root, seed, net, progress):
+    """One run of train_fast (or train_fused) with the variant's global settings set around it."""
+    options = dict(options)
+    threads, flush = options.pop("threads", None), options.pop("flush_denormal", False)
+    saved_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush)
+    torch.backends.cudnn.benchmark = options.pop("cudnn_benchmark", False)
+    try:
+        train_data, test_data = load_fashion_mnist_tensors(root, device)
+        if options.pop("fused", False):
+            from lenet_book.fused import train_fused  # imports torch.compile's machinery: only when asked
+
+            trainer = train_fused
+        else:
+            trainer = train_fast
+        history, step_seconds = trainer(net, train_data, test_data, epochs, lr=TEXT["lr"],
+                                        batch_size=TEXT["batch_size"], seed=seed, on_epoch=progress, **options)
+    finally:
+        torch.set_num_threads(saved_threads)
+        torch.set_flush_denormal(False)
+        torch.backends.cudnn.benchmark = False
+    return history, step_seconds, len(train_data[1]) * epochs
+
+
+def run_variant(name, device, epochs, root, seed, repeat=0):
     description, options = VARIANTS[name]
     torch.manual_seed(seed)
-    net = init_xavier(lenet())
+    net = init_xavier(lenet())  # every variant starts from these weights
     progress = lambda h: print(f"  {name:>20} epoch {h['epoch']:2d}: loss {h['loss']:.3f}, "  # noqa: E731
                                f"train acc {h['train_acc']:.3f}, test acc {h['test_acc']:.3f}", flush=True)
     start = time.perf_counter()
     if options is None:
-        train_iter, test_iter = text_loaders(root)
-        history, step_seconds = train_text_loop(net, train_iter, test_iter, epochs, 0.9, device, progress)
+        train_iter, test_iter = text_loaders(root, TEXT["batch_size"])
+        history, step_seconds = train_text_loop(net, train_iter, test_iter, epochs, TEXT["lr"], device,
+                                                progress, init=False)
         examples = len(train_iter.dataset) * epochs
     else:
-        options = dict(options)
-        threads, flush = options.pop("threads", None), options.pop("flush_denormal", False)
-        saved_threads = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        torch.set_flush_denormal(flush)
-        torch.backends.cudnn.benchmark = options.pop("cudnn_benchmark", False)
-        try:
-            train_data, test_data = load_fashion_mnist_tensors(root, device)
-            history, step_seconds = train_fast(net, train_data, test_data, epochs, seed=seed,
-                                               on_epoch=progress, **options)
-        finally:
-            torch.set_num_threads(saved_threads)
-            torch.set_flush_denormal(False)
-            torch.backends.cudnn.benchmark = False
-        examples = len(train_data[1]) * epochs
+        history, step_seconds, examples = run_fast_variant(options, device, epochs, root, seed, net, progress)
     synchronize(device)
     last = history[-1]
-    return {"variant": name, "description": description, "epochs": epochs,
+    return {"variant": name, "description": description, "repeat": repeat, "epochs": epochs,
             "examples_per_sec": examples / step_seconds, "train_seconds": step_seconds,
             "wall_seconds": time.perf_counter() - start, "loss": last["loss"],
             "train_acc": last["train_acc"], "test_acc": last["test_acc"]}
 
 
-def best_runs(results):
-    """The fastest successful run of each variant, with its speed relative to the text's loop."""
-    best = {}
-    for r in results:
-        if "error" not in r and r["examples_per_sec"] > best.get(r["variant"], {}).get("examples_per_sec", 0):
-            best[r["variant"]] = r
-    if "text" in best:
-        for r in best.values():
-            r["ratio_to_text"] = r["examples_per_sec"] / best["text"]["examples_per_sec"]
-    return best
-
-
-def write_json(path, name, device, args, variants, results):
-    best = best_runs(results)
+def write_json(path, name, device, args, variants, runs):
+    best = best_runs(runs)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "device": name, "device_type": device.type, "torch": torch.__version__,
-        "python": platform.python_version(), "date": datetime.date.today().isoformat(),
-        "epochs": args.epochs, "repeats": args.repeats, "batch_size": 256, "lr": 0.9,
-        "best": [best[v] for v in variants if v in best], "runs": results}, indent=2) + "\n")
+        "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit(),
+        "epochs": args.epochs, "repeats": args.repeats, "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
+        "best": [best[v] for v in variants if v in best], "summary": repeat_summary(runs),
+        "runs": runs}, indent=2) + "\n")
+
+
+def print_table(variants, runs, repeats):
+    best, summary = best_runs(runs), repeat_summary(runs)
+    if repeats == 1:
+        print(f"\n{'variant':>34} {'examples/sec':>13} {'train s':>8} {'wall s':>7} {'test acc':>8} {'× text':>7}")
+        for variant in variants:
+            r = best.get(variant)
+            if r is None:
+                print(f"{variant:>34} failed")
+                continue
+            print(f"{variant:>34} {r['examples_per_sec']:13,.0f} {r['train_seconds']:8.2f} "
+                  f"{r['wall_seconds']:7.1f} {r['test_acc']:8.3f} {r.get('ratio_to_text', float('nan')):7.2f}")
+        return
+    print(f"\n{'variant':>34} {'examples/sec (mean ± std)':>26} {'× text (mean ± std)':>20} {'median':>7} "
+          f"{'min':>5} {'max':>5} {'runs':>4}")
+    for variant in variants:
+        s = summary.get(variant)
+        if s is None:
+            print(f"{variant:>34} failed")
+            continue
+        speed = s["examples_per_sec"]
+        ratio = s.get("ratio_to_text")
+        ratio_text = (f"{ratio['mean']:10.2f} ± {ratio['std']:4.2f}   {ratio['median']:7.2f} "
+                      f"{ratio['min']:5.2f} {ratio['max']:5.2f}") if ratio else f"{'(no text run)':>20}"
+        print(f"{variant:>34} {speed['mean']:15,.0f} ± {speed['std']:8,.0f} {ratio_text} {speed['n']:4d}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: "
+                        "the first CUDA GPU, else Apple's GPU, else the CPU)")
+    parser.add_argument("--epochs", type=int, default=TEXT["num_epochs"])
     parser.add_argument("--repeats", type=int, default=1, help="run every variant this many times")
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="default: text fast (+ fast-graph on CUDA)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                        help="default: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in DEFAULTS.items())
+                        + "; other devices: text fast")
     parser.add_argument("--data", default=str(ROOT / "data"), help="data root (default: <repo>/data)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.epochs < 1:
+        parser.error("--repeats and --epochs must be at least 1")
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False); "
-                     "use --device cpu")
+    device = try_device() if args.device == "auto" else torch.device(args.device)
+    if device.type != "cpu" and try_device().type != device.type:
+        parser.error(f"--device {args.device}: PyTorch sees no {device.type} device here; "
+                     f"use --device {try_device().type} (or auto)")
     variants = args.variants or DEFAULTS.get(device.type, ["text", "fast"])
-    if device.type != "cuda" and any("graph" in v for v in variants):
-        parser.error("the fast-graph variants need a CUDA device")
+    if device.type != "cuda" and any(needs_cuda(v) for v in variants):
+        parser.error(f"{[v for v in variants if needs_cuda(v)]} record CUDA graphs: they need --device cuda")
 
     name = device_name(device)
-    print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch 256, on {name} "
-          f"(torch {torch.__version__})", flush=True)
-    results = []
+    print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch {TEXT['batch_size']}, lr {TEXT['lr']}, "
+          f"on {name} (torch {torch.__version__}, {torch.get_num_threads()} threads)", flush=True)
+    runs = []
     for repeat in range(args.repeats):
         for variant in variants:
             print(f"{variant} (run {repeat + 1} of {args.repeats}): {VARIANTS[variant][0]}", flush=True)
             try:
-                results.append(run_variant(variant, device, args.epochs, args.data, args.seed))
+                runs.append(run_variant(variant, device, args.epochs, args.data, args.seed, repeat))
             except Exception as error:  # one broken variant must not lose the others' figures
                 print(f"  {variant} failed: {type(error).__name__}: {error}", flush=True)
-                results.append({"variant": variant, "description": VARIANTS[variant][0],
-                                "error": f"{type(error).__name__}: {error}"})
-            if args.json:
-                write_json(args.json, name, device, args, variants, results)
+                runs.append({"variant": variant, "description": VARIANTS[variant][0], "repeat": repeat,
+                             "error": f"{type(error).__name__}: {error}"})
+            if args.json:  # after every run, so that a run cut short keeps what it measured
+                write_json(args.json, name, device, args, variants, runs)
 
-    best = best_runs(results)
-    print(f"\n{'variant':>20} {'examples/sec':>13} {'train s':>8} {'wall s':>7} {'test acc':>8} {'× text':>7}")
-    for variant in variants:
-        r = best.get(variant)
-        if r is None:
-            print(f"{variant:>20} failed")
-            continue
-        print(f"{variant:>20} {r['examples_per_sec']:13,.0f} {r['train_seconds']:8.2f} "
-              f"{r['wall_seconds']:7.1f} {r['test_acc']:8.3f} {r.get('ratio_to_text', float('nan')):7.2f}")
+    print_table(variants, runs, args.repeats)
     if args.json:
         print(f"results written to {args.json}")
-    return 0 if all(v in best for v in variants) else 1
+    return 0 if all(v in best_runs(runs) for v in variants) else 1
 
 
 if __name__ == "__main__":

@@ -4,9 +4,21 @@ torchvision (and so ``d2l.load_data_fashion_mnist``) reads the four uncompressed
 from ``<root>/FashionMNIST/raw/``. When one of them is missing it tries to download all of
 them, and when one is damaged it fails deep inside its parser. The functions here check the
 files first and stop with a message that names the file, says what was expected and how to
-fix it.
+fix it. The same goes for the folders: a path that is a file, or that this user may not read
+or write, is named with what is wrong and the fix, never left to a traceback.
 
-Command line (run from the repository root)::
+torchvision also prefers an old cache, ``<root>/FashionMNIST/processed/{training,test}.pt``,
+to the raw files, unchecked. ``check`` reports such a cache as a problem and changes nothing;
+``prepare`` and :func:`ensure_fashion_mnist` (which the chapters and the fast path call before
+loading) delete it with a message, so the data a chapter trains on are the verified raw files.
+The cache only duplicates the raw files, so nothing is lost.
+
+``prepare`` unpacks each file into a uniquely named temporary file, verifies it, and renames
+it into place (atomic): a killed run leaves no half-written data file, and several runs at
+once on the same folder are safe.
+
+Command line (relative paths start from the current folder; the defaults suit the repository
+root)::
 
     python -m lenet_book.data prepare              # copy from a local copy, verify, unpack
     python -m lenet_book.data prepare --source DIR # DIR holds the four *-ubyte.gz files
@@ -20,7 +32,10 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
 import sys
+import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +47,7 @@ __all__ = [
     "ensure_fashion_mnist",
     "find_local_copy",
     "prepare_fashion_mnist",
+    "remove_stale_cache",
 ]
 
 
@@ -72,20 +88,36 @@ LOCAL_COPIES = (
     Path("/usr/share/datasets/fashion-mnist"),  # Debian: apt-get install dataset-fashion-mnist
 )
 
-HOW_TO_FIX = """How to fix it, from the repository root:
+HOW_TO_FIX = """How to fix it (in a terminal opened in {cwd}; relative paths start from there):
   * from a local copy (checked against the published MD5 sums):
-      python -m lenet_book.data prepare --source DIR   (DIR holds the four *-ubyte.gz files)
+      python -m lenet_book.data prepare --source DIR --root {root}   (DIR holds the four *-ubyte.gz files)
   * on Debian or Ubuntu:  apt-get install dataset-fashion-mnist
-      then: python -m lenet_book.data prepare --source /usr/share/datasets/fashion-mnist
+      then: python -m lenet_book.data prepare --source /usr/share/datasets/fashion-mnist --root {root}
   * online: delete {raw} and run again; torchvision downloads the files."""
+
+# torchvision's FashionMNIST loads these two files, when both exist, instead of the raw files:
+# a cache that older torchvision versions wrote, and which nothing here verifies.
+PROCESSED_CACHE = ("training.pt", "test.pt")
+
+# prepare unpacks into hidden, uniquely named temporary files beside the targets. One that a
+# killed run left behind is never read as data; prepare deletes those older than this.
+STALE_PARTIAL_SECONDS = 3600
 
 
 class FashionMNISTError(RuntimeError):
-    """The Fashion-MNIST files are missing or not the published ones."""
+    """The Fashion-MNIST files are missing or not the published ones, or cannot be read or written."""
 
 
 def _raw_dir(root: str | os.PathLike) -> Path:
     return Path(root) / "FashionMNIST" / "raw"
+
+
+def _processed_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / "FashionMNIST" / "processed"
+
+
+def _how_to_fix(root: str | os.PathLike) -> str:
+    return HOW_TO_FIX.format(cwd=Path.cwd(), root=root, raw=_raw_dir(root))
 
 
 def _md5(path: Path) -> str:
@@ -96,80 +128,256 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _problem(path: Path, spec: IdxFile, raw: Path) -> str | None:
-    """Say what is wrong with one uncompressed IDX file, or return None if it is right."""
-    if not path.is_file():
-        return f"{path} is missing."
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        header = f.read(4 + 4 * len(spec.shape))
-    if len(header) < 4 + 4 * len(spec.shape):
-        return f"{path} holds only {size} bytes, too few for an IDX header (expected {spec.size:,} bytes)."
-    magic = int.from_bytes(header[:4], "big")
-    dims = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(4, len(header), 4))
-    if magic != spec.magic or dims != spec.shape:
-        return (f"{path} has the IDX header magic {magic:#06x} with sizes {dims}; "
-                f"expected magic {spec.magic:#06x} with sizes {spec.shape}. "
-                "It is not this Fashion-MNIST file (a .gz left compressed, or another data set?).")
-    if size != spec.size:
-        return (f"{path} holds {size:,} bytes; expected {spec.size:,}. "
-                "It is truncated or has extra bytes (an interrupted download or copy?).")
-    if _md5(path) != spec.md5:
-        return (f"{path} has the right size but its MD5 sum is not the published "
-                f"{spec.md5}: its contents are damaged or altered.")
+def _folder_problem(folder: Path, write: bool = False) -> str | None:
+    """Say why ``folder`` cannot be used (a file in its path, no permission, not writable).
+
+    Returns None when it is usable, and also when it (or a folder above it) does not exist yet:
+    the callers report missing files themselves, or create the folder.
+    """
+    for part in [*reversed(folder.parents), folder]:  # from the top: data, data/FashionMNIST, ...
+        try:
+            status = part.stat()
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            return f"{part} cannot be reached: no permission to enter {part.parent}."
+        if not stat.S_ISDIR(status.st_mode):
+            inside = f" (it is part of the path {folder})" if part != folder else ""
+            return f"{part} is a file, not a folder{inside}."
+        if not os.access(part, os.X_OK):
+            return f"{part} cannot be entered: no permission (execute/search) for this user."
+    if not os.access(folder, os.R_OK):
+        return f"{folder} cannot be read: no permission to list it for this user."
+    if write and not os.access(folder, os.W_OK):
+        return f"{folder} is not writable: no permission to create files in it for this user."
     return None
 
 
-def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
-    """Check the four uncompressed files under ``root/FashionMNIST/raw``.
+PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmod -R u+rwX PATH, or "
+                  "a+rX to let everyone read), run as the user who owns the data, or use another "
+                  "--root.")
 
-    Returns that folder. Raises FashionMNISTError naming every file that is missing or wrong.
+
+def _folder_error(problem: str, doing: str, root: str | os.PathLike) -> FashionMNISTError:
+    """A FashionMNISTError for a folder that cannot be used, with the fix that fits the problem."""
+    if "is a file, not a folder" in problem:
+        fix = ("How to fix it: move or delete that file, or give --root a folder "
+               "(a missing folder is created).")
+    else:
+        fix = PERMISSION_FIX
+    return FashionMNISTError(f"Cannot {doing}: {problem}\n{fix}\n"
+                             f"(Paths are relative to {Path.cwd()}; the data root is {root}.)")
+
+
+def _os_problem(error: OSError, path: Path | None = None) -> str:
+    """'PATH: what is wrong' for an OSError, in words."""
+    where = error.filename if error.filename is not None else path
+    if isinstance(error, PermissionError):
+        what = "no permission for this user"
+    elif isinstance(error, IsADirectoryError):
+        what = "is a folder, not a file"
+    elif isinstance(error, NotADirectoryError):
+        what = "a part of this path is a file, not a folder"
+    elif isinstance(error, FileNotFoundError):
+        what = "does not exist"
+    else:
+        what = error.strerror or str(error)
+    return f"{where}: {what}"
+
+
+def _problem(path: Path, spec: IdxFile) -> str | None:
+    """Say what is wrong with one uncompressed IDX file, or return None if it is right."""
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{path} is missing."
+    except PermissionError:
+        return f"{path} cannot be reached: no permission to enter {path.parent}."
+    if stat.S_ISDIR(status.st_mode):
+        return (f"{path} is a folder, not the file: delete it (rm -r {path}), "
+                "then prepare the data again.")
+    if not stat.S_ISREG(status.st_mode):
+        return f"{path} is not a regular file: delete it, then prepare the data again."
+    size = status.st_size
+    try:
+        with open(path, "rb") as f:
+            header = f.read(4 + 4 * len(spec.shape))
+        if len(header) < 4 + 4 * len(spec.shape):
+            return f"{path} holds only {size} bytes, too few for an IDX header (expected {spec.size:,} bytes)."
+        magic = int.from_bytes(header[:4], "big")
+        dims = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(4, len(header), 4))
+        if magic != spec.magic or dims != spec.shape:
+            return (f"{path} has the IDX header magic {magic:#06x} with sizes {dims}; "
+                    f"expected magic {spec.magic:#06x} with sizes {spec.shape}. "
+                    "It is not this Fashion-MNIST file (a .gz left compressed, or another data set?).")
+        if size != spec.size:
+            return (f"{path} holds {size:,} bytes; expected {spec.size:,}. "
+                    "It is truncated or has extra bytes (an interrupted download or copy?).")
+        if _md5(path) != spec.md5:
+            return (f"{path} has the right size but its MD5 sum is not the published "
+                    f"{spec.md5}: its contents are damaged or altered.")
+    except PermissionError:
+        return (f"{path} cannot be read: no permission for this user "
+                f"(as its owner: chmod a+r {path}).")
+    except OSError as error:
+        return f"{path} cannot be read ({error.strerror or error})."
+    return None
+
+
+def _stale_cache(root: str | os.PathLike) -> list[Path]:
+    """The files of torchvision's old ``processed`` cache present under ``root``."""
+    processed = _processed_dir(root)
+    return [processed / name for name in PROCESSED_CACHE if os.path.lexists(processed / name)]
+
+
+def _cache_problem(root: str | os.PathLike) -> str | None:
+    cache = _stale_cache(root)
+    if not cache:
+        return None
+    return (f"{_processed_dir(root)} holds an old torchvision cache ({', '.join(p.name for p in cache)}) "
+            "that torchvision loads instead of the verified raw files, unchecked. Delete it "
+            f"(rm -r {_processed_dir(root)}), or run prepare, which deletes it.")
+
+
+def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
+    """Delete torchvision's old ``processed/{training,test}.pt`` cache under ``root``, saying so.
+
+    torchvision's FashionMNIST prefers that cache to the raw files, so a stale one would be
+    trained on although ``check`` verified the raw files. It only ever duplicates the raw files
+    (torchvision no longer writes it), so deleting it loses nothing. Returns the deleted files.
+    """
+    cache = _stale_cache(root)
+    for path in cache:
+        try:
+            path.unlink()
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError as error:
+            raise FashionMNISTError(
+                f"{_processed_dir(root)} holds an old torchvision cache that torchvision would load "
+                f"instead of the verified raw files, and it cannot be deleted ({_os_problem(error, path)}).\n"
+                f"How to fix it: delete it yourself: rm -r {_processed_dir(root)}") from None
+    if cache:
+        try:
+            _processed_dir(root).rmdir()  # only when nothing else is in it
+        except OSError:
+            pass
+        print(f"Deleted {', '.join(str(p) for p in cache)}: an old torchvision cache that torchvision "
+              "would have loaded instead of the verified raw files.", file=sys.stderr)
+    return cache
+
+
+def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
+    """Check the four uncompressed files under ``root/FashionMNIST/raw``; change nothing.
+
+    Returns that folder. Raises FashionMNISTError naming every file that is missing or wrong,
+    a folder that cannot be read, and a stale torchvision ``processed/`` cache (which torchvision
+    would load instead of the raw files): ``check`` only reports it, ``prepare`` and
+    :func:`ensure_fashion_mnist` delete it.
     """
     raw = _raw_dir(root)
-    problems = [p for spec in FILES if (p := _problem(raw / spec.name, spec, raw))]
-    if problems:
+    folder = _folder_problem(raw)
+    if folder:
+        raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
+    problems = [p for spec in FILES if (p := _problem(raw / spec.name, spec))]
+    cache = _cache_problem(root)
+    if problems or cache:
         raise FashionMNISTError(
             "Fashion-MNIST is not ready in " + str(raw) + ":\n"
-            + "\n".join("  - " + p for p in problems) + "\n"
-            + HOW_TO_FIX.format(raw=raw))
+            + "\n".join("  - " + p for p in problems + ([cache] if cache else [])) + "\n"
+            + _how_to_fix(root))
     return raw
 
 
-def _gunzip_verified(source: Path, spec: IdxFile, target: Path) -> None:
+def _gunzip_verified(source: Path, spec: IdxFile, target: Path, root: str | os.PathLike = "data") -> None:
     """Unpack ``source`` into ``target``, keeping it only if its MD5 is the published one.
 
     The uncompressed sum is checked rather than the .gz sum, because Debian's copies carry
-    other gzip headers around the same compressed data.
+    other gzip headers around the same compressed data. The file is unpacked into a uniquely
+    named temporary file beside ``target``, verified, flushed to disk and renamed over
+    ``target`` (``os.replace``, atomic): ``target`` is never half-written, and several runs at
+    once each write their own temporary file.
     """
-    partial = target.with_suffix(".partial")
+    raw = target.parent
     try:
-        with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    # BadGzipFile is an OSError, a truncated file raises EOFError, and a damaged deflate
-    # stream behind a valid header raises zlib.error.
-    except (OSError, EOFError, zlib.error) as error:
-        partial.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(dir=raw, prefix=f".{spec.name}.", suffix=".partial")
+    except OSError as error:
         raise FashionMNISTError(
-            f"{source} is not a readable gzip file ({error}).\n"
-            f"Expected the published {spec.name}.gz (MD5 {spec.gz_md5}).\n"
-            + HOW_TO_FIX.format(raw=target.parent)) from None
-    problem = _problem(partial, spec, target.parent)
-    if problem:
+            f"Cannot write into the data folder {raw}: {_os_problem(error, raw).split(': ', 1)[1]}.\n"
+            + PERMISSION_FIX) from None
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            try:
+                compressed = open(source, "rb")
+            except OSError as error:
+                raise FashionMNISTError(
+                    f"Cannot read the source file: {_os_problem(error, source)}.\n"
+                    f"How to fix it: give this user read access (e.g. as its owner: chmod a+r {source}), "
+                    "or copy the .gz files to a folder it can read and pass that one.") from None
+            with compressed, gzip.GzipFile(fileobj=compressed, mode="rb") as src:
+                while True:
+                    try:
+                        block = src.read(1 << 20)
+                    # BadGzipFile is an OSError, a truncated file raises EOFError, and a damaged
+                    # deflate stream behind a valid header raises zlib.error.
+                    except (OSError, EOFError, zlib.error) as error:
+                        raise FashionMNISTError(
+                            f"{source} is not a readable gzip file ({error}).\n"
+                            f"Expected the published {spec.name}.gz (MD5 {spec.gz_md5}).\n"
+                            + _how_to_fix(root)) from None
+                    if not block:
+                        break
+                    try:
+                        dst.write(block)
+                    except OSError as error:
+                        raise FashionMNISTError(
+                            f"Cannot write {target} in the data folder: {_os_problem(error, partial)}.\n"
+                            "How to fix it: free some space, or use another --root.") from None
+            dst.flush()
+            os.fsync(dst.fileno())
+        problem = _problem(partial, spec)
+        if problem:
+            raise FashionMNISTError(
+                f"{source} does not unpack to the published {spec.name}: "
+                + problem.replace(str(partial), "the unpacked file") + "\n"
+                + _how_to_fix(root))
+        partial.replace(target)
+    finally:
         partial.unlink(missing_ok=True)
-        raise FashionMNISTError(
-            f"{source} does not unpack to the published {spec.name}: "
-            + problem.replace(str(partial), "the unpacked file") + "\n"
-            + HOW_TO_FIX.format(raw=target.parent))
-    partial.replace(target)
+
+
+def _remove_stale_partials(raw: Path) -> None:
+    """Delete temporary files that runs killed long ago left in ``raw`` (never a running one's)."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    for spec in FILES:
+        for path in raw.glob(f".{spec.name}.*.partial"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                pass  # another run removed it, or it is not ours to remove
 
 
 def find_local_copy() -> Path | None:
     """Return the first folder among $FASHION_MNIST_SOURCE and LOCAL_COPIES holding the .gz files."""
     candidates = [Path(os.environ["FASHION_MNIST_SOURCE"])] if os.environ.get("FASHION_MNIST_SOURCE") else []
     for folder in candidates + list(LOCAL_COPIES):
-        if all((folder / f"{spec.name}.gz").is_file() for spec in FILES):
+        if all(os.path.isfile(folder / f"{spec.name}.gz") for spec in FILES):
             return folder
     return None
+
+
+def _source_problem(source: Path) -> str | None:
+    """Say why ``source`` is not a folder this user can read, or None."""
+    try:
+        source.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"the source folder {source} does not exist."
+    except PermissionError:
+        pass  # _folder_problem names the folder that cannot be entered
+    problem = _folder_problem(source)
+    return f"the source {problem}" if problem else None
 
 
 def prepare_fashion_mnist(source: str | os.PathLike | None = None,
@@ -177,27 +385,60 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     """Unpack the four .gz files from ``source`` into ``root/FashionMNIST/raw`` and verify them.
 
     With no ``source``, the first local copy that :func:`find_local_copy` finds is used.
-    Files already there and correct are kept. Works offline. Returns the raw folder.
+    Files already there and correct are kept; a stale torchvision ``processed/`` cache is
+    deleted (see :func:`remove_stale_cache`). Works offline, and several runs at once on the
+    same root are safe. Returns the raw folder.
     """
     raw = _raw_dir(root)
+    folder = _folder_problem(raw)
+    if folder:
+        raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
+    if source is not None and not str(source).strip():
+        raise FashionMNISTError(
+            "The source folder is empty text (--source \"\"): give the folder that holds the four "
+            "*-ubyte.gz files, or leave --source out to use a local copy.\n" + _how_to_fix(root))
     if source is None:
         source = find_local_copy()
         if source is None:
             raise FashionMNISTError(
                 "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
-                + ", ".join(str(p) for p in LOCAL_COPIES) + ").\n" + HOW_TO_FIX.format(raw=raw))
+                + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
+                            for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
     source = Path(source)
-    raw.mkdir(parents=True, exist_ok=True)
-    for spec in FILES:
-        target = raw / spec.name
-        if _problem(target, spec, raw) is None:
-            continue
+    source_problem = _source_problem(source)
+    if source_problem:
+        fix = (f"How to fix it: give this user read access to {source} and its files (e.g. as "
+               f"their owner: chmod -R a+rX {source}), or copy the .gz files to a folder it can "
+               "read and pass that one." if "no permission" in source_problem else _how_to_fix(root))
+        raise FashionMNISTError(
+            f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
+            "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
+            "*-ubyte.gz files.\n" + fix)
+    todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
+    for spec in todo:
+        if os.path.isdir(raw / spec.name):
+            raise FashionMNISTError(f"Cannot prepare Fashion-MNIST in {raw}: {_problem(raw / spec.name, spec)}")
         gz = source / f"{spec.name}.gz"
-        if not gz.is_file():
+        if os.path.isdir(gz):
+            raise FashionMNISTError(f"{gz} is a folder, not the published {spec.name}.gz file.\n"
+                                    + _how_to_fix(root))
+        if not os.path.lexists(gz):
             raise FashionMNISTError(
                 f"{gz} is missing: the source folder must hold the four published .gz files "
-                f"({', '.join(s.name + '.gz' for s in FILES)}).\n" + HOW_TO_FIX.format(raw=raw))
-        _gunzip_verified(gz, spec, target)
+                f"({', '.join(s.name + '.gz' for s in FILES)}).\n" + _how_to_fix(root))
+    if todo:  # only a folder that must be written to needs to be writable
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = _folder_problem(raw, write=True) or _os_problem(error, raw)
+            raise _folder_error(problem, f"create the data folder {raw}", root) from None
+        folder = _folder_problem(raw, write=True)
+        if folder:
+            raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
+        _remove_stale_partials(raw)
+    remove_stale_cache(root)
+    for spec in todo:
+        _gunzip_verified(source / f"{spec.name}.gz", spec, raw / spec.name, root)
     return check_fashion_mnist(root)
 
 
@@ -206,10 +447,17 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
 
     Correct files: nothing to do. None of the files: torchvision downloads them when
     ``download`` is true and the machine is online. Anything else (a file missing, truncated,
-    with a wrong header or sum, or no network): FashionMNISTError saying what and how to fix.
+    with a wrong header or sum, a folder that cannot be read, or no network):
+    FashionMNISTError saying what and how to fix. A stale torchvision ``processed/`` cache,
+    which torchvision would load instead of the verified raw files, is deleted with a message
+    (see :func:`remove_stale_cache`), so what a chapter loads is what was checked.
     """
     raw = _raw_dir(root)
-    present = [spec for spec in FILES if (raw / spec.name).exists()]
+    folder = _folder_problem(raw)
+    if folder:
+        raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
+    remove_stale_cache(root)
+    present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
     if not present and download:
         try:
             import torchvision
@@ -219,7 +467,7 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
         except Exception as error:  # torchvision raises several kinds when offline
             raise FashionMNISTError(
                 f"Fashion-MNIST is not in {raw} and torchvision could not download it "
-                f"({type(error).__name__}: {error}).\n" + HOW_TO_FIX.format(raw=raw)) from None
+                f"({type(error).__name__}: {error}).\n" + _how_to_fix(root)) from None
     return check_fashion_mnist(root)
 
 
@@ -230,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--source", help="folder with the four *-ubyte.gz files "
                          "(default: $FASHION_MNIST_SOURCE, ../shared/data/FashionMNIST/raw, "
                          "/usr/share/datasets/fashion-mnist)")
-    prepare.add_argument("--root", default="data", help="data root that d2l reads (default: data)")
+    prepare.add_argument("--root", default="data", help="data root that d2l reads, a folder "
+                         "(default: data, relative to the current folder)")
     check = commands.add_parser("check", help="verify ROOT/FashionMNIST/raw")
     check.add_argument("--root", default="data")
     args = parser.parse_args(argv)
@@ -242,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     except FashionMNISTError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # one not foreseen above: still a message, not a traceback
+        print(f"error: {_os_problem(error)}.\n{_how_to_fix(args.root)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: no half-written file is kept; run the command again.", file=sys.stderr)
+        return 130
     print(f"Fashion-MNIST ready in {raw}: 4 files, MD5 sums verified.")
     return 0
 

@@ -1,6 +1,14 @@
-"""Choosing where to train: d2l.try_gpu() knows only CUDA; this also knows Apple's GPU."""
+"""Where to train, in one place for chapters, benchmarks and tools.
+
+d2l.try_gpu() knows only CUDA; ``try_device`` also knows Apple's GPU. ``device_name`` says which
+processor that is, for the records that chapters and benchmarks keep.
+"""
 
 from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -13,3 +21,27 @@ def try_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def synchronize(device):
+    """Wait for the device to finish, so that wall-clock timers measure the work (chapter 4)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def device_name(device=None) -> str:
+    """A readable name of ``device`` (default: ``try_device()``): the GPU's name or the CPU model."""
+    device = torch.device(device) if device is not None else try_device()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -1,7 +1,13 @@
-"""Where the committed measurements are, in a checkout and in an installed copy (as on Colab)."""
+"""The committed measurements: where they are (in a checkout and in an installed copy, as on
+Colab), and how the speed benchmark (``benchmarks/train_speed.py``) sums up its runs.
+
+Chapter 4 renders the result files; ``best_runs`` and ``repeat_summary`` turn a benchmark's
+runs into the figures it shows.
+"""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -21,3 +27,52 @@ def results_folder() -> Path:
             f"No benchmark results at {folder}. Install lenet_book from the book's repository "
             "(pip install 'lenet-book @ git+<repository URL>') or run from a checkout of it.")
     return folder
+
+
+def _succeeded(runs):
+    return [r for r in runs if "error" not in r]
+
+
+def best_runs(runs, baseline="text"):
+    """The fastest successful run of each variant, with ``ratio_to_text``: its examples/sec over
+    the fastest baseline run's (left out when the baseline has no successful run).
+
+    ``runs`` are the benchmark's records: dicts with "variant" and "examples_per_sec", or with
+    "error" for a run that failed. The records returned are copies.
+    """
+    best = {}
+    for r in _succeeded(runs):
+        if r["examples_per_sec"] > best.get(r["variant"], {}).get("examples_per_sec", 0):
+            best[r["variant"]] = dict(r)
+    if baseline in best:
+        for r in best.values():
+            r["ratio_to_text"] = r["examples_per_sec"] / best[baseline]["examples_per_sec"]
+    return best
+
+
+def _spread(values):
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "median": statistics.median(values), "min": min(values),
+            "max": max(values), "n": len(values)}
+
+
+def repeat_summary(runs, baseline="text"):
+    """Per variant, over the repeats: examples/sec and the ratio to the baseline, each as mean,
+    standard deviation (n - 1), median, min, max and n.
+
+    The ratio is taken repeat by repeat (each run has a "repeat" number): a variant's run over the
+    baseline's run of the same repeat, which ran beside it in the same process, so that a
+    machine that is busier in one repeat than in another slows both sides of that ratio.
+    """
+    succeeded = _succeeded(runs)
+    baseline_speed = {r["repeat"]: r["examples_per_sec"] for r in succeeded if r["variant"] == baseline}
+    summary = {}
+    for variant in dict.fromkeys(r["variant"] for r in succeeded):
+        mine = [r for r in succeeded if r["variant"] == variant]
+        entry = {"examples_per_sec": _spread([r["examples_per_sec"] for r in mine])}
+        ratios = [r["examples_per_sec"] / baseline_speed[r["repeat"]] for r in mine if r["repeat"] in baseline_speed]
+        if ratios:
+            entry["ratio_to_text"] = _spread(ratios)
+        summary[variant] = entry
+    return summary

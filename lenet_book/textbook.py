@@ -1,4 +1,4 @@
-"""The text's training loop (d2l section 7.6, ``train_ch6``) without its plot, for benchmarks.
+"""The text's training loop (``train_ch6`` of d2l's pre-1.0 edition, section 6.6) without its plot.
 
 Chapter 3 shows it with ``d2l.Animator``; here it reports what it would have plotted, so that
 ``benchmarks/train_speed.py`` can time it beside the fast path in one process.
@@ -15,7 +15,8 @@ from torch import nn
 from torchvision import transforms
 
 from lenet_book.data import ensure_fashion_mnist
-from lenet_book.fast import init_xavier, synchronize
+from lenet_book.device import synchronize
+from lenet_book.models import init_xavier
 
 
 def text_loaders(root="../data", batch_size=256, workers=None):
@@ -44,13 +45,17 @@ def evaluate_accuracy_gpu(net, data_iter, device):
     return correct / total
 
 
-def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu", on_epoch=None):
+def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu", on_epoch=None,
+                    init=True):
     """train_ch6: Xavier init, SGD, cross-entropy, a timer around the steps only.
 
     Returns one dict per epoch (loss, train_acc, test_acc) and the seconds the timer measured:
     like the text, it leaves out the time spent waiting for the DataLoader and evaluating.
+    ``init=True`` draws fresh Xavier weights first, as train_ch6 does; ``init=False`` trains
+    the weights ``net`` already has, so that another loop can start from the same ones.
     """
-    init_xavier(net)
+    if init:
+        init_xavier(net)
     net.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()

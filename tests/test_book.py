@@ -7,6 +7,8 @@ CONTRIBUTING.md says, and that every ignored output is followed by a check.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 import re
 from pathlib import Path
@@ -14,10 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lenet_book.book import chapters
+
 REPO = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
-CHAPTERS = [REPO / f"{entry['file']}.ipynb" for entry in TOC["chapters"] if entry["file"].startswith("notebooks/")]
+CHAPTERS = chapters()  # the one reader of _toc.yml
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 
 
@@ -90,13 +94,194 @@ class TestChapter:
         assert re.search(r"\bon (cpu|cuda|mps)\b", printed), "print the device a run used (in an ignored cell)"
 
     def test_every_ignored_output_is_followed_by_a_check(self, path):
-        cells = code_cells(load(path))
-        for index, cell in enumerate(cells):
-            if source(cell).lstrip().startswith("# NBVAL_IGNORE_OUTPUT"):
-                later = [source(c) for c in cells[index + 1:]
-                         if not source(c).lstrip().startswith("# NBVAL_IGNORE_OUTPUT")]
-                assert later and "assert" in later[0], (
-                    f"code cell {index} ignores its output: the next compared cell must assert the result")
+        """The next compared cell after an ignored one asserts on something the ignored cell computed."""
+        failures = unchecked_ignored_cells(load(path))
+        assert not failures, "\n".join(failures)
+
+
+# --- Ignored outputs and the checks that follow them ---------------------------------------------
+# nbval does not compare a cell with a comment line "# NBVAL_IGNORE_OUTPUT" or the tag
+# "nbval-ignore-output", nor one it skips ("# NBVAL_SKIP", tag "nbval-skip"). What such a cell
+# computed is then guarded only by the next compared cell, which must assert on it: it contains
+# an `assert` whose condition uses (directly, or through names the check cell derives from them)
+# a name that the ignored cell binds at its top level (assigns, defines, imports or, as in
+# `results["relu"] = ...`, stores into) or shows (a name in what it prints or displays, or in a
+# top-level expression such as a plotting call or the last line, whose value Jupyter shows, and
+# the collection a printing loop runs over; builtins, imported modules and the notebook's
+# functions and classes are code, not results).
+
+def has_marker(cell: dict, comment: str, tag: str) -> bool:
+    """As nbval reads its markers: a comment line (anywhere in the cell) or a cell tag."""
+    comments = [line.strip().lstrip("#").strip() for line in source(cell).splitlines() if line.strip().startswith("#")]
+    return comment.lstrip("# ") in comments or tag in cell["metadata"].get("tags", [])
+
+
+def ignores_output(cell: dict) -> bool:
+    return has_marker(cell, "# NBVAL_IGNORE_OUTPUT", "nbval-ignore-output")
+
+
+def is_compared(cell: dict) -> bool:
+    return not ignores_output(cell) and not has_marker(cell, "# NBVAL_SKIP", "nbval-skip")
+
+
+def python(cell: dict) -> ast.Module:
+    """The cell's code as Python; IPython magics and shell lines (%, !) are left out."""
+    lines = source(cell).splitlines()
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines))
+
+
+class TopLevelBindings(ast.NodeVisitor):
+    """Names a cell binds for the cells after it: not those local to its functions or comprehensions."""
+
+    def __init__(self):
+        self.names: set[str] = set()
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Store):
+            self.names.add(node.id)
+
+    def visit_Attribute(self, node):                 # results.x = ..., results["x"] = ...: results
+        if isinstance(node.ctx, ast.Store):
+            base = node
+            while isinstance(base, (ast.Attribute, ast.Subscript)):
+                base = base.value
+            if isinstance(base, ast.Name):
+                self.names.add(base.id)
+        self.generic_visit(node)
+
+    visit_Subscript = visit_Attribute
+
+    def visit_FunctionDef(self, node):
+        self.names.add(node.name)
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Import(self, node):
+        self.names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+
+    visit_ImportFrom = visit_Import
+
+    def visit_Lambda(self, node):
+        pass
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
+
+
+def top_level_bindings(tree: ast.Module) -> set[str]:
+    visitor = TopLevelBindings()
+    visitor.visit(tree)
+    return visitor.names
+
+
+def code_names(nb: dict) -> set[str]:
+    """Builtins, imported modules and the notebook's functions and classes: code, not results."""
+    names = set(dir(builtins)) | {"display"}     # IPython's builtin
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and source(cell).strip():
+            for node in ast.walk(python(cell)):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+    return names
+
+
+def shown_names(tree: ast.Module) -> set[str]:
+    """Names in what a cell prints or displays, and in its top-level expressions (plots, the last line)."""
+    shown = [arg for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in ("print", "display") for arg in node.args]
+    shown += [statement.value for statement in tree.body if isinstance(statement, ast.Expr)]
+    return set().union(*[loaded_names(node) for node in shown])
+
+
+def loaded_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+ASSIGNMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension)
+LOOPS = (ast.For, ast.comprehension)
+
+
+def derivations(tree: ast.Module, kinds: tuple = ASSIGNMENTS) -> dict[str, set[str]]:
+    """For each name a cell assigns (or loops over), the names its value comes from."""
+    derived: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, kinds):
+            value = node.iter if isinstance(node, (ast.For, ast.comprehension)) else node.value
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in top_level_bindings(ast.Module([ast.Assign([target], ast.Constant(0))], [])):
+                    derived.setdefault(name, set()).update(loaded_names(value) if value else set())
+    return derived
+
+
+def with_sources(names: set[str], tree: ast.Module, kinds: tuple = ASSIGNMENTS) -> set[str]:
+    """The names and, through the cell's assignments (or only its loops), every name they come from."""
+    derived, found, frontier = derivations(tree, kinds), set(names), set(names)
+    while frontier:
+        frontier = set().union(*[derived.get(name, set()) for name in frontier]) - found
+        found |= frontier
+    return found
+
+
+def names_asserted_on(tree: ast.Module) -> set[str]:
+    """Names the cell's asserts use, directly or through the cell's own assignments."""
+    return with_sources(set().union(*[loaded_names(n.test) for n in ast.walk(tree) if isinstance(n, ast.Assert)]),
+                        tree)
+
+
+def unchecked_ignored_cells(nb: dict) -> list[str]:
+    """One line per ignored cell whose next compared cell does not assert on what it computed."""
+    cells = [(i, c) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and source(c).strip()]
+    not_results = code_names(nb)
+    failures = []
+    for position, (index, cell) in enumerate(cells):
+        if not ignores_output(cell):
+            continue
+        tree = python(cell)
+        computed = (top_level_bindings(tree) | with_sources(shown_names(tree), tree, LOOPS)) - not_results
+        later = [(i, c) for i, c in cells[position + 1:] if is_compared(c)]
+        if not later:
+            failures.append(f"cell {index} ignores its output and no compared cell follows to check it")
+            continue
+        check_index, check = later[0]
+        check_tree = python(check)
+        if not any(isinstance(node, ast.Assert) for node in ast.walk(check_tree)):
+            failures.append(f"cell {index} ignores its output; the next compared cell {check_index} has no assert")
+        elif not names_asserted_on(check_tree) & computed:
+            failures.append(f"cell {index} ignores its output; the next compared cell {check_index} asserts on none "
+                            f"of what it computed or shows ({', '.join(sorted(computed)) or 'no name'})")
+    return failures
+
+
+def test_a_check_must_assert_on_what_the_ignored_cell_computed():
+    def code(text, tags=()):
+        return {"cell_type": "code", "metadata": {"tags": list(tags)} if tags else {}, "source": text}
+
+    def notebook(*cells):
+        return {"cells": list(cells)}
+
+    train = code("# NBVAL_IGNORE_OUTPUT\nacc, loss = train(net)\nprint(acc)")
+    assert unchecked_ignored_cells(notebook(train, code("ok = acc > 0.75\nprint(ok)\nassert ok"))) == []
+    assert unchecked_ignored_cells(notebook(code("acc = train(net)", ["nbval-ignore-output"]),
+                                            code("assert 0.75 <= acc <= 0.85"))) == []
+    relu = code("%%time\n# NBVAL_IGNORE_OUTPUT\nresults['relu'] = run()")
+    assert unchecked_ignored_cells(notebook(relu, code("print(1)", ["nbval-skip"]),
+                                            code("assert results['relu'] > 0.8"))) == []
+    assert unchecked_ignored_cells(notebook(relu, code("assert True")))
+    # A check that cannot fail, or that checks something else, is not a check of the ignored cell.
+    assert "asserts on none" in unchecked_ignored_cells(notebook(train, code("print(acc)\nassert True")))[0]
+    assert "asserts on none" in unchecked_ignored_cells(notebook(train, code("assert net is not None")))[0]
+    assert "has no assert" in unchecked_ignored_cells(notebook(train, code("print(acc > 0.75)")))[0]
+    assert "no compared cell" in unchecked_ignored_cells(notebook(code("x = 1"), train))[0]
+    assert unchecked_ignored_cells(notebook(code("# NBVAL_IGNORE_OUTPUT\ndef f():\n    local = 1\nplot(x)"),
+                                            code("assert local == 1")))[0].endswith("(plot, x)")
+    # A cell that only shows values is checked by asserting on what it shows (not on builtins or modules).
+    show = code("# NBVAL_IGNORE_OUTPUT\nimport pandas as pd\nprint(f'{len(parts)} parts in {seconds:.1f} s')\n"
+                "pd.DataFrame(history)")
+    assert unchecked_ignored_cells(notebook(show, code("assert history[-1]['loss'] < 0.6"))) == []
+    assert unchecked_ignored_cells(notebook(show, code("assert seconds > 0"))) == []
+    assert unchecked_ignored_cells(notebook(show, code("assert len(pd.__version__) > 0")))
 
 
 def test_one_repository_url_for_buttons_and_colab_setup():

@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 import urllib.error
 from pathlib import Path
 
@@ -396,6 +397,407 @@ def test_cli_as_a_program_exits_1_with_a_message_not_a_traceback(root):
     assert result.stderr.startswith(f"error: Fashion-MNIST is not ready in {raw_dir(root)}:")
     assert "Traceback" not in result.stderr
     assert_explains(result.stderr, f"{raw_dir(root) / 'train-images-idx3-ubyte'} is missing.")
+
+
+# --- torchvision's old processed/ cache -------------------------------------------------
+
+def write_stale_cache(root: Path, images: int = 100) -> Path:
+    """torchvision's old cache of blank images, as older versions wrote it beside raw/."""
+    import torch
+
+    processed = root / "FashionMNIST" / "processed"
+    processed.mkdir(parents=True, exist_ok=True)
+    for name, count in (("training.pt", images), ("test.pt", images // 10)):
+        torch.save((torch.zeros(count, 2, 2, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64)),
+                   processed / name)
+    return processed
+
+
+def test_a_stale_cache_would_be_loaded_instead_of_the_raw_files(tiny, root):
+    # Why the book must act: torchvision reads the cache, not the verified raw files.
+    import torchvision
+
+    write_raw(root, tiny)
+    write_stale_cache(root)
+    assert len(torchvision.datasets.FashionMNIST(root=str(root), train=True)) == 100
+
+
+def test_check_reports_a_stale_cache_and_deletes_nothing(tiny, root):
+    write_raw(root, tiny)
+    processed = write_stale_cache(root)
+
+    with pytest.raises(FashionMNISTError) as error:
+        data.check_fashion_mnist(root)
+
+    assert_explains(str(error.value), f"  - {processed} holds an old torchvision cache (training.pt, test.pt)",
+                    "loads instead of the verified raw files", f"rm -r {processed}")
+    assert sorted(p.name for p in processed.iterdir()) == ["test.pt", "training.pt"]
+
+
+def test_cli_check_exits_1_on_a_stale_cache(tiny, root, capsys):
+    write_raw(root, tiny)
+    write_stale_cache(root)
+
+    assert data.main(["check", "--root", str(root)]) == 1
+    assert "holds an old torchvision cache" in capsys.readouterr().err
+
+
+def test_after_ensure_the_chapters_loaders_read_the_verified_raw_files(tiny, root, capsys):
+    import torchvision
+
+    from lenet_book.fast import load_fashion_mnist_tensors
+
+    write_raw(root, tiny)
+    processed = write_stale_cache(root)
+
+    assert data.ensure_fashion_mnist(root) == raw_dir(root)
+
+    assert f"Deleted {processed / 'training.pt'}, {processed / 'test.pt'}" in capsys.readouterr().err
+    assert not processed.exists()
+    raw_counts = {train: TINY[name][1][0] for train, name in ((True, IMAGES), (False, "t10k-images-idx3-ubyte"))}
+    for train, count in raw_counts.items():  # what d2l.load_data_fashion_mnist builds on
+        assert len(torchvision.datasets.FashionMNIST(root=str(root), train=train, download=True)) == count
+    # the fast path (chapter 4 and later) calls ensure_fashion_mnist itself
+    write_stale_cache(root)
+    (train_x, train_y), (test_x, test_y) = load_fashion_mnist_tensors(root)
+    assert (len(train_x), len(train_y), len(test_x), len(test_y)) == (3, 3, 2, 2) == \
+        (raw_counts[True], raw_counts[True], raw_counts[False], raw_counts[False])
+    assert train_x.tolist() == [[[tiny[IMAGES][16 + 4 * i + 2 * r + c] for c in range(2)] for r in range(2)]
+                                for i in range(3)]
+
+
+def test_prepare_deletes_a_stale_cache_even_half_of_one(source, root, capsys):
+    data.prepare_fashion_mnist(source, root)
+    processed = write_stale_cache(root)
+    (processed / "test.pt").unlink()
+    (processed / "notes.txt").write_text("not torchvision's")
+
+    data.prepare_fashion_mnist(source, root)
+
+    assert "Deleted " + str(processed / "training.pt") in capsys.readouterr().err
+    assert sorted(p.name for p in processed.iterdir()) == ["notes.txt"]  # only the cache goes
+    assert data.check_fashion_mnist(root) == raw_dir(root)
+
+
+# --- folders and permissions -------------------------------------------------------------
+
+def test_prepare_with_a_root_that_is_a_file_says_so(source, tmp_path, capsys):
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("not a folder")
+
+    assert data.main(["prepare", "--source", str(source), "--root", str(a_file)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Cannot prepare Fashion-MNIST in {raw_dir(a_file)}: "
+                          f"{a_file} is a file, not a folder (it is part of the path {raw_dir(a_file)}).")
+    assert "move or delete that file, or give --root a folder" in err
+    assert a_file.read_text() == "not a folder"
+
+
+def test_check_with_a_file_inside_the_path_says_which(tiny, root, capsys):
+    root.mkdir()
+    (root / "FashionMNIST").write_text("")
+
+    assert data.main(["check", "--root", str(root)]) == 1
+
+    assert f"{root / 'FashionMNIST'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_raw_file_that_is_a_folder_is_named_and_nothing_is_written(source, root, tiny):
+    raw = write_raw(root, {})
+    (raw / IMAGES).mkdir()
+
+    with pytest.raises(FashionMNISTError) as error:
+        data.check_fashion_mnist(root)
+    assert f"{raw / IMAGES} is a folder, not the file: delete it (rm -r {raw / IMAGES})" in str(error.value)
+
+    with pytest.raises(FashionMNISTError) as error:
+        data.prepare_fashion_mnist(source, root)
+    assert f"{raw / IMAGES} is a folder, not the file" in str(error.value)
+    assert [p.name for p in raw.iterdir()] == [IMAGES]  # no .partial, nothing half-done
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file", "empty text"])
+def test_a_bad_source_is_reported_as_such(source, root, tmp_path, capsys, kind):
+    bad = {"missing": str(tmp_path / "no-such-folder"), "a file": str(source / f"{IMAGES}.gz"),
+           "empty text": ""}[kind]
+
+    assert data.main(["prepare", "--source", bad, "--root", str(root)]) == 1
+
+    err = capsys.readouterr().err
+    expected = {"missing": f"the source folder {bad} does not exist",
+                "a file": f"the source {bad} is a file, not a folder",
+                "empty text": 'The source folder is empty text (--source "")'}[kind]
+    assert expected in err, err
+    assert ".gz is missing" not in err
+    assert not root.exists()
+
+
+def test_a_source_gz_that_is_a_folder_is_named(source, root):
+    (source / f"{IMAGES}.gz").unlink()
+    (source / f"{IMAGES}.gz").mkdir()
+
+    with pytest.raises(FashionMNISTError, match=f"{IMAGES}.gz is a folder, not the published"):
+        data.prepare_fashion_mnist(source, root)
+
+
+def test_a_data_folder_that_cannot_be_written_is_not_blamed_on_the_source(source, root, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(raw_dir(root)))
+
+    monkeypatch.setattr(data.tempfile, "mkstemp", refuse)
+    with pytest.raises(FashionMNISTError) as error:
+        data.prepare_fashion_mnist(source, root)
+
+    message = str(error.value)
+    assert message.startswith(f"Cannot write into the data folder {raw_dir(root)}: no permission")
+    assert "gzip" not in message and str(source) not in message
+
+
+def test_a_full_disk_while_unpacking_is_named_and_leaves_nothing(source, root, monkeypatch):
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, block):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(FashionMNISTError) as error:
+        data.prepare_fashion_mnist(source, root)
+
+    assert f"Cannot write {raw_dir(root) / IMAGES} in the data folder" in str(error.value)
+    assert "No space left on device" in str(error.value) and "gzip" not in str(error.value)
+    assert list(raw_dir(root).iterdir()) == []
+
+
+def test_the_fix_names_the_folder_its_relative_paths_start_from(source, tmp_path, monkeypatch, capsys):
+    # A chapter runs in notebooks/ with root "../data": the commands must work from there.
+    workdir = tmp_path / "notebooks"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+
+    assert data.main(["check", "--root", "../data"]) == 1
+    err = capsys.readouterr().err
+    assert f"How to fix it (in a terminal opened in {workdir}; relative paths start from there):" in err
+    command = next(line.split("   (")[0].split()[3:] for line in err.splitlines()
+                   if "python -m lenet_book.data prepare --source DIR" in line)
+    assert command == ["prepare", "--source", "DIR", "--root", "../data"]
+
+    command[2] = str(source)
+    assert data.main(command) == 0  # the advice, followed in that folder, works
+    assert data.check_fashion_mnist(tmp_path / "data") == raw_dir(tmp_path / "data")
+
+
+def test_cli_as_a_program_explains_a_root_that_is_a_file(tmp_path):
+    a_file = tmp_path / "data"
+    a_file.write_text("")
+    for command in ("check", "prepare"):
+        result = run_cli(command, "--root", str(a_file))
+
+        assert result.returncode == 1, command
+        assert "Traceback" not in result.stderr
+        assert f"{a_file} is a file, not a folder" in result.stderr
+
+
+# Permission tests: root reads and writes every file, so as root they run in a child Python
+# that drops to the user nobody (after its imports: Python's own files may be root's only).
+
+@pytest.fixture
+def open_folder():
+    """A folder that every user may enter (pytest's tmp_path is for its owner only)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="lenet-book-test-"))
+    folder.chmod(0o755)
+    yield folder
+    folder.chmod(0o755)
+    for parent, folders, files in os.walk(folder):  # top-down: unlock a folder before entering it
+        for name in folders + files:
+            os.chmod(os.path.join(parent, name), 0o755)
+    shutil.rmtree(folder)
+
+
+def run_main_with_tiny_files(specs, args: list[str], as_nobody: bool) -> tuple[int, str]:
+    """Run ``data.main(args)`` with the tiny FILES, in a child Python dropped to the user nobody
+    when ``as_nobody``; return (exit status, stderr). Skips, printing why, if that cannot run."""
+    code = textwrap.dedent(f"""
+        import argparse, gettext, locale, os, sys  # all imports first (see above)
+        from lenet_book import data
+        from lenet_book.data import IdxFile
+        data.FILES = {specs!r}
+        if {as_nobody!r}:
+            os.setgroups([]); os.setgid(65534); os.setuid(65534)
+        sys.exit(data.main({args!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HOME": "/tmp"})
+    if as_nobody and "Traceback" in result.stderr and "lenet_book" not in result.stderr:
+        pytest.skip("cannot run Python as the user nobody: " + result.stderr.strip().splitlines()[-1])
+    return result.returncode, result.stderr
+
+
+def as_another_user(tiny, args: list[str]) -> tuple[int, str]:
+    """Run the CLI as a user the permission bits apply to: this one, or nobody when we are root."""
+    if os.geteuid() == 0:
+        print("running as root: the command runs as the user nobody")
+    return run_main_with_tiny_files(data.FILES, args, as_nobody=os.geteuid() == 0)
+
+
+def copy_source(source: Path, folder: Path) -> Path:
+    copy = folder / "source"
+    copy.mkdir()
+    for path in source.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize("locked", ["folder", "gz file"])
+def test_an_unreadable_source_is_named_with_no_permission(tiny, source, open_folder, locked):
+    source = copy_source(source, open_folder)
+    root = open_folder / "root"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    (source if locked == "folder" else source / f"{IMAGES}.gz").chmod(0o000)
+
+    status, err = as_another_user(tiny, ["prepare", "--source", str(source), "--root", str(root)])
+
+    assert status == 1 and "Traceback" not in err, err
+    expected = (f"the source {source} cannot be entered: no permission" if locked == "folder"
+                else f"Cannot read the source file: {source / IMAGES}.gz: no permission")
+    assert expected in err, err
+    assert "give this user read access" in err and "gzip" not in err
+    assert not any(raw_dir(root).glob("*")) if raw_dir(root).exists() else True
+
+
+@pytest.mark.parametrize("locked", ["unpacked file", "raw folder"])
+@pytest.mark.parametrize("command", ["check", "ensure"])
+def test_unreadable_data_is_named_with_no_permission(tiny, open_folder, locked, command):
+    root = open_folder / "root"
+    raw = write_raw(root, tiny)
+    for folder in (root, root / "FashionMNIST", raw):
+        folder.chmod(0o755)
+    (raw / IMAGES if locked == "unpacked file" else raw).chmod(0o000 if locked == "unpacked file" else 0o700)
+
+    if command == "ensure":  # what the chapters and the fast path call
+        err = ensure_as_another_user(tiny, root)
+        assert err, "ensure_fashion_mnist accepted data it cannot read"
+    else:
+        status, err = as_another_user(tiny, ["check", "--root", str(root)])
+        assert status == 1 and "Traceback" not in err, err
+    expected = (f"{raw / IMAGES} cannot be read: no permission" if locked == "unpacked file"
+                else f"{raw} cannot be entered: no permission")
+    assert expected in err, err
+
+
+def ensure_as_another_user(tiny, root: Path) -> str:
+    """The FashionMNISTError message of ensure_fashion_mnist(root), as another user; '' if none."""
+    as_nobody = os.geteuid() == 0
+    code = textwrap.dedent(f"""
+        import os
+        from lenet_book import data
+        from lenet_book.data import IdxFile
+        data.FILES = {data.FILES!r}
+        if {as_nobody!r}:
+            os.setgroups([]); os.setgid(65534); os.setuid(65534)
+        try:
+            data.ensure_fashion_mnist({str(root)!r}, download=False)
+        except data.FashionMNISTError as error:
+            print(error)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HOME": "/tmp"})
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+def test_an_unwritable_data_folder_is_named_as_such(tiny, source, open_folder):
+    source = copy_source(source, open_folder)
+    root = open_folder / "root"
+    raw_dir(root).mkdir(parents=True)
+    for folder in (open_folder, root, root / "FashionMNIST", raw_dir(root)):
+        folder.chmod(0o755)  # readable by all, writable by the owner only
+
+    status, err = as_another_user(tiny, ["prepare", "--source", str(source), "--root", str(root)])
+
+    assert status == 1 and "Traceback" not in err, err
+    assert f"{raw_dir(root)} is not writable: no permission to create files in it" in err, err
+    assert "gzip" not in err and str(source) not in err
+    assert list(raw_dir(root).iterdir()) == []
+
+
+# --- interrupted and concurrent runs -----------------------------------------------------
+
+SLOW_PREPARE = """
+import gzip, sys, time
+from lenet_book import data
+from lenet_book.data import IdxFile
+data.FILES = {specs!r}
+real_read = gzip.GzipFile.read
+def slow_read(self, size=-1):  # a few bytes at a time, so that runs overlap and can be killed
+    time.sleep({pause})
+    return real_read(self, 4)
+gzip.GzipFile.read = slow_read
+sys.exit(data.main(["prepare", "--source", {source!r}, "--root", {root!r}]))
+"""
+
+
+def start_slow_prepare(source: Path, root: Path, pause: float = 0.02) -> subprocess.Popen:
+    code = SLOW_PREPARE.format(specs=data.FILES, pause=pause, source=str(source), root=str(root))
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_prepare_killed_mid_way_leaves_nothing_that_passes_as_good(source, root, tiny):
+    import signal
+    import time
+
+    raw = raw_dir(root)
+    run = start_slow_prepare(source, root, pause=0.05)
+    deadline = time.monotonic() + 60
+    # Kill it once the first file is in place and the second is being unpacked.
+    while not ((raw / IMAGES).exists() and list(raw.glob(".train-labels-idx1-ubyte.*.partial"))):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.005)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=60)
+
+    assert (raw / IMAGES).read_bytes() == tiny[IMAGES]  # whole, or not there at all
+    assert not (raw / "train-labels-idx1-ubyte").exists()
+    with pytest.raises(FashionMNISTError) as error:
+        data.check_fashion_mnist(root)
+    assert_explains(str(error.value), f"{raw / 'train-labels-idx1-ubyte'} is missing.")
+    leftover = list(raw.glob(".*.partial"))
+    assert len(leftover) == 1
+
+    # The next run completes the data; a leftover of a run long gone is deleted, a recent one
+    # (perhaps a run still going) is left alone.
+    data.prepare_fashion_mnist(source, root)
+    assert {p.name: p.read_bytes() for p in raw.iterdir() if not p.name.startswith(".")} == tiny
+    assert list(raw.glob(".*.partial")) == leftover
+    old = time.time() - data.STALE_PARTIAL_SECONDS - 60
+    os.utime(leftover[0], (old, old))
+    (raw / IMAGES).unlink()
+    data.prepare_fashion_mnist(source, root)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(tiny)
+
+
+def test_concurrent_prepare_runs_on_one_root_all_succeed(source, root, tiny):
+    runs = [start_slow_prepare(source, root) for _ in range(3)]
+    results = [run.communicate(timeout=120) for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0, 0], results
+    assert all(err == "" and "ready" in out for out, err in results), results
+    assert {p.name: p.read_bytes() for p in raw_dir(root).iterdir()} == tiny  # no .partial left
 
 
 # --- the real data set (CI prepares it: these tests fail, never skip, when it is missing) -

@@ -71,7 +71,7 @@ def test_fast_steps_give_the_same_losses_as_the_texts_steps(fashion_mnist):
         text_loss = loss_fn(text_net(X), y)
         text_loss.backward()
         text_opt.step()
-        fast_loss_sum, _ = train_step(fast_net, fast_opt, loss_fn, train_x, train_y, idx)
+        fast_loss_sum, _ = train_step(fast_net, fast_opt, loss_fn, to_float(train_x[idx]), train_y[idx])
         assert fast_loss_sum.item() / len(idx) == pytest.approx(text_loss.item(), rel=1e-5)
     for a, b in zip(text_net.parameters(), fast_net.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
@@ -99,7 +99,7 @@ def test_evaluate_matches_a_plain_count(fashion_mnist):
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     optimizer, loss_fn = torch.optim.SGD(net.parameters(), lr=0.5), nn.CrossEntropyLoss()
     for idx in shuffled_batches(60000, 256, torch.Generator().manual_seed(0))[:50]:
-        train_step(net, optimizer, loss_fn, train_x, train_y, idx)
+        train_step(net, optimizer, loss_fn, to_float(train_x[idx]), train_y[idx])
     with torch.no_grad():
         predictions = torch.cat([net(to_float(test_x[i:i + 1000])).argmax(dim=1) for i in range(0, 10000, 1000)])
     expected = (predictions == test_y).sum().item() / 10000

@@ -1,13 +1,19 @@
 """Tests of the rendered site: the book is built once, into a temporary folder, and checked.
 
 Default run (no browser): every chapter page has the Colab and Binder launch links and the
-download button that _config.yml asks for, pointing at notebooks that exist, and every link to
-a local file or anchor in every built page resolves.
+download button that _config.yml asks for, pointing at notebooks that exist; every link to a local
+file or anchor in every built page resolves; formulas use the MathJax that ships with the site;
+every page's footer names the two licences; LICENSE, LICENSE-text, CITATION.cff and the front
+page's how-to-cite line agree; chapters are numbered; the front page links to the PDF where `make pdf` puts it.
 
-`pytest -m browser tests/test_site.py` (what `make site-test` runs) also opens the pages in
+`pytest -m browser tests/test_site.py` (what `make site-test` runs) also opens every page in
 headless Chromium (Debian's chromium and chromium-driver), served from 127.0.0.1, with no
-network: every page loads, every figure is drawn, the search page finds the book, and a
-full-page screenshot of every page is written to _build/screenshots/ for review.
+network, at 1366 and at 390 px wide (a laptop, a phone): every page loads without errors, every
+formula is typeset and no raw TeX shows, every figure is drawn, the chapter-list and contents
+buttons open their sidebars, there is one search box, the search page finds the book, and a
+full-page screenshot of every page at each width goes to _build/screenshots/<width>/ for review.
+It also checks the book's PDF (tools/make_pdf.py; the one `make pdf` made if $LENET_BOOK_PDF
+names it): every chapter on its own pages in order, every figure, no raw TeX.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import base64
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+
+from lenet_book.book import chapters
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
@@ -51,7 +60,7 @@ def toc_files(node) -> list[str]:
 
 
 PAGES = toc_files(TOC)  # docnames: book/intro, notebooks/01_architecture, ...
-CHAPTERS = [name for name in PAGES if name.startswith("notebooks/")]
+CHAPTERS = [path.relative_to(REPO).with_suffix("").as_posix() for path in chapters()]  # docnames
 
 
 # --------------------------------------------------------------------------- the build
@@ -219,12 +228,100 @@ def test_every_internal_link_and_anchor_resolves(site):
                 target = target / "index.html"
             if not target.is_relative_to(site):
                 broken.append(f"{where}: <{tag} {attribute}={value!r}> leaves the site")
+            elif not target.is_file() and target == (site / PDF_IN_SITE).resolve():
+                continue  # made by `make pdf`, not by the build (test_front_page_links_to_the_pdf_...)
             elif not target.is_file():
                 broken.append(f"{where}: <{tag} {attribute}={value!r}> -> missing {target.relative_to(site)}")
             elif url.fragment and target.suffix == ".html" and unquote(url.fragment) not in parse(target).anchors:
                 broken.append(f"{where}: <{tag} {attribute}={value!r}> -> no anchor #{url.fragment}")
     assert checked > 50, f"only {checked} internal links found: is the parser looking at the right pages?"
     assert not broken, f"{len(broken)} broken internal link(s):\n" + "\n".join(broken)
+
+
+# --------------------------------------------------------------------------- the book's apparatus
+
+
+MATHJAX = "mathjax/tex-svg-full.js"  # in book/_static/ (see SOURCE.txt there), _config.yml's mathjax_path
+PDF_IN_SITE = "_static/lenet-book.pdf"  # where `make pdf` puts the book's PDF in the built site
+VERSION = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def article(page: Path) -> str:
+    """The HTML of a page's main article (what the reader reads, without navigation and footer)."""
+    html = page.read_text(encoding="utf-8")
+    match = re.search(r'<article class="bd-article"[^>]*>(.*?)</article>', html, re.S)
+    assert match, f"{page.name}: no <article class=\"bd-article\">"
+    return match.group(1)
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)).replace("&nbsp;", " ").strip()
+
+
+def test_formulas_use_the_bundled_mathjax(site):
+    assert CONFIG["sphinx"]["config"]["mathjax_path"] == MATHJAX, "_config.yml: sphinx: config: mathjax_path"
+    assert (REPO / "book" / "_static" / MATHJAX).is_file(), f"book/_static/{MATHJAX} is missing"
+    with_math = 0
+    for page in built_pages(site):
+        scripts = [attrs["src"] for tag, attrs in parse(page).tags if tag == "script" and attrs.get("src")]
+        external = [s for s in scripts if urlsplit(s).scheme or s.startswith("//")]
+        assert not external, f"{page.relative_to(site)} loads scripts from the network: {external}"
+        mathjax = [s for s in scripts if "mathjax" in s.lower()]
+        if 'class="math' in page.read_text(encoding="utf-8"):
+            with_math += 1
+            # once: a second copy (e.g. Jupyter Book adding every .js of a top-level _static/) typesets twice
+            assert len(mathjax) == 1, f"{page.relative_to(site)} loads MathJax {len(mathjax)} times: {mathjax}"
+            assert (page.parent / urlsplit(mathjax[0]).path).resolve() == (site / "_static" / MATHJAX).resolve()
+    assert with_math >= 1, "no page has a formula: is the check looking at the right pages?"
+
+
+def test_every_page_footer_names_both_licences(site):
+    for page in built_pages(site):
+        html = page.read_text(encoding="utf-8")
+        if re.search(r'<meta http-equiv="refresh"', html, re.I) and "<body" not in html:
+            continue  # index.html: only a redirect to the front page
+        footer = re.search(r'<div class="extra_footer">(.*?)</div>', html, re.S)
+        assert footer, f"{page.relative_to(site)} has no licence footer (_config.yml html: extra_footer)"
+        text = text_of(footer.group(1))
+        for needed in ("CC BY-SA 4.0", "LICENSE-text", "MIT", "LICENSE", "CITATION.cff"):
+            assert needed in text, f"{page.relative_to(site)}: the footer does not say {needed!r}: {text}"
+
+
+def test_licences_and_citation_agree():
+    assert (REPO / "LICENSE").read_text().startswith("MIT License\n"), "LICENSE: the MIT licence of the code"
+    text = (REPO / "LICENSE-text").read_text()
+    assert "Creative Commons Attribution-ShareAlike 4.0 International Public License" in text
+    assert "Section 8 – Interpretation." in text, "LICENSE-text: the whole legal code of CC BY-SA 4.0"
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    preferred = cff["preferred-citation"]
+    assert cff["cff-version"] == "1.2.0" and cff["message"] and cff["authors"]
+    assert cff["title"] == preferred["title"] == CONFIG["title"], "CITATION.cff title vs _config.yml"
+    assert cff["authors"] == preferred["authors"] == [{"name": CONFIG["author"]}], "CITATION.cff authors"
+    assert cff["repository-code"] == preferred["url"] == REPO_URL, "CITATION.cff URL vs _config.yml repository"
+    assert sorted(cff["license"]) == ["CC-BY-SA-4.0", "MIT"]
+    assert cff["version"] == VERSION, "CITATION.cff version vs pyproject.toml"
+    assert str(preferred["year"]) == str(CONFIG["copyright"])
+    intro = (REPO / f"{TOC['root']}.md").read_text()
+    cite = re.search(r"\*\*How to cite:\*\*(.*?)\n\n", intro, re.S)
+    assert cite, f"{TOC['root']}.md has no '**How to cite:**' paragraph"
+    for needed in (CONFIG["author"], CONFIG["title"], str(preferred["year"]), REPO_URL, "CITATION.cff"):
+        assert needed in " ".join(cite.group(1).split()), f"the how-to-cite line lacks {needed!r}"
+
+
+def test_chapters_are_numbered_in_reading_order(site):
+    assert TOC.get("options", {}).get("numbered") is True, "_toc.yml: options: numbered: true"
+    for number, name in enumerate([p for p in PAGES if p != TOC["root"]], start=1):
+        h1 = re.search(r"<h1>(.*?)</h1>", article(site / f"{name}.html"), re.S)
+        title = text_of(h1.group(1)).rstrip("#").strip()
+        assert title.startswith(f"{number}. "), f"{name}: its title {title!r} should start with '{number}. '"
+
+
+def test_front_page_links_to_the_pdf_where_make_pdf_puts_it(site):
+    front = site / f"{TOC['root']}.html"
+    links = [h for h in parse(front).hrefs() if h.endswith(".pdf")]
+    assert len(links) == 1, f"{front.name}: expected one link to the book's PDF, found {links}"
+    assert (front.parent / links[0]).resolve() == (site / PDF_IN_SITE).resolve(), links[0]
+    assert f"_build/html/{PDF_IN_SITE}" in (REPO / "Makefile").read_text(), "make pdf must copy the PDF there"
 
 
 # --------------------------------------------------------------------------- in a browser
@@ -305,12 +402,93 @@ def image_outputs(chapter: str) -> int:
     return count
 
 
+# A laptop and a phone (CSS pixels); screenshots go to _build/screenshots/<width>/.
+WIDTHS = {1366: 900, 390: 844}
+
+
+def set_width(browser, width: int, height: int | None = None) -> None:
+    """Lay pages out `width` CSS pixels wide; a phone (< 600 px) as a phone: mobile viewport, touch."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height or WIDTHS[width], "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def wait_for_math(browser) -> dict:
+    """Wait until MathJax (deferred) has typeset the page, if the page loads it; what it did."""
+    return browser.execute_async_script("""
+        const done = arguments[0];
+        const main = %s;
+        const report = () => done({
+            formulas: main.querySelectorAll('.math').length,
+            typeset: main.querySelectorAll('mjx-container').length,
+            untypeset: Array.from(main.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container'))
+                            .map(e => e.textContent.trim().slice(0, 80)),
+            errors: Array.from(main.querySelectorAll('mjx-merror')).map(e => e.textContent.slice(0, 80))});
+        const startup = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+        (startup || Promise.resolve()).then(report, e => done({failed: String(e)}));""" % MAIN)
+
+
+class Loaded:
+    """One page open in the browser at one width, with what it logged while loading."""
+
+    def __init__(self, browser, server, name: str, width: int):
+        self.browser, self.server, self.name, self.width = browser, server, name, width
+        self.reload()
+
+    def reload(self) -> None:
+        set_width(self.browser, self.width)
+        self.browser.get_log("browser")  # drop what earlier pages logged
+        open_page(self.browser, self.server, self.name)
+        self.math = wait_for_math(self.browser)
+        self.log = self.browser.get_log("browser")
+
+
+@pytest.fixture(scope="class", params=[(n, w) for w in WIDTHS for n in PAGES], ids=lambda p: f"{p[0]}@{p[1]}")
+def loaded(request, browser, server):
+    """Each page at each width, opened once for all the checks of TestInBrowser (class scope)."""
+    page = Loaded(browser, server, *request.param)
+    yield page
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+# Raw TeX a reader would see if MathJax did not run: \( \) \[ \] delimiters, $...$ pairs and
+# the commands this book's formulas use (text inside code, outputs and typeset math is left out).
+RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\$[^$\s][^$]{0,200}?(?<=\S)\$"
+                     r"|\\(frac|mathrm|mathbf|mathcal|operatorname|sum|prod|times|cdot|sigma|tanh|exp|left|right"
+                     r"|begin|end|text|lfloor|rfloor|approx|le|ge|in|quad)\b")
+READER_TEXT = """
+    const main = %s;
+    const skip = 'pre, code, kbd, samp, script, style, textarea, mjx-container, .highlight, .output';
+    const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT, {acceptNode: n =>
+        n.parentElement.closest(skip) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+    const parts = [];
+    while (walker.nextNode()) parts.push(walker.currentNode.nodeValue);
+    return parts.join('');""" % MAIN
+
+# Is the element on screen and on top: inside the viewport, not hidden, and what the reader
+# would touch at a point inside it is part of it (not a backdrop or the article over it).
+SHOWN = """
+    const e = document.querySelector(arguments[0]);
+    if (!e) return null;
+    const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+    if (s.visibility === 'hidden' || s.display === 'none' || r.width < 100 || r.height < 50) return false;
+    if (r.left < -1 || r.right > window.innerWidth + 1 || r.bottom < 0 || r.top > window.innerHeight) return false;
+    const x = r.left + Math.min(r.width / 2, 60), y = Math.max(r.top, 0) + 40;
+    const hit = document.elementFromPoint(x, Math.min(y, window.innerHeight - 1));
+    return !!hit && e.contains(hit);"""
+VISIBLE = """
+    return Array.from(document.querySelectorAll(arguments[0])).filter(e => {
+        const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && r.right > 0 && r.left < window.innerWidth
+               && r.bottom > 0 && r.top < window.innerHeight;
+    });"""
+SIDEBARS = {"chapter list": (".bd-sidebar-primary", ".primary-toggle"),
+            "page contents": (".bd-sidebar-secondary", ".secondary-toggle")}
+
+
 @pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
 class TestInBrowser:
-    def test_page_loads_with_its_title(self, browser, server, name):
-        browser.get_log("browser")  # drop what earlier pages logged
-        open_page(browser, server, name)
+    def test_page_loads_with_its_title(self, loaded):
+        browser, name = loaded.browser, loaded.name
         assert "404" not in browser.title and "Error response" not in browser.title, f"{name}.html: {browser.title}"
         heading = browser.execute_script(
             f"const h = {MAIN}.querySelector('h1'); if (!h) return null;"
@@ -318,14 +496,22 @@ class TestInBrowser:
             "return c.textContent.trim();")
         assert heading, f"{name}.html has no <h1> in its main content"
         assert browser.title.startswith(heading), f"page title {browser.title!r} does not start with the <h1> {heading!r}"
-        # JavaScript errors, and local resources that failed; the CDN (MathJax) is unreachable on purpose
-        errors = [e["message"] for e in browser.get_log("browser")
-                  if e["level"] == "SEVERE" and not re.match(r"https?://(?!127\.0\.0\.1[:/])", e["message"])
-                  and not KNOWN_ERROR.search(e["message"])]
+        # JavaScript errors, and resources that failed: with no network, nothing may come from outside
+        errors = [e["message"] for e in loaded.log if e["level"] == "SEVERE" and not KNOWN_ERROR.search(e["message"])]
         assert not errors, f"{name}.html logged errors:\n" + "\n".join(errors)
 
-    def test_every_figure_is_drawn(self, browser, server, name):
-        open_page(browser, server, name)
+    def test_every_formula_is_typeset_and_no_raw_tex_shows(self, loaded):
+        math, name = loaded.math, loaded.name
+        assert "failed" not in math, f"{name}.html: MathJax failed: {math['failed']}"
+        assert not math["untypeset"], f"{name}.html: formulas left as TeX: {math['untypeset'][:5]}"
+        assert not math["errors"], f"{name}.html: MathJax could not read: {math['errors'][:5]}"
+        assert math["typeset"] >= math["formulas"]
+        text = loaded.browser.execute_script(READER_TEXT)
+        raw = [text[max(0, m.start() - 40):m.end() + 40] for m in RAW_TEX.finditer(text)]
+        assert not raw, f"{name}.html at {loaded.width} px shows raw TeX:\n" + "\n".join(raw[:10])
+
+    def test_every_figure_is_drawn(self, loaded):
+        browser, name = loaded.browser, loaded.name
         from selenium.webdriver.support.ui import WebDriverWait
 
         WebDriverWait(browser, 30).until(lambda d: d.execute_script(
@@ -337,39 +523,78 @@ class TestInBrowser:
                 kind: 'img', src: i.getAttribute('src'), complete: i.complete,
                 natural: [i.naturalWidth, i.naturalHeight], box: size(i)}}));
             const svgs = Array.from(main.querySelectorAll('svg'))
-                .filter(s => !s.parentElement.closest('svg') && !s.closest('button, .copybtn, .headerlink')
+                .filter(s => !s.parentElement.closest('svg') && !s.closest('button, .copybtn, .headerlink, mjx-container')
                              && !s.classList.contains('svg-inline--fa'))
                 .map(s => ({{kind: 'svg', src: s.id || s.getAttribute('class') || 'inline svg',
                              complete: true, natural: size(s), box: size(s)}}));
             return imgs.concat(svgs);""")
         bad = [f for f in figures if not (f["complete"] and min(f["natural"]) > 0 and min(f["box"]) > 0)]
-        assert not bad, f"{name}.html: figures not drawn: {bad}"
+        assert not bad, f"{name}.html at {loaded.width} px: figures not drawn: {bad}"
         if name in CHAPTERS:
             expected = image_outputs(name)
             assert len(figures) >= expected, f"{name}.html shows {len(figures)} figures, the notebook has {expected}"
+        wider = browser.execute_script(f"""return Array.from({MAIN}.querySelectorAll('img'))
+            .filter(i => i.getBoundingClientRect().right > window.innerWidth + 1).map(i => i.getAttribute('src'));""")
+        assert not wider, f"{name}.html at {loaded.width} px: figures wider than the screen: {wider}"
 
-    def test_full_page_screenshot(self, browser, server, name):
-        open_page(browser, server, name)
+    @pytest.mark.parametrize("sidebar", SIDEBARS)
+    def test_sidebar_button_opens_it(self, loaded, sidebar):
+        """The chapter list and the page contents: shown, or one button that opens them."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        browser, name, width = loaded.browser, loaded.name, loaded.width
+        panel, button = SIDEBARS[sidebar]
+        where = f"{name}.html at {width} px"
+        contents = browser.execute_script(f"return document.querySelectorAll('{panel} nav a').length")
+        buttons = browser.execute_script(VISIBLE, button)
+        try:
+            if not contents:  # a page without sections has no contents to show, and no button for them
+                assert not buttons, f"{where}: a {sidebar} button, but no {sidebar} to open"
+                return
+            shown = browser.execute_script(SHOWN, panel)
+            if shown and not buttons:
+                return  # wide enough to show it all the time
+            assert len(buttons) == 1, f"{where}: the {sidebar} is hidden; expected one button to open it, found {len(buttons)}"
+            for _ in range(2 if shown else 1):  # shown: the button hides it, then shows it again
+                before = browser.execute_script(SHOWN, panel)
+                buttons[0].click()
+                try:
+                    WebDriverWait(browser, 3, poll_frequency=0.1).until(
+                        lambda d: d.execute_script(SHOWN, panel) != before)
+                except Exception:
+                    pytest.fail(f"{where}: clicking the {sidebar} button does not {'hide' if before else 'open'} it")
+            assert browser.execute_script(SHOWN, panel), f"{where}: the {sidebar} button does not open it"
+            links = browser.execute_script(VISIBLE, f"{panel} nav a")
+            assert links, f"{where}: the {sidebar} opened without a visible link"
+        finally:
+            loaded.reload()
+
+    def test_one_search_box(self, loaded):
+        boxes = loaded.browser.execute_script(VISIBLE, ".search-button-field, .search-button, input[type=search]")
+        assert len(boxes) == 1, f"{loaded.name}.html at {loaded.width} px: {len(boxes)} search boxes or buttons"
+
+    def test_full_page_screenshot(self, loaded):
+        browser, name, width = loaded.browser, loaded.name, loaded.width
         # Make the viewport as tall as the page and shoot it whole (captureBeyondViewport alone
         # sometimes caught the page scrolled sideways while it was still settling).
-        width = browser.execute_script("return window.innerWidth")
         height = min(16000, browser.execute_script("return document.documentElement.scrollHeight"))
-        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        set_width(browser, width, height)
         try:
             browser.execute_script("window.scrollTo(0, 0)")
             browser.execute_async_script(  # two animation frames: the new size is laid out and painted
                 "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
             png = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+            scrolls = browser.execute_script("return document.documentElement.scrollWidth > window.innerWidth + 1")
         finally:
-            browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name.replace('/', '__')}.png"
+            set_width(browser, width)
+        path = SCREENSHOTS / str(width) / f"{name.replace('/', '__')}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(png["data"]))
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, f"{path} is not a real screenshot"
         size = (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
         assert size == (width, height), f"{path} is {size}, the page {(width, height)}"
+        assert not scrolls, f"{name}.html at {width} px: the page itself scrolls sideways"
 
 
 @pytest.mark.browser
@@ -383,3 +608,93 @@ def test_search_finds_the_book(browser, server):
     assert results, "search.html?q=LeNet found nothing"
     pages = {urlsplit(href).path.removesuffix(".html") for href in results}
     assert pages & set(PAGES), f"no result is a page of the book: {results}"
+
+
+# --------------------------------------------------------------------------- the book as one PDF
+
+
+@pytest.fixture(scope="session")
+def book_pdf(tmp_path_factory) -> Path:
+    """The PDF that `make pdf` made ($LENET_BOOK_PDF), else one made now by tools/make_pdf.py."""
+    if os.environ.get("LENET_BOOK_PDF"):
+        pdf = Path(os.environ["LENET_BOOK_PDF"])
+        assert pdf.is_file(), f"LENET_BOOK_PDF={pdf}: no such file (make pdf writes it)"
+        return pdf
+    pdf = tmp_path_factory.mktemp("pdf") / "lenet-book.pdf"
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "make_pdf.py"), "--out", str(pdf)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and pdf.is_file(), f"tools/make_pdf.py failed:\n{result.stdout}\n{result.stderr}"
+    return pdf
+
+
+def poppler(*command: str) -> str:
+    tool = shutil.which(command[0])
+    if not tool:
+        pytest.fail(f"{command[0]} is missing: apt-get install -y poppler-utils (make pdf does it)", pytrace=False)
+    return subprocess.run([tool, *command[1:]], capture_output=True, text=True, check=True).stdout
+
+
+def notebook_figures(chapter: str) -> dict[str, int]:
+    """A chapter's image outputs by kind: 'raster' (PNG, JPEG) and 'vector' (SVG)."""
+    nb = json.loads((REPO / f"{chapter}.ipynb").read_text())
+    kinds = {"raster": 0, "vector": 0}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/svg+xml" in data:
+                kinds["vector"] += 1
+            elif any(k in data for k in ("image/png", "image/jpeg")):
+                kinds["raster"] += 1
+    return kinds
+
+
+def chapter_titles() -> list[str]:
+    """The title (first heading) of every page after the front page, in reading order."""
+    titles = []
+    for name in PAGES[1:]:
+        source = REPO / f"{name}.ipynb"
+        if source.is_file():
+            text = "\n".join("".join(c["source"]) for c in json.loads(source.read_text())["cells"]
+                             if c["cell_type"] == "markdown")
+        else:
+            text = (REPO / f"{name}.md").read_text()
+        titles.append(re.search(r"^# (.+)$", text, re.M).group(1).strip())
+    return titles
+
+
+@pytest.mark.browser
+def test_pdf_has_every_chapter_in_order_each_on_a_new_page(book_pdf):
+    pages = int(re.search(r"^Pages:\s+(\d+)", poppler("pdfinfo", str(book_pdf)), re.M).group(1))
+    titles = chapter_titles()
+    assert pages >= len(titles) + 1, f"{book_pdf.name}: {pages} pages for {len(titles)} chapters and a front page"
+    text = [" ".join(page.split()) for page in poppler("pdftotext", str(book_pdf), "-").split("\f")]
+    starts = []
+    for number, title in enumerate(titles, start=1):
+        heading = f"{number}. {title}"
+        found = [index + 1 for index, page in enumerate(text) if page.startswith(heading)]
+        assert found, f"{book_pdf.name}: no page starts with the chapter heading {heading!r}"
+        starts.append(found[0])
+    assert starts == sorted(starts) and len(set(starts)) == len(starts), f"chapters start on pages {starts}"
+
+
+@pytest.mark.browser
+def test_pdf_shows_every_figure(book_pdf):
+    raster = sum(notebook_figures(c)["raster"] for c in CHAPTERS)
+    vector = sum(notebook_figures(c)["vector"] for c in CHAPTERS)
+    images = [line for line in poppler("pdfimages", "-list", str(book_pdf)).splitlines()[2:] if line.strip()]
+    assert len(images) >= raster, f"{book_pdf.name}: {len(images)} raster images, the chapters have {raster}"
+    # SVG figures stay vector graphics (pdfimages lists raster images only): each is one tagged Figure
+    struct = subprocess.run([shutil.which("pdfinfo") or "pdfinfo", "-struct", str(book_pdf)],
+                            capture_output=True, text=True).stdout
+    tagged = len(re.findall(r"^\s*Figure\b", struct, re.M))
+    assert tagged >= raster + vector, f"{book_pdf.name}: {tagged} tagged figures, the chapters have {raster + vector}"
+
+
+@pytest.mark.browser
+def test_pdf_shows_no_raw_tex(book_pdf):
+    text = poppler("pdftotext", str(book_pdf), "-")
+    # Code listings print literally: leave out lines that look like Python (the chapters' cells).
+    prose = "\n".join(line for line in text.splitlines()
+                      if not re.search(r"\b(def|import|print|return|lambda|for|assert)\b|[=#]|^\s{2,}", line))
+    raw = [prose[max(0, m.start() - 40):m.end() + 40] for m in RAW_TEX.finditer(prose)]
+    assert not raw, f"{book_pdf.name} shows raw TeX:\n" + "\n".join(raw[:10])

@@ -1,8 +1,8 @@
 """Run chapters as a learner does on a fresh Colab runtime, offline.
 
-    python tools/colab_check.py                          # every chapter (make colab-check)
-    python tools/colab_check.py 03_training              # some of them
-    python tools/colab_check.py --record records/colab-check.json   # also keep the outcome
+    python -m tools.colab_check                          # every chapter (make colab-check)
+    python -m tools.colab_check 03_training              # some of them
+    python -m tools.colab_check --record records/colab-check.json   # also keep the outcome
 
 For each chapter, like Colab:
   * the notebook is alone in an empty folder: no checkout of the book, no data;
@@ -49,7 +49,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from execute_notebooks import chapters  # tools/ is on sys.path when a tool runs
+from lenet_book.book import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     record = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
               "torch": torch.__version__,
+              # HEAD, not the working tree: the chapters installed lenet_book from HEAD
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                        capture_output=True, text=True).stdout.strip(),
               "chapters": outcome}

@@ -1,7 +1,7 @@
 """Execute chapters in place, top to bottom in a fresh kernel, and store them clean.
 
-    python tools/execute_notebooks.py                       # every chapter in _toc.yml
-    python tools/execute_notebooks.py notebooks/03_*.ipynb  # some of them
+    python -m tools.execute_notebooks                       # every chapter in _toc.yml
+    python -m tools.execute_notebooks notebooks/03_*.ipynb  # some of them (make execute NB=...)
 
 Each notebook runs with ``notebooks/`` as its working folder (as nbval and Jupyter run it),
 then its metadata is reduced to the kernel and language, cell metadata to tags, and its
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
-import os
 import platform
 import re
 import sys
@@ -23,30 +22,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
+from lenet_book.book import chapters
+from lenet_book.device import device_name
+
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def chapters() -> list[Path]:
-    """Chapters in the order _toc.yml lists them."""
-    toc = (ROOT / "_toc.yml").read_text()
-    return [ROOT / f"{stem}.ipynb" for stem in re.findall(r"file:\s*(notebooks/\S+)", toc)]
-
-
-def device_name() -> str:
-    """The device a chapter trains on here: the first CUDA GPU, Apple's GPU, or the CPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    if torch.backends.mps.is_available():
-        return "Apple GPU (mps)"
-    model = platform.processor() or "CPU"
-    if Path("/proc/cpuinfo").exists():
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), model)
-    return f"CPU: {model}, {os.cpu_count()} cores"
 
 
 def execution_record(seconds: float) -> dict:

@@ -1,12 +1,16 @@
 """Write book/execution_report.md from the chapters' own records: nothing on it is typed by hand.
 
-    python tools/execution_report.py          # (re)write the page; `make book` runs this
-    python tools/execution_report.py --check  # exit 1 if the committed page is out of date
+    python -m tools.execution_report          # (re)write the page (make report)
+    python -m tools.execution_report --check  # exit 1 if the committed page is out of date (a test runs this)
 
-tools/execute_notebooks.py stores in each chapter's metadata when, where and with which
-versions its outputs were made; GPU replays (tools/gpu_check.sh) leave their per-chapter
-outcome in benchmarks/results/gpu-nbval*.json, and tools/colab_check.py --record its outcome in
-records/colab-check.json.
+It reads:
+  * each chapter's metadata, where tools/execute_notebooks.py stores when, where and with which
+    versions its outputs were made;
+  * records/gpu-replay.json, written by tools/gpu_check.py: the nbval replay of every chapter and
+    the training code's unit tests on a GPU, and records/gpu-replay-history.json, replays of
+    earlier versions of the chapters, shown as history;
+  * records/colab-check.json, written by ``python -m tools.colab_check --record``.
+The page names chapters by their titles and the code by its modules, not by file names.
 """
 
 from __future__ import annotations
@@ -16,71 +20,137 @@ import json
 import sys
 from pathlib import Path
 
-from execute_notebooks import chapters  # tools/ is on sys.path when a tool runs
+from lenet_book.book import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution_report.md"
-GPU_REPLAYS = ROOT / "benchmarks" / "results"  # gpu-nbval*.json: one file per replay
-COLAB_CHECK = ROOT / "records" / "colab-check.json"  # tools/colab_check.py --record
+RECORDS = ROOT / "records"
+GPU_REPLAY = RECORDS / "gpu-replay.json"  # python -m tools.gpu_check
+GPU_HISTORY = RECORDS / "gpu-replay-history.json"  # earlier replays, of older chapters
+COLAB_CHECK = RECORDS / "colab-check.json"  # python -m tools.colab_check --record
 
 
 def title(nb: dict) -> str:
     return "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
 
 
-def render() -> str:
-    lines = [
-        "# Execution report",
-        "",
-        "Every output in this book comes from running its chapter top to bottom on the real",
-        "Fashion-MNIST data. This page lists, for each chapter, the run whose outputs are stored.",
-        "It is generated from the notebooks' metadata by `tools/execution_report.py`.",
-        "",
-        "| chapter | run on | device | run time | Python | torch | torchvision | d2l |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+def chapter_links() -> dict[str, str]:
+    """Chapter file (notebooks/NN_topic.ipynb) -> a markdown link with its title, in reading order."""
+    return {path.relative_to(ROOT).as_posix():
+            f"[{title(json.loads(path.read_text()))}](../{path.relative_to(ROOT).as_posix()})"
+            for path in chapters()}
+
+
+def label(name: str, links: dict[str, str]) -> str:
+    """How the page names a replayed file: a chapter by its title, a test file by the module it tests."""
+    if name in links:
+        return links[name]
+    if name.startswith("notebooks/"):
+        return f"{short_label(name)} (a version no longer in the book)"
+    module = Path(name).stem.removeprefix("test_")
+    return f"unit tests of `lenet_book.{module}`"
+
+
+def short_label(name: str) -> str:
+    """A replayed file in a line of history: "chapter 4" or the module its tests test."""
+    if name.startswith("notebooks/"):
+        return f"chapter {name.split('/')[1][:2].lstrip('0')}"
+    return label(name, {})
+
+
+def outcome(counts: dict) -> str:
+    total = counts["passed"] + counts["failed"]
+    return "pass" if counts["failed"] == 0 else f"**fails**: {counts['failed']} of {total} differ or fail"
+
+
+def executions(links: dict[str, str]) -> list[str]:
+    lines = ["| chapter | run on | device | run time | Python | torch | torchvision | d2l |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for path in chapters():
-        nb = json.loads(path.read_text())
-        record = nb["metadata"].get("execution")
-        link = f"[{title(nb)}](../{path.relative_to(ROOT).as_posix()})"
+        record = json.loads(path.read_text())["metadata"].get("execution")
+        link = links[path.relative_to(ROOT).as_posix()]
         if not record:
-            lines.append(f"| {link} | not recorded | | | | | | |")
+            lines.append(f"| {link} | not recorded: stored before the book kept execution records | | | | | | |")
             continue
         v = record["versions"]
         lines.append(f"| {link} | {record['date']} | {record['device']} | {record['seconds']} s | "
                      f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
-    lines += ["", "## Replays on a GPU", ""]
-    replays = sorted(GPU_REPLAYS.glob("gpu-nbval*.json"))
-    for path in replays:
-        replay = json.loads(path.read_text())
-        lines += [f"`tools/gpu_check.sh` replayed these with nbval on {replay['device']} "
-                  f"(torch {replay['torch']}) on {replay['date']}, comparing every stored output with "
-                  f"the one made on that GPU (`{path.relative_to(ROOT).as_posix()}`):", "",
-                  "| chapter or test file | passed | failed | result |", "| --- | --- | --- | --- |"]
-        for name, counts in replay["files"].items():
-            verdict = "pass" if counts["failed"] == 0 else "FAIL"
-            lines.append(f"| `{name}` | {counts['passed']} | {counts['failed']} | {verdict} |")
-        lines.append("")
-    if not replays:
-        lines.append("No GPU replay has been recorded yet (see `tools/gpu_check.sh`).")
-    lines += ["", "## Runs in a fresh, Colab-like runtime", ""]
-    if COLAB_CHECK.exists():
-        check = json.loads(COLAB_CHECK.read_text())
-        lines += [f"`tools/colab_check.py` ran these chapters on {check['date']} (commit {check['commit']}, "
-                  f"Python {check['python']}, torch {check['torch']}) the way a learner runs them on a new "
-                  "Colab runtime: each alone in an empty folder, without d2l, lenet_book or the data. Its "
-                  "first cell installed d2l from PyPI and lenet_book from the repository URL, and "
-                  "torchvision downloaded Fashion-MNIST; that machine has no internet, so git fetched the "
-                  "repository from a local clone and the download came through a local proxy. Every cell "
-                  "ran, top to bottom; outputs were not compared.", "",
-                  "| chapter | result | run time | installed by its first cell | files downloaded |",
-                  "| --- | --- | --- | --- | --- |"]
-        for name, result in check["chapters"].items():
-            verdict = "pass" if result["passed"] else "FAIL"
-            lines.append(f"| `{name}` | {verdict} | {result['seconds']} s | {', '.join(result['installed'])} "
-                         f"| {len(result['downloaded'])} |")
-    else:
-        lines.append("No run has been recorded yet (see `tools/colab_check.py`).")
+    return lines
+
+
+def gpu_replay(links: dict[str, str]) -> list[str]:
+    if not GPU_REPLAY.exists():
+        return ["No replay of the chapters as they are now has been recorded on a GPU yet."]
+    replay = json.loads(GPU_REPLAY.read_text())
+    lines = [f"On {replay['date']} the chapters were replayed with nbval on {replay['device']} (torch "
+             f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
+             "on that GPU, and the unit tests of the training code ran there too, including those that "
+             "need a GPU (the CUDA-graph epochs, the fused step).", "",
+             "| chapter or tests | passed | failed | result |", "| --- | --- | --- | --- |"]
+    files = replay["files"]
+    for name in list(links) + sorted(set(files) - set(links)):
+        if name in files:
+            counts = files[name]
+            lines.append(f"| {label(name, links)} | {counts['passed']} | {counts['failed']} | {outcome(counts)} |")
+        elif name in replay["no_result"]:
+            why = replay["no_result"][name]
+            lines.append(f"| {label(name, links)} | | | **no result**: "
+                         + ("the replay's time ran out first |" if why == "out of time"
+                            else f"its run ended ({why}) before any test reported |"))
+        else:
+            lines.append(f"| {label(name, links)} | | | not in this replay: a narrower run, or added since |")
+    return lines
+
+
+def gpu_history(links: dict[str, str]) -> list[str]:
+    if not GPU_HISTORY.exists():
+        return []
+    lines = ["", "Earlier replays ran on older versions of the chapters and of the code, so they say nothing "
+             "about the chapters as they are now; they are kept as history:", ""]
+    for replay in json.loads(GPU_HISTORY.read_text())["replays"]:
+        if any(c["failed"] for c in replay["files"].values()) and not replay.get("note"):
+            raise ValueError(f"a replay of {replay['date']} has failures and no note saying what came of them: "
+                             f"add one to {GPU_HISTORY.relative_to(ROOT)}")
+        parts = [f"{short_label(name)}: {counts['passed']} passed"
+                 + (f", {counts['failed']} failed" if counts["failed"] else "")
+                 for name, counts in replay["files"].items()]
+        lines.append(f"- {replay['date']}, {replay['device']} (torch {replay['torch']}, commit {replay['commit']}): "
+                     f"{'; '.join(parts)}. {replay.get('note', '')}".rstrip())
+    return lines
+
+
+def colab_check(links: dict[str, str]) -> list[str]:
+    if not COLAB_CHECK.exists():
+        return ["No run has been recorded yet."]
+    check = json.loads(COLAB_CHECK.read_text())
+    lines = [f"On {check['date']} (commit {check['commit']}, Python {check['python']}, torch {check['torch']}) "
+             "each chapter ran the way a learner runs it on a new Colab runtime: alone in an empty folder, "
+             "without d2l, lenet_book or the data. Its first cell installed d2l from PyPI and lenet_book "
+             "from the repository URL, and torchvision downloaded Fashion-MNIST; that machine has no "
+             "internet, so git fetched the repository from a local clone and the download came through a "
+             "local proxy. Every cell ran, top to bottom; outputs were not compared.", "",
+             "| chapter | result | run time | installed by its first cell | files downloaded |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, link in links.items():
+        result = check["chapters"].get(Path(name).stem)
+        if result is None:
+            lines.append(f"| {link} | not run: added to the book after this check | | | |")
+            continue
+        verdict = "pass" if result["passed"] else "**fails**: a cell raised an error or a check failed"
+        lines.append(f"| {link} | {verdict} | {result['seconds']} s | {', '.join(result['installed'])} "
+                     f"| {len(result['downloaded'])} |")
+    return lines
+
+
+def render() -> str:
+    links = chapter_links()
+    lines = ["# Execution report", "",
+             "Every output in this book comes from running its chapter top to bottom on the real",
+             "Fashion-MNIST data. This page lists, for each chapter, the run whose outputs are stored,",
+             "and the checks that ran it elsewhere. It is generated from the chapters' own records;",
+             "nothing on it is typed by hand.", "",
+             *executions(links), "", "## Replays on a GPU", "", *gpu_replay(links), *gpu_history(links),
+             "", "## Runs in a fresh, Colab-like runtime", "", *colab_check(links)]
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +161,7 @@ def main() -> int:
     page = render()
     if args.check:
         if not PAGE.exists() or PAGE.read_text() != page:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python tools/execution_report.py")
+            print(f"{PAGE.relative_to(ROOT)} is out of date: run make report (python -m tools.execution_report)")
             return 1
         return 0
     PAGE.write_text(page)

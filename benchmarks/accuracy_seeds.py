@@ -1,0 +1,202 @@
+"""The spread over seeds of every headline recipe: the text's, chapter 6's steps, chapter 5's.
+
+    python benchmarks/accuracy_seeds.py --device cuda --seeds 20 --text-seeds 100 --workers 12 \
+        --json benchmarks/results/seeds-gpu.json
+    python benchmarks/accuracy_seeds.py --device cpu --seeds 5 --text-seeds 5   # about 2.5 hours here
+    python benchmarks/accuracy_seeds.py --device cpu --seeds 2 --text-seeds 2 --epochs 1 --subset 3000  # dry run
+
+Three studies, each run from seeds 0, 1, 2, ...:
+1. "text, 60,000 images": the text's recipe on the whole training set, scored on the test set, as
+   chapter 3 does (this is the distribution the d2l figures are draws from);
+2. chapter 6: the text's recipe and then each step of ``MODERN_STEPS``, trained on 50,000 images
+   and scored on the 10,000 held-out validation images (``split_validation``); each step is kept
+   or dropped by ``recipes.keep_change`` on the validation accuracy over seeds, in order, so
+   later steps build on the kept ones. Two ablations split step 4 into its parts. The test
+   accuracy is recorded too, but no decision reads it;
+3. chapter 5: the 1998 network with the paper's settings, and with the alternatives the chapter
+   mentions (j = 1 or 100 in the loss, a first learning rate of 0.01), on the validation split.
+Runs go to a pool of worker processes (on a GPU several runs share the device). Writes a JSON
+record (device, torch, commit, date, every run's accuracies, mean/std/min/max) and prints tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+from lenet_book import recipes
+from lenet_book.book import commit as current_commit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_worker = {}
+
+
+def _init_worker(device, data_root, subset):
+    import torch
+
+    from lenet_book.fast import load_fashion_mnist_tensors
+    from lenet_book.train import split_validation
+
+    torch.set_num_threads(1) if device == "cuda" else None
+    train_data, test_data = load_fashion_mnist_tensors(data_root, device)
+    if subset:
+        train_data = (train_data[0][:subset], train_data[1][:subset])
+        test_data = (test_data[0][:subset], test_data[1][:subset])
+    fit, valid = split_validation(train_data, size=len(train_data[1]) // 6)
+    _worker.update(device=device, full=train_data, fit=fit, valid=valid, test=test_data)
+
+
+def _run(job):
+    """One training run: (study, name, recipe, seed, on_full, epochs, deadline) -> accuracies."""
+    from lenet_book.train import evaluate, train
+
+    study, name, recipe, seed, on_full, epochs, deadline = job
+    if time.time() > deadline:
+        return {"study": study, "name": name, "seed": seed, "skipped": True}
+    recipe = {**recipe, **({"num_epochs": epochs} if epochs else {})}
+    net, options = recipes.build(recipe, seed)
+    graph = (_worker["device"] == "cuda" and "scheduler" not in options and "batch_transform" not in options)
+    history, seconds = train(net, _worker["full"] if on_full else _worker["fit"], cuda_graph=graph, **options)
+    predict = options.get("predict", recipes.original.predict if recipe.get("network") == "original" else None)
+    kw = {"predict": predict} if predict else {}
+    result = {"study": study, "name": name, "seed": seed, "seconds": seconds,
+              "train_acc": history[-1]["train_acc"], "loss": history[-1]["loss"],
+              "test_acc": evaluate(net, *_worker["test"], **kw)}
+    if not on_full:
+        result["valid_acc"] = evaluate(net, *_worker["valid"], **kw)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per recipe of chapters 5 and 6")
+    parser.add_argument("--text-seeds", type=int, default=5, help="seeds of the text's recipe on 60,000 images")
+    parser.add_argument("--workers", type=int, default=1, help="processes for chapter 6's chain of steps")
+    parser.add_argument("--background-workers", type=int, default=1,
+                        help="processes for the studies that run beside it (text on 60,000 images, chapter 5)")
+    parser.add_argument("--variant-seeds", type=int, default=0,
+                        help="seeds of chapter 5's alternatives (default: --seeds)")
+    parser.add_argument("--epochs", type=int, default=0, help="override every recipe's epochs (dry runs)")
+    parser.add_argument("--subset", type=int, default=0, help="use only this many images (dry runs)")
+    parser.add_argument("--budget", type=float, default=1e9, help="start no run after this many seconds")
+    parser.add_argument("--data", default=str(ROOT / "data"))
+    parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--resume", type=Path, help="a earlier JSON of this script: its runs are kept, "
+                        "only missing (recipe, seed) runs are trained")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from lenet_book.device import device_name
+    commit = args.commit or current_commit()
+    deadline = time.time() + args.budget
+    started = time.time()
+    results = {}
+    done = {}  # (name, seed) -> run, from --resume
+    if args.resume:
+        earlier = json.loads(args.resume.read_text())
+        for name, entry in earlier["results"].items():
+            runs = entry.get("runs") or [
+                {"name": name, "seed": seed, "seconds": entry["seconds_per_run"],
+                 **{key: entry[key][i] for key in ("valid_acc", "test_acc", "train_acc") if key in entry}}
+                for i, seed in enumerate(entry["seeds"])]
+            for run in runs:
+                done[(name, run["seed"])] = {**run, "resumed": True}
+        print(f"resuming {len(done)} runs from {args.resume}", flush=True)
+
+    def record(name, study, recipe, runs, on_full, kept=None):
+        runs = sorted([r for r in runs if not r.get("skipped")], key=lambda r: r["seed"])
+        entry = {"study": study, "recipe": recipe, "train_images": "full" if on_full else "fit",
+                 "runs": runs,
+                 "seeds": [r["seed"] for r in runs], "kept": kept,
+                 "seconds_per_run": sum(r["seconds"] for r in runs) / max(len(runs), 1)}
+        for key in ("valid_acc", "test_acc", "train_acc"):
+            values = [r[key] for r in runs if key in r]
+            if values:
+                entry[key] = values
+                entry[key.replace("_acc", "")] = recipes.summarize(values)
+        results[name] = entry
+        stats = entry.get("valid") or entry.get("test")
+        if stats:
+            print(f"{name:55s} n={stats['n']:3d} {'valid' if 'valid' in entry else 'test'} "
+                  f"{stats['mean']:.4f} ± {stats['std']:.4f} [{stats['min']:.3f}, {stats['max']:.3f}]"
+                  + ("" if kept is None else f"  kept: {kept}"), flush=True)
+        return entry
+
+    def jobs(study, name, recipe, seeds, on_full=False):
+        return [(study, name, recipe, seed, on_full, args.epochs, deadline) for seed in range(seeds)
+                if (name, seed) not in done]
+
+    def with_done(name, seeds, runs):
+        return [done[(name, seed)] for seed in range(seeds) if (name, seed) in done] + list(runs)
+
+    context = mp.get_context("spawn")
+    init = (_init_worker, (args.device, args.data, args.subset))
+    with context.Pool(args.workers, *init) as pool, context.Pool(args.background_workers, *init) as side:
+        # Independent studies start at once; chapter 6's chain runs step by step beside them.
+        ch5 = {"original LeNet-5 (paper's settings)": recipes.ORIGINAL,
+               "original LeNet-5, j = 1": {**recipes.ORIGINAL, "j": 1.0},
+               "original LeNet-5, j = 100": {**recipes.ORIGINAL, "j": 100.0},
+               "original LeNet-5, first learning rate 0.01": {**recipes.ORIGINAL, "lr": 0.01}}
+        variant_seeds = args.variant_seeds or args.seeds
+        text_full = side.map_async(_run, jobs("text, 60,000 images", "text's recipe, 60,000 images",
+                                              recipes.TEXT, args.text_seeds, on_full=True))
+        background = {name: side.map_async(_run, jobs("chapter 5", name, recipe,
+                                                      args.seeds if "paper's" in name
+                                                      else variant_seeds))
+                      for name, recipe in ch5.items()}
+        dead = side.map_async(_run, jobs("chapter 6", "ReLU, learning rate 0.9",
+                                         {**recipes.TEXT, "activation": "relu"}, args.seeds))
+        current_name, current = "LeNet-5 as in the text", dict(recipes.TEXT)
+        current_stats = record(current_name, "chapter 6", current, with_done(
+            current_name, args.seeds, pool.map(_run, jobs("chapter 6", current_name, current, args.seeds))), False, True)
+        kept_steps = []
+        for name, changes in recipes.MODERN_STEPS:
+            if name.startswith("SGD + Nesterov"):  # its parts, each on its own, on the recipe so far
+                for part, part_changes in (("one-cycle schedule only (peak 0.2)", {"lr": 0.2, "one_cycle": True}),
+                                           ("Nesterov momentum 0.9 + weight decay, constant rate 0.02",
+                                            {"lr": 0.02, "momentum": 0.9, "nesterov": True,
+                                             "weight_decay": 5e-4})):
+                    part_recipe = {**current, **part_changes}
+                    record(part, "chapter 6 (parts of step 4)", part_recipe, with_done(
+                        part, args.seeds, pool.map(_run, jobs("chapter 6", part, part_recipe, args.seeds))), False)
+            candidate = {**current, **changes}
+            runs = with_done(name, args.seeds, pool.map(_run, jobs("chapter 6", name, candidate, args.seeds)))
+            entry = record(name, "chapter 6", candidate, runs, False)
+            if entry.get("valid", {}).get("n") == args.seeds and "valid" in current_stats:
+                entry["kept"] = recipes.keep_change(current_stats["valid"], entry["valid"])
+                print(f"{'':55s} kept: {entry['kept']}", flush=True)
+                if entry["kept"]:
+                    current, current_stats = candidate, entry
+                    kept_steps.append(name)
+        record("ReLU, learning rate 0.9", "chapter 6", {**recipes.TEXT, "activation": "relu"},
+               with_done("ReLU, learning rate 0.9", args.seeds, dead.get()), False)
+        for name, result in background.items():
+            record(name, "chapter 5", ch5[name], with_done(name, args.seeds, result.get()), False)
+        record("text's recipe, 60,000 images", "text, 60,000 images", recipes.TEXT,
+               with_done("text's recipe, 60,000 images", args.text_seeds, text_full.get()), True)
+
+    out = {"what": "accuracy over seeds (benchmarks/accuracy_seeds.py)", "device": device_name(args.device),
+           "torch": torch.__version__, "commit": commit,
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+           "validation": "last 1/6 of the training images (10,000 of 60,000)",
+           "epochs_override": args.epochs or None, "subset": args.subset or None,
+           "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
+    print(f"done in {out['wall_seconds']} s; kept: {kept_steps}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+        print("wrote", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

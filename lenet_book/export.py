@@ -1,0 +1,90 @@
+"""LeNet-5's weights and some test images as small JavaScript files for the page "LeNet in your browser".
+
+The page must work when opened from disk (file://), where a browser refuses fetch() of local
+files, so the data travels as JavaScript: one statement ``window.NAME = {...};`` whose object is
+plain JSON. Numbers are packed, not written as text: weights as float32 little-endian and images
+as uint8, both base64-encoded. Nothing is pickled, and the browser runs no code from the data.
+
+``tools/export_weights.py`` writes the files; ``tests/test_browser_page.py`` reads them back
+with :func:`read_js_data` to compare the page's JavaScript with PyTorch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
+           "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
+
+WEIGHTS_FORMAT = "float32 little-endian, base64, one string per tensor, in state-dict order"
+IMAGES_FORMAT = "uint8 N×28×28 row by row, base64; 0 is black (background), 255 white (object)"
+
+
+class ExportError(ValueError):
+    """A data file for the browser page is missing or not what the page expects."""
+
+
+def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
+    """Every tensor as ``{name, shape, base64}`` (float32 little-endian), in state-dict order."""
+    tensors = []
+    for name, tensor in state_dict.items():
+        values = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4")
+        tensors.append({"name": name, "shape": list(tensor.shape),
+                        "base64": base64.b64encode(values.tobytes()).decode("ascii")})
+    return tensors
+
+
+def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`encode_state_dict`: a state dict of float32 tensors."""
+    state_dict = {}
+    for entry in tensors:
+        values = np.frombuffer(base64.b64decode(entry["base64"]), dtype="<f4")
+        expected = int(np.prod(entry["shape"]))
+        if values.size != expected:
+            raise ExportError(f"tensor {entry['name']}: {values.size} numbers for shape {entry['shape']} "
+                              f"({expected} expected); rerun tools/export_weights.py")
+        state_dict[entry["name"]] = torch.from_numpy(values.astype(np.float32).reshape(entry["shape"]))
+    return state_dict
+
+
+def encode_images(images: torch.Tensor) -> str:
+    """uint8 N×28×28 images as one base64 string."""
+    if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise ExportError(f"expected uint8 N×28×28 images, got {images.dtype} {tuple(images.shape)}")
+    return base64.b64encode(images.cpu().contiguous().numpy().tobytes()).decode("ascii")
+
+
+def decode_images(text: str) -> torch.Tensor:
+    """The inverse of :func:`encode_images`."""
+    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
+    if raw.size % 784:
+        raise ExportError(f"{raw.size} bytes of images is not a whole number of 28×28 images")
+    return torch.from_numpy(raw.copy()).reshape(-1, 28, 28)
+
+
+def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
+    """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes."""
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+        raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
+    text = f"// {comment}\nwindow.{name} = {json.dumps(data, separators=(',', ':'))};\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="ascii")
+    return path.stat().st_size
+
+
+def read_js_data(path: Path, name: str) -> dict:
+    """The JSON object that :func:`write_js_data` wrote to ``path`` as ``window.<name>``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: run `python tools/export_weights.py` to write it")
+    match = re.search(rf"^window\.{name} = (.*);$", path.read_text(encoding="ascii"), re.M)
+    if not match:
+        raise ExportError(f"{path} does not define window.{name}: rerun tools/export_weights.py")
+    return json.loads(match.group(1))

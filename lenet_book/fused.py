@@ -1,0 +1,176 @@
+"""A fused training step for LeNet-5: forward, loss, backward and SGD update compiled as one function.
+
+The fast path of chapter 4 (``lenet_book.fast``) runs each step as PyTorch's eager kernels, about
+sixty small ones per batch of 256, and on a GPU their launches cost more than their arithmetic.
+Here the whole step is one ``torch.compile``d function (``fullgraph=True``: no Python between its
+parts), so the compiler can merge the element-wise work (sigmoids, pooling, the loss, the
+weight update) into a few generated kernels around the convolutions and matrix products.
+
+The maths is ``fast.train_step``'s: cross-entropy averaged over the batch, plain SGD,
+``p -= lr * grad``. The gradients come from ``torch.func.grad`` of a functional call of the
+network, and the update writes into the network's own parameters in place, so ``net`` is
+trained as ``fast.train_fast`` would train it.
+
+On a GPU ``train_fused(..., cuda_graph=True)`` first runs the compiled step a few times on a
+side stream (compiling it for the full batch and the short last one), then records a whole
+epoch of compiled steps as one CUDA graph and replays it every epoch, as ``fast.EpochGraph`` does.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad
+
+from lenet_book.fast import evaluate, synchronize, to_float
+
+__all__ = ["FusedStep", "FusedEpochGraph", "train_fused", "warm_up"]
+
+
+class FusedStep:
+    """One compiled SGD step of ``net`` on the batch ``images[idx], labels[idx]``.
+
+    Calling it returns (summed loss, correct predictions) as tensors, like ``fast.train_step``,
+    and updates ``net``'s parameters in place. ``compile=False`` runs the same function eagerly
+    (for comparison); ``backend`` and ``mode`` go to ``torch.compile``.
+    """
+
+    def __init__(self, net, images, labels, lr=0.9, compile=True, backend="inductor", mode=None):
+        if images.dtype != torch.uint8 or images.dim() != 3:
+            raise ValueError(f"images must be a uint8 N×28×28 tensor (as load_fashion_mnist_tensors gives), "
+                             f"got {images.dtype} with shape {tuple(images.shape)}")
+        if labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must be one per image: {len(images)} images, labels of shape "
+                             f"{tuple(labels.shape)}")
+        self.net, self.images, self.labels, self.lr = net, images, labels, lr
+        self.names = [name for name, _ in net.named_parameters()]
+        # detach() shares storage: updating these updates the network's parameters
+        self.params = [p.detach() for p in net.parameters()]
+        step = self._step
+        if compile:
+            # dynamic=False: one specialised compilation for the full batch and one for the
+            # short last batch, instead of a slower shape-generic one
+            step = torch.compile(step, fullgraph=True, dynamic=False, backend=backend, mode=mode)
+        self.step = step
+
+    def _loss(self, params, X, y):
+        y_hat = functional_call(self.net, dict(zip(self.names, params)), (X,))
+        loss = F.cross_entropy(y_hat, y)
+        return loss, (loss.detach(), (y_hat.argmax(dim=1) == y).sum())
+
+    def _step(self, params, images, labels, idx):
+        X, y = to_float(images[idx]), labels[idx]
+        grads, (loss, correct) = grad(self._loss, has_aux=True)(params, X, y)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-self.lr)
+        return loss * y.numel(), correct
+
+    def __call__(self, idx):
+        return self.step(self.params, self.images, self.labels, idx)
+
+
+def warm_up(step, batches, steps=3):
+    """Run ``step`` on a few full batches and on the short last one, then put the weights back.
+
+    This compiles the step for every batch shape an epoch uses (full batches and the short
+    tail), so that neither the timer nor a CUDA graph recording sees a compilation.
+    """
+    start = [p.clone() for p in step.params]
+    tail = [batches[-1]] if len(batches) > 1 and len(batches[-1]) != len(batches[0]) else []
+    for idx in list(batches[:steps]) + tail:
+        step(idx)
+    with torch.no_grad():
+        torch._foreach_copy_(step.params, start)
+
+
+class FusedEpochGraph:
+    """One epoch of fused steps recorded as a CUDA graph (the fused twin of ``fast.EpochGraph``).
+
+    Each step reads its batch from a slice of one static index tensor; ``run(order)`` copies the
+    epoch's shuffled order into it and replays. The step is compiled and warmed up on a side
+    stream before recording (compiling while recording breaks the capture), and the weights that
+    warm-up and recording changed are put back afterwards.
+    """
+
+    def __init__(self, step, batch_size):
+        device = step.images.device
+        self.index = torch.arange(len(step.labels), device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        batches = self.index.split(batch_size)
+        start = [p.clone() for p in step.params]
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            warm_up(step, batches)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.loss_sum.zero_()
+            self.correct.zero_()
+            for idx in batches:
+                loss_sum, correct = step(idx)
+                self.loss_sum += loss_sum
+                self.correct += correct
+        with torch.no_grad():  # undo what recording did to the weights
+            torch._foreach_copy_(step.params, start)
+
+    def run(self, order):
+        self.index.copy_(order)
+        self.graph.replay()
+        return self.loss_sum, self.correct
+
+
+def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=256, seed=0,
+                cuda_graph=True, on_epoch=None, mode=None, backend="inductor"):
+    """Train ``net`` with the recipe of train_ch6, each step one compiled function.
+
+    Same interface and results as ``fast.train_fast``: one dict per epoch (loss, train_acc,
+    test_acc) and the seconds spent in the training steps. Compilation (and, with
+    ``cuda_graph=True`` on a GPU, the recording of the epoch graph) happens before the timer
+    starts; its time is in the returned history's ``setup_seconds`` of the first epoch.
+    """
+    images, labels = train_data
+    device = images.device
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs the data on a CUDA device, it is on {device}; "
+                         "pass cuda_graph=False to train without a graph")
+    net.to(device)
+    net.train()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    setup_start = time.perf_counter()
+    step = FusedStep(net, images, labels, lr=lr, backend=backend, mode=mode)
+    if cuda_graph:
+        graph = FusedEpochGraph(step, batch_size)
+    else:
+        graph = None
+        warm_up(step, torch.arange(len(labels), device=device).split(batch_size))
+    synchronize(device)
+    setup_seconds = time.perf_counter() - setup_start
+    history, seconds = [], 0.0
+    for epoch in range(num_epochs):
+        synchronize(device)
+        start = time.perf_counter()
+        net.train()
+        order = torch.randperm(len(labels), generator=generator, device=device)
+        if graph:
+            loss_sum, correct = graph.run(order)
+        else:
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            for idx in order.split(batch_size):
+                step_loss, step_correct = step(idx)
+                loss_sum += step_loss
+                correct += step_correct
+        synchronize(device)
+        seconds += time.perf_counter() - start
+        history.append({"epoch": epoch + 1, "loss": loss_sum.item() / len(labels),
+                        "train_acc": correct.item() / len(labels),
+                        "test_acc": evaluate(net, *test_data)})
+        if epoch == 0:
+            history[0]["setup_seconds"] = setup_seconds
+        if on_epoch:
+            on_epoch(history[-1])
+    return history, seconds

@@ -1,0 +1,161 @@
+"""LeNet-5 as published by LeCun, Bottou, Bengio and Haffner (1998), explained in chapter 5.
+
+The parts in the order the chapter explains them: the padded, shifted input; the scaled tanh;
+trainable subsampling; C3's partial connections (Table I of the paper); the RBF output with
+fixed ±1 codes; the paper's initialisation; its loss, eq. (9), and prediction rule; and the
+learning-rate schedule of its first 10 passes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PaperInput(nn.Module):
+    """28×28 images in [0, 1] → 32×32, background −0.1, full intensity 1.175."""
+
+    def forward(self, X):
+        return -0.1 + 1.275 * F.pad(X, (2, 2, 2, 2), value=0.0)
+
+
+class ScaledTanh(nn.Module):
+    """The paper's squashing function f(a) = 1.7159 tanh(2a/3)."""
+
+    def forward(self, a):
+        return 1.7159 * torch.tanh(2 / 3 * a)
+
+
+class Subsampling(nn.Module):
+    """Sum of each 2×2 window × a trainable coefficient + a trainable bias, per feature map."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.coefficient = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, X):
+        window_sums = 4 * F.avg_pool2d(X, kernel_size=2, stride=2)
+        return window_sums * self.coefficient.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+# Table I of the paper: the S2 maps (0-5) read by each C3 map (0-15)
+C3_INPUTS = [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [0, 4, 5], [0, 1, 5],
+             [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 3, 4, 5], [0, 1, 4, 5], [0, 1, 2, 5],
+             [0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5],
+             [0, 1, 2, 3, 4, 5]]
+
+
+class PartialConv2d(nn.Module):
+    """A convolution in which output map o reads only the input maps inputs[o]."""
+
+    def __init__(self, inputs, in_channels, kernel_size=5):
+        super().__init__()
+        pairs = [(o, i) for o, maps in enumerate(inputs) for i in maps]
+        self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]))
+        self.register_buffer("in_index", torch.tensor([i for _, i in pairs]))
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, len(inputs), kernel_size
+        self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))  # one kernel per pair
+        self.bias = nn.Parameter(torch.zeros(len(inputs)))
+        nn.init.uniform_(self.weight, -0.1, 0.1)
+
+    def full_weight(self):
+        k = self.kernel_size
+        zeros = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
+        return zeros.index_put((self.out_index, self.in_index), self.weight)
+
+    def forward(self, X):
+        return F.conv2d(X, self.full_weight(), self.bias)
+
+
+def paley_hadamard(q=83):
+    """Hadamard matrix of order q + 1 (Paley's first construction; q prime, q % 4 == 3)."""
+    squares = {x * x % q for x in range(1, q)}
+
+    def chi(a):  # the Legendre symbol
+        return 0 if a % q == 0 else (1 if a % q in squares else -1)
+
+    S = torch.zeros(q + 1, q + 1)
+    S[0, 1:], S[1:, 0] = 1, -1
+    S[1:, 1:] = torch.tensor([[chi(j - i) for j in range(q)] for i in range(q)], dtype=torch.float32)
+    return torch.eye(q + 1) + S
+
+
+def hadamard_codes():
+    """Ten ±1 codes of length 84: rows 1-10 of the 84×84 Hadamard matrix, 42 positions apart."""
+    return paley_hadamard()[1:11]
+
+
+class RBF(nn.Module):
+    """Euclidean RBF units with fixed codes: penalty y_i = sum_j (x_j - codes[i, j])^2."""
+
+    def __init__(self, codes):
+        super().__init__()
+        self.register_buffer("codes", codes.clone())
+
+    def forward(self, X):
+        return ((X.unsqueeze(1) - self.codes) ** 2).sum(dim=2)
+
+
+def original_lenet(codes=None):
+    """LeNet-5 as published in 1998: 60,000 trainable parameters."""
+    codes = hadamard_codes() if codes is None else codes
+    return nn.Sequential(OrderedDict(
+        input=PaperInput(),
+        C1=nn.Sequential(nn.Conv2d(1, 6, kernel_size=5), ScaledTanh()),
+        S2=nn.Sequential(Subsampling(6), ScaledTanh()),
+        C3=nn.Sequential(PartialConv2d(C3_INPUTS, in_channels=6), ScaledTanh()),
+        S4=nn.Sequential(Subsampling(16), ScaledTanh()),
+        C5=nn.Sequential(nn.Conv2d(16, 120, kernel_size=5), ScaledTanh(), nn.Flatten()),
+        F6=nn.Sequential(nn.Linear(120, 84), ScaledTanh()),
+        output=RBF(codes)))
+
+
+def init_paper(net):
+    """Weights and biases uniform in [-2.4/F, 2.4/F], F the fan-in of the unit (paper, Appendix A)."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, PartialConv2d):           # the fan-in differs from map to map
+                fan_in = torch.bincount(m.out_index, minlength=m.out_channels) * m.kernel_size ** 2
+                m.weight.uniform_(-1, 1).mul_((2.4 / fan_in[m.out_index]).view(-1, 1, 1))
+                m.bias.uniform_(-1, 1).mul_(2.4 / fan_in)
+                continue
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            elif isinstance(m, nn.Linear):
+                fan_in = m.in_features
+            elif isinstance(m, Subsampling):
+                fan_in = 4
+            else:
+                continue
+            for p in m.parameters(recurse=False):
+                p.uniform_(-2.4 / fan_in, 2.4 / fan_in)
+    return net
+
+
+J = 10.0  # the constant of eq. (9)
+
+
+def paper_loss(penalties, labels, j=J):
+    """Eq. (9) of the paper, averaged over the batch: softmax cross-entropy over the
+    scores -y_i plus one extra score -j that belongs to no class."""
+    rubbish = torch.full_like(penalties[:, :1], -j)
+    return F.cross_entropy(torch.cat([-penalties, rubbish], dim=1), labels)
+
+
+def predict(penalties):
+    """The class whose code is closest: the smallest penalty."""
+    return penalties.argmin(dim=1)
+
+
+# The paper's learning-rate schedule for its first 10 passes, as factors of the first rate
+LR_FACTORS = [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
+
+
+def paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
+    """``train``'s scheduler option: each epoch's rate is the paper's factor of the first rate."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: factors[min(step // steps_per_epoch, len(factors) - 1)])

@@ -1,0 +1,287 @@
+"""Shapes through a CNN, on paper: the output-size rule and a checker that explains a misfit.
+
+Chapter 2 ("Shape propagation through LeNet-5") builds these functions step by step and shows
+their source; ``tests/test_shapes.py`` checks every verdict against what PyTorch really does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_sizes", "hxw",
+           "input_problem", "next_shape", "output_size", "pair", "run_and_report", "shape_of",
+           "size_hint", "square", "trace_shapes", "walk"]
+
+
+def output_size(n, kernel, padding=0, stride=1):
+    """Length of a convolution or pooling output along one axis: floor((n + 2p - k) / s) + 1."""
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def pair(value):
+    """Conv2d stores (height, width) tuples, AvgPool2d plain integers: return a pair either way."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def square(hw):
+    """"5" for a square (5, 5), "3×5" otherwise."""
+    return str(hw[0]) if hw[0] == hw[1] else f"{hw[0]}×{hw[1]}"
+
+
+def hxw(hw):
+    """"5×5" for (5, 5)."""
+    return f"{hw[0]}×{hw[1]}"
+
+
+def trace_shapes(net, X):
+    """The shape after each layer of net, as tuples."""
+    shapes = []
+    for layer in net:
+        X = layer(X)
+        shapes.append(tuple(X.shape))
+    return shapes
+
+
+def run_and_report(net, X):
+    """Run net on X; print the output shape, or the type and first line of the error raised."""
+    try:
+        Y = net(X)
+    # RuntimeError for most misfits; a numpy array or a wrong argument gives TypeError, some
+    # layers raise IndexError or NotImplementedError (e.g. avg_pool2d on uint8).
+    except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as err:
+        lines = str(err).strip().splitlines() or [""]
+        print(f"{type(err).__name__}: {lines[0]}" + (" [...]" if len(lines) > 1 else ""))
+    else:
+        print("output shape:", tuple(Y.shape))
+
+
+POINTWISE = (nn.Sigmoid, nn.ReLU, nn.Tanh, nn.Identity, nn.Dropout)
+WINDOWED = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d)
+
+
+class ShapeError(Exception):
+    """Raised by next_shape; the message says what the layer expected."""
+
+
+def describe(layer):
+    """A short name for a layer, e.g. "Linear(400 → 120)"."""
+    if isinstance(layer, nn.Linear):
+        return f"Linear({layer.in_features} → {layer.out_features})"
+    if isinstance(layer, nn.Conv2d):
+        return (f"Conv2d({layer.in_channels} → {layer.out_channels}, "
+                f"kernel {hxw(pair(layer.kernel_size))}, padding {square(pair(layer.padding))})")
+    if isinstance(layer, WINDOWED):
+        return f"{layer.__class__.__name__}(kernel {hxw(pair(layer.kernel_size))})"
+    return layer.__class__.__name__
+
+
+def next_shape(layer, shape):
+    """The shape of layer's output for an input of the given shape, by the rules alone."""
+    if isinstance(layer, POINTWISE):
+        return shape
+    if isinstance(layer, nn.Flatten):
+        n = max(len(shape), 1)  # PyTorch flattens a 0-d tensor as if it had one dimension
+        if not all(-n <= dim < n for dim in (layer.start_dim, layer.end_dim)):
+            raise ShapeError(f"at least {max(layer.start_dim, layer.end_dim, -1 - layer.start_dim) + 1} "
+                             f"dimension(s) (its start_dim is {layer.start_dim})")
+        start, end = layer.start_dim % n, layer.end_dim % n
+        shape = shape or (1,)
+        return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
+    if isinstance(layer, nn.Linear):
+        if len(shape) == 0 or shape[-1] != layer.in_features:
+            raise ShapeError(f"a last dimension of {layer.in_features} (its in_features)")
+        return shape[:-1] + (layer.out_features,)
+    if isinstance(layer, WINDOWED):
+        if len(shape) not in (3, 4):
+            raise ShapeError("a 4-D input (N, C, H, W), or 3-D (C, H, W) for one unbatched image")
+        *batch, channels, height, width = shape
+        if isinstance(layer, nn.Conv2d):
+            if channels != layer.in_channels:
+                raise ShapeError(f"{layer.in_channels} input channel(s) (its in_channels)")
+            channels = layer.out_channels
+        if getattr(layer, "ceil_mode", False) or isinstance(layer.padding, str):
+            raise ShapeError("settings this checker does not model (ceil_mode, string padding)")
+        k, p, s = pair(layer.kernel_size), pair(layer.padding), pair(layer.stride)
+        d = pair(getattr(layer, "dilation", 1))
+        window = tuple(d[i] * (k[i] - 1) + 1 for i in range(2))
+        if height + 2 * p[0] < window[0] or width + 2 * p[1] < window[1]:
+            raise ShapeError(f"a feature map of at least {hxw(window)} once padded by "
+                             f"{square(p)}, for its {hxw(window)} window to fit")
+        size = tuple(output_size((height, width)[i], window[i], p[i], s[i]) for i in range(2))
+        return (*batch, channels, *size)
+    raise ShapeError(f"a shape rule this checker does not have (for {layer.__class__.__name__})")
+
+
+def walk(net, input_shape):
+    """Follow input_shape through net. Returns (shapes after each layer, failure), where failure
+    is None or (index, layer, shape it gets, what it expects)."""
+    if not isinstance(net, nn.Sequential):
+        raise TypeError(f"walk follows an nn.Sequential layer by layer, not a {type(net).__name__}; "
+                        "check its Sequential parts one at a time")
+    shape, shapes = tuple(input_shape), []
+    for index, layer in enumerate(net):
+        try:
+            shape = next_shape(layer, shape)
+        except ShapeError as err:
+            return shapes, (index, layer, shape, str(err))
+        shapes.append(shape)
+    return shapes, None
+
+
+def fitting_sizes(net, input_shape, largest=128):
+    """Square image sizes n for which net accepts input_shape with its height and width set to n."""
+    if len(input_shape) < 2:
+        return []
+    return [n for n in range(1, largest + 1)
+            if walk(net, (*input_shape[:-2], n, n))[1] is None]
+
+
+def shape_of(x):
+    """(shape, dtype, kind) of x: a shape such as (1, 1, 28, 28), a tensor or a numpy array.
+
+    kind is "shape", "tensor" or "array"; dtype is None for a shape. Anything else raises a
+    TypeError that says what to pass instead.
+    """
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape), x.dtype, "tensor"
+    if isinstance(x, np.ndarray):
+        return tuple(x.shape), x.dtype, "array"
+    if isinstance(x, (tuple, list, torch.Size)):
+        bad = [d for d in x if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0]
+        if not bad:
+            return tuple(int(d) for d in x), None, "shape"
+        raise TypeError(f"{tuple(x)!r} is not a shape: its entries must be whole numbers ≥ 0 "
+                        f"(got {bad[0]!r}). To check data, pass them as a tensor (torch.tensor(...)).")
+    raise TypeError(f"expected a shape such as (1, 1, 28, 28), a tensor or a numpy array, "
+                    f"not a {type(x).__name__}; e.g. for a PIL image pass "
+                    "torchvision.transforms.functional.to_tensor(image).unsqueeze(0)")
+
+
+def input_problem(net, dtype, kind):
+    """(what is wrong, hint) when an input of this dtype and kind ("shape", "tensor" or "array")
+    cannot go into net as it is, else None."""
+    weights = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+    if dtype is None or weights is None:  # a bare shape, or a network without weights
+        return None
+    name = str(dtype).removeprefix("torch.")
+    if kind == "array":
+        try:
+            dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype  # the dtype it would have in torch
+        except TypeError:
+            return (f"the input is a numpy array of {name}, not numbers PyTorch can hold",
+                    "convert it to numbers first, e.g. X.astype(np.float32)")
+    convert = "" if dtype == weights else ".float()" if weights == torch.float32 else f".to({weights})"
+    scale = " / 255 (the / 255 maps 0–255 pixels to [0, 1], as ToTensor does)" if dtype == torch.uint8 else ""
+    if kind == "array":
+        return (f"the input is a numpy array ({name}), but PyTorch layers take tensors",
+                f"convert it: torch.from_numpy(X){convert}{scale}")
+    if not convert:
+        return None
+    other_way = f" (or the network: net.to({dtype}))" if dtype.is_floating_point else ""
+    return (f"the input is {name} but the network's weights are {str(weights).removeprefix('torch.')}, "
+            "and PyTorch does not mix them",
+            f"convert it: X{convert}{scale}{other_way}")
+
+
+def size_hint(net, input_shape):
+    """'crop'/'pad' advice per axis when the height or width is not one the network fits."""
+    fits = fitting_sizes(net, input_shape)
+    if not fits:
+        return None
+    height, width = input_shape[-2:]
+    n = fits[0]
+    sizes = (f"{n}×{n} to {fits[-1]}×{fits[-1]}" if fits == list(range(n, fits[-1] + 1))
+             else ", ".join(f"{m}×{m}" for m in fits))
+
+    def change(size):
+        return None if size in fits else ("crop" if size > n else "pad")
+
+    actions = {"height": change(height), "width": change(width)}
+    if not any(actions.values()):
+        return None
+    if actions["height"] == actions["width"]:
+        advice = f"{actions['height']} it to {n}×{n}"
+    else:
+        advice = " and ".join(f"{action} its {axis} from {size} to {n}"
+                              for (axis, action), size in zip(actions.items(), (height, width)) if action)
+    return (f"the image is {height}×{width} but this network was built for {n}×{n} "
+            f"(it fits {sizes}): {advice} (or resize it)")
+
+
+def diagnose(net, input_shape, shapes, failure):
+    """(why, hint) for a failure that walk found."""
+    index, layer, shape, expects = failure
+    resize = size_hint(net, input_shape) if len(input_shape) == 4 else None
+    if len(input_shape) < 3:
+        flat, side = math.prod(input_shape), math.isqrt(input_shape[-1]) if input_shape else 0
+        if len(input_shape) == 2 and side > 1 and side * side == input_shape[-1] != input_shape[0] ** 2:
+            return (f"the input is {input_shape[0]} flat vectors of {input_shape[-1]} values",
+                    f"if they are {side}×{side} grey images: X.reshape(-1, 1, {side}, {side})")
+        if len(input_shape) == 2:
+            what, example = (f"one {hxw(input_shape)} grey image without batch and channel dimensions",
+                             f"X.reshape(1, 1, {input_shape[0]}, {input_shape[1]})")
+        else:
+            what = "a single number" if not input_shape else f"a flat vector of {flat} values"
+            side = math.isqrt(flat)
+            example = (f"X.reshape(1, 1, {side}, {side})" if side > 1 and side * side == flat
+                       else "X.reshape(1, 1, height, width)")
+        return (f"the input is {what}; the network takes (batch, channels, height, width)",
+                f"add the missing dimensions, e.g. {example} for one grey image")
+    if len(input_shape) > 4:
+        return (f"the input has {len(input_shape)} dimensions; the network takes 4 "
+                "(batch, channels, height, width)",
+                "remove the extra ones, e.g. X.squeeze() or X.flatten(0, 1) to merge two batch dimensions")
+    if isinstance(layer, nn.Linear) and index > 0 and isinstance(net[index - 1], nn.Flatten):
+        flatten, before = net[index - 1], (input_shape, *shapes)[index - 1]
+        start, end = flatten.start_dim % len(before), flatten.end_dim % len(before)
+        dims = before[start:end + 1]
+        why = (f"the flattened feature map has {'×'.join(map(str, dims))} = {shape[-1]} values "
+               f"but {describe(layer)} expects {layer.in_features}")
+        if len(input_shape) == 3:
+            return why, "the input has no batch dimension: add one, e.g. X.unsqueeze(0)"
+        if resize:
+            return why, f"{resize}, or change this Linear's in_features to {shape[-1]}"
+        return why, f"change this Linear's in_features to {shape[-1]}"
+    if isinstance(layer, nn.Conv2d) and len(shape) in (3, 4) and shape[-3] != layer.in_channels:
+        why = f"the input has {shape[-3]} channel(s), {describe(layer)} takes {layer.in_channels}"
+        if index == 0 and len(shape) == 4 and shape[-1] == layer.in_channels:
+            return why, "the channels come last (N, H, W, C): move them, X.permute(0, 3, 1, 2)"
+        if index == 0 and len(shape) == 3 and layer.in_channels == 1:
+            return why, (f"if these are {shape[0]} grey images without a channel dimension, "
+                         "add it: X.unsqueeze(1)")
+        return why, (f"give the image {layer.in_channels} channel(s) (e.g. RGB → grey-scale) "
+                     f"or build this Conv2d with in_channels={shape[-3]}")
+    return None, resize
+
+
+def check_input_shape(net, x, verbose=True):
+    """Say whether net accepts x (a shape, a tensor or a numpy array) and, if not, where and why.
+
+    Returns True or False; with verbose, prints the output shape or what fails, why, and a hint.
+    """
+    input_shape, dtype, kind = shape_of(x)
+    problem = input_problem(net, dtype, kind)
+    shapes, failure = walk(net, input_shape)
+    if verbose and problem:
+        print(f"FAILS at the input: {problem[0]}")
+        print(f"  hint:    {problem[1]}")
+    if failure is None:
+        if verbose:
+            print(f"{'OK' if problem is None else 'shape OK'}: {input_shape} -> "
+                  f"{shapes[-1] if shapes else input_shape}")
+        return problem is None
+    if verbose:
+        index, layer, shape, expects = failure
+        why, hint = diagnose(net, input_shape, shapes, failure)
+        print(f"FAILS at layer {index}, {describe(layer)}")
+        print(f"  gets:    shape {shape}")
+        print(f"  expects: {expects}")
+        if why:
+            print(f"  why:     {why}")
+        if hint:
+            print(f"  hint:    {hint}")
+    return False

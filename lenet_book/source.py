@@ -1,0 +1,28 @@
+"""Showing in a chapter the code it teaches, from where it lives in ``lenet_book``.
+
+Like d2l's ``#@save`` functions, the book's helpers live in one package, and the chapter that
+explains one shows its source: ``show(train)`` displays it as highlighted Python in the book and
+as plain text elsewhere, so that nbval also checks that the chapter shows the current code.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+
+class Source:
+    """The source of some functions or classes, displayed as a Python code block."""
+
+    def __init__(self, *objects):
+        self.text = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
+
+    def __repr__(self):
+        return self.text
+
+    def _repr_markdown_(self):
+        return f"```python\n{self.text}\n```"
+
+
+def show(*objects):
+    """Display the source of ``objects`` (for use as the last line of a chapter's cell)."""
+    return Source(*objects)

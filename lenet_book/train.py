@@ -1,0 +1,184 @@
+"""One trainer for the book's fast path: chapters 4, 5 and 6 and the seed study call ``train``.
+
+The whole data set is one uint8 tensor on the device and a batch is a slice of a shuffled index
+(chapter 4 explains why that is fast). The options cover what the chapters vary: the optimiser
+and a learning-rate schedule stepped after every batch, the loss, a transform of each training
+batch (augmentation, chapter 6), the prediction rule (the smallest RBF penalty, chapter 5) and
+the speed-ups of chapter 4 (a CUDA graph of a whole epoch, autocast, channels-last). Chapter 3
+keeps the text's own loop, ``train_ch6``; ``lenet_book.textbook`` is the benchmark's copy of it.
+
+Choices are made on a validation split held out of the training set (``split_validation``);
+the test set scores only the final models.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from lenet_book.device import synchronize
+
+VALIDATION_SIZE = 10_000
+
+
+def to_float(images):
+    """uint8 N×28×28 → float N×1×28×28 in [0, 1], the same numbers as ToTensor gives (chapter 4)."""
+    return images.unsqueeze(1).float().div_(255)
+
+
+def split_validation(train_data, size=VALIDATION_SIZE):
+    """(training, validation): the last ``size`` of the 60,000 training images are held out.
+
+    A fixed slice, the same on every machine and torch version; its classes are balanced
+    (955 to 1,050 images each).
+    """
+    images, labels = train_data
+    if not 0 < size < len(labels):
+        raise ValueError(f"validation size must be between 1 and {len(labels) - 1}, got {size}")
+    return (images[:-size], labels[:-size]), (images[-size:], labels[-size:])
+
+
+def shuffled_batches(num_examples, batch_size, generator):
+    """One epoch of index batches: a fresh permutation split into slices; the last may be short."""
+    perm = torch.randperm(num_examples, generator=generator, device=generator.device)
+    return perm.split(batch_size)
+
+
+def argmax(scores):
+    """The usual prediction: the class with the largest score."""
+    return scores.argmax(dim=1)
+
+
+def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=argmax):
+    """One step on the float batch ``X``; returns (summed loss, correct predictions) as tensors.
+
+    With ``amp_dtype`` (e.g. torch.bfloat16) the forward pass runs under autocast.
+    """
+    # cache_enabled=False: autocast's weight cache must not outlive a CUDA graph's recording
+    with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None, cache_enabled=False):
+        scores = net(X)
+        loss = loss_fn(scores, y)
+    optimizer.zero_grad(set_to_none=False)
+    loss.backward()
+    optimizer.step()
+    return loss.detach() * y.numel(), (predict(scores) == y).sum()
+
+
+def evaluate(net, images, labels, predict=argmax, batch_size=2500):
+    """Accuracy over a whole split, in a few large batches, without gradients."""
+    net.eval()
+    with torch.no_grad():
+        correct = sum((predict(net(to_float(images[i:i + batch_size]))) == labels[i:i + batch_size]).sum()
+                      for i in range(0, len(labels), batch_size))
+    return correct.item() / len(labels)
+
+
+class EpochGraph:
+    """One training epoch recorded as a CUDA graph: refill the index, replay, read the sums.
+
+    Every step of the epoch is recorded with its slice of a static index tensor, so a replay runs
+    all of them without the CPU in the loop. Recording runs the steps once, so warm-up and
+    recording happen on a copy of the weights that is put back afterwards.
+    """
+
+    def __init__(self, net, optimizer, loss_fn, images, labels, batch_size, amp_dtype=None, predict=argmax):
+        device = images.device
+        self.index = torch.arange(len(labels), device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        start = [p.detach().clone() for p in net.parameters()]
+
+        def step(idx):
+            return train_step(net, optimizer, loss_fn, to_float(images[idx]), labels[idx], amp_dtype, predict)
+
+        def epoch():
+            self.loss_sum.zero_()
+            self.correct.zero_()
+            for idx in self.index.split(batch_size):
+                loss_sum, correct = step(idx)
+                self.loss_sum += loss_sum
+                self.correct += correct
+
+        net.train()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up: allocates .grad, picks kernels
+            for idx in self.index[:3 * batch_size].split(batch_size):
+                step(idx)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            epoch()
+        with torch.no_grad():  # undo what warm-up and recording did to the weights
+            for p, p0 in zip(net.parameters(), start):
+                p.copy_(p0)
+
+    def run(self, order):
+        self.index.copy_(order)
+        self.graph.replay()
+        return self.loss_sum, self.correct
+
+
+def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=0.9, optimizer=None,
+          scheduler=None, loss_fn=None, batch_transform=None, predict=argmax, seed=0, on_epoch=None,
+          cuda_graph=False, amp_dtype=None, channels_last=False, compile=False):
+    """Train ``net`` on uint8 tensors already on the device; the defaults are the text's recipe.
+
+    - ``eval_sets``: {name: (images, labels)}, scored after every epoch as ``<name>_acc``;
+    - ``optimizer``: a function of the parameters that builds one (default: SGD with ``lr``);
+    - ``scheduler``: a function of (optimizer, epochs, steps per epoch) that builds a
+      learning-rate schedule, stepped after every batch;
+    - ``loss_fn`` (default cross-entropy), ``predict`` (default the largest score);
+    - ``batch_transform(images, generator)``: applied to each uint8 training batch (augmentation);
+    - ``cuda_graph``, ``amp_dtype``, ``channels_last``, ``compile``: the speed-ups of chapter 4.
+
+    The generator seeded with ``seed`` orders the batches (and drives ``batch_transform``).
+    Returns one dict per epoch (loss, train_acc, and each ``<name>_acc``) and the seconds spent
+    in training steps (as train_ch6 times them: evaluation is left out). ``on_epoch``, if given,
+    is called with each epoch's dict.
+    """
+    images, labels = train_data
+    device = images.device
+    eval_sets = eval_sets or {}
+    net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    opt = optimizer(net.parameters()) if optimizer else torch.optim.SGD(net.parameters(), lr=lr)
+    steps_per_epoch = -(-len(labels) // batch_size)
+    schedule = scheduler(opt, num_epochs, steps_per_epoch) if scheduler else None
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    model = torch.compile(net) if compile else net
+    if cuda_graph and (schedule or batch_transform):
+        raise ValueError("cuda_graph=True records a fixed epoch: it cannot step a schedule or "
+                         "transform batches; train without cuda_graph")
+    graph = (EpochGraph(model, opt, loss_fn, images, labels, batch_size, amp_dtype, predict)
+             if cuda_graph else None)
+    history, seconds = [], 0.0
+    for epoch in range(num_epochs):
+        synchronize(device)
+        start = time.perf_counter()
+        net.train()
+        if graph:
+            loss_sum, correct = graph.run(torch.randperm(len(labels), generator=generator, device=device))
+        else:
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            for idx in shuffled_batches(len(labels), batch_size, generator):
+                X = images[idx] if batch_transform is None else batch_transform(images[idx], generator)
+                step_loss, step_correct = train_step(model, opt, loss_fn, to_float(X), labels[idx],
+                                                     amp_dtype, predict)
+                loss_sum += step_loss
+                correct += step_correct
+                if schedule:
+                    schedule.step()
+        synchronize(device)
+        seconds += time.perf_counter() - start
+        record = {"epoch": epoch + 1, "loss": loss_sum.item() / len(labels),
+                  "train_acc": correct.item() / len(labels)}
+        for name, (eval_images, eval_labels) in eval_sets.items():
+            record[f"{name}_acc"] = evaluate(model, eval_images, eval_labels, predict)
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+    return history, seconds

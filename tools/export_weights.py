@@ -1,0 +1,130 @@
+"""Export the trained LeNet-5 and some Fashion-MNIST test images for the page "LeNet in your browser".
+
+    python tools/export_weights.py                      # train as chapter 7 does (about 1 min on a CPU)
+    python tools/export_weights.py --state-dict w.pt    # or export weights saved from the text's LeNet-5
+
+Writes two JavaScript files that book/lenet_in_browser.md includes in its page:
+
+* book/browser/lenet_weights.js: the 61,706 parameters of ``lenet_book.fast.lenet()`` as float32
+  little-endian, base64 (one string per tensor), and the training record (recipe, test accuracy on
+  all 10,000 test images, date, torch version) that the page quotes;
+* book/browser/test_images.js: the first 24 test images of every class (240 in all, uint8, class by
+  class in turn so that the first ten are one of each), with their labels and test-set indices.
+
+Training is seeded (``torch.manual_seed(0)`` before building, batch order seed 0: the recipe of
+chapter 7), so on one machine a rerun writes the same numbers; only the date can differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
+
+from lenet_book import fast  # noqa: E402
+from lenet_book.export import (IMAGES_FORMAT, WEIGHTS_FORMAT, encode_images,  # noqa: E402
+                               encode_state_dict, write_js_data)
+
+OUT = REPO / "book" / "browser"
+CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
+RECIPE = {"init": "Xavier uniform, torch.manual_seed(0)", "optimizer": "SGD", "lr": 0.9,
+          "batch_size": 256, "epochs": 10, "batch_order_seed": 0}
+
+
+def train(train_data, test_data):
+    """The text's LeNet-5 trained with chapter 7's recipe; returns (net, last epoch's record)."""
+    torch.manual_seed(0)
+    net = fast.init_xavier(fast.lenet())
+    history, seconds = fast.train_fast(net, train_data, test_data, num_epochs=RECIPE["epochs"],
+                                       lr=RECIPE["lr"], batch_size=RECIPE["batch_size"],
+                                       seed=RECIPE["batch_order_seed"])
+    last = history[-1]
+    print(f"trained {RECIPE['epochs']} epochs in {seconds:.0f} s: loss {last['loss']:.3f}, "
+          f"train acc {last['train_acc']:.3f}, test acc {last['test_acc']:.3f}")
+    return net, {"loss": round(last["loss"], 4), "train_acc": round(last["train_acc"], 4)}
+
+
+def load(path: Path):
+    """The text's LeNet-5 with the weights saved in ``path`` (a state dict or a lenet_book checkpoint)."""
+    if not path.is_file():
+        sys.exit(f"--state-dict {path}: no such file")
+    net = fast.lenet()
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a torch file, or holding more than tensors
+        sys.exit(f"--state-dict {path}: torch.load(..., weights_only=True) cannot read it ({type(error).__name__}); "
+                 "save the weights with torch.save(net.state_dict(), path)")
+    if isinstance(saved, dict) and "format" in saved:  # lenet_book.checkpoint's file: check it there
+        from lenet_book.checkpoint import CheckpointError, load_checkpoint
+        try:
+            load_checkpoint(net, path)
+        except CheckpointError as error:
+            sys.exit(str(error))
+    else:
+        try:
+            net.load_state_dict(saved)
+        except (RuntimeError, TypeError, AttributeError) as error:
+            sys.exit(f"--state-dict {path} is not a state dict of lenet_book.fast.lenet() "
+                     f"(the text's LeNet-5, chapter 1): {error}")
+    return net, {"state_dict": path.name}
+
+
+def pick_images(labels: torch.Tensor, per_class: int) -> torch.Tensor:
+    """Test-set indices: the first ``per_class`` of every class, taken one class after another."""
+    firsts = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(len(CLASSES))]
+    if min(len(f) for f in firsts) < per_class:
+        sys.exit(f"the test set has fewer than {per_class} images of some class")
+    return torch.stack(firsts, dim=1).flatten()  # class 0, 1, ..., 9, then the second of each, ...
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
+    parser.add_argument("--state-dict", type=Path, help="export these weights instead of training")
+    parser.add_argument("--per-class", type=int, default=24, help="test images per class (default: 24)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"folder to write (default: {OUT.relative_to(REPO)})")
+    args = parser.parse_args(argv)
+    if args.per_class < 1:
+        parser.error("--per-class must be at least 1")
+
+    net, record = load(args.state_dict) if args.state_dict else (None, None)  # a bad file fails first
+    train_data, test_data = fast.load_fashion_mnist_tensors(args.data, "cpu")
+    if net is None:
+        net, record = train(train_data, test_data)
+    net.eval()
+    test_acc = fast.evaluate(net, *test_data)
+    count = sum(p.numel() for p in net.parameters())
+    record = {**record, "test_acc": round(test_acc, 4), "test_images": len(test_data[1]),
+              "parameters": count, "recipe": RECIPE if not args.state_dict else None,
+              "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+              "python": platform.python_version(), "device": "cpu"}
+
+    weights = {"format": WEIGHTS_FORMAT, "network": "lenet_book.fast.lenet()",
+               "classes": CLASSES, "training": record, "tensors": encode_state_dict(net.state_dict())}
+    size = write_js_data(args.out / "lenet_weights.js", "LENET_WEIGHTS", weights,
+                         "LeNet-5's trained weights for lenet_in_browser.md; written by tools/export_weights.py")
+    print(f"{args.out / 'lenet_weights.js'}: {count:,} parameters, {4 * count:,} bytes as float32, "
+          f"{size:,} bytes as a file; test accuracy {test_acc:.4f} on {len(test_data[1]):,} images")
+
+    images, labels = test_data
+    chosen = pick_images(labels, args.per_class)
+    sample = {"format": IMAGES_FORMAT,
+              "source": "Fashion-MNIST test set (t10k-images-idx3-ubyte)",
+              "indices": chosen.tolist(), "labels": labels[chosen].tolist(),
+              "pixels": encode_images(images[chosen])}
+    size = write_js_data(args.out / "test_images.js", "LENET_TEST_IMAGES", sample,
+                         "Fashion-MNIST test images for lenet_in_browser.md; written by tools/export_weights.py")
+    print(f"{args.out / 'test_images.js'}: {len(chosen)} images ({args.per_class} per class), "
+          f"{len(chosen) * 784:,} bytes as uint8, {size:,} bytes as a file")
+
+
+if __name__ == "__main__":
+    main()

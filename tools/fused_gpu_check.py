@@ -1,0 +1,284 @@
+"""Time the fused training step beside the text's loop and the CUDA-graph fast path, in one process.
+
+    PYTHONPATH=. python3 tools/fused_gpu_check.py                      # on a GPU machine; JSON to $OUT/fused.json
+    PYTHONPATH=. python tools/fused_gpu_check.py --device cpu --epochs 1 --subset 2048 --json /tmp/fused_cpu.json
+
+Variants (each the text's recipe: LeNet-5, Xavier init, SGD lr 0.9, batch 256, cross-entropy):
+  text              lenet_book.textbook.train_text_loop with the text's DataLoaders
+  fast-graph        lenet_book.fast.train_fast(cuda_graph=True) (on a CPU: cuda_graph=False)
+  fused-graph       lenet_book.fused.train_fused(cuda_graph=True) (on a CPU: cuda_graph=False)
+  fused             the fused step without the graph (CUDA only)
+  fused-graph-max-autotune   fused-graph compiled with mode="max-autotune-no-cudagraphs" (CUDA only,
+                    started only while the time budget lasts: its autotuning takes minutes)
+After each graph variant it profiles ONE replay of a freshly recorded epoch graph (kernel count,
+kernels per step, top kernels by GPU time); if the profiler sees no kernels inside the replay it
+profiles one epoch run step by step instead. A variant that fails is recorded with its error and
+the others go on; the JSON is rewritten after every variant, so a run cut short keeps what it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lenet_book.fast import (EpochGraph, init_xavier, lenet, load_fashion_mnist_tensors,  # noqa: E402
+                             synchronize, to_float, train_fast, train_step)
+from lenet_book.fused import FusedEpochGraph, FusedStep, train_fused, warm_up  # noqa: E402
+from lenet_book.textbook import text_loaders, train_text_loop  # noqa: E402
+
+BATCH, LR = 256, 0.9
+CUDA_VARIANTS = ["text", "fast-graph", "fused-graph", "fused", "fused-graph-max-autotune"]
+CPU_VARIANTS = ["text", "fast-graph", "fused-graph"]
+
+
+class OutOfTime(BaseException):
+    """Raised by the alarm when the run has used its whole --budget (BaseException: no variant catches it)."""
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")), None) if cpuinfo.exists() else None
+    return f"{model or platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+
+
+def subset(data, n):
+    images, labels = data
+    return (images[:n], labels[:n]) if n else data
+
+
+def train_variant(name, device, args, train_data, test_data):
+    """Train one variant from the same seeded initial weights; returns its record."""
+    torch.manual_seed(args.seed)
+    net = init_xavier(lenet())
+    progress = lambda h: print(f"  {name:>24} epoch {h['epoch']:2d}: loss {h['loss']:.3f}, "  # noqa: E731
+                               f"train acc {h['train_acc']:.3f}, test acc {h['test_acc']:.3f}", flush=True)
+    graph = device.type == "cuda"
+    start = time.perf_counter()
+    if name == "text":
+        train_iter, test_iter = text_loaders(args.data)
+        if args.subset:
+            train_iter = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(train_iter.dataset, range(args.subset)), BATCH, shuffle=True,
+                num_workers=train_iter.num_workers)
+        history, seconds = train_text_loop(net, train_iter, test_iter, args.epochs, LR, device, progress)
+        examples = len(train_iter.dataset) * args.epochs
+    elif name == "fast-graph":
+        history, seconds = train_fast(net, train_data, test_data, args.epochs, LR, BATCH, args.seed,
+                                      on_epoch=progress, cuda_graph=graph)
+        examples = len(train_data[1]) * args.epochs
+    elif name.startswith("fused"):
+        mode = "max-autotune-no-cudagraphs" if name.endswith("max-autotune") else None
+        history, seconds = train_fused(net, train_data, test_data, args.epochs, LR, BATCH, args.seed,
+                                       cuda_graph=graph and "graph" in name, on_epoch=progress, mode=mode,
+                                       backend=args.backend)
+        examples = len(train_data[1]) * args.epochs
+    else:
+        raise ValueError(f"unknown variant {name!r}")
+    synchronize(device)
+    last = history[-1]
+    record = {"variant": name, "epochs": args.epochs, "examples": examples,
+              "examples_per_sec": examples / seconds, "train_seconds": seconds,
+              "wall_seconds": time.perf_counter() - start, "loss": last["loss"],
+              "train_acc": last["train_acc"], "test_acc": last["test_acc"], "history": history}
+    if "setup_seconds" in history[0]:
+        record["setup_seconds"] = history[0]["setup_seconds"]
+    return record
+
+
+def kernel_table(prof, device, steps):
+    """Kernels (device-side events) of a profile: count, per step, and the top ones by time."""
+    if device.type == "cuda":
+        events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        kernels = [e for e in events if not e.name.startswith(("Memcpy", "Memset"))]
+        timed = [(e.name, e.time_range.elapsed_us()) for e in kernels]
+    else:  # a CPU has no kernels: count the top-level operators instead
+        kernels = [e for e in prof.events() if e.cpu_parent is None and e.device_type == torch.autograd.DeviceType.CPU]
+        timed = [(e.name, e.self_cpu_time_total) for e in kernels]
+    by_name = collections.defaultdict(lambda: [0, 0.0])
+    for kernel_name, us in timed:
+        by_name[kernel_name][0] += 1
+        by_name[kernel_name][1] += us
+    total_us = sum(us for _, us in timed)
+    top = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:15]
+    return {"kernels": len(kernels), "steps": steps, "kernels_per_step": len(kernels) / steps,
+            "kernel_us_total": total_us, "kernel_us_per_step": total_us / steps,
+            "top": [{"name": n[:120], "count": c, "us_total": us, "share": us / total_us if total_us else 0.0}
+                    for n, (c, us) in top]}
+
+
+def profile_variant(name, device, args, train_data):
+    """Profile one epoch of ``name``: one replay of its epoch graph, or step by step if the replay shows nothing."""
+    from torch.profiler import ProfilerActivity, profile
+
+    images, labels = train_data
+    torch.manual_seed(args.seed)
+    net = init_xavier(lenet()).to(device)
+    order = torch.randperm(len(labels), device=device)
+    steps = len(order.split(BATCH))
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    if name.startswith("fused"):
+        mode = "max-autotune-no-cudagraphs" if name.endswith("max-autotune") else None
+        step = FusedStep(net, images, labels, lr=LR, mode=mode, backend=args.backend)
+        one_step = step
+        make_graph = lambda: FusedEpochGraph(step, BATCH)  # noqa: E731
+    else:
+        optimizer, loss_fn = torch.optim.SGD(net.parameters(), lr=LR), nn.CrossEntropyLoss()
+        one_step = lambda idx: train_step(net, optimizer, loss_fn, to_float(images[idx]), labels[idx])  # noqa: E731
+        make_graph = lambda: EpochGraph(net, optimizer, loss_fn, images, labels, BATCH)  # noqa: E731
+    result = {}
+    if device.type == "cuda":
+        graph = make_graph()
+        graph.run(order)  # one replay before the profiled one
+        synchronize(device)
+        with profile(activities=activities) as prof:
+            graph.run(order)
+            synchronize(device)
+        result = {"what": "one replay of the epoch graph", **kernel_table(prof, device, steps)}
+    if not result or result["kernels"] == 0:
+        if name.startswith("fused"):
+            warm_up(step, order.split(BATCH))
+        with profile(activities=activities) as prof:
+            for idx in order.split(BATCH):
+                one_step(idx)
+            synchronize(device)
+        result = {"what": "one epoch step by step, no graph"
+                          + (" (the graph replay showed no kernels)" if device.type == "cuda" else ""),
+                  **kernel_table(prof, device, steps)}
+    return result
+
+
+def print_profile(name, p):
+    print(f"\n  profile of {name}: {p['what']}: {p['kernels']} kernels, {p['kernels_per_step']:.1f} per step, "
+          f"{p['kernel_us_per_step']:.1f} us of kernel time per step")
+    print(f"  {'count':>6} {'us total':>10} {'share':>6}  kernel")
+    for k in p["top"]:
+        print(f"  {k['count']:6d} {k['us_total']:10.1f} {k['share']:6.1%}  {k['name'][:90]}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--variants", nargs="+", choices=CUDA_VARIANTS,
+                        help=f"default on CUDA: {' '.join(CUDA_VARIANTS)}; on a CPU: {' '.join(CPU_VARIANTS)}")
+    parser.add_argument("--data", default=str(ROOT / "data"), help="data root holding FashionMNIST/raw")
+    parser.add_argument("--subset", type=int, default=0,
+                        help="train on the first N training images only (dry runs; default: all 60,000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=220,
+                        help="seconds for the whole run (default 220): at the limit it stops, writes what it "
+                             "has and exits; the max-autotune variant starts only with half of it left")
+    parser.add_argument("--backend", default="inductor",
+                        help="torch.compile backend of the fused step (aot_eager: quick CPU dry runs)")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--json", type=Path, help="default: $OUT/fused.json, else benchmarks/out/fused.json")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.budget <= 0:
+        parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu for a dry run")
+    variants = args.variants or (CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS)
+    if device.type != "cuda" and any(v in ("fused", "fused-graph-max-autotune") for v in variants):
+        parser.error("the variants fused and fused-graph-max-autotune are for CUDA only")
+    json_path = args.json or Path(os.environ.get("OUT") or ROOT / "benchmarks" / "out") / "fused.json"
+    name = device_name(device)
+    report = {"device": name, "device_type": device.type, "torch": torch.__version__,
+              "cuda": torch.version.cuda, "triton": _version("triton"), "python": platform.python_version(),
+              "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "epochs": args.epochs, "backend": args.backend, "batch_size": BATCH, "lr": LR, "subset": args.subset or None,
+              "runs": [], "profiles": {}}
+
+    def save():
+        text = next((r for r in report["runs"] if r["variant"] == "text" and "error" not in r), None)
+        for r in report["runs"]:
+            if text and "error" not in r:
+                r["ratio_to_text"] = r["examples_per_sec"] / text["examples_per_sec"]
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch {BATCH}, lr {LR}, on {name} "
+          f"(torch {torch.__version__})", flush=True)
+    # every new FusedStep (training, profiling, each mode) may add compiled versions of the step
+    torch._dynamo.config.cache_size_limit = max(64, torch._dynamo.config.cache_size_limit)
+    train_data, test_data = load_fashion_mnist_tensors(args.data, device)
+    train_data = subset(train_data, args.subset)
+
+    def out_of_time(signum, frame):
+        raise OutOfTime()
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(max(1, args.budget - int(time.perf_counter() - t0)))
+    try:
+        for variant in variants:
+            used = time.perf_counter() - t0
+            if variant.endswith("max-autotune") and used > args.budget / 2:
+                print(f"{variant}: skipped, {used:.0f} s of the {args.budget:.0f} s budget used", flush=True)
+                report["runs"].append({"variant": variant, "error": f"skipped: {used:.0f} s of {args.budget:.0f} s used"})
+                save()
+                continue
+            print(f"{variant} [{used:.0f} s]", flush=True)
+            try:
+                report["runs"].append(train_variant(variant, device, args, train_data, test_data))
+            except Exception as error:  # a failing variant must not lose the others' figures
+                traceback.print_exc()
+                report["runs"].append({"variant": variant, "error": f"{type(error).__name__}: {error}"[:2000]})
+            save()
+            if not args.no_profile and "graph" in variant and "error" not in report["runs"][-1]:
+                try:
+                    report["profiles"][variant] = profile_variant(variant, device, args, train_data)
+                    print_profile(variant, report["profiles"][variant])
+                except Exception as error:
+                    traceback.print_exc()
+                    report["profiles"][variant] = {"error": f"{type(error).__name__}: {error}"[:2000]}
+                save()
+    except OutOfTime:
+        print(f"\nout of time: the --budget of {args.budget} s is used up; stopping", flush=True)
+        report["stopped"] = f"out of time after {args.budget} s, during {variant}"
+    finally:
+        signal.alarm(0)
+
+    report["total_seconds"] = time.perf_counter() - t0
+    save()
+    print(f"\n{'variant':>24} {'examples/sec':>13} {'train s':>8} {'setup s':>8} {'test acc':>8} {'x text':>7}")
+    for r in report["runs"]:
+        if "error" in r:
+            print(f"{r['variant']:>24} failed: {r['error'][:100]}")
+        else:
+            print(f"{r['variant']:>24} {r['examples_per_sec']:13,.0f} {r['train_seconds']:8.2f} "
+                  f"{r.get('setup_seconds', float('nan')):8.1f} {r['test_acc']:8.3f} "
+                  f"{r.get('ratio_to_text', float('nan')):7.2f}")
+    print(f"results written to {json_path} ({report['total_seconds']:.0f} s in all)")
+    return 0 if "stopped" not in report and all("error" not in r for r in report["runs"]) else 1
+
+
+def _version(package):
+    try:
+        from importlib.metadata import version
+        return version(package)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The whole book as one PDF, offline: Debian's Chromium prints the single-page build.
+
+    python tools/make_pdf.py                          # -> _build/pdf/lenet-book.pdf
+    python tools/make_pdf.py --out FILE.pdf --copy-to _build/html/_static/lenet-book.pdf
+
+`make pdf` runs it. Steps: `jupyter-book build --builder singlehtml` (every page of _toc.yml, in
+order, on one HTML page, with the site's styles and its bundled MathJax), then headless Chromium
+opens that page from disk with no network, waits until MathJax has typeset every formula and every
+image has loaded, and prints it to A4 (Chrome DevTools' Page.printToPDF): each chapter starts on a
+new page (book/_static/book.css), page numbers in the footer, one bookmark per heading, and links
+between chapters that stay inside the PDF. Needs /usr/bin/chromium and /usr/bin/chromedriver
+(apt-get install chromium chromium-driver; the Makefile installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+MM_PER_INCH = 25.4
+FOOTER = ('<div style="font-size:8px; width:100%; text-align:center; color:#555;">'
+          '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
+
+
+def build_single_page(out: Path) -> Path:
+    """jupyter-book's single-page HTML build of the book into `out`; the folder it wrote."""
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--builder", "singlehtml",
+               "--path-output", str(out), "--warningiserror", "--keep-going"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"make_pdf: the single-page build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return out / "_build" / "singlehtml"
+
+
+def single_page(folder: Path) -> Path:
+    """The single page of a singlehtml build, moved to where its links point from.
+
+    Jupyter Book writes it at the root document's path (book/intro.html) but with every link,
+    image and script relative to the build folder; a copy at the top of that folder shows it whole.
+    """
+    root = yaml.safe_load((REPO / "_toc.yml").read_text())["root"]
+    written = folder / f"{root}.html"
+    if not written.is_file():
+        sys.exit(f"make_pdf: no single-page build at {written}")
+    page = folder / "lenet-book.html"
+    shutil.copyfile(written, page)
+    return page
+
+
+def browser():
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        sys.exit(f"make_pdf: missing {', '.join(missing)}: apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--allow-file-access-from-files", "--window-size=1100,1400",
+                 "--host-resolver-rules=MAP * ~NOTFOUND"):  # no network: the PDF uses only what ships
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+
+
+def print_to_pdf(page: Path, out: Path, timeout: float = 120) -> int:
+    """Print `page` to `out` once its formulas and images are ready; the number of bytes written."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser()
+    try:
+        driver.set_page_load_timeout(timeout)
+        driver.set_script_timeout(timeout)
+        driver.get(page.as_uri())
+        WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        # MathJax (deferred) typesets after the load event: wait for its promise, then for every image.
+        state = driver.execute_async_script("""
+            const done = arguments[0];
+            const images = () => Promise.all(Array.from(document.images).map(i => i.complete ? null :
+                new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); })));
+            const math = document.querySelectorAll('.math').length;
+            const ready = window.MathJax && MathJax.startup && MathJax.startup.promise;
+            (ready ? MathJax.startup.promise : Promise.resolve())
+              .then(images).then(() => done({math, typeset: document.querySelectorAll('mjx-container').length,
+                                             errors: document.querySelectorAll('mjx-merror').length}))
+              .catch(e => done({error: String(e)}));""")
+        if state.get("error") or state["errors"] or state["typeset"] < state["math"]:
+            sys.exit(f"make_pdf: MathJax did not typeset every formula: {state}")
+        pdf = driver.execute_cdp_cmd("Page.printToPDF", {
+            "paperWidth": 210 / MM_PER_INCH, "paperHeight": 297 / MM_PER_INCH,  # A4
+            "marginTop": 0.6, "marginBottom": 0.7, "marginLeft": 0.6, "marginRight": 0.6,
+            "printBackground": True, "displayHeaderFooter": True,
+            "headerTemplate": "<div></div>", "footerTemplate": FOOTER,
+            "generateTaggedPDF": True, "generateDocumentOutline": True,
+        })
+    finally:
+        driver.quit()
+    data = base64.b64decode(pdf["data"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return len(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "_build" / "pdf" / "lenet-book.pdf")
+    parser.add_argument("--copy-to", type=Path, action="append", default=[],
+                        help="also copy the PDF here (make pdf: into the built site's _static/)")
+    parser.add_argument("--singlehtml", type=Path, help="print this existing single-page build (_build/singlehtml)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lenet-book-pdf-") as scratch:
+        page = single_page(args.singlehtml or build_single_page(Path(scratch)))
+        size = print_to_pdf(page, args.out)
+    for target in args.copy_to:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.out, target)
+    print(f"{args.out} ({size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s"
+          + "".join(f"; copied to {t}" for t in args.copy_to))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
