@@ -7,11 +7,9 @@ wrong and how to fix it, and leaves the network untouched.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -287,19 +285,6 @@ def run_as_nobody(code: str) -> subprocess.CompletedProcess:
     if "Traceback" in result.stderr:
         pytest.skip("could not run as the user nobody: " + result.stderr.strip().splitlines()[-1])
     return result
-
-
-@pytest.fixture
-def open_folder():
-    """A folder that every user may enter (pytest's tmp_path is for its owner only)."""
-    folder = Path(tempfile.mkdtemp(prefix="lenet-book-test-"))
-    folder.chmod(0o755)
-    yield folder
-    folder.chmod(0o755)
-    for parent, folders, files in os.walk(folder):  # top-down: unlock a folder before entering it
-        for name in folders + files:
-            os.chmod(os.path.join(parent, name), 0o755)
-    shutil.rmtree(folder)
 
 
 LOAD_AS_NOBODY = """

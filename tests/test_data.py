@@ -611,22 +611,6 @@ def test_cli_as_a_program_explains_a_root_that_is_a_file(tmp_path):
 # Permission tests: root reads and writes every file, so as root they run in a child Python
 # that drops to the user nobody (after its imports: Python's own files may be root's only).
 
-@pytest.fixture
-def open_folder():
-    """A folder that every user may enter (pytest's tmp_path is for its owner only)."""
-    import shutil
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="lenet-book-test-"))
-    folder.chmod(0o755)
-    yield folder
-    folder.chmod(0o755)
-    for parent, folders, files in os.walk(folder):  # top-down: unlock a folder before entering it
-        for name in folders + files:
-            os.chmod(os.path.join(parent, name), 0o755)
-    shutil.rmtree(folder)
-
-
 def run_main_with_tiny_files(specs, args: list[str], as_nobody: bool) -> tuple[int, str]:
     """Run ``data.main(args)`` with the tiny FILES, in a child Python dropped to the user nobody
     when ``as_nobody``; return (exit status, stderr). Skips, printing why, if that cannot run."""
