@@ -43,7 +43,8 @@ def _init_worker(device, data_root, subset):
     from lenet_book.fast import load_fashion_mnist_tensors
     from lenet_book.train import split_validation
 
-    torch.set_num_threads(1) if device == "cuda" else None
+    if device == "cuda":  # many workers share the CPU that feeds one GPU
+        torch.set_num_threads(1)
     train_data, test_data = load_fashion_mnist_tensors(data_root, device)
     if subset:
         train_data = (train_data[0][:subset], train_data[1][:subset])
@@ -63,8 +64,7 @@ def _run(job):
     net, options = recipes.build(recipe, seed)
     graph = (_worker["device"] == "cuda" and "scheduler" not in options and "batch_transform" not in options)
     history, seconds = train(net, _worker["full"] if on_full else _worker["fit"], cuda_graph=graph, **options)
-    predict = options.get("predict", recipes.original.predict if recipe.get("network") == "original" else None)
-    kw = {"predict": predict} if predict else {}
+    kw = {"predict": options["predict"]} if "predict" in options else {}
     result = {"study": study, "name": name, "seed": seed, "seconds": seconds,
               "train_acc": history[-1]["train_acc"], "loss": history[-1]["loss"],
               "test_acc": evaluate(net, *_worker["test"], **kw)}
