@@ -47,7 +47,7 @@ execute: env data              ## store a chapter executed: NB=notebooks/05_orig
 report: env                    ## regenerate book/execution_report.md from the chapters' records
 	$(BIN)/python -m tools.execution_report
 
-bench: env data                ## the speed benchmark on the CPU, 3 repeats: text's loop vs fast path (~10 min on 2 cores)
+bench: env data                ## the speed benchmark on the CPU, 3 repeats: text's loop vs fast path and fused step (~15 min on 2 cores)
 	$(BIN)/python benchmarks/train_speed.py --device cpu --repeats 3 --json benchmarks/results/cpu.json
 
 seeds: env data                ## accuracy over seeds of every recipe (about 2.5 hours on 2 CPU cores; --help for a GPU)

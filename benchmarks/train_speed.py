@@ -59,10 +59,12 @@ VARIANTS = {
     "fast-graph-compile": ("fast path, CUDA graph + torch.compile", {"cuda_graph": True, "compile": True}),
     "fused": ("fused step: forward, loss, backward and update compiled as one function",
               {"fused": True, "cuda_graph": False}),
+    "fused-channels-last": ("fused step, channels-last memory format",
+                            {"fused": True, "cuda_graph": False, "channels_last": True}),
     "fused-graph": ("fused step, each epoch one CUDA graph", {"fused": True, "cuda_graph": True}),
 }
 DEFAULTS = {
-    "cpu": ["text", "fast", "fast-channels-last"],
+    "cpu": ["text", "fast", "fast-channels-last", "fused-channels-last"],
     "cuda": ["text", "fast", "fast-graph", "fast-graph-bf16", "fused", "fused-graph"],
 }
 

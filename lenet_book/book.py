@@ -19,9 +19,10 @@ def chapters() -> list[Path]:
     """The chapter notebooks, ``notebooks/NN_topic.ipynb``, in the order _toc.yml lists them."""
     toc = ROOT / "_toc.yml"
     if not toc.is_file():
-        raise FileNotFoundError(f"No table of contents at {toc}: the chapter list needs a checkout of "
-                                "the book's repository, not an installed copy of lenet_book.")
-    return [ROOT / f"{stem}.ipynb" for stem in re.findall(r"file:\s*(notebooks/\S+)", toc.read_text())]
+        raise FileNotFoundError(f"No table of contents at {toc}: the chapter list needs a checkout "
+                                "of the book's repository, not an installed copy of lenet_book.")
+    return [ROOT / f"{stem}.ipynb"
+            for stem in re.findall(r"file:\s*(notebooks/\S+)", toc.read_text())]
 
 
 def commit() -> str:
@@ -31,8 +32,9 @@ def commit() -> str:
     ``$BOOK_COMMIT`` if set, else ``"unknown"``.
     """
     try:
-        described = subprocess.run(["git", "-c", "safe.directory=*", "describe", "--always", "--dirty"],
-                                   cwd=ROOT, capture_output=True, text=True, timeout=30)
+        described = subprocess.run(
+            ["git", "-c", "safe.directory=*", "describe", "--always", "--dirty"],
+            cwd=ROOT, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         described = None
     if described is not None and described.returncode == 0 and described.stdout.strip():

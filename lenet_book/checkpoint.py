@@ -76,7 +76,8 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
     cannot be written (the message names the path and why).
     """
     path = Path(path)
-    state_dict = {name: tensor.detach().to("cpu").clone() for name, tensor in net.state_dict().items()}
+    state_dict = {name: tensor.detach().to("cpu").clone()
+                  for name, tensor in net.state_dict().items()}
     record = {
         "format": FORMAT,
         "architecture": [(name, list(shape)) for name, shape in architecture(state_dict)],
@@ -123,13 +124,15 @@ def _differences(stored: list[tuple[str, tuple[int, ...]]],
         if name not in stored_shapes:
             lines.append(f"{name} {shape} is in the network but not in the file")
         elif stored_shapes[name] != shape:
-            lines.append(f"{name} has shape {stored_shapes[name]} in the file but {shape} in the network")
+            lines.append(f"{name} has shape {stored_shapes[name]} in the file "
+                         f"but {shape} in the network")
     lines += [f"{name} {shape} is in the file but not in the network"
               for name, shape in stored if name not in expected_shapes]
     if not lines:
         lines.append("the same tensors are stored in another order")
     more = len(lines) - limit
-    return "\n".join("  - " + line for line in lines[:limit]) + (f"\n  ... and {more} more" if more > 0 else "")
+    return ("\n".join("  - " + line for line in lines[:limit])
+            + (f"\n  ... and {more} more" if more > 0 else ""))
 
 
 def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
@@ -163,13 +166,15 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     except Exception as error:  # torch.load raises many kinds for a truncated or damaged zip
         raise _refuse(path, f"cannot be read as a checkpoint ({type(error).__name__}: "
                             f"{str(error).splitlines()[0] if str(error) else 'no details'}); "
-                            "it is truncated, damaged, or not a file saved by save_checkpoint") from None
+                            "it is truncated, damaged, or not a file saved by "
+                            "save_checkpoint") from None
     if not (isinstance(record, dict) and record.get("format") == FORMAT):
         raise _refuse(path, "is not a lenet_book checkpoint (a plain torch.save of a state dict, "
                             "or another file?); only files written by save_checkpoint are loaded")
     try:
         state_dict = record["state_dict"]
-        stored = [(str(name), tuple(int(d) for d in shape)) for name, shape in record["architecture"]]
+        stored = [(str(name), tuple(int(d) for d in shape))
+                  for name, shape in record["architecture"]]
         checksum = str(record["sha256"])
         if not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
             raise TypeError("a state-dict entry is not a tensor")

@@ -88,12 +88,14 @@ LOCAL_COPIES = (
     Path("/usr/share/datasets/fashion-mnist"),  # Debian: apt-get install dataset-fashion-mnist
 )
 
-HOW_TO_FIX = """How to fix it (in a terminal opened in {cwd}; relative paths start from there):
-  * from a local copy (checked against the published MD5 sums):
-      python -m lenet_book.data prepare --source DIR --root {root}   (DIR holds the four *-ubyte.gz files)
-  * on Debian or Ubuntu:  apt-get install dataset-fashion-mnist
-      then: python -m lenet_book.data prepare --source /usr/share/datasets/fashion-mnist --root {root}
-  * online: delete {raw} and run again; torchvision downloads the files."""
+HOW_TO_FIX = ("How to fix it (in a terminal opened in {cwd}; relative paths start from there):\n"
+              "  * from a local copy (checked against the published MD5 sums):\n"
+              "      python -m lenet_book.data prepare --source DIR --root {root}"
+              "   (DIR holds the four *-ubyte.gz files)\n"
+              "  * on Debian or Ubuntu:  apt-get install dataset-fashion-mnist\n"
+              "      then: python -m lenet_book.data prepare"
+              " --source /usr/share/datasets/fashion-mnist --root {root}\n"
+              "  * online: delete {raw} and run again; torchvision downloads the files.")
 
 # torchvision's FashionMNIST loads these two files, when both exist, instead of the raw files:
 # a cache that older torchvision versions wrote, and which nothing here verifies.
@@ -105,7 +107,8 @@ STALE_PARTIAL_SECONDS = 3600
 
 
 class FashionMNISTError(RuntimeError):
-    """The Fashion-MNIST files are missing or not the published ones, or cannot be read or written."""
+    """The Fashion-MNIST files are missing or not the published ones, or cannot be read
+    or written."""
 
 
 def _raw_dir(root: str | os.PathLike) -> Path:
@@ -153,9 +156,9 @@ def _folder_problem(folder: Path, write: bool = False) -> str | None:
     return None
 
 
-PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmod -R u+rwX PATH, or "
-                  "a+rX to let everyone read), run as the user who owns the data, or use another "
-                  "--root.")
+PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmod -R u+rwX PATH, "
+                  "or a+rX to let everyone read), run as the user who owns the data, or use "
+                  "another --root.")
 
 
 def _folder_error(problem: str, doing: str, root: str | os.PathLike) -> FashionMNISTError:
@@ -203,13 +206,15 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
         with open(path, "rb") as f:
             header = f.read(4 + 4 * len(spec.shape))
         if len(header) < 4 + 4 * len(spec.shape):
-            return f"{path} holds only {size} bytes, too few for an IDX header (expected {spec.size:,} bytes)."
+            return (f"{path} holds only {size} bytes, too few for an IDX header "
+                    f"(expected {spec.size:,} bytes).")
         magic = int.from_bytes(header[:4], "big")
         dims = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(4, len(header), 4))
         if magic != spec.magic or dims != spec.shape:
             return (f"{path} has the IDX header magic {magic:#06x} with sizes {dims}; "
                     f"expected magic {spec.magic:#06x} with sizes {spec.shape}. "
-                    "It is not this Fashion-MNIST file (a .gz left compressed, or another data set?).")
+                    "It is not this Fashion-MNIST file "
+                    "(a .gz left compressed, or another data set?).")
         if size != spec.size:
             return (f"{path} holds {size:,} bytes; expected {spec.size:,}. "
                     "It is truncated or has extra bytes (an interrupted download or copy?).")
@@ -234,7 +239,8 @@ def _cache_problem(root: str | os.PathLike) -> str | None:
     cache = _stale_cache(root)
     if not cache:
         return None
-    return (f"{_processed_dir(root)} holds an old torchvision cache ({', '.join(p.name for p in cache)}) "
+    return (f"{_processed_dir(root)} holds an old torchvision cache "
+            f"({', '.join(p.name for p in cache)}) "
             "that torchvision loads instead of the verified raw files, unchecked. Delete it "
             f"(rm -r {_processed_dir(root)}), or run prepare, which deletes it.")
 
@@ -254,16 +260,17 @@ def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
         except OSError as error:
             raise FashionMNISTError(
-                f"{_processed_dir(root)} holds an old torchvision cache that torchvision would load "
-                f"instead of the verified raw files, and it cannot be deleted ({_os_problem(error, path)}).\n"
+                f"{_processed_dir(root)} holds an old torchvision cache that torchvision would "
+                "load instead of the verified raw files, and it cannot be deleted "
+                f"({_os_problem(error, path)}).\n"
                 f"How to fix it: delete it yourself: rm -r {_processed_dir(root)}") from None
     if cache:
         try:
             _processed_dir(root).rmdir()  # only when nothing else is in it
         except OSError:
             pass
-        print(f"Deleted {', '.join(str(p) for p in cache)}: an old torchvision cache that torchvision "
-              "would have loaded instead of the verified raw files.", file=sys.stderr)
+        print(f"Deleted {', '.join(str(p) for p in cache)}: an old torchvision cache that "
+              "torchvision would have loaded instead of the verified raw files.", file=sys.stderr)
     return cache
 
 
@@ -289,7 +296,8 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     return raw
 
 
-def _gunzip_verified(source: Path, spec: IdxFile, target: Path, root: str | os.PathLike = "data") -> None:
+def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
+                     root: str | os.PathLike = "data") -> None:
     """Unpack ``source`` into ``target``, keeping it only if its MD5 is the published one.
 
     The uncompressed sum is checked rather than the .gz sum, because Debian's copies carry
@@ -303,7 +311,8 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path, root: str | os.P
         fd, name = tempfile.mkstemp(dir=raw, prefix=f".{spec.name}.", suffix=".partial")
     except OSError as error:
         raise FashionMNISTError(
-            f"Cannot write into the data folder {raw}: {_os_problem(error, raw).split(': ', 1)[1]}.\n"
+            f"Cannot write into the data folder {raw}: "
+            f"{_os_problem(error, raw).split(': ', 1)[1]}.\n"
             + PERMISSION_FIX) from None
     partial = Path(name)
     try:
@@ -313,8 +322,9 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path, root: str | os.P
             except OSError as error:
                 raise FashionMNISTError(
                     f"Cannot read the source file: {_os_problem(error, source)}.\n"
-                    f"How to fix it: give this user read access (e.g. as its owner: chmod a+r {source}), "
-                    "or copy the .gz files to a folder it can read and pass that one.") from None
+                    "How to fix it: give this user read access (e.g. as its owner: "
+                    f"chmod a+r {source}), or copy the .gz files to a folder it can read and "
+                    "pass that one.") from None
             with compressed, gzip.GzipFile(fileobj=compressed, mode="rb") as src:
                 while True:
                     try:
@@ -332,7 +342,8 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path, root: str | os.P
                         dst.write(block)
                     except OSError as error:
                         raise FashionMNISTError(
-                            f"Cannot write {target} in the data folder: {_os_problem(error, partial)}.\n"
+                            f"Cannot write {target} in the data folder: "
+                            f"{_os_problem(error, partial)}.\n"
                             "How to fix it: free some space, or use another --root.") from None
             dst.flush()
             os.fsync(dst.fileno())
@@ -360,8 +371,10 @@ def _remove_stale_partials(raw: Path) -> None:
 
 
 def find_local_copy() -> Path | None:
-    """Return the first folder among $FASHION_MNIST_SOURCE and LOCAL_COPIES holding the .gz files."""
-    candidates = [Path(os.environ["FASHION_MNIST_SOURCE"])] if os.environ.get("FASHION_MNIST_SOURCE") else []
+    """Return the first folder among $FASHION_MNIST_SOURCE and LOCAL_COPIES holding
+    the .gz files."""
+    candidates = ([Path(os.environ["FASHION_MNIST_SOURCE"])]
+                  if os.environ.get("FASHION_MNIST_SOURCE") else [])
     for folder in candidates + list(LOCAL_COPIES):
         if all(os.path.isfile(folder / f"{spec.name}.gz") for spec in FILES):
             return folder
@@ -409,7 +422,8 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     if source_problem:
         fix = (f"How to fix it: give this user read access to {source} and its files (e.g. as "
                f"their owner: chmod -R a+rX {source}), or copy the .gz files to a folder it can "
-               "read and pass that one." if "no permission" in source_problem else _how_to_fix(root))
+               "read and pass that one."
+               if "no permission" in source_problem else _how_to_fix(root))
         raise FashionMNISTError(
             f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
             "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
@@ -417,7 +431,8 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
     for spec in todo:
         if os.path.isdir(raw / spec.name):
-            raise FashionMNISTError(f"Cannot prepare Fashion-MNIST in {raw}: {_problem(raw / spec.name, spec)}")
+            raise FashionMNISTError(f"Cannot prepare Fashion-MNIST in {raw}: "
+                                    f"{_problem(raw / spec.name, spec)}")
         gz = source / f"{spec.name}.gz"
         if os.path.isdir(gz):
             raise FashionMNISTError(f"{gz} is a folder, not the published {spec.name}.gz file.\n"
@@ -472,9 +487,11 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lenet_book.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lenet_book.data",
+                                     description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    prepare = commands.add_parser("prepare", help="unpack and verify a local copy into ROOT/FashionMNIST/raw")
+    prepare = commands.add_parser("prepare",
+                                  help="unpack and verify a local copy into ROOT/FashionMNIST/raw")
     prepare.add_argument("--source", help="folder with the four *-ubyte.gz files "
                          "(default: $FASHION_MNIST_SOURCE, ../shared/data/FashionMNIST/raw, "
                          "/usr/share/datasets/fashion-mnist)")

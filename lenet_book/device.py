@@ -33,7 +33,8 @@ def synchronize(device):
 
 
 def device_name(device=None) -> str:
-    """A readable name of ``device`` (default: ``try_device()``): the GPU's name or the CPU model."""
+    """A readable name of ``device`` (default: ``try_device()``): the GPU's name or the
+    CPU model."""
     device = torch.device(device) if device is not None else try_device()
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -1,4 +1,5 @@
-"""LeNet-5's weights and some test images as small JavaScript files for the page "LeNet in your browser".
+"""LeNet-5's weights and some test images as small JavaScript files for the page
+"LeNet in your browser".
 
 The page must work when opened from disk (file://), where a browser refuses fetch() of local
 files, so the data travels as JavaScript: one statement ``window.NAME = {...};`` whose object is
@@ -47,16 +48,19 @@ def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
         values = np.frombuffer(base64.b64decode(entry["base64"]), dtype="<f4")
         expected = int(np.prod(entry["shape"]))
         if values.size != expected:
-            raise ExportError(f"tensor {entry['name']}: {values.size} numbers for shape {entry['shape']} "
-                              f"({expected} expected); rerun tools/export_weights.py")
-        state_dict[entry["name"]] = torch.from_numpy(values.astype(np.float32).reshape(entry["shape"]))
+            raise ExportError(f"tensor {entry['name']}: {values.size} numbers "
+                              f"for shape {entry['shape']} ({expected} expected); "
+                              "rerun tools/export_weights.py")
+        state_dict[entry["name"]] = torch.from_numpy(
+            values.astype(np.float32).reshape(entry["shape"]))
     return state_dict
 
 
 def encode_images(images: torch.Tensor) -> str:
     """uint8 N×28×28 images as one base64 string."""
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
-        raise ExportError(f"expected uint8 N×28×28 images, got {images.dtype} {tuple(images.shape)}")
+        raise ExportError(f"expected uint8 N×28×28 images, "
+                          f"got {images.dtype} {tuple(images.shape)}")
     return base64.b64encode(images.cpu().contiguous().numpy().tobytes()).decode("ascii")
 
 

@@ -1,4 +1,5 @@
-"""A fused training step for LeNet-5: forward, loss, backward and SGD update compiled as one function.
+"""A fused training step for LeNet-5: forward, loss, backward and SGD update compiled as
+one function.
 
 The fast path of chapter 4 (``lenet_book.fast``) runs each step as PyTorch's eager kernels, about
 sixty small ones per batch of 256, and on a GPU their launches cost more than their arithmetic.
@@ -34,17 +35,22 @@ class FusedStep:
 
     Calling it returns (summed loss, correct predictions) as tensors, like ``fast.train_step``,
     and updates ``net``'s parameters in place. ``compile=False`` runs the same function eagerly
-    (for comparison); ``backend`` and ``mode`` go to ``torch.compile``.
+    (for comparison); ``backend`` and ``mode`` go to ``torch.compile``. ``channels_last=True``
+    hands the convolutions their batches in the channels-last memory layout (the network's
+    weights must be in it too: ``train_fused`` converts them), which the CPU's kernels prefer.
     """
 
-    def __init__(self, net, images, labels, lr=0.9, compile=True, backend="inductor", mode=None):
+    def __init__(self, net, images, labels, lr=0.9, compile=True, backend="inductor", mode=None,
+                 channels_last=False):
         if images.dtype != torch.uint8 or images.dim() != 3:
-            raise ValueError(f"images must be a uint8 N×28×28 tensor (as load_fashion_mnist_tensors gives), "
+            raise ValueError(f"images must be a uint8 N×28×28 tensor "
+                             f"(as load_fashion_mnist_tensors gives), "
                              f"got {images.dtype} with shape {tuple(images.shape)}")
         if labels.shape != images.shape[:1]:
             raise ValueError(f"labels must be one per image: {len(images)} images, labels of shape "
                              f"{tuple(labels.shape)}")
         self.net, self.images, self.labels, self.lr = net, images, labels, lr
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.names = [name for name, _ in net.named_parameters()]
         # detach() shares storage: updating these updates the network's parameters
         self.params = [p.detach() for p in net.parameters()]
@@ -61,7 +67,7 @@ class FusedStep:
         return loss, (loss.detach(), (y_hat.argmax(dim=1) == y).sum())
 
     def _step(self, params, images, labels, idx):
-        X, y = to_float(images[idx]), labels[idx]
+        X, y = to_float(images[idx]).contiguous(memory_format=self.memory_format), labels[idx]
         grads, (loss, correct) = grad(self._loss, has_aux=True)(params, X, y)
         with torch.no_grad():
             torch._foreach_add_(params, grads, alpha=-self.lr)
@@ -124,24 +130,26 @@ class FusedEpochGraph:
 
 
 def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=256, seed=0,
-                cuda_graph=True, on_epoch=None, mode=None, backend="inductor"):
+                cuda_graph=True, on_epoch=None, mode=None, backend="inductor", channels_last=False):
     """Train ``net`` with the recipe of train_ch6, each step one compiled function.
 
     Same interface and results as ``fast.train_fast``: one dict per epoch (loss, train_acc,
     test_acc) and the seconds spent in the training steps. Compilation (and, with
     ``cuda_graph=True`` on a GPU, the recording of the epoch graph) happens before the timer
     starts; its time is in the returned history's ``setup_seconds`` of the first epoch.
+    ``channels_last=True`` keeps the weights and batches in the channels-last layout.
     """
     images, labels = train_data
     device = images.device
     if cuda_graph and device.type != "cuda":
         raise ValueError(f"cuda_graph=True needs the data on a CUDA device, it is on {device}; "
                          "pass cuda_graph=False to train without a graph")
-    net.to(device)
+    net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     net.train()
     generator = torch.Generator(device=device).manual_seed(seed)
     setup_start = time.perf_counter()
-    step = FusedStep(net, images, labels, lr=lr, backend=backend, mode=mode)
+    step = FusedStep(net, images, labels, lr=lr, backend=backend, mode=mode,
+                     channels_last=channels_last)
     if cuda_graph:
         graph = FusedEpochGraph(step, batch_size)
     else:

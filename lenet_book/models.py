@@ -26,7 +26,8 @@ def lenet():
 
 
 def init_xavier(net):
-    """Xavier-uniform weights for every linear and convolutional layer, as train_ch6 does (chapter 3)."""
+    """Xavier-uniform weights for every linear and convolutional layer, as train_ch6 does
+    (chapter 3)."""
     for m in net.modules():
         if type(m) in (nn.Linear, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight)
@@ -34,7 +35,8 @@ def init_xavier(net):
 
 
 def modern_lenet(activation=nn.Sigmoid, pool=nn.AvgPool2d, batch_norm=False):
-    """LeNet-5 with a choice of activation and pooling, and optional batch normalisation (chapter 6).
+    """LeNet-5 with a choice of activation and pooling, and optional batch normalisation
+    (chapter 6).
 
     With the defaults it is ``lenet()``. With batch normalisation the layers before it have no
     bias: it subtracts the mean, so a bias would be redundant, and its shift β takes its role.

@@ -57,8 +57,10 @@ class PartialConv2d(nn.Module):
         pairs = [(o, i) for o, maps in enumerate(inputs) for i in maps]
         self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]))
         self.register_buffer("in_index", torch.tensor([i for _, i in pairs]))
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, len(inputs), kernel_size
-        self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))  # one kernel per pair
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels, len(inputs), kernel_size)
+        # one kernel per pair
+        self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(len(inputs)))
         nn.init.uniform_(self.weight, -0.1, 0.1)
 
@@ -80,7 +82,8 @@ def paley_hadamard(q=83):
 
     S = torch.zeros(q + 1, q + 1)
     S[0, 1:], S[1:, 0] = 1, -1
-    S[1:, 1:] = torch.tensor([[chi(j - i) for j in range(q)] for i in range(q)], dtype=torch.float32)
+    S[1:, 1:] = torch.tensor([[chi(j - i) for j in range(q)] for i in range(q)],
+                             dtype=torch.float32)
     return torch.eye(q + 1) + S
 
 
@@ -115,7 +118,8 @@ def original_lenet(codes=None):
 
 
 def init_paper(net):
-    """Weights and biases uniform in [-2.4/F, 2.4/F], F the fan-in of the unit (paper, Appendix A)."""
+    """Weights and biases uniform in [-2.4/F, 2.4/F], F the fan-in of the unit
+    (paper, Appendix A)."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, PartialConv2d):           # the fan-in differs from map to map

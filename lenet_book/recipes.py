@@ -30,8 +30,8 @@ MODERN_STEPS = [
 ]
 
 # Chapter 5: the 1998 network, with SGD + momentum on the first 10 passes of the paper's schedule.
-ORIGINAL = {"network": "original", "lr": 0.005, "momentum": 0.9, "batch_size": 256, "num_epochs": 10,
-            "j": original.J}
+ORIGINAL = {"network": "original", "lr": 0.005, "momentum": 0.9, "batch_size": 256,
+            "num_epochs": 10, "j": original.J}
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
@@ -94,8 +94,9 @@ def build(recipe, seed=0):
                 params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
         if r.pop("one_cycle", False):
             # momentum stays at its set value: cycle_momentum=False
-            train_options["scheduler"] = lambda opt, epochs, steps: torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps, cycle_momentum=False)
+            train_options["scheduler"] = lambda opt, epochs, steps: (
+                torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
+                                                    steps_per_epoch=steps, cycle_momentum=False))
         if r.pop("augment", False):
             train_options["batch_transform"] = random_crop_flip
         smoothing = r.pop("label_smoothing", 0.0)

@@ -66,12 +66,14 @@ def repeat_summary(runs, baseline="text"):
     machine that is busier in one repeat than in another slows both sides of that ratio.
     """
     succeeded = _succeeded(runs)
-    baseline_speed = {r["repeat"]: r["examples_per_sec"] for r in succeeded if r["variant"] == baseline}
+    baseline_speed = {r["repeat"]: r["examples_per_sec"]
+                      for r in succeeded if r["variant"] == baseline}
     summary = {}
     for variant in dict.fromkeys(r["variant"] for r in succeeded):
         mine = [r for r in succeeded if r["variant"] == variant]
         entry = {"examples_per_sec": _spread([r["examples_per_sec"] for r in mine])}
-        ratios = [r["examples_per_sec"] / baseline_speed[r["repeat"]] for r in mine if r["repeat"] in baseline_speed]
+        ratios = [r["examples_per_sec"] / baseline_speed[r["repeat"]]
+                  for r in mine if r["repeat"] in baseline_speed]
         if ratios:
             entry["ratio_to_text"] = _spread(ratios)
         summary[variant] = entry

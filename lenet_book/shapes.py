@@ -86,7 +86,8 @@ def next_shape(layer, shape):
     if isinstance(layer, nn.Flatten):
         n = max(len(shape), 1)  # PyTorch flattens a 0-d tensor as if it had one dimension
         if not all(-n <= dim < n for dim in (layer.start_dim, layer.end_dim)):
-            raise ShapeError(f"at least {max(layer.start_dim, layer.end_dim, -1 - layer.start_dim) + 1} "
+            raise ShapeError(f"at least "
+                             f"{max(layer.start_dim, layer.end_dim, -1 - layer.start_dim) + 1} "
                              f"dimension(s) (its start_dim is {layer.start_dim})")
         start, end = layer.start_dim % n, layer.end_dim % n
         shape = shape or (1,)
@@ -120,8 +121,8 @@ def walk(net, input_shape):
     """Follow input_shape through net. Returns (shapes after each layer, failure), where failure
     is None or (index, layer, shape it gets, what it expects)."""
     if not isinstance(net, nn.Sequential):
-        raise TypeError(f"walk follows an nn.Sequential layer by layer, not a {type(net).__name__}; "
-                        "check its Sequential parts one at a time")
+        raise TypeError(f"walk follows an nn.Sequential layer by layer, not a "
+                        f"{type(net).__name__}; check its Sequential parts one at a time")
     shape, shapes = tuple(input_shape), []
     for index, layer in enumerate(net):
         try:
@@ -155,7 +156,8 @@ def shape_of(x):
         if not bad:
             return tuple(int(d) for d in x), None, "shape"
         raise TypeError(f"{tuple(x)!r} is not a shape: its entries must be whole numbers ≥ 0 "
-                        f"(got {bad[0]!r}). To check data, pass them as a tensor (torch.tensor(...)).")
+                        f"(got {bad[0]!r}). To check data, pass them as a tensor "
+                        "(torch.tensor(...)).")
     raise TypeError(f"expected a shape such as (1, 1, 28, 28), a tensor or a numpy array, "
                     f"not a {type(x).__name__}; e.g. for a PIL image pass "
                     "torchvision.transforms.functional.to_tensor(image).unsqueeze(0)")
@@ -170,20 +172,23 @@ def input_problem(net, dtype, kind):
     name = str(dtype).removeprefix("torch.")
     if kind == "array":
         try:
-            dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype  # the dtype it would have in torch
+            # the dtype it would have in torch
+            dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
         except TypeError:
             return (f"the input is a numpy array of {name}, not numbers PyTorch can hold",
                     "convert it to numbers first, e.g. X.astype(np.float32)")
-    convert = "" if dtype == weights else ".float()" if weights == torch.float32 else f".to({weights})"
-    scale = " / 255 (the / 255 maps 0–255 pixels to [0, 1], as ToTensor does)" if dtype == torch.uint8 else ""
+    convert = ("" if dtype == weights else ".float()" if weights == torch.float32
+               else f".to({weights})")
+    scale = (" / 255 (the / 255 maps 0–255 pixels to [0, 1], as ToTensor does)"
+             if dtype == torch.uint8 else "")
     if kind == "array":
         return (f"the input is a numpy array ({name}), but PyTorch layers take tensors",
                 f"convert it: torch.from_numpy(X){convert}{scale}")
     if not convert:
         return None
     other_way = f" (or the network: net.to({dtype}))" if dtype.is_floating_point else ""
-    return (f"the input is {name} but the network's weights are {str(weights).removeprefix('torch.')}, "
-            "and PyTorch does not mix them",
+    return (f"the input is {name} but the network's weights are "
+            f"{str(weights).removeprefix('torch.')}, and PyTorch does not mix them",
             f"convert it: X{convert}{scale}{other_way}")
 
 
@@ -207,7 +212,8 @@ def size_hint(net, input_shape):
         advice = f"{actions['height']} it to {n}×{n}"
     else:
         advice = " and ".join(f"{action} its {axis} from {size} to {n}"
-                              for (axis, action), size in zip(actions.items(), (height, width)) if action)
+                              for (axis, action), size in zip(actions.items(), (height, width))
+                              if action)
     return (f"the image is {height}×{width} but this network was built for {n}×{n} "
             f"(it fits {sizes}): {advice} (or resize it)")
 
@@ -218,11 +224,13 @@ def diagnose(net, input_shape, shapes, failure):
     resize = size_hint(net, input_shape) if len(input_shape) == 4 else None
     if len(input_shape) < 3:
         flat, side = math.prod(input_shape), math.isqrt(input_shape[-1]) if input_shape else 0
-        if len(input_shape) == 2 and side > 1 and side * side == input_shape[-1] != input_shape[0] ** 2:
+        if (len(input_shape) == 2 and side > 1
+                and side * side == input_shape[-1] != input_shape[0] ** 2):
             return (f"the input is {input_shape[0]} flat vectors of {input_shape[-1]} values",
                     f"if they are {side}×{side} grey images: X.reshape(-1, 1, {side}, {side})")
         if len(input_shape) == 2:
-            what, example = (f"one {hxw(input_shape)} grey image without batch and channel dimensions",
+            what, example = (f"one {hxw(input_shape)} grey image "
+                             "without batch and channel dimensions",
                              f"X.reshape(1, 1, {input_shape[0]}, {input_shape[1]})")
         else:
             what = "a single number" if not input_shape else f"a flat vector of {flat} values"
@@ -234,7 +242,8 @@ def diagnose(net, input_shape, shapes, failure):
     if len(input_shape) > 4:
         return (f"the input has {len(input_shape)} dimensions; the network takes 4 "
                 "(batch, channels, height, width)",
-                "remove the extra ones, e.g. X.squeeze() or X.flatten(0, 1) to merge two batch dimensions")
+                "remove the extra ones, e.g. X.squeeze() or X.flatten(0, 1) to merge two "
+                "batch dimensions")
     if isinstance(layer, nn.Linear) and index > 0 and isinstance(net[index - 1], nn.Flatten):
         flatten, before = net[index - 1], (input_shape, *shapes)[index - 1]
         start, end = flatten.start_dim % len(before), flatten.end_dim % len(before)

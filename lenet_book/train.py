@@ -57,7 +57,8 @@ def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=argmax):
     With ``amp_dtype`` (e.g. torch.bfloat16) the forward pass runs under autocast.
     """
     # cache_enabled=False: autocast's weight cache must not outlive a CUDA graph's recording
-    with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None, cache_enabled=False):
+    with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None,
+                        cache_enabled=False):
         scores = net(X)
         loss = loss_fn(scores, y)
     optimizer.zero_grad(set_to_none=False)
@@ -70,7 +71,8 @@ def evaluate(net, images, labels, predict=argmax, batch_size=2500):
     """Accuracy over a whole split, in a few large batches, without gradients."""
     net.eval()
     with torch.no_grad():
-        correct = sum((predict(net(to_float(images[i:i + batch_size]))) == labels[i:i + batch_size]).sum()
+        correct = sum((predict(net(to_float(images[i:i + batch_size])))
+                       == labels[i:i + batch_size]).sum()
                       for i in range(0, len(labels), batch_size))
     return correct.item() / len(labels)
 
@@ -83,7 +85,8 @@ class EpochGraph:
     recording happen on a copy of the weights that is put back afterwards.
     """
 
-    def __init__(self, net, optimizer, loss_fn, images, labels, batch_size, amp_dtype=None, predict=argmax):
+    def __init__(self, net, optimizer, loss_fn, images, labels, batch_size, amp_dtype=None,
+                 predict=argmax):
         device = images.device
         self.index = torch.arange(len(labels), device=device)
         self.loss_sum = torch.zeros((), device=device)
@@ -91,7 +94,8 @@ class EpochGraph:
         start = [p.detach().clone() for p in net.parameters()]
 
         def step(idx):
-            return train_step(net, optimizer, loss_fn, to_float(images[idx]), labels[idx], amp_dtype, predict)
+            return train_step(net, optimizer, loss_fn, to_float(images[idx]), labels[idx],
+                              amp_dtype, predict)
 
         def epoch():
             self.loss_sum.zero_()
@@ -160,12 +164,14 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
         start = time.perf_counter()
         net.train()
         if graph:
-            loss_sum, correct = graph.run(torch.randperm(len(labels), generator=generator, device=device))
+            loss_sum, correct = graph.run(torch.randperm(len(labels), generator=generator,
+                                                         device=device))
         else:
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
             for idx in shuffled_batches(len(labels), batch_size, generator):
-                X = images[idx] if batch_transform is None else batch_transform(images[idx], generator)
+                X = (images[idx] if batch_transform is None
+                     else batch_transform(images[idx], generator))
                 step_loss, step_correct = train_step(model, opt, loss_fn, to_float(X), labels[idx],
                                                      amp_dtype, predict)
                 loss_sum += step_loss

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 CHAPTERS = chapters()  # the one reader of _toc.yml
+MAX_COLUMNS = 100  # the widest code line that the site shows without a scroll bar
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 
 
@@ -81,7 +82,23 @@ class TestChapter:
         record = nb["metadata"]["execution"]
         assert set(record) == {"date", "seconds", "device", "python", "versions"}, "store it with tools/execute_notebooks.py"
         for cell in nb["cells"]:
-            assert set(cell["metadata"]) <= {"tags"}
+            assert set(cell["metadata"]) <= {"tags", "mystnb"}
+
+    def test_code_fits_the_page(self, path):
+        """No code line is wider than 100 columns: the site's code cells then need no sideways scrolling."""
+        long = [f"code cell {index}: {line[:60]}..." for index, cell in enumerate(code_cells(load(path)))
+                for line in source(cell).splitlines() if len(line) > MAX_COLUMNS]
+        assert not long, "wrap these lines at 100 columns:\n" + "\n".join(long)
+
+    def test_every_figure_has_a_caption_and_alt_text(self, path):
+        """A figure is numbered and captioned on the site, and described for a screen reader."""
+        for index, cell in enumerate(code_cells(load(path))):
+            if not any(kind.startswith("image/") for o in cell["outputs"] for kind in o.get("data", {})):
+                continue
+            figure = cell["metadata"].get("mystnb", {})
+            assert figure.get("figure", {}).get("name", "").startswith("fig-"), f"code cell {index}: no figure name"
+            assert len(figure.get("figure", {}).get("caption", "")) > 20, f"code cell {index}: no caption"
+            assert len(figure.get("image", {}).get("alt", "")) > 20, f"code cell {index}: no alt text"
 
     def test_picks_its_device_with_try_device_and_prints_it(self, path):
         nb = load(path)
@@ -307,3 +324,10 @@ def test_sanitize_file_explains_every_pattern():
     assert sections
     for section in sections:
         assert re.search(r"^#", section, re.M), f"pattern [{section.split(']')[0]}] needs a comment"
+
+
+def test_the_package_code_that_chapters_show_fits_the_page():
+    """Chapters display lenet_book's functions (lenet_book.source.show): their lines fit too."""
+    long = [f"{path.name}:{number}" for path in sorted((REPO / "lenet_book").glob("*.py"))
+            for number, line in enumerate(path.read_text().splitlines(), 1) if len(line) > MAX_COLUMNS]
+    assert not long, "wrap these lines at 100 columns: " + ", ".join(long)

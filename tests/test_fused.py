@@ -33,15 +33,17 @@ def random_batches(device, n=256 * 3 + 96, seed=0):
     return images.to(device), labels.to(device), list(index.to(device).split(256))
 
 
-def compare_with_plain_steps(device, backend, loss_rtol, weight_atol):
+def compare_with_plain_steps(device, backend, loss_rtol, weight_atol, channels_last=False):
     images, labels, batches = random_batches(device)
     assert [len(b) for b in batches] == [256, 256, 256, 96]
     torch.manual_seed(0)
     plain_net = init_xavier(lenet()).to(device)
     fused_net = copy.deepcopy(plain_net)
+    if channels_last:
+        fused_net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(plain_net.parameters(), lr=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    step = FusedStep(fused_net, images, labels, lr=0.9, backend=backend)
+    step = FusedStep(fused_net, images, labels, lr=0.9, backend=backend, channels_last=channels_last)
     for idx in batches:
         plain_loss, plain_correct = train_step(plain_net, optimizer, loss_fn, to_float(images[idx]), labels[idx])
         fused_loss, fused_correct = step(idx)
@@ -60,6 +62,11 @@ def init_params(device):
 
 def test_fused_step_matches_the_plain_step_on_cpu():
     compare_with_plain_steps("cpu", CPU_BACKEND, loss_rtol=1e-5, weight_atol=1e-6)
+
+
+def test_fused_step_in_channels_last_layout_matches_the_plain_step_on_cpu():
+    # the layout changes where the numbers sit in memory and the kernels' order of summation, not the maths
+    compare_with_plain_steps("cpu", CPU_BACKEND, loss_rtol=1e-5, weight_atol=1e-5, channels_last=True)
 
 
 def test_warm_up_compiles_the_tail_shape_and_puts_the_weights_back():

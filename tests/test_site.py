@@ -316,6 +316,33 @@ def test_chapters_are_numbered_in_reading_order(site):
         assert title.startswith(f"{number}. "), f"{name}: its title {title!r} should start with '{number}. '"
 
 
+def captioned_figures(chapter: str) -> list[dict]:
+    """The figure metadata (MyST-NB's "mystnb" cell metadata) of a stored chapter's figure cells."""
+    nb = json.loads((REPO / f"{chapter}.ipynb").read_text())
+    return [cell["metadata"]["mystnb"] for cell in nb["cells"]
+            if cell["cell_type"] == "code" and "mystnb" in cell["metadata"]]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_figure_is_numbered_captioned_and_described(site, chapter):
+    html = article(site / f"{chapter}.html")
+    expected = captioned_figures(chapter)
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
+    assert len(captions) == len(expected) == image_outputs(chapter), \
+        f"{chapter}: {len(captions)} captions, {len(expected)} captioned cells, {image_outputs(chapter)} figures"
+    number = re.search(r"notebooks/0?(\d+)_", chapter).group(1)
+    for caption, figure in zip(captions, expected):
+        assert re.search(rf'class="caption-number">Fig\. {number}\.\d+', caption), f"{chapter}: unnumbered: {caption[:200]}"
+        words = text_of(figure["figure"]["caption"]).replace("`", "").split()[:4]
+        shown = text_of(caption).replace("\u2019", "'")  # Sphinx's smart quotes
+        assert " ".join(words) in shown, f"{chapter}: caption {words} missing from {shown[:200]}"
+        anchor = f'id="{figure["figure"]["name"]}"'
+        assert anchor in html, f"{chapter}: no anchor {anchor} to link the figure"
+    alts = re.findall(r'<img[^>]*\balt="([^"]*)"', html)
+    images = re.findall(r"<img\b", html)
+    assert len(alts) == len(images) and all(len(a) > 20 for a in alts), f"{chapter}: an image lacks alt text"
+
+
 def test_front_page_links_to_the_pdf_where_make_pdf_puts_it(site):
     front = site / f"{TOC['root']}.html"
     links = [h for h in parse(front).hrefs() if h.endswith(".pdf")]

@@ -43,9 +43,9 @@ def clean(nb: nbformat.NotebookNode, record: dict | None = None) -> None:
         "language_info": {"name": "python", "pygments_lexer": "ipython3"},
         **({"execution": record} if record else {}),
     })
-    for cell in nb.cells:
-        tags = cell.metadata.get("tags")
-        cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+    for cell in nb.cells:  # keep the cell tags and MyST-NB's figure caption and alt text
+        kept = {key: cell.metadata[key] for key in ("tags", "mystnb") if cell.metadata.get(key)}
+        cell.metadata = nbformat.from_dict(kept)
 
 
 def machine_paths(nb: nbformat.NotebookNode) -> list[str]:
