@@ -1,7 +1,7 @@
 """Time the fused training step beside the text's loop and the CUDA-graph fast path, in one process.
 
-    PYTHONPATH=. python3 tools/fused_gpu_check.py                      # on a GPU machine; JSON to $OUT/fused.json
-    PYTHONPATH=. python tools/fused_gpu_check.py --device cpu --epochs 1 --subset 2048 --json /tmp/fused_cpu.json
+    python3 -m tools.fused_gpu_check                      # on a GPU machine; JSON to $OUT/fused.json
+    python -m tools.fused_gpu_check --device cpu --epochs 1 --subset 2048 --json /tmp/fused_cpu.json
 
 Variants (each the text's recipe: LeNet-5, Xavier init, SGD lr 0.9, batch 256, cross-entropy):
   text              lenet_book.textbook.train_text_loop with the text's DataLoaders
@@ -33,30 +33,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from lenet_book.fast import (EpochGraph, init_xavier, lenet, load_fashion_mnist_tensors,  # noqa: E402
+from lenet_book.device import device_name
+from lenet_book.fast import (EpochGraph, init_xavier, lenet, load_fashion_mnist_tensors,
                              synchronize, to_float, train_fast, train_step)
-from lenet_book.fused import FusedEpochGraph, FusedStep, train_fused, warm_up  # noqa: E402
-from lenet_book.textbook import text_loaders, train_text_loop  # noqa: E402
+from lenet_book.fused import FusedEpochGraph, FusedStep, train_fused, warm_up
+from lenet_book.recipes import TEXT
+from lenet_book.textbook import text_loaders, train_text_loop
 
-BATCH, LR = 256, 0.9
+ROOT = Path(__file__).resolve().parents[1]
+BATCH, LR = TEXT["batch_size"], TEXT["lr"]
 CUDA_VARIANTS = ["text", "fast-graph", "fused-graph", "fused", "fused-graph-max-autotune"]
 CPU_VARIANTS = ["text", "fast-graph", "fused-graph"]
 
 
 class OutOfTime(BaseException):
     """Raised by the alarm when the run has used its whole --budget (BaseException: no variant catches it)."""
-
-
-def device_name(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")), None) if cpuinfo.exists() else None
-    return f"{model or platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
 
 
 def subset(data, n):
