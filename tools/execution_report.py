@@ -63,19 +63,23 @@ def outcome(counts: dict) -> str:
     return "pass" if counts["failed"] == 0 else f"**fails**: {counts['failed']} of {total} differ or fail"
 
 
+def table(columns: list[str], rows: list[str]) -> list[str]:
+    """A markdown table: the header row, its rule, then the rows."""
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns), *rows]
+
+
+def execution_row(path: Path, link: str) -> str:
+    record = json.loads(path.read_text())["metadata"].get("execution")
+    if not record:
+        return f"| {link} | not recorded: stored before the book kept execution records | | | | | | |"
+    v = record["versions"]
+    return (f"| {link} | {record['date']} | {record['device']} | {record['seconds']} s | "
+            f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
+
+
 def executions(links: dict[str, str]) -> list[str]:
-    lines = ["| chapter | run on | device | run time | Python | torch | torchvision | d2l |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for path in chapters():
-        record = json.loads(path.read_text())["metadata"].get("execution")
-        link = links[path.relative_to(ROOT).as_posix()]
-        if not record:
-            lines.append(f"| {link} | not recorded: stored before the book kept execution records | | | | | | |")
-            continue
-        v = record["versions"]
-        lines.append(f"| {link} | {record['date']} | {record['device']} | {record['seconds']} s | "
-                     f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
-    return lines
+    return table(["chapter", "run on", "device", "run time", "Python", "torch", "torchvision", "d2l"],
+                 [execution_row(path, links[path.relative_to(ROOT).as_posix()]) for path in chapters()])
 
 
 def gpu_replay(links: dict[str, str]) -> list[str]:
@@ -86,7 +90,7 @@ def gpu_replay(links: dict[str, str]) -> list[str]:
              f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
              "on that GPU, and the unit tests of the training code ran there too, including those that "
              "need a GPU (the CUDA-graph epochs, the fused step).", "",
-             "| chapter or tests | passed | failed | result |", "| --- | --- | --- | --- |"]
+             *table(["chapter or tests", "passed", "failed", "result"], [])]
     files = replay["files"]
     for name in list(links) + sorted(set(files) - set(links)):
         if name in files:
@@ -128,18 +132,19 @@ def colab_check(links: dict[str, str]) -> list[str]:
              "without d2l, lenet_book or the data. Its first cell installed d2l from PyPI and lenet_book "
              "from the repository URL, and torchvision downloaded Fashion-MNIST; that machine has no "
              "internet, so git fetched the repository from a local clone and the download came through a "
-             "local proxy. Every cell ran, top to bottom; outputs were not compared.", "",
-             "| chapter | result | run time | installed by its first cell | files downloaded |",
-             "| --- | --- | --- | --- | --- |"]
-    for name, link in links.items():
-        result = check["chapters"].get(Path(name).stem)
-        if result is None:
-            lines.append(f"| {link} | not run: added to the book after this check | | | |")
-            continue
-        verdict = "pass" if result["passed"] else "**fails**: a cell raised an error or a check failed"
-        lines.append(f"| {link} | {verdict} | {result['seconds']} s | {', '.join(result['installed'])} "
-                     f"| {len(result['downloaded'])} |")
-    return lines
+             "local proxy. Every cell ran, top to bottom; outputs were not compared.", ""]
+    return lines + table(["chapter", "result", "run time", "installed by its first cell",
+                          "files downloaded"],
+                         [colab_row(check["chapters"].get(Path(name).stem), link)
+                          for name, link in links.items()])
+
+
+def colab_row(result: dict | None, link: str) -> str:
+    if result is None:
+        return f"| {link} | not run: added to the book after this check | | | |"
+    verdict = "pass" if result["passed"] else "**fails**: a cell raised an error or a check failed"
+    return (f"| {link} | {verdict} | {result['seconds']} s | {', '.join(result['installed'])} "
+            f"| {len(result['downloaded'])} |")
 
 
 def render() -> str:
