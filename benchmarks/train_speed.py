@@ -61,10 +61,13 @@ VARIANTS = {
               {"fused": True, "cuda_graph": False}),
     "fused-channels-last": ("fused step, channels-last memory format",
                             {"fused": True, "cuda_graph": False, "channels_last": True}),
+    "fused-channels-last-bf16-conv2": ("fused step, channels-last, second convolution in bfloat16",
+                                       {"fused": True, "cuda_graph": False, "channels_last": True,
+                                        "bf16_layers": ("3",)}),
     "fused-graph": ("fused step, each epoch one CUDA graph", {"fused": True, "cuda_graph": True}),
 }
 DEFAULTS = {
-    "cpu": ["text", "fast", "fast-channels-last", "fused-channels-last"],
+    "cpu": ["text", "fast", "fast-channels-last", "fused-channels-last", "fused-channels-last-bf16-conv2"],
     "cuda": ["text", "fast", "fast-graph", "fast-graph-bf16", "fused", "fused-graph"],
 }
 

@@ -69,6 +69,38 @@ def test_fused_step_in_channels_last_layout_matches_the_plain_step_on_cpu():
     compare_with_plain_steps("cpu", CPU_BACKEND, loss_rtol=1e-5, weight_atol=1e-5, channels_last=True)
 
 
+def test_a_layer_named_in_bf16_layers_computes_in_bfloat16_and_trains_like_float32():
+    images, labels, batches = random_batches("cpu")
+    torch.manual_seed(0)
+    plain_net = init_xavier(lenet())
+    mixed_net = copy.deepcopy(plain_net)
+    output_dtypes = {}
+
+    def record_dtype(layer, inputs, output):
+        output_dtypes[layer.name] = output.dtype
+
+    for name in ("0", "3"):  # the two convolutions
+        mixed_net.get_submodule(name).name = name
+        mixed_net.get_submodule(name).register_forward_hook(record_dtype)
+    mixed = FusedStep(mixed_net, images, labels, compile=False, bf16_layers=["3"])
+    plain = FusedStep(plain_net, images, labels, compile=False)
+    for idx in batches:
+        mixed_loss, mixed_correct = mixed(idx)
+        plain_loss, plain_correct = plain(idx)
+        assert mixed_loss.item() == pytest.approx(plain_loss.item(), rel=1e-2)
+        assert abs(mixed_correct.item() - plain_correct.item()) <= 0.02 * len(idx)
+    assert output_dtypes == {"0": torch.float32, "3": torch.bfloat16}
+    for a, b in zip(plain_net.parameters(), mixed_net.parameters()):
+        assert b.dtype == torch.float32  # the weights themselves stay float32
+        torch.testing.assert_close(b, a, rtol=0, atol=2e-2)
+
+
+def test_bf16_layers_must_be_layers_of_the_network():
+    images, labels, _ = random_batches("cpu", n=8)
+    with pytest.raises(ValueError, match=r"bf16_layers \['conv2'\] are not layers of the network"):
+        FusedStep(lenet(), images, labels, bf16_layers=["conv2"])
+
+
 def test_warm_up_compiles_the_tail_shape_and_puts_the_weights_back():
     images, labels, batches = random_batches("cpu")
     net = init_xavier(lenet())
