@@ -49,7 +49,7 @@ execute: env data              ## store a chapter executed: NB=notebooks/05_orig
 report: env                    ## regenerate book/execution_report.md from the chapters' records
 	$(BIN)/python -m tools.execution_report
 
-bench: env data                ## the speed benchmark on the CPU, 3 repeats: text's loop vs fast path and fused step (~15 min on 2 cores)
+bench: env data                ## the speed benchmark on the CPU, 3 repeats: text's loop vs fast path and fused step (~17 min on 2 cores)
 	$(BIN)/python benchmarks/train_speed.py --device cpu --repeats 3 --json benchmarks/results/cpu.json
 
 seeds: env data                ## accuracy over seeds of every recipe (about 2.5 hours on 2 CPU cores; --help for a GPU)
@@ -59,7 +59,7 @@ data: env                      ## data/FashionMNIST/raw from a local copy, offli
 	$(BIN)/python -m lenet_book.data prepare || $(BIN)/python -c \
 	  "from lenet_book.data import ensure_fashion_mnist as e; print('downloaded to', e('data'))"
 
-env: $(VENV)/.installed        ## .venv with requirements.txt (made on first use by every target)
+env: $(VENV)/.installed        ## .venv with requirements.txt, by uv or pip (made on first use by every target)
 
 # uv installs the same pins as pip in well under a minute (pip: about 4); without uv, pip does it
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
