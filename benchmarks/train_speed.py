@@ -65,6 +65,9 @@ VARIANTS = {
                                        {"fused": True, "cuda_graph": False, "channels_last": True,
                                         "bf16_layers": ("3",)}),
     "fused-graph": ("fused step, each epoch one CUDA graph", {"fused": True, "cuda_graph": True}),
+    "fused-graph-max-autotune": ("fused step, each epoch one CUDA graph, compiled with "
+                                 "mode='max-autotune-no-cudagraphs' (its autotuning takes minutes)",
+                                 {"fused": True, "cuda_graph": True, "mode": "max-autotune-no-cudagraphs"}),
 }
 DEFAULTS = {
     "cpu": ["text", "fast", "fast-channels-last", "fused-channels-last", "fused-channels-last-bf16-conv2"],
@@ -76,7 +79,7 @@ def needs_cuda(variant):
     return VARIANTS[variant][1] is not None and VARIANTS[variant][1].get("cuda_graph", False)
 
 
-def run_fast_variant(options, device, epochs, root, seed, net, progress):
+def run_fast_variant(options, device, epochs, root, seed, net, progress, subset=0):
     """One run of train_fast (or train_fused) with the variant's global settings set around it."""
     options = dict(options)
     threads, flush = options.pop("threads", None), options.pop("flush_denormal", False)
@@ -87,6 +90,8 @@ def run_fast_variant(options, device, epochs, root, seed, net, progress):
     torch.backends.cudnn.benchmark = options.pop("cudnn_benchmark", False)
     try:
         train_data, test_data = load_fashion_mnist_tensors(root, device)
+        if subset:
+            train_data = (train_data[0][:subset], train_data[1][:subset])
         if options.pop("fused", False):
             from lenet_book.fused import train_fused  # imports torch.compile's machinery: only when asked
 
@@ -102,8 +107,16 @@ def run_fast_variant(options, device, epochs, root, seed, net, progress):
     return history, step_seconds, len(train_data[1]) * epochs
 
 
-def run_variant(name, device, epochs, root, seed, repeat=0):
+def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
+    """Train variant ``name`` from the same seeded initial weights; returns its record.
+
+    ``subset``: train on the first N training images only (a quick check, not a benchmark);
+    ``backend``: the torch.compile backend of the fused step (aot_eager for quick CPU checks).
+    tools/fused_gpu_check.py trains its variants with this function too.
+    """
     description, options = VARIANTS[name]
+    if backend and options and options.get("fused"):
+        options = {**options, "backend": backend}
     torch.manual_seed(seed)
     net = init_xavier(lenet())  # every variant starts from these weights
     progress = lambda h: print(f"  {name:>20} epoch {h['epoch']:2d}: loss {h['loss']:.3f}, "  # noqa: E731
@@ -111,17 +124,25 @@ def run_variant(name, device, epochs, root, seed, repeat=0):
     start = time.perf_counter()
     if options is None:
         train_iter, test_iter = text_loaders(root, TEXT["batch_size"])
+        if subset:
+            train_iter = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(train_iter.dataset, range(subset)), TEXT["batch_size"],
+                shuffle=True, num_workers=train_iter.num_workers)
         history, step_seconds = train_text_loop(net, train_iter, test_iter, epochs, TEXT["lr"], device,
                                                 progress, init=False)
         examples = len(train_iter.dataset) * epochs
     else:
-        history, step_seconds, examples = run_fast_variant(options, device, epochs, root, seed, net, progress)
+        history, step_seconds, examples = run_fast_variant(options, device, epochs, root, seed, net, progress,
+                                                           subset)
     synchronize(device)
     last = history[-1]
-    return {"variant": name, "description": description, "repeat": repeat, "epochs": epochs,
-            "examples_per_sec": examples / step_seconds, "train_seconds": step_seconds,
-            "wall_seconds": time.perf_counter() - start, "loss": last["loss"],
-            "train_acc": last["train_acc"], "test_acc": last["test_acc"]}
+    record = {"variant": name, "description": description, "repeat": repeat, "epochs": epochs,
+              "examples_per_sec": examples / step_seconds, "train_seconds": step_seconds,
+              "wall_seconds": time.perf_counter() - start, "loss": last["loss"],
+              "train_acc": last["train_acc"], "test_acc": last["test_acc"]}
+    if "setup_seconds" in history[0]:  # the fused step's compilation, before its timer starts
+        record["setup_seconds"] = history[0]["setup_seconds"]
+    return record
 
 
 def write_json(path, name, device, args, variants, runs):
@@ -130,7 +151,7 @@ def write_json(path, name, device, args, variants, runs):
     path.write_text(json.dumps({
         "device": name, "device_type": device.type, "torch": torch.__version__,
         "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit(),
-        "epochs": args.epochs, "repeats": args.repeats, "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
+        "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats, "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
         "best": [best[v] for v in variants if v in best], "summary": repeat_summary(runs),
         "runs": runs}, indent=2) + "\n")
 
@@ -172,6 +193,8 @@ def main(argv=None) -> int:
                         + "; other devices: text fast")
     parser.add_argument("--data", default=str(ROOT / "data"), help="data root (default: <repo>/data)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--subset", type=int, default=0,
+                        help="train on the first N training images only (a quick check; default: all)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.epochs < 1:
@@ -193,7 +216,8 @@ def main(argv=None) -> int:
         for variant in variants:
             print(f"{variant} (run {repeat + 1} of {args.repeats}): {VARIANTS[variant][0]}", flush=True)
             try:
-                runs.append(run_variant(variant, device, args.epochs, args.data, args.seed, repeat))
+                runs.append(run_variant(variant, device, args.epochs, args.data, args.seed, repeat,
+                                        args.subset))
             except Exception as error:  # one broken variant must not lose the others' figures
                 print(f"  {variant} failed: {type(error).__name__}: {error}", flush=True)
                 runs.append({"variant": variant, "description": VARIANTS[variant][0], "repeat": repeat,

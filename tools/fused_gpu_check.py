@@ -3,10 +3,11 @@
     python3 -m tools.fused_gpu_check                      # on a GPU machine; JSON to $OUT/fused.json
     python -m tools.fused_gpu_check --device cpu --epochs 1 --subset 2048 --json /tmp/fused_cpu.json
 
-Variants (each the text's recipe: LeNet-5, Xavier init, SGD lr 0.9, batch 256, cross-entropy):
+Variants (each the text's recipe: LeNet-5, Xavier init, SGD lr 0.9, batch 256, cross-entropy), trained
+by the benchmark's own code (``benchmarks/train_speed.py``: ``run_variant`` and its ``VARIANTS``):
   text              lenet_book.textbook.train_text_loop with the text's DataLoaders
-  fast-graph        lenet_book.fast.train_fast(cuda_graph=True) (on a CPU: cuda_graph=False)
-  fused-graph       lenet_book.fused.train_fused(cuda_graph=True) (on a CPU: cuda_graph=False)
+  fast-graph        lenet_book.fast.train_fast(cuda_graph=True) (on a CPU: the variant fast, no graph)
+  fused-graph       lenet_book.fused.train_fused(cuda_graph=True) (on a CPU: the variant fused, no graph)
   fused             the fused step without the graph (CUDA only)
   fused-graph-max-autotune   fused-graph compiled with mode="max-autotune-no-cudagraphs" (CUDA only,
                     started only while the time budget lasts: its autotuning takes minutes)
@@ -33,65 +34,31 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks.train_speed import run_variant
 from lenet_book.device import device_name
 from lenet_book.fast import (EpochGraph, init_xavier, lenet, load_fashion_mnist_tensors,
-                             synchronize, to_float, train_fast, train_step)
-from lenet_book.fused import FusedEpochGraph, FusedStep, train_fused, warm_up
+                             synchronize, to_float, train_step)
+from lenet_book.fused import FusedEpochGraph, FusedStep, warm_up
 from lenet_book.recipes import TEXT
-from lenet_book.textbook import text_loaders, train_text_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, LR = TEXT["batch_size"], TEXT["lr"]
 CUDA_VARIANTS = ["text", "fast-graph", "fused-graph", "fused", "fused-graph-max-autotune"]
 CPU_VARIANTS = ["text", "fast-graph", "fused-graph"]
+CPU_NAMES = {"fast-graph": "fast", "fused-graph": "fused"}  # the benchmark's variants without the graph
 
 
 class OutOfTime(BaseException):
     """Raised by the alarm when the run has used its whole --budget (BaseException: no variant catches it)."""
 
 
-def subset(data, n):
-    images, labels = data
-    return (images[:n], labels[:n]) if n else data
+def train_variant(name, device, args):
+    """Train one variant with the benchmark's own code (benchmarks/train_speed.py); returns its record.
 
-
-def train_variant(name, device, args, train_data, test_data):
-    """Train one variant from the same seeded initial weights; returns its record."""
-    torch.manual_seed(args.seed)
-    net = init_xavier(lenet())
-    progress = lambda h: print(f"  {name:>24} epoch {h['epoch']:2d}: loss {h['loss']:.3f}, "  # noqa: E731
-                               f"train acc {h['train_acc']:.3f}, test acc {h['test_acc']:.3f}", flush=True)
-    graph = device.type == "cuda"
-    start = time.perf_counter()
-    if name == "text":
-        train_iter, test_iter = text_loaders(args.data)
-        if args.subset:
-            train_iter = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(train_iter.dataset, range(args.subset)), BATCH, shuffle=True,
-                num_workers=train_iter.num_workers)
-        history, seconds = train_text_loop(net, train_iter, test_iter, args.epochs, LR, device, progress)
-        examples = len(train_iter.dataset) * args.epochs
-    elif name == "fast-graph":
-        history, seconds = train_fast(net, train_data, test_data, args.epochs, LR, BATCH, args.seed,
-                                      on_epoch=progress, cuda_graph=graph)
-        examples = len(train_data[1]) * args.epochs
-    elif name.startswith("fused"):
-        mode = "max-autotune-no-cudagraphs" if name.endswith("max-autotune") else None
-        history, seconds = train_fused(net, train_data, test_data, args.epochs, LR, BATCH, args.seed,
-                                       cuda_graph=graph and "graph" in name, on_epoch=progress, mode=mode,
-                                       backend=args.backend)
-        examples = len(train_data[1]) * args.epochs
-    else:
-        raise ValueError(f"unknown variant {name!r}")
-    synchronize(device)
-    last = history[-1]
-    record = {"variant": name, "epochs": args.epochs, "examples": examples,
-              "examples_per_sec": examples / seconds, "train_seconds": seconds,
-              "wall_seconds": time.perf_counter() - start, "loss": last["loss"],
-              "train_acc": last["train_acc"], "test_acc": last["test_acc"], "history": history}
-    if "setup_seconds" in history[0]:
-        record["setup_seconds"] = history[0]["setup_seconds"]
-    return record
+    On a CPU (dry runs) the graph variants run without their CUDA graph: text, fast and fused.
+    """
+    return run_variant(CPU_NAMES.get(name, name) if device.type != "cuda" else name, device, args.epochs,
+                       args.data, args.seed, subset=args.subset, backend=args.backend) | {"variant": name}
 
 
 def kernel_table(prof, device, steps):
@@ -212,8 +179,9 @@ def main(argv=None):
           f"(torch {torch.__version__})", flush=True)
     # every new FusedStep (training, profiling, each mode) may add compiled versions of the step
     torch._dynamo.config.cache_size_limit = max(64, torch._dynamo.config.cache_size_limit)
-    train_data, test_data = load_fashion_mnist_tensors(args.data, device)
-    train_data = subset(train_data, args.subset)
+    train_data, _ = load_fashion_mnist_tensors(args.data, device)
+    if args.subset:
+        train_data = (train_data[0][:args.subset], train_data[1][:args.subset])
 
     def out_of_time(signum, frame):
         raise OutOfTime()
@@ -230,7 +198,7 @@ def main(argv=None):
                 continue
             print(f"{variant} [{used:.0f} s]", flush=True)
             try:
-                report["runs"].append(train_variant(variant, device, args, train_data, test_data))
+                report["runs"].append(train_variant(variant, device, args))
             except Exception as error:  # a failing variant must not lose the others' figures
                 traceback.print_exc()
                 report["runs"].append({"variant": variant, "error": f"{type(error).__name__}: {error}"[:2000]})
