@@ -21,7 +21,7 @@ test: env data                 ## unit tests + every chapter replayed by nbval
 
 .PHONY: pdf browser-tools
 
-site-test: env browser-tools   ## every page in headless Chromium at 1366 and 390 px, and the PDF (~4 min)
+site-test: env browser-tools   ## every page in headless Chromium at 1366 and 390 px, and the PDF (~2-3 min)
 	$(BIN)/pytest -m browser tests/test_site.py tests/test_browser_page.py
 
 pdf: book browser-tools        ## the whole book as one PDF, offline: _build/pdf/lenet-book.pdf, linked from the site
@@ -61,7 +61,7 @@ data: env                      ## data/FashionMNIST/raw from a local copy, offli
 
 env: $(VENV)/.installed        ## .venv with requirements.txt, by uv or pip (made on first use by every target)
 
-# uv installs the same pins as pip in well under a minute (pip: about 4); without uv, pip does it
+# uv installs the same pins as pip in well under a minute (pip: about 3); without uv, pip does it
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(UV)" || echo "no uv: pip installs the requirements"

@@ -2,10 +2,11 @@
 one function.
 
 The fast path of chapter 4 (``lenet_book.fast``) runs each step as PyTorch's eager kernels, about
-sixty small ones per batch of 256, and on a GPU their launches cost more than their arithmetic.
-Here the whole step is one ``torch.compile``d function (``fullgraph=True``: no Python between its
-parts), so the compiler can merge the element-wise work (sigmoids, pooling, the loss, the
-weight update) into a few generated kernels around the convolutions and matrix products.
+eighty small ones per batch of 256 (82 in chapter 4's GPU profile), and on a GPU their launches
+cost more than their arithmetic. Here the whole step is one ``torch.compile``d function
+(``fullgraph=True``: no Python between its parts), so the compiler can merge the element-wise
+work (sigmoids, pooling, the loss, the weight update) into a few generated kernels around the
+convolutions and matrix products.
 
 The maths is ``fast.train_step``'s: cross-entropy averaged over the batch, plain SGD,
 ``p -= lr * grad``. The gradients come from ``torch.func.grad`` of a functional call of the
@@ -14,8 +15,9 @@ trained as ``fast.train_fast`` would train it.
 
 ``bf16_layers`` names layers to compute in bfloat16 (mixed precision: the weights stay float32,
 the layer's inputs and weights are rounded to bfloat16 for its arithmetic, its output comes back
-as float32). On a CPU with bfloat16 matrix units (Intel's AMX), LeNet's second convolution, the
-largest layer, runs faster that way, while the first, with one input channel, does not.
+as float32). On a CPU with bfloat16 instructions (Intel's AMX, AVX-512 BF16) a convolution may
+run faster that way; chapter 4's CPU benchmark computes LeNet's second convolution, the largest
+layer, in bfloat16, and measures whether it helped.
 
 On a GPU ``train_fused(..., cuda_graph=True)`` first runs the compiled step a few times on a
 side stream (compiling it for the full batch and the short last one), then records a whole

@@ -4,7 +4,7 @@
     python -m tools.install --no-deps -r requirements-nodeps.txt
 
 The two install the same pinned packages; uv unpacks the 6 GB of torch and its CUDA libraries in
-parallel, in well under a minute where pip takes about four (make env on a fresh machine). uv
+parallel, in well under a minute where pip takes about three (make env on a fresh machine). uv
 reads none of pip's settings, so it is handed pip's own (``pip config list``: index URLs,
 find-links, constraints) and told to pick from every index as pip does. If uv is not installed,
 or fails, pip installs: the environment is the same, only slower to make.
