@@ -151,7 +151,8 @@ def write_json(path, name, device, args, variants, runs):
     path.write_text(json.dumps({
         "device": name, "device_type": device.type, "torch": torch.__version__,
         "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit(),
-        "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats, "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
+        "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats,
+        "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
         "best": [best[v] for v in variants if v in best], "summary": repeat_summary(runs),
         "runs": runs}, indent=2) + "\n")
 

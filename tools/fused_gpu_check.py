@@ -57,8 +57,10 @@ def train_variant(name, device, args):
 
     On a CPU (dry runs) the graph variants run without their CUDA graph: text, fast and fused.
     """
-    return run_variant(CPU_NAMES.get(name, name) if device.type != "cuda" else name, device, args.epochs,
-                       args.data, args.seed, subset=args.subset, backend=args.backend) | {"variant": name}
+    benchmark_name = name if device.type == "cuda" else CPU_NAMES.get(name, name)
+    record = run_variant(benchmark_name, device, args.epochs, args.data, args.seed,
+                         subset=args.subset, backend=args.backend)
+    return record | {"variant": name}
 
 
 def kernel_table(prof, device, steps):
