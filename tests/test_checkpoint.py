@@ -20,6 +20,8 @@ from torch import nn
 from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from lenet_book.fast import lenet
 
+from other_user import run_as_nobody
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -272,26 +274,18 @@ def test_a_save_killed_mid_write_leaves_the_old_checkpoint_loadable(saved):
         assert "is not a lenet_book checkpoint" not in refused(temporary)
 
 
-def run_as_nobody(code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a child Python that drops root's rights (which read every file) and runs
-    as the user nobody; the code's imports come first, while Python's own files (which may be
-    readable by root only) can still be read. Skips, saying why, when that is impossible."""
-    if os.geteuid() != 0:
-        pytest.skip("dropping to the user nobody needs root; this user is checked directly")
-    head, _, body = code.partition("# --- as nobody ---")
-    child = head + "\nimport os\nos.setgroups([]); os.setgid(65534); os.setuid(65534)\n" + body
-    result = subprocess.run([sys.executable, "-c", child], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "HOME": "/tmp"})
-    if "Traceback" in result.stderr:
-        pytest.skip("could not run as the user nobody: " + result.stderr.strip().splitlines()[-1])
-    return result
-
-
-LOAD_AS_NOBODY = """
-from lenet_book.checkpoint import CheckpointError, load_checkpoint
+# As root, the load runs as the user nobody (tests/conftest.py). torch.load imports modules on
+# first use, which nobody may be unable to read: one load as root, before the drop, imports them.
+PREPARE_LOAD = """
+import tempfile
+from lenet_book.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lenet_book.fast import lenet
 net = lenet()
-# --- as nobody ---
+with tempfile.TemporaryDirectory() as folder:
+    load_checkpoint(lenet(), save_checkpoint(lenet(), folder + "/warm-up.pt"))
+"""
+
+LOAD = """
 try:
     load_checkpoint(net, {path!r})
 except CheckpointError as error:
@@ -299,12 +293,13 @@ except CheckpointError as error:
 """
 
 
+@pytest.mark.other_user
 @pytest.mark.parametrize("locked", ["file", "folder"])
 def test_a_permission_problem_is_explained(open_folder, locked):
     path = save_checkpoint(fresh_lenet(0), open_folder / "run" / "lenet.pt")
     (path if locked == "file" else path.parent).chmod(0o000 if locked == "file" else 0o600)
     if os.geteuid() == 0:
-        message = run_as_nobody(LOAD_AS_NOBODY.format(path=str(path))).stdout
+        message = run_as_nobody(PREPARE_LOAD, LOAD.format(path=str(path))).stdout
     else:
         with pytest.raises(CheckpointError) as error:
             load_checkpoint(fresh_lenet(1), path)

@@ -23,6 +23,7 @@ import pytest
 
 from lenet_book import data
 from lenet_book.data import FashionMNISTError, IdxFile
+from other_user import run_as_nobody
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO / "data"
@@ -609,32 +610,31 @@ def test_cli_as_a_program_explains_a_root_that_is_a_file(tmp_path):
 
 
 # Permission tests: root reads and writes every file, so as root they run in a child Python
-# that drops to the user nobody (after its imports: Python's own files may be root's only).
+# that drops to the user nobody (tests/other_user.py), with the tiny files of the `tiny` fixture.
 
-def run_main_with_tiny_files(specs, args: list[str], as_nobody: bool) -> tuple[int, str]:
-    """Run ``data.main(args)`` with the tiny FILES, in a child Python dropped to the user nobody
-    when ``as_nobody``; return (exit status, stderr). Skips, printing why, if that cannot run."""
-    code = textwrap.dedent(f"""
-        import argparse, gettext, locale, os, sys  # all imports first (see above)
-        from lenet_book import data
-        from lenet_book.data import IdxFile
-        data.FILES = {specs!r}
-        if {as_nobody!r}:
-            os.setgroups([]); os.setgid(65534); os.setuid(65534)
-        sys.exit(data.main({args!r}))
-    """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "HOME": "/tmp"})
-    if as_nobody and "Traceback" in result.stderr and "lenet_book" not in result.stderr:
-        pytest.skip("cannot run Python as the user nobody: " + result.stderr.strip().splitlines()[-1])
-    return result.returncode, result.stderr
+TINY_FILES = """
+import argparse, gettext, locale, sys  # what data.main uses, imported before any drop of rights
+from lenet_book import data
+from lenet_book.data import IdxFile
+data.FILES = {specs!r}
+"""
 
 
-def as_another_user(tiny, args: list[str]) -> tuple[int, str]:
-    """Run the CLI as a user the permission bits apply to: this one, or nobody when we are root."""
+def as_another_user(run: str) -> subprocess.CompletedProcess:
+    """Run ``run`` after TINY_FILES in a child Python, as a user the permission bits apply to:
+    this one, or nobody when we are root."""
+    prepare = TINY_FILES.format(specs=data.FILES)
     if os.geteuid() == 0:
-        print("running as root: the command runs as the user nobody")
-    return run_main_with_tiny_files(data.FILES, args, as_nobody=os.geteuid() == 0)
+        print("running as root: the check runs as the user nobody")
+        return run_as_nobody(prepare, run)
+    return subprocess.run([sys.executable, "-c", prepare + textwrap.dedent(run)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def cli_as_another_user(tiny, args: list[str]) -> tuple[int, str]:
+    """(exit status, stderr) of ``python -m lenet_book.data ARGS`` as another user."""
+    result = as_another_user(f"sys.exit(data.main({args!r}))")
+    return result.returncode, result.stderr
 
 
 def copy_source(source: Path, folder: Path) -> Path:
@@ -645,6 +645,7 @@ def copy_source(source: Path, folder: Path) -> Path:
     return copy
 
 
+@pytest.mark.other_user
 @pytest.mark.parametrize("locked", ["folder", "gz file"])
 def test_an_unreadable_source_is_named_with_no_permission(tiny, source, open_folder, locked):
     source = copy_source(source, open_folder)
@@ -653,7 +654,7 @@ def test_an_unreadable_source_is_named_with_no_permission(tiny, source, open_fol
     root.chmod(0o777)
     (source if locked == "folder" else source / f"{IMAGES}.gz").chmod(0o000)
 
-    status, err = as_another_user(tiny, ["prepare", "--source", str(source), "--root", str(root)])
+    status, err = cli_as_another_user(tiny, ["prepare", "--source", str(source), "--root", str(root)])
 
     assert status == 1 and "Traceback" not in err, err
     expected = (f"the source {source} cannot be entered: no permission" if locked == "folder"
@@ -663,6 +664,7 @@ def test_an_unreadable_source_is_named_with_no_permission(tiny, source, open_fol
     assert not any(raw_dir(root).glob("*")) if raw_dir(root).exists() else True
 
 
+@pytest.mark.other_user
 @pytest.mark.parametrize("locked", ["unpacked file", "raw folder"])
 @pytest.mark.parametrize("command", ["check", "ensure"])
 def test_unreadable_data_is_named_with_no_permission(tiny, open_folder, locked, command):
@@ -676,7 +678,7 @@ def test_unreadable_data_is_named_with_no_permission(tiny, open_folder, locked, 
         err = ensure_as_another_user(tiny, root)
         assert err, "ensure_fashion_mnist accepted data it cannot read"
     else:
-        status, err = as_another_user(tiny, ["check", "--root", str(root)])
+        status, err = cli_as_another_user(tiny, ["check", "--root", str(root)])
         assert status == 1 and "Traceback" not in err, err
     expected = (f"{raw / IMAGES} cannot be read: no permission" if locked == "unpacked file"
                 else f"{raw} cannot be entered: no permission")
@@ -685,25 +687,17 @@ def test_unreadable_data_is_named_with_no_permission(tiny, open_folder, locked, 
 
 def ensure_as_another_user(tiny, root: Path) -> str:
     """The FashionMNISTError message of ensure_fashion_mnist(root), as another user; '' if none."""
-    as_nobody = os.geteuid() == 0
-    code = textwrap.dedent(f"""
-        import os
-        from lenet_book import data
-        from lenet_book.data import IdxFile
-        data.FILES = {data.FILES!r}
-        if {as_nobody!r}:
-            os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    result = as_another_user(f"""
         try:
             data.ensure_fashion_mnist({str(root)!r}, download=False)
         except data.FashionMNISTError as error:
             print(error)
     """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "HOME": "/tmp"})
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
 
 
+@pytest.mark.other_user
 def test_an_unwritable_data_folder_is_named_as_such(tiny, source, open_folder):
     source = copy_source(source, open_folder)
     root = open_folder / "root"
@@ -711,7 +705,7 @@ def test_an_unwritable_data_folder_is_named_as_such(tiny, source, open_folder):
     for folder in (open_folder, root, root / "FashionMNIST", raw_dir(root)):
         folder.chmod(0o755)  # readable by all, writable by the owner only
 
-    status, err = as_another_user(tiny, ["prepare", "--source", str(source), "--root", str(root)])
+    status, err = cli_as_another_user(tiny, ["prepare", "--source", str(source), "--root", str(root)])
 
     assert status == 1 and "Traceback" not in err, err
     assert f"{raw_dir(root)} is not writable: no permission to create files in it" in err, err
