@@ -3,8 +3,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# JupyterLab is not in requirements.txt (the book builds and tests without it): `make lab` installs it.
-JUPYTERLAB ?= jupyterlab==4.6.6
+# Extra arguments for JupyterLab: make lab LAB_ARGS="--ip=0.0.0.0 --port=8890"
+LAB_ARGS ?=
 # The installer that make env uses when it can (tools/install.py)
 UV ?= uv==0.13.9
 
@@ -39,9 +39,8 @@ browser-tools:
 colab-check: env               ## chapters in a fresh Colab-like runtime, offline; CHAPTERS="03_training ..."
 	$(BIN)/python -m tools.colab_check $(CHAPTERS)
 
-lab: env data                  ## JupyterLab on the chapters, in .venv (installed on first use)
-	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(JUPYTERLAB)"
-	$(BIN)/jupyter lab notebooks/
+lab: env data                  ## JupyterLab on the chapters, in .venv, as root too (LAB_ARGS=... for more)
+	$(BIN)/python -m tools.lab $(LAB_ARGS)
 
 execute: env data              ## store a chapter executed: NB=notebooks/05_original_lenet.ipynb (all if unset)
 	$(BIN)/python -m tools.execute_notebooks $(NB)
@@ -63,6 +62,8 @@ env: $(VENV)/.installed        ## .venv with requirements.txt, by uv or pip (mad
 
 # uv installs the same pins as pip in well under a minute (pip: about 3); without uv, pip does it
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: no $(PYTHON) on PATH; make env PYTHON=python3.12 names another (tested: 3.11, 3.12, 3.13)" >&2; exit 1; }
+	@$(PYTHON) tools/python_version.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(UV)" || echo "no uv: pip installs the requirements"
 	$(BIN)/python -m tools.install -r requirements.txt
