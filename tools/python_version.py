@@ -6,6 +6,8 @@ It runs under the interpreter that would make .venv, before anything is installe
 to syntax that old versions still parse. ALLOW_UNTESTED_PYTHON=1 turns the stop into a warning.
 """
 
+from __future__ import print_function
+
 import os
 import sys
 
