@@ -7,29 +7,38 @@ word. Here:
 * :func:`save_checkpoint` writes a temporary file in the same folder, flushes it to disk
   (``fsync``) and renames it over the old file (``os.replace``, atomic), so the path holds
   either the old checkpoint or the new one, whole. Beside the state dict it stores a SHA-256
-  of the names, dtypes, shapes and bytes of its tensors, and the architecture: the list of
-  ``(name, shape)`` of the state dict.
+  of the names, dtypes, shapes and bytes of its tensors, the architecture (the list of
+  ``(name, shape)`` of the state dict) and the network: every module's name, type and settings
+  (:func:`network_description`), with a SHA-256 of its own.
 * :func:`load_checkpoint` loads with ``torch.load(..., weights_only=True)`` (no code in the
-  file runs), recomputes the checksum, compares the architecture with the network's, and only
-  then calls ``load_state_dict``. Every failure raises :class:`CheckpointError` naming the
-  file, what is wrong and how to fix it.
+  file runs), recomputes the checksums, compares the architecture and the network with the
+  network it loads into (a ReLU network is refused by a sigmoid one even when every tensor has
+  the same name and shape), and only then calls ``load_state_dict``. Every failure raises
+  :class:`CheckpointError` naming the file, what is wrong and how to fix it; so does a file of
+  the first format, which did not record the network.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import json
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "save_checkpoint",
-           "state_dict_sha256"]
+from lenet_book.data import STALE_PARTIAL_SECONDS, umask_mode
 
-FORMAT = "lenet_book checkpoint 1"  # stored in every file; a file without it is not ours
+__all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "network_description",
+           "save_checkpoint", "state_dict_sha256"]
+
+FORMAT = "lenet_book checkpoint 2"  # stored in every file; a file without it is not ours
+OLD_FORMATS = ("lenet_book checkpoint 1",)  # without the network's description: refused
 
 RETRAIN = ("retrain the network and save it again with save_checkpoint "
            "(in this book: rerun the training cell of chapter 3, notebooks/03_training.ipynb)")
@@ -42,6 +51,18 @@ class CheckpointError(ValueError):
 def architecture(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
     """The architecture as a checkpoint records it: ``[(name, shape), ...]`` in state-dict order."""
     return [(name, tuple(tensor.shape)) for name, tensor in state_dict.items()]
+
+
+def network_description(net: nn.Module) -> list[list[str]]:
+    """Every module of ``net`` in order, as ``[name, type, settings]``, e.g.
+    ``["1", "Sigmoid", ""]`` or ``["0", "Conv2d", "1, 6, kernel_size=(5, 5), ..."]``: the
+    settings are the module's ``extra_repr()``, what ``print(net)`` shows in brackets."""
+    return [[name, type(module).__name__, module.extra_repr()]
+            for name, module in net.named_modules()]
+
+
+def _description_sha256(description: list[list[str]]) -> str:
+    return hashlib.sha256(json.dumps(description).encode()).hexdigest()
 
 
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
@@ -69,21 +90,87 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of saves to ``path`` killed long ago (never a running one's)."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if temporary.stat().st_mtime < cutoff:
+                temporary.unlink()
+        except OSError:
+            pass  # another run removed it, or it is not ours to remove
+
+
+def _check_network(net: nn.Module) -> None:
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
+                        f"got a {type(net).__name__}")
+
+
+def _check_path(path, saving: bool) -> Path:
+    """A file path (str or os.PathLike) as a Path; a symlink to be saved over: its target."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"the checkpoint path must be a str or pathlib.Path such as 'lenet.pt', "
+                        f"got {path!r} (a {type(path).__name__})")
+    text = os.fspath(path)
+    if isinstance(text, bytes) or not text:
+        raise CheckpointError(f"The checkpoint path {path!r} is not a file name; "
+                              "give one such as 'lenet.pt'.")
+    if text.endswith(("/", os.sep)):
+        raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
+                              f"give the path of a file, e.g. {text}lenet.pt.")
+    path = Path(text)
+    if saving and path.is_symlink():
+        # the rename would replace the link itself with a file, and leave its target as it was
+        try:
+            return path.resolve(strict=False)
+        except (RuntimeError, OSError):
+            raise CheckpointError(f"Cannot save the checkpoint to {path}: it is a symbolic link "
+                                  "that points to itself (a loop). Delete the link or save "
+                                  "somewhere else.") from None
+    return path
+
+
+def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights that are NaN or infinite: a file of them would load and predict rubbish."""
+    bad = {name: int((~torch.isfinite(tensor)).sum()) for name, tensor in state_dict.items()
+           if (tensor.is_floating_point() or tensor.is_complex()) and not tensor.isfinite().all()}
+    if bad:
+        which = ", ".join(f"{name} ({count} of {state_dict[name].numel()})"
+                          for name, count in bad.items())
+        raise CheckpointError(
+            f"Cannot save the checkpoint to {path}: the network's weights hold NaN or infinite "
+            f"numbers, in {which}; the training diverged, so these weights predict nothing. "
+            "Nothing was written (an existing file is unchanged).\nHow to fix it: build the "
+            "network again and retrain it with a smaller learning rate (e.g. 10 times smaller), "
+            "then save it.")
+
+
 def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
     """Save ``net``'s weights to ``path`` atomically, with a checksum and its architecture.
 
     Returns the path. The folder is created if needed. Raises CheckpointError when the file
-    cannot be written (the message names the path and why).
+    cannot be written (the message names the path and why), and when a weight is NaN or
+    infinite (the training diverged): nothing is written then.
     """
-    path = Path(path)
+    _check_network(net)
+    path = _check_path(path, saving=True)
+    if any(tensor.is_meta for tensor in net.state_dict().values()):
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: the network is on the "
+                              "'meta' device, whose tensors have shapes but no values, so there "
+                              "is nothing to save; save the network you trained (on the CPU or "
+                              "a GPU).")
     state_dict = {name: tensor.detach().to("cpu").clone()
                   for name, tensor in net.state_dict().items()}
+    _check_finite(state_dict, path)
     record = {
         "format": FORMAT,
         "architecture": [(name, list(shape)) for name, shape in architecture(state_dict)],
         "sha256": state_dict_sha256(state_dict),
+        "network": network_description(net),
         "state_dict": state_dict,
     }
+    record["network_sha256"] = _description_sha256(record["network"])
     if path.is_dir():
         raise CheckpointError(f"Cannot save the checkpoint: {path} is a folder. "
                               "Give the path of a file, e.g. lenet.pt inside that folder.")
@@ -92,7 +179,9 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A unique name in the same folder: the rename stays on one file system (atomic), and two
         # saves at once never write into the same temporary file.
+        _remove_stale_temporaries(path)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(fd, umask_mode())  # the user's umask, as a plain torch.save would give
         with os.fdopen(fd, "wb") as f:
             torch.save(record, f)
             f.flush()
@@ -104,6 +193,12 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
             f"Cannot save the checkpoint to {path}: {error.strerror or error} "
             f"({error.filename or path}). Check that its folder exists as a folder, is writable "
             "and has free space, or save it somewhere else.") from None
+    except RuntimeError as error:  # torch's writer reports a full disk as "[enforce fail at ...]"
+        first = (str(error).strip().splitlines() or ["no details"])[0]
+        raise CheckpointError(
+            f"Cannot save the checkpoint to {path}: torch could not write the file ({first}); "
+            "the disk is probably full. Free some space or save it somewhere else; the old "
+            "file, if any, is unchanged.") from None
     finally:
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
@@ -135,14 +230,41 @@ def _differences(stored: list[tuple[str, tuple[int, ...]]],
             + (f"\n  ... and {more} more" if more > 0 else ""))
 
 
+def _layer(entry: list[str]) -> str:
+    name, kind, settings = entry
+    return f"{name or 'the network itself'}: {kind}({settings})"
+
+
+def _network_differences(stored: list[list[str]], expected: list[list[str]],
+                         limit: int = 5) -> str:
+    """The first few modules that differ between two network descriptions, one per line."""
+    lines = []
+    for index in range(max(len(stored), len(expected))):
+        here = stored[index] if index < len(stored) else None
+        there = expected[index] if index < len(expected) else None
+        if here == there:
+            continue
+        if there is None:
+            lines.append(f"{_layer(here)} is in the file but not in the network")
+        elif here is None:
+            lines.append(f"{_layer(there)} is in the network but not in the file")
+        else:
+            lines.append(f"the file has {_layer(here)}, the network {_layer(there)}")
+    more = len(lines) - limit
+    return ("\n".join("  - " + line for line in lines[:limit])
+            + (f"\n  ... and {more} more" if more > 0 else ""))
+
+
 def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load the weights saved by :func:`save_checkpoint` into ``net`` and return ``net``.
 
     Raises CheckpointError, before touching ``net``, when the file is missing, empty,
     truncated or damaged (its checksum differs), not a checkpoint of this format, or saved from
-    a network of another architecture.
+    a network of another architecture or with other layers (types or settings), e.g. the ReLU
+    LeNet of chapter 6 into the text's sigmoid LeNet.
     """
-    path = Path(path)
+    _check_network(net)
+    path = _check_path(path, saving=False)
     try:
         status = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -151,6 +273,9 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise _refuse(path, "cannot be reached: no permission to enter its folder",
                       f"let your user enter {path.parent} and the folders above it "
                       "(e.g. chmod a+rx, as their owner), or copy the file elsewhere") from None
+    except OSError as error:  # e.g. a symbolic link that points to itself (a loop)
+        raise _refuse(path, f"cannot be reached: {error.strerror or error}",
+                      "give the path of the checkpoint file itself") from None
     if stat.S_ISDIR(status.st_mode):
         raise _refuse(path, "is a folder, not a checkpoint file", "give the path of the .pt file")
     try:
@@ -168,6 +293,10 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                             f"{str(error).splitlines()[0] if str(error) else 'no details'}); "
                             "it is truncated, damaged, or not a file saved by "
                             "save_checkpoint") from None
+    if isinstance(record, dict) and record.get("format") in OLD_FORMATS:
+        raise _refuse(path, f"was written in an older format ({record['format']!r}) that does "
+                            "not record the network's layers, so it cannot be checked against "
+                            "the network it is loaded into; it is not loaded")
     if not (isinstance(record, dict) and record.get("format") == FORMAT):
         raise _refuse(path, "is not a lenet_book checkpoint (a plain torch.save of a state dict, "
                             "or another file?); only files written by save_checkpoint are loaded")
@@ -176,6 +305,9 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         stored = [(str(name), tuple(int(d) for d in shape))
                   for name, shape in record["architecture"]]
         checksum = str(record["sha256"])
+        network = [[str(name), str(kind), str(settings)]
+                   for name, kind, settings in record["network"]]
+        network_checksum = str(record["network_sha256"])
         if not all(isinstance(t, torch.Tensor) for t in state_dict.values()):
             raise TypeError("a state-dict entry is not a tensor")
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -183,10 +315,20 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     if state_dict_sha256(state_dict) != checksum or architecture(state_dict) != stored:
         raise _refuse(path, "is damaged: the SHA-256 of its weights is not the one stored at "
                             "save time (bytes changed on disk or in a copy)")
+    if _description_sha256(network) != network_checksum:
+        raise _refuse(path, "is damaged: the SHA-256 of its network description is not the one "
+                            "stored at save time (bytes changed on disk or in a copy)")
     expected = architecture(net.state_dict())
     if stored != expected:
         raise _refuse(path, "was saved from a network of another architecture:\n"
                       + _differences(stored, expected),
                       "load it into the network it was trained with, or " + RETRAIN)
+    expected_network = network_description(net)
+    if network != expected_network:
+        raise _refuse(path, "was saved from another network: its tensors have the same names "
+                            "and shapes, but its layers differ:\n"
+                      + _network_differences(network, expected_network),
+                      "load it into the network it was trained with (e.g. the same "
+                      "recipes.build recipe or models.modern_lenet settings), or " + RETRAIN)
     net.load_state_dict(state_dict)
     return net

@@ -111,12 +111,39 @@ class FashionMNISTError(RuntimeError):
     or written."""
 
 
+def umask_mode() -> int:
+    """The mode a new file gets from ``open`` under the process's umask (e.g. 0o644 for 022).
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0o600); files that the book
+    renames into place from one get this mode instead, as a plain ``open`` would give them.
+    """
+    try:  # Linux shows the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _root(root: str | os.PathLike) -> Path:
+    """The data root as a Path; anything but a str or a path is refused, naming what to give."""
+    if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"the data root must be a folder path (a str or pathlib.Path) such as "
+                        f"'../data' in a chapter or 'data' in the repository, got {root!r} "
+                        f"(a {type(root).__name__})")
+    return Path(root)
+
+
 def _raw_dir(root: str | os.PathLike) -> Path:
-    return Path(root) / "FashionMNIST" / "raw"
+    return _root(root) / "FashionMNIST" / "raw"
 
 
 def _processed_dir(root: str | os.PathLike) -> Path:
-    return Path(root) / "FashionMNIST" / "processed"
+    return _root(root) / "FashionMNIST" / "processed"
 
 
 def _how_to_fix(root: str | os.PathLike) -> str:
@@ -255,7 +282,7 @@ def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
     cache = _stale_cache(root)
     for path in cache:
         try:
-            path.unlink()
+            path.unlink(missing_ok=True)  # another run may be deleting it at the same time
         except IsADirectoryError:
             shutil.rmtree(path, ignore_errors=True)
         except OSError as error:
@@ -316,6 +343,7 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
             + PERMISSION_FIX) from None
     partial = Path(name)
     try:
+        os.chmod(fd, umask_mode())  # the user's umask, not mkstemp's 0o600
         with os.fdopen(fd, "wb") as dst:
             try:
                 compressed = open(source, "rb")

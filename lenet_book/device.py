@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from lenet_book.checks import check_device
+
 
 def try_device() -> torch.device:
     """The first CUDA GPU if there is one, else Apple's GPU (``mps``), else the CPU."""
@@ -25,7 +27,10 @@ def try_device() -> torch.device:
 
 def synchronize(device):
     """Wait for the device to finish, so that wall-clock timers measure the work (chapter 4)."""
-    kind = torch.device(device).type
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):  # not a device: say what is accepted (checked only then)
+        kind = check_device(device).type
     if kind == "cuda":
         torch.cuda.synchronize(device)
     elif kind == "mps":
@@ -35,7 +40,7 @@ def synchronize(device):
 def device_name(device=None) -> str:
     """A readable name of ``device`` (default: ``try_device()``): the GPU's name or the
     CPU model."""
-    device = torch.device(device) if device is not None else try_device()
+    device = check_device(device) if device is not None else try_device()
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lenet_book.data import umask_mode
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
            "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
@@ -31,11 +35,23 @@ class ExportError(ValueError):
     """A data file for the browser page is missing or not what the page expects."""
 
 
+def _check_finite(name: str, values: np.ndarray, fix: str) -> None:
+    bad = int(values.size - np.isfinite(values).sum())
+    if bad:
+        raise ExportError(f"tensor {name} holds {bad} number(s) that are NaN or infinite "
+                          f"(as float32), with which the page would show NaN; {fix}")
+
+
 def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
     """Every tensor as ``{name, shape, base64}`` (float32 little-endian), in state-dict order."""
+    if not isinstance(state_dict, dict):
+        raise ExportError(f"encode_state_dict takes a state dict, e.g. net.state_dict(), "
+                          f"not a {type(state_dict).__name__}")
     tensors = []
     for name, tensor in state_dict.items():
         values = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4")
+        _check_finite(name, values, "export the weights of a network that trained without "
+                                    "diverging (lenet_book.train stops one that diverges)")
         tensors.append({"name": name, "shape": list(tensor.shape),
                         "base64": base64.b64encode(values.tobytes()).decode("ascii")})
     return tensors
@@ -51,6 +67,7 @@ def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
             raise ExportError(f"tensor {entry['name']}: {values.size} numbers "
                               f"for shape {entry['shape']} ({expected} expected); "
                               "rerun tools/export_weights.py")
+        _check_finite(entry["name"], values, "rerun tools/export_weights.py")
         state_dict[entry["name"]] = torch.from_numpy(
             values.astype(np.float32).reshape(entry["shape"]))
     return state_dict
@@ -58,6 +75,9 @@ def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
 
 def encode_images(images: torch.Tensor) -> str:
     """uint8 N×28×28 images as one base64 string."""
+    if not isinstance(images, torch.Tensor):
+        raise ExportError(f"expected uint8 N×28×28 images as a torch tensor, "
+                          f"got a {type(images).__name__}")
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
         raise ExportError(f"expected uint8 N×28×28 images, "
                           f"got {images.dtype} {tuple(images.shape)}")
@@ -78,8 +98,24 @@ def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     text = f"// {comment}\nwindow.{name} = {json.dumps(data, separators=(',', ':'))};\n"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="ascii")
+    temporary = None
+    try:  # a temporary file renamed over the old one: the page never reads half a file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(fd, umask_mode())
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as error:
+        raise ExportError(f"Cannot write {path}: {error.strerror or error}; check that its folder "
+                          "is writable and has free space (the old file, if any, is unchanged)"
+                          ) from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
     return path.stat().st_size
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torchvision
 
+from lenet_book.checks import check_device
 from lenet_book.data import ensure_fashion_mnist
 from lenet_book.device import synchronize  # noqa: F401  (chapters call fast.synchronize)
 from lenet_book.models import init_xavier, lenet  # noqa: F401  (chapters build the net from here)
@@ -26,6 +27,7 @@ def load_fashion_mnist_tensors(root="../data", device="cpu"):
     Images stay uint8, N×28×28: 47 MB for the 60,000 training images, 8 MB for the 10,000 test
     images. ``to_float`` converts a batch.
     """
+    check_device(device)  # a device torch knows and this machine has (lenet_book.checks)
     ensure_fashion_mnist(root)
     splits = []
     for is_train in (True, False):

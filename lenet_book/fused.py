@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad
 
+from lenet_book.checks import check_finite_loss, check_fused_data, check_training
 from lenet_book.fast import evaluate, synchronize, to_float
 
 __all__ = ["FusedStep", "FusedEpochGraph", "train_fused", "warm_up"]
@@ -51,13 +52,7 @@ class FusedStep:
 
     def __init__(self, net, images, labels, lr=0.9, compile=True, backend="inductor", mode=None,
                  channels_last=False, bf16_layers=()):
-        if images.dtype != torch.uint8 or images.dim() != 3:
-            raise ValueError(f"images must be a uint8 N×28×28 tensor "
-                             f"(as load_fashion_mnist_tensors gives), "
-                             f"got {images.dtype} with shape {tuple(images.shape)}")
-        if labels.shape != images.shape[:1]:
-            raise ValueError(f"labels must be one per image: {len(images)} images, labels of shape "
-                             f"{tuple(labels.shape)}")
+        check_fused_data(images, labels)  # uint8 N×28×28, int64 labels 0-9 (lenet_book.checks)
         layers = dict(net.named_children())
         self.bf16_layers = {str(name) for name in bf16_layers}
         unknown = sorted(self.bf16_layers - layers.keys())
@@ -169,6 +164,7 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
     ``channels_last=True`` keeps the weights and batches in the channels-last layout;
     ``bf16_layers`` computes those layers in bfloat16 (see ``FusedStep``).
     """
+    check_training(**locals())  # every argument, before any training (lenet_book.checks)
     images, labels = train_data
     device = images.device
     if cuda_graph and device.type != "cuda":
@@ -193,6 +189,7 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
         start = time.perf_counter()
         net.train()
         order = torch.randperm(len(labels), generator=generator, device=device)
+        step_losses = []  # per step, to name the step where a loss stops being finite
         if graph:
             loss_sum, correct = graph.run(order)
         else:
@@ -202,11 +199,13 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
                 step_loss, step_correct = step(idx)
                 loss_sum += step_loss
                 correct += step_correct
+                step_losses.append(step_loss)
         synchronize(device)
         seconds += time.perf_counter() - start
         history.append({"epoch": epoch + 1, "loss": loss_sum.item() / len(labels),
-                        "train_acc": correct.item() / len(labels),
-                        "test_acc": evaluate(net, *test_data)})
+                        "train_acc": correct.item() / len(labels)})
+        check_finite_loss(history[-1], step_losses, lr)  # stops a diverging run (checks)
+        history[-1]["test_acc"] = evaluate(net, *test_data)
         if epoch == 0:
             history[0]["setup_seconds"] = setup_seconds
         if on_epoch:

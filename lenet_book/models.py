@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from lenet_book.checks import check_layer_choices, check_network
+
 
 def lenet():
     """LeNet-5 exactly as d2l writes it (explained in chapter 1): 61,706 parameters."""
@@ -28,6 +30,7 @@ def lenet():
 def init_xavier(net):
     """Xavier-uniform weights for every linear and convolutional layer, as train_ch6 does
     (chapter 3)."""
+    check_network(net)
     for m in net.modules():
         if type(m) in (nn.Linear, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight)
@@ -41,6 +44,7 @@ def modern_lenet(activation=nn.Sigmoid, pool=nn.AvgPool2d, batch_norm=False):
     With the defaults it is ``lenet()``. With batch normalisation the layers before it have no
     bias: it subtracts the mean, so a bias would be redundant, and its shift β takes its role.
     """
+    check_layer_choices(activation, pool, batch_norm)  # classes, not names (lenet_book.checks)
     bias = not batch_norm
 
     def activate(norm, width):

@@ -8,12 +8,14 @@ seed study (``benchmarks/accuracy_seeds.py``) and the tests train exactly the sa
 
 from __future__ import annotations
 
+import difflib
 import math
 
 import torch
 from torch import nn
 
 from lenet_book import models, original
+from lenet_book.checks import SEED_MAX, check_number, check_whole
 
 # The text's recipe: Xavier init, SGD, learning rate 0.9, batches of 256, 10 epochs.
 TEXT = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
@@ -63,12 +65,65 @@ def modern_recipe(kept_steps):
     return recipe
 
 
+# The options a recipe may set, each with its check (lenet_book.checks): (kind, arguments)
+OPTIONS = {"num_epochs": ("whole", 1), "batch_size": ("whole", 1), "lr": ("number", 0.0),
+           "momentum": ("fraction",), "nesterov": ("flag",), "weight_decay": ("number", 0.0),
+           "one_cycle": ("flag",), "augment": ("flag",), "label_smoothing": ("fraction",),
+           "batch_norm": ("flag",), "j": ("number", -math.inf),
+           "activation": ("choice", ACTIVATIONS), "pool": ("choice", POOLS),
+           "network": ("choice", {"lenet": None, "original": None})}
+ALIASES = {"learning_rate": "lr", "epochs": "num_epochs", "batch": "batch_size",
+           "smoothing": "label_smoothing", "wd": "weight_decay"}  # names used elsewhere
+# The options that only one of the two networks uses (the others would be ignored or refused)
+ONLY_FOR = {"lenet": ("activation", "pool", "batch_norm", "nesterov", "weight_decay", "one_cycle",
+                      "augment", "label_smoothing"),
+            "original": ("j",)}
+
+
+def check_recipe(recipe, seed):
+    """Refuse a recipe with a value of the wrong kind or out of range, naming the option."""
+    if not isinstance(recipe, dict):
+        raise TypeError(f"a recipe is a dict of options such as recipes.TEXT, "
+                        f"got a {type(recipe).__name__}")
+    check_whole("seed", seed, least=0, most=SEED_MAX)
+    for name, value in recipe.items():
+        if name not in OPTIONS:  # refused before build seeds torch's generator
+            close = ([ALIASES[name]] if name in ALIASES
+                     else difflib.get_close_matches(str(name), OPTIONS, n=1))
+            raise ValueError(f"unknown recipe options [{name!r}]"
+                             + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" The options are {', '.join(map(repr, OPTIONS))}.")
+        kind, *arguments = OPTIONS[name]
+        if kind == "whole":
+            check_whole(f"recipe option {name!r}", value, *arguments)
+        elif kind == "number":
+            check_number(f"recipe option {name!r}", value, arguments[0], low_open=name == "lr")
+        elif kind == "fraction":
+            check_number(f"recipe option {name!r}", value, 0.0, 1.0, low_open=False,
+                         high_open=True)
+        elif kind == "flag" and not isinstance(value, bool):
+            raise TypeError(f"recipe option {name!r} must be True or False, got {value!r}")
+        elif kind == "choice" and (not isinstance(value, str) or value not in arguments[0]):
+            raise ValueError(f"recipe option {name!r} must be one of "
+                             f"{', '.join(map(repr, arguments[0]))}, got {value!r}")
+    network = recipe.get("network", "lenet")
+    for other, names in ONLY_FOR.items():
+        misplaced = [name for name in names if name in recipe and other != network]
+        if misplaced:
+            raise ValueError(f"recipe option(s) {', '.join(map(repr, misplaced))} apply to the "
+                             f"network {other!r} only, and this recipe trains {network!r}: "
+                             "remove them (they would be ignored)")
+    if recipe.get("nesterov") and not recipe.get("momentum"):
+        raise ValueError("recipe option 'nesterov' needs a momentum above 0 (e.g. 'momentum': 0.9)")
+
+
 def build(recipe, seed=0):
     """A fresh, initialised network and the keyword arguments of ``train`` for this recipe.
 
     The seed fixes the initial weights (``torch.manual_seed``) and, through ``train``'s
     generator, the order of the batches and any augmentation.
     """
+    check_recipe(recipe, seed)
     r = dict(recipe)
     network = r.pop("network", "lenet")
     torch.manual_seed(seed)

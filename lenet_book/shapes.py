@@ -6,15 +6,20 @@ their source; ``tests/test_shapes.py`` checks every verdict against what PyTorch
 
 from __future__ import annotations
 
+import copy
 import math
+import textwrap
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from lenet_book.checks import check_network
 
 __all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_sizes", "hxw",
-           "input_problem", "next_shape", "output_size", "pair", "run_and_report", "shape_of",
-           "size_hint", "square", "trace_shapes", "walk"]
+           "input_problem", "next_shape", "output_size", "pair", "run_and_report",
+           "shape_by_pytorch", "shape_of", "size_hint", "square", "trace_shapes", "walk"]
 
 
 def output_size(n, kernel, padding=0, stride=1):
@@ -61,14 +66,30 @@ def run_and_report(net, X):
 
 POINTWISE = (nn.Sigmoid, nn.ReLU, nn.Tanh, nn.Identity, nn.Dropout)
 WINDOWED = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d)
+NORMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,)}  # batch norm: the dimensions it takes
 
 
 class ShapeError(Exception):
     """Raised by next_shape; the message says what the layer expected."""
 
 
+def is_lazy(layer):
+    """True for a lazy layer (nn.LazyLinear, nn.LazyConv2d, ...) not yet run: it takes its input
+    size (in_features, in_channels) from its first input, so any size fits until then."""
+    return isinstance(layer, LazyModuleMixin) and layer.has_uninitialized_params()
+
+
+def wrapped(label, text, width=100):
+    """'  label:  text' wrapped to width columns, continuation lines indented under the text."""
+    return textwrap.fill(text, width, initial_indent=f"  {label + ':':9}",
+                         subsequent_indent=" " * 11, break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def describe(layer):
     """A short name for a layer, e.g. "Linear(400 → 120)"."""
+    if is_lazy(layer) and isinstance(layer, nn.Linear):
+        return f"LazyLinear(? → {layer.out_features})"
     if isinstance(layer, nn.Linear):
         return f"Linear({layer.in_features} → {layer.out_features})"
     if isinstance(layer, nn.Conv2d):
@@ -79,9 +100,36 @@ def describe(layer):
     return layer.__class__.__name__
 
 
+def shape_by_pytorch(layer, shape):
+    """The output shape of a layer without a rule here, from PyTorch's own shape propagation:
+    a copy of the layer runs on a meta tensor, which has a shape but no data (nothing is
+    computed and the layer itself is not touched)."""
+    try:
+        meta = copy.deepcopy(layer).to("meta").eval()
+        with torch.no_grad():
+            out = meta(torch.empty(shape, device="meta"))
+    except Exception as err:  # whatever the layer raises for an input it cannot take
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ShapeError(f"another input: PyTorch says {first!r}") from None
+    if not isinstance(out, torch.Tensor):
+        raise ShapeError(f"an input for which it returns one tensor (it returned a "
+                         f"{type(out).__name__})")
+    return tuple(out.shape)
+
+
 def next_shape(layer, shape):
     """The shape of layer's output for an input of the given shape, by the rules alone."""
     if isinstance(layer, POINTWISE):
+        return shape
+    if isinstance(layer, nn.Sequential):  # a block of layers: each in turn
+        for part in layer:
+            shape = next_shape(part, shape)
+        return shape
+    if type(layer) in NORMS:
+        dims = NORMS[type(layer)]
+        if len(shape) not in dims or shape[1] != layer.num_features:
+            raise ShapeError(f"{' or '.join(f'{d}-D' for d in dims)} input with "
+                             f"{layer.num_features} channel(s) in dimension 1 (its num_features)")
         return shape
     if isinstance(layer, nn.Flatten):
         n = max(len(shape), 1)  # PyTorch flattens a 0-d tensor as if it had one dimension
@@ -93,6 +141,8 @@ def next_shape(layer, shape):
         shape = shape or (1,)
         return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
     if isinstance(layer, nn.Linear):
+        if is_lazy(layer) and len(shape) > 0:  # in_features is set on first use: any size fits
+            return shape[:-1] + (layer.out_features,)
         if len(shape) == 0 or shape[-1] != layer.in_features:
             raise ShapeError(f"a last dimension of {layer.in_features} (its in_features)")
         return shape[:-1] + (layer.out_features,)
@@ -101,11 +151,11 @@ def next_shape(layer, shape):
             raise ShapeError("a 4-D input (N, C, H, W), or 3-D (C, H, W) for one unbatched image")
         *batch, channels, height, width = shape
         if isinstance(layer, nn.Conv2d):
-            if channels != layer.in_channels:
+            if channels != layer.in_channels and not is_lazy(layer):  # lazy: set on first use
                 raise ShapeError(f"{layer.in_channels} input channel(s) (its in_channels)")
             channels = layer.out_channels
         if getattr(layer, "ceil_mode", False) or isinstance(layer.padding, str):
-            raise ShapeError("settings this checker does not model (ceil_mode, string padding)")
+            return shape_by_pytorch(layer, shape)  # settings the rule here does not model
         k, p, s = pair(layer.kernel_size), pair(layer.padding), pair(layer.stride)
         d = pair(getattr(layer, "dilation", 1))
         window = tuple(d[i] * (k[i] - 1) + 1 for i in range(2))
@@ -114,7 +164,7 @@ def next_shape(layer, shape):
                              f"{square(p)}, for its {hxw(window)} window to fit")
         size = tuple(output_size((height, width)[i], window[i], p[i], s[i]) for i in range(2))
         return (*batch, channels, *size)
-    raise ShapeError(f"a shape rule this checker does not have (for {layer.__class__.__name__})")
+    return shape_by_pytorch(layer, shape)  # a layer without a rule here
 
 
 def walk(net, input_shape):
@@ -272,16 +322,25 @@ def check_input_shape(net, x, verbose=True):
 
     Returns True or False; with verbose, prints the output shape or what fails, why, and a hint.
     """
+    check_network(net)  # a torch.nn.Module (lenet_book.checks)
     input_shape, dtype, kind = shape_of(x)
     problem = input_problem(net, dtype, kind)
     shapes, failure = walk(net, input_shape)
     if verbose and problem:
-        print(f"FAILS at the input: {problem[0]}")
-        print(f"  hint:    {problem[1]}")
+        print(wrapped("FAILS at the input", problem[0]).replace("  FAILS at the input:",
+                                                                "FAILS at the input: ", 1))
+        print(wrapped("hint", problem[1]))
     if failure is None:
         if verbose:
             print(f"{'OK' if problem is None else 'shape OK'}: {input_shape} -> "
                   f"{shapes[-1] if shapes else input_shape}")
+            for index, layer in enumerate(net):
+                if is_lazy(layer):
+                    got = (input_shape, *shapes)[index]
+                    size = (f"in_features to {got[-1]}" if isinstance(layer, nn.Linear)
+                            else "its input size")
+                    print(wrapped("note", f"layer {index}, {describe(layer)}, is lazy: its "
+                                  f"shape is set on first use; this input would set {size}"))
         return problem is None
     if verbose:
         index, layer, shape, expects = failure
@@ -290,7 +349,7 @@ def check_input_shape(net, x, verbose=True):
         print(f"  gets:    shape {shape}")
         print(f"  expects: {expects}")
         if why:
-            print(f"  why:     {why}")
+            print(wrapped("why", why))
         if hint:
-            print(f"  hint:    {hint}")
+            print(wrapped("hint", hint))
     return False

@@ -18,6 +18,8 @@ import time
 import torch
 from torch import nn
 
+from lenet_book.checks import (check_built, check_evaluate, check_finite_loss, check_pixels,
+                               check_training, check_validation_split)
 from lenet_book.device import synchronize
 
 VALIDATION_SIZE = 10_000
@@ -25,6 +27,7 @@ VALIDATION_SIZE = 10_000
 
 def to_float(images):
     """uint8 N×28×28 → float N×1×28×28 in [0, 1], the same numbers as ToTensor gives (chapter 4)."""
+    check_pixels(images)  # uint8 only: images already in [0, 1] must not be divided again
     return images.unsqueeze(1).float().div_(255)
 
 
@@ -34,7 +37,7 @@ def split_validation(train_data, size=VALIDATION_SIZE):
     A fixed slice, the same on every machine and torch version; its classes are balanced
     (955 to 1,050 images each).
     """
-    images, labels = train_data
+    images, labels = check_validation_split(train_data, size)  # lenet_book.checks
     if not 0 < size < len(labels):
         raise ValueError(f"validation size must be between 1 and {len(labels) - 1}, got {size}")
     return (images[:-size], labels[:-size]), (images[-size:], labels[-size:])
@@ -69,6 +72,7 @@ def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=argmax):
 
 def evaluate(net, images, labels, predict=argmax, batch_size=2500):
     """Accuracy over a whole split, in a few large batches, without gradients."""
+    check_evaluate(net, images, labels, predict, batch_size)  # lenet_book.checks
     net.eval()
     with torch.no_grad():
         correct = sum((predict(net(to_float(images[i:i + batch_size])))
@@ -141,8 +145,10 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
     The generator seeded with ``seed`` orders the batches (and drives ``batch_transform``).
     Returns one dict per epoch (loss, train_acc, and each ``<name>_acc``) and the seconds spent
     in training steps (as train_ch6 times them: evaluation is left out). ``on_epoch``, if given,
-    is called with each epoch's dict.
+    is called with each epoch's dict. Bad arguments are refused before training starts, and a
+    loss that is no longer a finite number stops it (``lenet_book.checks``).
     """
+    check_training(**locals())  # every argument, before any training (lenet_book.checks)
     images, labels = train_data
     device = images.device
     eval_sets = eval_sets or {}
@@ -150,6 +156,7 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
     opt = optimizer(net.parameters()) if optimizer else torch.optim.SGD(net.parameters(), lr=lr)
     steps_per_epoch = -(-len(labels) // batch_size)
     schedule = scheduler(opt, num_epochs, steps_per_epoch) if scheduler else None
+    check_built(opt, schedule, scheduler)  # an optimizer and a schedule (lenet_book.checks)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     generator = torch.Generator(device=device).manual_seed(seed)
     model = torch.compile(net) if compile else net
@@ -163,6 +170,7 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
         synchronize(device)
         start = time.perf_counter()
         net.train()
+        step_losses = []
         if graph:
             loss_sum, correct = graph.run(torch.randperm(len(labels), generator=generator,
                                                          device=device))
@@ -176,12 +184,14 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
                                                      amp_dtype, predict)
                 loss_sum += step_loss
                 correct += step_correct
+                step_losses.append(step_loss)
                 if schedule:
                     schedule.step()
         synchronize(device)
         seconds += time.perf_counter() - start
         record = {"epoch": epoch + 1, "loss": loss_sum.item() / len(labels),
                   "train_acc": correct.item() / len(labels)}
+        check_finite_loss(record, step_losses, opt, steps_per_epoch)
         for name, (eval_images, eval_labels) in eval_sets.items():
             record[f"{name}_acc"] = evaluate(model, eval_images, eval_labels, predict)
         history.append(record)

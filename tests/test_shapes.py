@@ -45,8 +45,11 @@ def pytorch_verdict(net, x):
 
 
 def report(net, x, capsys) -> tuple[bool, str]:
+    """The verdict and the printed report, its wrapped lines joined back into one."""
     verdict = check_input_shape(net, x)
-    return verdict, capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert all(len(line) <= 100 for line in printed.splitlines()), printed
+    return verdict, printed.replace("\n" + " " * 11, " ")
 
 
 SHAPES = [(1, 1, 28, 28), (7, 1, 29, 29), (1, 1, 31, 31), (1, 1, 32, 32), (1, 1, 27, 27),
@@ -234,3 +237,19 @@ def test_the_checker_never_runs_the_network(net, monkeypatch):
         monkeypatch.setattr(layer, "forward", no_forward)
     assert check_input_shape(net, (1, 1, 28, 28), verbose=False)
     assert math.prod(walk(net, (2, 1, 28, 28))[0][-1]) == 20
+
+
+def test_an_unused_lazy_layer_takes_any_size_and_is_fixed_by_its_first_input(capsys):
+    # An nn.LazyLinear has in_features 0 until its first forward pass: the checker must not fail
+    # on that, and it must check the layer like any Linear once the layer has been used.
+    lazy = nn.Sequential(nn.Conv2d(1, 6, 5), nn.AvgPool2d(2), nn.Flatten(), nn.LazyLinear(10))
+    for size, features in ((32, 6 * 14 * 14), (28, 6 * 12 * 12)):
+        verdict, printed = report(lazy, (1, 1, size, size), capsys)
+        assert verdict, printed
+        assert "note:    layer 3, LazyLinear(? → 10), is lazy" in printed
+        assert f"this input would set in_features to {features}" in printed
+    assert next_shape(nn.LazyConv2d(4, 3), (1, 3, 9, 9)) == (1, 4, 7, 7)
+    assert lazy(torch.zeros(1, 1, 32, 32)).shape == (1, 10)  # sets in_features to 1176
+    verdict, printed = report(lazy, (1, 1, 28, 28), capsys)
+    assert not verdict and "a last dimension of 1176 (its in_features)" in printed, printed
+    assert not pytorch_verdict(lazy, (1, 1, 28, 28))[0]

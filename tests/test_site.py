@@ -59,7 +59,26 @@ def toc_files(node) -> list[str]:
     return found
 
 
-PAGES = toc_files(TOC)  # docnames: book/intro, notebooks/01_architecture, ...
+def page_numbers(toc: dict) -> dict[str, int | None]:
+    """The number the site gives each page after the root, or None where it has none.
+
+    Without parts, `options: numbered: true` numbers every page 1, 2, ... With parts, a part
+    without `numbered: true` leaves its pages unnumbered, and the numbered parts share one count
+    (Jupyter Book's use_multitoc_numbering, on by default), so the prelude of an unnumbered first
+    part does not shift the chapters' numbers.
+    """
+    assert CONFIG.get("sphinx", {}).get("config", {}).get("use_multitoc_numbering", True)
+    parts = toc.get("parts") or [{"chapters": toc.get("chapters", []), **toc.get("options", {})}]
+    numbers, count = {}, 0
+    for part in parts:
+        for name in toc_files(part.get("chapters", [])):
+            count += bool(part.get("numbered"))
+            numbers[name] = count if part.get("numbered") else None
+    return numbers
+
+
+PAGES = toc_files(TOC)  # docnames: book/intro, notebooks/00_convolution, ...
+NUMBERS = page_numbers(TOC)  # docname -> its chapter number on the site, None if unnumbered
 CHAPTERS = [path.relative_to(REPO).with_suffix("").as_posix() for path in chapters()]  # docnames
 
 
@@ -309,11 +328,20 @@ def test_licences_and_citation_agree():
 
 
 def test_chapters_are_numbered_in_reading_order(site):
-    assert TOC.get("options", {}).get("numbered") is True, "_toc.yml: options: numbered: true"
-    for number, name in enumerate([p for p in PAGES if p != TOC["root"]], start=1):
+    """Chapter NN_topic is numbered NN on the site (its prose says "chapter 3"); 00 is unnumbered."""
+    assert list(NUMBERS) == [p for p in PAGES if p != TOC["root"]]
+    for chapter in CHAPTERS:
+        number = int(re.search(r"notebooks/(\d+)_", chapter).group(1))
+        assert NUMBERS[chapter] == (number or None), f"_toc.yml: {chapter} would be numbered {NUMBERS[chapter]}"
+    numbered = [n for n in NUMBERS.values() if n is not None]
+    assert numbered == list(range(1, len(numbered) + 1)), f"pages numbered {numbered}"
+    for name, number in NUMBERS.items():
         h1 = re.search(r"<h1>(.*?)</h1>", article(site / f"{name}.html"), re.S)
         title = text_of(h1.group(1)).rstrip("#").strip()
-        assert title.startswith(f"{number}. "), f"{name}: its title {title!r} should start with '{number}. '"
+        if number is None:
+            assert not re.match(r"\d+\. ", title), f"{name}: its title {title!r} should have no number"
+        else:
+            assert title.startswith(f"{number}. "), f"{name}: its title {title!r} should start with '{number}. '"
 
 
 def captioned_figures(chapter: str) -> list[dict]:
@@ -330,9 +358,11 @@ def test_every_figure_is_numbered_captioned_and_described(site, chapter):
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
     assert len(captions) == len(expected) == image_outputs(chapter), \
         f"{chapter}: {len(captions)} captions, {len(expected)} captioned cells, {image_outputs(chapter)} figures"
-    number = re.search(r"notebooks/0?(\d+)_", chapter).group(1)
+    # Fig. 3.1 in chapter 3; Fig. 1, Fig. 2, ... in an unnumbered chapter (the prelude)
+    prefix = rf"{NUMBERS[chapter]}\." if NUMBERS[chapter] else ""
     for caption, figure in zip(captions, expected):
-        assert re.search(rf'class="caption-number">Fig\. {number}\.\d+', caption), f"{chapter}: unnumbered: {caption[:200]}"
+        assert re.search(rf'class="caption-number">Fig\. {prefix}\d+\b(?!\.)', caption), \
+            f"{chapter}: unnumbered: {caption[:200]}"
         words = text_of(figure["figure"]["caption"]).replace("`", "").split()[:4]
         shown = text_of(caption).replace("\u2019", "'")  # Sphinx's smart quotes
         assert " ".join(words) in shown, f"{chapter}: caption {words} missing from {shown[:200]}"
@@ -696,8 +726,8 @@ def test_pdf_has_every_chapter_in_order_each_on_a_new_page(book_pdf):
     assert pages >= len(titles) + 1, f"{book_pdf.name}: {pages} pages for {len(titles)} chapters and a front page"
     text = [" ".join(page.split()) for page in poppler("pdftotext", str(book_pdf), "-").split("\f")]
     starts = []
-    for number, title in enumerate(titles, start=1):
-        heading = f"{number}. {title}"
+    for name, title in zip(PAGES[1:], titles):
+        heading = f"{NUMBERS[name]}. {title}" if NUMBERS[name] else title
         found = [index + 1 for index, page in enumerate(text) if page.startswith(heading)]
         assert found, f"{book_pdf.name}: no page starts with the chapter heading {heading!r}"
         starts.append(found[0])

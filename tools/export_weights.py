@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 from lenet_book import fast  # noqa: E402
-from lenet_book.export import (IMAGES_FORMAT, WEIGHTS_FORMAT, encode_images,  # noqa: E402
-                               encode_state_dict, write_js_data)
+from lenet_book.checks import TrainingDiverged  # noqa: E402
+from lenet_book.data import FashionMNISTError  # noqa: E402
+from lenet_book.export import (IMAGES_FORMAT, WEIGHTS_FORMAT, ExportError,  # noqa: E402
+                               encode_images, encode_state_dict, write_js_data)
 
 OUT = REPO / "book" / "browser"
 CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
@@ -74,6 +76,11 @@ def load(path: Path):
         except (RuntimeError, TypeError, AttributeError) as error:
             sys.exit(f"--state-dict {path} is not a state dict of lenet_book.fast.lenet() "
                      f"(the text's LeNet-5, chapter 1): {error}")
+    broken = [name for name, tensor in net.state_dict().items() if not tensor.isfinite().all()]
+    if broken:
+        sys.exit(f"--state-dict {path}: tensor(s) {', '.join(broken)} hold NaN or infinite numbers "
+                 "(the training diverged), which the page would show as NaN; nothing exported. "
+                 "Export the weights of a network that trained without diverging.")
     return net, {"state_dict": path.name}
 
 
@@ -96,9 +103,15 @@ def main(argv=None) -> None:
         parser.error("--per-class must be at least 1")
 
     net, record = load(args.state_dict) if args.state_dict else (None, None)  # a bad file fails first
-    train_data, test_data = fast.load_fashion_mnist_tensors(args.data, "cpu")
+    try:
+        train_data, test_data = fast.load_fashion_mnist_tensors(args.data, "cpu")
+    except FashionMNISTError as error:  # missing or damaged data: the message, not a traceback
+        sys.exit(f"nothing exported: {error}")
     if net is None:
-        net, record = train(train_data, test_data)
+        try:
+            net, record = train(train_data, test_data)
+        except TrainingDiverged as error:
+            sys.exit(f"nothing exported: {error}")
     net.eval()
     test_acc = fast.evaluate(net, *test_data)
     count = sum(p.numel() for p in net.parameters())
@@ -107,8 +120,13 @@ def main(argv=None) -> None:
               "date": datetime.date.today().isoformat(), "torch": torch.__version__,
               "python": platform.python_version(), "device": "cpu"}
 
+    try:  # before anything is written: NaN or infinite weights are refused
+        tensors = encode_state_dict(net.state_dict())
+    except ExportError as error:
+        source = f"--state-dict {args.state_dict}" if args.state_dict else "the trained network"
+        sys.exit(f"nothing exported: {source}: {error}")
     weights = {"format": WEIGHTS_FORMAT, "network": "lenet_book.fast.lenet()",
-               "classes": CLASSES, "training": record, "tensors": encode_state_dict(net.state_dict())}
+               "classes": CLASSES, "training": record, "tensors": tensors}
     size = write_js_data(args.out / "lenet_weights.js", "LENET_WEIGHTS", weights,
                          "LeNet-5's trained weights for lenet_in_browser.md; written by tools/export_weights.py")
     print(f"{args.out / 'lenet_weights.js'}: {count:,} parameters, {4 * count:,} bytes as float32, "
@@ -127,4 +145,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ExportError as error:  # a file that cannot be written: the message, no traceback
+        sys.exit(f"nothing more exported: {error}")

@@ -7,7 +7,16 @@ function startLenetPage() {
   const app = document.getElementById("lenet-app");
   if (!app) return; // another page
 
-  const weights = LeNet.loadWeights(window.LENET_WEIGHTS);
+  let weights;
+  try {
+    weights = LeNet.loadWeights(window.LENET_WEIGHTS);
+  } catch (error) { // never a page of "NaN%": say what is wrong instead
+    document.getElementById("lenet-status").textContent = `LeNet-5 cannot run: ${error.message}.`;
+    app.dataset.error = error.message;
+    return;
+  }
+  // A probability as the page shows it; "—" where it is not a number (never "NaN%").
+  const percent = (p) => (Number.isFinite(p) ? `${(100 * p).toFixed(1)}%` : "—");
   const classes = window.LENET_WEIGHTS.classes;
   const tests = window.LENET_TEST_IMAGES;
   const testPixels = Uint8Array.from(atob(tests.pixels), (c) => c.charCodeAt(0));
@@ -217,11 +226,12 @@ function startLenetPage() {
   function update() {
     const result = LeNet.forward(weights, input);
     const p = result.probabilities;
-    const best = p.indexOf(Math.max(...p));
+    const valid = p.every(Number.isFinite);
+    const best = valid ? p.indexOf(Math.max(...p)) : -1;
     const truth = source.kind === "test" ? tests.labels[source.index] : null;
     bars.forEach((row, k) => {
-      row.querySelector(".lenet-bar-fill").style.width = `${100 * p[k]}%`;
-      row.querySelector(".lenet-bar-value").textContent = `${(100 * p[k]).toFixed(1)}%`;
+      row.querySelector(".lenet-bar-fill").style.width = valid ? `${100 * p[k]}%` : "0%";
+      row.querySelector(".lenet-bar-value").textContent = percent(p[k]);
       row.classList.toggle("lenet-best", k === best);
       row.classList.toggle("lenet-truth", k === truth);
     });
@@ -233,9 +243,12 @@ function startLenetPage() {
       ? `Test image ${tests.indices[source.index]}, labelled ${classes[truth]}`
       : source.kind === "file" ? `Your image ${source.name}` : "Your drawing";
     const verdict = truth === null ? "" : best === truth ? " — right" : " — wrong";
-    $("lenet-status").textContent = `${what}: LeNet-5 says ${classes[best]}, ${(100 * p[best]).toFixed(1)}%${verdict}.`;
+    $("lenet-status").textContent = valid
+      ? `${what}: LeNet-5 says ${classes[best]}, ${percent(p[best])}${verdict}.`
+      : `${what}: LeNet-5 gives no probabilities (its output is not a number); ` +
+        "rerun tools/export_weights.py.";
     updates += 1;
-    Object.assign(app.dataset, { prediction: classes[best], updates: String(updates), source: source.kind });
+    Object.assign(app.dataset, { prediction: valid ? classes[best] : "", updates: String(updates), source: source.kind });
   }
 
   // ---- The strip of test images; a red frame marks the ones the network gets wrong

@@ -12,6 +12,10 @@ const LeNet = (() => {
       const view = new DataView(bytes.buffer);
       const values = new Float32Array(bytes.length / 4);
       for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(4 * i, true); // little-endian
+      if (!values.every(Number.isFinite)) { // NaN or ±Infinity would make every output NaN
+        throw new Error(`the weights file is broken: tensor ${name} holds numbers that are NaN ` +
+          "or infinite; rerun tools/export_weights.py");
+      }
       weights[name] = { shape, values };
     }
     return weights;

@@ -1,0 +1,631 @@
+"""The promises about bad input (issue 21): this bad input -> this message.
+
+Every input is checked at the door: a bad argument or data set is refused with a ``TypeError`` or
+``ValueError`` raised by ``lenet_book`` itself (never a traceback from deep inside torch) before
+any training starts; a foreign or older checkpoint, non-finite weights and a diverging training
+are refused with a message that says what is wrong and what to do. One test per case of the
+issue; each failed before its fix. Tiny stand-in tensors only: no test here needs the data set.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lenet_book import checks, models, original, recipes, shapes
+from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from lenet_book.export import ExportError, decode_state_dict, encode_state_dict
+from lenet_book.train import evaluate, train
+
+REPO = Path(__file__).resolve().parents[1]
+LENET_BOOK = str(REPO / "lenet_book")
+
+
+def tiny_data(n=20, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
+    return images, torch.arange(n) % 10
+
+
+def weights(net):
+    return {name: tensor.clone() for name, tensor in net.state_dict().items()}
+
+
+def refused_by_lenet_book(error_types, match, call):
+    """Run ``call``; it must raise one of ``error_types`` from lenet_book's own code, with a
+    message matching ``match``. Returns the message."""
+    with pytest.raises(error_types, match=match) as error:
+        call()
+    raised_in = Path(error.traceback[-1].path)
+    assert str(raised_in).startswith(LENET_BOOK), f"raised from {raised_in}, not from lenet_book"
+    return str(error.value)
+
+
+# --- 1. A checkpoint of another network is refused, saying which -------------------------------
+
+def test_1_a_checkpoint_of_another_network_with_the_same_tensors_is_refused(tmp_path):
+    relu_maxpool = models.modern_lenet(nn.ReLU, nn.MaxPool2d)  # chapter 6's network, same tensors
+    path = save_checkpoint(relu_maxpool, tmp_path / "modern.pt")
+    net = models.lenet()
+    before = weights(net)
+
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(net, path)
+
+    message = str(error.value)
+    assert "another network" in message and "How to fix it:" in message, message
+    assert "the file has 1: ReLU(), the network 1: Sigmoid()" in message
+    assert "MaxPool2d" in message and "AvgPool2d" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # the network it was saved from still loads it
+    load_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d), path)
+    # a file of the first format, which recorded no layers, is refused as such
+    record = torch.load(path, weights_only=True)
+    del record["network"], record["network_sha256"]
+    record["format"] = "lenet_book checkpoint 1"
+    torch.save(record, path)
+    with pytest.raises(CheckpointError, match="older format .*does not record the network"):
+        load_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d), path)
+    assert FORMAT != "lenet_book checkpoint 1"
+
+
+# --- 2. Non-finite weights are never exported to the browser page, which never shows NaN ----
+
+def test_2_nan_or_infinite_weights_are_not_exported_and_the_page_never_shows_nan(tmp_path):
+    net = models.lenet()
+    with torch.no_grad():
+        net[0].weight[0, 0, 0, 0] = float("nan")
+        net[11].bias[3] = float("inf")
+    with pytest.raises(ExportError, match=r"tensor 0.weight holds 1 number\(s\) that are NaN"):
+        encode_state_dict(net.state_dict())
+    # the command line refuses such a state dict before it loads the data or writes a file
+    path, out = tmp_path / "diverged.pt", tmp_path / "out"
+    torch.save(net.state_dict(), path)
+    export_weights = importlib.import_module("tools.export_weights")
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main(["--state-dict", str(path), "--out", str(out), "--data",
+                             str(tmp_path / "no-data")])
+    assert "0.weight, 11.bias hold NaN or infinite numbers" in str(exit_.value.code)
+    assert not out.exists()
+    # the page's JavaScript refuses such weights instead of computing "NaN%"
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the page's JavaScript is checked in a browser only")
+    broken = {"tensors": [{"name": "0.weight", "shape": [1],
+                           "base64": "AADAfw=="}]}  # float32 NaN, little-endian
+    lenet_js = json.dumps(str(REPO / "book" / "browser" / "lenet.js"))
+    script = ("const vm = require('vm'); const fs = require('fs');"
+              f"vm.runInThisContext(fs.readFileSync({lenet_js}, 'utf8')"
+              " + ';globalThis.LeNet = LeNet;');"
+              f"try {{ LeNet.loadWeights({json.dumps(broken)}); console.log('loaded'); }}"
+              "catch (e) { console.log('refused: ' + e.message); }")
+    shown = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60)
+    assert shown.stdout.startswith("refused: the weights file is broken: tensor 0.weight"), shown
+
+
+def test_2_a_weights_file_with_nan_is_refused_when_read_back():
+    tensors = encode_state_dict(models.lenet().state_dict())
+    nan = torch.full((6,), float("nan")).numpy().astype("<f4").tobytes()
+    tensors[1]["base64"] = base64.b64encode(nan).decode("ascii")
+    with pytest.raises(ExportError, match="tensor 0.bias holds 6 number"):
+        decode_state_dict(tensors)
+
+
+# --- 3. Training that diverges stops, naming the epoch and the step ---------------------------
+
+def test_3_a_diverging_training_stops_naming_the_epoch_and_step():
+    torch.manual_seed(0)
+    net = models.init_xavier(models.lenet())
+    with pytest.raises(checks.TrainingDiverged) as error:
+        train(net, tiny_data(64), num_epochs=2, batch_size=16, lr=1e38)  # a rate far too large
+    message = str(error.value)
+    assert "Training diverged: the loss became nan in epoch 1, step" in message, message
+    assert "learning rate 1e+38" in message and "smaller learning rate" in message
+
+    calls = []
+
+    def breaks_at_step_3(scores, labels):  # a loss that turns NaN in the second epoch
+        if scores.requires_grad:  # a training step (the check at the door calls it without)
+            calls.append(1)
+        loss = nn.functional.cross_entropy(scores, labels)
+        return loss * float("nan") if len(calls) == 8 else loss
+
+    with pytest.raises(checks.TrainingDiverged, match="in epoch 2, step 3 of 5"):
+        train(models.lenet(), tiny_data(20), num_epochs=3, batch_size=4, loss_fn=breaks_at_step_3)
+    for lr in (float("nan"), float("inf")):  # refused before training, not diverged after it
+        refused_by_lenet_book(ValueError, "lr must be a finite number",
+                              lambda: train(models.lenet(), tiny_data(), lr=lr))
+
+
+# --- 4. Inputs that were quietly misread are refused ------------------------------------------
+
+def float_images():
+    images, labels = tiny_data()
+    return images.float() / 255, labels
+
+
+def short_labels():
+    images, labels = tiny_data()
+    return images, labels[:-3]
+
+
+def ignored_label():
+    images, labels = tiny_data()
+    labels[4] = -100  # cross_entropy's ignore_index: dropped from the loss, counted in accuracy
+    return images, labels
+
+
+@pytest.mark.parametrize("make_net, data, options, error, says", [
+    (models.lenet, float_images, {}, TypeError,
+     r"images must be uint8 pixels 0-255 .*got torch.float32; if they are already in \[0, 1\]"),
+    (models.lenet, short_labels, {}, ValueError,
+     "there must be one label per image: 20 images, labels of shape"),
+    (models.lenet, ignored_label, {}, ValueError, "labels must be class numbers 0-9, found -100"),
+    (original.original_lenet, lambda: (tiny_data()[0], tiny_data()[1].clamp(max=9) + 1), {},
+     ValueError, "labels must be class numbers 0-9, found 10"),  # chapter 5's "rubbish" class
+    (models.lenet, tiny_data, {"num_epochs": -1}, ValueError, "num_epochs must be at least 1"),
+], ids=["float-images-in-0-1", "labels-shorter-than-images", "label-minus-100",
+        "label-10-for-chapter-5", "negative-epochs"])
+def test_4_inputs_that_would_be_misread_are_refused(make_net, data, options, error, says):
+    net = make_net()
+    before = weights(net)
+    refused_by_lenet_book(error, says, lambda: train(net, data(), **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    if data is float_images:  # evaluate misread them as well
+        refused_by_lenet_book(error, "uint8", lambda: evaluate(net, *data()))
+
+
+# --- 5. Bad arguments to train and recipes.build: a message from lenet_book, before training --
+
+def one_over_with_batch_norm():
+    net, options = recipes.build({**recipes.TEXT, "batch_norm": True, "batch_size": 8})
+    return net, tiny_data(17), options  # 17 = 2 × 8 + 1: the last batch holds one image
+
+
+@pytest.mark.parametrize("case, error, says", [
+    ({"batch_size": 0}, ValueError, "batch_size must be at least 1, got 0"),
+    ({"batch_size": -4}, ValueError, "batch_size must be at least 1, got -4"),
+    ({"batch_size": 2.5}, TypeError, "batch_size must be a whole number"),
+    ({"lr": "0.1"}, TypeError, "lr must be a number, got '0.1'.*without quotes"),
+    ({"data": (torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long))},
+     ValueError, "the data set is empty"),
+    ({"data": (tiny_data()[0], tiny_data()[1] + 5)}, ValueError, "found 14"),
+    ({"data": (tiny_data()[0], tiny_data()[1].int())}, TypeError,
+     "labels must be int64 .*got torch.int32; convert them: labels.long()"),
+    ({"data": (tiny_data()[0], tiny_data()[1].float())}, TypeError,
+     "labels must be int64 .*got torch.float32"),
+    ({"data": (tiny_data()[0].unsqueeze(1), tiny_data()[1])}, ValueError,
+     r"N×height×width .*got shape \(20, 1, 28, 28\); for N×1×28×28 use images.squeeze\(1\)"),
+    ({"data": (torch.zeros(20, 32, 32, dtype=torch.uint8), tiny_data()[1])}, ValueError,
+     r"does not take 32×32 images .*its layer 7, Linear\(400 → 120\)"),
+    ({"eval_sets": {"valid": tiny_data()[0]}}, TypeError, r"eval_sets\['valid'\] must be a pair"),
+    ("batch-norm", ValueError, "the last batch of every epoch holds one image"),
+    ({"optimizer": "sgd"}, TypeError, "optimizer must be a function"),
+    ({"amp_dtype": "bf16"}, TypeError, "amp_dtype must be None, torch.float16 or torch.bfloat16"),
+    ({"net": nn.Sequential(nn.Flatten(), nn.Linear(784, 5))}, ValueError,
+     r"output of shape \(1, 5\) for one image, but training needs one score per class"),
+    ({"batch_transform": lambda images, generator: images.float() / 255}, TypeError,
+     "a batch_transform must return uint8 images too"),
+], ids=["batch-size-0", "batch-size-negative", "batch-size-fractional", "lr-string",
+        "empty-data-set", "labels-above-9", "labels-int32", "labels-float", "images-rank-4",
+        "images-32x32", "eval-set-not-a-pair", "batch-norm-last-batch-of-one",
+        "optimizer-not-a-function", "amp-dtype-string", "five-outputs-for-ten-classes",
+        "transform-returns-floats"])
+def test_5_bad_arguments_to_train_are_refused_before_training(case, error, says):
+    if case == "batch-norm":
+        net, data, options = one_over_with_batch_norm()
+    else:
+        torch.manual_seed(0)
+        options = dict(case)
+        net, data = options.pop("net", models.lenet()), options.pop("data", tiny_data())
+    before = weights(net)
+    refused_by_lenet_book(error, says, lambda: train(net, data, **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("recipe, seed, error, says", [
+    ({**recipes.TEXT, "batch_size": 0}, 0, ValueError, "'batch_size' must be at least 1"),
+    ({**recipes.TEXT, "batch_size": 2.5}, 0, TypeError, "'batch_size' must be a whole number"),
+    ({**recipes.TEXT, "lr": "0.1"}, 0, TypeError, "'lr' must be a number, got '0.1'"),
+    ({**recipes.TEXT, "lr": -0.1}, 0, ValueError, r"'lr' must be a finite number in \(0, inf\)"),
+    ({**recipes.TEXT, "activation": "gelu"}, 0, ValueError,
+     "'activation' must be one of 'sigmoid', 'relu', got 'gelu'"),
+    ({**recipes.TEXT, "momentum": 1.5}, 0, ValueError, r"'momentum' must be .* in \[0, 1\)"),
+    ({**recipes.TEXT, "batch_norm": "yes"}, 0, TypeError, "'batch_norm' must be True or False"),
+    ({**recipes.TEXT, "nesterov": True}, 0, ValueError, "'nesterov' needs a momentum above 0"),
+    (recipes.TEXT, "0", TypeError, "seed must be a whole number"),
+    ("TEXT", 0, TypeError, "a recipe is a dict of options"),
+], ids=["batch-size-0", "batch-size-fractional", "lr-string", "lr-negative", "unknown-activation",
+        "momentum-above-1", "batch-norm-not-a-flag", "nesterov-without-momentum", "seed-string",
+        "recipe-not-a-dict"])
+def test_5_bad_recipes_are_refused_by_build(recipe, seed, error, says):
+    refused_by_lenet_book(error, says, lambda: recipes.build(recipe, seed))
+
+
+# --- 6. A full disk gives the CheckpointError the docstring promises -------------------------
+
+def test_6_a_full_disk_during_save_is_a_checkpoint_error_and_keeps_the_old_file(tmp_path,
+                                                                               monkeypatch):
+    torch.manual_seed(0)
+    old = models.lenet()
+    path = save_checkpoint(old, tmp_path / "lenet.pt")
+
+    def disk_full(obj, f):  # what torch's zip writer raises when the disk is full
+        f.write(b"PK\x03\x04")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match=rf"Cannot save the checkpoint to {path}: torch "
+                                              "could not write the file .*disk is probably full"):
+        save_checkpoint(models.lenet(), path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
+    reloaded = load_checkpoint(models.lenet(), path)
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(),
+                                                 old.state_dict().values()))
+
+
+# --- 7. The shape checker passes the book's own networks and falls back on PyTorch ----------
+
+def test_7_the_shape_checker_passes_every_network_the_book_trains(capsys):
+    for net in (models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True),  # chapter 6
+                original.original_lenet()):                                    # chapter 5
+        assert shapes.check_input_shape(net, (2, 1, 28, 28)), capsys.readouterr().out
+        assert capsys.readouterr().out.startswith("OK: (2, 1, 28, 28) -> (2, 10)")
+        assert not shapes.check_input_shape(net, (2, 3, 28, 28), verbose=False)
+    # a layer without a rule of its own: PyTorch's shape propagation on meta tensors
+    upsample = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(1, 4, 3), nn.GELU())
+    assert shapes.walk(upsample, (1, 1, 14, 14)) == ([(1, 1, 28, 28), (1, 4, 26, 26),
+                                                      (1, 4, 26, 26)], None)
+    assert shapes.walk(upsample, (1, 1, 14, 14))[0][-1] == tuple(
+        upsample(torch.zeros(1, 1, 14, 14)).shape)
+    _, failure = shapes.walk(nn.Sequential(nn.Upsample(scale_factor=2)), (14,))
+    assert failure is not None and "PyTorch says" in failure[3]
+    _, failure = shapes.walk(nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(16)), (1, 1, 9, 9))
+    assert failure[0] == 1 and "16 channel(s) in dimension 1 (its num_features)" in failure[3]
+
+
+# --- 8. Files the book writes keep the user's umask; interrupted saves are cleaned up --------
+
+def test_8_checkpoints_keep_the_umask_and_stale_temporary_files_are_cleaned_up(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    finally:
+        os.umask(old_umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # mkstemp alone gives 0o600
+    stale = tmp_path / ".lenet.pt.killed.tmp"  # what a save killed long ago left behind
+    stale.write_bytes(b"PK\x03\x04 half a zip")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = tmp_path / ".lenet.pt.running.tmp"  # a save running right now: left alone
+    fresh.write_bytes(b"PK")
+    save_checkpoint(models.lenet(), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lenet.pt.running.tmp", "lenet.pt"]
+
+
+def test_8_unpacked_data_files_keep_the_umask(tmp_path):
+    from lenet_book import data
+
+    spec = next(spec for spec in data.FILES if spec.name == "t10k-labels-idx1-ubyte")
+    real = REPO / "data" / "FashionMNIST" / "raw" / spec.name
+    if not real.is_file():
+        pytest.skip("needs the prepared data (make data)")
+    source, raw = tmp_path / f"{spec.name}.gz", tmp_path / "FashionMNIST" / "raw"
+    source.write_bytes(gzip.compress(real.read_bytes()))
+    raw.mkdir(parents=True)
+    old_umask = os.umask(0o022)
+    try:
+        data._gunzip_verified(source, spec, raw / spec.name, tmp_path)
+    finally:
+        os.umask(old_umask)
+    assert (raw / spec.name).stat().st_mode & 0o777 == 0o644  # mkstemp alone gives 0o600
+
+
+def test_8_a_stale_cache_that_another_run_deletes_at_the_same_time_is_no_error(tmp_path,
+                                                                                 monkeypatch):
+    from lenet_book import data
+
+    processed = tmp_path / "FashionMNIST" / "processed"
+    processed.mkdir(parents=True)
+    for name in data.PROCESSED_CACHE:
+        (processed / name).write_bytes(b"an old torchvision cache")
+    unlink = Path.unlink
+
+    def the_other_run_was_first(path, missing_ok=False):
+        unlink(path)  # the other run deletes it between our look and our delete
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", the_other_run_was_first)
+    data.remove_stale_cache(tmp_path)
+    monkeypatch.undo()
+    assert not processed.exists()
+
+
+def test_8_the_browser_files_are_written_whole_with_the_umask(tmp_path, monkeypatch):
+    from lenet_book import export
+
+    old_umask = os.umask(0o022)
+    try:
+        export.write_js_data(tmp_path / "a.js", "A", {"x": 1}, "first")
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "a.js").stat().st_mode & 0o777 == 0o644
+
+    def fails(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", lambda fd: fails(None))
+    with pytest.raises(ExportError, match="Cannot write .*a.js: No space left on device"):
+        export.write_js_data(tmp_path / "a.js", "A", {"x": 2}, "second")
+    monkeypatch.undo()
+    assert export.read_js_data(tmp_path / "a.js", "A") == {"x": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.js"]
+
+
+# --- 9. What the colleague's pass left open ---------------------------------------------------
+
+def test_9_train_fused_stops_a_diverging_training_naming_the_epoch_and_step():
+    from lenet_book.fused import train_fused
+
+    torch.manual_seed(0)
+    net = models.init_xavier(models.lenet())
+    with pytest.raises(checks.TrainingDiverged) as error:
+        train_fused(net, tiny_data(64), tiny_data(16), num_epochs=2, batch_size=16, lr=1e38,
+                    cuda_graph=False, backend="eager")
+    message = str(error.value)
+    assert "Training diverged: the loss became nan in epoch 1, step" in message, message
+    assert "of 4, with learning rate 1e+38" in message and "smaller learning rate" in message
+
+
+def test_9_non_finite_weights_are_not_saved_and_the_old_checkpoint_stays_whole(tmp_path):
+    torch.manual_seed(0)
+    old = models.lenet()
+    path = save_checkpoint(old, tmp_path / "lenet.pt")
+    diverged = models.lenet()
+    with torch.no_grad():
+        diverged[3].weight[0, 0, 0, 0] = float("nan")
+        diverged[9].bias[:] = float("inf")
+    message = refused_by_lenet_book(CheckpointError, "hold NaN or infinite numbers",
+                                    lambda: save_checkpoint(diverged, path))
+    assert "3.weight (1 of 2400), 9.bias (84 of 84)" in message, message
+    assert "the training diverged" in message and "smaller learning rate" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
+    reloaded = load_checkpoint(models.lenet(), path)
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(),
+                                                 old.state_dict().values()))
+
+
+def test_9_an_unknown_or_unavailable_device_lists_what_is_accepted(tmp_path):
+    from lenet_book.fast import load_fashion_mnist_tensors
+
+    message = refused_by_lenet_book(ValueError, "device 'tpu' is not a device torch knows",
+                                    lambda: load_fashion_mnist_tensors(tmp_path, device="tpu"))
+    assert "'cpu' (available)" in message and "'cuda' (" in message and "'mps' (" in message
+    refused_by_lenet_book(TypeError, "device must be a device name",
+                          lambda: load_fashion_mnist_tensors(tmp_path, device=["cpu"]))
+    if not torch.cuda.is_available():
+        refused_by_lenet_book(ValueError, "device 'cuda' is not available on this machine; "
+                              "accepted: 'cpu' \\(available\\), 'cuda' \\(not available here\\)",
+                              lambda: load_fashion_mnist_tensors(tmp_path, device="cuda"))
+    assert not (tmp_path / "FashionMNIST").exists()  # refused before looking for the data
+
+
+# --- 10. A new probe of bad inputs (issue 21's "done when"): each case failed before its fix ---
+
+class FiveScores(nn.Module):  # not a Sequential: its output is checked by PyTorch on meta tensors
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(784, 5)
+
+    def forward(self, X):
+        return self.linear(X.flatten(1))
+
+
+def frozen_lenet():
+    net = models.lenet()
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    return net
+
+
+def small_32x32():
+    return torch.zeros(4, 32, 32, dtype=torch.uint8), torch.arange(4)
+
+
+PROBE_TRAIN = [
+    ("seed-too-large", {"seed": 2**70}, ValueError, "seed must be at most 18446744073709551615"),
+    ("eval-set-32x32", {"eval_sets": {"valid": small_32x32()}}, ValueError,
+     r"eval_sets\['valid'\]: the network does not take 32×32 images"),
+    ("all-weights-frozen", {"net": frozen_lenet()}, ValueError, "no trainable parameters"),
+    ("float64-network", {"net": models.lenet().double()}, TypeError,
+     "weights must be float32.*torch.float64.*net.float()"),
+    ("module-with-5-outputs", {"net": FiveScores()}, ValueError,
+     r"output of shape \(1, 5\) for one image"),
+    ("predict-along-the-batch", {"predict": lambda scores: scores.argmax(dim=0)}, ValueError,
+     r"predict must return one integer class number per image .*got torch.int64 of shape \(10,\)"),
+    ("predict-probabilities", {"predict": lambda scores: scores.softmax(1).max(1).values},
+     ValueError, r"predict must return one integer class number .*got torch.float32 of shape"),
+    ("loss-per-image", {"loss_fn": nn.CrossEntropyLoss(reduction="none")}, ValueError,
+     "loss_fn must return the batch's loss as one number"),
+    ("optimizer-returns-none", {"optimizer": lambda params: None}, TypeError,
+     "optimizer must be a function of the parameters that returns a torch.optim optimizer"),
+    ("optimizer-class", {"optimizer": torch.optim.SGD}, TypeError,
+     "not the class SGD .*torch's default settings"),
+    ("scheduler-returns-none", {"scheduler": lambda opt, epochs, steps: None}, TypeError,
+     "scheduler must be a function .* it returned a NoneType"),
+]
+
+
+@pytest.mark.parametrize("case, error, says", [case[1:] for case in PROBE_TRAIN],
+                         ids=[case[0] for case in PROBE_TRAIN])
+def test_10_probe_bad_arguments_to_train_are_refused_before_training(case, error, says):
+    torch.manual_seed(0)
+    options = dict(case)
+    net = options.pop("net", models.lenet())
+    before = weights(net)
+    refused_by_lenet_book(error, says, lambda: train(net, tiny_data(), num_epochs=1, **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def refuses_symlink_loops(tmp_path):
+    loop = tmp_path / "loop.pt"
+    os.symlink(loop, loop)
+    refused_by_lenet_book(CheckpointError, "symbolic link that points to itself",
+                          lambda: save_checkpoint(models.lenet(), loop))
+    refused_by_lenet_book(CheckpointError, "cannot be reached: Too many levels of symbolic links",
+                          lambda: load_checkpoint(models.lenet(), loop))
+    assert loop.is_symlink()  # not replaced by a file
+
+
+def cli_without_traceback(tmp_path):
+    saved = tmp_path / "w.pt"
+    torch.save(models.lenet().state_dict(), saved)
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_weights.py"),
+                           "--state-dict", str(saved), "--data", str(tmp_path / "no-data"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("nothing exported: ") and "How to fix it" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def fused_call(**options):
+    from lenet_book.fused import train_fused
+
+    def call():
+        return train_fused(options.pop("net", models.lenet()), tiny_data(), tiny_data(),
+                           num_epochs=1, cuda_graph=False, **options)
+    return call
+
+
+def fused_step(labels):
+    from lenet_book.fused import FusedStep
+
+    return lambda: FusedStep(models.lenet(), tiny_data()[0], labels, compile=False)
+
+
+def device_call(name):
+    from lenet_book import device
+
+    return lambda: getattr(device, name)("tpu")
+
+
+def data_call(name, root):
+    from lenet_book import data, fast
+
+    return lambda: (fast.load_fashion_mnist_tensors if name == "load"
+                    else getattr(data, name))(root)
+
+
+PROBE_OTHER = [
+    ("evaluate-without-network", lambda: evaluate(None, *tiny_data()), TypeError,
+     "net must be a torch.nn.Module"),
+    ("evaluate-32x32", lambda: evaluate(models.lenet(), *small_32x32()), ValueError,
+     "evaluate: the network does not take 32×32 images"),
+    ("evaluate-predict-scores", lambda: evaluate(models.lenet(), *tiny_data(),
+                                                 predict=lambda scores: scores),
+     ValueError, "predict must return one integer class number per image"),
+    ("split-of-images-only",
+     lambda: __import__("lenet_book.train").train.split_validation(tiny_data()[0], 5),
+     TypeError, "train_data must be a pair"),
+    ("split-of-fewer-labels",
+     lambda: __import__("lenet_book.train").train.split_validation(
+         (tiny_data()[0], tiny_data()[1][:15]), 5),
+     ValueError, "one label per image: 20 images, labels of shape \\(15,\\)"),
+    ("to-float-of-a-list", lambda: __import__("lenet_book.train").train.to_float([[0, 255]]),
+     TypeError, "to_float takes a uint8 tensor"),
+    ("recipe-learning-rate", lambda: recipes.build({**recipes.TEXT, "learning_rate": 0.1}),
+     ValueError, "unknown recipe options \\['learning_rate'\\]; did you mean 'lr'"),
+    ("original-with-weight-decay",
+     lambda: recipes.build({**recipes.ORIGINAL, "weight_decay": 5e-4}), ValueError,
+     "'weight_decay' apply to the network 'lenet' only, and this recipe trains 'original'"),
+    ("original-with-activation", lambda: recipes.build({**recipes.ORIGINAL, "activation": "relu"}),
+     ValueError, "'activation' apply to the network 'lenet' only"),
+    ("modern-lenet-activation-name", lambda: models.modern_lenet("relu"), TypeError,
+     "activation must be a layer class such as nn.ReLU"),
+    ("modern-lenet-activation-instance", lambda: models.modern_lenet(nn.ReLU()), TypeError,
+     "pass the class itself, ReLU, without brackets"),
+    ("modern-lenet-batch-norm-string", lambda: models.modern_lenet(batch_norm="no"), TypeError,
+     "batch_norm must be True or False"),
+    ("init-xavier-of-none", lambda: models.init_xavier(None), TypeError,
+     "net must be a torch.nn.Module"),
+    ("shape-check-of-none", lambda: shapes.check_input_shape(None, (1, 1, 28, 28)), TypeError,
+     "net must be a torch.nn.Module"),
+    ("save-to-none", lambda: save_checkpoint(models.lenet(), None), TypeError,
+     "checkpoint path must be a str or pathlib.Path"),
+    ("load-from-none", lambda: load_checkpoint(models.lenet(), None), TypeError,
+     "checkpoint path must be a str or pathlib.Path"),
+    ("save-meta-network", lambda: save_checkpoint(models.lenet().to("meta"), "never.pt"),
+     CheckpointError, "on the 'meta' device"),
+    ("data-root-none", data_call("load", None), TypeError,
+     "the data root must be a folder path"),
+    ("data-root-number", data_call("ensure_fashion_mnist", 123), TypeError,
+     "the data root must be a folder path .*got 123"),
+    ("encode-images-list", lambda: __import__("lenet_book.export").export.encode_images([[0]]),
+     ExportError, "as a torch tensor, got a list"),
+    ("encode-network", lambda: encode_state_dict(models.lenet()), ExportError,
+     "takes a state dict, e.g. net.state_dict\\(\\), not a Sequential"),
+    ("synchronize-tpu", device_call("synchronize"), ValueError, "device 'tpu' is not a device"),
+    ("device-name-tpu", device_call("device_name"), ValueError, "device 'tpu' is not a device"),
+    ("fused-step-int32-labels", fused_step(tiny_data()[1].int()), TypeError,
+     "FusedStep: the labels must be int64"),
+    ("fused-step-label-10", fused_step(tiny_data()[1] + 1), ValueError,
+     "FusedStep: the labels must be class numbers 0-9, found 10"),
+    ("fused-unknown-backend", fused_call(backend="nope"), ValueError,
+     "backend must be one of torch.compile's backends"),
+    ("fused-unknown-mode", fused_call(mode="fast"), ValueError, "mode must be one of"),
+    ("fused-bf16-layers-not-a-list", fused_call(bf16_layers=3), TypeError,
+     "bf16_layers must be a list of layer names"),
+    ("fused-1998-network", fused_call(net=original.original_lenet()), ValueError,
+     "the 1998 network ends in RBF penalties"),
+]
+
+
+@pytest.mark.parametrize("call, error, says", [case[1:] for case in PROBE_OTHER],
+                         ids=[case[0] for case in PROBE_OTHER])
+def test_10_probe_bad_arguments_elsewhere_get_a_message_from_lenet_book(call, error, says):
+    refused_by_lenet_book(error, says, call)
+
+
+def test_10_probe_a_refused_recipe_leaves_torch_seed_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with pytest.raises(ValueError, match="unknown recipe options"):
+        recipes.build({**recipes.TEXT, "epochs": 5}, seed=0)
+    assert torch.equal(torch.rand(3), expected)  # build seeded nothing before refusing
+
+
+def test_10_probe_checkpoint_paths(tmp_path):
+    folder = str(tmp_path / "models") + os.sep  # a folder meant, a file name given
+    refused_by_lenet_book(CheckpointError, "ends in a slash, so it names a folder",
+                          lambda: save_checkpoint(models.lenet(), folder))
+    assert list(tmp_path.iterdir()) == []
+    refuses_symlink_loops(tmp_path)
+    # saving over a symbolic link updates the file it points to and keeps the link
+    target = save_checkpoint(models.lenet(), tmp_path / "shared.pt")
+    link = tmp_path / "link.pt"
+    os.symlink(target, link)
+    relu = models.modern_lenet(nn.ReLU)
+    save_checkpoint(relu, link)
+    assert link.is_symlink()
+    load_checkpoint(models.modern_lenet(nn.ReLU), target)
+
+
+def test_10_probe_export_weights_without_data_gives_a_message(tmp_path):
+    cli_without_traceback(tmp_path)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
