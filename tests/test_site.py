@@ -542,6 +542,21 @@ SIDEBARS = {"chapter list": (".bd-sidebar-primary", ".primary-toggle"),
             "page contents": (".bd-sidebar-secondary", ".secondary-toggle")}
 
 
+def click_when_uncovered(element, seconds=3.0):
+    """Click ``element`` as a reader would; while the theme's sliding animation still covers it
+    (Selenium: ElementClickInterceptedException), wait and try again, for up to ``seconds``."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return element.click()
+        except ElementClickInterceptedException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.mark.browser
 class TestInBrowser:
     def test_page_loads_with_its_title(self, loaded):
@@ -614,7 +629,7 @@ class TestInBrowser:
             assert len(buttons) == 1, f"{where}: the {sidebar} is hidden; expected one button to open it, found {len(buttons)}"
             for _ in range(2 if shown else 1):  # shown: the button hides it, then shows it again
                 before = browser.execute_script(SHOWN, panel)
-                buttons[0].click()
+                click_when_uncovered(buttons[0])
                 try:
                     WebDriverWait(browser, 3, poll_frequency=0.1).until(
                         lambda d: d.execute_script(SHOWN, panel) != before)
