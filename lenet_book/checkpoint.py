@@ -25,14 +25,13 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from lenet_book.data import STALE_PARTIAL_SECONDS, umask_mode
+from lenet_book.data import STALE_PARTIAL_SECONDS, replaced_atomically
 
 __all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "network_description",
            "save_checkpoint", "state_dict_sha256"]
@@ -174,20 +173,11 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise CheckpointError(f"Cannot save the checkpoint: {path} is a folder. "
                               "Give the path of a file, e.g. lenet.pt inside that folder.")
-    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A unique name in the same folder: the rename stays on one file system (atomic), and two
-        # saves at once never write into the same temporary file.
         _remove_stale_temporaries(path)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(fd, umask_mode())  # the user's umask, as a plain torch.save would give
-        with os.fdopen(fd, "wb") as f:
+        with replaced_atomically(path) as f:
             torch.save(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-        temporary = None
     except OSError as error:
         raise CheckpointError(
             f"Cannot save the checkpoint to {path}: {error.strerror or error} "
@@ -199,9 +189,6 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
             f"Cannot save the checkpoint to {path}: torch could not write the file ({first}); "
             "the disk is probably full. Free some space or save it somewhere else; the old "
             "file, if any, is unchanged.") from None
-    finally:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
     _fsync_folder(path.parent)
     return path
 

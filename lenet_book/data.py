@@ -28,6 +28,7 @@ root)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import os
@@ -136,6 +137,31 @@ def _root(root: str | os.PathLike) -> Path:
                         f"'../data' in a chapter or 'data' in the repository, got {root!r} "
                         f"(a {type(root).__name__})")
     return Path(root)
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = None):
+    """Write ``path`` through a temporary file in its folder, renamed over it only once it is
+    written and flushed to disk, so that ``path`` always holds a whole file; on any error the
+    temporary file is removed and the old file stays as it was. The new file gets the user's
+    umask (:func:`umask_mode`), as a plain ``open`` would give it."""
+    # A unique name in the same folder: the rename stays on one file system (atomic), and two
+    # writers at once never share a temporary file.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(fd, umask_mode())
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            fd = None
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        temporary = None
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def _raw_dir(root: str | os.PathLike) -> Path:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lenet_book.data import umask_mode
+from lenet_book.data import replaced_atomically
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
            "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
@@ -98,24 +96,14 @@ def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     text = f"// {comment}\nwindow.{name} = {json.dumps(data, separators=(',', ':'))};\n"
     path = Path(path)
-    temporary = None
-    try:  # a temporary file renamed over the old one: the page never reads half a file
+    try:  # renamed over the old file only when whole: the page never reads half a file
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(fd, umask_mode())
-        with os.fdopen(fd, "w", encoding="ascii") as f:
+        with replaced_atomically(path, "w", encoding="ascii") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-        temporary = None
     except OSError as error:
         raise ExportError(f"Cannot write {path}: {error.strerror or error}; check that its folder "
                           "is writable and has free space (the old file, if any, is unchanged)"
                           ) from None
-    finally:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
     return path.stat().st_size
 
 
