@@ -247,8 +247,6 @@ def test_every_internal_link_and_anchor_resolves(site):
                 target = target / "index.html"
             if not target.is_relative_to(site):
                 broken.append(f"{where}: <{tag} {attribute}={value!r}> leaves the site")
-            elif not target.is_file() and target == (site / PDF_IN_SITE).resolve():
-                continue  # made by `make pdf`, not by the build (test_front_page_links_to_the_pdf_...)
             elif not target.is_file():
                 broken.append(f"{where}: <{tag} {attribute}={value!r}> -> missing {target.relative_to(site)}")
             elif url.fragment and target.suffix == ".html" and unquote(url.fragment) not in parse(target).anchors:
@@ -373,11 +371,17 @@ def test_every_figure_is_numbered_captioned_and_described(site, chapter):
     assert len(alts) == len(images) and all(len(a) > 20 for a in alts), f"{chapter}: an image lacks alt text"
 
 
-def test_front_page_links_to_the_pdf_where_make_pdf_puts_it(site):
+def test_front_page_names_the_pdf_where_make_pdf_puts_it_and_hides_the_link(site):
+    """`make book` alone builds no PDF: the front page's link to it is hidden, without an href,
+    until its script finds the file (test_pdf_link_shows_only_where_the_pdf_is, in a browser)."""
     front = site / f"{TOC['root']}.html"
-    links = [h for h in parse(front).hrefs() if h.endswith(".pdf")]
-    assert len(links) == 1, f"{front.name}: expected one link to the book's PDF, found {links}"
-    assert (front.parent / links[0]).resolve() == (site / PDF_IN_SITE).resolve(), links[0]
+    html = front.read_text()
+    note = re.search(r'<p\b[^>]*\bid="book-pdf"[^>]*>', html)
+    assert note, f"{front.name}: no <p id=\"book-pdf\"> note about the book's PDF"
+    assert " hidden" in note.group(0), f"{front.name}: the PDF note must start hidden: {note.group(0)}"
+    target = re.search(r'data-pdf="([^"]+)"', note.group(0)).group(1)
+    assert (front.parent / target).resolve() == (site / PDF_IN_SITE).resolve(), target
+    assert not [h for h in parse(front).hrefs() if h.endswith(".pdf")], "a static link to the PDF"
     assert f"_build/html/{PDF_IN_SITE}" in (REPO / "Makefile").read_text(), "make pdf must copy the PDF there"
 
 
@@ -428,14 +432,6 @@ def browser(tmp_path_factory):
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
 
-
-# Console errors that are not the book's: sphinx-thebe 0.3.1 (init_thebe_core) writes its
-# `const THEBE_JS_URL = ...` inline script twice into every page under Jupyter Book 1 and the
-# second one throws (harmless: no live code, thebe, here); pydata-sphinx-theme complains once of a
-# fresh profile's empty theme mode; the browser asks for /favicon.ico, which the book has none of.
-KNOWN_ERROR = re.compile(r"Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has already been declared"
-                         r"|Got invalid theme mode: \. Resetting to auto"
-                         r"|^http://127\.0\.0\.1:\d+/favicon\.ico - Failed to load resource")
 
 MAIN = "(document.querySelector('main#main-content article') || document.querySelector('main') || document.body)"
 
@@ -493,6 +489,7 @@ class Loaded:
 
     def reload(self) -> None:
         set_width(self.browser, self.width)
+        self.browser.execute_script("try { localStorage.clear(); } catch (e) {}")  # a first visit
         self.browser.get_log("browser")  # drop what earlier pages logged
         open_page(self.browser, self.server, self.name)
         self.math = wait_for_math(self.browser)
@@ -568,9 +565,12 @@ class TestInBrowser:
             "return c.textContent.trim();")
         assert heading, f"{name}.html has no <h1> in its main content"
         assert browser.title.startswith(heading), f"page title {browser.title!r} does not start with the <h1> {heading!r}"
-        # JavaScript errors, and resources that failed: with no network, nothing may come from outside
-        errors = [e["message"] for e in loaded.log if e["level"] == "SEVERE" and not KNOWN_ERROR.search(e["message"])]
-        assert not errors, f"{name}.html logged errors:\n" + "\n".join(errors)
+
+    def test_no_console_error_or_warning(self, loaded):
+        """JavaScript errors and warnings, and resources that failed (with no network, nothing may
+        come from outside), on a first visit: the page is opened with the site's storage empty."""
+        problems = [f"{e['level']}: {e['message']}" for e in loaded.log if e["level"] in ("SEVERE", "WARNING")]
+        assert not problems, f"{loaded.name}.html at {loaded.width} px logged:\n" + "\n".join(problems)
 
     def test_every_formula_is_typeset_and_no_raw_tex_shows(self, loaded):
         math, name = loaded.math, loaded.name
@@ -612,6 +612,7 @@ class TestInBrowser:
     @pytest.mark.parametrize("sidebar", SIDEBARS)
     def test_sidebar_button_opens_it(self, loaded, sidebar):
         """The chapter list and the page contents: shown, or one button that opens them."""
+        from selenium.webdriver.common.keys import Keys
         from selenium.webdriver.support.ui import WebDriverWait
 
         browser, name, width = loaded.browser, loaded.name, loaded.width
@@ -638,6 +639,14 @@ class TestInBrowser:
             assert browser.execute_script(SHOWN, panel), f"{where}: the {sidebar} button does not open it"
             links = browser.execute_script(VISIBLE, f"{panel} nav a")
             assert links, f"{where}: the {sidebar} opened without a visible link"
+            if not shown:  # a drawer: Escape closes it, wherever the focus is
+                browser.execute_script("document.activeElement.blur()")
+                browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+                try:
+                    WebDriverWait(browser, 3, poll_frequency=0.1).until(
+                        lambda d: not d.execute_script(SHOWN, panel))
+                except Exception:
+                    pytest.fail(f"{where}: Escape does not close the {sidebar}")
         finally:
             loaded.reload()
 
@@ -680,6 +689,40 @@ def test_search_finds_the_book(browser, server):
     assert results, "search.html?q=LeNet found nothing"
     pages = {urlsplit(href).path.removesuffix(".html") for href in results}
     assert pages & set(PAGES), f"no result is a page of the book: {results}"
+
+
+@pytest.mark.browser
+def test_pdf_link_shows_only_where_the_pdf_is(browser, server, site, tmp_path):
+    """No link into a 404 after `make book`; a working link once `make pdf` copied the PDF into the
+    site (its copy step, on a stand-in file: the site of this session is a temporary build)."""
+    from urllib.request import urlopen
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tools.make_pdf import copy_into_site
+
+    def pdf_note():
+        open_page(browser, server, TOC["root"])
+        return WebDriverWait(browser, 20).until(lambda d: d.execute_script(
+            "const note = document.getElementById('book-pdf');"
+            "return note.dataset.checked && [note.dataset.checked, !note.hidden,"
+            " note.querySelector('a').href, note.getBoundingClientRect().height];"))
+
+    pdf, marker = site / PDF_IN_SITE, (site / PDF_IN_SITE).parent / "pdf.json"
+    assert not pdf.exists(), "the site of this session was built by `make book` alone: no PDF"
+    assert json.loads(marker.read_text()) == {"pdf": False}
+    assert pdf_note() == ["false", False, "", 0], "a PDF link without a PDF"
+    standin = tmp_path / "lenet-book.pdf"
+    standin.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    try:
+        copy_into_site(standin, pdf)
+        checked, shown, href, height = pdf_note()
+        assert checked == "true" and shown and height > 0, "the PDF is there but its link is hidden"
+        with urlopen(href) as response:
+            assert response.status == 200 and response.read(5) == b"%PDF-", href
+    finally:
+        pdf.unlink(missing_ok=True)
+        marker.write_text(json.dumps({"pdf": False}) + "\n")
 
 
 # --------------------------------------------------------------------------- the book as one PDF

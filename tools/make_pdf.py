@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,14 @@ def print_to_pdf(page: Path, out: Path, timeout: float = 120) -> int:
     return len(data)
 
 
+def copy_into_site(pdf: Path, target: Path) -> None:
+    """Copy the PDF into the built site, and tell the front page (_static/pdf.json, written by
+    book/_ext/site_fixes.py at each build) that it may now show its link."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pdf, target)
+    (target.parent / "pdf.json").write_text(json.dumps({"pdf": True}) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "_build" / "pdf" / "lenet-book.pdf")
@@ -125,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         page = single_page(args.singlehtml or build_single_page(Path(scratch)))
         size = print_to_pdf(page, args.out)
     for target in args.copy_to:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.out, target)
+        copy_into_site(args.out, target)
     print(f"{args.out} ({size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s"
           + "".join(f"; copied to {t}" for t in args.copy_to))
     return 0
