@@ -48,11 +48,13 @@ execute: env data              ## store a chapter executed: NB=notebooks/05_orig
 report: env                    ## regenerate book/execution_report.md from the chapters' records
 	$(BIN)/python -m tools.execution_report
 
-bench: env data                ## the speed benchmark on the CPU, 3 repeats: text's loop vs fast path and fused step (~17 min on 2 cores)
+bench: env data                ## the speed benchmark on the CPU, 3 interleaved repeats: text's loop, fast path, torch.compile (compiled before timing), fused step (~20 min on 2 cores)
 	$(BIN)/python benchmarks/train_speed.py --device cpu --repeats 3 --json benchmarks/results/cpu.json
 
-seeds: env data                ## accuracy over seeds of every recipe (about 2.5 hours on 2 CPU cores; --help for a GPU)
+seeds: env data                ## accuracy over seeds of every recipe, and batch norm on the final one (about 2.7 hours on 2 CPU cores; --help for a GPU)
 	$(BIN)/python benchmarks/accuracy_seeds.py --device cpu --json benchmarks/out/seeds-cpu.json
+	$(BIN)/python benchmarks/accuracy_seeds.py --study batch-norm-final --device cpu --seeds 8 \
+	  --json benchmarks/out/batch-norm-final-cpu.json
 
 data: env                      ## data/FashionMNIST/raw from a local copy, offline (or download)
 	$(BIN)/python -m lenet_book.data prepare || $(BIN)/python -c \

@@ -4,17 +4,23 @@
         --json benchmarks/results/seeds-gpu.json
     python benchmarks/accuracy_seeds.py --device cpu --seeds 5 --text-seeds 5   # about 2.5 hours here
     python benchmarks/accuracy_seeds.py --device cpu --seeds 2 --text-seeds 2 --epochs 1 --subset 3000  # dry run
+    python benchmarks/accuracy_seeds.py --study batch-norm-final --device cpu --seeds 8 \
+        --json benchmarks/results/batch-norm-final-cpu.json   # about 11 minutes on 2 CPU cores
 
 Three studies, each run from seeds 0, 1, 2, ...:
 1. "text, 60,000 images": the text's recipe on the whole training set, scored on the test set, as
    chapter 3 does (this is the distribution the d2l figures are draws from);
 2. chapter 6: the text's recipe and then each step of ``MODERN_STEPS``, trained on 50,000 images
    and scored on the 10,000 held-out validation images (``split_validation``); each step is kept
-   or dropped by ``recipes.keep_change`` on the validation accuracy over seeds, in order, so
-   later steps build on the kept ones. Two ablations split step 4 into its parts. The test
+   or dropped by ``recipes.keep_change`` (a one-sided paired t-test over the shared seeds,
+   p < ``recipes.ALPHA``) on the validation accuracy, in order, so later steps build on the
+   kept ones. Two ablations split step 4 into its parts. The test
    accuracy is recorded too, but no decision reads it;
 3. chapter 5: the 1998 network with the paper's settings, and with the alternatives the chapter
    mentions (j = 1 or 100 in the loss, a first learning rate of 0.01), on the validation split.
+``--study batch-norm-final`` runs only a fourth study: chapter 6's final recipe with and without
+batch normalisation from the same seeds (a greedy order can hide a change that helps later on),
+interleaved seed by seed, with their paired test.
 Runs go to a pool of worker processes (on a GPU several runs share the device). Writes a JSON
 record (device, torch, commit, date, every run's accuracies, mean/std/min/max) and prints tables.
 """
@@ -35,6 +41,20 @@ from lenet_book.book import commit as current_commit
 ROOT = Path(__file__).resolve().parents[1]
 
 _worker = {}
+
+# The steps chapter 6's greedy pass kept (benchmarks/results/accuracy-seeds-h200.json, "kept_steps");
+# --study batch-norm-final retests batch normalisation on them, and the chapter's final recipe adds it.
+FINAL_STEPS = ["ReLU (learning rate 0.1)", "max pooling",
+               "SGD + Nesterov momentum, weight decay, one-cycle", "label smoothing 0.1"]
+
+
+def write_record(out, path):
+    """Write a study's record as JSON (when --json names a file); the script's exit status."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1) + "\n")
+        print("wrote", path)
+    return 0
 
 
 def _init_worker(device, data_root, subset):
@@ -73,8 +93,58 @@ def _run(job):
     return result
 
 
+def by_seed(entry, key="valid_acc"):
+    """{seed: accuracy} of a recorded entry, as recipes.paired_test takes it."""
+    return dict(zip(entry["seeds"], entry.get(key, [])))
+
+
+def batch_norm_final(args, commit, started):
+    """The final recipe with and without batch normalisation, from the same seeds."""
+    import torch
+
+    from lenet_book.device import device_name
+    final = recipes.modern_recipe(FINAL_STEPS)
+    settings = {"final recipe": final, "final recipe + batch normalisation":
+                {**final, "batch_norm": True}}
+    deadline = time.time() + args.budget
+    jobs = [("batch norm, final recipe", name, recipe, seed, False, args.epochs, deadline)
+            for seed in range(args.seeds) for name, recipe in settings.items()]  # interleaved
+    context = mp.get_context("spawn")
+    with context.Pool(args.workers, _init_worker, (args.device, args.data, args.subset)) as pool:
+        runs = [run for run in pool.imap(_run, jobs) if not run.get("skipped")]
+    paired = set.intersection(*({run["seed"] for run in runs if run["name"] == name}
+                                for name in settings))  # seeds that both settings finished
+    runs = [run for run in runs if run["seed"] in paired]
+    results = {}
+    for name, recipe in settings.items():
+        mine = [run for run in runs if run["name"] == name]
+        results[name] = {"recipe": recipe, "seeds": [run["seed"] for run in mine],
+                         "seconds": [run["seconds"] for run in mine],
+                         **{key: [run[key] for run in mine]
+                            for key in ("valid_acc", "test_acc", "train_acc")}}
+        print(f"{name:36s} valid {recipes.summarize(results[name]['valid_acc'])}")
+    without, with_bn = results.values()
+    out = {"what": "chapter 6's final recipe with and without batch normalisation, same seeds "
+                   "(benchmarks/accuracy_seeds.py --study batch-norm-final)",
+           "device": device_name(args.device), "torch": torch.__version__, "commit": commit,
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+           "validation": "last 1/6 of the training images (10,000 of 60,000)",
+           "epochs_override": args.epochs or None, "subset": args.subset or None,
+           "wall_seconds": round(time.time() - started), "results": results}
+    if len(without["seeds"]) >= 2 and without["seeds"] == with_bn["seeds"]:
+        for key in ("valid_acc", "test_acc"):
+            out[f"paired_{key}"] = recipes.paired_test(by_seed(without, key), by_seed(with_bn, key))
+        out["kept"] = recipes.keep_change(by_seed(without), by_seed(with_bn))
+        print("paired test on validation accuracy:", out["paired_valid_acc"], "kept:", out["kept"])
+    print(f"done in {out['wall_seconds']} s")
+    return write_record(out, args.json)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--study", choices=("all", "batch-norm-final"), default="all",
+                        help="all: the three studies below; batch-norm-final: only the final "
+                        "recipe with and without batch normalisation")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per recipe of chapters 5 and 6")
     parser.add_argument("--text-seeds", type=int, default=5, help="seeds of the text's recipe on 60,000 images")
@@ -99,6 +169,8 @@ def main(argv=None):
     commit = args.commit or current_commit()
     deadline = time.time() + args.budget
     started = time.time()
+    if args.study == "batch-norm-final":
+        return batch_norm_final(args, commit, started)
     results = {}
     done = {}  # (name, seed) -> run, from --resume
     if args.resume:
@@ -171,8 +243,11 @@ def main(argv=None):
             candidate = {**current, **changes}
             runs = with_done(name, args.seeds, pool.map(_run, jobs("chapter 6", name, candidate, args.seeds)))
             entry = record(name, "chapter 6", candidate, runs, False)
-            if entry.get("valid", {}).get("n") == args.seeds and "valid" in current_stats:
-                entry["kept"] = recipes.keep_change(current_stats["valid"], entry["valid"])
+            paired = (args.seeds >= 2 and entry.get("valid", {}).get("n") == args.seeds
+                      and entry["seeds"] == current_stats.get("seeds"))
+            if paired and "valid" in current_stats:
+                entry["paired"] = recipes.paired_test(by_seed(current_stats), by_seed(entry))
+                entry["kept"] = recipes.keep_change(by_seed(current_stats), by_seed(entry))
                 print(f"{'':55s} kept: {entry['kept']}", flush=True)
                 if entry["kept"]:
                     current, current_stats = candidate, entry
@@ -191,11 +266,7 @@ def main(argv=None):
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
     print(f"done in {out['wall_seconds']} s; kept: {kept_steps}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-        print("wrote", args.json)
-    return 0
+    return write_record(out, args.json)
 
 
 if __name__ == "__main__":

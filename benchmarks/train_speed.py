@@ -9,10 +9,20 @@ lr 0.9, batch 256, 10 epochs, cross-entropy, reshuffled every epoch) on the real
 in this one process, from the same initial weights, one after the other, so the ratios compare
 runs made under the same conditions. For each it prints examples/sec (timed around the
 training steps only, as the text times them), the wall time of the training epochs and of the
-whole run, and the test accuracy. With ``--repeats N`` every variant runs N times, the repeats
-interleaved (text, fast, ..., text, fast, ...), and the table shows mean ± standard deviation of
-examples/sec and of the ratio to the text's loop, taken repeat by repeat. ``--json`` records
-every run, the summary, the device, torch version, date and commit.
+whole run, and the test accuracy.
+
+Compilation is timed apart from training, the same way for every compiled variant: the
+``torch.compile`` variants are compiled and warmed up by ``lenet_book.speed.compile_and_warm_up``
+and the fused step by its own warm-up, all before the training timer starts. Each record's
+``setup_seconds`` holds that time (0 for a variant that compiles nothing), and
+``graphs_compiled_in_trainer`` counts the graphs torch.compile compiled once the trainer was
+called: 0 for ``fast-compile`` in a fair run (for the fused step it includes the compilation
+that ``train_fused`` does before its timer starts).
+
+With ``--repeats N`` every variant runs N times, the repeats interleaved (text, fast, ...,
+text, fast, ...), and the table shows mean ± standard deviation of examples/sec and of the
+ratio to the text's loop, taken repeat by repeat. ``--json`` records every run (with its
+per-epoch history), the summary, the device, torch version, date and commit.
 
 ``VARIANTS`` and ``DEFAULTS`` are the one list of variants: tools/gpu_check.py and
 .github/workflows/gpu.yml run this script with the defaults of ``cuda``.
@@ -36,6 +46,7 @@ from lenet_book.fast import load_fashion_mnist_tensors, train_fast
 from lenet_book.models import init_xavier, lenet
 from lenet_book.recipes import TEXT
 from lenet_book.results import best_runs, repeat_summary
+from lenet_book.speed import compile_and_warm_up
 from lenet_book.textbook import text_loaders, train_text_loop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,12 +62,14 @@ VARIANTS = {
     "fast-channels-last-flush-denormal": ("fast path, channels-last + denormals flushed to zero",
                                           {"channels_last": True, "flush_denormal": True}),
     "fast-bf16": ("fast path, bf16 autocast", {"amp_dtype": torch.bfloat16}),
-    "fast-compile": ("fast path, torch.compile", {"compile": True}),
+    "fast-compile": ("fast path, torch.compile of the network (compiled before timing)",
+                     {"compile": True}),
     "fast-graph": ("fast path, each epoch one CUDA graph", {"cuda_graph": True}),
     "fast-graph-bf16": ("fast path, CUDA graph + bf16 autocast", {"cuda_graph": True, "amp_dtype": torch.bfloat16}),
     "fast-graph-cudnn-benchmark": ("fast path, CUDA graph + cuDNN autotuning",
                                    {"cuda_graph": True, "cudnn_benchmark": True}),
-    "fast-graph-compile": ("fast path, CUDA graph + torch.compile", {"cuda_graph": True, "compile": True}),
+    "fast-graph-compile": ("fast path, CUDA graph + torch.compile (compiled before timing)",
+                           {"cuda_graph": True, "compile": True}),
     "fused": ("fused step: forward, loss, backward and update compiled as one function",
               {"fused": True, "cuda_graph": False}),
     "fused-channels-last": ("fused step, channels-last memory format",
@@ -70,8 +83,9 @@ VARIANTS = {
                                  {"fused": True, "cuda_graph": True, "mode": "max-autotune-no-cudagraphs"}),
 }
 DEFAULTS = {
-    "cpu": ["text", "fast", "fast-channels-last", "fused-channels-last", "fused-channels-last-bf16-conv2"],
-    "cuda": ["text", "fast", "fast-graph", "fast-graph-bf16", "fused", "fused-graph"],
+    "cpu": ["text", "fast", "fast-channels-last", "fast-compile", "fused-channels-last",
+            "fused-channels-last-bf16-conv2"],
+    "cuda": ["text", "fast", "fast-compile", "fast-graph", "fast-graph-bf16", "fused", "fused-graph"],
 }
 
 
@@ -79,8 +93,22 @@ def needs_cuda(variant):
     return VARIANTS[variant][1] is not None and VARIANTS[variant][1].get("cuda_graph", False)
 
 
+def graphs_compiled():
+    """How many graphs torch.compile has compiled in this process so far."""
+    if "torch._dynamo" not in sys.modules:
+        return 0
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
 def run_fast_variant(options, device, epochs, root, seed, net, progress, subset=0):
-    """One run of train_fast (or train_fused) with the variant's global settings set around it."""
+    """One run of train_fast (or train_fused) with the variant's global settings set around it.
+
+    Returns (history, training seconds, examples, setup seconds, graphs compiled in the trainer):
+    a ``compile`` variant is compiled and warmed up before ``train_fast`` starts its timer
+    (``lenet_book.speed.compile_and_warm_up``), as ``train_fused`` does with its step.
+    """
     options = dict(options)
     threads, flush = options.pop("threads", None), options.pop("flush_denormal", False)
     saved_threads = torch.get_num_threads()
@@ -92,19 +120,27 @@ def run_fast_variant(options, device, epochs, root, seed, net, progress, subset=
         train_data, test_data = load_fashion_mnist_tensors(root, device)
         if subset:
             train_data = (train_data[0][:subset], train_data[1][:subset])
+        setup_seconds = 0.0
         if options.pop("fused", False):
             from lenet_book.fused import train_fused  # imports torch.compile's machinery: only when asked
 
             trainer = train_fused
         else:
             trainer = train_fast
+            if options.pop("compile", False):
+                net, setup_seconds = compile_and_warm_up(
+                    net, train_data, test_data, TEXT["batch_size"], amp_dtype=options.get("amp_dtype"),
+                    channels_last=options.get("channels_last", False))
+        compiled_before = graphs_compiled()
         history, step_seconds = trainer(net, train_data, test_data, epochs, lr=TEXT["lr"],
                                         batch_size=TEXT["batch_size"], seed=seed, on_epoch=progress, **options)
+        compiled_in_trainer = graphs_compiled() - compiled_before
     finally:
         torch.set_num_threads(saved_threads)
         torch.set_flush_denormal(False)
         torch.backends.cudnn.benchmark = False
-    return history, step_seconds, len(train_data[1]) * epochs
+    setup_seconds = history[0].get("setup_seconds", setup_seconds)  # the fused step's warm-up
+    return history, step_seconds, len(train_data[1]) * epochs, setup_seconds, compiled_in_trainer
 
 
 def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
@@ -131,17 +167,19 @@ def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=No
         history, step_seconds = train_text_loop(net, train_iter, test_iter, epochs, TEXT["lr"], device,
                                                 progress, init=False)
         examples = len(train_iter.dataset) * epochs
+        setup_seconds, compiled_in_trainer = 0.0, 0
     else:
-        history, step_seconds, examples = run_fast_variant(options, device, epochs, root, seed, net, progress,
-                                                           subset)
+        history, step_seconds, examples, setup_seconds, compiled_in_trainer = run_fast_variant(
+            options, device, epochs, root, seed, net, progress, subset)
     synchronize(device)
     last = history[-1]
     record = {"variant": name, "description": description, "repeat": repeat, "epochs": epochs,
               "examples_per_sec": examples / step_seconds, "train_seconds": step_seconds,
               "wall_seconds": time.perf_counter() - start, "loss": last["loss"],
-              "train_acc": last["train_acc"], "test_acc": last["test_acc"]}
-    if "setup_seconds" in history[0]:  # the fused step's compilation, before its timer starts
-        record["setup_seconds"] = history[0]["setup_seconds"]
+              "train_acc": last["train_acc"], "test_acc": last["test_acc"],
+              "setup_seconds": setup_seconds,  # compiling and warming up, before the timer starts
+              "graphs_compiled_in_trainer": compiled_in_trainer,
+              "history": history}
     return record
 
 
@@ -160,13 +198,15 @@ def write_json(path, name, device, args, variants, runs):
 def print_table(variants, runs, repeats):
     best, summary = best_runs(runs), repeat_summary(runs)
     if repeats == 1:
-        print(f"\n{'variant':>34} {'examples/sec':>13} {'train s':>8} {'wall s':>7} {'test acc':>8} {'× text':>7}")
+        print(f"\n{'variant':>34} {'examples/sec':>13} {'train s':>8} {'setup s':>8} {'wall s':>7} "
+              f"{'test acc':>8} {'× text':>7}")
         for variant in variants:
             r = best.get(variant)
             if r is None:
                 print(f"{variant:>34} failed")
                 continue
             print(f"{variant:>34} {r['examples_per_sec']:13,.0f} {r['train_seconds']:8.2f} "
+                  f"{r.get('setup_seconds', 0.0):8.1f} "
                   f"{r['wall_seconds']:7.1f} {r['test_acc']:8.3f} {r.get('ratio_to_text', float('nan')):7.2f}")
         return
     print(f"\n{'variant':>34} {'examples/sec (mean ± std)':>26} {'× text (mean ± std)':>20} {'median':>7} "

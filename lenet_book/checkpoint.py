@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lenet_book.data import STALE_PARTIAL_SECONDS, replaced_atomically
+from lenet_book.data import STALE_PARTIAL_SECONDS, _folder_problem, replaced_atomically
 
 __all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "network_description",
            "save_checkpoint", "state_dict_sha256"]
@@ -104,6 +104,11 @@ def _check_network(net: nn.Module) -> None:
     if not isinstance(net, nn.Module):
         raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
                         f"got a {type(net).__name__}")
+    if any(tensor.is_meta for tensor in net.state_dict().values()):
+        raise CheckpointError("the network is on the 'meta' device, whose tensors have shapes but "
+                              "no values: there is nothing to save, and weights loaded into it "
+                              "would be dropped. Use a network on the CPU (e.g. models.lenet()), "
+                              "or give it storage first: net.to_empty(device='cpu').")
 
 
 def _check_path(path, saving: bool) -> Path:
@@ -173,6 +178,11 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise CheckpointError(f"Cannot save the checkpoint: {path} is a folder. "
                               "Give the path of a file, e.g. lenet.pt inside that folder.")
+    problem = _folder_problem(path.parent)
+    if problem and "is a file, not a folder" in problem:
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem} Save it in a "
+                              "folder (a missing one is created), or move that file; nothing "
+                              "was written.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path)

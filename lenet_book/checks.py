@@ -10,14 +10,18 @@ over the labels of each split, never a pass over the images.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+import warnings
 
 import torch
 from torch import nn
 
-__all__ = ["NUM_CLASSES", "TrainingDiverged", "check_device", "check_finite_loss", "check_number",
-           "check_pixels", "check_split", "check_training", "check_whole"]
+__all__ = ["NUM_CLASSES", "TrainingDiverged", "check_codes", "check_device", "check_finite_loss",
+           "check_first_batch", "check_flags", "check_fused_step", "check_indices",
+           "check_number", "check_pixels", "check_scores", "check_split", "check_trace",
+           "check_training", "check_whole", "check_window"]
 
 NUM_CLASSES = 10  # Fashion-MNIST's classes, numbered 0-9
 
@@ -45,6 +49,15 @@ def check_whole(name, value, least=1, most=None):
         raise ValueError(f"{name} must be at least {least}, got {value}")
     if most is not None and value > most:
         raise ValueError(f"{name} must be at most {most}, got {value}")
+
+
+def check_flags(**flags):
+    """Each flag must be True or False: a string such as 'no' would count as True."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r} (a {_kind(value)})"
+                            + ("; a non-empty string counts as True: write True or False "
+                               "without quotes" if isinstance(value, str) else ""))
 
 
 def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=False):
@@ -107,6 +120,12 @@ def check_pixels(images):
     if images.dtype != torch.uint8:
         raise TypeError(f"to_float takes uint8 pixels 0-255 and divides them by 255; got "
                         f"{images.dtype} (a batch_transform must return uint8 images too)")
+    if images.dim() != 3:
+        raise ValueError(f"to_float takes a batch of grey images N×height×width and adds the "
+                         f"channel dimension; got shape {tuple(images.shape)}"
+                         + ("; for one image use image.unsqueeze(0)" if images.dim() == 2
+                            else "; for N×1×height×width use images.squeeze(1)"
+                            if images.dim() == 4 and images.shape[1] == 1 else ""))
 
 
 def check_split(name, images, labels, batch_size=1):
@@ -116,6 +135,9 @@ def check_split(name, images, labels, batch_size=1):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name}: the {what} must be a torch tensor ({FROM_LOADER}), "
                             f"not a {_kind(tensor)}")
+    if images.is_meta or labels.is_meta:
+        raise ValueError(f"{name}: the images or labels are on the 'meta' device, which has "
+                         f"shapes but no values; give the data themselves ({FROM_LOADER})")
     if images.dtype != torch.uint8:
         hint = ("; if they are already in [0, 1], give the 0-255 pixels instead: "
                 "(images * 255).round().to(torch.uint8)" if images.is_floating_point() else "")
@@ -200,18 +222,54 @@ def check_predict(predict, device=None):
                          "labels to count the correct predictions")
 
 
-def check_loss(loss_fn, device=None):
-    """``loss_fn`` must give one number (a scalar tensor) for a batch: one call on a tiny tensor
-    of zeros, without gradients (backward needs a scalar)."""
-    with torch.no_grad():
-        loss = loss_fn(torch.zeros(2, NUM_CLASSES, device=device),
-                       torch.zeros(2, dtype=torch.int64, device=device))
+def _loss_of(loss_fn, scores, labels):
+    """``loss_fn(scores, labels)`` without gradients; a loss that cannot take scores N×10 and
+    class numbers (e.g. nn.MSELoss, which compares two tensors of one shape) is refused."""
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. MSELoss's warning about the target's size
+            return loss_fn(scores, labels)
+    except (RuntimeError, TypeError, IndexError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"loss_fn must take the scores (N×{NUM_CLASSES} floats) and the labels "
+                         f"(N class numbers, int64), as nn.CrossEntropyLoss() does; "
+                         f"{getattr(loss_fn, '__name__', type(loss_fn).__name__)} cannot "
+                         f"(PyTorch says {first!r}): use nn.CrossEntropyLoss()") from None
+
+
+def _check_loss_shape(loss):
+    """A loss must be one number, a float tensor of shape () (backward needs a scalar)."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
         got = (f"{loss.dtype} of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
                else f"a {_kind(loss)}")
         raise ValueError(f"loss_fn must return the batch's loss as one number (a float tensor "
                          f"of shape ()), got {got}; average it over the batch, e.g. "
                          "nn.CrossEntropyLoss() (reduction='mean'), not reduction='none'")
+
+
+def _check_loss_settings(loss_fn):
+    """A torch loss whose settings would silently change what is trained: summed over the batch
+    (the reported loss and the step size grow with the batch size), or ignoring a class that
+    the labels use (its images leave the loss but still count in the accuracy)."""
+    if getattr(loss_fn, "reduction", "mean") == "sum":
+        raise ValueError(f"loss_fn {type(loss_fn).__name__}(reduction='sum') sums the loss over "
+                         "the batch, but train expects its mean (it multiplies by the batch size "
+                         "to report the epoch's loss, and the learning rate is set for a mean): "
+                         "use reduction='mean' (the default)")
+    ignore = getattr(loss_fn, "ignore_index", None)
+    if isinstance(ignore, int) and 0 <= ignore < NUM_CLASSES:
+        raise ValueError(f"loss_fn ignores the class {ignore} (ignore_index={ignore}): the images "
+                         f"of that class would be left out of the loss but still counted in the "
+                         f"accuracy; leave ignore_index at its default (-100), which no label "
+                         f"0-{NUM_CLASSES - 1} matches")
+
+
+def check_loss(loss_fn, device=None):
+    """``loss_fn`` must give one number (a scalar tensor) for a batch: one call on a tiny tensor
+    of zeros, without gradients (backward needs a scalar)."""
+    _check_loss_settings(loss_fn)
+    _check_loss_shape(_loss_of(loss_fn, torch.zeros(2, NUM_CLASSES, device=device),
+                               torch.zeros(2, dtype=torch.int64, device=device)))
 
 
 def check_built(optimizer, schedule, scheduler):
@@ -226,12 +284,32 @@ def check_built(optimizer, schedule, scheduler):
                         f"that returns a learning-rate schedule (with a step() method), e.g. "
                         f"torch.optim.lr_scheduler.OneCycleLR(...); it returned a "
                         f"{_kind(schedule)}")
+    if scheduler is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler must build a schedule of the optimizer it is given (its first "
+                         "argument), e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler."
+                         "StepLR(opt, step_size=steps); this one steps another optimizer, so the "
+                         "learning rate of training would never change")
+    step_size = getattr(schedule, "step_size", 1)
+    if scheduler is not None and isinstance(step_size, numbers.Real) and step_size < 1:
+        raise ValueError(f"the schedule's step_size must be at least 1 step, got {step_size}")
 
 
 def check_evaluate(net, images, labels, predict, batch_size):
     """``evaluate``'s arguments: a network that takes the images, a split and a predict rule."""
+    from lenet_book.train import argmax
+
     check_network(net)
+    _check_values(net)
     check_split("evaluate", images, labels, batch_size)
+    other = sorted({str(p.dtype) for p in net.parameters() if p.dtype != torch.float32})
+    if other:
+        raise TypeError(f"evaluate: the network's weights must be float32, as the batches are "
+                        f"(to_float); it has {', '.join(other)} weights: convert it with "
+                        "net.float()")
+    if any(type(m).__name__ == "RBF" for m in net.modules()) and predict is argmax:
+        raise ValueError("evaluate: this network ends in RBF penalties (the 1998 LeNet-5, chapter "
+                         "5), where the smallest penalty wins; the default predict (the largest "
+                         "score) would pick the worst class: pass predict=original.predict")
     problem = _input_problem(net, *images.shape[1:])
     if problem:
         raise ValueError(f"evaluate: {problem}")
@@ -252,11 +330,21 @@ def check_layer_choices(activation, pool, batch_norm):
         raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
 
 
-def check_network(net, name="net"):
-    """``net`` must be a torch.nn.Module."""
+def check_network(net, name="net", **flags):
+    """``net`` must be a torch.nn.Module (and each flag True or False)."""
     if not isinstance(net, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
                         f"got a {_kind(net)}")
+    check_flags(**flags)
+
+
+def _check_values(net):
+    """A network on the 'meta' device has shapes but no values: nothing to train or score."""
+    if any(t.is_meta for t in (*net.parameters(), *net.buffers())):
+        raise ValueError("the network is on the 'meta' device, which has shapes but no values, "
+                         "so there is nothing to train or score; build it on the CPU (e.g. "
+                         "models.lenet()), or give it values: net.to_empty(device='cpu') and "
+                         "an initialisation")
 
 
 def _input_problem(net, height, width):
@@ -286,12 +374,14 @@ def _input_problem(net, height, width):
 
 
 FUNCTIONS = ("optimizer", "scheduler", "loss_fn", "batch_transform", "predict", "on_epoch")
+FLAGS = ("cuda_graph", "channels_last", "compile")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _check_network_for_training(net, fused):
     """Trainable float32 weights (``to_float`` gives float32 batches); for ``train_fused``, a
     network that cross-entropy and the largest score fit."""
+    _check_values(net)
     params = list(net.parameters())
     if not any(p.requires_grad for p in params):
         raise ValueError("the network has no trainable parameters (every requires_grad is False, "
@@ -307,6 +397,11 @@ def _check_network_for_training(net, fused):
                          "largest one; the 1998 network ends in RBF penalties (the smallest "
                          "wins, with its own loss): train it with lenet_book.train.train and "
                          "recipes.build(recipes.ORIGINAL)")
+    if fused and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        raise ValueError("train_fused computes the gradients of a pure function of the weights "
+                         "(torch.func), which cannot update batch normalisation's running "
+                         "statistics; train this network with lenet_book.train.train (chapter "
+                         "6's recipes: recipes.build)")
 
 
 def _check_fused_options(options):
@@ -328,43 +423,108 @@ def _check_fused_options(options):
 AMP_DTYPES = (None, torch.float16, torch.bfloat16)
 
 
+def _check_function(name, value):
+    """One of ``train``'s function arguments: callable (or None where it has a default)."""
+    if value is None and name == "predict":
+        raise TypeError("predict must be a function of the scores, got None; leave predict out "
+                        "for the default, the largest score (lenet_book.train.argmax)")
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function (or None), got {value!r} "
+                        f"(a {_kind(value)}); see the docstring of train")
+    if not isinstance(value, type):
+        return
+    if name == "optimizer":
+        raise TypeError(f"optimizer must be a function that builds one, not the class "
+                        f"{value.__name__} (it would get torch's default settings, not lr): "
+                        "e.g. lambda params: torch.optim.SGD(params, lr=0.1)")
+    if name == "scheduler":
+        raise TypeError(f"scheduler must be a function that builds one, not the class "
+                        f"{value.__name__} (train calls it with the optimizer, the number of "
+                        "epochs and the steps per epoch, which the class would take for its own "
+                        "settings): e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler."
+                        "OneCycleLR(opt, max_lr=0.1, epochs=epochs, steps_per_epoch=steps)")
+    if issubclass(value, nn.Module):
+        raise TypeError(f"{name} must be a function or a layer, not the class {value.__name__}: "
+                        f"pass one, {name}={value.__name__}() (with brackets)")
+
+
+HISTORY_KEYS = ("epoch", "loss", "train_acc", "setup_seconds")  # what every epoch's dict holds
+
+
+def _check_eval_sets(eval_sets):
+    """{name: (images, labels)}, each name a string whose ``<name>_acc`` is a key of its own."""
+    if not isinstance(eval_sets, dict):
+        raise TypeError(f"eval_sets must be a dict {{name: (images, labels)}}, "
+                        f"got a {_kind(eval_sets)}")
+    for name, split in eval_sets.items():
+        if not isinstance(name, str):
+            raise TypeError(f"eval_sets' names must be strings such as 'valid' (scored as "
+                            f"valid_acc), got {name!r} (a {_kind(name)})")
+        if f"{name}_acc" in HISTORY_KEYS:
+            raise ValueError(f"eval_sets[{name!r}] would be scored as {name}_acc, which the "
+                             "history already holds (the accuracy on the training batches); "
+                             f"give it another name, e.g. {name + '_eval'!r}")
+        if not (isinstance(split, (tuple, list)) and len(split) == 2):
+            raise TypeError(f"eval_sets[{name!r}] must be a pair (images, labels), "
+                            f"got a {_kind(split)}")
+
+
+def _check_rbf_options(net, options):
+    """The 1998 network's RBF output gives penalties: the default loss and rule would misread
+    them (the largest penalty is the worst class, not the best)."""
+    from lenet_book.train import argmax
+
+    if (any(type(m).__name__ == "RBF" for m in net.modules())
+            and (options.get("loss_fn") is None or options.get("predict") is argmax)):
+        raise ValueError("this network ends in RBF penalties (the 1998 LeNet-5, chapter 5): the "
+                         "smallest penalty wins and the paper has its own loss, so the default "
+                         "cross-entropy and largest score would train and score it wrongly; pass "
+                         "loss_fn and predict (original.paper_loss, original.predict), or build "
+                         "it all with recipes.build(recipes.ORIGINAL)")
+
+
+def _check_cuda_graph(options, device):
+    if not options.get("cuda_graph"):
+        return
+    if device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs the data on a CUDA device, it is on {device}; "
+                         "pass cuda_graph=False to train without a graph")
+    if options.get("scheduler") is not None or options.get("batch_transform") is not None:
+        raise ValueError("cuda_graph=True records a fixed epoch: it cannot step a schedule or "
+                         "transform batches; train without cuda_graph")
+
+
 def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=256, lr=0.9, seed=0,
                    test_data=None, amp_dtype=None, **options):
     """Refuse, before any training, arguments of ``train`` (or ``train_fused``, whose
     ``test_data`` is an eval set) that would fail or mislead later. ``train`` passes all of its
-    arguments; the functions among them must be callable or None."""
+    arguments; the functions among them must be callable or None. Returns ``num_epochs``,
+    ``batch_size`` and ``seed`` as ints (numpy integers are accepted)."""
     check_network(net)
     for name in FUNCTIONS:
-        if options.get(name) is not None and not callable(options[name]):
-            raise TypeError(f"{name} must be a function (or None), got {options[name]!r} "
-                            f"(a {_kind(options[name])}); see the docstring of train")
-        if isinstance(options.get(name), type) and name in ("optimizer", "scheduler"):
-            raise TypeError(f"{name} must be a function that builds one, not the class "
-                            f"{options[name].__name__} (it would get torch's default settings, "
-                            f"not lr): e.g. lambda params: torch.optim.SGD(params, lr=0.1)")
+        if name in options:
+            _check_function(name, options[name])
+    check_flags(**{name: options[name] for name in FLAGS if name in options})
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
                         f"got {amp_dtype!r}")
     if test_data is not None:
         eval_sets = {"test": test_data}
     check_whole("num_epochs", num_epochs)
-    check_whole("batch_size", batch_size)
+    check_whole("batch_size", batch_size, most=BATCH_MAX)
     check_number("lr", lr)
+    if isinstance(lr, numbers.Rational) and not isinstance(lr, numbers.Integral):
+        raise TypeError(f"lr must be a float such as 0.1, got {lr!r} (a {_kind(lr)}), which "
+                        f"torch's optimizers cannot use; write lr={float(lr)!r}")
     check_whole("seed", seed, least=0, most=SEED_MAX)
     check_pair("train_data", train_data)
     fused = "bf16_layers" in options
     if fused:
         _check_fused_options(options)
     _check_network_for_training(net, fused)
-    if eval_sets is not None and not isinstance(eval_sets, dict):
-        raise TypeError(f"eval_sets must be a dict {{name: (images, labels)}}, "
-                        f"got a {_kind(eval_sets)}")
+    _check_eval_sets(eval_sets or {})
     splits = {"train_data": train_data}
-    for name, split in (eval_sets or {}).items():
-        if not (isinstance(split, (tuple, list)) and len(split) == 2):
-            raise TypeError(f"eval_sets[{name!r}] must be a pair (images, labels), "
-                            f"got a {_kind(split)}")
-        splits[f"eval_sets[{name!r}]"] = split
+    splits.update({f"eval_sets[{name!r}]": split for name, split in (eval_sets or {}).items()})
     for name, (images, labels) in splits.items():
         check_split(name, images, labels)
         if images.device != train_data[0].device:
@@ -374,23 +534,157 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         problem = _input_problem(net, *images.shape[1:])
         if problem:
             raise ValueError(problem if name == "train_data" else f"{name}: {problem}")
+    if not fused:
+        _check_rbf_options(net, options)
     device = train_data[0].device
-    check_predict(options.get("predict") or (lambda scores: scores.argmax(dim=1)), device)
+    _check_cuda_graph(options, device)
+    check_predict(options.get("predict", lambda scores: scores.argmax(dim=1)), device)
     if options.get("loss_fn") is not None:
         check_loss(options["loss_fn"], device)
+    _check_softmax_output(net, options.get("loss_fn"))
+    if options.get("optimizer") is not None:
+        _check_optimizer(net, options["optimizer"], lr, device)
     n = len(train_data[1])
-    if n % batch_size == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                   for m in net.modules()):
-        raise ValueError(f"with {n} images in batches of {batch_size}, the last batch of every "
-                         "epoch holds one image, and batch normalisation cannot normalise a "
-                         "batch of one; choose a batch size that does not leave one image over, "
-                         f"e.g. {batch_size + 1}")
+    if ((batch_size == 1 or n % batch_size == 1)
+            and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())):
+        where = ("every batch holds one image" if batch_size == 1 or n == 1
+                 else "the last batch of every epoch holds one image")
+        raise ValueError(f"with {n} images in batches of {batch_size}, {where}, and batch "
+                         "normalisation cannot normalise a batch of one; choose a batch size "
+                         "that does not leave one image over, e.g. "
+                         f"{batch_size + 1 if n % (batch_size + 1) != 1 else batch_size + 2}"
+                         + (" (and at least 2 images)" if n < 2 else ""))
+    return int(num_epochs), int(batch_size), int(seed)
+
+
+BATCH_MAX = 2**62  # larger batch sizes overflow torch's int64 sizes (one batch holds everything)
+
+
+def _check_softmax_output(net, loss_fn):
+    """Cross-entropy applies log-softmax itself: a network that already ends in nn.Softmax
+    would train on the softmax of probabilities, whose gradients are far too small."""
+    leaves = [m for m in net.modules() if not list(m.children())]
+    if (leaves and isinstance(leaves[-1], nn.Softmax)
+            and (loss_fn is None or isinstance(loss_fn, nn.CrossEntropyLoss))):
+        raise ValueError("the network ends in nn.Softmax, but cross-entropy (train's loss) applies "
+                         "log-softmax to the scores itself: it would take the softmax twice and "
+                         "barely learn; remove the final nn.Softmax (the largest score is still "
+                         "the prediction)")
+
+
+def _check_optimizer(net, optimizer, lr, device):
+    """The optimizer function, tried once on the network's parameters (nothing is stepped, and
+    torch's random generators are put back): it must optimise those parameters, and an lr given
+    beside it must be the one it uses."""
+    with _generators_kept(device):
+        built = optimizer(net.parameters())
+    if not isinstance(built, torch.optim.Optimizer):
+        return  # check_built says what is wrong, with the optimizer train builds
+    ours = {id(p) for p in net.parameters()}
+    params = [p for group in built.param_groups for p in group["params"]]
+    if not params or any(id(p) not in ours for p in params):
+        raise ValueError("optimizer must build an optimizer of the parameters it is given, e.g. "
+                         "lambda params: torch.optim.SGD(params, lr=0.1); this one optimises "
+                         "parameters of another network, so training would not change this one")
+    rates = {group.get("lr") for group in built.param_groups}
+    try:
+        differs = float(lr) != 0.9 and all(float(rate) != float(lr) for rate in rates)
+    except (TypeError, ValueError):
+        differs = False
+    if differs:
+        raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
+                         f"with lr {', '.join(f'{float(r):g}' for r in rates)}; give the learning "
+                         "rate in one place (inside the optimizer function)")
+
+
+def _generators_kept(device):
+    """torch's random generators (the CPU's, and the GPU's of ``device``) put back on exit."""
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    return torch.random.fork_rng(devices=[device.index if device.index is not None
+                                          else torch.cuda.current_device()])
+
+
+def _transformed(net, batch_transform, images, generator):
+    """``batch_transform`` on one batch: it must take (images, generator) and return uint8
+    images, one per image, of a size the network takes."""
+    try:
+        inspect.signature(batch_transform).bind(images, generator)
+    except TypeError:
+        raise TypeError(f"batch_transform must take two arguments, (images, generator): a uint8 "
+                        f"batch N×H×W and the torch.Generator that train seeds, e.g. def "
+                        f"shift(images, generator): ...; it takes "
+                        f"{inspect.signature(batch_transform)}") from None
+    except ValueError:
+        pass  # no signature to read (a built-in): call it
+    out = batch_transform(images, generator)
+    if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8:
+        got = out.dtype if isinstance(out, torch.Tensor) else f"a {_kind(out)}"
+        raise TypeError(f"batch_transform returned {got}: a batch_transform must return uint8 "
+                        "images too (pixels 0-255, as it gets them), which to_float divides by "
+                        "255")
+    if out.dim() != 3 or len(out) != len(images) or out.device != images.device:
+        raise ValueError(f"batch_transform must return the batch it is given, one N×H×W image "
+                         f"per image on {images.device}: for a batch of shape "
+                         f"{tuple(images.shape)} it returned shape {tuple(out.shape)} on "
+                         f"{out.device}")
+    problem = _input_problem(net, *out.shape[1:])
+    if problem:
+        raise ValueError(f"batch_transform returns {out.shape[1]}×{out.shape[2]} images: "
+                         f"{problem}")
+    return out
+
+
+def _check_loss_value(loss_fn, scores, labels):
+    """The first batch's loss: one number, and not below 0 (a loss without a minimum)."""
+    loss = _loss_of(loss_fn, scores, labels)
+    _check_loss_shape(loss)
+    log_probabilities = bool((scores.logsumexp(dim=1).abs() < 1e-3).all() and (scores <= 0).all())
+    if isinstance(loss_fn, nn.NLLLoss) and not log_probabilities:
+        raise ValueError("nn.NLLLoss takes log-probabilities (a network that ends in "
+                         "nn.LogSoftmax(dim=1)), but this network gives raw scores, on which "
+                         "the loss falls below 0 without end; use nn.CrossEntropyLoss(), which "
+                         "applies log-softmax itself")
+    value = loss.item()
+    if value < 0:
+        raise ValueError(f"loss_fn gives a negative loss, {value:.4g}, on the first batch: "
+                         "training lowers the loss, and one that goes below 0 has no minimum "
+                         "to reach; use a loss that is at least 0, e.g. nn.CrossEntropyLoss() "
+                         "on the scores")
+
+
+def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None, seed=0):
+    """The first batch, before any step: ``batch_transform`` (given a generator of its own) must
+    return uint8 images that the network takes, and the loss of the network's scores must be one
+    number of at least 0 (``nn.NLLLoss`` on raw scores is not). Cheap and without side effects:
+    one batch, no gradients, every module in eval mode (batch norm's running statistics and
+    dropout untouched, each module's mode put back), torch's random generators put back."""
+    images, labels = train_data
+    X, y = images[:batch_size], labels[:batch_size]
+    modes = [(module, module.training) for module in net.modules()]
+    with _generators_kept(images.device), torch.no_grad():
+        if batch_transform is not None:
+            generator = torch.Generator(device=images.device).manual_seed(seed)
+            X = _transformed(net, batch_transform, X, generator)
+        net.eval()
+        try:
+            scores = net(X.unsqueeze(1).float().div_(255))
+        finally:
+            for module, mode in modes:
+                module.training = mode
+        _check_loss_value(loss_fn, scores.float(), y)
+
+
+LOSS_MAX = 1e6  # a mean loss per image above this has diverged (cross-entropy starts near 2.3)
 
 
 def _first_bad_step(step_losses):
     """The index of the first non-finite step loss, or None when it cannot be told."""
     try:
-        bad = (~torch.isfinite(torch.stack(step_losses))).nonzero()
+        losses = torch.stack(step_losses)
+        bad = (~torch.isfinite(losses)).nonzero()
+        if not len(bad):  # finite but enormous: the first step whose summed loss is past it
+            bad = (losses.abs() > LOSS_MAX).nonzero()
     except RuntimeError:  # e.g. outputs of torch.compile's CUDA graphs, overwritten since
         return None
     return bad[0].item() if len(bad) else None
@@ -404,7 +698,7 @@ def check_finite_loss(record, step_losses, optimizer, steps_per_epoch=None):
     ``optimizer`` gives the learning rate (``fused.train_fused``, which has none, passes the
     rate itself). The check reads the epoch's loss, already on the host: no extra sync.
     """
-    if math.isfinite(record["loss"]):
+    if math.isfinite(record["loss"]) and abs(record["loss"]) <= LOSS_MAX:
         return
     where = f"epoch {record['epoch']}"
     if step_losses:
@@ -415,9 +709,105 @@ def check_finite_loss(record, step_losses, optimizer, steps_per_epoch=None):
         where += " (a CUDA graph runs the epoch as one piece: train without it to see the step)"
     rates = sorted({float(group["lr"]) for group in optimizer.param_groups}
                    if hasattr(optimizer, "param_groups") else {float(optimizer)})
+    if math.isfinite(record["loss"]):
+        where += f" (over {LOSS_MAX:.0e} per image, where a network that learns starts near 2.3)"
     raise TrainingDiverged(
         f"Training diverged: the loss became {record['loss']} in {where}, with learning rate "
         f"{', '.join(f'{r:g}' for r in rates)}; the network's weights are no longer numbers.\n"
         "How to fix it: build the network again (its weights are lost) and train with a smaller "
         "learning rate (e.g. 10 times smaller); check that the images and labels are the data "
         "set's, and that a custom loss gives finite values.")
+
+
+def check_fused_step(net, images, labels, lr, compile=True, channels_last=False):
+    """``FusedStep``'s arguments: a float32 network it can train, the data, a learning rate and
+    two flags."""
+    check_network(net, compile=compile, channels_last=channels_last)
+    _check_network_for_training(net, fused=True)
+    check_fused_data(images, labels)
+    check_number("lr", lr)
+    problem = _input_problem(net, *images.shape[1:])
+    if problem:
+        raise ValueError(f"FusedStep: {problem}")
+
+
+def check_indices(idx, labels):
+    """One step's batch: a 1-D tensor of int64 indices into the data, on its device (on the CPU
+    also each in range; on a GPU that would wait for the device, so it is left to torch)."""
+    if not (isinstance(idx, torch.Tensor) and idx.dim() == 1 and idx.dtype == torch.int64
+            and idx.device == labels.device):
+        got = (f"{idx.dtype} of shape {tuple(idx.shape)} on {idx.device}"
+               if isinstance(idx, torch.Tensor) else f"a {_kind(idx)}")
+        raise TypeError(f"a step takes the batch's indices as a 1-D int64 tensor on "
+                        f"{labels.device}, as torch.randperm(n).split(batch_size) gives, "
+                        f"got {got}")
+    if len(idx) == 0:
+        raise ValueError("a step's batch is empty (0 indices): its mean loss would be NaN; give "
+                         "at least one index")
+    if idx.device.type == "cpu" and len(idx):
+        low, high = (value.item() for value in torch.aminmax(idx))
+        if low < 0 or high >= len(labels):
+            raise ValueError(f"a step's indices must be 0 to {len(labels) - 1}, one per image of "
+                             f"the data, found {low if low < 0 else high}")
+
+
+def check_codes(codes):
+    """The RBF codes of the 1998 network: a float tensor, one code of F6's 84 outputs per
+    class."""
+    if not isinstance(codes, torch.Tensor) or not codes.is_floating_point():
+        raise TypeError(f"codes must be a float tensor {NUM_CLASSES}×84 (one code per class), "
+                        f"got {getattr(codes, 'dtype', 'a ' + _kind(codes))}; e.g. "
+                        "torch.tensor(codes, dtype=torch.float32)")
+    if tuple(codes.shape) != (NUM_CLASSES, 84):
+        raise ValueError(f"codes must hold one code of length 84 (F6's outputs) for each of the "
+                         f"{NUM_CLASSES} classes, shape ({NUM_CLASSES}, 84), got "
+                         f"{tuple(codes.shape)}")
+    if not torch.isfinite(codes).all():
+        raise ValueError("codes must be finite numbers, e.g. ±1 as hadamard_codes() gives")
+
+
+def check_scores(name, scores):
+    """What ``name`` gets: a tensor of one row of scores (or penalties) per image."""
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        got = (f"shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor)
+               else f"a {_kind(scores)}")
+        raise ValueError(f"{name} takes a batch of scores N×{NUM_CLASSES}, one row per image, "
+                         f"got {got}"
+                         + ("; for one image use scores.unsqueeze(0)"
+                            if isinstance(scores, torch.Tensor) and scores.dim() == 1 else ""))
+    if scores.shape[1] != NUM_CLASSES:
+        raise ValueError(f"{name} takes a batch of scores N×{NUM_CLASSES}, one per class, got "
+                         f"shape {tuple(scores.shape)}: {scores.shape[1]} scores per image")
+
+
+def check_window(n, kernel, padding, stride):
+    """``output_size``'s arguments: whole numbers, and a window that fits the padded input."""
+    for name, value, least in (("n", n, 1), ("kernel", kernel, 1), ("padding", padding, 0),
+                               ("stride", stride, 1)):
+        check_whole(name, value, least)
+    if n + 2 * padding < kernel:
+        raise ValueError(f"a window of {kernel} does not fit an input of {n} padded by {padding} "
+                         f"on each side ({n} + 2×{padding} < {kernel}): the output would be "
+                         "empty; use a smaller kernel, more padding or a larger input")
+
+
+def check_trace(net, X):
+    """``trace_shapes``'s arguments: an nn.Sequential and a tensor that it takes."""
+    from lenet_book.shapes import describe, diagnose, input_problem, walk
+
+    if not isinstance(net, nn.Sequential):
+        raise TypeError(f"trace_shapes runs an nn.Sequential layer by layer, not a {_kind(net)}; "
+                        "trace its Sequential parts one at a time")
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"trace_shapes runs the layers on a tensor, not a {_kind(X)}; for a shape "
+                        "such as (1, 1, 28, 28), check_input_shape(net, shape) needs no data")
+    problem = input_problem(net, X.dtype, "tensor")
+    if problem:
+        raise TypeError(f"trace_shapes: {problem[0]}; {problem[1]}")
+    shapes, failure = walk(net, tuple(X.shape))
+    if failure:
+        index, layer, shape, expects = failure
+        why, hint = diagnose(net, tuple(X.shape), shapes, failure)
+        raise ValueError(f"trace_shapes: layer {index}, {describe(layer)}, gets shape {shape} but "
+                         f"expects {expects}" + "".join(f"; {text}" for text in (why, hint)
+                                                        if text))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gzip
 import hashlib
 import os
@@ -49,6 +50,7 @@ __all__ = [
     "find_local_copy",
     "prepare_fashion_mnist",
     "remove_stale_cache",
+    "too_deep_root",
 ]
 
 
@@ -145,6 +147,17 @@ def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = Non
     written and flushed to disk, so that ``path`` always holds a whole file; on any error the
     temporary file is removed and the old file stays as it was. The new file gets the user's
     umask (:func:`umask_mode`), as a plain ``open`` would give it."""
+    # A file its owner made read-only is protected: replacing it (which a rename would do,
+    # whatever its mode, and as root) would lose what it holds. It is refused before any write.
+    try:
+        existing = os.stat(path)
+    except OSError:
+        existing = None
+    if (existing is not None and stat.S_ISREG(existing.st_mode)
+            and not existing.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)):
+        raise PermissionError(errno.EACCES, f"the file is read-only (mode "
+                              f"{stat.S_IMODE(existing.st_mode):o}), so it is kept as it is; make "
+                              "it writable first (chmod u+w) or write to another path", str(path))
     # A unique name in the same folder: the rename stays on one file system (atomic), and two
     # writers at once never share a temporary file.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -162,6 +175,39 @@ def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = Non
             os.close(fd)
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
+
+
+def too_deep_root(root: str | os.PathLike) -> str | None:
+    """The data root meant when ``root`` is one level too deep, else None.
+
+    The data root is the folder that holds ``FashionMNIST/raw/``. Given ``.../FashionMNIST`` or
+    ``.../FashionMNIST/raw`` instead, where the files are, torchvision would look for them (and
+    download them) under ``.../FashionMNIST/FashionMNIST/raw``: returns the folder to give.
+    """
+    root = _root(root)
+
+    def holds_files(folder: Path) -> bool:
+        return any(os.path.lexists(folder / name) for spec in FILES
+                   for name in (spec.name, f"{spec.name}.gz"))
+
+    if holds_files(root / "FashionMNIST" / "raw"):
+        return None
+    where = Path(os.path.abspath(root))
+    if where.name == "FashionMNIST" and holds_files(root / "raw"):
+        return os.path.normpath(root / "..")
+    if where.name == "raw" and where.parent.name == "FashionMNIST" and holds_files(root):
+        return os.path.normpath(root / ".." / "..")
+    return None
+
+
+def _check_not_too_deep(root: str | os.PathLike) -> None:
+    parent = too_deep_root(root)
+    if parent is not None:
+        raise FashionMNISTError(
+            f"The data root {root} is too deep: it is the FashionMNIST folder (or its raw "
+            f"folder) itself, and the data root is the folder that holds FashionMNIST/.\n"
+            f"How to fix it: use --root {parent} (in Python: root={parent!r}). Nothing was "
+            "created, deleted or downloaded.")
 
 
 def _raw_dir(root: str | os.PathLike) -> Path:
@@ -339,6 +385,7 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     folder = _folder_problem(raw)
     if folder:
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
+    _check_not_too_deep(root)
     problems = [p for spec in FILES if (p := _problem(raw / spec.name, spec))]
     cache = _cache_problem(root)
     if problems or cache:
@@ -460,6 +507,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     folder = _folder_problem(raw)
     if folder:
         raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
+    _check_not_too_deep(root)
     if source is not None and not str(source).strip():
         raise FashionMNISTError(
             "The source folder is empty text (--source \"\"): give the folder that holds the four "
@@ -471,6 +519,9 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
                 "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
                 + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
                             for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
+    if isinstance(source, bytes) or not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"the source must be a folder path (a str or pathlib.Path) that holds the "
+                        f"four *-ubyte.gz files, got {source!r} (a {type(source).__name__})")
     source = Path(source)
     source_problem = _source_problem(source)
     if source_problem:
@@ -521,10 +572,13 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     which torchvision would load instead of the verified raw files, is deleted with a message
     (see :func:`remove_stale_cache`), so what a chapter loads is what was checked.
     """
+    if not isinstance(download, bool):  # 'no' would count as True and try the network
+        raise TypeError(f"download must be True or False, got {download!r}")
     raw = _raw_dir(root)
     folder = _folder_problem(raw)
     if folder:
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
+    _check_not_too_deep(root)
     remove_stale_cache(root)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
     if not present and download:

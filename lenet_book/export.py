@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lenet_book.data import replaced_atomically
+from lenet_book.data import _folder_problem, replaced_atomically
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
            "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
@@ -47,6 +47,11 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
                           f"not a {type(state_dict).__name__}")
     tensors = []
     for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.is_complex():
+            raise ExportError(f"tensor {name}: the page takes real float32 numbers, got "
+                              + (f"{tensor.dtype}" if isinstance(tensor, torch.Tensor)
+                                 else f"a {type(tensor).__name__}")
+                              + "; export the state dict of a network of real weights")
         values = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4")
         _check_finite(name, values, "export the weights of a network that trained without "
                                     "diverging (lenet_book.train stops one that diverges)")
@@ -84,7 +89,11 @@ def encode_images(images: torch.Tensor) -> str:
 
 def decode_images(text: str) -> torch.Tensor:
     """The inverse of :func:`encode_images`."""
-    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
+    try:
+        raw = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
+    except (ValueError, TypeError) as error:  # binascii.Error is a ValueError
+        raise ExportError(f"the images are not base64 text as encode_images writes it ({error}); "
+                          "rerun tools/export_weights.py") from None
     if raw.size % 784:
         raise ExportError(f"{raw.size} bytes of images is not a whole number of 28×28 images")
     return torch.from_numpy(raw.copy()).reshape(-1, 28, 28)
@@ -94,8 +103,19 @@ def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
     """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes."""
     if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
-    text = f"// {comment}\nwindow.{name} = {json.dumps(data, separators=(',', ':'))};\n"
+    try:  # NaN and infinity are not JSON: the page would read them as NaN
+        data_json = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ExportError(f"the data for {name} hold a NaN or infinite number, which JSON cannot "
+                          "carry and the page would show as NaN; nothing was written: export "
+                          "finite numbers only (e.g. the weights of a training that did not "
+                          "diverge)") from None
+    text = f"// {comment}\nwindow.{name} = {data_json};\n"
     path = Path(path)
+    problem = _folder_problem(path.parent)
+    if problem and "is a file, not a folder" in problem:
+        raise ExportError(f"Cannot write {path}: {problem} Give a folder to write into (a missing "
+                          "one is created), or move that file; nothing was written")
     try:  # renamed over the old file only when whole: the page never reads half a file
         path.parent.mkdir(parents=True, exist_ok=True)
         with replaced_atomically(path, "w", encoding="ascii") as f:
@@ -115,4 +135,8 @@ def read_js_data(path: Path, name: str) -> dict:
     match = re.search(rf"^window\.{name} = (.*);$", path.read_text(encoding="ascii"), re.M)
     if not match:
         raise ExportError(f"{path} does not define window.{name}: rerun tools/export_weights.py")
-    return json.loads(match.group(1))
+    try:
+        return json.loads(match.group(1))
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{path}: window.{name} is not valid JSON ({error}); the file is "
+                          "damaged or was edited by hand: rerun tools/export_weights.py") from None

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad
 
-from lenet_book.checks import check_finite_loss, check_fused_data, check_training
+from lenet_book.checks import check_finite_loss, check_fused_step, check_indices, check_training
 from lenet_book.fast import evaluate, synchronize, to_float
 
 __all__ = ["FusedStep", "FusedEpochGraph", "train_fused", "warm_up"]
@@ -52,7 +52,7 @@ class FusedStep:
 
     def __init__(self, net, images, labels, lr=0.9, compile=True, backend="inductor", mode=None,
                  channels_last=False, bf16_layers=()):
-        check_fused_data(images, labels)  # uint8 N×28×28, int64 labels 0-9 (lenet_book.checks)
+        check_fused_step(net, images, labels, lr, compile, channels_last)  # lenet_book.checks
         layers = dict(net.named_children())
         self.bf16_layers = {str(name) for name in bf16_layers}
         unknown = sorted(self.bf16_layers - layers.keys())
@@ -97,6 +97,7 @@ class FusedStep:
         return loss * y.numel(), correct
 
     def __call__(self, idx):
+        check_indices(idx, self.labels)  # a 1-D int64 tensor of indices into the data
         return self.step(self.params, self.images, self.labels, idx)
 
 
@@ -164,12 +165,9 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
     ``channels_last=True`` keeps the weights and batches in the channels-last layout;
     ``bf16_layers`` computes those layers in bfloat16 (see ``FusedStep``).
     """
-    check_training(**locals())  # every argument, before any training (lenet_book.checks)
+    num_epochs, batch_size, seed = check_training(**locals())  # every argument, as ints (checks)
     images, labels = train_data
     device = images.device
-    if cuda_graph and device.type != "cuda":
-        raise ValueError(f"cuda_graph=True needs the data on a CUDA device, it is on {device}; "
-                         "pass cuda_graph=False to train without a graph")
     net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     net.train()
     generator = torch.Generator(device=device).manual_seed(seed)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lenet_book.checks import check_codes, check_network, check_number, check_scores
+
 
 class PaperInput(nn.Module):
     """28×28 images in [0, 1] → 32×32, background −0.1, full intensity 1.175."""
@@ -106,6 +108,7 @@ class RBF(nn.Module):
 def original_lenet(codes=None):
     """LeNet-5 as published in 1998: 60,000 trainable parameters."""
     codes = hadamard_codes() if codes is None else codes
+    check_codes(codes)  # a float tensor 10×84 (lenet_book.checks)
     return nn.Sequential(OrderedDict(
         input=PaperInput(),
         C1=nn.Sequential(nn.Conv2d(1, 6, kernel_size=5), ScaledTanh()),
@@ -120,6 +123,7 @@ def original_lenet(codes=None):
 def init_paper(net):
     """Weights and biases uniform in [-2.4/F, 2.4/F], F the fan-in of the unit
     (paper, Appendix A)."""
+    check_network(net)  # a torch.nn.Module (lenet_book.checks)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, PartialConv2d):           # the fan-in differs from map to map
@@ -146,12 +150,14 @@ J = 10.0  # the constant of eq. (9)
 def paper_loss(penalties, labels, j=J):
     """Eq. (9) of the paper, averaged over the batch: softmax cross-entropy over the
     scores -y_i plus one extra score -j that belongs to no class."""
+    check_number("j, the constant of eq. (9),", j)  # a positive number (lenet_book.checks)
     rubbish = torch.full_like(penalties[:, :1], -j)
     return F.cross_entropy(torch.cat([-penalties, rubbish], dim=1), labels)
 
 
 def predict(penalties):
     """The class whose code is closest: the smallest penalty."""
+    check_scores("predict", penalties)  # one row per image (lenet_book.checks)
     return penalties.argmin(dim=1)
 
 

@@ -12,6 +12,7 @@ import difflib
 import math
 
 import torch
+from scipy import stats
 from torch import nn
 
 from lenet_book import models, original
@@ -58,6 +59,7 @@ def random_crop_flip(images, generator, padding=2):
 
 def modern_recipe(kept_steps):
     """The text's recipe with the changes of the named steps of ``MODERN_STEPS`` applied."""
+    _check_steps(kept_steps)
     recipe = dict(TEXT)
     for name, changes in MODERN_STEPS:
         if name in kept_steps:
@@ -65,11 +67,28 @@ def modern_recipe(kept_steps):
     return recipe
 
 
+def _check_steps(kept_steps):
+    """The names of steps to keep: a list of names from MODERN_STEPS, each spelled as there
+    (a step that is misspelt would otherwise be left out without a word)."""
+    names = [name for name, _ in MODERN_STEPS]
+    if isinstance(kept_steps, (str, bytes)) or not isinstance(kept_steps, (list, tuple, set,
+                                                                           frozenset)):
+        raise TypeError(f"modern_recipe takes a list of step names from MODERN_STEPS, e.g. "
+                        f"[{names[0]!r}, {names[1]!r}], got {kept_steps!r} (a "
+                        f"{type(kept_steps).__name__})")
+    for step in kept_steps:
+        if step not in names:
+            close = difflib.get_close_matches(str(step), names, n=1, cutoff=0.5)
+            raise ValueError(f"unknown step {step!r}"
+                             + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" The steps are {', '.join(map(repr, names))}.")
+
+
 # The options a recipe may set, each with its check (lenet_book.checks): (kind, arguments)
 OPTIONS = {"num_epochs": ("whole", 1), "batch_size": ("whole", 1), "lr": ("number", 0.0),
            "momentum": ("fraction",), "nesterov": ("flag",), "weight_decay": ("number", 0.0),
            "one_cycle": ("flag",), "augment": ("flag",), "label_smoothing": ("fraction",),
-           "batch_norm": ("flag",), "j": ("number", -math.inf),
+           "batch_norm": ("flag",), "j": ("number", 0.0),
            "activation": ("choice", ACTIVATIONS), "pool": ("choice", POOLS),
            "network": ("choice", {"lenet": None, "original": None})}
 ALIASES = {"learning_rate": "lr", "epochs": "num_epochs", "batch": "batch_size",
@@ -97,7 +116,8 @@ def check_recipe(recipe, seed):
         if kind == "whole":
             check_whole(f"recipe option {name!r}", value, *arguments)
         elif kind == "number":
-            check_number(f"recipe option {name!r}", value, arguments[0], low_open=name == "lr")
+            check_number(f"recipe option {name!r}", value, arguments[0],
+                         low_open=name in ("lr", "j"))  # j > 0, as paper_loss takes it
         elif kind == "fraction":
             check_number(f"recipe option {name!r}", value, 0.0, 1.0, low_open=False,
                          high_open=True)
@@ -166,15 +186,58 @@ def build(recipe, seed=0):
 
 def summarize(values):
     """Mean, standard deviation (n - 1), min, max and count of a list of accuracies."""
+    if isinstance(values, dict):
+        raise TypeError("summarize takes a list of accuracies, not a dict (it would summarise "
+                        "its keys, e.g. the seeds): pass list(runs.values())")
+    values = list(values)
+    if not values:
+        raise ValueError("summarize needs at least one accuracy, got an empty list")
+    for value in values:
+        check_number("an accuracy", value, -math.inf)
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n}
 
 
+# Chapter 6's rule, fixed before any result: keep a change when a one-sided paired t-test over
+# the seeds both recipes share gives p < ALPHA (the change raises validation accuracy).
+ALPHA = 0.05
+
+
+def paired_test(before, after):
+    """Compare two recipes run from the same seeds: ``before`` and ``after`` map each seed to its
+    accuracy. Returns the two means, the mean gain (after - before), the seeds improved (wins),
+    the number of pairs n, the one-sided paired t-test's p-value and the sign test's (chapter 6).
+    """
+    for name, runs in (("before", before), ("after", after)):
+        if not isinstance(runs, dict):
+            raise TypeError(f"{name} must be a dict {{seed: accuracy}}, got {runs!r}")
+        if not runs:
+            raise ValueError(f"{name} has no runs: it must map at least 2 seeds to accuracies")
+        for seed, accuracy in runs.items():
+            check_number(f"{name}'s accuracy for seed {seed!r}", accuracy, 0.0, 1.0,
+                         low_open=False)
+    if before.keys() != after.keys():
+        raise ValueError(f"the seeds must match: only before has {sorted(before.keys() - after)}, "
+                         f"only after has {sorted(after.keys() - before)}")
+    if len(before) < 2:
+        raise ValueError(f"a paired test needs at least 2 seeds, got {len(before)}")
+    seeds = sorted(before)  # the pairs: the two accuracies of each seed
+    a, b = [before[s] for s in seeds], [after[s] for s in seeds]
+    gains = [y - x for x, y in zip(a, b)]
+    wins, losses = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
+    if len(set(gains)) == 1:  # every seed gains the same: no spread to test against
+        p = 0.0 if gains[0] > 0 else 1.0
+    else:
+        p = float(stats.ttest_rel(b, a, alternative="greater").pvalue)
+    sign_p = (float(stats.binomtest(wins, wins + losses, alternative="greater").pvalue)
+              if wins + losses else 1.0)  # ties (equal accuracies) count for neither side
+    return {"mean_before": sum(a) / len(a), "mean_after": sum(b) / len(b),
+            "gain": sum(gains) / len(gains), "wins": wins, "n": len(gains), "p": p,
+            "sign_p": sign_p}
+
+
 def keep_change(before, after):
-    """Chapter 6's rule, on validation accuracy over seeds: keep a change when it raises the mean
-    by more than the standard error of the difference of the two means; otherwise the simpler
-    recipe stays."""
-    standard_error = math.sqrt(before["std"] ** 2 / before["n"] + after["std"] ** 2 / after["n"])
-    return after["mean"] - before["mean"] > standard_error
+    """Chapter 6's rule: keep the change when the paired t-test's p-value is below ALPHA."""
+    return paired_test(before, after)["p"] < ALPHA

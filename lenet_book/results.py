@@ -78,3 +78,49 @@ def repeat_summary(runs, baseline="text"):
             entry["ratio_to_text"] = _spread(ratios)
         summary[variant] = entry
     return summary
+
+
+# The seed study (benchmarks/accuracy_seeds.py): chapter 5 renders its record with these.
+
+def load_seed_study(name="accuracy-seeds-h200.json"):
+    """The seed study's record: {"device", "torch", "date", "validation", "results"}."""
+    import json
+    return json.loads((results_folder() / name).read_text())
+
+
+def accuracy_by_seed(study, name, split="valid"):
+    """{seed: accuracy} of one named run of the seed study on "valid" or "test"."""
+    result = study["results"][name]
+    return dict(zip(result["seeds"], result[f"{split}_acc"]))
+
+
+def seed_study_table(study, rows, splits=("valid",)):
+    """Accuracy over seeds of the named runs, as a DataFrame: rows is {label: result name}."""
+    import pandas as pd
+    table = []
+    for label, name in rows.items():
+        result = study["results"][name]
+        row = {"recipe": label, "n": result[splits[0]]["n"]}
+        for split in splits:
+            s = result[split]
+            row[f"{split} mean ± std"] = f"{s['mean']:.3f} ± {s['std']:.3f}"
+            row[f"{split} min"], row[f"{split} max"] = f"{s['min']:.3f}", f"{s['max']:.3f}"
+        table.append(row)
+    return pd.DataFrame(table).set_index("recipe")
+
+
+def seed_study_pairs(study, reference, rows, split="valid"):
+    """Each named run against the reference run, paired on the seeds both were trained from
+    (``recipes.paired_test``, one-sided, at ``recipes.ALPHA``), as a DataFrame."""
+    import pandas as pd
+    from lenet_book import recipes
+    table = []
+    for label, name in rows.items():
+        after = accuracy_by_seed(study, name, split)
+        before = {seed: acc for seed, acc in accuracy_by_seed(study, reference, split).items()
+                  if seed in after}
+        t = recipes.paired_test(before, after)
+        table.append({"recipe": label, "pairs": t["n"], "mean gain": f"{t['gain']:+.4f}",
+                      "seeds better": f"{t['wins']}/{t['n']}", "p (paired t)": f"{t['p']:.2g}",
+                      "replaces the setting": t["p"] < recipes.ALPHA})
+    return pd.DataFrame(table).set_index("recipe")

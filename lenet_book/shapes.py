@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from lenet_book.checks import check_network
+from lenet_book.checks import check_network, check_trace, check_window
 
 __all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_sizes", "hxw",
            "input_problem", "next_shape", "output_size", "pair", "run_and_report",
@@ -24,6 +24,7 @@ __all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_s
 
 def output_size(n, kernel, padding=0, stride=1):
     """Length of a convolution or pooling output along one axis: floor((n + 2p - k) / s) + 1."""
+    check_window(n, kernel, padding, stride)  # whole numbers; a window that fits (checks)
     return (n + 2 * padding - kernel) // stride + 1
 
 
@@ -44,6 +45,7 @@ def hxw(hw):
 
 def trace_shapes(net, X):
     """The shape after each layer of net, as tuples."""
+    check_trace(net, X)  # an nn.Sequential and a float tensor that fits it (lenet_book.checks)
     shapes = []
     for layer in net:
         X = layer(X)
@@ -322,7 +324,7 @@ def check_input_shape(net, x, verbose=True):
 
     Returns True or False; with verbose, prints the output shape or what fails, why, and a hint.
     """
-    check_network(net)  # a torch.nn.Module (lenet_book.checks)
+    check_network(net, verbose=verbose)  # a torch.nn.Module and a flag (lenet_book.checks)
     input_shape, dtype, kind = shape_of(x)
     problem = input_problem(net, dtype, kind)
     shapes, failure = walk(net, input_shape)

@@ -18,8 +18,8 @@ import time
 import torch
 from torch import nn
 
-from lenet_book.checks import (check_built, check_evaluate, check_finite_loss, check_pixels,
-                               check_training, check_validation_split)
+from lenet_book.checks import (check_built, check_evaluate, check_finite_loss, check_first_batch,
+                               check_pixels, check_training, check_validation_split)
 from lenet_book.device import synchronize
 
 VALIDATION_SIZE = 10_000
@@ -148,21 +148,19 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
     is called with each epoch's dict. Bad arguments are refused before training starts, and a
     loss that is no longer a finite number stops it (``lenet_book.checks``).
     """
-    check_training(**locals())  # every argument, before any training (lenet_book.checks)
+    num_epochs, batch_size, seed = check_training(**locals())  # every argument, as ints (checks)
     images, labels = train_data
     device = images.device
     eval_sets = eval_sets or {}
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
     net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed)  # no step
     opt = optimizer(net.parameters()) if optimizer else torch.optim.SGD(net.parameters(), lr=lr)
     steps_per_epoch = -(-len(labels) // batch_size)
     schedule = scheduler(opt, num_epochs, steps_per_epoch) if scheduler else None
     check_built(opt, schedule, scheduler)  # an optimizer and a schedule (lenet_book.checks)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
     generator = torch.Generator(device=device).manual_seed(seed)
     model = torch.compile(net) if compile else net
-    if cuda_graph and (schedule or batch_transform):
-        raise ValueError("cuda_graph=True records a fixed epoch: it cannot step a schedule or "
-                         "transform batches; train without cuda_graph")
     graph = (EpochGraph(model, opt, loss_fn, images, labels, batch_size, amp_dtype, predict)
              if cuda_graph else None)
     history, seconds = [], 0.0

@@ -627,5 +627,377 @@ def test_10_probe_export_weights_without_data_gives_a_message(tmp_path):
     cli_without_traceback(tmp_path)
 
 
+# --- 11. A third probe: each case was silently wrong, a bare traceback or a misleading message --
+
+def nll_free(scores, labels):  # a loss that goes below 0: cross-entropy minus a constant
+    return nn.functional.cross_entropy(scores, labels) - 10
+
+
+def meta_data():
+    images, labels = tiny_data()
+    return images.to("meta"), labels.to("meta")
+
+
+PROBE3_TRAIN = [
+    ("eval-set-named-train", {"eval_sets": {"train": tiny_data()}}, ValueError,
+     "eval_sets\\['train'\\] would be scored as train_acc, which the history already holds"),
+    ("1998-network-with-the-default-loss", {"net": original.original_lenet()}, ValueError,
+     r"ends in RBF penalties .*recipes.build\(recipes.ORIGINAL\)"),
+    ("nll-loss-on-raw-scores", {"loss_fn": nn.NLLLoss()}, ValueError,
+     r"nn.NLLLoss takes log-probabilities .*use nn.CrossEntropyLoss\(\)"),
+    ("negative-loss", {"loss_fn": nll_free}, ValueError,
+     "loss_fn gives a negative loss, -7.* on the first batch"),
+    ("loss-class", {"loss_fn": nn.CrossEntropyLoss}, TypeError,
+     r"not the class CrossEntropyLoss: pass one, loss_fn=CrossEntropyLoss\(\)"),
+    ("mse-loss", {"loss_fn": nn.MSELoss()}, ValueError,
+     r"loss_fn must take the scores \(N×10 floats\) and the labels .*MSELoss cannot"),
+    ("predict-none", {"predict": None}, TypeError,
+     "predict must be a function of the scores, got None; leave predict out"),
+    ("scheduler-class", {"scheduler": torch.optim.lr_scheduler.StepLR}, TypeError,
+     "not the class StepLR .*e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler"),
+    ("cuda-graph-on-cpu-data", {"cuda_graph": True}, ValueError,
+     "cuda_graph=True needs the data on a CUDA device, it is on cpu"),
+    ("channels-last-string", {"channels_last": "no"}, TypeError,
+     "channels_last must be True or False, got 'no'.*counts as True"),
+    ("compile-string", {"compile": "False"}, TypeError, "compile must be True or False"),
+    ("transform-one-argument", {"batch_transform": lambda images: images}, TypeError,
+     r"batch_transform must take two arguments, \(images, generator\)"),
+    ("transform-fewer-images", {"batch_transform": lambda images, generator: images[:2]},
+     ValueError, r"batch_transform must return the batch it is given.*\(8, 28, 28\) it returned "
+                 r"shape \(2, 28, 28\)"),
+    ("transform-adds-a-dimension",
+     {"batch_transform": lambda images, generator: images.unsqueeze(1)}, ValueError,
+     r"batch_transform must return the batch it is given.*returned shape \(8, 1, 28, 28\)"),
+    ("transform-crops-to-24",
+     {"batch_transform": lambda images, generator: images[:, 2:-2, 2:-2]}, ValueError,
+     "batch_transform returns 24×24 images: the network does not take 24×24 images"),
+    ("data-on-meta", {"data": meta_data()}, ValueError,
+     "train_data: the images or labels are on the 'meta' device"),
+    ("network-on-meta", {"net": models.lenet().to("meta")}, ValueError,
+     "the network is on the 'meta' device, which has shapes but no values"),
+]
+
+
+@pytest.mark.parametrize("case, error, says", [case[1:] for case in PROBE3_TRAIN],
+                         ids=[case[0] for case in PROBE3_TRAIN])
+def test_11_probe_bad_arguments_to_train_are_refused_before_any_step(case, error, says):
+    torch.manual_seed(0)
+    options = dict(case)
+    net, data = options.pop("net", models.lenet()), options.pop("data", tiny_data())
+    before = weights(net)
+    refused_by_lenet_book(error, says,
+                          lambda: train(net, data, num_epochs=1, batch_size=8, **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()
+               if not v.is_meta)  # a meta tensor has no values to compare
+
+
+def test_11_numpy_whole_numbers_train_as_ints_and_a_bool_is_refused():
+    np = pytest.importorskip("numpy")
+    runs = []
+    for batch_size, seed in ((8, 3), (np.int64(8), np.int64(3))):
+        torch.manual_seed(0)
+        net = models.lenet()
+        history, _ = train(net, tiny_data(), num_epochs=1, batch_size=batch_size, seed=seed)
+        runs.append((history, weights(net)))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(runs[0][1][k], v) for k, v in runs[1][1].items())
+    refused_by_lenet_book(TypeError, "batch_size must be a whole number .*got True",
+                          lambda: train(models.lenet(), tiny_data(), batch_size=True))
+
+
+def test_11_the_first_batch_probe_changes_no_weight_statistic_mode_or_generator():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                        nn.Dropout(0.5), nn.Linear(32, 10))
+    net[2].eval()  # one module in another mode than the others: put back as it was
+    before, modes = weights(net), [m.training for m in net.modules()]
+
+    def noisy(images, generator):  # draws from torch's own generator as well as from its own
+        return (images.int() + torch.randint(0, 2, images.shape)).clamp(0, 255).to(torch.uint8)
+
+    torch.manual_seed(5)
+    checks.check_first_batch(net, tiny_data(), 8, nn.CrossEntropyLoss(), noisy, seed=0)
+    drawn = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(drawn, torch.rand(3))  # torch's generator as it was
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # running stats
+    assert [m.training for m in net.modules()] == modes
+
+
+def fused_step_call(*indices, **options):
+    from lenet_book.fused import FusedStep
+
+    def call():
+        step = FusedStep(models.lenet(), *tiny_data(), compile=False, **options)
+        return step(*indices)
+    return call
+
+
+PROBE3_OTHER = [
+    ("to-float-of-n-1-28-28",
+     lambda: __import__("lenet_book.train").train.to_float(tiny_data()[0].unsqueeze(1)),
+     ValueError, r"to_float takes a batch of grey images N×height×width .*images.squeeze\(1\)"),
+    ("output-size-window-too-large", lambda: shapes.output_size(3, 5), ValueError,
+     r"a window of 5 does not fit an input of 3 padded by 0 on each side"),
+    ("output-size-negative-padding", lambda: shapes.output_size(28, 5, padding=-1), ValueError,
+     "padding must be at least 0, got -1"),
+    ("output-size-stride-0", lambda: shapes.output_size(28, 2, stride=0), ValueError,
+     "stride must be at least 1, got 0"),
+    ("output-size-stride-string", lambda: shapes.output_size(28, 2, stride="2"), TypeError,
+     "stride must be a whole number of at least 1, got '2'"),
+    ("trace-of-uint8", lambda: shapes.trace_shapes(models.lenet(), tiny_data()[0][:1, None]),
+     TypeError, r"trace_shapes: the input is uint8 .*X.float\(\) / 255"),
+    ("trace-of-one-2d-image", lambda: shapes.trace_shapes(models.lenet(), torch.rand(28, 28)),
+     ValueError, "trace_shapes: layer 0, Conv2d.*one 28×28 grey image without batch"),
+    ("trace-of-a-shape", lambda: shapes.trace_shapes(models.lenet(), (1, 1, 28, 28)),
+     TypeError, r"runs the layers on a tensor, not a tuple; .*check_input_shape\(net, shape\)"),
+    ("trace-of-a-module", lambda: shapes.trace_shapes(FiveScores(), torch.rand(1, 784)),
+     TypeError, "trace_shapes runs an nn.Sequential layer by layer, not a FiveScores"),
+    ("shape-check-verbose-string",
+     lambda: shapes.check_input_shape(models.lenet(), (1, 1, 28, 28), verbose="no"),
+     TypeError, "verbose must be True or False, got 'no'"),
+    ("original-codes-list",
+     lambda: original.original_lenet(codes=original.hadamard_codes().tolist()), TypeError,
+     "codes must be a float tensor 10×84 .*got a list"),
+    ("original-codes-10x5", lambda: original.original_lenet(codes=torch.ones(10, 5)),
+     ValueError, r"shape \(10, 84\), got \(10, 5\)"),
+    ("init-paper-of-none", lambda: original.init_paper(None), TypeError,
+     "net must be a torch.nn.Module"),
+    ("original-predict-of-one-row", lambda: original.predict(torch.rand(10)), ValueError,
+     r"predict takes a batch of scores N×10, one row per image, got shape \(10,\); for one "
+     r"image use scores.unsqueeze\(0\)"),
+    ("paper-loss-j-0",
+     lambda: original.paper_loss(torch.rand(2, 10), torch.zeros(2, dtype=torch.long), j=0),
+     ValueError, r"j, the constant of eq. \(9\), must be a finite number in \(0, inf\), got 0"),
+    ("fused-batch-norm", fused_call(net=models.modern_lenet(batch_norm=True)), ValueError,
+     "cannot update batch normalisation's running statistics"),
+    ("fused-channels-last-string", fused_call(channels_last="yes"), TypeError,
+     "channels_last must be True or False"),
+    ("fused-step-lr-string", fused_step_call(torch.arange(4), lr="0.1"), TypeError,
+     "lr must be a number, got '0.1'"),
+    ("fused-step-lr-negative", fused_step_call(torch.arange(4), lr=-0.1), ValueError,
+     r"lr must be a finite number in \(0, inf\)"),
+    ("fused-step-float-indices", fused_step_call(torch.tensor([0.5])), TypeError,
+     "a step takes the batch's indices as a 1-D int64 tensor"),
+    ("fused-step-index-out-of-range", fused_step_call(torch.tensor([3, 50])), ValueError,
+     "a step's indices must be 0 to 19, one per image of the data, found 50"),
+]
+
+
+@pytest.mark.parametrize("call, error, says", [case[1:] for case in PROBE3_OTHER],
+                         ids=[case[0] for case in PROBE3_OTHER])
+def test_11_probe_bad_arguments_elsewhere_get_a_message_from_lenet_book(call, error, says):
+    refused_by_lenet_book(error, says, call)
+
+
+def fake_raw_folder(root):
+    from lenet_book import data
+
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for spec in data.FILES:
+        (raw / spec.name).write_bytes(b"")  # what is in them does not matter here
+    return raw
+
+
+def tree(root):
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+def test_11_a_data_root_given_too_deep_is_named_and_nothing_is_created(tmp_path, capsys):
+    from lenet_book import data
+
+    raw = fake_raw_folder(tmp_path)
+    files = tree(tmp_path)
+    for root in (raw.parent, raw):
+        for function in (data.check_fashion_mnist, data.ensure_fashion_mnist,
+                         lambda root: data.prepare_fashion_mnist(tmp_path, root)):
+            message = refused_by_lenet_book(data.FashionMNISTError, "is too deep",
+                                            lambda: function(root))
+            assert f"use --root {tmp_path} (in Python: root={str(tmp_path)!r})" in message
+            assert "delete" not in message.split("Nothing was")[0]  # not: delete and download
+    export_weights = importlib.import_module("tools.export_weights")
+    with pytest.raises(SystemExit):
+        export_weights.main(["--data", str(raw.parent), "--out", str(tmp_path / "out")])
+    assert f"give the folder that holds FashionMNIST/: --data {tmp_path}" in capsys.readouterr().err
+    assert tree(tmp_path) == files  # no FashionMNIST/FashionMNIST/raw, no out/
+    refused_by_lenet_book(TypeError, "download must be True or False, got 'no'",
+                          lambda: data.ensure_fashion_mnist(tmp_path / "new", download="no"))
+    assert tree(tmp_path) == files
+
+
+def test_11_export_weights_checks_its_arguments_before_writing_anything(tmp_path, capsys):
+    export_weights = importlib.import_module("tools.export_weights")
+    saved, out = tmp_path / "w.pt", tmp_path / "out"
+    torch.save(models.lenet().state_dict(), saved)
+    data_root = str(REPO / "data")
+    cases = [(["--per-class", "5000"], "--per-class must be at most 1,000: the test set has"),
+             (["--out", str(saved)], f"--out {saved} is a file; give a folder"),
+             (["--state-dict", str(tmp_path)], f"--state-dict {tmp_path} is a folder; give the "
+                                               "file of saved weights in it")]
+    for arguments, says in cases:
+        arguments = ["--state-dict", str(saved), "--data", data_root, "--out", str(out),
+                     *arguments]
+        with pytest.raises(SystemExit) as exit_:
+            export_weights.main(arguments)
+        assert says in (str(exit_.value.code) + capsys.readouterr().err)
+        assert not out.exists()
+
+
+def test_11_a_file_where_a_folder_is_expected_is_named_on_save(tmp_path):
+    from lenet_book import export
+
+    (tmp_path / "notes").write_text("a file, not a folder")
+    for path in (tmp_path / "notes" / "lenet.pt", tmp_path / "notes" / "sub" / "lenet.pt"):
+        refused_by_lenet_book(CheckpointError, f"{tmp_path / 'notes'} is a file, not a folder",
+                              lambda: save_checkpoint(models.lenet(), path))
+        refused_by_lenet_book(ExportError, f"{tmp_path / 'notes'} is a file, not a folder",
+                              lambda: export.write_js_data(path, "A", {"x": 1}, "comment"))
+    assert tree(tmp_path) == ["notes"]
+
+
+def test_11_the_browser_files_never_hold_nan(tmp_path):
+    from lenet_book import export
+
+    for value in (float("nan"), float("inf")):
+        refused_by_lenet_book(ExportError, "hold a NaN or infinite number, which JSON cannot",
+                              lambda: export.write_js_data(tmp_path / "a.js", "A", {"x": value},
+                                                           "comment"))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- 12. A fourth probe: each case was silently wrong, lost a file or ended in a bare traceback --
+
+def other_lenet_optimizer(params):  # optimises a network other than the one trained
+    return torch.optim.SGD(models.lenet().parameters(), lr=0.1)
+
+
+def other_optimizer_schedule(optimizer, epochs, steps):  # steps an optimizer train never uses
+    return torch.optim.lr_scheduler.StepLR(torch.optim.SGD(models.lenet().parameters(), lr=0.1), 1)
+
+
+PROBE4_TRAIN = [
+    ("lr-a-fraction", {"lr": __import__("fractions").Fraction(1, 10)}, TypeError,
+     "lr must be a float such as 0.1, got Fraction"),
+    ("batch-size-past-int64", {"batch_size": 10**30}, ValueError, "batch_size must be at most"),
+    ("loss-bce-with-logits", {"loss_fn": nn.BCEWithLogitsLoss()}, ValueError,
+     r"loss_fn must take the scores .*BCEWithLogitsLoss cannot"),
+    ("loss-summed", {"loss_fn": nn.CrossEntropyLoss(reduction="sum")}, ValueError,
+     r"reduction='sum'\) sums the loss over the batch"),
+    ("loss-ignores-a-class", {"loss_fn": nn.CrossEntropyLoss(ignore_index=3)}, ValueError,
+     r"loss_fn ignores the class 3 \(ignore_index=3\)"),
+    ("network-ends-in-softmax", {"net": nn.Sequential(*models.lenet(), nn.Softmax(dim=1))},
+     ValueError, "the network ends in nn.Softmax"),
+    ("optimizer-of-another-network", {"optimizer": other_lenet_optimizer}, ValueError,
+     "optimises parameters of another network"),
+    ("optimizer-and-another-lr", {"optimizer": lambda p: torch.optim.SGD(p, lr=0.01), "lr": 5.0},
+     ValueError, "lr=5.0 is not used: the optimizer function builds its own optimizer, with lr "
+                 "0.01"),
+    ("schedule-of-another-optimizer", {"scheduler": other_optimizer_schedule}, ValueError,
+     "this one steps another optimizer"),
+    ("schedule-step-size-0", {"scheduler": lambda o, e, s: torch.optim.lr_scheduler.StepLR(o, 0)},
+     ValueError, "the schedule's step_size must be at least 1 step, got 0"),
+    ("batch-norm-batches-of-one", {"net": models.modern_lenet(batch_norm=True), "batch_size": 1},
+     ValueError, "in batches of 1, every batch holds one image, and batch normalisation"),
+]
+
+
+@pytest.mark.parametrize("case, error, says", [case[1:] for case in PROBE4_TRAIN],
+                         ids=[case[0] for case in PROBE4_TRAIN])
+def test_12_probe_bad_arguments_to_train_are_refused_before_any_step(case, error, says):
+    torch.manual_seed(0)
+    options = dict(case)
+    net = options.pop("net", models.lenet())
+    options.setdefault("batch_size", 8)
+    before = weights(net)
+    refused_by_lenet_book(error, says, lambda: train(net, tiny_data(), num_epochs=1, **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_12_a_loss_that_explodes_but_stays_finite_stops_training():
+    torch.manual_seed(0)
+    refused_by_lenet_book(checks.TrainingDiverged, r"Training diverged: .* in epoch 1, step \d+ "
+                                                   r"of 3 \(over 1e\+06 per image",
+                          lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=8,
+                                        lr=1e30))
+
+
+def fused_step_of(images, labels, *indices):
+    from lenet_book.fused import FusedStep
+
+    step = FusedStep(models.lenet(), images, labels, compile=False)
+    return step(torch.tensor(indices, dtype=torch.int64))
+
+
+def js_file(tmp_path, text):
+    path = tmp_path / "bad.js"
+    path.write_text(text)
+    return path
+
+
+PROBE4_OTHER = [
+    ("evaluate-1998-network-by-largest-score",
+     lambda: evaluate(original.init_paper(original.original_lenet()), *tiny_data()), ValueError,
+     r"ends in RBF penalties .*pass predict=original.predict"),
+    ("evaluate-float64-network", lambda: evaluate(models.lenet().double(), *tiny_data()),
+     TypeError, "evaluate: the network's weights must be float32.*net.float()"),
+    ("fused-step-32x32-images",
+     lambda: fused_step_of(torch.zeros(4, 32, 32, dtype=torch.uint8), torch.zeros(4).long(), 0),
+     ValueError, "FusedStep: the network does not take 32×32 images"),
+    ("fused-step-empty-batch", lambda: fused_step_of(*tiny_data()), ValueError,
+     r"a step's batch is empty \(0 indices\)"),
+    ("1998-predict-9-scores", lambda: original.predict(torch.rand(4, 9)), ValueError,
+     "predict takes a batch of scores N×10, one per class, got shape \\(4, 9\\)"),
+    ("recipe-j-negative", lambda: recipes.build({**recipes.ORIGINAL, "j": -1.0}), ValueError,
+     r"recipe option 'j' must be a finite number in \(0, inf\)"),
+    ("modern-recipe-unknown-step", lambda: recipes.modern_recipe(["relu"]), ValueError,
+     "unknown step 'relu'.* The steps are 'ReLU"),
+    ("modern-recipe-misspelt-step", lambda: recipes.modern_recipe(["batch normalization"]),
+     ValueError, "did you mean 'batch normalisation'"),
+    ("modern-recipe-one-string", lambda: recipes.modern_recipe("max pooling"), TypeError,
+     "modern_recipe takes a list of step names"),
+    ("summarize-a-dict", lambda: recipes.summarize({0: 0.9, 1: 0.8}), TypeError,
+     r"not a dict .*pass list\(runs.values\(\)\)"),
+    ("load-into-meta-network",
+     lambda: load_checkpoint(models.lenet().to("meta"), "never-read.pt"), CheckpointError,
+     "on the 'meta' device.*weights loaded into it would be dropped"),
+    ("encode-complex-weights", lambda: encode_state_dict({"w": torch.tensor([1 + 2j])}),
+     ExportError, "tensor w: the page takes real float32 numbers, got torch.complex64"),
+    ("decode-images-not-base64", lambda: __import__("lenet_book.export").export.decode_images(
+        "abc"), ExportError, "the images are not base64 text"),
+    ("prepare-data-source-a-number",
+     lambda: __import__("lenet_book.data").data.prepare_fashion_mnist(5, "never-created"),
+     TypeError, r"the source must be a folder path .*got 5 \(a int\)"),
+    ("benchmark-record-missing",
+     lambda: __import__("lenet_book.speed").speed.load_result("no-such-record.json"),
+     FileNotFoundError, "no benchmark record 'no-such-record.json' in .*; the records are"),
+]
+
+
+@pytest.mark.parametrize("call, error, says", [case[1:] for case in PROBE4_OTHER],
+                         ids=[case[0] for case in PROBE4_OTHER])
+def test_12_probe_bad_arguments_elsewhere_get_a_message_from_lenet_book(call, error, says):
+    refused_by_lenet_book(error, says, call)
+    assert not Path("never-created").exists() and not Path("never-read.pt").exists()
+
+
+def test_12_a_read_only_checkpoint_is_not_replaced(tmp_path):
+    path = save_checkpoint(models.lenet(), tmp_path / "kept.pt")
+    path.chmod(0o444)
+    before = path.read_bytes()
+    refused_by_lenet_book(CheckpointError, "the file is read-only \\(mode 444\\), so it is kept",
+                          lambda: save_checkpoint(models.modern_lenet(nn.ReLU), path))
+    assert path.read_bytes() == before and (path.stat().st_mode & 0o777) == 0o444
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.pt"]  # no temporary left
+
+
+def test_12_a_damaged_browser_data_file_is_named(tmp_path):
+    from lenet_book import export
+
+    path = js_file(tmp_path, "// comment\nwindow.LENET = {bad json};\n")
+    refused_by_lenet_book(ExportError, "window.LENET is not valid JSON .*rerun tools/export",
+                          lambda: export.read_js_data(path, "LENET"))
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -63,3 +63,36 @@ def test_repeat_summary_has_no_ratio_for_a_repeat_whose_text_run_failed():
     assert summary["fast"]["ratio_to_text"]["n"] == 1 and summary["fast"]["ratio_to_text"]["mean"] == 3.0
     assert summary["fast"]["examples_per_sec"]["n"] == 2
     assert repeat_summary([run("fast", 0, 200.0)])["fast"].keys() == {"examples_per_sec"}
+
+
+# --- how chapter 4 shows them (lenet_book.speed) ------------------------------------------------
+
+def timed(variant, repeat, speed, **extra):
+    return {"variant": variant, "description": variant, "repeat": repeat, "examples_per_sec": speed,
+            "train_seconds": 600000 / speed, "test_acc": 0.8, **extra}
+
+
+def test_paired_table_calls_a_change_faster_only_when_every_repeat_agrees():
+    from lenet_book.speed import paired_table
+
+    runs = [timed("fast", 0, 100.0), timed("a", 0, 120.0), timed("b", 0, 90.0), timed("c", 0, 110.0),
+            timed("fast", 1, 50.0), timed("a", 1, 55.0), timed("b", 1, 45.0), timed("c", 1, 45.0)]
+    table = paired_table({"runs": runs}, ["a", "b", "c"])
+    assert list(table["in every repeat"]) == ["faster", "slower", "no"]
+    assert list(table.loc["a", ["repeat 1", "repeat 2"]]) == ["1.20", "1.10"]
+    one_run = paired_table({"runs": runs[:4]}, ["a"])
+    assert one_run.loc["a", "in every repeat"] == "one run: no verdict"
+
+
+def test_benchmark_table_shows_compile_seconds_and_flags_records_that_timed_them_inside():
+    from lenet_book.speed import benchmark_table
+
+    new = [timed("text", 0, 100.0, setup_seconds=0.0), timed("fast-compile", 0, 300.0, setup_seconds=20.0),
+           timed("text", 1, 50.0, setup_seconds=0.0), timed("fast-compile", 1, 200.0, setup_seconds=22.0)]
+    table = benchmark_table({"runs": new})
+    assert table.loc["fast-compile", "compile s"] == "20.0, then 22.0"
+    assert table.loc["fast-compile", "× text: median (min–max)"] == "3.50 (3.00–4.00)"
+    old = [timed("text", 0, 100.0), timed("fast-compile", 0, 40.0)]  # made before setup_seconds
+    table = benchmark_table({"runs": old})
+    assert table.loc["fast-compile", "compile s"] == "inside train s"
+    assert table.loc["text", "compile s"] == "0.0"

@@ -31,12 +31,13 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 from lenet_book import fast  # noqa: E402
 from lenet_book.checks import TrainingDiverged  # noqa: E402
-from lenet_book.data import FashionMNISTError  # noqa: E402
+from lenet_book.data import FashionMNISTError, too_deep_root  # noqa: E402
 from lenet_book.export import (IMAGES_FORMAT, WEIGHTS_FORMAT, ExportError,  # noqa: E402
                                encode_images, encode_state_dict, write_js_data)
 
 OUT = REPO / "book" / "browser"
 CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
+TEST_PER_CLASS = 1000  # Fashion-MNIST's test set: 1,000 images of each class
 RECIPE = {"init": "Xavier uniform, torch.manual_seed(0)", "optimizer": "SGD", "lr": 0.9,
           "batch_size": 256, "epochs": 10, "batch_order_seed": 0}
 
@@ -56,6 +57,9 @@ def train(train_data, test_data):
 
 def load(path: Path):
     """The text's LeNet-5 with the weights saved in ``path`` (a state dict or a lenet_book checkpoint)."""
+    if path.is_dir():
+        sys.exit(f"--state-dict {path} is a folder; give the file of saved weights in it "
+                 f"(e.g. {path / 'lenet.pt'})")
     if not path.is_file():
         sys.exit(f"--state-dict {path}: no such file")
     net = fast.lenet()
@@ -101,6 +105,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.per_class < 1:
         parser.error("--per-class must be at least 1")
+    if args.per_class > TEST_PER_CLASS:  # before anything is written
+        parser.error(f"--per-class must be at most {TEST_PER_CLASS:,}: the test set has "
+                     f"{TEST_PER_CLASS:,} images of each class")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file; give a folder to write lenet_weights.js and "
+                     "test_images.js into (a missing one is created)")
+    parent = too_deep_root(args.data)  # nothing may be created under a data folder given too deep
+    if parent is not None:
+        parser.error(f"--data {args.data} is too deep: it is the FashionMNIST folder (or its raw "
+                     f"folder) itself; give the folder that holds FashionMNIST/: --data {parent}")
 
     net, record = load(args.state_dict) if args.state_dict else (None, None)  # a bad file fails first
     try:
@@ -125,6 +139,8 @@ def main(argv=None) -> None:
     except ExportError as error:
         source = f"--state-dict {args.state_dict}" if args.state_dict else "the trained network"
         sys.exit(f"nothing exported: {source}: {error}")
+    images, labels = test_data
+    chosen = pick_images(labels, args.per_class)  # before anything is written
     weights = {"format": WEIGHTS_FORMAT, "network": "lenet_book.fast.lenet()",
                "classes": CLASSES, "training": record, "tensors": tensors}
     size = write_js_data(args.out / "lenet_weights.js", "LENET_WEIGHTS", weights,
@@ -132,8 +148,6 @@ def main(argv=None) -> None:
     print(f"{args.out / 'lenet_weights.js'}: {count:,} parameters, {4 * count:,} bytes as float32, "
           f"{size:,} bytes as a file; test accuracy {test_acc:.4f} on {len(test_data[1]):,} images")
 
-    images, labels = test_data
-    chosen = pick_images(labels, args.per_class)
     sample = {"format": IMAGES_FORMAT,
               "source": "Fashion-MNIST test set (t10k-images-idx3-ubyte)",
               "indices": chosen.tolist(), "labels": labels[chosen].tolist(),

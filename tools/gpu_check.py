@@ -14,8 +14,9 @@ from .gpu/data/*.gz (without .gpu/data, from where ``python -m lenet_book.data p
    outcome per file goes to records/gpu-replay.json (device, torch, commit, date, and per file
    the tests or cells passed and failed), which the execution report shows;
 2. then, alone on the GPU, the speed benchmark ``benchmarks/train_speed.py --device cuda`` with
-   its default variants, into benchmarks/results/gpu-<device>.json, which chapter 4 renders.
-Each step has a time limit (``--test-timeout``, ``--bench-timeout``: about 4 minutes in all
+   its default variants, 3 interleaved repeats (``--bench-repeats``), into
+   benchmarks/results/gpu-<device>.json, which chapter 4 renders.
+Each step has a time limit (``--test-timeout``, ``--bench-timeout``: about 7 minutes in all
 with the set-up on an H200), so that a slow step cannot take the other's time. The commit
 recorded is ``git describe --always --dirty``, or $BOOK_COMMIT where the copy has no git.
 With $OUT set (or --out), the result files are also copied there under the same paths, with
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=8, help="pytest processes at a time (one per "
                         "chapter, one for the tests; default 8)")
     parser.add_argument("--test-timeout", type=int, default=150, help="seconds for the tests and replay (default 150)")
-    parser.add_argument("--bench-timeout", type=int, default=75, help="seconds for the benchmark (default 75)")
+    parser.add_argument("--bench-timeout", type=int, default=240, help="seconds for the benchmark (default 240)")
+    parser.add_argument("--bench-repeats", type=int, default=3,
+                        help="interleaved repeats of every benchmark variant (default 3)")
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     parser.add_argument("--out", type=Path, default=os.environ.get("OUT"),
                         help="also copy results and logs here (default: $OUT)")
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_bench:  # after the tests, alone on the GPU
         speed = ROOT / "benchmarks" / "results" / f"gpu-{slug(torch.cuda.get_device_name())}.json"
         bench = run_jobs({"benchmark": [sys.executable, "benchmarks/train_speed.py", "--device", "cuda",
-                                        "--json", str(speed)]}, env, args.bench_timeout, work, 1)["benchmark"]
+                                        "--repeats", str(args.bench_repeats), "--json", str(speed)]}, env, args.bench_timeout, work, 1)["benchmark"]
         print((work / "benchmark.log").read_text()[-3000:], flush=True)
         results += [speed] if speed.exists() else []
 

@@ -1,0 +1,246 @@
+"""Compiling a network before training, so that compilation and training are timed apart
+(chapter 4, "Making LeNet train fast").
+
+``torch.compile`` compiles lazily: the first call with a new batch shape, or in a new mode
+(training, or evaluation without gradients), stops to compile. Left to itself, a trainer pays
+for that inside its first timed epoch. ``compile_and_warm_up`` compiles first, with one training
+step for each batch shape an epoch uses and one evaluation, puts the weights back, and returns
+the compiled network and the seconds compilation took; training it afterwards compiles nothing.
+The speed benchmark (``benchmarks/train_speed.py``) compiles every compiled variant this way.
+
+The rest of the module renders the benchmark's committed records as the chapter's tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from lenet_book.device import synchronize
+from lenet_book.results import results_folder
+from lenet_book.train import evaluate, to_float, train_step
+
+# Compiling imports torch.utils.cpp_extension, which warns on a machine without CUDA that it found
+# no CUDA runtime: true, and beside the point when compiling for the CPU.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
+def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
+                        channels_last=False, **compile_options):
+    """``torch.compile(net)``, with its compilation done now: returns (compiled net, seconds).
+
+    Runs one training step on a full batch and one on the short last batch of an epoch (if it
+    has one), then evaluates a batch of ``eval_data``, as training will; then puts back the
+    weights those steps changed. ``compile_options`` go to ``torch.compile``.
+    """
+    images, labels = train_data
+    device = images.device
+    net.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    start_weights = [p.detach().clone() for p in net.parameters()]
+    synchronize(device)
+    start = time.perf_counter()
+    compiled = torch.compile(net, **compile_options)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0)  # lr 0: the steps change nothing...
+    loss_fn = nn.CrossEntropyLoss()
+    tail = len(labels) % batch_size
+    sizes = [min(batch_size, len(labels))] + ([tail] if tail and len(labels) > batch_size else [])
+    net.train()
+    for size in sizes:
+        train_step(compiled, optimizer, loss_fn, to_float(images[:size]), labels[:size], amp_dtype)
+    if eval_data is not None:
+        evaluate(compiled, *eval_data)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():  # ...but put the weights back all the same
+        for p, p0 in zip(net.parameters(), start_weights):
+            p.copy_(p0)
+    net.train()
+    return compiled, seconds
+
+
+# --- the benchmark's records, as chapter 4 shows them ---------------------------------------
+# (pandas is imported where a table is made: the benchmark itself needs only the function above)
+
+def load_result(name):
+    """A committed benchmark record of benchmarks/results/ (``lenet_book.results``), as a dict."""
+    path = results_folder() / name
+    if not path.is_file():
+        known = sorted(p.name for p in results_folder().glob("*.json"))
+        raise FileNotFoundError(f"no benchmark record {name!r} in {results_folder()}; the records "
+                                f"are {', '.join(known) or 'none'} (each written by a script in "
+                                "benchmarks/)")
+    return json.loads(path.read_text())
+
+
+def provenance(result):
+    """One line under a table: device, torch, runs, date and commit of a benchmark record."""
+    repeats = result.get("repeats", 1)
+    runs = (f"{repeats} interleaved runs of each variant" if repeats > 1
+            else "one run of each variant")
+    date = result.get("date") or result.get("date_utc", "")[:10]
+    commit = f", commit {result['commit']}" if result.get("commit") else ""
+    return (f"{result['device']}, torch {result['torch']}, {result['epochs']} epochs, {runs}, "
+            f"measured {date}{commit}")
+
+
+def failures(result):
+    """One short line per failed run: the variant and the first line of its error."""
+    lines = []
+    for run in result["runs"]:
+        if "error" in run:
+            error = run["error"].splitlines()[0]
+            lines.append(f"no row for {run['variant']}: it failed with "
+                         f"{error[:77] + '...' if len(error) > 80 else error}")
+    return lines
+
+
+def _compiles_in_timer(run):
+    # records made before compilation was timed apart have no setup_seconds: there a
+    # torch.compile variant compiled inside its first timed epoch
+    return "setup_seconds" not in run and "compile" in run["variant"]
+
+
+def benchmark_table(result, variants=None, flops=None):
+    """One row per variant of a benchmark record: speed, ratio to the text's loop (median and
+    range over the repeats, each ratio taken within its repeat), compile seconds (of the first
+    repeat, then the median of the later ones, which reuse what the first compiled), training
+    seconds and test accuracy; with ``flops`` (per run), the GFLOP/s that the speed means."""
+    import pandas as pd
+
+    runs = [r for r in result["runs"] if "error" not in r]
+    text = {r.get("repeat", 0): r for r in runs if r["variant"] == "text"}
+    names = variants or list(dict.fromkeys(r["variant"] for r in runs))
+    rows = []
+    for name in names:
+        mine = [r for r in runs if r["variant"] == name]
+        if not mine:
+            continue
+        speed = statistics.median(r["examples_per_sec"] for r in mine)
+        ratios = [r["examples_per_sec"] / text[r.get("repeat", 0)]["examples_per_sec"]
+                  for r in mine if r.get("repeat", 0) in text]
+        train_s = statistics.median(r["train_seconds"] for r in mine)
+        row = {"variant": name, "what": mine[0]["description"]}
+        if len(mine) > 1:
+            row["examples/sec (median)"] = f"{speed:,.0f}"
+            row["× text: median (min–max)"] = (f"{statistics.median(ratios):.2f} "
+                                               f"({min(ratios):.2f}–{max(ratios):.2f})")
+        else:
+            row["examples/sec"] = f"{speed:,.0f}"
+            row["× text"] = f"{ratios[0]:.2f}" if ratios else ""
+        if flops:
+            row["GFLOP/s"] = f"{flops / train_s / 1e9:,.0f}"
+        row["train s"] = f"{train_s:.2f}"
+        by_repeat = sorted(mine, key=lambda r: r.get("repeat", 0))
+        setups = [r.get("setup_seconds", 0.0) for r in by_repeat]
+        if any(map(_compiles_in_timer, mine)):
+            row["compile s"] = "inside train s"
+        elif len(setups) > 1 and max(setups) > 0:  # later repeats reuse the cached compilation
+            row["compile s"] = f"{setups[0]:.1f}, then {statistics.median(setups[1:]):.1f}"
+        else:
+            row["compile s"] = f"{statistics.median(setups):.1f}"
+        row["test acc"] = f"{statistics.median(r['test_acc'] for r in mine):.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def paired_table(result, variants, baseline="fast"):
+    """Each variant's speed over the baseline's in the same repeat, repeat by repeat, and what
+    the repeats agree on: faster (or slower) in every repeat, or not."""
+    import pandas as pd
+
+    runs = [r for r in result["runs"] if "error" not in r]
+    base = {r.get("repeat", 0): r["examples_per_sec"] for r in runs if r["variant"] == baseline}
+    rows = []
+    for name in variants:
+        ratios = {r.get("repeat", 0): r["examples_per_sec"] / base[r.get("repeat", 0)]
+                  for r in runs if r["variant"] == name and r.get("repeat", 0) in base}
+        row = {"variant": name}
+        row.update({f"repeat {k + 1}": f"{v:.2f}" for k, v in sorted(ratios.items())})
+        values = list(ratios.values())
+        row["in every repeat"] = ("one run: no verdict" if len(values) < 2
+                                  else "faster" if min(values) > 1
+                                  else "slower" if max(values) < 1 else "no")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def fused_table(result):
+    """The fused-step record (one run of each variant): speed, ratio to the text's loop,
+    training seconds, compile-and-record seconds, test accuracy."""
+    import pandas as pd
+
+    text_speed = next(r for r in result["runs"] if r["variant"] == "text")["examples_per_sec"]
+    what = {"text": "the text's loop", "fast-graph": "fast path, each epoch one CUDA graph",
+            "fused": "fused step, no graph", "fused-graph": "fused step, each epoch one CUDA graph"}
+    return pd.DataFrame([{
+        "variant": r["variant"], "what": what.get(r["variant"], r.get("description", "")),
+        "examples/sec": f"{r['examples_per_sec']:,.0f}",
+        "× text": f"{r['examples_per_sec'] / text_speed:.2f}",
+        "train s": f"{r['train_seconds']:.2f}",
+        "compile and record s": f"{r.get('setup_seconds', 0.0):.1f}",
+        "test acc": f"{r['test_acc']:.4f}"} for r in result["runs"] if "error" not in r]
+    ).set_index("variant")
+
+
+def kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
+    """Kernels per step and GPU time in kernels per step, from the record's profiles, beside the
+    wall time per step of the training run."""
+    import pandas as pd
+
+    runs = {r["variant"]: r for r in result["runs"] if "error" not in r}
+    steps = result["epochs"] * steps_per_epoch
+    return pd.DataFrame([{
+        "variant": name,
+        "kernels per step": f"{result['profiles'][name]['kernels_per_step']:.0f}",
+        "kernel time per step (µs)": f"{result['profiles'][name]['kernel_us_per_step']:.0f}",
+        "wall time per step (µs)": f"{runs[name]['train_seconds'] / steps * 1e6:.0f}"}
+        for name in variants]).set_index("variant")
+
+
+def compile_payoff(result, variant="fast-compile", baseline="fast"):
+    """Repeat by repeat (chapter 4): the compile seconds of ``variant`` beside the training
+    seconds it saved against ``baseline``'s run of the same repeat."""
+    import pandas as pd
+
+    runs = [r for r in result["runs"] if "error" not in r]
+    base = {r.get("repeat", 0): r["train_seconds"] for r in runs if r["variant"] == baseline}
+    mine = sorted((r for r in runs if r["variant"] == variant and r.get("repeat", 0) in base),
+                  key=lambda r: r.get("repeat", 0))
+    return pd.DataFrame([{
+        "repeat": r.get("repeat", 0) + 1,
+        "compile s": f"{r.get('setup_seconds', 0.0):.1f}",
+        f"train s, {baseline}": f"{base[r.get('repeat', 0)]:.2f}",
+        f"train s, {variant}": f"{r['train_seconds']:.2f}",
+        "train s saved": f"{base[r.get('repeat', 0)] - r['train_seconds']:.1f}"}
+        for r in mine]).set_index("repeat")
+
+
+def compile_and_train(result, variants):
+    """Repeat by repeat (chapter 4): each variant's compile seconds, training seconds and their
+    sum, so that a compiled variant is charged for its compilation."""
+    import pandas as pd
+
+    runs = sorted((r for r in result["runs"] if "error" not in r and r["variant"] in variants),
+                  key=lambda r: (r.get("repeat", 0), variants.index(r["variant"])))
+    return pd.DataFrame([{
+        "repeat": r.get("repeat", 0) + 1, "variant": r["variant"],
+        "compile s": f"{r.get('setup_seconds', 0.0):.2f}",
+        "train s": f"{r['train_seconds']:.2f}",
+        "total s": f"{r.get('setup_seconds', 0.0) + r['train_seconds']:.2f}"}
+        for r in runs]).set_index(["repeat", "variant"])
+
+
+def epoch_losses(result, variants, repeat=0):
+    """The training loss of every epoch of each variant's run in one repeat (chapter 4)."""
+    import pandas as pd
+
+    runs = {r["variant"]: r for r in result["runs"]
+            if "error" not in r and r.get("repeat", 0) == repeat}
+    return pd.DataFrame({name: [h["loss"] for h in runs[name]["history"]] for name in variants},
+                        index=pd.RangeIndex(1, len(runs[variants[0]]["history"]) + 1,
+                                            name="epoch"))
