@@ -42,7 +42,7 @@ colab-check: env               ## chapters in a fresh Colab-like runtime, offlin
 lab: env data                  ## JupyterLab on the chapters, in .venv, as root too (LAB_ARGS=... for more)
 	$(BIN)/python -m tools.lab $(LAB_ARGS)
 
-execute: env data              ## store a chapter executed: NB=notebooks/05_original_lenet.ipynb (all if unset)
+execute: env data              ## store a chapter executed: NB=notebooks/05_original_lenet.ipynb (all, solutions too, if unset)
 	$(BIN)/python -m tools.execute_notebooks $(NB)
 
 report: env                    ## regenerate book/execution_report.md from the chapters' records

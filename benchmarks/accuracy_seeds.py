@@ -228,8 +228,9 @@ def main(argv=None):
         dead = side.map_async(_run, jobs("chapter 6", "ReLU, learning rate 0.9",
                                          {**recipes.TEXT, "activation": "relu"}, args.seeds))
         current_name, current = "LeNet-5 as in the text", dict(recipes.TEXT)
-        current_stats = record(current_name, "chapter 6", current, with_done(
-            current_name, args.seeds, pool.map(_run, jobs("chapter 6", current_name, current, args.seeds))), False, True)
+        runs = pool.map(_run, jobs("chapter 6", current_name, current, args.seeds))
+        current_stats = record(current_name, "chapter 6", current, with_done(current_name, args.seeds, runs),
+                               False, True)
         kept_steps = []
         for name, changes in recipes.MODERN_STEPS:
             if name.startswith("SGD + Nesterov"):  # its parts, each on its own, on the recipe so far

@@ -1,7 +1,7 @@
-"""The book as a repository: its chapter list and the commit a record was made from.
+"""The book as a repository: its chapter and solutions lists and the commit a record was made from.
 
 Tools (``tools/``), tests and the GPU check read the chapters from here, so that _toc.yml is
-parsed in one place. Both functions need a checkout of the repository: an installed copy of
+parsed in one place. All three need a checkout of the repository: an installed copy of
 ``lenet_book`` (as on Colab) has neither _toc.yml nor git history.
 """
 
@@ -22,7 +22,19 @@ def chapters() -> list[Path]:
         raise FileNotFoundError(f"No table of contents at {toc}: the chapter list needs a checkout "
                                 "of the book's repository, not an installed copy of lenet_book.")
     return [ROOT / f"{stem}.ipynb"
-            for stem in re.findall(r"file:\s*(notebooks/\S+)", toc.read_text())]
+            for stem in re.findall(r"file:\s*(notebooks/\d\d_\S+)", toc.read_text())]
+
+
+def solutions() -> list[Path]:
+    """The solutions notebooks, ``notebooks/solutions/NN_topic.ipynb`` (one per chapter, with the
+    chapter's file name), in the order _toc.yml lists them."""
+    toc = ROOT / "_toc.yml"
+    if not toc.is_file():
+        raise FileNotFoundError(f"No table of contents at {toc}: the solutions list needs a "
+                                "checkout of the book's repository, not an installed copy of "
+                                "lenet_book.")
+    return [ROOT / f"{stem}.ipynb"
+            for stem in re.findall(r"file:\s*(notebooks/solutions/\S+)", toc.read_text())]
 
 
 def commit() -> str:

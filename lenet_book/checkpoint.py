@@ -47,8 +47,15 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, damaged, not a checkpoint, or for another architecture."""
 
 
+def _check_state_dict(state_dict, name) -> None:
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"{name} takes a state dict, e.g. net.state_dict(), got a "
+                        f"{type(state_dict).__name__}")
+
+
 def architecture(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
     """The architecture as a checkpoint records it: ``[(name, shape), ...]`` in state-dict order."""
+    _check_state_dict(state_dict, "architecture")
     return [(name, tuple(tensor.shape)) for name, tensor in state_dict.items()]
 
 
@@ -66,6 +73,7 @@ def _description_sha256(description: list[list[str]]) -> str:
 
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in state-dict order."""
+    _check_state_dict(state_dict, "state_dict_sha256")
     digest = hashlib.sha256()
     for name, tensor in state_dict.items():
         tensor = tensor.detach().to("cpu").contiguous()
@@ -150,14 +158,76 @@ def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
             "then save it.")
 
 
-def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
+def _what_is_there(path: Path) -> tuple[str, object]:
+    """What an existing file at ``path`` is: ("none"|"empty"|"damaged", None), ("other", why)
+    or ("checkpoint", record). A torch zip that cannot be read counts as a damaged checkpoint
+    (load_checkpoint tells its owner to save again over it)."""
+    try:
+        if not path.is_file():
+            return ("none", None) if not path.exists() else ("other", "not a regular file")
+        if path.stat().st_size == 0:
+            return "empty", None
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return "none", None  # the save itself reports what is wrong
+    if head[:2] == b"\x1f\x8b":
+        return "other", "a gzip file"
+    if head[:4] != b"PK\x03\x04":
+        return "other", "not a checkpoint (no zip archive)"
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return ("damaged", None) if b"data.pkl" in head else ("other", "a zip archive")
+    if isinstance(record, dict) and record.get("format") in (FORMAT, *OLD_FORMATS):
+        return "checkpoint", record
+    return "other", "a torch file that save_checkpoint did not write (e.g. a plain torch.save)"
+
+
+def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
+    """Refuse to replace a file that is not a checkpoint, or the checkpoint of another network,
+    unless ``overwrite=True``; the checkpoint of the same network is replaced (chapters re-run)."""
+    if overwrite:
+        return
+    kind, found = _what_is_there(path)
+    again = ("Save to another path, or pass overwrite=True to replace it; nothing was written.")
+    if kind == "other":
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists and is "
+                              f"not a lenet_book checkpoint ({found}), so saving would destroy "
+                              f"it. {again}")
+    if kind != "checkpoint":
+        return
+    try:
+        stored = [(str(name), tuple(int(d) for d in shape))
+                  for name, shape in found["architecture"]]
+        network = found.get("network")
+        network = None if network is None else [[str(x) for x in entry] for entry in network]
+    except (KeyError, TypeError, ValueError):
+        return  # a damaged checkpoint: load_checkpoint says to save again over it
+    if stored != architecture(net.state_dict()):
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
+                              "checkpoint of a network of another architecture:\n"
+                              + _differences(stored, architecture(net.state_dict()))
+                              + f"\n{again}")
+    if network is not None and network != network_description(net):
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
+                              "checkpoint of another network (same tensors, other layers):\n"
+                              + _network_differences(network, network_description(net))
+                              + f"\n{again}")
+
+
+def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Save ``net``'s weights to ``path`` atomically, with a checksum and its architecture.
 
-    Returns the path. The folder is created if needed. Raises CheckpointError when the file
+    Returns the path. The folder is created if needed. An existing checkpoint of the same
+    network is replaced; a file that is not a lenet_book checkpoint, or the checkpoint of
+    another network, is refused unless ``overwrite=True``. Raises CheckpointError when the file
     cannot be written (the message names the path and why), and when a weight is NaN or
     infinite (the training diverged): nothing is written then.
     """
     _check_network(net)
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     path = _check_path(path, saving=True)
     if any(tensor.is_meta for tensor in net.state_dict().values()):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: the network is on the "
@@ -167,6 +237,8 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike) -> Path:
     state_dict = {name: tensor.detach().to("cpu").clone()
                   for name, tensor in net.state_dict().items()}
     _check_finite(state_dict, path)
+    if not path.is_dir():
+        _check_replacing(net, path, overwrite)
     record = {
         "format": FORMAT,
         "architecture": [(name, list(shape)) for name, shape in architecture(state_dict)],
@@ -275,9 +347,24 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       "give the path of the checkpoint file itself") from None
     if stat.S_ISDIR(status.st_mode):
         raise _refuse(path, "is a folder, not a checkpoint file", "give the path of the .pt file")
+    if not stat.S_ISREG(status.st_mode):  # torch.load would wait forever on a pipe
+        raise _refuse(path, "is not a regular file (a device, a pipe or a socket), so it holds "
+                            "no checkpoint", "give the path of the .pt file save_checkpoint wrote")
     try:
         if status.st_size == 0:
-            raise _refuse(path, "is empty (0 bytes): the save that wrote it was interrupted")
+            raise _refuse(path, "is empty (0 bytes), or not a regular file: it holds no "
+                                "checkpoint (a plain torch.save that was interrupted leaves such "
+                                "a file, and files under /proc read as 0 bytes)",
+                          "give the path of the .pt file save_checkpoint wrote, or " + RETRAIN)
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head[:2] == b"\x1f\x8b":
+            raise _refuse(path, "cannot be read as a checkpoint: it is gzip-compressed",
+                          f"decompress it first (gunzip {path}) and load the file it gives")
+        if head != b"PK\x03\x04":
+            raise _refuse(path, "cannot be read as a checkpoint: it is not a file written by "
+                                "torch.save (a text file, a .js export, a data file?)",
+                          "give the .pt file that save_checkpoint wrote")
         record = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
@@ -286,8 +373,11 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       f"give your user read permission (e.g. chmod a+r {path}, as its owner), "
                       "or copy it elsewhere") from None
     except Exception as error:  # torch.load raises many kinds for a truncated or damaged zip
+        details = str(error).splitlines()[0] if str(error) else "no details"
+        if "Weights only load failed" in str(error):  # torch's advice there is unsafe
+            details = "it holds Python objects other than tensors, which are never loaded"
         raise _refuse(path, f"cannot be read as a checkpoint ({type(error).__name__}: "
-                            f"{str(error).splitlines()[0] if str(error) else 'no details'}); "
+                            f"{details}); "
                             "it is truncated, damaged, or not a file saved by "
                             "save_checkpoint") from None
     if isinstance(record, dict) and record.get("format") in OLD_FORMATS:

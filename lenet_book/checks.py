@@ -6,22 +6,31 @@
 ``ValueError`` (a value out of range) whose message says what is wrong and what is expected, or
 :class:`TrainingDiverged` when the loss stops being a finite number. The checks cost one min/max
 over the labels of each split, never a pass over the images.
+
+The functions the chapters show (``train``, ``train_step``, ``original.paper_loss``, ...) are
+wrapped by :func:`at_the_door`, which checks their arguments before they run and leaves their
+source, as the chapters show it, unchanged. ``train_step``'s check costs a min/max over the
+batch on the CPU (on a GPU it would wait for the device, so only kinds and shapes are checked).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import math
 import numbers
+import re
 import warnings
 
 import torch
 from torch import nn
 
-__all__ = ["NUM_CLASSES", "TrainingDiverged", "check_codes", "check_device", "check_finite_loss",
-           "check_first_batch", "check_flags", "check_fused_step", "check_indices",
-           "check_number", "check_pixels", "check_scores", "check_split", "check_trace",
-           "check_training", "check_whole", "check_window"]
+__all__ = ["NUM_CLASSES", "TrainingDiverged", "at_the_door", "check_codes", "check_crop_flip",
+           "check_device", "check_finite_loss", "check_first_batch", "check_flags",
+           "check_fused_step", "check_indices", "check_number", "check_paper_loss",
+           "check_paper_schedule", "check_pixels", "check_scores", "check_split", "check_trace",
+           "check_train_step", "check_training", "check_whole", "check_window"]
 
 NUM_CLASSES = 10  # Fashion-MNIST's classes, numbered 0-9
 
@@ -66,10 +75,14 @@ def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=F
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r} (a {_kind(value)})"
-                        + (f"; write it without quotes, e.g. {name}={value.strip()}"
+                        + ((f"; write it without quotes, e.g. {name}={value.strip()}"
+                            if name.isidentifier()
+                            else f"; write {value.strip()}, not {value!r}")
                            if isinstance(value, str) else ""))
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
+    if not math.isfinite(value) and low == -math.inf and high == math.inf:
+        raise ValueError(f"{name} must be a finite number, got {value}")
     if not math.isfinite(value) or too_low or too_high:
         interval = (("(" if low_open else "[") + f"{low:g}, {high:g}"
                     + (")" if high_open or math.isinf(high) else "]"))
@@ -231,10 +244,13 @@ def _loss_of(loss_fn, scores, labels):
             return loss_fn(scores, labels)
     except (RuntimeError, TypeError, IndexError, ValueError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        name = getattr(loss_fn, '__name__', type(loss_fn).__name__)
+        fix = (f"check the settings given to {name}(...), or use nn.CrossEntropyLoss() with its "
+               "defaults" if isinstance(loss_fn, nn.CrossEntropyLoss)
+               else "use nn.CrossEntropyLoss()")
         raise ValueError(f"loss_fn must take the scores (N×{NUM_CLASSES} floats) and the labels "
                          f"(N class numbers, int64), as nn.CrossEntropyLoss() does; "
-                         f"{getattr(loss_fn, '__name__', type(loss_fn).__name__)} cannot "
-                         f"(PyTorch says {first!r}): use nn.CrossEntropyLoss()") from None
+                         f"{name} cannot (PyTorch says {first!r}): {fix}") from None
 
 
 def _check_loss_shape(loss):
@@ -256,6 +272,23 @@ def _check_loss_settings(loss_fn):
                          "the batch, but train expects its mean (it multiplies by the batch size "
                          "to report the epoch's loss, and the learning rate is set for a mean): "
                          "use reduction='mean' (the default)")
+    weight = getattr(loss_fn, "weight", None)
+    if isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)) and isinstance(
+            weight, torch.Tensor) and (tuple(weight.shape) != (NUM_CLASSES,)
+                                             or not bool(torch.isfinite(weight).all())
+                                             or bool((weight < 0).any())
+                                             or not bool(weight.sum() > 0)):
+        raise ValueError(f"loss_fn {type(loss_fn).__name__}(weight=...) has class weights of "
+                         f"shape {tuple(weight.shape)}: the weights must be {NUM_CLASSES} finite "
+                         f"numbers of at least 0, not all 0, one per class, shape "
+                         f"({NUM_CLASSES},), e.g. "
+                         f"torch.ones({NUM_CLASSES}); or leave weight out (every class counts "
+                         "the same)")
+    smoothing = getattr(loss_fn, "label_smoothing", 0.0)
+    if isinstance(smoothing, numbers.Real) and not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"loss_fn {type(loss_fn).__name__}(label_smoothing={smoothing}): "
+                         "label_smoothing must be a fraction in [0, 1], e.g. 0.1 (chapter 6); "
+                         "or leave it out (0, no smoothing)")
     ignore = getattr(loss_fn, "ignore_index", None)
     if isinstance(ignore, int) and 0 <= ignore < NUM_CLASSES:
         raise ValueError(f"loss_fn ignores the class {ignore} (ignore_index={ignore}): the images "
@@ -270,6 +303,32 @@ def check_loss(loss_fn, device=None):
     _check_loss_settings(loss_fn)
     _check_loss_shape(_loss_of(loss_fn, torch.zeros(2, NUM_CLASSES, device=device),
                                torch.zeros(2, dtype=torch.int64, device=device)))
+    _check_loss_learns(loss_fn, device)
+
+
+def _check_loss_learns(loss_fn, device=None):
+    """On fixed scores in [0, 1) (a generator of its own): the loss must carry gradients to the
+    scores and change when the labels change (a loss that ignores them teaches nothing)."""
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(4, NUM_CLASSES, generator=generator).to(device).requires_grad_()
+    labels = torch.tensor([0, 3, 5, 9], device=device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss = loss_fn(scores, labels)
+            other = loss_fn(scores, (labels + 1) % NUM_CLASSES)
+    except Exception:
+        return  # the probes on the first batch say what is wrong
+    if not isinstance(loss, torch.Tensor) or not isinstance(other, torch.Tensor):
+        return
+    if not loss.requires_grad:
+        raise ValueError("loss_fn returns a loss without gradients (detached, or rebuilt from "
+                         ".item()), so backward cannot train the network; return the tensor "
+                         "the loss computes, e.g. F.cross_entropy(scores, labels)")
+    if loss.numel() == 1 and bool(torch.equal(loss.detach(), other.detach())):
+        raise ValueError("loss_fn gives the same loss whatever the labels are, so training "
+                         "would learn nothing about the classes; use a loss of the scores "
+                         "and the labels, e.g. nn.CrossEntropyLoss()")
 
 
 def check_built(optimizer, schedule, scheduler):
@@ -432,6 +491,8 @@ def _check_function(name, value):
         raise TypeError(f"{name} must be a function (or None), got {value!r} "
                         f"(a {_kind(value)}); see the docstring of train")
     if not isinstance(value, type):
+        if value is not None and name in CALLED_WITH:
+            _check_parameters(name, value)
         return
     if name == "optimizer":
         raise TypeError(f"optimizer must be a function that builds one, not the class "
@@ -446,6 +507,34 @@ def _check_function(name, value):
     if issubclass(value, nn.Module):
         raise TypeError(f"{name} must be a function or a layer, not the class {value.__name__}: "
                         f"pass one, {name}={value.__name__}() (with brackets)")
+
+
+# What train calls these functions with: (the arguments, what they are, an example)
+CALLED_WITH = {
+    "optimizer": (1, "one argument, the network's parameters",
+                  "lambda params: torch.optim.SGD(params, lr=0.1)"),
+    "scheduler": (3, "three arguments, (optimizer, epochs, steps per epoch)",
+                  ("lambda opt, epochs, steps: torch.optim.lr_scheduler.OneCycleLR(opt, "
+                   "max_lr=0.1, epochs=epochs, steps_per_epoch=steps)")),
+    "on_epoch": (1, "one argument, the epoch's dict (epoch, loss, train_acc, ...)",
+                 "lambda record: print(record)"),
+}
+
+
+def _check_parameters(name, function):
+    """A function that train calls (``CALLED_WITH``) must take the arguments it is given: checked
+    on its signature before any training, not after an epoch (a function whose signature
+    cannot be read, e.g. some built-ins, is taken as it is)."""
+    count, what, example = CALLED_WITH[name]
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        raise TypeError(f"{name} must be a function of {what}, e.g. {example}; this one takes "
+                        f"{signature}") from None
 
 
 HISTORY_KEYS = ("epoch", "loss", "train_acc", "setup_seconds")  # what every epoch's dict holds
@@ -508,6 +597,12 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
                         f"got {amp_dtype!r}")
+    fused = "bf16_layers" in options
+    if fused and test_data is None:
+        raise ValueError("train_fused scores the test set after every epoch, as train_fast does: "
+                         "pass test_data=(images, labels), e.g. the second pair that "
+                         "fast.load_fashion_mnist_tensors returns; to train without scoring, use "
+                         "lenet_book.train.train without eval_sets")
     if test_data is not None:
         eval_sets = {"test": test_data}
     check_whole("num_epochs", num_epochs)
@@ -518,7 +613,6 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
                         f"torch's optimizers cannot use; write lr={float(lr)!r}")
     check_whole("seed", seed, least=0, most=SEED_MAX)
     check_pair("train_data", train_data)
-    fused = "bf16_layers" in options
     if fused:
         _check_fused_options(options)
     _check_network_for_training(net, fused)
@@ -545,6 +639,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     if options.get("optimizer") is not None:
         _check_optimizer(net, options["optimizer"], lr, device)
     n = len(train_data[1])
+    _check_schedule(net, options, lr, int(num_epochs), -(-n // int(batch_size)), device)
     if ((batch_size == 1 or n % batch_size == 1)
             and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())):
         where = ("every batch holds one image" if batch_size == 1 or n == 1
@@ -576,8 +671,7 @@ def _check_optimizer(net, optimizer, lr, device):
     """The optimizer function, tried once on the network's parameters (nothing is stepped, and
     torch's random generators are put back): it must optimise those parameters, and an lr given
     beside it must be the one it uses."""
-    with _generators_kept(device):
-        built = optimizer(net.parameters())
+    built = _built_optimizer(net, optimizer, device)
     if not isinstance(built, torch.optim.Optimizer):
         return  # check_built says what is wrong, with the optimizer train builds
     ours = {id(p) for p in net.parameters()}
@@ -586,6 +680,14 @@ def _check_optimizer(net, optimizer, lr, device):
         raise ValueError("optimizer must build an optimizer of the parameters it is given, e.g. "
                          "lambda params: torch.optim.SGD(params, lr=0.1); this one optimises "
                          "parameters of another network, so training would not change this one")
+    _check_rates(built, "the optimizer function builds an optimizer with")
+    given = {id(p) for p in params}
+    left = [name for name, p in net.named_parameters() if p.requires_grad and id(p) not in given]
+    if left:
+        raise ValueError(f"the optimizer function leaves {len(left)} trainable tensors of the "
+                         f"network out (e.g. {left[0]}), so they would never learn: give it all "
+                         "the parameters it is passed; to freeze layers on purpose, call "
+                         "requires_grad_(False) on them first")
     rates = {group.get("lr") for group in built.param_groups}
     try:
         differs = float(lr) != 0.9 and all(float(rate) != float(lr) for rate in rates)
@@ -595,6 +697,69 @@ def _check_optimizer(net, optimizer, lr, device):
         raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
                          f"with lr {', '.join(f'{float(r):g}' for r in rates)}; give the learning "
                          "rate in one place (inside the optimizer function)")
+
+
+def _built_optimizer(net, optimizer, device):
+    """The user's optimizer function, called once on the network's parameters (torch's random
+    generators put back); torch's refusal (e.g. a negative lr) is named as train's argument."""
+    try:
+        with _generators_kept(device):
+            return optimizer(net.parameters())
+    except (ValueError, TypeError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        hint = (" (train passes the parameters once, as a generator: use them once, or turn "
+                "them into a list first, params = list(params))"
+                if "empty parameter list" in first else "")
+        raise ValueError(f"the optimizer function could not build an optimizer: PyTorch says "
+                         f"{first!r}{hint}; e.g. optimizer=lambda params: "
+                         "torch.optim.SGD(params, lr=0.1)") from None
+
+
+def _check_rates(optimizer, what):
+    """Every learning rate of ``optimizer`` must be a finite number above 0."""
+    for group in optimizer.param_groups:
+        rate = group.get("lr")
+        try:
+            bad = not (math.isfinite(float(rate)) and float(rate) > 0)
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            raise ValueError(f"{what} learning rate {rate!r}: it must be a finite number above "
+                             "0 (0 learns nothing, a negative rate climbs the loss); e.g. 0.1")
+
+
+def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
+    """The scheduler function, tried once on a throwaway optimizer: what it builds must step per
+    batch without a metric, last ``num_epochs * steps_per_epoch`` steps and keep a rate above 0."""
+    scheduler = options.get("scheduler")
+    if scheduler is None:
+        return
+    factory = options.get("optimizer")
+    with _generators_kept(device):
+        opt = (_built_optimizer(net, factory, device) if factory is not None
+               else torch.optim.SGD(net.parameters(), lr=float(lr)))
+        if not isinstance(opt, torch.optim.Optimizer):
+            return  # check_built says what is wrong
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            schedule = scheduler(opt, num_epochs, steps_per_epoch)
+    if isinstance(schedule, torch.optim.Optimizer):
+        raise TypeError("scheduler returned the optimizer itself, not a learning-rate schedule "
+                        "(train would step the optimizer twice per batch); return a schedule "
+                        "of it, e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler."
+                        "StepLR(opt, step_size=steps)")
+    if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise TypeError("scheduler: ReduceLROnPlateau needs a metric at every step, but train "
+                        "steps the schedule after every batch without one; use a schedule of "
+                        "steps, e.g. StepLR or OneCycleLR")
+    total = getattr(schedule, "total_steps", None)
+    needed = num_epochs * steps_per_epoch
+    if isinstance(total, numbers.Integral) and total < needed:
+        raise ValueError(f"scheduler: the schedule lasts total_steps={total} steps, but train "
+                         f"steps it after every batch, {needed} times ({num_epochs} epochs of "
+                         f"{steps_per_epoch} batches); pass total_steps=epochs * steps")
+    if hasattr(schedule, "step"):
+        _check_rates(opt, "the schedule starts with")
 
 
 def _generators_kept(device):
@@ -811,3 +976,202 @@ def check_trace(net, X):
         raise ValueError(f"trace_shapes: layer {index}, {describe(layer)}, gets shape {shape} but "
                          f"expects {expects}" + "".join(f"; {text}" for text in (why, hint)
                                                         if text))
+
+
+# --- The door of the functions the chapters show ---------------------------------------------
+
+def _call_problem(function, signature, args, kwargs):
+    """Why ``function(*args, **kwargs)`` does not fit its parameters, with how to call it; None
+    when it fits."""
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        said = str(error)
+    else:
+        return None
+    name = function.__name__
+    hints = []
+    parameters = [p for p in signature.parameters if p not in ("args", "kwargs")]
+    for key in kwargs:
+        if key not in signature.parameters:
+            close = difflib.get_close_matches(key, parameters, n=1, cutoff=0.5)
+            if close:
+                hints.append(f"did you mean {close[0]}={kwargs[key]!r}?")
+    names = list(signature.parameters)
+    for index, value in enumerate(args[:len(names) - 1]):
+        if (names[index:index + 2] == ["images", "labels"] and isinstance(value, (tuple, list))
+                and len(value) == 2):
+            hints.append(f"the images and the labels are two arguments, and argument "
+                         f"{index + 1} is one pair (images, labels): unpack it, "
+                         f"{name}({', '.join(names[:index])}, *data).")
+    shown = re.sub(r"<function (\w+) at 0x[0-9a-f]+>", r"\1", str(signature))
+    return f"{name}() {said}: {' '.join(hints) + ' ' if hints else ''}It takes {name}{shown}"
+
+
+def at_the_door(function, check=None):
+    """``function`` with its arguments checked before it runs, for the functions the chapters
+    show: ``check`` (taking the same arguments) refuses bad values, and a call that does not
+    fit the parameters gets a message naming the closest one (``epochs=`` -> ``num_epochs=``)
+    and the signature. ``functools.wraps`` keeps the function's name, docstring and signature,
+    and ``inspect.getsource`` (what the chapters' ``show`` displays) gives the function's own
+    source, unchanged. The results are the function's own: the checks change nothing."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        try:
+            if check is not None:
+                check(*args, **kwargs)
+            return function(*args, **kwargs)
+        except TypeError as error:
+            # raised while binding the arguments (no frame of the function ran): say how to call it
+            if error.__traceback__.tb_next is not None:
+                raise
+            problem = _call_problem(function, signature, args, kwargs)
+            if problem is None:
+                raise
+            raise TypeError(problem) from None
+
+    return checked
+
+
+def _on_cpu(*tensors):
+    """Values are checked on the CPU only: on a GPU reading them would wait for the device
+    (and is not allowed while a CUDA graph is recorded)."""
+    return all(t.device.type == "cpu" for t in tensors)
+
+
+def _check_labels(name, labels, count, scores="scores"):
+    """A batch's labels: int64 class numbers 0-9, one per image (range checked on the CPU)."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
+        got = labels.dtype if isinstance(labels, torch.Tensor) else f"a {_kind(labels)}"
+        raise TypeError(f"{name} takes the labels as int64 class numbers 0-{NUM_CLASSES - 1}, one "
+                        f"per image, got {got}"
+                        + ("; convert them: labels.long()" if isinstance(labels, torch.Tensor)
+                           else ""))
+    if labels.dim() != 1 or len(labels) != count:
+        raise ValueError(f"{name} takes one label per image: {count} {scores}, labels of shape "
+                         f"{tuple(labels.shape)}")
+    if _on_cpu(labels) and len(labels):
+        low, high = (value.item() for value in torch.aminmax(labels))
+        if low < 0 or high >= NUM_CLASSES:
+            raise ValueError(f"{name} takes class numbers 0-{NUM_CLASSES - 1} as labels, found "
+                             f"{low if low < 0 else high}; the labels of Fashion-MNIST are 0-9 "
+                             f"({FROM_LOADER})")
+
+
+_NOT_GIVEN = object()
+
+
+def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT_GIVEN):
+    """``train_step``'s arguments: a network, its optimizer, a loss and a predict rule, a float
+    batch N×1×H×W in [0, 1] (what ``to_float`` gives) and its labels 0-9. On the CPU also the
+    values (a min/max of the batch)."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"train_step trains a network (a torch.nn.Module, e.g. models.lenet()), "
+                        f"got a {_kind(net)}")
+    if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
+                                           and callable(getattr(optimizer, "step", None))):
+        raise TypeError(f"train_step needs the optimizer that updates the network, e.g. "
+                        f"torch.optim.SGD(net.parameters(), lr=0.1), got {optimizer!r} (a "
+                        f"{_kind(optimizer)})")
+    groups = getattr(optimizer, "param_groups", None)
+    if isinstance(groups, list) and groups:
+        ours = {id(p) for p in net.parameters()}
+        if not any(id(p) in ours for group in groups for p in group.get("params", ())):
+            raise ValueError("train_step: the optimizer updates the parameters of another "
+                             "network, so this one would never change; build it from this "
+                             "network: torch.optim.SGD(net.parameters(), lr=0.1)")
+    for name, value in (("loss_fn", loss_fn), ("predict", predict)):
+        if value is not _NOT_GIVEN and not callable(value):
+            raise TypeError(f"train_step: {name} must be a function, e.g. "
+                            + ("nn.CrossEntropyLoss()" if name == "loss_fn" else "argmax")
+                            + f", got {value!r}")
+    if amp_dtype not in AMP_DTYPES:
+        raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
+                        f"got {amp_dtype!r}")
+    if not isinstance(X, torch.Tensor) or not X.is_floating_point():
+        got = X.dtype if isinstance(X, torch.Tensor) else f"a {_kind(X)}"
+        raise TypeError(f"train_step takes a float batch N×1×height×width in [0, 1], got {got}"
+                        + ("; convert uint8 pixels with to_float(images), which divides them "
+                           "by 255 and adds the channel" if got == torch.uint8 else ""))
+    if X.dim() != 4 or len(X) == 0:
+        raise ValueError(f"train_step takes a batch N×1×height×width of at least one image, got "
+                         f"shape {tuple(X.shape)}"
+                         + ("; to_float(images) adds the channel to uint8 images N×28×28"
+                            if X.dim() == 3 else ""))
+    _check_labels("train_step", y, len(X), "images")
+    if _on_cpu(X):
+        low, high = (value.item() for value in torch.aminmax(X.detach()))
+        if not (0.0 <= low and high <= 1.0):  # also NaN
+            raise ValueError(f"train_step takes images in [0, 1], as to_float gives them; these "
+                             f"go from {low:g} to {high:g}"
+                             + ("; they look like pixels 0-255 as floats: divide by 255, or "
+                                "give the uint8 pixels to to_float" if high > 1.5 else ""))
+
+
+def check_paper_loss(penalties, labels, j=None):
+    """``original.paper_loss``'s arguments: penalties N×10 (floats) and labels 0-9 (the
+    extra score of eq. (9) belongs to no class: label 10 would name it)."""
+    check_scores("paper_loss", penalties)
+    if not penalties.is_floating_point():
+        raise TypeError(f"paper_loss takes the RBF penalties as floats, got {penalties.dtype}")
+    _check_labels("paper_loss", labels, len(penalties), "rows of penalties")
+    if _on_cpu(penalties) and bool((penalties.detach() < 0).any()):
+        raise ValueError("paper_loss takes the RBF penalties, squared distances of at least 0, "
+                         "but these hold negative numbers (scores?); pass the output of "
+                         "original_lenet(), whose last layer is the RBF")
+
+
+def check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=None):
+    """``original.paper_schedule``'s arguments, as ``train`` passes them."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"paper_schedule schedules a torch.optim optimizer, e.g. "
+                        f"torch.optim.SGD(net.parameters(), lr=0.005), got a {_kind(optimizer)}")
+    check_whole("num_epochs", num_epochs)
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, numbers.Integral) \
+            or steps_per_epoch < 1:
+        raise ValueError(f"paper_schedule: steps_per_epoch must be a whole number of at least 1, "
+                         f"the batches in an epoch (train passes it: the images divided by the "
+                         f"batch size, rounded up), got {steps_per_epoch!r}")
+    if factors is None:
+        return
+    if isinstance(factors, (str, bytes)) or not isinstance(factors, (list, tuple)) \
+            or not factors:
+        raise ValueError(f"paper_schedule: factors must be a non-empty list of the first rate's "
+                         f"factors, one per epoch (the last is kept after), e.g. "
+                         f"original.LR_FACTORS, got {factors!r}")
+    for factor in factors:
+        check_number("each of paper_schedule's factors", factor)
+
+
+def check_crop_flip(images, generator, padding=2):
+    """``recipes.random_crop_flip``'s arguments: a uint8 batch N×H×W, the torch.Generator that
+    train passes a batch_transform, and a padding of at least 0 pixels."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        got = images.dtype if isinstance(images, torch.Tensor) else f"a {_kind(images)}"
+        raise TypeError(f"random_crop_flip takes a uint8 batch N×28×28 of pixels 0-255 (as train "
+                        f"gives a batch_transform), got {got}")
+    if images.dim() != 3:
+        raise ValueError(f"random_crop_flip takes a batch of grey images N×height×width, got "
+                         f"shape {tuple(images.shape)}"
+                         + ("; for N×1×28×28 use images.squeeze(1)"
+                            if images.dim() == 4 and images.shape[1] == 1
+                            else "; for one image use image.unsqueeze(0)"
+                            if images.dim() == 2 else ""))
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"random_crop_flip draws from a torch.Generator (train passes its own to "
+                        f"a batch_transform), got {generator!r} (a {_kind(generator)}); for a "
+                        "seed use torch.Generator().manual_seed(seed)")
+    if generator.device.type != images.device.type:
+        raise ValueError(f"random_crop_flip: the generator is on {generator.device} but the images "
+                         f"on {images.device}; use a generator of the images' device, "
+                         "torch.Generator(device=images.device)")
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise (ValueError if isinstance(padding, numbers.Integral) else TypeError)(
+            f"random_crop_flip: padding, the largest shift in pixels, must be a whole number of "
+            f"at least 0, e.g. 2 (chapter 6), got {padding!r}")
+    if padding >= min(images.shape[1:], default=0):
+        raise ValueError(f"random_crop_flip: padding={padding} shifts the images by up to their "
+                         f"whole size ({images.shape[1]}×{images.shape[2]}), leaving them blank; "
+                         "use a few pixels, e.g. 2 (chapter 6)")

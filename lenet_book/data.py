@@ -138,6 +138,9 @@ def _root(root: str | os.PathLike) -> Path:
         raise TypeError(f"the data root must be a folder path (a str or pathlib.Path) such as "
                         f"'../data' in a chapter or 'data' in the repository, got {root!r} "
                         f"(a {type(root).__name__})")
+    if not os.fspath(root):
+        raise ValueError("the data root is empty (''): give a folder such as 'data' (in the "
+                         "repository) or '../data' (in a chapter)")
     return Path(root)
 
 

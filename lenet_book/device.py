@@ -27,10 +27,14 @@ def try_device() -> torch.device:
 
 def synchronize(device):
     """Wait for the device to finish, so that wall-clock timers measure the work (chapter 4)."""
+    if device is None:
+        raise TypeError("synchronize waits for a device: give one, e.g. images.device or 'cuda'")
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):  # not a device: say what is accepted (checked only then)
         kind = check_device(device).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        check_device(device)  # names the devices this machine has
     if kind == "cuda":
         torch.cuda.synchronize(device)
     elif kind == "mps":

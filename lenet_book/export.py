@@ -47,6 +47,15 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
                           f"not a {type(state_dict).__name__}")
     tensors = []
     for name, tensor in state_dict.items():
+        if not isinstance(name, str):
+            raise ExportError(f"tensor names must be strings, as net.state_dict() gives them "
+                              f"(e.g. '0.weight'), got {name!r} (a {type(name).__name__})")
+        if isinstance(tensor, torch.Tensor) and not tensor.is_floating_point() \
+                and not tensor.is_complex() and tensor.dtype != torch.bool and not torch.equal(
+                    tensor.to(torch.float64).to(torch.float32).to(tensor.dtype), tensor):
+            raise ExportError(f"tensor {name}: its whole numbers ({tensor.dtype}) do not all fit "
+                              "float32 exactly (beyond 2**24), and the page reads float32; "
+                              "export a state dict of weights, e.g. net.state_dict()")
         if not isinstance(tensor, torch.Tensor) or tensor.is_complex():
             raise ExportError(f"tensor {name}: the page takes real float32 numbers, got "
                               + (f"{tensor.dtype}" if isinstance(tensor, torch.Tensor)
@@ -60,11 +69,50 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
     return tensors
 
 
+def _check_entry(number: int, entry) -> None:
+    """One entry of the weights file: ``{name, shape, base64}`` as encode_state_dict writes it."""
+    keys = ("name", "shape", "base64")
+    if not isinstance(entry, dict):
+        raise ExportError(f"tensor entry {number} is a {type(entry).__name__}, not a dict with "
+                          f"the keys {', '.join(keys)}; rerun tools/export_weights.py")
+    label = f"tensor {entry['name']}" if isinstance(entry.get("name"), str) else (
+        f"tensor entry {number}")
+    missing = [key for key in keys if key not in entry]
+    if missing:
+        raise ExportError(f"{label} has no {', '.join(map(repr, missing))}: each entry holds "
+                          f"{', '.join(keys)}, as encode_state_dict writes it; rerun "
+                          "tools/export_weights.py")
+    if not isinstance(entry["name"], str):
+        raise ExportError(f"{label}: its name must be a string such as '0.weight', got "
+                          f"{entry['name']!r}")
+    shape = entry["shape"]
+    if not (isinstance(shape, (list, tuple)) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        raise ExportError(f"{label}: its shape must be a list of whole numbers such as [6, 1, 5, "
+                          f"5], got {shape!r}; rerun tools/export_weights.py")
+    if not isinstance(entry["base64"], str):
+        raise ExportError(f"{label}: its numbers must be base64 text, got a "
+                          f"{type(entry['base64']).__name__}; rerun tools/export_weights.py")
+
+
 def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
     """The inverse of :func:`encode_state_dict`: a state dict of float32 tensors."""
+    if not isinstance(tensors, (list, tuple)):
+        raise ExportError(f"decode_state_dict takes the list of tensors that encode_state_dict "
+                          f"gives (the weights file's \"tensors\"), not a {type(tensors).__name__}")
     state_dict = {}
-    for entry in tensors:
-        values = np.frombuffer(base64.b64decode(entry["base64"]), dtype="<f4")
+    for number, entry in enumerate(tensors):
+        _check_entry(number, entry)
+        try:
+            raw = base64.b64decode(entry["base64"], validate=True)
+        except (ValueError, TypeError) as error:  # binascii.Error is a ValueError
+            raise ExportError(f"tensor {entry['name']}: its numbers are not base64 text as "
+                              f"encode_state_dict writes it ({error}); rerun "
+                              "tools/export_weights.py") from None
+        if len(raw) % 4:
+            raise ExportError(f"tensor {entry['name']}: {len(raw)} bytes is not a whole number of "
+                              "float32 numbers (4 bytes each); rerun tools/export_weights.py")
+        values = np.frombuffer(raw, dtype="<f4")
         expected = int(np.prod(entry["shape"]))
         if values.size != expected:
             raise ExportError(f"tensor {entry['name']}: {values.size} numbers "
@@ -105,6 +153,10 @@ def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     try:  # NaN and infinity are not JSON: the page would read them as NaN
         data_json = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except TypeError as error:
+        raise ExportError(f"the data for {name} hold something JSON cannot carry ({error}); "
+                          "convert tensors first: encode_state_dict(...) for weights, "
+                          ".tolist() for numbers") from None
     except ValueError:
         raise ExportError(f"the data for {name} hold a NaN or infinite number, which JSON cannot "
                           "carry and the page would show as NaN; nothing was written: export "

@@ -32,7 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad
 
-from lenet_book.checks import check_finite_loss, check_fused_step, check_indices, check_training
+from lenet_book.checks import (
+    at_the_door,
+    check_finite_loss,
+    check_fused_step,
+    check_indices,
+    check_training,
+    check_whole,
+)
 from lenet_book.fast import evaluate, synchronize, to_float
 
 __all__ = ["FusedStep", "FusedEpochGraph", "train_fused", "warm_up"]
@@ -107,6 +114,13 @@ def warm_up(step, batches, steps=3):
     This compiles the step for every batch shape an epoch uses (full batches and the short
     tail), so that neither the timer nor a CUDA graph recording sees a compilation.
     """
+    if not isinstance(step, FusedStep):
+        raise TypeError(f"warm_up runs a FusedStep, e.g. FusedStep(net, images, labels), got a "
+                        f"{type(step).__name__}")
+    check_whole("warm_up: steps", steps)
+    if isinstance(batches, (str, bytes)) or not hasattr(batches, "__getitem__") or not batches:
+        raise TypeError("warm_up takes a non-empty list of index batches, e.g. "
+                        "torch.arange(len(labels)).split(256)")
     start = [p.clone() for p in step.params]
     tail = [batches[-1]] if len(batches) > 1 and len(batches[-1]) != len(batches[0]) else []
     for idx in list(batches[:steps]) + tail:
@@ -125,6 +139,13 @@ class FusedEpochGraph:
     """
 
     def __init__(self, step, batch_size):
+        if not isinstance(step, FusedStep):
+            raise TypeError(f"FusedEpochGraph records a FusedStep, got a {type(step).__name__}")
+        check_whole("batch_size", batch_size)
+        if step.images.device.type != "cuda":
+            raise ValueError(f"FusedEpochGraph records a CUDA graph, which needs the data on a "
+                             f"CUDA device; the step's data is on {step.images.device}: move it "
+                             "with .cuda(), or run the step without a graph")
         device = step.images.device
         self.index = torch.arange(len(step.labels), device=device)
         self.loss_sum = torch.zeros((), device=device)
@@ -209,3 +230,6 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
         if on_epoch:
             on_epoch(history[-1])
     return history, seconds
+
+
+train_fused = at_the_door(train_fused)  # chapter 4 shows it as written; the call is checked

@@ -63,4 +63,5 @@ def modern_lenet(activation=nn.Sigmoid, pool=nn.AvgPool2d, batch_norm=False):
 
 def num_parameters(net):
     """Trainable parameters (buffers such as batch norm's running statistics are not counted)."""
+    check_network(net)  # a torch.nn.Module, not the function that builds one (lenet_book.checks)
     return sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -14,7 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet_book.checks import check_codes, check_network, check_number, check_scores
+from lenet_book.checks import (
+    at_the_door,
+    check_codes,
+    check_network,
+    check_number,
+    check_paper_loss,
+    check_paper_schedule,
+    check_scores,
+    check_whole,
+)
 
 
 class PaperInput(nn.Module):
@@ -155,6 +164,11 @@ def paper_loss(penalties, labels, j=J):
     return F.cross_entropy(torch.cat([-penalties, rubbish], dim=1), labels)
 
 
+# Chapter 5 shows paper_loss and paper_schedule as written here; at_the_door (lenet_book.checks)
+# checks their arguments before they run (labels 0-9, penalties N×10, steps_per_epoch >= 1).
+paper_loss = at_the_door(paper_loss, check_paper_loss)
+
+
 def predict(penalties):
     """The class whose code is closest: the smallest penalty."""
     check_scores("predict", penalties)  # one row per image (lenet_book.checks)
@@ -169,3 +183,64 @@ def paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
     """``train``'s scheduler option: each epoch's rate is the paper's factor of the first rate."""
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: factors[min(step // steps_per_epoch, len(factors) - 1)])
+
+
+paper_schedule = at_the_door(paper_schedule, check_paper_schedule)
+
+
+# Chapter 5 shows the classes and functions above as written; their arguments are checked here
+# (lenet_book.checks' at_the_door), before they run: the source shown and the results are theirs.
+
+def _check_subsampling(self, channels):
+    check_whole("Subsampling: channels, the number of feature maps,", channels)
+
+
+def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
+    check_whole("PartialConv2d: in_channels", in_channels)
+    check_whole("PartialConv2d: kernel_size", kernel_size)
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)) or not inputs:
+        raise TypeError(f"PartialConv2d: inputs must list, for each output map, the input maps "
+                        f"it reads, e.g. C3_INPUTS, got {inputs!r}")
+    for maps in inputs:
+        if isinstance(maps, (str, bytes)) or not isinstance(maps, (list, tuple)) or not maps:
+            raise TypeError(f"PartialConv2d: each entry of inputs must be a non-empty list of "
+                            f"input maps, e.g. [0, 1, 2], got {maps!r}")
+        for i in maps:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < in_channels:
+                raise ValueError(f"PartialConv2d: input map {i!r} does not exist: with "
+                                 f"in_channels={in_channels} the maps are 0-{in_channels - 1}; "
+                                 "give in_channels as the number of input maps (6 for C3)")
+    largest = max(i for maps in inputs for i in maps)
+    if in_channels > largest + 1:
+        raise ValueError(f"PartialConv2d: in_channels={in_channels}, but no output map reads the "
+                         f"input maps {largest + 1}-{in_channels - 1}; give in_channels as the "
+                         f"number of input maps, {largest + 1} here (6 for C3)")
+
+
+def _check_rbf(self, codes):
+    check_codes(codes)
+
+
+def _check_paley(q=83):
+    check_whole("paley_hadamard: q", q, least=3)
+    if q % 4 != 3 or any(q % d == 0 for d in range(2, int(q ** 0.5) + 1)):
+        raise ValueError(f"paley_hadamard: q must be a prime with q % 4 == 3 (e.g. 83, for "
+                         f"84×84), got {q}: otherwise the matrix is not a Hadamard matrix")
+
+
+PAPER_LAYERS = (ScaledTanh, Subsampling, PartialConv2d, RBF)
+
+
+def _check_init_paper(net):
+    check_network(net)
+    if not any(isinstance(m, PAPER_LAYERS) for m in net.modules()):
+        raise TypeError("init_paper initialises the 1998 network (original_lenet()), whose "
+                        "scaled tanh units its ranges are made for; this network has none of "
+                        "its layers: initialise it with models.init_xavier(net)")
+
+
+Subsampling.__init__ = at_the_door(Subsampling.__init__, _check_subsampling)
+PartialConv2d.__init__ = at_the_door(PartialConv2d.__init__, _check_partial_conv)
+RBF.__init__ = at_the_door(RBF.__init__, _check_rbf)
+paley_hadamard = at_the_door(paley_hadamard, _check_paley)
+init_paper = at_the_door(init_paper, _check_init_paper)

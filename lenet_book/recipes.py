@@ -16,7 +16,7 @@ from scipy import stats
 from torch import nn
 
 from lenet_book import models, original
-from lenet_book.checks import SEED_MAX, check_number, check_whole
+from lenet_book.checks import SEED_MAX, at_the_door, check_crop_flip, check_number, check_whole
 
 # The text's recipe: Xavier init, SGD, learning rate 0.9, batches of 256, 10 epochs.
 TEXT = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
@@ -57,6 +57,11 @@ def random_crop_flip(images, generator, padding=2):
     return torch.where(mirror, crops.flip(-1), crops)
 
 
+# Chapter 6 shows random_crop_flip as written above; at_the_door (lenet_book.checks) checks its
+# arguments before it runs (a uint8 batch N×H×W, a torch.Generator, a padding of at least 0).
+random_crop_flip = at_the_door(random_crop_flip, check_crop_flip)
+
+
 def modern_recipe(kept_steps):
     """The text's recipe with the changes of the named steps of ``MODERN_STEPS`` applied."""
     _check_steps(kept_steps)
@@ -80,7 +85,7 @@ def _check_steps(kept_steps):
         if step not in names:
             close = difflib.get_close_matches(str(step), names, n=1, cutoff=0.5)
             raise ValueError(f"unknown step {step!r}"
-                             + (f"; did you mean {close[0]!r}?" if close else "")
+                             + (f"; did you mean {close[0]!r}?" if close else ".")
                              + f" The steps are {', '.join(map(repr, names))}.")
 
 
@@ -186,6 +191,9 @@ def build(recipe, seed=0):
 
 def summarize(values):
     """Mean, standard deviation (n - 1), min, max and count of a list of accuracies."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"summarize takes a list of accuracies, e.g. [0.91, 0.90], got the text "
+                        f"{values!r}; write the numbers without quotes")
     if isinstance(values, dict):
         raise TypeError("summarize takes a list of accuracies, not a dict (it would summarise "
                         "its keys, e.g. the seeds): pass list(runs.values())")

@@ -29,8 +29,18 @@ def results_folder() -> Path:
     return folder
 
 
-def _succeeded(runs):
-    return [r for r in runs if "error" not in r]
+def _succeeded(runs, needs=("variant", "examples_per_sec")):
+    """The runs that did not fail; runs that are not records of the benchmark are named."""
+    if isinstance(runs, (str, bytes, dict)) or not hasattr(runs, "__iter__"):
+        raise TypeError(f"takes the benchmark's runs, a list of dicts (a record's 'runs'), got "
+                        f"a {type(runs).__name__}")
+    succeeded = [r for r in runs if not (isinstance(r, dict) and "error" in r)]
+    for run in succeeded:
+        missing = [key for key in needs if not isinstance(run, dict) or key not in run]
+        if missing:
+            raise ValueError(f"a run lacks {', '.join(map(repr, missing))}: each run must be a "
+                             f"dict with {', '.join(map(repr, needs))} (or 'error'), got {run!r}")
+    return succeeded
 
 
 def best_runs(runs, baseline="text"):
@@ -65,7 +75,7 @@ def repeat_summary(runs, baseline="text"):
     baseline's run of the same repeat, which ran beside it in the same process, so that a
     machine that is busier in one repeat than in another slows both sides of that ratio.
     """
-    succeeded = _succeeded(runs)
+    succeeded = _succeeded(runs, ("variant", "examples_per_sec", "repeat"))
     baseline_speed = {r["repeat"]: r["examples_per_sec"]
                       for r in succeeded if r["variant"] == baseline}
     summary = {}
@@ -85,21 +95,47 @@ def repeat_summary(runs, baseline="text"):
 def load_seed_study(name="accuracy-seeds-h200.json"):
     """The seed study's record: {"device", "torch", "date", "validation", "results"}."""
     import json
-    return json.loads((results_folder() / name).read_text())
+    path = results_folder() / name if isinstance(name, str) and name else None
+    if path is None or not path.is_file():
+        known = sorted(p.name for p in results_folder().glob("accuracy-seeds*.json"))
+        raise FileNotFoundError(f"no seed study {name!r} in {results_folder()}; the seed studies "
+                                f"are {', '.join(known) or 'none'} (written by "
+                                "benchmarks/accuracy_seeds.py)")
+    return json.loads(path.read_text())
+
+
+def _study_result(study, name):
+    """One named run of a seed study; a record of another kind, or an unknown name, is named."""
+    if not isinstance(study, dict) or not isinstance(study.get("results"), dict):
+        raise TypeError("takes a seed study as load_seed_study() returns it (a dict with "
+                        "'results'); this is not one (a benchmark record of load_result?)")
+    if name not in study["results"]:
+        raise ValueError(f"no run {name!r} in this seed study; its runs are "
+                       f"{', '.join(map(repr, study['results']))}")
+    return study["results"][name]
+
+
+def _check_rows(rows):
+    if not isinstance(rows, dict):
+        raise TypeError(f"rows must be a dict {{label: run name}}, e.g. {{'the text': 'text'}}, "
+                        f"got a {type(rows).__name__}")
 
 
 def accuracy_by_seed(study, name, split="valid"):
     """{seed: accuracy} of one named run of the seed study on "valid" or "test"."""
-    result = study["results"][name]
+    result = _study_result(study, name)
+    if f"{split}_acc" not in result:
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     return dict(zip(result["seeds"], result[f"{split}_acc"]))
 
 
 def seed_study_table(study, rows, splits=("valid",)):
     """Accuracy over seeds of the named runs, as a DataFrame: rows is {label: result name}."""
     import pandas as pd
+    _check_rows(rows)
     table = []
     for label, name in rows.items():
-        result = study["results"][name]
+        result = _study_result(study, name)
         row = {"recipe": label, "n": result[splits[0]]["n"]}
         for split in splits:
             s = result[split]
@@ -113,7 +149,9 @@ def seed_study_pairs(study, reference, rows, split="valid"):
     """Each named run against the reference run, paired on the seeds both were trained from
     (``recipes.paired_test``, one-sided, at ``recipes.ALPHA``), as a DataFrame."""
     import pandas as pd
+
     from lenet_book import recipes
+    _check_rows(rows)
     table = []
     for label, name in rows.items():
         after = accuracy_by_seed(study, name, split)

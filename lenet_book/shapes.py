@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from lenet_book.checks import check_network, check_trace, check_window
+from lenet_book.checks import at_the_door, check_network, check_trace, check_whole, check_window
 
 __all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_sizes", "hxw",
            "input_problem", "next_shape", "output_size", "pair", "run_and_report",
@@ -355,3 +355,20 @@ def check_input_shape(net, x, verbose=True):
         if hint:
             print(wrapped("hint", hint))
     return False
+
+
+# Chapter 2 shows the functions above as written; at_the_door (lenet_book.checks) checks these
+# arguments before they run.
+
+def _check_fitting_sizes(net, input_shape, largest=128):
+    check_whole("fitting_sizes: largest", largest)
+
+
+def _check_pair_like(hw):
+    if isinstance(hw, (str, bytes)) or not hasattr(hw, "__getitem__") or len(hw) < 2:
+        raise TypeError(f"takes a (height, width) pair such as (5, 5), got {hw!r}")
+
+
+fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)
+square = at_the_door(square, _check_pair_like)
+hxw = at_the_door(hxw, _check_pair_like)

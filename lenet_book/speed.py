@@ -21,6 +21,7 @@ import time
 import torch
 from torch import nn
 
+from lenet_book.checks import at_the_door
 from lenet_book.device import synchronize
 from lenet_book.results import results_folder
 from lenet_book.train import evaluate, to_float, train_step
@@ -63,11 +64,36 @@ def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dty
     return compiled, seconds
 
 
+def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
+                               channels_last=False, **compile_options):
+    from lenet_book.checks import COMPILE_MODES, check_flags, check_network, check_pair, check_whole
+
+    check_network(net)
+    check_pair("train_data", train_data)
+    if eval_data is not None:
+        check_pair("eval_data", eval_data)
+    check_whole("batch_size", batch_size)
+    check_flags(channels_last=channels_last)
+    mode = compile_options.get("mode")
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"mode {mode!r} is not a torch.compile mode; use one of "
+                         f"{', '.join(repr(m) for m in COMPILE_MODES)}")
+
+
+# Chapter 4 shows compile_and_warm_up as written above; at_the_door checks its arguments first.
+compile_and_warm_up = at_the_door(compile_and_warm_up, _check_compile_and_warm_up)
+
+
 # --- the benchmark's records, as chapter 4 shows them ---------------------------------------
 # (pandas is imported where a table is made: the benchmark itself needs only the function above)
 
 def load_result(name):
     """A committed benchmark record of benchmarks/results/ (``lenet_book.results``), as a dict."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name \
+            or not name.endswith(".json"):
+        known = sorted(p.name for p in results_folder().glob("*.json"))
+        raise ValueError(f"load_result takes the file name of a record in {results_folder()}, "
+                         f"e.g. 'cpu.json', got {name!r}; the records are {', '.join(known)}")
     path = results_folder() / name
     if not path.is_file():
         known = sorted(p.name for p in results_folder().glob("*.json"))
@@ -154,6 +180,13 @@ def paired_table(result, variants, baseline="fast"):
     import pandas as pd
 
     runs = [r for r in result["runs"] if "error" not in r]
+    known = sorted({r["variant"] for r in runs})
+    if isinstance(variants, str):
+        raise TypeError(f"paired_table takes a list of variants, e.g. [{variants!r}]")
+    for name in [baseline, *variants]:
+        if name not in known:
+            raise ValueError(f"paired_table: no run of the variant {name!r} in this record; "
+                             f"it has {', '.join(known)}")
     base = {r.get("repeat", 0): r["examples_per_sec"] for r in runs if r["variant"] == baseline}
     rows = []
     for name in variants:
@@ -244,3 +277,72 @@ def epoch_losses(result, variants, repeat=0):
     return pd.DataFrame({name: [h["loss"] for h in runs[name]["history"]] for name in variants},
                         index=pd.RangeIndex(1, len(runs[variants[0]]["history"]) + 1,
                                             name="epoch"))
+
+
+# --- the records' helpers check what they are given (at_the_door): a record of load_result and
+# variants it holds; the tables themselves are computed as written above.
+
+def _check_record(result, needs=()):
+    if not isinstance(result, dict) or not isinstance(result.get("runs"), list):
+        raise TypeError(f"takes a benchmark record as load_result returns it (a dict with "
+                        f"'runs'), e.g. load_result('cpu.json'), got a {type(result).__name__}"
+                        + (" without 'runs'" if isinstance(result, dict) else ""))
+    missing = [key for key in needs if key not in result]
+    if missing:
+        raise ValueError(f"this record has no {', '.join(map(repr, missing))} (it was made without "
+                         "them); use a record that has, e.g. one listed by load_result")
+
+
+def _check_variants(result, variants, name="variants"):
+    if isinstance(variants, (str, bytes)) or not isinstance(variants, (list, tuple)):
+        raise TypeError(f"{name} must be a list of variant names, e.g. ['fast'], got {variants!r}")
+    known = sorted({r.get("variant") for r in result["runs"] if "error" not in r} - {None})
+    for variant in variants:
+        if variant not in known:
+            raise ValueError(f"no run of the variant {variant!r} in this record; it has "
+                             f"{', '.join(known)}")
+
+
+def _check_benchmark_table(result, variants=None, flops=None):
+    _check_record(result)
+    if variants is not None:
+        _check_variants(result, variants)
+
+
+def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
+    _check_record(result, ("profiles", "epochs"))
+    _check_variants(result, variants)
+    missing = [v for v in variants if v not in result["profiles"]]
+    if missing:
+        raise ValueError(f"this record has no kernel profile of {', '.join(map(repr, missing))}; "
+                         f"it has {', '.join(map(repr, result['profiles']))}")
+
+
+def _check_compile_payoff(result, variant="fast-compile", baseline="fast"):
+    _check_record(result)
+    _check_variants(result, [variant, baseline], "variant and baseline")
+
+
+def _check_compile_and_train(result, variants):
+    _check_record(result)
+    _check_variants(result, variants)
+
+
+def _check_epoch_losses(result, variants, repeat=0):
+    _check_record(result)
+    _check_variants(result, variants)
+    repeats = sorted({r.get("repeat", 0) for r in result["runs"]
+                      if "error" not in r and r.get("variant") in variants})
+    if repeat not in repeats:
+        raise ValueError(f"no repeat {repeat!r} of these variants in this record; the repeats are "
+                         f"{', '.join(map(str, repeats))} (numbered from 0)")
+
+
+provenance = at_the_door(provenance, lambda result: _check_record(
+    result, ("device", "torch", "epochs")))
+failures = at_the_door(failures, lambda result: _check_record(result))
+benchmark_table = at_the_door(benchmark_table, _check_benchmark_table)
+kernel_table = at_the_door(kernel_table, _check_kernel_table)
+compile_payoff = at_the_door(compile_payoff, _check_compile_payoff)
+compile_and_train = at_the_door(compile_and_train, _check_compile_and_train)
+epoch_losses = at_the_door(epoch_losses, _check_epoch_losses)

@@ -18,8 +18,18 @@ import time
 import torch
 from torch import nn
 
-from lenet_book.checks import (check_built, check_evaluate, check_finite_loss, check_first_batch,
-                               check_pixels, check_training, check_validation_split)
+from lenet_book.checks import (
+    at_the_door,
+    check_built,
+    check_evaluate,
+    check_finite_loss,
+    check_first_batch,
+    check_pixels,
+    check_train_step,
+    check_training,
+    check_validation_split,
+    check_whole,
+)
 from lenet_book.device import synchronize
 
 VALIDATION_SIZE = 10_000
@@ -70,6 +80,12 @@ def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=argmax):
     return loss.detach() * y.numel(), (predict(scores) == y).sum()
 
 
+# The chapters show train_step, evaluate and train as written above; at_the_door (checks) checks
+# their arguments before they run: a batch of 0-255 floats or label 10 given to train_step, the
+# pair (images, labels) given to evaluate as one argument, train(..., epochs=5).
+train_step = at_the_door(train_step, check_train_step)
+
+
 def evaluate(net, images, labels, predict=argmax, batch_size=2500):
     """Accuracy over a whole split, in a few large batches, without gradients."""
     check_evaluate(net, images, labels, predict, batch_size)  # lenet_book.checks
@@ -79,6 +95,9 @@ def evaluate(net, images, labels, predict=argmax, batch_size=2500):
                        == labels[i:i + batch_size]).sum()
                       for i in range(0, len(labels), batch_size))
     return correct.item() / len(labels)
+
+
+evaluate = at_the_door(evaluate)  # checks the call itself; check_evaluate the arguments
 
 
 class EpochGraph:
@@ -196,3 +215,17 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
         if on_epoch:
             on_epoch(record)
     return history, seconds
+
+
+train = at_the_door(train)  # e.g. train(..., epochs=5): did you mean num_epochs=5?
+
+
+def _check_shuffled_batches(num_examples, batch_size, generator):
+    check_whole("shuffled_batches: num_examples", num_examples, least=0)
+    check_whole("shuffled_batches: batch_size", batch_size)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"shuffled_batches draws from a torch.Generator, got {generator!r}; e.g. "
+                        "torch.Generator(device=images.device).manual_seed(0)")
+
+
+shuffled_batches = at_the_door(shuffled_batches, _check_shuffled_batches)  # chapter 4 shows it

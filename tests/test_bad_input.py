@@ -83,6 +83,19 @@ def test_1_a_checkpoint_of_another_network_with_the_same_tensors_is_refused(tmp_
 
 # --- 2. Non-finite weights are never exported to the browser page, which never shows NaN ----
 
+def checkpoint_holding(state_dict, path):
+    """A checkpoint of the text's LeNet-5 holding these weights (save_checkpoint itself refuses
+    NaN weights, so the record is written here, with a checksum that matches)."""
+    from lenet_book.checkpoint import state_dict_sha256
+
+    save_checkpoint(models.lenet(), path)
+    record = torch.load(path, weights_only=True)
+    record["state_dict"] = {name: tensor.clone() for name, tensor in state_dict.items()}
+    record["sha256"] = state_dict_sha256(record["state_dict"])
+    torch.save(record, path)
+    return path
+
+
 def test_2_nan_or_infinite_weights_are_not_exported_and_the_page_never_shows_nan(tmp_path):
     net = models.lenet()
     with torch.no_grad():
@@ -90,9 +103,9 @@ def test_2_nan_or_infinite_weights_are_not_exported_and_the_page_never_shows_nan
         net[11].bias[3] = float("inf")
     with pytest.raises(ExportError, match=r"tensor 0.weight holds 1 number\(s\) that are NaN"):
         encode_state_dict(net.state_dict())
-    # the command line refuses such a state dict before it loads the data or writes a file
+    # the command line refuses such a checkpoint before it loads the data or writes a file
     path, out = tmp_path / "diverged.pt", tmp_path / "out"
-    torch.save(net.state_dict(), path)
+    checkpoint_holding(net.state_dict(), path)
     export_weights = importlib.import_module("tools.export_weights")
     with pytest.raises(SystemExit) as exit_:
         export_weights.main(["--state-dict", str(path), "--out", str(out), "--data",
@@ -136,7 +149,7 @@ def test_3_a_diverging_training_stops_naming_the_epoch_and_step():
     calls = []
 
     def breaks_at_step_3(scores, labels):  # a loss that turns NaN in the second epoch
-        if scores.requires_grad:  # a training step (the check at the door calls it without)
+        if scores.grad_fn is not None:  # a training step (the door's checks: no grad, or a leaf)
             calls.append(1)
         loss = nn.functional.cross_entropy(scores, labels)
         return loss * float("nan") if len(calls) == 8 else loss
@@ -489,8 +502,7 @@ def refuses_symlink_loops(tmp_path):
 
 
 def cli_without_traceback(tmp_path):
-    saved = tmp_path / "w.pt"
-    torch.save(models.lenet().state_dict(), saved)
+    saved = save_checkpoint(models.lenet(), tmp_path / "w.pt")
     done = subprocess.run([sys.executable, str(REPO / "tools" / "export_weights.py"),
                            "--state-dict", str(saved), "--data", str(tmp_path / "no-data"),
                            "--out", str(tmp_path / "out")], capture_output=True, text=True,
@@ -618,7 +630,7 @@ def test_10_probe_checkpoint_paths(tmp_path):
     link = tmp_path / "link.pt"
     os.symlink(target, link)
     relu = models.modern_lenet(nn.ReLU)
-    save_checkpoint(relu, link)
+    save_checkpoint(relu, link, overwrite=True)  # another network's: replaced only when asked
     assert link.is_symlink()
     load_checkpoint(models.modern_lenet(nn.ReLU), target)
 
@@ -986,7 +998,7 @@ def test_12_a_read_only_checkpoint_is_not_replaced(tmp_path):
     path.chmod(0o444)
     before = path.read_bytes()
     refused_by_lenet_book(CheckpointError, "the file is read-only \\(mode 444\\), so it is kept",
-                          lambda: save_checkpoint(models.modern_lenet(nn.ReLU), path))
+                          lambda: save_checkpoint(models.modern_lenet(nn.ReLU), path, overwrite=True))
     assert path.read_bytes() == before and (path.stat().st_mode & 0o777) == 0o444
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.pt"]  # no temporary left
 
@@ -997,6 +1009,507 @@ def test_12_a_damaged_browser_data_file_is_named(tmp_path):
     path = js_file(tmp_path, "// comment\nwindow.LENET = {bad json};\n")
     refused_by_lenet_book(ExportError, "window.LENET is not valid JSON .*rerun tools/export",
                           lambda: export.read_js_data(path, "LENET"))
+
+
+# --- 13. A fifth probe: another network exported, misleading messages, functions' signatures ---
+
+def export_refuses(tmp_path, capsys, path):
+    """tools/export_weights.py --state-dict path: refused with a message, nothing written."""
+    export_weights = importlib.import_module("tools.export_weights")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main(["--state-dict", str(path), "--out", str(out), "--data",
+                             str(tmp_path / "no-data")])
+    assert not out.exists()
+    return str(exit_.value.code) + capsys.readouterr().err
+
+
+def test_13_export_weights_refuses_a_plain_state_dict_of_another_network(tmp_path, capsys):
+    path = tmp_path / "relu_maxpool.pt"
+    torch.save(models.modern_lenet(nn.ReLU, nn.MaxPool2d).state_dict(), path)
+    message = export_refuses(tmp_path, capsys, path)
+    assert "is a plain state dict (torch.save(net.state_dict(), ...)), which does not record " \
+           "the network's layers" in message, message
+    assert "How to fix it: save the text's LeNet-5 with lenet_book.checkpoint.save_checkpoint" \
+           in message
+
+
+def test_13_export_weights_refuses_a_checkpoint_of_another_network(tmp_path, capsys):
+    path = save_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d), tmp_path / "relu.pt")
+    message = export_refuses(tmp_path, capsys, path)
+    assert "the file has 1: ReLU(), the network 1: Sigmoid()" in message, message
+    assert "The page computes the text's LeNet-5 only" in message
+    # the text's LeNet-5 saved by save_checkpoint is what it exports
+    net = models.lenet()
+    save_checkpoint(net, tmp_path / "text.pt")
+    loaded, _ = importlib.import_module("tools.export_weights").load(tmp_path / "text.pt")
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in loaded.state_dict().items())
+
+
+def test_13_export_weights_names_a_truncated_checkpoint(tmp_path, capsys):
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    message = export_refuses(tmp_path, capsys, path)
+    assert "it is truncated, damaged, or not a file saved by save_checkpoint" in message, message
+    assert "torch.save" not in message
+
+
+PROBE5_TRAIN = [
+    ("loss-class-weights-of-5", {"loss_fn": nn.CrossEntropyLoss(weight=torch.ones(5))},
+     ValueError, (r"CrossEntropyLoss\(weight=...\) has class weights of shape \(5,\): the weights "
+                  r"must be 10 finite numbers")),
+    ("loss-label-smoothing-2", {"loss_fn": nn.CrossEntropyLoss(label_smoothing=2.0)},
+     ValueError, (r"CrossEntropyLoss\(label_smoothing=2.0\): label_smoothing must be a fraction "
+                  r"in \[0, 1\]")),
+    ("optimizer-of-no-argument", {"optimizer": lambda: torch.optim.SGD([], lr=0.1)}, TypeError,
+     (r"optimizer must be a function of one argument, the network's parameters, e.g. lambda "
+      r"params: .*; this one takes \(\)")),
+    ("scheduler-of-two-arguments",
+     {"scheduler": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, 1)}, TypeError,
+     (r"scheduler must be a function of three arguments, \(optimizer, epochs, steps per epoch\)"
+      r".*this one takes \(opt, epochs\)")),
+    ("on-epoch-of-no-argument", {"on_epoch": lambda: None}, TypeError,
+     r"on_epoch must be a function of one argument, the epoch's dict .*this one takes \(\)"),
+    ("epochs-for-num-epochs", {"epochs": 1}, TypeError,
+     (r"train\(\) got an unexpected keyword argument 'epochs': did you mean num_epochs=1\? It "
+      r"takes train\(net, train_data, eval_sets=None, \*, num_epochs=10")),
+]
+
+
+@pytest.mark.parametrize("case, error, says", [case[1:] for case in PROBE5_TRAIN],
+                         ids=[case[0] for case in PROBE5_TRAIN])
+def test_13_probe_bad_arguments_to_train_are_refused_before_any_step(case, error, says):
+    torch.manual_seed(0)
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(error, says, lambda: train(net, tiny_data(), batch_size=8, **case))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("test_data, options, error, says", [
+    (None, {}, ValueError, (r"train_fused scores the test set after every epoch.*pass "
+                            r"test_data=\(images, labels\)")),
+    (tiny_data(), {"on_epoch": lambda: None}, TypeError,
+     r"on_epoch must be a function of one argument, the epoch's dict"),
+    (tiny_data(), {"epochs": 1}, TypeError,
+     r"train_fused\(\) got an unexpected keyword argument 'epochs': did you mean num_epochs=1\?"),
+], ids=["no-test-data", "on-epoch-of-no-argument", "epochs-for-num-epochs"])
+def test_13_train_fused_refuses_before_compiling_or_training(test_data, options, error, says):
+    from lenet_book.fused import train_fused
+
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(error, says, lambda: train_fused(net, tiny_data(), test_data,
+                                                           num_epochs=1, batch_size=8,
+                                                           cuda_graph=False, **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def step_call(X=None, y=None, optimizer="sgd"):
+    """fast.train_step (the function chapter 4 shows) on a batch of 8."""
+    from lenet_book import fast
+
+    def call():
+        net = models.lenet()
+        images, labels = tiny_data(8)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1) if optimizer == "sgd" else optimizer
+        return fast.train_step(net, opt, nn.CrossEntropyLoss(),
+                               fast.to_float(images) if X is None else X,
+                               labels if y is None else y)
+    return call
+
+
+def penalties_and(labels):
+    return lambda: original.paper_loss(torch.rand(len(labels), 10), labels)
+
+
+def crop_flip_call(images=None, generator=None, **options):
+    images = tiny_data(4)[0] if images is None else images
+    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    return lambda: recipes.random_crop_flip(images, generator, **options)
+
+
+def sgd():
+    return torch.optim.SGD(models.lenet().parameters(), lr=0.1)
+
+
+PROBE5_OTHER = [
+    ("load-a-proc-file", lambda: load_checkpoint(models.lenet(), "/proc/self/status"),
+     CheckpointError, r"is empty \(0 bytes\), or not a regular file: it holds no checkpoint"),
+    ("load-a-device", lambda: load_checkpoint(models.lenet(), os.devnull), CheckpointError,
+     r"is not a regular file \(a device, a pipe or a socket\)"),
+    ("paper-schedule-0-steps", lambda: original.paper_schedule(sgd(), 10, 0), ValueError,
+     ("paper_schedule: steps_per_epoch must be a whole number of at least 1, the batches in an "
+      "epoch")),
+    ("paper-schedule-no-factors", lambda: original.paper_schedule(sgd(), 10, 5, factors=[]),
+     ValueError, r"factors must be a non-empty list of the first rate's factors, one per epoch"),
+    ("decode-entry-without-base64", lambda: decode_state_dict([{"name": "a", "shape": [2]}]),
+     ExportError, r"tensor a has no 'base64': each entry holds name, shape, base64"),
+    ("decode-entry-not-a-dict", lambda: decode_state_dict(["0.weight"]), ExportError,
+     "tensor entry 0 is a str, not a dict with the keys name, shape, base64"),
+    ("decode-entry-not-base64",
+     lambda: decode_state_dict([{"name": "a", "shape": [1], "base64": "abc"}]), ExportError,
+     "tensor a: its numbers are not base64 text"),
+    ("decode-a-dict", lambda: decode_state_dict({"a": "AAAAAA=="}), ExportError,
+     "decode_state_dict takes the list of tensors that encode_state_dict gives"),
+    ("evaluate-of-a-pair", lambda: evaluate(models.lenet(), tiny_data()), TypeError,
+     (r"evaluate\(\) missing a required argument: 'labels': the images and the labels are two "
+      r"arguments, and argument 2 is one pair \(images, labels\): unpack it, evaluate\(net, "
+      r"\*data\)")),
+    ("train-step-uint8", step_call(X=tiny_data(8)[0][:, None]), TypeError,
+     (r"train_step takes a float batch N×1×height×width in \[0, 1\], got torch.uint8; convert "
+      r"uint8 pixels with to_float\(images\)")),
+    ("train-step-0-255-floats", step_call(X=tiny_data(8)[0][:, None].float()), ValueError,
+     (r"train_step takes images in \[0, 1\], as to_float gives them; these go from 0 to 255; "
+      r"they look like pixels 0-255 as floats")),
+    ("train-step-float-labels", step_call(y=torch.zeros(8)), TypeError,
+     (r"train_step takes the labels as int64 class numbers 0-9, .*got torch.float32; convert "
+      r"them: labels.long\(\)")),
+    ("train-step-label-10", step_call(y=torch.full((8,), 10)), ValueError,
+     "train_step takes class numbers 0-9 as labels, found 10"),
+    ("train-step-no-optimizer", step_call(optimizer=None), TypeError,
+     r"train_step needs the optimizer that updates the network, e.g. torch.optim.SGD"),
+    ("paper-loss-label-10", penalties_and(torch.full((4,), 10)), ValueError,
+     "paper_loss takes class numbers 0-9 as labels, found 10"),
+    ("paper-loss-float-labels", penalties_and(torch.zeros(4)), TypeError,
+     r"paper_loss takes the labels as int64 class numbers 0-9.*labels.long\(\)"),
+    ("paper-loss-one-row", lambda: original.paper_loss(torch.rand(10), torch.tensor([1])),
+     ValueError, r"paper_loss takes a batch of scores N×10, one row per image, got shape \(10,\)"),
+    ("crop-flip-n-1-28-28", crop_flip_call(tiny_data(4)[0][:, None]), ValueError,
+     r"random_crop_flip takes a batch of grey images N×height×width.*images.squeeze\(1\)"),
+    ("crop-flip-padding-negative", crop_flip_call(padding=-1), ValueError,
+     "padding, the largest shift in pixels, must be a whole number of at least 0, e.g. 2"),
+    ("crop-flip-padding-string", crop_flip_call(padding="2"), TypeError,
+     "padding, the largest shift in pixels, must be a whole number of at least 0, e.g. 2"),
+    ("crop-flip-generator-an-int", crop_flip_call(generator=0), TypeError,
+     r"random_crop_flip draws from a torch.Generator .*torch.Generator\(\).manual_seed\(seed\)"),
+]
+
+
+@pytest.mark.parametrize("call, error, says", [case[1:] for case in PROBE5_OTHER],
+                         ids=[case[0] for case in PROBE5_OTHER])
+def test_13_probe_bad_arguments_elsewhere_get_a_message_from_lenet_book(call, error, says):
+    if "regular file" in says and not Path("/proc/self/status").exists():
+        pytest.skip("no /proc here")
+    refused_by_lenet_book(error, says, call)
+
+
+def test_13_the_checked_functions_show_their_own_source_and_compute_the_same():
+    """The chapters show these functions (``show``, i.e. inspect.getsource): their checks run
+    before them and change neither the source shown nor the result."""
+    import inspect
+
+    from lenet_book import fast
+    from lenet_book import train as train_module
+
+    shown = {fast.train_step: "def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, ",
+             fast.evaluate: "def evaluate(net, images, labels, predict=argmax, batch_size=2500)",
+             fast.train: "def train(net, train_data, eval_sets=None, *, num_epochs=10, ",
+             fast.train_fast: "def train_fast(net, train_data, test_data, num_epochs=10, ",
+             original.paper_loss: "def paper_loss(penalties, labels, j=J):",
+             original.paper_schedule: "def paper_schedule(optimizer, num_epochs, steps_per_epoch",
+             recipes.random_crop_flip: "def random_crop_flip(images, generator, padding=2):"}
+    for function, first_line in shown.items():
+        source = inspect.getsource(function)
+        assert source.startswith(first_line) and "at_the_door" not in source, source[:200]
+    assert train_module.train_step is fast.train_step
+    runs = []
+    for step in (fast.train_step, fast.train_step.__wrapped__):
+        torch.manual_seed(0)
+        net = models.lenet()
+        images, labels = tiny_data(8)
+        result = step(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                      fast.to_float(images), labels)
+        runs.append((result, weights(net)))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][0], runs[1][0]))
+    assert all(torch.equal(runs[0][1][k], v) for k, v in runs[1][1].items())
+
+
+# --- 14. A sixth probe: files lost, silently wrong results, misleading messages ----------------
+
+@pytest.mark.parametrize("name, content", [
+    ("chapter.ipynb", b'{"cells": [], "nbformat": 4}\n'),
+    ("notes.txt", b"my notes\n"),
+    ("train-labels-idx1-ubyte", b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02")])
+def test_14_save_checkpoint_never_replaces_a_file_that_is_not_a_checkpoint(tmp_path, name,
+                                                                             content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    message = refused_by_lenet_book(CheckpointError, "exists and is not a lenet_book checkpoint",
+                                    lambda: save_checkpoint(models.lenet(), path))
+    assert "overwrite=True" in message and "nothing was written" in message, message
+    assert path.read_bytes() == content and sorted(tmp_path.iterdir()) == [path]
+    save_checkpoint(models.lenet(), path, overwrite=True)  # asked for: replaced
+    load_checkpoint(models.lenet(), path)
+
+
+def test_14_save_checkpoint_replaces_another_networks_checkpoint_only_when_asked(tmp_path):
+    relu = save_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d), tmp_path / "relu.pt")
+    kept = relu.read_bytes()
+    message = refused_by_lenet_book(
+        CheckpointError, "holds the checkpoint of a network of another architecture",
+        lambda: save_checkpoint(models.modern_lenet(batch_norm=True), relu))
+    assert "overwrite=True" in message and relu.read_bytes() == kept, message
+    refused_by_lenet_book(CheckpointError, r"another network \(same tensors, other layers\)",
+                          lambda: save_checkpoint(models.lenet(), relu))
+    # the same network's checkpoint is replaced (chapters re-run and save again)
+    save_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d), relu)
+    save_checkpoint(models.modern_lenet(batch_norm=True), relu, overwrite=True)
+    load_checkpoint(models.modern_lenet(batch_norm=True), relu)
+    # a truncated checkpoint is replaced: load_checkpoint tells its owner to save again
+    relu.write_bytes(relu.read_bytes()[:1000])
+    save_checkpoint(models.lenet(), relu)
+    load_checkpoint(models.lenet(), relu)
+
+
+def test_14_load_checkpoint_names_a_js_file_and_a_gzipped_checkpoint(tmp_path):
+    js = tmp_path / "w.js"
+    js.write_text("window.W = {};\n")
+    message = refused_by_lenet_book(CheckpointError, "not a file written by torch.save",
+                                    lambda: load_checkpoint(models.lenet(), js))
+    assert "weights_only" not in message and "retrain" not in message, message
+    good = save_checkpoint(models.lenet(), tmp_path / "good.pt")
+    packed = tmp_path / "good.pt.gz"
+    packed.write_bytes(gzip.compress(good.read_bytes()))
+    message = refused_by_lenet_book(CheckpointError, "gzip-compressed",
+                                    lambda: load_checkpoint(models.lenet(), packed))
+    assert "gunzip" in message and "retrain" not in message, message
+
+
+def train_tiny(**options):
+    torch.manual_seed(0)
+    return train(models.lenet(), tiny_data(), num_epochs=1, batch_size=8, **options)
+
+
+def lambda_lr_negative(o, e, s):
+    return torch.optim.lr_scheduler.LambdaLR(o, lambda k: -1.0)
+
+
+def step_with(net=None, optimizer=None, loss_fn="cross-entropy", **options):
+    from lenet_book import fast
+
+    net = models.lenet() if net is None else net
+    if optimizer is None:
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss() if loss_fn == "cross-entropy" else loss_fn
+    images, labels = tiny_data(8)
+    return fast.train_step(net, optimizer, loss_fn, fast.to_float(images), labels, **options)
+
+
+def fused_step():
+    from lenet_book import fused
+
+    images, labels = tiny_data(8)
+    return fused.FusedStep(models.lenet(), images, labels, compile=False)
+
+
+def speed_call(function, record, *args, **kwargs):
+    speed = importlib.import_module("lenet_book.speed")
+    record = speed.load_result(record) if isinstance(record, str) else record
+    return getattr(speed, function)(record, *args, **kwargs)
+
+
+PROBE6 = [
+    # SILENT: each ran and gave a wrong result without a word
+    ("scheduler-returns-the-optimizer", lambda: train_tiny(scheduler=lambda o, e, s: o),
+     TypeError, "returned the optimizer itself"),
+    ("scheduler-negative-rate", lambda: train_tiny(scheduler=lambda_lr_negative),
+     ValueError, "the schedule starts with learning rate -0.9"),
+    ("loss-ignores-the-labels", lambda: train_tiny(loss_fn=lambda s, y: s.mean()),
+     ValueError, "the same loss whatever the labels are"),
+    ("optimizer-lr-0", lambda: train_tiny(optimizer=lambda p: torch.optim.SGD(p, lr=0)),
+     ValueError, "learning rate 0: it must be a finite number above 0"),
+    ("optimizer-of-two-tensors",
+     lambda: train_tiny(optimizer=lambda p: torch.optim.SGD(list(p)[:2], lr=0.9)),
+     ValueError, r"leaves 8 trainable tensors of the network out \(e.g. 3.weight\)"),
+    ("train-step-another-networks-optimizer",
+     lambda: step_with(models.lenet(), torch.optim.SGD(models.lenet().parameters(), lr=0.1)),
+     ValueError, "the optimizer updates the parameters of another network"),
+    ("crop-padding-30", lambda: recipes.random_crop_flip(tiny_data(4)[0], torch.Generator(),
+                                                         padding=30),
+     ValueError, "padding=30 shifts the images by up to their whole size"),
+    ("warm-up-0-steps", lambda: importlib.import_module("lenet_book.fused").warm_up(
+        fused_step(), [torch.arange(8)], steps=0), ValueError, "steps must be at least 1"),
+    ("paley-hadamard-4", lambda: original.paley_hadamard(4), ValueError,
+     "q must be a prime with q % 4 == 3"),
+    ("paley-hadamard-5", lambda: original.paley_hadamard(5), ValueError,
+     "q must be a prime with q % 4 == 3"),
+    ("rbf-1d-codes", lambda: original.RBF(torch.ones(10)), ValueError,
+     r"shape \(10, 84\), got \(10,\)"),
+    ("subsampling-0-channels", lambda: original.Subsampling(0), ValueError,
+     "channels, the number of feature maps, must be at least 1"),
+    ("partial-conv-kernel-0", lambda: original.PartialConv2d([[0, 1]], 6, kernel_size=0),
+     ValueError, "kernel_size must be at least 1"),
+    ("init-paper-on-the-texts-lenet", lambda: original.init_paper(models.lenet()), TypeError,
+     r"initialise it with models.init_xavier\(net\)"),
+    ("paper-loss-of-scores", lambda: original.paper_loss(-torch.rand(4, 10), torch.arange(4)),
+     ValueError, "these hold negative numbers"),
+    ("fitting-sizes-largest-0",
+     lambda: shapes.fitting_sizes(models.lenet(), (1, 1, 28, 28), largest=0), ValueError,
+     "largest must be at least 1"),
+    ("paired-table-unknown-variant", lambda: importlib.import_module("lenet_book.speed")
+     .paired_table(importlib.import_module("lenet_book.speed").load_result("cpu.json"), ["nope"]),
+     ValueError, "no run of the variant 'nope' in this record; it has"),
+    ("paired-table-unknown-baseline", lambda: importlib.import_module("lenet_book.speed")
+     .paired_table(importlib.import_module("lenet_book.speed").load_result("cpu.json"),
+                   ["fast-compile"], baseline="nope"),
+     ValueError, "no run of the variant 'nope'"),
+    ("export-a-number-as-name", lambda: encode_state_dict({1: torch.ones(2)}), ExportError,
+     "tensor names must be strings"),
+    ("export-int64-beyond-float32", lambda: encode_state_dict({"a": torch.tensor([2**40 + 1])}),
+     ExportError, "do not all fit float32 exactly"),
+    # BARE: each ended in a traceback from torch or Python (the first four after training began)
+    ("loss-detached", lambda: train_tiny(
+        loss_fn=lambda s, y: nn.functional.cross_entropy(s, y).detach()),
+     ValueError, "returns a loss without gradients"),
+    ("reduce-lr-on-plateau", lambda: train_tiny(
+        scheduler=lambda o, e, s: torch.optim.lr_scheduler.ReduceLROnPlateau(o)),
+     TypeError, "ReduceLROnPlateau needs a metric"),
+    ("one-cycle-total-steps-1", lambda: train_tiny(
+        scheduler=lambda o, e, s: torch.optim.lr_scheduler.OneCycleLR(o, 1, total_steps=1)),
+     ValueError, r"total_steps=1 steps, but train steps it after every batch, 3 times"),
+    ("one-cycle-total-steps-epochs", lambda: train_tiny(
+        scheduler=lambda o, e, s: torch.optim.lr_scheduler.OneCycleLR(o, 1, total_steps=e)),
+     ValueError, r"pass total_steps=epochs \* steps"),
+    ("optimizer-negative-lr", lambda: train_tiny(optimizer=lambda p: torch.optim.SGD(p, lr=-.1)),
+     ValueError, "the optimizer function could not build an optimizer: PyTorch says"),
+    ("optimizer-uses-the-parameters-twice",
+     lambda: train_tiny(optimizer=lambda p: (list(p), torch.optim.SGD(p, lr=.9))[1]),
+     ValueError, r"use them once, or turn them into a list first"),
+    ("train-step-no-network", lambda: step_with(object(), torch.optim.SGD(
+        models.lenet().parameters(), lr=0.1)), TypeError,
+     "train_step trains a network"),
+    ("train-step-no-loss", lambda: step_with(loss_fn=None), TypeError,
+     "loss_fn must be a function"),
+    ("train-step-no-predict", lambda: step_with(predict=None), TypeError,
+     "predict must be a function"),
+    ("train-step-amp-dtype-string", lambda: step_with(amp_dtype="bf16"), TypeError,
+     "amp_dtype must be None, torch.float16 or torch.bfloat16"),
+    ("train-step-optimizer-class", lambda: step_with(optimizer=torch.optim.SGD), TypeError,
+     "train_step needs the optimizer that updates the network"),
+    ("warm-up-without-a-step", lambda: importlib.import_module("lenet_book.fused").warm_up(
+        None, [torch.arange(8)]), TypeError, "warm_up runs a FusedStep"),
+    ("fused-epoch-graph-on-cpu", lambda: importlib.import_module("lenet_book.fused")
+     .FusedEpochGraph(fused_step(), 4), ValueError, "needs the data on a CUDA device"),
+    ("subsampling-string", lambda: original.Subsampling("6"), TypeError,
+     "must be a whole number of at least 1, got '6'"),
+    ("partial-conv-7-channels", lambda: original.PartialConv2d(original.C3_INPUTS, 7),
+     ValueError, "no output map reads the input maps 6-6"),
+    ("rbf-none", lambda: original.RBF(None), TypeError, "codes must be a float tensor"),
+    ("square-none", lambda: shapes.square(None), TypeError, "takes a .height, width. pair"),
+    ("shuffled-batches-size-0", lambda: importlib.import_module("lenet_book.fast")
+     .shuffled_batches(10, 0, torch.Generator()), ValueError, "batch_size must be at least 1"),
+    ("shuffled-batches-no-generator", lambda: importlib.import_module("lenet_book.fast")
+     .shuffled_batches(10, 4, None), TypeError, "draws from a torch.Generator"),
+    ("shuffled-batches-negative", lambda: importlib.import_module("lenet_book.train")
+     .shuffled_batches(-1, 4, torch.Generator()), ValueError, "num_examples must be at least 0"),
+    ("synchronize-none", lambda: importlib.import_module("lenet_book.device").synchronize(None),
+     TypeError, "synchronize waits for a device"),
+    ("num-parameters-of-the-function", lambda: models.num_parameters(models.lenet), TypeError,
+     "net must be a torch.nn.Module"),
+    ("compile-and-warm-up-no-network", lambda: importlib.import_module("lenet_book.speed")
+     .compile_and_warm_up(None, tiny_data()), TypeError, "net must be a torch.nn.Module"),
+    ("compile-and-warm-up-bogus-mode", lambda: importlib.import_module("lenet_book.speed")
+     .compile_and_warm_up(models.lenet(), tiny_data(), mode="bogus"), ValueError,
+     "mode 'bogus' is not a torch.compile mode"),
+    ("compile-and-warm-up-string-data", lambda: importlib.import_module("lenet_book.speed")
+     .compile_and_warm_up(models.lenet(), "data"), TypeError, r"train_data must be a pair"),
+    ("load-result-none", lambda: importlib.import_module("lenet_book.speed").load_result(None),
+     ValueError, "load_result takes the file name of a record"),
+    ("load-result-outside", lambda: importlib.import_module("lenet_book.speed")
+     .load_result("../../pyproject.toml"), ValueError, "the records are .*cpu.json"),
+    ("architecture-of-none", lambda: importlib.import_module("lenet_book.checkpoint")
+     .architecture(None), TypeError, "architecture takes a state dict"),
+    ("sha256-of-a-string", lambda: importlib.import_module("lenet_book.checkpoint")
+     .state_dict_sha256("x"), TypeError, "state_dict_sha256 takes a state dict"),
+    ("seed-study-unknown-file", lambda: importlib.import_module("lenet_book.results")
+     .load_seed_study("nope.json"), FileNotFoundError, "the seed studies are accuracy-seeds"),
+    ("accuracy-by-seed-of-a-speed-record", lambda: importlib.import_module("lenet_book.results")
+     .accuracy_by_seed(importlib.import_module("lenet_book.speed").load_result("cpu.json"),
+                       "text"), TypeError, "takes a seed study as load_seed_study"),
+    ("accuracy-by-seed-unknown-run", lambda: importlib.import_module("lenet_book.results")
+     .accuracy_by_seed(importlib.import_module("lenet_book.results").load_seed_study(), "nope"),
+     ValueError, "no run 'nope' in this seed study; its runs are 'LeNet-5 as in the text'"),
+    ("accuracy-by-seed-unknown-split", lambda: importlib.import_module("lenet_book.results")
+     .accuracy_by_seed(importlib.import_module("lenet_book.results").load_seed_study(),
+                       "max pooling", split="test2"), ValueError, "split must be 'valid' or"),
+    ("seed-study-table-rows-list", lambda: importlib.import_module("lenet_book.results")
+     .seed_study_table(importlib.import_module("lenet_book.results").load_seed_study(),
+                       ["nope"]), TypeError, "rows must be a dict"),
+    ("seed-study-pairs-rows-list", lambda: importlib.import_module("lenet_book.results")
+     .seed_study_pairs(importlib.import_module("lenet_book.results").load_seed_study(), "nope",
+                       ["x"]), TypeError, "rows must be a dict"),
+    ("provenance-of-an-empty-dict", lambda: speed_call("provenance", {}), TypeError,
+     "takes a benchmark record as load_result returns it"),
+    ("failures-of-none", lambda: speed_call("failures", None), TypeError,
+     "takes a benchmark record"),
+    ("benchmark-table-unknown-variant", lambda: speed_call("benchmark_table", "cpu.json",
+                                                           variants=["nope"]),
+     ValueError, "no run of the variant 'nope' in this record; it has fast"),
+    ("kernel-table-without-profiles", lambda: speed_call("kernel_table", "gpu-h200.json"),
+     ValueError, "this record has no 'profiles'"),
+    ("compile-payoff-unknown-variant", lambda: speed_call("compile_payoff", "cpu.json",
+                                                          variant="nope"),
+     ValueError, "no run of the variant 'nope'"),
+    ("epoch-losses-unknown-repeat", lambda: speed_call("epoch_losses", "cpu.json", ["fast"],
+                                                       repeat=99),
+     ValueError, r"no repeat 99 of these variants in this record; the repeats are 0, 1, 2"),
+    ("epoch-losses-variant-as-a-string", lambda: speed_call("epoch_losses", "cpu.json", "fast"),
+     TypeError, "variants must be a list of variant names"),
+    ("best-runs-of-none", lambda: importlib.import_module("lenet_book.results").best_runs(None),
+     TypeError, "takes the benchmark's runs, a list of dicts"),
+    ("best-runs-without-speed", lambda: importlib.import_module("lenet_book.results")
+     .best_runs([{"variant": "a"}]), ValueError, "a run lacks 'examples_per_sec'"),
+    ("repeat-summary-without-repeat", lambda: importlib.import_module("lenet_book.results")
+     .repeat_summary([{"variant": "text", "examples_per_sec": 1.0}]), ValueError,
+     "a run lacks 'repeat'"),
+    # MISLEADING: the message blamed another cause
+    ("loss-zero-class-weights", lambda: train_tiny(
+        loss_fn=nn.CrossEntropyLoss(weight=torch.zeros(10))), ValueError, "not all 0"),
+    ("summarize-a-string", lambda: recipes.summarize("0.9"), TypeError,
+     r"summarize takes a list of accuracies, e.g. \[0.91, 0.90\], got the text '0.9'"),
+    ("empty-data-root", lambda: importlib.import_module("lenet_book.data")
+     .check_fashion_mnist(""), ValueError, "the data root is empty"),
+]
+
+
+@pytest.mark.parametrize("case, call, error, match", PROBE6, ids=[c[0] for c in PROBE6])
+def test_14_probe6(case, call, error, match):
+    refused_by_lenet_book(error, match, call)
+
+
+def test_14_clearer_messages_for_quotes_nan_and_an_unknown_step():
+    message = refused_by_lenet_book(TypeError, "write 10, not '10'", lambda: original.paper_loss(
+        torch.rand(2, 10), torch.arange(2), j="10"))
+    assert "constant of eq. (9),=" not in message, message
+    refused_by_lenet_book(ValueError, "an accuracy must be a finite number, got nan$",
+                          lambda: recipes.summarize([0.9, float("nan")]))
+    refused_by_lenet_book(ValueError, r"^unknown step None\. The steps are",
+                          lambda: recipes.modern_recipe([None]))
+
+
+def test_14_write_js_data_names_a_tensor_in_the_data(tmp_path):
+    from lenet_book import export
+
+    refused_by_lenet_book(ExportError, r"convert tensors first: encode_state_dict",
+                          lambda: export.write_js_data(tmp_path / "d.js", "X",
+                                                       {"t": torch.ones(2)}, "c"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_14_the_checks_leave_valid_calls_and_the_shown_source_alone():
+    """The checks added for the probe pass the book's own uses: a OneCycleLR of epochs * steps,
+    paper_schedule with the 1998 network, a same-architecture checkpoint, random_crop_flip."""
+    history, _ = train_tiny(scheduler=lambda o, e, s: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.5, total_steps=e * s))
+    assert len(history) == 1
+    net, options = recipes.build({"network": "original"})
+    assert set(options) and original.paley_hadamard().shape == (84, 84)
+    import inspect
+    for shown in (original.RBF, original.Subsampling, original.PartialConv2d):
+        assert "at_the_door" not in inspect.getsource(shown)
+    assert inspect.getsource(original.init_paper).startswith("def init_paper(net):")
+    assert inspect.getsource(shapes.fitting_sizes).startswith("def fitting_sizes(net, ")
 
 
 if __name__ == "__main__":

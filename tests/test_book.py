@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lenet_book.book import chapters
+from lenet_book.book import chapters, solutions
 
 REPO = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 CHAPTERS = chapters()  # the one reader of _toc.yml
+SOLUTIONS = solutions()  # notebooks/solutions/NN_topic.ipynb: held to the chapters' standard
 MAX_COLUMNS = 100  # the widest code line that the site shows without a scroll bar
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 
@@ -54,16 +55,20 @@ def test_toc_lists_every_chapter_in_numbered_order():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_ends_with_exercises(path):
+    markdown = [source(c) for c in load(path)["cells"] if c["cell_type"] == "markdown"]
+    assert re.search(r"^## Exercises$", markdown[-1], re.M)
+
+
+@pytest.mark.parametrize("path", CHAPTERS + SOLUTIONS, ids=lambda p: p.relative_to(REPO / "notebooks").as_posix())
 class TestChapter:
+    """A chapter, and the solutions notebook of a chapter, as stored."""
+
     def test_starts_with_a_title_then_the_colab_setup_cell(self, path):
         nb = load(path)
         first = nb["cells"][0]
         assert first["cell_type"] == "markdown" and re.match(r"# \S", source(first))
         assert source(code_cells(nb)[0]).strip() == setup_cell_from_contributing()
-
-    def test_ends_with_exercises(self, path):
-        markdown = [source(c) for c in load(path)["cells"] if c["cell_type"] == "markdown"]
-        assert re.search(r"^## Exercises$", markdown[-1], re.M)
 
     def test_is_stored_executed_in_order_without_errors(self, path):
         cells = code_cells(load(path))
@@ -82,7 +87,8 @@ class TestChapter:
         nb = load(path)
         assert set(nb["metadata"]) == {"kernelspec", "language_info", "execution"}
         record = nb["metadata"]["execution"]
-        assert set(record) == {"date", "seconds", "device", "python", "versions"}, "store it with tools/execute_notebooks.py"
+        assert set(record) == {"date", "seconds", "device", "python", "versions"}, \
+            "store it with tools/execute_notebooks.py"
         for cell in nb["cells"]:
             assert set(cell["metadata"]) <= {"tags", "mystnb"}
 

@@ -22,11 +22,11 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from lenet_book import fast
-from lenet_book.export import decode_images, decode_state_dict, read_js_data
-
 # The built site, its server and the browser: one definition, in tests/test_site.py.
 from test_site import REPO, SCREENSHOTS, browser, server, site  # noqa: F401
+
+from lenet_book import fast
+from lenet_book.export import decode_images, decode_state_dict, read_js_data
 
 FILES = REPO / "book" / "browser"
 PAGE = "book/lenet_in_browser.html"
@@ -167,7 +167,8 @@ def test_javascript_gives_pytorchs_probabilities_on_every_test_image(browser, se
     assert torch.equal(js.argmax(dim=1), torch_probs.argmax(dim=1)), "a predicted class differs"
     # the strip's red frames are exactly PyTorch's mistakes
     wrong = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#lenet-strip .lenet-thumb'), b => b.classList.contains('lenet-wrong'));")
+        "return Array.from(document.querySelectorAll('#lenet-strip .lenet-thumb'),"
+        " b => b.classList.contains('lenet-wrong'));")
     labels = torch.tensor(exported[1]["labels"])
     assert wrong == (torch_probs.argmax(dim=1) != labels).tolist()
     assert not page_errors(browser), page_errors(browser)
@@ -197,7 +198,8 @@ def test_picking_a_test_image_shows_its_prediction(browser, server, exported, ne
         assert maps == [[[28, 28]] * 6, [[14, 14]] * 6, [[10, 10]] * 16, [[5, 5]] * 16]
     # The numbers the text quotes are filled in from the files and the run.
     quoted = browser.execute_script(
-        "return Object.fromEntries(['lenet-sizes', 'lenet-training', 'lenet-cost', 'lenet-strip-count', 'lenet-accuracy']"
+        "return Object.fromEntries(['lenet-sizes', 'lenet-training', 'lenet-cost', 'lenet-strip-count',"
+        " 'lenet-accuracy']"
         ".map(id => [id, document.getElementById(id).textContent]));")
     assert "61,706 numbers: 246,824 bytes" in quoted["lenet-sizes"]
     assert f"test accuracy {exported[0]['training']['test_acc']}" in quoted["lenet-training"]
@@ -303,7 +305,8 @@ def test_opened_image_is_trimmed_scaled_centred_and_negated(browser, server, tmp
     browser.find_element("id", "lenet-file").send_keys(str(path))
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.getElementById('lenet-app').dataset.source") == "file")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return document.getElementById('lenet-app').dataset.source") == "file")
     opened = state(browser)
     assert opened["updates"] > before["updates"] and "dark_on_white.png" in opened["status"]
     image = torch.tensor(opened["input"]).reshape(28, 28)
@@ -313,3 +316,101 @@ def test_opened_image_is_trimmed_scaled_centred_and_negated(browser, server, tmp
     assert (left, 27 - right) == (7, 7), "the object should be centred"
     assert image[1:27, left + 1:right].min() > 0.9 and image[:, :left].max() == 0, \
         "a dark object on white should become white on black"
+
+
+# --------------------------------------------------------------------------- for every reader
+
+
+@pytest.mark.browser
+def test_an_empty_square_asks_for_a_drawing_instead_of_classifying(browser, server):
+    """The network names a class even for an empty input ("Sandal, 99.2%" once): the page does not."""
+    open_lenet_page(browser, server + PAGE)
+    browser.find_element("id", "lenet-clear").click()
+    blank = state(browser)
+    assert blank["source"] == "drawing" and max(blank["input"]) == 0
+    assert blank["prediction"] == "" and "empty" in blank["status"], blank["status"]
+    values = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#lenet-bars .lenet-bar-value'), v => v.textContent);")
+    assert values == ["—"] * 10 and not browser.find_elements("css selector", "#lenet-bars .lenet-best")
+    draw(browser, [TROUSERS[1]])
+    assert state(browser)["prediction"] in CLASSES, "a stroke is classified again"
+
+
+@pytest.mark.browser
+def test_the_page_answers_before_the_strip_is_classified(browser, server):
+    """Start-up does not hold the page: the first image's prediction is shown, and the page takes
+    input, while the strip's images are still being classified a few at a time in later tasks."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + PAGE)
+    early = WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "const app = document.getElementById('lenet-app');"
+        "return app && app.dataset.interactive === 'true' && [app.dataset.ready || 'no', app.dataset.prediction,"
+        " document.querySelectorAll('#lenet-strip .lenet-thumb').length, Number(app.dataset.startupMs)];"))
+    ready, prediction, thumbs, startup_ms = early
+    assert prediction in CLASSES and thumbs >= 200
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "return document.getElementById('lenet-app').dataset.ready === 'true';"))
+    chunks = int(browser.execute_script("return document.getElementById('lenet-app').dataset.stripChunks;"))
+    assert chunks >= thumbs // 24, f"the strip was classified in {chunks} tasks"
+    strip = "strip done" if ready == "true" else "strip pending"
+    print(f"\nstart-up: {startup_ms:.0f} ms before the page answered ({strip}), then the strip in {chunks} tasks")
+
+
+@pytest.mark.browser
+def test_the_strip_is_one_tab_stop_and_the_arrow_keys_move_along_it(browser, server):
+    from selenium.webdriver.common.keys import Keys
+
+    open_lenet_page(browser, server + PAGE)
+    stops = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#lenet-strip button'), b => b.tabIndex);")
+    assert stops.count(0) == 1 and stops.count(-1) == len(stops) - 1, "one Tab stop for the whole strip"
+    first = browser.find_elements("css selector", "#lenet-strip button")[0]
+    browser.execute_script("arguments[0].focus();", first)
+    focused = lambda: browser.execute_script(  # noqa: E731
+        "return Array.from(document.querySelectorAll('#lenet-strip button')).indexOf(document.activeElement);")
+    browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    assert focused() == 2
+    browser.switch_to.active_element.send_keys(Keys.END)
+    assert focused() == len(stops) - 1
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    assert state(browser)["source"] == "test" and "Test image" in state(browser)["status"]
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert focused() == -1, "Tab leaves the strip at once"
+
+
+@pytest.mark.browser
+def test_headings_canvases_and_announcements_serve_a_screen_reader(browser, server):
+    """Headings do not skip a level; every canvas has a name or is hidden inside a named button;
+    the live region speaks once when a stroke ends, not on every frame of it."""
+    open_lenet_page(browser, server + PAGE)
+    levels = browser.execute_script(
+        "return Array.from(document.querySelectorAll('article h1, article h2, article h3, article h4, article h5,"
+        " article h6'), h => Number(h.tagName[1]));")
+    jumps = [(a, b) for a, b in zip(levels, levels[1:]) if b > a + 1]
+    assert levels[0] == 1 and not jumps, f"heading levels {levels}"
+    unnamed = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#lenet-app canvas')).filter(c => !("
+        " (c.getAttribute('role') === 'img' && c.getAttribute('aria-label'))"
+        " || (c.getAttribute('aria-hidden') === 'true' && c.closest('button[aria-label]'))))"
+        ".map(c => c.id || c.className);")
+    assert not unnamed, f"canvases without a name: {unnamed[:5]} ({len(unnamed)})"
+    browser.execute_script("""
+        window.liveChanges = [];
+        const live = Array.from(document.querySelectorAll('#lenet-app [aria-live]'));
+        const observer = new MutationObserver(() => window.liveChanges.push(live.map(e => e.textContent).join(' | ')));
+        for (const region of live) observer.observe(region, {subtree: true, childList: true, characterData: true});
+        window.liveObserved = live.map(e => e.id);""")
+    assert browser.execute_script("return window.liveObserved;") == ["lenet-announce"]
+    browser.find_element("id", "lenet-clear").click()
+    browser.execute_script("window.liveChanges.length = 0;")
+    updates = state(browser)["updates"]
+    draw(browser, [TROUSERS[1]], release=False)
+    during = browser.execute_script("return window.liveChanges.length;")
+    assert state(browser)["updates"] > updates, "the stroke should update the prediction as it draws"
+    draw(browser, [[TROUSERS[1][-1]]])
+    browser.execute_async_script("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() =>"
+                                 " requestAnimationFrame(done)));")
+    after = browser.execute_script("return window.liveChanges.length;")
+    assert during == 0 and after >= 1, f"announcements: {during} during the stroke, {after} after it"

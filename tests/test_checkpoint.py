@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from other_user import run_as_nobody
 from torch import nn
 
 from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from lenet_book.fast import lenet
-
-from other_user import run_as_nobody
 
 REPO = Path(__file__).resolve().parents[1]
 

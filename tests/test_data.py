@@ -20,10 +20,10 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from other_user import run_as_nobody
 
 from lenet_book import data
 from lenet_book.data import FashionMNISTError, IdxFile
-from other_user import run_as_nobody
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO / "data"

@@ -14,8 +14,16 @@ import torchvision
 from torch import nn
 from torchvision import transforms
 
-from lenet_book.fast import (evaluate, init_xavier, lenet, load_fashion_mnist_tensors,
-                             shuffled_batches, to_float, train_fast, train_step)
+from lenet_book.fast import (
+    evaluate,
+    init_xavier,
+    lenet,
+    load_fashion_mnist_tensors,
+    shuffled_batches,
+    to_float,
+    train_fast,
+    train_step,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

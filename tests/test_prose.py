@@ -60,13 +60,14 @@ from pathlib import Path
 
 import pytest
 
-from lenet_book.book import chapters
+from lenet_book.book import chapters, solutions
 
 REPO = Path(__file__).resolve().parents[1]
 BIBLIOGRAPHY = REPO / "book" / "references.bib"
 
 
 CHAPTERS = chapters()  # the one reader of _toc.yml
+NOTEBOOKS = CHAPTERS + solutions()  # the solutions are held to the chapters' standard
 
 
 # --- Numbers and their precision ---------------------------------------------------------------
@@ -79,14 +80,14 @@ class Quantity:
     half_unit: Decimal
 
     @classmethod
-    def parse(cls, written: str) -> "Quantity":
+    def parse(cls, written: str) -> Quantity:
         number = Decimal(written.replace(",", "").replace("_", "").replace("−", "-"))
         return cls(abs(number), Decimal("0.5").scaleb(number.as_tuple().exponent))
 
-    def scaled(self, factor: Decimal) -> "Quantity":
+    def scaled(self, factor: Decimal) -> Quantity:
         return Quantity(self.value * factor, self.half_unit * factor)
 
-    def is_found_by(self, shown: "Quantity") -> bool:
+    def is_found_by(self, shown: Quantity) -> bool:
         """Shown within half a unit of the written digits, and at least as precisely."""
         return abs(shown.value - self.value) <= self.half_unit and shown.half_unit <= self.half_unit
 
@@ -137,7 +138,7 @@ ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|et al|cf|vs|Fig|Eq|Sec|No|approx)\.", 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(*_\[`{$A-Z0-9])")
 # Rule 4: what a number names rather than measures, by the words just before it.
 NAMING_WORDS = re.compile(
-    r"(?:\b(?:sections?|chapters?|figures?|fig\.|tables?|eq\.|equations?|exercises?|appendix|steps?|"
+    r"(?:\b(?:sections?|chapters?|figures?|fig\.|tables?|eq\.|equations?|exercises?|solutions?|appendix|steps?|"
     r"editions?|releases?|versions?|v)|§)\s*(?:[\d.]+(?:\s*(?:,|and|or|to|–|-)\s*))*$", re.I)
 SOFTWARE = re.compile(
     r"\b(?:python|torch|pytorch|torchvision|d2l|cuda|cudnn|numpy|pandas|scipy|matplotlib|jupyter[- ]book|"
@@ -256,7 +257,8 @@ def stated_numbers(cell_index: int, markdown: str) -> list[Stated]:
                     continue
                 words = re.match(r" (thousand|million|billion)\b", text[match.end():])
                 if words:                                   # 11 million = 11e6 ± 0.5e6
-                    quantity = quantity.scaled(Decimal(10) ** {"thousand": 3, "million": 6, "billion": 9}[words.group(1)])
+                    power = {"thousand": 3, "million": 6, "billion": 9}[words.group(1)]
+                    quantity = quantity.scaled(Decimal(10) ** power)
                 written = match.group(0) + (words.group(0) if words else "")
                 if kind in ("percent", "ratio", "timing", "size"):   # with its unit: 5.3 s, 4.5%
                     written += re.match(r"[ \u00a0\u202f]?[^\s.,;:)]*", text[match.end():]).group(0)
@@ -388,7 +390,7 @@ def describe(chapter: str, number: Stated) -> str:
 
 # --- The tests -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.relative_to(REPO / "notebooks").as_posix())
 def test_every_number_in_the_prose_is_shown_by_the_chapters_outputs(path):
     unfound = unfound_numbers(json.loads(path.read_text()))
     assert not unfound, (
@@ -492,7 +494,7 @@ def bibliography_keys() -> set[str]:
 def pages() -> list[tuple[str, str]]:
     """(name, markdown) of every chapter and book page."""
     found = [(p.name, "\n".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"]
-                                if c["cell_type"] == "markdown")) for p in CHAPTERS]
+                                if c["cell_type"] == "markdown")) for p in NOTEBOOKS]
     return found + [(p.name, p.read_text()) for p in sorted((REPO / "book").glob("*.md"))]
 
 
@@ -517,7 +519,7 @@ AUTHORS = r"[A-Z][\w'-]+(?: et al\.| (?:and|&) [A-Z][\w'-]+)"
 HAND_CITATION = re.compile(rf"\b{AUTHORS}?, (?:19|20)\d\d\b|\b{AUTHORS} \((?:19|20)\d\d\)")
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.relative_to(REPO / "notebooks").as_posix())
 def test_sources_are_cited_with_the_role_not_by_hand(path):
     """'(Glorot and Bengio, 2010)' in the text must be {cite}`glorot2010`, so the entry exists."""
     found = []
@@ -542,5 +544,5 @@ def report(paths: list[Path]) -> str:
 
 
 if __name__ == "__main__":
-    chosen = [Path(a).resolve() for a in sys.argv[1:]] or CHAPTERS
+    chosen = [Path(a).resolve() for a in sys.argv[1:]] or NOTEBOOKS
     print(report(chosen))

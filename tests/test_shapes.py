@@ -16,8 +16,17 @@ import torch
 from torch import nn
 
 from lenet_book.fast import lenet
-from lenet_book.shapes import (ShapeError, check_input_shape, fitting_sizes, next_shape, output_size,
-                               run_and_report, shape_of, trace_shapes, walk)
+from lenet_book.shapes import (
+    ShapeError,
+    check_input_shape,
+    fitting_sizes,
+    next_shape,
+    output_size,
+    run_and_report,
+    shape_of,
+    trace_shapes,
+    walk,
+)
 
 
 @pytest.fixture(scope="module")

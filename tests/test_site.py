@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from lenet_book.book import chapters
+from lenet_book.book import chapters, solutions
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
@@ -80,6 +80,7 @@ def page_numbers(toc: dict) -> dict[str, int | None]:
 PAGES = toc_files(TOC)  # docnames: book/intro, notebooks/00_convolution, ...
 NUMBERS = page_numbers(TOC)  # docname -> its chapter number on the site, None if unnumbered
 CHAPTERS = [path.relative_to(REPO).with_suffix("").as_posix() for path in chapters()]  # docnames
+SOLUTIONS = [path.relative_to(REPO).with_suffix("").as_posix() for path in solutions()]  # docnames
 
 
 # --------------------------------------------------------------------------- the build
@@ -142,7 +143,7 @@ class Page(HTMLParser):
         return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse(path: Path) -> Page:
     return Page(path)
 
@@ -171,19 +172,21 @@ def test_toc_has_chapters():
     assert CHAPTERS, "_toc.yml lists no notebooks/ chapter"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", CHAPTERS + SOLUTIONS)
 class TestChapterButtons:
     def test_colab_link_opens_this_notebook_from_the_repository(self, site, chapter):
         colab = LAUNCH.get("colab_url", "").rstrip("/")
         assert colab == "https://colab.research.google.com", "_config.yml launch_buttons.colab_url"
-        links = [h for h in parse(site / f"{chapter}.html").hrefs() if h.startswith(colab + "/")]
+        # the launch button (the exercises also link to the solutions in Colab, in the text)
+        links = [h for h in parse(site / f"{chapter}.html").hrefs(class_="dropdown-item") if h.startswith(colab + "/")]
         assert links, f"{chapter}.html has no Colab launch link"
         pattern = re.compile(r"https://colab\.research\.google\.com/github/([\w.-]+)/([\w.-]+)/blob/([\w./-]+?)/(.+\.ipynb)")
         for link in set(links):
             match = pattern.fullmatch(link)
             assert match, f"not a Colab GitHub link: {link}"
             owner, name, branch, path = match.groups()
-            assert (owner, name, branch) == (OWNER, NAME, BRANCH), f"{link} does not match _config.yml's {REPO_URL} @ {BRANCH}"
+            assert (owner, name, branch) == (OWNER, NAME, BRANCH), \
+                f"{link} does not match _config.yml's {REPO_URL} @ {BRANCH}"
             assert path == repo_path(chapter), link
             assert (REPO / path).is_file(), f"{link} names {path}, which is not in the repository"
 
@@ -195,12 +198,14 @@ class TestChapterButtons:
             pytest.skip("no binderhub_url in _config.yml")
         assert links, f"_config.yml sets binderhub_url but {chapter}.html has no Binder link"
         interface = {"jupyterlab": "lab/tree", "classic": "tree"}[LAUNCH.get("notebook_interface", "classic")]
-        pattern = re.compile(re.escape(binder) + r"/v2/gh/([\w.-]+)/([\w.-]+)/([\w./-]+)\?urlpath=(lab/tree|tree)/(.+\.ipynb)")
+        pattern = re.compile(re.escape(binder)
+                             + r"/v2/gh/([\w.-]+)/([\w.-]+)/([\w./-]+)\?urlpath=(lab/tree|tree)/(.+\.ipynb)")
         for link in set(links):
             match = pattern.fullmatch(link)
             assert match, f"not a Binder GitHub link: {link}"
             owner, name, branch, ui, path = match.groups()
-            assert (owner, name, branch) == (OWNER, NAME, BRANCH), f"{link} does not match _config.yml's {REPO_URL} @ {BRANCH}"
+            assert (owner, name, branch) == (OWNER, NAME, BRANCH), \
+                f"{link} does not match _config.yml's {REPO_URL} @ {BRANCH}"
             assert ui == interface, link
             assert path == repo_path(chapter), link
             assert (REPO / path).is_file(), f"{link} names {path}, which is not in the repository"
@@ -212,7 +217,8 @@ class TestChapterButtons:
         assert links[0].endswith(".ipynb"), links[0]
         served = (page.parent / unquote(links[0])).resolve()
         assert served.is_file(), f"download button points at a missing file: {links[0]}"
-        assert served.read_bytes() == (REPO / f"{chapter}.ipynb").read_bytes(), "the download is not the stored notebook"
+        assert served.read_bytes() == (REPO / f"{chapter}.ipynb").read_bytes(), \
+            "the download is not the stored notebook"
         assert json.loads(served.read_text())["nbformat"] == 4
 
     def test_repository_button_points_at_the_repository(self, site, chapter):
@@ -428,6 +434,7 @@ def browser(tmp_path_factory):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
+    driver.set_script_timeout(120)  # axe-core audits a long chapter in a few seconds
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
@@ -554,6 +561,27 @@ def click_when_uncovered(element, seconds=3.0):
             time.sleep(0.2)
 
 
+AXE = REPO / "tests" / "vendor" / "axe-core" / "axe.min.js"  # axe-core 4.14.1, see SOURCE.txt there
+
+
+def axe_violations(browser, rules: list[str] | None = None) -> list[str]:
+    """axe-core's serious and critical violations on the page now open (all its rules, or these),
+    one line each: the rule, its impact, how many elements and the first two of them."""
+    if not browser.execute_script("return Boolean(window.axe);"):
+        browser.execute_script(AXE.read_text())
+    options = {"resultTypes": ["violations"]}
+    if rules:
+        options["runOnly"] = {"type": "rule", "values": rules}
+    return browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        axe.run(document, arguments[0]).then(result => done(result.violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => `${v.id} (${v.impact}), ${v.nodes.length} element(s): ` + v.nodes.slice(0, 2)
+                .map(n => n.target.join(' ') + ': ' + (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 200))
+                .join(' | '))),
+          error => done([`axe failed: ${error}`]));""", options)
+
+
 @pytest.mark.browser
 class TestInBrowser:
     def test_page_loads_with_its_title(self, loaded):
@@ -564,7 +592,8 @@ class TestInBrowser:
             "const c = h.cloneNode(true); c.querySelectorAll('.headerlink').forEach(e => e.remove());"
             "return c.textContent.trim();")
         assert heading, f"{name}.html has no <h1> in its main content"
-        assert browser.title.startswith(heading), f"page title {browser.title!r} does not start with the <h1> {heading!r}"
+        assert browser.title.startswith(heading), \
+            f"page title {browser.title!r} does not start with the <h1> {heading!r}"
 
     def test_no_console_error_or_warning(self, loaded):
         """JavaScript errors and warnings, and resources that failed (with no network, nothing may
@@ -595,7 +624,8 @@ class TestInBrowser:
                 kind: 'img', src: i.getAttribute('src'), complete: i.complete,
                 natural: [i.naturalWidth, i.naturalHeight], box: size(i)}}));
             const svgs = Array.from(main.querySelectorAll('svg'))
-                .filter(s => !s.parentElement.closest('svg') && !s.closest('button, .copybtn, .headerlink, mjx-container')
+                .filter(s => !s.parentElement.closest('svg')
+                             && !s.closest('button, .copybtn, .headerlink, mjx-container')
                              && !s.classList.contains('svg-inline--fa'))
                 .map(s => ({{kind: 'svg', src: s.id || s.getAttribute('class') || 'inline svg',
                              complete: true, natural: size(s), box: size(s)}}));
@@ -627,7 +657,8 @@ class TestInBrowser:
             shown = browser.execute_script(SHOWN, panel)
             if shown and not buttons:
                 return  # wide enough to show it all the time
-            assert len(buttons) == 1, f"{where}: the {sidebar} is hidden; expected one button to open it, found {len(buttons)}"
+            assert len(buttons) == 1, \
+                f"{where}: the {sidebar} is hidden; expected one button to open it, found {len(buttons)}"
             for _ in range(2 if shown else 1):  # shown: the button hides it, then shows it again
                 before = browser.execute_script(SHOWN, panel)
                 click_when_uncovered(buttons[0])
@@ -650,9 +681,39 @@ class TestInBrowser:
         finally:
             loaded.reload()
 
+    def test_code_and_outputs_fit_the_column_on_a_laptop(self, loaded):
+        """At 1366 px no code cell or output scrolls sideways (code is wrapped at 100 columns,
+        tests/test_book.py; book.css sizes the monospace so that 100 columns fit the column)."""
+        if loaded.width < 1366:
+            pytest.skip("a phone scrolls a long code line inside its box: 100 columns cannot fit 390 px")
+        wide = loaded.browser.execute_script(
+            f"return Array.from({MAIN}.querySelectorAll('pre')).filter(p => p.scrollWidth > p.clientWidth + 1)"
+            ".map(p => p.textContent.split('\\n').reduce((a, l) => l.length > a.length ? l : a, ''));")
+        assert not wide, f"{loaded.name}.html at {loaded.width} px: these scroll sideways:\n" + "\n".join(wide[:5])
+
     def test_one_search_box(self, loaded):
         boxes = loaded.browser.execute_script(VISIBLE, ".search-button-field, .search-button, input[type=search]")
         assert len(boxes) == 1, f"{loaded.name}.html at {loaded.width} px: {len(boxes)} search boxes or buttons"
+
+    def test_no_serious_or_critical_accessibility_violation_in_light_and_dark_mode(self, loaded):
+        """axe-core (tests/vendor/axe-core) audits the whole page as loaded (light), then its colours
+        again in the theme's dark mode, switched as the theme's button does; the page is left as it was."""
+        browser = loaded.browser
+        light = axe_violations(browser)
+        mode, theme = browser.execute_script(
+            "const html = document.documentElement; const was = [html.dataset.mode, html.dataset.theme];"
+            "const still = document.createElement('style'); still.id = 'axe-no-transitions';"
+            "still.textContent = '*, *::before, *::after { transition: none !important; }';"
+            "document.head.append(still); html.dataset.mode = 'dark'; html.dataset.theme = 'dark'; return was;")
+        try:
+            dark = axe_violations(browser, rules=["color-contrast", "link-in-text-block"])
+        finally:
+            browser.execute_script(
+                "const html = document.documentElement; html.dataset.mode = arguments[0];"
+                "html.dataset.theme = arguments[1]; document.getElementById('axe-no-transitions').remove();",
+                mode or "auto", theme or "light")
+        found = [f"light: {v}" for v in light] + [f"dark: {v}" for v in dark]
+        assert not found, f"{loaded.name}.html at {loaded.width} px:\n" + "\n".join(found)
 
     def test_full_page_screenshot(self, loaded):
         browser, name, width = loaded.browser, loaded.name, loaded.width
@@ -689,6 +750,74 @@ def test_search_finds_the_book(browser, server):
     assert results, "search.html?q=LeNet found nothing"
     pages = {urlsplit(href).path.removesuffix(".html") for href in results}
     assert pages & set(PAGES), f"no result is a page of the book: {results}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_hints_are_folded_and_each_solution_link_lands_on_its_solution(browser, server, width):
+    """Every exercise's hint is closed until clicked, then shows its text; its "Solution N.k" link
+    opens the solutions page, which has that solution's heading under the link's anchor."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    set_width(browser, width)
+    for chapter in CHAPTERS:
+        open_page(browser, server, chapter)
+        hints = browser.find_elements(By.CSS_SELECTOR, "details.hint")
+        labels = browser.find_elements(By.CSS_SELECTOR, "a[id^='exercise-']")
+        assert hints and len(hints) == len(labels), f"{chapter}: {len(labels)} exercises, {len(hints)} hints"
+        assert not [h for h in hints if h.get_attribute("open")], f"{chapter}: a hint is open on arrival"
+        summary = hints[0].find_element(By.TAG_NAME, "summary")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", summary)
+        assert hints[0].get_attribute("open") is not None and hints[0].text.strip() != "Hint", \
+            f"{chapter}: clicking the first hint does not show it"
+        links = [a for a in browser.find_elements(By.CSS_SELECTOR, "article a[href*='solutions/']")
+                 if "#solution-" in (a.get_attribute("href") or "")]
+        assert len(links) == len(labels), f"{chapter}: {len(labels)} exercises, {len(links)} solution links"
+        target = links[-1].get_attribute("href")
+        browser.get(target)
+        fragment = urlsplit(target).fragment
+        heading = WebDriverWait(browser, 20).until(lambda d: d.execute_script(
+            "const s = document.getElementById(arguments[0]);"
+            "return s && s.querySelector('h2') ? s.querySelector('h2').textContent : null;", fragment))
+        number = fragment.removeprefix("solution-").replace("-", ".")
+        assert heading.startswith(f"Solution {number}"), f"{target}: {heading}"
+
+
+@pytest.mark.browser
+def test_a_figure_drawn_small_on_a_phone_opens_at_full_size(browser, server):
+    """At 390 px a figure drawn at less than 3/4 of its width has labels too small to read: a tap
+    shows it at its full width in an overlay, on top of the page; Escape closes it and gives the
+    focus back to the figure."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    set_width(browser, 390)
+    enlarged = 0
+    for chapter in CHAPTERS:
+        open_page(browser, server, chapter)
+        sizes = browser.execute_script(  # [drawn width, own width, enlargeable] of every image
+            f"return Array.from({MAIN}.querySelectorAll('img')).map(i => "
+            "[i.getBoundingClientRect().width, i.naturalWidth, i.classList.contains('enlargeable')]);")
+        wrong = [size for size in sizes if (size[0] < 0.75 * size[1]) != size[2]]
+        assert not wrong, f"{chapter}: [drawn, own width, enlargeable] {wrong}"
+        small = browser.find_elements(By.CSS_SELECTOR, "img.enlargeable")
+        if not small:
+            continue
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", small[0])
+        shown = browser.execute_script(
+            "const o = document.querySelector('.figure-overlay'); if (!o) return null;"
+            "const i = o.querySelector('img'); const r = o.getBoundingClientRect();"
+            "const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);"
+            "return [i.getBoundingClientRect().width, i.naturalWidth, o.contains(top), i.alt];")
+        assert shown and shown[0] >= shown[1] - 1 and shown[2], f"{chapter}: the overlay shows {shown}"
+        assert len(shown[3]) > 20, f"{chapter}: the enlarged figure lost its alt text"
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+        closed = browser.execute_script(
+            "return [!document.querySelector('.figure-overlay'), document.activeElement === arguments[0]];", small[0])
+        assert closed == [True, True], f"{chapter}: Escape left [overlay closed, focus on the figure] = {closed}"
+        enlarged += 1
+    assert enlarged >= 4, f"only {enlarged} chapters have a figure drawn small at 390 px"
 
 
 @pytest.mark.browser
@@ -782,10 +911,13 @@ def test_pdf_has_every_chapter_in_order_each_on_a_new_page(book_pdf):
     pages = int(re.search(r"^Pages:\s+(\d+)", poppler("pdfinfo", str(book_pdf)), re.M).group(1))
     titles = chapter_titles()
     assert pages >= len(titles) + 1, f"{book_pdf.name}: {pages} pages for {len(titles)} chapters and a front page"
-    text = [" ".join(page.split()) for page in poppler("pdftotext", str(book_pdf), "-").split("\f")]
+    def squash(words: str) -> str:  # one space between words, hyphens left out: a heading broken
+        return re.sub(r"-\s*", "", " ".join(words.split()))  # at "Fashion-|MNIST" reads FashionMNIST
+
+    text = [squash(page) for page in poppler("pdftotext", str(book_pdf), "-").split("\f")]
     starts = []
     for name, title in zip(PAGES[1:], titles):
-        heading = f"{NUMBERS[name]}. {title}" if NUMBERS[name] else title
+        heading = squash(f"{NUMBERS[name]}. {title}" if NUMBERS[name] else title)
         found = [index + 1 for index, page in enumerate(text) if page.startswith(heading)]
         assert found, f"{book_pdf.name}: no page starts with the chapter heading {heading!r}"
         starts.append(found[0])

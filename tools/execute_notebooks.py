@@ -1,11 +1,11 @@
 """Execute chapters in place, top to bottom in a fresh kernel, and store them clean.
 
-    python -m tools.execute_notebooks                       # every chapter in _toc.yml
+    python -m tools.execute_notebooks                       # every chapter and solutions notebook in _toc.yml
     python -m tools.execute_notebooks notebooks/03_*.ipynb  # some of them (make execute NB=...)
 
-Each notebook runs with ``notebooks/`` as its working folder (as nbval and Jupyter run it),
-then its metadata is reduced to the kernel and language, cell metadata to tags, and its
-outputs are scanned for machine paths, which must not reach the published book.
+Each notebook runs with its own folder (``notebooks/`` or ``notebooks/solutions/``) as its working
+folder (as nbval and Jupyter run it), then its metadata is reduced to the kernel and language,
+cell metadata to tags, and its outputs are scanned for machine paths, which must not reach the published book.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from lenet_book.book import chapters
+from lenet_book.book import chapters, solutions
 from lenet_book.device import device_name
 
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args()
-    for path in args.notebooks or chapters():
+    for path in args.notebooks or chapters() + solutions():
         print(f"{path}: running ...", flush=True)
         print(f"{path}: done in {execute(path.resolve(), args.timeout):.0f} s", flush=True)
     return 0

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from lenet_book.book import chapters
+from lenet_book.book import chapters, solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution_report.md"
@@ -35,10 +35,11 @@ def title(nb: dict) -> str:
 
 
 def chapter_links() -> dict[str, str]:
-    """Chapter file (notebooks/NN_topic.ipynb) -> a markdown link with its title, in reading order."""
+    """Chapter or solutions file (notebooks/NN_topic.ipynb, notebooks/solutions/NN_topic.ipynb) ->
+    a markdown link with its title, in reading order."""
     return {path.relative_to(ROOT).as_posix():
             f"[{title(json.loads(path.read_text()))}](../{path.relative_to(ROOT).as_posix()})"
-            for path in chapters()}
+            for path in chapters() + solutions()}
 
 
 def label(name: str, links: dict[str, str]) -> str:
@@ -54,7 +55,8 @@ def label(name: str, links: dict[str, str]) -> str:
 def short_label(name: str) -> str:
     """A replayed file in a line of history: "chapter 4" or the module its tests test."""
     if name.startswith("notebooks/"):
-        return f"chapter {name.split('/')[1][:2].lstrip('0')}"
+        number = Path(name).name[:2].lstrip("0") or "0"
+        return f"the solutions of chapter {number}" if "/solutions/" in name else f"chapter {number}"
     return label(name, {})
 
 
@@ -77,9 +79,9 @@ def execution_row(path: Path, link: str) -> str:
             f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
 
 
-def executions(links: dict[str, str]) -> list[str]:
-    return table(["chapter", "run on", "device", "run time", "Python", "torch", "torchvision", "d2l"],
-                 [execution_row(path, links[path.relative_to(ROOT).as_posix()]) for path in chapters()])
+def executions(links: dict[str, str], paths: list[Path], what: str = "chapter") -> list[str]:
+    return table([what, "run on", "device", "run time", "Python", "torch", "torchvision", "d2l"],
+                 [execution_row(path, links[path.relative_to(ROOT).as_posix()]) for path in paths])
 
 
 def gpu_replay(links: dict[str, str]) -> list[str]:
@@ -154,7 +156,10 @@ def render() -> str:
              "Fashion-MNIST data. This page lists, for each chapter, the run whose outputs are stored,",
              "and the checks that ran it elsewhere. It is generated from the chapters' own records;",
              "nothing on it is typed by hand.", "",
-             *executions(links), "", "## Replays on a GPU", "", *gpu_replay(links), *gpu_history(links),
+             *executions(links, chapters()), "",
+             "The worked solutions of the exercises are stored executed in the same way:", "",
+             *executions(links, solutions(), "solutions"), "",
+             "## Replays on a GPU", "", *gpu_replay(links), *gpu_history(links),
              "", "## Runs in a fresh, Colab-like runtime", "", *colab_check(links)]
     return "\n".join(lines) + "\n"
 

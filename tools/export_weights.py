@@ -1,7 +1,7 @@
 """Export the trained LeNet-5 and some Fashion-MNIST test images for the page "LeNet in your browser".
 
     python tools/export_weights.py                      # train as chapter 7 does (about 1 min on a CPU)
-    python tools/export_weights.py --state-dict w.pt    # or export weights saved from the text's LeNet-5
+    python tools/export_weights.py --state-dict w.pt    # or the text's LeNet-5 saved by save_checkpoint
 
 Writes two JavaScript files that book/lenet_in_browser.md includes in its page:
 
@@ -32,8 +32,14 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 from lenet_book import fast  # noqa: E402
 from lenet_book.checks import TrainingDiverged  # noqa: E402
 from lenet_book.data import FashionMNISTError, too_deep_root  # noqa: E402
-from lenet_book.export import (IMAGES_FORMAT, WEIGHTS_FORMAT, ExportError,  # noqa: E402
-                               encode_images, encode_state_dict, write_js_data)
+from lenet_book.export import (  # noqa: E402
+    IMAGES_FORMAT,
+    WEIGHTS_FORMAT,
+    ExportError,
+    encode_images,
+    encode_state_dict,
+    write_js_data,
+)
 
 OUT = REPO / "book" / "browser"
 CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
@@ -55,8 +61,19 @@ def train(train_data, test_data):
     return net, {"loss": round(last["loss"], 4), "train_acc": round(last["train_acc"], 4)}
 
 
+PAGE_NETWORK = ("the page computes the text's LeNet-5 only (sigmoid activations, average "
+                "pooling: lenet_book.fast.lenet(), chapter 1)")
+SAVE_IT = ("save the text's LeNet-5 with lenet_book.checkpoint.save_checkpoint(net, 'lenet.pt') "
+           "and give that file, or leave --state-dict out to train it as chapter 7 does")
+
+
 def load(path: Path):
-    """The text's LeNet-5 with the weights saved in ``path`` (a state dict or a lenet_book checkpoint)."""
+    """The text's LeNet-5 with the weights of ``path``, a file written by
+    ``lenet_book.checkpoint.save_checkpoint`` from that network. A plain ``torch.save`` of a
+    state dict is refused: it does not record the layers, and chapter 6's ReLU/max-pool LeNet
+    has the very same tensors, which the sigmoid page would compute wrongly."""
+    from lenet_book.checkpoint import CheckpointError, load_checkpoint
+
     if path.is_dir():
         sys.exit(f"--state-dict {path} is a folder; give the file of saved weights in it "
                  f"(e.g. {path / 'lenet.pt'})")
@@ -65,21 +82,20 @@ def load(path: Path):
     net = fast.lenet()
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated, not a torch file, or holding more than tensors
-        sys.exit(f"--state-dict {path}: torch.load(..., weights_only=True) cannot read it ({type(error).__name__}); "
-                 "save the weights with torch.save(net.state_dict(), path)")
-    if isinstance(saved, dict) and "format" in saved:  # lenet_book.checkpoint's file: check it there
-        from lenet_book.checkpoint import CheckpointError, load_checkpoint
-        try:
-            load_checkpoint(net, path)
-        except CheckpointError as error:
-            sys.exit(str(error))
-    else:
-        try:
-            net.load_state_dict(saved)
-        except (RuntimeError, TypeError, AttributeError) as error:
-            sys.exit(f"--state-dict {path} is not a state dict of lenet_book.fast.lenet() "
-                     f"(the text's LeNet-5, chapter 1): {error}")
+    except Exception:  # truncated, damaged, not a torch file: load_checkpoint says which
+        saved = None
+    if isinstance(saved, dict) and "format" not in saved:  # not written by save_checkpoint
+        kind = ("a plain state dict (torch.save(net.state_dict(), ...))"
+                if all(isinstance(t, torch.Tensor) for t in saved.values()) else "not a checkpoint")
+        sys.exit(f"nothing exported: --state-dict {path} is {kind}, which does not record the "
+                 f"network's layers: chapter 6's ReLU/max-pool LeNet has the same tensors, and "
+                 f"{PAGE_NETWORK}.\nHow to fix it: {SAVE_IT}.")
+    try:
+        load_checkpoint(net, path)  # a damaged file, another network's, named with what differs
+    except CheckpointError as error:
+        sys.exit(f"nothing exported: --state-dict: {error}"
+                 + (f"\n{PAGE_NETWORK[0].upper()}{PAGE_NETWORK[1:]}: {SAVE_IT}."
+                    if "another" in str(error) else ""))
     broken = [name for name, tensor in net.state_dict().items() if not tensor.isfinite().all()]
     if broken:
         sys.exit(f"--state-dict {path}: tensor(s) {', '.join(broken)} hold NaN or infinite numbers "
@@ -99,7 +115,8 @@ def pick_images(labels: torch.Tensor, per_class: int) -> torch.Tensor:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
-    parser.add_argument("--state-dict", type=Path, help="export these weights instead of training")
+    parser.add_argument("--state-dict", type=Path, help="export these weights instead of training: "
+                        "the text's LeNet-5 saved by lenet_book.checkpoint.save_checkpoint")
     parser.add_argument("--per-class", type=int, default=24, help="test images per class (default: 24)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"folder to write (default: {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)

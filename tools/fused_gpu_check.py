@@ -36,8 +36,15 @@ from torch import nn
 
 from benchmarks.train_speed import run_variant
 from lenet_book.device import device_name
-from lenet_book.fast import (EpochGraph, init_xavier, lenet, load_fashion_mnist_tensors,
-                             synchronize, to_float, train_step)
+from lenet_book.fast import (
+    EpochGraph,
+    init_xavier,
+    lenet,
+    load_fashion_mnist_tensors,
+    synchronize,
+    to_float,
+    train_step,
+)
 from lenet_book.fused import FusedEpochGraph, FusedStep, warm_up
 from lenet_book.recipes import TEXT
 
@@ -166,7 +173,8 @@ def main(argv=None):
     report = {"device": name, "device_type": device.type, "torch": torch.__version__,
               "cuda": torch.version.cuda, "triton": _version("triton"), "python": platform.python_version(),
               "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "epochs": args.epochs, "backend": args.backend, "batch_size": BATCH, "lr": LR, "subset": args.subset or None,
+              "epochs": args.epochs, "backend": args.backend, "batch_size": BATCH, "lr": LR,
+              "subset": args.subset or None,
               "runs": [], "profiles": {}}
 
     def save():
@@ -195,7 +203,8 @@ def main(argv=None):
             used = time.perf_counter() - t0
             if variant.endswith("max-autotune") and used > args.budget / 2:
                 print(f"{variant}: skipped, {used:.0f} s of the {args.budget:.0f} s budget used", flush=True)
-                report["runs"].append({"variant": variant, "error": f"skipped: {used:.0f} s of {args.budget:.0f} s used"})
+                report["runs"].append({"variant": variant,
+                                       "error": f"skipped: {used:.0f} s of {args.budget:.0f} s used"})
                 save()
                 continue
             print(f"{variant} [{used:.0f} s]", flush=True)

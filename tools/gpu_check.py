@@ -186,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = 0
     if not args.no_bench:  # after the tests, alone on the GPU
         speed = ROOT / "benchmarks" / "results" / f"gpu-{slug(torch.cuda.get_device_name())}.json"
-        bench = run_jobs({"benchmark": [sys.executable, "benchmarks/train_speed.py", "--device", "cuda",
-                                        "--repeats", str(args.bench_repeats), "--json", str(speed)]}, env, args.bench_timeout, work, 1)["benchmark"]
+        command = [sys.executable, "benchmarks/train_speed.py", "--device", "cuda",
+                   "--repeats", str(args.bench_repeats), "--json", str(speed)]
+        bench = run_jobs({"benchmark": command}, env, args.bench_timeout, work, 1)["benchmark"]
         print((work / "benchmark.log").read_text()[-3000:], flush=True)
         results += [speed] if speed.exists() else []
 

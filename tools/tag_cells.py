@@ -69,7 +69,8 @@ def marker_to_tag(cell) -> str | None:
 
 def asserts(cell) -> bool:
     try:
-        tree = ast.parse("\n".join(l for l in cell.source.split("\n") if not l.lstrip().startswith(("%", "!"))))
+        tree = ast.parse("\n".join(line for line in cell.source.split("\n")
+                                   if not line.lstrip().startswith(("%", "!"))))
     except SyntaxError:
         return False
     return any(isinstance(node, ast.Assert) for node in ast.walk(tree))

@@ -6,6 +6,7 @@
 function startLenetPage() {
   const app = document.getElementById("lenet-app");
   if (!app) return; // another page
+  const startedAt = performance.now();
 
   let weights;
   try {
@@ -109,7 +110,13 @@ function startLenetPage() {
       drawing = next;
     }
   });
-  for (const type of ["pointerup", "pointercancel"]) canvas.addEventListener(type, () => { drawing = null; });
+  for (const type of ["pointerup", "pointercancel"]) {
+    canvas.addEventListener(type, () => {
+      if (!drawing) return;
+      drawing = null;
+      requestAnimationFrame(() => requestAnimationFrame(announce)); // after the last stroke's update
+    });
+  }
 
   function stroke([x0, y0], [x1, y1]) {
     pen.strokeStyle = "white";
@@ -143,12 +150,14 @@ function startLenetPage() {
     pen.fillRect(0, 0, canvas.width, canvas.height);
     leaveTestImage();
     scheduleUpdate();
+    requestAnimationFrame(() => requestAnimationFrame(announce));
   });
 
   // ---- An image file: dark object on a light background (a photo, a product picture) or the reverse
   function openImage(file) {
     if (!file || !file.type.startsWith("image/")) {
       $("lenet-status").textContent = `Not an image file: ${file ? file.name : "nothing"}. Try a PNG or JPEG.`;
+      announce();
       return;
     }
     const reader = new FileReader(); // a data: URL: the canvas stays readable, even from file://
@@ -171,8 +180,12 @@ function startLenetPage() {
         source = { kind: "file", name: file.name };
         paintInput(input);
         update();
+        announce();
       };
-      image.onerror = () => { $("lenet-status").textContent = `${file.name}: the browser cannot read this image.`; };
+      image.onerror = () => {
+        $("lenet-status").textContent = `${file.name}: the browser cannot read this image.`;
+        announce();
+      };
       image.src = reader.result;
     };
     reader.readAsDataURL(file);
@@ -198,16 +211,23 @@ function startLenetPage() {
     }
     context.putImageData(image, 0, 0);
   }
+  function clearMap(target) { // black: no input, no activation shown
+    const context = target.getContext("2d");
+    context.fillStyle = "black";
+    context.fillRect(0, 0, target.width, target.height);
+  }
 
   const stages = [["c1", 6, 28], ["s2", 6, 14], ["c3", 16, 10], ["s4", 16, 5]];
   const mapCanvases = {};
-  for (const [name, count] of stages) {
+  for (const [name, count, side] of stages) {
     const holder = $(`lenet-${name}`);
     mapCanvases[name] = [];
     for (let c = 0; c < count; c++) {
       const map = document.createElement("canvas");
       map.className = `lenet-map lenet-map-${name}`;
       map.title = `${name.toUpperCase()} map ${c}`;
+      map.setAttribute("role", "img"); // a picture with a name for screen readers
+      map.setAttribute("aria-label", `${name.toUpperCase()} feature map ${c + 1} of ${count}, ${side}×${side}`);
       holder.appendChild(map);
       mapCanvases[name].push(map);
     }
@@ -223,7 +243,37 @@ function startLenetPage() {
     return row;
   });
 
+  // The live region (read aloud by screen readers) is told about a new input once, when a stroke
+  // ends, a test image is picked, the square is cleared or an image is opened; never on every frame.
+  let announced = "";
+  function announce() {
+    const text = $("lenet-status").textContent;
+    if (text !== announced) $("lenet-announce").textContent = announced = text;
+  }
+
+  // An empty square (nothing brighter than the trimming threshold) is not a piece of clothing:
+  // the network would still name a class for it, so the page asks for a drawing instead.
+  const isEmpty = (pixels) => pixels.every((v) => v <= 0.05);
+
   function update() {
+    const what = source.kind === "test"
+      ? `Test image ${tests.indices[source.index]}, labelled ${classes[tests.labels[source.index]]}`
+      : source.kind === "file" ? `Your image ${source.name}` : "Your drawing";
+    if (source.kind !== "test" && isEmpty(input)) {
+      bars.forEach((row) => {
+        row.querySelector(".lenet-bar-fill").style.width = "0%";
+        row.querySelector(".lenet-bar-value").textContent = "—";
+        row.classList.remove("lenet-best", "lenet-truth");
+      });
+      for (const [name, count] of stages) for (let c = 0; c < count; c++) clearMap(mapCanvases[name][c]);
+      drawMap($("lenet-seen"), input);
+      $("lenet-status").textContent = source.kind === "file"
+        ? `${what} has nothing but background to classify: try a picture of one piece of clothing.`
+        : "The square is empty: draw a piece of clothing in white, or pick a test image.";
+      updates += 1;
+      Object.assign(app.dataset, { prediction: "", updates: String(updates), source: source.kind });
+      return;
+    }
     const result = LeNet.forward(weights, input);
     const p = result.probabilities;
     const valid = p.every(Number.isFinite);
@@ -239,9 +289,6 @@ function startLenetPage() {
       for (let c = 0; c < count; c++) drawMap(mapCanvases[name][c], result[name].subarray(c * side * side, (c + 1) * side * side));
     }
     drawMap($("lenet-seen"), input);
-    const what = source.kind === "test"
-      ? `Test image ${tests.indices[source.index]}, labelled ${classes[truth]}`
-      : source.kind === "file" ? `Your image ${source.name}` : "Your drawing";
     const verdict = truth === null ? "" : best === truth ? " — right" : " — wrong";
     $("lenet-status").textContent = valid
       ? `${what}: LeNet-5 says ${classes[best]}, ${percent(p[best])}${verdict}.`
@@ -251,36 +298,74 @@ function startLenetPage() {
     Object.assign(app.dataset, { prediction: valid ? classes[best] : "", updates: String(updates), source: source.kind });
   }
 
-  // ---- The strip of test images; a red frame marks the ones the network gets wrong
-  let correct = 0;
+  // ---- The strip of test images; a red frame marks the ones the network gets wrong. The buttons
+  // appear at once; they are drawn and classified a few at a time afterwards, so that the page
+  // responds while it works. The strip is one stop of the Tab key: the arrow keys, Home and End move along it.
   const count = tests.labels.length;
+  const strip = $("lenet-strip");
+  const thumbs = [];
   for (let i = 0; i < count; i++) {
-    const p = LeNet.forward(weights, testImage(i)).probabilities;
-    const right = p.indexOf(Math.max(...p)) === tests.labels[i];
-    correct += right;
     const button = document.createElement("button");
     button.type = "button";
-    button.className = right ? "lenet-thumb" : "lenet-thumb lenet-wrong";
+    button.className = "lenet-thumb";
     button.title = `test image ${tests.indices[i]}: ${classes[tests.labels[i]]}`;
     button.setAttribute("aria-label", button.title);
     button.setAttribute("aria-pressed", String(i === 0)); // test image 0 is shown first
-    const thumb = document.createElement("canvas");
-    drawMap(thumb, testImage(i));
+    button.tabIndex = i === 0 ? 0 : -1;
+    const thumb = document.createElement("canvas"); // drawn with its classification, below
+    thumb.width = thumb.height = 28;
+    thumb.setAttribute("aria-hidden", "true"); // the button's label names it
     button.appendChild(thumb);
     button.addEventListener("click", () => {
-      for (const other of $("lenet-strip").children) other.setAttribute("aria-pressed", String(other === button));
+      for (const other of thumbs) other.setAttribute("aria-pressed", String(other === button));
       input = testImage(i);
       source = { kind: "test", index: i };
       paintInput(input);
       update();
+      announce();
     });
-    $("lenet-strip").appendChild(button);
+    strip.appendChild(button);
+    thumbs.push(button);
   }
+  strip.addEventListener("keydown", (event) => {
+    const from = thumbs.indexOf(document.activeElement);
+    const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+    const to = event.key === "Home" ? 0 : event.key === "End" ? count - 1
+      : step ? Math.min(count - 1, Math.max(0, from + step)) : -1;
+    if (from < 0 || to < 0) return;
+    event.preventDefault();
+    thumbs[from].tabIndex = -1;
+    thumbs[to].tabIndex = 0;
+    thumbs[to].focus();
+  });
+
   const training = window.LENET_WEIGHTS.training;
-  $("lenet-accuracy").textContent = `In your browser, this page's JavaScript classifies ${correct} of these ` +
-    `${count} test images correctly (${(100 * correct / count).toFixed(1)}%). In PyTorch the same weights ` +
-    `classify ${(100 * training.test_acc).toFixed(1)}% of all ${training.test_images.toLocaleString("en")} ` +
-    `test images correctly (trained on ${training.date} with torch ${training.torch}).`;
+  let correct = 0, classified = 0, chunks = 0;
+  function classifySome() {
+    const end = Math.min(count, classified + 24);
+    for (; classified < end; classified++) {
+      const p = LeNet.forward(weights, testImage(classified)).probabilities;
+      const right = p.indexOf(Math.max(...p)) === tests.labels[classified];
+      correct += right;
+      thumbs[classified].classList.toggle("lenet-wrong", !right);
+      drawMap(thumbs[classified].firstChild, testImage(classified));
+    }
+    chunks += 1;
+    if (classified < count) {
+      setTimeout(classifySome, 0);
+      return;
+    }
+    $("lenet-accuracy").textContent = `In your browser, this page's JavaScript classifies ${correct} of these ` +
+      `${count} test images correctly (${(100 * correct / count).toFixed(1)}%). In PyTorch the same weights ` +
+      `classify ${(100 * training.test_acc).toFixed(1)}% of all ${training.test_images.toLocaleString("en")} ` +
+      `test images correctly (trained on ${training.date} with torch ${training.torch}).`;
+    const timed = performance.now();
+    for (let i = 0; i < 20; i++) LeNet.forward(weights, testImage(i));
+    fill("lenet-cost", `${macs.toLocaleString("en")} multiply-adds per image, C3 alone ` +
+      `${(k("3.weight") * 10 * 10).toLocaleString("en")}; in your browser one forward pass took ` +
+      `${((performance.now() - timed) / 20).toFixed(1)} ms`);
+    Object.assign(app.dataset, { ready: "true", stripChunks: String(chunks) });
+  }
 
   // Numbers that the text quotes, computed here from the files rather than typed into the text.
   const fill = (id, text) => { const e = $(id); if (e) e.textContent = text; };
@@ -295,16 +380,13 @@ function startLenetPage() {
     `with torch ${training.torch} and Python ${training.python} on the ${training.device.toUpperCase()}.`);
   const k = (name) => weights[name].values.length; // multiply-adds: one per weight and output position
   const macs = k("0.weight") * 28 * 28 + k("3.weight") * 10 * 10 + k("7.weight") + k("9.weight") + k("11.weight");
-  const started = performance.now();
-  for (let i = 0; i < 20; i++) LeNet.forward(weights, testImage(i));
-  fill("lenet-cost", `${macs.toLocaleString("en")} multiply-adds per image, C3 alone ` +
-    `${(k("3.weight") * 10 * 10).toLocaleString("en")}; in your browser one forward pass took ` +
-    `${((performance.now() - started) / 20).toFixed(1)} ms`);
 
   paintInput(input);
   update();
-  app.dataset.ready = "true";
   window.LeNetPage = { weights, testImage, toFashionMnist, get input() { return input; } };
+  // Ready to use now (the first image is classified); "ready" once the whole strip is classified too.
+  Object.assign(app.dataset, { interactive: "true", startupMs: (performance.now() - startedAt).toFixed(1) });
+  setTimeout(classifySome, 0);
 }
 
 // The page's text below the app holds numbers that this script fills in: start once it is parsed.

@@ -37,7 +37,8 @@ const LeNet = (() => {
               for (let j = 0; j < k; j++) {
                 const col = x + j - pad;
                 if (col < 0 || col >= size) continue;
-                sum += weight[((o * inChannels + c) * k + i) * k + j] * input[(c * size + row) * size + col];
+                sum += weight[((o * inChannels + c) * k + i) * k + j]
+                  * input[(c * size + row) * size + col];
               }
             }
           }
@@ -61,7 +62,8 @@ const LeNet = (() => {
       for (let y = 0; y < half; y++) {
         for (let x = 0; x < half; x++) {
           const at = (c * size + 2 * y) * size + 2 * x; // top-left of the block
-          out[(c * half + y) * half + x] = (input[at] + input[at + 1] + input[at + size] + input[at + size + 1]) / 4;
+          out[(c * half + y) * half + x] =
+            (input[at] + input[at + 1] + input[at + size] + input[at + size + 1]) / 4;
         }
       }
     }
