@@ -41,6 +41,15 @@ def source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
+def uncaptioned_markdown_tables(text: str) -> int:
+    """Markdown tables (a header row and its rule) without a "Table: ..." paragraph right above."""
+    count = 0
+    for table in re.finditer(r"(?m)^\|.*\|\n\|[ :|-]+\|$", text):
+        above = text[:table.start()].rstrip("\n").split("\n\n")[-1]
+        count += not (above.startswith("Table: ") and len(above) > 27)
+    return count
+
+
 def code_cells(nb: dict) -> list[dict]:
     return [c for c in nb["cells"] if c["cell_type"] == "code" and source(c).strip()]
 
@@ -90,7 +99,7 @@ class TestChapter:
         assert set(record) == {"date", "seconds", "device", "python", "versions"}, \
             "store it with tools/execute_notebooks.py"
         for cell in nb["cells"]:
-            assert set(cell["metadata"]) <= {"tags", "mystnb"}
+            assert set(cell["metadata"]) <= {"tags", "mystnb", "table"}
 
     def test_code_fits_the_page(self, path):
         """No code line is wider than 100 columns: the site's code cells then need no sideways scrolling."""
@@ -107,6 +116,23 @@ class TestChapter:
             assert figure.get("figure", {}).get("name", "").startswith("fig-"), f"code cell {index}: no figure name"
             assert len(figure.get("figure", {}).get("caption", "")) > 20, f"code cell {index}: no caption"
             assert len(figure.get("image", {}).get("alt", "")) > 20, f"code cell {index}: no alt text"
+
+    def test_every_table_has_a_caption(self, path):
+        """A table is numbered and captioned on the site (book/_ext/output_tables.py): a table a cell
+        displays by its cell's "table" metadata, one entry per table; a Markdown table by a
+        "Table:" paragraph right above it."""
+        for index, cell in enumerate(load(path)["cells"]):
+            if cell["cell_type"] == "markdown":
+                assert not uncaptioned_markdown_tables(source(cell)), \
+                    f"cell {index}: a Markdown table without a 'Table: caption' paragraph right above it"
+                continue
+            tables = sum("<table" in "".join(o.get("data", {}).get("text/html", "")) for o in cell.get("outputs", []))
+            entries = cell["metadata"].get("table", [])
+            entries = entries if isinstance(entries, list) else [entries]
+            assert len(entries) == tables, f"cell {index}: {tables} table(s), {len(entries)} caption(s)"
+            for entry in entries:
+                assert entry.get("name", "").startswith("tab-"), f"cell {index}: no table name"
+                assert len(entry.get("caption", "")) > 20, f"cell {index}: no caption"
 
     def test_picks_its_device_with_try_device_and_prints_it(self, path):
         nb = load(path)
@@ -325,6 +351,26 @@ def test_execution_report_page_is_generated_from_the_chapters():
     assert result.returncode == 0, result.stdout + result.stderr
     parts = TOC.get("parts") or [TOC]
     assert any({"file": "book/execution_report"} in part["chapters"] for part in parts)
+
+
+def test_names_of_figures_and_tables_are_unique_across_the_book():
+    names = []
+    for path in CHAPTERS + SOLUTIONS:
+        for cell in load(path)["cells"]:
+            figure = cell["metadata"].get("mystnb", {}).get("figure", {})
+            tables = cell["metadata"].get("table", [])
+            names += [figure["name"]] if "name" in figure else []
+            names += [t["name"] for t in (tables if isinstance(tables, list) else [tables])]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+
+
+def test_a_table_without_a_caption_is_found():
+    """The caption check above, on a markdown table with and without its 'Table:' paragraph."""
+    good = "Text.\n\nTable: What the rows of this table are.\n\n| a | b |\n| --- | --- |\n| 1 | 2 |"
+    bad = "Text that leads into it:\n\n| a | b |\n| --- | --- |\n| 1 | 2 |"
+    assert uncaptioned_markdown_tables(good) == 0 and uncaptioned_markdown_tables(bad) == 1
+    assert uncaptioned_markdown_tables(bad.replace("it:\n\n", "it:\nTable: no blank line between.\n\n")) == 1
+    assert uncaptioned_markdown_tables((REPO / "book" / "execution_report.md").read_text()) == 0
 
 
 def test_sanitize_file_explains_every_pattern():

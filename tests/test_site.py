@@ -377,6 +377,31 @@ def test_every_figure_is_numbered_captioned_and_described(site, chapter):
     assert len(alts) == len(images) and all(len(a) > 20 for a in alts), f"{chapter}: an image lacks alt text"
 
 
+@pytest.mark.parametrize("name", PAGES)
+def test_every_table_is_numbered_and_captioned(site, name):
+    """Tables are numbered per chapter like figures (Table 4.1, 4.2, ...; on the unnumbered pages,
+    such as the solutions, Sphinx counts on from one page to the next: Table 5, 6, ...), captioned,
+    and each caption sits with its own table (book/_ext/output_tables.py)."""
+    html = article(site / f"{name}.html")
+    tables = re.findall(r"<table\b", html)
+    numbers = re.findall(r'class="caption-number">Table (\S+?) </span><span class="caption-text">(.*?)</span>',
+                         html, re.S)
+    shown = [n for n, _ in numbers]
+    if NUMBERS.get(name):
+        expected = [f"{NUMBERS[name]}.{k}" for k in range(1, len(tables) + 1)]
+    else:
+        first = int(shown[0]) if shown and shown[0].isdigit() else 1
+        expected = [str(k) for k in range(first, first + len(tables))]
+    assert shown == expected, f"{name}: {len(tables)} tables, numbered {shown}"
+    assert all(len(text_of(caption)) > 20 for _, caption in numbers), f"{name}: a caption is too short"
+    # each caption is its table's: above a displayed table, inside a Markdown one
+    displayed = re.findall(r'<div class="table-output"[^>]*>\s*<p><span class="caption-number">Table [^<]*</span>'
+                           r'<span class="caption-text">.*?</span></p>\s*<div class="output text_html">'
+                           r'(?:(?!</div>|<table).)*<table\b', html, re.S)
+    markdown = re.findall(r'<table\b[^>]*>\s*<caption><span class="caption-number">Table ', html)
+    assert len(displayed) + len(markdown) == len(tables), f"{name}: a caption away from its table"
+
+
 def test_front_page_names_the_pdf_where_make_pdf_puts_it_and_hides_the_link(site):
     """`make book` alone builds no PDF: the front page's link to it is hidden, without an href,
     until its script finds the file (test_pdf_link_shows_only_where_the_pdf_is, in a browser)."""

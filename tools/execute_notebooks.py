@@ -5,7 +5,8 @@
 
 Each notebook runs with its own folder (``notebooks/`` or ``notebooks/solutions/``) as its working
 folder (as nbval and Jupyter run it), then its metadata is reduced to the kernel and language,
-cell metadata to tags, and its outputs are scanned for machine paths, which must not reach the published book.
+cell metadata to tags, figure and table captions, and its outputs are scanned for machine paths,
+which must not reach the published book.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def clean(nb: nbformat.NotebookNode, record: dict | None = None) -> None:
         "language_info": {"name": "python", "pygments_lexer": "ipython3"},
         **({"execution": record} if record else {}),
     })
-    for cell in nb.cells:  # keep the cell tags and MyST-NB's figure caption and alt text
-        kept = {key: cell.metadata[key] for key in ("tags", "mystnb") if cell.metadata.get(key)}
+    for cell in nb.cells:  # keep the tags, MyST-NB's figure caption and alt text, the tables' captions
+        kept = {key: cell.metadata[key] for key in ("tags", "mystnb", "table") if cell.metadata.get(key)}
         cell.metadata = nbformat.from_dict(kept)
 
 

@@ -65,9 +65,10 @@ def outcome(counts: dict) -> str:
     return "pass" if counts["failed"] == 0 else f"**fails**: {counts['failed']} of {total} differ or fail"
 
 
-def table(columns: list[str], rows: list[str]) -> list[str]:
-    """A markdown table: the header row, its rule, then the rows."""
-    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns), *rows]
+def table(caption: str, columns: list[str], rows: list[str]) -> list[str]:
+    """A markdown table with its caption (the paragraph above it, book/_ext/output_tables.py): the
+    caption, the header row, its rule, then the rows."""
+    return [f"Table: {caption}", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns), *rows]
 
 
 def execution_row(path: Path, link: str) -> str:
@@ -80,7 +81,9 @@ def execution_row(path: Path, link: str) -> str:
 
 
 def executions(links: dict[str, str], paths: list[Path], what: str = "chapter") -> list[str]:
-    return table([what, "run on", "device", "run time", "Python", "torch", "torchvision", "d2l"],
+    caption = ("The run whose outputs each chapter stores." if what == "chapter"
+               else "The run whose outputs each solutions page stores.")
+    return table(caption, [what, "run on", "device", "run time", "Python", "torch", "torchvision", "d2l"],
                  [execution_row(path, links[path.relative_to(ROOT).as_posix()]) for path in paths])
 
 
@@ -92,7 +95,8 @@ def gpu_replay(links: dict[str, str]) -> list[str]:
              f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
              "on that GPU, and the unit tests of the training code ran there too, including those that "
              "need a GPU (the CUDA-graph epochs, the fused step).", "",
-             *table(["chapter or tests", "passed", "failed", "result"], [])]
+             *table("The replay on a GPU: outputs that reproduced, per chapter.",
+                   ["chapter or tests", "passed", "failed", "result"], [])]
     files = replay["files"]
     for name in list(links) + sorted(set(files) - set(links)):
         if name in files:
@@ -135,8 +139,8 @@ def colab_check(links: dict[str, str]) -> list[str]:
              "from the repository URL, and torchvision downloaded Fashion-MNIST; that machine has no "
              "internet, so git fetched the repository from a local clone and the download came through a "
              "local proxy. Every cell ran, top to bottom; outputs were not compared.", ""]
-    return lines + table(["chapter", "result", "run time", "installed by its first cell",
-                          "files downloaded"],
+    return lines + table("Each chapter run as on a new Colab runtime.",
+                         ["chapter", "result", "run time", "installed by its first cell", "files downloaded"],
                          [colab_row(check["chapters"].get(Path(name).stem), link)
                           for name, link in links.items()])
 
