@@ -5,6 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Extra arguments for JupyterLab: make lab LAB_ARGS="--ip=0.0.0.0 --port=8890"
 LAB_ARGS ?=
+# make test runs the test files in parallel processes (pytest-xdist), one notebook's cells in one
+# process in order (--dist loadfile, as nbval requires); TEST_JOBS=1 runs them one after another
+TEST_JOBS ?= 2
 # The installer that make env uses when it can (tools/install.py)
 UV ?= uv==0.13.9
 
@@ -16,8 +19,8 @@ help:                          ## list the targets
 book: env                      ## build the site into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: env data                 ## unit tests + every chapter replayed by nbval
-	$(BIN)/pytest
+test: env data                 ## unit tests + every chapter replayed by nbval, in TEST_JOBS processes
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
 
 .PHONY: pdf browser-tools
 
