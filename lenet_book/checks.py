@@ -22,6 +22,7 @@ import math
 import numbers
 import re
 import warnings
+import weakref
 
 import torch
 from torch import nn
@@ -104,9 +105,10 @@ def check_device(device, name="device"):
     torch.device."""
     if device is None:
         return None
-    kinds, has = _device_kinds()
-    fix = (f"; accepted: {kinds}, 'cuda:N' for the N-th GPU, or "
-           "lenet_book.device.try_device(), which picks the best one here")
+    _, has = _device_kinds()
+    here = ", ".join(repr(kind) for kind, ok in has.items() if ok)
+    fix = (f"; this machine has {here}" + (" ('cuda:N': the N-th GPU)" if has["cuda"] else "")
+           + ", and lenet_book.device.try_device() picks the best one")
     if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
         raise TypeError(f"{name} must be a device name such as 'cpu', got {device!r} "
                         f"(a {_kind(device)}){fix}")
@@ -152,10 +154,10 @@ def check_split(name, images, labels, batch_size=1):
         raise ValueError(f"{name}: the images or labels are on the 'meta' device, which has "
                          f"shapes but no values; give the data themselves ({FROM_LOADER})")
     if images.dtype != torch.uint8:
-        hint = ("; if they are already in [0, 1], give the 0-255 pixels instead: "
-                "(images * 255).round().to(torch.uint8)" if images.is_floating_point() else "")
-        raise TypeError(f"{name}: the images must be uint8 pixels 0-255 ({FROM_LOADER}, "
-                        f"divided by 255 batch by batch), got {images.dtype}{hint}")
+        hint = ("; for floats in [0, 1] give (images * 255).round().to(torch.uint8)"
+                if images.is_floating_point() else "")
+        raise TypeError(f"{name}: the images must be uint8 pixels 0-255, got "
+                        f"{images.dtype}{hint}")
     if images.dim() != 3 or 0 in images.shape[1:]:
         raise ValueError(f"{name}: the images must be a tensor N×height×width of grey images "
                          f"(N×28×28 for Fashion-MNIST), got shape {tuple(images.shape)}"
@@ -406,29 +408,30 @@ def _check_values(net):
                          "an initialisation")
 
 
-def _input_problem(net, height, width):
-    """What is wrong when ``net`` cannot take a batch 1×1×height×width, else None."""
+def _input_problem(net, height, width, channels=1):
+    """What is wrong when ``net`` cannot take a batch 1×channels×height×width, else None."""
     from lenet_book.shapes import ShapeError, describe, shape_by_pytorch, walk
 
     net = getattr(net, "_orig_mod", net)  # a torch.compile'd network: the network inside
     if not isinstance(net, nn.Sequential):  # the checker follows Sequential networks only:
         try:                                  # PyTorch itself, on a meta tensor (no data)
-            out = shape_by_pytorch(net, (1, 1, height, width))
+            out = shape_by_pytorch(net, (1, channels, height, width))
         except ShapeError:
             return None  # e.g. a forward that reads values: let the network run as it is
         failure = None
     else:
-        shapes, failure = walk(net, (1, 1, height, width))
+        shapes, failure = walk(net, (1, channels, height, width))
     if failure is None:
         if isinstance(net, nn.Sequential):
-            out = shapes[-1] if shapes else (1, 1, height, width)
+            out = shapes[-1] if shapes else (1, channels, height, width)
         if out != (1, NUM_CLASSES):
             return (f"the network gives an output of shape {out} for one image, but training "
                     f"needs one score per class, (1, {NUM_CLASSES}): end it with a layer of "
                     f"{NUM_CLASSES} outputs, e.g. nn.Linear(..., {NUM_CLASSES})")
         return None
     index, layer, shape, expects = failure
-    return (f"the network does not take {height}×{width} images (batches N×1×{height}×{width}): "
+    return (f"the network does not take {height}×{width} images "
+            f"(batches N×{channels}×{height}×{width}): "
             f"its layer {index}, {describe(layer)}, gets shape {shape} but expects {expects}")
 
 
@@ -1101,6 +1104,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                          + ("; to_float(images) adds the channel to uint8 images N×28×28"
                             if X.dim() == 3 else ""))
     _check_labels("train_step", y, len(X), "images")
+    _check_fits("train_step: X", net, tuple(X.shape[1:]))
     if _on_cpu(X):
         low, high = (value.item() for value in torch.aminmax(X.detach()))
         if not (0.0 <= low and high <= 1.0):  # also NaN
@@ -1108,6 +1112,24 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                              f"go from {low:g} to {high:g}"
                              + ("; they look like pixels 0-255 as floats: divide by 255, or "
                                 "give the uint8 pixels to to_float" if high > 1.5 else ""))
+
+
+_FITS = weakref.WeakKeyDictionary()  # network -> the input sizes (C, H, W) it was found to take
+
+
+def _check_fits(name, net, size):
+    """The network must take inputs of ``size`` (C, H, W): checked by the shape rules once per
+    network and size (``train_step`` runs every step; the check would cost more than it)."""
+    try:
+        known = _FITS.setdefault(net, set())
+    except TypeError:  # a network that cannot be weakly referenced: checked every time
+        known = set()
+    if size in known:
+        return
+    problem = _input_problem(net, size[1], size[2], size[0])
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+    known.add(size)
 
 
 def check_paper_loss(penalties, labels, j=None):

@@ -597,6 +597,21 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     return check_fashion_mnist(root)
 
 
+def _for_the_terminal(message: str, root: str | os.PathLike) -> str:
+    """The command line's message: when the data folder holds some of the four files and only a
+    few are wrong (one truncated or swapped), what is wrong and one fix, instead of the three
+    ways to get the data from scratch."""
+    what, _, _ = message.partition(_how_to_fix(root))
+    lines = what.rstrip("\n").splitlines()
+    wrong = [line for line in lines if line.startswith("  - ")]
+    missing = [line for line in wrong if line.endswith(" is missing.")]
+    if not what or what == message or not wrong or len(missing) == len(FILES):
+        return message
+    return (what.rstrip("\n") + "\nHow to fix it: python -m lenet_book.data prepare --root "
+            f"{root} (run in {Path.cwd()}) unpacks and verifies the four files again from a "
+            "local copy.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lenet_book.data",
                                      description=__doc__.split("\n")[0])
@@ -617,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raw = check_fashion_mnist(args.root)
     except FashionMNISTError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_for_the_terminal(str(error), args.root)}", file=sys.stderr)
         return 1
     except OSError as error:  # one not foreseen above: still a message, not a traceback
         print(f"error: {_os_problem(error)}.\n{_how_to_fix(args.root)}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import textwrap
 
 import numpy as np
@@ -369,6 +370,27 @@ def _check_pair_like(hw):
         raise TypeError(f"takes a (height, width) pair such as (5, 5), got {hw!r}")
 
 
+def _check_pair(value):
+    """What layers store: a whole number, or a (height, width) pair of them (Conv2d's padding
+    may also be 'same' or 'valid')."""
+    def whole(v):
+        return (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                or isinstance(v, str) and v in ("same", "valid"))
+
+    if whole(value):
+        return
+    if isinstance(value, (tuple, list)) and not isinstance(value, str):
+        if len(value) != 2:
+            raise ValueError(f"pair: value must be one number or a (height, width) pair, got "
+                             f"{len(value)} numbers {tuple(value)!r}")
+        if all(whole(v) for v in value):
+            return
+    raise TypeError(f"pair: value must be a whole number or a (height, width) pair of them, as "
+                    f"layers store kernel_size, padding and stride, e.g. 5 or (5, 5); got "
+                    f"{value!r} (a {type(value).__name__})")
+
+
 fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)
+pair = at_the_door(pair, _check_pair)
 square = at_the_door(square, _check_pair_like)
 hxw = at_the_door(hxw, _check_pair_like)
