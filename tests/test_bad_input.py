@@ -1705,11 +1705,11 @@ BAD = {  # domain -> (label, a factory of the bad value)
     "path-in": [("None", lambda: None), ("number", lambda: 3), ("missing", lambda: "missing.pt"),
                 ("folder", lambda: "."), ("empty", lambda: "")],
     "path-out": [("None", lambda: None), ("number", lambda: 3), ("folder", lambda: "."),
-                 ("under-a-file", lambda: "afile/x.pt"), ("empty", lambda: "")],
+                 ("under-a-file", lambda: "plain-file/x.pt"), ("empty", lambda: "")],
     "root": [("None", lambda: None), ("number", lambda: 5), ("empty", lambda: ""),
-             ("a-file", lambda: "afile"), ("list", lambda: ["data"])],
+             ("a-file", lambda: "plain-file"), ("list", lambda: ["data"])],
     "source": [("number", lambda: 5), ("missing", lambda: "missing-folder"),
-               ("a-file", lambda: "afile"), ("list", lambda: ["data"])],
+               ("a-file", lambda: "plain-file"), ("list", lambda: ["data"])],
     "name": [("None", lambda: None), ("number", lambda: 3), ("unknown", lambda: "nope")],
     "names": [("None", lambda: None), ("str", lambda: "fast"), ("unknown", lambda: ["nope"]),
               ("number", lambda: 3)],
@@ -2142,7 +2142,7 @@ def a_workplace(tmp_path, monkeypatch):
     """A folder with a good checkpoint, a file and a data root, as the current folder."""
     monkeypatch.chdir(tmp_path)
     save_checkpoint(models.lenet(), tmp_path / "good.pt")
-    (tmp_path / "afile").write_text("a file\n")
+    (tmp_path / "plain-file").write_text("a file\n")
     (tmp_path / "root").mkdir()
     return tmp_path
 
