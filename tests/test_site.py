@@ -281,6 +281,14 @@ def text_of(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)).replace("&nbsp;", " ").strip()
 
 
+def test_the_references_show_no_raw_tex(site):
+    """A LaTeX command in book/references.bib (\\texttt{...}) is shown as typed by the bibliography."""
+    text = text_of(article(site / "book" / "references.html"))
+    assert "References" in text or "LeCun" in text
+    raw = re.findall(r"\\[A-Za-z]+", text)
+    assert not raw, f"raw TeX on the references page: {sorted(set(raw))}; write plain text in references.bib"
+
+
 def test_formulas_use_the_bundled_mathjax(site):
     assert CONFIG["sphinx"]["config"]["mathjax_path"] == MATHJAX, "_config.yml: sphinx: config: mathjax_path"
     assert (REPO / "book" / "_static" / MATHJAX).is_file(), f"book/_static/{MATHJAX} is missing"
@@ -751,7 +759,9 @@ class TestInBrowser:
             browser.execute_async_script(  # two animation frames: the new size is laid out and painted
                 "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
             png = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
-            scrolls = browser.execute_script("return document.documentElement.scrollWidth > window.innerWidth + 1")
+            # against the screen's width: on a phone the browser widens its layout viewport
+            # (innerWidth) to fit content that overflows, so innerWidth would hide the overflow
+            scrolls = browser.execute_script("return document.documentElement.scrollWidth") > width + 1
         finally:
             set_width(browser, width)
         path = SCREENSHOTS / str(width) / f"{name.replace('/', '__')}.png"
@@ -796,6 +806,9 @@ def test_hints_are_folded_and_each_solution_link_lands_on_its_solution(browser, 
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", summary)
         assert hints[0].get_attribute("open") is not None and hints[0].text.strip() != "Hint", \
             f"{chapter}: clicking the first hint does not show it"
+        browser.execute_script("document.querySelectorAll('details.hint').forEach(d => d.open = true);")
+        page_width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert page_width <= width + 1, f"{chapter} at {width} px: with its hints open the page is {page_width} px wide"
         links = [a for a in browser.find_elements(By.CSS_SELECTOR, "article a[href*='solutions/']")
                  if "#solution-" in (a.get_attribute("href") or "")]
         assert len(links) == len(labels), f"{chapter}: {len(labels)} exercises, {len(links)} solution links"
