@@ -8,6 +8,7 @@ LAB_ARGS ?=
 # make test runs the test files in parallel processes (pytest-xdist), one notebook's cells in one
 # process in order (--dist loadfile, as nbval requires); TEST_JOBS=1 runs them one after another
 TEST_JOBS ?= 2
+TRAIN_SUBSET := book/browser/train_data.min.js
 # The installer that make env uses when it can (tools/install.py)
 UV ?= uv==0.13.9
 
@@ -16,16 +17,21 @@ UV ?= uv==0.13.9
 help:                          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /  make \1\t/' | expand -t 22
 
-book: env                      ## build the site into _build/html (warnings are errors)
+book: env $(TRAIN_SUBSET)       ## build the site into _build/html (warnings are errors)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+# The images the page "LeNet in your browser" trains on: made from data/, never committed
+$(TRAIN_SUBSET): | data
+	$(BIN)/python tools/export_training_subset.py
 
 test: env data                 ## unit tests + every chapter replayed by nbval, in TEST_JOBS processes
 	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
 
 .PHONY: pdf browser-tools
 
-site-test: env browser-tools   ## every page in headless Chromium at 1366 and 390 px, and the PDF (~2-3 min)
-	$(BIN)/pytest -m browser tests/test_site.py tests/test_browser_page.py
+site-test: env browser-tools $(TRAIN_SUBSET)  ## every page in headless Chromium at 1366 and 390 px; the browser page's network, training and drill-down
+	$(BIN)/pytest -m browser tests/test_site.py tests/test_browser_page.py tests/test_browser_training.py \
+	  tests/test_browser_drilldown.py
 
 pdf: book browser-tools        ## the whole book as one PDF, offline: _build/pdf/lenet-book.pdf, linked from the site
 	$(BIN)/python tools/make_pdf.py --out _build/pdf/lenet-book.pdf --copy-to _build/html/_static/lenet-book.pdf

@@ -5,12 +5,13 @@ Default run: the exported weights (book/browser/lenet_weights.js) are a state di
 LeNet-5 whose recorded test accuracy is what PyTorch measures with them on the real test set, and
 the exported images (book/browser/test_images.js) are the test images they say they are.
 
-`pytest -m browser tests/test_browser_page.py` also builds the book (as tests/test_site.py does,
-with its fixtures) and, in Chromium with no network, checks that the page's JavaScript forward
-pass gives PyTorch's probabilities (within 1e-5) and classes on every exported test image, that
-the page works opened from disk and at 390 px wide, that drawing with pointer events and opening
-an image file change the input and the prediction, with the input trimmed, scaled and centred as
-Fashion-MNIST's images were. It saves screenshots to _build/screenshots/lenet_in_browser-*.png.
+`pytest -m browser tests/test_browser_page.py` also builds the book (the fixtures of
+tests/conftest.py, shared with tests/test_site.py) and, in Chromium with no network, checks that the
+page's JavaScript forward pass gives PyTorch's probabilities (within 1e-5) and classes on every
+exported test image, that the page works opened from disk and at 390 px wide, that drawing with
+pointer events and opening an image file change the input and the prediction, with the input
+trimmed, scaled and centred as Fashion-MNIST's images were. It saves screenshots to
+_build/screenshots/lenet_in_browser-*.png.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 import torch
 
 # The built site, its server and the browser: one definition, in tests/test_site.py.
-from test_site import REPO, SCREENSHOTS, browser, server, site  # noqa: F401
+from test_site import REPO, SCREENSHOTS
 
 from lenet_book import fast
 from lenet_book.export import decode_images, decode_state_dict, read_js_data

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import base64
 import functools
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -42,8 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "_config.yml").read_text())
 TOC = yaml.safe_load((REPO / "_toc.yml").read_text())
 SCREENSHOTS = REPO / "_build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def toc_files(node) -> list[str]:
@@ -84,22 +80,6 @@ SOLUTIONS = [path.relative_to(REPO).with_suffix("").as_posix() for path in solut
 
 
 # --------------------------------------------------------------------------- the build
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """Build the book once per session into a temporary folder; the repo's _build is untouched."""
-    out = tmp_path_factory.mktemp("site")
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO),
-               "--path-output", str(out), "--warningiserror", "--keep-going"]
-    started = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    assert result.returncode == 0, f"the book does not build:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
-    html = out / "_build" / "html"
-    assert (html / "index.html").is_file(), result.stdout[-3000:]
-    print(f"\nbook built in {seconds:.1f} s into {html}")
-    return html
 
 
 class Page(HTMLParser):
@@ -425,52 +405,6 @@ def test_front_page_names_the_pdf_where_make_pdf_puts_it_and_hides_the_link(site
 
 
 # --------------------------------------------------------------------------- in a browser
-
-
-@pytest.fixture(scope="session")
-def server(site):
-    """The built site over HTTP on 127.0.0.1 (a free port), in a thread; stopped at the end."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Headless Debian Chromium through its own chromedriver: Selenium Manager never runs."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: apt-get install -y chromium chromium-driver "
-                    "(make site-test does it)", pytrace=False)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,900", "--hide-scrollbars",
-                 # no network: names other than 127.0.0.1 fail at once (the MathJax CDN, fonts)
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(120)  # axe-core audits a long chapter in a few seconds
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 MAIN = "(document.querySelector('main#main-content article') || document.querySelector('main') || document.body)"

@@ -102,3 +102,20 @@ if (document.readyState === "loading") {
 } else {
   nameControlsByTheirText();
 }
+
+// A table wider than the column scrolls sideways in its own box; a keyboard reader scrolls it
+// once it can take the focus. The theme gives that focus to the outputs it knows
+// (".cell_output > .output"); a numbered table's output sits one level deeper, in its
+// ".table-output" box (book/_ext/output_tables.py), so this does the same for it.
+function focusScrollableTables() {
+  for (const box of document.querySelectorAll(".table-output > .output")) {
+    if (box.scrollWidth > box.clientWidth) box.tabIndex = 0;
+    else if (box.tabIndex === 0) box.removeAttribute("tabindex");
+  }
+}
+window.addEventListener("resize", focusScrollableTables);
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", focusScrollableTables);
+} else {
+  focusScrollableTables();
+}

@@ -232,6 +232,8 @@ function startLenetPage() {
       mapCanvases[name].push(map);
     }
   }
+  // Click, tap or Enter on a unit of a map: how its value was computed (book/browser/drilldown.js).
+  const drill = typeof LeNetDrill === "object" ? LeNetDrill.attach(mapCanvases, () => ({ weights, input })) : null;
 
   const bars = classes.map((name, k) => {
     const row = document.createElement("div");
@@ -266,6 +268,7 @@ function startLenetPage() {
         row.classList.remove("lenet-best", "lenet-truth");
       });
       for (const [name, count] of stages) for (let c = 0; c < count; c++) clearMap(mapCanvases[name][c]);
+      if (drill) drill.close(); // no input, no value to explain
       drawMap($("lenet-seen"), input);
       $("lenet-status").textContent = source.kind === "file"
         ? `${what} has nothing but background to classify: try a picture of one piece of clothing.`
@@ -288,6 +291,7 @@ function startLenetPage() {
     for (const [name, count, side] of stages) {
       for (let c = 0; c < count; c++) drawMap(mapCanvases[name][c], result[name].subarray(c * side * side, (c + 1) * side * side));
     }
+    if (drill) drill.refresh(result); // an open explanation follows the new input
     drawMap($("lenet-seen"), input);
     const verdict = truth === null ? "" : best === truth ? " — right" : " — wrong";
     $("lenet-status").textContent = valid

@@ -1,0 +1,86 @@
+"""Export a small, balanced subset of Fashion-MNIST for training in the page "LeNet in your browser".
+
+    python tools/export_training_subset.py        # 500 training and 100 test images of every class
+
+Writes book/browser/train_data.min.js: the first ``--train-per-class`` training images of every class
+(from the first 50,000 training images: the last 10,000 are the book's validation split) and the
+first ``--test-per-class`` test images of every class, as uint8 bytes (0 black, 255 white), train
+images first, gzip-compressed and base64-encoded, with their labels and their positions in the
+data set's files. The page decompresses them with the browser's DecompressionStream("gzip").
+The gzip header carries no date or name, so a rerun writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
+
+from lenet_book import fast  # noqa: E402
+from lenet_book.data import FashionMNISTError  # noqa: E402
+from lenet_book.export import IMAGES_FORMAT, ExportError, write_js_data  # noqa: E402
+from lenet_book.train import VALIDATION_SIZE  # noqa: E402
+
+OUT = REPO / "book" / "browser" / "train_data.min.js"  # codespell skips *.min.js (base64, no prose)
+FORMAT = "gzip of " + IMAGES_FORMAT.replace(", base64", "") + ", then base64; training images first"
+
+
+def first_per_class(labels: torch.Tensor, per_class: int) -> torch.Tensor:
+    """Indices of the first ``per_class`` images of every class, taken one class after another
+    (class 0, 1, ..., 9, then the second of each, ...)."""
+    firsts = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)]
+    if min(len(f) for f in firsts) < per_class:
+        raise ExportError(f"some class has fewer than {per_class} images")
+    return torch.stack(firsts, dim=1).flatten()
+
+
+def subset(data_root, train_per_class: int, test_per_class: int) -> dict:
+    """The data the page ships: indices, labels and the gzip+base64 pixels."""
+    (train_images, train_labels), (test_images, test_labels) = fast.load_fashion_mnist_tensors(data_root, "cpu")
+    usable = len(train_labels) - VALIDATION_SIZE  # never the validation split
+    train_idx = first_per_class(train_labels[:usable], train_per_class)
+    test_idx = first_per_class(test_labels, test_per_class)
+    pixels = torch.cat([train_images[train_idx], test_images[test_idx]]).contiguous().numpy().tobytes()
+    packed = gzip.compress(pixels, compresslevel=9, mtime=0)
+    return {"format": FORMAT,
+            "source": "Fashion-MNIST: train-images-idx3-ubyte (first 50,000) and t10k-images-idx3-ubyte",
+            "train": {"count": len(train_idx), "indices": train_idx.tolist(),
+                      "labels": train_labels[train_idx].tolist()},
+            "test": {"count": len(test_idx), "indices": test_idx.tolist(),
+                     "labels": test_labels[test_idx].tolist()},
+            "bytes": len(pixels), "gzip_bytes": len(packed),
+            "gzip_base64": base64.b64encode(packed).decode("ascii")}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
+    parser.add_argument("--train-per-class", type=int, default=500, help="training images per class (500)")
+    parser.add_argument("--test-per-class", type=int, default=100, help="test images per class (100)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"file to write (default: {OUT.relative_to(REPO)})")
+    args = parser.parse_args(argv)
+    if not (1 <= args.train_per_class <= 4000 and 1 <= args.test_per_class <= 1000):
+        parser.error("--train-per-class must be 1 to 4,000 and --test-per-class 1 to 1,000")
+    try:
+        data = subset(args.data, args.train_per_class, args.test_per_class)
+    except FashionMNISTError as error:
+        sys.exit(f"nothing exported: {error}")
+    size = write_js_data(args.out, "LENET_TRAIN_DATA", data,
+                         "Fashion-MNIST images to train LeNet-5 in lenet_in_browser.md; "
+                         "written by tools/export_training_subset.py")
+    print(f"{args.out}: {data['train']['count']:,} training and {data['test']['count']:,} test images, "
+          f"{data['bytes']:,} bytes as uint8, {data['gzip_bytes']:,} gzipped, {size:,} bytes as a file")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ExportError as error:
+        sys.exit(f"nothing exported: {error}")
