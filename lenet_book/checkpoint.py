@@ -50,7 +50,11 @@ class CheckpointError(ValueError):
 def _check_state_dict(state_dict, name) -> None:
     if not isinstance(state_dict, dict):
         raise TypeError(f"{name} takes a state dict, e.g. net.state_dict(), got a "
-                        f"{type(state_dict).__name__}")
+                        f"{type(state_dict).__name__} as state_dict")
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name}: state_dict must map names (str) to tensors, as "
+                            f"net.state_dict() does, got {key!r}: a {type(value).__name__}")
 
 
 def architecture(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
@@ -63,8 +67,16 @@ def network_description(net: nn.Module) -> list[list[str]]:
     """Every module of ``net`` in order, as ``[name, type, settings]``, e.g.
     ``["1", "Sigmoid", ""]`` or ``["0", "Conv2d", "1, 6, kernel_size=(5, 5), ..."]``: the
     settings are the module's ``extra_repr()``, what ``print(net)`` shows in brackets."""
+    _check_network(net)
+    net = _inside(net)
     return [[name, type(module).__name__, module.extra_repr()]
             for name, module in net.named_modules()]
+
+
+def _inside(net):
+    """The network itself: a torch.compile'd one holds it as ``_orig_mod``, and its state dict's
+    names carry that prefix, so that a compiled and a plain network would not match."""
+    return getattr(net, "_orig_mod", net) if isinstance(net, nn.Module) else net
 
 
 def _description_sha256(description: list[list[str]]) -> str:
@@ -111,7 +123,7 @@ def _remove_stale_temporaries(path: Path) -> None:
 def _check_network(net: nn.Module) -> None:
     if not isinstance(net, nn.Module):
         raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
-                        f"got a {type(net).__name__}")
+                        f"got a {type(net).__name__} as net")
     if any(tensor.is_meta for tensor in net.state_dict().values()):
         raise CheckpointError("the network is on the 'meta' device, whose tensors have shapes but "
                               "no values: there is nothing to save, and weights loaded into it "
@@ -226,6 +238,7 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     infinite (the training diverged): nothing is written then.
     """
     _check_network(net)
+    net = _inside(net)  # a torch.compile'd network: its weights under their own names
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     path = _check_path(path, saving=True)
@@ -253,8 +266,8 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     problem = _folder_problem(path.parent)
     if problem and "is a file, not a folder" in problem:
         raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem} Save it in a "
-                              "folder (a missing one is created), or move that file; nothing "
-                              "was written.")
+                              "folder (a missing one is created; give another path), or move "
+                              "that file; nothing was written.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path)
@@ -333,6 +346,7 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     LeNet of chapter 6 into the text's sigmoid LeNet.
     """
     _check_network(net)
+    given, net = net, _inside(net)  # a torch.compile'd network: the network inside
     path = _check_path(path, saving=False)
     try:
         status = path.stat()
@@ -384,6 +398,14 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise _refuse(path, f"was written in an older format ({record['format']!r}) that does "
                             "not record the network's layers, so it cannot be checked against "
                             "the network it is loaded into; it is not loaded")
+    if (isinstance(record, dict) and isinstance(record.get("format"), str)
+            and record["format"].startswith("lenet_book checkpoint ")
+            and record["format"] != FORMAT):
+        raise _refuse(path, f"was written by a newer lenet_book (format "
+                            f"{record['format'].removeprefix('lenet_book checkpoint ')!r}; this "
+                            f"one reads {FORMAT!r})",
+                      "update lenet_book (git pull in the book's folder), or save the network "
+                      "again with this version")
     if not (isinstance(record, dict) and record.get("format") == FORMAT):
         raise _refuse(path, "is not a lenet_book checkpoint (a plain torch.save of a state dict, "
                             "or another file?); only files written by save_checkpoint are loaded")
@@ -418,4 +440,4 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       "load it into the network it was trained with (e.g. the same "
                       "recipes.build recipe or models.modern_lenet settings), or " + RETRAIN)
     net.load_state_dict(state_dict)
-    return net
+    return given

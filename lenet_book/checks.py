@@ -15,6 +15,7 @@ batch on the CPU (on a GPU it would wait for the device, so only kinds and shape
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -387,6 +388,12 @@ def check_layer_choices(activation, pool, batch_norm):
                     if isinstance(value, nn.Module) else f"e.g. {example}")
             raise TypeError(f"{name} must be a layer class such as {example} (the network builds "
                             f"one per layer), got {value!r}; pass {hint}")
+    try:
+        pool(kernel_size=2, stride=2)
+    except TypeError as error:
+        raise TypeError(f"pool must be a class built as pool(kernel_size=2, stride=2), e.g. "
+                        f"nn.AvgPool2d or nn.MaxPool2d; {pool.__name__} cannot be ({error})"
+                        ) from None
     if not isinstance(batch_norm, bool):
         raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
 
@@ -485,7 +492,7 @@ def _check_fused_options(options):
 AMP_DTYPES = (None, torch.float16, torch.bfloat16)
 
 
-def _check_function(name, value):
+def check_function(name, value):
     """One of ``train``'s function arguments: callable (or None where it has a default)."""
     if value is None and name == "predict":
         raise TypeError("predict must be a function of the scores, got None; leave predict out "
@@ -595,7 +602,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     check_network(net)
     for name in FUNCTIONS:
         if name in options:
-            _check_function(name, options[name])
+            check_function(name, options[name])
     check_flags(**{name: options[name] for name in FLAGS if name in options})
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
@@ -607,6 +614,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
                          "fast.load_fashion_mnist_tensors returns; to train without scoring, use "
                          "lenet_book.train.train without eval_sets")
     if test_data is not None:
+        check_pair("test_data", test_data)
         eval_sets = {"test": test_data}
     check_whole("num_epochs", num_epochs)
     check_whole("batch_size", batch_size, most=BATCH_MAX)
@@ -621,7 +629,8 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     _check_network_for_training(net, fused)
     _check_eval_sets(eval_sets or {})
     splits = {"train_data": train_data}
-    splits.update({f"eval_sets[{name!r}]": split for name, split in (eval_sets or {}).items()})
+    splits.update({"test_data" if test_data is not None else f"eval_sets[{name!r}]": split
+                   for name, split in (eval_sets or {}).items()})
     for name, (images, labels) in splits.items():
         check_split(name, images, labels)
         if images.device != train_data[0].device:
@@ -652,7 +661,26 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
                          "that does not leave one image over, e.g. "
                          f"{batch_size + 1 if n % (batch_size + 1) != 1 else batch_size + 2}"
                          + (" (and at least 2 images)" if n < 2 else ""))
+    _check_training_data(*train_data)
     return int(num_epochs), int(batch_size), int(seed)
+
+
+def _check_training_data(images, labels):
+    """Training data that cannot be the pictures meant: blank images, 0/1 masks (pixels are
+    0-255), or a single class (one max of the images; the labels' min/max as check_split)."""
+    high = images.max().item()
+    if high == 0:
+        raise ValueError("train_data: every image is blank (all pixels 0); give the data set's "
+                         f"images ({FROM_LOADER})")
+    if high <= 1:
+        raise ValueError("train_data: the pixels are at most 1, but they must be 0-255 "
+                         "(uint8): 0/1 masks or booleans would train on near-black images; "
+                         "multiply them by 255, e.g. (images * 255).to(torch.uint8)")
+    low, high = (value.item() for value in torch.aminmax(labels))
+    if len(labels) > 1 and low == high:
+        raise ValueError(f"train_data: every label is class {low}, so the network would learn "
+                         "to answer that class whatever the image; give labels of the classes "
+                         "to tell apart")
 
 
 BATCH_MAX = 2**62  # larger batch sizes overflow torch's int64 sizes (one batch holds everything)
@@ -840,6 +868,10 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
         finally:
             for module, mode in modes:
                 module.training = mode
+        if not isinstance(scores, torch.Tensor):
+            raise TypeError(f"the network must return the N×{NUM_CLASSES} scores as one tensor, "
+                            f"got a {_kind(scores)}; return only the scores from forward (or "
+                            "wrap the network in one that does)")
         _check_loss_value(loss_fn, scores.float(), y)
 
 
@@ -932,6 +964,10 @@ def check_codes(codes):
                          f"{tuple(codes.shape)}")
     if not torch.isfinite(codes).all():
         raise ValueError("codes must be finite numbers, e.g. ±1 as hadamard_codes() gives")
+    if _on_cpu(codes) and len(torch.unique(codes.detach(), dim=0)) < len(codes):
+        raise ValueError("codes must differ from class to class: two classes with the same code "
+                         "get the same penalty on every image, and the first of them always "
+                         "wins; give distinct codes, e.g. hadamard_codes()")
 
 
 def check_scores(name, scores):
@@ -972,6 +1008,11 @@ def check_trace(net, X):
     problem = input_problem(net, X.dtype, "tensor")
     if problem:
         raise TypeError(f"trace_shapes: {problem[0]}; {problem[1]}")
+    devices = {t.device for t in (*net.parameters(), *net.buffers())}
+    if devices and X.device not in devices:
+        raise ValueError(f"trace_shapes: X is on {X.device} but the network on "
+                         f"{', '.join(sorted(map(str, devices)))}; move one to the other, e.g. "
+                         "X.to(next(net.parameters()).device)")
     shapes, failure = walk(net, tuple(X.shape))
     if failure:
         index, layer, shape, expects = failure
@@ -1011,13 +1052,16 @@ def _call_problem(function, signature, args, kwargs):
     return f"{name}() {said}: {' '.join(hints) + ' ' if hints else ''}It takes {name}{shown}"
 
 
-def at_the_door(function, check=None):
+def at_the_door(function, check=None, around=None):
     """``function`` with its arguments checked before it runs, for the functions the chapters
     show: ``check`` (taking the same arguments) refuses bad values, and a call that does not
     fit the parameters gets a message naming the closest one (``epochs=`` -> ``num_epochs=``)
     and the signature. ``functools.wraps`` keeps the function's name, docstring and signature,
     and ``inspect.getsource`` (what the chapters' ``show`` displays) gives the function's own
-    source, unchanged. The results are the function's own: the checks change nothing."""
+    source, unchanged. The results are the function's own: the checks change nothing.
+    ``around``, if given, is a context manager taking the bound arguments (with defaults
+    applied, which it may replace, e.g. a callback by one that gets a copy) and puts back what
+    the call must not change (a network's train/eval modes, its batch-norm statistics)."""
     signature = inspect.signature(function)
 
     @functools.wraps(function)
@@ -1025,7 +1069,15 @@ def at_the_door(function, check=None):
         try:
             if check is not None:
                 check(*args, **kwargs)
-            return function(*args, **kwargs)
+            if around is None:
+                return function(*args, **kwargs)
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                raise TypeError(_call_problem(function, signature, args, kwargs)) from None
+            bound.apply_defaults()
+            with around(bound):
+                return function(*bound.args, **bound.kwargs)
         except TypeError as error:
             # raised while binding the arguments (no frame of the function ran): say how to call it
             if error.__traceback__.tb_next is not None:
@@ -1036,6 +1088,35 @@ def at_the_door(function, check=None):
             raise TypeError(problem) from None
 
     return checked
+
+
+@contextlib.contextmanager
+def modes_kept(net):
+    """Puts back the train/eval mode of every module of ``net`` (e.g. after ``evaluate``, which
+    switches it to eval mode to score)."""
+    modes = ([(module, module.training) for module in net.modules()]
+             if isinstance(net, nn.Module) else [])
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+@contextlib.contextmanager
+def buffers_kept(net):
+    """Puts back the buffers of ``net`` (batch norm's running statistics and its count of
+    batches): a diagnostic that runs the network in training mode must not change them."""
+    kept = ([(b, b.detach().clone()) for b in net.buffers()
+             if not isinstance(b, nn.parameter.UninitializedBuffer) and not b.is_meta]
+            if isinstance(net, nn.Module) else [])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in kept:
+                if buffer.shape == value.shape:
+                    buffer.copy_(value)
 
 
 def _on_cpu(*tensors):
@@ -1098,6 +1179,11 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
         raise TypeError(f"train_step takes a float batch N×1×height×width in [0, 1], got {got}"
                         + ("; convert uint8 pixels with to_float(images), which divides them "
                            "by 255 and adds the channel" if got == torch.uint8 else ""))
+    weights = {p.dtype for p in net.parameters()}
+    if weights == {torch.float32} and X.dtype != torch.float32:
+        raise TypeError(f"train_step: X must be float32 like the network's weights (to_float "
+                        f"gives float32), got {X.dtype}; convert it with X.float() (for mixed "
+                        "precision use amp_dtype)")
     if X.dim() != 4 or len(X) == 0:
         raise ValueError(f"train_step takes a batch N×1×height×width of at least one image, got "
                          f"shape {tuple(X.shape)}"
@@ -1172,8 +1258,8 @@ def check_crop_flip(images, generator, padding=2):
     train passes a batch_transform, and a padding of at least 0 pixels."""
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
         got = images.dtype if isinstance(images, torch.Tensor) else f"a {_kind(images)}"
-        raise TypeError(f"random_crop_flip takes a uint8 batch N×28×28 of pixels 0-255 (as train "
-                        f"gives a batch_transform), got {got}")
+        raise TypeError(f"random_crop_flip: images must be a uint8 batch N×28×28 of pixels 0-255 "
+                        f"(as train gives a batch_transform), got {got}")
     if images.dim() != 3:
         raise ValueError(f"random_crop_flip takes a batch of grey images N×height×width, got "
                          f"shape {tuple(images.shape)}"
@@ -1183,8 +1269,9 @@ def check_crop_flip(images, generator, padding=2):
                             if images.dim() == 2 else ""))
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"random_crop_flip draws from a torch.Generator (train passes its own to "
-                        f"a batch_transform), got {generator!r} (a {_kind(generator)}); for a "
-                        "seed use torch.Generator().manual_seed(seed)")
+                        f"a batch_transform as generator), got {generator!r} "
+                        f"(a {_kind(generator)}); for a seed use "
+                        "torch.Generator().manual_seed(seed)")
     if generator.device.type != images.device.type:
         raise ValueError(f"random_crop_flip: the generator is on {generator.device} but the images "
                          f"on {images.device}; use a generator of the images' device, "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torchvision
 
-from lenet_book.checks import at_the_door, check_device
+from lenet_book.checks import at_the_door, check_device, check_pair, check_split
 from lenet_book.data import ensure_fashion_mnist
 from lenet_book.device import synchronize  # noqa: F401  (chapters call fast.synchronize)
 from lenet_book.models import init_xavier, lenet  # noqa: F401  (chapters build the net from here)
@@ -54,4 +54,9 @@ def train_fast(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=256
                  amp_dtype=amp_dtype, channels_last=channels_last, compile=compile)
 
 
-train_fast = at_the_door(train_fast)  # chapter 4 shows it as written; the call is checked
+def _check_train_fast(net, train_data, test_data, *args, **kwargs):
+    check_pair("test_data", test_data)  # named as the caller wrote it, not as train's eval set
+    check_split("test_data", *test_data)
+
+
+train_fast = at_the_door(train_fast, _check_train_fast)  # chapter 4 shows it as written

@@ -26,6 +26,7 @@ epoch of compiled steps as one CUDA graph and replays it every epoch, as ``fast.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -41,6 +42,7 @@ from lenet_book.checks import (
     check_whole,
 )
 from lenet_book.fast import evaluate, synchronize, to_float
+from lenet_book.train import _as_train_leaves_it
 
 __all__ = ["FusedStep", "FusedEpochGraph", "train_fused", "warm_up"]
 
@@ -106,6 +108,28 @@ class FusedStep:
     def __call__(self, idx):
         check_indices(idx, self.labels)  # a 1-D int64 tensor of indices into the data
         return self.step(self.params, self.images, self.labels, idx)
+
+
+_fused_call = FusedStep.__call__
+
+
+@functools.wraps(_fused_call)
+def _call_unchanged(self, idx):
+    """A step updates the tensors captured when the FusedStep was built: a network changed since
+    (a layer replaced, net.double(), net.to(...)) would no longer be the one trained."""
+    now = list(self.net.named_parameters())
+    if ([name for name, _ in now] != self.names
+            or any(p.data_ptr() != q.data_ptr() or p.dtype != q.dtype or p.device != q.device
+                   for (_, p), q in zip(now, self.params))):
+        raise ValueError("the network changed after FusedStep was built (a layer replaced, or "
+                         "its weights converted or moved, e.g. net.double() or net.to(...)): "
+                         "the step would keep updating the old weights and leave the network "
+                         "as it is; build a new FusedStep(net, images, labels)")
+    return _fused_call(self, idx)
+
+
+# Chapter 4 shows FusedStep as written above; the check runs around its __call__
+FusedStep.__call__ = _call_unchanged
 
 
 def warm_up(step, batches, steps=3):
@@ -232,4 +256,5 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
     return history, seconds
 
 
-train_fused = at_the_door(train_fused)  # chapter 4 shows it as written; the call is checked
+# chapter 4 shows it as written; the call is checked, on_epoch gets a copy of each epoch's dict
+train_fused = at_the_door(train_fused, around=_as_train_leaves_it)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lenet_book.checks import check_layer_choices, check_network
+from lenet_book.checks import at_the_door, check_layer_choices, check_network
 
 
 def lenet():
@@ -35,6 +35,20 @@ def init_xavier(net):
         if type(m) in (nn.Linear, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight)
     return net
+
+
+def _check_init_xavier(net):
+    check_network(net)
+    paper = sorted({type(m).__name__ for m in net.modules()
+                    if type(m).__name__ in ("RBF", "PartialConv2d", "Subsampling")})
+    if paper:
+        raise TypeError(f"init_xavier re-initialises plain Conv2d and Linear layers only; this is "
+                        f"the 1998 network (it has {', '.join(paper)}), whose other layers it "
+                        "would leave as they are, a mix of two schemes: initialise it with "
+                        "original.init_paper(net)")
+
+
+init_xavier = at_the_door(init_xavier, _check_init_xavier)
 
 
 def modern_lenet(activation=nn.Sigmoid, pool=nn.AvgPool2d, batch_norm=False):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_book.checks import (
+    _on_cpu,
     at_the_door,
     check_codes,
     check_network,
@@ -173,6 +174,19 @@ def predict(penalties):
     """The class whose code is closest: the smallest penalty."""
     check_scores("predict", penalties)  # one row per image (lenet_book.checks)
     return penalties.argmin(dim=1)
+
+
+def _check_predict(penalties):
+    check_scores("predict", penalties)
+    if _on_cpu(penalties) and penalties.is_floating_point() \
+            and bool((penalties.detach() < 0).any()):
+        raise ValueError("predict takes the RBF penalties, squared distances of at least 0, and "
+                         "picks the smallest; these hold negative numbers (a network's scores?), "
+                         "for which the smallest is the worst class: pass the output of "
+                         "original_lenet(), or use scores.argmax(dim=1) for scores")
+
+
+predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
 
 
 # The paper's learning-rate schedule for its first 10 passes, as factors of the first rate

@@ -195,13 +195,19 @@ def summarize(values):
         raise TypeError(f"summarize takes a list of accuracies, e.g. [0.91, 0.90], got the text "
                         f"{values!r}; write the numbers without quotes")
     if isinstance(values, dict):
-        raise TypeError("summarize takes a list of accuracies, not a dict (it would summarise "
-                        "its keys, e.g. the seeds): pass list(runs.values())")
+        raise TypeError("summarize takes a list of accuracies as values, not a dict (it would "
+                        "summarise its keys, e.g. the seeds): pass list(runs.values())")
+    if not hasattr(values, "__iter__"):
+        raise TypeError(f"summarize: values must be a list of accuracies, e.g. [0.91, 0.90], got "
+                        f"{values!r} (a {type(values).__name__})")
     values = list(values)
     if not values:
-        raise ValueError("summarize needs at least one accuracy, got an empty list")
+        raise ValueError("summarize needs at least one accuracy in values, got an empty list")
     for value in values:
         check_number("an accuracy", value, -math.inf)
+    if any(0 < v < 1 for v in values) and any(v > 1 for v in values):
+        raise ValueError(f"summarize: the accuracies mix fractions and percentages ({values}); "
+                         "write them all as fractions (0.91) or all as percentages (91.0)")
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from lenet_book.checks import at_the_door, check_network, check_trace, check_whole, check_window
+from lenet_book.checks import (
+    at_the_door,
+    buffers_kept,
+    check_network,
+    check_trace,
+    check_whole,
+    check_window,
+)
 
 __all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_sizes", "hxw",
            "input_problem", "next_shape", "output_size", "pair", "run_and_report",
@@ -363,6 +370,22 @@ def check_input_shape(net, x, verbose=True):
 
 def _check_fitting_sizes(net, input_shape, largest=128):
     check_whole("fitting_sizes: largest", largest)
+    if not isinstance(input_shape, (tuple, list, torch.Size)):
+        raise TypeError(f"fitting_sizes: input_shape must be a batch's shape such as "
+                        f"(1, 1, 28, 28), got {input_shape!r}")
+    for size in input_shape:
+        check_whole("fitting_sizes: each of input_shape's sizes", size, least=0)
+    if len(input_shape) == 3 and isinstance(net, nn.Module) \
+            and any(isinstance(m, nn.Conv2d) for m in net.modules()):
+        # C×H×W without the batch: the convolutions accept it, Flatten then flattens it all
+        raise ValueError(f"fitting_sizes: input_shape must be a batch's shape N×C×H×W, 4 "
+                         f"numbers such as (1, 1, 28, 28) (H and W are tried), got "
+                         f"{input_shape!r}, without the batch dimension")
+
+
+def _buffers_kept(bound):
+    # a diagnostic runs the network once: batch norm's running statistics must not move
+    return buffers_kept(bound.arguments["net"])
 
 
 def _check_pair_like(hw):
@@ -391,6 +414,8 @@ def _check_pair(value):
 
 
 fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)
+trace_shapes = at_the_door(trace_shapes, around=_buffers_kept)
+run_and_report = at_the_door(run_and_report, around=_buffers_kept)
 pair = at_the_door(pair, _check_pair)
 square = at_the_door(square, _check_pair_like)
 hxw = at_the_door(hxw, _check_pair_like)

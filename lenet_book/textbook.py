@@ -14,6 +14,16 @@ import torchvision
 from torch import nn
 from torchvision import transforms
 
+from lenet_book.checks import (
+    _input_problem,
+    at_the_door,
+    check_device,
+    check_flags,
+    check_function,
+    check_network,
+    check_number,
+    check_whole,
+)
 from lenet_book.data import ensure_fashion_mnist
 from lenet_book.device import synchronize
 from lenet_book.models import init_xavier
@@ -39,9 +49,14 @@ def evaluate_accuracy_gpu(net, data_iter, device):
     correct = total = 0
     with torch.no_grad():
         for X, y in data_iter:
+            if not total:
+                _check_text_batch("evaluate_accuracy_gpu: data_iter", X, y)
             X, y = X.to(device), y.to(device)
             correct += (net(X).argmax(dim=1) == y).sum().item()
             total += y.numel()
+    if not total:
+        raise ValueError("evaluate_accuracy_gpu: data_iter gave no batches (an empty data set, "
+                         "or an iterator already used up); pass the DataLoader itself")
     return correct / total
 
 
@@ -64,6 +79,8 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
         net.train()
         loss_sum = correct = count = 0.0
         for X, y in train_iter:
+            if not epoch and not count:
+                _check_text_batch("train_text_loop: train_iter", X, y)
             start = time.perf_counter()
             optimizer.zero_grad()
             X, y = X.to(device), y.to(device)
@@ -82,3 +99,83 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
         if on_epoch:
             on_epoch(history[-1])
     return history, seconds
+
+
+# The text's loop as d2l writes it; the checks below run at the door (and on the first batch)
+
+
+def _check_text_batch(name, X, y):
+    """A DataLoader's batch as the text's loop takes it: float images N×1×H×W in [0, 1]
+    (ToTensor) and int64 labels 0-9, one per image."""
+    if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError(f"{name}: batches must be (images, labels), two tensors, got "
+                        f"({type(X).__name__}, {type(y).__name__})")
+    if not X.is_floating_point() or X.dim() != 4 or y.dtype != torch.int64 or y.dim() != 1:
+        raise TypeError(f"{name}: batches must be (images, labels): float images N×1×H×W in "
+                        f"[0, 1] (transforms.ToTensor()) and int64 labels, got images "
+                        f"{X.dtype} {tuple(X.shape)} and labels {y.dtype} {tuple(y.shape)}")
+    if len(y) != len(X):
+        raise ValueError(f"{name}: one label per image: {len(X)} images, {len(y)} labels")
+    if X.device.type == "cpu" and len(X):
+        low, high = (value.item() for value in torch.aminmax(X))
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(f"{name}: the images must be in [0, 1], as transforms.ToTensor() "
+                             f"gives them; these go from {low:g} to {high:g}"
+                             + ("; add ToTensor() to the data set's transform, or divide by "
+                                "255" if high > 1.5 else ""))
+        low, high = (value.item() for value in torch.aminmax(y)) if len(y) else (0, 0)
+        if low < 0 or high > 9:
+            raise ValueError(f"{name}: the labels must be class numbers 0-9, found "
+                             f"{low if low < 0 else high}")
+
+
+def _check_loader(name, loader):
+    """A DataLoader (or another iterable of batches that can be read once per epoch)."""
+    if loader is None or isinstance(loader, (str, bytes, torch.Tensor)) \
+            or not hasattr(loader, "__iter__"):
+        raise TypeError(f"{name} must be a DataLoader of (images, labels) batches, e.g. the "
+                        f"first of text_loaders(), got {loader!r:.60} (a {type(loader).__name__})")
+    if hasattr(loader, "__next__"):  # iter() on a DataLoader would draw from torch's generator
+        raise TypeError(f"{name} is an iterator, used up after one pass: pass the DataLoader "
+                        "itself, not iter(loader)")
+
+
+def _check_text_net(name, net):
+    check_network(net, name)
+    problem = _input_problem(net, 28, 28)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+
+
+def _check_text_loaders(root="../data", batch_size=256, workers=None):
+    check_whole("batch_size", batch_size)
+    if workers is not None:
+        check_whole("workers", workers, least=0)
+
+
+def _check_evaluate_accuracy_gpu(net, data_iter, device):
+    _check_text_net("evaluate_accuracy_gpu: net", net)
+    _check_loader("data_iter", data_iter)
+    if device is None:
+        raise TypeError("evaluate_accuracy_gpu: device must be a device name such as 'cpu', "
+                        "got None")
+    check_device(device)
+
+
+def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu",
+                           on_epoch=None, init=True):
+    _check_text_net("train_text_loop: net", net)
+    _check_loader("train_iter", train_iter)
+    _check_loader("test_iter", test_iter)
+    check_whole("num_epochs", num_epochs)
+    check_number("lr", lr, low_open=False)  # lr 0 (no change) is allowed: tests compare weights
+    if device is None:
+        raise TypeError("train_text_loop: device must be a device name such as 'cpu', got None")
+    check_device(device)
+    check_function("on_epoch", on_epoch)
+    check_flags(init=init)
+
+
+text_loaders = at_the_door(text_loaders, _check_text_loaders)
+evaluate_accuracy_gpu = at_the_door(evaluate_accuracy_gpu, _check_evaluate_accuracy_gpu)
+train_text_loop = at_the_door(train_text_loop, _check_train_text_loop)

@@ -13,6 +13,7 @@ the test set scores only the final models.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -24,11 +25,13 @@ from lenet_book.checks import (
     check_evaluate,
     check_finite_loss,
     check_first_batch,
+    check_function,
     check_pixels,
     check_train_step,
     check_training,
     check_validation_split,
     check_whole,
+    modes_kept,
 )
 from lenet_book.device import synchronize
 
@@ -97,7 +100,9 @@ def evaluate(net, images, labels, predict=argmax, batch_size=2500):
     return correct.item() / len(labels)
 
 
-evaluate = at_the_door(evaluate)  # checks the call itself; check_evaluate the arguments
+# checks the call itself (check_evaluate the arguments) and puts back the network's train/eval
+# modes: a training step after evaluate must not run in eval mode
+evaluate = at_the_door(evaluate, around=lambda bound: modes_kept(bound.arguments["net"]))
 
 
 class EpochGraph:
@@ -217,7 +222,23 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
     return history, seconds
 
 
-train = at_the_door(train)  # e.g. train(..., epochs=5): did you mean num_epochs=5?
+@contextlib.contextmanager
+def _as_train_leaves_it(bound):
+    """``train``'s call: ``on_epoch`` gets a copy of each epoch's dict (so that changing it leaves
+    the history alone); the network ends in eval mode when it was scored (as the last
+    ``evaluate`` of the body leaves it; ``evaluate`` itself puts the modes back)."""
+    on_epoch = bound.arguments.get("on_epoch")
+    if on_epoch is not None and not isinstance(on_epoch, type):
+        check_function("on_epoch", on_epoch)  # before it is wrapped: its own signature
+        bound.arguments["on_epoch"] = lambda record: on_epoch(dict(record))
+    yield
+    scored = bound.arguments.get("eval_sets") or bound.arguments.get("test_data")
+    if scored:
+        bound.arguments["net"].eval()
+
+
+# e.g. train(..., epochs=5): did you mean num_epochs=5?
+train = at_the_door(train, around=_as_train_leaves_it)
 
 
 def _check_shuffled_batches(num_examples, batch_size, generator):

@@ -11,6 +11,7 @@ see the rules in tests/test_prose.py's docstring. Exits 1 when a number is not f
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +26,32 @@ def prose_rule():
     return module
 
 
+def notebook_problem(path: Path) -> str | None:
+    """Why ``path`` is not a notebook to read (missing, a folder, not .ipynb, not JSON), or None."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_file():
+        return f"{path} is a folder, not a notebook"
+    if path.suffix != ".ipynb":
+        return f"{path} is not a notebook (.ipynb)"
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        return f"{path} is not a notebook (invalid JSON at line {error.lineno})"
+    except (UnicodeDecodeError, OSError) as error:
+        return f"{path} cannot be read as a notebook ({error})"
+    if not (isinstance(nb, dict) and isinstance(nb.get("cells"), list)):
+        return f"{path} is not a notebook (no list of cells)"
+    return None
+
+
 if __name__ == "__main__":
+    problems = [notebook_problem(Path(arg)) for arg in sys.argv[1:]]
+    if any(problems):
+        print("usage: python tools/prose_numbers.py [NOTEBOOK.ipynb ...]", file=sys.stderr)
+        for problem in filter(None, problems):
+            print(f"prose_numbers.py: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     rule = prose_rule()
     paths = [Path(arg).resolve() for arg in sys.argv[1:]] or rule.CHAPTERS
     text = rule.report(paths)

@@ -120,10 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook would change")
     args = parser.parse_args(argv)
     pending = 0
-    for path in args.notebooks or chapters():
+    paths = args.notebooks or chapters()
+    notebooks = {}
+    for path in paths:  # every notebook is read before any is written
         if not path.is_file():
             parser.error(f"no notebook at {path}")
-        nb = nbformat.read(path, as_version=4)
+        try:
+            notebooks[path] = nbformat.read(path, as_version=4)
+        except (ValueError, KeyError) as error:  # nbformat's NotJSONError is a ValueError
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+            parser.error(f"{path} is not a notebook ({first}); nothing was changed")
+    for path, nb in notebooks.items():
         changes = tag_notebook(nb)
         for change in changes:
             print(f"{path}: {change}")
