@@ -56,6 +56,14 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
             raise ExportError(f"tensor {name}: its whole numbers ({tensor.dtype}) do not all fit "
                               "float32 exactly (beyond 2**24), and the page reads float32; "
                               "export a state dict of weights, e.g. net.state_dict()")
+        if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.bool:
+            raise ExportError(f"tensor {name}: a bool tensor (a mask) would come back as float32 "
+                              "0s and 1s, and the page reads weights; export the state dict of a "
+                              "network's weights, e.g. net.state_dict()")
+        if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+            raise ExportError(f"tensor {name} is on the meta device, which holds shapes but no "
+                              "numbers; export a network whose weights were made on the CPU or a "
+                              "GPU, or load its checkpoint first (load_checkpoint)")
         if not isinstance(tensor, torch.Tensor) or tensor.is_complex():
             raise ExportError(f"tensor {name}: the page takes real float32 numbers, got "
                               + (f"{tensor.dtype}" if isinstance(tensor, torch.Tensor)
@@ -147,8 +155,12 @@ def decode_images(text: str) -> torch.Tensor:
     return torch.from_numpy(raw.copy()).reshape(-1, 28, 28)
 
 
-def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
-    """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes."""
+def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bool = False) -> int:
+    """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes.
+
+    ``path`` ends in ``.js``. An existing file is replaced only when it is this kind of file for
+    the same ``name`` (a rerun of the same export), or with ``overwrite=True``; a symbolic link is
+    written through, to the file it points to."""
     if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     try:  # NaN and infinity are not JSON: the page would read them as NaN
@@ -168,6 +180,21 @@ def write_js_data(path: Path, name: str, data: dict, comment: str) -> int:
     if problem and "is a file, not a folder" in problem:
         raise ExportError(f"Cannot write {path}: {problem} Give a folder to write into (a missing "
                           "one is created), or move that file; nothing was written")
+    if path.suffix != ".js":
+        raise ExportError(f"path {path}: the page includes JavaScript files, so the path must end "
+                          "in .js; nothing was written")
+    if path.is_symlink():
+        path = path.resolve()  # replace the file it points to, and keep the link
+    if path.exists() and not overwrite:
+        if not path.is_file():
+            raise ExportError(f"path {path} is a folder or another non-file; give a file name "
+                              "ending in .js; nothing was written")
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("ascii", errors="replace")
+        if not re.match(rf"// [^\n]*\nwindow\.{name} = ", head):
+            raise ExportError(f"path {path} exists and is not a window.{name} file that this "
+                              "export wrote: nothing was written, so nothing of it is lost; "
+                              "give another path, or overwrite=True to replace it")
     try:  # renamed over the old file only when whole: the page never reads half a file
         path.parent.mkdir(parents=True, exist_ok=True)
         with replaced_atomically(path, "w", encoding="ascii") as f:

@@ -2398,5 +2398,60 @@ def test_17_the_notebook_tools_name_a_file_that_is_not_a_notebook(tmp_path):
         assert "Traceback" not in done.stderr and path.read_bytes() == kept
 
 
+
+# --- 18. The seventh probe's export cases: the browser page's files never replace another file --
+
+def test_18_write_js_data_never_replaces_a_file_it_did_not_write(tmp_path):
+    from lenet_book import export
+
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text('{"cells": []}\n')
+    refused_by_lenet_book(ExportError, r"must end in \.js", lambda: export.write_js_data(notebook, "A", {"x": 1}, "c"))
+    python = tmp_path / "x.py"
+    refused_by_lenet_book(ExportError, r"must end in \.js", lambda: export.write_js_data(python, "A", {"x": 1}, "c"))
+    other = tmp_path / "other.js"
+    other.write_text("// someone's script\nconsole.log(1);\n")
+    refused_by_lenet_book(ExportError, "not a window.A file that this export wrote",
+                          lambda: export.write_js_data(other, "A", {"x": 1}, "c"))
+    assert notebook.read_text() == '{"cells": []}\n' and other.read_text().startswith("// someone's")
+    assert not python.exists()
+    weights = tmp_path / "w.js"
+    export.write_js_data(weights, "A", {"x": 1}, "first")
+    refused_by_lenet_book(ExportError, "not a window.B file", lambda: export.write_js_data(weights, "B", {}, "c"))
+    export.write_js_data(weights, "A", {"x": 2}, "a rerun of the same export replaces it")
+    assert export.read_js_data(weights, "A") == {"x": 2}
+    export.write_js_data(other, "A", {"x": 3}, "asked for", overwrite=True)
+    assert export.read_js_data(other, "A") == {"x": 3}
+
+
+def test_18_write_js_data_writes_through_a_symbolic_link(tmp_path):
+    from lenet_book import export
+
+    target = tmp_path / "real.js"
+    export.write_js_data(target, "A", {"x": 1}, "first")
+    link = tmp_path / "link.js"
+    link.symlink_to(target)
+    export.write_js_data(link, "A", {"x": 2}, "through the link")
+    assert link.is_symlink() and export.read_js_data(target, "A") == {"x": 2}
+
+
+@pytest.mark.parametrize("tensor, match", [(torch.ones(3, dtype=torch.bool), "a bool tensor"),
+                                           (torch.ones(3, device="meta"), "meta device")])
+def test_18_encode_state_dict_refuses_masks_and_meta_tensors(tensor, match):
+    refused_by_lenet_book(ExportError, match, lambda: encode_state_dict({"t": tensor}))
+
+
+def test_18_export_training_subset_refuses_a_path_that_is_not_javascript(tmp_path):
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text('{"cells": []}\n')
+    for out in (notebook, tmp_path / "x.py"):
+        done = subprocess.run([sys.executable, str(REPO / "tools" / "export_training_subset.py"),
+                               "--train-per-class", "1", "--test-per-class", "1", "--out", str(out)],
+                              capture_output=True, text=True)
+        assert done.returncode != 0 and "must end in .js" in done.stdout + done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert notebook.read_text() == '{"cells": []}\n' and not (tmp_path / "x.py").exists()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
