@@ -5,9 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Extra arguments for JupyterLab: make lab LAB_ARGS="--ip=0.0.0.0 --port=8890"
 LAB_ARGS ?=
-# make test runs the test files in parallel processes (pytest-xdist), one notebook's cells in one
-# process in order (--dist loadfile, as nbval requires); TEST_JOBS=1 runs them one after another
-TEST_JOBS ?= 2
+# The images the browser page trains on (made from data/, never committed)
 TRAIN_SUBSET := book/browser/train_data.min.js
 # The installer that make env uses when it can (tools/install.py)
 UV ?= uv==0.13.9
@@ -24,8 +22,8 @@ book: env $(TRAIN_SUBSET)       ## build the site into _build/html (warnings are
 $(TRAIN_SUBSET): | data
 	$(BIN)/python tools/export_training_subset.py
 
-test: env data                 ## unit tests + every chapter replayed by nbval, in TEST_JOBS processes
-	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
+test: env data                 ## unit tests + every chapter replayed by nbval
+	$(BIN)/pytest
 
 .PHONY: pdf browser-tools
 
