@@ -224,13 +224,20 @@ def train(net, train_data, eval_sets=None, *, num_epochs=10, batch_size=256, lr=
 
 @contextlib.contextmanager
 def _as_train_leaves_it(bound):
-    """``train``'s call: ``on_epoch`` gets a copy of each epoch's dict (so that changing it leaves
-    the history alone); the network ends in eval mode when it was scored (as the last
-    ``evaluate`` of the body leaves it; ``evaluate`` itself puts the modes back)."""
+    """``train``'s call: ``on_epoch`` may add to each epoch's dict (e.g. a validation loss), and
+    what it removes or changes of train's own entries is put back, so the history stays whole;
+    the network ends in eval mode when it was scored (as the last ``evaluate`` of the body leaves
+    it; ``evaluate`` itself puts the modes back)."""
     on_epoch = bound.arguments.get("on_epoch")
     if on_epoch is not None and not isinstance(on_epoch, type):
         check_function("on_epoch", on_epoch)  # before it is wrapped: its own signature
-        bound.arguments["on_epoch"] = lambda record: on_epoch(dict(record))
+
+        def keeping_the_record(record):
+            own = dict(record)
+            on_epoch(record)
+            record.update(own)
+
+        bound.arguments["on_epoch"] = keeping_the_record
     yield
     scored = bound.arguments.get("eval_sets") or bound.arguments.get("test_data")
     if scored:
