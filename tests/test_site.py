@@ -513,6 +513,37 @@ SIDEBARS = {"chapter list": (".bd-sidebar-primary", ".primary-toggle"),
             "page contents": (".bd-sidebar-secondary", ".secondary-toggle")}
 
 
+# How many lines an element's text takes on screen (its text's boxes, one line per distinct top).
+LINES = """
+    const lines = (element) => {
+        const boxes = [];
+        const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const range = document.createRange();
+            range.selectNodeContents(walker.currentNode);
+            for (const r of range.getClientRects()) if (r.width > 0 && r.height > 0) boxes.push([r.top, r.height]);
+        }
+        boxes.sort((a, b) => a[0] - b[0]);
+        let count = 0, last = -1e9;
+        for (const [top, height] of boxes) if (top - last > height / 2) { count += 1; last = top; }
+        return count;
+    };"""
+# Table cells and dates broken across lines (book.js keeps them whole), and the tables that scroll
+# sideways in their box, by their caption.
+BROKEN_CELLS = LINES + """
+    const main = %s;
+    const date = /^\\d{4}-\\d{2}-\\d{2}$/;
+    const broken = Array.from(main.querySelectorAll('td, th, span.date'))
+        .filter(e => (e.classList.contains('one-line') || date.test(e.textContent.trim())) && lines(e) > 1)
+        .map(e => e.textContent.trim());
+    const scrolling = Array.from(main.querySelectorAll('.table-output > .output, .pst-scrollable-table-container'))
+        .filter(box => box.scrollWidth > box.clientWidth + 1)
+        .map(box => { const table = box.closest('.table-output') || box;
+                      const caption = table.querySelector('caption, p');
+                      return caption ? caption.textContent.trim().slice(0, 40) : 'a table'; });
+    return {broken, scrolling};""" % MAIN
+
+
 def click_when_uncovered(element, seconds=3.0):
     """Click ``element`` as a reader would; while the theme's sliding animation still covers it
     (Selenium: ElementClickInterceptedException), wait and try again, for up to ``seconds``."""
@@ -658,6 +689,17 @@ class TestInBrowser:
             ".map(p => p.textContent.split('\\n').reduce((a, l) => l.length > a.length ? l : a, ''));")
         assert not wide, f"{loaded.name}.html at {loaded.width} px: these scroll sideways:\n" + "\n".join(wide[:5])
 
+    def test_dates_and_short_table_cells_stay_whole_and_tables_fit_a_laptop(self, loaded):
+        """A date (in a table or in the text), a one-token cell (fast-channels-last, 9.5e-07) and a
+        short header (train s) are not broken across lines (book.js, book.css); at 1366 px no table
+        scrolls sideways: one that fits keeps fitting (book.js lets short cells wrap rather than
+        widen it)."""
+        found = loaded.browser.execute_script(BROKEN_CELLS)
+        where = f"{loaded.name}.html at {loaded.width} px"
+        assert not found["broken"], f"{where}: broken across lines: {found['broken'][:8]}"
+        if loaded.width >= 1366:
+            assert not found["scrolling"], f"{where}: these tables scroll sideways: {found['scrolling']}"
+
     def test_one_search_box(self, loaded):
         boxes = loaded.browser.execute_script(VISIBLE, ".search-button-field, .search-button, input[type=search]")
         assert len(boxes) == 1, f"{loaded.name}.html at {loaded.width} px: {len(boxes)} search boxes or buttons"
@@ -706,6 +748,31 @@ class TestInBrowser:
         size = (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
         assert size == (width, height), f"{path} is {size}, the page {(width, height)}"
         assert not scrolls, f"{name}.html at {width} px: the page itself scrolls sideways"
+
+
+@pytest.mark.browser
+def test_a_wide_tables_caption_stays_on_a_phone_screen(browser, server):
+    """On a phone the execution report's first table is wider than the screen and scrolls in its
+    box; its caption stays on screen, whole, wherever the table is scrolled to (book.css)."""
+    set_width(browser, 390)
+    try:
+        open_page(browser, server, "book/execution_report")
+        spans = browser.execute_script("""
+            const box = document.querySelector('.pst-scrollable-table-container');
+            const caption = box && box.querySelector('caption');
+            if (!caption) return null;
+            const span = () => { const r = caption.getBoundingClientRect(); return [r.left, r.right]; };
+            const out = [box.scrollWidth > box.clientWidth, span()];
+            box.scrollLeft = box.scrollWidth;
+            out.push(span());
+            return out;""")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert spans, "book/execution_report.html has no table with a caption"
+    wide, *where = spans
+    assert wide, "the execution report's first table fits a 390-pixel screen: this test needs a wide table"
+    for left, right in where:
+        assert left >= -1 and right <= 391, f"the caption runs off the screen: {left:.0f} to {right:.0f} px"
 
 
 @pytest.mark.browser

@@ -119,3 +119,83 @@ if (document.readyState === "loading") {
 } else {
   focusScrollableTables();
 }
+
+// A table's cell breaks only where the reader expects it to: a cell of one token (a date such as
+// 2026-12-06, a variant name such as fast-channels-last, a number such as 9.5e-07) does not break
+// at its hyphen or minus, and a short header ("train s", "test acc", "p (paired t)") stays on one
+// line instead of one word per line. Longer text wraps as before. A table that fitted its column
+// is kept fitting: where keeping every such cell whole would make it scroll sideways, fewer are
+// kept whole (first the short headers and cells are let go, then the longer tokens), so that a
+// laptop never has to scroll a table that it showed whole before.
+const ONE_LINE_LEVELS = [  // the longest text kept on one line: [one token, several words]
+  [32, 16], [32, 0], [20, 0], [0, 0]];
+
+function oneLineLevel(text, [token, words]) {
+  return text.length > 0 && (/\s/.test(text) ? text.length <= words : text.length <= token);
+}
+
+let tablesLaidOutAt = null;  // the width they were last laid out for: a phone fires "resize" as it scrolls
+
+function keepShortCellsOnOneLine() {
+  if (window.innerWidth === tablesLaidOutAt) return;
+  tablesLaidOutAt = window.innerWidth;
+  for (const table of document.querySelectorAll("main article table")) {
+    const box = table.closest(".output, .pst-scrollable-table-container") || table.parentElement;
+    const cells = Array.from(table.querySelectorAll("td, th"));
+    const texts = cells.map((cell) => cell.textContent.trim());
+    cells.forEach((cell) => cell.classList.remove("one-line"));
+    const fitted = box.scrollWidth <= box.clientWidth + 1;
+    for (const level of ONE_LINE_LEVELS) {
+      cells.forEach((cell, i) => cell.classList.toggle("one-line", oneLineLevel(texts[i], level)));
+      if (!fitted || box.scrollWidth <= box.clientWidth + 1) break;
+    }
+  }
+  focusScrollableTables();  // a table wider than the column scrolls with the keyboard
+}
+window.addEventListener("resize", keepShortCellsOnOneLine);
+function layOutTablesAgain() {
+  tablesLaidOutAt = null;
+  keepShortCellsOnOneLine();
+}
+document.addEventListener("toggle", layOutTablesAgain, true);  // a table in a folded cell, once shown
+window.addEventListener("load", () => {  // and once the fonts and the formulas have their final size
+  layOutTablesAgain();
+  const typeset = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+  Promise.all([document.fonts && document.fonts.ready, typeset]).then(layOutTablesAgain, layOutTablesAgain);
+});
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", keepShortCellsOnOneLine);
+} else {
+  keepShortCellsOnOneLine();
+}
+
+// A date in the text (2026-11-26) is not split at a hyphen across two lines.
+const DATE = /\b\d{4}-\d{2}-\d{2}\b/;
+
+function keepDatesWhole() {
+  const main = document.querySelector("main article");
+  if (!main) return;
+  const skip = "pre, code, kbd, samp, script, style, textarea, mjx-container, .one-line, .date";
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT, {
+    acceptNode: (node) => (!node.parentElement.closest(skip) && DATE.test(node.nodeValue)
+      ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT),
+  });
+  const found = [];
+  while (walker.nextNode()) found.push(walker.currentNode);
+  for (const node of found) {
+    const parts = node.nodeValue.split(/(\b\d{4}-\d{2}-\d{2}\b)/);
+    const pieces = parts.map((part, i) => {
+      if (i % 2 === 0) return document.createTextNode(part);
+      const date = document.createElement("span");
+      date.className = "date";
+      date.textContent = part;
+      return date;
+    });
+    node.replaceWith(...pieces);
+  }
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", keepDatesWhole);
+} else {
+  keepDatesWhole();
+}
