@@ -5,6 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Extra arguments for JupyterLab: make lab LAB_ARGS="--ip=0.0.0.0 --port=8890"
 LAB_ARGS ?=
+# make test runs the test files in TEST_JOBS processes (pytest-xdist; --dist loadfile keeps each
+# notebook's cells in one process, in order, as nbval requires), each with one torch thread: two
+# processes with two threads each on 2 cores fight for them. TEST_JOBS=1: one process, all threads.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # The images the browser page trains on (made from data/, never committed)
 TRAIN_SUBSET := book/browser/train_data.min.js
 # The installer that make env uses when it can (tools/install.py)
@@ -22,8 +26,12 @@ book: env $(TRAIN_SUBSET)       ## build the site into _build/html (warnings are
 $(TRAIN_SUBSET): | data
 	$(BIN)/python tools/export_training_subset.py
 
-test: env data                 ## unit tests + every chapter replayed by nbval
+test: env data                 ## unit tests + every chapter and solution replayed by nbval, in TEST_JOBS processes
+ifeq ($(TEST_JOBS),1)
 	$(BIN)/pytest
+else
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
+endif
 
 .PHONY: pdf browser-tools
 

@@ -107,3 +107,9 @@ def browser(tmp_path_factory):
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Notebooks first, then the unit tests: with `make test`'s parallel processes the long
+    replays start at once and the many short unit tests fill the processes' last minutes."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/"))  # stable: each group keeps its order
