@@ -131,8 +131,8 @@ def check_device(device, name="device"):
 def check_pixels(images):
     """Batches reach ``to_float`` as uint8 pixels; float images would be divided by 255 twice."""
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"to_float takes a uint8 tensor of pixels 0-255 ({FROM_LOADER}), "
-                        f"not a {_kind(images)}")
+        raise TypeError(f"to_float takes a uint8 tensor of pixels 0-255 ({FROM_LOADER}) as "
+                        f"images, not a {_kind(images)}")
     if images.dtype != torch.uint8:
         raise TypeError(f"to_float takes uint8 pixels 0-255 and divides them by 255; got "
                         f"{images.dtype} (a batch_transform must return uint8 images too)")
@@ -142,6 +142,9 @@ def check_pixels(images):
                          + ("; for one image use image.unsqueeze(0)" if images.dim() == 2
                             else "; for N×1×height×width use images.squeeze(1)"
                             if images.dim() == 4 and images.shape[1] == 1 else ""))
+    if len(images) == 0:
+        raise ValueError("to_float: images is an empty batch (0 images); a batch holds at least "
+                         "one image, e.g. images[idx] for a non-empty index idx")
 
 
 def check_split(name, images, labels, batch_size=1):
@@ -217,6 +220,12 @@ def check_validation_split(train_data, size):
         raise ValueError(f"train_data: there must be one label per image: {len(images)} images, "
                          f"labels of shape {tuple(labels.shape)}; a split would pair them wrongly")
     check_whole("size", size)
+    if images.is_floating_point():  # a split of float images would be divided by 255 again
+        raise TypeError(f"train_data: the images must be uint8 pixels 0-255, got {images.dtype}; "
+                        "for floats in [0, 1] give (images * 255).round().to(torch.uint8)")
+    if len(labels) == 0:
+        raise ValueError(f"train_data: the data set is empty (0 images); pass the images and "
+                         f"labels {FROM_LOADER}")
     return images, labels
 
 
@@ -423,8 +432,14 @@ def _input_problem(net, height, width, channels=1):
     if not isinstance(net, nn.Sequential):  # the checker follows Sequential networks only:
         try:                                  # PyTorch itself, on a meta tensor (no data)
             out = shape_by_pytorch(net, (1, channels, height, width))
-        except ShapeError:
-            return None  # e.g. a forward that reads values: let the network run as it is
+        except ShapeError:  # e.g. a forward that reads values: one image of zeros, for real
+            out, said = _one_image_out(net, (1, channels, height, width))
+            if said is not None:
+                return (f"the network does not take {height}×{width} images (batches "
+                        f"N×{channels}×{height}×{width}): for one image PyTorch says {said!r}; "
+                        "pass as net a network built for these images, e.g. models.lenet()")
+            if not isinstance(out, tuple):
+                return None  # not one tensor: named where the scores are used
         failure = None
     else:
         shapes, failure = walk(net, (1, channels, height, width))
@@ -440,6 +455,22 @@ def _input_problem(net, height, width, channels=1):
     return (f"the network does not take {height}×{width} images "
             f"(batches N×{channels}×{height}×{width}): "
             f"its layer {index}, {describe(layer)}, gets shape {shape} but expects {expects}")
+
+
+def _one_image_out(net, shape):
+    """(output shape, None), or (None, PyTorch's first line) when ``net`` cannot take one image
+    of zeros of ``shape``: run in eval mode without gradients, the modes and batch-norm
+    statistics put back (the meta run of ``shape_by_pytorch`` failed, e.g. a forward that reads
+    values)."""
+    params = [*net.parameters(), *net.buffers()]
+    device = params[0].device if params else "cpu"
+    dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+    try:
+        with modes_kept(net), buffers_kept(net), torch.no_grad():
+            out = net.eval()(torch.zeros(shape, device=device, dtype=dtype))
+    except Exception as error:  # whatever the network raises for an input it cannot take
+        return None, (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return (tuple(out.shape) if isinstance(out, torch.Tensor) else None), None
 
 
 FUNCTIONS = ("optimizer", "scheduler", "loss_fn", "batch_transform", "predict", "on_epoch")
@@ -970,18 +1001,20 @@ def check_codes(codes):
                          "wins; give distinct codes, e.g. hadamard_codes()")
 
 
-def check_scores(name, scores):
-    """What ``name`` gets: a tensor of one row of scores (or penalties) per image."""
+def check_scores(name, scores, param="scores"):
+    """What ``name`` gets as ``param``: a tensor of one row of scores (or penalties) per
+    image."""
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         got = (f"shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor)
                else f"a {_kind(scores)}")
-        raise ValueError(f"{name} takes a batch of scores N×{NUM_CLASSES}, one row per image, "
-                         f"got {got}"
-                         + ("; for one image use scores.unsqueeze(0)"
+        raise ValueError(f"{name}: {param} must be a batch of scores N×{NUM_CLASSES}, one row per "
+                         f"image, got {got}"
+                         + (f"; for one image use {param}.unsqueeze(0)"
                             if isinstance(scores, torch.Tensor) and scores.dim() == 1 else ""))
     if scores.shape[1] != NUM_CLASSES:
-        raise ValueError(f"{name} takes a batch of scores N×{NUM_CLASSES}, one per class, got "
-                         f"shape {tuple(scores.shape)}: {scores.shape[1]} scores per image")
+        raise ValueError(f"{name}: {param} must be a batch of scores N×{NUM_CLASSES}, one per "
+                         f"class, got shape {tuple(scores.shape)}: {scores.shape[1]} scores per "
+                         "image")
 
 
 def check_window(n, kernel, padding, stride):
@@ -1000,11 +1033,12 @@ def check_trace(net, X):
     from lenet_book.shapes import describe, diagnose, input_problem, walk
 
     if not isinstance(net, nn.Sequential):
-        raise TypeError(f"trace_shapes runs an nn.Sequential layer by layer, not a {_kind(net)}; "
-                        "trace its Sequential parts one at a time")
+        raise TypeError(f"trace_shapes: net must be an nn.Sequential, run layer by layer, not a "
+                        f"{_kind(net)}; trace its Sequential parts one at a time")
     if not isinstance(X, torch.Tensor):
-        raise TypeError(f"trace_shapes runs the layers on a tensor, not a {_kind(X)}; for a shape "
-                        "such as (1, 1, 28, 28), check_input_shape(net, shape) needs no data")
+        raise TypeError(f"trace_shapes: X must be a tensor that the layers run on, not a "
+                        f"{_kind(X)}; for a shape such as (1, 1, 28, 28), "
+                        "check_input_shape(net, shape) needs no data")
     problem = input_problem(net, X.dtype, "tensor")
     if problem:
         raise TypeError(f"trace_shapes: {problem[0]}; {problem[1]}")
@@ -1017,9 +1051,9 @@ def check_trace(net, X):
     if failure:
         index, layer, shape, expects = failure
         why, hint = diagnose(net, tuple(X.shape), shapes, failure)
-        raise ValueError(f"trace_shapes: layer {index}, {describe(layer)}, gets shape {shape} but "
-                         f"expects {expects}" + "".join(f"; {text}" for text in (why, hint)
-                                                        if text))
+        raise ValueError(f"trace_shapes: the network does not take X of shape {tuple(X.shape)}: "
+                         f"layer {index}, {describe(layer)}, gets shape {shape} but expects "
+                         f"{expects}" + "".join(f"; {text}" for text in (why, hint) if text))
 
 
 # --- The door of the functions the chapters show ---------------------------------------------
@@ -1125,21 +1159,22 @@ def _on_cpu(*tensors):
     return all(t.device.type == "cpu" for t in tensors)
 
 
-def _check_labels(name, labels, count, scores="scores"):
-    """A batch's labels: int64 class numbers 0-9, one per image (range checked on the CPU)."""
+def _check_labels(name, labels, count, scores="scores", param="labels"):
+    """A batch's labels (the argument ``param``): int64 class numbers 0-9, one per image
+    (range checked on the CPU)."""
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
         got = labels.dtype if isinstance(labels, torch.Tensor) else f"a {_kind(labels)}"
-        raise TypeError(f"{name} takes the labels as int64 class numbers 0-{NUM_CLASSES - 1}, one "
-                        f"per image, got {got}"
-                        + ("; convert them: labels.long()" if isinstance(labels, torch.Tensor)
+        raise TypeError(f"{name}: {param} must be the labels as int64 class numbers "
+                        f"0-{NUM_CLASSES - 1}, one per image, got {got}"
+                        + (f"; convert them: {param}.long()" if isinstance(labels, torch.Tensor)
                            else ""))
     if labels.dim() != 1 or len(labels) != count:
-        raise ValueError(f"{name} takes one label per image: {count} {scores}, labels of shape "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(f"{name}: {param} must hold one label per image: {count} {scores}, "
+                         f"labels of shape {tuple(labels.shape)}")
     if _on_cpu(labels) and len(labels):
         low, high = (value.item() for value in torch.aminmax(labels))
         if low < 0 or high >= NUM_CLASSES:
-            raise ValueError(f"{name} takes class numbers 0-{NUM_CLASSES - 1} as labels, found "
+            raise ValueError(f"{name}: {param} must be class numbers 0-{NUM_CLASSES - 1}, found "
                              f"{low if low < 0 else high}; the labels of Fashion-MNIST are 0-9 "
                              f"({FROM_LOADER})")
 
@@ -1152,8 +1187,8 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
     batch N×1×H×W in [0, 1] (what ``to_float`` gives) and its labels 0-9. On the CPU also the
     values (a min/max of the batch)."""
     if not isinstance(net, nn.Module):
-        raise TypeError(f"train_step trains a network (a torch.nn.Module, e.g. models.lenet()), "
-                        f"got a {_kind(net)}")
+        raise TypeError(f"train_step trains a network: net must be a torch.nn.Module (e.g. "
+                        f"models.lenet()), got a {_kind(net)}")
     if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
                                            and callable(getattr(optimizer, "step", None))):
         raise TypeError(f"train_step needs the optimizer that updates the network, e.g. "
@@ -1176,7 +1211,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                         f"got {amp_dtype!r}")
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
         got = X.dtype if isinstance(X, torch.Tensor) else f"a {_kind(X)}"
-        raise TypeError(f"train_step takes a float batch N×1×height×width in [0, 1], got {got}"
+        raise TypeError(f"train_step: X must be a float batch N×1×height×width in [0, 1], got {got}"
                         + ("; convert uint8 pixels with to_float(images), which divides them "
                            "by 255 and adds the channel" if got == torch.uint8 else ""))
     weights = {p.dtype for p in net.parameters()}
@@ -1185,19 +1220,45 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                         f"gives float32), got {X.dtype}; convert it with X.float() (for mixed "
                         "precision use amp_dtype)")
     if X.dim() != 4 or len(X) == 0:
-        raise ValueError(f"train_step takes a batch N×1×height×width of at least one image, got "
-                         f"shape {tuple(X.shape)}"
+        raise ValueError(f"train_step: X must be a batch N×1×height×width of at least one image, "
+                         f"got shape {tuple(X.shape)}"
                          + ("; to_float(images) adds the channel to uint8 images N×28×28"
                             if X.dim() == 3 else ""))
-    _check_labels("train_step", y, len(X), "images")
+    _check_labels("train_step", y, len(X), "images", "y")
     _check_fits("train_step: X", net, tuple(X.shape[1:]))
     if _on_cpu(X):
         low, high = (value.item() for value in torch.aminmax(X.detach()))
         if not (0.0 <= low and high <= 1.0):  # also NaN
-            raise ValueError(f"train_step takes images in [0, 1], as to_float gives them; these "
-                             f"go from {low:g} to {high:g}"
+            raise ValueError(f"train_step: X must hold images in [0, 1], as to_float gives them; "
+                             f"these go from {low:g} to {high:g}"
                              + ("; they look like pixels 0-255 as floats: divide by 255, or "
                                 "give the uint8 pixels to to_float" if high > 1.5 else ""))
+
+
+def check_epoch_graph(graph, net, optimizer, loss_fn, images, labels, batch_size, amp_dtype=None,
+                      predict=_NOT_GIVEN):
+    """``EpochGraph``'s arguments, before anything is recorded: ``train_step``'s network,
+    optimizer, loss and predict rule, a split of the data on a CUDA device and a batch size."""
+    check_network(net)
+    if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
+                                           and callable(getattr(optimizer, "step", None))):
+        raise TypeError(f"EpochGraph: optimizer must be the optimizer that updates the network, "
+                        f"e.g. torch.optim.SGD(net.parameters(), lr=0.1), got {optimizer!r}")
+    for name, value in (("loss_fn", loss_fn), ("predict", predict)):
+        if value is not _NOT_GIVEN and not callable(value):
+            raise TypeError(f"EpochGraph: {name} must be a function, e.g. "
+                            + ("nn.CrossEntropyLoss()" if name == "loss_fn" else "argmax")
+                            + f", got {value!r}")
+    check_split("EpochGraph", images, labels, batch_size)
+    if amp_dtype not in AMP_DTYPES:
+        raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
+                        f"got {amp_dtype!r}")
+    problem = _input_problem(net, *images.shape[1:])
+    if problem:
+        raise ValueError(f"EpochGraph: net: {problem}")
+    if images.device.type != "cuda":
+        raise ValueError(f"EpochGraph records a CUDA graph: the images must be on a CUDA device, "
+                         f"they are on {images.device}; without a GPU train without cuda_graph")
 
 
 _FITS = weakref.WeakKeyDictionary()  # network -> the input sizes (C, H, W) it was found to take
@@ -1221,7 +1282,7 @@ def _check_fits(name, net, size):
 def check_paper_loss(penalties, labels, j=None):
     """``original.paper_loss``'s arguments: penalties N×10 (floats) and labels 0-9 (the
     extra score of eq. (9) belongs to no class: label 10 would name it)."""
-    check_scores("paper_loss", penalties)
+    check_scores("paper_loss", penalties, "penalties")
     if not penalties.is_floating_point():
         raise TypeError(f"paper_loss takes the RBF penalties as floats, got {penalties.dtype}")
     _check_labels("paper_loss", labels, len(penalties), "rows of penalties")
@@ -1280,6 +1341,9 @@ def check_crop_flip(images, generator, padding=2):
         raise (ValueError if isinstance(padding, numbers.Integral) else TypeError)(
             f"random_crop_flip: padding, the largest shift in pixels, must be a whole number of "
             f"at least 0, e.g. 2 (chapter 6), got {padding!r}")
+    if len(images) == 0:
+        raise ValueError("random_crop_flip: images is an empty batch (0 images); train gives a "
+                         "batch_transform at least one image")
     if padding >= min(images.shape[1:], default=0):
         raise ValueError(f"random_crop_flip: padding={padding} shifts the images by up to their "
                          f"whole size ({images.shape[1]}×{images.shape[2]}), leaving them blank; "

@@ -144,12 +144,58 @@ def _root(root: str | os.PathLike) -> Path:
     return Path(root)
 
 
+def _check_root_folder(root: Path) -> None:
+    """A data root that exists must be a folder (one that does not exist yet may be created)."""
+    if os.path.lexists(root) and not root.is_dir():
+        raise ValueError(f"the data root {root} is a file, not a folder: give root as the folder "
+                         "that holds FashionMNIST/raw/, such as 'data' (in the repository) or "
+                         "'../data' (in a chapter)")
+
+
+WRITE_MODES = ("w", "wb", "wt")
+
+
+def _check_replaced(path, mode, encoding) -> Path:
+    """``replaced_atomically``'s arguments: a file path in an existing folder, a write mode and
+    an encoding for text (checked before the temporary file is made)."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"path must be the path of the file to write (a str or pathlib.Path), "
+                        f"got {path!r} (a {type(path).__name__})")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a folder; give the path of a file in it, e.g. "
+                         f"{str(path / 'file.bin')!r}")
+    problem = _folder_problem(path.parent)
+    if problem is None and not path.parent.is_dir():
+        problem = f"the folder {path.parent} does not exist"
+    if problem:
+        raise ValueError(f"path {str(path)!r} cannot be written: {problem.rstrip('.')}; create "
+                         "the folder first, or write to another path")
+    if mode not in WRITE_MODES:
+        raise ValueError(f"mode must be a mode that writes a new file, one of {WRITE_MODES} "
+                         f"('wb' for bytes, 'w' for text), got {mode!r}")
+    if encoding is not None:
+        if "b" in mode:
+            raise ValueError(f"encoding must be None for the binary mode {mode!r} (bytes have no "
+                             f"encoding), got {encoding!r}; write text with mode='w'")
+        try:
+            import codecs
+
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise (TypeError if not isinstance(encoding, str) else ValueError)(
+                f"encoding must be None or the name of a text encoding such as 'utf-8' or "
+                f"'ascii', got {encoding!r}") from None
+    return path
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = None):
     """Write ``path`` through a temporary file in its folder, renamed over it only once it is
     written and flushed to disk, so that ``path`` always holds a whole file; on any error the
     temporary file is removed and the old file stays as it was. The new file gets the user's
     umask (:func:`umask_mode`), as a plain ``open`` would give it."""
+    path = _check_replaced(path, mode, encoding)
     # A file its owner made read-only is protected: replacing it (which a rename would do,
     # whatever its mode, and as root) would lose what it holds. It is refused before any write.
     try:
@@ -188,6 +234,7 @@ def too_deep_root(root: str | os.PathLike) -> str | None:
     download them) under ``.../FashionMNIST/FashionMNIST/raw``: returns the folder to give.
     """
     root = _root(root)
+    _check_root_folder(root)
 
     def holds_files(folder: Path) -> bool:
         return any(os.path.lexists(folder / name) for spec in FILES
@@ -354,6 +401,7 @@ def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
     trained on although ``check`` verified the raw files. It only ever duplicates the raw files
     (torchvision no longer writes it), so deleting it loses nothing. Returns the deleted files.
     """
+    _check_root_folder(_root(root))
     cache = _stale_cache(root)
     for path in cache:
         try:

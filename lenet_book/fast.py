@@ -60,3 +60,12 @@ def _check_train_fast(net, train_data, test_data, *args, **kwargs):
 
 
 train_fast = at_the_door(train_fast, _check_train_fast)  # chapter 4 shows it as written
+
+
+def _check_load(root="../data", device="cpu"):
+    if device is None:  # check_device's None (leave tensors where they are) means nothing here
+        raise TypeError("device must be the device to load the data onto, e.g. 'cpu' or 'cuda' "
+                        "(lenet_book.device.try_device() picks the best one), got None")
+
+
+load_fashion_mnist_tensors = at_the_door(load_fashion_mnist_tensors, _check_load)  # shown too

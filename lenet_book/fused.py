@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad
 
 from lenet_book.checks import (
+    _check_fused_options,
     at_the_door,
     check_finite_loss,
     check_fused_step,
@@ -132,6 +133,15 @@ def _call_unchanged(self, idx):
 FusedStep.__call__ = _call_unchanged
 
 
+def _check_fused_step_options(self, net, images, labels, lr=0.9, compile=True,
+                              backend="inductor", mode=None, channels_last=False, bf16_layers=()):
+    _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": bf16_layers})
+
+
+# ... and its compiler options are checked before it is built (lenet_book.checks)
+FusedStep.__init__ = at_the_door(FusedStep.__init__, _check_fused_step_options)
+
+
 def warm_up(step, batches, steps=3):
     """Run ``step`` on a few full batches and on the short last one, then put the weights back.
 
@@ -139,12 +149,18 @@ def warm_up(step, batches, steps=3):
     tail), so that neither the timer nor a CUDA graph recording sees a compilation.
     """
     if not isinstance(step, FusedStep):
-        raise TypeError(f"warm_up runs a FusedStep, e.g. FusedStep(net, images, labels), got a "
-                        f"{type(step).__name__}")
+        raise TypeError(f"warm_up runs a FusedStep: step must be one, e.g. FusedStep(net, images, "
+                        f"labels), got a {type(step).__name__}")
     check_whole("warm_up: steps", steps)
-    if isinstance(batches, (str, bytes)) or not hasattr(batches, "__getitem__") or not batches:
-        raise TypeError("warm_up takes a non-empty list of index batches, e.g. "
+    if (isinstance(batches, (str, bytes, torch.Tensor)) or not hasattr(batches, "__getitem__")
+            or not batches):
+        raise TypeError("warm_up: batches must be a non-empty list of index batches, e.g. "
                         "torch.arange(len(labels)).split(256)")
+    for idx in [*batches[:steps], batches[-1]]:  # the batches it runs
+        try:
+            check_indices(idx, step.labels)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"warm_up: batches must hold index batches: {error}") from None
     start = [p.clone() for p in step.params]
     tail = [batches[-1]] if len(batches) > 1 and len(batches[-1]) != len(batches[0]) else []
     for idx in list(batches[:steps]) + tail:
@@ -164,7 +180,8 @@ class FusedEpochGraph:
 
     def __init__(self, step, batch_size):
         if not isinstance(step, FusedStep):
-            raise TypeError(f"FusedEpochGraph records a FusedStep, got a {type(step).__name__}")
+            raise TypeError(f"FusedEpochGraph records a FusedStep: step must be one, e.g. "
+                            f"FusedStep(net, images, labels), got a {type(step).__name__}")
         check_whole("batch_size", batch_size)
         if step.images.device.type != "cuda":
             raise ValueError(f"FusedEpochGraph records a CUDA graph, which needs the data on a "

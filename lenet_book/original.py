@@ -177,7 +177,7 @@ def predict(penalties):
 
 
 def _check_predict(penalties):
-    check_scores("predict", penalties)
+    check_scores("predict", penalties, "penalties")
     if _on_cpu(penalties) and penalties.is_floating_point() \
             and bool((penalties.detach() < 0).any()):
         raise ValueError("predict takes the RBF penalties, squared distances of at least 0, and "
@@ -221,7 +221,7 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
                             f"input maps, e.g. [0, 1, 2], got {maps!r}")
         for i in maps:
             if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < in_channels:
-                raise ValueError(f"PartialConv2d: input map {i!r} does not exist: with "
+                raise ValueError(f"PartialConv2d: input map {i!r} in inputs does not exist: with "
                                  f"in_channels={in_channels} the maps are 0-{in_channels - 1}; "
                                  "give in_channels as the number of input maps (6 for C3)")
     largest = max(i for maps in inputs for i in maps)

@@ -78,13 +78,13 @@ def _check_steps(kept_steps):
     names = [name for name, _ in MODERN_STEPS]
     if isinstance(kept_steps, (str, bytes)) or not isinstance(kept_steps, (list, tuple, set,
                                                                            frozenset)):
-        raise TypeError(f"modern_recipe takes a list of step names from MODERN_STEPS, e.g. "
-                        f"[{names[0]!r}, {names[1]!r}], got {kept_steps!r} (a "
+        raise TypeError(f"modern_recipe takes a list of step names from MODERN_STEPS as "
+                        f"kept_steps, e.g. [{names[0]!r}, {names[1]!r}], got {kept_steps!r} (a "
                         f"{type(kept_steps).__name__})")
     for step in kept_steps:
         if step not in names:
             close = difflib.get_close_matches(str(step), names, n=1, cutoff=0.5)
-            raise ValueError(f"unknown step {step!r}"
+            raise ValueError(f"kept_steps: unknown step {step!r}"
                              + (f"; did you mean {close[0]!r}?" if close else ".")
                              + f" The steps are {', '.join(map(repr, names))}.")
 
@@ -193,7 +193,7 @@ def summarize(values):
     """Mean, standard deviation (n - 1), min, max and count of a list of accuracies."""
     if isinstance(values, (str, bytes)):
         raise TypeError(f"summarize takes a list of accuracies, e.g. [0.91, 0.90], got the text "
-                        f"{values!r}; write the numbers without quotes")
+                        f"{values!r} as values; write the numbers without quotes")
     if isinstance(values, dict):
         raise TypeError("summarize takes a list of accuracies as values, not a dict (it would "
                         "summarise its keys, e.g. the seeds): pass list(runs.values())")
@@ -204,7 +204,7 @@ def summarize(values):
     if not values:
         raise ValueError("summarize needs at least one accuracy in values, got an empty list")
     for value in values:
-        check_number("an accuracy", value, -math.inf)
+        check_number("an accuracy in values", value, -math.inf)
     if any(0 < v < 1 for v in values) and any(v > 1 for v in values):
         raise ValueError(f"summarize: the accuracies mix fractions and percentages ({values}); "
                          "write them all as fractions (0.91) or all as percentages (91.0)")

@@ -32,15 +32,24 @@ def results_folder() -> Path:
 def _succeeded(runs, needs=("variant", "examples_per_sec")):
     """The runs that did not fail; runs that are not records of the benchmark are named."""
     if isinstance(runs, (str, bytes, dict)) or not hasattr(runs, "__iter__"):
-        raise TypeError(f"takes the benchmark's runs, a list of dicts (a record's 'runs'), got "
-                        f"a {type(runs).__name__}")
+        raise TypeError(f"runs must be the benchmark's runs, a list of dicts (a record's "
+                        f"'runs'), got a {type(runs).__name__}")
     succeeded = [r for r in runs if not (isinstance(r, dict) and "error" in r)]
     for run in succeeded:
         missing = [key for key in needs if not isinstance(run, dict) or key not in run]
         if missing:
-            raise ValueError(f"a run lacks {', '.join(map(repr, missing))}: each run must be a "
-                             f"dict with {', '.join(map(repr, needs))} (or 'error'), got {run!r}")
+            raise ValueError(f"runs: a run lacks {', '.join(map(repr, missing))}: each run must "
+                             f"be a dict with {', '.join(map(repr, needs))} (or 'error'), got "
+                             f"{run!r}")
     return succeeded
+
+
+def _check_baseline(baseline):
+    """The variant the ratios are taken to (a name; one without a successful run, e.g. a
+    benchmark run without the text's loop, leaves the ratios out, as documented)."""
+    if not isinstance(baseline, str):
+        raise TypeError(f"baseline must be the name of a variant, e.g. 'text', got {baseline!r} "
+                        f"(a {type(baseline).__name__})")
 
 
 def best_runs(runs, baseline="text"):
@@ -50,8 +59,10 @@ def best_runs(runs, baseline="text"):
     ``runs`` are the benchmark's records: dicts with "variant" and "examples_per_sec", or with
     "error" for a run that failed. The records returned are copies.
     """
+    succeeded = _succeeded(runs)
+    _check_baseline(baseline)
     best = {}
-    for r in _succeeded(runs):
+    for r in succeeded:
         if r["examples_per_sec"] > best.get(r["variant"], {}).get("examples_per_sec", 0):
             best[r["variant"]] = dict(r)
     if baseline in best:
@@ -76,6 +87,7 @@ def repeat_summary(runs, baseline="text"):
     machine that is busier in one repeat than in another slows both sides of that ratio.
     """
     succeeded = _succeeded(runs, ("variant", "examples_per_sec", "repeat"))
+    _check_baseline(baseline)
     baseline_speed = {r["repeat"]: r["examples_per_sec"]
                       for r in succeeded if r["variant"] == baseline}
     summary = {}
@@ -98,27 +110,51 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
     path = results_folder() / name if isinstance(name, str) and name else None
     if path is None or not path.is_file():
         known = sorted(p.name for p in results_folder().glob("accuracy-seeds*.json"))
-        raise FileNotFoundError(f"no seed study {name!r} in {results_folder()}; the seed studies "
+        if not isinstance(name, str):
+            raise TypeError(f"name must be the file name of a seed study, e.g. "
+                            f"{(known or ['accuracy-seeds-h200.json'])[0]!r}, got {name!r} "
+                            f"(a {type(name).__name__})")
+        raise FileNotFoundError(f"name: no seed study {name!r} in {results_folder()}; the seed "
+                                f"studies "
                                 f"are {', '.join(known) or 'none'} (written by "
                                 "benchmarks/accuracy_seeds.py)")
     return json.loads(path.read_text())
 
 
-def _study_result(study, name):
-    """One named run of a seed study; a record of another kind, or an unknown name, is named."""
-    if not isinstance(study, dict) or not isinstance(study.get("results"), dict):
-        raise TypeError("takes a seed study as load_seed_study() returns it (a dict with "
-                        "'results'); this is not one (a benchmark record of load_result?)")
+def _study_result(study, name, param="name"):
+    """One named run of a seed study (the argument ``param``); a record of another kind, or an
+    unknown name, is named."""
+    _check_study(study)
     if name not in study["results"]:
-        raise ValueError(f"no run {name!r} in this seed study; its runs are "
-                       f"{', '.join(map(repr, study['results']))}")
+        raise ValueError(f"{param}: no run {name!r} in this seed study; its runs are "
+                         f"{', '.join(map(repr, study['results']))}")
     return study["results"][name]
 
 
-def _check_rows(rows):
+def _check_study(study):
+    if not isinstance(study, dict) or not isinstance(study.get("results"), dict):
+        raise TypeError("takes a seed study as load_seed_study() returns it (a dict with "
+                        "'results'); this is not one (a benchmark record of load_result?)")
+
+
+def _check_rows(rows, study=None):
     if not isinstance(rows, dict):
         raise TypeError(f"rows must be a dict {{label: run name}}, e.g. {{'the text': 'text'}}, "
                         f"got a {type(rows).__name__}")
+    if study is not None:
+        for name in rows.values():
+            _study_result(study, name, "rows")
+
+
+SPLITS = ("valid", "test")
+
+
+def _check_splits(splits):
+    if (isinstance(splits, (str, bytes)) or not isinstance(splits, (tuple, list))
+            or not splits or any(split not in SPLITS for split in splits)):
+        raise (ValueError if isinstance(splits, (tuple, list)) else TypeError)(
+            f"splits must be a list of the splits 'valid' and 'test', e.g. ('valid',), got "
+            f"{splits!r}")
 
 
 def accuracy_by_seed(study, name, split="valid"):
@@ -132,7 +168,9 @@ def accuracy_by_seed(study, name, split="valid"):
 def seed_study_table(study, rows, splits=("valid",)):
     """Accuracy over seeds of the named runs, as a DataFrame: rows is {label: result name}."""
     import pandas as pd
-    _check_rows(rows)
+    _check_study(study)
+    _check_rows(rows, study)
+    _check_splits(splits)
     table = []
     for label, name in rows.items():
         result = _study_result(study, name)
@@ -152,6 +190,8 @@ def seed_study_pairs(study, reference, rows, split="valid"):
 
     from lenet_book import recipes
     _check_rows(rows)
+    _study_result(study, reference, "reference")
+    _check_rows(rows, study)
     table = []
     for label, name in rows.items():
         after = accuracy_by_seed(study, name, split)

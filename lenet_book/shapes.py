@@ -369,6 +369,7 @@ def check_input_shape(net, x, verbose=True):
 # arguments before they run.
 
 def _check_fitting_sizes(net, input_shape, largest=128):
+    _check_sequential("fitting_sizes", net)
     check_whole("fitting_sizes: largest", largest)
     if not isinstance(input_shape, (tuple, list, torch.Size)):
         raise TypeError(f"fitting_sizes: input_shape must be a batch's shape such as "
@@ -388,9 +389,55 @@ def _buffers_kept(bound):
     return buffers_kept(bound.arguments["net"])
 
 
-def _check_pair_like(hw):
-    if isinstance(hw, (str, bytes)) or not hasattr(hw, "__getitem__") or len(hw) < 2:
-        raise TypeError(f"takes a (height, width) pair such as (5, 5), got {hw!r}")
+def _check_pair_like(name):
+    def check(hw):
+        if isinstance(hw, (str, bytes)) or not hasattr(hw, "__getitem__") or len(hw) != 2:
+            raise TypeError(f"{name} takes a (height, width) pair as hw, such as (5, 5) (as "
+                            f"pair() gives), got {hw!r}")
+    return check
+
+
+def _check_layer(name, layer):
+    if not isinstance(layer, nn.Module) or isinstance(layer, type):
+        hint = (f"; pass one, {layer.__name__}(...), not the class"
+                if isinstance(layer, type) and issubclass(layer, nn.Module) else "")
+        raise TypeError(f"{name}: layer must be a layer (a torch.nn.Module such as "
+                        f"nn.Linear(400, 120)), got {layer!r} (a {type(layer).__name__}){hint}")
+
+
+def _check_shape(name, shape, param="shape"):
+    """A shape such as (1, 1, 28, 28): a tuple, list or torch.Size of whole numbers ≥ 0."""
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"{name}: {param} must be a shape such as (1, 1, 28, 28), a tuple of "
+                        f"whole numbers, got {shape!r} (a {type(shape).__name__})"
+                        + ("; for a tensor pass tuple(X.shape)"
+                           if isinstance(shape, torch.Tensor) else ""))
+    for size in shape:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0:
+            raise (ValueError if isinstance(size, numbers.Integral) else TypeError)(
+                f"{name}: {param} must hold whole numbers ≥ 0 such as (1, 1, 28, 28), got "
+                f"{tuple(shape)!r}")
+
+
+def _check_sequential(name, net):
+    if not isinstance(net, nn.Sequential):
+        raise TypeError(f"{name} follows an nn.Sequential layer by layer, not a "
+                        f"{type(net).__name__}: net must be one; check its Sequential parts one at "
+                        "a time")
+
+
+def _check_walk(net, input_shape):
+    _check_sequential("walk", net)
+    _check_shape("walk", input_shape, "input_shape")
+
+
+def _check_layer_and_shape(name):
+    def check(layer, shape):
+        _check_layer(name, layer)
+        _check_shape(name, shape)
+    return check
+
+
 
 
 def _check_pair(value):
@@ -417,5 +464,10 @@ fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)
 trace_shapes = at_the_door(trace_shapes, around=_buffers_kept)
 run_and_report = at_the_door(run_and_report, around=_buffers_kept)
 pair = at_the_door(pair, _check_pair)
-square = at_the_door(square, _check_pair_like)
-hxw = at_the_door(hxw, _check_pair_like)
+square = at_the_door(square, _check_pair_like("square"))
+hxw = at_the_door(hxw, _check_pair_like("hxw"))
+is_lazy = at_the_door(is_lazy, lambda layer: _check_layer("is_lazy", layer))
+describe = at_the_door(describe, lambda layer: _check_layer("describe", layer))
+shape_by_pytorch = at_the_door(shape_by_pytorch, _check_layer_and_shape("shape_by_pytorch"))
+next_shape = at_the_door(next_shape, _check_layer_and_shape("next_shape"))
+walk = at_the_door(walk, _check_walk)

@@ -66,13 +66,27 @@ def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dty
 
 def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
                                channels_last=False, **compile_options):
-    from lenet_book.checks import COMPILE_MODES, check_flags, check_network, check_pair, check_whole
+    from lenet_book.checks import (
+        COMPILE_MODES,
+        _input_problem,
+        check_flags,
+        check_network,
+        check_pair,
+        check_split,
+        check_whole,
+    )
 
     check_network(net)
     check_pair("train_data", train_data)
     if eval_data is not None:
         check_pair("eval_data", eval_data)
     check_whole("batch_size", batch_size)
+    check_split("train_data", *train_data)  # uint8 pixels and labels 0-9 (one min/max)
+    if eval_data is not None:
+        check_split("eval_data", *eval_data)
+    problem = _input_problem(net, *train_data[0].shape[1:])
+    if problem:
+        raise ValueError(f"compile_and_warm_up: net: {problem}")
     check_flags(channels_last=channels_last)
     mode = compile_options.get("mode")
     if mode not in COMPILE_MODES:
@@ -283,24 +297,40 @@ def epoch_losses(result, variants, repeat=0):
 # variants it holds; the tables themselves are computed as written above.
 
 def _check_record(result, needs=()):
-    if not isinstance(result, dict) or not isinstance(result.get("runs"), list):
-        raise TypeError(f"takes a benchmark record as load_result returns it (a dict with "
-                        f"'runs'), e.g. load_result('cpu.json'), got a {type(result).__name__}"
+    if (not isinstance(result, dict) or not isinstance(result.get("runs"), list)
+            or not all(isinstance(r, dict) and "variant" in r for r in result["runs"])):
+        raise TypeError(f"result must be a benchmark record as load_result returns it (a dict "
+                        f"with 'runs' of variants), e.g. load_result('cpu.json'), got a "
+                        f"{type(result).__name__}"
                         + (" without 'runs'" if isinstance(result, dict) else ""))
     missing = [key for key in needs if key not in result]
     if missing:
-        raise ValueError(f"this record has no {', '.join(map(repr, missing))} (it was made without "
-                         "them); use a record that has, e.g. one listed by load_result")
+        raise ValueError(f"result: this record has no {', '.join(map(repr, missing))} (it was "
+                         "made without them); use a record that has, e.g. one listed by "
+                         "load_result")
+
+
+def _known_variants(result):
+    return sorted({r.get("variant") for r in result["runs"] if "error" not in r} - {None},
+                  key=str)
 
 
 def _check_variants(result, variants, name="variants"):
     if isinstance(variants, (str, bytes)) or not isinstance(variants, (list, tuple)):
         raise TypeError(f"{name} must be a list of variant names, e.g. ['fast'], got {variants!r}")
-    known = sorted({r.get("variant") for r in result["runs"] if "error" not in r} - {None})
+    known = _known_variants(result)
     for variant in variants:
         if variant not in known:
-            raise ValueError(f"no run of the variant {variant!r} in this record; it has "
-                             f"{', '.join(known)}")
+            raise ValueError(f"{name}: no run of the variant {variant!r} in this record; it has "
+                             f"{', '.join(map(str, known))}")
+
+
+def _check_variant(result, variant, name):
+    """One variant's name, e.g. the baseline of a comparison."""
+    if not isinstance(variant, str):
+        raise TypeError(f"{name} must be the name of a variant, e.g. 'fast', got {variant!r} "
+                        f"(a {type(variant).__name__})")
+    _check_variants(result, [variant], name)
 
 
 def _check_benchmark_table(result, variants=None, flops=None):
@@ -310,17 +340,35 @@ def _check_benchmark_table(result, variants=None, flops=None):
 
 
 def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
-    _check_record(result, ("profiles", "epochs"))
+    from lenet_book.checks import check_whole
+
+    _check_record(result)
+    if isinstance(variants, (str, bytes)) or not isinstance(variants, (list, tuple)):
+        _check_variants(result, variants)  # says what variants must be
+    check_whole("kernel_table: steps_per_epoch", steps_per_epoch)
+    missing = [key for key in ("profiles", "epochs") if key not in result]
+    if missing:
+        raise ValueError(f"result: this record has no {', '.join(map(repr, missing))} (it was "
+                         f"made without them), so no kernel table of the variants {variants!r}; "
+                         "use a record that has, e.g. one listed by load_result")
     _check_variants(result, variants)
     missing = [v for v in variants if v not in result["profiles"]]
     if missing:
-        raise ValueError(f"this record has no kernel profile of {', '.join(map(repr, missing))}; "
-                         f"it has {', '.join(map(repr, result['profiles']))}")
+        raise ValueError(f"variants: this record has no kernel profile of "
+                         f"{', '.join(map(repr, missing))}; it has "
+                         f"{', '.join(map(repr, result['profiles']))}")
+
+
+def _check_paired_table(result, variants, baseline="fast"):
+    _check_record(result)
+    _check_variants(result, variants)
+    _check_variant(result, baseline, "baseline")
 
 
 def _check_compile_payoff(result, variant="fast-compile", baseline="fast"):
     _check_record(result)
-    _check_variants(result, [variant, baseline], "variant and baseline")
+    _check_variant(result, variant, "variant")
+    _check_variant(result, baseline, "baseline")
 
 
 def _check_compile_and_train(result, variants):
@@ -329,8 +377,11 @@ def _check_compile_and_train(result, variants):
 
 
 def _check_epoch_losses(result, variants, repeat=0):
+    from lenet_book.checks import check_whole
+
     _check_record(result)
     _check_variants(result, variants)
+    check_whole("epoch_losses: repeat", repeat, least=0)
     repeats = sorted({r.get("repeat", 0) for r in result["runs"]
                       if "error" not in r and r.get("variant") in variants})
     if repeat not in repeats:
@@ -342,6 +393,9 @@ provenance = at_the_door(provenance, lambda result: _check_record(
     result, ("device", "torch", "epochs")))
 failures = at_the_door(failures, lambda result: _check_record(result))
 benchmark_table = at_the_door(benchmark_table, _check_benchmark_table)
+paired_table = at_the_door(paired_table, _check_paired_table)
+fused_table = at_the_door(fused_table, lambda result: (_check_record(result),
+                                                       _check_variants(result, ["text"], "result")))
 kernel_table = at_the_door(kernel_table, _check_kernel_table)
 compile_payoff = at_the_door(compile_payoff, _check_compile_payoff)
 compile_and_train = at_the_door(compile_and_train, _check_compile_and_train)

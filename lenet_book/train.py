@@ -22,11 +22,13 @@ from torch import nn
 from lenet_book.checks import (
     at_the_door,
     check_built,
+    check_epoch_graph,
     check_evaluate,
     check_finite_loss,
     check_first_batch,
     check_function,
     check_pixels,
+    check_scores,
     check_train_step,
     check_training,
     check_validation_split,
@@ -65,6 +67,17 @@ def shuffled_batches(num_examples, batch_size, generator):
 def argmax(scores):
     """The usual prediction: the class with the largest score."""
     return scores.argmax(dim=1)
+
+
+def _check_argmax(scores):
+    """A batch of scores, one row per image (any number of classes; the kind and rank only: it
+    runs every step, and inside CUDA graphs)."""
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        check_scores("argmax", scores)
+
+
+# wrapped here, before the functions below take it as their default predict
+argmax = at_the_door(argmax, _check_argmax)
 
 
 def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=argmax):
@@ -244,6 +257,9 @@ def _as_train_leaves_it(bound):
         bound.arguments["net"].eval()
 
 
+# chapter 4 shows EpochGraph as written; its arguments are checked before any recording
+EpochGraph.__init__ = at_the_door(EpochGraph.__init__, check_epoch_graph)
+
 # e.g. train(..., epochs=5): did you mean num_epochs=5?
 train = at_the_door(train, around=_as_train_leaves_it)
 
@@ -252,7 +268,8 @@ def _check_shuffled_batches(num_examples, batch_size, generator):
     check_whole("shuffled_batches: num_examples", num_examples, least=0)
     check_whole("shuffled_batches: batch_size", batch_size)
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"shuffled_batches draws from a torch.Generator, got {generator!r}; e.g. "
+        raise TypeError(f"shuffled_batches draws from a torch.Generator: generator must be one, "
+                        f"got {generator!r}; e.g. "
                         "torch.Generator(device=images.device).manual_seed(0)")
 
 

@@ -336,6 +336,16 @@ def test_chapters_are_numbered_in_reading_order(site):
             assert title.startswith(f"{number}. "), f"{name}: its title {title!r} should start with '{number}. '"
 
 
+@pytest.mark.parametrize("page", SOLUTIONS)
+def test_a_solutions_page_numbers_its_figures_after_its_chapter(site, page):
+    """Solutions of chapter 3: Fig. S3.1, S3.2, ... in order, not the count of earlier pages."""
+    html = article(site / f"{page}.html")
+    shown = re.findall(r'class="caption-number">Fig\. (\S+?) </span>', html)
+    assert len(shown) == html.count("<figcaption>"), f"{page}: a figure without its number"
+    chapter = int(Path(page).name[:2])
+    assert shown == [f"S{chapter}.{k}" for k in range(1, len(shown) + 1)], f"{page}: figures numbered {shown}"
+
+
 def captioned_figures(chapter: str) -> list[dict]:
     """The figure metadata (MyST-NB's "mystnb" cell metadata) of a stored chapter's figure cells."""
     nb = json.loads((REPO / f"{chapter}.ipynb").read_text())
@@ -367,9 +377,10 @@ def test_every_figure_is_numbered_captioned_and_described(site, chapter):
 
 @pytest.mark.parametrize("name", PAGES)
 def test_every_table_is_numbered_and_captioned(site, name):
-    """Tables are numbered per chapter like figures (Table 4.1, 4.2, ...; on the unnumbered pages,
-    such as the solutions, Sphinx counts on from one page to the next: Table 5, 6, ...), captioned,
-    and each caption sits with its own table (book/_ext/output_tables.py)."""
+    """Tables are numbered per chapter like figures (Table 4.1, 4.2, ...; on a solutions page after
+    its chapter, Table S4.1, S4.2, ..., book/_ext/site_fixes.py; on the other unnumbered pages
+    Sphinx counts on from one page to the next: Table 5, 6, ...), captioned, and each caption sits
+    with its own table (book/_ext/output_tables.py)."""
     html = article(site / f"{name}.html")
     tables = re.findall(r"<table\b", html)
     numbers = re.findall(r'class="caption-number">Table (\S+?) </span><span class="caption-text">(.*?)</span>',
@@ -377,6 +388,8 @@ def test_every_table_is_numbered_and_captioned(site, name):
     shown = [n for n, _ in numbers]
     if NUMBERS.get(name):
         expected = [f"{NUMBERS[name]}.{k}" for k in range(1, len(tables) + 1)]
+    elif name in SOLUTIONS:
+        expected = [f"S{int(Path(name).name[:2])}.{k}" for k in range(1, len(tables) + 1)]
     else:
         first = int(shown[0]) if shown and shown[0].isdigit() else 1
         expected = [str(k) for k in range(first, first + len(tables))]
