@@ -24,6 +24,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -74,9 +75,17 @@ def network_description(net: nn.Module) -> list[list[str]]:
 
 
 def _inside(net):
-    """The network itself: a torch.compile'd one holds it as ``_orig_mod``, and its state dict's
-    names carry that prefix, so that a compiled and a plain network would not match."""
-    return getattr(net, "_orig_mod", net) if isinstance(net, nn.Module) else net
+    """The network itself: a torch.compile'd one holds it as ``_orig_mod``, and nn.DataParallel
+    or DistributedDataParallel as ``module``; their state dicts' names carry that prefix, so that
+    a wrapped and a plain network would not match."""
+    while isinstance(net, nn.Module):
+        if hasattr(net, "_orig_mod"):
+            net = net._orig_mod
+        elif isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            net = net.module
+        else:
+            break
+    return net
 
 
 def _description_sha256(description: list[list[str]]) -> str:
@@ -140,6 +149,10 @@ def _check_path(path, saving: bool) -> Path:
     if isinstance(text, bytes) or not text:
         raise CheckpointError(f"The checkpoint path {path!r} is not a file name; "
                               "give one such as 'lenet.pt'.")
+    if text.startswith("~"):
+        raise CheckpointError(f"The checkpoint path {text} starts with '~', which Python does not "
+                              "expand to the home folder (it would name a folder called '~' "
+                              "here); write Path.home() / ... or os.path.expanduser(path).")
     if text.endswith(("/", os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")
@@ -390,6 +403,13 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         details = str(error).splitlines()[0] if str(error) else "no details"
         if "Weights only load failed" in str(error):  # torch's advice there is unsafe
             details = "it holds Python objects other than tensors, which are never loaded"
+            if re.search(r"torch\.nn\.modules|GLOBAL .*(Sequential|Module)", str(error)):
+                raise _refuse(path, "holds a whole pickled network (torch.save(net)), not the "
+                                    "weights that save_checkpoint writes; unpickling it could run "
+                                    "any code, so it is not loaded here",
+                              "if you trust the file, load it yourself with torch.load(path, "
+                              "weights_only=False), then save its weights with "
+                              "save_checkpoint(net, ...)") from None
         raise _refuse(path, f"cannot be read as a checkpoint ({type(error).__name__}: "
                             f"{details}); "
                             "it is truncated, damaged, or not a file saved by "
@@ -433,6 +453,12 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       + _differences(stored, expected),
                       "load it into the network it was trained with, or " + RETRAIN)
     expected_network = network_description(net)
+    if network != expected_network and isinstance(net, torch.jit.ScriptModule) \
+            and not any(entry[1] == "RecursiveScriptModule" for entry in network):
+        raise _refuse(path, "was saved from a plain network, and this one is scripted "
+                            "(torch.jit.script), whose layers cannot be compared with it",
+                      "load it into the plain network first, then script it: "
+                      "net = load_checkpoint(models.lenet(), path); torch.jit.script(net)")
     if network != expected_network:
         raise _refuse(path, "was saved from another network: its tensors have the same names "
                             "and shapes, but its layers differ:\n"

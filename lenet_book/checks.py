@@ -47,6 +47,21 @@ def _kind(value):
     return type(value).__name__
 
 
+def check_dense(name, meta=False, **tensors):
+    """Each tensor given must be an ordinary (strided) tensor with values: a sparse tensor or
+    (unless ``meta``: shapes only are needed) one on the 'meta' device would fail inside torch's
+    layers with torch's own words."""
+    for what, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        if tensor.layout != torch.strided:
+            raise TypeError(f"{name}: {what} is a sparse tensor ({tensor.layout}), which the "
+                            f"network's layers cannot take; convert it with {what}.to_dense()")
+        if tensor.is_meta and not meta:
+            raise ValueError(f"{name}: {what} is on the 'meta' device, which has shapes but no "
+                             f"values; give the tensor itself, on the CPU or a GPU")
+
+
 SEED_MAX = 2**64 - 1  # the largest seed torch.manual_seed and a Generator take
 
 
@@ -154,6 +169,7 @@ def check_split(name, images, labels, batch_size=1):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name}: the {what} must be a torch tensor ({FROM_LOADER}), "
                             f"not a {_kind(tensor)}")
+    check_dense(name, meta=True, images=images, labels=labels)  # meta: named just below
     if images.is_meta or labels.is_meta:
         raise ValueError(f"{name}: the images or labels are on the 'meta' device, which has "
                          f"shapes but no values; give the data themselves ({FROM_LOADER})")
@@ -285,6 +301,10 @@ def _check_loss_settings(loss_fn):
                          "to report the epoch's loss, and the learning rate is set for a mean): "
                          "use reduction='mean' (the default)")
     weight = getattr(loss_fn, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.layout != torch.strided:
+        raise TypeError(f"loss_fn {type(loss_fn).__name__}(weight=...): the class weights are a "
+                        f"sparse tensor ({weight.layout}), which the loss cannot take; give a "
+                        "dense one, weight.to_dense(), e.g. torch.ones(10)")
     if isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)) and isinstance(
             weight, torch.Tensor) and (tuple(weight.shape) != (NUM_CLASSES,)
                                              or not bool(torch.isfinite(weight).all())
@@ -350,6 +370,11 @@ def check_built(optimizer, schedule, scheduler):
         raise TypeError(f"optimizer must be a function of the parameters that returns a "
                         f"torch.optim optimizer, e.g. lambda params: torch.optim.SGD(params, "
                         f"lr=0.1); it returned a {_kind(optimizer)}")
+    if isinstance(optimizer, torch.optim.LBFGS):
+        raise TypeError("optimizer: LBFGS needs a closure that recomputes the loss at every "
+                        "step, but train calls optimizer.step() without one; use an optimizer "
+                        "of single steps, e.g. lambda params: torch.optim.SGD(params, lr=0.1) "
+                        "or torch.optim.Adam(params)")
     if scheduler is not None and not callable(getattr(schedule, "step", None)):
         raise TypeError(f"scheduler must be a function of (optimizer, epochs, steps per epoch) "
                         f"that returns a learning-rate schedule (with a step() method), e.g. "
@@ -392,17 +417,29 @@ def check_layer_choices(activation, pool, batch_norm):
     and a flag."""
     for name, value, example in (("activation", activation, "nn.ReLU"),
                                  ("pool", pool, "nn.MaxPool2d")):
+        if isinstance(value, functools.partial) and not isinstance(value.func, nn.Module):
+            continue  # e.g. partial(nn.LeakyReLU, 0.2): a fresh layer per call, tried below
         if not (isinstance(value, type) and issubclass(value, nn.Module)):
             hint = (f"the class itself, {type(value).__name__}, without brackets"
                     if isinstance(value, nn.Module) else f"e.g. {example}")
             raise TypeError(f"{name} must be a layer class such as {example} (the network builds "
                             f"one per layer), got {value!r}; pass {hint}")
     try:
+        built = activation()
+    except TypeError as error:
+        raise TypeError(f"activation must be a layer class built without arguments, e.g. nn.ReLU "
+                        f"(or functools.partial(nn.LeakyReLU, 0.2) for settings); "
+                        f"{getattr(activation, '__name__', activation)!r} cannot be ({error})"
+                        ) from None
+    if not isinstance(built, nn.Module):
+        raise TypeError(f"activation must build a layer (an nn.Module), e.g. nn.ReLU; "
+                        f"{activation!r} builds a {_kind(built)}")
+    try:
         pool(kernel_size=2, stride=2)
     except TypeError as error:
         raise TypeError(f"pool must be a class built as pool(kernel_size=2, stride=2), e.g. "
-                        f"nn.AvgPool2d or nn.MaxPool2d; {pool.__name__} cannot be ({error})"
-                        ) from None
+                        f"nn.AvgPool2d or nn.MaxPool2d; {getattr(pool, '__name__', pool)} cannot "
+                        f"be ({error})") from None
     if not isinstance(batch_norm, bool):
         raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
 
@@ -483,6 +520,10 @@ def _check_network_for_training(net, fused):
     network that cross-entropy and the largest score fit."""
     _check_values(net)
     params = list(net.parameters())
+    if any(p.is_inference() for p in params):
+        raise ValueError("the network was built inside torch.inference_mode(), so its weights "
+                         "are inference tensors, which cannot be trained; build it outside that "
+                         "block (e.g. net = models.lenet() before `with torch.inference_mode():`)")
     if not any(p.requires_grad for p in params):
         raise ValueError("the network has no trainable parameters (every requires_grad is False, "
                          "or it has none): training could not change it; for frozen layers, "
@@ -820,6 +861,20 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
         raise ValueError(f"scheduler: the schedule lasts total_steps={total} steps, but train "
                          f"steps it after every batch, {needed} times ({num_epochs} epochs of "
                          f"{steps_per_epoch} batches); pass total_steps=epochs * steps")
+    lasts = (getattr(schedule, "T_max", None)
+             if isinstance(schedule, torch.optim.lr_scheduler.CosineAnnealingLR)
+             else getattr(schedule, "total_iters", None)
+             if isinstance(schedule, torch.optim.lr_scheduler.PolynomialLR) else None)
+    if isinstance(lasts, numbers.Real) and lasts < needed:
+        what = "T_max" if isinstance(schedule, torch.optim.lr_scheduler.CosineAnnealingLR) \
+            else "total_iters"
+        after = ("the rate would climb back and cycle" if what == "T_max"
+                 else "the rate would stay at 0")
+        raise ValueError(f"scheduler: {type(schedule).__name__}'s {what}={lasts} counts steps, "
+                         f"and train steps it after every batch, {needed} times ({num_epochs} "
+                         f"epochs of {steps_per_epoch} batches): after {lasts} steps {after}; "
+                         f"pass {what}=epochs * steps, e.g. lambda opt, epochs, steps: "
+                         f"{type(schedule).__name__}(opt, {what}=epochs * steps)")
     if hasattr(schedule, "step"):
         _check_rates(opt, "the schedule starts with")
 
@@ -855,11 +910,34 @@ def _transformed(net, batch_transform, images, generator):
                          f"per image on {images.device}: for a batch of shape "
                          f"{tuple(images.shape)} it returned shape {tuple(out.shape)} on "
                          f"{out.device}")
+    _check_same_order(images, out)
     problem = _input_problem(net, *out.shape[1:])
     if problem:
         raise ValueError(f"batch_transform returns {out.shape[1]}×{out.shape[2]} images: "
                          f"{problem}")
     return out
+
+
+def _check_same_order(images, out):
+    """Each output image must stay at its input's place, or the labels no longer match: refused
+    when most outputs are exactly another image of the batch (e.g. flip(0), roll along dim 0).
+    One fingerprint per image (a fixed weighted sum of its pixels), on the first batch only."""
+    if len(images) < 2 or out.shape != images.shape:
+        return
+    weights = torch.randint(0, 2**31, (images[0].numel(),), dtype=torch.int64,  # exact sums
+                            generator=torch.Generator().manual_seed(0)).to(images.device)
+    def prints(batch):  # one number per image, in slices of 4096 images (bounded memory)
+        flat = batch.reshape(len(batch), -1)
+        return torch.cat([(part.long() * weights).sum(dim=1) for part in flat.split(4096)])
+
+    prints_in, prints_out = prints(images), prints(out)
+    moved = torch.isin(prints_out, prints_in) & (prints_out != prints_in)
+    if moved.sum().item() * 2 > len(images):
+        raise ValueError(f"batch_transform moves the images to other places in the batch "
+                         f"({moved.sum().item()} of {len(images)} outputs are another input "
+                         "image), so the images and their labels no longer match; transform "
+                         "each image where it is: flip(-1) mirrors the images, flip(0) "
+                         "reverses the order of the batch")
 
 
 def _check_loss_value(loss_fn, scores, labels):
@@ -954,6 +1032,10 @@ def check_fused_step(net, images, labels, lr, compile=True, channels_last=False)
     """``FusedStep``'s arguments: a float32 network it can train, the data, a learning rate and
     two flags."""
     check_network(net, compile=compile, channels_last=channels_last)
+    if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        raise TypeError(f"FusedStep takes the network itself, not {type(net).__name__}: it "
+                        "computes one device's step as a pure function of the weights; pass "
+                        "net.module")
     _check_network_for_training(net, fused=True)
     check_fused_data(images, labels)
     check_number("lr", lr)
@@ -989,6 +1071,7 @@ def check_codes(codes):
         raise TypeError(f"codes must be a float tensor {NUM_CLASSES}×84 (one code per class), "
                         f"got {getattr(codes, 'dtype', 'a ' + _kind(codes))}; e.g. "
                         "torch.tensor(codes, dtype=torch.float32)")
+    check_dense("the RBF layer", codes=codes)
     if tuple(codes.shape) != (NUM_CLASSES, 84):
         raise ValueError(f"codes must hold one code of length 84 (F6's outputs) for each of the "
                          f"{NUM_CLASSES} classes, shape ({NUM_CLASSES}, 84), got "
@@ -1039,6 +1122,7 @@ def check_trace(net, X):
         raise TypeError(f"trace_shapes: X must be a tensor that the layers run on, not a "
                         f"{_kind(X)}; for a shape such as (1, 1, 28, 28), "
                         "check_input_shape(net, shape) needs no data")
+    check_dense("trace_shapes", meta=True, X=X)
     problem = input_problem(net, X.dtype, "tensor")
     if problem:
         raise TypeError(f"trace_shapes: {problem[0]}; {problem[1]}")
@@ -1201,6 +1285,10 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
             raise ValueError("train_step: the optimizer updates the parameters of another "
                              "network, so this one would never change; build it from this "
                              "network: torch.optim.SGD(net.parameters(), lr=0.1)")
+    if isinstance(loss_fn, type) and issubclass(loss_fn, nn.Module):
+        raise TypeError(f"train_step: loss_fn must be a function or a layer, not the class "
+                        f"{loss_fn.__name__}: pass one, loss_fn={loss_fn.__name__}() (with "
+                        "brackets)")
     for name, value in (("loss_fn", loss_fn), ("predict", predict)):
         if value is not _NOT_GIVEN and not callable(value):
             raise TypeError(f"train_step: {name} must be a function, e.g. "
@@ -1209,6 +1297,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
                         f"got {amp_dtype!r}")
+    check_dense("train_step", X=X, y=y)
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
         got = X.dtype if isinstance(X, torch.Tensor) else f"a {_kind(X)}"
         raise TypeError(f"train_step: X must be a float batch N×1×height×width in [0, 1], got {got}"
@@ -1285,6 +1374,11 @@ def check_paper_loss(penalties, labels, j=None):
     check_scores("paper_loss", penalties, "penalties")
     if not penalties.is_floating_point():
         raise TypeError(f"paper_loss takes the RBF penalties as floats, got {penalties.dtype}")
+    check_dense("paper_loss", penalties=penalties, labels=labels)
+    if isinstance(labels, torch.Tensor) and labels.device != penalties.device:
+        raise ValueError(f"paper_loss: the penalties are on {penalties.device} but the labels on "
+                         f"{labels.device}; move both to one device, e.g. "
+                         "labels.to(penalties.device)")
     _check_labels("paper_loss", labels, len(penalties), "rows of penalties")
     if _on_cpu(penalties) and bool((penalties.detach() < 0).any()):
         raise ValueError("paper_loss takes the RBF penalties, squared distances of at least 0, "
@@ -1305,6 +1399,8 @@ def check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=None):
                          f"batch size, rounded up), got {steps_per_epoch!r}")
     if factors is None:
         return
+    if type(factors).__module__ == "numpy" and getattr(factors, "ndim", None) == 1:
+        factors = factors.tolist()  # a 1-D numpy array of factors: indexed as a list is
     if isinstance(factors, (str, bytes)) or not isinstance(factors, (list, tuple)) \
             or not factors:
         raise ValueError(f"paper_schedule: factors must be a non-empty list of the first rate's "
@@ -1321,6 +1417,7 @@ def check_crop_flip(images, generator, padding=2):
         got = images.dtype if isinstance(images, torch.Tensor) else f"a {_kind(images)}"
         raise TypeError(f"random_crop_flip: images must be a uint8 batch N×28×28 of pixels 0-255 "
                         f"(as train gives a batch_transform), got {got}")
+    check_dense("random_crop_flip", images=images)
     if images.dim() != 3:
         raise ValueError(f"random_crop_flip takes a batch of grey images N×height×width, got "
                          f"shape {tuple(images.shape)}"

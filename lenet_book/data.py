@@ -437,6 +437,12 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     if folder:
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
+    if isinstance(root, (str, os.PathLike)) and str(root).startswith("~") \
+            and not Path(root).exists():
+        raise FashionMNISTError(f"The data folder {root} starts with '~', which Python does not "
+                                "expand to the home folder (it names a folder called '~' here, "
+                                "which does not exist); write the path in full, or "
+                                "os.path.expanduser(root).")
     problems = [p for spec in FILES if (p := _problem(raw / spec.name, spec))]
     cache = _cache_problem(root)
     if problems or cache:

@@ -33,7 +33,9 @@ def synchronize(device):
         kind = torch.device(device).type
     except (RuntimeError, TypeError):  # not a device: say what is accepted (checked only then)
         kind = check_device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
+    mps = getattr(torch.backends, "mps", None)
+    if (kind == "cuda" and not torch.cuda.is_available()
+            or kind == "mps" and not (mps is not None and mps.is_available())):
         check_device(device)  # names the devices this machine has
     if kind == "cuda":
         torch.cuda.synchronize(device)

@@ -60,6 +60,9 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
             raise ExportError(f"tensor {name}: a bool tensor (a mask) would come back as float32 "
                               "0s and 1s, and the page reads weights; export the state dict of a "
                               "network's weights, e.g. net.state_dict()")
+        if isinstance(tensor, torch.Tensor) and tensor.layout != torch.strided:
+            raise ExportError(f"tensor {name} is a sparse tensor ({tensor.layout}); convert it "
+                              "with tensor.to_dense(), or export net.state_dict() as it is")
         if isinstance(tensor, torch.Tensor) and tensor.is_meta:
             raise ExportError(f"tensor {name} is on the meta device, which holds shapes but no "
                               "numbers; export a network whose weights were made on the CPU or a "
@@ -111,6 +114,11 @@ def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
     state_dict = {}
     for number, entry in enumerate(tensors):
         _check_entry(number, entry)
+        if entry["name"] in state_dict:
+            raise ExportError(f"tensor {entry['name']} is in the file twice (entries "
+                              f"{list(state_dict).index(entry['name'])} and {number}), so one "
+                              "would silently replace the other: the file is damaged; rerun "
+                              "tools/export_weights.py")
         try:
             raw = base64.b64decode(entry["base64"], validate=True)
         except (ValueError, TypeError) as error:  # binascii.Error is a ValueError
@@ -140,6 +148,13 @@ def encode_images(images: torch.Tensor) -> str:
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
         raise ExportError(f"expected uint8 N×28×28 images, "
                           f"got {images.dtype} {tuple(images.shape)}")
+    if images.layout != torch.strided:
+        raise ExportError(f"expected uint8 N×28×28 images as a dense tensor, got a sparse one "
+                          f"({images.layout}); convert it with images.to_dense()")
+    if images.is_meta:
+        raise ExportError("the images are on the meta device, which holds shapes but no "
+                          "pixels; export images loaded from the data set "
+                          "(fast.load_fashion_mnist_tensors)")
     return base64.b64encode(images.cpu().contiguous().numpy().tobytes()).decode("ascii")
 
 
@@ -155,13 +170,27 @@ def decode_images(text: str) -> torch.Tensor:
     return torch.from_numpy(raw.copy()).reshape(-1, 28, 28)
 
 
+JS_SAFE_INT = 2**53  # beyond it a browser's numbers (float64) no longer hold every whole number
+
+
+def _check_int(name: str, digits: str) -> int:
+    value = int(digits)
+    if abs(value) > JS_SAFE_INT:
+        raise ExportError(f"the data for {name} hold the whole number {digits[:20]}"
+                          f"{'...' if len(digits) > 20 else ''} ({len(digits.lstrip('-'))} "
+                          "digits), beyond 2**53, which the page's numbers (float64) cannot "
+                          "hold exactly (or at all: it would read Infinity); nothing was "
+                          "written: export smaller numbers, or the number as a string")
+    return value
+
+
 def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bool = False) -> int:
     """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes.
 
     ``path`` ends in ``.js``. An existing file is replaced only when it is this kind of file for
     the same ``name`` (a rerun of the same export), or with ``overwrite=True``; a symbolic link is
     written through, to the file it points to."""
-    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     try:  # NaN and infinity are not JSON: the page would read them as NaN
         data_json = json.dumps(data, separators=(",", ":"), allow_nan=False)
@@ -174,6 +203,12 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
                           "carry and the page would show as NaN; nothing was written: export "
                           "finite numbers only (e.g. the weights of a training that did not "
                           "diverge)") from None
+    if not isinstance(comment, str) or not comment.isascii() or "\n" in comment \
+            or "\r" in comment:
+        raise ExportError(f"the comment must be one line of ASCII text (the file is ASCII, and a "
+                          f"second line would run as JavaScript in the page), got {comment!r}; "
+                          "nothing was written: write it on one line, without accents")
+    json.loads(data_json, parse_int=lambda digits: _check_int(name, digits))
     text = f"// {comment}\nwindow.{name} = {data_json};\n"
     path = Path(path)
     problem = _folder_problem(path.parent)
@@ -209,9 +244,18 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
 def read_js_data(path: Path, name: str) -> dict:
     """The JSON object that :func:`write_js_data` wrote to ``path`` as ``window.<name>``."""
     path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder, not a .js file: give the file's path, e.g. "
+                          f"{path / 'lenet_weights.js'}")
     if not path.is_file():
         raise ExportError(f"{path} is missing: run `python tools/export_weights.py` to write it")
-    match = re.search(rf"^window\.{name} = (.*);$", path.read_text(encoding="ascii"), re.M)
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        raise ExportError(f"{path} is not ASCII text, as tools/export_weights.py writes it (it "
+                          "was edited by hand, or is another file): rerun "
+                          "tools/export_weights.py") from None
+    match = re.search(rf"^window\.{name} = (.*);$", text, re.M)
     if not match:
         raise ExportError(f"{path} does not define window.{name}: rerun tools/export_weights.py")
     try:

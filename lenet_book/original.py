@@ -215,12 +215,21 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
     if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)) or not inputs:
         raise TypeError(f"PartialConv2d: inputs must list, for each output map, the input maps "
                         f"it reads, e.g. C3_INPUTS, got {inputs!r}")
-    for maps in inputs:
+    for number, maps in enumerate(inputs):
         if isinstance(maps, (str, bytes)) or not isinstance(maps, (list, tuple)) or not maps:
             raise TypeError(f"PartialConv2d: each entry of inputs must be a non-empty list of "
                             f"input maps, e.g. [0, 1, 2], got {maps!r}")
         for i in maps:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < in_channels:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(f"PartialConv2d: input maps must be whole numbers (int), the "
+                                f"maps' numbers from 0, got {i!r} (a {type(i).__name__}) in "
+                                f"{list(maps)}; write each map's number as an int, e.g. "
+                                "[0, 1, 2]")
+            if len(set(maps)) < len(maps) and maps.count(i) > 1:
+                raise ValueError(f"PartialConv2d: output map {number} lists input map {i} twice "
+                                 f"({list(maps)}), so it would read that map twice with two "
+                                 "kernels; list each input map once")
+            if not 0 <= i < in_channels:
                 raise ValueError(f"PartialConv2d: input map {i!r} in inputs does not exist: with "
                                  f"in_channels={in_channels} the maps are 0-{in_channels - 1}; "
                                  "give in_channels as the number of input maps (6 for C3)")

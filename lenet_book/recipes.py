@@ -205,7 +205,13 @@ def summarize(values):
         raise ValueError("summarize needs at least one accuracy in values, got an empty list")
     for value in values:
         check_number("an accuracy in values", value, -math.inf)
-    if any(0 < v < 1 for v in values) and any(v > 1 for v in values):
+        if not 0 <= value <= 100:
+            raise ValueError(f"summarize: an accuracy must be a fraction in [0, 1] or a "
+                             f"percentage in [0, 100], got {value}")
+    # 1.0 (or 0.0) beside percentages of at least chance (10 %): a fraction, 100 % (or 0 %)
+    if any(v > 1 for v in values) and (any(0 < v < 1 for v in values)
+                                        or (any(v <= 1 for v in values)
+                                            and all(v >= 10 for v in values if v > 1))):
         raise ValueError(f"summarize: the accuracies mix fractions and percentages ({values}); "
                          "write them all as fractions (0.91) or all as percentages (91.0)")
     n = len(values)

@@ -7,6 +7,9 @@ runs into the figures it shows.
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 import statistics
 from pathlib import Path
 
@@ -44,6 +47,15 @@ def _succeeded(runs, needs=("variant", "examples_per_sec")):
     return succeeded
 
 
+def _plain_name(name):
+    """A file name given as a path (pathlib.Path('cpu.json')) without a folder part: as a str,
+    as the loaders take it; anything else is returned as it is, for them to name."""
+    if isinstance(name, os.PathLike) and not isinstance(os.fspath(name), bytes) \
+            and Path(name).name == os.fspath(name):
+        return os.fspath(name)
+    return name
+
+
 def _check_baseline(baseline):
     """The variant the ratios are taken to (a name; one without a successful run, e.g. a
     benchmark run without the text's loop, leaves the ratios out, as documented)."""
@@ -61,6 +73,16 @@ def best_runs(runs, baseline="text"):
     """
     succeeded = _succeeded(runs)
     _check_baseline(baseline)
+    for r in succeeded:
+        speed = r["examples_per_sec"]
+        if isinstance(speed, bool) or not isinstance(speed, numbers.Real) \
+                or not (math.isfinite(speed) and speed > 0):
+            raise (ValueError if isinstance(speed, numbers.Real) and not isinstance(speed, bool)
+                   else TypeError)(
+                f"runs: the run of {r.get('variant')!r} (repeat {r.get('repeat', 0)}) has "
+                f"examples_per_sec={speed!r}, but it must be a finite number above 0, the speed "
+                "the benchmark measured; give the runs as load_result returns them, or mark a "
+                "failed run with 'error'")
     best = {}
     for r in succeeded:
         if r["examples_per_sec"] > best.get(r["variant"], {}).get("examples_per_sec", 0):
@@ -107,6 +129,7 @@ def repeat_summary(runs, baseline="text"):
 def load_seed_study(name="accuracy-seeds-h200.json"):
     """The seed study's record: {"device", "torch", "date", "validation", "results"}."""
     import json
+    name = _plain_name(name)
     path = results_folder() / name if isinstance(name, str) and name else None
     if path is None or not path.is_file():
         known = sorted(p.name for p in results_folder().glob("accuracy-seeds*.json"))
@@ -170,6 +193,9 @@ def seed_study_table(study, rows, splits=("valid",)):
     import pandas as pd
     _check_study(study)
     _check_rows(rows, study)
+    if not rows:
+        raise ValueError("rows is empty: name at least one run of the study, as {label: run "
+                         f"name}}, e.g. {{'the text': {next(iter(study['results']), 'text')!r}}}")
     _check_splits(splits)
     table = []
     for label, name in rows.items():

@@ -23,7 +23,7 @@ from torch import nn
 
 from lenet_book.checks import at_the_door
 from lenet_book.device import synchronize
-from lenet_book.results import results_folder
+from lenet_book.results import _plain_name, results_folder
 from lenet_book.train import evaluate, to_float, train_step
 
 # Compiling imports torch.utils.cpp_extension, which warns on a machine without CUDA that it found
@@ -103,6 +103,7 @@ compile_and_warm_up = at_the_door(compile_and_warm_up, _check_compile_and_warm_u
 
 def load_result(name):
     """A committed benchmark record of benchmarks/results/ (``lenet_book.results``), as a dict."""
+    name = _plain_name(name)
     if not isinstance(name, str) or not name or "/" in name or "\\" in name \
             or not name.endswith(".json"):
         known = sorted(p.name for p in results_folder().glob("*.json"))
@@ -334,9 +335,13 @@ def _check_variant(result, variant, name):
 
 
 def _check_benchmark_table(result, variants=None, flops=None):
+    from lenet_book.checks import check_number
+
     _check_record(result)
     if variants is not None:
         _check_variants(result, variants)
+    if flops is not None:  # the floating-point operations of one run, divided by its seconds
+        check_number("benchmark_table: flops, the FLOPs of one run,", flops)
 
 
 def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
@@ -381,6 +386,10 @@ def _check_epoch_losses(result, variants, repeat=0):
 
     _check_record(result)
     _check_variants(result, variants)
+    if not variants:
+        known = ", ".join(map(str, _known_variants(result)))
+        raise ValueError("epoch_losses: variants is empty; name at least one variant of the "
+                         f"record, e.g. ['fast'] (it has {known})")
     check_whole("epoch_losses: repeat", repeat, least=0)
     repeats = sorted({r.get("repeat", 0) for r in result["runs"]
                       if "error" not in r and r.get("variant") in variants})

@@ -48,9 +48,10 @@ def evaluate_accuracy_gpu(net, data_iter, device):
     net.eval()
     correct = total = 0
     with torch.no_grad():
-        for X, y in data_iter:
+        for batch in data_iter:
             if not total:
-                _check_text_batch("evaluate_accuracy_gpu: data_iter", X, y)
+                _check_text_batch("evaluate_accuracy_gpu: data_iter", batch)
+            X, y = batch
             X, y = X.to(device), y.to(device)
             correct += (net(X).argmax(dim=1) == y).sum().item()
             total += y.numel()
@@ -78,9 +79,10 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
     for epoch in range(num_epochs):
         net.train()
         loss_sum = correct = count = 0.0
-        for X, y in train_iter:
+        for batch in train_iter:
             if not epoch and not count:
-                _check_text_batch("train_text_loop: train_iter", X, y)
+                _check_text_batch("train_text_loop: train_iter", batch)
+            X, y = batch
             start = time.perf_counter()
             optimizer.zero_grad()
             X, y = X.to(device), y.to(device)
@@ -104,9 +106,16 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
 # The text's loop as d2l writes it; the checks below run at the door (and on the first batch)
 
 
-def _check_text_batch(name, X, y):
-    """A DataLoader's batch as the text's loop takes it: float images N×1×H×W in [0, 1]
-    (ToTensor) and int64 labels 0-9, one per image."""
+def _check_text_batch(name, batch):
+    """A DataLoader's batch as the text's loop takes it: a pair of float images N×1×H×W in
+    [0, 1] (ToTensor) and int64 labels 0-9, one per image."""
+    if isinstance(batch, (str, bytes, torch.Tensor)) or not isinstance(batch, (tuple, list)) \
+            or len(batch) != 2:
+        got = (f"{len(batch)} items" if isinstance(batch, (tuple, list))
+               else f"a {type(batch).__name__}")
+        raise TypeError(f"{name}: batches must be pairs (images, labels), as a DataLoader of "
+                        f"FashionMNIST gives them, got {got}; e.g. the loaders of text_loaders()")
+    X, y = batch
     if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError(f"{name}: batches must be (images, labels), two tensors, got "
                         f"({type(X).__name__}, {type(y).__name__})")

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no notebook at {path}")
         try:
             notebooks[path] = nbformat.read(path, as_version=4)
-        except (ValueError, KeyError) as error:  # nbformat's NotJSONError is a ValueError
+        except (ValueError, KeyError, nbformat.ValidationError) as error:  # NotJSONError too
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
             parser.error(f"{path} is not a notebook ({first}); nothing was changed")
     for path, nb in notebooks.items():
