@@ -265,8 +265,12 @@ def test_train_pause_resume_reset_at_390_px_from_disk(browser, site):
             return {page: document.documentElement.scrollWidth, viewport: document.documentElement.clientWidth,
                     plot: r('lenet-train-plot').right, maps: r('lenet-train-maps').right,
                     buttons: ['lenet-train-run', 'lenet-train-reset'].map((id) => [r(id).width, r(id).height]),
-                    stated: document.getElementById('lenet-page-size').textContent};""")
+                    stated: document.getElementById('lenet-page-size').textContent,
+                    // the plot's labels as shown: the SVG's font size times its scale on screen
+                    labels: Array.from(document.querySelectorAll('#lenet-train-plot text')).map((t) =>
+                        parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)};""")
         assert sizes["page"] <= sizes["viewport"] and sizes["plot"] <= sizes["viewport"] + 0.5, sizes
+        assert sizes["labels"] and min(sizes["labels"]) >= 11, f"the plot's labels are {min(sizes['labels']):.1f} px"
         assert sizes["maps"] <= sizes["viewport"] + 0.5, sizes
         assert all(w >= 24 and h >= 24 for w, h in sizes["buttons"]), sizes["buttons"]
         size = page.stat().st_size
