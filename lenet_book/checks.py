@@ -370,6 +370,9 @@ def check_built(optimizer, schedule, scheduler):
         raise TypeError(f"optimizer must be a function of the parameters that returns a "
                         f"torch.optim optimizer, e.g. lambda params: torch.optim.SGD(params, "
                         f"lr=0.1); it returned a {_kind(optimizer)}")
+    if any(group.get("maximize") for group in optimizer.param_groups):
+        raise ValueError("optimizer: maximize=True climbs the loss instead of descending it; "
+                         "leave maximize out (False, the default) to train the network")
     if isinstance(optimizer, torch.optim.LBFGS):
         raise TypeError("optimizer: LBFGS needs a closure that recomputes the loss at every "
                         "step, but train calls optimizer.step() without one; use an optimizer "
@@ -965,7 +968,8 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     one batch, no gradients, every module in eval mode (batch norm's running statistics and
     dropout untouched, each module's mode put back), torch's random generators put back."""
     images, labels = train_data
-    X, y = images[:batch_size], labels[:batch_size]
+    # a copy: a batch_transform that works in place must not change the caller's images
+    X, y = images[:batch_size].clone(), labels[:batch_size]
     modes = [(module, module.training) for module in net.modules()]
     with _generators_kept(images.device), torch.no_grad():
         if batch_transform is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenet_book.checks import check_flags
 from lenet_book.data import _folder_problem, replaced_atomically
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
@@ -190,6 +191,7 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     ``path`` ends in ``.js``. An existing file is replaced only when it is this kind of file for
     the same ``name`` (a rerun of the same export), or with ``overwrite=True``; a symbolic link is
     written through, to the file it points to."""
+    check_flags(overwrite=overwrite)  # overwrite="no" would count as True
     if not isinstance(name, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     try:  # NaN and infinity are not JSON: the page would read them as NaN

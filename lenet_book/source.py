@@ -14,6 +14,13 @@ class Source:
     """The source of some functions or classes, displayed as a Python code block."""
 
     def __init__(self, *objects):
+        for obj in objects:
+            if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)
+                    or inspect.ismodule(obj)):
+                named = (f"the text {obj!r}" if isinstance(obj, str)
+                         else f"a {type(obj).__name__}")
+                raise TypeError(f"show takes functions or classes themselves, e.g. show(train) "
+                                f"after from lenet_book.train import train, got {named}")
         self.text = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
 
     def __repr__(self):

@@ -2636,5 +2636,43 @@ def test_19_tag_cells_names_json_that_is_not_a_notebook(tmp_path):
         assert "Traceback" not in done.stderr and path.read_text() == text
 
 
+
+# --- 20. A ninth probe: the caller's images, the export's flag, maximize, show -----------------
+
+@pytest.mark.parametrize("in_place", [lambda x, g: x.zero_(), lambda x, g: x.copy_(x.flip(-1))],
+                         ids=["zero_", "mirror in place"])
+def test_20_a_batch_transform_in_place_leaves_the_callers_images_as_they_were(in_place):
+    """train tries batch_transform on the first batch at the door: on a copy, so that a
+    transform working in place changes the training batches only, never the caller's data."""
+    images, labels = tiny_data(64)
+    before = images.clone()
+    train(models.lenet(), (images, labels), batch_size=16, num_epochs=1, batch_transform=in_place)
+    assert torch.equal(images, before), "the caller's images were changed"
+
+
+def test_20_write_js_data_takes_overwrite_as_true_or_false_only(tmp_path):
+    from lenet_book import export
+
+    page = tmp_path / "app.js"
+    page.write_text("// the page's own script\nconsole.log(1);\n")
+    for flag in ("no", 0):
+        refused_by_lenet_book(TypeError, "overwrite must be True or False", lambda: export.write_js_data(
+            page, "APP", {"x": 1}, "c", overwrite=flag))
+    assert page.read_text() == "// the page's own script\nconsole.log(1);\n"
+
+
+def test_20_an_optimizer_that_maximizes_the_loss_is_refused():
+    refused_by_lenet_book(ValueError, "maximize=True climbs the loss", lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1, maximize=True)))
+
+
+@pytest.mark.parametrize("what", ["train", 1], ids=["a name", "a number"])
+def test_20_show_names_what_it_takes(what):
+    from lenet_book.source import show
+
+    refused_by_lenet_book(TypeError, "show takes functions or classes themselves", lambda: show(what))
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
