@@ -21,7 +21,17 @@ import time
 import torch
 from torch import nn
 
-from lenet_book.checks import at_the_door
+from lenet_book.checks import (
+    COMPILE_MODES,
+    _input_problem,
+    at_the_door,
+    check_flags,
+    check_network,
+    check_number,
+    check_pair,
+    check_split,
+    check_whole,
+)
 from lenet_book.device import synchronize
 from lenet_book.results import _plain_name, results_folder
 from lenet_book.train import evaluate, to_float, train_step
@@ -66,16 +76,6 @@ def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dty
 
 def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
                                channels_last=False, **compile_options):
-    from lenet_book.checks import (
-        COMPILE_MODES,
-        _input_problem,
-        check_flags,
-        check_network,
-        check_pair,
-        check_split,
-        check_whole,
-    )
-
     check_network(net)
     check_pair("train_data", train_data)
     if eval_data is not None:
@@ -335,8 +335,6 @@ def _check_variant(result, variant, name):
 
 
 def _check_benchmark_table(result, variants=None, flops=None):
-    from lenet_book.checks import check_number
-
     _check_record(result)
     if variants is not None:
         _check_variants(result, variants)
@@ -345,8 +343,6 @@ def _check_benchmark_table(result, variants=None, flops=None):
 
 
 def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
-    from lenet_book.checks import check_whole
-
     _check_record(result)
     if isinstance(variants, (str, bytes)) or not isinstance(variants, (list, tuple)):
         _check_variants(result, variants)  # says what variants must be
@@ -382,8 +378,6 @@ def _check_compile_and_train(result, variants):
 
 
 def _check_epoch_losses(result, variants, repeat=0):
-    from lenet_book.checks import check_whole
-
     _check_record(result)
     _check_variants(result, variants)
     if not variants:
