@@ -227,6 +227,8 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
                   for name, shape in found["architecture"]]
         network = found.get("network")
         network = None if network is None else [[str(x) for x in entry] for entry in network]
+        if network is not None:  # an older lenet_book's nn.DataParallel names
+            _, stored, network = _inside_record({}, stored, network)
     except (KeyError, TypeError, ValueError):
         return  # a damaged checkpoint: load_checkpoint says to save again over it
     if stored != architecture(net.state_dict()):
@@ -350,6 +352,23 @@ def _network_differences(stored: list[list[str]], expected: list[list[str]],
             + (f"\n  ... and {more} more" if more > 0 else ""))
 
 
+WRAPPERS = ("DataParallel", "DistributedDataParallel")
+
+
+def _inside_record(state_dict, stored, network):
+    """A checkpoint that an older lenet_book saved from nn.DataParallel (or
+    DistributedDataParallel) holds the names of the wrapper ('module.0.weight'): the same
+    record under the names of the network inside, as checkpoints are saved now."""
+    if not (network and network[0][1] in WRAPPERS and network[0][0] == ""
+            and all(name.startswith("module.") for name, _ in stored)):
+        return state_dict, stored, network
+    inside = [[name.removeprefix("module").removeprefix("."), kind, settings]
+              for name, kind, settings in network[1:]
+              if name == "module" or name.startswith("module.")]
+    return ({name.removeprefix("module."): tensor for name, tensor in state_dict.items()},
+            [(name.removeprefix("module."), shape) for name, shape in stored], inside)
+
+
 def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load the weights saved by :func:`save_checkpoint` into ``net`` and return ``net``.
 
@@ -447,6 +466,7 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     if _description_sha256(network) != network_checksum:
         raise _refuse(path, "is damaged: the SHA-256 of its network description is not the one "
                             "stored at save time (bytes changed on disk or in a copy)")
+    state_dict, stored, network = _inside_record(state_dict, stored, network)
     expected = architecture(net.state_dict())
     if stored != expected:
         raise _refuse(path, "was saved from a network of another architecture:\n"

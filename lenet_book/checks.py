@@ -487,9 +487,13 @@ def _input_problem(net, height, width, channels=1):
         if isinstance(net, nn.Sequential):
             out = shapes[-1] if shapes else (1, channels, height, width)
         if out != (1, NUM_CLASSES):
+            extra = (f" (the {out[1] - NUM_CLASSES} scores beyond Fashion-MNIST's "
+                     f"{NUM_CLASSES} classes would share the softmax and never be right: a head "
+                     "made for another data set must be replaced)"
+                     if len(out) == 2 and out[1] > NUM_CLASSES else "")
             return (f"the network gives an output of shape {out} for one image, but training "
-                    f"needs one score per class, (1, {NUM_CLASSES}): end it with a layer of "
-                    f"{NUM_CLASSES} outputs, e.g. nn.Linear(..., {NUM_CLASSES})")
+                    f"needs one score per class, (1, {NUM_CLASSES}){extra}: end it with a layer "
+                    f"of {NUM_CLASSES} outputs, e.g. nn.Linear(..., {NUM_CLASSES})")
         return None
     index, layer, shape, expects = failure
     return (f"the network does not take {height}×{width} images "
@@ -634,6 +638,9 @@ def _check_eval_sets(eval_sets):
         if not isinstance(name, str):
             raise TypeError(f"eval_sets' names must be strings such as 'valid' (scored as "
                             f"valid_acc), got {name!r} (a {_kind(name)})")
+        if not name.strip():
+            raise ValueError(f"eval_sets' names must be words such as 'valid' (scored as "
+                             f"valid_acc), got {name!r}, which would be scored as {name}_acc")
         if f"{name}_acc" in HISTORY_KEYS:
             raise ValueError(f"eval_sets[{name!r}] would be scored as {name}_acc, which the "
                              "history already holds (the accuracy on the training batches); "
@@ -821,15 +828,18 @@ def _built_optimizer(net, optimizer, device):
                          "torch.optim.SGD(params, lr=0.1)") from None
 
 
+def _rate_above_0(rate):
+    try:
+        return math.isfinite(float(rate)) and float(rate) > 0
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several numbers
+        return False
+
+
 def _check_rates(optimizer, what):
     """Every learning rate of ``optimizer`` must be a finite number above 0."""
     for group in optimizer.param_groups:
         rate = group.get("lr")
-        try:
-            bad = not (math.isfinite(float(rate)) and float(rate) > 0)
-        except (TypeError, ValueError):
-            bad = True
-        if bad:
+        if not _rate_above_0(rate):
             raise ValueError(f"{what} learning rate {rate!r}: it must be a finite number above "
                              "0 (0 learns nothing, a negative rate climbs the loss); e.g. 0.1")
 
@@ -880,6 +890,36 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
                          f"{type(schedule).__name__}(opt, {what}=epochs * steps)")
     if hasattr(schedule, "step"):
         _check_rates(opt, "the schedule starts with")
+        _check_rates_stay_above_0(opt, schedule, needed)
+
+
+SCHEDULE_STEPS_TRIED = 100_000  # a few microseconds each: 0.3 s at most
+
+
+def _check_rates_stay_above_0(opt, schedule, needed):
+    """Steps the throwaway schedule as train will (its optimizer takes no step): every rate a
+    training step would use must stay a finite number above 0. StepLR(gamma=0), for one, gives
+    0 after its first step_size steps, and training would then go on without learning. The last
+    step's rate is never used (a schedule may end at 0); the first ``SCHEDULE_STEPS_TRIED``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
+        for step in range(1, min(needed, SCHEDULE_STEPS_TRIED)):
+            try:
+                type(schedule).step(schedule)  # the class's own: not a logger on the instance
+            except Exception:  # e.g. StepLR(step_size=0): check_built names it
+                return
+            rates = [group.get("lr") for group in opt.param_groups]
+            if all(_rate_above_0(rate) for rate in rates):
+                continue
+            gamma = getattr(schedule, "gamma", None)
+            hint = (f" (gamma={gamma}: it multiplies the rate by gamma, so gamma must be above "
+                    "0, e.g. 0.1)" if isinstance(gamma, numbers.Real) and gamma <= 0 else "")
+            raise ValueError(f"scheduler: the schedule sets the learning rate to "
+                             f"{', '.join(map(repr, rates))} after {step} of the {needed} steps "
+                             f"of training{hint}; training would go on from there without "
+                             "learning (0) or climbing the loss (below 0): use a schedule "
+                             "whose rate stays above 0 until the last step, e.g. "
+                             "StepLR(opt, step_size=steps, gamma=0.5)")
 
 
 def _generators_kept(device):
@@ -943,13 +983,45 @@ def _check_same_order(images, out):
                          "reverses the order of the batch")
 
 
+def _is_nll(loss_fn):
+    return isinstance(loss_fn, nn.NLLLoss) or loss_fn is torch.nn.functional.nll_loss
+
+
+_LOG_PROBABILITIES = weakref.WeakKeyDictionary()  # network -> True once its scores were checked
+
+
+def _check_log_probabilities(net, loss_fn, X, y):
+    """For ``train_step`` with nn.NLLLoss or F.nll_loss: the network must give
+    log-probabilities. Tried once per network on the first images of the batch, as ``train``'s
+    first-batch probe does (no step, eval mode, the modes and random generators put back)."""
+    if not _is_nll(loss_fn):
+        return
+    try:
+        if _LOG_PROBABILITIES.get(net):
+            return
+    except TypeError:  # a network that cannot be weakly referenced: checked every time
+        pass
+    modes = [(module, module.training) for module in net.modules()]
+    with _generators_kept(X.device), torch.no_grad():
+        net.eval()
+        try:
+            scores = net(X[:8])
+        finally:
+            for module, mode in modes:
+                module.training = mode
+    if isinstance(scores, torch.Tensor):
+        _check_loss_value(loss_fn, scores.float(), y[:8])
+        with contextlib.suppress(TypeError):
+            _LOG_PROBABILITIES[net] = True
+
+
 def _check_loss_value(loss_fn, scores, labels):
     """The first batch's loss: one number, and not below 0 (a loss without a minimum)."""
     loss = _loss_of(loss_fn, scores, labels)
     _check_loss_shape(loss)
     log_probabilities = bool((scores.logsumexp(dim=1).abs() < 1e-3).all() and (scores <= 0).all())
-    if isinstance(loss_fn, nn.NLLLoss) and not log_probabilities:
-        raise ValueError("nn.NLLLoss takes log-probabilities (a network that ends in "
+    if _is_nll(loss_fn) and not log_probabilities:
+        raise ValueError("nn.NLLLoss (F.nll_loss) takes log-probabilities (a network that ends in "
                          "nn.LogSoftmax(dim=1)), but this network gives raw scores, on which "
                          "the loss falls below 0 without end; use nn.CrossEntropyLoss(), which "
                          "applies log-softmax itself")
@@ -1319,6 +1391,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                             if X.dim() == 3 else ""))
     _check_labels("train_step", y, len(X), "images", "y")
     _check_fits("train_step: X", net, tuple(X.shape[1:]))
+    _check_log_probabilities(net, loss_fn, X, y)
     if _on_cpu(X):
         low, high = (value.item() for value in torch.aminmax(X.detach()))
         if not (0.0 <= low and high <= 1.0):  # also NaN

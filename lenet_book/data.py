@@ -152,6 +152,19 @@ def _check_root_folder(root: Path) -> None:
                          "'../data' (in a chapter)")
 
 
+def _check_no_stray_space(root: str | os.PathLike) -> None:
+    """A data root that does not exist and starts or ends with white space ('data '): most often
+    a slip in typing or pasting the path, which would otherwise read as missing files, or be
+    created as a folder named with the space."""
+    text = os.fspath(root)
+    if isinstance(text, str) and text != text.strip() and not os.path.lexists(text):
+        there = os.path.isdir(text.strip())
+        raise FashionMNISTError(
+            f"The data folder {text!r} starts or ends with white space, and no such folder "
+            f"exists" + (f"; {text.strip()!r} does: write the path without the space."
+                         if there else ": write the path without the space."))
+
+
 WRITE_MODES = ("w", "wb", "wt")
 
 
@@ -437,6 +450,7 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     if folder:
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
+    _check_no_stray_space(root)
     if isinstance(root, (str, os.PathLike)) and str(root).startswith("~") \
             and not Path(root).exists():
         raise FashionMNISTError(f"The data folder {root} starts with '~', which Python does not "
@@ -565,6 +579,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     if folder:
         raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
+    _check_no_stray_space(root)
     if source is not None and not str(source).strip():
         raise FashionMNISTError(
             "The source folder is empty text (--source \"\"): give the folder that holds the four "
@@ -636,6 +651,7 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     if folder:
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
+    _check_no_stray_space(root)
     remove_stale_cache(root)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
     if not present and download:

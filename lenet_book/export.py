@@ -46,6 +46,9 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
     if not isinstance(state_dict, dict):
         raise ExportError(f"encode_state_dict takes a state dict, e.g. net.state_dict(), "
                           f"not a {type(state_dict).__name__}")
+    if not state_dict:
+        raise ExportError("encode_state_dict: the state dict is empty, so there is nothing to "
+                          "export; give the trained network's, e.g. net.state_dict()")
     tensors = []
     for name, tensor in state_dict.items():
         if not isinstance(name, str):
@@ -245,6 +248,9 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
 
 def read_js_data(path: Path, name: str) -> dict:
     """The JSON object that :func:`write_js_data` wrote to ``path`` as ``window.<name>``."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+        raise ExportError(f"{name!r}: give the upper-case JavaScript name the data were written "
+                          "under, such as LENET_WEIGHTS")
     path = Path(path)
     if path.is_dir():
         raise ExportError(f"{path} is a folder, not a .js file: give the file's path, e.g. "

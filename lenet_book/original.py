@@ -244,6 +244,17 @@ def _check_rbf(self, codes):
     check_codes(codes)
 
 
+def _check_rbf_input(self, X):
+    """One row of F6's outputs per image, as many numbers as a code has (84)."""
+    width = self.codes.shape[1]
+    if not isinstance(X, torch.Tensor) or X.dim() != 2 or X.shape[1] != width:
+        got = (f"shape {tuple(X.shape)}" if isinstance(X, torch.Tensor)
+               else f"a {type(X).__name__}")
+        raise ValueError(f"RBF takes F6's {width} outputs per image, a tensor N×{width}, got "
+                         f"{got}; put it after a layer of {width} outputs, e.g. "
+                         f"nn.Linear(120, {width}) as F6")
+
+
 def _check_paley(q=83):
     check_whole("paley_hadamard: q", q, least=3)
     if q % 4 != 3 or any(q % d == 0 for d in range(2, int(q ** 0.5) + 1)):
@@ -265,5 +276,6 @@ def _check_init_paper(net):
 Subsampling.__init__ = at_the_door(Subsampling.__init__, _check_subsampling)
 PartialConv2d.__init__ = at_the_door(PartialConv2d.__init__, _check_partial_conv)
 RBF.__init__ = at_the_door(RBF.__init__, _check_rbf)
+RBF.forward = at_the_door(RBF.forward, _check_rbf_input)
 paley_hadamard = at_the_door(paley_hadamard, _check_paley)
 init_paper = at_the_door(init_paper, _check_init_paper)

@@ -200,7 +200,9 @@ def summarize(values):
     if not hasattr(values, "__iter__"):
         raise TypeError(f"summarize: values must be a list of accuracies, e.g. [0.91, 0.90], got "
                         f"{values!r} (a {type(values).__name__})")
-    values = list(values)
+    # 0-d tensors as numbers: the summary holds floats, whatever the accuracies came as
+    values = [v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
+              for v in values]
     if not values:
         raise ValueError("summarize needs at least one accuracy in values, got an empty list")
     for value in values:
@@ -261,3 +263,15 @@ def paired_test(before, after):
 def keep_change(before, after):
     """Chapter 6's rule: keep the change when the paired t-test's p-value is below ALPHA."""
     return paired_test(before, after)["p"] < ALPHA
+
+
+def _check_seeds(before, after):
+    """The seeds of a paired comparison are whole numbers (train's seed=), never True/False."""
+    for name, runs in (("before", before), ("after", after)):
+        for seed in (runs if isinstance(runs, dict) else ()):
+            if isinstance(seed, bool):
+                raise TypeError(f"{name} must map each seed (a whole number, as train's seed=) "
+                                f"to its accuracy, got the seed {seed!r}: a bool, not a seed")
+
+
+paired_test = at_the_door(paired_test, _check_seeds)  # chapter 6 shows it as written above

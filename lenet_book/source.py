@@ -14,6 +14,9 @@ class Source:
     """The source of some functions or classes, displayed as a Python code block."""
 
     def __init__(self, *objects):
+        if not objects:
+            raise TypeError("show takes the functions or classes to display, e.g. show(train); "
+                            "it was given none")
         for obj in objects:
             if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)
                     or inspect.ismodule(obj)):

@@ -324,6 +324,10 @@ def _check_variants(result, variants, name="variants"):
         if variant not in known:
             raise ValueError(f"{name}: no run of the variant {variant!r} in this record; it has "
                              f"{', '.join(map(str, known))}")
+    twice = sorted({v for v in variants if list(variants).count(v) > 1}, key=str)
+    if twice:
+        raise ValueError(f"{name} lists {', '.join(map(repr, twice))} more than once, which "
+                         "would give the same row twice; list each variant once")
 
 
 def _check_variant(result, variant, name):

@@ -265,7 +265,8 @@ train = at_the_door(train, around=_as_train_leaves_it)
 
 
 def _check_shuffled_batches(num_examples, batch_size, generator):
-    check_whole("shuffled_batches: num_examples", num_examples, least=0)
+    # at least 1: 0 examples would give one empty batch, whose mean loss is NaN
+    check_whole("shuffled_batches: num_examples", num_examples)
     check_whole("shuffled_batches: batch_size", batch_size)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"shuffled_batches draws from a torch.Generator: generator must be one, "

@@ -656,7 +656,7 @@ PROBE3_TRAIN = [
     ("1998-network-with-the-default-loss", {"net": original.original_lenet()}, ValueError,
      r"ends in RBF penalties .*recipes.build\(recipes.ORIGINAL\)"),
     ("nll-loss-on-raw-scores", {"loss_fn": nn.NLLLoss()}, ValueError,
-     r"nn.NLLLoss takes log-probabilities .*use nn.CrossEntropyLoss\(\)"),
+     r"nn.NLLLoss \(F.nll_loss\) takes log-probabilities .*use nn.CrossEntropyLoss\(\)"),
     ("negative-loss", {"loss_fn": nll_free}, ValueError,
      "loss_fn gives a negative loss, -7.* on the first batch"),
     ("loss-class", {"loss_fn": nn.CrossEntropyLoss}, TypeError,
@@ -1406,7 +1406,7 @@ PROBE6 = [
     ("shuffled-batches-no-generator", lambda: importlib.import_module("lenet_book.fast")
      .shuffled_batches(10, 4, None), TypeError, "draws from a torch.Generator"),
     ("shuffled-batches-negative", lambda: importlib.import_module("lenet_book.train")
-     .shuffled_batches(-1, 4, torch.Generator()), ValueError, "num_examples must be at least 0"),
+     .shuffled_batches(-1, 4, torch.Generator()), ValueError, "num_examples must be at least 1"),
     ("synchronize-none", lambda: importlib.import_module("lenet_book.device").synchronize(None),
      TypeError, "synchronize waits for a device"),
     ("num-parameters-of-the-function", lambda: models.num_parameters(models.lenet), TypeError,
@@ -1964,7 +1964,7 @@ DOMAINS = {
                                {"train_data": "data", "size": "count"}),
     "train.shuffled_batches": (lambda: {"num_examples": 10, "batch_size": 4,
                                         "generator": torch.Generator()},
-                               {"num_examples": "count0", "batch_size": "count",
+                               {"num_examples": "count", "batch_size": "count",
                                 "generator": "generator"}),
     "train.argmax": (lambda: {"scores": torch.rand(8, 10)}, {"scores": "rows-of-scores"}),
     "train.train_step": (
@@ -2672,6 +2672,163 @@ def test_20_show_names_what_it_takes(what):
     from lenet_book.source import show
 
     refused_by_lenet_book(TypeError, "show takes functions or classes themselves", lambda: show(what))
+
+
+# --- 21. The ninth probe's other cases, and what the eighth noted ------------------------------
+
+@pytest.mark.parametrize("scheduler, after", [
+    (lambda opt, epochs, steps: torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.0), "after 1 "),
+    (lambda opt, epochs, steps: torch.optim.lr_scheduler.MultiplicativeLR(opt, lambda k: 0.0),
+     "after 1 "),
+    (lambda opt, epochs, steps: torch.optim.lr_scheduler.StepLR(opt, steps, gamma=0.0),
+     "after 2 "),
+    (lambda opt, epochs, steps: torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / 3),
+     "after 3 "),
+], ids=["StepLR gamma 0", "MultiplicativeLR by 0", "StepLR gamma 0 after an epoch",
+        "LambdaLR turning negative"])
+def test_21_a_schedule_that_takes_the_rate_to_0_or_below_is_refused(scheduler, after):
+    """Only the starting rate was checked: a schedule reaching 0 trained on without learning."""
+    images, labels = tiny_data()
+    before = weights(net := models.lenet())
+    refused_by_lenet_book(ValueError, f"sets the learning rate to .*{after}of the 6 steps",
+                          lambda: train(net, (images, labels), batch_size=10, num_epochs=3,
+                                        scheduler=scheduler))
+    assert all(torch.equal(t, before[n]) for n, t in net.state_dict().items())
+
+
+def test_21_a_schedule_may_reach_0_at_its_very_last_step():
+    """The rate set by the last step is never used: a cosine schedule ending at 0 trains."""
+    history, _ = train(models.lenet(), tiny_data(), batch_size=10, num_epochs=2,
+                       scheduler=lambda opt, epochs, steps: torch.optim.lr_scheduler
+                       .CosineAnnealingLR(opt, T_max=epochs * steps))
+    assert len(history) == 2
+
+
+@pytest.mark.parametrize("loss_fn", [nn.functional.nll_loss, nn.NLLLoss()],
+                         ids=["F.nll_loss", "nn.NLLLoss"])
+def test_21_train_step_refuses_nll_loss_on_raw_scores(loss_fn):
+    from lenet_book.train import to_float, train_step
+
+    images, labels = tiny_data(8)
+    net = models.lenet()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "takes log-probabilities", lambda: train_step(
+        net, opt, loss_fn, to_float(images), labels))
+    assert all(torch.equal(t, before[n]) for n, t in net.state_dict().items())
+    log_softmax = nn.Sequential(models.lenet(), nn.LogSoftmax(dim=1))  # what NLL is made for
+    loss, _ = train_step(log_softmax, torch.optim.SGD(log_softmax.parameters(), lr=0.1), loss_fn,
+                         to_float(images), labels)
+    assert loss > 0
+
+
+def test_21_shuffled_batches_of_no_examples_is_refused():
+    """Not one empty batch, whose mean loss would be NaN."""
+    from lenet_book.train import shuffled_batches
+
+    refused_by_lenet_book(ValueError, "num_examples must be at least 1",
+                          lambda: shuffled_batches(0, 4, torch.Generator()))
+
+
+@pytest.mark.parametrize("features", [torch.rand(2, 83), torch.rand(84)], ids=["83", "one row"])
+def test_21_rbf_names_f6s_outputs(features):
+    rbf = original.RBF(original.hadamard_codes())
+    refused_by_lenet_book(ValueError, "RBF takes F6's 84 outputs per image", lambda: rbf(features))
+    assert rbf(torch.rand(2, 84)).shape == (2, 10)
+
+
+def test_21_more_scores_than_classes_stay_refused_by_design():
+    """Arguable (probe 25): cross-entropy would run on 100 scores, but 90 of them stand for
+    classes Fashion-MNIST does not have; a head made for another data set is most often a slip,
+    and the message says why and what to put instead."""
+    net = nn.Sequential(*list(models.lenet())[:-1], nn.Linear(84, 100))
+    refused_by_lenet_book(ValueError, "the 90 scores beyond Fashion-MNIST's 10 classes",
+                          lambda: train(net, tiny_data(), batch_size=10, num_epochs=1))
+
+
+def _as_an_older_version_saved_data_parallel(path):
+    """The checkpoint an older lenet_book wrote for nn.DataParallel: the wrapper's names."""
+    from lenet_book import checkpoint
+
+    wrapped = nn.DataParallel(models.lenet())
+    state_dict = {name: tensor.detach().clone() for name, tensor in wrapped.state_dict().items()}
+    network = [[name, type(module).__name__, module.extra_repr()]
+               for name, module in wrapped.named_modules()]
+    torch.save({"format": FORMAT,
+                "architecture": [(n, list(s)) for n, s in checkpoint.architecture(state_dict)],
+                "sha256": checkpoint.state_dict_sha256(state_dict), "network": network,
+                "network_sha256": checkpoint._description_sha256(network),
+                "state_dict": state_dict}, path)
+    return {name.removeprefix("module."): tensor for name, tensor in state_dict.items()}
+
+
+def test_21_an_older_data_parallel_checkpoint_loads_under_the_networks_names(tmp_path):
+    path = tmp_path / "dp.pt"
+    saved = _as_an_older_version_saved_data_parallel(path)
+    for net in (models.lenet(), nn.DataParallel(models.lenet())):
+        load_checkpoint(net, path)
+        loaded = weights(getattr(net, "module", net))
+        assert loaded.keys() == saved.keys()
+        assert all(torch.equal(loaded[n], saved[n]) for n in saved)
+    refused_by_lenet_book(CheckpointError, "its layers differ", lambda: load_checkpoint(
+        models.modern_lenet(nn.ReLU, nn.MaxPool2d), path))
+    save_checkpoint(models.lenet(), path)  # the same network: replaced as a rerun would
+    refused_by_lenet_book(CheckpointError, "another network", lambda: save_checkpoint(
+        models.modern_lenet(nn.ReLU, nn.MaxPool2d), path))
+
+
+@pytest.mark.parametrize("name", ["", " "])
+def test_21_an_eval_set_without_a_name_is_refused(name):
+    refused_by_lenet_book(ValueError, "names must be words", lambda: train(
+        models.lenet(), tiny_data(), {name: tiny_data()}, batch_size=10, num_epochs=1))
+
+
+def test_21_a_paired_test_refuses_true_and_false_as_seeds():
+    refused_by_lenet_book(TypeError, "a bool, not a seed", lambda: recipes.paired_test(
+        {False: 0.9, True: 0.8}, {False: 0.91, True: 0.82}))
+
+
+@pytest.mark.parametrize("call", ["check_fashion_mnist", "ensure_fashion_mnist",
+                                  "prepare_fashion_mnist"])
+def test_21_a_data_root_with_a_stray_space_is_named_and_nothing_is_created(call, tmp_path):
+    from lenet_book import data
+    from lenet_book.data import FashionMNISTError
+
+    (tmp_path / "data").mkdir()
+    root = str(tmp_path / "data") + " "
+    refused_by_lenet_book(FashionMNISTError, "ends with white space.*'.*data' does", lambda: (
+        data.prepare_fashion_mnist(None, root) if call == "prepare_fashion_mnist"
+        else getattr(data, call)(root)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_21_read_js_data_takes_a_name_not_a_pattern(tmp_path):
+    from lenet_book import export
+
+    export.write_js_data(tmp_path / "c.js", "C4", {"x": 1}, "c")
+    for pattern in ("C.*", "C."):
+        refused_by_lenet_book(ExportError, "upper-case JavaScript name",
+                              lambda: export.read_js_data(tmp_path / "c.js", pattern))
+    assert export.read_js_data(tmp_path / "c.js", "C4") == {"x": 1}
+
+
+def test_21_show_needs_something_to_show():
+    from lenet_book.source import show
+
+    refused_by_lenet_book(TypeError, "it was given none", show)
+
+
+def test_21_benchmark_table_lists_each_variant_once():
+    from lenet_book import speed
+
+    refused_by_lenet_book(ValueError, "lists 'text' more than once", lambda: speed.benchmark_table(
+        _record(), variants=["text", "text"]))
+
+
+def test_21_summarize_gives_numbers_for_tensors_and_an_empty_state_dict_is_not_exported():
+    summary = recipes.summarize(torch.tensor([0.9, 0.91]))
+    assert all(type(summary[key]) is float for key in ("mean", "std", "min", "max"))
+    refused_by_lenet_book(ExportError, "the state dict is empty", lambda: encode_state_dict({}))
 
 
 if __name__ == "__main__":
