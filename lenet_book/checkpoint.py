@@ -20,19 +20,19 @@ word. Here:
 
 from __future__ import annotations
 
-import glob
+import errno
 import hashlib
 import json
 import os
 import re
 import stat
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from lenet_book.data import STALE_PARTIAL_SECONDS, _folder_problem, replaced_atomically
+from lenet_book.checks import check_layers_built
+from lenet_book.data import _broken_path_problem, _os_words, replaced_atomically
 
 __all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "network_description",
            "save_checkpoint", "state_dict_sha256"]
@@ -118,17 +118,6 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary files of saves to ``path`` killed long ago (never a running one's)."""
-    cutoff = time.time() - STALE_PARTIAL_SECONDS
-    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            if temporary.stat().st_mtime < cutoff:
-                temporary.unlink()
-        except OSError:
-            pass  # another run removed it, or it is not ours to remove
-
-
 def _check_network(net: nn.Module) -> None:
     if not isinstance(net, nn.Module):
         raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
@@ -157,6 +146,13 @@ def _check_path(path, saving: bool) -> Path:
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")
     path = Path(text)
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        pass  # said where the file is opened, with what to do
+    except OSError as error:  # a name or path too long, a loop in a folder of the path
+        raise CheckpointError(f"The checkpoint path {text} cannot be used: {_os_words(error)}; "
+                              "give a shorter path, or fix that folder.") from None
     if saving and path.is_symlink():
         # the rename would replace the link itself with a file, and leave its target as it was
         try:
@@ -254,6 +250,11 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     """
     _check_network(net)
     net = _inside(net)  # a torch.compile'd network: its weights under their own names
+    check_layers_built(net, "be saved")
+    if not net.state_dict():
+        raise CheckpointError(f"Cannot save a checkpoint of {type(net).__name__}: the network has "
+                              "no weights or buffers, so the file would hold nothing to load; "
+                              "save the network you trained, e.g. models.lenet() after train.")
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     path = _check_path(path, saving=True)
@@ -278,21 +279,25 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     if path.is_dir():
         raise CheckpointError(f"Cannot save the checkpoint: {path} is a folder. "
                               "Give the path of a file, e.g. lenet.pt inside that folder.")
-    problem = _folder_problem(path.parent)
-    if problem and "is a file, not a folder" in problem:
+    problem = _broken_path_problem(path.parent)  # a file or a dangling link in the way, a loop
+    if problem:
         raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem} Save it in a "
-                              "folder (a missing one is created; give another path), or move "
-                              "that file; nothing was written.")
+                              "folder (a missing one is created; give another path), or fix "
+                              "that part of the path; nothing was written.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
         with replaced_atomically(path) as f:
             torch.save(record, f)
     except OSError as error:
+        sticky = (error.errno == errno.EPERM and path.parent.is_dir()
+                  and path.parent.stat().st_mode & stat.S_ISVTX)
         raise CheckpointError(
             f"Cannot save the checkpoint to {path}: {error.strerror or error} "
-            f"({error.filename or path}). Check that its folder exists as a folder, is writable "
-            "and has free space, or save it somewhere else.") from None
+            f"({error.filename or path}). "
+            + ("Its folder has the sticky bit (as /tmp does): only a file's owner may replace "
+               "it there; save under another name, or ask the file's owner." if sticky else
+               "Check that its folder exists as a folder, is writable and has free space, or "
+               "save it somewhere else.")) from None
     except RuntimeError as error:  # torch's writer reports a full disk as "[enforce fail at ...]"
         first = (str(error).strip().splitlines() or ["no details"])[0]
         raise CheckpointError(
@@ -379,10 +384,16 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     """
     _check_network(net)
     given, net = net, _inside(net)  # a torch.compile'd network: the network inside
+    check_layers_built(net, "be compared with the checkpoint")
     path = _check_path(path, saving=False)
     try:
         status = path.stat()
     except (FileNotFoundError, NotADirectoryError):
+        text = os.fspath(path)
+        if text != text.strip() and os.path.lexists(text.strip()):  # e.g. a pasted newline
+            raise _refuse(path, "does not exist: its path starts or ends with white space "
+                                f"({text!r}), and {text.strip()!r} exists",
+                          "write the path without the space or newline") from None
         raise _refuse(path, "does not exist (wrong path, or never saved)") from None
     except PermissionError:
         raise _refuse(path, "cannot be reached: no permission to enter its folder",

@@ -301,6 +301,10 @@ def _check_loss_settings(loss_fn):
                          "to report the epoch's loss, and the learning rate is set for a mean): "
                          "use reduction='mean' (the default)")
     weight = getattr(loss_fn, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.requires_grad:
+        raise ValueError(f"loss_fn {type(loss_fn).__name__}(weight=...): the class weights "
+                         "require gradients, which the loss cannot give them; pass fixed "
+                         "weights, weight=w.detach() (or torch.ones(10))")
     if isinstance(weight, torch.Tensor) and weight.layout != torch.strided:
         raise TypeError(f"loss_fn {type(loss_fn).__name__}(weight=...): the class weights are a "
                         f"sparse tensor ({weight.layout}), which the loss cannot take; give a "
@@ -370,9 +374,7 @@ def check_built(optimizer, schedule, scheduler):
         raise TypeError(f"optimizer must be a function of the parameters that returns a "
                         f"torch.optim optimizer, e.g. lambda params: torch.optim.SGD(params, "
                         f"lr=0.1); it returned a {_kind(optimizer)}")
-    if any(group.get("maximize") for group in optimizer.param_groups):
-        raise ValueError("optimizer: maximize=True climbs the loss instead of descending it; "
-                         "leave maximize out (False, the default) to train the network")
+    _check_optimizer_settings(optimizer)
     if isinstance(optimizer, torch.optim.LBFGS):
         raise TypeError("optimizer: LBFGS needs a closure that recomputes the loss at every "
                         "step, but train calls optimizer.step() without one; use an optimizer "
@@ -391,6 +393,32 @@ def check_built(optimizer, schedule, scheduler):
     step_size = getattr(schedule, "step_size", 1)
     if scheduler is not None and isinstance(step_size, numbers.Real) and step_size < 1:
         raise ValueError(f"the schedule's step_size must be at least 1 step, got {step_size}")
+
+
+def _check_optimizer_settings(optimizer, name="optimizer"):
+    """Settings of a built optimizer that would train silently wrong: maximize=True (gradient
+    ascent), an option that is NaN or infinite (e.g. momentum=nan: the weights become NaN), and
+    SGD's dampening=1 with momentum (the momentum buffer then never takes a new gradient)."""
+    for group in optimizer.param_groups:
+        if group.get("maximize"):
+            raise ValueError(f"{name}: maximize=True climbs the loss instead of descending it; "
+                             "leave maximize out (False, the default) to train the network")
+        for key, value in group.items():
+            if key in ("params", "lr"):
+                continue
+            for number in (value if isinstance(value, tuple) else (value,)):
+                if (isinstance(number, numbers.Real) and not isinstance(number, bool)
+                        and not math.isfinite(number)):
+                    raise ValueError(f"{name}: {key}={value!r} is not a finite number, so the "
+                                     "weights would become NaN at the first step; give a "
+                                     f"finite {key}, or leave it out (its default)")
+        momentum, dampening = group.get("momentum"), group.get("dampening")
+        if (isinstance(momentum, numbers.Real) and momentum > 0
+                and isinstance(dampening, numbers.Real) and dampening >= 1):
+            raise ValueError(f"{name}: dampening={dampening} with momentum={momentum} multiplies "
+                             "every new gradient by 1 - dampening = 0 or less, so after the "
+                             "first step the updates never use a new gradient; leave dampening "
+                             "out (0, the default)")
 
 
 def check_evaluate(net, images, labels, predict, batch_size):
@@ -453,6 +481,20 @@ def check_network(net, name="net", **flags):
         raise TypeError(f"{name} must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
                         f"got a {_kind(net)}")
     check_flags(**flags)
+
+
+def check_layers_built(net, doing):
+    """A network with lazy layers (nn.LazyLinear, nn.LazyConv2d) has no weights before its first
+    forward pass: ``doing`` (e.g. "train it") needs them, so say how to build them."""
+    lazy = [f"{type(module).__name__} {name}".rstrip() for name, module in net.named_modules()
+            if isinstance(module, nn.modules.lazy.LazyModuleMixin)
+            and module.has_uninitialized_params()]
+    if lazy:
+        raise ValueError(f"the network has lazy layers whose weights are not built yet "
+                         f"({', '.join(lazy)}; PyTorch sizes them at the first forward pass), "
+                         f"so it cannot {doing} yet; run one batch through it first, e.g. "
+                         "net(torch.zeros(1, 1, 28, 28)), or give the layers their sizes "
+                         "(nn.Linear(400, 10) for nn.LazyLinear(10))")
 
 
 def _check_values(net):
@@ -682,6 +724,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     arguments; the functions among them must be callable or None. Returns ``num_epochs``,
     ``batch_size`` and ``seed`` as ints (numpy integers are accepted)."""
     check_network(net)
+    check_layers_built(net, "be trained")
     for name in FUNCTIONS:
         if name in options:
             check_function(name, options[name])
@@ -1026,11 +1069,32 @@ def _check_loss_value(loss_fn, scores, labels):
                          "the loss falls below 0 without end; use nn.CrossEntropyLoss(), which "
                          "applies log-softmax itself")
     value = loss.item()
+    mean = torch.nn.functional.cross_entropy(scores, labels).item()
+    if len(labels) > 1 and mean > 1e-6 and math.isclose(value, mean * len(labels), rel_tol=1e-4):
+        raise ValueError(f"loss_fn gives {value:.4g} on the first batch of {len(labels)} images, "
+                         f"the cross-entropy summed over the batch ({mean:.4g} per image), but "
+                         "train expects its mean (it multiplies by the batch size to report the "
+                         "epoch's loss, and the learning rate is set for a mean): use "
+                         "reduction='mean' (the default), e.g. F.cross_entropy(scores, labels)")
     if value < 0:
         raise ValueError(f"loss_fn gives a negative loss, {value:.4g}, on the first batch: "
                          "training lowers the loss, and one that goes below 0 has no minimum "
                          "to reach; use a loss that is at least 0, e.g. nn.CrossEntropyLoss() "
                          "on the scores")
+
+
+def _check_transformed_pixels(given, returned):
+    """A transform of 0-255 images must keep them 0-255: blank or 0/1 images are refused in the
+    training data, and the same images made by the transform as well."""
+    if given > 1 and returned == 0:
+        raise ValueError("batch_transform returns blank images (every pixel 0) for the first "
+                         "batch, so training would learn nothing from the pictures; return "
+                         "the transformed uint8 images, 0-255")
+    if given > 1 and returned <= 1:
+        raise ValueError(f"batch_transform returns pixels of at most {returned} for the first "
+                         "batch, whose pixels go up to 255: it must return uint8 images 0-255, "
+                         "as it gets them (a 0/1 mask or x // 128 would train on near-black "
+                         "images)")
 
 
 def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None, seed=0):
@@ -1046,7 +1110,9 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     with _generators_kept(images.device), torch.no_grad():
         if batch_transform is not None:
             generator = torch.Generator(device=images.device).manual_seed(seed)
+            given = X.max().item()
             X = _transformed(net, batch_transform, X, generator)
+            _check_transformed_pixels(given, X.max().item())
         net.eval()
         try:
             scores = net(X.unsqueeze(1).float().div_(255))
@@ -1102,6 +1168,19 @@ def check_finite_loss(record, step_losses, optimizer, steps_per_epoch=None):
         "How to fix it: build the network again (its weights are lost) and train with a smaller "
         "learning rate (e.g. 10 times smaller); check that the images and labels are the data "
         "set's, and that a custom loss gives finite values.")
+
+
+def check_finite_weights(net):
+    """After training: every weight a number. An epoch's loss is computed before its last
+    step's update, so a step that made the weights NaN at the very end is seen only here."""
+    bad = [name for name, p in net.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(
+            f"Training diverged at its last step: the weights {', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''} hold NaN or infinite numbers, although the loss "
+            "was still finite.\nHow to fix it: build the network again (its weights are lost) "
+            "and train with a smaller learning rate (e.g. 10 times smaller), or with the "
+            "optimizer's other settings at their defaults.")
 
 
 def check_fused_step(net, images, labels, lr, compile=True, channels_last=False):
@@ -1342,6 +1421,40 @@ def _check_labels(name, labels, count, scores="scores", param="labels"):
 _NOT_GIVEN = object()
 
 
+_CHECKED = weakref.WeakKeyDictionary()  # loss functions and predict rules found good
+
+
+def _once(function, check):
+    """``check()`` the first time ``function`` is seen (``train_step`` runs every step)."""
+    try:
+        if _CHECKED.get(function):
+            return
+    except TypeError:  # cannot be weakly referenced: checked every time
+        check()
+        return
+    check()
+    _CHECKED[function] = True
+
+
+def _check_step_optimizer(optimizer):
+    """What ``train`` refuses of an optimizer, for ``train_step``: LBFGS (no closure here),
+    maximize, a non-finite option, dampening 1, and a rate below 0 or not finite (number rates
+    only: a tensor rate would need a sync at every step). A rate of 0 is a step that changes
+    nothing, by design: compile_and_warm_up (chapter 4) compiles the step that way."""
+    if isinstance(optimizer, torch.optim.LBFGS):
+        raise TypeError("train_step: LBFGS needs a closure that recomputes the loss at every "
+                        "step, but train_step calls optimizer.step() without one; use an "
+                        "optimizer of single steps, e.g. torch.optim.SGD(net.parameters(), "
+                        "lr=0.1)")
+    _check_optimizer_settings(optimizer, "train_step: optimizer")
+    for group in optimizer.param_groups:
+        rate = group.get("lr")
+        if not isinstance(rate, torch.Tensor) and not (rate == 0 or _rate_above_0(rate)):
+            raise ValueError(f"train_step: the optimizer's learning rate is {rate!r}: it must be "
+                             "a finite number of at least 0 (a negative rate climbs the loss); "
+                             "e.g. torch.optim.SGD(net.parameters(), lr=0.1)")
+
+
 def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT_GIVEN):
     """``train_step``'s arguments: a network, its optimizer, a loss and a predict rule, a float
     batch N×1×H×W in [0, 1] (what ``to_float`` gives) and its labels 0-9. On the CPU also the
@@ -1391,7 +1504,13 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                             if X.dim() == 3 else ""))
     _check_labels("train_step", y, len(X), "images", "y")
     _check_fits("train_step: X", net, tuple(X.shape[1:]))
-    _check_log_probabilities(net, loss_fn, X, y)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        _check_step_optimizer(optimizer)
+    if not (X.is_cuda and torch.cuda.is_current_stream_capturing()):  # probes read values
+        _once(loss_fn, lambda: check_loss(loss_fn, X.device))
+        if predict is not _NOT_GIVEN:
+            _once(predict, lambda: check_predict(predict, X.device))
+        _check_log_probabilities(net, loss_fn, X, y)
     if _on_cpu(X):
         low, high = (value.item() for value in torch.aminmax(X.detach()))
         if not (0.0 <= low and high <= 1.0):  # also NaN
@@ -1399,6 +1518,10 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                              f"these go from {low:g} to {high:g}"
                              + ("; they look like pixels 0-255 as floats: divide by 255, or "
                                 "give the uint8 pixels to to_float" if high > 1.5 else ""))
+        if high < 1.5 / 255:  # float32 rounding of 1/255
+            raise ValueError(f"train_step: X's pixels are all at most {high:.3g} (1/255 is "
+                             "0.00392): blank images, or pixels divided by 255 twice; to_float "
+                             "divides the uint8 images once, give it the images themselves")
 
 
 def check_epoch_graph(graph, net, optimizer, loss_fn, images, labels, batch_size, amp_dtype=None,

@@ -30,9 +30,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import glob
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import stat
 import sys
@@ -41,6 +43,11 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; leftovers of killed runs are then removed by age
+    fcntl = None
 
 __all__ = [
     "FILES",
@@ -141,11 +148,23 @@ def _root(root: str | os.PathLike) -> Path:
     if not os.fspath(root):
         raise ValueError("the data root is empty (''): give a folder such as 'data' (in the "
                          "repository) or '../data' (in a chapter)")
+    if not os.path.isabs(root):
+        _current_folder()  # a relative root needs it
     return Path(root)
 
 
 def _check_root_folder(root: Path) -> None:
     """A data root that exists must be a folder (one that does not exist yet may be created)."""
+    if os.path.islink(root) and not os.path.isdir(root):
+        try:
+            os.stat(root)
+        except FileNotFoundError:
+            raise ValueError(f"the data root {root} is a symbolic link to {os.readlink(root)}, "
+                             "which does not exist: create that folder, or give root as the "
+                             "folder that holds FashionMNIST/raw/") from None
+        except OSError as error:
+            raise ValueError(f"the data root {root} cannot be used: {_os_words(error)}; give "
+                             "root as the folder that holds FashionMNIST/raw/") from None
     if os.path.lexists(root) and not root.is_dir():
         raise ValueError(f"the data root {root} is a file, not a folder: give root as the folder "
                          "that holds FashionMNIST/raw/, such as 'data' (in the repository) or "
@@ -215,16 +234,24 @@ def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = Non
         existing = os.stat(path)
     except OSError:
         existing = None
-    if (existing is not None and stat.S_ISREG(existing.st_mode)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise OSError(errno.EINVAL, "it is a device, pipe or socket, not a regular file, so it is "
+                      "kept as it is (a rename would replace it); write to a file's path",
+                      str(path))
+    if (existing is not None
             and not existing.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)):
         raise PermissionError(errno.EACCES, f"the file is read-only (mode "
                               f"{stat.S_IMODE(existing.st_mode):o}), so it is kept as it is; make "
                               "it writable first (chmod u+w) or write to another path", str(path))
     # A unique name in the same folder: the rename stays on one file system (atomic), and two
     # writers at once never share a temporary file.
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_leftovers(path.parent, path.name, ".tmp")
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path.name),
+                                     suffix=".tmp")
     try:
-        os.chmod(fd, umask_mode())
+        _hold_as_writer(fd)
+        # a new file gets the umask; a file replaced keeps its mode (one made private stays so)
+        os.chmod(fd, existing.st_mode & 0o777 if existing is not None else umask_mode())
         with os.fdopen(fd, mode, encoding=encoding) as f:
             fd = None
             yield f
@@ -282,7 +309,18 @@ def _processed_dir(root: str | os.PathLike) -> Path:
 
 
 def _how_to_fix(root: str | os.PathLike) -> str:
-    return HOW_TO_FIX.format(cwd=Path.cwd(), root=root, raw=_raw_dir(root))
+    return HOW_TO_FIX.format(cwd=_current_folder(), root=root, raw=_raw_dir(root))
+
+
+def _current_folder() -> Path:
+    """The current folder; a FashionMNISTError when it was deleted or moved since the program
+    started (every relative path would then fail)."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        raise FashionMNISTError("The current folder no longer exists (deleted or moved by another "
+                                "program since this one started), so no relative path can be "
+                                "found: cd to an existing folder and run again.") from None
 
 
 def _md5(path: Path) -> str:
@@ -303,9 +341,14 @@ def _folder_problem(folder: Path, write: bool = False) -> str | None:
         try:
             status = part.stat()
         except FileNotFoundError:
+            if os.path.islink(part):  # creating the folder would fail with "File exists"
+                return (f"{part} is a symbolic link to {os.readlink(part)}, which does not "
+                        "exist: create that folder, or remove the link.")
             return None
         except PermissionError:
             return f"{part} cannot be reached: no permission to enter {part.parent}."
+        except OSError as error:  # e.g. a link that points to itself, a name too long
+            return f"{part} cannot be used: {_os_words(error)}."
         if not stat.S_ISDIR(status.st_mode):
             inside = f" (it is part of the path {folder})" if part != folder else ""
             return f"{part} is a file, not a folder{inside}."
@@ -318,6 +361,27 @@ def _folder_problem(folder: Path, write: bool = False) -> str | None:
     return None
 
 
+def _os_words(error: OSError) -> str:
+    """What an OSError means, in words for the path problems the book's files meet."""
+    if error.errno == errno.ELOOP:
+        return "it is a symbolic link that points to itself (a loop), or a chain of links too long"
+    if error.errno == errno.ENAMETOOLONG:
+        return ("the path is too long (a file or folder name may have 255 bytes, a whole path "
+                "4,096)")
+    return error.strerror or str(error)
+
+
+# _folder_problem's answers that no write can get past: save and export refuse these up front
+BROKEN_PATH = ("is a file, not a folder", "is a symbolic link to", "cannot be used:")
+
+
+def _broken_path_problem(folder: Path) -> str | None:
+    """``_folder_problem``'s answer when ``folder`` can never be written into as given (a file or
+    a dangling link in its path, a loop, a name too long), else None."""
+    problem = _folder_problem(folder)
+    return problem if problem and any(kind in problem for kind in BROKEN_PATH) else None
+
+
 PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmod -R u+rwX PATH, "
                   "or a+rX to let everyone read), run as the user who owns the data, or use "
                   "another --root.")
@@ -328,10 +392,14 @@ def _folder_error(problem: str, doing: str, root: str | os.PathLike) -> FashionM
     if "is a file, not a folder" in problem:
         fix = ("How to fix it: move or delete that file, or give --root a folder "
                "(a missing folder is created).")
+    elif "is a symbolic link to" in problem or "cannot be used:" in problem:
+        fix = ("How to fix it: mend that part of the path (a link to a folder that exists, a "
+               "shorter name), or give --root another folder.")
     else:
         fix = PERMISSION_FIX
     return FashionMNISTError(f"Cannot {doing}: {problem}\n{fix}\n"
-                             f"(Paths are relative to {Path.cwd()}; the data root is {root}.)")
+                             f"(Paths are relative to {_current_folder()}; the data root is "
+                             f"{root}.)")
 
 
 def _os_problem(error: OSError, path: Path | None = None) -> str:
@@ -358,6 +426,8 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
         return f"{path} is missing."
     except PermissionError:
         return f"{path} cannot be reached: no permission to enter {path.parent}."
+    except OSError as error:  # a loop, a path too long
+        return f"{path} cannot be used: {_os_words(error)}."
     if stat.S_ISDIR(status.st_mode):
         return (f"{path} is a folder, not the file: delete it (rm -r {path}), "
                 "then prepare the data again.")
@@ -479,7 +549,9 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
     """
     raw = target.parent
     try:
-        fd, name = tempfile.mkstemp(dir=raw, prefix=f".{spec.name}.", suffix=".partial")
+        fd, name = tempfile.mkstemp(dir=raw, prefix=_temporary_prefix(spec.name),
+                                    suffix=".partial")
+        _hold_as_writer(fd)
     except OSError as error:
         raise FashionMNISTError(
             f"Cannot write into the data folder {raw}: "
@@ -530,16 +602,71 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
         partial.unlink(missing_ok=True)
 
 
-def _remove_stale_partials(raw: Path) -> None:
-    """Delete temporary files that runs killed long ago left in ``raw`` (never a running one's)."""
-    cutoff = time.time() - STALE_PARTIAL_SECONDS
-    for spec in FILES:
-        for path in raw.glob(f".{spec.name}.*.partial"):
-            try:
-                if path.stat().st_mtime < cutoff:
+def _temporary_prefix(name: str) -> str:
+    """The start of a temporary file's name for writing ``name``: ``.<name>.``, with a long name
+    cut short, so that mkstemp's 8 characters and the suffix still fit in 255 bytes."""
+    return f".{name[:200]}."
+
+
+def _made_by_mkstemp(path: Path, name: str, suffix: str) -> bool:
+    """Whether ``path`` has the name tempfile.mkstemp gives a temporary file of ``name``:
+    ``.<name>.`` then 8 characters of [a-z0-9_], then ``suffix``. A user's own file such as
+    ``.lenet.pt.backup.tmp`` does not, and is never deleted as a leftover."""
+    return re.fullmatch(rf"{re.escape(_temporary_prefix(name))}[a-z0-9_]{{8}}{re.escape(suffix)}",
+                        path.name) is not None
+
+
+def _hold_as_writer(fd: int) -> None:
+    """Lock a temporary file while it is written: the lock says a run is writing it, and it goes
+    when the run ends, killed or not (flock; without it, leftovers are removed by age)."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # e.g. a file system without locks: age decides
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _remove_leftovers(folder: Path, name: str, suffix: str) -> list[Path]:
+    """Delete the temporary files that killed writes of ``folder/name`` left; returns them.
+
+    A running writer holds a lock on its temporary file (:func:`_hold_as_writer`), which goes
+    with the process: a file whose lock is free and that holds data, or is older than a few
+    seconds, is a leftover. Only names that mkstemp makes are touched, never a user's file.
+    Without flock (Windows) only files older than ``STALE_PARTIAL_SECONDS`` are removed."""
+    removed = []
+    try:
+        candidates = list(folder.glob(f"{glob.escape(_temporary_prefix(name))}*{suffix}"))
+    except OSError:
+        return removed
+    for path in candidates:
+        if not _made_by_mkstemp(path, name, suffix):
+            continue
+        try:
+            status = path.lstat()
+            if not stat.S_ISREG(status.st_mode):
+                continue
+            age = time.time() - status.st_mtime
+            if fcntl is None:
+                if age > STALE_PARTIAL_SECONDS:
                     path.unlink()
-            except OSError:
-                pass  # another run removed it, or it is not ours to remove
+                    removed.append(path)
+                continue
+            if status.st_size == 0 and age < 5:  # perhaps made a moment ago, not yet locked
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a writer holds it
+                path.unlink()
+                removed.append(path)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # a running writer's file, another run removed it, or not ours to remove
+    return removed
+
+
+def _remove_stale_partials(raw: Path) -> None:
+    """Delete the partial files that killed runs left in ``raw`` (never a running one's)."""
+    for spec in FILES:
+        _remove_leftovers(raw, spec.name, ".partial")
 
 
 def find_local_copy() -> Path | None:
@@ -618,6 +745,16 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             raise FashionMNISTError(
                 f"{gz} is missing: the source folder must hold the four published .gz files "
                 f"({', '.join(s.name + '.gz' for s in FILES)}).\n" + _how_to_fix(root))
+        try:
+            regular = stat.S_ISREG(os.stat(gz).st_mode)
+        except OSError as error:
+            raise FashionMNISTError(f"Cannot read the source file {gz}: {_os_words(error)}.\n"
+                                    + (PERMISSION_FIX if isinstance(error, PermissionError)
+                                       else f"Replace it with the published {spec.name}.gz."
+                                       )) from None
+        if not regular:  # reading a pipe would wait for a writer forever
+            raise FashionMNISTError(f"{gz} is not a regular file (a pipe, socket or device), so "
+                                    f"it is not read: put the published {spec.name}.gz there.")
     if todo:  # only a folder that must be written to needs to be writable
         try:
             raw.mkdir(parents=True, exist_ok=True)
@@ -627,7 +764,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         folder = _folder_problem(raw, write=True)
         if folder:
             raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
-        _remove_stale_partials(raw)
+    _remove_stale_partials(raw)
     remove_stale_cache(root)
     for spec in todo:
         _gunzip_verified(source / f"{spec.name}.gz", spec, raw / spec.name, root)
@@ -653,6 +790,8 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     _check_not_too_deep(root)
     _check_no_stray_space(root)
     remove_stale_cache(root)
+    if raw.is_dir():
+        _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
     if not present and download:
         try:
@@ -702,10 +841,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raw = check_fashion_mnist(args.root)
     except FashionMNISTError as error:
-        print(f"error: {_for_the_terminal(str(error), args.root)}", file=sys.stderr)
+        try:
+            print(f"error: {_for_the_terminal(str(error), args.root)}", file=sys.stderr)
+        except FashionMNISTError:  # the current folder is gone: the message alone
+            print(f"error: {error}", file=sys.stderr)
         return 1
+    except (ValueError, TypeError) as error:  # the root's own checks (a file, a dangling link)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # one not foreseen above: still a message, not a traceback
-        print(f"error: {_os_problem(error)}.\n{_how_to_fix(args.root)}", file=sys.stderr)
+        try:
+            print(f"error: {_os_problem(error)}.\n{_how_to_fix(args.root)}", file=sys.stderr)
+        except FashionMNISTError as gone:
+            print(f"error: {_os_problem(error)}. {gone}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: no half-written file is kept; run the command again.", file=sys.stderr)

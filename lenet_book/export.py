@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lenet_book.checks import check_flags
-from lenet_book.data import _folder_problem, replaced_atomically
+from lenet_book.data import _broken_path_problem, _os_words, replaced_atomically
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
            "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
@@ -216,15 +218,33 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     json.loads(data_json, parse_int=lambda digits: _check_int(name, digits))
     text = f"// {comment}\nwindow.{name} = {data_json};\n"
     path = Path(path)
-    problem = _folder_problem(path.parent)
-    if problem and "is a file, not a folder" in problem:
+    if str(path).startswith("~"):
+        raise ExportError(f"path {path} starts with '~', which Python does not expand to the home "
+                          "folder (it would name a folder called '~' here); nothing was written: "
+                          "write Path.home() / ... or os.path.expanduser(path)")
+    problem = _broken_path_problem(path.parent)  # a file or a dangling link in the way, a loop
+    if problem:
         raise ExportError(f"Cannot write {path}: {problem} Give a folder to write into (a missing "
-                          "one is created), or move that file; nothing was written")
+                          "one is created), or fix that part of the path; nothing was written")
     if path.suffix != ".js":
         raise ExportError(f"path {path}: the page includes JavaScript files, so the path must end "
                           "in .js; nothing was written")
+    try:
+        os.lstat(path)
+        if path.is_symlink():
+            path = path.resolve(strict=True)  # replace the file it points to, keep the link
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a new file (or a link to one that does not exist yet: written where it points)
+    except (OSError, RuntimeError) as error:  # a link that points to itself, a name too long
+        words = (_os_words(error) if isinstance(error, OSError)
+                 else "it is a symbolic link that points to itself (a loop)")
+        raise ExportError(f"Cannot write {path}: {words}; give another path, nothing was "
+                          "written") from None
     if path.is_symlink():
-        path = path.resolve()  # replace the file it points to, and keep the link
+        path = path.resolve()  # a dangling link: the file it names is created
+    if path.is_dir():  # even with overwrite=True: a folder is never replaced by a file
+        raise ExportError(f"path {path} is a folder; give a file name ending in .js, e.g. "
+                          f"{path / 'data.js'}; nothing was written")
     if path.exists() and not overwrite:
         if not path.is_file():
             raise ExportError(f"path {path} is a folder or another non-file; give a file name "
@@ -252,13 +272,24 @@ def read_js_data(path: Path, name: str) -> dict:
         raise ExportError(f"{name!r}: give the upper-case JavaScript name the data were written "
                           "under, such as LENET_WEIGHTS")
     path = Path(path)
-    if path.is_dir():
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ExportError(f"{path} is missing: run `python tools/export_weights.py` to write "
+                          "it") from None
+    except OSError as error:  # a loop, a name too long, a folder that cannot be entered
+        raise ExportError(f"{path} cannot be read: {_os_words(error)}") from None
+    if stat.S_ISDIR(status.st_mode):
         raise ExportError(f"{path} is a folder, not a .js file: give the file's path, e.g. "
                           f"{path / 'lenet_weights.js'}")
-    if not path.is_file():
-        raise ExportError(f"{path} is missing: run `python tools/export_weights.py` to write it")
+    if not stat.S_ISREG(status.st_mode):
+        raise ExportError(f"{path} is not a regular file (a device, pipe or socket), so it holds "
+                          "no export: give the .js file that tools/export_weights.py wrote")
     try:
         text = path.read_text(encoding="ascii")
+    except PermissionError:
+        raise ExportError(f"{path} cannot be read: no permission for this user (as its owner: "
+                          f"chmod a+r {path})") from None
     except UnicodeDecodeError:
         raise ExportError(f"{path} is not ASCII text, as tools/export_weights.py writes it (it "
                           "was edited by hand, or is another file): rerun "

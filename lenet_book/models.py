@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lenet_book.checks import at_the_door, check_layer_choices, check_network
+from lenet_book.checks import at_the_door, check_layer_choices, check_layers_built, check_network
 
 
 def lenet():
@@ -46,6 +46,8 @@ def _check_init_xavier(net):
                         f"the 1998 network (it has {', '.join(paper)}), whose other layers it "
                         "would leave as they are, a mix of two schemes: initialise it with "
                         "original.init_paper(net)")
+    # a lazy layer built later would get PyTorch's default weights, not Xavier's
+    check_layers_built(net, "be initialised")
 
 
 init_xavier = at_the_door(init_xavier, _check_init_xavier)
@@ -78,4 +80,5 @@ def modern_lenet(activation=nn.Sigmoid, pool=nn.AvgPool2d, batch_norm=False):
 def num_parameters(net):
     """Trainable parameters (buffers such as batch norm's running statistics are not counted)."""
     check_network(net)  # a torch.nn.Module, not the function that builds one (lenet_book.checks)
+    check_layers_built(net, "be counted")  # a lazy layer has no sizes before its first forward
     return sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -240,6 +240,47 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
                          f"number of input maps, {largest + 1} here (6 for C3)")
 
 
+def _check_paper_input(self, X):
+    """Images in [0, 1] as floats: 0-255 pixels would be scaled 255 times too far (the dtype
+    only: nothing is read from the tensor, so nothing waits for a GPU)."""
+    if not isinstance(X, torch.Tensor) or not X.is_floating_point():
+        got = f"{X.dtype} images" if isinstance(X, torch.Tensor) else f"a {type(X).__name__}"
+        raise TypeError(f"PaperInput takes float images in [0, 1]: to_float(images) first "
+                        f"(lenet_book.train.to_float), got {got}")
+
+
+def _maps_problem(X, channels):
+    """Why X is not a batch of ``channels`` feature maps, N×channels×H×W (or one image's,
+    channels×H×W); None if it is. Shapes only: nothing waits for a GPU."""
+    if not isinstance(X, torch.Tensor):
+        return f"a {type(X).__name__}"
+    if X.dim() not in (3, 4):
+        return f"a tensor of shape {tuple(X.shape)} (a batch is 4-D, N×{channels}×H×W)"
+    if X.shape[-3] != channels:
+        return f"{X.shape[-3]} maps (shape {tuple(X.shape)})"
+    return None
+
+
+def _check_subsampling_input(self, X):
+    channels = self.coefficient.shape[0]
+    problem = _maps_problem(X, channels)
+    if problem:
+        raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
+            f"Subsampling({channels}) subsamples {channels} feature maps, one coefficient and "
+            f"bias each (S2 takes C1's 6 maps, S4 C3's 16), got {problem}; give it the output "
+            f"of a layer of {channels} maps, or build Subsampling with as many channels as its "
+            "input has maps")
+
+
+def _check_partial_conv_input(self, X):
+    problem = _maps_problem(X, self.in_channels)
+    if problem:
+        raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
+            f"PartialConv2d reads {self.in_channels} input maps (its in_channels; C3 reads S2's "
+            f"6 maps), got {problem}; give it the output of a layer of {self.in_channels} maps, "
+            "e.g. S2 = Subsampling(6)")
+
+
 def _check_rbf(self, codes):
     check_codes(codes)
 
@@ -273,8 +314,11 @@ def _check_init_paper(net):
                         "its layers: initialise it with models.init_xavier(net)")
 
 
+PaperInput.forward = at_the_door(PaperInput.forward, _check_paper_input)
 Subsampling.__init__ = at_the_door(Subsampling.__init__, _check_subsampling)
+Subsampling.forward = at_the_door(Subsampling.forward, _check_subsampling_input)
 PartialConv2d.__init__ = at_the_door(PartialConv2d.__init__, _check_partial_conv)
+PartialConv2d.forward = at_the_door(PartialConv2d.forward, _check_partial_conv_input)
 RBF.__init__ = at_the_door(RBF.__init__, _check_rbf)
 RBF.forward = at_the_door(RBF.forward, _check_rbf_input)
 paley_hadamard = at_the_door(paley_hadamard, _check_paley)

@@ -7,9 +7,11 @@ runs into the figures it shows.
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
+import stat
 import statistics
 from pathlib import Path
 
@@ -25,11 +27,93 @@ def results_folder() -> Path:
     """
     packaged = PACKAGE / "benchmark_results"
     folder = packaged if packaged.is_dir() else PACKAGE.parent / "benchmarks" / "results"
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except OSError as error:  # a folder on the way that this user cannot enter, a link loop
+        fix = (f"give this user access to the folders on the way (chmod a+rx {folder.parent})"
+               if isinstance(error, PermissionError) else "check the folders on the way to it")
+        raise ValueError(f"The benchmark results at {folder} cannot be read: "
+                         f"{error.strerror or error}; {fix}") from None
+    if not found:
         raise FileNotFoundError(
             f"No benchmark results at {folder}. Install lenet_book from the book's repository "
             "(pip install 'lenet-book @ git+<repository URL>') or run from a checkout of it.")
     return folder
+
+
+# --- reading a record: each way a file can be unusable is named, with its fix ----------------
+
+def _restore(path):
+    """How to get a committed record back: from git in a checkout, by reinstalling elsewhere."""
+    path = Path(path)
+    if path.parent.name == "benchmark_results":  # the copy an installed lenet_book packages
+        return ("reinstall lenet_book to restore it (pip install --force-reinstall "
+                "'lenet-book @ git+<repository URL>')")
+    return f"restore it from git: `git checkout -- benchmarks/results/{path.name}`"
+
+
+def _absent(path):
+    """True only when nothing at all is at ``path`` (not even a broken link): the record is not
+    there, rather than there and unusable."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        return True
+    except OSError as error:
+        return error.errno == errno.ENAMETOOLONG
+    return False
+
+
+def _read_record(path):
+    """The JSON record at ``path``. A file that is there but unusable raises ValueError naming
+    it, what is wrong (damaged, empty, not UTF-8, unreadable, a folder, a looping link) and the
+    fix; a symbolic link to nothing raises FileNotFoundError."""
+    import json
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:  # os.lstat found something: a link whose target does not exist
+        raise FileNotFoundError(f"The record {path} is a symbolic link to "
+                                f"{os.readlink(path)}, which does not exist; remove the link "
+                                f"and {_restore(path)}") from None
+    except PermissionError:  # os.stat needs to enter the folder, not to read the file
+        raise ValueError(f"The record {path} cannot be read: no permission to enter its folder "
+                         f"{path.parent}; give this user access (chmod a+rx {path.parent})"
+                         ) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"The record {path} is a symbolic link that loops (it leads back "
+                             f"to itself); remove the link and {_restore(path)}") from None
+        raise ValueError(f"The record {path} cannot be read: {error.strerror or error}; "
+                         f"{_restore(path)}") from None
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"The record {path} is a folder, not a file; remove the folder "
+                         f"(rm -r {path}) and {_restore(path)}")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"The record {path} is not a regular file (a pipe or a device); "
+                         f"remove it and {_restore(path)}")
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise ValueError(f"The record {path} cannot be read: no permission; give this user "
+                         f"read access (chmod a+r {path})") from None
+    except OSError as error:
+        raise ValueError(f"The record {path} cannot be read: {error.strerror or error}; "
+                         f"{_restore(path)}") from None
+    if not data.strip():
+        raise ValueError(f"The record {path} is empty"
+                         f"{' (white space only)' if data else ''}; {_restore(path)}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"The record {path} is not UTF-8 text (byte {data[error.start]:#04x} "
+                         f"at position {error.start}): it is damaged; {_restore(path)}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        cut = " (it ends too soon: cut short?)" if error.pos >= len(text.rstrip()) else ""
+        raise ValueError(f"The record {path} is damaged (JSON error at line {error.lineno}, "
+                         f"column {error.colno}: {error.msg}){cut}; {_restore(path)}") from None
 
 
 def _succeeded(runs, needs=("variant", "examples_per_sec")):
@@ -128,10 +212,9 @@ def repeat_summary(runs, baseline="text"):
 
 def load_seed_study(name="accuracy-seeds-h200.json"):
     """The seed study's record: {"device", "torch", "date", "validation", "results"}."""
-    import json
     name = _plain_name(name)
     path = results_folder() / name if isinstance(name, str) and name else None
-    if path is None or not path.is_file():
+    if path is None or _absent(path):
         known = sorted(p.name for p in results_folder().glob("accuracy-seeds*.json"))
         if not isinstance(name, str):
             raise TypeError(f"name must be the file name of a seed study, e.g. "
@@ -141,7 +224,7 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
                                 f"studies "
                                 f"are {', '.join(known) or 'none'} (written by "
                                 "benchmarks/accuracy_seeds.py)")
-    return json.loads(path.read_text())
+    return _read_record(path)
 
 
 def _study_result(study, name, param="name"):

@@ -403,6 +403,13 @@ def _check_layer(name, layer):
                 if isinstance(layer, type) and issubclass(layer, nn.Module) else "")
         raise TypeError(f"{name}: layer must be a layer (a torch.nn.Module such as "
                         f"nn.Linear(400, 120)), got {layer!r} (a {type(layer).__name__}){hint}")
+    for setting in ("kernel_size", "padding", "stride", "dilation"):  # pair refuses these too
+        value = getattr(layer, setting, 0) if isinstance(layer, WINDOWED) else 0
+        if any(isinstance(v, numbers.Real) and v < 0
+               for v in (value if isinstance(value, (tuple, list)) else (value,))):
+            raise ValueError(f"{name}: the layer {layer} has a negative {setting} {value!r}, "
+                             f"which PyTorch cannot run; build it with a {setting} of at least "
+                             f"0, e.g. nn.Conv2d(1, 6, kernel_size=5, padding=2)")
 
 
 def _check_shape(name, shape, param="shape"):
@@ -447,13 +454,20 @@ def _check_pair(value):
         return (isinstance(v, numbers.Integral) and not isinstance(v, bool)
                 or isinstance(v, str) and v in ("same", "valid"))
 
+    def at_least_0(v):  # kernel sizes, paddings and strides are never negative
+        if not isinstance(v, str) and v < 0:
+            raise ValueError(f"pair: value must be at least 0 (kernel_size, padding and stride "
+                             f"are never negative), got {value!r}; e.g. pair(5) or pair((5, 5))")
+
     if whole(value):
-        return
+        return at_least_0(value)
     if isinstance(value, (tuple, list)) and not isinstance(value, str):
         if len(value) != 2:
             raise ValueError(f"pair: value must be one number or a (height, width) pair, got "
                              f"{len(value)} numbers {tuple(value)!r}")
         if all(whole(v) for v in value):
+            for v in value:
+                at_least_0(v)
             return
     raise TypeError(f"pair: value must be a whole number or a (height, width) pair of them, as "
                     f"layers store kernel_size, padding and stride, e.g. 5 or (5, 5); got "

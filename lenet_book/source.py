@@ -10,6 +10,18 @@ from __future__ import annotations
 import inspect
 
 
+def _source(obj):
+    """``inspect.getsource(obj)``, or a TypeError saying why there is none to show."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):  # inspect's own words call an exec'd class built in
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+        raise TypeError(f"show cannot find the source of {name}: it is built into Python "
+                        "(written in C) or was made without a file (by exec or eval, or typed "
+                        "at the interactive prompt); show displays the functions and classes "
+                        "of a .py file or a notebook cell, e.g. show(train)") from None
+
+
 class Source:
     """The source of some functions or classes, displayed as a Python code block."""
 
@@ -24,7 +36,7 @@ class Source:
                          else f"a {type(obj).__name__}")
                 raise TypeError(f"show takes functions or classes themselves, e.g. show(train) "
                                 f"after from lenet_book.train import train, got {named}")
-        self.text = "\n\n".join(inspect.getsource(obj).rstrip() for obj in objects)
+        self.text = "\n\n".join(_source(obj).rstrip() for obj in objects)
 
     def __repr__(self):
         return self.text

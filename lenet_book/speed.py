@@ -13,7 +13,8 @@ The rest of the module renders the benchmark's committed records as the chapter'
 
 from __future__ import annotations
 
-import json
+import difflib
+import inspect
 import logging
 import statistics
 import time
@@ -23,6 +24,7 @@ from torch import nn
 
 from lenet_book.checks import (
     COMPILE_MODES,
+    _check_fused_options,
     _input_problem,
     at_the_door,
     check_flags,
@@ -33,7 +35,7 @@ from lenet_book.checks import (
     check_whole,
 )
 from lenet_book.device import synchronize
-from lenet_book.results import _plain_name, results_folder
+from lenet_book.results import _absent, _plain_name, _read_record, results_folder
 from lenet_book.train import evaluate, to_float, train_step
 
 # Compiling imports torch.utils.cpp_extension, which warns on a machine without CUDA that it found
@@ -92,6 +94,23 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
     if mode not in COMPILE_MODES:
         raise ValueError(f"mode {mode!r} is not a torch.compile mode; use one of "
                          f"{', '.join(repr(m) for m in COMPILE_MODES)}")
+    known = [name for name in inspect.signature(torch.compile).parameters if name != "model"]
+    for key in compile_options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+            raise TypeError(f"compile_and_warm_up: {key}= is not an option of torch.compile"
+                            + (f" (did you mean {close[0]}=?)" if close else "")
+                            + f"; its options are {', '.join(known)}")
+    backend = compile_options.get("backend", "inductor")
+    try:  # the backend as FusedStep checks it: one that torch.compile knows, or a function
+        _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": ()})
+    except ValueError as error:
+        from torch._dynamo import list_backends  # imported by _check_fused_options already
+
+        close = (difflib.get_close_matches(backend, list_backends(exclude_tags=()), n=1)
+                 if isinstance(backend, str) else [])
+        raise ValueError(f"compile_and_warm_up: {error}"
+                         + (f"; did you mean backend={close[0]!r}?" if close else "")) from None
 
 
 # Chapter 4 shows compile_and_warm_up as written above; at_the_door checks its arguments first.
@@ -110,12 +129,12 @@ def load_result(name):
         raise ValueError(f"load_result takes the file name of a record in {results_folder()}, "
                          f"e.g. 'cpu.json', got {name!r}; the records are {', '.join(known)}")
     path = results_folder() / name
-    if not path.is_file():
+    if _absent(path):  # a file that is there but unusable (damaged, a folder...) is named below
         known = sorted(p.name for p in results_folder().glob("*.json"))
         raise FileNotFoundError(f"no benchmark record {name!r} in {results_folder()}; the records "
                                 f"are {', '.join(known) or 'none'} (each written by a script in "
                                 "benchmarks/)")
-    return json.loads(path.read_text())
+    return _read_record(path)
 
 
 def provenance(result):
@@ -330,6 +349,15 @@ def _check_variants(result, variants, name="variants"):
                          "would give the same row twice; list each variant once")
 
 
+def _check_some_variants(result, variants, function):
+    """A list of variants that names at least one: an empty one would give an empty table."""
+    _check_variants(result, variants)
+    if not variants:
+        known = ", ".join(map(str, _known_variants(result)))
+        raise ValueError(f"{function}: variants is empty; name at least one variant of the "
+                         f"record, e.g. ['fast'] (it has {known})")
+
+
 def _check_variant(result, variant, name):
     """One variant's name, e.g. the baseline of a comparison."""
     if not isinstance(variant, str):
@@ -340,8 +368,8 @@ def _check_variant(result, variant, name):
 
 def _check_benchmark_table(result, variants=None, flops=None):
     _check_record(result)
-    if variants is not None:
-        _check_variants(result, variants)
+    if variants is not None:  # None: every variant of the record
+        _check_some_variants(result, variants, "benchmark_table")
     if flops is not None:  # the floating-point operations of one run, divided by its seconds
         check_number("benchmark_table: flops, the FLOPs of one run,", flops)
 
@@ -366,7 +394,7 @@ def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_pe
 
 def _check_paired_table(result, variants, baseline="fast"):
     _check_record(result)
-    _check_variants(result, variants)
+    _check_some_variants(result, variants, "paired_table")
     _check_variant(result, baseline, "baseline")
 
 
@@ -378,16 +406,12 @@ def _check_compile_payoff(result, variant="fast-compile", baseline="fast"):
 
 def _check_compile_and_train(result, variants):
     _check_record(result)
-    _check_variants(result, variants)
+    _check_some_variants(result, variants, "compile_and_train")
 
 
 def _check_epoch_losses(result, variants, repeat=0):
     _check_record(result)
-    _check_variants(result, variants)
-    if not variants:
-        known = ", ".join(map(str, _known_variants(result)))
-        raise ValueError("epoch_losses: variants is empty; name at least one variant of the "
-                         f"record, e.g. ['fast'] (it has {known})")
+    _check_some_variants(result, variants, "epoch_losses")
     check_whole("epoch_losses: repeat", repeat, least=0)
     repeats = sorted({r.get("repeat", 0) for r in result["runs"]
                       if "error" not in r and r.get("variant") in variants})

@@ -76,6 +76,7 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     history, seconds = [], 0.0
+    batch_norm = _has_batch_norm(net)
     for epoch in range(num_epochs):
         net.train()
         loss_sum = correct = count = 0.0
@@ -83,6 +84,10 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
             if not epoch and not count:
                 _check_text_batch("train_text_loop: train_iter", batch)
             X, y = batch
+            if batch_norm and len(X) == 1:  # a loader whose batch sizes the door could not see
+                raise ValueError(f"train_text_loop: in epoch {epoch + 1}, after {int(count)} "
+                                 f"images, a batch holds one image, {_ONE_IMAGE}; the batches "
+                                 "before it have trained the network")
             start = time.perf_counter()
             optimizer.zero_grad()
             X, y = X.to(device), y.to(device)
@@ -138,6 +143,44 @@ def _check_text_batch(name, batch):
                              f"{low if low < 0 else high}")
 
 
+_ONE_IMAGE = ("and batch normalisation cannot normalise a batch of one (in training it "
+              "divides by the batch's spread); give the DataLoader a batch size that leaves no "
+              "single image over, or drop_last=True")
+
+
+def _has_batch_norm(net):
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def _check_batches_of_one(net, train_iter):
+    """Before training, as train refuses it: a batch-norm network and a loader that gives a
+    batch of one image (the loop checks each batch of the loaders whose sizes are not known)."""
+    if not _has_batch_norm(net):
+        return
+    if isinstance(train_iter, torch.utils.data.DataLoader):
+        batch_size = train_iter.batch_size
+        if batch_size is None or train_iter.drop_last:
+            return  # batches made by a batch_sampler: checked one by one in the loop
+        try:
+            n = len(train_iter.sampler)
+        except TypeError:  # an iterable data set of unknown length: checked in the loop
+            return
+        if n and (batch_size == 1 or n % batch_size == 1):
+            where = ("every batch holds one image" if batch_size == 1 or n == 1
+                     else "the last batch of every epoch holds one image")
+            other = batch_size + 1 if n % (batch_size + 1) != 1 else batch_size + 2
+            raise ValueError(f"train_text_loop: with {n} images in batches of {batch_size}, "
+                             f"{where}, {_ONE_IMAGE}; e.g. batch_size={other}"
+                             + (" (and at least 2 images)" if n < 2 else ""))
+    elif isinstance(train_iter, (list, tuple)):  # batches given as they are
+        for number, batch in enumerate(train_iter):
+            if (isinstance(batch, (tuple, list)) and len(batch) == 2
+                    and isinstance(batch[0], torch.Tensor) and batch[0].dim() > 0
+                    and len(batch[0]) == 1):
+                raise ValueError(f"train_text_loop: batch {number} of train_iter holds one "
+                                 f"image, {_ONE_IMAGE}")
+
+
 def _check_loader(name, loader):
     """A DataLoader (or another iterable of batches that can be read once per epoch)."""
     if loader is None or isinstance(loader, (str, bytes, torch.Tensor)) \
@@ -176,6 +219,7 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
     _check_text_net("train_text_loop: net", net)
     _check_loader("train_iter", train_iter)
     _check_loader("test_iter", test_iter)
+    _check_batches_of_one(net, train_iter)
     check_whole("num_epochs", num_epochs)
     check_number("lr", lr, low_open=False)  # lr 0 (no change) is allowed: tests compare weights
     if device is None:

@@ -25,6 +25,7 @@ from lenet_book.checks import (
     check_epoch_graph,
     check_evaluate,
     check_finite_loss,
+    check_finite_weights,
     check_first_batch,
     check_function,
     check_pixels,
@@ -74,6 +75,10 @@ def _check_argmax(scores):
     runs every step, and inside CUDA graphs)."""
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         check_scores("argmax", scores)
+    if scores.shape[1] == 0 or scores.dtype == torch.bool or scores.is_complex():
+        raise ValueError(f"argmax: scores must be real numbers, at least one per class, got "
+                         f"{scores.dtype} of shape {tuple(scores.shape)}; give the network's "
+                         "output, e.g. argmax(net(X))")
 
 
 # wrapped here, before the functions below take it as their default predict
@@ -252,6 +257,7 @@ def _as_train_leaves_it(bound):
 
         bound.arguments["on_epoch"] = keeping_the_record
     yield
+    check_finite_weights(bound.arguments["net"])  # the last step's update: no loss looked at it
     scored = bound.arguments.get("eval_sets") or bound.arguments.get("test_data")
     if scored:
         bound.arguments["net"].eval()
@@ -274,4 +280,13 @@ def _check_shuffled_batches(num_examples, batch_size, generator):
                         "torch.Generator(device=images.device).manual_seed(0)")
 
 
-shuffled_batches = at_the_door(shuffled_batches, _check_shuffled_batches)  # chapter 4 shows it
+@contextlib.contextmanager
+def _counts_as_ints(bound):
+    # numpy integers pass the checks; torch's split takes Python ints only
+    for name in ("num_examples", "batch_size"):
+        bound.arguments[name] = int(bound.arguments[name])
+    yield
+
+
+shuffled_batches = at_the_door(shuffled_batches, _check_shuffled_batches,  # chapter 4 shows it
+                               around=_counts_as_ints)

@@ -13,18 +13,23 @@ import base64
 import gzip
 import importlib
 import json
+import math
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from torch import nn
 
-from lenet_book import checks, models, original, recipes, shapes
+from lenet_book import checks, models, original, recipes, results, shapes, speed
 from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from lenet_book.export import ExportError, decode_state_dict, encode_state_dict
 from lenet_book.train import evaluate, train
@@ -318,13 +323,15 @@ def test_8_checkpoints_keep_the_umask_and_stale_temporary_files_are_cleaned_up(t
     finally:
         os.umask(old_umask)
     assert path.stat().st_mode & 0o777 == 0o644  # mkstemp alone gives 0o600
-    stale = tmp_path / ".lenet.pt.killed.tmp"  # what a save killed long ago left behind
-    stale.write_bytes(b"PK\x03\x04 half a zip")
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    fresh = tmp_path / ".lenet.pt.running.tmp"  # a save running right now: left alone
-    fresh.write_bytes(b"PK")
-    save_checkpoint(models.lenet(), path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lenet.pt.running.tmp", "lenet.pt"]
+    killed = tmp_path / ".lenet.pt.killed_1.tmp"  # what a killed save left: no lock on it
+    killed.write_bytes(b"PK\x03\x04 half a zip")
+    running = tmp_path / ".lenet.pt.running1.tmp"  # a save running right now holds a lock
+    running.write_bytes(b"PK")
+    with open(running, "rb") as held:
+        fcntl = pytest.importorskip("fcntl")
+        fcntl.flock(held, fcntl.LOCK_EX)
+        save_checkpoint(models.lenet(), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lenet.pt.running1.tmp", "lenet.pt"]
 
 
 def test_8_unpacked_data_files_keep_the_umask(tmp_path):
@@ -2639,8 +2646,9 @@ def test_19_tag_cells_names_json_that_is_not_a_notebook(tmp_path):
 
 # --- 20. A ninth probe: the caller's images, the export's flag, maximize, show -----------------
 
-@pytest.mark.parametrize("in_place", [lambda x, g: x.zero_(), lambda x, g: x.copy_(x.flip(-1))],
-                         ids=["zero_", "mirror in place"])
+@pytest.mark.parametrize("in_place", [lambda x, g: x.copy_(255 - x),
+                                      lambda x, g: x.copy_(x.flip(-1))],
+                         ids=["invert in place", "mirror in place"])
 def test_20_a_batch_transform_in_place_leaves_the_callers_images_as_they_were(in_place):
     """train tries batch_transform on the first batch at the door: on a copy, so that a
     transform working in place changes the training batches only, never the caller's data."""
@@ -2829,6 +2837,766 @@ def test_21_summarize_gives_numbers_for_tensors_and_an_empty_state_dict_is_not_e
     summary = recipes.summarize(torch.tensor([0.9, 0.91]))
     assert all(type(summary[key]) is float for key in ("mean", "std", "min", "max"))
     refused_by_lenet_book(ExportError, "the state dict is empty", lambda: encode_state_dict({}))
+
+
+
+# --- 22. A tenth probe: what train refuses, train_step refuses too; options, lazy layers, paths --
+
+def test_22_a_save_never_deletes_a_users_file_that_looks_like_a_leftover(tmp_path):
+    """Only the names tempfile gives a save's temporary file are cleaned up as leftovers."""
+    users = tmp_path / ".lenet.pt.backup.tmp"
+    users.write_text("mine\n")
+    os.utime(users, (time.time() - 7200, time.time() - 7200))
+    leftover = tmp_path / ".lenet.pt.ab_cd123.tmp"  # a save killed two hours ago
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+    save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    assert users.read_text() == "mine\n" and not leftover.exists()
+
+
+@pytest.mark.parametrize("optimizer, match", [
+    (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=1.0), "dampening=1.0 with momentum"),
+    (lambda p: torch.optim.SGD(p, lr=0.1, momentum=float("nan")), "momentum=nan is not a finite"),
+    (lambda p: torch.optim.Adam(p, eps=float("inf")), "eps=inf is not a finite"),
+], ids=["dampening 1", "momentum nan", "eps inf"])
+def test_22_optimizer_settings_that_train_silently_wrong_are_refused(optimizer, match):
+    refused_by_lenet_book(ValueError, match, lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1, optimizer=optimizer))
+
+
+class _PoisonAtTheEnd(torch.optim.SGD):
+    """An optimizer whose (only) step leaves NaN weights: the loss was computed before it."""
+
+    def step(self, closure=None):
+        super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.fill_(float("nan"))
+
+
+def test_22_weights_made_nan_by_the_last_step_stop_training_with_a_message():
+    from lenet_book.checks import TrainingDiverged
+
+    refused_by_lenet_book(TrainingDiverged, "diverged at its last step", lambda: train(
+        models.lenet(), tiny_data(10), batch_size=10, num_epochs=1,
+        optimizer=lambda p: _PoisonAtTheEnd(p, lr=0.1)))
+
+
+def test_22_a_loss_summed_over_the_batch_by_a_function_is_refused():
+    refused_by_lenet_book(ValueError, "the cross-entropy summed over the batch", lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1,
+        loss_fn=lambda s, t: nn.functional.cross_entropy(s, t, reduction="sum")))
+
+
+@pytest.mark.parametrize("transform, match", [
+    (lambda x, g: x * 0, "returns blank images"),
+    (lambda x, g: x // 128, "returns pixels of at most 1"),
+], ids=["blank", "0/1"])
+def test_22_a_batch_transform_that_blanks_the_images_is_refused(transform, match):
+    """Blank and 0/1 training images are refused; made by the transform as well."""
+    refused_by_lenet_book(ValueError, match, lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1, batch_transform=transform))
+
+
+def test_22_class_weights_that_require_gradients_are_refused_before_training():
+    refused_by_lenet_book(ValueError, "class weights require gradients", lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1,
+        loss_fn=nn.CrossEntropyLoss(weight=torch.ones(10, requires_grad=True))))
+
+
+def _a_step(loss_fn=None, optimizer=None, scale=1.0, predict=None):
+    from lenet_book.train import to_float, train_step
+
+    net = models.lenet()
+    images, labels = tiny_data(8)
+    before = weights(net)
+    options = {} if predict is None else {"predict": predict}
+    with pytest.raises((TypeError, ValueError)) as error:
+        train_step(net, (optimizer or (lambda p: torch.optim.SGD(p, lr=0.1)))(net.parameters()),
+                   loss_fn or nn.CrossEntropyLoss(), to_float(images) * scale, labels, **options)
+    assert str(Path(error.traceback[-1].path)).startswith(LENET_BOOK), error.value
+    assert all(torch.equal(t, before[n]) for n, t in net.state_dict().items()), "a step ran"
+    return str(error.value)
+
+
+@pytest.mark.parametrize("step, match", [
+    (lambda: _a_step(nn.CrossEntropyLoss(reduction="sum")), "reduction='sum'"),
+    (lambda: _a_step(nn.CrossEntropyLoss(label_smoothing=1.0)), "same loss whatever the labels"),
+    (lambda: _a_step(lambda s, t: s.mean()), "same loss whatever the labels"),
+    (lambda: _a_step(nn.CrossEntropyLoss(weight=torch.zeros(10))), "not all 0"),
+    (lambda: _a_step(optimizer=lambda p: torch.optim.SGD(p, lr=0.1, maximize=True)),
+     "maximize=True"),
+    (lambda: _a_step(optimizer=lambda p: torch.optim.SGD(p, lr=float("nan"))), "learning rate is nan"),
+    (lambda: _a_step(optimizer=lambda p: torch.optim.LBFGS(p)), "LBFGS needs a closure"),
+    (lambda: _a_step(scale=1 / 255), "divided by 255 twice"),
+    (lambda: _a_step(predict=lambda s: s.argmax(0)), "predict must return one integer"),
+], ids=["summed", "smoothing 1", "scores' mean", "weights 0", "maximize", "lr nan", "LBFGS",
+        "divided twice", "argmax(0)"])
+def test_22_train_step_refuses_what_train_refuses_before_its_step(step, match):
+    import re
+
+    assert re.search(match, step())
+
+
+def test_22_a_train_step_with_learning_rate_0_changes_nothing_by_design():
+    """compile_and_warm_up (chapter 4) compiles the training step that way: every kernel runs,
+    and the weights stay as they were."""
+    from lenet_book.train import to_float, train_step
+
+    net, (images, labels) = models.lenet(), tiny_data(8)
+    before = weights(net)
+    train_step(net, torch.optim.SGD(net.parameters(), lr=0.0), nn.CrossEntropyLoss(),
+               to_float(images), labels)
+    assert all(torch.equal(t, before[n]) for n, t in net.state_dict().items())
+
+
+@pytest.mark.parametrize("scores", [torch.rand(4, 0), torch.rand(2, 10, dtype=torch.cfloat),
+                                    torch.rand(2, 10) > 0.5], ids=["no classes", "complex", "bool"])
+def test_22_argmax_names_scores_it_cannot_take(scores):
+    from lenet_book.train import argmax
+
+    refused_by_lenet_book(ValueError, "scores must be real numbers, at least one per class",
+                          lambda: argmax(scores))
+
+
+def test_22_shuffled_batches_takes_numpy_counts():
+    import numpy as np
+
+    from lenet_book.train import shuffled_batches
+
+    batches = shuffled_batches(np.int64(10), np.int64(4), torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [4, 4, 2]
+
+
+def _lazy():
+    return nn.Sequential(*list(models.lenet())[:7], nn.LazyLinear(10))
+
+
+@pytest.mark.parametrize("call", ["train", "save", "load"])
+def test_22_a_network_whose_lazy_layers_are_not_built_says_run_a_batch_first(call, tmp_path):
+    good = save_checkpoint(models.lenet(), tmp_path / "good.pt")
+    action = {"train": lambda: train(_lazy(), tiny_data(), batch_size=10, num_epochs=1),
+              "save": lambda: save_checkpoint(_lazy(), tmp_path / "lazy.pt"),
+              "load": lambda: load_checkpoint(_lazy(), good)}[call]
+    refused_by_lenet_book((ValueError, CheckpointError), "lazy layers whose weights are not built "
+                          r"yet \(LazyLinear 7.*run one batch through it first", action)
+    assert not (tmp_path / "lazy.pt").exists()
+
+
+def test_22_a_checkpoint_path_with_a_pasted_newline_says_so(tmp_path):
+    path = save_checkpoint(models.lenet(), tmp_path / "m.pt")
+    for slip in ("\n", " "):
+        message = refused_by_lenet_book(CheckpointError, "starts or ends with white space",
+                                        lambda: load_checkpoint(models.lenet(), f"{path}{slip}"))
+        assert "retrain" not in message
+
+
+def test_22_write_js_data_refuses_a_path_starting_with_a_tilde(tmp_path, monkeypatch):
+    from lenet_book import export
+
+    monkeypatch.chdir(tmp_path)
+    refused_by_lenet_book(ExportError, "starts with '~'", lambda: export.write_js_data(
+        "~/x.js", "A", {"a": 1}, "c"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_22_a_folder_is_never_replaced_by_an_export_and_an_empty_network_is_not_saved(tmp_path):
+    from lenet_book import export
+
+    (tmp_path / "d.js").mkdir()
+    refused_by_lenet_book(ExportError, "is a folder", lambda: export.write_js_data(
+        tmp_path / "d.js", "A", {"a": 1}, "c", overwrite=True))
+    assert (tmp_path / "d.js").is_dir()
+    refused_by_lenet_book(CheckpointError, "no weights or buffers", lambda: save_checkpoint(
+        nn.Module(), tmp_path / "empty.pt"))
+    assert not (tmp_path / "empty.pt").exists()
+
+
+
+TINY_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a1",
+                            "metadata": {}, "outputs": [], "source": ["1 + 1"]}],
+                 "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                             "name": "python3"}},
+                 "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_22_execute_notebooks_refuses_a_timeout_below_one_second(tmp_path):
+    notebook = tmp_path / "tiny.ipynb"
+    notebook.write_text(json.dumps(TINY_NOTEBOOK))
+    before = notebook.read_bytes()
+    for timeout in ("0", "-5"):  # nbclient would read both as "no limit"
+        done = _tool("execute_notebooks.py", notebook, "--timeout", timeout)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert f"--timeout must be at least 1 second per cell, got {timeout}; nothing was run" \
+            in done.stderr
+        assert notebook.read_bytes() == before  # not run, not rewritten
+
+
+def test_22_execute_notebooks_names_what_is_not_a_notebook_before_running_any(tmp_path):
+    good = tmp_path / "good.ipynb"
+    good.write_text(json.dumps(TINY_NOTEBOOK))
+    before = good.read_bytes()
+    script, broken = tmp_path / "c.py", tmp_path / "broken.ipynb"
+    script.write_text("print(1)\n")
+    broken.write_text('{"cells": [')
+    for path, said in ((tmp_path / "nope.ipynb", "nope.ipynb does not exist"),
+                       (script, "c.py is not a notebook (Notebook does not appear to be JSON"),
+                       (tmp_path, "is a folder, not a notebook"),
+                       (broken, "broken.ipynb is not a notebook (")):
+        done = _tool("execute_notebooks.py", good, path)  # the good one is listed first
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert said in done.stderr and "nothing was run" in done.stderr, done.stderr
+        assert "running" not in done.stdout
+        assert good.read_bytes() == before  # nothing was run
+
+
+def test_22_the_export_tools_name_an_empty_data_root(tmp_path):
+    for tool, out in (("export_weights.py", tmp_path / "w"),
+                      ("export_training_subset.py", tmp_path / "t.js")):
+        done = _tool(tool, "--data", "", "--out", out)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "error: --data '': the data root is empty (''): give a folder such as 'data'" \
+            in done.stderr
+        assert not out.exists()
+
+
+def test_22_the_export_tools_refuse_an_out_path_starting_with_tilde(tmp_path, monkeypatch,
+                                                                    capsys):
+    saved = save_checkpoint(models.lenet(), tmp_path / "w.pt")
+    monkeypatch.chdir(tmp_path)  # where a folder called '~' would be made
+    for tool, arguments in (("export_weights", ["--state-dict", str(saved), "--per-class", "1",
+                                                "--out", "~/c10"]),
+                            ("export_training_subset", ["--train-per-class", "1",
+                                                        "--test-per-class", "1",
+                                                        "--out", "~/c11.js"])):
+        with pytest.raises(SystemExit) as exit_:
+            importlib.import_module(f"tools.{tool}").main(
+                ["--data", str(REPO / "data"), *arguments])
+        assert exit_.value.code == 2
+        said = capsys.readouterr().err
+        assert f"--out {arguments[-1]} starts with '~', which Python does not expand" in said
+        assert "write the path in full" in said and "nothing was written" in said
+        assert not (tmp_path / "~").exists()
+
+
+def test_22_export_weights_checks_both_output_files_before_writing_either(tmp_path, capsys):
+    saved = save_checkpoint(models.lenet(), tmp_path / "w.pt")
+    out = tmp_path / "page"
+    out.mkdir()
+    mine = out / "test_images.js"
+    mine.write_text("// my own test images, hand made\n")
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module("tools.export_weights").main(
+            ["--state-dict", str(saved), "--per-class", "1", "--data", str(REPO / "data"),
+             "--out", str(out)])
+    assert exit_.value.code == 2
+    assert (f"{mine} exists and is not a window.LENET_TEST_IMAGES file that this export wrote: "
+            "nothing was written") in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["test_images.js"]  # no new weights alone
+    assert mine.read_text() == "// my own test images, hand made\n"
+
+
+@pytest.mark.parametrize("arguments, said", [
+    (["--device", "gpu"], "--device 'gpu' is not a device torch knows; this machine has 'cpu'"),
+    (["--device", "cpu", "--subset", "-5"],
+     "--subset must be a number of training images to train on, or 0 for all 60,000"),
+    (["--device", "cpu", "--epochs", "-1"], "--epochs must be at least 1, got -1"),
+    (["--device", "cpu", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+])
+def test_22_fused_gpu_check_refuses_its_bad_arguments_at_the_door(tmp_path, capsys, arguments,
+                                                                  said):
+    report = tmp_path / "fused.json"
+    with pytest.raises(SystemExit) as exit_:  # before the data are loaded: no data needed
+        importlib.import_module("tools.fused_gpu_check").main(
+            [*arguments, "--data", str(tmp_path / "no-data"), "--json", str(report)])
+    assert exit_.value.code == 2
+    assert said in capsys.readouterr().err
+    assert not report.exists() and not (tmp_path / "no-data").exists()
+
+
+def _lazy_head():
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(10))
+
+
+@pytest.mark.parametrize("call, doing", [(models.init_xavier, "be initialised"),
+                                         (models.num_parameters, "be counted")])
+def test_22_init_xavier_and_num_parameters_refuse_a_lazy_layer_not_built_yet(call, doing):
+    # init_xavier used to return the network, whose lazy layer then got PyTorch's default
+    # weights at its first forward (not Xavier's); num_parameters failed inside torch
+    said = refused_by_lenet_book(ValueError, "lazy layers whose weights are not built yet",
+                                 lambda: call(_lazy_head()))
+    assert f"cannot {doing}" in said and "LazyLinear" in said and "run one batch" in said
+    net = _lazy_head()
+    net(torch.zeros(1, 1, 28, 28))  # built: both work
+    assert models.num_parameters(models.init_xavier(net)) == 7850
+
+
+@pytest.mark.parametrize("value", [-1, (2, -3), [-5, 5]])
+def test_22_pair_refuses_negative_sizes(value):
+    refused_by_lenet_book(ValueError, "at least 0.*never negative", lambda: shapes.pair(value))
+    assert shapes.pair(0) == (0, 0) and shapes.pair((5, 3)) == (5, 3)
+
+
+def test_22_the_shape_tools_name_a_layer_with_a_negative_setting():
+    # pair refuses negatives now: describe and next_shape say which layer holds one
+    layer = nn.Conv2d(1, 6, kernel_size=5, padding=-1)
+    for call in (lambda: shapes.describe(layer), lambda: shapes.next_shape(layer, (1, 1, 28, 28)),
+                 lambda: shapes.walk(nn.Sequential(layer), (1, 1, 28, 28))):
+        refused_by_lenet_book(ValueError, r"has a negative padding \(-1, -1\)", call)
+
+
+@pytest.mark.parametrize("net", [original.PaperInput, original.original_lenet])
+def test_22_the_1998_network_refuses_uint8_pixels(net):
+    images = tiny_data(2)[0][:, None]  # 0-255 pixels, to_float forgotten
+    refused_by_lenet_book(TypeError, r"PaperInput takes float images in \[0, 1\]: "
+                          r"to_float\(images\) first.*torch.uint8", lambda: net()(images))
+    assert net()(images.float() / 255).shape[0] == 2  # float images work, as before
+
+
+def test_22_subsampling_and_c3_name_the_maps_they_take():
+    refused_by_lenet_book(ValueError, r"Subsampling\(6\) subsamples 6 feature maps.*got 5 maps",
+                          lambda: original.Subsampling(6)(torch.rand(2, 5, 28, 28)))
+    refused_by_lenet_book(ValueError, "PartialConv2d reads 6 input maps.*C3 reads S2's 6 maps.*"
+                          "got 5 maps", lambda: original.PartialConv2d(original.C3_INPUTS, 6)(
+                              torch.rand(2, 5, 10, 10)))
+    assert original.Subsampling(6)(torch.rand(2, 6, 28, 28)).shape == (2, 6, 14, 14)
+    assert original.PartialConv2d(original.C3_INPUTS, 6)(torch.rand(2, 6, 14, 14)).shape \
+        == (2, 16, 10, 10)
+
+
+@pytest.mark.parametrize("table", ["benchmark_table", "compile_and_train", "paired_table"])
+def test_22_the_benchmark_tables_refuse_an_empty_list_of_variants(table):
+    from lenet_book import speed
+
+    result = speed.load_result("cpu.json")
+    refused_by_lenet_book(ValueError, f"{table}: variants is empty; name at least one",
+                          lambda: getattr(speed, table)(result, []))
+    assert len(speed.benchmark_table(result)) > 1  # None: every variant, as before
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"backend": "indcutor"}, ValueError, "backend must be one of.*did you mean "
+                                          "backend='inductor'"),
+    ({"backed": "eager"}, TypeError, "backed= is not an option of torch.compile "
+                                     r"\(did you mean backend=\?\)")])
+def test_22_compile_and_warm_up_refuses_an_unknown_backend_or_option(options, error, match):
+    from lenet_book import speed
+
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(error, match, lambda: speed.compile_and_warm_up(net, tiny_data(),
+                                                                          **options))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+@pytest.mark.parametrize("obj, name", [(eval("lambda x: x"), "<lambda>"), (int, "int"),
+                                       (math, "math"), ("class", "K")])
+def test_22_show_says_why_it_cannot_find_a_source(obj, name):
+    from lenet_book.source import show
+
+    if obj == "class":
+        scope = {}
+        exec("class K:\n    pass", scope)
+        obj = scope["K"]
+    said = refused_by_lenet_book(TypeError, f"show cannot find the source of {name}: it is built "
+                                 "into Python", lambda: show(obj))
+    assert "made without a file (by exec or eval" in said
+
+
+def test_22_the_text_loop_refuses_a_batch_of_one_for_batch_norm_before_training():
+    from lenet_book import textbook
+    from lenet_book.train import to_float
+
+    images, labels = tiny_data(9)
+    X = to_float(images)
+    net = models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True)
+    start = weights(net)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, labels), 4)
+    for train_iter, match in ((loader, "with 9 images in batches of 4, the last batch of every "
+                                       "epoch holds one image, and batch normalisation cannot"),
+                              ([(X[:8], labels[:8]), (X[8:], labels[8:])],
+                               "batch 1 of train_iter holds one image")):
+        refused_by_lenet_book(ValueError, match, lambda it=train_iter: textbook.train_text_loop(
+            net, it, [(X, labels)], num_epochs=1, init=False))
+        assert all(torch.equal(start[k], v) for k, v in weights(net).items())  # nothing trained
+
+    class Batches:  # no length: each batch is checked before its step
+        def __iter__(self):
+            yield X[:8], labels[:8]
+            yield X[8:], labels[8:]
+
+    refused_by_lenet_book(ValueError, "in epoch 1, after 8 images, a batch holds one image",
+                          lambda: textbook.train_text_loop(net, Batches(), [(X, labels)],
+                                                           num_epochs=1, init=False))
+
+
+# --- 23. A probe of files and killed runs: never lost, never half, always named ----------------
+
+def test_23_save_and_export_never_replace_a_pipe_even_with_overwrite(tmp_path):
+    from lenet_book import export
+
+    for name, write in (("n.pt", lambda p: save_checkpoint(models.lenet(), p, overwrite=True)),
+                        ("a.js", lambda p: export.write_js_data(p, "A", {"a": 1}, "c",
+                                                                overwrite=True))):
+        pipe = tmp_path / name
+        os.mkfifo(pipe)
+        refused_by_lenet_book((CheckpointError, ExportError), "not a regular file",
+                              lambda: write(pipe))
+        assert pipe.is_fifo()
+
+
+def test_23_a_killed_writes_leftover_is_removed_by_the_next_write(tmp_path):
+    """A running writer holds a lock on its temporary file; a killed one's lock is gone."""
+    from lenet_book import export
+
+    for name, write in (("n.pt", lambda p: save_checkpoint(models.lenet(), p)),
+                        ("a.js", lambda p: export.write_js_data(p, "A", {"a": 1}, "c"))):
+        leftover = tmp_path / f".{name}.k1ll3d_x.tmp"
+        leftover.write_bytes(b"half a file")
+        write(tmp_path / name)
+        assert not leftover.exists()
+
+
+def test_23_saving_again_keeps_a_file_its_owner_made_private(tmp_path):
+    from lenet_book import export
+
+    for name, write in (("n.pt", lambda p: save_checkpoint(models.lenet(), p)),
+                        ("a.js", lambda p: export.write_js_data(p, "A", {"a": 1}, "c"))):
+        path = tmp_path / name
+        write(path)
+        path.chmod(0o600)
+        write(path)
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("where", ["loop", "dangling"])
+def test_23_a_folder_through_a_broken_link_is_named(where, tmp_path):
+    from lenet_book import export
+
+    link = tmp_path / "runs"
+    os.symlink(link if where == "loop" else tmp_path / "gone", link)
+    said = "points to itself" if where == "loop" else "is a symbolic link to .*gone, which does not"
+    refused_by_lenet_book(CheckpointError, said, lambda: save_checkpoint(models.lenet(),
+                                                                         link / "n.pt"))
+    refused_by_lenet_book(ExportError, said, lambda: export.write_js_data(link / "a.js", "A",
+                                                                         {"a": 1}, "c"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_23_a_js_file_that_loops_or_is_a_device_is_named(tmp_path):
+    from lenet_book import export
+
+    loop = tmp_path / "l.js"
+    os.symlink(loop, loop)
+    refused_by_lenet_book(ExportError, "points to itself", lambda: export.write_js_data(
+        loop, "A", {"a": 1}, "c"))
+    refused_by_lenet_book(ExportError, "points to itself", lambda: export.read_js_data(loop, "A"))
+    device = tmp_path / "z.js"
+    os.symlink("/dev/zero", device)
+    refused_by_lenet_book(ExportError, "not a regular file", lambda: export.read_js_data(
+        device, "A"))
+
+
+def test_23_names_too_long_are_named_and_a_long_valid_name_is_saved(tmp_path):
+    from lenet_book import export
+
+    refused_by_lenet_book(CheckpointError, "the path is too long", lambda: save_checkpoint(
+        models.lenet(), tmp_path / ("n" * 303 + ".pt")))
+    refused_by_lenet_book(ExportError, "the path is too long", lambda: export.write_js_data(
+        tmp_path / ("j" * 303 + ".js"), "A", {"a": 1}, "c"))
+    long = save_checkpoint(models.lenet(), tmp_path / ("n" * 242 + ".pt"))  # 245 of 255 bytes
+    load_checkpoint(models.lenet(), long)
+    export.write_js_data(tmp_path / ("j" * 242 + ".js"), "A", {"a": 1}, "c")
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+# --- 23. A damaged or unusable benchmark record is named, with what is wrong and the fix --------
+# (the loaders read a copy of benchmarks/results: results.PACKAGE points them at it)
+
+def _records(tmp_path, monkeypatch):
+    """A copy of benchmarks/results that the loaders read instead of the repository's."""
+    folder = tmp_path / "benchmarks" / "results"
+    shutil.copytree(REPO / "benchmarks" / "results", folder)
+    monkeypatch.setattr(results, "PACKAGE", tmp_path / "lenet_book")
+    assert results.results_folder() == folder
+    return folder
+
+
+RESTORE = "git checkout -- benchmarks/results/"
+
+
+def test_23_a_truncated_record_is_damaged_with_the_line_and_column_and_the_fix(tmp_path,
+                                                                              monkeypatch):
+    folder = _records(tmp_path, monkeypatch)
+    text = (folder / "cpu.json").read_text()
+    (folder / "cpu.json").write_text(text[: len(text) // 2])
+    message = refused_by_lenet_book(ValueError, r"cpu\.json is damaged \(JSON error at line \d+, "
+                                    r"column \d+", lambda: speed.load_result("cpu.json"))
+    assert RESTORE + "cpu.json" in message, message
+    study = "accuracy-seeds-h200.json"
+    (folder / study).write_text((folder / study).read_text()[:100])
+    message = refused_by_lenet_book(ValueError, "is damaged \\(JSON error at line",
+                                    lambda: results.load_seed_study())
+    assert study in message and RESTORE + study in message, message
+
+
+def test_23_an_empty_record_is_named_empty(tmp_path, monkeypatch):
+    folder = _records(tmp_path, monkeypatch)
+    (folder / "cpu.json").write_text("")
+    message = refused_by_lenet_book(ValueError, r"cpu\.json is empty",
+                                    lambda: speed.load_result("cpu.json"))
+    assert RESTORE + "cpu.json" in message, message
+
+
+def test_23_a_record_that_is_not_utf8_is_named_so(tmp_path, monkeypatch):
+    folder = _records(tmp_path, monkeypatch)
+    (folder / "cpu.json").write_bytes(b"\xff\xfe{}")
+    message = refused_by_lenet_book(ValueError, r"cpu\.json is not UTF-8 text \(byte 0xff",
+                                    lambda: speed.load_result("cpu.json"))
+    assert RESTORE + "cpu.json" in message, message
+
+
+def test_23_a_record_that_is_a_folder_or_a_looping_link_is_not_called_missing(tmp_path,
+                                                                             monkeypatch):
+    folder = _records(tmp_path, monkeypatch)
+    (folder / "cpu.json").unlink()
+    (folder / "cpu.json").mkdir()
+    message = refused_by_lenet_book(ValueError, r"cpu\.json is a folder, not a file",
+                                    lambda: speed.load_result("cpu.json"))
+    assert "no benchmark record" not in message and RESTORE + "cpu.json" in message, message
+    (folder / "cpu.json").rmdir()
+    (folder / "cpu.json").symlink_to("cpu.json")
+    message = refused_by_lenet_book(ValueError, r"cpu\.json is a symbolic link that loops",
+                                    lambda: speed.load_result("cpu.json"))
+    assert "no benchmark record" not in message and RESTORE + "cpu.json" in message, message
+    study = folder / "accuracy-seeds-h200.json"
+    study.unlink()
+    study.symlink_to(study.name)
+    refused_by_lenet_book(ValueError, "is a symbolic link that loops", results.load_seed_study)
+    # a record that is really not there is still named missing, with the records there are
+    (folder / "cpu.json").unlink()
+    message = refused_by_lenet_book(FileNotFoundError, "no benchmark record 'cpu.json'",
+                                    lambda: speed.load_result("cpu.json"))
+    assert "gpu" in message or ".json" in message, message
+
+
+def test_23_a_record_that_is_a_dangling_link_names_its_target(tmp_path, monkeypatch):
+    folder = _records(tmp_path, monkeypatch)
+    (folder / "cpu.json").unlink()
+    (folder / "cpu.json").symlink_to("gone.json")
+    message = refused_by_lenet_book(FileNotFoundError, r"cpu\.json is a symbolic link to "
+                                    r"gone\.json, which does not exist",
+                                    lambda: speed.load_result("cpu.json"))
+    assert "no benchmark record" not in message and RESTORE + "cpu.json" in message, message
+
+
+def test_23_a_damaged_record_of_an_installed_copy_says_to_reinstall(tmp_path, monkeypatch):
+    packaged = tmp_path / "lenet_book" / "benchmark_results"
+    shutil.copytree(REPO / "benchmarks" / "results", packaged)
+    monkeypatch.setattr(results, "PACKAGE", tmp_path / "lenet_book")
+    (packaged / "cpu.json").write_text("{")
+    message = refused_by_lenet_book(ValueError, r"cpu\.json is damaged .*reinstall lenet_book",
+                                    lambda: speed.load_result("cpu.json"))
+    assert "git checkout" not in message, message
+
+
+_AS_NOBODY = """
+import json, os, sys, fnmatch, re, errno, stat, pathlib, glob
+from lenet_book import results, speed
+results.PACKAGE = pathlib.Path(sys.argv[1]) / "lenet_book"
+os.setgroups([]); os.setgid(65534); os.setuid(65534)   # imported as root, run as nobody
+try:
+    speed.load_result("cpu.json") if sys.argv[2] == "cpu" else results.load_seed_study()
+    print(json.dumps(["loaded", ""]))
+except Exception as error:
+    print(json.dumps([type(error).__name__, str(error)]))
+"""
+
+
+def _as_nobody(which, change):
+    """Load a record as the user nobody (root reads any file whatever its mode) from a copy of
+    benchmarks/results that ``change`` has made unreadable; returns (error type, message)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the loader as the user nobody")
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:
+        os.chmod(top, 0o755)
+        folder = Path(top) / "benchmarks" / "results"
+        shutil.copytree(REPO / "benchmarks" / "results", folder)
+        change(folder)
+        done = subprocess.run([sys.executable, "-c", _AS_NOBODY, top, which], cwd="/",
+                              env={**os.environ, "PYTHONPATH": str(REPO)},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_23_an_unreadable_record_says_no_permission_as_nobody():
+    kind, message = _as_nobody("seeds", lambda f: os.chmod(f / "accuracy-seeds-h200.json", 0))
+    assert kind == "ValueError", (kind, message)
+    assert "accuracy-seeds-h200.json cannot be read: no permission" in message, message
+    assert "chmod a+r" in message, message
+    kind, message = _as_nobody("cpu", lambda f: os.chmod(f / "cpu.json", 0))
+    assert kind == "ValueError" and "cpu.json cannot be read: no permission" in message, message
+
+
+def test_23_a_results_folder_that_cannot_be_entered_is_named_as_nobody():
+    kind, message = _as_nobody("cpu", lambda f: os.chmod(f, 0o700))
+    assert kind == "ValueError", (kind, message)
+    assert "cpu.json cannot be read: no permission to enter its folder" in message, message
+    assert "chmod a+rx" in message and "no benchmark record" not in message, message
+    kind, message = _as_nobody("cpu", lambda f: os.chmod(f.parent, 0o700))  # benchmarks/
+    assert kind == "ValueError", (kind, message)
+    assert "benchmarks/results cannot be read: Permission denied" in message, message
+    assert "chmod a+rx" in message, message
+
+
+def _limited(limit):
+    """A preexec_fn: files of at most ``limit`` bytes (a quota, a disk that fills up), and the
+    signal that would kill the process at the limit ignored, so that the write fails with EFBIG."""
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def _notebook(path, *sources, markdown=""):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = ([nbformat.v4.new_markdown_cell(markdown)] if markdown else []) + [
+        nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(nb, path)
+    return path.read_bytes()
+
+
+def _left_in(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_23_tag_cells_under_a_file_size_limit_leaves_the_notebook_whole(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    before = _notebook(path, "# NBVAL_SKIP\n1 + 1", markdown="words " * 40_000)  # 240 KB
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "tag_cells.py"), str(path)],
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limited(64 * 1024))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"cannot write {path} (File too large); nothing was changed" in done.stderr
+    assert path.read_bytes() == before  # not 64 KB of a notebook cut in the middle
+    assert _left_in(tmp_path) == ["nb.ipynb"]  # and no temporary file left beside it
+
+
+def test_23_execute_notebooks_under_a_file_size_limit_leaves_the_notebook_whole(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    before = _notebook(path, "print('x' * 6000)")  # its outputs make it larger than the limit
+    assert len(before) < 4096
+    done = subprocess.run([sys.executable, "-m", "tools.execute_notebooks", str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO,
+                          preexec_fn=_limited(4096))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"cannot write {path} (File too large); it was left as it was" in done.stderr
+    assert path.read_bytes() == before
+    assert _left_in(tmp_path) == ["nb.ipynb"]
+
+
+DROP_AND_TAG = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from tools import tag_cells
+tag_cells.main(["--check", {path!r}])  # every module it needs is loaded while still root
+print("---", flush=True)
+if os.geteuid() == 0:
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # nobody: the modes now count
+sys.exit(tag_cells.main([{path!r}]))
+"""
+
+
+def test_23_tag_cells_refuses_a_notebook_this_user_may_read_but_not_write():
+    folder = tempfile.mkdtemp(prefix="t23-")  # outside pytest's private (0700) folders
+    try:
+        os.chmod(folder, 0o777)  # the folder is writable: only the file's mode protects it
+        path = os.path.join(folder, "nb.ipynb")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# NBVAL_SKIP\n1 + 1")])
+        nbformat.write(nb, path)
+        os.chmod(path, 0o644 if os.geteuid() == 0 else 0o444)  # root's file / read-only
+        before = open(path, "rb").read()
+        done = subprocess.run([sys.executable, "-c", DROP_AND_TAG.format(repo=str(REPO),
+                                                                        path=path)],
+                              capture_output=True, text=True, timeout=120)
+        if os.geteuid() == 0 and "---" not in done.stdout:
+            pytest.skip(f"could not run tag_cells as nobody: {done.stderr[-300:]}")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert (f"cannot write {path} (no permission to write it: it is read-only for this "
+                "user); nothing was changed") in done.stderr
+        assert done.stderr.strip().count("\n") <= 1  # the usage line, then the one error line
+        assert open(path, "rb").read() == before and os.listdir(folder) == ["nb.ipynb"]
+        assert os.stat(path).st_uid == os.geteuid()  # still the owner's file, not replaced
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_23_export_weights_names_what_a_state_dict_path_is_when_not_a_file(tmp_path):
+    os.symlink("loop.pt", tmp_path / "loop.pt")
+    os.mkfifo(tmp_path / "pipe.pt")
+    for name, said in (("loop.pt", "a symbolic link that loops"),
+                       ("pipe.pt", "not a regular file (a device, pipe or socket)")):
+        done = subprocess.run([sys.executable, str(REPO / "tools" / "export_weights.py"),
+                               "--state-dict", name, "--out", "out"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"--state-dict {name}: {said}" in done.stderr, done.stderr
+        assert "no such file" not in done.stderr
+    assert _left_in(tmp_path) == ["loop.pt", "pipe.pt"]
+
+
+def test_23_export_weights_started_in_a_deleted_folder_says_so(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    done = subprocess.run(["bash", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$0" "$1"',
+                           sys.executable, str(REPO / "tools" / "export_weights.py")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == ("the current folder no longer exists (deleted or moved by "
+                                   "another program): cd to an existing folder and run again")
+
+
+WRITE_UNDER_LIMIT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tools import execution_report, make_pdf
+page, pdf, site = Path({page!r}), Path({pdf!r}), Path({site!r})
+try:
+    execution_report.PAGE, execution_report.ROOT = page, page.parent
+    execution_report.render = lambda: "the report " * 20_000
+    sys.argv = ["execution_report"]
+    execution_report.main()
+except SystemExit as error:
+    print("report:", error)
+make_pdf.copy_into_site(pdf, site)
+"""
+
+
+def test_23_the_report_page_and_the_pdf_copy_stay_whole_under_a_file_size_limit(tmp_path):
+    page, pdf, site = tmp_path / "report.md", tmp_path / "book.pdf", tmp_path / "site" / "b.pdf"
+    page.write_text("# the old report\n")
+    pdf.write_bytes(b"%PDF-1.4\n" + b"0" * 200_000)
+    site.parent.mkdir()
+    site.write_bytes(b"%PDF-1.4 the old one\n")
+    (site.parent / "pdf.json").write_text(json.dumps({"pdf": False}) + "\n")
+    code = WRITE_UNDER_LIMIT.format(repo=str(REPO), page=str(page), pdf=str(pdf), site=str(site))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, preexec_fn=_limited(64 * 1024))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "report: cannot write report.md (File too large); nothing was changed" in done.stdout
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"make_pdf: cannot copy the PDF to {site} (File too large)"
+    assert page.read_text() == "# the old report\n"
+    assert site.read_bytes() == b"%PDF-1.4 the old one\n"
+    assert json.loads((site.parent / "pdf.json").read_text()) == {"pdf": False}  # no link
+    assert _left_in(tmp_path) == ["book.pdf", "report.md", "site"]
+    assert _left_in(site.parent) == ["b.pdf", "pdf.json"]
 
 
 if __name__ == "__main__":

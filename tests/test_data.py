@@ -758,16 +758,19 @@ def test_a_prepare_killed_mid_way_leaves_nothing_that_passes_as_good(source, roo
     leftover = list(raw.glob(".*.partial"))
     assert len(leftover) == 1
 
-    # The next run completes the data; a leftover of a run long gone is deleted, a recent one
-    # (perhaps a run still going) is left alone.
-    data.prepare_fashion_mnist(source, root)
-    assert {p.name: p.read_bytes() for p in raw.iterdir() if not p.name.startswith(".")} == tiny
-    assert list(raw.glob(".*.partial")) == leftover
-    old = time.time() - data.STALE_PARTIAL_SECONDS - 60
+    # The next run completes the data and deletes the killed run's leftover: a running writer
+    # holds a lock on its partial file, and the lock went with the killed process. (A file of
+    # 0 bytes made a moment ago may be a writer's that has not locked it yet: it is left.)
+    old = time.time() - 60
     os.utime(leftover[0], (old, old))
-    (raw / IMAGES).unlink()
-    data.prepare_fashion_mnist(source, root)
-    assert sorted(p.name for p in raw.iterdir()) == sorted(tiny)
+    running = raw / ".train-images-idx3-ubyte.running1.partial"  # a run still going
+    running.write_bytes(b"half")
+    with open(running, "rb") as held:
+        fcntl = pytest.importorskip("fcntl")
+        fcntl.flock(held, fcntl.LOCK_EX)
+        data.prepare_fashion_mnist(source, root)
+    assert {p.name: p.read_bytes() for p in raw.iterdir() if not p.name.startswith(".")} == tiny
+    assert list(raw.glob(".*.partial")) == [running]
 
 
 def test_concurrent_prepare_runs_on_one_root_all_succeed(source, root, tiny):
@@ -838,3 +841,62 @@ def test_real_data_cli_check_as_a_program():
 
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"Fashion-MNIST ready in {raw_dir(REAL_DATA)}: 4 files, MD5 sums verified.\n"
+
+
+# --- paths in odd states (issue 21, a probe of files and killed runs) ---------------------
+
+def test_a_killed_runs_partial_file_is_removed_by_the_next_run_even_with_nothing_to_do(
+        source, root, tiny):
+    raw = data.prepare_fashion_mnist(source, root)
+    leftover = raw / f".{IMAGES}.k1ll3d_x.partial"  # its writer was killed: no lock on it
+    leftover.write_bytes(b"half a file")
+    users = raw / f".{IMAGES}.notes.partial"  # not a name mkstemp makes: a user's, kept
+    users.write_text("mine\n")
+    data.prepare_fashion_mnist(source, root)
+    assert not leftover.exists() and users.read_text() == "mine\n"
+
+
+def test_prepare_refuses_a_source_file_that_is_a_pipe_instead_of_waiting_forever(
+        source, root, tiny):
+    import signal
+
+    pipe = source / f"{IMAGES}.gz"
+    pipe.unlink()
+    os.mkfifo(pipe)
+
+    def waited(*_):
+        raise TimeoutError("prepare waited on the pipe")
+
+    signal.signal(signal.SIGALRM, waited)
+    signal.alarm(30)
+    try:
+        with pytest.raises(FashionMNISTError, match="is not a regular file .a pipe"):
+            data.prepare_fashion_mnist(source, root)
+    finally:
+        signal.alarm(0)
+
+
+@pytest.mark.parametrize("kind", ["loop", "dangling"])
+def test_a_data_root_through_a_broken_link_is_named(kind, tmp_path):
+    link = tmp_path / "root"
+    os.symlink(link if kind == "loop" else tmp_path / "gone", link)
+    said = "points to itself" if kind == "loop" else "is a symbolic link to .*gone, which does not"
+    for call in (data.ensure_fashion_mnist, data.check_fashion_mnist,
+                 lambda root: data.prepare_fashion_mnist(tmp_path, root)):
+        with pytest.raises((FashionMNISTError, ValueError), match=said) as error:
+            call(link / "inside" if kind == "loop" else link)
+        assert "chmod" not in str(error.value)
+    result = run_cli("check", "--root", str(link))
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "gone").exists()
+
+
+def test_the_cli_in_a_deleted_current_folder_says_so(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = ("import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+            "from lenet_book import data; sys.exit(data.main(['check']))")
+    result = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "current folder no longer exists" in result.stderr

@@ -50,6 +50,7 @@ from urllib.parse import urlparse
 import yaml
 
 from lenet_book.book import chapters
+from lenet_book.data import replaced_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
@@ -166,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter names, e.g. 03_training (default: all)")
     parser.add_argument("--record", type=Path, help="write the outcome to this JSON file")
     args = parser.parse_args(argv)
+    try:  # torch and torchvision, imported below, cannot load in a folder that was deleted
+        os.getcwd()
+    except FileNotFoundError:
+        sys.exit("the current folder no longer exists (deleted or moved by another program): cd to "
+                 "an existing folder and run again")
     known = [path.stem for path in chapters()]
     names = args.chapters or known
     unknown = set(names) - set(known)
@@ -197,8 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, result in outcome.items():
         print(f"{name:22} {'passed' if result['passed'] else 'FAILED'} in {result['seconds']} s")
     if args.record:
-        args.record.parent.mkdir(parents=True, exist_ok=True)
-        args.record.write_text(json.dumps(record, indent=1) + "\n")
+        text = json.dumps(record, indent=1) + "\n"
+        try:  # whole or not at all: a full disk or a size limit never leaves half a record
+            args.record.parent.mkdir(parents=True, exist_ok=True)
+            with replaced_atomically(Path(os.path.realpath(args.record)), "w",
+                                     encoding="utf-8") as f:
+                f.write(text)
+        except (OSError, ValueError) as error:
+            print(text, end="")  # the outcome of the long run is not lost
+            sys.exit(f"cannot write {args.record} ({getattr(error, 'strerror', None) or error}); "
+                     "it was left as it was, and the record is printed above")
     return 0 if all(r["passed"] for r in outcome.values()) else 1
 
 

@@ -14,17 +14,25 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import os
 import platform
 import re
 import sys
 import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+try:  # torch (imported by lenet_book.device) cannot load in a folder that was deleted
+    os.getcwd()
+except FileNotFoundError:
+    sys.exit("the current folder no longer exists (deleted or moved by another program): cd to "
+             "an existing folder and run again")
 
-from lenet_book.book import chapters, solutions
-from lenet_book.device import device_name
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+
+from lenet_book.book import chapters, solutions  # noqa: E402
+from lenet_book.data import replaced_atomically  # noqa: E402
+from lenet_book.device import device_name  # noqa: E402
 
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -70,8 +78,38 @@ def execute(path: Path, timeout: int) -> float:
     if problems:
         raise SystemExit(f"{path}: outputs hold machine paths: {problems}")
     nbformat.validate(nb)
-    nbformat.write(nb, path)
+    try:  # whole or not at all: a full disk or a size limit never leaves half a notebook
+        with replaced_atomically(Path(os.path.realpath(path)), "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"cannot write {path} ({getattr(error, 'strerror', None) or error}); "
+                         "it was left as it was (this run's outputs are not kept)") from None
     return seconds
+
+
+def notebook_problem(path: Path) -> str | None:
+    """Why ``path`` is not a notebook to run (missing, a folder, not a notebook), or None."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_file():
+        return f"{path} is a folder, not a notebook"
+    try:
+        nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, nbformat.ValidationError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+        return f"{path} is not a notebook ({first})"  # NotJSONError and UnicodeDecodeError too
+    except (TypeError, AttributeError):  # JSON, but e.g. a list, or cells that are not a list
+        return f"{path} is not a notebook (its JSON holds no list of cells)"
+    except OSError as error:
+        return f"{path} cannot be read as a notebook ({error.strerror or error})"
+    target = Path(os.path.realpath(path))  # a link is written through, as a plain write does
+    if not os.access(target, os.W_OK):
+        return f"{path} cannot be written (it is read-only for this user)"
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        return (f"{path} cannot be written: no permission to write in its folder "
+                f"{target.parent}, where the new notebook is written first, so that a failed "
+                "write never leaves half a notebook")
+    return None
 
 
 def main() -> int:
@@ -79,7 +117,15 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args()
-    for path in args.notebooks or chapters() + solutions():
+    if args.timeout < 1:  # nbclient reads 0 or less as "no limit"
+        parser.error(f"--timeout must be at least 1 second per cell, got {args.timeout}; "
+                     "nothing was run")
+    paths = args.notebooks or chapters() + solutions()
+    for path in paths:  # every notebook is read before any is run
+        problem = notebook_problem(path)
+        if problem:
+            parser.error(f"{problem}; nothing was run")
+    for path in paths:
         print(f"{path}: running ...", flush=True)
         print(f"{path}: done in {execute(path.resolve(), args.timeout):.0f} s", flush=True)
     return 0

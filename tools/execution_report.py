@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from lenet_book.book import chapters, solutions
+from lenet_book.data import replaced_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution_report.md"
@@ -178,7 +180,12 @@ def main() -> int:
             print(f"{PAGE.relative_to(ROOT)} is out of date: run make report (python -m tools.execution_report)")
             return 1
         return 0
-    PAGE.write_text(page)
+    try:  # whole or not at all: a full disk or a size limit never leaves half a page
+        with replaced_atomically(Path(os.path.realpath(PAGE)), "w", encoding="utf-8") as f:
+            f.write(page)
+    except (OSError, ValueError) as error:
+        sys.exit(f"cannot write {PAGE.relative_to(ROOT)} "
+                 f"({getattr(error, 'strerror', None) or error}); nothing was changed")
     print(f"wrote {PAGE.relative_to(ROOT)}")
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 from lenet_book import fast  # noqa: E402
-from lenet_book.data import FashionMNISTError  # noqa: E402
+from lenet_book.data import FashionMNISTError, too_deep_root  # noqa: E402
 from lenet_book.export import IMAGES_FORMAT, ExportError, write_js_data  # noqa: E402
 from lenet_book.train import VALIDATION_SIZE  # noqa: E402
 
@@ -68,6 +69,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not (1 <= args.train_per_class <= 4000 and 1 <= args.test_per_class <= 1000):
         parser.error("--train-per-class must be 1 to 4,000 and --test-per-class 1 to 1,000")
+    if str(args.out).startswith("~"):  # before a folder called '~' is created here
+        parser.error(f"--out {args.out} starts with '~', which Python does not expand to the home "
+                     "folder (it would name a folder called '~' here); write the path in full, "
+                     f"e.g. --out {os.path.expanduser(args.out)}; nothing was written")
+    try:  # an empty root or a file: lenet_book's message, not a traceback
+        too_deep_root(args.data)  # (a root given too deep is named by the loading below)
+    except (TypeError, ValueError) as error:
+        parser.error(f"--data {args.data!r}: {error}")
     try:
         data = subset(args.data, args.train_per_class, args.test_per_class)
     except FashionMNISTError as error:

@@ -19,12 +19,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
+import os
 import platform
+import re
+import stat
 import sys
 from pathlib import Path
 
-import torch
-import torchvision
+try:  # torch cannot load in a folder that was deleted (oneMKL's "Cannot load libtorch_cpu.so")
+    os.getcwd()
+except FileNotFoundError:
+    sys.exit("the current folder no longer exists (deleted or moved by another program): cd to "
+             "an existing folder and run again")
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
@@ -67,6 +77,23 @@ SAVE_IT = ("save the text's LeNet-5 with lenet_book.checkpoint.save_checkpoint(n
            "and give that file, or leave --state-dict out to train it as chapter 7 does")
 
 
+def not_a_file(path: Path) -> str:
+    """What is at ``path``, which is not a regular file (nor a link to one): the words for it."""
+    if not os.path.lexists(path):
+        return "no such file"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link that loops (it leads back to itself), not a file"
+        if os.path.islink(path) and error.errno == errno.ENOENT:
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return f"it cannot be read ({error.strerror or error})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    return "not a regular file (a device, pipe or socket)"
+
+
 def load(path: Path):
     """The text's LeNet-5 with the weights of ``path``, a file written by
     ``lenet_book.checkpoint.save_checkpoint`` from that network. A plain ``torch.save`` of a
@@ -78,7 +105,7 @@ def load(path: Path):
         sys.exit(f"--state-dict {path} is a folder; give the file of saved weights in it "
                  f"(e.g. {path / 'lenet.pt'})")
     if not path.is_file():
-        sys.exit(f"--state-dict {path}: no such file")
+        sys.exit(f"--state-dict {path}: {not_a_file(path)}; give the file of saved weights")
     net = fast.lenet()
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -112,6 +139,30 @@ def pick_images(labels: torch.Tensor, per_class: int) -> torch.Tensor:
     return torch.stack(firsts, dim=1).flatten()  # class 0, 1, ..., 9, then the second of each, ...
 
 
+OUTPUTS = (("lenet_weights.js", "LENET_WEIGHTS"), ("test_images.js", "LENET_TEST_IMAGES"))
+
+
+def not_ours(out: Path) -> str | None:
+    """Why one of the files this export writes under ``out`` may not be replaced (it exists and
+    this export did not write it: the test write_js_data makes), or None. Both are checked before
+    either is written, so that a refusal never leaves half an export (new weights, old images)."""
+    for file, name in OUTPUTS:
+        path = out / file
+        try:
+            path = path.resolve() if path.is_symlink() else path  # as write_js_data does
+            if not path.exists():
+                continue
+            if not path.is_file():
+                return f"{path} is a folder or another non-file"
+            with open(path, "rb") as f:
+                head = f.read(4096).decode("ascii", errors="replace")
+        except (OSError, RuntimeError) as error:  # unreadable, or a symbolic link that loops
+            return f"{path} cannot be read ({getattr(error, 'strerror', None) or error})"
+        if not re.match(rf"// [^\n]*\nwindow\.{name} = ", head):
+            return f"{path} exists and is not a window.{name} file that this export wrote"
+    return None
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
@@ -125,10 +176,21 @@ def main(argv=None) -> None:
     if args.per_class > TEST_PER_CLASS:  # before anything is written
         parser.error(f"--per-class must be at most {TEST_PER_CLASS:,}: the test set has "
                      f"{TEST_PER_CLASS:,} images of each class")
+    if str(args.out).startswith("~"):  # before a folder called '~' is created here
+        parser.error(f"--out {args.out} starts with '~', which Python does not expand to the home "
+                     "folder (it would name a folder called '~' here); write the path in full, "
+                     f"e.g. --out {os.path.expanduser(args.out)}; nothing was written")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file; give a folder to write lenet_weights.js and "
                      "test_images.js into (a missing one is created)")
-    parent = too_deep_root(args.data)  # nothing may be created under a data folder given too deep
+    problem = not_ours(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
+                     "lost; give another --out, or move that file away")
+    try:  # nothing may be created under a data folder given too deep
+        parent = too_deep_root(args.data)
+    except (TypeError, ValueError) as error:  # an empty root, a file: lenet_book's message
+        parser.error(f"--data {args.data!r}: {error}")
     if parent is not None:
         parser.error(f"--data {args.data} is too deep: it is the FashionMNIST folder (or its raw "
                      f"folder) itself; give the folder that holds FashionMNIST/: --data {parent}")

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from benchmarks.train_speed import run_variant
+from lenet_book.checks import check_device
 from lenet_book.device import device_name
 from lenet_book.fast import (
     EpochGraph,
@@ -161,10 +162,19 @@ def main(argv=None):
     t0 = time.perf_counter()
     if args.budget <= 0:
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
+    if args.epochs < 1:  # before a run that records every variant as failed
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.subset < 0:
+        parser.error("--subset must be a number of training images to train on, or 0 for all "
+                     f"60,000 (the default), got {args.subset}")
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu for a dry run")
+    try:  # 'gpu', 'cuda:7' on a machine of one GPU: lenet_book's message, not a traceback
+        device = check_device(args.device, "--device")
+    except (TypeError, ValueError) as error:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            parser.error("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu for a "
+                         "dry run")
+        parser.error(str(error))
     variants = args.variants or (CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS)
     if device.type != "cuda" and any(v in ("fused", "fused-graph-max-autotune") for v in variants):
         parser.error("the variants fused and fused-graph-max-autotune are for CUDA only")

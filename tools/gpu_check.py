@@ -41,6 +41,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from lenet_book.book import chapters, commit
+from lenet_book.data import replaced_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_TESTS = ["tests/test_train.py", "tests/test_fast.py", "tests/test_fused.py", "tests/test_data.py"]
@@ -150,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=os.environ.get("OUT"),
                         help="also copy results and logs here (default: $OUT)")
     args = parser.parse_args(argv)
+    try:  # torch cannot load in a folder that was deleted
+        os.getcwd()
+    except FileNotFoundError:
+        sys.exit("the current folder no longer exists (deleted or moved by another program): cd to "
+                 "an existing folder and run again")
     import torch
 
     if not torch.cuda.is_available():
@@ -178,10 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_jobs(jobs, dict(env, OMP_NUM_THREADS=threads), args.test_timeout, work, args.parallel)
     record = replay_record([work / f"{slug(name)}.xml" for name in jobs], groups, time.perf_counter() - began,
                            outcome)
-    REPLAY_RECORD.parent.mkdir(exist_ok=True)
-    REPLAY_RECORD.write_text(json.dumps(record, indent=1) + "\n")
+    text, unwritten = json.dumps(record, indent=1) + "\n", None
+    try:  # whole or not at all: a full disk or a size limit never leaves half a record
+        REPLAY_RECORD.parent.mkdir(exist_ok=True)
+        with replaced_atomically(Path(os.path.realpath(REPLAY_RECORD)), "w", encoding="utf-8") as f:
+            f.write(text)
+    except (OSError, ValueError) as error:
+        unwritten = (f"cannot write {REPLAY_RECORD.relative_to(ROOT)} "
+                     f"({getattr(error, 'strerror', None) or error}); it was left as it was")
+        print(f"{unwritten}; the record:\n{text}", end="", flush=True)  # the replay is not lost
     print(json.dumps(record["files"], indent=1), "\nno result:", record["no_result"] or "none", flush=True)
-    results = [REPLAY_RECORD]
+    results = [] if unwritten else [REPLAY_RECORD]
 
     bench = 0
     if not args.no_bench:  # after the tests, alone on the GPU
@@ -205,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--- {name}: {failed[name]}; the end of its log:\n"
               + (work / f"{slug(name)}.log").read_text()[-2000:], flush=True)
     print(f"done in {time.perf_counter() - start:.0f} s: {len(jobs) - len(failed)} of {len(jobs)} test runs "
-          f"passed, benchmark exit {bench}; wrote " + ", ".join(p.relative_to(ROOT).as_posix() for p in results))
-    return 1 if failed or bench else 0
+          f"passed, benchmark exit {bench}; wrote " + ", ".join(p.relative_to(ROOT).as_posix() for p in results)
+          + (f"; {unwritten}" if unwritten else ""))
+    return 1 if failed or bench or unwritten else 0
 
 
 if __name__ == "__main__":

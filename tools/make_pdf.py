@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
+from lenet_book.data import replaced_atomically  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 MM_PER_INCH = 25.4
@@ -109,17 +113,28 @@ def print_to_pdf(page: Path, out: Path, timeout: float = 120) -> int:
     finally:
         driver.quit()
     data = base64.b64decode(pdf["data"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    try:  # whole or not at all: a full disk or a size limit never leaves half a PDF
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(Path(os.path.realpath(out)), "wb") as f:
+            f.write(data)
+    except (OSError, ValueError) as error:
+        sys.exit(f"make_pdf: cannot write {out} ({getattr(error, 'strerror', None) or error}); "
+                 "nothing was changed")
     return len(data)
 
 
 def copy_into_site(pdf: Path, target: Path) -> None:
     """Copy the PDF into the built site, and tell the front page (_static/pdf.json, written by
     book/_ext/site_fixes.py at each build) that it may now show its link."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(pdf, target)
-    (target.parent / "pdf.json").write_text(json.dumps({"pdf": True}) + "\n")
+    try:  # whole or not at all, so that the site never links to half a PDF
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(pdf, "rb") as source, replaced_atomically(Path(os.path.realpath(target))) as f:
+            shutil.copyfileobj(source, f)
+        with replaced_atomically(target.parent / "pdf.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps({"pdf": True}) + "\n")
+    except (OSError, ValueError) as error:
+        sys.exit(f"make_pdf: cannot copy the PDF to {target} "
+                 f"({getattr(error, 'strerror', None) or error})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from lenet_book.book import chapters  # noqa: E402
+from lenet_book.data import replaced_atomically  # noqa: E402
 
 MARKERS = {  # nbval's comment -> nbval's tag
     "# NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
@@ -114,6 +116,18 @@ def tag_notebook(nb) -> list[str]:
     return changes
 
 
+def unwritable(path: Path) -> str | None:
+    """Why this user cannot replace the notebook ``path`` (written through a temporary file
+    beside it, then renamed over it), or None."""
+    target = Path(os.path.realpath(path))  # a link is written through, as a plain write does
+    if not os.access(target, os.W_OK):
+        return "no permission to write it: it is read-only for this user"
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        return (f"no permission to write in its folder {target.parent}, where the new notebook is "
+                "written first, so that a failed write never leaves half a notebook")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
@@ -130,13 +144,28 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, nbformat.ValidationError) as error:  # NotJSONError too
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
             parser.error(f"{path} is not a notebook ({first}); nothing was changed")
+    changed = []
     for path, nb in notebooks.items():
         changes = tag_notebook(nb)
         for change in changes:
             print(f"{path}: {change}")
         pending += len(changes)
-        if changes and not args.check:
-            nbformat.write(nb, path)
+        if changes:
+            changed.append(path)
+    if not args.check:
+        for path in changed:  # every notebook to change is checked before any is written
+            problem = unwritable(path)
+            if problem:
+                parser.error(f"cannot write {path} ({problem}); nothing was changed")
+        for done, path in enumerate(changed):
+            try:  # whole or not at all: a full disk or a size limit never leaves half a notebook
+                with replaced_atomically(Path(os.path.realpath(path)), "w", encoding="utf-8") as f:
+                    nbformat.write(notebooks[path], f)
+            except (OSError, ValueError) as error:
+                written = ", ".join(map(str, changed[:done]))
+                parser.error(f"cannot write {path} ({getattr(error, 'strerror', None) or error}); "
+                             + (f"it was left as it was, but {written} were written" if written
+                                else "nothing was changed"))
     print(f"{pending} change(s)" + (" needed" if args.check else " made"))
     return 1 if args.check and pending else 0
 
