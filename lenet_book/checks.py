@@ -365,6 +365,44 @@ def _check_loss_learns(loss_fn, device=None):
         raise ValueError("loss_fn gives the same loss whatever the labels are, so training "
                          "would learn nothing about the classes; use a loss of the scores "
                          "and the labels, e.g. nn.CrossEntropyLoss()")
+    # NLL takes log-probabilities, not these scores: the first batch's probe checks it there
+    if loss.numel() == 1 and loss.is_floating_point() and not _is_nll(loss_fn):
+        _check_loss_values(loss_fn, scores.detach(), labels, loss.detach().item())
+
+
+def _check_loss_values(loss_fn, scores, labels, value):
+    """On fixed scores: the loss is a finite number of at least 0, a mean over the batch (not
+    the sum), and it keeps growing as the scores grow more wrong, as cross-entropy does (one
+    on probabilities, e.g. softmax applied twice, stops near 2.5 and barely trains)."""
+    if not math.isfinite(value):
+        raise ValueError(f"loss_fn gives {value} on finite scores, so the first step would make "
+                         "the weights NaN; check its settings (e.g. class weights that are all "
+                         "0) or use nn.CrossEntropyLoss()")
+    if value < 0:
+        raise ValueError(f"loss_fn gives a negative loss, {value:.4g}: training lowers the loss, "
+                         "and one that goes below 0 has no minimum to reach; use a loss that "
+                         "is at least 0, e.g. nn.CrossEntropyLoss() on the scores")
+    mean = torch.nn.functional.cross_entropy(scores.float(), labels).item()
+    if math.isclose(value, mean * len(labels), rel_tol=1e-4):
+        raise ValueError(f"loss_fn gives {value:.4g}, the cross-entropy summed over a batch of "
+                         f"{len(labels)} ({mean:.4g} per image), but train expects its mean (it "
+                         "multiplies by the batch size to report the epoch's loss, and the "
+                         "learning rate is set for a mean): use reduction='mean' (the "
+                         "default), e.g. F.cross_entropy(scores, labels)")
+    wrong = torch.zeros_like(scores)
+    wrong[torch.arange(len(labels)), (labels + 1) % NUM_CLASSES] = 1.0
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            far, farther = (float(loss_fn(wrong * margin, labels)) for margin in (100.0, 200.0))
+    except Exception:
+        return  # a loss that cannot take such scores: the first batch's probe says more
+    if math.isfinite(far) and math.isfinite(farther) and farther < far * 1.2 + 1e-6:
+        raise ValueError(f"loss_fn stops growing as the scores grow more wrong ({far:.3g} for "
+                         f"a wrong class ahead by 100, {farther:.3g} by 200), as cross-entropy "
+                         "on probabilities does: it would barely train. Give cross-entropy "
+                         "the raw scores, e.g. F.cross_entropy(scores, labels), not "
+                         "scores.softmax(1)")
 
 
 def check_built(optimizer, schedule, scheduler):
@@ -412,6 +450,12 @@ def _check_optimizer_settings(optimizer, name="optimizer"):
                     raise ValueError(f"{name}: {key}={value!r} is not a finite number, so the "
                                      "weights would become NaN at the first step; give a "
                                      f"finite {key}, or leave it out (its default)")
+        alpha = group.get("alpha")
+        if (isinstance(optimizer, torch.optim.RMSprop) and isinstance(alpha, numbers.Real)
+                and alpha >= 1):
+            raise ValueError(f"{name}: RMSprop's alpha={alpha} keeps the average of squared "
+                             "gradients at its start, 0, so every step divides by eps alone "
+                             "and the weights fly off; alpha must be below 1 (default 0.99)")
         momentum, dampening = group.get("momentum"), group.get("dampening")
         if (isinstance(momentum, numbers.Real) and momentum > 0
                 and isinstance(dampening, numbers.Real) and dampening >= 1):
@@ -426,6 +470,14 @@ def check_evaluate(net, images, labels, predict, batch_size):
     from lenet_book.train import argmax
 
     check_network(net)
+    bad = [name for name, p in net.named_parameters()
+           if not p.is_meta and not isinstance(p, nn.parameter.UninitializedParameter)
+           and not bool(torch.isfinite(p).all())]
+    if bad:
+        raise ValueError(f"evaluate: the network's weights {', '.join(bad[:3])}"
+                         f"{' ...' if len(bad) > 3 else ''} hold NaN or infinite numbers (a "
+                         "training that diverged), so its accuracy would mean nothing; build "
+                         "it again and train with a smaller learning rate")
     _check_values(net)
     check_split("evaluate", images, labels, batch_size)
     other = sorted({str(p.dtype) for p in net.parameters() if p.dtype != torch.float32})
@@ -932,7 +984,6 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
                          f"pass {what}=epochs * steps, e.g. lambda opt, epochs, steps: "
                          f"{type(schedule).__name__}(opt, {what}=epochs * steps)")
     if hasattr(schedule, "step"):
-        _check_rates(opt, "the schedule starts with")
         _check_rates_stay_above_0(opt, schedule, needed)
 
 
@@ -940,10 +991,32 @@ SCHEDULE_STEPS_TRIED = 100_000  # a few microseconds each: 0.3 s at most
 
 
 def _check_rates_stay_above_0(opt, schedule, needed):
-    """Steps the throwaway schedule as train will (its optimizer takes no step): every rate a
-    training step would use must stay a finite number above 0. StepLR(gamma=0), for one, gives
-    0 after its first step_size steps, and training would then go on without learning. The last
-    step's rate is never used (a schedule may end at 0); the first ``SCHEDULE_STEPS_TRIED``."""
+    """Steps the throwaway schedule as train will (its optimizer takes no step): no rate a
+    training step would use may be negative or NaN, and the rate may not fall to 0 and stay
+    there (StepLR(gamma=0) gives 0 after its first step_size steps, and training would go on
+    without learning). A warm-up may start at 0, and the last step's rate is never used (a
+    schedule may end at 0). The first ``SCHEDULE_STEPS_TRIED`` steps are tried."""
+    def rates():
+        return [group.get("lr") for group in opt.param_groups]
+
+    def refuse(rate_list, step):
+        gamma = getattr(schedule, "gamma", None)
+        hint = (f" (gamma={gamma}: it multiplies the rate by gamma, so gamma must be above "
+                "0, e.g. 0.1)" if isinstance(gamma, numbers.Real) and gamma <= 0 else "")
+        where = "starts with the learning rate" if step == 0 else "sets the learning rate to"
+        after = "" if step == 0 else f" after {step} of the {needed} steps of training"
+        raise ValueError(f"scheduler: the schedule {where} "
+                         f"{', '.join(map(repr, rate_list))}{after}{hint}; training would "
+                         "go on from there without learning (0) or climbing the loss (below "
+                         "0): use a schedule whose rate stays above 0 until the last step, "
+                         "e.g. StepLR(opt, step_size=steps, gamma=0.5)")
+
+    def negative(rate_list):
+        return any(not (_rate_above_0(rate) or rate == 0) for rate in rate_list)
+
+    if negative(rates()):
+        refuse(rates(), 0)
+    zero_since = None if all(_rate_above_0(rate) for rate in rates()) else 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
         for step in range(1, min(needed, SCHEDULE_STEPS_TRIED)):
@@ -951,18 +1024,14 @@ def _check_rates_stay_above_0(opt, schedule, needed):
                 type(schedule).step(schedule)  # the class's own: not a logger on the instance
             except Exception:  # e.g. StepLR(step_size=0): check_built names it
                 return
-            rates = [group.get("lr") for group in opt.param_groups]
-            if all(_rate_above_0(rate) for rate in rates):
-                continue
-            gamma = getattr(schedule, "gamma", None)
-            hint = (f" (gamma={gamma}: it multiplies the rate by gamma, so gamma must be above "
-                    "0, e.g. 0.1)" if isinstance(gamma, numbers.Real) and gamma <= 0 else "")
-            raise ValueError(f"scheduler: the schedule sets the learning rate to "
-                             f"{', '.join(map(repr, rates))} after {step} of the {needed} steps "
-                             f"of training{hint}; training would go on from there without "
-                             "learning (0) or climbing the loss (below 0): use a schedule "
-                             "whose rate stays above 0 until the last step, e.g. "
-                             "StepLR(opt, step_size=steps, gamma=0.5)")
+            if negative(rates()):
+                refuse(rates(), step)
+            if all(_rate_above_0(rate) for rate in rates()):
+                zero_since = None
+            elif zero_since is None:
+                zero_since, zero_rates = step, rates()
+    if zero_since is not None:
+        refuse(zero_rates if zero_since else rates(), zero_since)
 
 
 def _generators_kept(device):

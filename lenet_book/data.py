@@ -604,8 +604,10 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
 
 def _temporary_prefix(name: str) -> str:
     """The start of a temporary file's name for writing ``name``: ``.<name>.``, with a long name
-    cut short, so that mkstemp's 8 characters and the suffix still fit in 255 bytes."""
-    return f".{name[:200]}."
+    cut short (to 200 bytes, whole characters), so that mkstemp's 8 characters and the suffix
+    still fit in a name's 255 bytes."""
+    short = os.fsencode(name)[:200]
+    return f".{os.fsdecode(short.decode('utf-8', 'ignore').encode('utf-8'))}."
 
 
 def _made_by_mkstemp(path: Path, name: str, suffix: str) -> bool:

@@ -8,6 +8,7 @@ learning-rate schedule of its first 10 passes.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import torch
@@ -258,6 +259,8 @@ def _maps_problem(X, channels):
         return f"a tensor of shape {tuple(X.shape)} (a batch is 4-D, N×{channels}×H×W)"
     if X.shape[-3] != channels:
         return f"{X.shape[-3]} maps (shape {tuple(X.shape)})"
+    if not X.is_floating_point():
+        return f"{X.dtype} maps (the layers compute on floats: to_float(images) first)"
     return None
 
 
@@ -274,6 +277,9 @@ def _check_subsampling_input(self, X):
 
 def _check_partial_conv_input(self, X):
     problem = _maps_problem(X, self.in_channels)
+    if problem is None and min(X.shape[-2:]) < self.kernel_size:
+        problem = (f"maps of {X.shape[-2]}×{X.shape[-1]}, smaller than its {self.kernel_size}×"
+                   f"{self.kernel_size} kernels (C3 takes S2's 14×14 maps)")
     if problem:
         raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
             f"PartialConv2d reads {self.in_channels} input maps (its in_channels; C3 reads S2's "
@@ -321,5 +327,35 @@ PartialConv2d.__init__ = at_the_door(PartialConv2d.__init__, _check_partial_conv
 PartialConv2d.forward = at_the_door(PartialConv2d.forward, _check_partial_conv_input)
 RBF.__init__ = at_the_door(RBF.__init__, _check_rbf)
 RBF.forward = at_the_door(RBF.forward, _check_rbf_input)
+
+
+def _check_network_input(net, args):
+    """The 1998 network's input: a batch N×1×H×W of float images of its weights' dtype (shapes
+    and dtypes only: nothing waits for a GPU)."""
+    X = args[0] if args else None
+    weight = net.C1[0].weight
+    if isinstance(X, torch.Tensor) and X.dim() == 4 and tuple(X.shape[1:]) == (1, 28, 28) \
+            and X.dtype == weight.dtype:
+        return
+    got = (f"{X.dtype} of shape {tuple(X.shape)}" if isinstance(X, torch.Tensor)
+           else f"a {type(X).__name__}")
+    raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
+        f"original_lenet takes a batch of grey 28×28 images, N×1×28×28 {weight.dtype} in "
+        f"[0, 1] (to_float(images) gives them; its input layer pads them to the paper's 32×32; "
+        f"3-channel pictures must be made grey first), got {got}")
+
+
+def _input_checked(build):
+    """``build`` whose network checks its input before the first layer (chapter 5 shows
+    original_lenet as written: its source is the function's own)."""
+    @functools.wraps(build)
+    def checked(*args, **kwargs):
+        net = build(*args, **kwargs)
+        net.register_forward_pre_hook(_check_network_input)
+        return net
+    return checked
+
+
+original_lenet = _input_checked(original_lenet)
 paley_hadamard = at_the_door(paley_hadamard, _check_paley)
 init_paper = at_the_door(init_paper, _check_init_paper)

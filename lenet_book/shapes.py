@@ -6,6 +6,7 @@ their source; ``tests/test_shapes.py`` checks every verdict against what PyTorch
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import numbers
@@ -23,6 +24,7 @@ from lenet_book.checks import (
     check_trace,
     check_whole,
     check_window,
+    modes_kept,
 )
 
 __all__ = ["ShapeError", "check_input_shape", "describe", "diagnose", "fitting_sizes", "hxw",
@@ -475,7 +477,21 @@ def _check_pair(value):
 
 
 fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)
-trace_shapes = at_the_door(trace_shapes, around=_buffers_kept)
+@contextlib.contextmanager
+def _traced(bound):
+    """trace_shapes runs each layer once: batch norm's statistics are put back, and one image is
+    traced in eval mode (batch norm cannot normalise a batch of one in training; the shapes are
+    the same), the modes put back after."""
+    net, X = bound.arguments["net"], bound.arguments["X"]
+    with buffers_kept(net), modes_kept(net):
+        if (isinstance(X, torch.Tensor) and X.dim() > 0 and len(X) == 1
+                and isinstance(net, nn.Module)
+                and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())):
+            net.eval()
+        yield
+
+
+trace_shapes = at_the_door(trace_shapes, around=_traced)
 run_and_report = at_the_door(run_and_report, around=_buffers_kept)
 pair = at_the_door(pair, _check_pair)
 square = at_the_door(square, _check_pair_like("square"))
