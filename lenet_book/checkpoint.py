@@ -145,8 +145,7 @@ def _check_path(path, saving: bool) -> Path:
     if saving and Path(text).name != Path(text).name.strip():
         raise CheckpointError(f"The checkpoint path {text!r} starts or ends with white space (a "
                               "space or a pasted newline), which a file name almost never "
-                              "means; write it without, e.g. "
-                              f"{str(Path(text).with_name(Path(text).name.strip()))!r}.")
+                              "means; write it without, e.g. 'lenet.pt'.")
     if text.endswith(("/", os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")
