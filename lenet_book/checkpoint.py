@@ -142,10 +142,11 @@ def _check_path(path, saving: bool) -> Path:
         raise CheckpointError(f"The checkpoint path {text} starts with '~', which Python does not "
                               "expand to the home folder (it would name a folder called '~' "
                               "here); write Path.home() / ... or os.path.expanduser(path).")
-    if saving and Path(text).name != Path(text).name.strip():
-        raise CheckpointError(f"The checkpoint path {text!r} starts or ends with white space (a "
-                              "space or a pasted newline), which a file name almost never "
-                              "means; write it without, e.g. 'lenet.pt'.")
+    if saving and any(part != part.strip() for part in Path(text).parts):
+        raise CheckpointError(f"The checkpoint path {text!r} has a name that starts or ends with "
+                              "white space (a space or a pasted newline), which a file or "
+                              "folder name almost never means; write it without, e.g. "
+                              "'runs/lenet.pt'.")
     if text.endswith(("/", os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")

@@ -452,6 +452,8 @@ def _check_optimizer_settings(optimizer, name="optimizer"):
                                      "weights would become NaN at the first step; give a "
                                      f"finite {key}, or leave it out (its default)")
         alpha = group.get("alpha")
+        if isinstance(alpha, torch.Tensor) and alpha.numel() == 1:
+            alpha = alpha.item()  # a setting given as a tensor
         if (isinstance(optimizer, torch.optim.RMSprop) and isinstance(alpha, numbers.Real)
                 and alpha >= 1):
             raise ValueError(f"{name}: RMSprop's alpha={alpha} keeps the average of squared "
@@ -471,11 +473,13 @@ def check_evaluate(net, images, labels, predict, batch_size):
     from lenet_book.train import argmax
 
     check_network(net)
-    bad = [name for name, p in net.named_parameters()
-           if not p.is_meta and not isinstance(p, nn.parameter.UninitializedParameter)
-           and not bool(torch.isfinite(p).all())]
+    bad = [name for name, t in (*net.named_parameters(), *net.named_buffers())
+           if t.is_floating_point() and not t.is_meta
+           and not isinstance(t, (nn.parameter.UninitializedParameter,
+                                  nn.parameter.UninitializedBuffer))
+           and not bool(torch.isfinite(t).all())]
     if bad:
-        raise ValueError(f"evaluate: the network's weights {', '.join(bad[:3])}"
+        raise ValueError(f"evaluate: the network's weights or statistics {', '.join(bad[:3])}"
                          f"{' ...' if len(bad) > 3 else ''} hold NaN or infinite numbers (a "
                          "training that diverged), so its accuracy would mean nothing; build "
                          "it again and train with a smaller learning rate")

@@ -218,10 +218,10 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     json.loads(data_json, parse_int=lambda digits: _check_int(name, digits))
     text = f"// {comment}\nwindow.{name} = {data_json};\n"
     path = Path(path)
-    if path.name != path.name.strip():
-        raise ExportError(f"path {str(path)!r} starts or ends with white space (a space or a "
-                          "pasted newline), which a file name almost never means; write it "
-                          "without; nothing was written")
+    if any(part != part.strip() for part in path.parts):
+        raise ExportError(f"path {str(path)!r} has a name that starts or ends with white space (a "
+                          "space or a pasted newline), which a file or folder name almost never "
+                          "means; write it without; nothing was written")
     if str(path).startswith("~"):
         raise ExportError(f"path {path} starts with '~', which Python does not expand to the home "
                           "folder (it would name a folder called '~' here); nothing was written: "

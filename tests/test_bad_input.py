@@ -3708,5 +3708,33 @@ def test_24_trace_shapes_follows_one_image_through_batch_norm():
     assert net.training
 
 
+
+# --- 25. The twelfth probe's first cases -----------------------------------------------------
+
+def test_25_a_folder_name_ending_in_white_space_is_not_created(tmp_path):
+    from lenet_book import export
+
+    refused_by_lenet_book(CheckpointError, "starts or ends with white space", lambda: save_checkpoint(
+        models.lenet(), tmp_path / "runs " / "n.pt"))
+    refused_by_lenet_book(ExportError, "starts or ends with white space", lambda: export
+                          .write_js_data(tmp_path / "out " / "a.js", "A", {"a": 1}, "c"))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("statistic", ["running_mean", "running_var"])
+def test_25_evaluate_names_batch_norm_statistics_that_are_not_numbers(statistic):
+    net = models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True).eval()
+    norm = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    getattr(norm, statistic)[0] = float("nan") if statistic == "running_mean" else float("inf")
+    refused_by_lenet_book(ValueError, f"weights or statistics .*{statistic}", lambda: evaluate(
+        net, *tiny_data()))
+
+
+def test_25_rmsprop_alpha_1_given_as_a_tensor_is_refused():
+    refused_by_lenet_book(ValueError, "RMSprop's alpha=1.0", lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1,
+        optimizer=lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=torch.tensor(1.0))))
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
