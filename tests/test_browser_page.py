@@ -325,8 +325,13 @@ def test_opened_image_is_trimmed_scaled_centred_and_negated(browser, server, tmp
 @pytest.mark.browser
 def test_an_empty_square_asks_for_a_drawing_instead_of_classifying(browser, server):
     """The network names a class even for an empty input ("Sandal, 99.2%" once): the page does not."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
     open_lenet_page(browser, server + PAGE)
     browser.find_element("id", "lenet-clear").click()
+    # the page updates in the next animation frames: under load that can take a while
+    WebDriverWait(browser, 30).until(lambda d: state(d)["source"] == "drawing"
+                                     and "empty" in state(d)["status"])
     blank = state(browser)
     assert blank["source"] == "drawing" and max(blank["input"]) == 0
     assert blank["prediction"] == "" and "empty" in blank["status"], blank["status"]
