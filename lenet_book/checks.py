@@ -1142,14 +1142,7 @@ def _check_loss_value(loss_fn, scores, labels):
                          "nn.LogSoftmax(dim=1)), but this network gives raw scores, on which "
                          "the loss falls below 0 without end; use nn.CrossEntropyLoss(), which "
                          "applies log-softmax itself")
-    value = loss.item()
-    mean = torch.nn.functional.cross_entropy(scores, labels).item()
-    if len(labels) > 1 and mean > 1e-6 and math.isclose(value, mean * len(labels), rel_tol=1e-4):
-        raise ValueError(f"loss_fn gives {value:.4g} on the first batch of {len(labels)} images, "
-                         f"the cross-entropy summed over the batch ({mean:.4g} per image), but "
-                         "train expects its mean (it multiplies by the batch size to report the "
-                         "epoch's loss, and the learning rate is set for a mean): use "
-                         "reduction='mean' (the default), e.g. F.cross_entropy(scores, labels)")
+    value = loss.item()  # a summed loss: check_loss has refused it on fixed scores already
     if value < 0:
         raise ValueError(f"loss_fn gives a negative loss, {value:.4g}, on the first batch: "
                          "training lowers the loss, and one that goes below 0 has no minimum "
