@@ -24,6 +24,7 @@ import numbers
 import re
 import warnings
 import weakref
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -263,6 +264,16 @@ def check_predict(predict, device=None):
                          "labels to count the correct predictions")
 
 
+def _raised_by_lenet_book(error):
+    """Whether ``error`` was raised in lenet_book's own code (its message already says what is
+    wrong and what to do)."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return (traceback is not None and Path(traceback.tb_frame.f_code.co_filename).resolve()
+            .is_relative_to(Path(__file__).resolve().parent))
+
+
 def _loss_of(loss_fn, scores, labels):
     """``loss_fn(scores, labels)`` without gradients; a loss that cannot take scores N×10 and
     class numbers (e.g. nn.MSELoss, which compares two tensors of one shape) is refused."""
@@ -271,6 +282,8 @@ def _loss_of(loss_fn, scores, labels):
             warnings.simplefilter("ignore")  # e.g. MSELoss's warning about the target's size
             return loss_fn(scores, labels)
     except (RuntimeError, TypeError, IndexError, ValueError) as error:
+        if _raised_by_lenet_book(error):  # e.g. paper_loss's own check of j: its message
+            raise
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         name = getattr(loss_fn, '__name__', type(loss_fn).__name__)
         fix = (f"check the settings given to {name}(...), or use nn.CrossEntropyLoss() with its "
@@ -468,21 +481,28 @@ def _check_optimizer_settings(optimizer, name="optimizer"):
                              "out (0, the default)")
 
 
+def _check_finite_weights(name, net, redrawn=()):
+    """Weights and buffers (batch norm's statistics) that hold NaN or infinite numbers make any
+    accuracy meaningless; ``redrawn``: tensors that will be drawn afresh first."""
+    skip = {id(t) for t in redrawn}
+    bad = [name for name, t in (*net.named_parameters(), *net.named_buffers())
+           if t.is_floating_point() and not t.is_meta and id(t) not in skip
+           and not isinstance(t, (nn.parameter.UninitializedParameter,
+                                  nn.parameter.UninitializedBuffer))
+           and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"{name}: the network's weights or statistics {', '.join(bad[:3])}"
+                         f"{' ...' if len(bad) > 3 else ''} hold NaN or infinite numbers (a "
+                         "training that diverged), so its accuracy would mean nothing; build "
+                         "it again and train with a smaller learning rate")
+
+
 def check_evaluate(net, images, labels, predict, batch_size):
     """``evaluate``'s arguments: a network that takes the images, a split and a predict rule."""
     from lenet_book.train import argmax
 
     check_network(net)
-    bad = [name for name, t in (*net.named_parameters(), *net.named_buffers())
-           if t.is_floating_point() and not t.is_meta
-           and not isinstance(t, (nn.parameter.UninitializedParameter,
-                                  nn.parameter.UninitializedBuffer))
-           and not bool(torch.isfinite(t).all())]
-    if bad:
-        raise ValueError(f"evaluate: the network's weights or statistics {', '.join(bad[:3])}"
-                         f"{' ...' if len(bad) > 3 else ''} hold NaN or infinite numbers (a "
-                         "training that diverged), so its accuracy would mean nothing; build "
-                         "it again and train with a smaller learning rate")
+    _check_finite_weights("evaluate", net)
     _check_values(net)
     check_split("evaluate", images, labels, batch_size)
     other = sorted({str(p.dtype) for p in net.parameters() if p.dtype != torch.float32})
@@ -761,6 +781,34 @@ def _check_rbf_options(net, options):
                          "cross-entropy and largest score would train and score it wrongly; pass "
                          "loss_fn and predict (original.paper_loss, original.predict), or build "
                          "it all with recipes.build(recipes.ORIGINAL)")
+    if any(type(m).__name__ == "RBF" for m in net.modules()) and options.get("loss_fn"):
+        _check_penalty_loss(options["loss_fn"])
+
+
+def _check_penalty_loss(loss_fn):
+    """On fixed penalties: a loss for RBF penalties must fall when the right class's penalty
+    falls (cross-entropy, made for scores, rises: it would train the right class away)."""
+    generator = torch.Generator().manual_seed(0)
+    penalties = (1 + torch.rand(4, NUM_CLASSES, generator=generator)).requires_grad_()
+    labels = torch.tensor([0, 3, 5, 9])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss = loss_fn(penalties, labels)
+            loss.backward()
+    except Exception:
+        return  # check_loss and the first batch's probes say what is wrong
+    gradient = penalties.grad
+    if gradient is None or gradient.shape != penalties.shape:
+        return
+    right = gradient.gather(1, labels[:, None])
+    if bool((right < 0).all()):
+        raise ValueError("this network ends in RBF penalties (the 1998 LeNet-5, chapter 5), where "
+                         "the smallest penalty wins, but loss_fn falls when the right class's "
+                         "penalty grows (a loss for scores, such as cross-entropy), so training "
+                         "would push every image away from its class; use original.paper_loss "
+                         "(with predict=original.predict), or build it all with "
+                         "recipes.build(recipes.ORIGINAL)")
 
 
 def _check_cuda_graph(options, device):
@@ -1560,6 +1608,11 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                         + ("; convert uint8 pixels with to_float(images), which divides them "
                            "by 255 and adds the channel" if got == torch.uint8 else ""))
     weights = {p.dtype for p in net.parameters()}
+    if weights and weights != {torch.float32} and amp_dtype is None and weights != {X.dtype}:
+        raise TypeError(f"train_step: the network's weights are "
+                        f"{', '.join(sorted(str(d) for d in weights))} but X is {X.dtype}; the "
+                        "book's batches are float32 (to_float): convert the network with "
+                        "net.float() (for mixed precision keep it float32 and use amp_dtype)")
     if weights == {torch.float32} and X.dtype != torch.float32:
         raise TypeError(f"train_step: X must be float32 like the network's weights (to_float "
                         f"gives float32), got {X.dtype}; convert it with X.float() (for mixed "

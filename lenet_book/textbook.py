@@ -15,6 +15,7 @@ from torch import nn
 from torchvision import transforms
 
 from lenet_book.checks import (
+    _check_finite_weights,
     _input_problem,
     at_the_door,
     check_device,
@@ -207,6 +208,7 @@ def _check_text_loaders(root="../data", batch_size=256, workers=None):
 
 def _check_evaluate_accuracy_gpu(net, data_iter, device):
     _check_text_net("evaluate_accuracy_gpu: net", net)
+    _check_finite_weights("evaluate_accuracy_gpu", net)
     _check_loader("data_iter", data_iter)
     if device is None:
         raise TypeError("evaluate_accuracy_gpu: device must be a device name such as 'cpu', "
@@ -227,6 +229,8 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
     check_device(device)
     check_function("on_epoch", on_epoch)
     check_flags(init=init)
+    redrawn = [m.weight for m in net.modules() if type(m) in (nn.Linear, nn.Conv2d)] if init else []
+    _check_finite_weights("train_text_loop", net, redrawn)  # init_xavier keeps biases, statistics
 
 
 text_loaders = at_the_door(text_loaders, _check_text_loaders)

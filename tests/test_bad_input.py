@@ -3736,5 +3736,141 @@ def test_25_rmsprop_alpha_1_given_as_a_tensor_is_refused():
         optimizer=lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=torch.tensor(1.0))))
 
 
+
+# --- 26. The twelfth probe's other cases ------------------------------------------------------
+
+def _tiny_text_loader(n=40):
+    images, labels = tiny_data(n)
+    dataset = torch.utils.data.TensorDataset(images[:, None].float() / 255, labels)
+    return torch.utils.data.DataLoader(dataset, batch_size=10)
+
+
+def test_26_the_text_s_evaluator_names_weights_that_are_not_numbers():
+    from lenet_book import textbook
+
+    net = models.lenet()
+    with torch.no_grad():
+        net[0].weight.fill_(float("nan"))
+    refused_by_lenet_book(ValueError, "evaluate_accuracy_gpu: the network's weights .*0.weight.* "
+                          "NaN or infinite", lambda: textbook.evaluate_accuracy_gpu(
+                              net, _tiny_text_loader(), "cpu"))
+    refused_by_lenet_book(ValueError, "train_text_loop: the network's weights .*0.weight", lambda:
+                          textbook.train_text_loop(net, _tiny_text_loader(), _tiny_text_loader(),
+                                                   num_epochs=1, init=False))
+
+
+def test_26_the_text_s_loop_redraws_nan_weights_but_names_a_nan_bias():
+    from lenet_book import textbook
+
+    net = models.lenet()
+    with torch.no_grad():
+        net[0].weight.fill_(float("nan"))  # init=True draws it afresh: valid
+    history, _ = textbook.train_text_loop(net, _tiny_text_loader(), _tiny_text_loader(), num_epochs=1)
+    assert math.isfinite(history[0]["loss"])
+    with torch.no_grad():
+        net[0].bias.fill_(float("inf"))  # Xavier init keeps biases
+    refused_by_lenet_book(ValueError, "train_text_loop: the network's weights .*0.bias", lambda:
+                          textbook.train_text_loop(net, _tiny_text_loader(), _tiny_text_loader(),
+                                                   num_epochs=1))
+
+
+@pytest.mark.parametrize("loss_fn", [nn.CrossEntropyLoss(), nn.functional.cross_entropy,
+                                     lambda scores, labels: nn.functional.nll_loss(
+                                         scores.log_softmax(1), labels)],
+                         ids=["CrossEntropyLoss", "F.cross_entropy", "nll-of-log-softmax"])
+def test_26_a_loss_for_scores_on_the_1998_network_is_refused(loss_fn):
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "RBF penalties .*falls when the right class's penalty grows"
+                          r".*original.paper_loss", lambda: train(
+                              net, tiny_data(), **{**options, "loss_fn": loss_fn,
+                                                   "batch_size": 10, "num_epochs": 1}))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_26_the_paper_loss_on_the_1998_network_is_not_refused_by_that_check():
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    history, _ = train(net, tiny_data(), **{**options, "batch_size": 10, "num_epochs": 1,
+                                            "loss_fn": lambda p, y: original.paper_loss(p, y, j=1.0)})
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_26_the_paper_loss_s_own_message_for_j_passes_through_unchanged():
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    message = refused_by_lenet_book(ValueError, "j, the constant of eq. \\(9\\)", lambda: train(
+        net, tiny_data(), **{**options, "batch_size": 10, "num_epochs": 1,
+                             "loss_fn": lambda p, y: original.paper_loss(p, y, j=0)}))
+    assert "PyTorch says" not in message and "CrossEntropyLoss" not in message
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_26_train_step_names_a_network_of_another_float_type_than_the_batch(dtype):
+    net = models.lenet().to(dtype)
+    refused_by_lenet_book(TypeError, f"weights are {dtype} but X is torch.float32.*net.float",
+                          lambda: step_with(net))
+
+
+def test_26_train_step_trains_a_float64_network_on_float64_batches():
+    from lenet_book import fast
+
+    net = models.lenet().double()
+    images, labels = tiny_data(8)
+    fast.train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                    fast.to_float(images).double(), labels)
+
+
+def test_26_export_weights_refuses_an_out_folder_ending_in_white_space(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_weights.py"),
+                           "--out", "o3 ", "--data", "nowhere"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "starts or ends with white space" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_26_the_colab_check_s_runtime_is_fresh_with_pythonpath_set(monkeypatch):
+    from tools import colab_check
+
+    if not (REPO / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs the project's .venv (make env)")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    target = REPO / ".colab" / "test-runtime"
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(exist_ok=True)
+    try:
+        python = colab_check.fresh_runtime(target)
+        found = subprocess.run([str(python), "-c", "import importlib.util as u; "
+                                "print(bool(u.find_spec('lenet_book')))"],
+                               env=colab_check.colab_environment(), cwd=target,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert found == "False"
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def test_26_the_colab_check_never_uninstalls_from_a_linked_venv(tmp_path, monkeypatch):
+    """.venv as a link to another folder (a shared environment): the fresh runtime is a copy of
+    that folder, and d2l is uninstalled from the copy only."""
+    from tools import colab_check
+
+    real = tmp_path / "shared-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(real)], check=True, capture_output=True)
+    site = Path(subprocess.run([str(real / "bin" / "python"), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "d2l").mkdir()
+    (site / "d2l" / "__init__.py").write_text("")
+    info = site / "d2l-1.0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: d2l\nVersion: 1.0.3\n")
+    (info / "RECORD").write_text("d2l/__init__.py,,\nd2l-1.0.3.dist-info/METADATA,,\n"
+                                 "d2l-1.0.3.dist-info/RECORD,,\n")
+    (tmp_path / "project").mkdir()
+    os.symlink(real, tmp_path / "project" / ".venv")
+    monkeypatch.setattr(colab_check, "VENV", tmp_path / "project" / ".venv")
+    python = colab_check.fresh_runtime(tmp_path / "runtime")
+    assert (site / "d2l" / "__init__.py").exists(), "d2l was uninstalled from the linked venv"
+    assert not (tmp_path / "runtime").is_symlink() and python.parent.parent == tmp_path / "runtime"
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -116,14 +116,33 @@ def download_proxy(folder: Path):
 
 def fresh_runtime(target: Path) -> Path:
     """A copy of .venv without d2l and lenet_book: what a fresh Colab runtime has of ours."""
-    subprocess.run(["cp", "-al", str(VENV), str(target)], check=True)
+    # .venv may be a link to another folder: copy that folder, never the link, or the uninstall
+    # below would remove d2l and lenet_book from the project's own .venv
+    subprocess.run(["cp", "-al", str(VENV.resolve()), str(target)], check=True)
     python = target / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "d2l", "lenet-book"], check=True)
+    env = colab_environment()  # a PYTHONPATH of this shell would find lenet_book here
+    prefix = subprocess.run([str(python), "-c", "import sys; print(sys.prefix)"], env=env,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if Path(prefix).resolve() != target.resolve():
+        sys.exit(f"colab_check: the copy of .venv in {target} runs as {prefix}, not as itself, "
+                 "so uninstalling from it would change that environment; nothing was "
+                 "uninstalled: make .venv a plain virtual environment (make env)")
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "d2l", "lenet-book"],
+                   check=True, env=env)
     missing = subprocess.run([str(python), "-c", "import importlib.util as u; "
                               "print([n for n in ('d2l', 'lenet_book') if u.find_spec(n)])"],
-                             capture_output=True, text=True, cwd=target, check=True).stdout.strip()
-    assert missing == "[]", f"the runtime still has {missing}"
+                             capture_output=True, text=True, cwd=target, check=True,
+                             env=env).stdout.strip()
+    if missing != "[]":
+        sys.exit(f"colab_check: the copy of .venv in {target} still has {missing} after "
+                 "uninstalling them, so it is not a fresh runtime; remove that folder and try again")
     return python
+
+
+def colab_environment() -> dict:
+    """This shell's environment less what a fresh Colab runtime lacks (PYTHONPATH and the like,
+    the virtual environment)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
 
 
 def git_config(work: Path, url: str) -> Path:
@@ -142,7 +161,7 @@ def run_chapter(name: str, url: str, proxy: str, work: Path) -> dict:
     content.mkdir(parents=True)
     shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", content)
     python = fresh_runtime(chapter_work / "runtime")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env = colab_environment()
     env.update(GIT_CONFIG_GLOBAL=str(git_config(chapter_work, url)), GIT_CONFIG_NOSYSTEM="1",
                PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_ROOT_USER_ACTION="ignore",
                http_proxy=proxy, HTTP_PROXY=proxy)

@@ -180,6 +180,10 @@ def main(argv=None) -> None:
         parser.error(f"--out {args.out} starts with '~', which Python does not expand to the home "
                      "folder (it would name a folder called '~' here); write the path in full, "
                      f"e.g. --out {os.path.expanduser(args.out)}; nothing was written")
+    if any(part != part.strip() for part in args.out.parts):  # before training and writing
+        parser.error(f"--out {str(args.out)!r} has a name that starts or ends with white space (a "
+                     "space or a pasted newline), which a folder name almost never means; write "
+                     "it without; nothing was written")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file; give a folder to write lenet_weights.js and "
                      "test_images.js into (a missing one is created)")
