@@ -24,8 +24,10 @@ import errno
 import hashlib
 import json
 import os
+import pickletools
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 import torch
@@ -39,6 +41,8 @@ __all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "netw
 
 FORMAT = "lenet_book checkpoint 2"  # stored in every file; a file without it is not ours
 OLD_FORMATS = ("lenet_book checkpoint 1",)  # without the network's description: refused
+
+LEGACY_HEAD = b"\x80\x02\x8a\x0a"  # torch.save's format before torch 1.6 (a pickle, not a zip)
 
 RETRAIN = ("retrain the network and save it again with save_checkpoint "
            "(in this book: rerun the training cell of chapter 3, notebooks/03_training.ipynb)")
@@ -122,6 +126,16 @@ def _check_network(net: nn.Module) -> None:
     if not isinstance(net, nn.Module):
         raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
                         f"got a {type(net).__name__} as net")
+    for name, value in net.state_dict().items():
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            what = (f"a {type(value).__name__} (get_extra_state)"
+                    if not isinstance(value, torch.Tensor) else f"a {value.layout} tensor")
+            raise CheckpointError(
+                f"the network's state dict holds {name}, {what}; a checkpoint holds only dense "
+                "tensors (weights and buffers), which load back without running any code. "
+                "Give such a buffer as a dense tensor (tensor.to_dense()), register it with "
+                "persistent=False if it need not be saved, or keep extra state beside the "
+                "checkpoint yourself (e.g. json.dump(net.get_extra_state(), file)).")
     if any(tensor.is_meta for tensor in net.state_dict().values()):
         raise CheckpointError("the network is on the 'meta' device, whose tensors have shapes but "
                               "no values: there is nothing to save, and weights loaded into it "
@@ -184,10 +198,35 @@ def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
             "then save it.")
 
 
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a torch.jit.save archive (it holds constants.pkl, as torch checks)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _pickle_is_whole(path: Path) -> bool:
+    """Whether the torch zip at ``path`` holds a data.pkl whose bytes pass the zip's CRC and
+    whose opcodes run to STOP (pickletools reads them without running anything): a file that
+    weights_only refuses for what it holds, not because it is broken."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            if len(names) != 1:
+                return False
+            operations = list(pickletools.genops(archive.read(names[0])))
+    except Exception:  # a truncated zip, a bad CRC, a broken opcode
+        return False
+    return bool(operations) and operations[-1][0].name == "STOP"
+
+
 def _what_is_there(path: Path) -> tuple[str, object]:
     """What an existing file at ``path`` is: ("none"|"empty"|"damaged", None), ("other", why)
-    or ("checkpoint", record). A torch zip that cannot be read counts as a damaged checkpoint
-    (load_checkpoint tells its owner to save again over it)."""
+    or ("checkpoint", record). A torch zip that cannot be read because it is broken counts as a
+    damaged checkpoint (load_checkpoint tells its owner to save again over it); one that
+    weights_only refuses for what it holds (a whole pickled network, numpy arrays) is foreign."""
     try:
         if not path.is_file():
             return ("none", None) if not path.exists() else ("other", "not a regular file")
@@ -199,11 +238,18 @@ def _what_is_there(path: Path) -> tuple[str, object]:
         return "none", None  # the save itself reports what is wrong
     if head[:2] == b"\x1f\x8b":
         return "other", "a gzip file"
+    if head[:4] == LEGACY_HEAD:
+        return "other", "a torch.save file of the old format, before torch 1.6"
     if head[:4] != b"PK\x03\x04":
         return "other", "not a checkpoint (no zip archive)"
+    if _is_torchscript(path):
+        return "other", "a TorchScript archive, torch.jit.save"
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
+        if _pickle_is_whole(path):
+            return "other", ("a torch file that weights_only=True refuses for what it holds, e.g. "
+                             "a whole network, torch.save(net), or numpy arrays")
         return ("damaged", None) if b"data.pkl" in head else ("other", "a zip archive")
     if isinstance(record, dict) and record.get("format") in (FORMAT, *OLD_FORMATS):
         return "checkpoint", record
@@ -237,7 +283,7 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
                               "checkpoint of a network of another architecture:\n"
                               + _differences(stored, architecture(net.state_dict()))
                               + f"\n{again}")
-    if network is not None and network != network_description(net):
+    if network is not None and not _same_computation(network, network_description(net)):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
                               "checkpoint of another network (same tensors, other layers):\n"
                               + _network_differences(network, network_description(net))
@@ -342,6 +388,18 @@ def _layer(entry: list[str]) -> str:
     return f"{name or 'the network itself'}: {kind}({settings})"
 
 
+def _computing(entry: list[str]) -> list[str]:
+    """A module's description without ``inplace=...``, which saves memory but computes the
+    same (ReLU(inplace=True) is ReLU())."""
+    name, kind, settings = entry
+    settings = re.sub(r"(?:^|,\s*)inplace=(?:True|False)(?=,|$)", "", settings)
+    return [name, kind, settings.removeprefix(", ").strip()]
+
+
+def _same_computation(stored: list[list[str]], expected: list[list[str]]) -> bool:
+    return [_computing(e) for e in stored] == [_computing(e) for e in expected]
+
+
 def _network_differences(stored: list[list[str]], expected: list[list[str]],
                          limit: int = 5) -> str:
     """The first few modules that differ between two network descriptions, one per line."""
@@ -349,12 +407,15 @@ def _network_differences(stored: list[list[str]], expected: list[list[str]],
     for index in range(max(len(stored), len(expected))):
         here = stored[index] if index < len(stored) else None
         there = expected[index] if index < len(expected) else None
-        if here == there:
+        if here is not None and there is not None and _computing(here) == _computing(there):
             continue
         if there is None:
             lines.append(f"{_layer(here)} is in the file but not in the network")
         elif here is None:
             lines.append(f"{_layer(there)} is in the network but not in the file")
+        elif here[0] == there[0] == "":  # "the network the network itself" would read badly
+            lines.append(f"the file has the network itself as {here[1]}({here[2]}), "
+                         f"the network given is {there[1]}({there[2]})")
         else:
             lines.append(f"the file has {_layer(here)}, the network {_layer(there)}")
     more = len(lines) - limit
@@ -423,10 +484,24 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         if head[:2] == b"\x1f\x8b":
             raise _refuse(path, "cannot be read as a checkpoint: it is gzip-compressed",
                           f"decompress it first (gunzip {path}) and load the file it gives")
+        if head == LEGACY_HEAD:
+            raise _refuse(path, "was written by torch.save in its old format (before torch "
+                                "1.6, or _use_new_zipfile_serialization=False), not by "
+                                "save_checkpoint, so it has no checksum or network to check",
+                          "if it holds a state dict: net.load_state_dict(torch.load(path, "
+                          "weights_only=True)), then save_checkpoint(net, 'lenet.pt') and load "
+                          "that file from then on")
         if head != b"PK\x03\x04":
             raise _refuse(path, "cannot be read as a checkpoint: it is not a file written by "
                                 "torch.save (a text file, a .js export, a data file?)",
                           "give the .pt file that save_checkpoint wrote")
+        if _is_torchscript(path):
+            raise _refuse(path, "is a TorchScript archive (torch.jit.save), not the weights "
+                                "that save_checkpoint writes; only those are loaded here (as plain "
+                                "weights, without running code from the file)",
+                          "if you trust the file, copy its weights into the plain network: "
+                          "net.load_state_dict(torch.jit.load(path).state_dict()), then "
+                          "save_checkpoint(net, 'lenet.pt') and load that file from then on")
         record = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
@@ -445,6 +520,14 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                               "if you trust the file, load it yourself with torch.load(path, "
                               "weights_only=False), then save its weights with "
                               "save_checkpoint(net, ...)") from None
+        if _pickle_is_whole(path):  # whole, but holding objects weights_only refuses
+            raise _refuse(path, "is a torch file that save_checkpoint did not write: it holds "
+                                "Python objects other than tensors (e.g. numpy arrays or dates "
+                                "beside the weights), which are never loaded here, as they "
+                                "could run code",
+                          "if you trust the file, load it with torch.load(path, "
+                          "weights_only=False), put its weights into the network with "
+                          "net.load_state_dict(...), then save_checkpoint(net, ...)") from None
         raise _refuse(path, f"cannot be read as a checkpoint ({type(error).__name__}: "
                             f"{details}); "
                             "it is truncated, damaged, or not a file saved by "
@@ -489,13 +572,14 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       + _differences(stored, expected),
                       "load it into the network it was trained with, or " + RETRAIN)
     expected_network = network_description(net)
-    if network != expected_network and isinstance(net, torch.jit.ScriptModule) \
+    if not _same_computation(network, expected_network) \
+            and isinstance(net, torch.jit.ScriptModule) \
             and not any(entry[1] == "RecursiveScriptModule" for entry in network):
         raise _refuse(path, "was saved from a plain network, and this one is scripted "
                             "(torch.jit.script), whose layers cannot be compared with it",
                       "load it into the plain network first, then script it: "
                       "net = load_checkpoint(models.lenet(), path); torch.jit.script(net)")
-    if network != expected_network:
+    if not _same_computation(network, expected_network):
         raise _refuse(path, "was saved from another network: its tensors have the same names "
                             "and shapes, but its layers differ:\n"
                       + _network_differences(network, expected_network),

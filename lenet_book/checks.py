@@ -78,10 +78,16 @@ def check_whole(name, value, least=1, most=None):
         raise ValueError(f"{name} must be at most {most}, got {value}")
 
 
+def _is_flag(value):
+    """True or False, also as numpy gives them (e.g. a value read from an array)."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy"
+                                       and type(value).__name__ in ("bool_", "bool"))
+
+
 def check_flags(**flags):
     """Each flag must be True or False: a string such as 'no' would count as True."""
     for name, value in flags.items():
-        if not isinstance(value, bool):
+        if not _is_flag(value):
             raise TypeError(f"{name} must be True or False, got {value!r} (a {_kind(value)})"
                             + ("; a non-empty string counts as True: write True or False "
                                "without quotes" if isinstance(value, str) else ""))
@@ -514,6 +520,8 @@ def check_evaluate(net, images, labels, predict, batch_size):
         raise ValueError("evaluate: this network ends in RBF penalties (the 1998 LeNet-5, chapter "
                          "5), where the smallest penalty wins; the default predict (the largest "
                          "score) would pick the worst class: pass predict=original.predict")
+    if not any(type(m).__name__ == "RBF" for m in net.modules()):
+        _check_not_penalty_predict("evaluate", predict)
     problem = _input_problem(net, *images.shape[1:])
     if problem:
         raise ValueError(f"evaluate: {problem}")
@@ -548,7 +556,7 @@ def check_layer_choices(activation, pool, batch_norm):
         raise TypeError(f"pool must be a class built as pool(kernel_size=2, stride=2), e.g. "
                         f"nn.AvgPool2d or nn.MaxPool2d; {getattr(pool, '__name__', pool)} cannot "
                         f"be ({error})") from None
-    if not isinstance(batch_norm, bool):
+    if not _is_flag(batch_norm):
         raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
 
 
@@ -641,9 +649,9 @@ FLAGS = ("cuda_graph", "channels_last", "compile")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def _check_network_for_training(net, fused):
-    """Trainable float32 weights (``to_float`` gives float32 batches); for ``train_fused``, a
-    network that cross-entropy and the largest score fit."""
+def _check_trainable(net):
+    """Values (not the meta device), weights that are not inference tensors, at least one of
+    them trainable. Returns the parameters."""
     _check_values(net)
     params = list(net.parameters())
     if any(p.is_inference() for p in params):
@@ -654,6 +662,13 @@ def _check_network_for_training(net, fused):
         raise ValueError("the network has no trainable parameters (every requires_grad is False, "
                          "or it has none): training could not change it; for frozen layers, "
                          "leave requires_grad=True on the layers to train")
+    return params
+
+
+def _check_network_for_training(net, fused):
+    """Trainable float32 weights (``to_float`` gives float32 batches); for ``train_fused``, a
+    network that cross-entropy and the largest score fit."""
+    params = _check_trainable(net)
     other = sorted({str(p.dtype) for p in params if p.dtype != torch.float32})
     if other:
         raise TypeError(f"the network's weights must be float32, as the batches are (to_float); "
@@ -781,34 +796,39 @@ def _check_rbf_options(net, options):
                          "cross-entropy and largest score would train and score it wrongly; pass "
                          "loss_fn and predict (original.paper_loss, original.predict), or build "
                          "it all with recipes.build(recipes.ORIGINAL)")
-    if any(type(m).__name__ == "RBF" for m in net.modules()) and options.get("loss_fn"):
-        _check_penalty_loss(options["loss_fn"])
+    if not any(type(m).__name__ == "RBF" for m in net.modules()):
+        _check_not_penalty_predict("train", options.get("predict"))
 
 
-def _check_penalty_loss(loss_fn):
-    """On fixed penalties: a loss for RBF penalties must fall when the right class's penalty
-    falls (cross-entropy, made for scores, rises: it would train the right class away)."""
+def _check_loss_direction(loss_fn, penalties):
+    """On fixed outputs: a loss must fall when the right class's output moves the right way,
+    down for the 1998 network's RBF penalties (the smallest wins), up for scores (the largest
+    wins). A loss made for the other kind would train every image away from its class."""
     generator = torch.Generator().manual_seed(0)
-    penalties = (1 + torch.rand(4, NUM_CLASSES, generator=generator)).requires_grad_()
+    outputs = (torch.rand(4, NUM_CLASSES, generator=generator) + penalties).requires_grad_()
     labels = torch.tensor([0, 3, 5, 9])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            loss = loss_fn(penalties, labels)
-            loss.backward()
+            loss_fn(outputs, labels).backward()
     except Exception:
         return  # check_loss and the first batch's probes say what is wrong
-    gradient = penalties.grad
-    if gradient is None or gradient.shape != penalties.shape:
+    gradient = outputs.grad
+    if gradient is None or gradient.shape != outputs.shape:
         return
     right = gradient.gather(1, labels[:, None])
-    if bool((right < 0).all()):
+    if penalties and bool((right < 0).all()):
         raise ValueError("this network ends in RBF penalties (the 1998 LeNet-5, chapter 5), where "
                          "the smallest penalty wins, but loss_fn falls when the right class's "
                          "penalty grows (a loss for scores, such as cross-entropy), so training "
                          "would push every image away from its class; use original.paper_loss "
                          "(with predict=original.predict), or build it all with "
                          "recipes.build(recipes.ORIGINAL)")
+    if not penalties and bool((right > 0).all()):
+        raise ValueError("loss_fn rises when the right class's score grows (a loss for the 1998 "
+                         "network's RBF penalties, such as original.paper_loss?), but this "
+                         "network gives scores, where the largest wins, so training would push "
+                         "every image away from its class; use nn.CrossEntropyLoss()")
 
 
 def _check_cuda_graph(options, device):
@@ -877,6 +897,8 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     check_predict(options.get("predict", lambda scores: scores.argmax(dim=1)), device)
     if options.get("loss_fn") is not None:
         check_loss(options["loss_fn"], device)
+        _check_loss_direction(options["loss_fn"],
+                              penalties=any(type(m).__name__ == "RBF" for m in net.modules()))
     _check_softmax_output(net, options.get("loss_fn"))
     if options.get("optimizer") is not None:
         _check_optimizer(net, options["optimizer"], lr, device)
@@ -1006,7 +1028,15 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
             return  # check_built says what is wrong
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            schedule = scheduler(opt, num_epochs, steps_per_epoch)
+            try:
+                schedule = scheduler(opt, num_epochs, steps_per_epoch)
+            except (ValueError, TypeError, ZeroDivisionError) as error:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise ValueError(f"the scheduler function could not build a schedule: PyTorch "
+                                 f"says {first!r}; it is called as scheduler(optimizer, epochs, "
+                                 "steps per epoch), e.g. lambda opt, epochs, steps: torch.optim."
+                                 "lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=epochs, "
+                                 "steps_per_epoch=steps)") from None
     if isinstance(schedule, torch.optim.Optimizer):
         raise TypeError("scheduler returned the optimizer itself, not a learning-rate schedule "
                         "(train would step the optimizer twice per batch); return a schedule "
@@ -1075,8 +1105,19 @@ def _check_rates_stay_above_0(opt, schedule, needed):
         for step in range(1, min(needed, SCHEDULE_STEPS_TRIED)):
             try:
                 type(schedule).step(schedule)  # the class's own: not a logger on the instance
-            except Exception:  # e.g. StepLR(step_size=0): check_built names it
-                return
+            except Exception as error:
+                if isinstance(getattr(schedule, "step_size", 1), numbers.Real) \
+                        and getattr(schedule, "step_size", 1) < 1:
+                    return  # StepLR(step_size=0): check_built names it
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                factor = getattr(schedule, "factor", None)
+                hint = (f" (factor={factor}: it multiplies the rate by factor, which must be "
+                        "above 0, e.g. 0.5)" if isinstance(factor, numbers.Real)
+                        and factor <= 0 else "")
+                raise ValueError(f"scheduler: the schedule fails at its step {step} of the "
+                                 f"{needed} steps of training{hint}: PyTorch says {first!r}; "
+                                 "fix its settings, e.g. StepLR(opt, step_size=steps, "
+                                 "gamma=0.5)") from None
             if negative(rates()):
                 refuse(rates(), step)
             if all(_rate_above_0(rate) for rate in rates()):
@@ -1631,6 +1672,11 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
         if predict is not _NOT_GIVEN:
             _once(predict, lambda: check_predict(predict, X.device))
         _check_log_probabilities(net, loss_fn, X, y)
+    batch_norm = _check_step_network(net, optimizer, loss_fn, predict)  # after the loss's checks
+    if batch_norm and len(X) == 1 and net.training:
+        raise ValueError("train_step: X holds one image, and batch normalisation cannot normalise "
+                         "a batch of one in training (the variance of one number is 0); give "
+                         "batches of at least 2 images")
     if _on_cpu(X):
         low, high = (value.item() for value in torch.aminmax(X.detach()))
         if not (0.0 <= low and high <= 1.0):  # also NaN
@@ -1670,14 +1716,27 @@ def check_epoch_graph(graph, net, optimizer, loss_fn, images, labels, batch_size
                          f"they are on {images.device}; without a GPU train without cuda_graph")
 
 
-_FITS = weakref.WeakKeyDictionary()  # network -> the input sizes (C, H, W) it was found to take
+_FITS = weakref.WeakKeyDictionary()  # network -> (its layers, the input sizes (C, H, W) it takes)
+_STEP_NETWORKS = weakref.WeakKeyDictionary()  # network -> (what was checked, has batch norm)
+
+
+def _layers_key(net):
+    """What a check of ``net`` depends on, cheaply: its modules and parameters (a replaced
+    layer is another object) and which parameters train."""
+    return (tuple(map(id, net.modules())),
+            tuple((id(p), p.requires_grad) for p in net.parameters()))
 
 
 def _check_fits(name, net, size):
     """The network must take inputs of ``size`` (C, H, W): checked by the shape rules once per
-    network and size (``train_step`` runs every step; the check would cost more than it)."""
+    network, size and set of layers (``train_step`` runs every step; the check would cost more
+    than it)."""
+    key = _layers_key(net)
     try:
-        known = _FITS.setdefault(net, set())
+        known_key, known = _FITS.get(net, (None, set()))
+        if known_key != key:
+            known = set()
+            _FITS[net] = (key, known)
     except TypeError:  # a network that cannot be weakly referenced: checked every time
         known = set()
     if size in known:
@@ -1686,6 +1745,66 @@ def _check_fits(name, net, size):
     if problem:
         raise ValueError(f"{name}: {problem}")
     known.add(size)
+
+
+def _check_step_network(net, optimizer, loss_fn, predict):
+    """What ``train`` refuses of a network, for ``train_step``: checked once per network, set of
+    layers, optimizer, loss and predict rule. Returns whether the network has batch norm."""
+    groups = getattr(optimizer, "param_groups", None)
+    key = (_layers_key(net), id(optimizer), id(loss_fn), id(predict),
+           tuple(len(g.get("params", ())) for g in groups) if isinstance(groups, list) else None)
+    try:
+        known = _STEP_NETWORKS.get(net)
+    except TypeError:  # a network that cannot be weakly referenced: checked every time
+        known = None
+    if known is not None and known[0] == key:
+        return known[1]
+    _check_trainable(net)
+    if isinstance(groups, list):
+        given = {id(p) for group in groups for p in group.get("params", ())}
+        left = [name for name, p in net.named_parameters()
+                if p.requires_grad and id(p) not in given]
+        if left:
+            raise ValueError(f"train_step: the optimizer leaves {len(left)} trainable tensors of "
+                             f"the network out (e.g. {left[0]}), so they would never learn (an "
+                             "optimizer built before a layer was replaced?); build it again: "
+                             "torch.optim.SGD(net.parameters(), lr=0.1)")
+    rbf = any(type(m).__name__ == "RBF" for m in net.modules())
+    if rbf and (predict is _NOT_GIVEN or getattr(predict, "__name__", None) == "argmax"):
+        raise ValueError("train_step: this network ends in RBF penalties (the 1998 LeNet-5, "
+                         "chapter 5), where the smallest penalty wins; the default predict (the "
+                         "largest score) would count the worst class as right: pass "
+                         "predict=original.predict")
+    _check_loss_direction(loss_fn, penalties=rbf)
+    if not rbf:
+        _check_not_penalty_predict("train_step", predict)
+    _check_softmax_output(net, loss_fn)
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    try:
+        _STEP_NETWORKS[net] = (key, batch_norm)
+    except TypeError:
+        pass
+    return batch_norm
+
+
+def _check_not_penalty_predict(name, predict):
+    """``original.predict`` picks the smallest RBF penalty: for a network of scores (the largest
+    wins) it would pick the worst class."""
+    if (getattr(predict, "__module__", None) == "lenet_book.original"
+            and getattr(predict, "__name__", None) == "predict"):
+        raise ValueError(f"{name}: predict=original.predict picks the smallest of the 1998 "
+                         "network's RBF penalties, but this network gives scores, where the "
+                         "largest wins: leave predict out (the largest score)")
+
+
+def _check_j_fits(j, dtype=torch.float32):
+    """eq. (9)'s constant becomes the score -j in the penalties' float type: it must fit."""
+    largest = torch.finfo(dtype).max
+    if isinstance(j, numbers.Real) and not isinstance(j, bool) and math.isfinite(j) \
+            and abs(j) > largest:
+        raise ValueError(f"j, the constant of eq. (9), is {j:g}, more than {dtype}'s largest "
+                         f"number ({largest:.3g}), so the score -j cannot be stored; the paper "
+                         "uses a small constant: leave j out (original.J) or give e.g. j=1.0")
 
 
 def check_paper_loss(penalties, labels, j=None):
@@ -1700,6 +1819,10 @@ def check_paper_loss(penalties, labels, j=None):
                          f"{labels.device}; move both to one device, e.g. "
                          "labels.to(penalties.device)")
     _check_labels("paper_loss", labels, len(penalties), "rows of penalties")
+    if len(penalties) == 0:
+        raise ValueError("paper_loss: the batch is empty (0 rows of penalties), and the mean loss "
+                         "of no images is NaN; give at least one image")
+    _check_j_fits(j, penalties.dtype)
     if _on_cpu(penalties) and bool((penalties.detach() < 0).any()):
         raise ValueError("paper_loss takes the RBF penalties, squared distances of at least 0, "
                          "but these hold negative numbers (scores?); pass the output of "

@@ -35,7 +35,6 @@ import gzip
 import hashlib
 import os
 import re
-import shutil
 import stat
 import sys
 import tempfile
@@ -462,9 +461,22 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
 
 
 def _stale_cache(root: str | os.PathLike) -> list[Path]:
-    """The files of torchvision's old ``processed`` cache present under ``root``."""
+    """The files of torchvision's old ``processed`` cache present under ``root``. A folder of
+    that name is not one (torchvision loads only files), so it is never counted or deleted."""
     processed = _processed_dir(root)
-    return [processed / name for name in PROCESSED_CACHE if os.path.lexists(processed / name)]
+    return [processed / name for name in PROCESSED_CACHE
+            if os.path.lexists(processed / name) and not os.path.isdir(processed / name)]
+
+
+def _not_a_cache(root: str | os.PathLike) -> list[Path]:
+    """Folders named like the cache's files: someone else's, which are left as they are."""
+    processed = _processed_dir(root)
+    return [processed / name for name in PROCESSED_CACHE if os.path.isdir(processed / name)]
+
+
+def _rm_cache(cache: list[Path]) -> str:
+    """The command that deletes the cache's files and nothing else in their folder."""
+    return "rm " + " ".join(str(path) for path in cache)
 
 
 def _cache_problem(root: str | os.PathLike) -> str | None:
@@ -474,7 +486,7 @@ def _cache_problem(root: str | os.PathLike) -> str | None:
     return (f"{_processed_dir(root)} holds an old torchvision cache "
             f"({', '.join(p.name for p in cache)}) "
             "that torchvision loads instead of the verified raw files, unchecked. Delete it "
-            f"(rm -r {_processed_dir(root)}), or run prepare, which deletes it.")
+            f"({_rm_cache(cache)}), or run prepare, which deletes it.")
 
 
 def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
@@ -486,17 +498,17 @@ def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
     """
     _check_root_folder(_root(root))
     cache = _stale_cache(root)
+    for path in _not_a_cache(root):
+        print(f"{path} is a folder, not torchvision's cache; left as it is.", file=sys.stderr)
     for path in cache:
         try:
             path.unlink(missing_ok=True)  # another run may be deleting it at the same time
-        except IsADirectoryError:
-            shutil.rmtree(path, ignore_errors=True)
         except OSError as error:
             raise FashionMNISTError(
                 f"{_processed_dir(root)} holds an old torchvision cache that torchvision would "
                 "load instead of the verified raw files, and it cannot be deleted "
                 f"({_os_problem(error, path)}).\n"
-                f"How to fix it: delete it yourself: rm -r {_processed_dir(root)}") from None
+                f"How to fix it: delete it yourself: {_rm_cache(cache)}") from None
     if cache:
         try:
             _processed_dir(root).rmdir()  # only when nothing else is in it
@@ -694,11 +706,33 @@ def _source_problem(source: Path) -> str | None:
     return f"the source {problem}" if problem else None
 
 
+def _check_source_variable() -> None:
+    """$FASHION_MNIST_SOURCE, when set, must be a folder holding the four .gz files: one that
+    is not is named with its value, rather than passed over for another copy."""
+    value = os.environ.get("FASHION_MNIST_SOURCE")
+    if not value:
+        return
+    folder = Path(value)
+    missing = [f"{spec.name}.gz" for spec in FILES
+               if not os.path.isfile(folder / f"{spec.name}.gz")]
+    problem = _source_problem(folder) or (
+        f"the folder {folder} lacks {', '.join(missing)}." if missing else None)
+    if problem:
+        where = "" if folder.is_absolute() else f" (= {os.path.abspath(folder)})"
+        raise FashionMNISTError(
+            f"$FASHION_MNIST_SOURCE is set to {value!r}{where}, but {problem}\n"
+            "It must be a folder holding the four published *-ubyte.gz files.\n"
+            "How to fix it: set it to such a folder (export FASHION_MNIST_SOURCE=DIR), or unset "
+            "it (unset FASHION_MNIST_SOURCE) to use the first local copy found, or give --source "
+            "DIR.")
+
+
 def prepare_fashion_mnist(source: str | os.PathLike | None = None,
                           root: str | os.PathLike = "data") -> Path:
     """Unpack the four .gz files from ``source`` into ``root/FashionMNIST/raw`` and verify them.
 
-    With no ``source``, the first local copy that :func:`find_local_copy` finds is used.
+    With no ``source``, the first local copy that :func:`find_local_copy` finds is used; a
+    ``$FASHION_MNIST_SOURCE`` that is set but not such a copy is refused, naming its value.
     Files already there and correct are kept; a stale torchvision ``processed/`` cache is
     deleted (see :func:`remove_stale_cache`). Works offline, and several runs at once on the
     same root are safe. Returns the raw folder.
@@ -714,6 +748,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             "The source folder is empty text (--source \"\"): give the folder that holds the four "
             "*-ubyte.gz files, or leave --source out to use a local copy.\n" + _how_to_fix(root))
     if source is None:
+        _check_source_variable()
         source = find_local_copy()
         if source is None:
             raise FashionMNISTError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import stat
@@ -56,6 +57,10 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
         if not isinstance(name, str):
             raise ExportError(f"tensor names must be strings, as net.state_dict() gives them "
                               f"(e.g. '0.weight'), got {name!r} (a {type(name).__name__})")
+        if isinstance(tensor, torch.Tensor) and tensor.is_quantized:
+            raise ExportError(f"tensor {name} is quantized ({tensor.dtype}), and the page takes "
+                              "float32 weights; export the float network's state dict, or "
+                              "convert each tensor with tensor.dequantize()")
         if isinstance(tensor, torch.Tensor) and not tensor.is_floating_point() \
                 and not tensor.is_complex() and tensor.dtype != torch.bool and not torch.equal(
                     tensor.to(torch.float64).to(torch.float32).to(tensor.dtype), tensor):
@@ -135,7 +140,7 @@ def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
             raise ExportError(f"tensor {entry['name']}: {len(raw)} bytes is not a whole number of "
                               "float32 numbers (4 bytes each); rerun tools/export_weights.py")
         values = np.frombuffer(raw, dtype="<f4")
-        expected = int(np.prod(entry["shape"]))
+        expected = math.prod(entry["shape"])  # Python ints: np.prod wraps past 2**63
         if values.size != expected:
             raise ExportError(f"tensor {entry['name']}: {values.size} numbers "
                               f"for shape {entry['shape']} ({expected} expected); "
@@ -217,6 +222,10 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
                           "nothing was written: write it on one line, without accents")
     json.loads(data_json, parse_int=lambda digits: _check_int(name, digits))
     text = f"// {comment}\nwindow.{name} = {data_json};\n"
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise TypeError(f"write_js_data: path must be a str or pathlib.Path such as "
+                        f"'lenet_weights.js', got {path!r} (a {type(path).__name__}); nothing "
+                        "was written")
     path = Path(path)
     if any(part != part.strip() for part in path.parts):
         raise ExportError(f"path {str(path)!r} has a name that starts or ends with white space (a "

@@ -133,9 +133,26 @@ def _call_unchanged(self, idx):
 FusedStep.__call__ = _call_unchanged
 
 
+def _check_nothing_frozen(who, net):
+    """FusedStep's update, p -= lr * grad, takes every parameter: the frozen ones of a partly
+    frozen network would be trained too (a wholly frozen one is refused by the checks)."""
+    if not isinstance(net, torch.nn.Module):
+        return  # named by the checks
+    params = list(net.named_parameters())
+    frozen = [name for name, p in params if not p.requires_grad]
+    if frozen and len(frozen) < len(params):
+        raise ValueError(f"{who} trains every parameter of the network (its update, p -= lr * "
+                         f"grad, takes them all), but {len(frozen)} of them are frozen "
+                         f"(requires_grad=False: {', '.join(frozen[:4])}"
+                         f"{' ...' if len(frozen) > 4 else ''}) and would be trained anyway; "
+                         "unfreeze them (net.requires_grad_(True)), or train the network with "
+                         "lenet_book.train.train, which leaves frozen layers as they are")
+
+
 def _check_fused_step_options(self, net, images, labels, lr=0.9, compile=True,
                               backend="inductor", mode=None, channels_last=False, bf16_layers=()):
     _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": bf16_layers})
+    _check_nothing_frozen("FusedStep", net)
 
 
 # ... and its compiler options are checked before it is built (lenet_book.checks)
@@ -273,5 +290,10 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
     return history, seconds
 
 
+def _check_train_fused(net, *args, **options):
+    # before the body moves the network (device, channels-last) and builds its FusedStep
+    _check_nothing_frozen("train_fused", net)
+
+
 # chapter 4 shows it as written; the call is checked, on_epoch gets a copy of each epoch's dict
-train_fused = at_the_door(train_fused, around=_as_train_leaves_it)
+train_fused = at_the_door(train_fused, _check_train_fused, around=_as_train_leaves_it)

@@ -32,7 +32,7 @@ def init_xavier(net):
     (chapter 3)."""
     check_network(net)
     for m in net.modules():
-        if type(m) in (nn.Linear, nn.Conv2d):
+        if isinstance(m, (nn.Linear, nn.Conv2d)):  # subclasses too
             nn.init.xavier_uniform_(m.weight)
     return net
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 
 import torch
 from scipy import stats
 from torch import nn
 
 from lenet_book import models, original
-from lenet_book.checks import SEED_MAX, at_the_door, check_crop_flip, check_number, check_whole
+from lenet_book.checks import (
+    SEED_MAX,
+    _check_j_fits,
+    _is_flag,
+    at_the_door,
+    check_crop_flip,
+    check_number,
+    check_whole,
+)
 
 # The text's recipe: Xavier init, SGD, learning rate 0.9, batches of 256, 10 epochs.
 TEXT = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
@@ -64,7 +73,7 @@ random_crop_flip = at_the_door(random_crop_flip, check_crop_flip)
 
 def modern_recipe(kept_steps):
     """The text's recipe with the changes of the named steps of ``MODERN_STEPS`` applied."""
-    _check_steps(kept_steps)
+    kept_steps = _check_steps(kept_steps)
     recipe = dict(TEXT)
     for name, changes in MODERN_STEPS:
         if name in kept_steps:
@@ -73,20 +82,22 @@ def modern_recipe(kept_steps):
 
 
 def _check_steps(kept_steps):
-    """The names of steps to keep: a list of names from MODERN_STEPS, each spelled as there
-    (a step that is misspelt would otherwise be left out without a word)."""
+    """The names of steps to keep: a list (or another collection, or a generator) of names from
+    MODERN_STEPS, each spelled as there (a step that is misspelt would otherwise be left out
+    without a word). Returns them as a list (a generator is read once)."""
     names = [name for name, _ in MODERN_STEPS]
-    if isinstance(kept_steps, (str, bytes)) or not isinstance(kept_steps, (list, tuple, set,
-                                                                           frozenset)):
+    if isinstance(kept_steps, (str, bytes)) or not hasattr(kept_steps, "__iter__"):
         raise TypeError(f"modern_recipe takes a list of step names from MODERN_STEPS as "
                         f"kept_steps, e.g. [{names[0]!r}, {names[1]!r}], got {kept_steps!r} (a "
                         f"{type(kept_steps).__name__})")
+    kept_steps = list(kept_steps)
     for step in kept_steps:
         if step not in names:
             close = difflib.get_close_matches(str(step), names, n=1, cutoff=0.5)
             raise ValueError(f"kept_steps: unknown step {step!r}"
                              + (f"; did you mean {close[0]!r}?" if close else ".")
                              + f" The steps are {', '.join(map(repr, names))}.")
+    return kept_steps
 
 
 # The options a recipe may set, each with its check (lenet_book.checks): (kind, arguments)
@@ -123,10 +134,12 @@ def check_recipe(recipe, seed):
         elif kind == "number":
             check_number(f"recipe option {name!r}", value, arguments[0],
                          low_open=name in ("lr", "j"))  # j > 0, as paper_loss takes it
+            if name == "j":
+                _check_j_fits(value)
         elif kind == "fraction":
             check_number(f"recipe option {name!r}", value, 0.0, 1.0, low_open=False,
                          high_open=True)
-        elif kind == "flag" and not isinstance(value, bool):
+        elif kind == "flag" and not _is_flag(value):
             raise TypeError(f"recipe option {name!r} must be True or False, got {value!r}")
         elif kind == "choice" and (not isinstance(value, str) or value not in arguments[0]):
             raise ValueError(f"recipe option {name!r} must be one of "
@@ -272,6 +285,11 @@ def _check_seeds(before, after):
             if isinstance(seed, bool):
                 raise TypeError(f"{name} must map each seed (a whole number, as train's seed=) "
                                 f"to its accuracy, got the seed {seed!r}: a bool, not a seed")
+            if not isinstance(seed, numbers.Integral):
+                raise TypeError(f"{name} must map each seed (a whole number, as train's seed=) "
+                                f"to its accuracy, got the seed {seed!r} (a "
+                                f"{type(seed).__name__}); write the seeds as numbers, e.g. "
+                                "{0: 0.81, 1: 0.83}")
 
 
 paired_test = at_the_door(paired_test, _check_seeds)  # chapter 6 shows it as written above

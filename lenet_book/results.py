@@ -87,8 +87,9 @@ def _read_record(path):
         raise ValueError(f"The record {path} cannot be read: {error.strerror or error}; "
                          f"{_restore(path)}") from None
     if stat.S_ISDIR(mode):
-        raise ValueError(f"The record {path} is a folder, not a file; remove the folder "
-                         f"(rm -r {path}) and {_restore(path)}")
+        # moved aside, not deleted: what someone put in it is kept
+        raise ValueError(f"The record {path} is a folder, not a file; move the folder aside "
+                         f"(mv {path} {path}.folder) and {_restore(path)}")
     if not stat.S_ISREG(mode):
         raise ValueError(f"The record {path} is not a regular file (a pipe or a device); "
                          f"remove it and {_restore(path)}")
@@ -116,11 +117,17 @@ def _read_record(path):
                          f"column {error.colno}: {error.msg}){cut}; {_restore(path)}") from None
 
 
-def _succeeded(runs, needs=("variant", "examples_per_sec")):
-    """The runs that did not fail; runs that are not records of the benchmark are named."""
+def _run_list(runs):
+    """The runs as a list (a generator is read once, for every check); anything but a
+    collection of runs is named."""
     if isinstance(runs, (str, bytes, dict)) or not hasattr(runs, "__iter__"):
         raise TypeError(f"runs must be the benchmark's runs, a list of dicts (a record's "
                         f"'runs'), got a {type(runs).__name__}")
+    return list(runs)
+
+
+def _succeeded(runs, needs=("variant", "examples_per_sec")):
+    """The runs that did not fail; runs that are not records of the benchmark are named."""
     succeeded = [r for r in runs if not (isinstance(r, dict) and "error" in r)]
     for run in succeeded:
         missing = [key for key in needs if not isinstance(run, dict) or key not in run]
@@ -128,6 +135,17 @@ def _succeeded(runs, needs=("variant", "examples_per_sec")):
             raise ValueError(f"runs: a run lacks {', '.join(map(repr, missing))}: each run must "
                              f"be a dict with {', '.join(map(repr, needs))} (or 'error'), got "
                              f"{run!r}")
+    for run in runs:
+        if isinstance(run, dict) and "variant" in run and not isinstance(run["variant"], str):
+            raise TypeError(f"runs: a run's variant must be its name, a str such as 'text', got "
+                            f"{run['variant']!r} (a {type(run['variant']).__name__})")
+    for run in succeeded:
+        repeat = run.get("repeat", 0)
+        if "repeat" in needs and (isinstance(repeat, bool)
+                                  or not isinstance(repeat, numbers.Integral)):
+            raise TypeError(f"runs: a run's repeat must be its whole number (0, 1, ...), got "
+                            f"{repeat!r} (a {type(repeat).__name__}) in the run of "
+                            f"{run['variant']!r}")
     return succeeded
 
 
@@ -140,23 +158,22 @@ def _plain_name(name):
     return name
 
 
-def _check_baseline(baseline):
-    """The variant the ratios are taken to (a name; one without a successful run, e.g. a
-    benchmark run without the text's loop, leaves the ratios out, as documented)."""
+def _check_baseline(baseline, runs=()):
+    """The variant the ratios are taken to: a name of one of the runs. One whose runs all failed
+    leaves the ratios out, as documented; so does 'text' with no run at all (a benchmark run
+    without the text's loop). Any other name that no run has is a typo, and is named."""
     if not isinstance(baseline, str):
         raise TypeError(f"baseline must be the name of a variant, e.g. 'text', got {baseline!r} "
                         f"(a {type(baseline).__name__})")
+    variants = list(dict.fromkeys(r["variant"] for r in runs
+                                  if isinstance(r, dict) and "variant" in r))
+    if variants and baseline != "text" and baseline not in variants:
+        raise ValueError(f"baseline: no run of {baseline!r}; the runs' variants are "
+                         f"{', '.join(map(repr, variants))}: give one of them")
 
 
-def best_runs(runs, baseline="text"):
-    """The fastest successful run of each variant, with ``ratio_to_text``: its examples/sec over
-    the fastest baseline run's (left out when the baseline has no successful run).
-
-    ``runs`` are the benchmark's records: dicts with "variant" and "examples_per_sec", or with
-    "error" for a run that failed. The records returned are copies.
-    """
-    succeeded = _succeeded(runs)
-    _check_baseline(baseline)
+def _check_speeds(succeeded):
+    """Every successful run's speed is a finite number above 0, as the benchmark measures it."""
     for r in succeeded:
         speed = r["examples_per_sec"]
         if isinstance(speed, bool) or not isinstance(speed, numbers.Real) \
@@ -167,6 +184,34 @@ def best_runs(runs, baseline="text"):
                 f"examples_per_sec={speed!r}, but it must be a finite number above 0, the speed "
                 "the benchmark measured; give the runs as load_result returns them, or mark a "
                 "failed run with 'error'")
+
+
+def _check_one_run_per_repeat(succeeded):
+    """Two runs of a variant under one repeat number (two records merged) would pair every
+    ratio of that repeat with whichever came last."""
+    seen = set()
+    for r in succeeded:
+        key = (r["variant"], r["repeat"])
+        if key in seen:
+            raise ValueError(f"runs: two runs of {r['variant']!r} have repeat {r['repeat']!r}; "
+                             "each variant runs once per repeat, so the ratio of a repeat would "
+                             "be taken to the wrong run. Give the runs of one benchmark record, "
+                             "or number the repeats of merged records apart")
+        seen.add(key)
+
+
+def best_runs(runs, baseline="text"):
+    """The fastest successful run of each variant, with ``ratio_to_text``: its examples/sec over
+    the fastest baseline run's (left out when the baseline has no successful run; a baseline
+    that no run names is refused, except 'text', which a benchmark may run without).
+
+    ``runs`` are the benchmark's records: dicts with "variant" and "examples_per_sec", or with
+    "error" for a run that failed. The records returned are copies.
+    """
+    runs = _run_list(runs)
+    succeeded = _succeeded(runs)
+    _check_baseline(baseline, runs)
+    _check_speeds(succeeded)
     best = {}
     for r in succeeded:
         if r["examples_per_sec"] > best.get(r["variant"], {}).get("examples_per_sec", 0):
@@ -190,10 +235,14 @@ def repeat_summary(runs, baseline="text"):
 
     The ratio is taken repeat by repeat (each run has a "repeat" number): a variant's run over the
     baseline's run of the same repeat, which ran beside it in the same process, so that a
-    machine that is busier in one repeat than in another slows both sides of that ratio.
+    machine that is busier in one repeat than in another slows both sides of that ratio. So a
+    variant may have only one successful run per repeat.
     """
+    runs = _run_list(runs)
     succeeded = _succeeded(runs, ("variant", "examples_per_sec", "repeat"))
-    _check_baseline(baseline)
+    _check_baseline(baseline, runs)
+    _check_speeds(succeeded)
+    _check_one_run_per_repeat(succeeded)
     baseline_speed = {r["repeat"]: r["examples_per_sec"]
                       for r in succeeded if r["variant"] == baseline}
     summary = {}
@@ -213,6 +262,7 @@ def repeat_summary(runs, baseline="text"):
 def load_seed_study(name="accuracy-seeds-h200.json"):
     """The seed study's record: {"device", "torch", "date", "validation", "results"}."""
     name = _plain_name(name)
+    _check_file_name(name)
     path = results_folder() / name if isinstance(name, str) and name else None
     if path is None or _absent(path):
         known = sorted(p.name for p in results_folder().glob("accuracy-seeds*.json"))
@@ -225,6 +275,15 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
                                 f"are {', '.join(known) or 'none'} (written by "
                                 "benchmarks/accuracy_seeds.py)")
     return _read_record(path)
+
+
+def _check_file_name(name):
+    """A seed study is named by its file name alone: a folder part, '.' or '..' would read
+    something else than a study (the results folder itself, a file outside it)."""
+    if isinstance(name, str) and name and (name in (".", "..") or Path(name).name != name
+                                           or "/" in name or os.sep in name):
+        raise ValueError(f"name: {name!r} is a path; give the file name of a seed study in "
+                         f"{results_folder()}, e.g. 'accuracy-seeds-h200.json'")
 
 
 def _study_result(study, name, param="name"):
@@ -248,6 +307,10 @@ def _check_rows(rows, study=None):
         raise TypeError(f"rows must be a dict {{label: run name}}, e.g. {{'the text': 'text'}}, "
                         f"got a {type(rows).__name__}")
     if study is not None:
+        if not rows:
+            example = next(iter(study["results"]), "text")
+            raise ValueError("rows is empty: name at least one run of the study, as {label: run "
+                             f"name}}, e.g. {{'the text': {example!r}}}")
         for name in rows.values():
             _study_result(study, name, "rows")
 
@@ -276,9 +339,6 @@ def seed_study_table(study, rows, splits=("valid",)):
     import pandas as pd
     _check_study(study)
     _check_rows(rows, study)
-    if not rows:
-        raise ValueError("rows is empty: name at least one run of the study, as {label: run "
-                         f"name}}, e.g. {{'the text': {next(iter(study['results']), 'text')!r}}}")
     _check_splits(splits)
     table = []
     for label, name in rows.items():

@@ -447,6 +447,23 @@ def _check_layer_and_shape(name):
     return check
 
 
+def _check_pool_padding(layer):
+    """PyTorch refuses a pooling layer padded by more than half its kernel, whatever its input
+    (the padded border would fill whole windows): a rule the output-size formula does not see."""
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        k, p = pair(layer.kernel_size), pair(layer.padding)
+        most = (k[0] // 2, k[1] // 2)
+        if p[0] > most[0] or p[1] > most[1]:
+            raise ShapeError(f"a padding of at most {square(most)}, half its {hxw(k)} kernel "
+                             f"(it has {square(p)}, which PyTorch refuses for any input): build "
+                             f"it with padding={most[0] if most[0] == most[1] else most} or less")
+
+
+def _check_next_shape(layer, shape):
+    _check_layer_and_shape("next_shape")(layer, shape)
+    _check_pool_padding(layer)  # a ShapeError, as next_shape's rules raise (walk reports it)
+
+
 
 
 def _check_pair(value):
@@ -499,5 +516,5 @@ hxw = at_the_door(hxw, _check_pair_like("hxw"))
 is_lazy = at_the_door(is_lazy, lambda layer: _check_layer("is_lazy", layer))
 describe = at_the_door(describe, lambda layer: _check_layer("describe", layer))
 shape_by_pytorch = at_the_door(shape_by_pytorch, _check_layer_and_shape("shape_by_pytorch"))
-next_shape = at_the_door(next_shape, _check_layer_and_shape("next_shape"))
+next_shape = at_the_door(next_shape, _check_next_shape)
 walk = at_the_door(walk, _check_walk)

@@ -25,9 +25,12 @@ from torch import nn
 from lenet_book.checks import (
     COMPILE_MODES,
     _check_fused_options,
+    _check_network_for_training,
     _input_problem,
     at_the_door,
+    buffers_kept,
     check_flags,
+    check_layers_built,
     check_network,
     check_number,
     check_pair,
@@ -79,6 +82,15 @@ def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dty
 def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
                                channels_last=False, **compile_options):
     check_network(net)
+    check_layers_built(net, "be compiled and warmed up")
+    _check_network_for_training(net, fused=False)  # as train: float32, trainable, not meta
+    if any(type(m).__name__ == "RBF" for m in net.modules()):
+        raise ValueError("compile_and_warm_up warms up with train_step's defaults, cross-entropy "
+                         "and the largest score, which misread the 1998 network's RBF penalties "
+                         "(the smallest wins; train_step refuses them); let train compile it "
+                         "in its first epoch instead: net, options = "
+                         "recipes.build(recipes.ORIGINAL); train(net, data, compile=True, "
+                         "**options)")
     check_pair("train_data", train_data)
     if eval_data is not None:
         check_pair("eval_data", eval_data)
@@ -86,9 +98,17 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
     check_split("train_data", *train_data)  # uint8 pixels and labels 0-9 (one min/max)
     if eval_data is not None:
         check_split("eval_data", *eval_data)
+        if eval_data[0].device != train_data[0].device:
+            raise ValueError(f"compile_and_warm_up: eval_data is on {eval_data[0].device} but "
+                             f"train_data on {train_data[0].device}; move both to one device")
     problem = _input_problem(net, *train_data[0].shape[1:])
     if problem:
         raise ValueError(f"compile_and_warm_up: net: {problem}")
+    if eval_data is not None:
+        problem = _input_problem(net, *eval_data[0].shape[1:])
+        if problem:
+            raise ValueError(f"compile_and_warm_up: eval_data: {problem}")
+    _check_no_batch_of_one(net, len(train_data[1]), batch_size)
     check_flags(channels_last=channels_last)
     mode = compile_options.get("mode")
     if mode not in COMPILE_MODES:
@@ -113,8 +133,28 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
                          + (f"; did you mean backend={close[0]!r}?" if close else "")) from None
 
 
+def _check_no_batch_of_one(net, n, batch_size):
+    """The warm-up trains on a full batch and on the short last one, as train does: batch
+    normalisation cannot normalise a batch of one image in training."""
+    if ((batch_size == 1 or n % batch_size == 1)
+            and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())):
+        where = ("every batch holds one image" if batch_size == 1 or n == 1
+                 else "the last batch of every epoch holds one image")
+        raise ValueError(f"compile_and_warm_up: with {n} images in batches of {batch_size}, "
+                         f"{where}, and batch normalisation cannot normalise a batch of one; "
+                         "choose a batch size that does not leave one image over, e.g. "
+                         f"{batch_size + 1 if n % (batch_size + 1) != 1 else batch_size + 2}"
+                         + (" (and at least 2 images)" if n < 2 else ""))
+
+
+def _statistics_kept(bound):
+    # the warm-up steps train batch norm's running statistics too: put them back with the weights
+    return buffers_kept(bound.arguments["net"])
+
+
 # Chapter 4 shows compile_and_warm_up as written above; at_the_door checks its arguments first.
-compile_and_warm_up = at_the_door(compile_and_warm_up, _check_compile_and_warm_up)
+compile_and_warm_up = at_the_door(compile_and_warm_up, _check_compile_and_warm_up,
+                                  around=_statistics_kept)
 
 
 # --- the benchmark's records, as chapter 4 shows them ---------------------------------------

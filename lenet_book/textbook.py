@@ -16,9 +16,13 @@ from torchvision import transforms
 
 from lenet_book.checks import (
     _check_finite_weights,
+    _check_network_for_training,
+    _check_softmax_output,
+    _check_values,
     _input_problem,
     at_the_door,
     check_device,
+    check_finite_loss,
     check_flags,
     check_function,
     check_network,
@@ -81,6 +85,7 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
     for epoch in range(num_epochs):
         net.train()
         loss_sum = correct = count = 0.0
+        step_losses = []  # to name the step where a diverging training went wrong
         for batch in train_iter:
             if not epoch and not count:
                 _check_text_batch("train_text_loop: train_iter", batch)
@@ -97,13 +102,18 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
             loss.backward()
             optimizer.step()
             with torch.no_grad():  # .item() waits for the GPU, as d2l's Accumulator does
+                step_losses.append(loss.detach())
                 loss_sum += loss.item() * y.numel()
                 correct += (y_hat.argmax(dim=1) == y).sum().item()
                 count += y.numel()
             synchronize(device)
             seconds += time.perf_counter() - start
-        history.append({"epoch": epoch + 1, "loss": loss_sum / count, "train_acc": correct / count,
-                        "test_acc": evaluate_accuracy_gpu(net, test_iter, device)})
+        if not count:
+            raise ValueError(f"train_text_loop: train_iter gave no batches in epoch {epoch + 1} "
+                             "(an empty data set, or a loader that is used up after one pass)")
+        record = {"epoch": epoch + 1, "loss": loss_sum / count, "train_acc": correct / count}
+        check_finite_loss(record, step_losses, optimizer)  # a diverged training stops here
+        history.append({**record, "test_acc": evaluate_accuracy_gpu(net, test_iter, device)})
         if on_epoch:
             on_epoch(history[-1])
     return history, seconds
@@ -183,7 +193,8 @@ def _check_batches_of_one(net, train_iter):
 
 
 def _check_loader(name, loader):
-    """A DataLoader (or another iterable of batches that can be read once per epoch)."""
+    """A DataLoader (or another iterable of batches that can be read once per epoch), not
+    empty."""
     if loader is None or isinstance(loader, (str, bytes, torch.Tensor)) \
             or not hasattr(loader, "__iter__"):
         raise TypeError(f"{name} must be a DataLoader of (images, labels) batches, e.g. the "
@@ -191,10 +202,23 @@ def _check_loader(name, loader):
     if hasattr(loader, "__next__"):  # iter() on a DataLoader would draw from torch's generator
         raise TypeError(f"{name} is an iterator, used up after one pass: pass the DataLoader "
                         "itself, not iter(loader)")
+    try:
+        empty = len(loader) == 0
+    except TypeError:  # no len(): an iterable of unknown length, named at its first pass
+        empty = False
+    if empty:
+        raise ValueError(f"{name} holds no batches (an empty data set?): give a DataLoader of "
+                         "at least one batch, e.g. the first of text_loaders()")
 
 
 def _check_text_net(name, net):
     check_network(net, name)
+    _check_values(net)
+    if any(type(m).__name__ == "RBF" for m in net.modules()):
+        raise ValueError(f"{name}: this network ends in RBF penalties (the 1998 LeNet-5, chapter "
+                         "5), but the text's loop trains with cross-entropy on scores and counts "
+                         "the largest as the prediction; train it with recipes.build("
+                         "recipes.ORIGINAL) and lenet_book.train.train")
     problem = _input_problem(net, 28, 28)
     if problem:
         raise ValueError(f"{name}: {problem}")
@@ -219,6 +243,8 @@ def _check_evaluate_accuracy_gpu(net, data_iter, device):
 def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu",
                            on_epoch=None, init=True):
     _check_text_net("train_text_loop: net", net)
+    _check_network_for_training(net, fused=False)  # trainable float32 weights, as the batches
+    _check_softmax_output(net, None)  # the loop's cross-entropy applies the softmax itself
     _check_loader("train_iter", train_iter)
     _check_loader("test_iter", test_iter)
     _check_batches_of_one(net, train_iter)

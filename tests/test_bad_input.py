@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import importlib
 import json
 import math
@@ -26,13 +27,14 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from lenet_book import checks, models, original, recipes, results, shapes, speed
+from lenet_book import checks, fused, models, original, recipes, results, shapes, speed
 from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
-from lenet_book.export import ExportError, decode_state_dict, encode_state_dict
+from lenet_book.export import ExportError, decode_state_dict, encode_state_dict, write_js_data
 from lenet_book.train import evaluate, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -2319,7 +2321,7 @@ def test_17_the_text_loop_checks_its_loaders_and_first_batch():
     refused_by_lenet_book(TypeError, "train_iter is an iterator.*not iter\\(loader\\)",
                           lambda: textbook.train_text_loop(net, iter(good), good, num_epochs=2, init=False))
     assert all(torch.equal(a, b) for a, b in zip(before.values(), weights(net).values()))
-    refused_by_lenet_book(ValueError, "data_iter gave no batches",
+    refused_by_lenet_book(ValueError, "data_iter holds no batches",
                           lambda: textbook.evaluate_accuracy_gpu(net, [], "cpu"))
     swapped = [(labels, images.unsqueeze(1).float() / 255)]
     refused_by_lenet_book(TypeError, "batches must be \\(images, labels\\)",
@@ -3871,6 +3873,722 @@ def test_26_the_colab_check_never_uninstalls_from_a_linked_venv(tmp_path, monkey
     python = colab_check.fresh_runtime(tmp_path / "runtime")
     assert (site / "d2l" / "__init__.py").exists(), "d2l was uninstalled from the linked venv"
     assert not (tmp_path / "runtime").is_symlink() and python.parent.parent == tmp_path / "runtime"
+
+
+# --- 27. A thirteenth probe: what train refuses, train_step and the text's loop refuse too ----
+
+def _step(net, X=None, y=None, optimizer=None, loss_fn=None, **options):
+    from lenet_book import fast
+
+    images, labels = tiny_data(8)
+    X = fast.to_float(images) if X is None else X
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1) if optimizer is None else optimizer
+    return fast.train_step(net, optimizer, nn.CrossEntropyLoss() if loss_fn is None else loss_fn,
+                           X, labels[:len(X)] if y is None else y, **options)
+
+
+def test_27_train_step_refuses_the_largest_penalty_as_the_prediction_of_the_1998_network():
+    net = original.init_paper(original.original_lenet())
+    refused_by_lenet_book(ValueError, "RBF penalties.*predict=original.predict", lambda: _step(
+        net, loss_fn=original.paper_loss))
+    _step(net, loss_fn=original.paper_loss, predict=original.predict)  # valid
+
+
+def test_27_train_step_refuses_cross_entropy_on_the_1998_network():
+    net = original.init_paper(original.original_lenet())
+    refused_by_lenet_book(ValueError, "falls when the right class's penalty grows", lambda: _step(
+        net, predict=original.predict))
+
+
+def test_27_train_step_refuses_a_network_ending_in_softmax():
+    net = nn.Sequential(models.lenet(), nn.Softmax(dim=1))
+    refused_by_lenet_book(ValueError, "ends in nn.Softmax", lambda: _step(net))
+
+
+def test_27_train_step_names_a_batch_of_one_image_through_batch_norm():
+    from lenet_book import fast
+
+    net = models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True)
+    refused_by_lenet_book(ValueError, "one image, and batch normalisation", lambda: _step(
+        net, X=fast.to_float(tiny_data(1)[0])))
+
+
+def test_27_train_step_names_a_frozen_network_and_one_built_in_inference_mode():
+    frozen = models.lenet().requires_grad_(False)
+    refused_by_lenet_book(ValueError, "no trainable parameters", lambda: _step(frozen))
+    with torch.inference_mode():
+        built = models.lenet()
+    refused_by_lenet_book(ValueError, "inference_mode", lambda: _step(built))
+
+
+@pytest.mark.parametrize("head, match", [(lambda: nn.Linear(84, 20), "scores beyond"),
+                                         (lambda: nn.Linear(84, 5), r"\(1, 10\)")],
+                         ids=["20-outputs", "5-outputs"])
+def test_27_train_step_checks_a_network_again_after_a_layer_is_replaced(head, match):
+    net = models.lenet()
+    _step(net)
+    net[-1] = head()
+    refused_by_lenet_book(ValueError, match, lambda: _step(net))
+
+
+def test_27_train_step_checks_the_first_layer_again_after_it_is_replaced():
+    net = models.lenet()
+    _step(net)
+    net[0] = nn.Conv2d(3, 6, 5, padding=2)
+    refused_by_lenet_book(ValueError, "does not take", lambda: _step(net))
+
+
+def test_27_train_step_names_an_optimizer_that_leaves_a_replaced_layer_out():
+    net = models.lenet()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    net[-1] = nn.Linear(84, 10)
+    refused_by_lenet_book(ValueError, "leaves 2 trainable tensors .*replaced", lambda: _step(
+        net, optimizer=optimizer))
+
+
+def test_27_train_step_trains_a_network_with_frozen_layers_left_out_of_the_optimizer():  # valid
+    net = models.lenet()
+    net[0].requires_grad_(False)
+    _step(net, optimizer=torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1))
+
+
+def test_27_the_penalty_rule_on_a_network_of_scores_is_refused_before_any_step():
+    net = models.lenet()
+    before = weights(net)
+    for call in (lambda: train(net, tiny_data(), batch_size=10, num_epochs=1,
+                               predict=original.predict),
+                 lambda: _step(net, predict=original.predict),
+                 lambda: evaluate(net, *tiny_data(), predict=original.predict)):
+        refused_by_lenet_book(ValueError, "predict=original.predict picks the smallest", call)
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+@pytest.mark.parametrize("scheduler, match", [
+    (lambda o, e, s: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1), "could not build a "
+     "schedule: PyTorch says 'You must define either total_steps"),
+    (lambda o, e, s: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.0, total_iters=3),
+     "could not build a schedule: PyTorch says 'Starting multiplicative factor")],
+    ids=["OneCycleLR-without-steps", "LinearLR-from-0"])
+def test_27_a_scheduler_function_that_cannot_build_its_schedule_is_named(scheduler, match):
+    refused_by_lenet_book(ValueError, match, lambda: train(
+        models.lenet(), tiny_data(), batch_size=10, num_epochs=1, scheduler=scheduler))
+
+
+def test_27_a_schedule_that_fails_at_a_step_is_named_before_training():
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "fails at its step 1 .*factor=0.0", lambda: train(
+        net, tiny_data(), batch_size=10, num_epochs=1, lr=0.1,
+        scheduler=lambda o, e, s: torch.optim.lr_scheduler.ConstantLR(o, factor=0.0,
+                                                                       total_iters=1)))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+def _loader_of(images, labels, batch_size=4):
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                       batch_size=batch_size)
+
+
+def _float_loader(n=16):
+    images, labels = tiny_data(n)
+    return _loader_of(images[:, None].float() / 255, labels)
+
+
+def test_27_the_text_s_loop_refuses_empty_loaders_before_training():
+    from lenet_book import textbook
+
+    empty = _loader_of(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.int64))
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "train_iter holds no batches", lambda: textbook
+                          .train_text_loop(net, empty, _float_loader(), num_epochs=1, init=False))
+    refused_by_lenet_book(ValueError, "test_iter holds no batches", lambda: textbook
+                          .train_text_loop(net, _float_loader(), empty, num_epochs=1, init=False))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: models.lenet().to("meta"), "'meta' device"),
+    (lambda: models.lenet().requires_grad_(False), "no trainable parameters"),
+    (lambda: models.lenet().double(), "must be float32.*net.float"),
+    (lambda: nn.Sequential(models.lenet(), nn.Softmax(dim=1)), "ends in nn.Softmax"),
+    (lambda: original.init_paper(original.original_lenet()), "RBF penalties.*recipes.ORIGINAL")],
+    ids=["meta", "frozen", "float64", "softmax", "1998-network"])
+def test_27_the_text_s_loop_refuses_what_train_refuses(make, match):
+    from lenet_book import textbook
+
+    refused_by_lenet_book((ValueError, TypeError), match, lambda: textbook.train_text_loop(
+        make(), _float_loader(), _float_loader(), num_epochs=1, init=False))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: models.lenet().to("meta"), "'meta' device"),
+    (lambda: original.init_paper(original.original_lenet()), "RBF penalties")],
+    ids=["meta", "1998-network"])
+def test_27_the_text_s_evaluator_refuses_what_evaluate_refuses(make, match):
+    from lenet_book import textbook
+
+    refused_by_lenet_book(ValueError, match, lambda: textbook.evaluate_accuracy_gpu(
+        make(), _float_loader(), "cpu"))
+
+
+@pytest.mark.parametrize("lr", [1e30, 1e38])
+def test_27_the_text_s_loop_stops_a_training_that_diverges(lr):
+    from lenet_book import textbook
+
+    with pytest.raises(checks.TrainingDiverged, match="Training diverged.*epoch 1"):
+        textbook.train_text_loop(models.lenet(), _float_loader(), _float_loader(), num_epochs=2,
+                                 lr=lr)
+
+
+def test_27_paired_test_names_seeds_that_are_not_numbers():
+    refused_by_lenet_book(TypeError, "the seed '1' \\(a str\\)", lambda: recipes.paired_test(
+        {0: 0.8, "1": 0.81}, {0: 0.82, "1": 0.84}))
+
+
+def test_27_a_j_too_large_for_float32_is_named():
+    refused_by_lenet_book(ValueError, "j, the constant of eq. \\(9\\), is 1e\\+39", lambda: original
+                          .paper_loss(torch.rand(4, 10), torch.arange(4), 1e39))
+    refused_by_lenet_book(ValueError, "j, the constant of eq. \\(9\\), is 1e\\+39", lambda: recipes
+                          .build({**recipes.ORIGINAL, "j": 1e39}))
+
+
+def test_27_paper_loss_names_an_empty_batch():
+    refused_by_lenet_book(ValueError, "paper_loss: the batch is empty", lambda: original.paper_loss(
+        torch.rand(0, 10), torch.arange(0)))
+
+
+def test_27_step_names_may_be_any_collection_and_flags_numpy_booleans():  # valid
+    import numpy as np
+
+    names = [name for name, _ in recipes.MODERN_STEPS]
+    assert recipes.modern_recipe(dict(recipes.MODERN_STEPS).keys()) == recipes.modern_recipe(names)
+    assert recipes.modern_recipe(n for n in names[:2]) == recipes.modern_recipe(names[:2])
+    net, _ = recipes.build({**recipes.TEXT, "batch_norm": np.bool_(True)})
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert any(isinstance(m, nn.BatchNorm2d)
+               for m in models.modern_lenet(batch_norm=np.bool_(True)).modules())
+
+
+def test_27_init_xavier_draws_the_weights_of_subclasses_of_conv_and_linear_too():
+    class MyConv(nn.Conv2d):
+        pass
+
+    net = nn.Sequential(MyConv(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
+                        nn.Linear(6 * 14 * 14, 10))
+    drawn = net[0].weight.clone()
+    models.init_xavier(net)
+    assert not torch.equal(drawn, net[0].weight)
+
+
+def test_27_the_paper_loss_on_a_network_of_scores_is_refused_on_any_device():
+    """Not only through the CPU's check of negative penalties: by the loss's direction."""
+    net = models.lenet()
+    for call in (lambda: train(net, tiny_data(), batch_size=10, num_epochs=1,
+                               loss_fn=original.paper_loss),
+                 lambda: _step(net, loss_fn=original.paper_loss)):
+        message = refused_by_lenet_book(ValueError, "rises when the right class's score grows",
+                                        call)
+        assert "PyTorch says" not in message
+
+
+def test_27_load_checkpoint_names_a_torch_file_holding_numpy_arrays_as_foreign(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "run.pt"
+    torch.save({"net": models.lenet().state_dict(), "history": np.arange(5)}, path)
+    message = refused_by_lenet_book(CheckpointError, "save_checkpoint did not write.*numpy",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "damaged" not in message and "retrain" not in message.lower()
+
+
+@pytest.mark.parametrize("bad", [{"variant": ["text"]}, {"repeat": [0]}, {"repeat": True}],
+                         ids=["variant-list", "repeat-list", "repeat-bool"])
+def test_27_benchmark_runs_name_a_variant_or_repeat_of_the_wrong_kind(bad):
+    runs = [{"variant": "text", "examples_per_sec": 100.0, "repeat": 0},
+            {"variant": "fast", "examples_per_sec": 300.0, "repeat": 0, **bad}]
+    refused_by_lenet_book(TypeError, "runs: a run's (variant|repeat) must be",
+                          lambda: results.repeat_summary(runs))
+    if "variant" in bad:
+        refused_by_lenet_book(TypeError, "runs: a run's variant must be",
+                              lambda: results.best_runs(runs))
+
+
+def test_27_train_fused_refuses_a_partly_frozen_network_before_training_it():
+    data = tiny_data(16)
+    net = models.lenet()
+    net[0].requires_grad_(False)  # the first convolution frozen, the rest trainable
+    before = weights(net)
+
+    message = refused_by_lenet_book(
+        ValueError, r"frozen \(requires_grad=False: 0\.weight, 0\.bias\).*lenet_book\.train\.train",
+        lambda: fused.train_fused(net, data, data, num_epochs=1, batch_size=8, cuda_graph=False,
+                                  backend="eager", lr=0.5))
+    assert "unfreeze them" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # a FusedStep built directly would train the frozen layer too: refused the same way
+    refused_by_lenet_book(ValueError, r"FusedStep trains every parameter.*frozen",
+                          lambda: fused.FusedStep(net, *data, compile=False))
+
+
+def test_27_compile_and_warm_up_puts_batch_norm_statistics_back():
+    net = models.modern_lenet(nn.ReLU, nn.MaxPool2d, True)
+    before = weights(net)
+
+    compiled, seconds = speed.compile_and_warm_up(net, tiny_data(16), tiny_data(8),
+                                                  batch_size=6, backend="eager")
+
+    changed = [k for k, v in net.state_dict().items() if not torch.equal(before[k], v)]
+    assert changed == [], f"the warm-up changed {changed}"
+    assert seconds > 0 and compiled(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # valid
+
+
+def test_27_compile_and_warm_up_refuses_at_the_door_what_train_refuses():
+    images, labels = tiny_data(16)
+    with torch.inference_mode():
+        built_in_inference = models.lenet()
+    batch_norm = models.modern_lenet(batch_norm=True)
+    before = weights(batch_norm)
+    cases = [
+        (batch_norm, (torch.cat([images, images[:1]]), torch.cat([labels, labels[:1]])), None,
+         r"17 images in batches of 8, the last batch .* holds one image.*e\.g\. 9"),
+        (batch_norm, (images[:1], labels[:1]), None, r"every batch holds one image"),
+        (models.lenet().double(), (images, labels), None, r"float32.*net\.float\(\)"),
+        (built_in_inference, (images, labels), None, r"built inside torch\.inference_mode"),
+        (models.lenet(), (images, labels), (torch.zeros(4, 32, 32, dtype=torch.uint8), labels[:4]),
+         r"eval_data: the network does not take 32×32 images"),
+        (original.init_paper(original.original_lenet()), (images, labels), None,
+         r"RBF penalties.*train\(net, data, compile=True"),
+    ]
+    for net, train_data, eval_data, match in cases:
+        refused_by_lenet_book((ValueError, TypeError), match,
+                              lambda net=net, data=train_data, eval_data=eval_data:
+                              speed.compile_and_warm_up(net, data, eval_data, batch_size=8,
+                                                        backend="eager"))
+    assert all(torch.equal(before[k], v) for k, v in batch_norm.state_dict().items())
+
+
+def test_27_pooling_padded_over_half_its_kernel_is_refused_by_the_shape_rules(capsys):
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.MaxPool2d(2, padding=2),
+                        nn.Flatten(), nn.Linear(6 * 16 * 16, 10))
+    with pytest.raises(RuntimeError, match="pad should be"):  # what PyTorch says
+        net(torch.rand(1, 1, 28, 28))
+
+    assert shapes.check_input_shape(net, (1, 1, 28, 28)) is False
+    assert "expects: a padding of at most 1, half its 2×2 kernel" in capsys.readouterr().out
+    assert shapes.fitting_sizes(net, (1, 1, 28, 28)) == []
+    for layer in (nn.MaxPool2d(2, padding=2), nn.AvgPool2d(2, padding=2),
+                  nn.MaxPool2d(3, stride=2, padding=2), nn.MaxPool2d(3, padding=2, dilation=2)):
+        refused_by_lenet_book(shapes.ShapeError, r"a padding of at most 1, half its (2×2|3×3) kernel",
+                              lambda layer=layer: shapes.next_shape(layer, (1, 6, 28, 28)))
+    refused_by_lenet_book(ValueError, r"layer 2, MaxPool2d.*padding=1 or less",
+                          lambda: shapes.trace_shapes(net, torch.rand(2, 1, 28, 28)))
+    # valid: padding up to half the kernel, as PyTorch allows
+    assert shapes.next_shape(nn.MaxPool2d(3, stride=2, padding=1), (1, 6, 28, 28)) == (1, 6, 14, 14)
+    layer = nn.AvgPool2d((2, 4), padding=(1, 2))
+    assert shapes.next_shape(layer, (1, 6, 28, 28)) == layer(torch.rand(1, 6, 28, 28)).shape
+
+
+def test_27_save_checkpoint_never_replaces_a_torch_file_that_weights_only_refuses(tmp_path):
+    model = tmp_path / "model.pt"
+    torch.save(nn.Sequential(nn.Linear(4, 2)), model)  # a whole pickled model
+    run = tmp_path / "run.pt"
+    torch.save({"net": models.lenet().state_dict(), "history": np.arange(5)}, run)
+    for path in (model, run):
+        kept = path.read_bytes()
+        message = refused_by_lenet_book(CheckpointError, "exists and is not a lenet_book checkpoint",
+                                        lambda: save_checkpoint(models.lenet(), path))
+        assert "weights_only" in message and "overwrite=True" in message, message
+        assert path.read_bytes() == kept
+        save_checkpoint(models.lenet(), path, overwrite=True)  # asked for: replaced
+        load_checkpoint(models.lenet(), path)
+    # a truncated or bit-flipped checkpoint is still replaced: it is damaged, not foreign
+    good = save_checkpoint(models.lenet(), tmp_path / "good.pt")
+    content = good.read_bytes()
+    start = content.index(b"\x80\x02")  # data.pkl's first opcode
+    for damaged in (content[:1000], content[:start] + b"\x7f" + content[start + 1:]):
+        good.write_bytes(damaged)
+        with pytest.raises(CheckpointError):
+            load_checkpoint(models.lenet(), good)
+        save_checkpoint(models.lenet(), good)
+        load_checkpoint(models.lenet(), good)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")  # deprecated in torch, still in old files
+def test_27_load_checkpoint_names_a_torchscript_archive_and_how_to_copy_its_weights(tmp_path):
+    path = tmp_path / "scripted.pt"
+    scripted = torch.jit.script(models.lenet())
+    torch.jit.save(scripted, path)
+    message = refused_by_lenet_book(CheckpointError, r"TorchScript archive \(torch.jit.save\)",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "weights_only set to" not in message and "retrain" not in message, message
+    assert "torch.jit.load(path).state_dict()" in message, message
+    net = models.lenet()  # the fix it gives works
+    net.load_state_dict(torch.jit.load(path).state_dict())
+    assert all(torch.equal(v, scripted.state_dict()[k]) for k, v in net.state_dict().items())
+    kept = path.read_bytes()
+    refused_by_lenet_book(CheckpointError, "TorchScript", lambda: save_checkpoint(net, path))
+    assert path.read_bytes() == kept
+
+
+def test_27_load_checkpoint_names_an_old_format_torch_save_file(tmp_path):
+    path = tmp_path / "old.pt"
+    trained = models.lenet()
+    torch.save(trained.state_dict(), path, _use_new_zipfile_serialization=False)
+    message = refused_by_lenet_book(CheckpointError, "torch.save in its old format",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "not a file written by torch.save" not in message, message
+    net = models.lenet()  # the fix it gives works
+    net.load_state_dict(torch.load(path, weights_only=True))
+    load_checkpoint(models.lenet(), save_checkpoint(net, tmp_path / "lenet.pt"))
+
+
+def test_27_a_checkpoint_loads_into_a_network_that_differs_only_in_inplace(tmp_path):
+    path = save_checkpoint(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Dropout()),
+                           tmp_path / "r.pt")
+    inplace = nn.Sequential(nn.Linear(4, 3), nn.ReLU(inplace=True), nn.Dropout(inplace=True))
+    load_checkpoint(inplace, path)
+    save_checkpoint(inplace, path)  # the same network: replaced without overwrite=True
+    message = refused_by_lenet_book(  # a real difference is still named
+        CheckpointError, "layers differ",
+        lambda: load_checkpoint(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Dropout(0.2)), path))
+    assert "the file has 2: Dropout(p=0.5, inplace=True), the network 2: Dropout(p=0.2" in message
+    assert "1: ReLU" not in message, message
+
+
+def test_27_another_network_class_is_named_once_in_the_differences(tmp_path):
+    class MySeq(nn.Sequential):
+        pass
+
+    path = save_checkpoint(nn.Sequential(nn.Linear(4, 3)), tmp_path / "s.pt")
+    message = refused_by_lenet_book(CheckpointError, "layers differ",
+                                    lambda: load_checkpoint(MySeq(nn.Linear(4, 3)), path))
+    assert "the network the network itself" not in message, message
+    assert "the network itself as Sequential(), the network given is MySeq()" in message, message
+
+
+def test_27_save_checkpoint_names_extra_state_and_a_sparse_buffer(tmp_path):
+    class Extra(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(2, 2)
+            self.step = 3
+
+        def get_extra_state(self):
+            return {"step": self.step}
+
+        def set_extra_state(self, state):
+            self.step = state["step"]
+
+    sparse = nn.Linear(2, 2)
+    sparse.register_buffer("sp", torch.eye(3).to_sparse())
+    for net, entry in ((Extra(), "_extra_state"), (sparse, "sp")):
+        path = tmp_path / "m.pt"
+        message = refused_by_lenet_book(CheckpointError, f"holds {entry}, a ",
+                                        lambda: save_checkpoint(net, path))
+        assert "only dense tensors" in message and not path.exists(), message
+        refused_by_lenet_book(CheckpointError, f"holds {entry}, a ",
+                              lambda: load_checkpoint(net, path))
+
+
+def test_27_decode_state_dict_refuses_a_shape_whose_size_overflows():
+    message = refused_by_lenet_book(
+        ExportError, r"0 numbers for shape \[4294967296, 4294967296\]",
+        lambda: decode_state_dict([{"name": "a", "shape": [2**32, 2**32], "base64": ""}]))
+    assert "rerun tools/export_weights.py" in message
+
+
+def test_27_write_js_data_refuses_a_bytes_or_none_path(tmp_path):
+    for path in (bytes(tmp_path / "x.js"), None):
+        message = refused_by_lenet_book(TypeError, "path must be a str or pathlib.Path",
+                                        lambda: write_js_data(path, "A", {}, "c"))
+        assert "nothing was written" in message, message
+    assert list(tmp_path.iterdir()) == []
+    write_js_data(str(tmp_path / "x.js"), "A", {}, "c")  # valid
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")  # deprecated in torch, still in old files
+def test_27_encode_state_dict_refuses_quantized_weights():
+    quantized = {"q": torch.quantize_per_tensor(torch.randn(3), 0.1, 0, torch.qint8)}
+    message = refused_by_lenet_book(ExportError, r"tensor q is quantized \(torch.qint8\)",
+                                    lambda: encode_state_dict(quantized))
+    assert "dequantize()" in message
+    encode_state_dict({"q": quantized["q"].dequantize()})  # the fix works
+
+
+def _run(variant, speed, repeat=0):
+    return {"variant": variant, "examples_per_sec": speed, "repeat": repeat}
+
+
+@pytest.mark.parametrize("speed, error", [(float("nan"), ValueError), (-5, ValueError),
+                                          (0, ValueError), (float("inf"), ValueError),
+                                          (True, TypeError), ("100", TypeError)])
+def test_27_repeat_summary_refuses_a_speed_that_best_runs_refuses(speed, error):
+    runs = [_run("text", speed), _run("fast", 100)]
+    refused_by_lenet_book(error, r"examples_per_sec=.*finite number above 0",
+                          lambda: results.repeat_summary(runs))
+
+
+def test_27_a_baseline_that_no_run_names_is_refused_listing_the_variants():
+    runs = [_run("text", 100), _run("fast", 300), {"variant": "fused", "repeat": 0, "error": "x"}]
+    for summarise in (results.best_runs, results.repeat_summary):
+        for typo in ("Text", "txt"):
+            message = refused_by_lenet_book(
+                ValueError, f"baseline: no run of '{typo}'",
+                lambda summarise=summarise, typo=typo: summarise(runs, baseline=typo))
+            assert "'text', 'fast', 'fused'" in message, message
+    # valid: a baseline whose runs all failed, or a record without the text's loop, has no ratios
+    assert "ratio_to_text" not in results.best_runs(runs, baseline="fused")["fast"]
+    assert "ratio_to_text" not in results.repeat_summary(runs, baseline="fused")["fast"]
+    assert "ratio_to_text" not in results.best_runs(runs[1:])["fast"]
+    assert results.best_runs(runs, baseline="fast")["text"]["ratio_to_text"] == 100 / 300
+
+
+def test_27_repeat_summary_refuses_two_runs_of_a_variant_in_one_repeat():
+    runs = [_run("text", 100), _run("text", 50), _run("fast", 100), _run("fast", 100)]
+    refused_by_lenet_book(ValueError, r"two runs of 'text' have repeat 0",
+                          lambda: results.repeat_summary(runs))
+    # valid: one run per variant and repeat, the second record's repeats numbered apart
+    runs[1]["repeat"] = runs[3]["repeat"] = 1
+    assert results.repeat_summary(runs)["text"]["ratio_to_text"]["mean"] == 1.0
+
+
+def test_27_seed_study_pairs_refuses_empty_rows_as_the_table_does():
+    study = results.load_seed_study()
+    reference = next(iter(study["results"]))
+    refused_by_lenet_book(ValueError, "rows is empty: name at least one run",
+                          lambda: results.seed_study_pairs(study, reference, {}))
+
+
+def test_27_load_seed_study_refuses_a_path_and_never_advises_deleting_a_folder(tmp_path,
+                                                                                 monkeypatch):
+    for name in (".", "..", "../../README.md", "accuracy-seeds-h200.json/"):
+        message = refused_by_lenet_book(ValueError, "give the file name of a seed study",
+                                        lambda name=name: results.load_seed_study(name))
+        assert "rm -r" not in message, message
+    # a record that is a folder is moved aside, with what is in it, never deleted
+    packaged = tmp_path / "benchmark_results"
+    (packaged / "accuracy-seeds-h200.json").mkdir(parents=True)
+    monkeypatch.setattr(results, "PACKAGE", tmp_path)
+    message = refused_by_lenet_book(ValueError, "is a folder, not a file; move the folder aside",
+                                    results.load_seed_study)
+    assert "rm -r" not in message, message
+
+
+# --- Fashion-MNIST on disk (lenet_book.data) --------------------------------------------------
+
+def test_27_a_folder_named_like_torchvisions_cache_is_left_as_it_is(tmp_path, capsys):
+    from lenet_book import data
+
+    processed = tmp_path / "FashionMNIST" / "processed"
+    (processed / "training.pt").mkdir(parents=True)
+    (processed / "training.pt" / "notes.txt").write_text("mine")
+    (processed / "test.pt").write_bytes(b"an old torchvision cache")
+    check = refused_by_lenet_book(data.FashionMNISTError, "old torchvision cache",
+                                  lambda: data.check_fashion_mnist(tmp_path))
+    assert "rm -r" not in check and f"rm {processed / 'test.pt'}" in check, check
+
+    assert data.remove_stale_cache(tmp_path) == [processed / "test.pt"]
+    assert (processed / "training.pt" / "notes.txt").read_text() == "mine"
+    assert not (processed / "test.pt").exists()
+    assert "training.pt is a folder, not torchvision's cache; left as it is" in capsys.readouterr().err
+
+
+def _tiny_gz_folder(folder, monkeypatch):
+    """A folder of four tiny stand-in .gz files, which the module is made to expect."""
+    from lenet_book import data
+
+    specs = []
+    for name, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
+                               ("train-labels-idx1-ubyte", 0x801, (3,)),
+                               ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
+                               ("t10k-labels-idx1-ubyte", 0x801, (2,))):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes(math.prod(shape)))
+        packed = gzip.compress(content, mtime=0)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.gz").write_bytes(packed)
+        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return folder
+
+
+def test_27_a_fashion_mnist_source_that_is_no_copy_is_named_not_passed_over(tmp_path,
+                                                                             monkeypatch):
+    from lenet_book import data
+
+    monkeypatch.setattr(data, "LOCAL_COPIES", (_tiny_gz_folder(tmp_path / "copy", monkeypatch),))
+    root = tmp_path / "root"
+    a_file = tmp_path / "one.gz"
+    a_file.write_bytes(b"x")
+    for value in (str(tmp_path / "no" / "such" / "folder"), str(a_file), str(tmp_path)):
+        monkeypatch.setenv("FASHION_MNIST_SOURCE", value)
+        message = refused_by_lenet_book(data.FashionMNISTError,
+                                        "FASHION_MNIST_SOURCE is set to",
+                                        lambda: data.prepare_fashion_mnist(None, root))
+        assert repr(value) in message and "unset FASHION_MNIST_SOURCE" in message, message
+        assert not root.exists(), "nothing is prepared from another copy"
+    # valid: set to a copy, or not set, it prepares
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "copy"))
+    assert data.prepare_fashion_mnist(None, root) == root / "FashionMNIST" / "raw"
+    monkeypatch.delenv("FASHION_MNIST_SOURCE")
+    assert data.prepare_fashion_mnist(None, tmp_path / "root2") == tmp_path / "root2" / "FashionMNIST" / "raw"
+
+
+def _tool(name, *args):
+    return subprocess.run([sys.executable, str(REPO / "tools" / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+# --- 27. The thirtieth probe's tools cases ------------------------------------------------------
+
+MAKE_PDF_WITH_A_FAKE_BROWSER = """
+import base64, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+import selenium.webdriver.support.ui as ui
+from tools import make_pdf
+
+class Driver:  # Chromium, faked: the page is ready at once and prints as a tiny PDF
+    def set_page_load_timeout(self, seconds): pass
+    set_script_timeout = set_page_load_timeout
+    def get(self, url): pass
+    def execute_script(self, js): return "complete"
+    def execute_async_script(self, js): return {{"math": 0, "typeset": 0, "errors": 0}}
+    def execute_cdp_cmd(self, command, options):
+        return {{"data": base64.b64encode(b"%PDF-1.4 new").decode()}}
+    def quit(self): pass
+
+make_pdf.CHROMIUM = make_pdf.CHROMEDRIVER = {browser}
+if make_pdf.CHROMIUM.is_file():  # as if installed; else the tool's own browser() says so
+    make_pdf.browser = Driver
+    ui.WebDriverWait = lambda driver, timeout: type("Wait", (), {{"until": lambda self, f: f(driver)}})()
+sys.exit(make_pdf.main(sys.argv[1:]))
+"""
+
+
+def _make_pdf(tmp_path, *args, browser="Path(sys.executable)"):
+    """tools/make_pdf.py on a one-page build in tmp_path/single; ``browser``: the path of Chromium
+    (default: one that exists, for the faked browser)."""
+    (tmp_path / "single" / "book").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "single" / "book" / "intro.html").write_text("<p>the book</p>")
+    code = MAKE_PDF_WITH_A_FAKE_BROWSER.format(repo=str(REPO), browser=browser)
+    return subprocess.run([sys.executable, "-c", code, "--singlehtml", str(tmp_path / "single"),
+                           *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_27_make_pdf_never_replaces_a_file_that_is_not_a_pdf(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    done = _make_pdf(tmp_path, "--out", notes)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (f"make_pdf: --out {notes} exists and is not a PDF: nothing was "
+                                   "changed, so nothing of it is lost; give another --out, or move "
+                                   "that file away")
+    assert notes.read_text() == "my notes"
+    assert not (tmp_path / "single" / "lenet-book.html").exists()  # refused before anything
+    done = _make_pdf(tmp_path, "--out", tmp_path / "new.pdf", "--copy-to", notes)
+    assert done.returncode == 1 and "--copy-to" in done.stderr and "not a PDF" in done.stderr
+    assert notes.read_text() == "my notes" and not (tmp_path / "new.pdf").exists()
+    done = _make_pdf(tmp_path, "--out", tmp_path)
+    assert done.returncode == 1 and f"--out {tmp_path} is a folder" in done.stderr, done.stderr
+    # valid: an earlier PDF, or a new path, is (re)written
+    old = tmp_path / "old.pdf"
+    old.write_bytes(b"%PDF-1.4 old")
+    done = _make_pdf(tmp_path, "--out", old, "--copy-to", tmp_path / "site" / "book.pdf")
+    assert done.returncode == 0, done.stderr
+    assert old.read_bytes() == (tmp_path / "site" / "book.pdf").read_bytes() == b"%PDF-1.4 new"
+
+
+def test_27_make_pdf_checks_for_chromium_before_changing_any_file(tmp_path):
+    missing = tmp_path / "no-chromium"
+    done = _make_pdf(tmp_path, "--out", tmp_path / "book.pdf", browser=f"Path({str(missing)!r})")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"make_pdf: missing {missing}, {missing}: apt-get install")
+    assert not (tmp_path / "single" / "lenet-book.html").exists()
+    assert not (tmp_path / "book.pdf").exists()
+
+
+def test_27_export_training_subset_names_its_own_options_and_checks_out_before_loading(tmp_path):
+    mine = tmp_path / "mine.js"
+    mine.write_text("var x = 1;\n")
+    not_data = tmp_path / "data.txt"  # --out is checked first, before 70,000 images are loaded
+    not_data.write_text("not a data root")
+    done = _tool("export_training_subset.py", "--data", not_data, "--out", mine,
+                 "--train-per-class", "1", "--test-per-class", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (f"--out {mine}: {mine} exists and is not a window.LENET_TRAIN_DATA file that this "
+            "export wrote: nothing was written, so nothing of it is lost; give another --out, or "
+            "move that file away") in done.stderr
+    assert "overwrite=True" not in done.stderr and mine.read_text() == "var x = 1;\n"
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    done = _tool("export_training_subset.py", "--data", raw.parent, "--out", tmp_path / "t.js")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"give the folder that holds FashionMNIST/: --data {tmp_path / 'data'}" in done.stderr
+    assert "--root" not in done.stderr and not (tmp_path / "t.js").exists()
+
+
+def test_27_tag_cells_refuses_cell_tags_that_are_not_a_list(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("# NBVAL_SKIP\nprint(1)")])
+    nb.cells[1].metadata.tags = "nbval-ignore-output"  # a string; nbformat.read only logs it
+    path = tmp_path / "a.ipynb"
+    path.write_text(json.dumps(nb))
+    kept = path.read_bytes()
+    done = _tool("tag_cells.py", path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (f"{path}: cell 1: its tags must be a list of names, e.g. [\"nbval-skip\"], not "
+            "'nbval-ignore-output'; nothing was changed") in done.stderr
+    assert path.read_bytes() == kept
+
+
+INSTALL_WITHOUT_UV_OR_PIP = """
+import subprocess, sys
+sys.path.insert(0, {repo!r})
+from tools import install
+subprocess.run = lambda command, *a, **k: sys.exit(f"started: {{command[:3]}}")
+sys.exit(install.main(sys.argv[1:]))
+"""
+
+
+def test_27_install_refuses_a_missing_or_folder_requirements_file_before_uv_or_pip(tmp_path):
+    code = INSTALL_WITHOUT_UV_OR_PIP.format(repo=str(REPO))
+    for path, said in ((tmp_path / "nonexistent.txt", "no such file"),
+                       (tmp_path, "a folder, not a file")):
+        done = subprocess.run([sys.executable, "-c", code, "-r", str(path)], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2 and "started" not in done.stderr, done.stderr
+        assert (f"error: -r {path}: {said}; give requirements.txt or requirements-nodeps.txt "
+                "(nothing was installed)") in done.stderr
+
+
+def test_27_prose_numbers_answers_help():
+    for option in ("--help", "-h"):
+        done = _tool("prose_numbers.py", option)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert done.stdout.startswith("usage: prose_numbers.py")
+        assert "Print every number a chapter's prose states" in done.stdout
+
+
+LAB_BY_PATH = """
+import os, runpy, sys
+sys.path[0] = {tools!r}  # as `python tools/lab.py` starts
+os.execv = lambda *command: sys.exit(0)  # JupyterLab is not started
+runpy.run_path({lab!r}, run_name="__main__")
+"""
+
+
+def test_27_lab_run_by_path_serves_its_own_checkout_s_chapters(tmp_path):
+    code = LAB_BY_PATH.format(tools=str(REPO / "tools"), lab=str(REPO / "tools" / "lab.py"))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"Chapters: {REPO / 'notebooks'}" in done.stdout
+
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -431,7 +431,8 @@ def test_check_reports_a_stale_cache_and_deletes_nothing(tiny, root):
         data.check_fashion_mnist(root)
 
     assert_explains(str(error.value), f"  - {processed} holds an old torchvision cache (training.pt, test.pt)",
-                    "loads instead of the verified raw files", f"rm -r {processed}")
+                    "loads instead of the verified raw files",
+                    f"rm {processed / 'training.pt'} {processed / 'test.pt'}")
     assert sorted(p.name for p in processed.iterdir()) == ["test.pt", "training.pt"]
 
 

@@ -16,6 +16,7 @@ import argparse
 import base64
 import gzip
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,6 +41,22 @@ def first_per_class(labels: torch.Tensor, per_class: int) -> torch.Tensor:
     if min(len(f) for f in firsts) < per_class:
         raise ExportError(f"some class has fewer than {per_class} images")
     return torch.stack(firsts, dim=1).flatten()
+
+
+def _not_ours(out: Path) -> str | None:
+    """Why ``out`` may not be replaced (it exists and this export did not write it: the test
+    write_js_data makes), or None; checked before the 70,000 images are loaded."""
+    try:
+        path = out.resolve() if out.is_symlink() else out  # as write_js_data does
+        if not path.is_file():
+            return None  # new, or a folder: write_js_data names it
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("ascii", errors="replace")
+    except (OSError, RuntimeError):  # unreadable, a link that loops: write_js_data names it
+        return None
+    if not re.match(r"// [^\n]*\nwindow\.LENET_TRAIN_DATA = ", head):
+        return f"{path} exists and is not a window.LENET_TRAIN_DATA file that this export wrote"
+    return None
 
 
 def subset(data_root, train_per_class: int, test_per_class: int) -> dict:
@@ -73,10 +90,20 @@ def main(argv=None) -> None:
         parser.error(f"--out {args.out} starts with '~', which Python does not expand to the home "
                      "folder (it would name a folder called '~' here); write the path in full, "
                      f"e.g. --out {os.path.expanduser(args.out)}; nothing was written")
+    if args.out.suffix != ".js":  # as write_js_data says, but before the images are loaded
+        parser.error(f"--out {args.out}: the page includes JavaScript files, so the path must end "
+                     "in .js; nothing was written")
+    problem = _not_ours(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
+                     "lost; give another --out, or move that file away")
     try:  # an empty root or a file: lenet_book's message, not a traceback
-        too_deep_root(args.data)  # (a root given too deep is named by the loading below)
+        parent = too_deep_root(args.data)
     except (TypeError, ValueError) as error:
         parser.error(f"--data {args.data!r}: {error}")
+    if parent is not None:  # named with this tool's option (lenet_book's message says --root)
+        parser.error(f"--data {args.data} is too deep: it is the FashionMNIST folder (or its raw "
+                     f"folder) itself; give the folder that holds FashionMNIST/: --data {parent}")
     try:
         data = subset(args.data, args.train_per_class, args.test_per_class)
     except FashionMNISTError as error:

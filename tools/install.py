@@ -13,6 +13,7 @@ or fails, pip installs: the environment is the same, only slower to make.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -45,11 +46,31 @@ def uv_command(args: list[str]) -> list[str] | None:
             "--index-strategy", "unsafe-best-match", *pip_settings(config), *args]
 
 
+def _requirements_problem(path: str) -> str | None:
+    """Why ``path`` is not a requirements file to read (missing, a folder, unreadable), or None:
+    checked here, so that neither uv nor pip is started on it and blamed."""
+    if "://" in path:  # pip reads a URL too: left to it
+        return None
+    if os.path.isdir(path):
+        return "a folder, not a file"
+    try:
+        with open(path, "rb"):
+            return None
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-deps", action="store_true", help="install the packages named, nothing else")
     parser.add_argument("-r", dest="requirements", required=True, help="the requirements file")
     args = parser.parse_args(argv)
+    problem = _requirements_problem(args.requirements)
+    if problem:
+        parser.error(f"-r {args.requirements}: {problem}; give requirements.txt or "
+                     "requirements-nodeps.txt (nothing was installed)")
     packages = (["--no-deps"] if args.no_deps else []) + ["-r", args.requirements]
     uv = uv_command(packages)
     if uv and subprocess.run(uv).returncode == 0:

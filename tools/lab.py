@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from lenet_book.book import ROOT
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
+from lenet_book.book import ROOT  # noqa: E402
 
 
 def has_display(platform: str = sys.platform, environ=os.environ) -> bool:

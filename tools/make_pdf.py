@@ -63,10 +63,42 @@ def single_page(folder: Path) -> Path:
     return page
 
 
-def browser():
+def _missing_browser() -> str | None:
+    """Why Chromium cannot print here (it or its driver is not installed), or None."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     if missing:
-        sys.exit(f"make_pdf: missing {', '.join(missing)}: apt-get install -y chromium chromium-driver")
+        return f"make_pdf: missing {', '.join(missing)}: apt-get install -y chromium chromium-driver"
+    return None
+
+
+def _not_replaceable(option: str, path: Path) -> str | None:
+    """Why the PDF may not be written to ``path`` (an existing folder, or a file that is not a PDF,
+    which would be lost), or None: a new file, an empty one, or an earlier PDF."""
+    if not os.path.exists(path):
+        return None
+    if os.path.isdir(path):
+        return (f"make_pdf: {option} {path} is a folder; give a file name, e.g. "
+                f"{option} {Path(path) / 'lenet-book.pdf'}; nothing was changed")
+    if not os.path.isfile(path):
+        return (f"make_pdf: {option} {path} is not a regular file (a device, pipe or socket); "
+                "give a file's path; nothing was changed")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as error:
+        return (f"make_pdf: {option} {path} cannot be read ({error.strerror or error}) to check that "
+                "it is an earlier PDF; nothing was changed: give another "
+                f"{option}, or move that file away")
+    if head and head != b"%PDF":  # every PDF starts so; an empty file holds nothing to lose
+        return (f"make_pdf: {option} {path} exists and is not a PDF: nothing was changed, so "
+                f"nothing of it is lost; give another {option}, or move that file away")
+    return None
+
+
+def browser():
+    problem = _missing_browser()
+    if problem:
+        sys.exit(problem)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -144,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also copy the PDF here (make pdf: into the built site's _static/)")
     parser.add_argument("--singlehtml", type=Path, help="print this existing single-page build (_build/singlehtml)")
     args = parser.parse_args(argv)
+    # Before anything is built or written: a file the PDF would replace, a missing browser.
+    for option, path in [("--out", args.out)] + [("--copy-to", target) for target in args.copy_to]:
+        problem = _not_replaceable(option, path)
+        if problem:
+            sys.exit(problem)
+    problem = _missing_browser()
+    if problem:
+        sys.exit(problem)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lenet-book-pdf-") as scratch:
         page = single_page(args.singlehtml or build_single_page(Path(scratch)))

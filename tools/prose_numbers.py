@@ -10,6 +10,7 @@ see the rules in tests/test_prose.py's docstring. Exits 1 when a number is not f
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -45,15 +46,23 @@ def notebook_problem(path: Path) -> str | None:
     return None
 
 
-if __name__ == "__main__":
-    problems = [notebook_problem(Path(arg)) for arg in sys.argv[1:]]
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
+    args = parser.parse_args(argv)
+    problems = [notebook_problem(path) for path in args.notebooks]
     if any(problems):
-        print("usage: python tools/prose_numbers.py [NOTEBOOK.ipynb ...]", file=sys.stderr)
+        parser.print_usage(sys.stderr)
         for problem in filter(None, problems):
-            print(f"prose_numbers.py: error: {problem}", file=sys.stderr)
-        sys.exit(2)
+            print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
     rule = prose_rule()
-    paths = [Path(arg).resolve() for arg in sys.argv[1:]] or rule.CHAPTERS
+    paths = [path.resolve() for path in args.notebooks] or rule.CHAPTERS
     text = rule.report(paths)
     print(text)
-    sys.exit(0 if text.endswith("== 0 number(s) not found in %d chapter(s)" % len(paths)) else 1)
+    return 0 if text.endswith("== 0 number(s) not found in %d chapter(s)" % len(paths)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

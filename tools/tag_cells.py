@@ -88,6 +88,18 @@ def only_definitions(cell) -> bool:
     return bool(body) and all(isinstance(n, kinds) for n in body) and any(isinstance(n, kinds[:2]) for n in body)
 
 
+def _cell_problem(nb) -> str | None:
+    """A code cell whose tags are not a list of names (nbformat.read only logs schema errors;
+    a string's `in` would test substrings, and it has no append), or None."""
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
+            return f"cell {i}: its tags must be a list of names, e.g. [\"nbval-skip\"], not {tags!r}"
+    return None
+
+
 def tag_notebook(nb) -> list[str]:
     """Apply the four rules to `nb` in place; one line per change."""
     changes = []
@@ -144,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, nbformat.ValidationError) as error:  # NotJSONError too
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
             parser.error(f"{path} is not a notebook ({first}); nothing was changed")
+        problem = _cell_problem(notebooks[path])
+        if problem:
+            parser.error(f"{path}: {problem}; nothing was changed")
     changed = []
     for path, nb in notebooks.items():
         changes = tag_notebook(nb)
