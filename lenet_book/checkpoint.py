@@ -74,8 +74,64 @@ def network_description(net: nn.Module) -> list[list[str]]:
     settings are the module's ``extra_repr()``, what ``print(net)`` shows in brackets."""
     _check_network(net)
     net = _inside(net)
-    return [[name, type(module).__name__, module.extra_repr()]
-            for name, module in net.named_modules()]
+    return [_module_entry(name, module) for name, module in net.named_modules()]
+
+
+def _module_entry(name: str, module: nn.Module) -> list[str]:
+    """A module as ``[name, type, settings]``; a scripted one (torch.jit.script) as
+    ``[name, "RecursiveScriptModule", "Conv2d(1, 6, ...)"]``: its own repr shows no settings."""
+    settings = _scripted_settings(module)
+    return [name, type(module).__name__, module.extra_repr() if settings is None else settings]
+
+
+class _ScriptedSettings:
+    """A scripted module's settings where its class's extra_repr reads them: constants (a
+    Conv2d's padding, a Dropout's p) in __dict__, anything else (its bias) from the module."""
+
+    def __init__(self, module):
+        self.__dict__.update(module._concrete_type.get_constants())
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def _scripted_settings(module: nn.Module) -> str | None:
+    """``"Conv2d(1, 6, kernel_size=...)"`` for a module made by torch.jit.script, else None (a
+    plain module; or a traced or torch.jit.load'ed one, which keeps no settings)."""
+    if not isinstance(module, torch.jit.RecursiveScriptModule):
+        return None
+    try:
+        plain = module._concrete_type.py_class
+        return f"{plain.__name__}({plain.extra_repr(_ScriptedSettings(module))})"
+    except Exception:  # no _concrete_type, or an extra_repr that needs what scripting dropped
+        return None
+
+
+_JIT_KINDS = ("RecursiveScriptModule", "TracedModule", "TopLevelTracedModule")
+
+
+def _unscripted(entry: list[str]) -> list[str]:
+    """A scripted module's entry as the plain module's: ``["0", "Conv2d", "1, 6, ..."]``."""
+    name, kind, settings = entry
+    inner = re.fullmatch(r"(\w+)\((.*)\)", settings, re.S)
+    return [name, inner[1], inner[2]] if kind in _JIT_KINDS and inner else entry
+
+
+def _settings_unrecorded(network: list[list[str]]) -> bool:
+    """Whether a description holds torch.jit modules without their settings, as an older
+    lenet_book recorded them (``original_name=Conv2d``)."""
+    return any(kind in _JIT_KINDS and settings.startswith("original_name=")
+               for _, kind, settings in network)
+
+
+def _comparable(stored: list[list[str]], expected: list[list[str]]) -> list[list[str]]:
+    """The stored description, as plain modules when the file comes from a scripted network and
+    the network given is plain: scripting changes how a layer runs, not what it computes."""
+    scripted = any(kind in _JIT_KINDS for _, kind, _ in stored)
+    if scripted and not any(kind in _JIT_KINDS for _, kind, _ in expected):
+        return [_unscripted(entry) for entry in stored]
+    return stored
 
 
 def _inside(net):
@@ -127,13 +183,16 @@ def _check_network(net: nn.Module) -> None:
         raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
                         f"got a {type(net).__name__} as net")
     for name, value in net.state_dict().items():
-        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+        if (not isinstance(value, torch.Tensor) or value.layout != torch.strided
+                or value.is_nested):
             what = (f"a {type(value).__name__} (get_extra_state)"
-                    if not isinstance(value, torch.Tensor) else f"a {value.layout} tensor")
+                    if not isinstance(value, torch.Tensor) else "a nested tensor"
+                    if value.is_nested else f"a {value.layout} tensor")
             raise CheckpointError(
                 f"the network's state dict holds {name}, {what}; a checkpoint holds only dense "
                 "tensors (weights and buffers), which load back without running any code. "
-                "Give such a buffer as a dense tensor (tensor.to_dense()), register it with "
+                "Give such a buffer as a dense tensor (tensor.to_dense(), or "
+                "torch.nested.to_padded_tensor(tensor, 0) for a nested one), register it with "
                 "persistent=False if it need not be saved, or keep extra state beside the "
                 "checkpoint yourself (e.g. json.dump(net.get_extra_state(), file)).")
     if any(tensor.is_meta for tensor in net.state_dict().values()):
@@ -152,6 +211,9 @@ def _check_path(path, saving: bool) -> Path:
     if isinstance(text, bytes) or not text:
         raise CheckpointError(f"The checkpoint path {path!r} is not a file name; "
                               "give one such as 'lenet.pt'.")
+    if "\0" in text:
+        raise CheckpointError(f"The checkpoint path {text!r} holds a NUL character (\\0), which "
+                              "no file name may hold; write the path without it.")
     if text.startswith("~"):
         raise CheckpointError(f"The checkpoint path {text} starts with '~', which Python does not "
                               "expand to the home folder (it would name a folder called '~' "
@@ -185,8 +247,8 @@ def _check_path(path, saving: bool) -> Path:
 
 def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
     """Refuse weights that are NaN or infinite: a file of them would load and predict rubbish."""
-    bad = {name: int((~torch.isfinite(tensor)).sum()) for name, tensor in state_dict.items()
-           if (tensor.is_floating_point() or tensor.is_complex()) and not tensor.isfinite().all()}
+    bad = {name: int((~_finite(tensor)).sum()) for name, tensor in state_dict.items()
+           if (tensor.is_floating_point() or tensor.is_complex()) and not _finite(tensor).all()}
     if bad:
         which = ", ".join(f"{name} ({count} of {state_dict[name].numel()})"
                           for name, count in bad.items())
@@ -196,6 +258,13 @@ def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
             "Nothing was written (an existing file is unchanged).\nHow to fix it: build the "
             "network again and retrain it with a smaller learning rate (e.g. 10 times smaller), "
             "then save it.")
+
+
+def _finite(tensor: torch.Tensor) -> torch.Tensor:
+    # torch has no isfinite for some 1-byte floats (float8_e4m3fn); float32 holds their values
+    if tensor.is_floating_point() and tensor.element_size() == 1:
+        tensor = tensor.float()
+    return torch.isfinite(tensor)
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -222,6 +291,19 @@ def _pickle_is_whole(path: Path) -> bool:
     return bool(operations) and operations[-1][0].name == "STOP"
 
 
+def _pickles_a_module(path: Path) -> bool:
+    """Whether the torch zip at ``path`` holds a whole nn.Module (torch.save(net)), of any class
+    (a notebook's own ``class Net``): its pickle names the attributes every module has."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            strings = {argument for _, argument, _ in pickletools.genops(archive.read(names[0]))
+                       if isinstance(argument, str)}
+    except Exception:  # a truncated zip, a bad CRC, a broken opcode, no data.pkl
+        return False
+    return {"_parameters", "_buffers", "_modules"} <= strings
+
+
 def _what_is_there(path: Path) -> tuple[str, object]:
     """What an existing file at ``path`` is: ("none"|"empty"|"damaged", None), ("other", why)
     or ("checkpoint", record). A torch zip that cannot be read because it is broken counts as a
@@ -234,6 +316,8 @@ def _what_is_there(path: Path) -> tuple[str, object]:
             return "empty", None
         with open(path, "rb") as f:
             head = f.read(4096)
+    except PermissionError:
+        return "unreadable", None  # e.g. another user's private file: it may be anything
     except OSError:
         return "none", None  # the save itself reports what is wrong
     if head[:2] == b"\x1f\x8b":
@@ -258,11 +342,17 @@ def _what_is_there(path: Path) -> tuple[str, object]:
 
 def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
     """Refuse to replace a file that is not a checkpoint, or the checkpoint of another network,
-    unless ``overwrite=True``; the checkpoint of the same network is replaced (chapters re-run)."""
+    unless ``overwrite=True``; the checkpoint of the same network is replaced (chapters re-run).
+    A file this user may not write is never replaced, even with overwrite=True."""
+    _check_writable(path)
     if overwrite:
         return
     kind, found = _what_is_there(path)
     again = ("Save to another path, or pass overwrite=True to replace it; nothing was written.")
+    if kind == "unreadable":
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists and this "
+                              "user cannot read it (no permission) to check that it is a "
+                              f"checkpoint, so saving could destroy it. {again}")
     if kind == "other":
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists and is "
                               f"not a lenet_book checkpoint ({found}), so saving would destroy "
@@ -283,11 +373,31 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
                               "checkpoint of a network of another architecture:\n"
                               + _differences(stored, architecture(net.state_dict()))
                               + f"\n{again}")
-    if network is not None and not _same_computation(network, network_description(net)):
+    if network is not None and _settings_unrecorded(network):
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
+                              "checkpoint of a scripted or traced network saved by an older "
+                              "lenet_book, which did not record its layers' settings, so it "
+                              f"cannot be checked that it is this network's. {again}")
+    expected = network_description(net)
+    if network is not None and not _same_computation(_comparable(network, expected), expected):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
                               "checkpoint of another network (same tensors, other layers):\n"
-                              + _network_differences(network, network_description(net))
+                              + _network_differences(_comparable(network, expected), expected)
                               + f"\n{again}")
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse another user's file that this user may not write: the rename over it would
+    succeed in a folder that anyone may write, where a plain open(path, "wb") is refused."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return  # no file there (or it cannot be reached: the save says why)
+    if status.st_uid != os.geteuid() and not os.access(path, os.W_OK):
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file belongs to "
+                              f"another user (uid {status.st_uid}), and this user may not write "
+                              f"it (mode {stat.S_IMODE(status.st_mode):o}), so it is kept as it "
+                              "is; nothing was written. Save to another path, or ask its owner.")
 
 
 def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -301,6 +411,15 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     """
     _check_network(net)
     net = _inside(net)  # a torch.compile'd network: its weights under their own names
+    if _settings_unrecorded(network_description(net)):
+        raise CheckpointError(
+            "Cannot save a checkpoint of a traced network (torch.jit.trace) or of one loaded with "
+            "torch.jit.load: it keeps its layers' types but not their settings (a Conv2d's "
+            "padding, a Dropout's p), so the file could not be checked against the network it is "
+            "loaded into; nothing was written. Save the plain network instead: the module you "
+            "traced (net before torch.jit.trace, which shares its weights), or a plain copy, e.g. "
+            "plain = models.lenet(); plain.load_state_dict(traced.state_dict()); "
+            "save_checkpoint(plain, path). A network made by torch.jit.script is saved as it is.")
     check_layers_built(net, "be saved")
     if not net.state_dict():
         raise CheckpointError(f"Cannot save a checkpoint of {type(net).__name__}: the network has "
@@ -392,7 +511,7 @@ def _computing(entry: list[str]) -> list[str]:
     """A module's description without ``inplace=...``, which saves memory but computes the
     same (ReLU(inplace=True) is ReLU())."""
     name, kind, settings = entry
-    settings = re.sub(r"(?:^|,\s*)inplace=(?:True|False)(?=,|$)", "", settings)
+    settings = re.sub(r"(?:^|,\s*|(?<=\())inplace=(?:True|False)(?=,|\)$|$)", "", settings)
     return [name, kind, settings.removeprefix(", ").strip()]
 
 
@@ -513,13 +632,16 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         details = str(error).splitlines()[0] if str(error) else "no details"
         if "Weights only load failed" in str(error):  # torch's advice there is unsafe
             details = "it holds Python objects other than tensors, which are never loaded"
-            if re.search(r"torch\.nn\.modules|GLOBAL .*(Sequential|Module)", str(error)):
+            if (re.search(r"torch\.nn\.modules|GLOBAL .*(Sequential|Module)", str(error))
+                    or _pickles_a_module(path)):
                 raise _refuse(path, "holds a whole pickled network (torch.save(net)), not the "
                                     "weights that save_checkpoint writes; unpickling it could run "
                                     "any code, so it is not loaded here",
-                              "if you trust the file, load it yourself with torch.load(path, "
-                              "weights_only=False), then save its weights with "
-                              "save_checkpoint(net, ...)") from None
+                              "if you trust the file, copy its weights into the network: "
+                              "net.load_state_dict(torch.load(path, weights_only=False)"
+                              ".state_dict()) (its class, e.g. your Net, must be defined), then "
+                              "save_checkpoint(net, 'lenet.pt') and load that file from then "
+                              "on") from None
         if _pickle_is_whole(path):  # whole, but holding objects weights_only refuses
             raise _refuse(path, "is a torch file that save_checkpoint did not write: it holds "
                                 "Python objects other than tensors (e.g. numpy arrays or dates "
@@ -571,7 +693,23 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise _refuse(path, "was saved from a network of another architecture:\n"
                       + _differences(stored, expected),
                       "load it into the network it was trained with, or " + RETRAIN)
+    if _settings_unrecorded(network):
+        raise _refuse(path, "was saved from a scripted or traced network (torch.jit) by an older "
+                            "lenet_book, which recorded its layers' types but not their settings "
+                            "(a Conv2d's padding, a Dropout's p), so it cannot be checked against "
+                            "this network; its weights are fine",
+                      "if this is the network it was trained with, copy the weights without that "
+                      "check: net.load_state_dict(torch.load(path, weights_only=True)"
+                      "['state_dict']), then save_checkpoint(net, path, overwrite=True) records "
+                      "its layers")
     expected_network = network_description(net)
+    if _settings_unrecorded(expected_network):
+        raise _refuse(path, "cannot be checked against this network: it is traced "
+                            "(torch.jit.trace) or loaded with torch.jit.load, which keeps its "
+                            "layers' types but not their settings (a Conv2d's padding)",
+                      "load it into the plain network first, then trace it: "
+                      "net = load_checkpoint(models.lenet(), path); torch.jit.trace(net, images)")
+    network = _comparable(network, expected_network)  # a scripted network's file, a plain net
     if not _same_computation(network, expected_network) \
             and isinstance(net, torch.jit.ScriptModule) \
             and not any(entry[1] == "RecursiveScriptModule" for entry in network):

@@ -377,6 +377,7 @@ def _check_loss_learns(loss_fn, device=None):
     if not isinstance(loss, torch.Tensor) or not isinstance(other, torch.Tensor):
         return
     if not loss.requires_grad:
+        _check_grad_mode()  # inside torch.no_grad() no loss has gradients: not the loss's fault
         raise ValueError("loss_fn returns a loss without gradients (detached, or rebuilt from "
                          ".item()), so backward cannot train the network; return the tensor "
                          "the loss computes, e.g. F.cross_entropy(scores, labels)")
@@ -433,6 +434,7 @@ def check_built(optimizer, schedule, scheduler):
                         f"torch.optim optimizer, e.g. lambda params: torch.optim.SGD(params, "
                         f"lr=0.1); it returned a {_kind(optimizer)}")
     _check_optimizer_settings(optimizer)
+    _check_dense_gradients(optimizer, "optimizer")
     if isinstance(optimizer, torch.optim.LBFGS):
         raise TypeError("optimizer: LBFGS needs a closure that recomputes the loss at every "
                         "step, but train calls optimizer.step() without one; use an optimizer "
@@ -451,6 +453,15 @@ def check_built(optimizer, schedule, scheduler):
     step_size = getattr(schedule, "step_size", 1)
     if scheduler is not None and isinstance(step_size, numbers.Real) and step_size < 1:
         raise ValueError(f"the schedule's step_size must be at least 1 step, got {step_size}")
+
+
+def _check_dense_gradients(optimizer, name, example="lambda params: torch.optim.Adam(params)"):
+    """SparseAdam steps only sparse gradients (of embeddings); a network's layers give dense
+    ones, and its first step would fail with torch's words."""
+    if isinstance(optimizer, torch.optim.SparseAdam):
+        raise TypeError(f"{name}: SparseAdam takes sparse gradients (of nn.Embedding(..., "
+                        "sparse=True)), but the network's layers give dense ones; use "
+                        f"torch.optim.Adam, e.g. {example}")
 
 
 def _check_optimizer_settings(optimizer, name="optimizer"):
@@ -520,12 +531,15 @@ def check_evaluate(net, images, labels, predict, batch_size):
         raise ValueError("evaluate: this network ends in RBF penalties (the 1998 LeNet-5, chapter "
                          "5), where the smallest penalty wins; the default predict (the largest "
                          "score) would pick the worst class: pass predict=original.predict")
-    if not any(type(m).__name__ == "RBF" for m in net.modules()):
-        _check_not_penalty_predict("evaluate", predict)
     problem = _input_problem(net, *images.shape[1:])
     if problem:
         raise ValueError(f"evaluate: {problem}")
     check_predict(predict, images.device)
+    kind = _output_kind(net, *images.shape[1:], probe=predict is not argmax)
+    if kind == "scores":
+        _check_not_penalty_predict("evaluate", predict)
+    if kind is not None:
+        _check_predict_picks("evaluate", predict, penalties=kind == "penalties")
 
 
 def check_layer_choices(activation, pool, batch_norm):
@@ -596,8 +610,9 @@ def _input_problem(net, height, width, channels=1):
     from lenet_book.shapes import ShapeError, describe, shape_by_pytorch, walk
 
     net = getattr(net, "_orig_mod", net)  # a torch.compile'd network: the network inside
-    if not isinstance(net, nn.Sequential):  # the checker follows Sequential networks only:
-        try:                                  # PyTorch itself, on a meta tensor (no data)
+    layer_by_layer = _runs_layer_by_layer(net)
+    if not layer_by_layer:  # the checker follows plain Sequential networks only:
+        try:                # PyTorch itself, on a meta tensor (no data)
             out = shape_by_pytorch(net, (1, channels, height, width))
         except ShapeError:  # e.g. a forward that reads values: one image of zeros, for real
             out, said = _one_image_out(net, (1, channels, height, width))
@@ -611,7 +626,7 @@ def _input_problem(net, height, width, channels=1):
     else:
         shapes, failure = walk(net, (1, channels, height, width))
     if failure is None:
-        if isinstance(net, nn.Sequential):
+        if layer_by_layer:
             out = shapes[-1] if shapes else (1, channels, height, width)
         if out != (1, NUM_CLASSES):
             extra = (f" (the {out[1] - NUM_CLASSES} scores beyond Fashion-MNIST's "
@@ -626,6 +641,15 @@ def _input_problem(net, height, width, channels=1):
     return (f"the network does not take {height}×{width} images "
             f"(batches N×{channels}×{height}×{width}): "
             f"its layer {index}, {describe(layer)}, gets shape {shape} but expects {expects}")
+
+
+def _runs_layer_by_layer(net):
+    """Whether ``net`` runs its layers one after the other, as the shape rules follow them: an
+    nn.Sequential, and every Sequential in it, with Sequential's own forward (a subclass with
+    its own, e.g. one that pads the images first, is run by PyTorch as a whole)."""
+    return isinstance(net, nn.Sequential) and all(
+        type(m).forward is nn.Sequential.forward
+        for m in net.modules() if isinstance(m, nn.Sequential))
 
 
 def _one_image_out(net, shape):
@@ -649,9 +673,24 @@ FLAGS = ("cuda_graph", "channels_last", "compile")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+def _check_grad_mode(name="training"):
+    """Training needs gradients: inside torch.no_grad() or torch.inference_mode() (e.g. left
+    over from an evaluation cell) every loss comes without them, whatever the loss is."""
+    if torch.is_inference_mode_enabled():
+        block = "torch.inference_mode()"
+    elif not torch.is_grad_enabled():
+        block = "torch.no_grad() (or torch.set_grad_enabled(False))"
+    else:
+        return
+    raise ValueError(f"{name} is called inside {block}, where PyTorch computes no gradients, so "
+                     "nothing can be trained (the loss is not at fault); call it outside that "
+                     "block, e.g. after the `with` block ends")
+
+
 def _check_trainable(net):
-    """Values (not the meta device), weights that are not inference tensors, at least one of
-    them trainable. Returns the parameters."""
+    """Built layers (not lazy ones), values (not the meta device), weights that are not
+    inference tensors, at least one of them trainable. Returns the parameters."""
+    check_layers_built(net, "be trained")  # reading an unbuilt weight fails with torch's words
     _check_values(net)
     params = list(net.parameters())
     if any(p.is_inference() for p in params):
@@ -668,6 +707,8 @@ def _check_trainable(net):
 def _check_network_for_training(net, fused):
     """Trainable float32 weights (``to_float`` gives float32 batches); for ``train_fused``, a
     network that cross-entropy and the largest score fit."""
+    if not fused:  # train_fused's torch.func computes its gradients even so
+        _check_grad_mode()
     params = _check_trainable(net)
     other = sorted({str(p.dtype) for p in params if p.dtype != torch.float32})
     if other:
@@ -784,7 +825,7 @@ def _check_eval_sets(eval_sets):
                             f"got a {_kind(split)}")
 
 
-def _check_rbf_options(net, options):
+def _check_rbf_options(net, options, size):
     """The 1998 network's RBF output gives penalties: the default loss and rule would misread
     them (the largest penalty is the worst class, not the best)."""
     from lenet_book.train import argmax
@@ -796,8 +837,13 @@ def _check_rbf_options(net, options):
                          "cross-entropy and largest score would train and score it wrongly; pass "
                          "loss_fn and predict (original.paper_loss, original.predict), or build "
                          "it all with recipes.build(recipes.ORIGINAL)")
-    if not any(type(m).__name__ == "RBF" for m in net.modules()):
+    kind = _output_kind(net, *size, probe=options.get("predict") not in (None, argmax)
+                        or not _is_cross_entropy(options.get("loss_fn")))
+    if kind == "scores":
         _check_not_penalty_predict("train", options.get("predict"))
+    if options.get("predict") is not None and kind is not None:
+        _check_predict_picks("train", options["predict"], penalties=kind == "penalties")
+    return kind
 
 
 def _check_loss_direction(loss_fn, penalties):
@@ -850,6 +896,8 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     ``batch_size`` and ``seed`` as ints (numpy integers are accepted)."""
     check_network(net)
     check_layers_built(net, "be trained")
+    if "bf16_layers" not in options:  # train_fused's torch.func computes its gradients even so
+        _check_grad_mode("train")
     for name in FUNCTIONS:
         if name in options:
             check_function(name, options[name])
@@ -890,15 +938,14 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         problem = _input_problem(net, *images.shape[1:])
         if problem:
             raise ValueError(problem if name == "train_data" else f"{name}: {problem}")
-    if not fused:
-        _check_rbf_options(net, options)
+    kind = None if fused else _check_rbf_options(net, options, train_data[0].shape[1:])
     device = train_data[0].device
     _check_cuda_graph(options, device)
     check_predict(options.get("predict", lambda scores: scores.argmax(dim=1)), device)
     if options.get("loss_fn") is not None:
         check_loss(options["loss_fn"], device)
-        _check_loss_direction(options["loss_fn"],
-                              penalties=any(type(m).__name__ == "RBF" for m in net.modules()))
+        if kind is not None:
+            _check_loss_direction(options["loss_fn"], penalties=kind == "penalties")
     _check_softmax_output(net, options.get("loss_fn"))
     if options.get("optimizer") is not None:
         _check_optimizer(net, options["optimizer"], lr, device)
@@ -957,6 +1004,7 @@ def _check_optimizer(net, optimizer, lr, device):
     built = _built_optimizer(net, optimizer, device)
     if not isinstance(built, torch.optim.Optimizer):
         return  # check_built says what is wrong, with the optimizer train builds
+    _check_dense_gradients(built, "optimizer")
     ours = {id(p) for p in net.parameters()}
     params = [p for group in built.param_groups for p in group["params"]]
     if not params or any(id(p) not in ours for p in params):
@@ -1068,6 +1116,57 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
                          f"{type(schedule).__name__}(opt, {what}=epochs * steps)")
     if hasattr(schedule, "step"):
         _check_rates_stay_above_0(opt, schedule, needed)
+    if getattr(schedule, "optimizer", opt) is opt:  # another optimizer's: check_built names it
+        _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch)
+
+
+def _epoch_settings(schedule):
+    """(the schedule's name, its setting that counts steps, that setting's values), for the
+    schedules whose setting is often given in epochs; None for the others."""
+    schedulers = torch.optim.lr_scheduler
+    if isinstance(schedule, schedulers.MultiStepLR):
+        return "MultiStepLR", "milestones", sorted(schedule.milestones)
+    if isinstance(schedule, schedulers.StepLR):
+        return "StepLR", "step_size", [schedule.step_size]
+    if isinstance(schedule, schedulers.CosineAnnealingWarmRestarts):
+        return "CosineAnnealingWarmRestarts", "T_0", [schedule.T_0]
+    return None
+
+
+def _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch):
+    """MultiStepLR's milestones, StepLR's step_size and CosineAnnealingWarmRestarts' T_0 count
+    steps, and train steps the schedule after every batch: settings that are all at most the
+    number of epochs, none of them whole epochs of batches, were meant as epochs (StepLR only
+    when its rate would fall below 1/100 of the start)."""
+    found = _epoch_settings(schedule)
+    if found is None or steps_per_epoch < 2:
+        return
+    name, what, values = found
+    if not values or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
+                         or not 0 < v <= num_epochs or v % steps_per_epoch == 0
+                         for v in values):
+        return
+    needed = num_epochs * steps_per_epoch
+    gamma = getattr(schedule, "gamma", None)
+    if name == "StepLR" and not (isinstance(gamma, numbers.Real)
+                                 and gamma ** (needed // values[0]) < 0.01):
+        return
+    given = values if what == "milestones" else values[0]
+    if what == "milestones":
+        effect = f"the rate would drop after {', '.join(map(str, values))} batches"
+        in_steps = f"milestones=[m * steps for m in {values}], gamma={gamma:g}"
+    elif what == "step_size":
+        every = "every batch" if given == 1 else f"every {given} batches"
+        effect = (f"the rate would be multiplied by {gamma:g} {every}, down to "
+                  f"{gamma ** (needed // given):.2g} of the start")
+        in_steps = f"step_size={given} * steps, gamma={gamma:g}"
+    else:
+        effect = f"the rate would restart every {given} batches"
+        in_steps = f"T_0={'epochs' if given == num_epochs else given} * steps"
+    raise ValueError(f"scheduler: {name}'s {what}={given} counts steps, and train steps the "
+                     f"schedule after every batch, {needed} times ({num_epochs} epochs of "
+                     f"{steps_per_epoch} batches): {effect}; to count epochs, write them in "
+                     f"steps, e.g. lambda opt, epochs, steps: {name}(opt, {in_steps})")
 
 
 SCHEDULE_STEPS_TRIED = 100_000  # a few microseconds each: 0.3 s at most
@@ -1148,7 +1247,23 @@ def _transformed(net, batch_transform, images, generator):
                         f"{inspect.signature(batch_transform)}") from None
     except ValueError:
         pass  # no signature to read (a built-in): call it
-    out = batch_transform(images, generator)
+    how = ("wrap a torchvision transform or a torch function, e.g. batch_transform=lambda "
+           "images, generator: v2.RandomHorizontalFlip()(images), or lambda images, generator: "
+           "images.flip(-1)")
+    try:
+        out = batch_transform(images, generator)
+    except TypeError as error:
+        if error.__traceback__.tb_next is not None:  # raised inside a function of Python: its own
+            raise
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TypeError(f"batch_transform is called as batch_transform(images, generator), a "
+                        f"uint8 batch N×H×W and a torch.Generator, and this one cannot take "
+                        f"them (PyTorch says {first!r}); {how}") from None
+    if isinstance(out, tuple):
+        raise TypeError(f"batch_transform returned a tuple of {len(out)}: it is called as "
+                        "batch_transform(images, generator), and a transform that takes any "
+                        "number of inputs (torchvision's v2 transforms) returns them all; it "
+                        f"must return the images only: {how}")
     if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8:
         got = out.dtype if isinstance(out, torch.Tensor) else f"a {_kind(out)}"
         raise TypeError(f"batch_transform returned {got}: a batch_transform must return uint8 "
@@ -1193,17 +1308,20 @@ def _is_nll(loss_fn):
     return isinstance(loss_fn, nn.NLLLoss) or loss_fn is torch.nn.functional.nll_loss
 
 
-_LOG_PROBABILITIES = weakref.WeakKeyDictionary()  # network -> True once its scores were checked
+# network -> (its layers, the loss) once its scores were checked: a replaced layer checks again
+_LOG_PROBABILITIES = weakref.WeakKeyDictionary()
 
 
 def _check_log_probabilities(net, loss_fn, X, y):
     """For ``train_step`` with nn.NLLLoss or F.nll_loss: the network must give
-    log-probabilities. Tried once per network on the first images of the batch, as ``train``'s
-    first-batch probe does (no step, eval mode, the modes and random generators put back)."""
+    log-probabilities. Tried once per network, set of layers and loss on the first images of the
+    batch, as ``train``'s first-batch probe does (no step, eval mode, the modes and random
+    generators put back)."""
     if not _is_nll(loss_fn):
         return
+    key = (_layers_key(net), id(loss_fn))
     try:
-        if _LOG_PROBABILITIES.get(net):
+        if _LOG_PROBABILITIES.get(net) == key:
             return
     except TypeError:  # a network that cannot be weakly referenced: checked every time
         pass
@@ -1211,14 +1329,15 @@ def _check_log_probabilities(net, loss_fn, X, y):
     with _generators_kept(X.device), torch.no_grad():
         net.eval()
         try:
-            scores = net(X[:8])
+            # the weights' type: a batch for autocast (amp_dtype) runs here without it
+            scores = net(X[:8].to(next(net.parameters(), X).dtype))
         finally:
             for module, mode in modes:
                 module.training = mode
     if isinstance(scores, torch.Tensor):
         _check_loss_value(loss_fn, scores.float(), y[:8])
         with contextlib.suppress(TypeError):
-            _LOG_PROBABILITIES[net] = True
+            _LOG_PROBABILITIES[net] = key
 
 
 def _check_loss_value(loss_fn, scores, labels):
@@ -1576,6 +1695,10 @@ def _check_labels(name, labels, count, scores="scores", param="labels"):
 
 _NOT_GIVEN = object()
 
+# images normalised with the data set's mean and std stay within a few units (Fashion-MNIST's:
+# -0.81 to 2.02); pixels 0-255 given as floats go far beyond
+NORMALISED_MAX = 10.0
+
 
 _CHECKED = weakref.WeakKeyDictionary()  # loss functions and predict rules found good
 
@@ -1602,6 +1725,8 @@ def _check_step_optimizer(optimizer):
                         "step, but train_step calls optimizer.step() without one; use an "
                         "optimizer of single steps, e.g. torch.optim.SGD(net.parameters(), "
                         "lr=0.1)")
+    _check_dense_gradients(optimizer, "train_step: optimizer",
+                           "torch.optim.Adam(net.parameters())")
     _check_optimizer_settings(optimizer, "train_step: optimizer")
     for group in optimizer.param_groups:
         rate = group.get("lr")
@@ -1618,6 +1743,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
     if not isinstance(net, nn.Module):
         raise TypeError(f"train_step trains a network: net must be a torch.nn.Module (e.g. "
                         f"models.lenet()), got a {_kind(net)}")
+    _check_grad_mode("train_step")
     if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
                                            and callable(getattr(optimizer, "step", None))):
         raise TypeError(f"train_step needs the optimizer that updates the network, e.g. "
@@ -1654,16 +1780,18 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                         f"{', '.join(sorted(str(d) for d in weights))} but X is {X.dtype}; the "
                         "book's batches are float32 (to_float): convert the network with "
                         "net.float() (for mixed precision keep it float32 and use amp_dtype)")
-    if weights == {torch.float32} and X.dtype != torch.float32:
+    if weights == {torch.float32} and X.dtype not in (torch.float32, amp_dtype):
         raise TypeError(f"train_step: X must be float32 like the network's weights (to_float "
-                        f"gives float32), got {X.dtype}; convert it with X.float() (for mixed "
-                        "precision use amp_dtype)")
+                        f"gives float32), got {X.dtype}; convert it with X.float()"
+                        + (" (for mixed precision use amp_dtype)" if amp_dtype is None else
+                           f" (autocast to amp_dtype={amp_dtype} casts it itself)"))
     if X.dim() != 4 or len(X) == 0:
         raise ValueError(f"train_step: X must be a batch N×1×height×width of at least one image, "
                          f"got shape {tuple(X.shape)}"
                          + ("; to_float(images) adds the channel to uint8 images N×28×28"
                             if X.dim() == 3 else ""))
     _check_labels("train_step", y, len(X), "images", "y")
+    check_layers_built(net, "be trained")  # before the shapes: an unbuilt layer has no size
     _check_fits("train_step: X", net, tuple(X.shape[1:]))
     if isinstance(optimizer, torch.optim.Optimizer):
         _check_step_optimizer(optimizer)
@@ -1672,18 +1800,22 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
         if predict is not _NOT_GIVEN:
             _once(predict, lambda: check_predict(predict, X.device))
         _check_log_probabilities(net, loss_fn, X, y)
-    batch_norm = _check_step_network(net, optimizer, loss_fn, predict)  # after the loss's checks
+    # after the loss's own checks, which name a bad loss better
+    batch_norm = _check_step_network(net, optimizer, loss_fn, predict, tuple(X.shape[1:]))
     if batch_norm and len(X) == 1 and net.training:
         raise ValueError("train_step: X holds one image, and batch normalisation cannot normalise "
                          "a batch of one in training (the variance of one number is 0); give "
                          "batches of at least 2 images")
     if _on_cpu(X):
         low, high = (value.item() for value in torch.aminmax(X.detach()))
-        if not (0.0 <= low and high <= 1.0):  # also NaN
+        if not (-NORMALISED_MAX <= low and high <= NORMALISED_MAX):  # also NaN
             raise ValueError(f"train_step: X must hold images in [0, 1], as to_float gives them; "
                              f"these go from {low:g} to {high:g}"
                              + ("; they look like pixels 0-255 as floats: divide by 255, or "
-                                "give the uint8 pixels to to_float" if high > 1.5 else ""))
+                                "give the uint8 pixels to to_float" if low >= 0
+                                and high > NORMALISED_MAX else
+                                f" (images normalised with a mean and std, (X - mean) / std, "
+                                f"are taken too: they stay within ±{NORMALISED_MAX:g})"))
         if high < 1.5 / 255:  # float32 rounding of 1/255
             raise ValueError(f"train_step: X's pixels are all at most {high:.3g} (1/255 is "
                              "0.00392): blank images, or pixels divided by 255 twice; to_float "
@@ -1747,7 +1879,7 @@ def _check_fits(name, net, size):
     known.add(size)
 
 
-def _check_step_network(net, optimizer, loss_fn, predict):
+def _check_step_network(net, optimizer, loss_fn, predict, size):
     """What ``train`` refuses of a network, for ``train_step``: checked once per network, set of
     layers, optimizer, loss and predict rule. Returns whether the network has batch norm."""
     groups = getattr(optimizer, "param_groups", None)
@@ -1775,9 +1907,14 @@ def _check_step_network(net, optimizer, loss_fn, predict):
                          "chapter 5), where the smallest penalty wins; the default predict (the "
                          "largest score) would count the worst class as right: pass "
                          "predict=original.predict")
-    _check_loss_direction(loss_fn, penalties=rbf)
-    if not rbf:
+    kind = _output_kind(net, *size[1:], channels=size[0], probe=not _is_cross_entropy(loss_fn) or (
+        predict is not _NOT_GIVEN and getattr(predict, "__name__", None) != "argmax"))
+    if kind is not None:
+        _check_loss_direction(loss_fn, penalties=kind == "penalties")
+    if kind == "scores":
         _check_not_penalty_predict("train_step", predict)
+    if predict is not _NOT_GIVEN and kind is not None:
+        _check_predict_picks("train_step", predict, penalties=kind == "penalties")
     _check_softmax_output(net, loss_fn)
     batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     try:
@@ -1785,6 +1922,41 @@ def _check_step_network(net, optimizer, loss_fn, predict):
     except TypeError:
         pass
     return batch_norm
+
+
+def _output_kind(net, height, width, channels=1, probe=True):
+    """"penalties" for a network ending in the 1998 network's RBF layer, "scores" for one whose
+    outputs go below 0 on a few fixed images (RBF penalties, squared distances, never do), or
+    None when it cannot be told (e.g. a penalty layer of the reader's own): the checks that
+    depend on which it is are then left out. One forward, in eval mode, without gradients,
+    modes and statistics put back; none without ``probe`` (the default loss and rule, right
+    for scores, need no probe)."""
+    if any(type(m).__name__ == "RBF" for m in net.modules()):
+        return "penalties"
+    if not probe:
+        return None
+    net = getattr(net, "_orig_mod", net)  # a compiled network: the one inside, not compiled now
+    params = [*net.parameters(), *net.buffers()]
+    if any(t.is_meta for t in params):
+        return None
+    device = params[0].device if params else "cpu"
+    dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+    images = torch.rand(4, channels, height, width, generator=torch.Generator().manual_seed(0))
+    images[0], images[1] = 0.0, 1.0
+    try:
+        with modes_kept(net), buffers_kept(net), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = net.eval()(images.to(device=device, dtype=dtype))
+        below_0 = bool((out < 0).any())
+    except Exception:  # what the network cannot take is named by the other checks
+        return None
+    return "scores" if below_0 else None
+
+
+def _is_cross_entropy(loss_fn):
+    """The default loss (None) or cross-entropy itself: made for scores."""
+    return loss_fn is None or isinstance(loss_fn, nn.CrossEntropyLoss) \
+        or loss_fn is nn.functional.cross_entropy
 
 
 def _check_not_penalty_predict(name, predict):
@@ -1795,6 +1967,31 @@ def _check_not_penalty_predict(name, predict):
         raise ValueError(f"{name}: predict=original.predict picks the smallest of the 1998 "
                          "network's RBF penalties, but this network gives scores, where the "
                          "largest wins: leave predict out (the largest score)")
+
+
+def _check_predict_picks(name, predict, penalties):
+    """Tried on fixed outputs whose best class is known (on the CPU, once): ``predict`` must not
+    pick the worst one, the largest of the 1998 network's RBF penalties (where the smallest
+    wins) or the smallest of a network's scores (where the largest wins), whatever its name."""
+    rows, best, worst = torch.arange(3), torch.tensor([2, 7, 4]), torch.tensor([6, 0, 9])
+    outputs = torch.full((3, NUM_CLASSES), 5.0)
+    outputs[rows, best], outputs[rows, worst] = (1.0, 9.0) if penalties else (9.0, 1.0)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            picked = predict(outputs)
+        picks_worst = torch.equal(picked.cpu().long(), worst)
+    except Exception:
+        return  # a rule that cannot take these: check_predict and the first batch say more
+    if picks_worst and penalties:
+        raise ValueError(f"{name}: this network ends in RBF penalties (the 1998 LeNet-5, chapter "
+                         "5), where the smallest penalty wins, but predict picks the largest "
+                         "(tried on fixed penalties), the worst class; pass "
+                         "predict=original.predict (penalties.argmin(dim=1))")
+    if picks_worst:
+        raise ValueError(f"{name}: predict picks the smallest score (tried on fixed scores), but "
+                         "this network gives scores, where the largest wins, so it would count "
+                         "the worst class as right: leave predict out (the largest score)")
 
 
 def _check_j_fits(j, dtype=torch.float32):

@@ -147,6 +147,10 @@ def _root(root: str | os.PathLike) -> Path:
     if not os.fspath(root):
         raise ValueError("the data root is empty (''): give a folder such as 'data' (in the "
                          "repository) or '../data' (in a chapter)")
+    if "\0" in os.fspath(root):
+        raise ValueError(f"the data root {os.fspath(root)!r} holds a NUL character ('\\0'), which "
+                         "no file or folder name may hold (a pasted binary string?); give a "
+                         "folder such as 'data' or '../data'")
     if not os.path.isabs(root):
         _current_folder()  # a relative root needs it
     return Path(root)
@@ -242,6 +246,12 @@ def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = Non
         raise PermissionError(errno.EACCES, f"the file is read-only (mode "
                               f"{stat.S_IMODE(existing.st_mode):o}), so it is kept as it is; make "
                               "it writable first (chmod u+w) or write to another path", str(path))
+    if existing is not None and not os.access(path, os.W_OK):  # e.g. another user's 0644 file
+        raise PermissionError(errno.EACCES, f"this user may not write the file (mode "
+                              f"{stat.S_IMODE(existing.st_mode):o}, owner uid "
+                              f"{existing.st_uid}), so it is kept as it is (a rename in a shared "
+                              "folder would replace it anyway); write to another path, or ask "
+                              "its owner", str(path))
     # A unique name in the same folder: the rename stays on one file system (atomic), and two
     # writers at once never share a temporary file.
     _remove_leftovers(path.parent, path.name, ".tmp")
@@ -331,7 +341,8 @@ def _md5(path: Path) -> str:
 
 
 def _folder_problem(folder: Path, write: bool = False) -> str | None:
-    """Say why ``folder`` cannot be used (a file in its path, no permission, not writable).
+    """Say why ``folder`` cannot be used (a file in its path, no permission to enter it, not
+    writable).
 
     Returns None when it is usable, and also when it (or a folder above it) does not exist yet:
     the callers report missing files themselves, or create the folder.
@@ -353,8 +364,8 @@ def _folder_problem(folder: Path, write: bool = False) -> str | None:
             return f"{part} is a file, not a folder{inside}."
         if not os.access(part, os.X_OK):
             return f"{part} cannot be entered: no permission (execute/search) for this user."
-    if not os.access(folder, os.R_OK):
-        return f"{folder} cannot be read: no permission to list it for this user."
+    # No read (list) permission is needed: every file is opened by its name, as torchvision does,
+    # so a shared folder of mode 711 works; only the clean-up of leftovers lists, and skips it.
     if write and not os.access(folder, os.W_OK):
         return f"{folder} is not writable: no permission to create files in it for this user."
     return None

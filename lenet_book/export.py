@@ -195,6 +195,26 @@ def _check_int(name: str, digits: str) -> int:
     return value
 
 
+def _check_no_nul(path, done: str) -> None:
+    if isinstance(path, (str, os.PathLike)) and "\0" in str(os.fspath(path)):
+        raise ExportError(f"path {os.fspath(path)!r} holds a NUL character (\\0), which no file "
+                          f"name may hold; {done}: write the path without it")
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse another user's file that this user may not write: the rename over it would
+    succeed in a folder that anyone may write, where a plain open(path, "w") is refused."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return  # no file there (or it cannot be reached: the write says why)
+    if status.st_uid != os.geteuid() and not os.access(path, os.W_OK):
+        raise ExportError(f"Cannot write {path}: it belongs to another user (uid "
+                          f"{status.st_uid}), and this user may not write it (mode "
+                          f"{stat.S_IMODE(status.st_mode):o}), so it is kept as it is; nothing "
+                          "was written: give another path, or ask its owner")
+
+
 def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bool = False) -> int:
     """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes.
 
@@ -210,7 +230,11 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
         raise ExportError(f"the data for {name} hold something JSON cannot carry ({error}); "
                           "convert tensors first: encode_state_dict(...) for weights, "
                           ".tolist() for numbers") from None
-    except ValueError:
+    except ValueError as error:
+        if "Circular reference" in str(error):
+            raise ExportError(f"the data for {name} refer to themselves (a circular reference: "
+                              "a dict or list inside itself), which JSON cannot carry; nothing "
+                              "was written: export a copy without that reference") from None
         raise ExportError(f"the data for {name} hold a NaN or infinite number, which JSON cannot "
                           "carry and the page would show as NaN; nothing was written: export "
                           "finite numbers only (e.g. the weights of a training that did not "
@@ -226,6 +250,7 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
         raise TypeError(f"write_js_data: path must be a str or pathlib.Path such as "
                         f"'lenet_weights.js', got {path!r} (a {type(path).__name__}); nothing "
                         "was written")
+    _check_no_nul(path, "nothing was written")
     path = Path(path)
     if any(part != part.strip() for part in path.parts):
         raise ExportError(f"path {str(path)!r} has a name that starts or ends with white space (a "
@@ -258,12 +283,18 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     if path.is_dir():  # even with overwrite=True: a folder is never replaced by a file
         raise ExportError(f"path {path} is a folder; give a file name ending in .js, e.g. "
                           f"{path / 'data.js'}; nothing was written")
+    _check_writable(path)  # even with overwrite=True, as a plain open(path, "w") would be
     if path.exists() and not overwrite:
         if not path.is_file():
             raise ExportError(f"path {path} is a folder or another non-file; give a file name "
                               "ending in .js; nothing was written")
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("ascii", errors="replace")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096).decode("ascii", errors="replace")
+        except PermissionError:
+            raise ExportError(f"path {path} exists and this user cannot read it (no permission) "
+                              "to check that this export wrote it; nothing was written: give "
+                              "another path, or ask its owner") from None
         if not re.match(rf"// [^\n]*\nwindow\.{name} = ", head):
             raise ExportError(f"path {path} exists and is not a window.{name} file that this "
                               "export wrote: nothing was written, so nothing of it is lost; "
@@ -284,6 +315,7 @@ def read_js_data(path: Path, name: str) -> dict:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: give the upper-case JavaScript name the data were written "
                           "under, such as LENET_WEIGHTS")
+    _check_no_nul(path, "nothing was read")
     path = Path(path)
     try:
         status = os.stat(path)

@@ -149,8 +149,18 @@ def _check_nothing_frozen(who, net):
                          "lenet_book.train.train, which leaves frozen layers as they are")
 
 
+def _check_not_compiled(who, net):
+    """The step is compiled here, as a pure function of the network's weights (torch.func): a
+    torch.compile'd network inside it would be compiled twice, which dynamo refuses."""
+    if hasattr(net, "_orig_mod"):
+        raise TypeError(f"{who} compiles the training step itself: pass the network, not "
+                        "torch.compile(net) (or what compile_and_warm_up returned); the network "
+                        "inside is net._orig_mod")
+
+
 def _check_fused_step_options(self, net, images, labels, lr=0.9, compile=True,
                               backend="inductor", mode=None, channels_last=False, bf16_layers=()):
+    _check_not_compiled("FusedStep", net)
     _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": bf16_layers})
     _check_nothing_frozen("FusedStep", net)
 
@@ -292,6 +302,7 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
 
 def _check_train_fused(net, *args, **options):
     # before the body moves the network (device, channels-last) and builds its FusedStep
+    _check_not_compiled("train_fused", net)
     _check_nothing_frozen("train_fused", net)
 
 

@@ -213,6 +213,10 @@ def summarize(values):
     if not hasattr(values, "__iter__"):
         raise TypeError(f"summarize: values must be a list of accuracies, e.g. [0.91, 0.90], got "
                         f"{values!r} (a {type(values).__name__})")
+    if getattr(values, "ndim", 1) == 0:  # a 0-d array or tensor: one number, not iterable
+        raise TypeError(f"summarize takes a list of accuracies, e.g. [0.91, 0.90], got one "
+                        f"accuracy {values.item():g} (a 0-d {type(values).__name__}); for one "
+                        "accuracy write summarize([value])")
     # 0-d tensors as numbers: the summary holds floats, whatever the accuracies came as
     values = [v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
               for v in values]

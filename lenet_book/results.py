@@ -123,12 +123,25 @@ def _run_list(runs):
     if isinstance(runs, (str, bytes, dict)) or not hasattr(runs, "__iter__"):
         raise TypeError(f"runs must be the benchmark's runs, a list of dicts (a record's "
                         f"'runs'), got a {type(runs).__name__}")
+    if hasattr(runs, "columns") and hasattr(runs, "to_dict"):  # iterating one gives its columns
+        # not converted here: a column that only some runs have ('error') fills NaN into the rest
+        raise TypeError(f"runs is a {type(runs).__name__}, not the benchmark's runs: give the "
+                        "list of dicts it was made from (the record's 'runs', as load_result "
+                        "returns it)")
     return list(runs)
+
+
+def _failed(run):
+    """A run that failed has its 'error'; None or NaN there (a table's empty cell, e.g. runs
+    read back from a DataFrame with to_dict('records')) is no error."""
+    error = run.get("error")
+    return "error" in run and error is not None and not (isinstance(error, float)
+                                                         and math.isnan(error))
 
 
 def _succeeded(runs, needs=("variant", "examples_per_sec")):
     """The runs that did not fail; runs that are not records of the benchmark are named."""
-    succeeded = [r for r in runs if not (isinstance(r, dict) and "error" in r)]
+    succeeded = [r for r in runs if not (isinstance(r, dict) and _failed(r))]
     for run in succeeded:
         missing = [key for key in needs if not isinstance(run, dict) or key not in run]
         if missing:
@@ -172,18 +185,37 @@ def _check_baseline(baseline, runs=()):
                          f"{', '.join(map(repr, variants))}: give one of them")
 
 
+def _finite(number):
+    """math.isfinite, with a whole number too large for a float (10**400) counted as not finite
+    rather than raising OverflowError."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def _shown(value, limit=60):
+    """repr(value), cut short: a speed of 10**400 would fill the message, and a whole number of
+    more than 4,300 digits has no repr at all."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<a {type(value).__name__} too long to print>"
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
 def _check_speeds(succeeded):
     """Every successful run's speed is a finite number above 0, as the benchmark measures it."""
     for r in succeeded:
         speed = r["examples_per_sec"]
         if isinstance(speed, bool) or not isinstance(speed, numbers.Real) \
-                or not (math.isfinite(speed) and speed > 0):
+                or not (_finite(speed) and speed > 0):
             raise (ValueError if isinstance(speed, numbers.Real) and not isinstance(speed, bool)
                    else TypeError)(
                 f"runs: the run of {r.get('variant')!r} (repeat {r.get('repeat', 0)}) has "
-                f"examples_per_sec={speed!r}, but it must be a finite number above 0, the speed "
-                "the benchmark measured; give the runs as load_result returns them, or mark a "
-                "failed run with 'error'")
+                f"examples_per_sec={_shown(speed)}, but it must be a finite number above 0 (one "
+                "a float can hold), the speed the benchmark measured; give the runs as "
+                "load_result returns them, or mark a failed run with 'error'")
 
 
 def _check_one_run_per_repeat(succeeded):
@@ -290,6 +322,10 @@ def _study_result(study, name, param="name"):
     """One named run of a seed study (the argument ``param``); a record of another kind, or an
     unknown name, is named."""
     _check_study(study)
+    if not isinstance(name, str):  # a list would fail as unhashable; JSON names are str
+        example = next(iter(study["results"]), "text")
+        raise TypeError(f"{param}: a run's name must be a str, e.g. {example!r}, got {name!r} "
+                        f"(a {type(name).__name__})")
     if name not in study["results"]:
         raise ValueError(f"{param}: no run {name!r} in this seed study; its runs are "
                          f"{', '.join(map(repr, study['results']))}")
@@ -331,7 +367,25 @@ def accuracy_by_seed(study, name, split="valid"):
     result = _study_result(study, name)
     if f"{split}_acc" not in result:
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
-    return dict(zip(result["seeds"], result[f"{split}_acc"]))
+    seeds, accuracies = result.get("seeds"), result[f"{split}_acc"]
+    _check_pairs(name, split, seeds, accuracies)
+    return dict(zip(seeds, accuracies))
+
+
+def _check_pairs(name, split, seeds, accuracies):
+    """One accuracy per seed, each seed once: zip would drop the seeds past the shorter list,
+    and a dict would keep only the last of a repeated seed, pairing fewer seeds without a word."""
+    if not isinstance(seeds, list) or not isinstance(accuracies, list):
+        problem = "its seeds and accuracies are not lists"
+    elif len(seeds) != len(accuracies):
+        problem = f"it has {len(seeds)} seeds but {len(accuracies)} {split} accuracies"
+    elif len(set(map(repr, seeds))) != len(seeds):
+        problem = "a seed appears twice in it"
+    else:
+        return
+    raise ValueError(f"the seed study's run {name!r} is damaged: {problem}. Load the record "
+                     "again with load_seed_study(); if its file is damaged, restore it from git "
+                     "(git checkout -- benchmarks/results/)")
 
 
 def seed_study_table(study, rows, splits=("valid",)):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.parameter import is_lazy as _not_built
 
 from lenet_book.checks import (
     at_the_door,
@@ -117,7 +118,7 @@ def shape_by_pytorch(layer, shape):
     a copy of the layer runs on a meta tensor, which has a shape but no data (nothing is
     computed and the layer itself is not touched)."""
     try:
-        meta = copy.deepcopy(layer).to("meta").eval()
+        meta = copy.deepcopy(layer, _meta_stand_ins(layer)).to("meta").eval()
         with torch.no_grad():
             out = meta(torch.empty(shape, device="meta"))
     except Exception as err:  # whatever the layer raises for an input it cannot take
@@ -127,6 +128,21 @@ def shape_by_pytorch(layer, shape):
         raise ShapeError(f"an input for which it returns one tensor (it returned a "
                          f"{type(out).__name__})")
     return tuple(out.shape)
+
+
+def _meta_stand_ins(layer):
+    """deepcopy's memo for the tensors it cannot copy, each replaced by a stand-in on meta: a
+    lazy layer's weights not built yet (the copy builds its own on meta at its first call), and
+    tensors computed from learnable weights (not graph leaves, e.g. RBF codes made from an
+    nn.Parameter)."""
+    memo = {}
+    for module in layer.modules():
+        for t in (*module._parameters.values(), *module._buffers.values(), *vars(module).values()):
+            if _not_built(t):
+                memo[id(t)] = type(t)(requires_grad=t.requires_grad, device="meta", dtype=t.dtype)
+            elif isinstance(t, torch.Tensor) and not t.is_leaf:
+                memo[id(t)] = t.detach().to("meta")
+    return memo
 
 
 def next_shape(layer, shape):
@@ -459,9 +475,39 @@ def _check_pool_padding(layer):
                              f"it with padding={most[0] if most[0] == most[1] else most} or less")
 
 
+def _check_one_output(layer):
+    """A pooling layer built with return_indices=True returns a pair (output, indices), which no
+    next layer of a Sequential can take, nor a loss as scores."""
+    if getattr(layer, "return_indices", False):
+        raise ShapeError("to return one tensor; with return_indices=True it returns a pair "
+                         "(output, indices), which the next layer cannot take: build it with "
+                         "return_indices=False (the default)")
+
+
+def _check_padding_mode(layer, shape):
+    """A Conv2d with padding_mode 'reflect', 'circular' or 'replicate' pads with the feature map's
+    own rows and columns, so PyTorch needs enough of them: a limit the output-size rule does not
+    see ('reflect' needs more rows than the padding, 'circular' as many, 'replicate' one)."""
+    if (not isinstance(layer, nn.Conv2d) or layer.padding_mode == "zeros"
+            or len(shape) not in (3, 4)):
+        return
+    left_w, right_w, top_h, bottom_h = layer._reversed_padding_repeated_twice  # also for 'same'
+    padding, size = (max(top_h, bottom_h), max(left_w, right_w)), tuple(shape[-2:])
+    most = {"reflect": tuple(n - 1 for n in size), "circular": size,
+            "replicate": tuple(p if n else 0 for p, n in zip(padding, size))}[layer.padding_mode]
+    if padding[0] > most[0] or padding[1] > most[1]:
+        raise ShapeError(f"a feature map large enough for its padding of {square(padding)} with "
+                         f"padding_mode={layer.padding_mode!r}, which pads with the map's own "
+                         f"rows and columns: for a {hxw(size)} map PyTorch allows a padding of at "
+                         f"most {square(most)}; use a padding that small, or padding_mode='zeros'")
+
+
 def _check_next_shape(layer, shape):
     _check_layer_and_shape("next_shape")(layer, shape)
-    _check_pool_padding(layer)  # a ShapeError, as next_shape's rules raise (walk reports it)
+    # ShapeErrors, as next_shape's rules raise (walk reports them)
+    _check_pool_padding(layer)
+    _check_one_output(layer)
+    _check_padding_mode(layer, shape)
 
 
 

@@ -27,6 +27,7 @@ from lenet_book.checks import (
     _check_fused_options,
     _check_network_for_training,
     _input_problem,
+    _is_flag,
     at_the_door,
     buffers_kept,
     check_flags,
@@ -82,6 +83,9 @@ def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dty
 def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
                                channels_last=False, **compile_options):
     check_network(net)
+    if hasattr(net, "_orig_mod"):  # torch.compile of a compiled network gives a function
+        raise TypeError("compile_and_warm_up: net is already compiled (torch.compile, e.g. by an "
+                        "earlier compile_and_warm_up): pass the network itself, net._orig_mod")
     check_layers_built(net, "be compiled and warmed up")
     _check_network_for_training(net, fused=False)  # as train: float32, trainable, not meta
     if any(type(m).__name__ == "RBF" for m in net.modules()):
@@ -121,6 +125,7 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
             raise TypeError(f"compile_and_warm_up: {key}= is not an option of torch.compile"
                             + (f" (did you mean {close[0]}=?)" if close else "")
                             + f"; its options are {', '.join(known)}")
+    _check_compile_values(compile_options)
     backend = compile_options.get("backend", "inductor")
     try:  # the backend as FusedStep checks it: one that torch.compile knows, or a function
         _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": ()})
@@ -131,6 +136,26 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
                  if isinstance(backend, str) else [])
         raise ValueError(f"compile_and_warm_up: {error}"
                          + (f"; did you mean backend={close[0]!r}?" if close else "")) from None
+
+
+def _check_compile_values(compile_options):
+    """torch.compile's flags True or False ('no' would count as True), dynamic None, True or
+    False, options a dict and not beside mode (mode itself is checked with the names)."""
+    check_flags(**{name: compile_options[name] for name in ("fullgraph", "disable")
+                   if name in compile_options})
+    dynamic = compile_options.get("dynamic")  # torch asserts a Python bool, not numpy's
+    if dynamic is not None and not isinstance(dynamic, bool):
+        raise TypeError(f"dynamic must be None (let torch.compile decide), True or False, got "
+                        f"{dynamic!r} (a {type(dynamic).__name__})"
+                        + ("; write it without quotes" if isinstance(dynamic, str)
+                           else "; numpy's bool is refused by torch.compile: write bool(dynamic)"
+                           if _is_flag(dynamic) else ""))
+    options = compile_options.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of compiler settings, e.g. "
+                        f"{{'max_autotune': True}}, got {options!r}")
+    if options is not None and compile_options.get("mode") is not None:
+        raise ValueError("torch.compile takes mode or options, not both: leave one out")
 
 
 def _check_no_batch_of_one(net, n, batch_size):

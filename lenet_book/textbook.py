@@ -6,7 +6,11 @@ Chapter 3 shows it with ``d2l.Animator``; here it reports what it would have plo
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import random
+import sys
 import time
 
 import torch
@@ -16,6 +20,8 @@ from torchvision import transforms
 
 from lenet_book.checks import (
     _check_finite_weights,
+    _check_fits,
+    _check_grad_mode,
     _check_network_for_training,
     _check_softmax_output,
     _check_values,
@@ -40,7 +46,8 @@ def text_loaders(root="../data", batch_size=256, workers=None):
     d2l starts 4 workers; by default this starts at most as many as the machine has cores.
     """
     ensure_fashion_mnist(root)
-    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+    batch_size = int(batch_size)  # a numpy integer: torch's BatchSampler takes int only
     to_tensor = transforms.ToTensor()
     train = torchvision.datasets.FashionMNIST(root=str(root), train=True, transform=to_tensor)
     test = torchvision.datasets.FashionMNIST(root=str(root), train=False, transform=to_tensor)
@@ -53,9 +60,9 @@ def evaluate_accuracy_gpu(net, data_iter, device):
     net.eval()
     correct = total = 0
     with torch.no_grad():
-        for batch in data_iter:
+        for batch in _named_batches("evaluate_accuracy_gpu: data_iter", data_iter):
             if not total:
-                _check_text_batch("evaluate_accuracy_gpu: data_iter", batch)
+                _check_text_batch("evaluate_accuracy_gpu: data_iter", batch, net)
             X, y = batch
             X, y = X.to(device), y.to(device)
             correct += (net(X).argmax(dim=1) == y).sum().item()
@@ -88,7 +95,7 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
         step_losses = []  # to name the step where a diverging training went wrong
         for batch in train_iter:
             if not epoch and not count:
-                _check_text_batch("train_text_loop: train_iter", batch)
+                _check_text_batch("train_text_loop: train_iter", batch, net)
             X, y = batch
             if batch_norm and len(X) == 1:  # a loader whose batch sizes the door could not see
                 raise ValueError(f"train_text_loop: in epoch {epoch + 1}, after {int(count)} "
@@ -115,16 +122,17 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
         check_finite_loss(record, step_losses, optimizer)  # a diverged training stops here
         history.append({**record, "test_acc": evaluate_accuracy_gpu(net, test_iter, device)})
         if on_epoch:
-            on_epoch(history[-1])
+            _keeping_the_record(on_epoch, history[-1])
     return history, seconds
 
 
 # The text's loop as d2l writes it; the checks below run at the door (and on the first batch)
 
 
-def _check_text_batch(name, batch):
+def _check_text_batch(name, batch, net=None):
     """A DataLoader's batch as the text's loop takes it: a pair of float images N×1×H×W in
-    [0, 1] (ToTensor) and int64 labels 0-9, one per image."""
+    [0, 1] (ToTensor; or normalised by transforms.Normalize) and int64 labels 0-9, one per
+    image; with ``net``, images of the dtype and size the network takes."""
     if isinstance(batch, (str, bytes, torch.Tensor)) or not isinstance(batch, (tuple, list)) \
             or len(batch) != 2:
         got = (f"{len(batch)} items" if isinstance(batch, (tuple, list))
@@ -141,17 +149,144 @@ def _check_text_batch(name, batch):
                         f"{X.dtype} {tuple(X.shape)} and labels {y.dtype} {tuple(y.shape)}")
     if len(y) != len(X):
         raise ValueError(f"{name}: one label per image: {len(X)} images, {len(y)} labels")
+    if net is not None:
+        _check_batch_fits_net(name, X, net)
     if X.device.type == "cpu" and len(X):
-        low, high = (value.item() for value in torch.aminmax(X))
-        if not (0.0 <= low and high <= 1.0):
-            raise ValueError(f"{name}: the images must be in [0, 1], as transforms.ToTensor() "
-                             f"gives them; these go from {low:g} to {high:g}"
-                             + ("; add ToTensor() to the data set's transform, or divide by "
-                                "255" if high > 1.5 else ""))
+        _check_image_values(name, X)
         low, high = (value.item() for value in torch.aminmax(y)) if len(y) else (0, 0)
         if low < 0 or high > 9:
             raise ValueError(f"{name}: the labels must be class numbers 0-9, found "
                              f"{low if low < 0 else high}")
+
+
+def _check_batch_fits_net(name, X, net):
+    """The loop feeds the batches to the network as they come: the same float dtype as its
+    weights, and a size (C×H×W) it takes."""
+    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+    if dtype is not None and X.dtype != dtype:
+        raise TypeError(f"{name}: the images are {str(X.dtype).replace('torch.', '')}, the "
+                        f"network {str(dtype).replace('torch.', '')}: the loop feeds them to it "
+                        f"as they come; make the data set give {str(dtype).replace('torch.', '')}"
+                        " images: transforms.ToTensor() gives float32 (e.g. a TensorDataset of "
+                        "images.float(), or .float() in the data set's transform)")
+    try:
+        _check_fits(name, net, tuple(X.shape[1:]))
+    except ValueError as error:
+        raise ValueError(f"{error}; the loop feeds the loader's batches to the network as they "
+                         "are: give it Fashion-MNIST's 1×28×28 images (e.g. the loaders of "
+                         "text_loaders()), or a network built for "
+                         f"{'×'.join(map(str, X.shape[1:]))} images") from None
+
+
+_NORMALISED = 10.0  # transforms.Normalize with a data set's mean and std gives a few units
+
+
+def _check_image_values(name, X):
+    """ToTensor's [0, 1], or images normalised by transforms.Normalize (a negative minimum and
+    a few units either side of 0); not pixels 0-255 as floats."""
+    low, high = (value.item() for value in torch.aminmax(X))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name}: the images hold NaN or infinite values (from {low:g} to "
+                         f"{high:g}); check the data set's transform")
+    if 0.0 <= low and high <= 1.0:
+        return  # transforms.ToTensor()
+    if low < 0.0 and max(-low, high) <= _NORMALISED:
+        return  # normalised: transforms.Normalize(mean, std) after ToTensor()
+    if low >= 0.0:
+        raise ValueError(f"{name}: the images must be in [0, 1], as transforms.ToTensor() gives "
+                         f"them; these go from {low:g} to {high:g}"
+                         + ("; they look like pixels 0-255 as floats: add ToTensor() to the data "
+                            "set's transform, or divide by 255" if high > _NORMALISED else
+                            "; scale them into [0, 1], or normalise them with "
+                            "transforms.Normalize(mean, std)"))
+    raise ValueError(f"{name}: the images must be in [0, 1], as transforms.ToTensor() gives them, "
+                     f"or normalised (transforms.Normalize with the data set's mean and std gives "
+                     f"a few units either side of 0); these go from {low:g} to {high:g}: "
+                     "normalise images in [0, 1], e.g. transforms.Compose([transforms.ToTensor(), "
+                     "transforms.Normalize((0.2860,), (0.3530,))]) for Fashion-MNIST")
+
+
+def _named_batches(name, loader):
+    """The loader's batches; a data set without ToTensor (PIL images, which the DataLoader
+    cannot stack into a batch) is named at the first."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except TypeError as error:
+            _name_pictures(name, error)
+            raise
+        yield batch
+
+
+def _name_pictures(name, error):
+    if "PIL" in str(error):
+        raise TypeError(f"{name}: the data set gives PIL images, which a DataLoader cannot stack "
+                        "into a batch: add transform=transforms.ToTensor() to it (e.g. "
+                        "torchvision.datasets.FashionMNIST(root, train=True, transform="
+                        "transforms.ToTensor())), or use the loaders of text_loaders()") from None
+
+
+@contextlib.contextmanager
+def _random_state_kept(loader):
+    """Puts back every random state that reading a batch draws from: torch's, the loader's and
+    its sampler's generators, Python's and numpy's (random transforms of a data set), so that
+    the training that follows shuffles and draws as without the look."""
+    generators = {id(g): g for g in (getattr(loader, "generator", None),
+                                     getattr(getattr(loader, "sampler", None), "generator", None),
+                                     getattr(getattr(getattr(loader, "batch_sampler", None),
+                                                     "sampler", None), "generator", None))
+                  if isinstance(g, torch.Generator)}
+    states = [(g, g.get_state()) for g in generators.values()]
+    python = random.getstate()
+    numpy = sys.modules.get("numpy")
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        for g, state in states:
+            g.set_state(state)
+        random.setstate(python)
+        if numpy_state is not None:
+            numpy.random.set_state(numpy_state)
+
+
+def _first_batch(name, loader):
+    """The first batch ``loader`` gives (None if it gives none), read without changing what the
+    training draws. A DataLoader of a map-style data set: its first indices fetched in this
+    process, as a worker would (no workers started for one batch)."""
+    with _random_state_kept(loader):
+        try:
+            if isinstance(loader, torch.utils.data.DataLoader) \
+                    and not isinstance(loader.dataset, torch.utils.data.IterableDataset):
+                return _fetch_first(loader)
+            return next(iter(loader), None)
+        except TypeError as error:
+            _name_pictures(name, error)
+            raise
+
+
+def _fetch_first(loader):
+    if loader.batch_sampler is None:  # batch_size=None: one item at a time, no collation
+        index = next(iter(loader.sampler), None)
+        return None if index is None else loader.collate_fn(loader.dataset[index])
+    indices = next(iter(loader.batch_sampler), None)
+    if indices is None:
+        return None
+    many = getattr(loader.dataset, "__getitems__", None)
+    items = many(indices) if many else [loader.dataset[i] for i in indices]
+    return loader.collate_fn(items)
+
+
+def _keeping_the_record(on_epoch, record):
+    """As train does: on_epoch may add to the epoch's dict; what it removes or changes of the
+    loop's own entries is put back, so the history stays whole."""
+    own = dict(record)
+    on_epoch(record)
+    record.update(own)
 
 
 _ONE_IMAGE = ("and batch normalisation cannot normalise a batch of one (in training it "
@@ -242,6 +377,7 @@ def _check_evaluate_accuracy_gpu(net, data_iter, device):
 
 def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu",
                            on_epoch=None, init=True):
+    _check_grad_mode("train_text_loop")  # not torch's words at the first backward
     _check_text_net("train_text_loop: net", net)
     _check_network_for_training(net, fused=False)  # trainable float32 weights, as the batches
     _check_softmax_output(net, None)  # the loop's cross-entropy applies the softmax itself
@@ -257,6 +393,12 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
     check_flags(init=init)
     redrawn = [m.weight for m in net.modules() if type(m) in (nn.Linear, nn.Conv2d)] if init else []
     _check_finite_weights("train_text_loop", net, redrawn)  # init_xavier keeps biases, statistics
+    # what the loaders give, before a step (the test loader is otherwise read after an epoch)
+    for name, loader in (("train_text_loop: train_iter", train_iter),
+                         ("train_text_loop: test_iter", test_iter)):
+        batch = _first_batch(name, loader)
+        if batch is not None:  # none: named in the loop
+            _check_text_batch(name, batch, net)
 
 
 text_loaders = at_the_door(text_loaders, _check_text_loaders)

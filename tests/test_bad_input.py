@@ -10,6 +10,8 @@ issue; each failed before its fix. Tiny stand-in tensors only: no test here need
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import gzip
 import hashlib
 import importlib
@@ -28,14 +30,32 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from lenet_book import checks, fused, models, original, recipes, results, shapes, speed
+from lenet_book import (
+    checks,
+    data,
+    fused,
+    models,
+    original,
+    recipes,
+    results,
+    shapes,
+    speed,
+    textbook,
+)
 from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
-from lenet_book.export import ExportError, decode_state_dict, encode_state_dict, write_js_data
-from lenet_book.train import evaluate, train
+from lenet_book.export import (
+    ExportError,
+    decode_state_dict,
+    encode_state_dict,
+    read_js_data,
+    write_js_data,
+)
+from lenet_book.train import evaluate, to_float, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 LENET_BOOK = str(REPO / "lenet_book")
@@ -4436,11 +4456,6 @@ def test_27_a_fashion_mnist_source_that_is_no_copy_is_named_not_passed_over(tmp_
     assert data.prepare_fashion_mnist(None, tmp_path / "root2") == tmp_path / "root2" / "FashionMNIST" / "raw"
 
 
-def _tool(name, *args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / name), *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
-
-
 # --- 27. The thirtieth probe's tools cases ------------------------------------------------------
 
 MAKE_PDF_WITH_A_FAKE_BROWSER = """
@@ -4588,6 +4603,1164 @@ def test_27_lab_run_by_path_serves_its_own_checkout_s_chapters(tmp_path):
                           timeout=120, cwd=tmp_path, env=env)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"Chapters: {REPO / 'notebooks'}" in done.stdout
+
+
+
+# --- 28. A fourteenth probe: the text loop's batches, other users' files, scripted networks, tools run by path --
+
+
+def _images_loader(images, labels=None, **options):
+    labels = torch.arange(len(images)) % 10 if labels is None else labels
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                       batch_size=4, **options)
+
+
+def _in_0_1(n=16):
+    return tiny_data(n)[0][:, None].float() / 255
+
+
+def test_28_the_text_loop_names_float64_batches_before_training():
+    from lenet_book import textbook
+
+    doubles = _images_loader(_in_0_1().double())  # numpy / 255 gives float64
+    net = models.lenet()
+    before = weights(net)
+    match = "train_iter: the images are float64, the network float32.*float"
+    refused_by_lenet_book(TypeError, match, lambda: textbook.train_text_loop(
+        net, doubles, _images_loader(_in_0_1()), num_epochs=1))
+    refused_by_lenet_book(TypeError, "test_iter: the images are float64", lambda: textbook
+                          .train_text_loop(net, _images_loader(_in_0_1()), doubles, num_epochs=1))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+    refused_by_lenet_book(TypeError, "data_iter: the images are float64", lambda: textbook
+                          .evaluate_accuracy_gpu(net, doubles, "cpu"))
+
+
+@pytest.mark.parametrize("shape, match", [
+    ((16, 1, 32, 32), "does not take 32×32 images.*1×28×28"),
+    ((16, 3, 28, 28), "does not take 28×28 images \\(batches N×3×28×28\\).*1×28×28")], ids=["32x32", "3-channels"])
+def test_28_the_text_loop_checks_the_image_size_of_both_loaders_before_training(shape, match):
+    from lenet_book import textbook
+
+    other = _images_loader(torch.rand(shape, generator=torch.Generator().manual_seed(0)))
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "train_iter: the network " + match, lambda: textbook
+                          .train_text_loop(net, other, _images_loader(_in_0_1()), num_epochs=1))
+    # the test loader too, before an epoch trains (and before init redraws the weights)
+    refused_by_lenet_book(ValueError, "test_iter: the network " + match, lambda: textbook
+                          .train_text_loop(net, _images_loader(_in_0_1()), other, num_epochs=1))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+    refused_by_lenet_book(ValueError, "data_iter: the network " + match, lambda: textbook
+                          .evaluate_accuracy_gpu(net, other, "cpu"))
+
+
+def test_28_the_text_loop_names_a_data_set_without_to_tensor():
+    from PIL import Image
+
+    from lenet_book import textbook
+
+    images, labels = tiny_data(8)
+
+    class Pictures(torch.utils.data.Dataset):  # FashionMNIST(root, train=True) without ToTensor
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return Image.fromarray(images[i].numpy()), int(labels[i])
+
+    pictures = torch.utils.data.DataLoader(Pictures(), batch_size=4)
+    net = models.lenet()
+    before = weights(net)
+    match = "gives PIL images.*transform=transforms.ToTensor\\(\\)"
+    refused_by_lenet_book(TypeError, "train_iter: the data set " + match, lambda: textbook
+                          .train_text_loop(net, pictures, _images_loader(_in_0_1()), num_epochs=1))
+    refused_by_lenet_book(TypeError, "test_iter: the data set " + match, lambda: textbook
+                          .train_text_loop(net, _images_loader(_in_0_1()), pictures, num_epochs=1))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+    refused_by_lenet_book(TypeError, "data_iter: the data set " + match, lambda: textbook
+                          .evaluate_accuracy_gpu(net, pictures, "cpu"))
+
+
+def test_28_text_loaders_take_numpy_integers(tmp_path, monkeypatch):
+    from lenet_book import textbook
+
+    images = _in_0_1(8)
+    monkeypatch.setattr(textbook, "ensure_fashion_mnist", lambda root: None)  # no data set here
+    monkeypatch.setattr(textbook.torchvision.datasets, "FashionMNIST",
+                        lambda root, train, transform: torch.utils.data.TensorDataset(
+                            images, torch.arange(8) % 10))
+    train_iter, test_iter = textbook.text_loaders(tmp_path, batch_size=np.int64(4),
+                                                  workers=np.int64(0))
+    assert [len(X) for X, _ in train_iter] == [4, 4] and len(test_iter) == 2
+
+
+def test_28_the_text_loop_takes_normalised_images_and_names_pixels_as_floats():
+    from torchvision import transforms
+
+    from lenet_book import textbook
+
+    normalise = transforms.Normalize((0.2860,), (0.3530,))  # Fashion-MNIST's mean and std
+    normalised = _images_loader(normalise(_in_0_1()))
+    history, _ = textbook.train_text_loop(models.lenet(), normalised, normalised, num_epochs=1)
+    assert len(history) == 1
+    assert 0 <= textbook.evaluate_accuracy_gpu(models.lenet(), normalised, "cpu") <= 1
+    # normalised pixels 0-255 (no ToTensor before Normalize): not 'divide by 255' again
+    said = refused_by_lenet_book(ValueError, "or normalised .* these go from -0.81.* to 721.*"
+                                 "transforms.ToTensor\\(\\), transforms.Normalize", lambda: textbook
+                                 .train_text_loop(models.lenet(), _images_loader(
+                                     normalise(_in_0_1() * 255)), normalised, num_epochs=1))
+    assert "255" not in said.split("these go")[0]
+    refused_by_lenet_book(ValueError, "in \\[0, 1\\].* 0 to 255.*divide by 255", lambda: textbook
+                          .train_text_loop(models.lenet(), _images_loader(_in_0_1() * 255),
+                                           normalised, num_epochs=1))
+
+
+@pytest.mark.parametrize("block, match", [(torch.no_grad, "torch.no_grad\\(\\)"),
+                                          (torch.inference_mode, "torch.inference_mode\\(\\)")],
+                         ids=["no_grad", "inference_mode"])
+def test_28_the_text_loop_names_a_block_without_gradients(block, match):
+    from lenet_book import textbook
+
+    net = models.lenet()  # built outside the block
+    before = weights(net)
+    with block():
+        refused_by_lenet_book(ValueError, "train_text_loop is called inside " + match + ".*call "
+                              "it outside that block", lambda: textbook.train_text_loop(
+                                  net, _images_loader(_in_0_1()), _images_loader(_in_0_1()),
+                                  num_epochs=1))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+def test_28_the_text_loop_s_history_stays_whole_whatever_on_epoch_does():
+    from lenet_book import textbook
+
+    def on_epoch(record):
+        record.pop("epoch")
+        record["loss"] = None
+        record["val_loss"] = 0.5  # an addition stays, as in train's history
+
+    history, _ = textbook.train_text_loop(models.lenet(), _images_loader(_in_0_1()),
+                                          _images_loader(_in_0_1()), num_epochs=2,
+                                          on_epoch=on_epoch)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(isinstance(h["loss"], float) and h["val_loss"] == 0.5 for h in history)
+
+
+def test_28_the_text_loop_s_look_at_the_first_batches_changes_no_random_draw():
+    # valid: the door reads one batch of each loader; the training shuffles and draws as without
+    from lenet_book import textbook
+
+    def loaders():
+        own = torch.Generator().manual_seed(3)
+        return (_images_loader(_in_0_1(), shuffle=True),  # torch's generator
+                _images_loader(_in_0_1(), shuffle=True, generator=own), own)
+
+    net = models.lenet()
+    by_hand = copy.deepcopy(net)
+    torch.manual_seed(0)
+    train_iter, test_iter, own = loaders()
+    textbook.train_text_loop(net, train_iter, test_iter, num_epochs=2, lr=0.5, init=False)
+    after, own_after = torch.rand(4), own.get_state()
+
+    torch.manual_seed(0)
+    train_iter, test_iter, own = loaders()
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.5)
+    for _ in range(2):
+        for X, y in train_iter:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(by_hand(X), y).backward()
+            optimizer.step()
+        for _ in test_iter:  # the evaluation's pass
+            pass
+    assert torch.equal(after, torch.rand(4)) and torch.equal(own_after, own.get_state())
+    for a, b in zip(net.parameters(), by_hand.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_28_shape_rules_refuse_a_pooling_layer_that_returns_its_indices(capsys):
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(),
+                        nn.MaxPool2d(2, return_indices=True), nn.Flatten(), nn.Linear(6 * 14 * 14, 10))
+    assert shapes.check_input_shape(net, (1, 1, 28, 28)) is False
+    printed = capsys.readouterr().out
+    assert "FAILS at layer 2" in printed and "return_indices=False" in printed, printed
+    assert shapes.fitting_sizes(net, (1, 1, 28, 28)) == []
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"layer 2, MaxPool2d.*\(output, indices\).*return_indices="
+                          r"False", lambda: train(net, tiny_data(16), num_epochs=1, batch_size=8))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # valid: the same pooling without indices
+    net[2] = nn.MaxPool2d(2)
+    assert shapes.check_input_shape(net, (1, 1, 28, 28), verbose=False) is True
+
+
+def test_28_shape_rules_refuse_a_padding_mode_padding_larger_than_the_feature_map(capsys):
+    circular = nn.Sequential(nn.Conv2d(1, 6, 5, padding=30, padding_mode="circular"),
+                             nn.Flatten(), nn.Linear(6 * 84 * 84, 10))
+    assert shapes.check_input_shape(circular, (1, 1, 28, 28)) is False
+    printed = capsys.readouterr().out
+    assert "padding_mode='circular'" in printed and "at most 28" in printed, printed
+    refused_by_lenet_book(ValueError, r"layer 0, Conv2d.*padding_mode='circular'.*at most 28",
+                          lambda: train(circular, tiny_data(16), num_epochs=1, batch_size=8))
+    reflect = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2),
+                            nn.Conv2d(6, 16, 5, padding=14, padding_mode="reflect"), nn.Flatten(),
+                            nn.Linear(16 * 38 * 38, 10))
+    assert shapes.check_input_shape(reflect, (1, 1, 28, 28), verbose=False) is False
+    refused_by_lenet_book(ValueError, r"layer 3, Conv2d.*padding_mode='reflect'.*at most 13.*"
+                          r"padding_mode='zeros'",
+                          lambda: shapes.trace_shapes(reflect, torch.rand(1, 1, 28, 28)))
+    # valid: a reflect padding the 14×14 map can give, and PyTorch agrees
+    reflect[3] = nn.Conv2d(6, 16, 5, padding=13, padding_mode="reflect")
+    reflect[5] = nn.Linear(16 * 36 * 36, 10)
+    assert shapes.check_input_shape(reflect, (1, 1, 28, 28), verbose=False) is True
+    assert reflect(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_28_shape_rules_take_the_1998_network_with_learnable_codes():
+    net = original.init_paper(original.original_lenet(nn.Parameter(original.hadamard_codes())))
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # it runs
+    assert shapes.check_input_shape(net, (1, 1, 28, 28), verbose=False) is True
+    assert shapes.shape_by_pytorch(net.output, (1, 84)) == (1, 10)
+    images, labels = tiny_data(16)
+    assert 0 <= evaluate(net, images, labels, predict=original.predict) <= 1
+
+
+def test_28_shape_rules_take_a_lazy_norm_layer_and_leave_it_lazy():
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.LazyBatchNorm2d(), nn.ReLU(),
+                        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(6 * 14 * 14, 10))
+    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False) is True
+    assert 28 in shapes.fitting_sizes(net, (2, 1, 28, 28))
+    assert shapes.is_lazy(net[1]), "the check must not build the layer"
+    # a lazy layer given an input it cannot take is still refused
+    bad = nn.Sequential(nn.Conv2d(1, 6, 5), nn.LazyBatchNorm1d())
+    assert shapes.check_input_shape(bad, (2, 1, 28, 28), verbose=False) is False
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # PyTorch agrees
+
+
+def test_28_compile_and_warm_up_refuses_a_network_it_already_compiled():
+    data = tiny_data(16)
+    net, _ = speed.compile_and_warm_up(models.lenet(), data, batch_size=8, backend="eager")
+    refused_by_lenet_book(TypeError, r"already compiled.*net\._orig_mod",
+                          lambda: speed.compile_and_warm_up(net, data, batch_size=8,
+                                                            backend="eager"))
+    # valid: the network inside, as the message says
+    again, seconds = speed.compile_and_warm_up(net._orig_mod, data, batch_size=8,
+                                               backend="eager")
+    assert seconds > 0 and again._orig_mod is net._orig_mod
+
+
+def test_28_train_fused_refuses_a_compiled_network():
+    compiled = torch.compile(models.lenet(), backend="eager")
+    before = weights(compiled._orig_mod)
+    data = tiny_data(16)
+    refused_by_lenet_book(TypeError, r"train_fused compiles the training step itself.*_orig_mod",
+                          lambda: fused.train_fused(compiled, data, data, num_epochs=1,
+                                                    batch_size=8, backend="eager",
+                                                    cuda_graph=False))
+    refused_by_lenet_book(TypeError, r"FusedStep compiles the training step itself",
+                          lambda: fused.FusedStep(compiled, *data, backend="eager"))
+    assert all(torch.equal(before[k], v) for k, v in compiled._orig_mod.state_dict().items())
+
+
+def test_28_compile_and_warm_up_checks_the_values_of_torch_compile_options():
+    data = tiny_data(16)
+    refused_by_lenet_book(TypeError, r"fullgraph must be True or False, got 'no'",
+                          lambda: speed.compile_and_warm_up(models.lenet(), data, batch_size=8,
+                                                            backend="eager", fullgraph="no"))
+    refused_by_lenet_book(TypeError, r"dynamic must be None.*True or False, got 'yes'",
+                          lambda: speed.compile_and_warm_up(models.lenet(), data, batch_size=8,
+                                                            backend="eager", dynamic="yes"))
+
+
+def test_28_summarize_refuses_one_accuracy_as_a_0_d_array_or_tensor():
+    for one in (np.array(0.9), torch.tensor(0.9)):
+        refused_by_lenet_book(TypeError, r"got one accuracy 0\.9.*summarize\(\[value\]\)",
+                              lambda one=one: recipes.summarize(one))
+    assert recipes.summarize([torch.tensor(0.9)])["mean"] == pytest.approx(0.9)  # valid
+    assert recipes.summarize(torch.tensor([0.9, 0.8]))["n"] == 2  # valid
+
+
+SAVE_AS_NOBODY = """
+import json, os, sys
+from lenet_book import models
+from lenet_book.checkpoint import save_checkpoint
+from lenet_book.export import write_js_data
+folder = sys.argv[1]
+save_checkpoint(models.lenet(), os.path.join(folder, "warm.pt"))  # lazy imports, as root
+write_js_data(os.path.join(folder, "warm.js"), "A", {}, "c")
+os.remove(os.path.join(folder, "warm.pt")); os.remove(os.path.join(folder, "warm.js"))
+os.setgroups([]); os.setgid(65534); os.setuid(65534)   # imported as root, run as nobody
+answers = []
+for name in sys.argv[2:]:
+    path = os.path.join(folder, name)
+    try:
+        if name.endswith(".pt"):
+            save_checkpoint(models.lenet(), path)
+        else:
+            write_js_data(path, "A", {"new": 1}, "c")
+        answers.append(["written", ""])
+    except Exception as error:
+        answers.append([type(error).__name__, str(error)])
+print(json.dumps(answers))
+"""
+
+
+def _write_as_nobody(make_files):
+    """In a folder anyone may write (no sticky bit), ``make_files(folder)`` makes root's files
+    and returns their names; the user nobody then saves over each. Returns, per name, (error
+    type, message), and whether each file is still root's, byte for byte."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to save as the user nobody")
+    folder = tempfile.mkdtemp(prefix="t28-")  # outside pytest's private (0700) folders
+    try:
+        os.chmod(folder, 0o777)
+        names = make_files(Path(folder))
+        before = {name: (Path(folder, name).read_bytes(), os.stat(Path(folder, name)).st_uid)
+                  for name in names}
+        done = subprocess.run([sys.executable, "-c", SAVE_AS_NOBODY, folder, *names], cwd="/",
+                              env={**os.environ, "PYTHONPATH": str(REPO)},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        answers = json.loads(done.stdout.strip().splitlines()[-1])
+        kept = all((Path(folder, name).read_bytes(), os.stat(Path(folder, name)).st_uid)
+                   == before[name] for name in names)
+        return answers, kept, sorted(os.listdir(folder)) == sorted(names)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_28_save_checkpoint_never_replaces_another_user_s_file_it_may_not_write():
+    def make(folder):
+        (folder / "notes.pt").write_text("root's private notes")
+        os.chmod(folder / "notes.pt", 0o600)
+        os.chmod(save_checkpoint(models.lenet(), folder / "theirs.pt"), 0o644)
+        (folder / "drop.pt").write_text("root's drop box: others may write, not read")
+        os.chmod(folder / "drop.pt", 0o622)
+        return ["notes.pt", "theirs.pt", "drop.pt"]
+
+    answers, kept, nothing_else = _write_as_nobody(make)
+    for kind, message in answers:
+        assert kind == "CheckpointError", (kind, message)
+        assert "nothing was written" in message, message
+    for _kind, message in answers[:2]:
+        assert "belongs to another user (uid 0)" in message and "may not write it" in message
+    assert "cannot read it (no permission) to check that it is a checkpoint" in answers[2][1]
+    assert kept and nothing_else
+
+
+def test_28_write_js_data_never_replaces_another_user_s_file_it_cannot_read_or_write():
+    def make(folder):
+        (folder / "mine.js").write_text("// mine\nvar x = 1;\n")
+        os.chmod(folder / "mine.js", 0o600)
+        write_js_data(folder / "export.js", "A", {"old": 1}, "c")  # this export's own file
+        os.chmod(folder / "export.js", 0o644)
+        (folder / "drop.js").write_text("// root's drop box: others may write, not read\n")
+        os.chmod(folder / "drop.js", 0o622)
+        return ["mine.js", "export.js", "drop.js"]
+
+    answers, kept, nothing_else = _write_as_nobody(make)
+    for kind, message in answers:
+        assert kind == "ExportError", (kind, message)
+        assert "nothing was written" in message and "ask its owner" in message, message
+    assert "may not write it (mode 600)" in answers[0][1], answers[0][1]
+    assert "may not write it (mode 644)" in answers[1][1], answers[1][1]
+    assert "cannot read it (no permission) to check that this export wrote it" in answers[2][1]
+    assert kept and nothing_else
+
+
+def test_28_write_js_data_says_it_cannot_read_an_existing_file_to_check_it(tmp_path,
+                                                                            monkeypatch):
+    path = tmp_path / "private.js"
+    path.write_text("// mine\nvar x = 1;\n")
+    real_open = open
+
+    def no_permission(file, *args, **kwargs):  # as for another user's 0600 file
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_permission)
+    message = refused_by_lenet_book(ExportError, "cannot read it .*to check that this export "
+                                                 "wrote it; nothing was written",
+                                    lambda: write_js_data(path, "A", {}, "c"))
+    assert "give another path, or ask its owner" in message
+    assert path.read_text() == "// mine\nvar x = 1;\n"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_28_a_scripted_network_s_checkpoint_compares_its_layers_settings(tmp_path):
+    def scripted(*layers):
+        return torch.jit.script(nn.Sequential(*layers))
+
+    dropout = save_checkpoint(scripted(nn.Linear(4, 3), nn.Dropout(0.5)), tmp_path / "d.pt")
+    message = refused_by_lenet_book(CheckpointError, "layers differ", lambda: load_checkpoint(
+        scripted(nn.Linear(4, 3), nn.Dropout(0.2)), dropout))
+    assert "p=0.5" in message and "p=0.2" in message, message
+    conv = save_checkpoint(scripted(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten()), tmp_path / "c.pt")
+    message = refused_by_lenet_book(CheckpointError, "layers differ", lambda: load_checkpoint(
+        scripted(nn.Conv2d(1, 2, 3, padding=0), nn.Flatten()), conv))
+    assert "padding=(1, 1)" in message, message
+    # valid: the same settings load, scripted or plain (ReLU(inplace=True) computes as ReLU())
+    load_checkpoint(scripted(nn.Linear(4, 3), nn.Dropout(0.5)), dropout)
+    load_checkpoint(scripted(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten()), conv)
+    relu = save_checkpoint(scripted(nn.Linear(2, 2), nn.ReLU(inplace=True)), tmp_path / "r.pt")
+    load_checkpoint(scripted(nn.Linear(2, 2), nn.ReLU()), relu)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_28_a_scripted_lenet_s_checkpoint_loads_into_the_plain_lenet(tmp_path):
+    trained = models.lenet()
+    path = save_checkpoint(torch.jit.script(trained), tmp_path / "scripted.pt")
+    net = load_checkpoint(models.lenet(), path)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in net.state_dict().items())
+    # another network is still refused, named as plain layers
+    message = refused_by_lenet_book(CheckpointError, "the file has 1: Sigmoid\\(\\), the network "
+                                                     "1: ReLU\\(\\)", lambda: load_checkpoint(
+                                                         models.modern_lenet(nn.ReLU), path))
+    assert "RecursiveScriptModule" not in message, message
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_28_a_traced_network_is_refused_at_save_saying_to_save_the_plain_one(tmp_path):
+    plain = models.lenet()
+    traced = torch.jit.trace(plain, torch.rand(1, 1, 28, 28))
+    message = refused_by_lenet_book(CheckpointError, "traced network .*nothing was written",
+                                    lambda: save_checkpoint(traced, tmp_path / "t.pt"))
+    assert "Save the plain network" in message and "retrain" not in message, message
+    assert not (tmp_path / "t.pt").exists()
+    path = save_checkpoint(plain, tmp_path / "t.pt")  # the fix works
+    load_checkpoint(models.lenet(), path)
+    refused_by_lenet_book(CheckpointError, "load it into the plain network first, then trace it",
+                          lambda: load_checkpoint(traced, path))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_28_an_older_scripted_checkpoint_says_its_settings_were_not_recorded(tmp_path):
+    path = save_checkpoint(models.lenet(), tmp_path / "old.pt")
+    record = torch.load(path, weights_only=True)
+    old = [[name, "RecursiveScriptModule", f"original_name={kind}"]  # as an older version wrote
+           for name, kind, _ in record["network"]]
+    record["network"] = old
+    record["network_sha256"] = hashlib.sha256(json.dumps(old).encode()).hexdigest()
+    torch.save(record, path)
+    message = refused_by_lenet_book(CheckpointError, "scripted or traced network .*older "
+                                                     "lenet_book.*weights are fine",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "retrain" not in message, message
+    refused_by_lenet_book(CheckpointError, "older lenet_book.*overwrite=True",
+                          lambda: save_checkpoint(models.lenet(), path))  # not known to be ours
+    net = models.lenet()  # the fix it gives works
+    net.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    save_checkpoint(net, path, overwrite=True)
+    load_checkpoint(models.lenet(), path)
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_28_save_checkpoint_names_a_nested_buffer_and_saves_a_float8_e4m3fn_one(tmp_path):
+    nested = nn.Linear(2, 2)
+    nested.register_buffer("nt", torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)]))
+    message = refused_by_lenet_book(CheckpointError, "holds nt, a nested tensor",
+                                    lambda: save_checkpoint(nested, tmp_path / "n.pt"))
+    assert "only dense tensors" in message and not (tmp_path / "n.pt").exists(), message
+    float8 = nn.Linear(2, 2)
+    float8.register_buffer("b", torch.tensor([0.5, 1.0]).to(torch.float8_e4m3fn))
+    path = save_checkpoint(float8, tmp_path / "f8.pt")  # valid
+    load_checkpoint(float8, path)
+    float8.b[0] = float("nan")
+    refused_by_lenet_book(CheckpointError, "NaN or infinite numbers, in b",
+                          lambda: save_checkpoint(float8, tmp_path / "f8nan.pt"))
+
+
+class Net(nn.Module):  # a learner's own network, as a notebook defines it
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(2, 2)
+
+
+def test_28_a_whole_pickled_network_of_one_s_own_class_is_named(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(Net(), path)
+    message = refused_by_lenet_book(CheckpointError, "whole pickled network",
+                                    lambda: load_checkpoint(Net(), path))
+    fix = "net.load_state_dict(torch.load(path, weights_only=False).state_dict())"
+    assert fix in message and "numpy" not in message and "retrain" not in message, message
+    net = Net()
+    net.load_state_dict(torch.load(path, weights_only=False).state_dict())  # the fix works
+
+
+def test_28_a_path_holding_a_nul_character_is_refused_by_name():
+    for error_type, call in (
+            (CheckpointError, lambda: save_checkpoint(models.lenet(), "a\0b.pt")),
+            (CheckpointError, lambda: load_checkpoint(models.lenet(), "a\0b.pt")),
+            (ExportError, lambda: write_js_data("a\0.js", "A", {}, "c")),
+            (ExportError, lambda: read_js_data("a\0.js", "A"))):
+        message = refused_by_lenet_book(error_type, r"holds a NUL character \(\\0\)", call)
+        assert "without it" in message, message
+
+
+def test_28_write_js_data_names_a_circular_reference(tmp_path):
+    data = {}
+    data["self"] = data
+    message = refused_by_lenet_book(ExportError, "circular reference",
+                                    lambda: write_js_data(tmp_path / "c.js", "A", data, "c"))
+    assert "NaN" not in message and not (tmp_path / "c.js").exists(), message
+
+
+# --- 28. The thirty-first probe's tools cases ---------------------------------------------------
+
+def _export_page(tmp_path, monkeypatch):
+    """tools/export_weights.py's main on tiny stand-in data (no data set is loaded): a saved
+    LeNet-5, an --out folder holding an earlier export, and the arguments to export into it."""
+    monkeypatch.syspath_prepend(str(REPO))  # tools/ as a package, from wherever this file runs
+    export_weights = importlib.import_module("tools.export_weights")
+    monkeypatch.setattr(export_weights.fast, "load_fashion_mnist_tensors",
+                        lambda root, device: (tiny_data(), tiny_data(seed=1)))
+    saved = save_checkpoint(models.lenet(), tmp_path / "w.pt")
+    out = tmp_path / "page"
+    out.mkdir()
+    (out / "lenet_weights.js").write_text('// old\nwindow.LENET_WEIGHTS = {"old": 1};\n')
+    (out / "test_images.js").write_text('// old\nwindow.LENET_TEST_IMAGES = {"old": 1};\n')
+    arguments = ["--state-dict", str(saved), "--per-class", "1", "--data", str(tmp_path),
+                 "--out", str(out)]
+    return export_weights, out, arguments
+
+
+def test_28_export_weights_checks_that_both_files_can_be_replaced_before_writing_either(
+        tmp_path, monkeypatch, capsys):
+    export_weights, out, arguments = _export_page(tmp_path, monkeypatch)
+    old_weights = (out / "lenet_weights.js").read_bytes()
+    images = out / "test_images.js"
+    images.chmod(0o444)
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main(arguments)
+    assert exit_.value.code == 2
+    said = capsys.readouterr().err
+    assert (f"--out {out}: {images} is read-only (mode 444), so it is kept as it is: make it "
+            f"writable (chmod u+w {images}) or give another --out; nothing was written") in said
+    assert (out / "lenet_weights.js").read_bytes() == old_weights  # no new weights, old images
+    assert sorted(p.name for p in out.iterdir()) == ["lenet_weights.js", "test_images.js"]
+
+
+def test_28_export_weights_puts_the_weights_back_when_the_images_cannot_be_written(
+        tmp_path, monkeypatch):
+    export_weights, out, arguments = _export_page(tmp_path, monkeypatch)
+    old_weights = (out / "lenet_weights.js").read_bytes()
+    write_js_data = export_weights.write_js_data
+
+    def disk_full_at_the_images(path, name, *rest):  # after both files were checked
+        if name == "LENET_TEST_IMAGES":
+            raise ExportError(f"Cannot write {path}: No space left on device")
+        return write_js_data(path, name, *rest)
+
+    monkeypatch.setattr(export_weights, "write_js_data", disk_full_at_the_images)
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main(arguments)
+    assert (f"nothing exported: Cannot write {out / 'test_images.js'}: No space left on device; "
+            f"{out / 'lenet_weights.js'} was put back as it was") == exit_.value.code
+    assert (out / "lenet_weights.js").read_bytes() == old_weights
+    assert sorted(p.name for p in out.iterdir()) == ["lenet_weights.js", "test_images.js"]
+    new = tmp_path / "new"  # a first export: the weights written alone are removed again
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main([*arguments[:-1], str(new)])
+    assert f"{new / 'lenet_weights.js'}, new, was removed again" in exit_.value.code
+    assert list(new.iterdir()) == []
+    # valid: nothing in the way, both files are written
+    monkeypatch.setattr(export_weights, "write_js_data", write_js_data)
+    export_weights.main(arguments)
+    assert (out / "lenet_weights.js").read_bytes() != old_weights
+    assert "window.LENET_TEST_IMAGES = {\"format\"" in (out / "test_images.js").read_text()
+
+
+FROM_ANOTHER_CHECKOUT = """
+import runpy, sys
+sys.path[0] = {tools!r}  # as `python tools/NAME.py` starts
+sys.path.insert(1, {other!r})  # another checkout's lenet_book, installed in this environment
+tool = runpy.run_path({tool!r})  # imported, not run
+print(tool["chapters"].__code__.co_filename)
+"""
+
+
+def _imported_by_path(tmp_path, name):
+    """Which lenet_book tools/NAME.py imports when run by path while another checkout's
+    lenet_book is installed: the file its chapters() comes from."""
+    other = tmp_path / "other"
+    (other / "lenet_book").mkdir(parents=True)
+    (other / "lenet_book" / "__init__.py").write_text(
+        "raise ImportError('the other checkout\\'s lenet_book')\n")
+    code = FROM_ANOTHER_CHECKOUT.format(tools=str(REPO / "tools"), other=str(other),
+                                        tool=str(REPO / "tools" / name))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+
+
+def test_28_execute_notebooks_run_by_path_runs_its_own_checkout_s_chapters(tmp_path):
+    done = _imported_by_path(tmp_path, "execute_notebooks.py")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == str(REPO / "lenet_book" / "book.py")
+
+
+def test_28_execution_report_run_by_path_reports_its_own_checkout_s_chapters(tmp_path):
+    done = _imported_by_path(tmp_path, "execution_report.py")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == str(REPO / "lenet_book" / "book.py")
+
+
+def test_28_make_pdf_never_replaces_a_pdf_json_the_site_did_not_write(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pdf.json").write_text('{"my": "settings"}\n')
+    done = _make_pdf(tmp_path, "--out", tmp_path / "book.pdf", "--copy-to", docs / "book.pdf")
+    assert done.returncode == 0, done.stderr
+    assert (docs / "book.pdf").read_bytes() == b"%PDF-1.4 new"
+    assert (docs / "pdf.json").read_text() == '{"my": "settings"}\n'  # the user's own file
+    static = tmp_path / "site" / "_static"
+    static.mkdir(parents=True)
+    (static / "pdf.json").write_text('{"my": "settings"}\n')
+    done = _make_pdf(tmp_path, "--out", tmp_path / "b2.pdf", "--copy-to", static / "book.pdf")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"{static / 'pdf.json'} is not the pdf.json a site build writes" in done.stderr
+            and "nothing was changed" in done.stderr), done.stderr
+    assert not (tmp_path / "b2.pdf").exists() and not (static / "book.pdf").exists()
+    assert (static / "pdf.json").read_text() == '{"my": "settings"}\n'
+    # valid: the site's own pdf.json (written by the build) now says the PDF is there
+    (static / "pdf.json").write_text('{"pdf": false}\n')
+    done = _make_pdf(tmp_path, "--out", tmp_path / "b2.pdf", "--copy-to", static / "book.pdf")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((static / "pdf.json").read_text()) == {"pdf": True}
+
+
+def test_28_make_pdf_refuses_a_path_starting_with_tilde(tmp_path):
+    (tmp_path / "single" / "book").mkdir(parents=True)
+    (tmp_path / "single" / "book" / "intro.html").write_text("<p>the book</p>")
+    code = MAKE_PDF_WITH_A_FAKE_BROWSER.format(repo=str(REPO), browser="Path(sys.executable)")
+    for arguments in (["--out", "~/x.pdf"], ["--out", "b.pdf", "--copy-to", "~/docs/b.pdf"]):
+        done = subprocess.run([sys.executable, "-c", code, "--singlehtml", "single", *arguments],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        option, path = arguments[-2:]
+        assert (f"{option} {path} starts with '~', which Python does not expand to the home "
+                "folder") in done.stderr and "write the path in full" in done.stderr
+        assert not (tmp_path / "~").exists() and not (tmp_path / "b.pdf").exists()
+    # valid: the paths written in full, or relative to the current folder
+    done = subprocess.run([sys.executable, "-c", code, "--singlehtml", "single", "--out", "b.pdf"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b.pdf").read_bytes() == b"%PDF-1.4 new"
+
+
+def test_28_the_notebook_tools_name_a_hand_broken_notebook_and_change_nothing(tmp_path):
+    broken = {  # JSON of the wrong shape, as an editor or a script may leave a notebook
+        "numbers.ipynb": {"cells": [1, 2]},
+        "no_version.ipynb": {"cells": [{"cell_type": "markdown"}]},
+        "no_source.ipynb": {"nbformat": 4, "nbformat_minor": 4, "metadata": {},
+                            "cells": [{"cell_type": "markdown", "metadata": {}}]},
+    }
+    for name, content in broken.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    kept = {name: (tmp_path / name).read_bytes() for name in broken}
+    for tool, names in (("prose_numbers.py", broken),  # nbformat reads "numbers" already
+                        ("tag_cells.py", ["no_version.ipynb", "no_source.ipynb"]),
+                        ("execute_notebooks.py", ["no_version.ipynb", "no_source.ipynb"])):
+        for name in names:
+            done = _tool(tool, tmp_path / name)
+            assert done.returncode == 2 and "Traceback" not in done.stderr, (tool, done.stderr)
+            assert f"{tmp_path / name} is not a notebook (" in done.stderr, (tool, done.stderr)
+            assert "running" not in done.stdout
+    assert "no_source.ipynb is not a notebook (cell 0: 'source' is a required property)" \
+        in done.stderr
+    assert {name: (tmp_path / name).read_bytes() for name in broken} == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(broken)
+
+
+def test_28_python_version_answers_help_and_refuses_other_arguments():
+    for option in ("--help", "-h"):
+        done = _tool("python_version.py", option)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert "Stop `make env` early" in done.stdout
+    done = _tool("python_version.py", "3.10")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "takes no arguments (got 3.10): it checks the Python it runs under" in done.stderr
+    assert "python3.12 tools/python_version.py" in done.stderr
+    done = _tool("python_version.py")  # valid: no argument, this Python is checked
+    assert done.returncode == 0, done.stderr
+
+
+DROP_AND_EXPORT_SUBSET = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from tools import export_training_subset as tool  # every module it needs is loaded while root
+tool.subset = lambda *args: sys.exit("the data were loaded")  # instead of 70,000 images
+os.setgroups([]); os.setgid(65534); os.setuid(65534)  # nobody: the modes now count
+print("---", flush=True)
+tool.main(["--data", {data!r}, "--out", {path!r}])
+"""
+
+
+def test_28_export_training_subset_names_an_out_it_cannot_read_or_write_before_loading(
+        tmp_path):
+    mine = tmp_path / "t.js"
+    mine.write_text('// an earlier export\nwindow.LENET_TRAIN_DATA = {"old": 1};\n')
+    mine.chmod(0o444)
+    not_data = tmp_path / "data.txt"  # --out is named first, before the data are looked at
+    not_data.write_text("not a data root")
+    done = _tool("export_training_subset.py", "--data", not_data, "--out", mine)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (f"--out {mine}: {mine} is read-only (mode 444), so it is kept as it is: make it "
+            f"writable (chmod u+w {mine}) or give another --out; nothing was written"
+            ) in done.stderr
+    if os.geteuid() != 0:
+        return
+    folder = tempfile.mkdtemp(prefix="t28-")  # outside pytest's private (0700) folders
+    try:
+        os.chmod(folder, 0o777)  # a shared folder: only the file's mode protects it
+        path = os.path.join(folder, "t.js")
+        with open(path, "w") as f:
+            f.write('// root\'s export\nwindow.LENET_TRAIN_DATA = {"old": 1};\n')
+        os.chmod(path, 0o600)
+        code = DROP_AND_EXPORT_SUBSET.format(repo=str(REPO), data=folder, path=path)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        if "---" not in done.stdout:
+            pytest.skip(f"could not run export_training_subset as nobody: {done.stderr[-300:]}")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert (f"--out {path}: {path} exists and this user cannot read it to check that this "
+                "export wrote it: give another --out, or ask the file's owner; nothing was "
+                "written") in done.stderr
+        assert "the data were loaded" not in done.stderr
+        assert os.listdir(folder) == ["t.js"] and os.stat(path).st_uid == 0
+    finally:
+        shutil.rmtree(folder)
+
+
+SPEED_RUNS = [{"variant": "text", "examples_per_sec": 100.0, "repeat": 0},
+              {"variant": "fast", "examples_per_sec": 300.0, "repeat": 0}]
+
+
+def test_28_a_dataframe_of_runs_is_refused_naming_the_list_of_dicts_to_give():
+    frame = pd.DataFrame(SPEED_RUNS)  # how a notebook looks at a record's runs
+    for summarize in (results.best_runs, results.repeat_summary):
+        message = refused_by_lenet_book(TypeError, "runs is a DataFrame",
+                                        lambda summarize=summarize: summarize(frame))
+        assert "list of dicts it was made from" in message and "'runs'" in message, message
+    # valid: the list of dicts itself
+    assert results.best_runs(SPEED_RUNS)["fast"]["ratio_to_text"] == 3.0
+
+
+def seed_study(seeds, valid_acc):
+    return {"results": {"text": {"seeds": seeds, "valid_acc": valid_acc,
+                                 "test_acc": list(valid_acc)},
+                        "other": {"seeds": [0, 1, 2], "valid_acc": [0.8, 0.9, 0.7],
+                                  "test_acc": [0.8, 0.9, 0.7]}}}
+
+
+def test_28_a_seed_study_run_with_fewer_accuracies_than_seeds_is_refused_as_damaged():
+    damaged = seed_study([0, 1, 2], [0.9, 0.8])  # one accuracy lost: zip paired only two
+    message = refused_by_lenet_book(ValueError, "run 'text' is damaged: it has 3 seeds but 2 valid "
+                                    "accuracies", lambda: results.accuracy_by_seed(damaged, "text"))
+    assert "load_seed_study()" in message and "git checkout -- benchmarks/results/" in message
+    refused_by_lenet_book(ValueError, "3 seeds but 2 valid accuracies",
+                          lambda: results.seed_study_pairs(damaged, "other", {"a": "text"}))
+    refused_by_lenet_book(ValueError, "a seed appears twice", lambda: results.accuracy_by_seed(
+        seed_study([0, 1, 1], [0.9, 0.8, 0.7]), "text"))
+    # valid: the committed study pairs every seed
+    study = results.load_seed_study()
+    name = next(iter(study["results"]))
+    assert len(results.accuracy_by_seed(study, name)) == len(study["results"][name]["seeds"])
+
+
+def test_28_a_run_name_given_as_a_list_is_refused_as_a_type_error():
+    study = results.load_seed_study()
+    name = next(iter(study["results"]))
+    message = refused_by_lenet_book(TypeError, "name: a run's name must be a str",
+                                    lambda: results.accuracy_by_seed(study, [name]))
+    assert "(a list)" in message and repr(name) in message, message
+    refused_by_lenet_book(TypeError, "rows: a run's name must be a str",
+                          lambda: results.seed_study_table(study, {"a": [name]}))
+    refused_by_lenet_book(TypeError, "reference: a run's name must be a str",
+                          lambda: results.seed_study_pairs(study, [name], {"a": name}))
+
+
+@pytest.mark.parametrize("speed", [10**400, 10**5000], ids=["10**400", "10**5000"])
+def test_28_a_speed_too_large_for_a_float_is_refused_as_not_finite(speed):
+    runs = [{"variant": "text", "examples_per_sec": speed, "repeat": 0}]
+    for summarize in (results.best_runs, results.repeat_summary):
+        message = refused_by_lenet_book(ValueError, "must be a finite number above 0",
+                                        lambda summarize=summarize: summarize(runs))
+        assert len(message) < 600, message  # the number is cut short, not printed in full
+
+
+def _tiny_fashion_mnist(monkeypatch, raw: Path) -> None:
+    """Four tiny stand-in files in ``raw``, and data.FILES set to expect them."""
+    specs = []
+    for seed, (name, magic, shape) in enumerate([("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
+                                                 ("train-labels-idx1-ubyte", 0x801, (3,)),
+                                                 ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
+                                                 ("t10k-labels-idx1-ubyte", 0x801, (2,))]):
+        count = 1
+        for dim in shape:
+            count *= dim
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes((seed + 7 * i) % 256 for i in range(count)))
+        (raw / name).write_bytes(content)
+        (raw / name).chmod(0o644)
+        digest = hashlib.md5(content).hexdigest()
+        specs.append(data.IdxFile(name, magic, shape, digest, digest))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+
+
+def _as_a_user_who_cannot_list(call) -> str:
+    """Run ``call`` as a user the folder's missing read bit applies to (root drops to nobody in a
+    forked child); return 'ok' or the error it raised, as text."""
+    if os.geteuid() != 0:
+        try:
+            call()
+            return "ok"
+        except Exception as error:  # noqa: BLE001 - reported as text
+            return f"{type(error).__name__}: {error}"
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(reader)
+        answer = "ok"
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            call()
+        except BaseException as error:  # noqa: BLE001 - reported to the parent as text
+            answer = f"{type(error).__name__}: {error}"
+        finally:
+            os.write(writer, answer.encode())
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(child, 0)
+    return answer
+
+
+def test_28_a_data_folder_that_can_be_entered_but_not_listed_is_accepted(monkeypatch):
+    root = Path(tempfile.mkdtemp(prefix="lenet-book-test-"))  # tmp_path is closed to nobody
+    try:
+        raw = root / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        _tiny_fashion_mnist(monkeypatch, raw)
+        for folder in (root, root / "FashionMNIST"):
+            folder.chmod(0o755)
+        # a shared folder: others may enter it and open its files by name, but not list it (its
+        # owner, when the test does not run as root, is kept out of the listing too: 0o311)
+        raw.chmod(0o711 if os.geteuid() == 0 else 0o311)
+        if os.geteuid() != 0:
+            with pytest.raises(PermissionError):
+                os.listdir(raw)
+        assert _as_a_user_who_cannot_list(lambda: data.check_fashion_mnist(root)) == "ok"
+        assert _as_a_user_who_cannot_list(
+            lambda: data.ensure_fashion_mnist(root, download=False)) == "ok"
+        # a folder that cannot be entered is still refused, naming it
+        raw.chmod(0o700 if os.geteuid() == 0 else 0o600)
+        answer = _as_a_user_who_cannot_list(lambda: data.check_fashion_mnist(root))
+        assert answer.startswith("FashionMNISTError") and f"{raw} cannot be entered" in answer, \
+            answer
+    finally:
+        raw.chmod(0o755)
+        shutil.rmtree(root)
+
+
+def test_28_runs_read_back_from_a_table_count_an_empty_error_cell_as_no_error():
+    import pandas as pd
+
+    runs = [{"variant": "text", "examples_per_sec": 100.0, "repeat": 0},
+            {"variant": "fast", "examples_per_sec": 300.0, "repeat": 0},
+            {"variant": "fused", "repeat": 0, "error": "out of memory"}]
+    table_runs = pd.DataFrame(runs).to_dict("records")
+    assert set(results.best_runs(table_runs)) == {"text", "fast"}
+    assert results.repeat_summary(table_runs)["fast"]["ratio_to_text"]["mean"] == 3.0
+
+
+@pytest.mark.other_user
+def test_28_a_writer_never_replaces_a_file_this_user_may_not_write(open_folder):
+    """Another user's 0644 file in a folder both may write: a rename would replace it; refused."""
+    from other_user import run_as_nobody
+
+    open_folder.chmod(0o777)
+    theirs = open_folder / "shared.js"
+    theirs.write_text("// theirs\nwindow.SHARED = 1;\n")
+    theirs.chmod(0o644)
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to own a file that the user nobody may not write")
+    done = run_as_nobody("from lenet_book.export import ExportError, write_js_data", f"""
+try:
+    write_js_data({str(theirs)!r}, "SHARED", {{"a": 1}}, "mine")
+except ExportError as error:
+    print(error)
+""")
+    assert "may not write" in done.stdout, done.stdout + done.stderr
+    assert theirs.read_text() == "// theirs\nwindow.SHARED = 1;\n"
+
+
+@pytest.mark.parametrize("call", ["check_fashion_mnist", "ensure_fashion_mnist", "prepare"])
+def test_28_a_data_root_holding_a_nul_character_is_named(call):
+    from lenet_book import data
+
+    run = {"check_fashion_mnist": lambda: data.check_fashion_mnist("da\0ta"),
+           "ensure_fashion_mnist": lambda: data.ensure_fashion_mnist("da\0ta"),
+           "prepare": lambda: data.prepare_fashion_mnist(None, "da\0ta")}[call]
+    refused_by_lenet_book(ValueError, "holds a NUL character", run)
+
+
+
+class _PenaltiesOfItsOwn(nn.Module):
+    """A penalty layer of the reader's own (chapter 5's solution trains its codes): squared
+    distances to codes that are parameters, under a name the checks do not know."""
+
+    def __init__(self, codes):
+        super().__init__()
+        self.codes = nn.Parameter(codes.clone())
+
+    forward = original.RBF.forward
+
+
+def test_28_a_penalty_layer_of_one_s_own_trains_with_the_paper_s_loss_and_rule():  # valid
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    net.output = _PenaltiesOfItsOwn(net.output.codes)
+    history, _ = train(net, tiny_data(), **{**options, "batch_size": 10, "num_epochs": 1})
+    assert math.isfinite(history[0]["loss"])
+    evaluate(net, *tiny_data(), predict=original.predict)
+    _step(net, loss_fn=original.paper_loss, predict=original.predict)
+
+
+
+def unchanged(net, before):
+    return all(torch.equal(t, before[n]) for n, t in net.state_dict().items())
+
+
+# --- 28. The fourteenth probe (probe31a): train, train_step, evaluate ---------------------------
+
+def test_28_train_step_checks_log_probabilities_again_after_a_layer_is_replaced():
+    """The check of NLL's log-probabilities was cached per network object: after the
+    LogSoftmax was replaced, NLL on raw scores trained to a negative loss."""
+    images, labels = tiny_data(8)
+    net = nn.Sequential(models.lenet(), nn.LogSoftmax(dim=1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    train_step(net, opt, nn.NLLLoss(), to_float(images), labels)  # valid: log-probabilities
+    net[-1] = nn.Identity()
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"nn.NLLLoss \(F.nll_loss\) takes log-probabilities",
+                          lambda: train_step(net, opt, nn.NLLLoss(), to_float(images), labels))
+    assert unchanged(net, before)
+
+
+def _lazy_net():
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2),
+                         nn.Flatten(), nn.LazyLinear(10))
+
+
+def _float_batches_loader(images, labels):
+    dataset = torch.utils.data.TensorDataset(images[:, None].float() / 255, labels)
+    return torch.utils.data.DataLoader(dataset, batch_size=4)
+
+
+@pytest.mark.parametrize("call", [
+    lambda net, images, labels: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                           nn.CrossEntropyLoss(), to_float(images[:8]),
+                                           labels[:8]),
+    lambda net, images, labels: textbook.train_text_loop(net, _float_batches_loader(images, labels),
+                                                         _float_batches_loader(images, labels), num_epochs=1,
+                                                         init=False),
+], ids=["train_step", "train_text_loop(init=False)"])
+def test_28_a_network_with_unbuilt_lazy_layers_is_named_not_torch_s_error(call):
+    """train_step and the text's loop read the weights at the door, where an unbuilt LazyLinear
+    raised torch's 'Attempted to use an uninitialized parameter'."""
+    images, labels = tiny_data(16)
+    refused_by_lenet_book(ValueError, r"lazy layers whose weights are not built yet \(LazyLinear",
+                          lambda: call(_lazy_net(), images, labels))
+
+
+@pytest.mark.parametrize("scheduler, setting", [
+    (lambda o, e, s: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[1, 2], gamma=0.1),
+     r"MultiStepLR's milestones=\[1, 2\] counts steps.*milestones=\[m \* steps for m in \[1, 2\]\]"),
+    (lambda o, e, s: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5),
+     r"StepLR's step_size=1 counts steps.*step_size=1 \* steps"),
+    (lambda o, e, s: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=e),
+     r"CosineAnnealingWarmRestarts's T_0=3 counts steps.*T_0=epochs \* steps"),
+], ids=["MultiStepLR", "StepLR", "CosineAnnealingWarmRestarts"])
+def test_28_a_schedule_given_in_epochs_is_refused(scheduler, setting):
+    """train steps the schedule after every batch: epochs given as steps made the rate fall (or
+    restart) within the first batches, without a word."""
+    images, labels = tiny_data(16)
+    before = weights(net := models.lenet())
+    message = refused_by_lenet_book(
+        ValueError, setting, lambda: train(net, (images, labels), num_epochs=3, batch_size=2,
+                                           scheduler=scheduler))
+    assert "train steps the schedule after every batch, 24 times (3 epochs of 8 batches)" \
+        in message, message
+    assert unchanged(net, before)
+
+
+@pytest.mark.parametrize("scheduler", [
+    lambda o, e, s: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[s, 2 * s], gamma=0.1),
+    lambda o, e, s: torch.optim.lr_scheduler.StepLR(o, step_size=s, gamma=0.5),
+    lambda o, e, s: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.99),
+    lambda o, e, s: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=s),
+    lambda o, e, s: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=e * s),
+], ids=["MultiStepLR in steps", "StepLR of an epoch", "StepLR per batch, slow",
+        "warm restarts every epoch", "OneCycleLR"])
+def test_28_schedules_counted_in_steps_still_train(scheduler):  # valid
+    history, _ = train(models.lenet(), tiny_data(16), num_epochs=3, batch_size=2,
+                       scheduler=scheduler)
+    assert len(history) == 3
+
+
+def test_28_the_paper_schedule_still_trains():  # valid
+    net, options = recipes.build({**recipes.ORIGINAL, "num_epochs": 2, "batch_size": 4})
+    history, _ = train(net, tiny_data(16), **options)
+    assert len(history) == 2
+
+
+def _paper_net():
+    net, options = recipes.build({**recipes.ORIGINAL, "num_epochs": 1, "batch_size": 8})
+    return net, options
+
+
+LARGEST = [lambda penalties: penalties.argmax(dim=1), functools.partial(torch.argmax, dim=1)]
+
+
+@pytest.mark.parametrize("predict", LARGEST, ids=["lambda", "partial(torch.argmax)"])
+@pytest.mark.parametrize("where", ["train", "evaluate", "train_step"])
+def test_28_a_predict_rule_that_picks_the_largest_penalty_is_refused(where, predict):
+    """Only the default argmax was refused for the 1998 network's RBF penalties (by identity or
+    name); a lambda or partial picking the largest penalty scored the worst class."""
+    net, options = _paper_net()
+    images, labels = tiny_data(16)
+    before = weights(net)
+    calls = {
+        "train": lambda: train(net, (images, labels), {"valid": (images, labels)},
+                               **{**options, "predict": predict}),
+        "evaluate": lambda: evaluate(net, images, labels, predict=predict),
+        "train_step": lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.005),
+                                         original.paper_loss, to_float(images[:8]), labels[:8],
+                                         predict=predict),
+    }
+    refused_by_lenet_book(ValueError, rf"{where}: this network ends in RBF penalties.*predict "
+                          r"picks the largest \(tried on fixed penalties\)", calls[where])
+    assert unchanged(net, before)
+
+
+def test_28_the_smallest_penalty_rules_still_score_the_1998_network():  # valid
+    net, _ = _paper_net()
+    images, labels = tiny_data(16)
+    for predict in (original.predict, lambda penalties: penalties.argmin(dim=1)):
+        assert 0 <= evaluate(net, images, labels, predict=predict) <= 1
+
+
+def test_28_a_predict_rule_that_picks_the_smallest_score_is_refused():
+    images, labels = tiny_data(16)
+    refused_by_lenet_book(ValueError, r"evaluate: predict picks the smallest score",
+                          lambda: evaluate(models.lenet(), images, labels,
+                                           predict=lambda scores: scores.argmin(dim=1)))
+
+
+def test_28_train_step_takes_images_normalised_with_a_mean_and_std():
+    """Normalize((0.2860,), (0.3530,)) gives -0.81 to 2.02: refused, with 'divide by 255'."""
+    images, labels = tiny_data(8)
+    normalised = (to_float(images) - 0.2860) / 0.3530
+    net = models.lenet()
+    loss, _ = train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                         normalised, labels)
+    assert torch.isfinite(loss)
+
+
+class _Padded(nn.Sequential):  # the paper's 32×32 LeNet-5, padding the 28×28 images itself
+    def forward(self, x):
+        return super().forward(nn.functional.pad(x, (2, 2, 2, 2)))
+
+
+def _lenet32():
+    return _Padded(nn.Conv2d(1, 6, 5), nn.Sigmoid(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5),
+                   nn.Sigmoid(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.Sigmoid(),
+                   nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
+
+
+def test_28_a_sequential_with_its_own_forward_is_checked_as_a_whole():
+    """Its layers were walked as if Sequential's forward ran them: 'layer 7, Linear(400 → 120),
+    gets shape (1, 256)', though the network runs on the images."""
+    images, labels = tiny_data(16)
+    history, _ = train(_lenet32(), (images, labels), num_epochs=1, batch_size=8)
+    assert len(history) == 1
+    assert 0 <= evaluate(_lenet32(), images, labels) <= 1
+    wrong = _Padded(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(10, 10))  # still refused
+    refused_by_lenet_book(ValueError, "the network does not take 28×28 images",
+                          lambda: train(wrong, (images, labels), num_epochs=1, batch_size=8))
+
+
+@pytest.mark.parametrize("block, named", [(torch.no_grad, r"torch.no_grad\(\)"),
+                                          (torch.inference_mode, r"torch.inference_mode\(\)")],
+                         ids=["no_grad", "inference_mode"])
+@pytest.mark.parametrize("where", ["train", "train_step", "compile_and_warm_up"])
+def test_28_training_inside_no_grad_is_named_not_blamed_on_the_loss(where, block, named):
+    """Inside torch.no_grad() the default cross-entropy was said to return 'a loss without
+    gradients (detached, or rebuilt from .item())'."""
+    images, labels = tiny_data(16)
+    net = models.lenet()
+    before = weights(net)
+    calls = {
+        "train": lambda: train(net, (images, labels), num_epochs=1, batch_size=8),
+        "train_step": lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                         nn.CrossEntropyLoss(), to_float(images[:8]),
+                                         labels[:8]),
+        "compile_and_warm_up": lambda: speed.compile_and_warm_up(net, (images, labels),
+                                                                 batch_size=8, backend="eager"),
+    }
+
+    def inside():
+        with block():
+            calls[where]()
+
+    message = refused_by_lenet_book(ValueError, rf"is called inside {named}.*call it outside",
+                                    inside)
+    assert "loss_fn" not in message, message
+    assert unchanged(net, before)
+
+
+def test_28_sparse_adam_is_refused_before_training():
+    images, labels = tiny_data(16)
+    before = weights(net := models.lenet())
+    refused_by_lenet_book(TypeError, r"SparseAdam takes sparse gradients.*use torch.optim.Adam",
+                          lambda: train(net, (images, labels), num_epochs=1, batch_size=8,
+                                        optimizer=lambda p: torch.optim.SparseAdam(list(p))))
+    refused_by_lenet_book(TypeError, r"train_step: optimizer: SparseAdam takes sparse gradients",
+                          lambda: train_step(net, torch.optim.SparseAdam(list(net.parameters())),
+                                             nn.CrossEntropyLoss(), to_float(images[:8]),
+                                             labels[:8]))
+    assert unchanged(net, before)
+
+
+def test_28_train_step_takes_a_batch_of_its_amp_dtype():
+    """amp_dtype=torch.bfloat16 with a bfloat16 batch was refused: 'for mixed precision use
+    amp_dtype', which was used."""
+    images, labels = tiny_data(8)
+    for net, loss_fn in ((models.lenet(), nn.CrossEntropyLoss()),
+                         (nn.Sequential(models.lenet(), nn.LogSoftmax(dim=1)), nn.NLLLoss())):
+        loss, _ = train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), loss_fn,
+                             to_float(images).bfloat16(), labels, amp_dtype=torch.bfloat16)
+        assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("transform", ["v2", "torch.flip"])
+def test_28_a_batch_transform_that_cannot_be_called_with_images_and_generator_is_named(
+        transform):
+    """A v2 transform took (images, generator) as two inputs and returned both ('returned a
+    tuple: ... must return uint8 images too'); torch.flip failed with torch's words."""
+    from torchvision.transforms import v2
+
+    images, labels = tiny_data(16)
+    given = v2.RandomHorizontalFlip() if transform == "v2" else torch.flip
+    before = weights(net := models.lenet())
+    refused_by_lenet_book(TypeError, r"called as batch_transform\(images, generator\).*lambda "
+                          r"images, generator: v2.RandomHorizontalFlip\(\)\(images\)",
+                          lambda: train(net, (images, labels), num_epochs=1, batch_size=8,
+                                        batch_transform=given))
+    assert unchanged(net, before)
 
 
 if __name__ == "__main__":

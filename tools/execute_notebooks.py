@@ -30,11 +30,15 @@ except FileNotFoundError:
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not: its own chapters
 from lenet_book.book import chapters, solutions  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from lenet_book.device import device_name  # noqa: E402
 
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
+UNREADABLE = ("its JSON lacks what a notebook holds, such as an 'nbformat' version or "
+              "cells with a cell_type and a source")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -87,6 +91,18 @@ def execute(path: Path, timeout: int) -> float:
     return seconds
 
 
+def _schema_problem(nb: nbformat.NotebookNode) -> str | None:
+    """What breaks the notebook format in ``nb`` (nbformat.read only logs it; e.g. a cell with no
+    source), or None."""
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as error:
+        where = list(getattr(error, "absolute_path", None) or [])
+        cell = f"cell {where[1]}: " if where[:1] == ["cells"] and len(where) > 1 else ""
+        return cell + (str(error).strip().splitlines() or ["invalid"])[0][:120]
+    return None
+
+
 def notebook_problem(path: Path) -> str | None:
     """Why ``path`` is not a notebook to run (missing, a folder, not a notebook), or None."""
     if not path.exists():
@@ -94,7 +110,7 @@ def notebook_problem(path: Path) -> str | None:
     if not path.is_file():
         return f"{path} is a folder, not a notebook"
     try:
-        nbformat.read(path, as_version=4)
+        nb = nbformat.read(path, as_version=4)
     except (ValueError, KeyError, nbformat.ValidationError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
         return f"{path} is not a notebook ({first})"  # NotJSONError and UnicodeDecodeError too
@@ -102,6 +118,11 @@ def notebook_problem(path: Path) -> str | None:
         return f"{path} is not a notebook (its JSON holds no list of cells)"
     except OSError as error:
         return f"{path} cannot be read as a notebook ({error.strerror or error})"
+    except Exception:  # nbformat's converters fail otherwise too (no 'nbformat' key: UnboundLocalError)
+        return f"{path} is not a notebook ({UNREADABLE})"
+    problem = _schema_problem(nb)
+    if problem:
+        return f"{path} is not a notebook ({problem})"
     target = Path(os.path.realpath(path))  # a link is written through, as a plain write does
     if not os.access(target, os.W_OK):
         return f"{path} cannot be written (it is read-only for this user)"

@@ -21,10 +21,11 @@ import os
 import sys
 from pathlib import Path
 
-from lenet_book.book import chapters, solutions
-from lenet_book.data import replaced_atomically
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lenet_book from this checkout, installed or not: its own chapters
+from lenet_book.book import chapters, solutions  # noqa: E402
+from lenet_book.data import replaced_atomically  # noqa: E402
+
 PAGE = ROOT / "book" / "execution_report.md"
 RECORDS = ROOT / "records"
 GPU_REPLAY = RECORDS / "gpu-replay.json"  # python -m tools.gpu_check

@@ -17,6 +17,7 @@ import base64
 import gzip
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -52,10 +53,38 @@ def _not_ours(out: Path) -> str | None:
             return None  # new, or a folder: write_js_data names it
         with open(path, "rb") as f:
             head = f.read(4096).decode("ascii", errors="replace")
-    except (OSError, RuntimeError):  # unreadable, a link that loops: write_js_data names it
+    except (OSError, RuntimeError):  # unreadable (_cannot_replace names it), a link that loops
         return None
     if not re.match(r"// [^\n]*\nwindow\.LENET_TRAIN_DATA = ", head):
         return f"{path} exists and is not a window.LENET_TRAIN_DATA file that this export wrote"
+    return None
+
+
+def _cannot_replace(out: Path) -> str | None:
+    """Why this user cannot check or replace ``out`` (written to a temporary file in its folder,
+    then renamed over it), with what to do, or None; checked before the 70,000 images are loaded."""
+    try:
+        path = out.resolve() if out.is_symlink() else out  # as write_js_data does
+        if path.is_file():
+            mode = path.stat().st_mode
+            if not os.access(path, os.R_OK):
+                return (f"{path} exists and this user cannot read it to check that this export "
+                        "wrote it: give another --out, or ask the file's owner")
+            if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                return (f"{path} is read-only (mode {stat.S_IMODE(mode):o}), so it is kept as it "
+                        f"is: make it writable (chmod u+w {path}) or give another --out")
+            if not os.access(path, os.W_OK):
+                return (f"{path} cannot be written by this user (no permission): give another "
+                        "--out, or ask the file's owner")
+        folder = path.parent
+        while not folder.is_dir() and folder != folder.parent:  # a missing folder is created
+            folder = folder.parent
+    except PermissionError as error:  # a folder on the way that cannot be entered
+        return f"{out} cannot be reached ({error.strerror}): give another --out"
+    except (OSError, RuntimeError):  # a link that loops, a name too long: write_js_data names it
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"this user may not write in the folder {folder}: give another --out"
     return None
 
 
@@ -97,6 +126,9 @@ def main(argv=None) -> None:
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
                      "lost; give another --out, or move that file away")
+    problem = _cannot_replace(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}; nothing was written")
     try:  # an empty root or a file: lenet_book's message, not a traceback
         parent = too_deep_root(args.data)
     except (TypeError, ValueError) as error:

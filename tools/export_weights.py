@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 from lenet_book import fast  # noqa: E402
 from lenet_book.checks import TrainingDiverged  # noqa: E402
-from lenet_book.data import FashionMNISTError, too_deep_root  # noqa: E402
+from lenet_book.data import FashionMNISTError, replaced_atomically, too_deep_root  # noqa: E402
 from lenet_book.export import (  # noqa: E402
     IMAGES_FORMAT,
     WEIGHTS_FORMAT,
@@ -163,6 +163,52 @@ def not_ours(out: Path) -> str | None:
     return None
 
 
+def _unwritable(out: Path) -> str | None:
+    """Why this user cannot replace one of the files this export writes under ``out`` (each is
+    written to a temporary file in its folder, then renamed over the old one), or None. Checked
+    for both before either is written: new weights beside old images would not match."""
+    for file, _ in OUTPUTS:
+        path = out / file
+        path = path.resolve() if path.is_symlink() else path  # as write_js_data does
+        if path.is_file():
+            mode = path.stat().st_mode
+            if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                return (f"{path} is read-only (mode {stat.S_IMODE(mode):o}), so it is kept as it "
+                        f"is: make it writable (chmod u+w {path}) or give another --out")
+            if not os.access(path, os.W_OK):
+                return (f"{path} cannot be written by this user (no permission): give another "
+                        "--out, or ask the file's owner")
+        folder = path.parent
+        while not folder.is_dir() and folder != folder.parent:  # a missing folder is created
+            folder = folder.parent
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"this user may not write in the folder {folder}: give another --out"
+    return None
+
+
+def _old_bytes(path: Path) -> bytes | None:
+    """What ``path`` holds before this export replaces it, or None when it does not exist yet."""
+    try:
+        return Path(os.path.realpath(path)).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _put_back(path: Path, old: bytes | None) -> str:
+    """Put ``path`` back as it was before this export (``old``: :func:`_old_bytes`); what was done."""
+    target = Path(os.path.realpath(path))  # write_js_data wrote through a link
+    try:
+        if old is None:
+            target.unlink(missing_ok=True)
+            return f"{path}, new, was removed again"
+        with replaced_atomically(target, "wb") as f:
+            f.write(old)
+        return f"{path} was put back as it was"
+    except (OSError, ValueError) as error:
+        return (f"{path} could not be put back ({getattr(error, 'strerror', None) or error}): it "
+                "holds new weights beside old images; rerun the export once the cause is fixed")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
@@ -191,6 +237,9 @@ def main(argv=None) -> None:
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
                      "lost; give another --out, or move that file away")
+    problem = _unwritable(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}; nothing was written")
     try:  # nothing may be created under a data folder given too deep
         parent = too_deep_root(args.data)
     except (TypeError, ValueError) as error:  # an empty root, a file: lenet_book's message
@@ -226,17 +275,23 @@ def main(argv=None) -> None:
     chosen = pick_images(labels, args.per_class)  # before anything is written
     weights = {"format": WEIGHTS_FORMAT, "network": "lenet_book.fast.lenet()",
                "classes": CLASSES, "training": record, "tensors": tensors}
-    size = write_js_data(args.out / "lenet_weights.js", "LENET_WEIGHTS", weights,
-                         "LeNet-5's trained weights for lenet_in_browser.md; written by tools/export_weights.py")
-    print(f"{args.out / 'lenet_weights.js'}: {count:,} parameters, {4 * count:,} bytes as float32, "
-          f"{size:,} bytes as a file; test accuracy {test_acc:.4f} on {len(test_data[1]):,} images")
-
     sample = {"format": IMAGES_FORMAT,
               "source": "Fashion-MNIST test set (t10k-images-idx3-ubyte)",
               "indices": chosen.tolist(), "labels": labels[chosen].tolist(),
               "pixels": encode_images(images[chosen])}
-    size = write_js_data(args.out / "test_images.js", "LENET_TEST_IMAGES", sample,
-                         "Fashion-MNIST test images for lenet_in_browser.md; written by tools/export_weights.py")
+    weights_js = args.out / "lenet_weights.js"
+    old_weights = _old_bytes(weights_js)
+    weights_size = write_js_data(weights_js, "LENET_WEIGHTS", weights, "LeNet-5's trained "
+                                 "weights for lenet_in_browser.md; written by tools/export_weights.py")
+    try:  # both files or neither: new weights beside old images would not match
+        size = write_js_data(args.out / "test_images.js", "LENET_TEST_IMAGES", sample,
+                             "Fashion-MNIST test images for lenet_in_browser.md; written by "
+                             "tools/export_weights.py")
+    except ExportError as error:
+        sys.exit(f"nothing exported: {error}; {_put_back(weights_js, old_weights)}")
+    print(f"{weights_js}: {count:,} parameters, {4 * count:,} bytes as float32, "
+          f"{weights_size:,} bytes as a file; test accuracy {test_acc:.4f} on "
+          f"{len(test_data[1]):,} images")
     print(f"{args.out / 'test_images.js'}: {len(chosen)} images ({args.per_class} per class), "
           f"{len(chosen) * 784:,} bytes as uint8, {size:,} bytes as a file")
 

@@ -95,6 +95,36 @@ def _not_replaceable(option: str, path: Path) -> str | None:
     return None
 
 
+def _site_flag(target: Path) -> Path | None:
+    """The built site's ``_static/pdf.json`` beside ``target``, which tells the front page that the
+    PDF is there, or None: outside a site's _static folder a pdf.json is someone else's, never
+    made nor replaced."""
+    flag = target.parent / "pdf.json"
+    if _is_site_flag(flag) or (target.parent.name == "_static" and not os.path.lexists(flag)):
+        return flag
+    return None
+
+
+def _is_site_flag(path: Path) -> bool:
+    """Whether ``path`` is the pdf.json a site build writes: {"pdf": true or false}, nothing else."""
+    try:
+        flag = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(flag, dict) and set(flag) == {"pdf"}
+
+
+def _foreign_flag(target: Path) -> str | None:
+    """Why the front page cannot be told of the PDF copied to ``target`` in a site's _static
+    folder (a pdf.json there that the site did not write), or None."""
+    flag = target.parent / "pdf.json"
+    if target.parent.name == "_static" and os.path.lexists(flag) and not _is_site_flag(flag):
+        return (f"make_pdf: --copy-to {target}: {flag} is not the pdf.json a site build writes "
+                '({"pdf": true} or false): nothing was changed, so nothing of it is lost; move '
+                "that file away, or rebuild the site (make book)")
+    return None
+
+
 def browser():
     problem = _missing_browser()
     if problem:
@@ -120,7 +150,7 @@ def print_to_pdf(page: Path, out: Path, timeout: float = 120) -> int:
     try:
         driver.set_page_load_timeout(timeout)
         driver.set_script_timeout(timeout)
-        driver.get(page.as_uri())
+        driver.get(page.resolve().as_uri())  # a file URI needs an absolute path
         WebDriverWait(driver, timeout).until(lambda d: d.execute_script("return document.readyState") == "complete")
         # MathJax (deferred) typesets after the load event: wait for its promise, then for every image.
         state = driver.execute_async_script("""
@@ -157,13 +187,15 @@ def print_to_pdf(page: Path, out: Path, timeout: float = 120) -> int:
 
 def copy_into_site(pdf: Path, target: Path) -> None:
     """Copy the PDF into the built site, and tell the front page (_static/pdf.json, written by
-    book/_ext/site_fixes.py at each build) that it may now show its link."""
+    book/_ext/site_fixes.py at each build) that it may now show its link; elsewhere only copy it."""
     try:  # whole or not at all, so that the site never links to half a PDF
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(pdf, "rb") as source, replaced_atomically(Path(os.path.realpath(target))) as f:
             shutil.copyfileobj(source, f)
-        with replaced_atomically(target.parent / "pdf.json", "w", encoding="utf-8") as f:
-            f.write(json.dumps({"pdf": True}) + "\n")
+        flag = _site_flag(target)
+        if flag is not None:
+            with replaced_atomically(flag, "w", encoding="utf-8") as f:
+                f.write(json.dumps({"pdf": True}) + "\n")
     except (OSError, ValueError) as error:
         sys.exit(f"make_pdf: cannot copy the PDF to {target} "
                  f"({getattr(error, 'strerror', None) or error})")
@@ -176,9 +208,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="also copy the PDF here (make pdf: into the built site's _static/)")
     parser.add_argument("--singlehtml", type=Path, help="print this existing single-page build (_build/singlehtml)")
     args = parser.parse_args(argv)
+    paths = [("--out", args.out)] + [("--copy-to", target) for target in args.copy_to]
+    read = [("--singlehtml", args.singlehtml)] if args.singlehtml else []
+    for option, path in paths + read:
+        if str(path).startswith("~"):  # before a folder called '~' is created here
+            parser.error(f"{option} {path} starts with '~', which Python does not expand to the "
+                         "home folder (it would name a folder called '~' here); write the path "
+                         f"in full, e.g. {option} {os.path.expanduser(path)}; nothing was written")
     # Before anything is built or written: a file the PDF would replace, a missing browser.
-    for option, path in [("--out", args.out)] + [("--copy-to", target) for target in args.copy_to]:
+    for option, path in paths:
         problem = _not_replaceable(option, path)
+        if problem:
+            sys.exit(problem)
+    for target in args.copy_to:
+        problem = _foreign_flag(target)
         if problem:
             sys.exit(problem)
     problem = _missing_browser()

@@ -43,6 +43,38 @@ def notebook_problem(path: Path) -> str | None:
         return f"{path} cannot be read as a notebook ({error})"
     if not (isinstance(nb, dict) and isinstance(nb.get("cells"), list)):
         return f"{path} is not a notebook (no list of cells)"
+    problem = next(filter(None, map(_cell_problem, range(len(nb["cells"])), nb["cells"])), None)
+    return f"{path} is not a notebook ({problem})" if problem else None
+
+
+def _is_text(value) -> bool:
+    """A notebook's text: one string, or a list of lines."""
+    return isinstance(value, str) or (isinstance(value, list)
+                                      and all(isinstance(line, str) for line in value))
+
+
+def _cell_problem(index: int, cell) -> str | None:
+    """What the report would trip over in this cell (read as tests/test_prose.py reads it), or
+    None: a cell is an object with a cell_type and a source, its outputs objects with a type."""
+    if not isinstance(cell, dict):
+        return f"cell {index} is {cell!r:.40}, not a cell: an object with a cell_type and a source"
+    if not isinstance(cell.get("cell_type"), str):
+        return f"cell {index} has no cell_type"
+    if not _is_text(cell.get("source")):
+        return f"cell {index} has no source: its text, as a string or a list of lines"
+    outputs = cell.get("outputs", [])
+    if not (isinstance(outputs, list) and all(isinstance(output, dict)
+                                              and isinstance(output.get("output_type"), str)
+                                              for output in outputs)):
+        return f"cell {index}: its outputs are not a list of outputs, each with an output_type"
+    for output in outputs:
+        kind = output["output_type"]
+        if kind == "stream" and not _is_text(output.get("text")):
+            return f"cell {index}: a stream output has no text"
+        if kind == "error" and not {"ename", "evalue"} <= output.keys():
+            return f"cell {index}: an error output has no ename and evalue"
+        if kind not in ("stream", "error") and not isinstance(output.get("data", {}), dict):
+            return f"cell {index}: an output's data are not an object of mime types"
     return None
 
 

@@ -32,7 +32,25 @@ def check(version, allow_untested=False):
     return (0 if allow_untested else 1), ("warning: " if allow_untested else "error: ") + message
 
 
-def main():
+def _argument_problem(argv):
+    """(exit status, message) for the command line, or None: it takes -h/--help only, since it
+    checks the Python it runs under, whatever a version given to it says."""
+    if not argv:
+        return None
+    if argv[0] in ("-h", "--help"):
+        return 0, __doc__.strip()
+    return 2, ("error: python_version.py takes no arguments (got %s): it checks the Python it "
+               "runs under, %s. To check another version, run it with that Python, e.g. "
+               "python3.12 tools/python_version.py" % (" ".join(argv), sys.executable))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    problem = _argument_problem(argv)
+    if problem:
+        status, message = problem
+        print(message, file=sys.stdout if status == 0 else sys.stderr)
+        return status
     status, message = check(sys.version_info, os.environ.get("ALLOW_UNTESTED_PYTHON") == "1")
     if message:
         print(message, file=sys.stderr)

@@ -47,6 +47,8 @@ SETUP_CELL = "# Colab set-up"
 HELPER_LINES = 20
 PLOTTING = re.compile(r"\b(plt|matplotlib|ax|axes|fig|subplots|imshow|savefig)\b")
 KEEP = "show-cell"
+UNREADABLE = ("its JSON lacks what a notebook holds, such as an 'nbformat' version or "
+              "cells with a cell_type and a source")
 
 
 def add_tag(cell, tag: str) -> bool:
@@ -92,11 +94,23 @@ def _cell_problem(nb) -> str | None:
     """A code cell whose tags are not a list of names (nbformat.read only logs schema errors;
     a string's `in` would test substrings, and it has no append), or None."""
     for i, cell in enumerate(nb.cells):
-        if cell.get("cell_type") != "code":
-            continue
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue  # not a cell at all: _schema_problem names it
         tags = cell.get("metadata", {}).get("tags", [])
         if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
             return f"cell {i}: its tags must be a list of names, e.g. [\"nbval-skip\"], not {tags!r}"
+    return None
+
+
+def _schema_problem(nb: nbformat.NotebookNode) -> str | None:
+    """What breaks the notebook format in ``nb`` (nbformat.read only logs it; e.g. a cell with no
+    source), or None."""
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as error:
+        where = list(getattr(error, "absolute_path", None) or [])
+        cell = f"cell {where[1]}: " if where[:1] == ["cells"] and len(where) > 1 else ""
+        return cell + (str(error).strip().splitlines() or ["invalid"])[0][:120]
     return None
 
 
@@ -156,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, nbformat.ValidationError) as error:  # NotJSONError too
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
             parser.error(f"{path} is not a notebook ({first}); nothing was changed")
+        except Exception:  # nbformat's converters fail otherwise too (no 'nbformat' key)
+            parser.error(f"{path} is not a notebook ({UNREADABLE}); nothing was changed")
         problem = _cell_problem(notebooks[path])
         if problem:
             parser.error(f"{path}: {problem}; nothing was changed")
+        problem = _schema_problem(notebooks[path])
+        if problem:
+            parser.error(f"{path} is not a notebook ({problem}); nothing was changed")
     changed = []
     for path, nb in notebooks.items():
         changes = tag_notebook(nb)
