@@ -535,11 +535,11 @@ def check_evaluate(net, images, labels, predict, batch_size):
     if problem:
         raise ValueError(f"evaluate: {problem}")
     check_predict(predict, images.device)
-    kind = _output_kind(net, *images.shape[1:], probe=predict is not argmax)
+    kind = _output_kind(net, *images.shape[1:], probe=_is_penalty_rule(predict))
     if kind == "scores":
         _check_not_penalty_predict("evaluate", predict)
-    if kind is not None:
-        _check_predict_picks("evaluate", predict, penalties=kind == "penalties")
+    if kind == "penalties":
+        _check_predict_picks("evaluate", predict, penalties=True)
 
 
 def check_layer_choices(activation, pool, batch_norm):
@@ -825,7 +825,7 @@ def _check_eval_sets(eval_sets):
                             f"got a {_kind(split)}")
 
 
-def _check_rbf_options(net, options, size):
+def _check_rbf_options(net, options):
     """The 1998 network's RBF output gives penalties: the default loss and rule would misread
     them (the largest penalty is the worst class, not the best)."""
     from lenet_book.train import argmax
@@ -837,13 +837,10 @@ def _check_rbf_options(net, options, size):
                          "cross-entropy and largest score would train and score it wrongly; pass "
                          "loss_fn and predict (original.paper_loss, original.predict), or build "
                          "it all with recipes.build(recipes.ORIGINAL)")
-    kind = _output_kind(net, *size, probe=options.get("predict") not in (None, argmax)
-                        or not _is_cross_entropy(options.get("loss_fn")))
-    if kind == "scores":
-        _check_not_penalty_predict("train", options.get("predict"))
-    if options.get("predict") is not None and kind is not None:
-        _check_predict_picks("train", options["predict"], penalties=kind == "penalties")
-    return kind
+    rbf = any(type(m).__name__ == "RBF" for m in net.modules())
+    if options.get("predict") is not None and rbf:
+        _check_predict_picks("train", options["predict"], penalties=True)
+    return rbf
 
 
 def _check_loss_direction(loss_fn, penalties):
@@ -870,11 +867,7 @@ def _check_loss_direction(loss_fn, penalties):
                          "would push every image away from its class; use original.paper_loss "
                          "(with predict=original.predict), or build it all with "
                          "recipes.build(recipes.ORIGINAL)")
-    if not penalties and bool((right > 0).all()):
-        raise ValueError("loss_fn rises when the right class's score grows (a loss for the 1998 "
-                         "network's RBF penalties, such as original.paper_loss?), but this "
-                         "network gives scores, where the largest wins, so training would push "
-                         "every image away from its class; use nn.CrossEntropyLoss()")
+
 
 
 def _check_cuda_graph(options, device):
@@ -938,14 +931,16 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         problem = _input_problem(net, *images.shape[1:])
         if problem:
             raise ValueError(problem if name == "train_data" else f"{name}: {problem}")
-    kind = None if fused else _check_rbf_options(net, options, train_data[0].shape[1:])
+    rbf = False if fused else _check_rbf_options(net, options)
     device = train_data[0].device
     _check_cuda_graph(options, device)
     check_predict(options.get("predict", lambda scores: scores.argmax(dim=1)), device)
     if options.get("loss_fn") is not None:
         check_loss(options["loss_fn"], device)
-        if kind is not None:
-            _check_loss_direction(options["loss_fn"], penalties=kind == "penalties")
+        if rbf:
+            _check_loss_direction(options["loss_fn"], penalties=True)
+    if not rbf:
+        _check_loss_and_predict_agree("train", options.get("loss_fn"), options.get("predict"))
     _check_softmax_output(net, options.get("loss_fn"))
     if options.get("optimizer") is not None:
         _check_optimizer(net, options["optimizer"], lr, device)
@@ -1120,53 +1115,25 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
         _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch)
 
 
-def _epoch_settings(schedule):
-    """(the schedule's name, its setting that counts steps, that setting's values), for the
-    schedules whose setting is often given in epochs; None for the others."""
-    schedulers = torch.optim.lr_scheduler
-    if isinstance(schedule, schedulers.MultiStepLR):
-        return "MultiStepLR", "milestones", sorted(schedule.milestones)
-    if isinstance(schedule, schedulers.StepLR):
-        return "StepLR", "step_size", [schedule.step_size]
-    if isinstance(schedule, schedulers.CosineAnnealingWarmRestarts):
-        return "CosineAnnealingWarmRestarts", "T_0", [schedule.T_0]
-    return None
-
-
 def _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch):
-    """MultiStepLR's milestones, StepLR's step_size and CosineAnnealingWarmRestarts' T_0 count
-    steps, and train steps the schedule after every batch: settings that are all at most the
-    number of epochs, none of them whole epochs of batches, were meant as epochs (StepLR only
-    when its rate would fall below 1/100 of the start)."""
-    found = _epoch_settings(schedule)
-    if found is None or steps_per_epoch < 2:
+    """MultiStepLR's milestones count steps, and train steps the schedule after every batch:
+    milestones that are all at most the number of epochs, none of them whole epochs of
+    batches, were meant as epochs (a drop after the first few batches). StepLR and warm
+    restarts are left alone: a small step_size or T_0 is a common per-batch choice."""
+    if not isinstance(schedule, torch.optim.lr_scheduler.MultiStepLR) or steps_per_epoch < 2:
         return
-    name, what, values = found
+    values = sorted(schedule.milestones)
     if not values or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
                          or not 0 < v <= num_epochs or v % steps_per_epoch == 0
                          for v in values):
         return
     needed = num_epochs * steps_per_epoch
-    gamma = getattr(schedule, "gamma", None)
-    if name == "StepLR" and not (isinstance(gamma, numbers.Real)
-                                 and gamma ** (needed // values[0]) < 0.01):
-        return
-    given = values if what == "milestones" else values[0]
-    if what == "milestones":
-        effect = f"the rate would drop after {', '.join(map(str, values))} batches"
-        in_steps = f"milestones=[m * steps for m in {values}], gamma={gamma:g}"
-    elif what == "step_size":
-        every = "every batch" if given == 1 else f"every {given} batches"
-        effect = (f"the rate would be multiplied by {gamma:g} {every}, down to "
-                  f"{gamma ** (needed // given):.2g} of the start")
-        in_steps = f"step_size={given} * steps, gamma={gamma:g}"
-    else:
-        effect = f"the rate would restart every {given} batches"
-        in_steps = f"T_0={'epochs' if given == num_epochs else given} * steps"
-    raise ValueError(f"scheduler: {name}'s {what}={given} counts steps, and train steps the "
-                     f"schedule after every batch, {needed} times ({num_epochs} epochs of "
-                     f"{steps_per_epoch} batches): {effect}; to count epochs, write them in "
-                     f"steps, e.g. lambda opt, epochs, steps: {name}(opt, {in_steps})")
+    raise ValueError(f"scheduler: MultiStepLR's milestones={values} count steps, and train steps "
+                     f"the schedule after every batch, {needed} times ({num_epochs} epochs of "
+                     f"{steps_per_epoch} batches): the rate would drop after "
+                     f"{', '.join(map(str, values))} batches; to count epochs, write them in "
+                     f"steps, e.g. lambda opt, epochs, steps: MultiStepLR(opt, milestones=[m * "
+                     f"steps for m in {values}], gamma={schedule.gamma:g})")
 
 
 SCHEDULE_STEPS_TRIED = 100_000  # a few microseconds each: 0.3 s at most
@@ -1801,7 +1768,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
             _once(predict, lambda: check_predict(predict, X.device))
         _check_log_probabilities(net, loss_fn, X, y)
     # after the loss's own checks, which name a bad loss better
-    batch_norm = _check_step_network(net, optimizer, loss_fn, predict, tuple(X.shape[1:]))
+    batch_norm = _check_step_network(net, optimizer, loss_fn, predict)
     if batch_norm and len(X) == 1 and net.training:
         raise ValueError("train_step: X holds one image, and batch normalisation cannot normalise "
                          "a batch of one in training (the variance of one number is 0); give "
@@ -1879,7 +1846,7 @@ def _check_fits(name, net, size):
     known.add(size)
 
 
-def _check_step_network(net, optimizer, loss_fn, predict, size):
+def _check_step_network(net, optimizer, loss_fn, predict):
     """What ``train`` refuses of a network, for ``train_step``: checked once per network, set of
     layers, optimizer, loss and predict rule. Returns whether the network has batch norm."""
     groups = getattr(optimizer, "param_groups", None)
@@ -1900,21 +1867,21 @@ def _check_step_network(net, optimizer, loss_fn, predict, size):
             raise ValueError(f"train_step: the optimizer leaves {len(left)} trainable tensors of "
                              f"the network out (e.g. {left[0]}), so they would never learn (an "
                              "optimizer built before a layer was replaced?); build it again: "
-                             "torch.optim.SGD(net.parameters(), lr=0.1)")
+                             "torch.optim.SGD(net.parameters(), lr=0.1); to freeze layers on "
+                             "purpose, call requires_grad_(False) on them first")
     rbf = any(type(m).__name__ == "RBF" for m in net.modules())
     if rbf and (predict is _NOT_GIVEN or getattr(predict, "__name__", None) == "argmax"):
         raise ValueError("train_step: this network ends in RBF penalties (the 1998 LeNet-5, "
                          "chapter 5), where the smallest penalty wins; the default predict (the "
                          "largest score) would count the worst class as right: pass "
                          "predict=original.predict")
-    kind = _output_kind(net, *size[1:], channels=size[0], probe=not _is_cross_entropy(loss_fn) or (
-        predict is not _NOT_GIVEN and getattr(predict, "__name__", None) != "argmax"))
-    if kind is not None:
-        _check_loss_direction(loss_fn, penalties=kind == "penalties")
-    if kind == "scores":
-        _check_not_penalty_predict("train_step", predict)
-    if predict is not _NOT_GIVEN and kind is not None:
-        _check_predict_picks("train_step", predict, penalties=kind == "penalties")
+    if rbf:
+        _check_loss_direction(loss_fn, penalties=True)
+        if predict is not _NOT_GIVEN:
+            _check_predict_picks("train_step", predict, penalties=True)
+    else:
+        _check_loss_and_predict_agree("train_step", loss_fn,
+                                      None if predict is _NOT_GIVEN else predict)
     _check_softmax_output(net, loss_fn)
     batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     try:
@@ -1944,13 +1911,75 @@ def _output_kind(net, height, width, channels=1, probe=True):
     images = torch.rand(4, channels, height, width, generator=torch.Generator().manual_seed(0))
     images[0], images[1] = 0.0, 1.0
     try:
-        with modes_kept(net), buffers_kept(net), torch.no_grad(), warnings.catch_warnings():
+        with modes_kept(net), buffers_kept(net), _generators_kept(torch.device(device)), \
+                torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = net.eval()(images.to(device=device, dtype=dtype))
         below_0 = bool((out < 0).any())
     except Exception:  # what the network cannot take is named by the other checks
         return None
     return "scores" if below_0 else None
+
+
+def _is_penalty_rule(predict):
+    """original.predict, the 1998 network's rule (the smallest RBF penalty)."""
+    return (getattr(predict, "__module__", None) == "lenet_book.original"
+            and getattr(predict, "__name__", None) == "predict")
+
+
+def _favours(loss_fn):
+    """Which output of the right class ``loss_fn`` trains towards, "largest" (cross-entropy on
+    scores) or "smallest" (the paper's loss on penalties), from its gradient on fixed outputs
+    of at least 1; None when it cannot be told."""
+    if _is_cross_entropy(loss_fn):
+        return "largest"
+    generator = torch.Generator().manual_seed(0)
+    outputs = (1 + torch.rand(4, NUM_CLASSES, generator=generator)).requires_grad_()
+    labels = torch.tensor([0, 3, 5, 9])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss_fn(outputs, labels).backward()
+        right = outputs.grad.gather(1, labels[:, None])
+    except Exception:  # check_loss and the first batch's probes say what is wrong
+        return None
+    return "largest" if bool((right < 0).all()) else "smallest" if bool((right > 0).all()) \
+        else None
+
+
+def _picks(predict):
+    """Which output ``predict`` takes as the class, "largest" or "smallest", tried on fixed
+    outputs; None when it cannot be told."""
+    if predict is None or getattr(predict, "__name__", None) == "argmax":
+        return "largest"
+    outputs = torch.full((2, NUM_CLASSES), 5.0)
+    outputs[0, 2], outputs[0, 6], outputs[1, 7], outputs[1, 0] = 9.0, 1.0, 9.0, 1.0
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            picked = predict(outputs).cpu().long().tolist()
+    except Exception:  # check_predict and the first batch say more
+        return None
+    return {(2, 7): "largest", (6, 0): "smallest"}.get(tuple(picked))
+
+
+def _check_loss_and_predict_agree(name, loss_fn, predict):
+    """The loss and the prediction rule must read the outputs the same way: both the largest
+    wins (scores) or both the smallest (penalties, or outputs read as energies)."""
+    trains, picks = _favours(loss_fn), _picks(predict)
+    if trains == "largest" and picks == "smallest":
+        raise ValueError(f"{name}: predict picks the smallest output (tried on fixed outputs; e.g. "
+                         "original.predict, made for the 1998 network's RBF penalties), but "
+                         "loss_fn trains the right class's output to be the largest (as "
+                         "cross-entropy does), so every prediction would be the worst class: "
+                         "leave predict out (the largest score), or, for outputs read as "
+                         "energies, train with F.cross_entropy(-outputs, labels)")
+    if trains == "smallest" and picks == "largest":
+        raise ValueError(f"{name}: loss_fn trains the right class's output to be the smallest (a "
+                         "loss for penalties, such as original.paper_loss?), but predict picks "
+                         "the largest, so every prediction would be the worst class: for a "
+                         "network of scores use nn.CrossEntropyLoss(); for penalties pass a "
+                         "rule that picks the smallest, predict=original.predict")
 
 
 def _is_cross_entropy(loss_fn):

@@ -22,8 +22,8 @@ from lenet_book.checks import (
     _check_finite_weights,
     _check_fits,
     _check_grad_mode,
-    _check_network_for_training,
     _check_softmax_output,
+    _check_trainable,
     _check_values,
     _input_problem,
     at_the_door,
@@ -173,9 +173,8 @@ def _check_batch_fits_net(name, X, net):
         _check_fits(name, net, tuple(X.shape[1:]))
     except ValueError as error:
         raise ValueError(f"{error}; the loop feeds the loader's batches to the network as they "
-                         "are: give it Fashion-MNIST's 1×28×28 images (e.g. the loaders of "
-                         "text_loaders()), or a network built for "
-                         f"{'×'.join(map(str, X.shape[1:]))} images") from None
+                         "are, and the text's network takes Fashion-MNIST's 1×28×28 images: "
+                         "give it those (e.g. the loaders of text_loaders())") from None
 
 
 _NORMALISED = 10.0  # transforms.Normalize with a data set's mean and std gives a few units
@@ -379,7 +378,7 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
                            on_epoch=None, init=True):
     _check_grad_mode("train_text_loop")  # not torch's words at the first backward
     _check_text_net("train_text_loop: net", net)
-    _check_network_for_training(net, fused=False)  # trainable float32 weights, as the batches
+    _check_trainable(net)  # values, trainable weights (their type is checked against the batches)
     _check_softmax_output(net, None)  # the loop's cross-entropy applies the softmax itself
     _check_loader("train_iter", train_iter)
     _check_loader("test_iter", test_iter)
