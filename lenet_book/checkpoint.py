@@ -34,7 +34,12 @@ import torch
 from torch import nn
 
 from lenet_book.checks import check_layers_built
-from lenet_book.data import _broken_path_problem, _os_words, replaced_atomically
+from lenet_book.data import (
+    _another_users_file,
+    _broken_path_problem,
+    _os_words,
+    replaced_atomically,
+)
 
 __all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "network_description",
            "save_checkpoint", "state_dict_sha256"]
@@ -344,7 +349,10 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
     """Refuse to replace a file that is not a checkpoint, or the checkpoint of another network,
     unless ``overwrite=True``; the checkpoint of the same network is replaced (chapters re-run).
     A file this user may not write is never replaced, even with overwrite=True."""
-    _check_writable(path)
+    problem = _another_users_file(path)
+    if problem:
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem}; nothing was "
+                              "written. Save to another path, or ask its owner.")
     if overwrite:
         return
     kind, found = _what_is_there(path)
@@ -384,20 +392,6 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
                               "checkpoint of another network (same tensors, other layers):\n"
                               + _network_differences(_comparable(network, expected), expected)
                               + f"\n{again}")
-
-
-def _check_writable(path: Path) -> None:
-    """Refuse another user's file that this user may not write: the rename over it would
-    succeed in a folder that anyone may write, where a plain open(path, "wb") is refused."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return  # no file there (or it cannot be reached: the save says why)
-    if status.st_uid != os.geteuid() and not os.access(path, os.W_OK):
-        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file belongs to "
-                              f"another user (uid {status.st_uid}), and this user may not write "
-                              f"it (mode {stat.S_IMODE(status.st_mode):o}), so it is kept as it "
-                              "is; nothing was written. Save to another path, or ask its owner.")
 
 
 def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

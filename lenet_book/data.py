@@ -224,6 +224,20 @@ def _check_replaced(path, mode, encoding) -> Path:
     return path
 
 
+def _another_users_file(path) -> str | None:
+    """Why an existing file at ``path`` may not be replaced: another user's file that this user
+    may not write (in a folder anyone may write, a rename over it would succeed where a plain
+    open(path, "w") is refused), or None."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None  # no file there (or it cannot be reached: the write says why)
+    if status.st_uid != os.geteuid() and not os.access(path, os.W_OK):
+        return (f"it belongs to another user (uid {status.st_uid}), and this user may not write "
+                f"it (mode {stat.S_IMODE(status.st_mode):o}), so it is kept as it is")
+    return None
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = None):
     """Write ``path`` through a temporary file in its folder, renamed over it only once it is
@@ -246,12 +260,10 @@ def replaced_atomically(path: Path, mode: str = "wb", encoding: str | None = Non
         raise PermissionError(errno.EACCES, f"the file is read-only (mode "
                               f"{stat.S_IMODE(existing.st_mode):o}), so it is kept as it is; make "
                               "it writable first (chmod u+w) or write to another path", str(path))
-    if existing is not None and not os.access(path, os.W_OK):  # e.g. another user's 0644 file
-        raise PermissionError(errno.EACCES, f"this user may not write the file (mode "
-                              f"{stat.S_IMODE(existing.st_mode):o}, owner uid "
-                              f"{existing.st_uid}), so it is kept as it is (a rename in a shared "
-                              "folder would replace it anyway); write to another path, or ask "
-                              "its owner", str(path))
+    problem = _another_users_file(path)
+    if problem:
+        raise PermissionError(errno.EACCES, f"{problem}; write to another path, or ask its "
+                              "owner", str(path))
     # A unique name in the same folder: the rename stays on one file system (atomic), and two
     # writers at once never share a temporary file.
     _remove_leftovers(path.parent, path.name, ".tmp")

@@ -24,7 +24,12 @@ import numpy as np
 import torch
 
 from lenet_book.checks import check_flags
-from lenet_book.data import _broken_path_problem, _os_words, replaced_atomically
+from lenet_book.data import (
+    _another_users_file,
+    _broken_path_problem,
+    _os_words,
+    replaced_atomically,
+)
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
            "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
@@ -201,20 +206,6 @@ def _check_no_nul(path, done: str) -> None:
                           f"name may hold; {done}: write the path without it")
 
 
-def _check_writable(path: Path) -> None:
-    """Refuse another user's file that this user may not write: the rename over it would
-    succeed in a folder that anyone may write, where a plain open(path, "w") is refused."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return  # no file there (or it cannot be reached: the write says why)
-    if status.st_uid != os.geteuid() and not os.access(path, os.W_OK):
-        raise ExportError(f"Cannot write {path}: it belongs to another user (uid "
-                          f"{status.st_uid}), and this user may not write it (mode "
-                          f"{stat.S_IMODE(status.st_mode):o}), so it is kept as it is; nothing "
-                          "was written: give another path, or ask its owner")
-
-
 def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bool = False) -> int:
     """Write ``window.<name> = <JSON>;`` after a comment line; returns the file's size in bytes.
 
@@ -283,7 +274,10 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     if path.is_dir():  # even with overwrite=True: a folder is never replaced by a file
         raise ExportError(f"path {path} is a folder; give a file name ending in .js, e.g. "
                           f"{path / 'data.js'}; nothing was written")
-    _check_writable(path)  # even with overwrite=True, as a plain open(path, "w") would be
+    problem = _another_users_file(path)  # even with overwrite=True, as open(path, "w") would be
+    if problem:
+        raise ExportError(f"Cannot write {path}: {problem}; nothing was written: give another "
+                          "path, or ask its owner")
     if path.exists() and not overwrite:
         if not path.is_file():
             raise ExportError(f"path {path} is a folder or another non-file; give a file name "

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 from lenet_book.book import chapters, solutions  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from lenet_book.device import device_name  # noqa: E402
+from tools.tag_cells import schema_problem  # noqa: E402
 
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 UNREADABLE = ("its JSON lacks what a notebook holds, such as an 'nbformat' version or "
@@ -91,18 +92,6 @@ def execute(path: Path, timeout: int) -> float:
     return seconds
 
 
-def _schema_problem(nb: nbformat.NotebookNode) -> str | None:
-    """What breaks the notebook format in ``nb`` (nbformat.read only logs it; e.g. a cell with no
-    source), or None."""
-    try:
-        nbformat.validate(nb)
-    except nbformat.ValidationError as error:
-        where = list(getattr(error, "absolute_path", None) or [])
-        cell = f"cell {where[1]}: " if where[:1] == ["cells"] and len(where) > 1 else ""
-        return cell + (str(error).strip().splitlines() or ["invalid"])[0][:120]
-    return None
-
-
 def notebook_problem(path: Path) -> str | None:
     """Why ``path`` is not a notebook to run (missing, a folder, not a notebook), or None."""
     if not path.exists():
@@ -120,7 +109,7 @@ def notebook_problem(path: Path) -> str | None:
         return f"{path} cannot be read as a notebook ({error.strerror or error})"
     except Exception:  # nbformat's converters fail otherwise too (no 'nbformat' key: UnboundLocalError)
         return f"{path} is not a notebook ({UNREADABLE})"
-    problem = _schema_problem(nb)
+    problem = schema_problem(nb)
     if problem:
         return f"{path} is not a notebook ({problem})"
     target = Path(os.path.realpath(path))  # a link is written through, as a plain write does

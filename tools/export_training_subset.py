@@ -53,16 +53,17 @@ def _not_ours(out: Path) -> str | None:
             return None  # new, or a folder: write_js_data names it
         with open(path, "rb") as f:
             head = f.read(4096).decode("ascii", errors="replace")
-    except (OSError, RuntimeError):  # unreadable (_cannot_replace names it), a link that loops
+    except (OSError, RuntimeError):  # unreadable (cannot_replace names it), a link that loops
         return None
     if not re.match(r"// [^\n]*\nwindow\.LENET_TRAIN_DATA = ", head):
         return f"{path} exists and is not a window.LENET_TRAIN_DATA file that this export wrote"
     return None
 
 
-def _cannot_replace(out: Path) -> str | None:
+def cannot_replace(out: Path) -> str | None:
     """Why this user cannot check or replace ``out`` (written to a temporary file in its folder,
-    then renamed over it), with what to do, or None; checked before the 70,000 images are loaded."""
+    then renamed over it), with what to do, or None; checked before the 70,000 images are loaded
+    (tools/export_weights.py checks its two files with it too)."""
     try:
         path = out.resolve() if out.is_symlink() else out  # as write_js_data does
         if path.is_file():
@@ -126,7 +127,7 @@ def main(argv=None) -> None:
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
                      "lost; give another --out, or move that file away")
-    problem = _cannot_replace(args.out)
+    problem = cannot_replace(args.out)
     if problem:
         parser.error(f"--out {args.out}: {problem}; nothing was written")
     try:  # an empty root or a file: lenet_book's message, not a traceback

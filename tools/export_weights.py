@@ -50,6 +50,7 @@ from lenet_book.export import (  # noqa: E402
     encode_state_dict,
     write_js_data,
 )
+from tools.export_training_subset import cannot_replace  # noqa: E402
 
 OUT = REPO / "book" / "browser"
 CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
@@ -168,21 +169,9 @@ def _unwritable(out: Path) -> str | None:
     written to a temporary file in its folder, then renamed over the old one), or None. Checked
     for both before either is written: new weights beside old images would not match."""
     for file, _ in OUTPUTS:
-        path = out / file
-        path = path.resolve() if path.is_symlink() else path  # as write_js_data does
-        if path.is_file():
-            mode = path.stat().st_mode
-            if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-                return (f"{path} is read-only (mode {stat.S_IMODE(mode):o}), so it is kept as it "
-                        f"is: make it writable (chmod u+w {path}) or give another --out")
-            if not os.access(path, os.W_OK):
-                return (f"{path} cannot be written by this user (no permission): give another "
-                        "--out, or ask the file's owner")
-        folder = path.parent
-        while not folder.is_dir() and folder != folder.parent:  # a missing folder is created
-            folder = folder.parent
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return f"this user may not write in the folder {folder}: give another --out"
+        problem = cannot_replace(out / file)
+        if problem:
+            return problem
     return None
 
 

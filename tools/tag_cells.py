@@ -95,16 +95,16 @@ def _cell_problem(nb) -> str | None:
     a string's `in` would test substrings, and it has no append), or None."""
     for i, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue  # not a cell at all: _schema_problem names it
+            continue  # not a cell at all: schema_problem names it
         tags = cell.get("metadata", {}).get("tags", [])
         if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
             return f"cell {i}: its tags must be a list of names, e.g. [\"nbval-skip\"], not {tags!r}"
     return None
 
 
-def _schema_problem(nb: nbformat.NotebookNode) -> str | None:
+def schema_problem(nb: nbformat.NotebookNode) -> str | None:
     """What breaks the notebook format in ``nb`` (nbformat.read only logs it; e.g. a cell with no
-    source), or None."""
+    source), or None (tools/execute_notebooks.py checks with it too)."""
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as error:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = _cell_problem(notebooks[path])
         if problem:
             parser.error(f"{path}: {problem}; nothing was changed")
-        problem = _schema_problem(notebooks[path])
+        problem = schema_problem(notebooks[path])
         if problem:
             parser.error(f"{path} is not a notebook ({problem}); nothing was changed")
     changed = []
