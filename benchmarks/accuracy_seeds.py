@@ -31,16 +31,33 @@ import argparse
 import datetime
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from pathlib import Path
 
-from lenet_book import recipes
-from lenet_book.book import commit as current_commit
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lenet_book, tools and benchmarks._options from this checkout
+
+from benchmarks._options import (  # noqa: E402
+    check_data_option,
+    check_device_option,
+    check_record_option,
+    check_subset_option,
+    write_record,
+)
+from lenet_book import recipes  # noqa: E402
+from lenet_book.book import commit as current_commit  # noqa: E402
 
 _worker = {}
+
+# What each study's record says it is ("what"): --json replaces only a record of its own study,
+# --resume continues only a record of the three studies.
+WHAT = "accuracy over seeds (benchmarks/accuracy_seeds.py)"
+WHAT_BATCH_NORM = ("chapter 6's final recipe with and without batch normalisation, same seeds "
+                   "(benchmarks/accuracy_seeds.py --study batch-norm-final)")
+# The options that only --study all uses, with their defaults (None: not given).
+ALL_ONLY = {"resume": None, "text_seeds": 5, "background_workers": 1, "variant_seeds": 0}
 
 # The steps chapter 6's greedy pass kept (benchmarks/results/accuracy-seeds-h200.json, "kept_steps");
 # --study batch-norm-final retests batch normalisation on them, and the chapter's final recipe adds it.
@@ -48,16 +65,23 @@ FINAL_STEPS = ["ReLU (learning rate 0.1)", "max pooling",
                "SGD + Nesterov momentum, weight decay, one-cycle", "label smoothing 0.1"]
 
 
-def write_record(out, path):
-    """Write a study's record as JSON (when --json names a file); the script's exit status."""
+def save(out, path):
+    """Write a study's record as JSON (when --json names a file), whole, through a temporary file;
+    the script's exit status."""
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(out, indent=1) + "\n")
+        write_record(out, path, indent=1)
         print("wrote", path)
     return 0
 
 
 def _init_worker(device, data_root, subset):
+    try:
+        _load(device, data_root, subset)
+    except Exception as error:  # raised here, the pool would start new workers forever: a hang
+        _worker["failed"] = f"{type(error).__name__}: {error}"
+
+
+def _load(device, data_root, subset):
     import torch
 
     from lenet_book.fast import load_fashion_mnist_tensors
@@ -78,6 +102,8 @@ def _run(job):
     from lenet_book.train import evaluate, train
 
     study, name, recipe, seed, on_full, epochs, deadline = job
+    if "failed" in _worker:  # the worker could not load the data: the parent stops with its words
+        return {"study": study, "name": name, "seed": seed, "failed": _worker["failed"]}
     if time.time() > deadline:
         return {"study": study, "name": name, "seed": seed, "skipped": True}
     recipe = {**recipe, **({"num_epochs": epochs} if epochs else {})}
@@ -91,6 +117,16 @@ def _run(job):
     if not on_full:
         result["valid_acc"] = evaluate(net, *_worker["valid"], **kw)
     return result
+
+
+def finished(runs):
+    """The runs a pool returns, one by one; a worker that could not start ends the program with
+    its message (nothing is written)."""
+    for run in runs:
+        if "failed" in run:
+            sys.exit(f"accuracy_seeds.py: a worker process could not load the data ({run['failed']}); "
+                     "nothing was written")
+        yield run
 
 
 def by_seed(entry, key="valid_acc"):
@@ -111,9 +147,12 @@ def batch_norm_final(args, commit, started):
             for seed in range(args.seeds) for name, recipe in settings.items()]  # interleaved
     context = mp.get_context("spawn")
     with context.Pool(args.workers, _init_worker, (args.device, args.data, args.subset)) as pool:
-        runs = [run for run in pool.imap(_run, jobs) if not run.get("skipped")]
+        runs = [run for run in finished(pool.imap(_run, jobs)) if not run.get("skipped")]
     paired = set.intersection(*({run["seed"] for run in runs if run["name"] == name}
                                 for name in settings))  # seeds that both settings finished
+    if not paired:
+        sys.exit(f"no seed was trained with both settings within --budget {args.budget:g} seconds: give a "
+                 "larger --budget; nothing was written")
     runs = [run for run in runs if run["seed"] in paired]
     results = {}
     for name, recipe in settings.items():
@@ -124,8 +163,7 @@ def batch_norm_final(args, commit, started):
                             for key in ("valid_acc", "test_acc", "train_acc")}}
         print(f"{name:36s} valid {recipes.summarize(results[name]['valid_acc'])}")
     without, with_bn = results.values()
-    out = {"what": "chapter 6's final recipe with and without batch normalisation, same seeds "
-                   "(benchmarks/accuracy_seeds.py --study batch-norm-final)",
+    out = {"what": WHAT_BATCH_NORM,
            "device": device_name(args.device), "torch": torch.__version__, "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
            "validation": "last 1/6 of the training images (10,000 of 60,000)",
@@ -137,7 +175,88 @@ def batch_norm_final(args, commit, started):
         out["kept"] = recipes.keep_change(by_seed(without), by_seed(with_bn))
         print("paired test on validation accuracy:", out["paired_valid_acc"], "kept:", out["kept"])
     print(f"done in {out['wall_seconds']} s")
-    return write_record(out, args.json)
+    return save(out, args.json)
+
+
+def check_arguments(parser, args):
+    """Every option, checked before anything runs (a worker that fails at start-up would be
+    started again and again); the parser's error names what is wrong."""
+    if args.study == "batch-norm-final":
+        unused = [f"--{key.replace('_', '-')}" for key in ALL_ONLY if getattr(args, key) is not None]
+        if unused:
+            them = "it" if len(unused) == 1 else "them"
+            parser.error(f"--study batch-norm-final does not use {', '.join(unused)} (it trains the final "
+                         "recipe with and without batch normalisation, --seeds seeds each, in --workers "
+                         f"processes): leave {them} out, or run --study all")
+    for key, default in ALL_ONLY.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
+    for option, value, least, zero in (("--seeds", args.seeds, 1, ""), ("--workers", args.workers, 1, ""),
+                                       ("--background-workers", args.background_workers, 1, ""),
+                                       ("--text-seeds", args.text_seeds, 0, " (0: none)"),
+                                       ("--variant-seeds", args.variant_seeds, 0, " (0: as many as --seeds)"),
+                                       ("--epochs", args.epochs, 0, " (0: each recipe's own)")):
+        if value < least:
+            parser.error(f"{option} must be at least {least}{zero}, got {value}")
+    if not args.budget > 0:  # NaN too
+        parser.error(f"--budget must be a positive number of seconds (no run starts after it), got {args.budget}")
+    check_subset_option(parser, args.subset, least=6, why="1/6 of them are held out for validation")
+    check_device_option(parser, args.device)
+    if args.json is not None:
+        is_mine = lambda record: isinstance(record, dict) and record.get("what") == (  # noqa: E731
+            WHAT_BATCH_NORM if args.study == "batch-norm-final" else WHAT)
+        args.json = check_record_option(parser, args.json, is_mine, f"a record of --study {args.study}")
+    args.done = {} if args.resume is None else resumed_runs(parser, args.resume, args)  # (name, seed) -> run
+    check_data_option(parser, args.data)  # the data the workers load: checked once, here
+
+
+def resumed_runs(parser, path, args):
+    """{(name, seed): run} of the earlier record ``path`` (--resume); a file that is not a record of
+    --study all, or one trained with another --epochs or --subset, is refused, naming why."""
+    where = f"--resume {path}"
+    use = ("give a record that this script wrote with --json (--study all), or leave --resume out to "
+           "train every run")
+    if not path:
+        parser.error(f"--resume is empty (''): {use}")
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):  # reading would wait
+        parser.error(f"{where} is a device, pipe or socket, not a file; {use}")
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        parser.error(f"{where}: no such file; {use}")
+    except IsADirectoryError:
+        parser.error(f"{where} is a folder; {use}")
+    except OSError as error:
+        parser.error(f"{where} cannot be read ({error.strerror}); {use}")
+    except ValueError as error:  # not JSON, not text
+        parser.error(f"{where} is not JSON ({error}); {use}")
+    if not isinstance(earlier, dict) or earlier.get("what") != WHAT or not isinstance(earlier.get("results"), dict):
+        kind = ("a record of --study batch-norm-final, which --resume cannot continue"
+                if isinstance(earlier, dict) and earlier.get("what") == WHAT_BATCH_NORM
+                else f"not a record of --study all (its \"what\" is not {WHAT!r})")
+        parser.error(f"{where} is {kind}; {use}")
+    for key, option, value in (("epochs_override", "--epochs", args.epochs), ("subset", "--subset", args.subset)):
+        if earlier.get(key) != (value or None):
+            parser.error(f"{where} was trained with {option} {earlier.get(key) or 0}, this run with {option} "
+                         f"{value}: its runs and these would be mixed; give {option} {earlier.get(key) or 0}, "
+                         "or leave --resume out")
+    done = {}
+    for name, entry in earlier["results"].items():
+        try:
+            runs = entry.get("runs") or [
+                {"name": name, "seed": seed, "seconds": entry["seconds_per_run"],
+                 **{key: entry[key][i] for key in ("valid_acc", "test_acc", "train_acc") if key in entry}}
+                for i, seed in enumerate(entry["seeds"])]
+            for run in runs:
+                if (isinstance(run["seed"], bool) or not isinstance(run["seed"], int)
+                        or not isinstance(run["seconds"], (int, float))):
+                    raise TypeError
+                done[(name, run["seed"])] = {**run, "resumed": True}
+        except (AttributeError, IndexError, KeyError, TypeError):
+            parser.error(f"{where} is damaged: its entry {name!r} does not hold runs as --json writes them "
+                         "(each with a whole-number 'seed', its 'seconds' and accuracies); restore the file, or "
+                         "leave --resume out")
+    return done
 
 
 def main(argv=None):
@@ -147,21 +266,26 @@ def main(argv=None):
                         "recipe with and without batch normalisation")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per recipe of chapters 5 and 6")
-    parser.add_argument("--text-seeds", type=int, default=5, help="seeds of the text's recipe on 60,000 images")
+    # the options of --study all alone default to None, so that one given to the other study is named
+    parser.add_argument("--text-seeds", type=int, help="seeds of the text's recipe on 60,000 images "
+                        f"(default {ALL_ONLY['text_seeds']})")
     parser.add_argument("--workers", type=int, default=1, help="processes for chapter 6's chain of steps")
-    parser.add_argument("--background-workers", type=int, default=1,
-                        help="processes for the studies that run beside it (text on 60,000 images, chapter 5)")
-    parser.add_argument("--variant-seeds", type=int, default=0,
+    parser.add_argument("--background-workers", type=int,
+                        help="processes for the studies that run beside it (text on 60,000 images, chapter 5; "
+                        f"default {ALL_ONLY['background_workers']})")
+    parser.add_argument("--variant-seeds", type=int,
                         help="seeds of chapter 5's alternatives (default: --seeds)")
     parser.add_argument("--epochs", type=int, default=0, help="override every recipe's epochs (dry runs)")
     parser.add_argument("--subset", type=int, default=0, help="use only this many images (dry runs)")
     parser.add_argument("--budget", type=float, default=1e9, help="start no run after this many seconds")
     parser.add_argument("--data", default=str(ROOT / "data"))
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--resume", type=Path, help="a earlier JSON of this script: its runs are kept, "
+    parser.add_argument("--json", help="write the results here (a new file, or a record of the same study, "
+                        "which it replaces)")
+    parser.add_argument("--resume", help="an earlier JSON of this script: its runs are kept, "
                         "only missing (recipe, seed) runs are trained")
     args = parser.parse_args(argv)
+    check_arguments(parser, args)  # every option, before any worker starts
 
     import torch
 
@@ -172,16 +296,8 @@ def main(argv=None):
     if args.study == "batch-norm-final":
         return batch_norm_final(args, commit, started)
     results = {}
-    done = {}  # (name, seed) -> run, from --resume
+    done = args.done  # (name, seed) -> run, from --resume
     if args.resume:
-        earlier = json.loads(args.resume.read_text())
-        for name, entry in earlier["results"].items():
-            runs = entry.get("runs") or [
-                {"name": name, "seed": seed, "seconds": entry["seconds_per_run"],
-                 **{key: entry[key][i] for key in ("valid_acc", "test_acc", "train_acc") if key in entry}}
-                for i, seed in enumerate(entry["seeds"])]
-            for run in runs:
-                done[(name, run["seed"])] = {**run, "resumed": True}
         print(f"resuming {len(done)} runs from {args.resume}", flush=True)
 
     def record(name, study, recipe, runs, on_full, kept=None):
@@ -213,6 +329,7 @@ def main(argv=None):
     context = mp.get_context("spawn")
     init = (_init_worker, (args.device, args.data, args.subset))
     with context.Pool(args.workers, *init) as pool, context.Pool(args.background_workers, *init) as side:
+        run_all = lambda jobs: list(finished(pool.map(_run, jobs)))  # noqa: E731
         # Independent studies start at once; chapter 6's chain runs step by step beside them.
         ch5 = {"original LeNet-5 (paper's settings)": recipes.ORIGINAL,
                "original LeNet-5, j = 1": {**recipes.ORIGINAL, "j": 1.0},
@@ -228,7 +345,7 @@ def main(argv=None):
         dead = side.map_async(_run, jobs("chapter 6", "ReLU, learning rate 0.9",
                                          {**recipes.TEXT, "activation": "relu"}, args.seeds))
         current_name, current = "LeNet-5 as in the text", dict(recipes.TEXT)
-        runs = pool.map(_run, jobs("chapter 6", current_name, current, args.seeds))
+        runs = run_all(jobs("chapter 6", current_name, current, args.seeds))
         current_stats = record(current_name, "chapter 6", current, with_done(current_name, args.seeds, runs),
                                False, True)
         kept_steps = []
@@ -240,9 +357,9 @@ def main(argv=None):
                                              "weight_decay": 5e-4})):
                     part_recipe = {**current, **part_changes}
                     record(part, "chapter 6 (parts of step 4)", part_recipe, with_done(
-                        part, args.seeds, pool.map(_run, jobs("chapter 6", part, part_recipe, args.seeds))), False)
+                        part, args.seeds, run_all(jobs("chapter 6", part, part_recipe, args.seeds))), False)
             candidate = {**current, **changes}
-            runs = with_done(name, args.seeds, pool.map(_run, jobs("chapter 6", name, candidate, args.seeds)))
+            runs = with_done(name, args.seeds, run_all(jobs("chapter 6", name, candidate, args.seeds)))
             entry = record(name, "chapter 6", candidate, runs, False)
             paired = (args.seeds >= 2 and entry.get("valid", {}).get("n") == args.seeds
                       and entry["seeds"] == current_stats.get("seeds"))
@@ -254,20 +371,20 @@ def main(argv=None):
                     current, current_stats = candidate, entry
                     kept_steps.append(name)
         record("ReLU, learning rate 0.9", "chapter 6", {**recipes.TEXT, "activation": "relu"},
-               with_done("ReLU, learning rate 0.9", args.seeds, dead.get()), False)
+               with_done("ReLU, learning rate 0.9", args.seeds, finished(dead.get())), False)
         for name, result in background.items():
-            record(name, "chapter 5", ch5[name], with_done(name, args.seeds, result.get()), False)
+            record(name, "chapter 5", ch5[name], with_done(name, args.seeds, finished(result.get())), False)
         record("text's recipe, 60,000 images", "text, 60,000 images", recipes.TEXT,
-               with_done("text's recipe, 60,000 images", args.text_seeds, text_full.get()), True)
+               with_done("text's recipe, 60,000 images", args.text_seeds, finished(text_full.get())), True)
 
-    out = {"what": "accuracy over seeds (benchmarks/accuracy_seeds.py)", "device": device_name(args.device),
+    out = {"what": WHAT, "device": device_name(args.device),
            "torch": torch.__version__, "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
            "validation": "last 1/6 of the training images (10,000 of 60,000)",
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
     print(f"done in {out['wall_seconds']} s; kept: {kept_steps}")
-    return write_record(out, args.json)
+    return save(out, args.json)
 
 
 if __name__ == "__main__":

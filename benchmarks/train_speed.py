@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import sys
 import time
@@ -40,16 +39,25 @@ from pathlib import Path
 
 import torch
 
-from lenet_book.book import commit
-from lenet_book.device import device_name, synchronize, try_device
-from lenet_book.fast import load_fashion_mnist_tensors, train_fast
-from lenet_book.models import init_xavier, lenet
-from lenet_book.recipes import TEXT
-from lenet_book.results import best_runs, repeat_summary
-from lenet_book.speed import compile_and_warm_up
-from lenet_book.textbook import text_loaders, train_text_loop
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lenet_book, tools and benchmarks._options from this checkout
+
+from benchmarks._options import (  # noqa: E402
+    check_data_option,
+    check_device_option,
+    check_record_option,
+    check_subset_option,
+    write_record,
+)
+from lenet_book.book import commit  # noqa: E402
+from lenet_book.checks import SEED_MAX  # noqa: E402
+from lenet_book.device import device_name, synchronize, try_device  # noqa: E402
+from lenet_book.fast import load_fashion_mnist_tensors, train_fast  # noqa: E402
+from lenet_book.models import init_xavier, lenet  # noqa: E402
+from lenet_book.recipes import TEXT  # noqa: E402
+from lenet_book.results import best_runs, repeat_summary  # noqa: E402
+from lenet_book.speed import compile_and_warm_up  # noqa: E402
+from lenet_book.textbook import text_loaders, train_text_loop  # noqa: E402
 
 # name -> (description, options: None for the text's loop; "fused" picks lenet_book.fused.train_fused,
 # "threads", "flush_denormal" and "cudnn_benchmark" are set around the run, the rest go to train_fast)
@@ -185,14 +193,18 @@ def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=No
 
 def write_json(path, name, device, args, variants, runs):
     best = best_runs(runs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
+    write_record({
         "device": name, "device_type": device.type, "torch": torch.__version__,
         "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit(),
         "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats,
         "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
         "best": [best[v] for v in variants if v in best], "summary": repeat_summary(runs),
-        "runs": runs}, indent=2) + "\n")
+        "runs": runs}, path)  # whole, through a temporary file: a run cut short keeps the last one
+
+
+def is_speed_record(record):
+    """Whether ``record`` (parsed JSON) is a record that write_json wrote: --json replaces no other."""
+    return isinstance(record, dict) and {"device_type", "best", "runs"} <= set(record)
 
 
 def print_table(variants, runs, repeats):
@@ -236,18 +248,27 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--subset", type=int, default=0,
                         help="train on the first N training images only (a quick check; default: all)")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--json", help="also write the results to this file (a new one, or a record of this "
+                        "script, which it replaces)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.epochs < 1:
         parser.error("--repeats and --epochs must be at least 1")
-
-    device = try_device() if args.device == "auto" else torch.device(args.device)
-    if device.type != "cpu" and try_device().type != device.type:
-        parser.error(f"--device {args.device}: PyTorch sees no {device.type} device here; "
-                     f"use --device {try_device().type} (or auto)")
+    # Every option is checked here, before the first run: none fails half-way through the runs.
+    device = try_device() if args.device == "auto" else check_device_option(parser, args.device, auto=True)
     variants = args.variants or DEFAULTS.get(device.type, ["text", "fast"])
     if device.type != "cuda" and any(needs_cuda(v) for v in variants):
         parser.error(f"{[v for v in variants if needs_cuda(v)]} record CUDA graphs: they need --device cuda")
+    twice = sorted({v for v in variants if variants.count(v) > 1})
+    if twice:
+        parser.error(f"--variants names {' '.join(twice)} more than once; name each variant once, and "
+                     "give --repeats N to run every variant N times")
+    if not 0 <= args.seed <= SEED_MAX:
+        parser.error(f"--seed must be a whole number from 0 to {SEED_MAX} (2**64 - 1, the largest seed "
+                     f"torch takes), got {args.seed}")
+    check_subset_option(parser, args.subset)
+    if args.json is not None:
+        args.json = check_record_option(parser, args.json, is_speed_record, "a record of this speed benchmark")
+    check_data_option(parser, args.data)
 
     name = device_name(device)
     print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch {TEXT['batch_size']}, lr {TEXT['lr']}, "

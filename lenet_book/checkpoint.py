@@ -38,6 +38,7 @@ from lenet_book.data import (
     _another_users_file,
     _broken_path_problem,
     _os_words,
+    _relative_path_problem,
     replaced_atomically,
 )
 
@@ -48,6 +49,15 @@ FORMAT = "lenet_book checkpoint 2"  # stored in every file; a file without it is
 OLD_FORMATS = ("lenet_book checkpoint 1",)  # without the network's description: refused
 
 LEGACY_HEAD = b"\x80\x02\x8a\x0a"  # torch.save's format before torch 1.6 (a pickle, not a zip)
+
+# How a file compressed whole starts, the compression's name, and the command that undoes it
+_COMPRESSIONS = ((b"\x1f\x8b", "gzip", "gunzip"), (b"\xfd7zXZ\x00", "xz", "unxz"),
+                (b"BZh", "bzip2", "bunzip2"), (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"))
+
+# torch.save writes <prefix>/data.pkl first in its zip, uncompressed, and the first value in the
+# pickle of every file save_checkpoint writes is FORMAT: a file cut short after a few hundred
+# bytes still shows that it is a checkpoint of this module (or of an older or newer lenet_book).
+_FORMAT_MARK = b"lenet_book checkpoint "
 
 RETRAIN = ("retrain the network and save it again with save_checkpoint "
            "(in this book: rerun the training cell of chapter 3, notebooks/03_training.ipynb)")
@@ -219,6 +229,11 @@ def _check_path(path, saving: bool) -> Path:
     if "\0" in text:
         raise CheckpointError(f"The checkpoint path {text!r} holds a NUL character (\\0), which "
                               "no file name may hold; write the path without it.")
+    gone = _relative_path_problem(text)
+    if gone:
+        raise CheckpointError(f"Cannot {'save' if saving else 'load'} the checkpoint {text}: the "
+                              f"path is relative, and {gone} (or give the full path); nothing "
+                              f"was {'written' if saving else 'read'}.")
     if text.startswith("~"):
         raise CheckpointError(f"The checkpoint path {text} starts with '~', which Python does not "
                               "expand to the home folder (it would name a folder called '~' "
@@ -309,11 +324,86 @@ def _pickles_a_module(path: Path) -> bool:
     return {"_parameters", "_buffers", "_modules"} <= strings
 
 
+def _compression(head: bytes) -> tuple[str, str] | None:
+    """``(name, command)`` of the compression a file starting with ``head`` was packed with,
+    e.g. ``("xz", "unxz")``, or None."""
+    for start, name, command in _COMPRESSIONS:
+        if head.startswith(start) and (name != "bzip2" or head[3:4].isdigit()):
+            return name, command
+    return None
+
+
+def _ours_by_its_start(path: Path) -> bool | None:
+    """Whether a torch file that cannot be loaded is a checkpoint that save_checkpoint wrote,
+    damaged or cut short: its zip's first record is ``<prefix>/data.pkl``, stored as it is, and
+    its pickle starts with :data:`_FORMAT_MARK`; a whole zip also holds torch's
+    ``<prefix>/byteorder`` or ``<prefix>/version``. None when the file is cut too short to
+    tell (within data.pkl's first bytes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if head[:4] != b"PK\x03\x04":
+        return False
+    method = int.from_bytes(head[8:10], "little")
+    name_length = int.from_bytes(head[26:28], "little")
+    extra_length = int.from_bytes(head[28:30], "little")
+    name = head[30:30 + name_length]
+    if len(head) < 30 or len(name) < name_length:
+        return None  # cut within the zip's first header
+    if method != 0 or not re.fullmatch(rb"[^/]+/data\.pkl", name, re.S):
+        return False
+    start = 30 + name_length + extra_length
+    pickle = head[start:start + 128]
+    if _FORMAT_MARK not in pickle:
+        return None if len(pickle) < 64 else False  # ours holds FORMAT after 24 bytes
+    prefix = name[:-len("data.pkl")].decode("utf-8", "replace")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except Exception:  # cut short: no zip directory at the end, data.pkl's start decides
+        return True
+    return f"{prefix}byteorder" in names or f"{prefix}version" in names
+
+
+def _zip_contents(path: Path) -> tuple[str, str] | None:
+    """What a whole zip archive that is not torch's holds: ("npz", "") for numpy's np.savez,
+    ("checkpoint", name) for a zip archive holding a torch file (a checkpoint zipped up),
+    ("zip", names) for any other; None for a torch file, or a zip that cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not names or any(name.endswith(("/data.pkl", "/constants.pkl"))
+                                for name in names):
+                return None
+            if all(name.endswith(".npy") for name in names):
+                return "npz", ""
+            for name in [name for name in names if not name.endswith("/")][:50]:
+                with archive.open(name) as member:
+                    if member.read(4) == b"PK\x03\x04":  # torch.save's files are zip files
+                        return "checkpoint", name
+    except Exception:  # cut short, encrypted, damaged
+        return None
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return "zip", shown
+
+
+def _zip_words(contents: tuple[str, str]) -> str:
+    kind, name = contents
+    return ("a numpy .npz file (np.savez), not a torch.save file" if kind == "npz" else
+            f"a zip archive holding {name}" if kind == "checkpoint" else
+            f"a zip archive holding {name}, not a torch.save file")
+
+
 def _what_is_there(path: Path) -> tuple[str, object]:
-    """What an existing file at ``path`` is: ("none"|"empty"|"damaged", None), ("other", why)
-    or ("checkpoint", record). A torch zip that cannot be read because it is broken counts as a
-    damaged checkpoint (load_checkpoint tells its owner to save again over it); one that
-    weights_only refuses for what it holds (a whole pickled network, numpy arrays) is foreign."""
+    """What an existing file at ``path`` is: ("none"|"empty"|"damaged"|"unsure", None),
+    ("other", why) or ("checkpoint", record). A torch zip that cannot be read because it is
+    broken counts as a damaged checkpoint (load_checkpoint tells its owner to save again over it)
+    only when its start shows that save_checkpoint wrote it (:func:`_ours_by_its_start`); one
+    cut too short to tell is "unsure"; any other (a user's torch.save of their own, a zip
+    archive), or one that weights_only refuses for what it holds (a whole pickled network,
+    numpy arrays), is foreign."""
     try:
         if not path.is_file():
             return ("none", None) if not path.exists() else ("other", "not a regular file")
@@ -325,8 +415,9 @@ def _what_is_there(path: Path) -> tuple[str, object]:
         return "unreadable", None  # e.g. another user's private file: it may be anything
     except OSError:
         return "none", None  # the save itself reports what is wrong
-    if head[:2] == b"\x1f\x8b":
-        return "other", "a gzip file"
+    if _compression(head):
+        name = _compression(head)[0]
+        return "other", f"{'an' if name == 'xz' else 'a'} {name}-compressed file"
     if head[:4] == LEGACY_HEAD:
         return "other", "a torch.save file of the old format, before torch 1.6"
     if head[:4] != b"PK\x03\x04":
@@ -339,7 +430,16 @@ def _what_is_there(path: Path) -> tuple[str, object]:
         if _pickle_is_whole(path):
             return "other", ("a torch file that weights_only=True refuses for what it holds, e.g. "
                              "a whole network, torch.save(net), or numpy arrays")
-        return ("damaged", None) if b"data.pkl" in head else ("other", "a zip archive")
+        contents = _zip_contents(path)
+        if contents:
+            return "other", _zip_words(contents)
+        ours = _ours_by_its_start(path)
+        if ours is None:
+            return "unsure", None
+        if not ours:
+            return "other", ("a torch.save file, cut short or damaged, whose start shows "
+                             "that save_checkpoint did not write it")
+        return "damaged", None
     if isinstance(record, dict) and record.get("format") in (FORMAT, *OLD_FORMATS):
         return "checkpoint", record
     return "other", "a torch file that save_checkpoint did not write (e.g. a plain torch.save)"
@@ -365,6 +465,13 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists and is "
                               f"not a lenet_book checkpoint ({found}), so saving would destroy "
                               f"it. {again}")
+    if kind == "unsure":
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists, is cut "
+                              "short (a few bytes of a zip archive) and too short to tell whether "
+                              "save_checkpoint wrote it, so saving could destroy someone's file. "
+                              "If it is a damaged checkpoint of yours, delete it or pass "
+                              "overwrite=True to replace it; otherwise save to another path. "
+                              "Nothing was written.")
     if kind != "checkpoint":
         return
     try:
@@ -455,12 +562,14 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     except OSError as error:
         sticky = (error.errno == errno.EPERM and path.parent.is_dir()
                   and path.parent.stat().st_mode & stat.S_ISVTX)
+        kept = "so it is kept as it is" in str(error.strerror)  # replaced_atomically's refusal
         raise CheckpointError(
             f"Cannot save the checkpoint to {path}: {error.strerror or error} "
-            f"({error.filename or path}). "
-            + ("Its folder has the sticky bit (as /tmp does): only a file's owner may replace "
+            f"({error.filename or path})"
+            + (". Nothing was written." if kept else
+               ". Its folder has the sticky bit (as /tmp does): only a file's owner may replace "
                "it there; save under another name, or ask the file's owner." if sticky else
-               "Check that its folder exists as a folder, is writable and has free space, or "
+               ". Check that its folder exists as a folder, is writable and has free space, or "
                "save it somewhere else.")) from None
     except RuntimeError as error:  # torch's writer reports a full disk as "[enforce fail at ...]"
         first = (str(error).strip().splitlines() or ["no details"])[0]
@@ -470,6 +579,25 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
             "file, if any, is unchanged.") from None
     _fsync_folder(path.parent)
     return path
+
+
+def _zip_refusal(path: Path, contents: tuple[str, str]) -> CheckpointError:
+    """load_checkpoint's refusal of a zip archive that torch.save did not write."""
+    kind, name = contents
+    if kind == "npz":
+        return _refuse(path, "is a numpy .npz file (np.savez), numpy's format, not a file "
+                             "written by torch.save; only the checkpoints save_checkpoint writes "
+                             "are loaded here",
+                       "give the .pt file that save_checkpoint wrote; if the .npz holds the "
+                       "weights, copy them into the network: net.load_state_dict({name: "
+                       "torch.from_numpy(array) for name, array in numpy.load(path).items()}), "
+                       "then save_checkpoint(net, 'lenet.pt') and load that file from then on")
+    if kind == "checkpoint":
+        return _refuse(path, f"is a zip archive holding {name}, not a checkpoint itself (a "
+                             "checkpoint zipped up, e.g. to send it)",
+                       f"unzip it first (unzip {path}) and load the {name} it gives")
+    return _refuse(path, f"is a zip archive holding {name}, not a file written by torch.save",
+                   "give the .pt file that save_checkpoint wrote")
 
 
 def _refuse(path: Path, what: str, fix: str = RETRAIN) -> CheckpointError:
@@ -593,18 +721,21 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                                 "a file, and files under /proc read as 0 bytes)",
                           "give the path of the .pt file save_checkpoint wrote, or " + RETRAIN)
         with open(path, "rb") as f:
-            head = f.read(4)
-        if head[:2] == b"\x1f\x8b":
-            raise _refuse(path, "cannot be read as a checkpoint: it is gzip-compressed",
-                          f"decompress it first (gunzip {path}) and load the file it gives")
-        if head == LEGACY_HEAD:
+            head = f.read(8)
+        compression = _compression(head)
+        if compression:
+            raise _refuse(path, "cannot be read as a checkpoint: it is "
+                                f"{compression[0]}-compressed",
+                          f"decompress it first ({compression[1]} {path}) and load the file it "
+                          "gives")
+        if head[:4] == LEGACY_HEAD:
             raise _refuse(path, "was written by torch.save in its old format (before torch "
                                 "1.6, or _use_new_zipfile_serialization=False), not by "
                                 "save_checkpoint, so it has no checksum or network to check",
                           "if it holds a state dict: net.load_state_dict(torch.load(path, "
                           "weights_only=True)), then save_checkpoint(net, 'lenet.pt') and load "
                           "that file from then on")
-        if head != b"PK\x03\x04":
+        if head[:4] != b"PK\x03\x04":
             raise _refuse(path, "cannot be read as a checkpoint: it is not a file written by "
                                 "torch.save (a text file, a .js export, a data file?)",
                           "give the .pt file that save_checkpoint wrote")
@@ -615,6 +746,9 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                           "if you trust the file, copy its weights into the plain network: "
                           "net.load_state_dict(torch.jit.load(path).state_dict()), then "
                           "save_checkpoint(net, 'lenet.pt') and load that file from then on")
+        contents = _zip_contents(path)
+        if contents:
+            raise _zip_refusal(path, contents)
         record = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise

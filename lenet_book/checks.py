@@ -48,6 +48,31 @@ def _kind(value):
     return type(value).__name__
 
 
+def _brief(value, most=40):
+    """``value`` for a message: its repr when short and on one line, else its kind and shape
+    ("a tensor of shape (64, 28, 28)", "a tuple of 2 tensors"), never a whole tensor's repr."""
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        return "a lambda" if value.__name__ == "<lambda>" else value.__name__
+    try:
+        text = repr(value)
+    except Exception:
+        text = None
+    if text is not None and len(text) <= most and "\n" not in text \
+            and not isinstance(value, torch.Tensor):
+        return text
+    if isinstance(value, torch.Tensor) or hasattr(value, "shape") and hasattr(value, "dtype"):
+        what = ("tensor" if isinstance(value, torch.Tensor) else "numpy array"
+                if _kind(value) == "ndarray" else _kind(value))
+        return f"a {what} of shape {tuple(value.shape)}"
+    if isinstance(value, (tuple, list, dict)):
+        items = list(value.values() if isinstance(value, dict) else value)
+        kinds = {_kind(item) for item in items}
+        of = (f"{len(items)} {'tensor' if kinds == {'Tensor'} else kinds.pop()}"
+              f"{'s' if len(items) != 1 else ''}" if len(kinds) == 1 else f"{len(items)} items")
+        return f"a {_kind(value)} of {of}"
+    return f"a {_kind(value)}"
+
+
 def check_dense(name, meta=False, **tensors):
     """Each tensor given must be an ordinary (strided) tensor with values: a sparse tensor or
     (unless ``meta``: shapes only are needed) one on the 'meta' device would fail inside torch's
@@ -490,12 +515,31 @@ def _check_optimizer_settings(optimizer, name="optimizer"):
                              "gradients at its start, 0, so every step divides by eps alone "
                              "and the weights fly off; alpha must be below 1 (default 0.99)")
         momentum, dampening = group.get("momentum"), group.get("dampening")
+        if isinstance(momentum, torch.Tensor) and momentum.numel() == 1:
+            momentum = momentum.item()  # a setting given as a tensor
+        _check_momentum_below_1(optimizer, name, momentum)
         if (isinstance(momentum, numbers.Real) and momentum > 0
                 and isinstance(dampening, numbers.Real) and dampening >= 1):
             raise ValueError(f"{name}: dampening={dampening} with momentum={momentum} multiplies "
                              "every new gradient by 1 - dampening = 0 or less, so after the "
                              "first step the updates never use a new gradient; leave dampening "
                              "out (0, the default)")
+
+
+def _check_momentum_below_1(optimizer, name, momentum):
+    """SGD's and RMSprop's momentum keeps that share of the last update in the next one: at 1
+    every gradient ever seen stays in every later step, above 1 the steps grow at each one, so
+    training stands still or diverges some epochs later (recipes refuse it as an option)."""
+    if (isinstance(optimizer, (torch.optim.SGD, torch.optim.RMSprop))
+            and isinstance(momentum, numbers.Real) and not isinstance(momentum, bool)
+            and momentum >= 1):
+        what = ("keeps every past gradient in every later step at full weight, so the steps "
+                "never settle" if momentum == 1 else "makes each step larger than the last, so "
+                "the weights diverge some epochs later")
+        params = "net.parameters()" if name.startswith("train_step") else "params"
+        raise ValueError(f"{name}: momentum={momentum} {what}; momentum must be below 1, e.g. "
+                         f"torch.optim.{type(optimizer).__name__}({params}, lr=0.01, "
+                         "momentum=0.9)")
 
 
 def _check_finite_weights(name, net, redrawn=()):
@@ -610,6 +654,12 @@ def _input_problem(net, height, width, channels=1):
     from lenet_book.shapes import ShapeError, describe, shape_by_pytorch, walk
 
     net = getattr(net, "_orig_mod", net)  # a torch.compile'd network: the network inside
+    problem = _layer_settings_problem(net)
+    if problem:  # the layer's own settings, not the images' size, are at fault
+        return problem
+    problem = _call_form_problem(net)
+    if problem:  # net(X) itself cannot be called, whatever the images
+        return problem
     layer_by_layer = _runs_layer_by_layer(net)
     if not layer_by_layer:  # the checker follows plain Sequential networks only:
         try:                # PyTorch itself, on a meta tensor (no data)
@@ -617,7 +667,8 @@ def _input_problem(net, height, width, channels=1):
         except ShapeError:  # e.g. a forward that reads values: one image of zeros, for real
             out, said = _one_image_out(net, (1, channels, height, width))
             if said is not None:
-                return (f"the network does not take {height}×{width} images (batches "
+                return (_channels_last_problem(net, height, width, channels)
+                        or f"the network does not take {height}×{width} images (batches "
                         f"N×{channels}×{height}×{width}): for one image PyTorch says {said!r}; "
                         "pass as net a network built for these images, e.g. models.lenet()")
             if not isinstance(out, tuple):
@@ -638,9 +689,78 @@ def _input_problem(net, height, width, channels=1):
                     f"of {NUM_CLASSES} outputs, e.g. nn.Linear(..., {NUM_CLASSES})")
         return None
     index, layer, shape, expects = failure
-    return (f"the network does not take {height}×{width} images "
+    return (_channels_last_problem(net, height, width, channels)
+            or f"the network does not take {height}×{width} images "
             f"(batches N×{channels}×{height}×{width}): "
             f"its layer {index}, {describe(layer)}, gets shape {shape} but expects {expects}")
+
+
+def _call_form_problem(net):
+    """Why ``net(X)``, with the images alone, cannot be called: a list or dict of layers (no
+    forward of its own), or a forward that needs more arguments than the images; else None.
+    Found by running it, it would be blamed on the images' size."""
+    if isinstance(net, torch.jit.ScriptModule):  # compiled by TorchScript: tried by running it
+        return None
+    own = inspect.getattr_static(type(net), "forward", None)
+    if own is inspect.getattr_static(nn.Module, "forward"):  # torch's placeholder: none defined
+        if isinstance(net, (nn.ModuleList, nn.ModuleDict)):
+            layers = "layers" if isinstance(net, nn.ModuleList) else "layers.values()"
+            return (f"the network is an nn.{type(net).__name__}, which holds layers but has no "
+                    "forward of its own, so it cannot be called as net(X); wrap the layers in "
+                    f"nn.Sequential(*{layers}), which runs them one after the other")
+        return (f"the network, a {type(net).__name__}, has no forward method, so it cannot be "
+                "called as net(X); define forward(self, x) returning the scores")
+    try:
+        signature = inspect.signature(net.forward)
+    except (TypeError, ValueError):  # e.g. a scripted network: tried by running it
+        return None
+    try:
+        signature.bind(None)
+    except TypeError:
+        needed = [p.name for p in list(signature.parameters.values())[1:]
+                  if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        example = f" (e.g. {needed[0]}=None)" if needed else ""
+        if not signature.parameters:
+            return ("the network's forward takes no arguments, but it is called as net(X), "
+                    "with the images; define it as forward(self, x), returning the scores")
+        return (f"the network's forward takes {signature}, but it is called as net(X), with "
+                f"the images alone; give its other arguments defaults{example}, or wrap it in "
+                "a module whose forward(self, x) calls it with them")
+    return None
+
+
+def _channels_last_problem(net, height, width, channels):
+    """Images N×H×W×C (channels last, as PIL and numpy keep them) given where the network takes
+    N×C×H×W: the last size is the first convolution's in_channels and the moved batch fits."""
+    first = next((m for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if (first is None or width != first.in_channels or channels == first.in_channels
+            or _input_problem(net, channels, height, width) is not None):
+        return None
+    return (f"the images' channels come last (batches N×{channels}×{height}×{width}, height × "
+            f"width × channels), but the network takes them first, N×{width}×{channels}×"
+            f"{height}; move them: X.permute(0, 3, 1, 2)")
+
+
+def _layer_settings_problem(net):
+    """What is wrong with a layer of ``net`` that PyTorch refuses whatever the images' size (a
+    pooling layer padded by more than half its window), naming the layer and its setting; else
+    None. Found by the shape rules too, it would be blamed on the images ("does not take 28×28
+    images")."""
+    from lenet_book.shapes import _pool_padding_problem, describe, hxw, square
+
+    for name, layer in net.named_modules():
+        bad = _pool_padding_problem(layer)
+        if bad:
+            kernel, padding, most = bad
+            fix = most[0] if most[0] == most[1] else most
+            where = f"its layer {name}" if name else "it"
+            return (f"the network cannot run, whatever the images' size: {where}, "
+                    f"{describe(layer)}, is padded by {square(padding)}, more than half its "
+                    f"{hxw(kernel)} window, and PyTorch allows a pooling layer a padding of at "
+                    f"most half its window ({square(most)} here); build it with padding={fix} "
+                    f"or less, e.g. nn.{type(layer).__name__}({layer.kernel_size!r}) without "
+                    "padding as in LeNet-5")
+    return None
 
 
 def _runs_layer_by_layer(net):
@@ -687,13 +807,16 @@ def _check_grad_mode(name="training"):
                      "block, e.g. after the `with` block ends")
 
 
-def _check_trainable(net):
-    """Built layers (not lazy ones), values (not the meta device), weights that are not
+def _check_trainable(net, lazy=False):
+    """Built layers (not lazy ones; with ``lazy``, lazy ones are allowed, to be built by the
+    caller before its first step), values (not the meta device), weights that are not
     inference tensors, at least one of them trainable. Returns the parameters."""
-    check_layers_built(net, "be trained")  # reading an unbuilt weight fails with torch's words
+    if not lazy:
+        check_layers_built(net, "be trained")  # reading an unbuilt weight fails with torch's words
     _check_values(net)
     params = list(net.parameters())
-    if any(p.is_inference() for p in params):
+    if any(p.is_inference() for p in params
+           if not isinstance(p, nn.parameter.UninitializedParameter)):
         raise ValueError("the network was built inside torch.inference_mode(), so its weights "
                          "are inference tensors, which cannot be trained; build it outside that "
                          "block (e.g. net = models.lenet() before `with torch.inference_mode():`)")
@@ -751,9 +874,12 @@ def check_function(name, value):
     if value is None and name == "predict":
         raise TypeError("predict must be a function of the scores, got None; leave predict out "
                         "for the default, the largest score (lenet_book.train.argmax)")
+    _check_not_built(name, value)
     if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a function (or None), got {value!r} "
-                        f"(a {_kind(value)}); see the docstring of train")
+        got = _brief(value)
+        kind = "" if got.startswith("a ") else f" (a {_kind(value)})"
+        raise TypeError(f"{name} must be a function (or None), got {got}{kind}; see the "
+                        "docstring of train")
     if not isinstance(value, type):
         if value is not None and name in CALLED_WITH:
             _check_parameters(name, value)
@@ -771,6 +897,29 @@ def check_function(name, value):
     if issubclass(value, nn.Module):
         raise TypeError(f"{name} must be a function or a layer, not the class {value.__name__}: "
                         f"pass one, {name}={value.__name__}() (with brackets)")
+
+
+def _check_not_built(name, value):
+    """An optimizer or a schedule already built, given where train takes a function that builds
+    one (train builds them itself, for the network it trains)."""
+    if name == "optimizer" and isinstance(value, torch.optim.Optimizer):
+        kind = type(value).__name__
+        cls = f"torch.optim.{kind}" if getattr(torch.optim, kind, None) is type(value) else kind
+        rate = value.param_groups[0].get("lr") if value.param_groups else None
+        rate = rate if isinstance(rate, float) else 0.1
+        raise TypeError(f"optimizer must be a function that builds the optimizer, not an "
+                        f"optimizer already built (a {kind}): train builds it itself, from the "
+                        f"parameters of the network it trains; pass optimizer=lambda params: "
+                        f"{cls}(params, lr={rate:g})")
+    if name == "scheduler" and isinstance(value, (torch.optim.lr_scheduler.LRScheduler,
+                                                  torch.optim.lr_scheduler.ReduceLROnPlateau)):
+        kind = type(value).__name__
+        raise TypeError(f"scheduler must be a function that builds the schedule, not a schedule "
+                        f"already built (a {kind}): train builds it itself, for the optimizer it "
+                        "builds; pass scheduler=lambda optimizer, epochs, steps: "
+                        f"torch.optim.lr_scheduler.{kind}(optimizer, ...), e.g. lambda optimizer, "
+                        "epochs, steps: torch.optim.lr_scheduler.OneCycleLR(optimizer, "
+                        "max_lr=0.1, epochs=epochs, steps_per_epoch=steps)")
 
 
 # What train calls these functions with: (the arguments, what they are, an example)
@@ -1007,8 +1156,17 @@ def _check_optimizer(net, optimizer, lr, device):
                          "lambda params: torch.optim.SGD(params, lr=0.1); this one optimises "
                          "parameters of another network, so training would not change this one")
     _check_rates(built, "the optimizer function builds an optimizer with")
+    _check_optimizer_settings(built)  # at the door: check_built looks again after the schedule
     given = {id(p) for p in params}
     left = [name for name, p in net.named_parameters() if p.requires_grad and id(p) not in given]
+    if left and _reads_params_twice(net, optimizer, device):
+        raise ValueError(f"the optimizer function leaves {len(left)} trainable tensors of the "
+                         f"network out (e.g. {left[0]}): it reads params more than once, but "
+                         "params is a generator (net.parameters()), used up after one pass, so "
+                         "the second list(params) is empty; call list(params) once and use "
+                         "that list, e.g. def optimizer(params): params = list(params); return "
+                         "torch.optim.SGD([{'params': params[:4]}, {'params': params[4:], "
+                         "'lr': 0.01}], lr=0.1)")
     if left:
         raise ValueError(f"the optimizer function leaves {len(left)} trainable tensors of the "
                          f"network out (e.g. {left[0]}), so they would never learn: give it all "
@@ -1023,6 +1181,19 @@ def _check_optimizer(net, optimizer, lr, device):
         raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
                          f"with lr {', '.join(f'{float(r):g}' for r in rates)}; give the learning "
                          "rate in one place (inside the optimizer function)")
+
+
+def _reads_params_twice(net, optimizer, device):
+    """Whether the optimizer function, given the parameters as a list rather than as the
+    generator train passes, takes all the trainable ones (it read the generator twice)."""
+    try:
+        with _generators_kept(device), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built = optimizer(list(net.parameters()))
+        given = {id(p) for group in built.param_groups for p in group["params"]}
+    except Exception:  # what it does with a list is not the question
+        return False
+    return all(id(p) in given for p in net.parameters() if p.requires_grad)
 
 
 def _built_optimizer(net, optimizer, device):
@@ -1312,6 +1483,12 @@ def _check_loss_value(loss_fn, scores, labels):
     loss = _loss_of(loss_fn, scores, labels)
     _check_loss_shape(loss)
     log_probabilities = bool((scores.logsumexp(dim=1).abs() < 1e-3).all() and (scores <= 0).all())
+    if _is_nll(loss_fn) and not log_probabilities and _are_probabilities(scores):
+        raise ValueError("nn.NLLLoss (F.nll_loss) takes log-probabilities, but this network "
+                         "gives probabilities (every row is at least 0 and sums to 1: it ends in "
+                         "a softmax), on which the loss falls below 0; end the network in "
+                         "nn.LogSoftmax(dim=1) instead of the softmax, or remove the softmax "
+                         "and use nn.CrossEntropyLoss(), which applies log-softmax itself")
     if _is_nll(loss_fn) and not log_probabilities:
         raise ValueError("nn.NLLLoss (F.nll_loss) takes log-probabilities (a network that ends in "
                          "nn.LogSoftmax(dim=1)), but this network gives raw scores, on which "
@@ -1323,6 +1500,128 @@ def _check_loss_value(loss_fn, scores, labels):
                          "training lowers the loss, and one that goes below 0 has no minimum "
                          "to reach; use a loss that is at least 0, e.g. nn.CrossEntropyLoss() "
                          "on the scores")
+
+
+def _are_probabilities(scores):
+    """Whether every row of ``scores`` (N×classes) is at least 0 and sums to 1, as a network
+    that ends in a softmax gives them (16-bit outputs of autocast: to 1%)."""
+    if not (isinstance(scores, torch.Tensor) and scores.dim() == 2 and scores.shape[1] > 1
+            and len(scores) and scores.is_floating_point()):
+        return False
+    rows = scores.detach().float()
+    tolerance = 1e-2 if scores.element_size() < 4 else 1e-3
+    return bool((rows >= 0).all() and ((rows.sum(dim=1) - 1).abs() <= tolerance).all())
+
+
+def _applies_softmax(loss_fn, device=None):
+    """Whether ``loss_fn`` applies a softmax of its own to the outputs, as cross-entropy does:
+    tried on fixed outputs (as ``_favours``), its value stays the same when a constant is added
+    to each row, and changes when the outputs are scaled (a loss that ignores them is not
+    meant). A loss of log-probabilities, e.g. F.nll_loss(outputs.log(), labels), changes."""
+    if _is_cross_entropy(loss_fn):
+        return True
+    generator = torch.Generator().manual_seed(0)
+    outputs = (1 + torch.rand(4, NUM_CLASSES, generator=generator)).to(device)
+    shift = torch.tensor([[0.5], [1.5], [2.5], [4.0]], device=device)
+    labels = torch.tensor([0, 3, 5, 9], device=device)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            given, shifted, scaled = (float(loss_fn(o, labels))
+                                      for o in (outputs, outputs + shift, outputs * 3))
+    except Exception:  # a loss that cannot take such outputs: the other probes say more
+        return False
+    return (math.isfinite(given) and math.isclose(given, shifted, rel_tol=1e-4, abs_tol=1e-6)
+            and not math.isclose(given, scaled, rel_tol=1e-4, abs_tol=1e-6))
+
+
+def _check_not_probabilities(name, loss_fn, scores, loss_given=True):
+    """The first batch's outputs must not be probabilities when the loss applies its own
+    softmax (cross-entropy): a network that ends in a softmax (nn.Softmax anywhere before
+    layers that keep it, or F.softmax in a forward of one's own) would take it twice and barely
+    learn. ``loss_given``: the loss is the caller's choice (else the text's fixed
+    cross-entropy)."""
+    if not _are_probabilities(scores) or not _applies_softmax(loss_fn, scores.device):
+        return
+    fix = ("remove the softmax from the network (its largest output stays the prediction), or "
+           "keep it and give the loss log-probabilities: loss_fn=nn.NLLLoss() on a network that "
+           "ends in nn.LogSoftmax(dim=1) instead (or lambda p, y: F.nll_loss(p.log(), y))"
+           if loss_given else "remove the softmax from the network (its largest output stays "
+           "the prediction)")
+    loss = ("loss_fn reads them as raw scores, with a softmax of its own, as cross-entropy does "
+            "(its value stays the same when a constant is added to each image's outputs)"
+            if loss_given else "the loss, cross-entropy, applies a softmax of its own")
+    raise ValueError(f"{name}: the network already ends in a softmax: its outputs on the first "
+                     f"batch are probabilities (every row is at least 0 and sums to 1), but "
+                     f"{loss}, so the softmax would be taken twice and the network would barely "
+                     f"learn; {fix}")
+
+
+def _check_first_outputs(name, loss_fn, scores, loss_given=True):
+    """The outputs of the first training step, before its backward: they must carry gradients
+    back to the weights (named without ``name``: train's steps are train_step's), and not be
+    probabilities given to a loss with its own softmax."""
+    if not isinstance(scores, torch.Tensor):
+        return
+    if torch.is_grad_enabled() and not scores.requires_grad:
+        raise ValueError("the network's output carries no gradient (requires_grad is False): "
+                         "it is cut off from the network's weights, so backward cannot train "
+                         "them and no step would change them; the usual causes are .detach() "
+                         "or torch.no_grad() inside forward (or a forward decorated with "
+                         "@torch.no_grad()), or a round trip through numpy (.numpy(), "
+                         "torch.from_numpy, torch.tensor(...)): return the tensor that the "
+                         "layers compute")
+    if not (scores.is_cuda and torch.cuda.is_current_stream_capturing()):  # values: not in a graph
+        _check_not_probabilities(name, loss_fn, scores, loss_given)
+
+
+_FIRST_OUTPUTS = weakref.WeakKeyDictionary()  # network -> (its layers, the loss) once checked
+
+
+def _step_outputs_checked(bound):
+    """``train_step``'s call: the first step of a network (set of layers) and loss gets a loss
+    function that checks the outputs it is given before the loss is taken (no forward pass of
+    its own, nothing stepped yet: a refusal leaves the weights as they were); later steps run
+    as they are."""
+    net, loss_fn = bound.arguments["net"], bound.arguments["loss_fn"]
+    try:
+        key = (_layers_key(net), id(loss_fn))
+        if _FIRST_OUTPUTS.get(net) == key:
+            return contextlib.nullcontext()
+    except TypeError:  # a network that cannot be weakly referenced: checked every time
+        key = None
+
+    def checking(scores, labels):
+        _check_first_outputs("train_step", loss_fn, scores)
+        if key is not None:
+            with contextlib.suppress(TypeError):
+                _FIRST_OUTPUTS[net] = key
+        return loss_fn(scores, labels)
+
+    bound.arguments["loss_fn"] = checking
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _text_outputs_checked(bound):
+    """``textbook.train_text_loop``'s call: the outputs of its first forward pass (the first
+    training step, before its backward) are checked by a forward hook, removed after it (no
+    forward pass of its own): cross-entropy, the loop's loss, applies its own softmax."""
+    net = bound.arguments["net"]
+
+    def hook(module, inputs, output):
+        handle.remove()
+        _check_first_outputs("train_text_loop", None, output, loss_given=False)
+
+    try:
+        handle = net.register_forward_hook(hook)
+    except Exception:  # e.g. a scripted network that takes no hooks: nothing checked
+        yield
+        return
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _check_transformed_pixels(given, returned):
@@ -1366,6 +1665,7 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
                             f"got a {_kind(scores)}; return only the scores from forward (or "
                             "wrap the network in one that does)")
         _check_loss_value(loss_fn, scores.float(), y)
+        _check_not_probabilities("train", loss_fn, scores)
 
 
 LOSS_MAX = 1e6  # a mean loss per image above this has diverged (cross-entropy starts near 2.3)
@@ -1523,6 +1823,9 @@ def check_trace(net, X):
     problem = input_problem(net, X.dtype, "tensor")
     if problem:
         raise TypeError(f"trace_shapes: {problem[0]}; {problem[1]}")
+    problem = _layer_settings_problem(net)
+    if problem:  # not X's fault
+        raise ValueError(f"trace_shapes: {problem}")
     devices = {t.device for t in (*net.parameters(), *net.buffers())}
     if devices and X.device not in devices:
         raise ValueError(f"trace_shapes: X is on {X.device} but the network on "
@@ -1553,9 +1856,9 @@ def _call_problem(function, signature, args, kwargs):
     parameters = [p for p in signature.parameters if p not in ("args", "kwargs")]
     for key in kwargs:
         if key not in signature.parameters:
-            close = difflib.get_close_matches(key, parameters, n=1, cutoff=0.5)
-            if close:
-                hints.append(f"did you mean {close[0]}={kwargs[key]!r}?")
+            hint = _keyword_hint(name, parameters, key, kwargs[key])
+            if hint:
+                hints.append(hint)
     names = list(signature.parameters)
     for index, value in enumerate(args[:len(names) - 1]):
         if (names[index:index + 2] == ["images", "labels"] and isinstance(value, (tuple, list))
@@ -1563,8 +1866,63 @@ def _call_problem(function, signature, args, kwargs):
             hints.append(f"the images and the labels are two arguments, and argument "
                          f"{index + 1} is one pair (images, labels): unpack it, "
                          f"{name}({', '.join(names[:index])}, *data).")
+        if names[index] == "images" and isinstance(value, (torch.utils.data.DataLoader,
+                                                           torch.utils.data.Dataset)):
+            hints.append(f"{name} takes the images and the labels as two tensors (uint8 images "
+                         f"N×28×28, {FROM_LOADER}), not a {_kind(value)}"
+                         + ("; to score a DataLoader of float batches, use "
+                            "lenet_book.textbook.evaluate_accuracy_gpu(net, loader)."
+                            if name == "evaluate" else "."))
     shown = re.sub(r"<function (\w+) at 0x[0-9a-f]+>", r"\1", str(signature))
     return f"{name}() {said}: {' '.join(hints) + ' ' if hints else ''}It takes {name}{shown}"
+
+
+# Keywords that mean one of the book's parameters without being spelt like it (recipes.ALIASES
+# too): the first of the parameters named that the function has
+_KEYWORD_ALIASES = {
+    "learning_rate": ("lr",), "epoch": ("num_epochs",), "n_epochs": ("num_epochs",),
+    "max_epochs": ("num_epochs",), "bs": ("batch_size",), "callback": ("on_epoch",),
+    "callbacks": ("on_epoch",), "loss": ("loss_fn",), "criterion": ("loss_fn",),
+    "loss_function": ("loss_fn",), "opt": ("optimizer",), "optim": ("optimizer",),
+    "lr_scheduler": ("scheduler",), "transform": ("batch_transform",),
+    "augment": ("batch_transform",), "model": ("net",), "network": ("net",),
+    "test_data": ("eval_sets",), "test_set": ("test_data", "eval_sets"),
+    "eval_data": ("eval_sets", "test_data"), "eval_set": ("eval_sets", "eval_data", "test_data"),
+    "eval_sets": ("test_data", "eval_data"), "val_data": ("eval_sets", "eval_data", "test_data"),
+    "valid_data": ("eval_sets", "eval_data", "test_data"),
+    "validation_data": ("eval_sets", "eval_data", "test_data"),
+}
+
+
+def _keyword_hint(name, parameters, key, value):
+    """How to write the keyword ``key=value`` that the function ``name`` does not take: the
+    parameter it means (by the aliases, else by its spelling), or the function that takes it;
+    the value is named by its kind and shape when its repr is long."""
+    try:
+        from lenet_book.recipes import ALIASES
+    except ImportError:  # pragma: no cover - the package is installed whole
+        ALIASES = {}
+    targets = _KEYWORD_ALIASES.get(key, ()) + ((ALIASES[key],) if key in ALIASES else ())
+    meant = next((t for t in targets if t in parameters), None)
+    if meant is None:
+        close = difflib.get_close_matches(key, parameters, n=1, cutoff=0.7)
+        meant = close[0] if close else None
+    if meant == "eval_sets" and not isinstance(value, dict):
+        split = "test" if key.startswith("test") else "valid"
+        return (f"did you mean eval_sets={{{split!r}: (images, labels)}}? ({name} scores each "
+                f"split of eval_sets after every epoch, as {split}_acc)")
+    if meant is not None:
+        brief = _brief(value)
+        shown = "..." if brief.startswith("a ") else brief
+        return f"did you mean {meant}={shown}?"
+    if name != "train" and "test_data" in parameters:
+        from lenet_book.train import train
+
+        if key in inspect.signature(train).parameters:
+            return (f"{key}= is an option of lenet_book.train.train, not of {name}: call "
+                    f"train(net, train_data, {{'test': test_data}}, {key}=...), which {name} "
+                    "calls with the text's recipe.")
+    return None
 
 
 def at_the_door(function, check=None, around=None):
@@ -1930,7 +2288,10 @@ def _is_penalty_rule(predict):
 def _favours(loss_fn):
     """Which output of the right class ``loss_fn`` trains towards, "largest" (cross-entropy on
     scores) or "smallest" (the paper's loss on penalties), from its gradient on fixed outputs
-    of at least 1; None when it cannot be told."""
+    of at least 1 (the paper's loss takes no negative penalties): in every row, the right
+    class's gradient below every other class's (a step raises it against the others) or above;
+    None when it cannot be told. Against the others, not against 0: MSE to one-hot targets
+    lowers outputs above 1, the right class's least of all."""
     if _is_cross_entropy(loss_fn):
         return "largest"
     generator = torch.Generator().manual_seed(0)
@@ -1940,27 +2301,65 @@ def _favours(loss_fn):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loss_fn(outputs, labels).backward()
-        right = outputs.grad.gather(1, labels[:, None])
+        gradient = outputs.grad.float()
+        right = gradient.gather(1, labels[:, None])
+        others = gradient.scatter(1, labels[:, None], math.nan)  # NaN: left out of the min/max
+        lowest, highest = others.nan_to_num(math.inf).amin(1), others.nan_to_num(-math.inf).amax(1)
     except Exception:  # check_loss and the first batch's probes say what is wrong
         return None
-    return "largest" if bool((right < 0).all()) else "smallest" if bool((right > 0).all()) \
-        else None
+    return ("largest" if bool((right[:, 0] < lowest).all())
+            else "smallest" if bool((right[:, 0] > highest).all()) else None)
+
+
+PICKS_TRIED = {(2, 7): "largest", (6, 0): "smallest"}  # _picked's fixed outputs: their classes
+
+
+def _picked(predict):
+    """The classes ``predict`` picks on two fixed rows of outputs, whose largest are classes 2
+    and 7 and smallest 6 and 0 (torch's random generators put back: a rule that draws must not
+    move them); None when it cannot take them (check_predict and the first batch say more)."""
+    outputs = torch.full((2, NUM_CLASSES), 5.0)
+    outputs[0, 2], outputs[0, 6], outputs[1, 7], outputs[1, 0] = 9.0, 1.0, 9.0, 1.0
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            picked = predict(outputs).cpu().long().tolist()
+    except Exception:
+        return None
+    if not (isinstance(picked, list) and len(picked) == 2
+            and all(isinstance(c, int) for c in picked)):
+        return None
+    return tuple(picked)
 
 
 def _picks(predict):
     """Which output ``predict`` takes as the class, "largest" or "smallest", tried on fixed
-    outputs; None when it cannot be told."""
+    outputs; None when it cannot be told (or picks neither)."""
     if predict is None or getattr(predict, "__name__", None) == "argmax":
         return "largest"
-    outputs = torch.full((2, NUM_CLASSES), 5.0)
-    outputs[0, 2], outputs[0, 6], outputs[1, 7], outputs[1, 0] = 9.0, 1.0, 9.0, 1.0
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            picked = predict(outputs).cpu().long().tolist()
-    except Exception:  # check_predict and the first batch say more
-        return None
-    return {(2, 7): "largest", (6, 0): "smallest"}.get(tuple(picked))
+    return PICKS_TRIED.get(_picked(predict))
+
+
+def _check_predict_picks_an_end(name, predict, trains,
+                                why="the one loss_fn trains the right class's output to be"):
+    """On the fixed outputs of ``_picked``, ``predict`` must pick the largest output or the
+    smallest (the one the loss trains towards, ``trains``, when it can be told): a rule such as
+    scores.argmax(1) + 1, a constant or a random class counts wrong predictions as right."""
+    if predict is None or getattr(predict, "__name__", None) == "argmax":
+        return
+    picked = _picked(predict)
+    if picked is None or picked in PICKS_TRIED:
+        return
+    want = {"largest": "the largest output (leave predict out: scores.argmax(dim=1))",
+            "smallest": "the smallest output (penalties: predict=original.predict, "
+                        "outputs.argmin(dim=1))"}
+    wanted = (f"{want[trains]}, {why}" if trains in want
+              else f"{want['largest']} for scores, or {want['smallest']}")
+    raise ValueError(f"{name}: predict picks neither the largest nor the smallest output: on "
+                     "two fixed rows of outputs whose largest are classes 2 and 7 (smallest 6 "
+                     f"and 0) it picked classes {picked[0]} and {picked[1]}, so the accuracy "
+                     f"would count other classes than the network's answer; it must pick "
+                     f"{wanted}")
 
 
 def _check_loss_and_predict_agree(name, loss_fn, predict):
@@ -1980,6 +2379,7 @@ def _check_loss_and_predict_agree(name, loss_fn, predict):
                          "the largest, so every prediction would be the worst class: for a "
                          "network of scores use nn.CrossEntropyLoss(); for penalties pass a "
                          "rule that picks the smallest, predict=original.predict")
+    _check_predict_picks_an_end(name, predict, trains)
 
 
 def _is_cross_entropy(loss_fn):
@@ -2021,6 +2421,9 @@ def _check_predict_picks(name, predict, penalties):
         raise ValueError(f"{name}: predict picks the smallest score (tried on fixed scores), but "
                          "this network gives scores, where the largest wins, so it would count "
                          "the worst class as right: leave predict out (the largest score)")
+    _check_predict_picks_an_end(name, predict, "smallest" if penalties else "largest",
+                                "as this network ends in RBF penalties (the 1998 LeNet-5)"
+                                if penalties else "as this network gives scores")
 
 
 def _check_j_fits(j, dtype=torch.float32):

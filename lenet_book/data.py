@@ -151,9 +151,36 @@ def _root(root: str | os.PathLike) -> Path:
         raise ValueError(f"the data root {os.fspath(root)!r} holds a NUL character ('\\0'), which "
                          "no file or folder name may hold (a pasted binary string?); give a "
                          "folder such as 'data' or '../data'")
+    _check_no_control_characters(os.fspath(root))
     if not os.path.isabs(root):
         _current_folder()  # a relative root needs it
     return Path(root)
+
+
+def _check_no_control_characters(text: str) -> None:
+    """A data root holding a newline, a tab or another control character inside its name
+    ('nl\nroot', from a pasted path): a slip, which would be created as a folder of that name.
+    White space at either end is :func:`_check_no_stray_space`'s to name."""
+    inside = [character for character in text.strip()
+              if ord(character) < 32 or ord(character) == 127]
+    if inside:
+        raise ValueError(f"the data root {text!r} holds a control character "
+                         f"({', '.join(dict.fromkeys(map(repr, inside)))}: a newline or a tab, "
+                         "from a pasted path?), which a folder name almost never means; give a "
+                         "folder such as 'data' or '../data', written without it")
+
+
+def _check_no_tilde(root: str | os.PathLike) -> None:
+    """A path that starts with '~' and does not exist: Python does not expand '~' to the home
+    folder (nor does a shell after '=', as in --root=~/data), so it would name a folder called
+    '~' here, and prepare or a download would create it."""
+    text = os.fspath(root) if isinstance(root, (str, os.PathLike)) else None
+    if isinstance(text, str) and text.startswith("~") and not os.path.lexists(text):
+        raise FashionMNISTError(f"The data folder {text} starts with '~', which Python does not "
+                                "expand to the home folder (it names a folder called '~' here, "
+                                "which does not exist); write the path in full, or "
+                                "os.path.expanduser(root). On the command line, a shell expands "
+                                f"'~' after a space but not after '=': --root {text}.")
 
 
 def _check_root_folder(root: Path) -> None:
@@ -339,9 +366,26 @@ def _current_folder() -> Path:
     try:
         return Path.cwd()
     except FileNotFoundError:
-        raise FashionMNISTError("The current folder no longer exists (deleted or moved by another "
-                                "program since this one started), so no relative path can be "
-                                "found: cd to an existing folder and run again.") from None
+        raise FashionMNISTError(_CURRENT_FOLDER_GONE[0].upper() + _CURRENT_FOLDER_GONE[1:] + "."
+                                ) from None
+
+
+_CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved by another "
+                        "program since this one started), so no relative path can be found: cd "
+                        "to an existing folder and run again")
+
+
+def _relative_path_problem(path: str | os.PathLike) -> str | None:
+    """:data:`_CURRENT_FOLDER_GONE` when ``path`` is relative and the current folder was deleted
+    (a relative path would read as missing, or fail to be written, for no visible reason), else
+    None. Checkpoints and exports name it with their own error."""
+    if os.path.isabs(path):
+        return None
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return _CURRENT_FOLDER_GONE
+    return None
 
 
 def _md5(path: Path) -> str:
@@ -556,12 +600,7 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
     _check_no_stray_space(root)
-    if isinstance(root, (str, os.PathLike)) and str(root).startswith("~") \
-            and not Path(root).exists():
-        raise FashionMNISTError(f"The data folder {root} starts with '~', which Python does not "
-                                "expand to the home folder (it names a folder called '~' here, "
-                                "which does not exist); write the path in full, or "
-                                "os.path.expanduser(root).")
+    _check_no_tilde(root)
     problems = [p for spec in FILES if (p := _problem(raw / spec.name, spec))]
     cache = _cache_problem(root)
     if problems or cache:
@@ -722,9 +761,13 @@ def _source_problem(source: Path) -> str | None:
     try:
         source.stat()
     except (FileNotFoundError, NotADirectoryError):
+        if str(source).startswith("~"):
+            return (f"the source folder {source} does not exist: it starts with '~', which "
+                    "Python does not expand to the home folder (nor does a shell after '=', as "
+                    "in --source=~/...); write the path in full.")
         return f"the source folder {source} does not exist."
-    except PermissionError:
-        pass  # _folder_problem names the folder that cannot be entered
+    except OSError:
+        pass  # _folder_problem names a folder that cannot be entered, or a link that loops
     problem = _folder_problem(source)
     return f"the source {problem}" if problem else None
 
@@ -766,6 +809,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
     _check_no_stray_space(root)
+    _check_no_tilde(root)
     if source is not None and not str(source).strip():
         raise FashionMNISTError(
             "The source folder is empty text (--source \"\"): give the folder that holds the four "
@@ -787,7 +831,10 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         fix = (f"How to fix it: give this user read access to {source} and its files (e.g. as "
                f"their owner: chmod -R a+rX {source}), or copy the .gz files to a folder it can "
                "read and pass that one."
-               if "no permission" in source_problem else _how_to_fix(root))
+               if "no permission" in source_problem else
+               "How to fix it: mend that symbolic link (ls -l shows where it points) or remove "
+               "it, or give --source (or $FASHION_MNIST_SOURCE) another folder."
+               if "points to itself" in source_problem else _how_to_fix(root))
         raise FashionMNISTError(
             f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
             "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
@@ -849,21 +896,36 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
         raise _folder_error(folder, f"read Fashion-MNIST in {raw}", root)
     _check_not_too_deep(root)
     _check_no_stray_space(root)
+    _check_no_tilde(root)
     remove_stale_cache(root)
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
     if not present and download:
+        new = [folder for folder in (raw, raw.parent, _root(root))
+               if not os.path.lexists(folder)]  # torchvision creates them: removed if it fails
         try:
             import torchvision
 
             for train in (True, False):
                 torchvision.datasets.FashionMNIST(root=str(root), train=train, download=True)
         except Exception as error:  # torchvision raises several kinds when offline
+            _remove_empty_folders(new)
             raise FashionMNISTError(
                 f"Fashion-MNIST is not in {raw} and torchvision could not download it "
                 f"({type(error).__name__}: {error}).\n" + _how_to_fix(root)) from None
     return check_fashion_mnist(root)
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (deepest first) that are empty: the tree a failed download
+    created (a mistyped root would otherwise be left behind as nodata/FashionMNIST/raw). A
+    folder holding anything, a file of another run included, is kept."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _for_the_terminal(message: str, root: str | os.PathLike) -> str:

@@ -28,6 +28,7 @@ from lenet_book.data import (
     _another_users_file,
     _broken_path_problem,
     _os_words,
+    _relative_path_problem,
     replaced_atomically,
 )
 
@@ -189,8 +190,14 @@ def decode_images(text: str) -> torch.Tensor:
 JS_SAFE_INT = 2**53  # beyond it a browser's numbers (float64) no longer hold every whole number
 
 
-def _check_int(name: str, digits: str) -> int:
+def _check_int(name: str, digits: str, read: Path | None = None) -> int:
     value = int(digits)
+    if abs(value) > JS_SAFE_INT and read is not None:
+        raise ExportError(f"{read}: window.{name} holds the whole number {digits[:20]}"
+                          f"{'...' if len(digits) > 20 else ''} ({len(digits.lstrip('-'))} "
+                          "digits), beyond 2**53, which the page's numbers (float64) cannot hold "
+                          "exactly and write_js_data never writes; the file was edited by hand "
+                          "or written by another program: rerun tools/export_weights.py")
     if abs(value) > JS_SAFE_INT:
         raise ExportError(f"the data for {name} hold the whole number {digits[:20]}"
                           f"{'...' if len(digits) > 20 else ''} ({len(digits.lstrip('-'))} "
@@ -200,10 +207,52 @@ def _check_int(name: str, digits: str) -> int:
     return value
 
 
-def _check_no_nul(path, done: str) -> None:
+def _check_path_text(path, done: str) -> None:
+    """A path without a NUL character, and a relative one only while the current folder exists."""
     if isinstance(path, (str, os.PathLike)) and "\0" in str(os.fspath(path)):
         raise ExportError(f"path {os.fspath(path)!r} holds a NUL character (\\0), which no file "
                           f"name may hold; {done}: write the path without it")
+    gone = (isinstance(path, (str, os.PathLike)) and isinstance(os.fspath(path), str)
+            and os.fspath(path) and _relative_path_problem(path))
+    if gone:
+        raise ExportError(f"path {os.fspath(path)} is relative, and {gone} (or give the full "
+                          f"path); {done}")
+
+
+def _check_keys(name: str, data, where: str = "") -> None:
+    """Every key in ``data`` (and in the dicts inside it) is a string: JSON writes the key 1 as
+    "1", so {1: "a", "1": "b"} would hold "1" twice, and the page would keep only the last."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                written = json.dumps({key: 0})[1:].rsplit(":", 1)[0]
+                raise ExportError(
+                    f"the data for {name} hold the key {key!r} ({type(key).__name__}"
+                    f"{', in ' + where if where else ''}), and JSON keys are strings: it would be "
+                    f"written as {written}, and a key {written} beside it would be lost; nothing "
+                    "was written: use strings as keys")
+            _check_keys(name, value, f"{where}[{key!r}]")
+    elif isinstance(data, (list, tuple)):
+        for index, value in enumerate(data):
+            _check_keys(name, value, f"{where}[{index}]")
+
+
+def _written_by_this_export(path: Path, name: str) -> bool:
+    """Whether ``path`` starts as write_js_data writes a file for ``name``: one comment line of
+    ASCII, whatever its length, then ``window.<name> = ``."""
+    start = f"window.{name} = ".encode("ascii")
+    with open(path, "rb") as f:
+        if f.read(3) != b"// ":
+            return False
+        while True:  # to the end of the comment, read in blocks (a binary file may have no \n)
+            block = f.read(1 << 16)
+            end = block.find(b"\n")
+            comment = block if end < 0 else block[:end]
+            if not block or not comment.isascii() or b"\r" in comment:
+                return False
+            if end >= 0:
+                f.seek(f.tell() - len(block) + end + 1)
+                return f.read(len(start)) == start
 
 
 def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bool = False) -> int:
@@ -215,6 +264,11 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     check_flags(overwrite=overwrite)  # overwrite="no" would count as True
     if not isinstance(name, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
+    if not isinstance(data, dict):  # read_js_data gives back a dict, and the page reads fields
+        raise ExportError(f"the data for {name} must be a dict of named fields, such as "
+                          "{'format': ..., 'tensors': encode_state_dict(...)}, got a "
+                          f"{type(data).__name__}; nothing was written: put it in a dict, e.g. "
+                          "{'values': data}")
     try:  # NaN and infinity are not JSON: the page would read them as NaN
         data_json = json.dumps(data, separators=(",", ":"), allow_nan=False)
     except TypeError as error:
@@ -236,12 +290,13 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
                           f"second line would run as JavaScript in the page), got {comment!r}; "
                           "nothing was written: write it on one line, without accents")
     json.loads(data_json, parse_int=lambda digits: _check_int(name, digits))
+    _check_keys(name, data)
     text = f"// {comment}\nwindow.{name} = {data_json};\n"
     if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
         raise TypeError(f"write_js_data: path must be a str or pathlib.Path such as "
                         f"'lenet_weights.js', got {path!r} (a {type(path).__name__}); nothing "
                         "was written")
-    _check_no_nul(path, "nothing was written")
+    _check_path_text(path, "nothing was written")
     path = Path(path)
     if any(part != part.strip() for part in path.parts):
         raise ExportError(f"path {str(path)!r} has a name that starts or ends with white space (a "
@@ -283,13 +338,16 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
             raise ExportError(f"path {path} is a folder or another non-file; give a file name "
                               "ending in .js; nothing was written")
         try:
-            with open(path, "rb") as f:
-                head = f.read(4096).decode("ascii", errors="replace")
+            ours = _written_by_this_export(path, name)
         except PermissionError:
             raise ExportError(f"path {path} exists and this user cannot read it (no permission) "
                               "to check that this export wrote it; nothing was written: give "
                               "another path, or ask its owner") from None
-        if not re.match(rf"// [^\n]*\nwindow\.{name} = ", head):
+        except OSError as error:
+            raise ExportError(f"path {path} exists and cannot be read ({_os_words(error)}) to "
+                              "check that this export wrote it; nothing was written: give another "
+                              "path") from None
+        if not ours:
             raise ExportError(f"path {path} exists and is not a window.{name} file that this "
                               "export wrote: nothing was written, so nothing of it is lost; "
                               "give another path, or overwrite=True to replace it")
@@ -298,6 +356,9 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
         with replaced_atomically(path, "w", encoding="ascii") as f:
             f.write(text)
     except OSError as error:
+        if "so it is kept as it is" in str(error.strerror):  # replaced_atomically's refusal
+            raise ExportError(f"Cannot write {path}: {error.strerror}; nothing was written"
+                              ) from None
         raise ExportError(f"Cannot write {path}: {error.strerror or error}; check that its folder "
                           "is writable and has free space (the old file, if any, is unchanged)"
                           ) from None
@@ -309,7 +370,13 @@ def read_js_data(path: Path, name: str) -> dict:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
         raise ExportError(f"{name!r}: give the upper-case JavaScript name the data were written "
                           "under, such as LENET_WEIGHTS")
-    _check_no_nul(path, "nothing was read")
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise TypeError(f"read_js_data: path must be a str or pathlib.Path such as "
+                        f"'lenet_weights.js', got {path!r} (a {type(path).__name__})")
+    if not os.fspath(path):
+        raise ExportError("read_js_data: path is empty (''): give the .js file's path, such as "
+                          "'lenet_weights.js'")
+    _check_path_text(path, "nothing was read")
     path = Path(path)
     try:
         status = os.stat(path)
@@ -325,7 +392,9 @@ def read_js_data(path: Path, name: str) -> dict:
         raise ExportError(f"{path} is not a regular file (a device, pipe or socket), so it holds "
                           "no export: give the .js file that tools/export_weights.py wrote")
     try:
-        text = path.read_text(encoding="ascii")
+        # a byte-order mark before the comment: a browser skips it, and so does this
+        text = path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("ascii")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     except PermissionError:
         raise ExportError(f"{path} cannot be read: no permission for this user (as its owner: "
                           f"chmod a+r {path})") from None
@@ -333,11 +402,32 @@ def read_js_data(path: Path, name: str) -> dict:
         raise ExportError(f"{path} is not ASCII text, as tools/export_weights.py writes it (it "
                           "was edited by hand, or is another file): rerun "
                           "tools/export_weights.py") from None
-    match = re.search(rf"^window\.{name} = (.*);$", text, re.M)
-    if not match:
+    matches = list(re.finditer(rf"^window\.{name} = (.*);[ \t]*$", text, re.M))
+    if not matches:
         raise ExportError(f"{path} does not define window.{name}: rerun tools/export_weights.py")
+    if len(matches) > 1 or len(re.findall(rf"^[ \t]*window\.{name}[ \t]*=", text, re.M)) > 1:
+        raise ExportError(f"{path} sets window.{name} more than once; the page would use the last "
+                          "one and Python the first, so the file was edited by hand or written "
+                          "twice: rerun tools/export_weights.py")
     try:
-        return json.loads(match.group(1))
+        data = json.loads(matches[0].group(1), parse_constant=_no_constant(path, name),
+                          parse_int=lambda digits: _check_int(name, digits, read=path))
     except json.JSONDecodeError as error:
         raise ExportError(f"{path}: window.{name} is not valid JSON ({error}); the file is "
                           "damaged or was edited by hand: rerun tools/export_weights.py") from None
+    if not isinstance(data, dict):
+        raise ExportError(f"{path}: window.{name} is a {type(data).__name__} in JSON, not the "
+                          "object (dict) that write_js_data writes; the file was edited by hand "
+                          "or written by another program: rerun tools/export_weights.py")
+    return data
+
+
+def _no_constant(path: Path, name: str):
+    """json.loads's parse_constant for read_js_data: NaN and Infinity, which are not JSON and
+    which write_js_data never writes, are refused."""
+    def refuse(constant: str):
+        raise ExportError(f"{path}: window.{name} holds {constant}, which is not JSON and which "
+                          "write_js_data never writes (the page would compute with it); the file "
+                          "was edited by hand or written by another program: rerun "
+                          "tools/export_weights.py")
+    return refuse

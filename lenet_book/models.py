@@ -9,7 +9,11 @@ The 1998 network of chapter 5 is in ``lenet_book.original``.
 
 from __future__ import annotations
 
+import copy
+
+import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from lenet_book.checks import at_the_door, check_layer_choices, check_layers_built, check_network
 
@@ -33,8 +37,70 @@ def init_xavier(net):
     check_network(net)
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):  # subclasses too
-            nn.init.xavier_uniform_(m.weight)
+            _xavier_uniform(m)
     return net
+
+
+def _xavier_uniform(layer):
+    """Xavier-uniform weights for one layer. A weight that a parametrization computes
+    (weight_norm, spectral_norm, orthogonal of torch.nn.utils.parametrizations) is drawn and
+    assigned through it, and the old nn.utils.weight_norm's magnitude and direction are set to
+    the drawn weight: as if the layer had been initialised before they were added (writing into
+    a computed weight would be lost)."""
+    if parametrize.is_parametrized(layer, "weight"):
+        with torch.no_grad():
+            layer.weight = nn.init.xavier_uniform_(torch.empty_like(layer.weight))
+            _restart_power_method(layer.parametrizations.weight)  # spectral_norm's estimate
+        return
+    norm = _old_weight_norm(layer)
+    if norm is not None:
+        with torch.no_grad():
+            weight = nn.init.xavier_uniform_(torch.empty_like(layer.weight_v))
+            layer.weight_v.copy_(weight)
+            layer.weight_g.copy_(torch.norm_except_dim(weight, 2, norm.dim))
+            layer.weight = norm.compute_weight(layer)
+        return
+    nn.init.xavier_uniform_(layer.weight)
+
+
+def _restart_power_method(parametrizations):
+    """spectral_norm estimates the weight's largest singular value by power iterations that
+    continue from the last weight's: after a new weight, 15 of them, as when it is added."""
+    spectral = [p for p in parametrizations if type(p).__name__ == "_SpectralNorm"
+                and hasattr(p, "_u") and hasattr(p, "_power_method")]
+    if len(parametrizations) == 1 and spectral and hasattr(parametrizations, "original"):
+        weight_matrix = spectral[0]._reshape_weight_to_matrix(parametrizations.original)
+        spectral[0]._power_method(weight_matrix, 15)
+
+
+def _old_weight_norm(layer):
+    """The hook of the old torch.nn.utils.weight_norm on ``layer``'s weight, or None."""
+    return next((hook for hook in layer._forward_pre_hooks.values()
+                 if type(hook).__name__ == "WeightNorm"
+                 and getattr(hook, "name", None) == "weight"), None)
+
+
+_PARAMETRIZATIONS = {"_WeightNorm": "weight_norm", "_SpectralNorm": "spectral_norm",
+                     "_Orthogonal": "orthogonal"}  # torch.nn.utils.parametrizations'
+
+
+def _computed_by(layer, name):
+    """What computes ``layer``'s tensor ``name`` from other tensors at every use (a
+    parametrization such as weight_norm, or a hook: the old nn.utils.weight_norm or spectral_norm,
+    pruning), or None when it is the layer's own parameter or buffer, which an initialisation
+    writes into."""
+    if name in layer._parameters or name in layer._buffers or not hasattr(layer, name):
+        return None
+    if parametrize.is_parametrized(layer, name):
+        return " and ".join(_PARAMETRIZATIONS.get(type(p).__name__, type(p).__name__)
+                            for p in layer.parametrizations[name])
+    for hook in layer._forward_pre_hooks.values():
+        if name in (getattr(hook, "name", None), getattr(hook, "_tensor_name", None)):
+            kind = type(hook)
+            return ("pruning (torch.nn.utils.prune)" if kind.__module__.endswith(".prune")
+                    else f"nn.utils.{kind.__module__.rsplit('.', 1)[-1]}"
+                    if kind.__module__.startswith("torch.nn.utils.") else kind.__name__)
+    return "code of its own (it is not a parameter)"
 
 
 def _check_init_xavier(net):
@@ -48,6 +114,42 @@ def _check_init_xavier(net):
                         "original.init_paper(net)")
     # a lazy layer built later would get PyTorch's default weights, not Xavier's
     check_layers_built(net, "be initialised")
+    for name, layer in net.named_modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            _check_weight_drawable(name, layer)
+
+
+def _check_weight_drawable(name, layer):
+    """A weight computed from other tensors is drawn through its parametrization (tried on a
+    copy first, so that a refusal leaves the network as it was) or the old weight_norm's hook;
+    one computed otherwise (the old spectral_norm, pruning) cannot be redrawn."""
+    by = _computed_by(layer, "weight")
+    if by is None or _old_weight_norm(layer) is not None:
+        return
+    where = (f"init_xavier cannot redraw the weight of layer {name or 'net'!r} "
+             f"({type(layer).__name__})")
+    if parametrize.is_parametrized(layer, "weight"):
+        try:
+            trial = copy.deepcopy(layer)
+        except Exception:  # a copy cannot be made: the weight is drawn as it is
+            return
+        weight = trial.weight.detach().clone()
+        # no random numbers used up (orthogonal draws some to complete a matrix that is not square)
+        on_gpu = [weight.device] if weight.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=on_gpu), torch.no_grad():
+            try:
+                trial.weight = weight
+            except (NotImplementedError, RuntimeError, ValueError) as error:
+                raise ValueError(f"{where}: {by} computes it from other tensors, and cannot be "
+                                 f"given a new weight (PyTorch says {str(error)!r}); initialise "
+                                 f"the layer before adding {by}, e.g. models.init_xavier(net) "
+                                 "first") from None
+        return
+    raise ValueError(f"{where}: {by} computes it from other tensors at every forward pass, so "
+                     f"what it writes into the weight would be lost; initialise the network "
+                     f"before adding it: models.init_xavier(net) first"
+                     + (", or use torch.nn.utils.parametrizations.spectral_norm, which "
+                        "init_xavier draws through" if "spectral_norm" in by else ""))
 
 
 init_xavier = at_the_door(init_xavier, _check_init_xavier)
@@ -82,3 +184,10 @@ def num_parameters(net):
     check_network(net)  # a torch.nn.Module, not the function that builds one (lenet_book.checks)
     check_layers_built(net, "be counted")  # a lazy layer has no sizes before its first forward
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+# a misspelt or extra argument is named, with the signature (lenet() takes none: its 10 classes
+# are Fashion-MNIST's); chapter 6 shows modern_lenet as written above
+lenet = at_the_door(lenet)
+modern_lenet = at_the_door(modern_lenet)
+num_parameters = at_the_door(num_parameters)

@@ -8,6 +8,7 @@ learning-rate schedule of its first 10 passes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import OrderedDict
 
@@ -26,6 +27,7 @@ from lenet_book.checks import (
     check_scores,
     check_whole,
 )
+from lenet_book.models import _computed_by
 
 
 class PaperInput(nn.Module):
@@ -185,6 +187,17 @@ def _check_predict(penalties):
                          "picks the smallest; these hold negative numbers (a network's scores?), "
                          "for which the smallest is the worst class: pass the output of "
                          "original_lenet(), or use scores.argmax(dim=1) for scores")
+    # NaN penalties: argmin would pick class 0 without a word. Those of a training step (they
+    # carry a gradient) are left to train, which stops a diverging training naming its epoch and
+    # step; on a GPU reading them would wait for the device.
+    if _on_cpu(penalties) and penalties.is_floating_point() and not penalties.requires_grad \
+            and bool(penalties.isnan().any()):
+        rows = int(penalties.isnan().any(dim=1).sum())
+        raise ValueError(f"predict: the penalties hold NaN ({rows} of {len(penalties)} rows), "
+                         "which have no smallest (argmin would pick class 0 for them): the "
+                         "network's weights hold NaN or infinite numbers (a training that "
+                         "diverged), or its images do; build it again and train with a smaller "
+                         "learning rate, and check that the images are numbers")
 
 
 predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
@@ -200,7 +213,32 @@ def paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
         optimizer, lambda step: factors[min(step // steps_per_epoch, len(factors) - 1)])
 
 
-paper_schedule = at_the_door(paper_schedule, check_paper_schedule)
+def _factors_listed(factors):
+    """A 1-D tensor or numpy array of factors as a list of numbers (each epoch's factor is read
+    by indexing; a tensor's would make the learning rate a tensor)."""
+    if (isinstance(factors, torch.Tensor) or type(factors).__module__ == "numpy") \
+            and getattr(factors, "ndim", None) == 1:
+        return factors.tolist()
+    return factors
+
+
+def _check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
+    if factors is None:
+        raise ValueError("paper_schedule: factors must be a non-empty list of the first rate's "
+                         "factors, one per epoch (the last is kept after), got None; leave "
+                         "factors out for the paper's, original.LR_FACTORS")
+    check_paper_schedule(optimizer, num_epochs, steps_per_epoch, _factors_listed(factors))
+
+
+@contextlib.contextmanager
+def _schedule_factors_listed(bound):
+    """Factors given as a tensor or a numpy array schedule as the same list would."""
+    bound.arguments["factors"] = _factors_listed(bound.arguments["factors"])
+    yield
+
+
+paper_schedule = at_the_door(paper_schedule, _check_paper_schedule,
+                             around=_schedule_factors_listed)
 
 
 # Chapter 5 shows the classes and functions above as written; their arguments are checked here
@@ -267,6 +305,9 @@ def _maps_problem(X, channels):
 def _check_subsampling_input(self, X):
     channels = self.coefficient.shape[0]
     problem = _maps_problem(X, channels)
+    if problem is None and min(X.shape[-2:]) < 2:
+        problem = (f"maps of {X.shape[-2]}×{X.shape[-1]}, smaller than its 2×2 windows (S2 "
+                   "takes C1's 28×28 maps, S4 C3's 10×10)")
     if problem:
         raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
             f"Subsampling({channels}) subsamples {channels} feature maps, one coefficient and "
@@ -275,11 +316,25 @@ def _check_subsampling_input(self, X):
             "input has maps")
 
 
+def _autocasting(X):
+    """Whether autocast converts X and the weights to one type itself (and on the meta device,
+    which the shape rules use, PyTorch's own words are read)."""
+    try:
+        return X.is_meta or torch.is_autocast_enabled(X.device.type)
+    except RuntimeError:  # a device autocast does not know
+        return True
+
+
 def _check_partial_conv_input(self, X):
     problem = _maps_problem(X, self.in_channels)
     if problem is None and min(X.shape[-2:]) < self.kernel_size:
         problem = (f"maps of {X.shape[-2]}×{X.shape[-1]}, smaller than its {self.kernel_size}×"
                    f"{self.kernel_size} kernels (C3 takes S2's 14×14 maps)")
+    if problem is None and X.dtype != self.weight.dtype and not _autocasting(X):
+        raise TypeError(f"PartialConv2d's weights are {self.weight.dtype}, but the maps are "
+                        f"{X.dtype}: a convolution takes both of one float type; convert the "
+                        f"maps, X.to({self.weight.dtype}), or the layer, "
+                        f"layer.to({X.dtype}) (as the whole network: net.to({X.dtype}))")
     if problem:
         raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
             f"PartialConv2d reads {self.in_channels} input maps (its in_channels; C3 reads S2's "
@@ -289,6 +344,15 @@ def _check_partial_conv_input(self, X):
 
 def _check_rbf(self, codes):
     check_codes(codes)
+    if codes.requires_grad:
+        kind = "an nn.Parameter" if isinstance(codes, nn.Parameter) else "requires_grad=True"
+        raise ValueError(
+            f"RBF keeps the paper's codes fixed (a buffer, which no optimizer trains), but these "
+            f"codes require gradients ({kind}): they would never be learnt. "
+            "To keep them fixed, pass codes.detach(); to learn them, use a layer of your own "
+            "that holds them as an nn.Parameter, as chapter 5's exercise solution does "
+            "(TrainableRBF: self.codes = nn.Parameter(codes.clone()), with "
+            "forward = original.RBF.forward)")
 
 
 def _check_rbf_input(self, X):
@@ -318,6 +382,22 @@ def _check_init_paper(net):
         raise TypeError("init_paper initialises the 1998 network (original_lenet()), whose "
                         "scaled tanh units its ranges are made for; this network has none of "
                         "its layers: initialise it with models.init_xavier(net)")
+    for name, layer in net.named_modules():
+        if not isinstance(layer, (nn.Conv2d, nn.Linear, Subsampling, PartialConv2d)):
+            continue
+        drawn = ("coefficient", "bias") if isinstance(layer, Subsampling) else ("weight", "bias")
+        for tensor in drawn:
+            by = _computed_by(layer, tensor)
+            if by is not None:
+                raise ValueError(
+                    f"init_paper cannot redraw the {tensor} of layer {name!r} "
+                    f"({type(layer).__name__}): {by} computes it from other tensors at every "
+                    "forward pass, so the paper's ranges "
+                    + ("would be drawn into its magnitude and its direction apart, not into "
+                       "the weights" if by == "nn.utils.weight_norm"
+                       else "drawn into it would be lost")
+                    + f"; initialise the network before adding {by}: net = "
+                    "original.init_paper(original.original_lenet()) first, then add it")
 
 
 PaperInput.forward = at_the_door(PaperInput.forward, _check_paper_input)
@@ -356,6 +436,7 @@ def _input_checked(build):
     return checked
 
 
-original_lenet = _input_checked(original_lenet)
+original_lenet = _input_checked(at_the_door(original_lenet))
+hadamard_codes = at_the_door(hadamard_codes)
 paley_hadamard = at_the_door(paley_hadamard, _check_paley)
 init_paper = at_the_door(init_paper, _check_init_paper)

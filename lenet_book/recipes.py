@@ -8,10 +8,12 @@ seed study (``benchmarks/accuracy_seeds.py``) and the tests train exactly the sa
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import numbers
 
+import numpy as np
 import torch
 from scipy import stats
 from torch import nn
@@ -296,4 +298,33 @@ def _check_seeds(before, after):
                                 "{0: 0.81, 1: 0.83}")
 
 
-paired_test = at_the_door(paired_test, _check_seeds)  # chapter 6 shows it as written above
+def _as_number(accuracy):
+    """One accuracy given as a tensor or numpy array of one number, or a numpy scalar, as a
+    Python number; anything else as it is (paired_test's own check names it)."""
+    if isinstance(accuracy, torch.Tensor) and accuracy.numel() == 1:
+        return accuracy.item()
+    if isinstance(accuracy, (np.ndarray, np.generic)) and accuracy.size == 1:
+        return accuracy.item()
+    return accuracy
+
+
+@contextlib.contextmanager
+def _accuracies_as_numbers(bound):
+    """Accuracies given as tensors (evaluate's .item() left out) or numpy numbers are compared
+    as the Python numbers they hold, so that the results are numbers too (json.dump writes
+    them), as summarize's are; the caller's dicts are left as they are."""
+    for name in ("before", "after"):
+        runs = bound.arguments[name]
+        if isinstance(runs, dict):
+            bound.arguments[name] = {seed: _as_number(value) for seed, value in runs.items()}
+    yield
+
+
+# chapter 6 shows paired_test and keep_change as written above
+paired_test = at_the_door(paired_test, _check_seeds, around=_accuracies_as_numbers)
+keep_change = at_the_door(keep_change, _check_seeds)
+# the other functions a reader calls: a misspelt or extra argument is named, with the signature
+build = at_the_door(build)
+modern_recipe = at_the_door(modern_recipe)
+check_recipe = at_the_door(check_recipe)
+summarize = at_the_door(summarize)

@@ -338,6 +338,71 @@ def _check_study(study):
                         "'results'); this is not one (a benchmark record of load_result?)")
 
 
+_STATS = ("mean", "std", "min", "max", "n")
+_A_RUN_HOLDS = ("a seed study's run is a dict with 'seeds' (the seeds it was trained from, whole "
+                "numbers), 'valid_acc' and 'test_acc' (one accuracy per seed) and 'valid' and "
+                "'test' (their summary: a dict of 'mean', 'std', 'min', 'max' and 'n'), as "
+                "benchmarks/accuracy_seeds.py writes it")
+
+
+def _check_study_run(result, name, keys=(), row=None):
+    """The run ``name`` of a seed study (as a records file holds it, which may be damaged) is a
+    dict holding ``keys``, each of the kind benchmarks/accuracy_seeds.py writes: 'seeds' and
+    '<split>_acc' lists of numbers, '<split>' a summary of them. What is missing or of another
+    kind is named, with the run, the row (``row``, its label in a table) and what a run holds."""
+    where = f"the seed study's run {name!r}" + ("" if row is None else f" (row {row!r})")
+
+    def damaged(problem):
+        raise ValueError(f"{where} is damaged: {problem}; {_A_RUN_HOLDS}. Load the record again "
+                         "with load_seed_study(); if its file is damaged, restore it from git "
+                         "(git checkout -- benchmarks/results/)")
+
+    if not isinstance(result, dict):
+        damaged(f"it is {_shown(result)} (a {type(result).__name__}), not a dict")
+    for key in keys:
+        if key not in result:
+            split = key.removesuffix("_acc")
+            measured = [s for s in SPLITS if f"{s}_acc" in result and s in result]
+            if (split in SPLITS and measured and f"{split}_acc" not in result
+                    and split not in result):  # a run on all 60,000 images has no validation
+                raise ValueError(f"{where} has no {split} accuracies ({key!r}): it was measured "
+                                 f"on {' and '.join(map(repr, measured))} only; ask for that "
+                                 "split, or leave this run out")
+            if key in SPLITS and isinstance(result.get(f"{key}_acc"), list):
+                raise ValueError(  # --study batch-norm-final keeps each seed's accuracy only
+                    f"{where} holds its {key} accuracies ({key}_acc: one per seed) but no "
+                    f"summary of them ({key!r}: their mean, std, min, max and n), which a "
+                    "table shows: a record of benchmarks/accuracy_seeds.py --study "
+                    "batch-norm-final keeps only the accuracies. Compare its runs with "
+                    "seed_study_pairs(study, reference, rows), or summarise them with "
+                    f"recipes.summarize(study['results'][{name!r}][{key + '_acc'!r}])")
+            damaged(f"it lacks {key!r}")
+        value = result[key]
+        if key in SPLITS:
+            if not isinstance(value, dict):
+                damaged(f"its {key!r} is {_shown(value)} (a {type(value).__name__}), not a dict "
+                        f"of {', '.join(map(repr, _STATS))}")
+            for stat in _STATS:
+                if stat not in value:
+                    damaged(f"its {key!r} lacks {stat!r}")
+                number = value[stat]
+                kind = numbers.Integral if stat == "n" else numbers.Real
+                if isinstance(number, bool) or not isinstance(number, kind):
+                    damaged(f"its {key!r}[{stat!r}] is {_shown(number)} (a "
+                            f"{type(number).__name__}), not a "
+                            f"{'whole number' if stat == 'n' else 'number'}")
+        else:  # 'seeds', 'valid_acc', 'test_acc'
+            kind, what = ((numbers.Integral, "seeds (whole numbers)") if key == "seeds"
+                          else (numbers.Real, "accuracies (numbers)"))
+            if not isinstance(value, list):
+                damaged(f"its {key!r} is {_shown(value)} (a {type(value).__name__}), not a list "
+                        f"of {what}")
+            for item in value:
+                if isinstance(item, bool) or not isinstance(item, kind):
+                    damaged(f"its {key!r} holds {_shown(item)} (a {type(item).__name__}), but "
+                            f"it must hold {what}")
+
+
 def _check_rows(rows, study=None):
     if not isinstance(rows, dict):
         raise TypeError(f"rows must be a dict {{label: run name}}, e.g. {{'the text': 'text'}}, "
@@ -347,8 +412,8 @@ def _check_rows(rows, study=None):
             example = next(iter(study["results"]), "text")
             raise ValueError("rows is empty: name at least one run of the study, as {label: run "
                              f"name}}, e.g. {{'the text': {example!r}}}")
-        for name in rows.values():
-            _study_result(study, name, "rows")
+        for label, name in rows.items():
+            _check_study_run(_study_result(study, name, "rows"), name, row=label)
 
 
 SPLITS = ("valid", "test")
@@ -362,9 +427,16 @@ def _check_splits(splits):
             f"{splits!r}")
 
 
+def _pair_keys(split):
+    """What a run needs to pair its accuracies on ``split`` with its seeds (nothing to check for
+    a split that is not one: the split is named then)."""
+    return ("seeds", f"{split}_acc") if isinstance(split, str) and split in SPLITS else ()
+
+
 def accuracy_by_seed(study, name, split="valid"):
     """{seed: accuracy} of one named run of the seed study on "valid" or "test"."""
     result = _study_result(study, name)
+    _check_study_run(result, name, _pair_keys(split))
     if f"{split}_acc" not in result:
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     seeds, accuracies = result.get("seeds"), result[f"{split}_acc"]
@@ -394,6 +466,8 @@ def seed_study_table(study, rows, splits=("valid",)):
     _check_study(study)
     _check_rows(rows, study)
     _check_splits(splits)
+    for label, name in rows.items():  # every row before the first is made
+        _check_study_run(_study_result(study, name), name, splits, row=label)
     table = []
     for label, name in rows.items():
         result = _study_result(study, name)
@@ -406,6 +480,37 @@ def seed_study_table(study, rows, splits=("valid",)):
     return pd.DataFrame(table).set_index("recipe")
 
 
+def _seeds_shown(seeds):
+    """A run's seeds in a few words: '0 to 19' for a range, else the first ones."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]} to {seeds[-1]}"
+    shown = ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
+    return f"seeds {shown}" if seeds else "no seeds"
+
+
+def _check_shared_seeds(study, reference, rows, split):
+    """Each row's run and the reference share at least 2 seeds (recipes.paired_test pairs the
+    accuracies of a seed both were trained from): runs of other seeds are named, with both seeds.
+    A split that is not one is named by accuracy_by_seed."""
+    if not _pair_keys(split):
+        return
+    _check_study_run(_study_result(study, reference, "reference"), reference, _pair_keys(split))
+    theirs = study["results"][reference].get("seeds", [])
+    for label, name in rows.items():
+        mine = study["results"][name].get("seeds", [])
+        shared = sorted(set(mine) & set(theirs))
+        if len(shared) >= 2:
+            continue
+        how = ("share no seeds" if not shared
+               else f"share only one seed ({shared[0]}), and a paired test needs at least 2")
+        raise ValueError(f"seed_study_pairs: the runs {name!r} (row {label!r}) and {reference!r} "
+                         f"(the reference) {how} ({name!r}: {_seeds_shown(mine)}; {reference!r}: "
+                         f"{_seeds_shown(theirs)}), so their accuracies cannot be paired seed by "
+                         "seed; compare runs trained from the same seeds (give another reference, "
+                         "or leave that row out)")
+
+
 def seed_study_pairs(study, reference, rows, split="valid"):
     """Each named run against the reference run, paired on the seeds both were trained from
     (``recipes.paired_test``, one-sided, at ``recipes.ALPHA``), as a DataFrame."""
@@ -415,11 +520,15 @@ def seed_study_pairs(study, reference, rows, split="valid"):
     _check_rows(rows)
     _study_result(study, reference, "reference")
     _check_rows(rows, study)
+    for label, name in rows.items():  # the row named, before any test
+        _check_study_run(_study_result(study, name), name, _pair_keys(split), row=label)
+    _check_shared_seeds(study, reference, rows, split)
     table = []
-    for label, name in rows.items():
-        after = accuracy_by_seed(study, name, split)
-        before = {seed: acc for seed, acc in accuracy_by_seed(study, reference, split).items()
-                  if seed in after}
+    reference_by_seed = accuracy_by_seed(study, reference, split)
+    for label, name in rows.items():  # each pair: a seed both runs were trained from
+        after = {seed: acc for seed, acc in accuracy_by_seed(study, name, split).items()
+                 if seed in reference_by_seed}
+        before = {seed: acc for seed, acc in reference_by_seed.items() if seed in after}
         t = recipes.paired_test(before, after)
         table.append({"recipe": label, "pairs": t["n"], "mean gain": f"{t['gain']:+.4f}",
                       "seeds better": f"{t['wins']}/{t['n']}", "p (paired t)": f"{t['p']:.2g}",

@@ -19,6 +19,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import is_lazy as _not_built
 
 from lenet_book.checks import (
+    _generators_kept,
     at_the_door,
     buffers_kept,
     check_network,
@@ -116,18 +117,58 @@ def describe(layer):
 def shape_by_pytorch(layer, shape):
     """The output shape of a layer without a rule here, from PyTorch's own shape propagation:
     a copy of the layer runs on a meta tensor, which has a shape but no data (nothing is
-    computed and the layer itself is not touched)."""
+    computed and the layer itself is not touched). A layer that the meta device cannot run
+    (e.g. one that reads its input's values, ``x / 255 if x.max() > 1 else x``) runs once for
+    real on zeros instead (``_shape_on_zeros``)."""
+    meta = None
     try:
         meta = copy.deepcopy(layer, _meta_stand_ins(layer)).to("meta").eval()
         with torch.no_grad():
             out = meta(torch.empty(shape, device="meta"))
     except Exception as err:  # whatever the layer raises for an input it cannot take
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ShapeError(f"another input: PyTorch says {first!r}") from None
+        if meta is not None and "meta" not in first.lower():  # the input does not fit
+            raise ShapeError(f"another input: PyTorch says {first!r}") from None
+        out = _shape_on_zeros(layer, shape, first)  # not copied, or not run, on meta
     if not isinstance(out, torch.Tensor):
         raise ShapeError(f"an input for which it returns one tensor (it returned a "
                          f"{type(out).__name__})")
     return tuple(out.shape)
+
+
+_ZEROS_MOST = 1 << 24  # values of the zeros run for real when the meta run cannot (64 MiB)
+
+
+def _shape_on_zeros(layer, shape, said):
+    """``layer``'s output for an input of zeros of ``shape``, run for real: its run on the meta
+    device failed with ``said`` for a reason of that device, not of the shape (a forward that
+    reads its input's values, ``.item()``, ``if x.max() > 1``, which a meta tensor has none of;
+    a tensor it makes on the CPU), or it could not be copied there. A copy of the layer runs
+    (the layer itself if it cannot be copied) in eval mode without gradients, its modes,
+    batch-norm statistics and torch's random state put back. A layer with lazy weights not
+    built yet (a real run would build them) or a shape too large to hold keeps the meta
+    verdict."""
+    lazy = any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()
+               for m in layer.modules())
+    if lazy or math.prod(shape) > _ZEROS_MOST:
+        note = ("" if lazy else f" (the layer reads its input's values, which a shape alone does "
+                f"not have, and {math.prod(shape)} values are too many to try it on zeros: "
+                f"check a batch of one image, e.g. (1, {', '.join(map(str, shape[1:]))}))")
+        raise ShapeError(f"another input: PyTorch says {said!r}{note}")
+    tensors = [*layer.parameters(), *layer.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
+    try:
+        runner = copy.deepcopy(layer)
+    except Exception:  # e.g. weights computed from others (not graph leaves): the layer itself
+        runner = layer
+    try:
+        with _generators_kept(device), modes_kept(runner), buffers_kept(runner), \
+                torch.no_grad():
+            return runner.eval()(torch.zeros(shape, device=device, dtype=dtype))
+    except Exception as err:  # whatever the layer raises for an input it cannot take
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ShapeError(f"another input: PyTorch says {first!r}") from None
 
 
 def _meta_stand_ins(layer):
@@ -444,11 +485,73 @@ def _check_shape(name, shape, param="shape"):
                 f"{tuple(shape)!r}")
 
 
-def _check_sequential(name, net):
-    if not isinstance(net, nn.Sequential):
+def _check_sequential(name, net, example=(1, 1, 28, 28)):
+    if not isinstance(_unwrapped(net), nn.Sequential):
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"{name}: net must be an nn.Sequential network such as "
+                            f"lenet_book.models.lenet(), got {net!r:.60} (a {type(net).__name__})")
+        parts = [f"net.{part}" if part.isidentifier() else f"net[{part}]"
+                 for part, module in _unwrapped(net).named_children()
+                 if isinstance(module, nn.Sequential)]
+        shape = tuple(example)
         raise TypeError(f"{name} follows an nn.Sequential layer by layer, not a "
-                        f"{type(net).__name__}: net must be one; check its Sequential parts one at "
-                        "a time")
+                        f"{type(net).__name__}: net must be one. A module of your own runs its "
+                        f"layers in its forward, in an order the rules cannot see: check its "
+                        f"Sequential parts one at a time"
+                        + (f" (e.g. check_input_shape({parts[0]}, {shape}))" if parts else "")
+                        + f", or run the network on an example, net(torch.zeros{shape}), to see "
+                        "its output shape or PyTorch's error")
+
+
+def _check_check_input_shape(net, x, verbose=True):
+    if isinstance(net, nn.Module):  # anything else: check_network names it
+        example = (tuple(x) if isinstance(x, (tuple, list, torch.Size))
+                   and all(isinstance(d, numbers.Integral) for d in x) and len(x) == 4
+                   else (1, 1, 28, 28))
+        _check_sequential("check_input_shape", net, example)
+
+
+@contextlib.contextmanager
+def _diagnosable(bound):
+    """diagnose's arguments: what walk(net, input_shape) returned for this same network and
+    shape, with a failure in it (for a shape that fits there is nothing to diagnose). The
+    network is taken as walk takes it (_as_walked)."""
+    net, input_shape, shapes, failure = (bound.arguments[name] for name in
+                                         ("net", "input_shape", "shapes", "failure"))
+    check_network(net, "diagnose: net")
+    _check_shape("diagnose", input_shape, "input_shape")
+    _check_sequential("diagnose", net,
+                      tuple(input_shape) if len(input_shape) == 4 else (1, 1, 28, 28))
+    call = "diagnose(net, input_shape, *walk(net, input_shape))"
+    if failure is None:
+        raise ValueError(f"diagnose: failure is None: walk found that the network takes "
+                         f"input_shape {tuple(input_shape)}, so there is nothing to diagnose; "
+                         f"diagnose explains a failure that walk found: shapes, failure = "
+                         f"walk(net, shape), then if failure: why, hint = diagnose(net, shape, "
+                         f"shapes, failure)")
+    if not isinstance(failure, (tuple, list)) or len(failure) != 4:
+        raise TypeError(f"diagnose: failure must be walk's (index, layer, shape, expects), four "
+                        f"items, got {failure!r:.80} (a {type(failure).__name__}); pass what walk "
+                        f"returns for the same network and shape: {call}")
+    net = _as_walked(net)
+    index, layer, shape, expects = failure
+    if (isinstance(index, bool) or not isinstance(index, numbers.Integral)
+            or not 0 <= index < len(net) or net[index] is not layer):
+        named = (f"layer {index}, {describe(layer)}" if isinstance(layer, nn.Module)
+                 and not isinstance(layer, type) else f"{index!r}, {layer!r:.40}")
+        raise ValueError(f"diagnose: failure names {named}, which is not that layer of this "
+                         f"network: pass what walk returns for the same network and shape, "
+                         f"{call}")
+    if not isinstance(shapes, (tuple, list)) or len(shapes) != index:
+        raise ValueError(f"diagnose: shapes must be walk's shapes after each layer before the "
+                         f"failing one ({index} of them), got {shapes!r:.80}; pass what walk "
+                         f"returns: {call}")
+    _check_shape("diagnose", shape, "failure's shape")
+    if not isinstance(expects, str):
+        raise TypeError(f"diagnose: failure's last item must be walk's words on what the layer "
+                        f"expects (a str), got {expects!r:.60}; pass what walk returns: {call}")
+    bound.arguments["net"] = net
+    yield
 
 
 def _check_walk(net, input_shape):
@@ -463,16 +566,37 @@ def _check_layer_and_shape(name):
     return check
 
 
-def _check_pool_padding(layer):
-    """PyTorch refuses a pooling layer padded by more than half its kernel, whatever its input
-    (the padded border would fill whole windows): a rule the output-size formula does not see."""
+def _pool_padding_problem(layer):
+    """(kernel, padding, most) as (height, width) pairs when ``layer`` is a pooling layer padded
+    by more than half its kernel (``most``), which PyTorch refuses whatever its input; else None."""
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         k, p = pair(layer.kernel_size), pair(layer.padding)
         most = (k[0] // 2, k[1] // 2)
         if p[0] > most[0] or p[1] > most[1]:
-            raise ShapeError(f"a padding of at most {square(most)}, half its {hxw(k)} kernel "
-                             f"(it has {square(p)}, which PyTorch refuses for any input): build "
-                             f"it with padding={most[0] if most[0] == most[1] else most} or less")
+            return k, p, most
+    return None
+
+
+def _check_pool_padding(layer):
+    """PyTorch refuses a pooling layer padded by more than half its kernel, whatever its input
+    (the padded border would fill whole windows): a rule the output-size formula does not see."""
+    bad = _pool_padding_problem(layer)
+    if bad:
+        k, p, most = bad
+        raise ShapeError(f"a padding of at most {square(most)}, half its {hxw(k)} kernel "
+                         f"(it has {square(p)}, which PyTorch refuses for any input): build "
+                         f"it with padding={most[0] if most[0] == most[1] else most} or less")
+
+
+def _check_pixels(layer, shape):
+    """A layer with a window (Conv2d, pooling) needs a feature map with pixels: PyTorch refuses
+    one of height or width 0 (an empty image) however much padding the layer adds, and the
+    output-size rule takes sizes of at least 1."""
+    if isinstance(layer, WINDOWED) and len(shape) in (3, 4) and 0 in shape[-2:]:
+        axes = " and ".join(axis for axis, n in zip(("height", "width"), shape[-2:]) if not n)
+        raise ShapeError(f"a feature map of at least 1×1: this one is {hxw(shape[-2:])}, its "
+                         f"{axes} 0, an empty image without pixels, which PyTorch cannot slide "
+                         "a window over")
 
 
 def _check_one_output(layer):
@@ -502,11 +626,94 @@ def _check_padding_mode(layer, shape):
                          f"most {square(most)}; use a padding that small, or padding_mode='zeros'")
 
 
+def _has_own_forward(module):
+    """An nn.Sequential subclass with its own forward (e.g. one that flattens or pads its input
+    first): its layers do not run one after the other as Sequential's forward runs them."""
+    return isinstance(module, nn.Sequential) and type(module).forward is not nn.Sequential.forward
+
+
+def _has_own_pre_hooks(module):
+    """Forward pre-hooks of one's own on ``module`` (register_forward_pre_hook; not PyTorch's,
+    e.g. a lazy layer's or weight_norm's, nor lenet_book's): they may reshape the input before
+    the layer sees it (e.g. ``lambda m, i: (i[0].reshape(-1, 1, 28, 28),)``), which the rules
+    here do not see."""
+    hooks = getattr(module, "_forward_pre_hooks", None) or {}
+    return any(not (getattr(hook, "__module__", None) or type(hook).__module__ or "")
+               .startswith(("torch.", "lenet_book.")) for hook in hooks.values())
+
+
+def _unwrapped(net):
+    """The network inside nn.DataParallel (or DistributedDataParallel) and torch.compile: the
+    shape rules follow its layers."""
+    for _ in range(8):  # wrappers of wrappers
+        inner = getattr(net, "_orig_mod", None)
+        if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            inner = net.module
+        if not isinstance(inner, nn.Module):
+            return net
+        net = inner
+    return net
+
+
+def _as_walked(net):
+    """``net`` as walk follows it: the network inside a DataParallel or torch.compile wrapper,
+    and a Sequential subclass with its own forward, or one with forward pre-hooks of one's own,
+    held as the one layer of an nn.Sequential, its shape found by PyTorch."""
+    net = _unwrapped(net)
+    if _has_own_forward(net) or _has_own_pre_hooks(net):
+        return nn.Sequential(net)
+    return net
+
+
+class _AsOne(nn.Module):
+    """A Sequential subclass with its own forward (or a layer with forward pre-hooks of one's
+    own), held as one layer of no rule here, so that next_shape asks PyTorch for its output
+    shape (shape_by_pytorch runs its forward, and its hooks, on a meta copy) instead of
+    following its layers."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, *inputs):
+        return self.block(*inputs)
+
+
+@contextlib.contextmanager
+def _one_if_own_forward(bound):
+    """next_shape follows an nn.Sequential's layers one by one: a subclass with its own forward
+    is given to it as one layer instead, its shape found by PyTorch. So is a layer with forward
+    pre-hooks of one's own whose input the rules refuse (a hook may reshape it first): PyTorch
+    then runs the hooks too (only then, so that hooks that record inputs are not run at every
+    check)."""
+    layer = bound.arguments["layer"]
+    if _has_own_forward(layer):
+        bound.arguments["layer"] = _AsOne(layer)
+    elif _has_own_pre_hooks(layer):
+        try:
+            next_shape.__wrapped__(layer, bound.arguments["shape"])  # the rules alone
+        except ShapeError:
+            bound.arguments["layer"] = _AsOne(layer)
+    yield
+
+
+@contextlib.contextmanager
+def _whole_if_own_forward(bound):
+    """A network in a DataParallel or torch.compile wrapper is checked (walk, check_input_shape)
+    by its layers; one that is a Sequential subclass with its own forward, or has forward
+    pre-hooks of one's own, as one layer, by PyTorch: nn.Sequential(net), whose only layer it
+    is."""
+    if isinstance(bound.arguments["net"], nn.Module):
+        bound.arguments["net"] = _as_walked(bound.arguments["net"])
+    yield
+
+
 def _check_next_shape(layer, shape):
     _check_layer_and_shape("next_shape")(layer, shape)
     # ShapeErrors, as next_shape's rules raise (walk reports them)
     _check_pool_padding(layer)
     _check_one_output(layer)
+    _check_pixels(layer, shape)
     _check_padding_mode(layer, shape)
 
 
@@ -546,7 +753,10 @@ def _traced(bound):
     traced in eval mode (batch norm cannot normalise a batch of one in training; the shapes are
     the same), the modes put back after."""
     net, X = bound.arguments["net"], bound.arguments["X"]
-    with buffers_kept(net), modes_kept(net):
+    if _has_own_forward(net) or _has_own_pre_hooks(net):  # traced as one layer, as run
+        bound.arguments["net"] = nn.Sequential(net)
+    device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+    with buffers_kept(net), modes_kept(net), _generators_kept(device):  # e.g. dropout's draws
         if (isinstance(X, torch.Tensor) and X.dim() > 0 and len(X) == 1
                 and isinstance(net, nn.Module)
                 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())):
@@ -562,5 +772,8 @@ hxw = at_the_door(hxw, _check_pair_like("hxw"))
 is_lazy = at_the_door(is_lazy, lambda layer: _check_layer("is_lazy", layer))
 describe = at_the_door(describe, lambda layer: _check_layer("describe", layer))
 shape_by_pytorch = at_the_door(shape_by_pytorch, _check_layer_and_shape("shape_by_pytorch"))
-next_shape = at_the_door(next_shape, _check_next_shape)
-walk = at_the_door(walk, _check_walk)
+next_shape = at_the_door(next_shape, _check_next_shape, around=_one_if_own_forward)
+walk = at_the_door(walk, _check_walk, around=_whole_if_own_forward)
+check_input_shape = at_the_door(check_input_shape, _check_check_input_shape,
+                                around=_whole_if_own_forward)
+diagnose = at_the_door(diagnose, around=_diagnosable)

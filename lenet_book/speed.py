@@ -82,6 +82,7 @@ def compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dty
 
 def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, amp_dtype=None,
                                channels_last=False, **compile_options):
+    _check_own_names(compile_options)  # first: the other checks would read a default instead
     check_network(net)
     if hasattr(net, "_orig_mod"):  # torch.compile of a compiled network gives a function
         raise TypeError("compile_and_warm_up: net is already compiled (torch.compile, e.g. by an "
@@ -136,6 +137,23 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
                  if isinstance(backend, str) else [])
         raise ValueError(f"compile_and_warm_up: {error}"
                          + (f"; did you mean backend={close[0]!r}?" if close else "")) from None
+
+
+def _check_own_names(compile_options):
+    """A keyword that is not torch.compile's but close to one of compile_and_warm_up's own
+    parameters (batchsize=, eval_set=) is a misspelling of that parameter, not an option."""
+    known = [name for name in inspect.signature(torch.compile).parameters if name != "model"]
+    own = [name for name in inspect.signature(_check_compile_and_warm_up).parameters
+           if name not in ("net", "compile_options")]
+    for key in compile_options:
+        close = (difflib.get_close_matches(key, own + known, n=1, cutoff=0.5)
+                 if key not in known else [])
+        if close and close[0] in own:
+            raise TypeError(f"compile_and_warm_up() got an unexpected keyword argument {key!r}: "
+                            f"did you mean {close[0]}=? It takes compile_and_warm_up(net, "
+                            "train_data, eval_data=None, batch_size=256, amp_dtype=None, "
+                            "channels_last=False, **compile_options), the options going to "
+                            f"torch.compile ({', '.join(known)})")
 
 
 def _check_compile_values(compile_options):
@@ -495,4 +513,5 @@ fused_table = at_the_door(fused_table, lambda result: (_check_record(result),
 kernel_table = at_the_door(kernel_table, _check_kernel_table)
 compile_payoff = at_the_door(compile_payoff, _check_compile_payoff)
 compile_and_train = at_the_door(compile_and_train, _check_compile_and_train)
+load_result = at_the_door(load_result)  # a misspelt argument is named, with the signature
 epoch_losses = at_the_door(epoch_losses, _check_epoch_losses)

@@ -26,14 +26,18 @@ from lenet_book.checks import (
     _check_trainable,
     _check_values,
     _input_problem,
+    _text_outputs_checked,
     at_the_door,
+    buffers_kept,
     check_device,
     check_finite_loss,
     check_flags,
     check_function,
+    check_layers_built,
     check_network,
     check_number,
     check_whole,
+    modes_kept,
 )
 from lenet_book.data import ensure_fashion_mnist
 from lenet_book.device import synchronize
@@ -93,9 +97,13 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
         net.train()
         loss_sum = correct = count = 0.0
         step_losses = []  # to name the step where a diverging training went wrong
-        for batch in train_iter:
+        for number, batch in enumerate(train_iter, 1):
             if not epoch and not count:
                 _check_text_batch("train_text_loop: train_iter", batch, net)
+                first = (batch[0].shape[1:], batch[0].dtype)
+            else:  # cheaply, before its step: labels 0-9, images as the first batch's
+                _check_later_batch(f"train_text_loop: in epoch {epoch + 1}, batch {number} of "
+                                   "train_iter", batch, net, first)
             X, y = batch
             if batch_norm and len(X) == 1:  # a loader whose batch sizes the door could not see
                 raise ValueError(f"train_text_loop: in epoch {epoch + 1}, after {int(count)} "
@@ -157,6 +165,27 @@ def _check_text_batch(name, batch, net=None):
         if low < 0 or high > 9:
             raise ValueError(f"{name}: the labels must be class numbers 0-9, found "
                              f"{low if low < 0 else high}")
+
+
+def _check_later_batch(name, batch, net, first):
+    """A batch after the first, checked as it comes, before its step: a pair of tensors, images
+    of the first batch's size and dtype (another size is checked against the network once),
+    int64 labels 0-9, one per image (their range read on the CPU only: on a GPU reading them
+    would wait for it). The batches before it have trained the network."""
+    X, y = batch if isinstance(batch, (tuple, list)) and len(batch) == 2 else (None, None)
+    try:
+        if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)
+                and (X.shape[1:], X.dtype) == first
+                and y.dtype == torch.int64 and y.dim() == 1 and len(y) == len(X)):
+            _check_text_batch(name, batch, net)  # what is wrong, in the first batch's words
+        elif y.device.type == "cpu" and len(y):
+            low, high = (value.item() for value in torch.aminmax(y))
+            if low < 0 or high > 9:
+                raise ValueError(f"{name}: the labels must be class numbers 0-9, found "
+                                 f"{low if low < 0 else high}")
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{error}; the batches before it have trained the network: fix "
+                          "the data set and train again") from None
 
 
 def _check_batch_fits_net(name, X, net):
@@ -345,6 +374,29 @@ def _check_loader(name, loader):
                          "at least one batch, e.g. the first of text_loaders()")
 
 
+def _check_reiterable(name, loader):
+    """The loop reads ``loader`` once per epoch (and the door reads its first batch): an
+    iterable whose ``__iter__`` returns the same iterator each time (one made once, in its
+    ``__init__``) is used up after one pass. A DataLoader, a list or a tuple starts afresh each
+    time (``iter()`` on a DataLoader would draw from torch's generator: not called)."""
+    if isinstance(loader, (torch.utils.data.DataLoader, list, tuple, range)):
+        return
+    with _random_state_kept(loader):
+        try:
+            once = iter(loader) is iter(loader)
+        except TypeError as error:
+            raise TypeError(f"{name} must be a DataLoader of (images, labels) batches, e.g. the "
+                            f"first of text_loaders(); iter() on this {type(loader).__name__} "
+                            f"fails: {error}") from None
+    if once:
+        raise TypeError(f"{name} gives the same iterator each time it is read (its __iter__ "
+                        f"returns one iterator, made once), so it is used up after one pass, "
+                        "but the loop reads it once per epoch and the first batch is read "
+                        "before training: pass a DataLoader, or an iterable whose __iter__ "
+                        "starts afresh each time (e.g. def __iter__(self): yield from "
+                        "self.batches)")
+
+
 def _check_text_net(name, net):
     check_network(net, name)
     _check_values(net)
@@ -378,10 +430,14 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
                            on_epoch=None, init=True):
     _check_grad_mode("train_text_loop")  # not torch's words at the first backward
     _check_text_net("train_text_loop: net", net)
-    _check_trainable(net)  # values, trainable weights (their type is checked against the batches)
+    # values, trainable weights (their type is checked against the batches); lazy layers are
+    # built below, by the first batch, once everything else is checked
+    _check_trainable(net, lazy=True)
     _check_softmax_output(net, None)  # the loop's cross-entropy applies the softmax itself
     _check_loader("train_iter", train_iter)
     _check_loader("test_iter", test_iter)
+    _check_reiterable("train_text_loop: train_iter", train_iter)
+    _check_reiterable("train_text_loop: test_iter", test_iter)
     _check_batches_of_one(net, train_iter)
     check_whole("num_epochs", num_epochs)
     check_number("lr", lr, low_open=False)  # lr 0 (no change) is allowed: tests compare weights
@@ -393,13 +449,35 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
     redrawn = [m.weight for m in net.modules() if type(m) in (nn.Linear, nn.Conv2d)] if init else []
     _check_finite_weights("train_text_loop", net, redrawn)  # init_xavier keeps biases, statistics
     # what the loaders give, before a step (the test loader is otherwise read after an epoch)
+    first = []
     for name, loader in (("train_text_loop: train_iter", train_iter),
                          ("train_text_loop: test_iter", test_iter)):
         batch = _first_batch(name, loader)
         if batch is not None:  # none: named in the loop
             _check_text_batch(name, batch, net)
+        first.append(batch)
+    _build_lazy_layers(net, first[0])  # last: a refused call leaves the network as it was
+
+
+def _build_lazy_layers(net, batch):
+    """Lazy layers (nn.LazyLinear, nn.LazyConv2d) get their weights at the network's first
+    forward pass: one image of the first training batch, run at the door, builds them as
+    running one batch through the network first would, their weights drawn from torch's random
+    numbers by the layers' own initialisation (so a seeded run repeats). It runs in eval mode
+    without gradients, so no dropout is drawn and batch norm's statistics stay as they are;
+    ``init=True`` then draws Xavier weights for them too, ``init=False`` trains them as built."""
+    if not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params()
+               for m in net.modules()):
+        return
+    if batch is None:  # no batch to build them with
+        check_layers_built(net, "be trained")
+    device = next(net.parameters()).device
+    with modes_kept(net), buffers_kept(net), torch.no_grad():
+        net.eval()(batch[0][:1].to(device))
 
 
 text_loaders = at_the_door(text_loaders, _check_text_loaders)
 evaluate_accuracy_gpu = at_the_door(evaluate_accuracy_gpu, _check_evaluate_accuracy_gpu)
-train_text_loop = at_the_door(train_text_loop, _check_train_text_loop)
+# the first step's outputs, before its backward (a forward hook: no pass of its own)
+train_text_loop = at_the_door(train_text_loop, _check_train_text_loop,
+                              around=_text_outputs_checked)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lenet_book.checks import (
+    _step_outputs_checked,
     at_the_door,
     check_built,
     check_epoch_graph,
@@ -103,8 +104,10 @@ def train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=argmax):
 
 # The chapters show train_step, evaluate and train as written above; at_the_door (checks) checks
 # their arguments before they run: a batch of 0-255 floats or label 10 given to train_step, the
-# pair (images, labels) given to evaluate as one argument, train(..., epochs=5).
-train_step = at_the_door(train_step, check_train_step)
+# pair (images, labels) given to evaluate as one argument, train(..., epochs=5). The first step
+# of a network and loss checks the outputs before the loss is taken (_step_outputs_checked): a
+# network cut off from its weights, or one that ends in a softmax given to cross-entropy.
+train_step = at_the_door(train_step, check_train_step, around=_step_outputs_checked)
 
 
 def evaluate(net, images, labels, predict=argmax, batch_size=2500):
@@ -245,22 +248,56 @@ def _as_train_leaves_it(bound):
     """``train``'s call: ``on_epoch`` may add to each epoch's dict (e.g. a validation loss), and
     what it removes or changes of train's own entries is put back, so the history stays whole;
     the network ends in eval mode when it was scored (as the last ``evaluate`` of the body leaves
-    it; ``evaluate`` itself puts the modes back)."""
+    it; ``evaluate`` itself puts the modes back). ``on_epoch`` may change the weights but not
+    replace layers while epochs remain (the optimizer, built once, would not hold them). A call
+    that stops with an exception (a refusal, Ctrl-C) leaves the train/eval modes as it found
+    them."""
+    net = bound.arguments["net"]
     on_epoch = bound.arguments.get("on_epoch")
     if on_epoch is not None and not isinstance(on_epoch, type):
         check_function("on_epoch", on_epoch)  # before it is wrapped: its own signature
+        num_epochs = bound.arguments.get("num_epochs")
 
         def keeping_the_record(record):
             own = dict(record)
+            before = {id(p) for p in net.parameters()} if isinstance(net, nn.Module) else None
             on_epoch(record)
             record.update(own)
+            if before is not None:
+                _check_layers_kept(net, before, own.get("epoch"), num_epochs)
 
         bound.arguments["on_epoch"] = keeping_the_record
-    yield
+    modes = ([(module, module.training) for module in net.modules()]
+             if isinstance(net, nn.Module) else [])
+    try:
+        yield
+    except BaseException:
+        for module, mode in modes:  # as found: the body switches to training mode each epoch
+            module.training = mode
+        raise
     check_finite_weights(bound.arguments["net"])  # the last step's update: no loss looked at it
     scored = bound.arguments.get("eval_sets") or bound.arguments.get("test_data")
     if scored:
         bound.arguments["net"].eval()
+
+
+def _check_layers_kept(net, before, epoch, num_epochs):
+    """After ``on_epoch``: a trainable parameter that was not in the network before it (a layer
+    replaced) is not in the optimizer, which train built once; refused while epochs remain."""
+    try:
+        remain = epoch < num_epochs
+    except TypeError:
+        remain = True
+    new = [name for name, p in net.named_parameters() if p.requires_grad and id(p) not in before]
+    if new and remain:
+        raise ValueError(f"on_epoch replaced layers of the network after epoch {epoch} (new "
+                         f"weights: {', '.join(new[:3])}{' ...' if len(new) > 3 else ''}), but "
+                         "train built its optimizer once, before the first epoch, from the "
+                         "layers then in the network, and cannot build it again inside the "
+                         "loop: the new layers would never learn. on_epoch may change the "
+                         "weights (e.g. with torch.no_grad(): net[0].weight.mul_(0.5)) but "
+                         "not replace layers; replace them before calling train, or call "
+                         "train again on the changed network once this one returns")
 
 
 # chapter 4 shows EpochGraph as written; its arguments are checked before any recording

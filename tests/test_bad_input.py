@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lenet_book import (
@@ -2348,9 +2349,9 @@ def test_17_the_text_loop_checks_its_loaders_and_first_batch():
                           lambda: textbook.evaluate_accuracy_gpu(net, swapped, "cpu"))
 
 
-def _tool(name, *args):
+def _tool(name, *args, cwd=None):
     return subprocess.run([sys.executable, str(REPO / "tools" / name), *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+                          capture_output=True, text=True, timeout=120, cwd=cwd or REPO)
 
 
 def test_17_the_notebook_tools_name_a_file_that_is_not_a_notebook(tmp_path):
@@ -4817,7 +4818,8 @@ def test_28_shape_rules_refuse_a_padding_mode_padding_larger_than_the_feature_ma
 
 
 def test_28_shape_rules_take_the_1998_network_with_learnable_codes():
-    net = original.init_paper(original.original_lenet(nn.Parameter(original.hadamard_codes())))
+    net = original.init_paper(original.original_lenet())
+    net.output = _PenaltiesOfItsOwn(net.output.codes)  # codes as a Parameter of one's own layer
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)  # it runs
     assert shapes.check_input_shape(net, (1, 1, 28, 28), verbose=False) is True
     assert shapes.shape_by_pytorch(net.output, (1, 84)) == (1, 10)
@@ -5556,22 +5558,14 @@ def _lazy_net():
                          nn.Flatten(), nn.LazyLinear(10))
 
 
-def _float_batches_loader(images, labels):
-    dataset = torch.utils.data.TensorDataset(images[:, None].float() / 255, labels)
-    return torch.utils.data.DataLoader(dataset, batch_size=4)
-
-
 @pytest.mark.parametrize("call", [
     lambda net, images, labels: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
                                            nn.CrossEntropyLoss(), to_float(images[:8]),
                                            labels[:8]),
-    lambda net, images, labels: textbook.train_text_loop(net, _float_batches_loader(images, labels),
-                                                         _float_batches_loader(images, labels), num_epochs=1,
-                                                         init=False),
-], ids=["train_step", "train_text_loop(init=False)"])
+], ids=["train_step"])
 def test_28_a_network_with_unbuilt_lazy_layers_is_named_not_torch_s_error(call):
-    """train_step and the text's loop read the weights at the door, where an unbuilt LazyLinear
-    raised torch's 'Attempted to use an uninitialized parameter'."""
+    """train_step reads the weights at the door, where an unbuilt LazyLinear raised torch's
+    'Attempted to use an uninitialized parameter' (the text's loop builds them: section 29)."""
     images, labels = tiny_data(16)
     refused_by_lenet_book(ValueError, r"lazy layers whose weights are not built yet \(LazyLinear",
                           lambda: call(_lazy_net(), images, labels))
@@ -5799,6 +5793,1613 @@ def test_28_the_text_s_loop_trains_a_float64_network_on_float64_batches():  # va
         images[:, None].double() / 255, labels), batch_size=4)
     history, _ = textbook.train_text_loop(models.lenet().double(), loader, loader, num_epochs=1)
     assert math.isfinite(history[0]["loss"])
+
+
+# --- 29. A fifteenth probe: blocks with their own forward, pooling padding, empty images, lazy
+# layers in the text's loop, and what the probe found ---
+
+class _Flattening(nn.Sequential):  # flattens the images itself, then runs its layers
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+
+
+def test_29_a_sequential_with_its_own_forward_inside_a_network_is_checked_as_one_layer(capsys):
+    """Its layers were followed as if Sequential's forward ran them: 'FAILS at layer 0,
+    _Flattening ... expects: a last dimension of 784', though the network runs."""
+    net = nn.Sequential(_Flattening(nn.Linear(784, 120)), nn.ReLU(), nn.Linear(120, 10))
+    assert shapes.check_input_shape(net, (1, 1, 28, 28))
+    assert "OK: (1, 1, 28, 28) -> (1, 10)" in capsys.readouterr().out
+    assert shapes.trace_shapes(net, torch.rand(2, 1, 28, 28)) == [(2, 120), (2, 120), (2, 10)]
+    whole = _Flattening(nn.Linear(784, 10))  # the network itself: one layer too
+    assert shapes.check_input_shape(whole, (1, 1, 28, 28), verbose=False)
+    assert shapes.trace_shapes(whole, torch.rand(2, 1, 28, 28)) == [(2, 10)]
+    wrong = nn.Sequential(_Flattening(nn.Linear(100, 10)))  # still refused, in PyTorch's words
+    refused_by_lenet_book(ValueError, r"layer 0, _Flattening, gets shape \(1, 1, 28, 28\) but "
+                                      "expects another input: PyTorch says",
+                          lambda: shapes.trace_shapes(wrong, torch.rand(1, 1, 28, 28)))
+
+
+def test_29_a_pooling_layer_padded_beyond_half_its_window_is_named_not_the_image_size():
+    """train said 'the network does not take 28×28 images', blaming the images for a layer
+    that PyTorch refuses whatever their size."""
+    images, labels = tiny_data(16)
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, padding=2),
+                        nn.Flatten(), nn.Linear(6 * 16 * 16, 10))
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, r"whatever the images' size: its layer 2, AvgPool2d\(kernel 2×2\), is padded "
+                    r"by 2, more than half its 2×2 window.* padding=1 or less",
+        lambda: train(net, (images, labels), num_epochs=1, batch_size=8))
+    assert "does not take" not in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    refused_by_lenet_book(ValueError, r"trace_shapes: the network cannot run, whatever the "
+                                      r"images' size: its layer 2, AvgPool2d",
+                          lambda: shapes.trace_shapes(net, torch.rand(1, 1, 28, 28)))
+
+
+@pytest.mark.parametrize("shape, empty", [((1, 1, 0, 0), "0×0, its height and width 0"),
+                                          ((1, 1, 0, 28), "0×28, its height 0")],
+                         ids=["0x0", "0-height"])
+def test_29_an_image_without_pixels_is_named_empty(shape, empty, capsys):
+    """A padded first layer made output_size raise 'n must be at least 1, got 0' from inside."""
+    net = nn.Sequential(nn.Conv2d(1, 6, 3, padding=2), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(6 * 30 * 30, 10))
+    assert not shapes.check_input_shape(net, torch.zeros(shape))
+    printed = capsys.readouterr().out
+    assert f"this one is {empty}, an empty image without pixels" in printed, printed
+    assert "this network was built for 28×28" in printed, printed
+    refused_by_lenet_book(ValueError, rf"trace_shapes: .*layer 0, Conv2d.*{empty}, an empty image "
+                                      r"without pixels.*built for 28×28",
+                          lambda: shapes.trace_shapes(net, torch.zeros(shape)))
+
+
+def test_29_the_texts_loop_builds_lazy_layers_with_the_first_batch():
+    """A LazyLinear was refused ('run one batch through it first'); the loop now builds it as
+    that would, so init=False trains the network's own weights."""
+    X = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(X, torch.arange(16) % 10), batch_size=8)
+
+    def lazy():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2),
+                             nn.Flatten(), nn.LazyLinear(10))
+
+    net = lazy()
+    history, _ = textbook.train_text_loop(net, loader, loader, num_epochs=1, lr=0.5, init=False)
+    assert net[4].weight.shape == (10, 6 * 14 * 14)
+    by_hand = lazy()  # built by one batch first, as the message used to ask
+    with torch.no_grad():
+        by_hand.eval()(X[:1])
+    by_hand.train()
+    same, _ = textbook.train_text_loop(by_hand, loader, loader, num_epochs=1, lr=0.5, init=False)
+    assert [h["loss"] for h in history] == [h["loss"] for h in same]
+    assert all(torch.equal(v, weights(by_hand)[k]) for k, v in weights(net).items())
+    history, _ = textbook.train_text_loop(lazy(), loader, loader, num_epochs=1, init=True)
+    assert len(history) == 1
+
+
+def _damaged_study():
+    """A seed study as a records file holds it: two runs, each with its accuracies and their
+    summaries (as benchmarks/accuracy_seeds.py writes them)."""
+    def run(accuracies):
+        summary = {"mean": sum(accuracies) / 3, "std": 0.01, "min": min(accuracies),
+                   "max": max(accuracies), "n": 3}
+        return {"seeds": [0, 1, 2], "valid_acc": list(accuracies), "valid": dict(summary),
+                "test_acc": list(accuracies), "test": dict(summary)}
+    return {"results": {"text": run([0.8, 0.9, 0.7]), "other": run([0.85, 0.9, 0.75])}}
+
+
+def test_29_a_seed_study_run_missing_a_key_or_holding_another_type_is_refused_naming_it():
+    study = _damaged_study()
+    del study["results"]["text"]["valid"]["n"]  # a record damaged by hand: KeyError 'n' before
+    message = refused_by_lenet_book(
+        ValueError, r"the seed study's run 'text' \(row 'the text'\) is damaged: its 'valid' "
+        r"lacks 'n'", lambda: results.seed_study_table(study, {"the text": "text"}))
+    assert "a seed study's run is a dict with 'seeds'" in message
+    assert "'mean', 'std', 'min', 'max' and 'n'" in message and "load_seed_study()" in message
+    study = _damaged_study()
+    study["results"]["text"]["valid"] = [0.8, 0.9, 0.7]  # a list: TypeError before
+    refused_by_lenet_book(ValueError, r"run 'text' \(row 'a'\) is damaged: its 'valid' is "
+                          r"\[0.8, 0.9, 0.7\] \(a list\), not a dict",
+                          lambda: results.seed_study_table(study, {"a": "text"}))
+    study = _damaged_study()
+    study["results"]["other"]["test"]["mean"] = "0.83"  # format's own ValueError before
+    refused_by_lenet_book(ValueError, r"run 'other' \(row 'b'\) is damaged: its 'test'\['mean'\] "
+                          r"is '0.83' \(a str\), not a number", lambda: results.seed_study_table(
+                              study, {"a": "text", "b": "other"}, splits=("valid", "test")))
+    study = _damaged_study()
+    study["results"]["text"] = [0.8, 0.9]  # not a run at all: AttributeError before
+    refused_by_lenet_book(ValueError, r"run 'text' \(row 'a'\) is damaged: it is \[0.8, 0.9\] "
+                          r"\(a list\), not a dict", lambda: results.seed_study_table(
+                              study, {"a": "text"}))
+    # the other readers, with the same check
+    study = _damaged_study()
+    del study["results"]["text"]["seeds"]
+    refused_by_lenet_book(ValueError, "run 'text' is damaged: it lacks 'seeds'",
+                          lambda: results.accuracy_by_seed(study, "text"))
+    study = _damaged_study()
+    study["results"]["text"]["seeds"] = [[0], [1], [2]]  # unhashable seeds: TypeError before
+    refused_by_lenet_book(ValueError, r"run 'text' \(row 'a'\) is damaged: its 'seeds' holds "
+                          r"\[0\] \(a list\), but it must hold seeds \(whole numbers\)",
+                          lambda: results.seed_study_pairs(study, "other", {"a": "text"}))
+
+
+def test_29_a_seed_study_run_without_the_split_asked_for_is_named_as_such():
+    study = results.load_seed_study()
+    full = "text's recipe, 60,000 images"  # trained on all 60,000 images: no validation split
+    assert "valid_acc" not in study["results"][full] and "test_acc" in study["results"][full]
+    message = refused_by_lenet_book(
+        ValueError, r"run \"text's recipe, 60,000 images\" \(row 'full'\) has no valid accuracies",
+        lambda: results.seed_study_table(study, {"full": full}))
+    assert "it was measured on 'test' only; ask for that split" in message, message
+    refused_by_lenet_book(ValueError, "has no valid accuracies \\('valid_acc'\\)",
+                          lambda: results.accuracy_by_seed(study, full))
+    # valid: its test split, and the committed study's tables
+    assert len(results.accuracy_by_seed(study, full, "test")) == len(study["results"][full]["seeds"])
+    assert len(results.seed_study_table(study, {"full": full}, splits=("test",))) == 1
+    assert len(results.seed_study_table(_damaged_study(), {"a": "text", "b": "other"},
+                                        splits=("valid", "test"))) == 2
+
+
+TOOL_MAINS = """
+import contextlib, io, json, sys, traceback
+sys.path.insert(0, {repo!r})
+from tools import {tool} as tool
+said = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = tool.main(argv)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (print(exit_.code, file=err) or 1)
+        except Exception:
+            code = "Traceback " + traceback.format_exc()
+    said.append([code, err.getvalue()])
+print(json.dumps(said))
+"""
+
+
+def _tool_mains(tool, *argvs):
+    """[exit status, stderr] of tools/<tool>.py's main(argv) for each argv, all in one process
+    (the tool from the checkout under test)."""
+    code = TOOL_MAINS.format(repo=str(REPO), tool=tool)
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([list(map(str, a))
+                                                                  for a in argvs])],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_29_tag_cells_names_the_cell_whose_metadata_is_a_list_and_other_malformed_shapes(tmp_path):
+    def notebook(name, cells):
+        path = tmp_path / name
+        path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                                    "cells": cells}))
+        return path
+
+    def code(i, **fields):
+        return {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": "x = 1",
+                "outputs": [], "execution_count": None, **fields}
+
+    broken = {  # nbformat's reader failed on these ('list' object has no attribute ...)
+        notebook("meta_list.ipynb", [code(0), code(1, metadata=["nbval-skip"])]):
+            "cell 1: its metadata must be an object, e.g. {} or {\"tags\": [\"nbval-skip\"]}, "
+            "not a list (['nbval-skip'])",
+        notebook("cells_object.ipynb", {"0": code(0)}):
+            "its 'cells' must be a list of cells, not an object",
+        notebook("cell_number.ipynb", [code(0), 3]):
+            "cell 1: a cell must be an object with a cell_type, metadata and a source",
+        notebook("source_number.ipynb", [code(0, source=3)]):
+            "cell 0: its source must be text, a string or a list of lines (strings), not a "
+            "number (3)",
+    }
+    kept = {path: path.read_bytes() for path in broken}
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "tag_cells.py"),
+                           tmp_path / "meta_list.ipynb"], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)  # by path, as `make` runs it
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    said = _tool_mains("tag_cells", *([path] for path in broken))
+    said[0][1] += done.stderr
+    for (path, problem), (status, stderr) in zip(broken.items(), said):
+        assert status == 2 and "Traceback" not in stderr, (path.name, stderr)
+        assert f"{path} is not a notebook ({problem}" in stderr, (path.name, stderr)
+        assert ("correct it in the notebook's JSON, or restore the notebook from git); "
+                "nothing was changed") in stderr, stderr
+    assert {path: path.read_bytes() for path in broken} == kept
+
+
+def test_29_export_training_subset_refuses_a_looping_out_link_before_loading_the_data(tmp_path):
+    loop = tmp_path / "loop.js"
+    loop.symlink_to("loop.js")  # ln -s loop.js loop.js
+    (tmp_path / "folder").symlink_to("folder")
+    not_data = tmp_path / "data.txt"  # the loop is named first, before any data is looked at
+    not_data.write_text("not a data root")
+    said = _tool_mains("export_training_subset",
+                       ["--data", not_data, "--out", loop, "--train-per-class", "1"],
+                       ["--data", not_data, "--out", tmp_path / "folder" / "t.js"])
+    for status, stderr in said:
+        assert status == 2 and "Traceback" not in stderr, stderr
+    assert (f"--out {loop}: {loop} is a symbolic link to loop.js that loops (following it leads "
+            f"back to itself), so nothing can be written through it: remove the link (rm {loop}) "
+            "or give another --out; nothing was written") in said[0][1], said[0][1]
+    assert ("a symbolic link on the way to it loops (it leads back to itself), so nothing can "
+            "be written there: fix that link or give another --out") in said[1][1], said[1][1]
+    assert "data root" not in said[0][1] + said[1][1]
+    assert os.readlink(loop) == "loop.js" and sorted(os.listdir(tmp_path)) == [
+        "data.txt", "folder", "loop.js"]
+
+
+MAKE_PDF_WITHOUT_A_BROWSER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tools import make_pdf
+
+make_pdf.CHROMIUM = make_pdf.CHROMEDRIVER = Path({missing!r})  # nothing can ever be printed
+make_pdf.build_single_page = None  # nor built
+for call in (lambda: make_pdf.main(sys.argv[1:]),  # --out first, then --copy-to
+             lambda: make_pdf.main([sys.argv[1], sys.argv[2] + ".new.pdf", *sys.argv[3:]]),
+             lambda: make_pdf.copy_into_site(Path(sys.argv[2]).parent / "made.pdf",
+                                             Path(sys.argv[4]))):
+    try:
+        call()
+        print("done")
+    except SystemExit as exit_:
+        print(exit_.code)
+"""
+
+
+def test_29_make_pdf_refuses_a_looping_out_or_copy_to_link_before_building(tmp_path):
+    for name in ("book.pdf", "site.pdf"):
+        (tmp_path / name).symlink_to(name)  # ln -s book.pdf book.pdf
+    (tmp_path / "single" / "book").mkdir(parents=True)
+    (tmp_path / "made.pdf").write_bytes(b"%PDF-1.4 made")  # a PDF to copy into the site
+    code = MAKE_PDF_WITHOUT_A_BROWSER.format(repo=str(REPO), missing=str(tmp_path / "no-chromium"))
+    done = subprocess.run([sys.executable, "-c", code, "--out", tmp_path / "book.pdf",
+                           "--copy-to", tmp_path / "site.pdf", "--singlehtml", tmp_path / "single"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    said = done.stdout.strip().splitlines()
+    for line, option, name in zip(said, ("--out", "--copy-to", "--copy-to"),
+                                  ("book.pdf", "site.pdf", "site.pdf")):
+        path = tmp_path / name
+        assert line == (f"make_pdf: {option} {path}: {path} is a symbolic link to {name} that "
+                        "loops (following it leads back to itself), so nothing can be written "
+                        f"through it: remove the link (rm {path}) or give another {option}; "
+                        "nothing was changed"), said
+    assert len(said) == 3  # copy_into_site too, which main calls once the PDF is printed
+    assert os.readlink(tmp_path / "site.pdf") == "site.pdf"  # not replaced by the PDF
+    assert sorted(os.listdir(tmp_path)) == ["book.pdf", "made.pdf", "single", "site.pdf"]
+
+
+class _Rescale(nn.Module):
+    """A layer that reads its input's values (which the meta device has none of)."""
+
+    def forward(self, x):
+        return x / 255 if x.max() > 1 else x
+
+
+class _MyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.n = models.lenet()
+
+    def forward(self, x):
+        return self.n(x)
+
+
+def test_29_a_layer_that_reads_values_in_a_plain_sequential_is_run_on_zeros_not_refused():  # valid
+    net = nn.Sequential(_Rescale(), *models.lenet(), nn.BatchNorm1d(10), nn.Dropout())
+    before = weights(net)
+    X = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    assert shapes.walk(net, (2, 1, 28, 28))[0][-1] == (2, 10)
+    assert shapes.trace_shapes(net, X)[-1] == (2, 10)
+    state = torch.get_rng_state()
+    torch.manual_seed(0)
+    assert torch.equal(state, torch.get_rng_state())  # torch's random state as it was
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert net.training and all(m.training for m in net.modules())
+    assert not shapes.check_input_shape(net, (2, 1, 32, 32), verbose=False)  # still a misfit
+    plain = nn.Sequential(_Rescale(), *models.lenet())
+    train(plain, tiny_data(), num_epochs=1, batch_size=10)
+
+
+def test_29_a_forward_pre_hook_that_reshapes_the_input_is_followed():  # valid
+    net = models.lenet()
+    net[0].register_forward_pre_hook(lambda module, inputs: (inputs[0].reshape(-1, 1, 28, 28),))
+    assert net(torch.rand(2, 784)).shape == (2, 10)
+    assert shapes.check_input_shape(net, (2, 784), verbose=False)
+    assert shapes.walk(net, (2, 784))[0][-1] == (2, 10)
+    whole = models.lenet()  # a hook on the network itself
+    whole.register_forward_pre_hook(lambda module, inputs: (inputs[0].reshape(-1, 1, 28, 28),))
+    assert shapes.check_input_shape(whole, (2, 784), verbose=False)
+    assert shapes.trace_shapes(whole, torch.rand(2, 784))[-1] == (2, 10)
+    # a hook that records inputs is not run when the rules alone find the shape fits
+    seen = []
+    recorded = models.lenet()
+    recorded[0].register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    assert shapes.check_input_shape(recorded, (2, 1, 28, 28), verbose=False) and not seen
+
+
+def test_29_trace_shapes_of_a_network_with_dropout_keeps_torchs_random_state():  # valid
+    net = nn.Sequential(*models.lenet(), nn.Dropout())
+    X = torch.rand(1, 1, 28, 28)
+    torch.manual_seed(0)
+    shapes.trace_shapes(net, X)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))
+
+
+def test_29_check_input_shape_on_a_module_of_ones_own_names_itself_and_says_what_to_do():
+    message = refused_by_lenet_book(
+        TypeError, r"check_input_shape follows an nn.Sequential layer by layer, not a _MyNet",
+        lambda: shapes.check_input_shape(_MyNet(), (1, 1, 28, 28)))
+    assert "walk" not in message, message
+    assert "check_input_shape(net.n, (1, 1, 28, 28))" in message, message
+    assert "net(torch.zeros(1, 1, 28, 28))" in message, message
+    # DataParallel and torch.compile wrap a Sequential: its layers are followed
+    assert shapes.check_input_shape(nn.DataParallel(models.lenet()), (1, 1, 28, 28),
+                                    verbose=False)
+    message = refused_by_lenet_book(
+        TypeError, r"^diagnose follows an nn.Sequential layer by layer, not a _MyNet",
+        lambda: shapes.diagnose(_MyNet(), (1, 1, 32, 32),
+                                *shapes.walk(models.lenet(), (1, 1, 32, 32))))
+    assert "fitting_sizes" not in message, message
+
+
+def test_29_diagnose_refuses_a_shape_that_fits_and_arguments_walk_did_not_give():
+    net = models.lenet()
+    refused_by_lenet_book(ValueError, r"diagnose: failure is None: walk found that the network "
+                          r"takes input_shape \(1, 1, 28, 28\), so there is nothing to diagnose",
+                          lambda: shapes.diagnose(net, (1, 1, 28, 28),
+                                                  *shapes.walk(net, (1, 1, 28, 28))))
+    refused_by_lenet_book(TypeError, r"diagnose: input_shape must be a shape such as "
+                          r"\(1, 1, 28, 28\).*got '1,1,28,28' \(a str\)",
+                          lambda: shapes.diagnose(net, "1,1,28,28", None, (0, None, None, None)))
+    refused_by_lenet_book(ValueError, r"diagnose: failure names layer 7, Linear\(400 → 120\), "
+                          r"which is not that layer of this network.*\*walk\(net, input_shape\)",
+                          lambda: shapes.diagnose(net, (1, 1, 32, 32),
+                                                  *shapes.walk(models.lenet(), (1, 1, 32, 32))))
+    refused_by_lenet_book(TypeError, r"diagnose: failure must be walk's \(index, layer, shape, "
+                          r"expects\)", lambda: shapes.diagnose(net, (1, 1, 32, 32), [], 7))
+    why, hint = shapes.diagnose(net, (1, 1, 32, 32), *shapes.walk(net, (1, 1, 32, 32)))
+    assert "576" in why and "crop it to 28×28" in hint, (why, hint)
+
+
+def _text_batches(n=48, size=16):
+    images = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(n) % 10
+    return [(images[i:i + size], labels[i:i + size]) for i in range(0, n, size)]
+
+
+def test_29_the_text_loop_checks_every_batch_before_its_step_naming_epoch_and_batch():
+    test_iter = _text_batches()
+    bad_label = _text_batches()
+    bad_label[2] = (bad_label[2][0], bad_label[2][1] + 1)
+    refused_by_lenet_book(ValueError, r"train_text_loop: in epoch 1, batch 3 of train_iter: the "
+                          r"labels must be class numbers 0-9, found 10; the batches before it "
+                          r"have trained the network",
+                          lambda: textbook.train_text_loop(models.lenet(), bad_label, test_iter,
+                                                           num_epochs=1))
+    bad_size = _text_batches()
+    bad_size[1] = (torch.rand(16, 1, 32, 32), bad_size[1][1])
+    refused_by_lenet_book(ValueError, r"train_text_loop: in epoch 1, batch 2 of train_iter: the "
+                          r"network does not take 32×32 images",
+                          lambda: textbook.train_text_loop(models.lenet(), bad_size, test_iter,
+                                                           num_epochs=1))
+
+
+def test_29_the_text_loop_refuses_an_iterable_used_up_after_one_pass_before_training():
+    class OnePass:
+        def __init__(self, batches):
+            self.batches = iter(batches)
+
+        def __iter__(self):
+            return self.batches
+
+    net = models.lenet()
+    before = weights(net)
+    for train_iter, test_iter, name in ((OnePass(_text_batches()), _text_batches(), "train_iter"),
+                                        (_text_batches(), OnePass(_text_batches()), "test_iter")):
+        refused_by_lenet_book(TypeError, rf"train_text_loop: {name} gives the same iterator each "
+                              r"time it is read.*pass a DataLoader, or an iterable whose "
+                              r"__iter__ starts afresh",
+                              lambda: textbook.train_text_loop(net, train_iter, test_iter,
+                                                               num_epochs=2, init=False))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def _export_weights_to(tmp_path, out):
+    """export_weights with a saved LeNet-5 and a data folder that does not exist: an --out that
+    is refused at the door is named before the weights and the data are looked at."""
+    saved = save_checkpoint(models.lenet(), tmp_path / "w.pt")
+    return _tool("export_weights.py", "--state-dict", saved, "--per-class", "1",
+                 "--data", tmp_path / "nowhere", "--out", out, cwd=tmp_path)
+
+
+def test_29_export_weights_refuses_an_empty_out_instead_of_writing_into_the_current_folder(
+        tmp_path):
+    """--out '' was read as the current folder: the two files landed wherever one stood."""
+    done = _export_weights_to(tmp_path, "")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert ("error: --out '': the folder to write is empty (''); give a folder such as "
+            "book/browser (leave --out out for it), or '.' for the current folder; nothing was "
+            "written") in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
+def test_29_export_weights_still_writes_into_the_current_folder_given_as_dot(
+        tmp_path, monkeypatch):  # valid
+    monkeypatch.syspath_prepend(str(REPO))  # tools/ as a package
+    export_weights = importlib.import_module("tools.export_weights")
+    monkeypatch.setattr(export_weights.fast, "load_fashion_mnist_tensors",
+                        lambda root, device: (tiny_data(), tiny_data(seed=1)))
+    saved = save_checkpoint(models.lenet(), tmp_path / "w.pt")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    export_weights.main(["--state-dict", str(saved), "--per-class", "1", "--data",
+                         str(tmp_path), "--out", "."])
+    assert sorted(p.name for p in here.iterdir()) == ["lenet_weights.js", "test_images.js"]
+    assert read_js_data(here / "test_images.js", "LENET_TEST_IMAGES")["labels"] == list(range(10))
+
+
+def test_29_export_weights_refuses_an_out_through_a_looping_link_before_loading_anything(
+        tmp_path):
+    """A link that loops gave a bare OSError [Errno 40] after the data were loaded and the
+    network evaluated (or trained for a minute)."""
+    (tmp_path / "lp1").symlink_to("lp1")
+    for out in ("lp1", "lp1/sub"):
+        done = _export_weights_to(tmp_path, out)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert (f"error: --out {out} cannot be written into: lp1 cannot be used: it is a "
+                "symbolic link that points to itself (a loop), or a chain of links too long: "
+                "mend that part of the path, or give another --out; nothing was written") \
+            in done.stderr, done.stderr
+        assert not (tmp_path / "nowhere").exists()
+
+
+def test_29_export_weights_refuses_an_out_with_a_file_in_its_path_before_loading_anything(
+        tmp_path):
+    """--out notes.txt/sub gave a bare NotADirectoryError once everything was computed."""
+    (tmp_path / "notes.txt").write_text("mine\n")
+    done = _export_weights_to(tmp_path, "notes.txt/sub")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert ("error: --out notes.txt/sub cannot be written into: notes.txt is a file, not a "
+            "folder (it is part of the path notes.txt/sub): move that file away, or give "
+            "another --out (a missing folder is created); nothing was written") in done.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_29_export_weights_refuses_an_out_through_a_dangling_link_before_loading_anything(
+        tmp_path):
+    """A link to a missing folder was named only after the data were loaded (and trained on)."""
+    (tmp_path / "dang").symlink_to("gone")
+    done = _export_weights_to(tmp_path, "dang")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert ("error: --out dang cannot be written into: dang is a symbolic link to gone, which "
+            "does not exist: create that folder, or remove the link, or give another --out; "
+            "nothing was written") in done.stderr, done.stderr
+    assert not (tmp_path / "gone").exists() and not (tmp_path / "nowhere").exists()
+
+
+def _json_notebook(path, *sources):
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+              "outputs": [], "source": source} for i, source in enumerate(sources)]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+def test_29_execute_notebooks_names_the_cell_that_raised_in_one_line(tmp_path):
+    """A cell that raised gave nbclient's CellExecutionError traceback."""
+    notebook = _json_notebook(tmp_path / "err.ipynb", "x = 1", "# divide\n1 / 0")
+    before = notebook.read_bytes()
+    done = _tool("execute_notebooks.py", notebook)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"{notebook}: cell 1 (starting '# divide') raised ZeroDivisionError: division by "
+            "zero; nothing was written: the notebook was left as it was. Fix that cell") \
+        in done.stderr, done.stderr
+    assert notebook.read_bytes() == before
+
+
+def test_29_execute_notebooks_names_the_cell_that_timed_out_in_one_line(tmp_path):
+    """--timeout 1 on a slow cell gave nbclient's CellTimeoutError traceback and the kernel's
+    ZMQError tracebacks."""
+    notebook = _json_notebook(tmp_path / "slow.ipynb", "1 + 1", "import time\ntime.sleep(30)")
+    before = notebook.read_bytes()
+    done = _tool("execute_notebooks.py", "--timeout", "1", notebook, notebook)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "ZMQError" not in done.stderr, done.stderr
+    assert (f"{notebook}: cell 1 (starting 'import time') ran longer than --timeout 1 s per "
+            "cell and was interrupted; give a longer --timeout if it only needs more time; "
+            "nothing was written: the notebook was left as it was (1 notebook(s) after it were "
+            "not run)") in done.stderr, done.stderr
+    assert notebook.read_bytes() == before
+
+
+def test_29_execute_notebooks_refuses_an_nbformat_3_notebook_and_a_file_not_named_ipynb(
+        tmp_path):
+    """An nbformat 3 notebook was rewritten as nbformat 4.5 without a word, and any file name
+    (notebook.orig, a kept copy) was run and overwritten."""
+    v3 = tmp_path / "v3.ipynb"
+    v3.write_text(nbformat.writes(nbformat.v3.new_notebook(worksheets=[
+        nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell("1 + 1")])]), version=3))
+    copy_ = _json_notebook(tmp_path / "v4.ipynb.orig", "1 + 1")
+    for path, said in ((v3, f"{v3} is an nbformat 3 notebook, which this tool would rewrite as "
+                            "nbformat 4 without a word; convert it first (jupyter nbconvert "
+                            f"--to notebook --nbformat 4 --output v3_v4 {v3}) and run the "
+                            "converted v3_v4.ipynb; nothing was run"),
+                       (copy_, f"{copy_} does not end in .ipynb: it may be a kept copy (such as "
+                               "notebook.orig), which a run would overwrite with new outputs; "
+                               "rename it to end in .ipynb if it is a notebook to run; nothing "
+                               "was run")):
+        before = path.read_bytes()
+        done = _tool("execute_notebooks.py", path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert said in done.stderr, done.stderr
+        assert "running" not in done.stdout and path.read_bytes() == before
+
+
+@pytest.mark.parametrize("momentum", [1.0, 1.5])
+def test_29_sgd_momentum_of_1_or_more_is_refused_by_train_and_train_step(momentum):
+    net = models.lenet()
+    before = weights(net)
+    says = rf"momentum={momentum} .*momentum must be below 1, e.g. torch.optim.SGD"
+    refused_by_lenet_book(ValueError, "optimizer: " + says, lambda: train(
+        net, tiny_data(), num_epochs=1, batch_size=10,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1, momentum=momentum)))
+    refused_by_lenet_book(ValueError, "train_step: optimizer: " + says, lambda: train_step(
+        net, torch.optim.SGD(net.parameters(), lr=0.1, momentum=momentum),
+        nn.CrossEntropyLoss(), to_float(tiny_data()[0]), tiny_data()[1]))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_29_rmsprop_momentum_of_1_is_refused_at_the_door():
+    refused_by_lenet_book(ValueError, r"optimizer: momentum=1.0 .*RMSprop\(params", lambda: train(
+        models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+        optimizer=lambda params: torch.optim.RMSprop(params, lr=0.01, momentum=1.0)))
+
+
+def test_29_momentum_below_1_still_trains():  # valid
+    history, _ = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                       optimizer=lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9))
+    assert math.isfinite(history[-1]["loss"])
+
+
+def test_29_a_keyword_typo_names_the_parameter_meant_never_the_whole_value():
+    images, labels = tiny_data()
+    net = models.lenet()
+    says = refused_by_lenet_book(
+        TypeError, r"'test_data': did you mean eval_sets=\{'test': \(images, labels\)\}\?",
+        lambda: train(net, (images, labels), test_data=(images, labels)))
+    assert "train_data" not in says.split("It takes")[0] and "tensor(" not in says
+    says = refused_by_lenet_book(TypeError, r"'eval_data': did you mean eval_sets=\.\.\.\?",
+                                 lambda: train(net, (images, labels), eval_data={"v": (images, labels)}))
+    assert "tensor(" not in says
+    refused_by_lenet_book(TypeError, r"'learning_rate': did you mean lr=0.1\?",
+                          lambda: train(net, (images, labels), learning_rate=0.1))
+    refused_by_lenet_book(TypeError, r"'callback': did you mean on_epoch=print\?",
+                          lambda: train(net, (images, labels), callback=print))
+    refused_by_lenet_book(TypeError, r"'epochs': did you mean num_epochs=3\?",
+                          lambda: train(net, (images, labels), epochs=3))
+    from lenet_book import fast
+    says = refused_by_lenet_book(
+        TypeError, r"optimizer= is an option of lenet_book.train.train, not of train_fast",
+        lambda: fast.train_fast(net, (images, labels), (images, labels),
+                                optimizer=lambda params: None))
+    assert "compile=" not in says.split("It takes")[0] and "0x" not in says
+
+
+def test_29_a_module_list_is_told_to_wrap_its_layers_in_sequential():
+    refused_by_lenet_book(ValueError, r"nn.ModuleList, which holds layers but has no forward.*"
+                                      r"nn.Sequential\(\*layers\)",
+                          lambda: train(nn.ModuleList(models.lenet()), tiny_data(),
+                                        num_epochs=1, batch_size=10))
+
+
+class _TwoArguments(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = models.lenet()
+
+    def forward(self, x, mask):
+        return self.net(x)
+
+
+def test_29_a_forward_that_needs_more_than_the_images_is_named_not_the_image_size():
+    net = _TwoArguments()
+    says = refused_by_lenet_book(ValueError, r"forward takes \(x, mask\), but it is called as "
+                                             r"net\(X\), with the images alone.*mask=None",
+                                 lambda: train(net, tiny_data(), num_epochs=1, batch_size=10))
+    assert "28×28" not in says
+    images, labels = tiny_data()
+    refused_by_lenet_book(ValueError, r"train_step: X: the network's forward takes \(x, mask\)",
+                          lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                             nn.CrossEntropyLoss(), to_float(images), labels))
+
+
+def test_29_train_step_on_channels_last_images_says_to_permute_them():
+    net = models.lenet()
+    images, labels = tiny_data()
+    says = refused_by_lenet_book(
+        ValueError, r"train_step: X: the images' channels come last \(batches N×28×28×1.*"
+                    r"X.permute\(0, 3, 1, 2\)",
+        lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                           to_float(images).permute(0, 2, 3, 1), labels))
+    assert "28×1 images" not in says
+
+
+def test_29_an_optimizer_function_that_reads_params_twice_is_told_params_is_a_generator():
+    def two_groups(params):
+        return torch.optim.SGD([{"params": list(params)[:4]},
+                                {"params": list(params)[4:], "lr": 0.01}], lr=0.1)
+
+    refused_by_lenet_book(ValueError, r"it reads params more than once, but params is a "
+                                      r"generator.*call list\(params\) once",
+                          lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                                        optimizer=two_groups))
+
+
+def test_29_an_optimizer_or_scheduler_already_built_is_shown_the_function_to_pass():
+    net = models.lenet()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    says = refused_by_lenet_book(
+        TypeError, r"optimizer must be a function that builds the optimizer, not an optimizer "
+                   r"already built \(a SGD\).*optimizer=lambda params: torch.optim.SGD\(params, "
+                   r"lr=0.1\)",
+        lambda: train(net, tiny_data(), num_epochs=1, batch_size=10, optimizer=optimizer))
+    assert "Parameter Group" not in says and "\n" not in says
+    refused_by_lenet_book(
+        TypeError, r"scheduler must be a function that builds the schedule, not a schedule "
+                   r"already built \(a StepLR\).*scheduler=lambda optimizer, epochs, steps: "
+                   r"torch.optim.lr_scheduler.StepLR\(optimizer",
+        lambda: train(net, tiny_data(), num_epochs=1, batch_size=10,
+                      scheduler=torch.optim.lr_scheduler.StepLR(optimizer, 1)))
+
+
+def test_29_evaluate_given_a_data_loader_points_to_evaluate_accuracy_gpu():
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*tiny_data()), 10)
+    refused_by_lenet_book(TypeError, r"evaluate takes the images and the labels as two tensors.*"
+                                     r"not a DataLoader.*textbook.evaluate_accuracy_gpu"
+                                     r"\(net, loader\)",
+                          lambda: evaluate(models.lenet(), loader))
+
+
+def test_29_an_on_epoch_that_replaces_a_layer_is_told_it_may_change_weights_not_layers():
+    net = models.lenet()
+
+    def replace_head(record):
+        net[-1] = nn.Linear(84, 10)
+
+    says = refused_by_lenet_book(ValueError, r"on_epoch replaced layers of the network after "
+                                             r"epoch 1.*on_epoch may change the weights.*but not "
+                                             r"replace layers",
+                                 lambda: train(net, tiny_data(), num_epochs=2, batch_size=10,
+                                               on_epoch=replace_head))
+    assert "torch.optim.SGD(net.parameters()" not in says
+
+
+def test_29_an_on_epoch_that_changes_weights_or_unfreezes_trains_on():  # valid
+    net = models.lenet()
+    net[0].requires_grad_(False)
+
+    def shrink_and_unfreeze(record):
+        with torch.no_grad():
+            net[-1].weight.mul_(0.5)
+        net[0].requires_grad_(True)
+
+    history, _ = train(net, tiny_data(), num_epochs=2, batch_size=10, on_epoch=shrink_and_unfreeze)
+    assert len(history) == 2
+
+
+@pytest.mark.parametrize("where", ["on_epoch", "batch_transform"])
+def test_29_an_interrupted_train_leaves_the_network_in_the_mode_it_found(where):
+    net = models.lenet().eval()
+    calls = []
+
+    def stop(*args):
+        calls.append(1)
+        if where == "on_epoch" or len(calls) > 2:  # past the door's probe, mid-epoch
+            raise KeyboardInterrupt
+        return args[0]
+
+    with pytest.raises(KeyboardInterrupt):
+        train(net, tiny_data(), {"valid": tiny_data(10, 1)}, num_epochs=2, batch_size=5,
+              **{where: stop})
+    assert not any(module.training for module in net.modules())
+
+
+_XAVIER_84_10 = math.sqrt(6 / (84 + 10))  # Xavier's bound for nn.Linear(84, 10)
+
+
+def _old_weight_norm(layer):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated, still in use
+        return nn.utils.weight_norm(layer)
+
+
+@pytest.mark.parametrize("add", ["weight_norm", "spectral_norm", "orthogonal", "old weight_norm"])
+def test_29_init_xavier_draws_a_parametrized_weight_through_its_parametrization(add):
+    from torch.nn.utils import parametrizations
+
+    torch.manual_seed(0)
+    layer = nn.Linear(84, 10)
+    if add == "old weight_norm":
+        _old_weight_norm(layer)
+    else:
+        getattr(parametrizations, add)(layer)
+    x = torch.rand(2, 84)
+    layer.eval()  # spectral_norm's estimate moves at each forward pass in training mode
+    before = layer(x).detach()
+    models.init_xavier(nn.Sequential(layer))
+    assert not torch.allclose(before, layer(x)), "the layer was not redrawn"
+    weight = layer.weight.detach()
+    if "weight_norm" in add:  # the weight itself is Xavier's, as if drawn before weight_norm
+        assert 0.8 * _XAVIER_84_10 < weight.abs().max() <= _XAVIER_84_10  # PyTorch's: 1/sqrt(84)
+        assert abs(weight.std() - _XAVIER_84_10 / math.sqrt(3)) < 0.02
+    else:  # normalised by the parametrization, as always
+        assert abs(torch.linalg.matrix_norm(weight, 2) - 1) < 0.02
+    assert torch.isfinite(layer(x)).all()
+
+
+def test_29_init_xavier_refuses_a_computed_weight_it_cannot_redraw_naming_the_layer():
+    from torch.nn.utils import parametrizations, prune
+
+    old_spectral = nn.Sequential(nn.Linear(84, 10))
+    nn.utils.spectral_norm(old_spectral[0])
+    pruned = nn.Sequential(nn.Flatten(), nn.Linear(84, 10))
+    prune.l1_unstructured(pruned[1], "weight", 0.5)
+    cayley = nn.Sequential(nn.Linear(10, 10))
+    parametrizations.orthogonal(cayley[0], orthogonal_map="cayley", use_trivialization=False)
+    for net, says in ((old_spectral, r"layer '0'.*nn.utils.spectral_norm computes it .*"
+                                     r"initialise the network before adding it.*"
+                                     r"parametrizations.spectral_norm"),
+                      (pruned, r"layer '1'.*pruning \(torch.nn.utils.prune\) computes it"),
+                      (cayley, r"layer '0'.*orthogonal .*cannot be given a new weight.*"
+                               r"initialise the layer before adding orthogonal")):
+        before = {name: t.clone() for name, t in net.named_parameters()}
+        refused_by_lenet_book(ValueError, "init_xavier cannot redraw the weight of " + says,
+                              lambda net=net: models.init_xavier(net))
+        assert all(torch.equal(t, before[name]) for name, t in net.named_parameters())
+
+
+def test_29_init_paper_refuses_a_parametrized_layer_naming_it():
+    from torch.nn.utils import parametrizations
+
+    net = original.original_lenet()
+    parametrizations.weight_norm(net.C5[0])
+    refused_by_lenet_book(ValueError, r"init_paper cannot redraw the weight of layer 'C5.0' .*"
+                                      r"weight_norm computes it .*would be lost.*"
+                                      r"init_paper\(original.original_lenet\(\)\) first",
+                          lambda: original.init_paper(net))
+    old = original.original_lenet()
+    _old_weight_norm(old.F6[0])
+    refused_by_lenet_book(ValueError, r"layer 'F6.0'.*nn.utils.weight_norm.*magnitude and its "
+                                      "direction apart", lambda: original.init_paper(old))
+
+
+@pytest.mark.parametrize("codes", ["parameter", "requires_grad"])
+def test_29_rbf_refuses_codes_that_require_grad_saying_how_to_learn_them(codes):
+    hadamard = original.hadamard_codes()
+    given = (nn.Parameter(hadamard) if codes == "parameter"
+             else hadamard.clone().requires_grad_())
+    for build in (lambda: original.RBF(given), lambda: original.original_lenet(given)):
+        message = refused_by_lenet_book(
+            ValueError, r"RBF keeps the paper's codes fixed .* require gradients .*never be "
+                        r"learnt.*codes.detach\(\).*nn.Parameter.*TrainableRBF", build)
+        assert ("an nn.Parameter" if codes == "parameter" else "requires_grad=True") in message
+    # valid: detached codes stay fixed, and the network deep-copies (chapter 4 copies networks)
+    net = original.init_paper(original.original_lenet(given.detach()))
+    assert copy.deepcopy(net)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_29_subsampling_names_maps_smaller_than_its_2x2_windows():
+    refused_by_lenet_book(ValueError, r"Subsampling\(6\).*got maps of 1×5, smaller than its 2×2 "
+                                      "windows", lambda: original.Subsampling(6)(torch.rand(1, 6, 1, 5)))
+    assert original.Subsampling(6)(torch.rand(1, 6, 3, 3)).shape == (1, 6, 1, 1)  # valid
+
+
+def test_29_partial_conv_names_maps_of_another_float_type_than_its_weights():
+    layer = original.PartialConv2d(original.C3_INPUTS, 6)
+    refused_by_lenet_book(TypeError, r"PartialConv2d's weights are torch.float32, but the maps "
+                                     r"are torch.float64.*X.to\(torch.float32\).*"
+                                     r"layer.to\(torch.float64\)",
+                          lambda: layer(torch.rand(1, 6, 14, 14, dtype=torch.float64)))
+    # valid: the layer of the maps' type, and autocast, which converts both itself
+    assert layer.double()(torch.rand(1, 6, 14, 14, dtype=torch.float64)).dtype == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer.float()(torch.rand(1, 6, 14, 14, dtype=torch.bfloat16)).shape == (1, 16, 10, 10)
+
+
+def test_29_misspelt_arguments_of_the_recipes_and_networks_are_named_with_the_signature():
+    before, after = {0: 0.80, 1: 0.81}, {0: 0.82, 1: 0.84}
+    refused_by_lenet_book(TypeError, r"build\(\) .*'seeds'.*did you mean seed=.*"
+                                     r"It takes build\(recipe, seed=0\)",
+                          lambda: recipes.build(recipes.TEXT, seeds=1))
+    refused_by_lenet_book(TypeError, r"keep_change\(\) .*It takes keep_change\(before, after\)",
+                          lambda: recipes.keep_change(before, after_runs=after))
+    refused_by_lenet_book(TypeError, r"lenet\(\) .*'num_classes'.*It takes lenet\(\)",
+                          lambda: models.lenet(num_classes=10))
+    refused_by_lenet_book(TypeError, r"It takes lenet\(\)", lambda: models.lenet(10))
+    refused_by_lenet_book(TypeError, r"modern_lenet\(\) .*did you mean activation=",
+                          lambda: models.modern_lenet(activations=nn.ReLU))
+    refused_by_lenet_book(TypeError, r"original_lenet\(\) .*did you mean codes=",
+                          lambda: original.original_lenet(code=original.hadamard_codes()))
+    refused_by_lenet_book(TypeError, r"summarize\(\) .*It takes summarize\(values\)",
+                          lambda: recipes.summarize(0.9, 0.91))
+
+
+@pytest.mark.parametrize("typo, meant", [("batchsize", "batch_size"), ("eval_set", "eval_data"),
+                                         ("channel_last", "channels_last")])
+def test_29_compile_and_warm_up_names_its_own_misspelt_parameters(typo, meant):
+    value = tiny_data(8) if typo == "eval_set" else 16 if typo == "batchsize" else True
+    message = refused_by_lenet_book(
+        TypeError, rf"compile_and_warm_up\(\) got an unexpected keyword argument '{typo}': "
+                   rf"did you mean {meant}=\? It takes compile_and_warm_up\(net, train_data",
+        lambda: speed.compile_and_warm_up(models.lenet(), tiny_data(16), backend="eager",
+                                          **{typo: value}))
+    assert "is not an option of torch.compile" not in message
+
+
+def test_29_paired_test_takes_accuracies_as_tensors_or_numpy_numbers_and_returns_numbers():
+    before = {0: torch.tensor(0.90), 1: np.array(0.91), 2: np.float32(0.89)}
+    after = {0: torch.tensor([0.92]), 1: np.array([0.95]), 2: 0.93}
+    result = recipes.paired_test(before, after)
+    assert json.loads(json.dumps(result)) == pytest.approx(result)  # numbers json can write
+    assert all(type(value) in (int, float) for value in result.values()), result
+    plain = recipes.paired_test({0: 0.90, 1: 0.91, 2: 0.89}, {0: 0.92, 1: 0.95, 2: 0.93})
+    assert result == pytest.approx(plain, abs=1e-6)
+    assert recipes.keep_change(before, after) == (plain["p"] < recipes.ALPHA)
+    assert isinstance(before[0], torch.Tensor)  # the caller's dicts are left as they are
+
+
+def test_29_paper_schedule_takes_factors_as_a_tensor_as_it_does_a_numpy_array_or_a_list():
+    rates = []
+    for factors in ([1.0, 0.5], np.array([1.0, 0.5]), torch.tensor([1.0, 0.5])):
+        optimizer = torch.optim.SGD(models.lenet().parameters(), lr=0.1)
+        schedule = original.paper_schedule(optimizer, 2, 3, factors=factors)
+        for _ in range(3):
+            optimizer.step()
+            schedule.step()
+        rate = optimizer.param_groups[0]["lr"]
+        assert type(rate) is float, type(rate)  # not a tensor or numpy number
+        rates.append(rate)
+    assert rates == [pytest.approx(0.05)] * 3
+    refused_by_lenet_book(ValueError, r"factors must be a non-empty list .* got None; leave "
+                                      r"factors out", lambda: original.paper_schedule(
+                                          optimizer, 2, 3, factors=None))
+
+
+def test_29_predict_refuses_nan_penalties_naming_them():
+    penalties = torch.rand(3, 10) * 50
+    penalties[1, 4] = float("nan")
+    refused_by_lenet_book(ValueError, r"predict: the penalties hold NaN \(1 of 3 rows\).*class 0.*"
+                                      "a training that diverged.*smaller learning rate",
+                          lambda: original.predict(penalties))
+    assert original.predict(torch.rand(3, 10)).shape == (3,)  # valid
+
+
+def _float_batches(n=16):
+    images, labels = tiny_data(n)
+    dataset = torch.utils.data.TensorDataset(images[:, None].float() / 255, labels)
+    return torch.utils.data.DataLoader(dataset, batch_size=8)
+
+
+class _SoftmaxInForward(nn.Module):  # the most common form: F.softmax in a forward of one's own
+    def __init__(self):
+        super().__init__()
+        self.net = models.lenet()
+
+    def forward(self, x):
+        return F.softmax(self.net(x), dim=1)
+
+
+class _CutOff(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.net, self.how = models.lenet(), how
+
+    def forward(self, x):
+        if self.how == "no_grad":
+            with torch.no_grad():
+                return self.net(x)
+        if self.how == "numpy":
+            return torch.from_numpy(self.net(x).detach().numpy())
+        return self.net(x).detach()
+
+
+def _train_step(net, loss_fn, **options):
+    images, labels = tiny_data(8)
+    return train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), loss_fn, to_float(images),
+                      labels, **options)
+
+
+_SOFTMAX_NETS = {
+    "F.softmax-in-forward": _SoftmaxInForward,
+    "Softmax-then-Identity": lambda: nn.Sequential(*models.lenet(), nn.Softmax(dim=1),
+                                                   nn.Identity()),
+    "Softmax-with-F.cross_entropy": lambda: nn.Sequential(*models.lenet(), nn.Softmax(dim=1)),
+}
+
+
+_CALLERS = {
+    "train": lambda net, loss_fn: train(net, tiny_data(), num_epochs=1, batch_size=10,
+                                        loss_fn=loss_fn),
+    "train_step": lambda net, loss_fn: _train_step(net, loss_fn or nn.CrossEntropyLoss()),
+    "train_text_loop": lambda net, loss_fn: textbook.train_text_loop(
+        net, _float_batches(), _float_batches(), num_epochs=1, init=False),
+}
+
+
+@pytest.mark.parametrize("make, caller", [  # the text's loop has its own loss: a network only
+    (make, caller) for make in _SOFTMAX_NETS for caller in _CALLERS
+    if (make, caller) != ("Softmax-with-F.cross_entropy", "train_text_loop")])
+def test_29_a_network_whose_outputs_are_already_probabilities_is_refused_with_cross_entropy(
+        make, caller):
+    net = _SOFTMAX_NETS[make]()
+    loss_fn = F.cross_entropy if make == "Softmax-with-F.cross_entropy" else None
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, "already ends in a softmax.*probabilities",
+                                    lambda: _CALLERS[caller](net, loss_fn))
+    assert "remove the softmax" in message
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+def test_29_a_softmax_network_trains_with_nll_of_the_log_of_its_probabilities():  # valid
+    def nll_of_log(probabilities, labels):
+        return F.nll_loss(probabilities.log(), labels)
+
+    history, _ = train(_SoftmaxInForward(), tiny_data(), num_epochs=1, batch_size=10,
+                       loss_fn=nll_of_log)
+    assert math.isfinite(history[0]["loss"])
+    loss, _ = _train_step(_SoftmaxInForward(), nll_of_log)
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("caller", ["train", "train_step"])
+def test_29_a_network_ending_in_softmax_with_nll_is_told_to_end_in_log_softmax(caller):
+    net = nn.Sequential(*models.lenet(), nn.Softmax(dim=1))
+    message = refused_by_lenet_book(ValueError, r"gives probabilities.*nn.LogSoftmax\(dim=1\)",
+                                    lambda: _CALLERS[caller](net, nn.NLLLoss()))
+    assert "raw scores" not in message
+
+
+_NEITHER_END = {
+    "argmax-plus-1": lambda scores: scores.argmax(dim=1) + 1,
+    "constant": lambda scores: torch.zeros(len(scores), dtype=torch.int64),
+    "random": lambda scores: torch.randint(0, 10, (len(scores),),
+                                           generator=torch.Generator().manual_seed(1)),
+}
+
+
+@pytest.mark.parametrize("caller", ["train", "train_step"])
+@pytest.mark.parametrize("rule", list(_NEITHER_END))
+def test_29_a_predict_rule_that_picks_neither_the_largest_nor_the_smallest_is_refused(rule,
+                                                                                      caller):
+    predict = _NEITHER_END[rule]
+    call = {"train": lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                                   predict=predict),
+            "train_step": lambda: _train_step(models.lenet(), nn.CrossEntropyLoss(),
+                                              predict=predict)}[caller]
+    refused_by_lenet_book(ValueError, "predict picks neither the largest nor the smallest.*"
+                          "it picked classes.*must pick the largest output", call)
+
+
+def test_29_a_predict_rule_of_the_1998_network_that_picks_neither_end_is_refused():
+    net = original.init_paper(original.original_lenet())
+    refused_by_lenet_book(ValueError, "picks neither.*must pick the smallest output", lambda: train(
+        net, tiny_data(), num_epochs=1, batch_size=10, loss_fn=original.paper_loss,
+        predict=lambda penalties: penalties.argmin(dim=1) + 1))
+
+
+def test_29_mse_to_one_hot_targets_trains_with_the_largest_output():  # valid
+    def mse_one_hot(scores, labels):
+        return F.mse_loss(scores, F.one_hot(labels, 10).float())
+
+    history, _ = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                       loss_fn=mse_one_hot)
+    assert math.isfinite(history[0]["loss"])
+    loss, _ = _train_step(models.lenet(), mse_one_hot)
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("caller", list(_CALLERS))
+@pytest.mark.parametrize("how", ["detach", "no_grad", "numpy"])
+def test_29_a_network_whose_output_is_cut_off_from_its_weights_is_refused_before_a_step(
+        how, caller):
+    net = _CutOff(how)
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "output carries no gradient.*cut off from the network's "
+                          r"weights.*\.detach\(\).*numpy", lambda: _CALLERS[caller](net, None))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+_RUN_SCRIPT = r"""
+import contextlib, io, json, runpy, sys, traceback
+script, runs, done = sys.argv[1], json.loads(sys.argv[2]), []
+for args in runs:
+    sys.argv, err = [script, *args], io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            runpy.run_path(script, run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
+            if not isinstance(stop.code, int) and stop.code is not None:
+                err.write(str(stop.code))
+        except BaseException:
+            code = "traceback"
+            err.write(traceback.format_exc())
+    done.append({"args": args, "rc": code, "stderr": err.getvalue()})
+print(json.dumps(done))
+"""
+
+
+def _benchmark(script, *runs, cwd):
+    """(exit status, stderr) of ``benchmarks/<script>`` of the checkout under test, for each
+    argument list in ``runs``; a run that does not end within 60 seconds fails the test."""
+    done = subprocess.run([sys.executable, "-c", _RUN_SCRIPT, str(REPO / "benchmarks" / script),
+                           json.dumps([[str(a) for a in args] for args in runs])],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return [(run["rc"], run["stderr"]) for run in json.loads(done.stdout.splitlines()[-1])]
+
+
+def _refused(said, rc_stderr):
+    rc, stderr = rc_stderr
+    assert rc == 2 and "Traceback" not in stderr and said in stderr, (said, rc, stderr)
+    return stderr
+
+
+DRY = ("--epochs", "1", "--subset", "600")  # were anything trained, as little as possible
+
+
+def test_29_accuracy_seeds_refuses_a_bad_device_or_data_folder_before_its_workers_start(tmp_path):
+    """--device tpu (or data that cannot be loaded) failed in each worker's start-up, which the
+    pool then restarted forever: the program hung without a word."""
+    damaged = tmp_path / "damaged"
+    (damaged / "FashionMNIST" / "raw").mkdir(parents=True)
+    (damaged / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"not images")
+    study = ("--study", "batch-norm-final", "--seeds", "1", "--workers", "1", *DRY)
+    tpu, empty, broken = _benchmark("accuracy_seeds.py", (*study, "--device", "tpu"), (*study, "--data", ""),
+                                    (*study, "--data", damaged), cwd=tmp_path)
+    _refused("--device 'tpu' is not a device torch knows; this machine has 'cpu'", tpu)
+    _refused("--data '': the data root is empty ('')", empty)
+    message = _refused(f"--data {damaged}: Fashion-MNIST is not ready in", broken)
+    assert "train-labels-idx1-ubyte is missing" in message, message
+    # and should a worker still fail to load the data, the program stops with its words
+    spec = importlib.util.spec_from_file_location("accuracy_seeds_g1", REPO / "benchmarks" / "accuracy_seeds.py")
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder\n")
+    seeds._init_worker("cpu", str(a_file), 0)  # no exception: the pool would start it again
+    run = seeds._run(("study", "name", {}, 0, False, 1, math.inf))
+    with pytest.raises(SystemExit, match="a worker process could not load the data .*is a file, not a folder"):
+        list(seeds.finished([run]))
+
+
+def test_29_the_benchmarks_replace_no_file_but_their_own_record(tmp_path):
+    """--json notes.txt replaced the file with plain write_text (after every run of
+    train_speed.py): another file, or the other study's record, is refused before any run, and
+    kept."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    other = tmp_path / "speed.json"
+    other.write_text((REPO / "benchmarks" / "results" / "cpu.json").read_text())
+    both = tmp_path / "bn.json"
+    both.write_text((REPO / "benchmarks" / "results" / "batch-norm-final-cpu.json").read_text())
+    kept = {path: path.read_bytes() for path in (notes, other, both)}
+    refused, = _benchmark("train_speed.py", ("--device", "cpu", "--variants", "fast", *DRY, "--json", notes),
+                        cwd=tmp_path)
+    _refused(f"--json {notes} exists and is not a record of this speed benchmark, which this script "
+             "writes (it is not JSON): nothing was run, so nothing of it is lost; give another --json", refused)
+    seeds = _benchmark("accuracy_seeds.py", ("--study", "batch-norm-final", "--seeds", "1", *DRY, "--json", notes),
+                       ("--seeds", "1", "--text-seeds", "1", *DRY, "--json", other),
+                       ("--seeds", "1", "--text-seeds", "1", *DRY, "--json", both), cwd=tmp_path)
+    _refused(f"--json {notes} exists and is not a record of --study batch-norm-final", seeds[0])
+    _refused(f"--json {other} exists and is not a record of --study all, which this script writes (it is "
+             "JSON of another kind)", seeds[1])
+    _refused(f"--json {both} exists and is not a record of --study all", seeds[2])
+    assert all(path.read_bytes() == old for path, old in kept.items())
+
+
+def test_29_the_benchmarks_refuse_a_negative_subset(tmp_path):
+    """--subset -59000 trained on images[:-59000] (the first 1,000) without a word."""
+    refused, = _benchmark("train_speed.py", ("--device", "cpu", "--variants", "fast", "--epochs", "1",
+                                           "--subset", "-59000"), cwd=tmp_path)
+    _refused("--subset must be a number of training images to train on, 1 to 60,000, or 0 for all 60,000 "
+             "(the default), got -59000", refused)
+    negative, too_few = _benchmark("accuracy_seeds.py", ("--study", "batch-norm-final", "--seeds", "1",
+                                                         "--epochs", "1", "--subset", "-59000"),
+                                   ("--study", "batch-norm-final", "--seeds", "1", "--epochs", "1",
+                                    "--subset", "5"), cwd=tmp_path)
+    _refused("--subset must be a number of training images to train on, 6 to 60,000 (1/6 of them are held "
+             "out for validation), or 0 for all 60,000 (the default), got -59000", negative)
+    _refused("got 5", too_few)
+
+
+def test_29_the_batch_norm_study_refuses_the_options_it_does_not_use(tmp_path):
+    """--study batch-norm-final ignored --resume (even a file that does not exist), --text-seeds,
+    --background-workers and --variant-seeds without a word."""
+    study = ("--study", "batch-norm-final", "--seeds", "1", *DRY)
+    four, resume = _benchmark("accuracy_seeds.py",
+                              (*study, "--resume", "nonexistent.json", "--text-seeds", "3",
+                               "--background-workers", "2", "--variant-seeds", "2"),
+                              (*study, "--text-seeds", "5"), cwd=tmp_path)
+    _refused("--study batch-norm-final does not use --resume, --text-seeds, --background-workers, "
+             "--variant-seeds (it trains the final recipe", four)
+    _refused("does not use --text-seeds (it trains", resume)  # given as its default, still named
+
+
+def test_29_train_speed_refuses_repeated_variants_and_a_json_that_is_no_file_before_the_first_run(tmp_path):
+    """--json adir (or '') failed with IsADirectoryError after the first run; --variants fast fast
+    failed with repeat_summary's ValueError after all of them."""
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    run = ("--device", "cpu", "--variants", "fast", *DRY)
+    a_folder, empty, twice = _benchmark("train_speed.py", (*run, "--json", folder), (*run, "--json", ""),
+                                        ("--device", "cpu", "--variants", "fast", "fast", *DRY), cwd=tmp_path)
+    _refused(f"--json {folder} is a folder; give the path of a file in it, e.g. --json "
+             f"{folder / 'results.json'}; nothing was run", a_folder)
+    _refused("--json is empty (''): give the file to write the record to", empty)
+    _refused("--variants names fast more than once; name each variant once, and give --repeats N", twice)
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
+def test_29_train_speed_refuses_a_device_in_check_devices_words(tmp_path):
+    """--device tpu, '' or cuda:x: torch's RuntimeError."""
+    tpu, empty, cuda_x = _benchmark("train_speed.py", ("--device", "tpu"), ("--device", ""),
+                                    ("--device", "cuda:x"), cwd=tmp_path)
+    _refused("--device 'tpu' is not a device torch knows; this machine has 'cpu'", tpu)
+    _refused("--device '' is not a device torch knows", empty)
+    assert "(here: --device auto)" in _refused("--device 'cuda:x' is not a device torch knows", cuda_x)
+
+
+def test_29_train_speed_refuses_a_seed_torch_cannot_take_before_the_first_run(tmp_path):
+    """--seed 99999999999999999999999: every variant was recorded failed with torch's overflow."""
+    huge, negative = _benchmark("train_speed.py", ("--device", "cpu", "--variants", "fast", *DRY, "--seed",
+                                                   "99999999999999999999999"),
+                                ("--device", "cpu", "--variants", "fast", *DRY, "--seed", "-1"), cwd=tmp_path)
+    _refused("--seed must be a whole number from 0 to 18446744073709551615 (2**64 - 1, the largest seed torch "
+             "takes), got 99999999999999999999999", huge)
+    _refused("got -1", negative)
+
+
+def test_29_accuracy_seeds_refuses_a_bad_resume_workers_seeds_budget_or_json_before_anything_runs(tmp_path):
+    """--resume of a file that is missing, damaged, a folder or another record; --workers 0;
+    --seeds 0 or --budget -1 (summarize's error once the pool had run); --json a folder (after
+    all the training): bare errors of Python, multiprocessing and json, late."""
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"what": "accuracy over seeds')
+    dry = tmp_path / "dry.json"  # a record of a dry run (one epoch): not to be mixed with a full run
+    dry.write_text(json.dumps({"what": "accuracy over seeds (benchmarks/accuracy_seeds.py)",
+                               "epochs_override": 1, "subset": 3000, "results": {}}))
+    study = ("--study", "batch-norm-final", "--seeds", "1", *DRY)
+    runs = _benchmark("accuracy_seeds.py", ("--resume", "nonexistent.json"), ("--resume", damaged),
+                      ("--resume", tmp_path), ("--resume", REPO / "benchmarks" / "results" / "cpu.json"),
+                      ("--resume", REPO / "benchmarks" / "results" / "batch-norm-final-cpu.json"),
+                      ("--resume", dry), (*study[:-4], "--workers", "0"), ("--study", "batch-norm-final",
+                                                                          "--seeds", "0", *DRY),
+                      (*study, "--budget", "-1"), (*study, "--json", tmp_path), cwd=tmp_path)
+    use = "give a record that this script wrote with --json (--study all), or leave --resume out"
+    _refused(f"--resume nonexistent.json: no such file; {use}", runs[0])
+    _refused(f"--resume {damaged} is not JSON (Unterminated string", runs[1])
+    _refused(f"--resume {tmp_path} is a folder; {use}", runs[2])
+    _refused("is not a record of --study all (its \"what\" is not 'accuracy over seeds", runs[3])
+    _refused("is a record of --study batch-norm-final, which --resume cannot continue", runs[4])
+    _refused(f"--resume {dry} was trained with --epochs 1, this run with --epochs 0: its runs and these would "
+             "be mixed; give --epochs 1, or leave --resume out", runs[5])
+    _refused("--workers must be at least 1, got 0", runs[6])
+    _refused("--seeds must be at least 1, got 0", runs[7])
+    _refused("--budget must be a positive number of seconds (no run starts after it), got -1.0", runs[8])
+    _refused(f"--json {tmp_path} is a folder", runs[9])
+
+
+def test_29_save_checkpoint_replaces_only_a_damaged_checkpoint_that_it_recognises_as_its_own(
+        tmp_path):
+    import pickle
+    import zipfile
+
+    archive = tmp_path / "archive.zip"  # a user's zip whose first 4 KB say "data.pkl"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("training_data.pkl", pickle.dumps({"my": "data"}))
+        z.writestr("notes.txt", "irreplaceable")
+    mine = tmp_path / "mine.pt"  # a user's own torch.save, cut short
+    torch.save({"epoch": 3, "weights": models.lenet().state_dict()}, mine)
+    mine.write_bytes(mine.read_bytes()[:5000])
+    for path, said in ((archive, r"a zip archive holding training_data.pkl, notes.txt"),
+                       (mine, r"cut short or damaged, whose start shows that save_checkpoint did "
+                              r"not write it")):
+        kept = path.read_bytes()
+        message = refused_by_lenet_book(CheckpointError, said,
+                                        lambda path=path: save_checkpoint(models.lenet(), path))
+        assert "overwrite=True" in message and path.read_bytes() == kept, message
+    ours = save_checkpoint(models.lenet(), tmp_path / "ours.pt")
+    whole = ours.read_bytes()
+    ours.write_bytes(whole[:80])  # cut before the format's mark: it cannot be told apart
+    message = refused_by_lenet_book(CheckpointError, "too short to tell whether save_checkpoint",
+                                    lambda: save_checkpoint(models.lenet(), ours))
+    assert "delete it or pass overwrite=True" in message and ours.read_bytes() == whole[:80]
+    ours.write_bytes(whole[:1000])  # its mark is there: a damaged checkpoint of its own, replaced
+    save_checkpoint(models.lenet(), ours)
+    load_checkpoint(models.lenet(), ours)
+
+
+def test_29_prepare_refuses_a_data_root_or_source_starting_with_a_tilde_before_creating_it(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "src"  # four files to unpack: prepare would create the root's folders
+    source.mkdir()
+    for spec in data.FILES:
+        (source / f"{spec.name}.gz").write_bytes(gzip.compress(b"not the data"))
+    message = refused_by_lenet_book(data.FashionMNISTError, "starts with '~', which Python does "
+                                    "not expand", lambda: data.prepare_fashion_mnist(source, "~/d"))
+    assert "--root ~/d" in message and not (tmp_path / "~").exists(), message
+    assert data.main(["prepare", "--source", str(source), "--root=~/d"]) == 1  # bash keeps '~'
+    assert "starts with '~'" in capsys.readouterr().err and not (tmp_path / "~").exists()
+    refused_by_lenet_book(data.FashionMNISTError, r"~/fm does not exist: it starts with '~'",
+                          lambda: data.prepare_fashion_mnist("~/fm", "d"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_29_save_checkpoint_saves_a_name_without_a_suffix(tmp_path):  # valid
+    # Path("runs/") is Path("runs"): the slash is gone before save_checkpoint sees it, so a name
+    # without a suffix is saved as the file it names (the str "runs/" is refused)
+    path = save_checkpoint(models.lenet(), tmp_path / "runs")
+    assert path == tmp_path / "runs" and path.is_file()
+    load_checkpoint(models.lenet(), tmp_path / "runs")
+
+
+def test_29_read_js_data_refuses_what_write_js_data_never_writes(tmp_path):
+    path = tmp_path / "d.js"
+    for body, said in (('{"a": 1};\nwindow.X = {"a": 2}', "sets window.X more than once"),
+                       ('{"a": NaN}', "holds NaN, which is not JSON"),
+                       ('{"a": -Infinity}', "holds -Infinity, which is not JSON"),
+                       ('{"a": 9007199254740993}', r"beyond 2\*\*53"),
+                       ("[1, 2]", r"is a list in JSON, not the object \(dict\)")):
+        path.write_text(f"// c\nwindow.X = {body};\n")
+        message = refused_by_lenet_book(ExportError, said, lambda: read_js_data(path, "X"))
+        assert "rerun tools/export_weights.py" in message, message
+    refused_by_lenet_book(ExportError, "must be a dict of named fields, such as",
+                          lambda: write_js_data(path, "X", [1, 2], "c", overwrite=True))
+
+
+def test_29_write_js_data_refuses_keys_that_are_not_strings(tmp_path):
+    path = tmp_path / "d.js"
+    for value, said in (({1: "a", "1": "b"}, r"the key 1 \(int\), and JSON keys are strings: it "
+                                             r"would be written as \"1\""),
+                        ({"a": [{2.5: 0}]}, r"the key 2.5 \(float, in \['a'\]\[0\]\)")):
+        refused_by_lenet_book(ExportError, said, lambda: write_js_data(path, "X", value, "c"))
+    assert not path.exists()
+
+
+def test_29_read_js_data_names_a_path_that_is_not_a_file_name():
+    for path in (None, b"x.js", 3):
+        refused_by_lenet_book(TypeError, "read_js_data: path must be a str or pathlib.Path",
+                              lambda path=path: read_js_data(path, "X"))
+    refused_by_lenet_book(ExportError, r"path is empty \(''\)", lambda: read_js_data("", "X"))
+
+
+def test_29_prepare_names_a_source_link_that_loops_with_its_option(tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.chdir(tmp_path)
+    os.symlink("loop1", "loop1")
+    message = refused_by_lenet_book(data.FashionMNISTError, "points to itself \\(a loop\\)",
+                                    lambda: data.prepare_fashion_mnist("loop1", "d"))
+    assert "--source (or $FASHION_MNIST_SOURCE)" in message and "mend that symbolic link" in message
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", "loop1")
+    message = refused_by_lenet_book(data.FashionMNISTError, "points to itself",
+                                    lambda: data.prepare_fashion_mnist(None, "d"))
+    assert "$FASHION_MNIST_SOURCE is set to 'loop1'" in message, message
+    monkeypatch.delenv("FASHION_MNIST_SOURCE")
+    assert data.main(["prepare", "--source", "loop1", "--root", "d"]) == 1
+    said = capsys.readouterr().err
+    assert "--source" in said and "points to itself" in said, said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop1"]
+
+
+def test_29_load_checkpoint_says_what_a_zipped_checkpoint_an_npz_or_an_xz_file_is(tmp_path):
+    import bz2
+    import lzma
+    import zipfile
+
+    good = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    zipped = tmp_path / "lenet.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(good, "lenet.pt")
+    arrays = tmp_path / "w.npz"
+    np.savez(arrays, a=np.ones(3))
+    xz, bz = tmp_path / "lenet.pt.xz", tmp_path / "lenet.pt.bz2"
+    xz.write_bytes(lzma.compress(good.read_bytes()))
+    bz.write_bytes(bz2.compress(good.read_bytes()))
+    for path, said, fix in ((zipped, "is a zip archive holding lenet.pt, not a checkpoint itself",
+                             f"unzip it first (unzip {zipped})"),
+                            (arrays, r"is a numpy .npz file \(np.savez\), numpy's format, not a "
+                                     "file written by torch.save", "numpy.load(path)"),
+                            (xz, "it is xz-compressed", f"unxz {xz}"),
+                            (bz, "it is bzip2-compressed", f"bunzip2 {bz}")):
+        message = refused_by_lenet_book(CheckpointError, said,
+                                        lambda path=path: load_checkpoint(models.lenet(), path))
+        assert fix in message and "retrain" not in message and "truncated" not in message, message
+
+
+def test_29_a_deleted_current_folder_is_named_by_checkpoints_and_exports(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    said = "is relative, and the current folder no longer exists"
+    for error_type, call in ((CheckpointError, lambda: save_checkpoint(models.lenet(), "a.pt")),
+                             (CheckpointError, lambda: load_checkpoint(models.lenet(), "a.pt")),
+                             (ExportError, lambda: write_js_data("a.js", "A", {}, "c")),
+                             (ExportError, lambda: read_js_data("a.js", "A"))):
+        message = refused_by_lenet_book(error_type, said, call)
+        assert "retrain" not in message and "writable" not in message, message
+    save_checkpoint(models.lenet(), tmp_path / "a.pt")  # a full path still works
+
+
+def test_29_a_file_kept_on_purpose_is_not_blamed_on_its_folder(tmp_path):
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    js = tmp_path / "a.js"
+    write_js_data(js, "A", {}, "c")
+    path.chmod(0o444)
+    js.chmod(0o444)
+    for error_type, call in (
+            (CheckpointError, lambda: save_checkpoint(models.lenet(), path, overwrite=True)),
+            (CheckpointError, lambda: save_checkpoint(models.lenet(), "/dev/null",
+                                                      overwrite=True)),
+            (ExportError, lambda: write_js_data(js, "A", {}, "c", overwrite=True))):
+        message = refused_by_lenet_book(error_type, "so it is kept as it is", call)
+        assert "writable and has free space" not in message and "Nothing was written" in \
+            message.replace("nothing was", "Nothing was"), message
+
+
+def test_29_write_js_data_reruns_over_its_own_file_whatever_its_comments_length(tmp_path):
+    path = tmp_path / "long.js"
+    for number in (1, 2):
+        write_js_data(path, "LONG", {"run": number}, "c" * 5000)  # a rerun: replaced
+    assert read_js_data(path, "LONG") == {"run": 2}
+    path.write_text("// " + "c" * 5000 + "\nnot an export\n")
+    refused_by_lenet_book(ExportError, "is not a window.LONG file that this export wrote",
+                          lambda: write_js_data(path, "LONG", {}, "c"))
+
+
+def test_29_read_js_data_takes_a_byte_order_mark_and_trailing_white_space(tmp_path):
+    path = tmp_path / "d.js"  # what a browser reads: an editor's BOM, spaces after the ';'
+    path.write_bytes(b'\xef\xbb\xbf// c\nwindow.X = {"a": 1};  \t\n\n')
+    assert read_js_data(path, "X") == {"a": 1}
+
+
+def test_29_a_data_root_holding_a_control_character_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "src"
+    source.mkdir()
+    for spec in data.FILES:
+        (source / f"{spec.name}.gz").write_bytes(gzip.compress(b"not the data"))
+    for root in ("nl\nroot", "tab\troot"):
+        message = refused_by_lenet_book(ValueError, "holds a control character",
+                                        lambda root=root: data.prepare_fashion_mnist(source, root))
+        assert repr(root) in message, message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_29_a_failed_download_leaves_no_empty_folders_behind(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(root, train, download):  # what torchvision does offline: folders, then fails
+        os.makedirs(os.path.join(root, "FashionMNIST", "raw"), exist_ok=True)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    refused_by_lenet_book(data.FashionMNISTError, "torchvision could not download it",
+                          lambda: data.ensure_fashion_mnist(tmp_path / "nodata"))
+    assert list(tmp_path.iterdir()) == []  # a mistyped root leaves nothing
+    (tmp_path / "d").mkdir()
+    refused_by_lenet_book(data.FashionMNISTError, "torchvision could not download it",
+                          lambda: data.ensure_fashion_mnist(tmp_path / "d"))
+    assert [p.name for p in tmp_path.iterdir()] == ["d"] and not any((tmp_path / "d").iterdir())
+
+
+def _by_path(tool, *args, cwd=None):
+    """tools/<tool> of the checkout under test, run by its path as `make` runs it."""
+    return subprocess.run([sys.executable, str(REPO / "tools" / tool), *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd or REPO)
+
+
+def test_29_export_training_subset_refuses_an_out_no_file_can_be_written_at_before_loading(
+        tmp_path):
+    (tmp_path / "isdir.js").mkdir()  # an existing folder
+    (tmp_path / "notes.txt").write_text("mine")  # a file on the way
+    (tmp_path / "dir ").mkdir()  # a folder name ending in white space
+    (tmp_path / "dangl").symlink_to("nowhere")  # a dangling link on the way
+    not_data = tmp_path / "data.txt"  # --out is named first, before any data is looked at
+    not_data.write_text("not a data root")
+    before = sorted(os.listdir(tmp_path))
+    refused = {  # write_js_data refused these only once the 70,000 images were loaded
+        "isdir.js": "isdir.js is a folder, and a file cannot replace it: give the path of a "
+                    "file with --out, e.g. --out {tmp}/isdir.js/data.js; nothing was written",
+        "notes.txt/x.js": "{tmp}/notes.txt is a file, not a folder, so nothing can be written "
+                          "under it: move that file away, or give another --out (a missing "
+                          "folder is created); nothing was written",
+        "dir /x.js": "has a name that starts or ends with white space (a space or a pasted "
+                     "newline), which a file or folder name almost never means; write it "
+                     "without; nothing was written",
+        "dangl/x.js": "{tmp}/dangl is a symbolic link to nowhere, which does not exist: create "
+                      "that folder, or remove the link, or give another --out; nothing was "
+                      "written",
+    }
+    for out, message in refused.items():
+        done = _by_path("export_training_subset.py", "--data", not_data, "--out", tmp_path / out)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert message.format(tmp=tmp_path) in done.stderr, (out, done.stderr)
+        assert "data root" not in done.stderr and "--data" not in done.stderr.splitlines()[-1]
+    assert sorted(os.listdir(tmp_path)) == before and not os.listdir(tmp_path / "isdir.js")
+    assert not os.listdir(tmp_path / "dir ") and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+MAKE_PDF_WITH_NO_CHROMIUM = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tools import make_pdf
+
+make_pdf.CHROMIUM = make_pdf.CHROMEDRIVER = Path({missing!r})  # nothing can ever be printed
+make_pdf.build_single_page = None  # nor built
+try:
+    make_pdf.main(sys.argv[1:])
+except SystemExit as exit_:
+    print(exit_.code)
+"""
+
+
+def test_29_make_pdf_refuses_an_out_under_a_file_or_dangling_link_and_a_missing_build_before_the_browser(
+        tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "dangl").symlink_to("nowhere")
+    (tmp_path / "empty").mkdir()
+    missing = tmp_path / "no-chromium"
+    code = MAKE_PDF_WITH_NO_CHROMIUM.format(repo=str(REPO), missing=str(missing))
+    before = sorted(os.listdir(tmp_path))
+    refused = {  # these failed only when the PDF was written, after the build and the print
+        ("--out", "notes.txt/x.pdf"):
+            "make_pdf: --out notes.txt/x.pdf: notes.txt is a file, not a folder, so nothing can "
+            "be written under it: move that file away, or give another --out (a missing folder "
+            "is created); nothing was changed",
+        ("--out", "b.pdf", "--copy-to", "dangl/x.pdf"):
+            "make_pdf: --copy-to dangl/x.pdf: dangl is a symbolic link to nowhere, which does "
+            "not exist: create that folder, or remove the link, or give another --copy-to; "
+            "nothing was changed",
+        # a build that is not there was named only after "install chromium"
+        ("--out", "b.pdf", "--singlehtml", "nosuch"):
+            "make_pdf: --singlehtml nosuch does not exist: give the folder that `jupyter-book "
+            "build --builder singlehtml` wrote (its _build/singlehtml), or leave --singlehtml "
+            "out to build one; nothing was changed",
+        ("--out", "b.pdf", "--singlehtml", "empty"):
+            "make_pdf: --singlehtml empty holds no single-page build (no empty/book/intro.html)",
+    }
+    for argv, message in refused.items():
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert message in done.stdout and f"missing {missing}" not in done.stdout, done.stdout
+    assert sorted(os.listdir(tmp_path)) == before
+    # valid: a build that is there reaches the browser, which is missing here
+    (tmp_path / "single" / "book").mkdir(parents=True)
+    (tmp_path / "single" / "book" / "intro.html").write_text("<p>the book</p>")
+    done = subprocess.run([sys.executable, "-c", code, "--out", "b.pdf", "--singlehtml",
+                           "single"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.startswith(f"make_pdf: missing {missing}"), done.stdout + done.stderr
+
+
+def test_29_cannot_replace_and_make_pdf_load_no_torch():  # a check of a path needs no torch
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+            "from tools.export_training_subset import cannot_replace; import tools.make_pdf; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def _notebook_with_metadata(path, metadata, cell_metadata):
+    path.write_text(json.dumps({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": metadata,
+        "cells": [{"cell_type": "code", "id": "c0", "metadata": cell_metadata,
+                   "source": "# NBVAL_SKIP\nx = 1", "outputs": [], "execution_count": None}]}))
+    return path
+
+
+def test_29_tag_cells_names_a_notebook_metadata_that_is_a_list_and_a_cell_metadata_that_is_null(
+        tmp_path):
+    broken = {  # "its JSON lacks ... an 'nbformat' version or cells" and an AttributeError before
+        _notebook_with_metadata(tmp_path / "meta_list.ipynb", [], {}):
+            "is not a notebook (its metadata must be an object, e.g. {}, not a list ([])",
+        _notebook_with_metadata(tmp_path / "cell_null.ipynb", {}, None):
+            "is not a notebook (cell 0: its metadata must be an object, e.g. {} or {\"tags\": "
+            "[\"nbval-skip\"]}, not null (None)",
+    }
+    kept = {path: path.read_bytes() for path in broken}
+    for path, message in broken.items():
+        done = _by_path("tag_cells.py", path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert f"{path} {message}" in done.stderr, done.stderr
+        assert "NoneType" not in done.stderr and "lacks" not in done.stderr
+    assert {path: path.read_bytes() for path in broken} == kept
+
+
+def test_29_tag_cells_refuses_an_nbformat_3_notebook_instead_of_rewriting_it_as_4(tmp_path):
+    old = tmp_path / "old.ipynb"
+    old.write_text(json.dumps({
+        "nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "old"},
+        "worksheets": [{"metadata": {}, "cells": [
+            {"cell_type": "code", "input": "# NBVAL_SKIP\nx = 1", "language": "python",
+             "metadata": {}, "outputs": [], "collapsed": False}]}]}))
+    kept = old.read_bytes()
+    for argv in ([old], ["--check", old]):
+        done = _by_path("tag_cells.py", *argv)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert (f"{old} is an nbformat 3 notebook, which this tool would rewrite whole as "
+                "nbformat 4") in done.stderr, done.stderr
+        assert ("convert it first (jupyter nbconvert --to notebook --nbformat 4 --output old_v4 "
+                f"{old}) and tag the converted old_v4.ipynb; nothing was changed") in done.stderr
+    assert old.read_bytes() == kept and os.listdir(tmp_path) == ["old.ipynb"]
+    # valid: an nbformat 4 notebook is tagged
+    new = _notebook_with_metadata(tmp_path / "new.ipynb", {}, {})
+    done = _by_path("tag_cells.py", new)
+    assert done.returncode == 0, done.stderr
+    assert nbformat.read(new, as_version=4).cells[0].metadata.tags == ["nbval-skip"]
+
+
+def _study_of_seeds(**seeds):
+    """A seed study of runs trained from the given seeds, as benchmarks/accuracy_seeds.py writes
+    one."""
+    def run(seeds):
+        accuracies = [0.8 + 0.01 * (seed % 7) for seed in seeds]
+        summary = recipes.summarize(accuracies)
+        return {"seeds": list(seeds), "valid_acc": accuracies, "valid": summary,
+                "test_acc": accuracies, "test": summary}
+    return {"results": {name: run(s) for name, s in seeds.items()}}
+
+
+def test_29_seed_study_pairs_names_two_runs_that_share_no_seeds_or_only_one():
+    study = _study_of_seeds(text=range(5), other=range(5, 10), one=range(4, 9), more=range(8))
+    refused_by_lenet_book(  # "before has no runs: it must map at least 2 seeds" before
+        ValueError, r"seed_study_pairs: the runs 'other' \(row 'b'\) and 'text' \(the "
+        r"reference\) share no seeds \('other': seeds 5 to 9; 'text': seeds 0 to 4\), so their "
+        r"accuracies cannot be paired seed by seed; compare runs trained from the same seeds",
+        lambda: results.seed_study_pairs(study, "text", {"a": "more", "b": "other"}))
+    refused_by_lenet_book(
+        ValueError, r"the runs 'one' \(row 'c'\) and 'text' \(the reference\) share only one "
+        r"seed \(4\), and a paired test needs at least 2",
+        lambda: results.seed_study_pairs(study, "text", {"c": "one"}, split="test"))
+    # valid: paired on the seeds both were trained from, whichever run has more
+    assert results.seed_study_pairs(study, "text", {"a": "more"})["pairs"].tolist() == [5]
+    assert results.seed_study_pairs(study, "more", {"a": "text"})["pairs"].tolist() == [5]
+
+
+def test_29_seed_study_table_names_a_run_with_accuracies_but_no_summary():
+    study = results.load_seed_study("batch-norm-final-cpu.json")  # KeyError 'valid' before
+    message = refused_by_lenet_book(
+        ValueError, r"the seed study's run 'final recipe' \(row 'final'\) holds its valid "
+        r"accuracies \(valid_acc: one per seed\) but no summary of them \('valid'",
+        lambda: results.seed_study_table(study, {"final": "final recipe"}))
+    assert "--study batch-norm-final keeps only the accuracies" in message, message
+    assert "recipes.summarize(study['results']['final recipe']['valid_acc'])" in message
+    assert "damaged" not in message and "git checkout" not in message
+    # valid: its runs are paired seed by seed
+    pairs = results.seed_study_pairs(study, "final recipe",
+                                     {"bn": "final recipe + batch normalisation"})
+    assert pairs["pairs"].tolist() == [8]
 
 
 if __name__ == "__main__":

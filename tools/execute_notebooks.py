@@ -29,6 +29,7 @@ except FileNotFoundError:
 
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellExecutionError, DeadKernelError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not: its own chapters
@@ -72,11 +73,57 @@ def machine_paths(nb: nbformat.NotebookNode) -> list[str]:
     return found
 
 
+TIMED_OUT = "execute_notebooks: the cell timed out"  # the error a timed-out cell is given
+
+
+class CellFailed(Exception):
+    """A cell raised, timed out or ended the kernel: the notebook is not written."""
+
+    def __init__(self, index: int, cell: nbformat.NotebookNode, cause: str):
+        super().__init__(cause)
+        self.index, self.cell, self.cause = index, cell, cause
+
+    def message(self, path: Path, not_run: int = 0) -> str:
+        lines = [line for line in self.cell.source.splitlines() if line.strip()]
+        first = lines[0].strip() if lines else ""
+        first = first if len(first) <= 60 else first[:57] + "..."
+        rest = f" ({not_run} notebook(s) after it were not run)" if not_run else ""
+        return (f"{path}: cell {self.index} (starting {first!r}) {self.cause}; nothing was "
+                f"written: the notebook was left as it was{rest}. Fix that cell (or the code it "
+                "calls) and run again")
+
+
+def _cause(error: Exception, timeout: int) -> str:
+    """What went wrong in a cell, in one line: the exception's last line, or the timeout."""
+    if isinstance(error, DeadKernelError):
+        return ("ended the kernel (Python quit while running it: os._exit, a crash, or out of "
+                "memory)")
+    if error.ename == TIMED_OUT:
+        return (f"ran longer than --timeout {timeout} s per cell and was interrupted; give a "
+                "longer --timeout if it only needs more time")
+    value = (str(error.evalue).strip().splitlines() or [""])[0]
+    value = value if len(value) <= 200 else value[:197] + "..."
+    return f"raised {error.ename}: {value}" if value else f"raised {error.ename}"
+
+
 def execute(path: Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    running = {}  # the cell being run: named if it fails
+
+    def started(cell, cell_index):
+        running.update(cell=cell, index=cell_index)
+
+    try:  # a timed-out cell is interrupted, so that the kernel stops cleanly
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                       interrupt_on_timeout=True,
+                       error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
+                       on_cell_execute=started,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    except (CellExecutionError, DeadKernelError) as error:
+        if not running:
+            raise
+        raise CellFailed(running["index"], running["cell"], _cause(error, timeout)) from None
     seconds = time.perf_counter() - start
     clean(nb, execution_record(seconds))
     problems = machine_paths(nb)
@@ -90,6 +137,23 @@ def execute(path: Path, timeout: int) -> float:
         raise SystemExit(f"cannot write {path} ({getattr(error, 'strerror', None) or error}); "
                          "it was left as it was (this run's outputs are not kept)") from None
     return seconds
+
+
+def _old_or_misnamed(path: Path) -> str | None:
+    """Why the notebook at ``path`` (read already) is not run: an nbformat 3 or older notebook
+    (it would be rewritten as nbformat 4 without a word), or a file not named .ipynb (a copy
+    such as notebook.orig, which a run would change); or None."""
+    version = nbformat.read(path, as_version=nbformat.NO_CONVERT).get("nbformat")
+    if isinstance(version, int) and version < 4:
+        return (f"{path} is an nbformat {version} notebook, which this tool would rewrite as "
+                "nbformat 4 without a word; convert it first (jupyter nbconvert --to notebook "
+                f"--nbformat 4 --output {path.stem}_v4 {path}) and run the converted "
+                f"{path.stem}_v4.ipynb")
+    if path.suffix != ".ipynb":
+        return (f"{path} does not end in .ipynb: it may be a kept copy (such as notebook.orig), "
+                "which a run would overwrite with new outputs; rename it to end in .ipynb if it "
+                "is a notebook to run")
+    return None
 
 
 def notebook_problem(path: Path) -> str | None:
@@ -112,6 +176,9 @@ def notebook_problem(path: Path) -> str | None:
     problem = schema_problem(nb)
     if problem:
         return f"{path} is not a notebook ({problem})"
+    problem = _old_or_misnamed(path)
+    if problem:
+        return problem
     target = Path(os.path.realpath(path))  # a link is written through, as a plain write does
     if not os.access(target, os.W_OK):
         return f"{path} cannot be written (it is read-only for this user)"
@@ -135,9 +202,14 @@ def main() -> int:
         problem = notebook_problem(path)
         if problem:
             parser.error(f"{problem}; nothing was run")
-    for path in paths:
+    for number, path in enumerate(paths, 1):
         print(f"{path}: running ...", flush=True)
-        print(f"{path}: done in {execute(path.resolve(), args.timeout):.0f} s", flush=True)
+        try:
+            seconds = execute(path.resolve(), args.timeout)
+        except CellFailed as failed:  # one line, not nbclient's and the kernel's tracebacks
+            print(failed.message(path, len(paths) - number), file=sys.stderr)
+            return 1
+        print(f"{path}: done in {seconds:.0f} s", flush=True)
     return 0
 
 

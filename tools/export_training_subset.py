@@ -14,30 +14,57 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import gzip
+import locale  # noqa: F401  (argparse's, see below)
 import os
 import re
+import shutil  # noqa: F401  (argparse's)
 import stat
 import sys
+import textwrap  # noqa: F401  (argparse's)
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+# argparse loads locale, shutil and textwrap only when it first says something (torch loaded them
+# with this tool before its imports were made lazy): loaded with the tool, so that a caller that
+# imports it and then runs as another user, who may not read Python's own files, still hears why
+# its --out is refused (tests/test_bad_input.py runs it so, as nobody)
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
-from lenet_book import fast  # noqa: E402
-from lenet_book.data import FashionMNISTError, too_deep_root  # noqa: E402
-from lenet_book.export import IMAGES_FORMAT, ExportError, write_js_data  # noqa: E402
-from lenet_book.train import VALIDATION_SIZE  # noqa: E402
+# torch and the modules that load it are imported where they are needed, so that the other tools
+# that check their files with cannot_replace (make_pdf) do not load torch for it
+from lenet_book.data import FashionMNISTError, _broken_path_problem, too_deep_root  # noqa: E402
 
 OUT = REPO / "book" / "browser" / "train_data.min.js"  # codespell skips *.min.js (base64, no prose)
-FORMAT = "gzip of " + IMAGES_FORMAT.replace(", base64", "") + ", then base64; training images first"
+
+
+def _format() -> str:
+    """The format the page reads (lenet_book.export's IMAGES_FORMAT, gzipped)."""
+    from lenet_book.export import IMAGES_FORMAT
+
+    return "gzip of " + IMAGES_FORMAT.replace(", base64", "") + ", then base64; training images first"
+
+
+def __getattr__(name: str):
+    """FORMAT (_format()), made when it is first asked for: lenet_book.export loads torch."""
+    if name == "FORMAT":
+        return _format()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def first_per_class(labels: torch.Tensor, per_class: int) -> torch.Tensor:
     """Indices of the first ``per_class`` images of every class, taken one class after another
     (class 0, 1, ..., 9, then the second of each, ...)."""
+    import torch
+
+    from lenet_book.export import ExportError
+
     firsts = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)]
     if min(len(f) for f in firsts) < per_class:
         raise ExportError(f"some class has fewer than {per_class} images")
@@ -60,44 +87,100 @@ def _not_ours(out: Path) -> str | None:
     return None
 
 
-def cannot_replace(out: Path) -> str | None:
+def _loop(out: Path, option: str) -> str | None:
+    """Why nothing can be written at ``out`` because a symbolic link loops there (``out`` itself,
+    or a folder on the way to it, leads back to itself), with what to do, or None."""
+    if not _loops(out):
+        return None
+    if os.path.islink(out) and not _loops(out.parent):
+        return (f"{out} is a symbolic link to {os.readlink(out)} that loops (following it "
+                "leads back to itself), so nothing can be written through it: remove the link "
+                f"(rm {out}) or give another {option}")
+    return (f"{out} cannot be reached: a symbolic link on the way to it loops (it leads back to "
+            f"itself), so nothing can be written there: fix that link or give another {option}")
+
+
+def _loops(path: Path) -> bool:
+    """Whether following the symbolic links in ``path`` never ends (or takes too many links)."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    except ValueError:  # a NUL in the name: write_js_data names it
+        return False
+    return False
+
+
+def _in_the_way(out: Path, option: str) -> str | None:
+    """Why no file can ever be written at ``out`` as given (a folder there, a file or a dangling
+    symbolic link on the way to it, a name too long: what write_js_data and replaced_atomically
+    refuse, or fail on, once the work is done), with what to do, or None."""
+    try:
+        if os.path.isdir(out):  # through a link too: a file never replaces a folder
+            example = f", e.g. {option} {out / ('data' + out.suffix)}" if out.suffix else ""
+            return (f"{out} is a folder, and a file cannot replace it: give the path of a file "
+                    f"with {option}{example}")
+        problem = _broken_path_problem(out.parent)  # lenet_book.data's rules, as the writers'
+    except ValueError:  # a NUL in the name: write_js_data names it
+        return None
+    if problem is None:
+        return None
+    problem = problem.rstrip(".")
+    if "is a file, not a folder" in problem:
+        return (f"{problem}, so nothing can be written under it: move that file away, or give "
+                f"another {option} (a missing folder is created)")
+    if "is a symbolic link to" in problem:  # one that leads nowhere: its fix is said already
+        return f"{problem}, or give another {option}"
+    return f"{problem}: mend that part of the path, or give another {option}"
+
+
+def cannot_replace(out: Path, option: str = "--out") -> str | None:
     """Why this user cannot check or replace ``out`` (written to a temporary file in its folder,
-    then renamed over it), with what to do, or None; checked before the 70,000 images are loaded
-    (tools/export_weights.py checks its two files with it too)."""
+    then renamed over it), with what to do (``option``: the argument to give again), or None;
+    checked before the 70,000 images are loaded (tools/export_weights.py checks its two files
+    with it too, tools/make_pdf.py its PDFs before it builds one)."""
+    problem = _loop(out, option) or _in_the_way(out, option)
+    if problem:
+        return problem
     try:
         path = out.resolve() if out.is_symlink() else out  # as write_js_data does
         if path.is_file():
             mode = path.stat().st_mode
             if not os.access(path, os.R_OK):
                 return (f"{path} exists and this user cannot read it to check that this export "
-                        "wrote it: give another --out, or ask the file's owner")
+                        f"wrote it: give another {option}, or ask the file's owner")
             if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
                 return (f"{path} is read-only (mode {stat.S_IMODE(mode):o}), so it is kept as it "
-                        f"is: make it writable (chmod u+w {path}) or give another --out")
+                        f"is: make it writable (chmod u+w {path}) or give another {option}")
             if not os.access(path, os.W_OK):
                 return (f"{path} cannot be written by this user (no permission): give another "
-                        "--out, or ask the file's owner")
+                        f"{option}, or ask the file's owner")
         folder = path.parent
         while not folder.is_dir() and folder != folder.parent:  # a missing folder is created
             folder = folder.parent
     except PermissionError as error:  # a folder on the way that cannot be entered
-        return f"{out} cannot be reached ({error.strerror}): give another --out"
-    except (OSError, RuntimeError):  # a link that loops, a name too long: write_js_data names it
+        return f"{out} cannot be reached ({error.strerror}): give another {option}"
+    except (OSError, RuntimeError):  # a name too long: write_js_data names it
         return None
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"this user may not write in the folder {folder}: give another --out"
+        return f"this user may not write in the folder {folder}: give another {option}"
     return None
 
 
 def subset(data_root, train_per_class: int, test_per_class: int) -> dict:
     """The data the page ships: indices, labels and the gzip+base64 pixels."""
+    import torch
+
+    from lenet_book import fast
+    from lenet_book.train import VALIDATION_SIZE
+
     (train_images, train_labels), (test_images, test_labels) = fast.load_fashion_mnist_tensors(data_root, "cpu")
     usable = len(train_labels) - VALIDATION_SIZE  # never the validation split
     train_idx = first_per_class(train_labels[:usable], train_per_class)
     test_idx = first_per_class(test_labels, test_per_class)
     pixels = torch.cat([train_images[train_idx], test_images[test_idx]]).contiguous().numpy().tobytes()
     packed = gzip.compress(pixels, compresslevel=9, mtime=0)
-    return {"format": FORMAT,
+    return {"format": _format(),
             "source": "Fashion-MNIST: train-images-idx3-ubyte (first 50,000) and t10k-images-idx3-ubyte",
             "train": {"count": len(train_idx), "indices": train_idx.tolist(),
                       "labels": train_labels[train_idx].tolist()},
@@ -123,6 +206,10 @@ def main(argv=None) -> None:
     if args.out.suffix != ".js":  # as write_js_data says, but before the images are loaded
         parser.error(f"--out {args.out}: the page includes JavaScript files, so the path must end "
                      "in .js; nothing was written")
+    if any(part != part.strip() for part in args.out.parts):  # as write_js_data, before loading
+        parser.error(f"--out {str(args.out)!r} has a name that starts or ends with white space (a "
+                     "space or a pasted newline), which a file or folder name almost never "
+                     "means; write it without; nothing was written")
     problem = _not_ours(args.out)
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
@@ -141,6 +228,8 @@ def main(argv=None) -> None:
         data = subset(args.data, args.train_per_class, args.test_per_class)
     except FashionMNISTError as error:
         sys.exit(f"nothing exported: {error}")
+    from lenet_book.export import write_js_data
+
     size = write_js_data(args.out, "LENET_TRAIN_DATA", data,
                          "Fashion-MNIST images to train LeNet-5 in lenet_in_browser.md; "
                          "written by tools/export_training_subset.py")
@@ -151,5 +240,9 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except ExportError as error:
+    except Exception as error:  # lenet_book.export loads torch: imported once it is needed
+        from lenet_book.export import ExportError
+
+        if not isinstance(error, ExportError):
+            raise
         sys.exit(f"nothing exported: {error}")

@@ -41,7 +41,12 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 from lenet_book import fast  # noqa: E402
 from lenet_book.checks import TrainingDiverged  # noqa: E402
-from lenet_book.data import FashionMNISTError, replaced_atomically, too_deep_root  # noqa: E402
+from lenet_book.data import (  # noqa: E402
+    FashionMNISTError,
+    _broken_path_problem,
+    replaced_atomically,
+    too_deep_root,
+)
 from lenet_book.export import (  # noqa: E402
     IMAGES_FORMAT,
     WEIGHTS_FORMAT,
@@ -175,6 +180,23 @@ def _unwritable(out: Path) -> str | None:
     return None
 
 
+def _broken_out(out: Path) -> str | None:
+    """Why no file can ever be written into the folder ``out`` as given (a file in its path, a
+    symbolic link that loops or leads nowhere, a name too long), with what to do, or None."""
+    try:
+        problem = _broken_path_problem(out)
+    except ValueError:  # a NUL in the name: write_js_data names it
+        return None
+    if problem is None:
+        return None
+    problem = problem.rstrip(".")
+    if "is a file, not a folder" in problem:
+        return f"{problem}: move that file away, or give another --out (a missing folder is created)"
+    if "is a symbolic link to" in problem:  # one that leads nowhere: the fix is said already
+        return f"{problem}, or give another --out"
+    return f"{problem}: mend that part of the path, or give another --out"
+
+
 def _old_bytes(path: Path) -> bytes | None:
     """What ``path`` holds before this export replaces it, or None when it does not exist yet."""
     try:
@@ -204,8 +226,13 @@ def main(argv=None) -> None:
     parser.add_argument("--state-dict", type=Path, help="export these weights instead of training: "
                         "the text's LeNet-5 saved by lenet_book.checkpoint.save_checkpoint")
     parser.add_argument("--per-class", type=int, default=24, help="test images per class (default: 24)")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"folder to write (default: {OUT.relative_to(REPO)})")
+    parser.add_argument("--out", default=OUT, help=f"folder to write (default: {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
+    if not str(args.out):  # Path("") is the current folder: the files would land wherever one is
+        parser.error(f"--out '': the folder to write is empty (''); give a folder such as "
+                     f"{OUT.relative_to(REPO)} (leave --out out for it), or '.' for the current "
+                     "folder; nothing was written")
+    args.out = Path(args.out)
     if args.per_class < 1:
         parser.error("--per-class must be at least 1")
     if args.per_class > TEST_PER_CLASS:  # before anything is written
@@ -222,6 +249,9 @@ def main(argv=None) -> None:
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file; give a folder to write lenet_weights.js and "
                      "test_images.js into (a missing one is created)")
+    problem = _broken_out(args.out)
+    if problem:  # before the data are loaded and the network trained: no write could get past it
+        parser.error(f"--out {args.out} cannot be written into: {problem}; nothing was written")
     problem = not_ours(args.out)
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "

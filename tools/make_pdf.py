@@ -30,6 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 from lenet_book.data import replaced_atomically  # noqa: E402
+from tools.export_training_subset import cannot_replace  # noqa: E402  (it loads no torch)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -54,13 +55,33 @@ def single_page(folder: Path) -> Path:
     Jupyter Book writes it at the root document's path (book/intro.html) but with every link,
     image and script relative to the build folder; a copy at the top of that folder shows it whole.
     """
-    root = yaml.safe_load((REPO / "_toc.yml").read_text())["root"]
-    written = folder / f"{root}.html"
+    written = _root_page(folder)
     if not written.is_file():
         sys.exit(f"make_pdf: no single-page build at {written}")
     page = folder / "lenet-book.html"
     shutil.copyfile(written, page)
     return page
+
+
+def _root_page(folder: Path) -> Path:
+    """Where a singlehtml build in ``folder`` writes its page: at the root document's path."""
+    root = yaml.safe_load((REPO / "_toc.yml").read_text())["root"]
+    return Path(folder) / f"{root}.html"
+
+
+def _not_a_build(folder: Path) -> str | None:
+    """Why ``folder`` (--singlehtml) is not a single-page build to print (missing, a file, or a
+    folder without the book's page), or None; checked before the browser is looked for."""
+    use = ("give the folder that `jupyter-book build --builder singlehtml` wrote (its "
+           "_build/singlehtml), or leave --singlehtml out to build one")
+    if not os.path.isdir(folder):
+        what = "is a file, not a folder" if os.path.lexists(folder) else "does not exist"
+        return f"make_pdf: --singlehtml {folder} {what}: {use}; nothing was changed"
+    page = _root_page(folder)
+    if not page.is_file():
+        return (f"make_pdf: --singlehtml {folder} holds no single-page build (no {page}): "
+                f"{use}; nothing was changed")
+    return None
 
 
 def _missing_browser() -> str | None:
@@ -93,6 +114,14 @@ def _not_replaceable(option: str, path: Path) -> str | None:
         return (f"make_pdf: {option} {path} exists and is not a PDF: nothing was changed, so "
                 f"nothing of it is lost; give another {option}, or move that file away")
     return None
+
+
+def _cannot_write(option: str, path: Path) -> str | None:
+    """Why this user cannot write the PDF at ``path`` (a symbolic link that loops, a read-only
+    file, a folder it may not write in, a file or a dangling link on the way to it), checked as
+    the exports check their files, or None."""
+    problem = cannot_replace(Path(path), option)
+    return f"make_pdf: {option} {path}: {problem}; nothing was changed" if problem else None
 
 
 def _site_flag(target: Path) -> Path | None:
@@ -188,6 +217,9 @@ def print_to_pdf(page: Path, out: Path, timeout: float = 120) -> int:
 def copy_into_site(pdf: Path, target: Path) -> None:
     """Copy the PDF into the built site, and tell the front page (_static/pdf.json, written by
     book/_ext/site_fixes.py at each build) that it may now show its link; elsewhere only copy it."""
+    problem = _cannot_write("--copy-to", target)  # before a folder is made on the way
+    if problem:
+        sys.exit(problem)
     try:  # whole or not at all, so that the site never links to half a PDF
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(pdf, "rb") as source, replaced_atomically(Path(os.path.realpath(target))) as f:
@@ -215,15 +247,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{option} {path} starts with '~', which Python does not expand to the "
                          "home folder (it would name a folder called '~' here); write the path "
                          f"in full, e.g. {option} {os.path.expanduser(path)}; nothing was written")
-    # Before anything is built or written: a file the PDF would replace, a missing browser.
+    # Before anything is built or written: a file the PDF would replace, a build that is not
+    # there; then the tools, a missing browser.
     for option, path in paths:
-        problem = _not_replaceable(option, path)
+        problem = _not_replaceable(option, path) or _cannot_write(option, path)
         if problem:
             sys.exit(problem)
     for target in args.copy_to:
         problem = _foreign_flag(target)
         if problem:
             sys.exit(problem)
+    problem = args.singlehtml and _not_a_build(args.singlehtml)
+    if problem:
+        sys.exit(problem)
     problem = _missing_browser()
     if problem:
         sys.exit(problem)

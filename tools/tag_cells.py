@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import sys
@@ -102,9 +103,55 @@ def _cell_problem(nb) -> str | None:
     return None
 
 
+def _json_kind(value) -> str:
+    """The JSON name of ``value``'s type, as one sees it in the notebook's file."""
+    for kind, name in ((bool, "true or false"), (dict, "an object"), (list, "a list"),
+                       (str, "a string"), ((int, float), "a number"), (type(None), "null")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
+def _shape_problem(nb) -> str | None:
+    """Where the notebook's JSON does not have a notebook's shape (nbformat's reader and
+    validator fail on it with errors of their own, a cell's metadata that is a list or a cell
+    that is not an object), with how to fix it, or None."""
+    fix = "correct it in the notebook's JSON, or restore the notebook from git"
+    if not isinstance(nb, dict):
+        return (f"its JSON is {_json_kind(nb)}, not an object with 'nbformat', 'metadata' and "
+                f"'cells'; {fix}")
+    if "metadata" in nb and not isinstance(nb["metadata"], dict):
+        return (f"its metadata must be an object, e.g. {{}}, not {_json_kind(nb['metadata'])} "
+                f"({nb['metadata']!r:.60}); {fix}")
+    if "cells" in nb and not isinstance(nb["cells"], list):
+        return (f"its 'cells' must be a list of cells, not {_json_kind(nb['cells'])}; {fix}")
+    for i, cell in enumerate(nb.get("cells", [])):
+        if not isinstance(cell, dict):
+            return (f"cell {i}: a cell must be an object with a cell_type, metadata and a source, "
+                    f"e.g. {{\"cell_type\": \"code\", \"metadata\": {{}}, \"source\": \"x = 1\", "
+                    f"...}}, not {_json_kind(cell)} ({cell!r:.60}); {fix}")
+        if "metadata" in cell and not isinstance(cell["metadata"], dict):
+            return (f"cell {i}: its metadata must be an object, e.g. {{}} or {{\"tags\": "
+                    f"[\"nbval-skip\"]}}, not {_json_kind(cell['metadata'])} "
+                    f"({cell['metadata']!r:.60}); {fix}")
+        if "cell_type" in cell and not isinstance(cell["cell_type"], str):
+            return (f"cell {i}: its cell_type must be \"code\", \"markdown\" or \"raw\", not "
+                    f"{_json_kind(cell['cell_type'])} ({cell['cell_type']!r:.60}); {fix}")
+        source = cell.get("source", "")
+        if not (isinstance(source, str)
+                or isinstance(source, list) and all(isinstance(line, str) for line in source)):
+            return (f"cell {i}: its source must be text, a string or a list of lines (strings), "
+                    f"not {_json_kind(source)} ({source!r:.60}); {fix}")
+    return None
+
+
 def schema_problem(nb: nbformat.NotebookNode) -> str | None:
     """What breaks the notebook format in ``nb`` (nbformat.read only logs it; e.g. a cell with no
-    source), or None (tools/execute_notebooks.py checks with it too)."""
+    source, a cell's metadata that is a list), or None (tools/execute_notebooks.py checks with
+    it too)."""
+    problem = _shape_problem(nb)
+    if problem:
+        return problem
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as error:
@@ -154,6 +201,30 @@ def unwritable(path: Path) -> str | None:
     return None
 
 
+def _json(path: Path):
+    """The JSON that ``path`` holds, or {} when it holds none (empty, cut short, not UTF-8,
+    unreadable): nbformat.read names that."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+
+
+def _old_format(path: Path, nb) -> str | None:
+    """Why the notebook ``nb`` (the JSON at ``path``) is not tagged: one of nbformat 3 or older,
+    which nbformat.read converts, so that writing it would rewrite it whole as nbformat 4 (its
+    worksheets flattened, its metadata's name dropped, cell ids added), not only its tags and
+    comment lines; or None."""
+    version = nb.get("nbformat") if isinstance(nb, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version >= 4:
+        return None
+    return (f"{path} is an nbformat {version} notebook, which this tool would rewrite whole as "
+            "nbformat 4 (worksheets flattened, its name dropped, cell ids added), though it "
+            "changes only tags and comment lines; convert it first (jupyter nbconvert --to "
+            f"notebook --nbformat 4 --output {path.stem}_v4 {path}) and tag the converted "
+            f"{path.stem}_v4.ipynb")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
@@ -165,6 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:  # every notebook is read before any is written
         if not path.is_file():
             parser.error(f"no notebook at {path}")
+        # schema_problem's first check, before nbformat reads it: its reader fails on some
+        # shapes (a cell's metadata that is a list) with errors that name no cell
+        raw = _json(path)
+        problem = _shape_problem(raw)
+        if problem:
+            parser.error(f"{path} is not a notebook ({problem}); nothing was changed")
+        problem = _old_format(path, raw)
+        if problem:
+            parser.error(f"{problem}; nothing was changed")
         try:
             notebooks[path] = nbformat.read(path, as_version=4)
         except (ValueError, KeyError, nbformat.ValidationError) as error:  # NotJSONError too

@@ -1,0 +1,111 @@
+"""The checks both benchmarks (train_speed.py, accuracy_seeds.py) make of their options before any
+run, with lenet_book's own checks and words: the device, the data folder, --subset, and the
+--json record, which replaces only a record of the same kind (written whole, through a temporary
+file), so that no other file is ever lost."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set
+
+
+def check_device_option(parser, device, auto=False):
+    """``--device`` as lenet_book.checks.check_device takes it (a torch.device); else the parser's
+    error with its words (``auto``: the script also takes --device auto)."""
+    from lenet_book.checks import check_device
+
+    try:
+        return check_device(device, "--device")
+    except (TypeError, ValueError) as error:
+        parser.error(f"{error}" + (" (here: --device auto)" if auto else ""))
+
+
+def check_data_option(parser, root):
+    """``--data`` holds Fashion-MNIST (downloaded first when none of its files are there, as every
+    loader of lenet_book does), checked once here, before any run; else the parser's error with
+    lenet_book.data's words."""
+    from lenet_book.data import FashionMNISTError, ensure_fashion_mnist, too_deep_root
+
+    try:  # nothing may be created under a data folder given too deep
+        parent = too_deep_root(root)
+    except (TypeError, ValueError) as error:  # an empty root, a file: lenet_book's message
+        parser.error(f"--data {root!r}: {error}")
+    if parent is not None:
+        parser.error(f"--data {root} is too deep: it is the FashionMNIST folder (or its raw "
+                     f"folder) itself; give the folder that holds FashionMNIST/: --data {parent}")
+    try:
+        ensure_fashion_mnist(root)
+    except (FashionMNISTError, ValueError) as error:  # missing or damaged files: nothing was run
+        parser.error(f"--data {root}: {error}")
+
+
+def check_subset_option(parser, subset, least=1, why=None):
+    """``--subset``: 0 for all 60,000 training images, else ``least`` to 60,000 of them (``why``
+    the least)."""
+    if subset != 0 and not least <= subset <= TRAIN_IMAGES:
+        parser.error(f"--subset must be a number of training images to train on, {least:,} to "
+                     f"{TRAIN_IMAGES:,}" + (f" ({why})" if why else "") + f", or 0 for all "
+                     f"{TRAIN_IMAGES:,} (the default), got {subset}")
+
+
+def check_record_option(parser, path, is_record, kind, option="--json"):
+    """``--json``: a file this script may write, checked before any run. It may not exist yet, or
+    be empty, or hold a record that ``is_record`` (a function of the parsed JSON) accepts, the
+    ``kind`` of record this script wrote there before; any other file is kept, and refused.
+    Returns the path (a Path); the parser's error otherwise."""
+    from tools.export_training_subset import cannot_replace  # as tools/export_weights.py does
+
+    if not path:
+        parser.error(f"{option} is empty (''): give the file to write the record to, e.g. "
+                     f"{option} results.json")
+    if str(path).startswith("~") and not os.path.lexists(path):
+        parser.error(f"{option} {path} starts with '~', which Python does not expand to the home "
+                     "folder (it would name a folder called '~' here); write the path in full, "
+                     f"e.g. {option} {os.path.expanduser(path)}; nothing was run")
+    path = Path(path)
+    if path.is_dir():
+        parser.error(f"{option} {path} is a folder; give the path of a file in it, e.g. "
+                     f"{option} {path / 'results.json'}; nothing was run")
+    above = next((folder for folder in path.parents if os.path.lexists(folder)), None)
+    if above is not None and not above.is_dir():  # mkdir would fail once the runs are done
+        parser.error(f"{option} {path}: {above} is a file, not a folder; give another {option}; nothing was run")
+    problem = cannot_replace(path, option)
+    if problem:
+        parser.error(f"{option} {path}: {problem}; nothing was run")
+    if os.path.exists(path) and not os.path.isfile(path):  # reading a pipe would wait for ever
+        parser.error(f"{option} {path} is a device, pipe or socket, not a file, so it is kept as it is; give "
+                     f"the path of a file; nothing was run")
+    try:
+        text = Path(os.path.realpath(path)).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return path  # a new file
+    except OSError as error:
+        parser.error(f"{option} {path} cannot be read ({error.strerror or error}) to check that this script "
+                     f"wrote it; give another {option}; nothing was run")
+    except ValueError:
+        text, problem = None, "it is not text"
+    if text is not None and text.strip():  # an empty file holds nothing to lose
+        try:
+            problem = None if is_record(json.loads(text)) else "it is JSON of another kind"
+        except ValueError:
+            problem = "it is not JSON"
+    if problem:
+        parser.error(f"{option} {path} exists and is not {kind}, which this script writes ({problem}): "
+                     f"nothing was run, so nothing of it is lost; give another {option}, or move that "
+                     "file away")
+    return path
+
+
+def write_record(record, path, indent=2):
+    """Write ``record`` as JSON to ``path`` through a temporary file (lenet_book.data's
+    replaced_atomically), so that the file always holds a whole record; through a symbolic link,
+    the file it points to is written."""
+    from lenet_book.data import replaced_atomically
+
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(target, "w", encoding="utf-8") as f:
+        f.write(json.dumps(record, indent=indent) + "\n")
