@@ -6271,7 +6271,8 @@ def test_29_export_weights_refuses_an_out_with_a_file_in_its_path_before_loading
     done = _export_weights_to(tmp_path, "notes.txt/sub")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert ("error: --out notes.txt/sub cannot be written into: notes.txt is a file, not a "
-            "folder (it is part of the path notes.txt/sub): move that file away, or give "
+            "folder (it is part of the path notes.txt/sub), so nothing can be written under it: "
+            "move that file away, or give "
             "another --out (a missing folder is created); nothing was written") in done.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
 

@@ -123,8 +123,11 @@ def _in_the_way(out: Path, option: str) -> str | None:
         problem = _broken_path_problem(out.parent)  # lenet_book.data's rules, as the writers'
     except ValueError:  # a NUL in the name: write_js_data names it
         return None
-    if problem is None:
-        return None
+    return None if problem is None else with_its_fix(problem, option)
+
+
+def with_its_fix(problem, option="--out"):
+    """A problem that lenet_book.data's _broken_path_problem found, with what to do about it."""
     problem = problem.rstrip(".")
     if "is a file, not a folder" in problem:
         return (f"{problem}, so nothing can be written under it: move that file away, or give "

@@ -55,7 +55,7 @@ from lenet_book.export import (  # noqa: E402
     encode_state_dict,
     write_js_data,
 )
-from tools.export_training_subset import cannot_replace  # noqa: E402
+from tools.export_training_subset import cannot_replace, with_its_fix  # noqa: E402
 
 OUT = REPO / "book" / "browser"
 CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
@@ -187,14 +187,7 @@ def _broken_out(out: Path) -> str | None:
         problem = _broken_path_problem(out)
     except ValueError:  # a NUL in the name: write_js_data names it
         return None
-    if problem is None:
-        return None
-    problem = problem.rstrip(".")
-    if "is a file, not a folder" in problem:
-        return f"{problem}: move that file away, or give another --out (a missing folder is created)"
-    if "is a symbolic link to" in problem:  # one that leads nowhere: the fix is said already
-        return f"{problem}, or give another --out"
-    return f"{problem}: mend that part of the path, or give another --out"
+    return None if problem is None else with_its_fix(problem, "--out")
 
 
 def _old_bytes(path: Path) -> bytes | None:
