@@ -370,8 +370,22 @@ def _check_loader(name, loader):
     except TypeError:  # no len(): an iterable of unknown length, named at its first pass
         empty = False
     if empty:
-        raise ValueError(f"{name} holds no batches (an empty data set?): give a DataLoader of "
-                         "at least one batch, e.g. the first of text_loaders()")
+        raise ValueError(_why_no_batches(name, loader))
+
+
+def _why_no_batches(name, loader):
+    """What to do about a loader of no batches: an empty data set, or one smaller than a batch
+    whose only, short batch drop_last=True drops."""
+    try:
+        size, batch_size = len(loader.dataset), loader.batch_size
+    except (AttributeError, TypeError):  # not a DataLoader over a sized data set
+        size = batch_size = None
+    if getattr(loader, "drop_last", False) and size and batch_size and size < batch_size:
+        return (f"{name} holds no batches: its {size} images are fewer than batch_size="
+                f"{batch_size}, and drop_last=True drops that only, short batch: use a "
+                f"batch_size of at most {size}, or drop_last=False")
+    return (f"{name} holds no batches (an empty data set?): give a DataLoader of at least one "
+            "batch, e.g. the first of text_loaders()")
 
 
 def _check_reiterable(name, loader):

@@ -7403,5 +7403,19 @@ def test_29_seed_study_table_names_a_run_with_accuracies_but_no_summary():
     assert pairs["pairs"].tolist() == [8]
 
 
+def test_29_the_text_loop_says_drop_last_dropped_the_only_batch_not_that_the_data_is_empty():
+    """'holds no batches (an empty data set?)' blamed the data set: its 8 images were fewer than
+    batch_size=16, and drop_last=True dropped that only, short batch."""
+    images, labels = tiny_data(8)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+        images[:, None].float() / 255, labels), batch_size=16, drop_last=True)
+    said = refused_by_lenet_book(ValueError, r"train_iter holds no batches: its 8 images are "
+                                 r"fewer than batch_size=16, and drop_last=True drops that only, "
+                                 r"short batch: use a batch_size of at most 8, or drop_last=False",
+                                 lambda: textbook.train_text_loop(models.lenet(), loader, loader,
+                                                                  num_epochs=1))
+    assert "empty data set" not in said
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
