@@ -56,7 +56,7 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
     be empty, or hold a record that ``is_record`` (a function of the parsed JSON) accepts, the
     ``kind`` of record this script wrote there before; any other file is kept, and refused.
     Returns the path (a Path); the parser's error otherwise."""
-    from tools.export_training_subset import cannot_replace  # as tools/export_weights.py does
+    from tools.export_training_subset import _too_long, cannot_replace  # as export_weights does
 
     if not path:
         parser.error(f"{option} is empty (''): give the file to write the record to, e.g. "
@@ -66,6 +66,9 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
                      "folder (it would name a folder called '~' here); write the path in full, "
                      f"e.g. {option} {os.path.expanduser(path)}; nothing was run")
     path = Path(path)
+    problem = _too_long(path)
+    if problem:  # pathlib's is_dir() raises on it
+        parser.error(f"{option} {path}: {problem}; give a shorter {option}; nothing was run")
     if path.is_dir():
         parser.error(f"{option} {path} is a folder; give the path of a file in it, e.g. "
                      f"{option} {path / 'results.json'}; nothing was run")
@@ -92,6 +95,8 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
             problem = None if is_record(json.loads(text)) else "it is JSON of another kind"
         except ValueError:
             problem = "it is not JSON"
+        except RecursionError:  # json's own limit: no record is nested so deep
+            problem = "it is damaged: its JSON is nested too deeply for Python to read"
     if problem:
         parser.error(f"{option} {path} exists and is not {kind}, which this script writes ({problem}): "
                      f"nothing was run, so nothing of it is lost; give another {option}, or move that "

@@ -198,6 +198,12 @@ def check_arguments(parser, args):
                                        ("--epochs", args.epochs, 0, " (0: each recipe's own)")):
         if value < least:
             parser.error(f"{option} must be at least {least}{zero}, got {value}")
+    cores = os.cpu_count() or 1
+    for option, value in (("--workers", args.workers), ("--background-workers", args.background_workers)):
+        if value > 4 * cores:  # each worker is a process that loads torch and the whole data set
+            parser.error(f"{option} must be at most {4 * cores} (4 per CPU core; this machine has "
+                         f"{cores}): each worker is a process that loads torch and the data set, got "
+                         f"{value}; e.g. {option} {min(cores, 12)}")
     if not args.budget > 0:  # NaN too
         parser.error(f"--budget must be a positive number of seconds (no run starts after it), got {args.budget}")
     check_subset_option(parser, args.subset, least=6, why="1/6 of them are held out for validation")
@@ -230,6 +236,9 @@ def resumed_runs(parser, path, args):
         parser.error(f"{where} cannot be read ({error.strerror}); {use}")
     except ValueError as error:  # not JSON, not text
         parser.error(f"{where} is not JSON ({error}); {use}")
+    except RecursionError:  # json's own limit: no record is nested so deep
+        parser.error(f"{where} is damaged: its JSON is nested too deeply for Python to read; "
+                     f"restore the file, or leave --resume out")
     if not isinstance(earlier, dict) or earlier.get("what") != WHAT or not isinstance(earlier.get("results"), dict):
         kind = ("a record of --study batch-norm-final, which --resume cannot continue"
                 if isinstance(earlier, dict) and earlier.get("what") == WHAT_BATCH_NORM
@@ -251,12 +260,31 @@ def resumed_runs(parser, path, args):
                 if (isinstance(run["seed"], bool) or not isinstance(run["seed"], int)
                         or not isinstance(run["seconds"], (int, float))):
                     raise TypeError
+                problem = _impossible(run)
+                if problem:  # summarize would fail on it once the workers have trained
+                    parser.error(f"{where} is damaged: its entry {name!r}, seed {run['seed']}: "
+                                 f"{problem}; restore the file, or leave --resume out")
                 done[(name, run["seed"])] = {**run, "resumed": True}
         except (AttributeError, IndexError, KeyError, TypeError):
             parser.error(f"{where} is damaged: its entry {name!r} does not hold runs as --json writes them "
                          "(each with a whole-number 'seed', its 'seconds' and accuracies); restore the file, or "
                          "leave --resume out")
     return done
+
+
+def _impossible(run):
+    """What no run that --json wrote holds (an accuracy outside [0, 1], seconds that are negative
+    or not finite), in words, or None."""
+    seconds = run["seconds"]
+    if isinstance(seconds, bool) or not 0 <= seconds < float("inf"):  # NaN too
+        return f"its 'seconds' must be a finite number of seconds, at least 0, not {seconds!r}"
+    for key in ("valid_acc", "test_acc", "train_acc"):
+        value = run.get(key, 0.5)
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 <= value <= 1):  # NaN too
+            return (f"its {key!r} must be an accuracy, a fraction in [0, 1] such as 0.85, not "
+                    f"{value!r:.40}")
+    return None
 
 
 def main(argv=None):

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lenet_book.checks import check_layers_built
+from lenet_book.checks import check_flags, check_layers_built
 from lenet_book.data import (
     _another_users_file,
     _broken_path_problem,
@@ -217,6 +217,35 @@ def _check_network(net: nn.Module) -> None:
                               "or give it storage first: net.to_empty(device='cpu').")
 
 
+def _check_no_overlap(net: nn.Module, saving: bool) -> None:
+    """Refuse a tensor whose elements share memory (a buffer made with expand): load_state_dict
+    cannot copy into it, so its checkpoint would never load back into such a network."""
+    for name, tensor in net.state_dict().items():
+        if (tensor.layout == torch.strided and not tensor.is_meta
+                and torch._debug_has_internal_overlap(tensor) == 1):
+            raise CheckpointError(
+                f"Cannot {'save' if saving else 'load'} a checkpoint of this network: its "
+                f"tensor {name} ({tuple(tensor.shape)}) is an expanded view whose elements share "
+                "memory (e.g. made with tensor.expand), which load_state_dict cannot copy into. "
+                "Give it memory of its own: register_buffer(name, tensor.clone()) (or "
+                "nn.Parameter(tensor.clone()) for a weight); nothing was "
+                f"{'written' if saving else 'loaded'}.")
+
+
+def _check_not_inference(net: nn.Module) -> None:
+    """Weights made under torch.inference_mode() cannot be changed outside it."""
+    if torch.is_inference_mode_enabled():
+        return  # inside it, load_state_dict may copy into them
+    made = [name for name, tensor in net.state_dict().items() if tensor.is_inference()]
+    if made:
+        raise CheckpointError(
+            f"Cannot load a checkpoint into this network: its weights ({made[0]}"
+            f"{', ...' if len(made) > 1 else ''}) were made under torch.inference_mode(), and "
+            "such tensors cannot be changed outside it. Build the network outside "
+            "torch.inference_mode() (e.g. net = models.lenet() before the with block), or load "
+            "inside it; nothing was loaded.")
+
+
 def _check_path(path, saving: bool) -> Path:
     """A file path (str or os.PathLike) as a Path; a symlink to be saved over: its target."""
     if not isinstance(path, (str, os.PathLike)):
@@ -243,6 +272,11 @@ def _check_path(path, saving: bool) -> Path:
                               "white space (a space or a pasted newline), which a file or "
                               "folder name almost never means; write it without, e.g. "
                               "'runs/lenet.pt'.")
+    if text.endswith(("/", os.sep)) and os.path.isfile(text.rstrip("/" + os.sep)):
+        raise CheckpointError(f"The checkpoint path {text} ends in a slash, but "
+                              f"{text.rstrip('/' + os.sep)} is a file (a checkpoint?), not a "
+                              "folder: write the path without the slash, e.g. "
+                              f"{text.rstrip('/' + os.sep)!r}.")
     if text.endswith(("/", os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")
@@ -526,8 +560,8 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
         raise CheckpointError(f"Cannot save a checkpoint of {type(net).__name__}: the network has "
                               "no weights or buffers, so the file would hold nothing to load; "
                               "save the network you trained, e.g. models.lenet() after train.")
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    check_flags(overwrite=overwrite)  # numpy's bool too, as the other flags
+    _check_no_overlap(net, saving=True)
     path = _check_path(path, saving=True)
     if any(tensor.is_meta for tensor in net.state_dict().values()):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: the network is on the "
@@ -692,6 +726,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     _check_network(net)
     given, net = net, _inside(net)  # a torch.compile'd network: the network inside
     check_layers_built(net, "be compared with the checkpoint")
+    _check_not_inference(net)
+    _check_no_overlap(net, saving=False)
     path = _check_path(path, saving=False)
     try:
         status = path.stat()

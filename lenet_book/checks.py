@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import dis
 import functools
 import inspect
 import math
@@ -130,12 +131,16 @@ def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=F
                            if isinstance(value, str) else ""))
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
-    if not math.isfinite(value) and low == -math.inf and high == math.inf:
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    if not math.isfinite(value) or too_low or too_high:
+    try:
+        finite, shown = math.isfinite(value), value
+    except OverflowError:  # e.g. 10**400: too large for a float (and for a 400-digit message)
+        finite, shown = False, "a number too large for a float (beyond ±1.8e308)"
+    if not finite and low == -math.inf and high == math.inf:
+        raise ValueError(f"{name} must be a finite number, got {shown}")
+    if not finite or too_low or too_high:
         interval = (("(" if low_open else "[") + f"{low:g}, {high:g}"
                     + (")" if high_open or math.isinf(high) else "]"))
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
+        raise ValueError(f"{name} must be a finite number in {interval}, got {shown}")
 
 
 def _device_kinds():
@@ -283,6 +288,7 @@ def check_predict(predict, device=None):
     if not callable(predict):
         raise TypeError(f"predict must be a function of the scores, got {predict!r} "
                         f"(a {_kind(predict)})")
+    _check_not_a_class("predict", predict)
     with torch.no_grad():
         out = predict(torch.zeros(3, NUM_CLASSES, device=device))
     if (not isinstance(out, torch.Tensor) or tuple(out.shape) != (3,)
@@ -301,8 +307,14 @@ def _raised_by_lenet_book(error):
     traceback = error.__traceback__
     while traceback is not None and traceback.tb_next is not None:
         traceback = traceback.tb_next
-    return (traceback is not None and Path(traceback.tb_frame.f_code.co_filename).resolve()
-            .is_relative_to(Path(__file__).resolve().parent))
+    if traceback is None or not (Path(traceback.tb_frame.f_code.co_filename).resolve()
+                                 .is_relative_to(Path(__file__).resolve().parent)):
+        return False
+    # a raise statement of lenet_book's, not Python's own error for a call made there (e.g.
+    # "Loss() takes no arguments", raised at the line that calls the user's function)
+    opname = next((i.opname for i in dis.get_instructions(traceback.tb_frame.f_code)
+                   if i.offset == traceback.tb_lasti), "")
+    return opname.startswith(("RAISE", "RERAISE"))
 
 
 def _loss_of(loss_fn, scores, labels):
@@ -364,6 +376,13 @@ def _check_loss_settings(loss_fn):
                          f"({NUM_CLASSES},), e.g. "
                          f"torch.ones({NUM_CLASSES}); or leave weight out (every class counts "
                          "the same)")
+    if isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)) and isinstance(
+            weight, torch.Tensor) and bool((weight == 0).any()):
+        zero = (weight == 0).nonzero()[0].item()  # as ignore_index of that class, below
+        raise ValueError(f"loss_fn {type(loss_fn).__name__}(weight=...) gives class {zero} a "
+                         "weight of 0: the images of that class would be left out of the loss "
+                         "but still counted in the accuracy; give every class a weight above "
+                         f"0, e.g. torch.ones({NUM_CLASSES}), or leave weight out")
     smoothing = getattr(loss_fn, "label_smoothing", 0.0)
     if isinstance(smoothing, numbers.Real) and not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"loss_fn {type(loss_fn).__name__}(label_smoothing={smoothing}): "
@@ -380,6 +399,7 @@ def _check_loss_settings(loss_fn):
 def check_loss(loss_fn, device=None):
     """``loss_fn`` must give one number (a scalar tensor) for a batch: one call on a tiny tensor
     of zeros, without gradients (backward needs a scalar)."""
+    _check_not_a_class("loss_fn", loss_fn)
     _check_loss_settings(loss_fn)
     _check_loss_shape(_loss_of(loss_fn, torch.zeros(2, NUM_CLASSES, device=device),
                                torch.zeros(2, dtype=torch.int64, device=device)))
@@ -578,10 +598,28 @@ def check_evaluate(net, images, labels, predict, batch_size):
     problem = _input_problem(net, *images.shape[1:])
     if problem:
         raise ValueError(f"evaluate: {problem}")
+    if isinstance(predict, numbers.Integral) and not isinstance(predict, bool):
+        raise TypeError(f"evaluate: predict must be a function of the scores, got {predict!r}, a "
+                        "number: predict is evaluate's fourth positional argument; for the "
+                        f"batch size write it by name, evaluate(net, images, labels, "
+                        f"batch_size={int(predict)})")
     check_predict(predict, images.device)
-    kind = _output_kind(net, *images.shape[1:], probe=_is_penalty_rule(predict))
+    # a rule of the reader's own is tried on fixed outputs, as train tries it (one forward of
+    # 4 images tells scores from penalties); the default needs no probe
+    kind = _output_kind(net, *images.shape[1:], probe=predict is not argmax)
     if kind == "scores":
         _check_not_penalty_predict("evaluate", predict)
+        energies = _trained_towards(net) == "smallest"
+        if _picks(predict) == "smallest" and not energies:
+            raise ValueError("evaluate: predict picks the smallest output (tried on fixed "
+                             "outputs), but this network's outputs go below 0, as scores do, "
+                             "and the largest score wins, so it would count the worst class as "
+                             "right: leave predict out (the largest score). (A network trained "
+                             "so that its smallest output wins, e.g. with loss_fn=lambda out, "
+                             "y: F.cross_entropy(-out, y), is taken once train has trained it.)")
+        _check_predict_picks_an_end("evaluate", predict, "smallest" if energies else "largest",
+                                    "as this network was trained" if energies
+                                    else "as this network gives scores")
     if kind == "penalties":
         _check_predict_picks("evaluate", predict, penalties=True)
 
@@ -593,11 +631,21 @@ def check_layer_choices(activation, pool, batch_norm):
                                  ("pool", pool, "nn.MaxPool2d")):
         if isinstance(value, functools.partial) and not isinstance(value.func, nn.Module):
             continue  # e.g. partial(nn.LeakyReLU, 0.2): a fresh layer per call, tried below
+        if (callable(value) and not isinstance(value, (type, nn.Module))
+                and _builds_a_layer(value, name)):
+            continue  # e.g. lambda: nn.LeakyReLU(0.2), a factory as partial is
         if not (isinstance(value, type) and issubclass(value, nn.Module)):
+            function = inspect.isfunction(value) or inspect.isbuiltin(value)
             hint = (f"the class itself, {type(value).__name__}, without brackets"
-                    if isinstance(value, nn.Module) else f"e.g. {example}")
+                    if isinstance(value, nn.Module) else f"e.g. {example}"
+                    + ((f", or a function that builds a layer, lambda: {example}()"
+                        if name == "activation" else ", or a function called as "
+                        "pool(kernel_size=2, stride=2) that builds a layer") if function else ""))
+            got = (("a lambda" if value.__name__ == "<lambda>" else f"the function "
+                    f"{value.__name__}") + " that does not build a layer" if function
+                   else repr(value))
             raise TypeError(f"{name} must be a layer class such as {example} (the network builds "
-                            f"one per layer), got {value!r}; pass {hint}")
+                            f"one per layer), got {got}; pass {hint}")
     try:
         built = activation()
     except TypeError as error:
@@ -616,6 +664,18 @@ def check_layer_choices(activation, pool, batch_norm):
                         f"be ({error})") from None
     if not _is_flag(batch_norm):
         raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+
+
+def _builds_a_layer(factory, name):
+    """Whether ``factory``, called as modern_lenet calls ``name`` (activation() or
+    pool(kernel_size=2, stride=2)), builds an nn.Module."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built = factory() if name == "activation" else factory(kernel_size=2, stride=2)
+    except Exception:  # not a factory of layers: refused as such
+        return False
+    return isinstance(built, nn.Module)
 
 
 def check_network(net, name="net", **flags):
@@ -668,6 +728,7 @@ def _input_problem(net, height, width, channels=1):
             out, said = _one_image_out(net, (1, channels, height, width))
             if said is not None:
                 return (_channels_last_problem(net, height, width, channels)
+                        or _fixed_batch_problem(net, said, (channels, height, width))
                         or f"the network does not take {height}×{width} images (batches "
                         f"N×{channels}×{height}×{width}): for one image PyTorch says {said!r}; "
                         "pass as net a network built for these images, e.g. models.lenet()")
@@ -693,6 +754,25 @@ def _input_problem(net, height, width, channels=1):
             or f"the network does not take {height}×{width} images "
             f"(batches N×{channels}×{height}×{width}): "
             f"its layer {index}, {describe(layer)}, gets shape {shape} but expects {expects}")
+
+
+def _fixed_batch_problem(net, said, size):
+    """A forward that reshapes with the batch size written in, x.view(256, -1): one image
+    fails with PyTorch's "shape '[256, -1]' is invalid", and a batch of 256 runs. Blamed on the
+    images' size, it would send the reader to another network. Else None."""
+    # the batch size is among the numbers PyTorch names ("shape '[256, -1]' is invalid",
+    # "(16x25 and 400x120)"): a batch of each of the first few is tried (failing calls only)
+    numbers_named = dict.fromkeys(int(n) for n in re.findall(r"\d+", said) if 1 < int(n) <= 4096)
+    for batch in list(numbers_named)[:4]:
+        out, _ = _one_image_out(net, (batch, *size))
+        if out is not None and out[0] == batch:
+            break
+    else:
+        return None
+    return (f"the network's forward reshapes with a fixed batch size of {batch}: it runs on a "
+            f"batch of {batch} images but not on one (PyTorch says {said!r}), and the last "
+            "batch of an epoch and evaluate's batches hold other numbers of images; reshape "
+            "with the batch's own size, x.view(x.size(0), -1) or x.flatten(1)")
 
 
 def _call_form_problem(net):
@@ -894,9 +974,33 @@ def check_function(name, value):
                         "epochs and the steps per epoch, which the class would take for its own "
                         "settings): e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler."
                         "OneCycleLR(opt, max_lr=0.1, epochs=epochs, steps_per_epoch=steps)")
+    _check_not_a_class(name, value)
+
+
+# what each function argument is, with an example, for _check_not_a_class's messages
+_FUNCTION_KINDS = {
+    "loss_fn": ("a loss", "nn.CrossEntropyLoss()"),
+    "predict": ("a prediction rule", "lambda scores: scores.argmax(dim=1)"),
+    "batch_transform": ("a transform", "lambda images, generator: images.flip(-1)"),
+    "on_epoch": ("a function of the epoch's record", "lambda record: print(record)"),
+}
+
+
+def _check_not_a_class(name, value, where=""):
+    """A class given for a function (brackets forgotten): calling it would build an instance
+    with the arguments meant for the function, e.g. a logger's __init__ given the epoch's
+    record, and fail with Python's words or, if they fit, run silently without its effect."""
+    if not isinstance(value, type) or name not in _FUNCTION_KINDS:
+        return
+    what, example = _FUNCTION_KINDS[name]
     if issubclass(value, nn.Module):
-        raise TypeError(f"{name} must be a function or a layer, not the class {value.__name__}: "
-                        f"pass one, {name}={value.__name__}() (with brackets)")
+        raise TypeError(f"{where}{name} must be a function or a layer, not the class "
+                        f"{value.__name__}: pass one, {name}={value.__name__}() (with brackets)")
+    if any("__call__" in vars(k) for k in value.__mro__[:-1]):  # its instances are callable
+        raise TypeError(f"{where}{name} is the class {value.__name__}, not {what}: pass an "
+                        f"instance, {name}={value.__name__}() (with brackets)")
+    raise TypeError(f"{where}{name} must be {what}, got the class {value.__name__}, whose "
+                    f"instances cannot be called; e.g. {name}={example}")
 
 
 def _check_not_built(name, value):
@@ -1089,7 +1193,8 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if rbf:
             _check_loss_direction(options["loss_fn"], penalties=True)
     if not rbf:
-        _check_loss_and_predict_agree("train", options.get("loss_fn"), options.get("predict"))
+        _remember_trained(net, _check_loss_and_predict_agree("train", options.get("loss_fn"),
+                                                              options.get("predict")))
     _check_softmax_output(net, options.get("loss_fn"))
     if options.get("optimizer") is not None:
         _check_optimizer(net, options["optimizer"], lr, device)
@@ -1139,6 +1244,29 @@ def _check_softmax_output(net, loss_fn):
                          "log-softmax to the scores itself: it would take the softmax twice and "
                          "barely learn; remove the final nn.Softmax (the largest score is still "
                          "the prediction)")
+    squashed = leaves and _squashed_range(leaves[-1])
+    if squashed and _is_cross_entropy(loss_fn):
+        low, high = squashed
+        floor = math.log(1 + (NUM_CLASSES - 1) * math.exp(low - high))
+        layer = type(leaves[-1]).__name__
+        raise ValueError(f"the network ends in nn.{layer}, which squashes its outputs into "
+                         f"({low:g}, {high:g}), but cross-entropy (train's loss) reads them as "
+                         f"raw scores: scores that differ by at most {high - low:g} keep the "
+                         f"loss above {floor:.2f}, and the network barely learns; remove the "
+                         f"final nn.{layer} (the largest score is still the prediction)")
+
+
+def _squashed_range(layer):
+    """(low, high) of a squashing layer whose outputs span at most 2 (sigmoid, tanh, ...):
+    as scores for cross-entropy they cannot become confident; else None. ReLU6 and the 1998
+    network's ScaledTanh (±1.7159) span more, and are left alone."""
+    if isinstance(layer, (nn.Sigmoid, nn.Hardsigmoid)):
+        return 0.0, 1.0
+    if isinstance(layer, (nn.Tanh, nn.Softsign)):
+        return -1.0, 1.0
+    if isinstance(layer, nn.Hardtanh) and layer.max_val - layer.min_val <= 2:
+        return float(layer.min_val), float(layer.max_val)
+    return None
 
 
 def _check_optimizer(net, optimizer, lr, device):
@@ -1281,7 +1409,7 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
                          f"pass {what}=epochs * steps, e.g. lambda opt, epochs, steps: "
                          f"{type(schedule).__name__}(opt, {what}=epochs * steps)")
     if hasattr(schedule, "step"):
-        _check_rates_stay_above_0(opt, schedule, needed)
+        _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch)
     if getattr(schedule, "optimizer", opt) is opt:  # another optimizer's: check_built names it
         _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch)
 
@@ -1310,12 +1438,15 @@ def _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch):
 SCHEDULE_STEPS_TRIED = 100_000  # a few microseconds each: 0.3 s at most
 
 
-def _check_rates_stay_above_0(opt, schedule, needed):
+def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
     """Steps the throwaway schedule as train will (its optimizer takes no step): no rate a
     training step would use may be negative or NaN, and the rate may not fall to 0 and stay
     there (StepLR(gamma=0) gives 0 after its first step_size steps, and training would go on
     without learning). A warm-up may start at 0, and the last step's rate is never used (a
-    schedule may end at 0). The first ``SCHEDULE_STEPS_TRIED`` steps are tried."""
+    schedule may end at 0). Nor may a rate fall below ``_VANISHED`` of the group's largest so far
+    and stay there from before the last epoch (or the second half of one epoch) to the end: a
+    per-epoch decay stepped after every batch. The first ``SCHEDULE_STEPS_TRIED`` steps are
+    tried."""
     def rates():
         return [group.get("lr") for group in opt.param_groups]
 
@@ -1337,6 +1468,7 @@ def _check_rates_stay_above_0(opt, schedule, needed):
     if negative(rates()):
         refuse(rates(), 0)
     zero_since = None if all(_rate_above_0(rate) for rate in rates()) else 0
+    peaks, tiny_since = [_as_float(rate) for rate in rates()], None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
         for step in range(1, min(needed, SCHEDULE_STEPS_TRIED)):
@@ -1361,8 +1493,50 @@ def _check_rates_stay_above_0(opt, schedule, needed):
                 zero_since = None
             elif zero_since is None:
                 zero_since, zero_rates = step, rates()
+            now = [_as_float(rate) for rate in rates()]
+            peaks = [max(p, r) for p, r in zip(peaks, now)]
+            if not any(r < _VANISHED * p for p, r in zip(peaks, now)):
+                tiny_since = None
+            elif tiny_since is None:
+                tiny_since = step
     if zero_since is not None:
         refuse(zero_rates if zero_since else rates(), zero_since)
+    last_epoch = needed - (steps_per_epoch or needed)
+    if tiny_since is not None and tiny_since <= max(last_epoch, needed // 2):
+        _refuse_vanished(schedule, tiny_since, needed, steps_per_epoch, max(peaks))
+
+
+_VANISHED = 1e-6  # a rate this share of its largest teaches nothing more (float32 weights)
+
+
+def _as_float(rate):
+    """A learning rate as a float (0 for one that is not a number: refused as such above)."""
+    try:
+        return float(rate)
+    except (TypeError, ValueError, RuntimeError):
+        return 0.0
+
+
+def _refuse_vanished(schedule, step, needed, steps_per_epoch, peak):
+    """The schedule's rate fell below _VANISHED of its largest at ``step`` and stayed there:
+    named with a per-batch form of the same decay."""
+    kind = type(schedule).__name__
+    steps = steps_per_epoch or 1
+    gamma = getattr(schedule, "gamma", None)
+    if not isinstance(gamma, numbers.Real):
+        fix = "LambdaLR(opt, lambda k: 0.9 ** (k // steps))"
+    elif isinstance(schedule, torch.optim.lr_scheduler.ExponentialLR):
+        fix = f"ExponentialLR(opt, gamma={gamma:g} ** (1 / steps))"
+    elif isinstance(schedule, torch.optim.lr_scheduler.StepLR):
+        fix = f"StepLR(opt, step_size={schedule.step_size} * steps, gamma={gamma:g})"
+    else:
+        fix = "LambdaLR(opt, lambda k: 0.9 ** (k // steps))"
+    raise ValueError(f"scheduler: {kind}'s learning rate falls below {_VANISHED:g} of its "
+                     f"largest ({peak:g}) after {step} of the {needed} steps (epoch "
+                     f"{step // steps + 1}) and stays there, so training would stop learning "
+                     f"long before its end: train steps the schedule after every batch "
+                     f"({steps} per epoch), not once per epoch; count the decay in steps, e.g. "
+                     f"lambda opt, epochs, steps: {fix}")
 
 
 def _generators_kept(device):
@@ -1638,6 +1812,30 @@ def _check_transformed_pixels(given, returned):
                          "images)")
 
 
+def _check_short_batch(batch_transform, images, batch_size, full, generator):
+    """``batch_transform`` on a batch of the size of each epoch's short last batch: it must
+    take it as it took the first (a transform with the batch size written in fails there, after
+    the epoch's other steps); ``full``: what it returned for the first batch."""
+    size = len(images)
+    where = (f"the last batch of each epoch, which holds {size} images (the data do not fill "
+             f"whole batches of {batch_size})")
+    try:
+        out = batch_transform(images, generator)
+    except Exception as error:  # whatever it raises: named with the batch that causes it
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"batch_transform fails on {where}: it says {first!r}; it must take a "
+                         "batch of any size: use len(images) rather than a fixed batch size, "
+                         "e.g. torch.rand(len(images), 1, 1, generator=generator)") from None
+    if not (isinstance(out, torch.Tensor) and out.dtype == full.dtype
+            and tuple(out.shape) == (size, *full.shape[1:])):
+        got = (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
+               else f"a {_kind(out)}")
+        raise ValueError(f"batch_transform returns {got} for {where}, but {full.dtype} of shape "
+                         f"{tuple(full.shape)} for the first batch: it must return one image per "
+                         "image it gets, as for the first batch; use len(images) rather than a "
+                         "fixed batch size")
+
+
 def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None, seed=0):
     """The first batch, before any step: ``batch_transform`` (given a generator of its own) must
     return uint8 images that the network takes, and the loss of the network's scores must be one
@@ -1654,6 +1852,10 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
             given = X.max().item()
             X = _transformed(net, batch_transform, X, generator)
             _check_transformed_pixels(given, X.max().item())
+            short = len(labels) % batch_size if len(labels) > batch_size else 0
+            if short:  # the last batch of each epoch: the transform only, no forward
+                _check_short_batch(batch_transform, images[:short].clone(), batch_size, X,
+                                   torch.Generator(device=images.device).manual_seed(seed))
         net.eval()
         try:
             scores = net(X.unsqueeze(1).float().div_(255))
@@ -1764,6 +1966,10 @@ def check_indices(idx, labels):
 def check_codes(codes):
     """The RBF codes of the 1998 network: a float tensor, one code of F6's 84 outputs per
     class."""
+    if type(codes).__module__ == "numpy" and hasattr(codes, "dtype"):  # its dtype is not at fault
+        raise TypeError(f"codes must be a float tensor {NUM_CLASSES}×84 (one code per class), "
+                        f"got a numpy array ({codes.dtype}); convert it: "
+                        "torch.from_numpy(codes).float()")
     if not isinstance(codes, torch.Tensor) or not codes.is_floating_point():
         raise TypeError(f"codes must be a float tensor {NUM_CLASSES}×84 (one code per class), "
                         f"got {getattr(codes, 'dtype', 'a ' + _kind(codes))}; e.g. "
@@ -2081,10 +2287,9 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
             raise ValueError("train_step: the optimizer updates the parameters of another "
                              "network, so this one would never change; build it from this "
                              "network: torch.optim.SGD(net.parameters(), lr=0.1)")
-    if isinstance(loss_fn, type) and issubclass(loss_fn, nn.Module):
-        raise TypeError(f"train_step: loss_fn must be a function or a layer, not the class "
-                        f"{loss_fn.__name__}: pass one, loss_fn={loss_fn.__name__}() (with "
-                        "brackets)")
+    _check_not_a_class("loss_fn", loss_fn, "train_step: ")
+    if predict is not _NOT_GIVEN:
+        _check_not_a_class("predict", predict, "train_step: ")
     for name, value in (("loss_fn", loss_fn), ("predict", predict)):
         if value is not _NOT_GIVEN and not callable(value):
             raise TypeError(f"train_step: {name} must be a function, e.g. "
@@ -2094,6 +2299,11 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
                         f"got {amp_dtype!r}")
     check_dense("train_step", X=X, y=y)
+    for what, tensor in (("X", X), ("y", y)):  # outside inference mode (_check_grad_mode)
+        if isinstance(tensor, torch.Tensor) and tensor.is_inference():
+            raise ValueError(f"train_step: {what} was made inside torch.inference_mode() (an "
+                             "inference tensor), which autograd cannot save for backward; make "
+                             f"it outside that block, or use {what}.clone() after the block")
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
         got = X.dtype if isinstance(X, torch.Tensor) else f"a {_kind(X)}"
         raise TypeError(f"train_step: X must be a float batch N×1×height×width in [0, 1], got {got}"
@@ -2238,8 +2448,8 @@ def _check_step_network(net, optimizer, loss_fn, predict):
         if predict is not _NOT_GIVEN:
             _check_predict_picks("train_step", predict, penalties=True)
     else:
-        _check_loss_and_predict_agree("train_step", loss_fn,
-                                      None if predict is _NOT_GIVEN else predict)
+        _remember_trained(net, _check_loss_and_predict_agree(
+            "train_step", loss_fn, None if predict is _NOT_GIVEN else predict))
     _check_softmax_output(net, loss_fn)
     batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     try:
@@ -2364,7 +2574,8 @@ def _check_predict_picks_an_end(name, predict, trains,
 
 def _check_loss_and_predict_agree(name, loss_fn, predict):
     """The loss and the prediction rule must read the outputs the same way: both the largest
-    wins (scores) or both the smallest (penalties, or outputs read as energies)."""
+    wins (scores) or both the smallest (penalties, or outputs read as energies). Returns which
+    the loss favours (None when it cannot be told)."""
     trains, picks = _favours(loss_fn), _picks(predict)
     if trains == "largest" and picks == "smallest":
         raise ValueError(f"{name}: predict picks the smallest output (tried on fixed outputs; e.g. "
@@ -2380,6 +2591,26 @@ def _check_loss_and_predict_agree(name, loss_fn, predict):
                          "network of scores use nn.CrossEntropyLoss(); for penalties pass a "
                          "rule that picks the smallest, predict=original.predict")
     _check_predict_picks_an_end(name, predict, trains)
+    return trains
+
+
+# network -> which output its training loss favoured ("largest" or "smallest", as _favours
+# tells): evaluate takes a rule that picks the smallest of outputs that go below 0 only for a
+# network trained so (outputs read as energies), as train and train_step take it
+_TRAINED_TOWARDS = weakref.WeakKeyDictionary()
+
+
+def _remember_trained(net, trains):
+    if trains is not None:
+        with contextlib.suppress(TypeError):  # a network that cannot be weakly referenced
+            _TRAINED_TOWARDS[net] = trains
+
+
+def _trained_towards(net):
+    try:
+        return _TRAINED_TOWARDS.get(getattr(net, "_orig_mod", net))  # compiled: the one inside
+    except TypeError:
+        return None
 
 
 def _is_cross_entropy(loss_fn):
@@ -2497,6 +2728,10 @@ def check_crop_flip(images, generator, padding=2):
                             if images.dim() == 4 and images.shape[1] == 1
                             else "; for one image use image.unsqueeze(0)"
                             if images.dim() == 2 else ""))
+    if type(generator).__module__.startswith("numpy"):  # "(a Generator)" would read as right
+        raise TypeError(f"random_crop_flip draws from a torch.Generator (train passes its own to "
+                        f"a batch_transform as generator), got numpy's {_kind(generator)}; "
+                        "for a seed use torch.Generator().manual_seed(seed)")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"random_crop_flip draws from a torch.Generator (train passes its own to "
                         f"a batch_transform as generator), got {generator!r} "

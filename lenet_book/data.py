@@ -11,7 +11,9 @@ torchvision also prefers an old cache, ``<root>/FashionMNIST/processed/{training
 to the raw files, unchecked. ``check`` reports such a cache as a problem and changes nothing;
 ``prepare`` and :func:`ensure_fashion_mnist` (which the chapters and the fast path call before
 loading) delete it with a message, so the data a chapter trains on are the verified raw files.
-The cache only duplicates the raw files, so nothing is lost.
+The cache only duplicates the raw files, so nothing is lost. Only the pair of torch files that
+torchvision would load is deleted: a lone file, or one that is not a torch file, is not its
+cache and is never deleted.
 
 ``prepare`` unpacks each file into a uniquely named temporary file, verifies it, and renames
 it into place (atomic): a killed run leaves no half-written data file, and several runs at
@@ -506,13 +508,9 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
         if len(header) < 4 + 4 * len(spec.shape):
             return (f"{path} holds only {size} bytes, too few for an IDX header "
                     f"(expected {spec.size:,} bytes).")
-        magic = int.from_bytes(header[:4], "big")
-        dims = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(4, len(header), 4))
-        if magic != spec.magic or dims != spec.shape:
-            return (f"{path} has the IDX header magic {magic:#06x} with sizes {dims}; "
-                    f"expected magic {spec.magic:#06x} with sizes {spec.shape}. "
-                    "It is not this Fashion-MNIST file "
-                    "(a .gz left compressed, or another data set?).")
+        wrong = _header_problem(header, spec)
+        if wrong:
+            return f"{path} {wrong}"
         if size != spec.size:
             return (f"{path} holds {size:,} bytes; expected {spec.size:,}. "
                     "It is truncated or has extra bytes (an interrupted download or copy?).")
@@ -527,12 +525,61 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
     return None
 
 
-def _stale_cache(root: str | os.PathLike) -> list[Path]:
-    """The files of torchvision's old ``processed`` cache present under ``root``. A folder of
-    that name is not one (torchvision loads only files), so it is never counted or deleted."""
+# How a file torch.save wrote starts: a zip archive, or a pickle before torch 1.6
+_TORCH_HEADS = (b"PK\x03\x04", b"\x80\x02\x8a\x0a")
+
+
+def _torch_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in _TORCH_HEADS
+    except OSError:
+        return False
+
+
+def _cache_pair(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """``(cache, foreign)``: torchvision loads ``processed/{training,test}.pt`` only when both are
+    files, so only such a pair counts. When both are torch files they are its cache; when one is
+    not (a user's file?) the pair is foreign, and is never deleted. A lone file is neither."""
     processed = _processed_dir(root)
-    return [processed / name for name in PROCESSED_CACHE
-            if os.path.lexists(processed / name) and not os.path.isdir(processed / name)]
+    pair = [processed / name for name in PROCESSED_CACHE]
+    if not all(os.path.isfile(path) for path in pair):
+        return [], []
+    foreign = [path for path in pair if not _torch_file(path)]
+    return ([], foreign) if foreign else (pair, [])
+
+
+def _header_size(spec: IdxFile) -> int:
+    return 4 + 4 * len(spec.shape)
+
+
+def _header_problem(header: bytes, spec: IdxFile) -> str | None:
+    """What is wrong with a whole IDX header, to follow the file's name, or None."""
+    magic = int.from_bytes(header[:4], "big")
+    dims = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(4, len(header), 4))
+    if magic != spec.magic or dims != spec.shape:
+        return (f"has the IDX header magic {magic:#06x} with sizes {dims}; "
+                f"expected magic {spec.magic:#06x} with sizes {spec.shape}. "
+                "It is not this Fashion-MNIST file "
+                "(a .gz left compressed, or another data set?).")
+    return None
+
+
+def _stale_cache(root: str | os.PathLike) -> list[Path]:
+    """The files of torchvision's old ``processed`` cache under ``root``: both or none (see
+    :func:`_cache_pair`). A folder of that name is never counted or deleted."""
+    return _cache_pair(root)[0]
+
+
+def _foreign_cache_problem(root: str | os.PathLike) -> str | None:
+    """Two files named like the cache, not both torch's: torchvision would load them, and fail."""
+    foreign = _cache_pair(root)[1]
+    if not foreign:
+        return None
+    return (f"{_processed_dir(root)} holds {' and '.join(PROCESSED_CACHE)}, which torchvision "
+            f"loads instead of the raw files, but {' and '.join(p.name for p in foreign)} "
+            f"{'is not a torch file' if len(foreign) == 1 else 'are not torch files'}, so not "
+            "its old cache (your own?); nothing was deleted. Move them out of that folder.")
 
 
 def _not_a_cache(root: str | os.PathLike) -> list[Path]:
@@ -549,7 +596,7 @@ def _rm_cache(cache: list[Path]) -> str:
 def _cache_problem(root: str | os.PathLike) -> str | None:
     cache = _stale_cache(root)
     if not cache:
-        return None
+        return _foreign_cache_problem(root)
     return (f"{_processed_dir(root)} holds an old torchvision cache "
             f"({', '.join(p.name for p in cache)}) "
             "that torchvision loads instead of the verified raw files, unchecked. Delete it "
@@ -561,9 +608,14 @@ def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
 
     torchvision's FashionMNIST prefers that cache to the raw files, so a stale one would be
     trained on although ``check`` verified the raw files. It only ever duplicates the raw files
-    (torchvision no longer writes it), so deleting it loses nothing. Returns the deleted files.
+    (torchvision no longer writes it), so deleting it loses nothing. Only a pair of torch files
+    is deleted: a lone file, which torchvision ignores, is left; two files of which one is not a
+    torch file are refused, not deleted. Returns the deleted files.
     """
     _check_root_folder(_root(root))
+    foreign = _foreign_cache_problem(root)
+    if foreign:
+        raise FashionMNISTError(foreign)
     cache = _stale_cache(root)
     for path in _not_a_cache(root):
         print(f"{path} is a folder, not torchvision's cache; left as it is.", file=sys.stderr)
@@ -601,14 +653,26 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     _check_not_too_deep(root)
     _check_no_stray_space(root)
     _check_no_tilde(root)
-    problems = [p for spec in FILES if (p := _problem(raw / spec.name, spec))]
+    packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")]
+    problems = [p[:-1] + f", but {spec.name}.gz is there, still packed." if (
+        spec in packed and p == f"{raw / spec.name} is missing.") else p
+        for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
     cache = _cache_problem(root)
     if problems or cache:
         raise FashionMNISTError(
             "Fashion-MNIST is not ready in " + str(raw) + ":\n"
             + "\n".join("  - " + p for p in problems + ([cache] if cache else [])) + "\n"
-            + _how_to_fix(root))
+            + (_unpack_here(root) if problems and len(packed) == len(FILES)
+               else _how_to_fix(root)))
     return raw
+
+
+def _unpack_here(root: str | os.PathLike) -> str:
+    """The fix when the raw folder holds the four .gz files (a download left packed): unpack
+    them where they are; deleting the folder, the general advice, would lose them."""
+    return (f"How to fix it (in a terminal opened in {_current_folder()}): python -m "
+            f"lenet_book.data prepare --source {_raw_dir(root)} --root {root} unpacks and "
+            "verifies the four files there; the .gz files are kept.")
 
 
 def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
@@ -643,6 +707,7 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                     "How to fix it: give this user read access (e.g. as its owner: "
                     f"chmod a+r {source}), or copy the .gz files to a folder it can read and "
                     "pass that one.") from None
+            written, head = 0, b""
             with compressed, gzip.GzipFile(fileobj=compressed, mode="rb") as src:
                 while True:
                     try:
@@ -656,6 +721,22 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                             + _how_to_fix(root)) from None
                     if not block:
                         break
+                    # a wrong or huge file (a gzip bomb) is refused as soon as it shows, before
+                    # it fills the disk: by its header, then by its size
+                    head += block[:max(0, _header_size(spec) - len(head))]
+                    written += len(block)
+                    wrong = (_header_problem(head, spec) if len(head) == _header_size(spec)
+                             else None)
+                    early = f"the unpacked file {wrong}" if wrong else None
+                    if early is None and written > spec.size:
+                        early = (f"the unpacked file holds more than {spec.size:,} bytes; "
+                                 f"expected {spec.size:,}. It is truncated or has extra bytes "
+                                 "(an interrupted download or copy?).")
+                    if early:
+                        raise FashionMNISTError(
+                            f"{source} does not unpack to the published {spec.name}: "
+                            + early + "\n"
+                            + _how_to_fix(root))
                     try:
                         dst.write(block)
                     except OSError as error:
@@ -889,7 +970,9 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     (see :func:`remove_stale_cache`), so what a chapter loads is what was checked.
     """
     if not isinstance(download, bool):  # 'no' would count as True and try the network
-        raise TypeError(f"download must be True or False, got {download!r}")
+        from lenet_book.checks import check_flags  # imports torch: only when needed
+
+        check_flags(download=download)  # numpy's bool passes, as for the other flags
     raw = _raw_dir(root)
     folder = _folder_problem(raw)
     if folder:

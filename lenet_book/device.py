@@ -29,14 +29,11 @@ def synchronize(device):
     """Wait for the device to finish, so that wall-clock timers measure the work (chapter 4)."""
     if device is None:
         raise TypeError("synchronize waits for a device: give one, e.g. images.device or 'cuda'")
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):  # not a device: say what is accepted (checked only then)
-        kind = check_device(device).type
-    mps = getattr(torch.backends, "mps", None)
-    if (kind == "cuda" and not torch.cuda.is_available()
-            or kind == "mps" and not (mps is not None and mps.is_available())):
-        check_device(device)  # names the devices this machine has
+    if device == "meta" if isinstance(device, str) else (isinstance(device, torch.device)
+                                                        and device.type == "meta"):
+        return  # a meta tensor's device: shapes only, nothing to wait for
+    # as device_name: 'xla' or 'cpu:5' would not be waited for; names the devices there are
+    kind = check_device(device).type
     if kind == "cuda":
         torch.cuda.synchronize(device)
     elif kind == "mps":

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from lenet_book.data import (
     _relative_path_problem,
     replaced_atomically,
 )
+from lenet_book.results import _shown
 
 __all__ = ["IMAGES_FORMAT", "WEIGHTS_FORMAT", "ExportError", "decode_images", "decode_state_dict",
            "encode_images", "encode_state_dict", "read_js_data", "write_js_data"]
@@ -63,6 +65,11 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
         if not isinstance(name, str):
             raise ExportError(f"tensor names must be strings, as net.state_dict() gives them "
                               f"(e.g. '0.weight'), got {name!r} (a {type(name).__name__})")
+        if isinstance(tensor, torch.Tensor) and tensor.is_nested:  # it has no one shape
+            raise ExportError(f"tensor {name} is a nested tensor (tensors of different sizes in "
+                              "one), and the page takes one tensor of one shape per name; export "
+                              "the state dict of a network of ordinary weights, e.g. "
+                              "net.state_dict()")
         if isinstance(tensor, torch.Tensor) and tensor.is_quantized:
             raise ExportError(f"tensor {name} is quantized ({tensor.dtype}), and the page takes "
                               "float32 weights; export the float network's state dict, or "
@@ -151,6 +158,11 @@ def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
             raise ExportError(f"tensor {entry['name']}: {values.size} numbers "
                               f"for shape {entry['shape']} ({expected} expected); "
                               "rerun tools/export_weights.py")
+        shape = entry["shape"]  # numpy refuses more than 64 dimensions, or sizes whose bytes
+        if len(shape) > 64 or math.prod(max(d, 1) for d in shape) * 4 > sys.maxsize:  # (0 as 1)
+            raise ExportError(f"tensor {entry['name']}: its shape {_shown(shape)} cannot be an "
+                              "array (more than 64 dimensions, or more numbers than memory can "
+                              "address): the file is damaged; rerun tools/export_weights.py")
         _check_finite(entry["name"], values, "rerun tools/export_weights.py")
         state_dict[entry["name"]] = torch.from_numpy(
             values.astype(np.float32).reshape(entry["shape"]))
@@ -191,7 +203,9 @@ JS_SAFE_INT = 2**53  # beyond it a browser's numbers (float64) no longer hold ev
 
 
 def _check_int(name: str, digits: str, read: Path | None = None) -> int:
-    value = int(digits)
+    # more than 16 digits is beyond 2**53 (JSON has no leading zeros), and int() of more than
+    # 4,300 digits raises Python's own error
+    value = int(digits) if len(digits.lstrip("-")) <= 16 else JS_SAFE_INT + 1
     if abs(value) > JS_SAFE_INT and read is not None:
         raise ExportError(f"{read}: window.{name} holds the whole number {digits[:20]}"
                           f"{'...' if len(digits) > 20 else ''} ({len(digits.lstrip('-'))} "
@@ -280,10 +294,19 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
             raise ExportError(f"the data for {name} refer to themselves (a circular reference: "
                               "a dict or list inside itself), which JSON cannot carry; nothing "
                               "was written: export a copy without that reference") from None
+        if "integer string conversion" in str(error):  # Python's limit of 4,300 digits
+            raise ExportError(f"the data for {name} hold a whole number of thousands of digits, "
+                              "beyond 2**53, which the page's numbers (float64) cannot hold (it "
+                              "would read Infinity); nothing was written: export smaller numbers, "
+                              "or the number as a string") from None
         raise ExportError(f"the data for {name} hold a NaN or infinite number, which JSON cannot "
                           "carry and the page would show as NaN; nothing was written: export "
                           "finite numbers only (e.g. the weights of a training that did not "
                           "diverge)") from None
+    except RecursionError:
+        raise ExportError(f"the data for {name} are nested too deep for JSON (dicts or lists "
+                          "inside each other hundreds of levels deep); nothing was written: "
+                          "export flatter data") from None
     if not isinstance(comment, str) or not comment.isascii() or "\n" in comment \
             or "\r" in comment:
         raise ExportError(f"the comment must be one line of ASCII text (the file is ASCII, and a "
@@ -404,6 +427,11 @@ def read_js_data(path: Path, name: str) -> dict:
                           "tools/export_weights.py") from None
     matches = list(re.finditer(rf"^window\.{name} = (.*);[ \t]*$", text, re.M))
     if not matches:
+        if re.search(rf"^[ \t]*window\.{name}[ \t]*=", text, re.M):  # over several lines
+            raise ExportError(f"{path} sets window.{name}, but not on one line as write_js_data "
+                              f"writes it (window.{name} = {{...}}; on a single line): it was "
+                              "edited by hand or written by another program; rerun "
+                              "tools/export_weights.py")
         raise ExportError(f"{path} does not define window.{name}: rerun tools/export_weights.py")
     if len(matches) > 1 or len(re.findall(rf"^[ \t]*window\.{name}[ \t]*=", text, re.M)) > 1:
         raise ExportError(f"{path} sets window.{name} more than once; the page would use the last "
@@ -411,15 +439,35 @@ def read_js_data(path: Path, name: str) -> dict:
                           "twice: rerun tools/export_weights.py")
     try:
         data = json.loads(matches[0].group(1), parse_constant=_no_constant(path, name),
+                          parse_float=_finite_float(path, name),
                           parse_int=lambda digits: _check_int(name, digits, read=path))
     except json.JSONDecodeError as error:
         raise ExportError(f"{path}: window.{name} is not valid JSON ({error}); the file is "
                           "damaged or was edited by hand: rerun tools/export_weights.py") from None
+    except RecursionError:  # brackets nested thousands deep, which write_js_data never writes
+        raise ExportError(f"{path}: window.{name} is nested too deep to read (lists or objects "
+                          "inside each other thousands of levels deep); the file is damaged or "
+                          "was edited by hand: rerun tools/export_weights.py") from None
     if not isinstance(data, dict):
         raise ExportError(f"{path}: window.{name} is a {type(data).__name__} in JSON, not the "
                           "object (dict) that write_js_data writes; the file was edited by hand "
                           "or written by another program: rerun tools/export_weights.py")
     return data
+
+
+def _finite_float(path: Path, name: str):
+    """json.loads's parse_float for read_js_data: a number too large for float64 (1e400), which
+    a browser reads as Infinity, is refused as Infinity itself is."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ExportError(f"{path}: window.{name} holds the number {text[:20]}"
+                              f"{'...' if len(text) > 20 else ''}, beyond the largest float64, "
+                              "which the page would read as Infinity and write_js_data never "
+                              "writes; the file was edited by hand or written by another "
+                              "program: rerun tools/export_weights.py")
+        return value
+    return parse
 
 
 def _no_constant(path: Path, name: str):

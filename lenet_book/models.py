@@ -103,8 +103,21 @@ def _computed_by(layer, name):
     return "code of its own (it is not a parameter)"
 
 
+def _check_not_inference(name, net):
+    """Weights made inside torch.inference_mode() cannot be written into outside it (torch's
+    words would say only "Inplace update to inference tensor")."""
+    if isinstance(net, nn.Module) and not torch.is_inference_mode_enabled() and any(
+            p.is_inference() for p in net.parameters()
+            if not isinstance(p, nn.parameter.UninitializedParameter)):
+        raise ValueError(f"{name}: the network was built inside torch.inference_mode(), so its "
+                         "weights are inference tensors, which cannot be redrawn outside that "
+                         "block; build it outside it (e.g. net = models.lenet() before `with "
+                         "torch.inference_mode():`)")
+
+
 def _check_init_xavier(net):
     check_network(net)
+    _check_not_inference("init_xavier", net)
     paper = sorted({type(m).__name__ for m in net.modules()
                     if type(m).__name__ in ("RBF", "PartialConv2d", "Subsampling")})
     if paper:

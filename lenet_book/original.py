@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 from collections import OrderedDict
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_book.checks import (
+    _brief,
     _on_cpu,
     at_the_door,
     check_codes,
@@ -27,7 +29,7 @@ from lenet_book.checks import (
     check_scores,
     check_whole,
 )
-from lenet_book.models import _computed_by
+from lenet_book.models import _check_not_inference, _computed_by
 
 
 class PaperInput(nn.Module):
@@ -259,7 +261,8 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
             raise TypeError(f"PartialConv2d: each entry of inputs must be a non-empty list of "
                             f"input maps, e.g. [0, 1, 2], got {maps!r}")
         for i in maps:
-            if isinstance(i, bool) or not isinstance(i, int):
+            # numbers.Integral: numpy integers too, e.g. a table read from a numpy array
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral):
                 raise TypeError(f"PartialConv2d: input maps must be whole numbers (int), the "
                                 f"maps' numbers from 0, got {i!r} (a {type(i).__name__}) in "
                                 f"{list(maps)}; write each map's number as an int, e.g. "
@@ -366,8 +369,15 @@ def _check_rbf_input(self, X):
                          f"nn.Linear(120, {width}) as F6")
 
 
+_PALEY_MAX = 1000  # built in Python, in time and memory quadratic in q
+
+
 def _check_paley(q=83):
     check_whole("paley_hadamard: q", q, least=3)
+    if q > _PALEY_MAX:
+        raise ValueError(f"paley_hadamard: q must be at most {_PALEY_MAX:,}, got {q:,}: it builds "
+                         f"a (q+1)×(q+1) matrix in Python, in time and memory that grow as q²; "
+                         "the paper's codes use q=83 (84×84)")
     if q % 4 != 3 or any(q % d == 0 for d in range(2, int(q ** 0.5) + 1)):
         raise ValueError(f"paley_hadamard: q must be a prime with q % 4 == 3 (e.g. 83, for "
                          f"84×84), got {q}: otherwise the matrix is not a Hadamard matrix")
@@ -378,6 +388,7 @@ PAPER_LAYERS = (ScaledTanh, Subsampling, PartialConv2d, RBF)
 
 def _check_init_paper(net):
     check_network(net)
+    _check_not_inference("init_paper", net)
     if not any(isinstance(m, PAPER_LAYERS) for m in net.modules()):
         raise TypeError("init_paper initialises the 1998 network (original_lenet()), whose "
                         "scaled tanh units its ranges are made for; this network has none of "
@@ -400,7 +411,16 @@ def _check_init_paper(net):
                     "original.init_paper(original.original_lenet()) first, then add it")
 
 
+def _check_scaled_tanh(self, a):
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"ScaledTanh takes a tensor, got {_brief(a)} (a {type(a).__name__}); "
+                        "e.g. f(torch.tensor(1.0)) or f(torch.linspace(-3, 3, 100))"
+                        + ("; for a numpy array, f(torch.from_numpy(a))"
+                           if type(a).__module__ == "numpy" else ""))
+
+
 PaperInput.forward = at_the_door(PaperInput.forward, _check_paper_input)
+ScaledTanh.forward = at_the_door(ScaledTanh.forward, _check_scaled_tanh)
 Subsampling.__init__ = at_the_door(Subsampling.__init__, _check_subsampling)
 Subsampling.forward = at_the_door(Subsampling.forward, _check_subsampling_input)
 PartialConv2d.__init__ = at_the_door(PartialConv2d.__init__, _check_partial_conv)

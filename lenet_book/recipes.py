@@ -21,6 +21,7 @@ from torch import nn
 from lenet_book import models, original
 from lenet_book.checks import (
     SEED_MAX,
+    _brief,
     _check_j_fits,
     _is_flag,
     at_the_door,
@@ -94,6 +95,10 @@ def _check_steps(kept_steps):
                         f"{type(kept_steps).__name__})")
     kept_steps = list(kept_steps)
     for step in kept_steps:
+        if isinstance(step, (tuple, list)) and len(step) == 2 and step[0] in names:
+            raise TypeError(f"kept_steps holds MODERN_STEPS' (name, changes) pairs, e.g. "
+                            f"{step[0]!r} with its changes; modern_recipe takes the names "
+                            "alone: pass [name for name, _ in steps]")
         if step not in names:
             close = difflib.get_close_matches(str(step), names, n=1, cutoff=0.5)
             raise ValueError(f"kept_steps: unknown step {step!r}"
@@ -219,9 +224,9 @@ def summarize(values):
         raise TypeError(f"summarize takes a list of accuracies, e.g. [0.91, 0.90], got one "
                         f"accuracy {values.item():g} (a 0-d {type(values).__name__}); for one "
                         "accuracy write summarize([value])")
-    # 0-d tensors as numbers: the summary holds floats, whatever the accuracies came as
-    values = [v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
-              for v in values]
+    # tensors and numpy numbers as Python numbers: the summary holds floats (json.dump writes
+    # them), whatever the accuracies came as
+    values = [_as_number(v) for v in values]
     if not values:
         raise ValueError("summarize needs at least one accuracy in values, got an empty list")
     for value in values:
@@ -238,7 +243,8 @@ def summarize(values):
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n}
+    return {"mean": float(mean), "std": std, "min": float(min(values)),
+            "max": float(max(values)), "n": n}
 
 
 # Chapter 6's rule, fixed before any result: keep a change when a one-sided paired t-test over
@@ -287,7 +293,16 @@ def keep_change(before, after):
 def _check_seeds(before, after):
     """The seeds of a paired comparison are whole numbers (train's seed=), never True/False."""
     for name, runs in (("before", before), ("after", after)):
-        for seed in (runs if isinstance(runs, dict) else ()):
+        if not isinstance(runs, dict):  # named briefly: not a long list's or a Series' repr
+            series = type(runs).__name__ == "Series" and hasattr(runs, "to_dict")
+            raise TypeError(f"{name} must be a dict {{seed: accuracy}}, e.g. {{0: 0.81, 1: 0.83}}"
+                            f", got {_brief(runs)}"
+                            + ("; for a pandas Series of accuracies indexed by seed pass "
+                               f"{name}.to_dict()" if series else
+                               "; pair the accuracies with their seeds, e.g. "
+                               "dict(zip(seeds, accuracies))"
+                               if isinstance(runs, (list, tuple)) else ""))
+        for seed in runs:
             if isinstance(seed, bool):
                 raise TypeError(f"{name} must map each seed (a whole number, as train's seed=) "
                                 f"to its accuracy, got the seed {seed!r}: a bool, not a seed")

@@ -115,6 +115,9 @@ def _read_record(path):
         cut = " (it ends too soon: cut short?)" if error.pos >= len(text.rstrip()) else ""
         raise ValueError(f"The record {path} is damaged (JSON error at line {error.lineno}, "
                          f"column {error.colno}: {error.msg}){cut}; {_restore(path)}") from None
+    except RecursionError:  # brackets nested thousands deep: no record is written so
+        raise ValueError(f"The record {path} is damaged (its JSON is nested too deep to read); "
+                         f"{_restore(path)}") from None
 
 
 def _run_list(runs):
@@ -391,6 +394,7 @@ def _check_study_run(result, name, keys=(), row=None):
                     damaged(f"its {key!r}[{stat!r}] is {_shown(number)} (a "
                             f"{type(number).__name__}), not a "
                             f"{'whole number' if stat == 'n' else 'number'}")
+            _check_summary_ranges(key, value, damaged)
         else:  # 'seeds', 'valid_acc', 'test_acc'
             kind, what = ((numbers.Integral, "seeds (whole numbers)") if key == "seeds"
                           else (numbers.Real, "accuracies (numbers)"))
@@ -401,6 +405,25 @@ def _check_study_run(result, name, keys=(), row=None):
                 if isinstance(item, bool) or not isinstance(item, kind):
                     damaged(f"its {key!r} holds {_shown(item)} (a {type(item).__name__}), but "
                             f"it must hold {what}")
+
+
+def _check_summary_ranges(split, summary, damaged):
+    """A summary of accuracies that cannot be one (a percentage beside fractions, a negative
+    std, NaN, n=0) would be shown in a table without a word: ``damaged(problem)`` names it."""
+    shown = ", ".join(f"{stat} {_shown(summary[stat], 24)}" for stat in ("mean", "min", "max"))
+    if not all(_finite(summary[stat]) and 0 <= summary[stat] <= 1
+               for stat in ("mean", "min", "max")):
+        damaged(f"its {split!r} summary has {shown}, but accuracies are fractions in [0, 1] "
+                "(0.85 for 85 %)")
+    slack = 1e-9  # the mean of equal accuracies may differ from them in its last digit
+    if not summary["min"] - slack <= summary["mean"] <= summary["max"] + slack:
+        damaged(f"its {split!r} summary has {shown}, but a mean lies between min and max")
+    if not (_finite(summary["std"]) and summary["std"] >= 0):
+        damaged(f"its {split!r} summary has std {_shown(summary['std'], 24)}, but a standard "
+                "deviation is a finite number of at least 0")
+    if summary["n"] < 1:
+        damaged(f"its {split!r} summary has n {summary['n']!r}, but it summarises at least one "
+                "seed's accuracy")
 
 
 def _check_rows(rows, study=None):

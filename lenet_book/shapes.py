@@ -22,6 +22,7 @@ from lenet_book.checks import (
     _generators_kept,
     at_the_door,
     buffers_kept,
+    check_dense,
     check_network,
     check_trace,
     check_whole,
@@ -104,6 +105,9 @@ def describe(layer):
     """A short name for a layer, e.g. "Linear(400 → 120)"."""
     if is_lazy(layer) and isinstance(layer, nn.Linear):
         return f"LazyLinear(? → {layer.out_features})"
+    if is_lazy(layer) and isinstance(layer, nn.Conv2d):  # in_channels is 0 until its first input
+        return (f"LazyConv2d(? → {layer.out_channels}, kernel "
+                f"{hxw(pair(layer.kernel_size))}, padding {square(pair(layer.padding))})")
     if isinstance(layer, nn.Linear):
         return f"Linear({layer.in_features} → {layer.out_features})"
     if isinstance(layer, nn.Conv2d):
@@ -121,10 +125,13 @@ def shape_by_pytorch(layer, shape):
     (e.g. one that reads its input's values, ``x / 255 if x.max() > 1 else x``) runs once for
     real on zeros instead (``_shape_on_zeros``)."""
     meta = None
+    # an input of the layer's own float type (a network in float64 takes float64 images)
+    dtype = next((t.dtype for t in (*layer.parameters(), *layer.buffers())
+                  if t.is_floating_point()), torch.get_default_dtype())
     try:
         meta = copy.deepcopy(layer, _meta_stand_ins(layer)).to("meta").eval()
         with torch.no_grad():
-            out = meta(torch.empty(shape, device="meta"))
+            out = meta(torch.empty(shape, device="meta", dtype=dtype))
     except Exception as err:  # whatever the layer raises for an input it cannot take
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if meta is not None and "meta" not in first.lower():  # the input does not fit
@@ -504,6 +511,7 @@ def _check_sequential(name, net, example=(1, 1, 28, 28)):
 
 
 def _check_check_input_shape(net, x, verbose=True):
+    check_dense("check_input_shape", meta=True, x=x)  # input_problem reads the dtype only
     if isinstance(net, nn.Module):  # anything else: check_network names it
         example = (tuple(x) if isinstance(x, (tuple, list, torch.Size))
                    and all(isinstance(d, numbers.Integral) for d in x) and len(x) == 4
@@ -753,10 +761,13 @@ def _traced(bound):
     traced in eval mode (batch norm cannot normalise a batch of one in training; the shapes are
     the same), the modes put back after."""
     net, X = bound.arguments["net"], bound.arguments["X"]
+    if isinstance(net, nn.Module):  # traced through a torch.compile or DataParallel wrapper
+        net = bound.arguments["net"] = _unwrapped(net)
     if _has_own_forward(net) or _has_own_pre_hooks(net):  # traced as one layer, as run
         bound.arguments["net"] = nn.Sequential(net)
     device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
-    with buffers_kept(net), modes_kept(net), _generators_kept(device):  # e.g. dropout's draws
+    # shapes need no gradients: without them, X made inside torch.inference_mode() runs too
+    with buffers_kept(net), modes_kept(net), _generators_kept(device), torch.no_grad():
         if (isinstance(X, torch.Tensor) and X.dim() > 0 and len(X) == 1
                 and isinstance(net, nn.Module)
                 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import math
 import statistics
 import time
 
@@ -39,7 +40,7 @@ from lenet_book.checks import (
     check_whole,
 )
 from lenet_book.device import synchronize
-from lenet_book.results import _absent, _plain_name, _read_record, results_folder
+from lenet_book.results import _absent, _failed, _plain_name, _read_record, _shown, results_folder
 from lenet_book.train import evaluate, to_float, train_step
 
 # Compiling imports torch.utils.cpp_extension, which warns on a machine without CUDA that it found
@@ -235,7 +236,7 @@ def failures(result):
     """One short line per failed run: the variant and the first line of its error."""
     lines = []
     for run in result["runs"]:
-        if "error" in run:
+        if _failed(run):
             error = run["error"].splitlines()[0]
             lines.append(f"no row for {run['variant']}: it failed with "
                          f"{error[:77] + '...' if len(error) > 80 else error}")
@@ -255,7 +256,7 @@ def benchmark_table(result, variants=None, flops=None):
     seconds and test accuracy; with ``flops`` (per run), the GFLOP/s that the speed means."""
     import pandas as pd
 
-    runs = [r for r in result["runs"] if "error" not in r]
+    runs = [r for r in result["runs"] if not _failed(r)]
     text = {r.get("repeat", 0): r for r in runs if r["variant"] == "text"}
     names = variants or list(dict.fromkeys(r["variant"] for r in runs))
     rows = []
@@ -271,7 +272,8 @@ def benchmark_table(result, variants=None, flops=None):
         if len(mine) > 1:
             row["examples/sec (median)"] = f"{speed:,.0f}"
             row["× text: median (min–max)"] = (f"{statistics.median(ratios):.2f} "
-                                               f"({min(ratios):.2f}–{max(ratios):.2f})")
+                                               f"({min(ratios):.2f}–{max(ratios):.2f})"
+                                               if ratios else "")  # no run of the text's loop
         else:
             row["examples/sec"] = f"{speed:,.0f}"
             row["× text"] = f"{ratios[0]:.2f}" if ratios else ""
@@ -296,7 +298,7 @@ def paired_table(result, variants, baseline="fast"):
     the repeats agree on: faster (or slower) in every repeat, or not."""
     import pandas as pd
 
-    runs = [r for r in result["runs"] if "error" not in r]
+    runs = [r for r in result["runs"] if not _failed(r)]
     known = sorted({r["variant"] for r in runs})
     if isinstance(variants, str):
         raise TypeError(f"paired_table takes a list of variants, e.g. [{variants!r}]")
@@ -324,7 +326,8 @@ def fused_table(result):
     training seconds, compile-and-record seconds, test accuracy."""
     import pandas as pd
 
-    text_speed = next(r for r in result["runs"] if r["variant"] == "text")["examples_per_sec"]
+    text_speed = next(r for r in result["runs"]
+                      if r["variant"] == "text" and not _failed(r))["examples_per_sec"]
     what = {"text": "the text's loop", "fast-graph": "fast path, each epoch one CUDA graph",
             "fused": "fused step, no graph", "fused-graph": "fused step, each epoch one CUDA graph"}
     return pd.DataFrame([{
@@ -333,7 +336,7 @@ def fused_table(result):
         "× text": f"{r['examples_per_sec'] / text_speed:.2f}",
         "train s": f"{r['train_seconds']:.2f}",
         "compile and record s": f"{r.get('setup_seconds', 0.0):.1f}",
-        "test acc": f"{r['test_acc']:.4f}"} for r in result["runs"] if "error" not in r]
+        "test acc": f"{r['test_acc']:.4f}"} for r in result["runs"] if not _failed(r)]
     ).set_index("variant")
 
 
@@ -342,7 +345,7 @@ def kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch
     wall time per step of the training run."""
     import pandas as pd
 
-    runs = {r["variant"]: r for r in result["runs"] if "error" not in r}
+    runs = {r["variant"]: r for r in result["runs"] if not _failed(r)}
     steps = result["epochs"] * steps_per_epoch
     return pd.DataFrame([{
         "variant": name,
@@ -357,7 +360,7 @@ def compile_payoff(result, variant="fast-compile", baseline="fast"):
     seconds it saved against ``baseline``'s run of the same repeat."""
     import pandas as pd
 
-    runs = [r for r in result["runs"] if "error" not in r]
+    runs = [r for r in result["runs"] if not _failed(r)]
     base = {r.get("repeat", 0): r["train_seconds"] for r in runs if r["variant"] == baseline}
     mine = sorted((r for r in runs if r["variant"] == variant and r.get("repeat", 0) in base),
                   key=lambda r: r.get("repeat", 0))
@@ -375,7 +378,7 @@ def compile_and_train(result, variants):
     sum, so that a compiled variant is charged for its compilation."""
     import pandas as pd
 
-    runs = sorted((r for r in result["runs"] if "error" not in r and r["variant"] in variants),
+    runs = sorted((r for r in result["runs"] if not _failed(r) and r["variant"] in variants),
                   key=lambda r: (r.get("repeat", 0), variants.index(r["variant"])))
     return pd.DataFrame([{
         "repeat": r.get("repeat", 0) + 1, "variant": r["variant"],
@@ -390,7 +393,7 @@ def epoch_losses(result, variants, repeat=0):
     import pandas as pd
 
     runs = {r["variant"]: r for r in result["runs"]
-            if "error" not in r and r.get("repeat", 0) == repeat}
+            if not _failed(r) and r.get("repeat", 0) == repeat}
     return pd.DataFrame({name: [h["loss"] for h in runs[name]["history"]] for name in variants},
                         index=pd.RangeIndex(1, len(runs[variants[0]]["history"]) + 1,
                                             name="epoch"))
@@ -398,6 +401,14 @@ def epoch_losses(result, variants, repeat=0):
 
 # --- the records' helpers check what they are given (at_the_door): a record of load_result and
 # variants it holds; the tables themselves are computed as written above.
+
+_RECORD_FIX = ("give the record as load_result returns it (load it again, e.g. "
+               "load_result('cpu.json'); if you built or edited it, keep each field as the "
+               "benchmark writes it)")
+# what a successful run holds, as benchmarks/train_speed.py writes it: (low, low_open, high)
+_RUN_NUMBERS = {"examples_per_sec": (0.0, True, math.inf), "train_seconds": (0.0, True, math.inf),
+                "setup_seconds": (0.0, False, math.inf), "test_acc": (0.0, False, 1.0)}
+
 
 def _check_record(result, needs=()):
     if (not isinstance(result, dict) or not isinstance(result.get("runs"), list)
@@ -411,10 +422,88 @@ def _check_record(result, needs=()):
         raise ValueError(f"result: this record has no {', '.join(map(repr, missing))} (it was "
                          "made without them); use a record that has, e.g. one listed by "
                          "load_result")
+    for key in ("repeats", "epochs"):
+        if key in result:
+            _as_written(check_whole, f"result[{key!r}]", result[key])
+    for key in ("device", "torch", "date", "date_utc"):
+        if key in result and not isinstance(result[key], str):
+            raise TypeError(f"result[{key!r}] must be text (a str), got {_shown(result[key])} "
+                            f"(a {type(result[key]).__name__}); {_RECORD_FIX}")
+    for i, run in enumerate(result["runs"]):
+        _check_run(i, run)
+    _check_one_run_per_repeat(result)
+
+
+def _check_one_run_per_repeat(result):
+    """Each variant runs once per repeat, as results.repeat_summary requires: the tables pair a
+    run with the others of its repeat ('repeat' missing counts as 0, as they read it), so two
+    records merged, or repeats without their numbers, would be paired with the wrong runs."""
+    seen = {}
+    for i, run in enumerate(result["runs"]):
+        if _failed(run):
+            continue
+        key = (run["variant"], run.get("repeat", 0))
+        if key in seen:
+            unnumbered = "repeat" not in run or "repeat" not in result["runs"][seen[key]]
+            raise ValueError(f"result['runs'][{seen[key]}] and [{i}] are two runs of "
+                             f"{key[0]!r} in repeat {key[1]}"
+                             + (" (a run without 'repeat' counts as repeat 0)" if unnumbered
+                                else "")
+                             + ", but each variant runs once per repeat, and the tables take "
+                             "each ratio within its repeat; give the runs of one benchmark "
+                             "record (merged records: number their repeats apart)")
+        seen[key] = i
+
+
+def _as_written(check, name, value, *args):
+    """check(name, value, *args), its message ending with how to get the record right."""
+    try:
+        check(name, value, *args)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{error}; {_RECORD_FIX}") from None
+
+
+def _check_run(i, run):
+    """One run of a record: its variant's name; a failed run's message; a successful run's
+    numbers, each finite and in its range (a negative speed would make a table without a word)."""
+    where = f"result['runs'][{i}]"
+    if not isinstance(run["variant"], str):
+        raise TypeError(f"{where}: a run's variant must be its name, a str such as 'fast', got "
+                        f"{_shown(run['variant'])} (a {type(run['variant']).__name__}); "
+                        f"{_RECORD_FIX}")
+    where += f" ({run['variant']!r})"
+    if _failed(run):
+        error = run["error"]
+        if not isinstance(error, str) or not error.strip():
+            raise ValueError(f"{where} has error={_shown(error)}: a failed run's 'error' is the "
+                             "message it failed with, and a run that did not fail has none (None "
+                             f"or NaN there, a table's empty cell, count as none); {_RECORD_FIX}")
+        return
+    for key, (low, low_open, high) in _RUN_NUMBERS.items():
+        if key in run:
+            _as_written(check_number, f"{where}: {key}", run[key], low, high, low_open)
+    if "repeat" in run:
+        _as_written(check_whole, f"{where}: repeat", run["repeat"], 0)
+    if "description" in run and not isinstance(run["description"], str):
+        raise TypeError(f"{where}: description must be text (a str), got "
+                        f"{_shown(run['description'])}; {_RECORD_FIX}")
+
+
+def _check_runs_have(result, keys, variants=None, function="this table"):
+    """Every successful run of ``variants`` (None: of all) holds ``keys``, which ``function``
+    reads."""
+    for i, run in enumerate(result["runs"]):
+        if _failed(run) or (variants is not None and run["variant"] not in variants):
+            continue
+        missing = [key for key in keys if key not in run]
+        if missing:
+            raise ValueError(f"result['runs'][{i}] ({run['variant']!r}) has no "
+                             f"{', '.join(map(repr, missing))}, which {function} reads; "
+                             f"{_RECORD_FIX}")
 
 
 def _known_variants(result):
-    return sorted({r.get("variant") for r in result["runs"] if "error" not in r} - {None},
+    return sorted({r.get("variant") for r in result["runs"] if not _failed(r)} - {None},
                   key=str)
 
 
@@ -451,10 +540,21 @@ def _check_variant(result, variant, name):
 
 def _check_benchmark_table(result, variants=None, flops=None):
     _check_record(result)
+    if all(_failed(r) for r in result["runs"]):  # pandas would fail on a table of no rows
+        lines = failures(result)
+        more = f"; and {len(lines) - 2} more: see failures(result)" if len(lines) > 3 else ""
+        raise ValueError("benchmark_table: this record has no successful run, so no row to show"
+                         + (f" ({'; '.join(lines[:2] if more else lines)}{more})" if lines
+                            else " (it has no runs)")
+                         + "; rerun the benchmark (benchmarks/train_speed.py), or give a record "
+                         "with successful runs, e.g. load_result('cpu.json')")
     if variants is not None:  # None: every variant of the record
         _check_some_variants(result, variants, "benchmark_table")
     if flops is not None:  # the floating-point operations of one run, divided by its seconds
         check_number("benchmark_table: flops, the FLOPs of one run,", flops)
+    _check_runs_have(result, ("examples_per_sec", "train_seconds", "description", "test_acc"),
+                     variants, "benchmark_table")
+    _check_runs_have(result, ("examples_per_sec",), ["text"], "benchmark_table")  # its ratios
 
 
 def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
@@ -468,28 +568,57 @@ def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_pe
                          f"made without them), so no kernel table of the variants {variants!r}; "
                          "use a record that has, e.g. one listed by load_result")
     _check_variants(result, variants)
+    if not isinstance(result["profiles"], dict):
+        raise TypeError(f"result['profiles'] must be a dict of kernel profiles by variant, got "
+                        f"{_shown(result['profiles'])}; {_RECORD_FIX}")
     missing = [v for v in variants if v not in result["profiles"]]
     if missing:
         raise ValueError(f"variants: this record has no kernel profile of "
                          f"{', '.join(map(repr, missing))}; it has "
                          f"{', '.join(map(repr, result['profiles']))}")
+    for name in variants:
+        profile = result["profiles"][name]
+        for key in ("kernels_per_step", "kernel_us_per_step"):
+            if not isinstance(profile, dict) or key not in profile:
+                raise ValueError(f"result['profiles'][{name!r}] has no {key!r}, which "
+                                 f"kernel_table reads; {_RECORD_FIX}")
+            _as_written(check_number, f"result['profiles'][{name!r}][{key!r}]", profile[key])
+    _check_runs_have(result, ("train_seconds",), variants, "kernel_table")
 
 
 def _check_paired_table(result, variants, baseline="fast"):
     _check_record(result)
     _check_some_variants(result, variants, "paired_table")
     _check_variant(result, baseline, "baseline")
+    _check_runs_have(result, ("examples_per_sec",), [*variants, baseline], "paired_table")
 
 
 def _check_compile_payoff(result, variant="fast-compile", baseline="fast"):
     _check_record(result)
     _check_variant(result, variant, "variant")
     _check_variant(result, baseline, "baseline")
+    _check_runs_have(result, ("train_seconds",), [variant, baseline], "compile_payoff")
 
 
 def _check_compile_and_train(result, variants):
     _check_record(result)
     _check_some_variants(result, variants, "compile_and_train")
+    _check_runs_have(result, ("train_seconds",), variants, "compile_and_train")
+
+
+def _check_fused_table(result):
+    _check_record(result)
+    _check_variants(result, ["text"], "result")
+    _check_runs_have(result, ("examples_per_sec", "train_seconds", "test_acc"), None,
+                     "fused_table")
+    runs = [r["variant"] for r in result["runs"] if not _failed(r)]
+    several = next((v for v in runs if runs.count(v) > 1), None)
+    if several is not None:  # its ratios are all taken to the first run of the text's loop
+        raise ValueError(f"fused_table shows one run of each variant (a record of one repeat, "
+                         f"e.g. load_result('fused-h200.json')), but this record has "
+                         f"{runs.count(several)} runs of {several!r}; for a record of several "
+                         "repeats use benchmark_table(result) (medians over the repeats) or "
+                         "paired_table(result, variants) (each repeat's ratios)")
 
 
 def _check_epoch_losses(result, variants, repeat=0):
@@ -497,10 +626,34 @@ def _check_epoch_losses(result, variants, repeat=0):
     _check_some_variants(result, variants, "epoch_losses")
     check_whole("epoch_losses: repeat", repeat, least=0)
     repeats = sorted({r.get("repeat", 0) for r in result["runs"]
-                      if "error" not in r and r.get("variant") in variants})
+                      if not _failed(r) and r.get("variant") in variants})
     if repeat not in repeats:
         raise ValueError(f"no repeat {repeat!r} of these variants in this record; the repeats are "
                          f"{', '.join(map(str, repeats))} (numbered from 0)")
+    runs = {r["variant"]: r for r in result["runs"]
+            if not _failed(r) and r.get("repeat", 0) == repeat and r["variant"] in variants}
+    lacking = [v for v in variants if v not in runs]
+    if lacking:
+        raise ValueError(f"repeat {repeat} has no successful run of "
+                         f"{', '.join(map(repr, lacking))} in this record (it failed or was not "
+                         "run); leave it out, or choose another repeat")
+    _check_runs_have(result, ("history",), variants, "epoch_losses")
+    for name, run in runs.items():
+        history = run["history"]
+        if not isinstance(history, list) or not history or not all(
+                isinstance(h, dict) and "loss" in h for h in history):
+            raise ValueError(f"the run of {name!r} in repeat {repeat}: its history must be a "
+                             f"list of its epochs, each a dict with its 'loss', got "
+                             f"{_shown(history)}; {_RECORD_FIX}")
+        for epoch, h in enumerate(history, 1):
+            _as_written(check_number, f"the run of {name!r} in repeat {repeat}: the loss of "
+                        f"epoch {epoch}", h["loss"], -math.inf)
+    lengths = {name: len(run["history"]) for name, run in runs.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError("epoch_losses puts the variants' epochs side by side, but their runs "
+                         "trained for different numbers of epochs ("
+                         + ", ".join(f"{n}: {k}" for n, k in lengths.items())
+                         + "); compare variants that trained for as many epochs")
 
 
 provenance = at_the_door(provenance, lambda result: _check_record(
@@ -508,8 +661,7 @@ provenance = at_the_door(provenance, lambda result: _check_record(
 failures = at_the_door(failures, lambda result: _check_record(result))
 benchmark_table = at_the_door(benchmark_table, _check_benchmark_table)
 paired_table = at_the_door(paired_table, _check_paired_table)
-fused_table = at_the_door(fused_table, lambda result: (_check_record(result),
-                                                       _check_variants(result, ["text"], "result")))
+fused_table = at_the_door(fused_table, _check_fused_table)
 kernel_table = at_the_door(kernel_table, _check_kernel_table)
 compile_payoff = at_the_door(compile_payoff, _check_compile_payoff)
 compile_and_train = at_the_door(compile_and_train, _check_compile_and_train)

@@ -59,14 +59,22 @@ def text_loaders(root="../data", batch_size=256, workers=None):
             torch.utils.data.DataLoader(test, batch_size, shuffle=False, num_workers=workers))
 
 
-def evaluate_accuracy_gpu(net, data_iter, device):
-    """The text's evaluator: accuracy over a DataLoader, batch by batch on ``device``."""
+def evaluate_accuracy_gpu(net, data_iter, device=None):
+    """The text's evaluator: accuracy over a DataLoader, batch by batch on ``device`` (by
+    default, as in the text, the device of the network's parameters)."""
     net.eval()
+    if device is None:
+        device = next((p.device for p in net.parameters()), torch.device("cpu"))
     correct = total = 0
     with torch.no_grad():
-        for batch in _named_batches("evaluate_accuracy_gpu: data_iter", data_iter):
+        for number, batch in enumerate(_named_batches("evaluate_accuracy_gpu: data_iter",
+                                                       data_iter), 1):
             if not total:
                 _check_text_batch("evaluate_accuracy_gpu: data_iter", batch, net)
+                first = (batch[0].shape[1:], batch[0].dtype)
+            else:  # every batch counts in the accuracy: checked as the training's batches are
+                _check_later_batch(f"evaluate_accuracy_gpu: batch {number} of data_iter", batch,
+                                   net, first, then="")
             X, y = batch
             X, y = X.to(device), y.to(device)
             correct += (net(X).argmax(dim=1) == y).sum().item()
@@ -99,11 +107,11 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
         step_losses = []  # to name the step where a diverging training went wrong
         for number, batch in enumerate(train_iter, 1):
             if not epoch and not count:
-                _check_text_batch("train_text_loop: train_iter", batch, net)
+                _check_text_batch("train_text_loop: train_iter", batch, net, train_on=device)
                 first = (batch[0].shape[1:], batch[0].dtype)
             else:  # cheaply, before its step: labels 0-9, images as the first batch's
                 _check_later_batch(f"train_text_loop: in epoch {epoch + 1}, batch {number} of "
-                                   "train_iter", batch, net, first)
+                                   "train_iter", batch, net, first, train_on=device)
             X, y = batch
             if batch_norm and len(X) == 1:  # a loader whose batch sizes the door could not see
                 raise ValueError(f"train_text_loop: in epoch {epoch + 1}, after {int(count)} "
@@ -137,10 +145,11 @@ def train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="c
 # The text's loop as d2l writes it; the checks below run at the door (and on the first batch)
 
 
-def _check_text_batch(name, batch, net=None):
+def _check_text_batch(name, batch, net=None, train_on=None):
     """A DataLoader's batch as the text's loop takes it: a pair of float images N×1×H×W in
     [0, 1] (ToTensor; or normalised by transforms.Normalize) and int64 labels 0-9, one per
-    image; with ``net``, images of the dtype and size the network takes."""
+    image; with ``net``, images of the dtype and size the network takes; with ``train_on`` (the
+    device a training step moves it to), not inference tensors."""
     if isinstance(batch, (str, bytes, torch.Tensor)) or not isinstance(batch, (tuple, list)) \
             or len(batch) != 2:
         got = (f"{len(batch)} items" if isinstance(batch, (tuple, list))
@@ -157,6 +166,7 @@ def _check_text_batch(name, batch, net=None):
                         f"{X.dtype} {tuple(X.shape)} and labels {y.dtype} {tuple(y.shape)}")
     if len(y) != len(X):
         raise ValueError(f"{name}: one label per image: {len(X)} images, {len(y)} labels")
+    _check_not_inference(name, X, y, train_on)
     if net is not None:
         _check_batch_fits_net(name, X, net)
     if X.device.type == "cpu" and len(X):
@@ -167,25 +177,43 @@ def _check_text_batch(name, batch, net=None):
                              f"{low if low < 0 else high}")
 
 
-def _check_later_batch(name, batch, net, first):
+def _check_later_batch(name, batch, net, first,
+                       then="; the batches before it have trained the network: fix the data set "
+                            "and train again", train_on=None):
     """A batch after the first, checked as it comes, before its step: a pair of tensors, images
     of the first batch's size and dtype (another size is checked against the network once),
     int64 labels 0-9, one per image (their range read on the CPU only: on a GPU reading them
-    would wait for it). The batches before it have trained the network."""
+    would wait for it). ``then`` ends the message: what the batches before it have done."""
     X, y = batch if isinstance(batch, (tuple, list)) and len(batch) == 2 else (None, None)
     try:
         if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)
                 and (X.shape[1:], X.dtype) == first
                 and y.dtype == torch.int64 and y.dim() == 1 and len(y) == len(X)):
-            _check_text_batch(name, batch, net)  # what is wrong, in the first batch's words
-        elif y.device.type == "cpu" and len(y):
-            low, high = (value.item() for value in torch.aminmax(y))
-            if low < 0 or high > 9:
-                raise ValueError(f"{name}: the labels must be class numbers 0-9, found "
-                                 f"{low if low < 0 else high}")
+            _check_text_batch(name, batch, net, train_on)  # in the first batch's words
+        else:
+            _check_not_inference(name, X, y, train_on)
+            if y.device.type == "cpu" and len(y):
+                low, high = (value.item() for value in torch.aminmax(y))
+                if low < 0 or high > 9:
+                    raise ValueError(f"{name}: the labels must be class numbers 0-9, found "
+                                     f"{low if low < 0 else high}")
     except (TypeError, ValueError) as error:
-        raise type(error)(f"{error}; the batches before it have trained the network: fix "
-                          "the data set and train again") from None
+        raise type(error)(f"{error}{then}") from None
+
+
+def _check_not_inference(name, X, y, train_on):
+    """A training step needs gradients through the batch: tensors made inside
+    torch.inference_mode() cannot take part (moving them to another device makes ordinary
+    copies, which can)."""
+    if train_on is None or torch.is_inference_mode_enabled():
+        return
+    made = [what for what, t in (("images", X), ("labels", y))
+            if t.is_inference() and t.to(train_on) is t]
+    if made:
+        raise ValueError(f"{name}: the batch's {' and '.join(made)} were made inside "
+                         "torch.inference_mode(), so they are inference tensors, which a "
+                         "training step cannot use; make them outside that block, or copy them "
+                         "outside it: (X.clone(), y.clone())")
 
 
 def _check_batch_fits_net(name, X, net):
@@ -430,14 +458,12 @@ def _check_text_loaders(root="../data", batch_size=256, workers=None):
         check_whole("workers", workers, least=0)
 
 
-def _check_evaluate_accuracy_gpu(net, data_iter, device):
+def _check_evaluate_accuracy_gpu(net, data_iter, device=None):
     _check_text_net("evaluate_accuracy_gpu: net", net)
     _check_finite_weights("evaluate_accuracy_gpu", net)
     _check_loader("data_iter", data_iter)
-    if device is None:
-        raise TypeError("evaluate_accuracy_gpu: device must be a device name such as 'cpu', "
-                        "got None")
-    check_device(device)
+    if device is not None:  # None: the network's device, as in the text
+        check_device(device)
 
 
 def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu",
@@ -468,7 +494,7 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
                          ("train_text_loop: test_iter", test_iter)):
         batch = _first_batch(name, loader)
         if batch is not None:  # none: named in the loop
-            _check_text_batch(name, batch, net)
+            _check_text_batch(name, batch, net, device if loader is train_iter else None)
         first.append(batch)
     _build_lazy_layers(net, first[0])  # last: a refused call leaves the network as it was
 

@@ -271,14 +271,32 @@ def _as_train_leaves_it(bound):
              if isinstance(net, nn.Module) else [])
     try:
         yield
-    except BaseException:
+    except BaseException as error:
         for module, mode in modes:  # as found: the body switches to training mode each epoch
             module.training = mode
+        if bound.arguments.get("compile") and _no_cxx_compiler(error):
+            # at the first compiled step, before its update: the weights are as they were
+            raise ValueError("train: compile=True needs a working C++ compiler (torch.compile "
+                             "builds the network's kernels with one), and none was found: "
+                             "install one (g++ or clang; on Windows, Visual Studio's C++ build "
+                             "tools), or train with compile=False") from error
         raise
     check_finite_weights(bound.arguments["net"])  # the last step's update: no loss looked at it
     scored = bound.arguments.get("eval_sets") or bound.arguments.get("test_data")
     if scored:
         bound.arguments["net"].eval()
+
+
+def _no_cxx_compiler(error):
+    """Whether ``error`` (or one it was raised from) is torch inductor's "no C++ compiler"."""
+    for _ in range(8):  # the chain: InductorError from InvalidCxxCompiler
+        if error is None:
+            return False
+        if type(error).__name__ == "InvalidCxxCompiler" \
+                or "No working C++ compiler" in str(error) or "cl is not found" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _check_layers_kept(net, before, epoch, num_epochs):
@@ -307,9 +325,16 @@ EpochGraph.__init__ = at_the_door(EpochGraph.__init__, check_epoch_graph)
 train = at_the_door(train, around=_as_train_leaves_it)
 
 
+_SHUFFLE_MAX = 2**31  # Fashion-MNIST holds 60,000 training images
+
+
 def _check_shuffled_batches(num_examples, batch_size, generator):
     # at least 1: 0 examples would give one empty batch, whose mean loss is NaN
     check_whole("shuffled_batches: num_examples", num_examples)
+    if num_examples > _SHUFFLE_MAX:  # the shuffled index holds 8 bytes per example
+        raise ValueError(f"shuffled_batches: num_examples is {num_examples:,}, more than an index "
+                         f"of 8 bytes per example can hold in memory (at most {_SHUFFLE_MAX:,}); "
+                         "give the number of images of the data set, len(labels)")
     check_whole("shuffled_batches: batch_size", batch_size)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"shuffled_batches draws from a torch.Generator: generator must be one, "
@@ -327,3 +352,7 @@ def _counts_as_ints(bound):
 
 shuffled_batches = at_the_door(shuffled_batches, _check_shuffled_batches,  # chapter 4 shows it
                                around=_counts_as_ints)
+# a misspelt keyword is named, with the signature (chapter 4 shows to_float as written; its
+# body checks the pixels itself)
+to_float = at_the_door(to_float)
+split_validation = at_the_door(split_validation)

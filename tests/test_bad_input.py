@@ -15,6 +15,7 @@ import functools
 import gzip
 import hashlib
 import importlib
+import inspect
 import json
 import math
 import os
@@ -383,7 +384,7 @@ def test_8_a_stale_cache_that_another_run_deletes_at_the_same_time_is_no_error(t
     processed = tmp_path / "FashionMNIST" / "processed"
     processed.mkdir(parents=True)
     for name in data.PROCESSED_CACHE:
-        (processed / name).write_bytes(b"an old torchvision cache")
+        torch.save({"an old torchvision cache": 1}, processed / name)
     unlink = Path.unlink
 
     def the_other_run_was_first(path, missing_ok=False):
@@ -1984,7 +1985,7 @@ DOMAINS = {
     "textbook.evaluate_accuracy_gpu": (lambda: {"net": models.lenet(), "data_iter": _loader(),
                                                 "device": "cpu"},
                                        {"net": "net28", "data_iter": "iter",
-                                        "device": "device"}),
+                                        "device": "device?"}),
     "textbook.train_text_loop": (
         lambda: {"net": models.lenet(), "train_iter": _loader(), "test_iter": _loader(),
                  "num_epochs": 1, "lr": 0.1, "device": "cpu", "on_epoch": None, "init": True},
@@ -4406,14 +4407,10 @@ def test_27_a_folder_named_like_torchvisions_cache_is_left_as_it_is(tmp_path, ca
     (processed / "training.pt").mkdir(parents=True)
     (processed / "training.pt" / "notes.txt").write_text("mine")
     (processed / "test.pt").write_bytes(b"an old torchvision cache")
-    check = refused_by_lenet_book(data.FashionMNISTError, "old torchvision cache",
-                                  lambda: data.check_fashion_mnist(tmp_path))
-    assert "rm -r" not in check and f"rm {processed / 'test.pt'}" in check, check
-
-    assert data.remove_stale_cache(tmp_path) == [processed / "test.pt"]
+    # without its training.pt, torchvision never loads test.pt: both are left as they are
+    assert data.remove_stale_cache(tmp_path) == []
     assert (processed / "training.pt" / "notes.txt").read_text() == "mine"
-    assert not (processed / "test.pt").exists()
-    assert "training.pt is a folder, not torchvision's cache; left as it is" in capsys.readouterr().err
+    assert (processed / "test.pt").read_bytes() == b"an old torchvision cache"
 
 
 def _tiny_gz_folder(folder, monkeypatch):
@@ -7416,6 +7413,1196 @@ def test_29_the_text_loop_says_drop_last_dropped_the_only_batch_not_that_the_dat
                                                                   num_epochs=1))
     assert "empty data set" not in said
 
+
+# --- 30. A record's runs are checked field by field: what the chapter-4 tables read ----------
+
+def _record_edited(name, edit):
+    record = copy.deepcopy(speed.load_result(name))
+    edit(record)
+    return record
+
+
+def _set_run(index, key, value):
+    return lambda record: record["runs"][index].__setitem__(key, value)
+
+
+@pytest.mark.parametrize("key", ["examples_per_sec", "train_seconds", "test_acc", "description"])
+def test_30_a_run_without_a_field_the_table_reads_is_named(key):
+    """A KeyError from inside benchmark_table."""
+    record = _record_edited("cpu.json", lambda r: r["runs"][1].pop(key))
+    refused_by_lenet_book(ValueError, rf"result\['runs'\]\[1\] \('fast'\) has no '{key}', which "
+                          "benchmark_table reads", lambda: speed.benchmark_table(record))
+
+
+@pytest.mark.parametrize("key", ["examples_per_sec", "train_seconds", "test_acc"])
+def test_30_a_run_with_a_number_written_as_text_is_named(key):
+    """A TypeError from an f-string format or a division inside the table."""
+    record = _record_edited("cpu.json", _set_run(1, key, "12"))
+    refused_by_lenet_book(TypeError, rf"\('fast'\): {key} must be a number, got '12'",
+                          lambda: speed.benchmark_table(record))
+
+
+@pytest.mark.parametrize("speed_value", [0, -5.0, math.inf])
+def test_30_a_speed_that_is_not_above_0_is_refused(speed_value):
+    """0 ended in ZeroDivisionError; a negative speed made a table with a negative ratio."""
+    record = _record_edited("cpu.json", _set_run(0, "examples_per_sec", speed_value))
+    refused_by_lenet_book(ValueError, r"\('text'\): examples_per_sec must be a finite number in "
+                          r"\(0, inf\)", lambda: speed.benchmark_table(record))
+
+
+def test_30_a_test_accuracy_above_1_is_refused():
+    record = _record_edited("cpu.json", _set_run(2, "test_acc", 79.7))
+    refused_by_lenet_book(ValueError, r"test_acc must be a finite number in \[0, 1\], got 79.7",
+                          lambda: speed.benchmark_table(record))
+
+
+@pytest.mark.parametrize("empty", [None, math.nan])
+def test_30_an_empty_error_cell_counts_as_no_failure(empty):
+    """Runs read back from a DataFrame have error None or NaN where nothing failed: every run
+    was taken for a failure (an empty table), and failures() raised AttributeError."""
+    record = _record_edited("cpu.json", _set_run(1, "error", empty))
+    assert speed.failures(record) == []
+    assert speed.benchmark_table(record).equals(speed.benchmark_table(speed.load_result("cpu.json")))
+
+
+@pytest.mark.parametrize("error", ["", "  ", 3])
+def test_30_a_failed_run_without_a_message_is_named(error):
+    """failures() ended in IndexError ('' has no first line) or AttributeError."""
+    record = _record_edited("cpu.json", _set_run(1, "error", error))
+    refused_by_lenet_book(ValueError, r"\('fast'\) has error=.*a failed run's 'error' is the "
+                          "message it failed with", lambda: speed.failures(record))
+
+
+@pytest.mark.parametrize("key, function, name", [
+    ("repeats", speed.provenance, "cpu.json"),
+    ("epochs", speed.kernel_table, "fused-h200.json"),
+])
+def test_30_a_record_count_written_as_text_is_named(key, function, name):
+    """provenance compared '3' > 1 (TypeError); kernel_table multiplied '10' by 235 into a string
+    of 235 tens and failed dividing by it."""
+    record = _record_edited(name, lambda r: r.__setitem__(key, "3"))
+    refused_by_lenet_book(TypeError, rf"result\['{key}'\] must be a whole number of at least 1, "
+                          "got '3'", lambda: function(record))
+
+
+def test_30_a_kernel_profile_written_as_text_is_named():
+    record = _record_edited("fused-h200.json",
+                            lambda r: r["profiles"]["fast-graph"].__setitem__("kernels_per_step",
+                                                                              "82"))
+    refused_by_lenet_book(TypeError, r"result\['profiles'\]\['fast-graph'\]\['kernels_per_step'\] "
+                          "must be a number", lambda: speed.kernel_table(record))
+
+
+def test_30_a_repeat_written_as_text_is_named():
+    """The run was left out of every pairing without a word."""
+    record = _record_edited("cpu.json", _set_run(1, "repeat", "1"))
+    refused_by_lenet_book(TypeError, r"\('fast'\): repeat must be a whole number of at least 0",
+                          lambda: speed.paired_table(record, ["fast-compile"]))
+
+
+def test_30_epoch_losses_of_a_variant_without_that_repeat_is_named():
+    """A KeyError: the repeat was checked against all the variants' repeats together."""
+    record = _record_edited("cpu.json", lambda r: r.__setitem__("runs", [
+        x for x in r["runs"] if not (x["variant"] == "fast" and x["repeat"] == 1)]))
+    refused_by_lenet_book(ValueError, "repeat 1 has no successful run of 'fast'",
+                          lambda: speed.epoch_losses(record, ["text", "fast"], repeat=1))
+
+
+def test_30_epoch_losses_of_runs_of_different_lengths_is_named():
+    """pandas' 'All arrays must be of the same length'."""
+    def shorten(record):
+        for run in record["runs"]:
+            if run["variant"] == "fast":
+                run["history"] = run["history"][:5]
+    record = _record_edited("cpu.json", shorten)
+    refused_by_lenet_book(ValueError, r"different numbers of epochs \(text: 10, fast: 5\)",
+                          lambda: speed.epoch_losses(record, ["text", "fast"]))
+
+
+def test_30_a_record_whose_texts_loop_never_ran_gives_a_table_without_ratios():
+    """With repeats, the median of no ratios raised StatisticsError."""
+    record = _record_edited("cpu.json", lambda r: r.__setitem__("runs", [
+        x for x in r["runs"] if x["variant"] != "text"]))
+    table = speed.benchmark_table(record)
+    assert "text" not in table.index and (table["× text: median (min–max)"] == "").all()
+
+
+def test_30_the_fused_table_takes_a_successful_run_of_the_texts_loop():
+    """A failed run of the text's loop listed first was taken as the baseline (KeyError)."""
+    def failed_text_first(record):
+        text = next(r for r in record["runs"] if r["variant"] == "text")
+        record["runs"].insert(0, {"variant": "text", "error": "RuntimeError: out of memory"})
+        assert "error" not in text
+    record = _record_edited("fused-h200.json", failed_text_first)
+    assert speed.fused_table(record).loc["text", "× text"] == "1.00"
+
+
+def _loader_of_pairs(*batches):
+    return [(images.float().div(255).unsqueeze(1), labels) for images, labels in batches]
+
+
+@pytest.mark.parametrize("second, match", [
+    ((torch.zeros(4, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 10, 2])),
+     r"batch 2 of data_iter: the labels must be class numbers 0-9, found 10"),
+    ((torch.zeros(4, 32, 32, dtype=torch.uint8), torch.arange(4)),
+     r"batch 2 of data_iter.*(32|size)"),
+])
+def test_30_the_texts_evaluator_checks_every_batch_not_only_the_first(second, match):
+    """A label 10 in a later batch was counted as a wrong answer without a word; images of
+    another size ended inside torch."""
+    loader = _loader_of_pairs(tiny_data(4), second)
+    refused_by_lenet_book((TypeError, ValueError), match,
+                          lambda: textbook.evaluate_accuracy_gpu(models.lenet(), loader, "cpu"))
+
+
+def test_30_the_texts_evaluator_still_takes_a_short_last_batch():
+    loader = _loader_of_pairs(tiny_data(8), tiny_data(3, seed=1))
+    accuracy = textbook.evaluate_accuracy_gpu(models.lenet(), loader, "cpu")
+    assert 0 <= accuracy <= 1 and (accuracy * 11) == round(accuracy * 11)
+
+
+def test_30_the_shape_check_runs_a_float64_network_on_float64(capsys):
+    """PyTorch's shape propagation ran the network's Subsampling layers on a float32 input:
+    'FAILS at layer 3 ... Input type (float) and bias type (double) should be the same'."""
+    assert shapes.check_input_shape(original.original_lenet().double(), (1, 1, 28, 28))
+    assert capsys.readouterr().out.startswith("OK: (1, 1, 28, 28) -> (1, 10)")
+
+
+def test_30_the_export_tools_know_their_own_files_whatever_the_length_of_the_comment(tmp_path):
+    """They read only the first 4 KB: a file write_js_data would replace as its own was refused
+    as 'not a ... file that this export wrote' when its comment line was longer."""
+    export_weights = importlib.import_module("tools.export_weights")
+    export_training_subset = importlib.import_module("tools.export_training_subset")
+    comment = "exported from " + "a-long-folder-name/" * 300  # 5,700 characters
+    for file, name in export_weights.OUTPUTS:
+        write_js_data(tmp_path / file, name, {"x": 1}, comment)
+    write_js_data(tmp_path / "train.js", "LENET_TRAIN_DATA", {"x": 1}, comment)
+    assert export_weights.not_ours(tmp_path) is None
+    assert export_training_subset._not_ours(tmp_path / "train.js") is None
+    (tmp_path / "train.js").write_text("// " + comment + "\nwindow.SOMETHING_ELSE = 1;\n")
+    assert "not a window.LENET_TRAIN_DATA file" in export_training_subset._not_ours(
+        tmp_path / "train.js")
+
+
+
+
+def _scores_net():
+    torch.manual_seed(0)
+    return models.init_xavier(models.lenet())
+
+
+@pytest.mark.parametrize("predict, match", [
+    (lambda s: s.argmin(1), r"evaluate: predict picks the smallest output .* leave predict "
+                            r"out \(the largest score\)"),
+    (lambda s: (s.argmax(1) + 1) % 10, r"evaluate: predict picks neither the largest nor"),
+])
+def test_30_evaluate_refuses_a_predict_rule_that_train_refuses(predict, match):
+    """evaluate took argmin (or argmax + 1) on a network of scores and returned a wrong
+    accuracy without a word, while train refused the same rule."""
+    images, labels = tiny_data(16)
+    refused_by_lenet_book(ValueError, match,
+                          lambda: evaluate(_scores_net(), images, labels, predict=predict))
+
+
+def test_30_evaluate_still_takes_rules_that_pick_the_right_end():
+    images, labels = tiny_data(16)
+    net = _scores_net()
+    expected = evaluate(net, images, labels)
+    assert evaluate(net, images, labels, predict=lambda s: s.argmax(dim=1)) == expected
+    paper = original.init_paper(original.original_lenet())
+    assert 0 <= evaluate(paper, images, labels, predict=original.predict) <= 1
+    assert 0 <= evaluate(paper, images, labels, predict=lambda p: p.argmin(dim=1)) <= 1
+
+
+@pytest.mark.parametrize("last, shown", [
+    (nn.Sigmoid(), r"nn\.Sigmoid, which squashes its outputs into \(0, 1\)"),
+    (nn.Tanh(), r"nn\.Tanh, which squashes its outputs into \(-1, 1\)"),
+    (nn.Hardtanh(), r"nn\.Hardtanh, which squashes its outputs into \(-1, 1\)"),
+])
+def test_30_a_network_ending_in_a_squashing_layer_is_refused_with_cross_entropy(last, shown):
+    """nn.Sequential(*lenet(), nn.Sigmoid()) trained with cross-entropy without a word: its
+    scores lie in (0, 1), the loss cannot fall below 1.46 and the network barely learns."""
+    net = models.init_xavier(nn.Sequential(*models.lenet(), last))
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, shown + r".*remove the final",
+                                    lambda: train(net, tiny_data(16), num_epochs=1, batch_size=8))
+    assert "barely learns" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    refused_by_lenet_book(ValueError, shown, lambda: textbook.train_text_loop(
+        nn.Sequential(*models.lenet(), copy.deepcopy(last)), _loader_of_pairs(tiny_data(8)),
+        _loader_of_pairs(tiny_data(8)), num_epochs=1))
+
+
+def test_30_the_books_own_networks_still_train():
+    split = tiny_data(16)
+    for net in (models.lenet(), models.modern_lenet(),
+                models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True),
+                models.modern_lenet(original.ScaledTanh), speed_free_lenet(),
+                nn.Sequential(*models.lenet(), nn.ReLU6())):
+        history, _ = train(models.init_xavier(net), split, num_epochs=1, batch_size=8)
+        assert len(history) == 1
+    net, options = recipes.build(dict(recipes.ORIGINAL, num_epochs=1, batch_size=8))
+    history, _ = train(net, split, **options)
+    assert len(history) == 1
+
+
+def speed_free_lenet():
+    from lenet_book import fast
+
+    return fast.lenet()
+
+
+def _throwaway(kind):
+    return {
+        "exponential per epoch": lambda o, e, s: torch.optim.lr_scheduler.ExponentialLR(o, 0.9),
+        "step of epochs": lambda o, e, s: torch.optim.lr_scheduler.StepLR(o, step_size=e,
+                                                                          gamma=0.5),
+        "multiplicative": lambda o, e, s: torch.optim.lr_scheduler.MultiplicativeLR(
+            o, lambda k: 0.9),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind, fix", [
+    ("exponential per epoch", r"ExponentialLR\(opt, gamma=0.9 \*\* \(1 / steps\)\)"),
+    ("step of epochs", r"StepLR\(opt, step_size=2 \* steps, gamma=0.5\)"),
+    ("multiplicative", r"LambdaLR\(opt, lambda k: 0.9 \*\* \(k // steps\)\)"),
+])
+def test_30_a_per_epoch_decay_stepped_after_every_batch_is_refused(kind, fix):
+    """ExponentialLR(gamma=0.9), meant per epoch, stepped after each of 200 batches drove the
+    rate to 1e-9 of its start within the first epoch, and training went on without learning."""
+    net = _scores_net()
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, r"scheduler: \w+'s learning rate falls below 1e-06 of its largest",
+        lambda: train(net, tiny_data(200), num_epochs=2, batch_size=1,
+                      scheduler=_throwaway(kind)))
+    assert re.search(fix, message), message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ["paper", "one-cycle", "final", "cosine", "warm restarts",
+                                  "exponential per step", "linear to 0"])
+def test_30_the_books_schedules_are_not_taken_for_a_vanishing_rate(name):
+    LS = torch.optim.lr_scheduler
+    if name == "paper":
+        net, options = recipes.build(recipes.ORIGINAL)
+    elif name in ("one-cycle", "final"):
+        steps = [step for step, _ in recipes.MODERN_STEPS]
+        net, options = recipes.build(recipes.modern_recipe(steps if name == "final"
+                                                           else steps[:4]))
+    else:
+        net, options = recipes.build(recipes.TEXT)
+        options["scheduler"] = {
+            "cosine": lambda o, e, s: LS.CosineAnnealingLR(o, T_max=e * s),
+            "warm restarts": lambda o, e, s: LS.CosineAnnealingWarmRestarts(o, T_0=4 * s),
+            "exponential per step": lambda o, e, s: LS.ExponentialLR(o, 0.9 ** (1 / s)),
+            "linear to 0": lambda o, e, s: LS.LinearLR(o, 1.0, 0.0, total_iters=e * s),
+        }[name]
+    # 235 batches of 2 per epoch, 10 epochs: the book's 2,350 steps
+    options.update(batch_size=2, num_epochs=10)
+    checks.check_training(net, tiny_data(470), **options)
+
+
+class _Logger:
+    def __init__(self):
+        self.records = []
+
+    def __call__(self, record):
+        self.records.append(record)
+
+
+class _Loss:
+    def __call__(self, scores, labels):
+        return F.cross_entropy(scores, labels)
+
+
+class _Predict:
+    def __call__(self, scores):
+        return scores.argmax(1)
+
+
+class _Flip:
+    def __call__(self, images, generator):
+        return images.flip(-1)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda net, split: train(net, split, num_epochs=2, batch_size=8, on_epoch=_Logger),
+     r"on_epoch is the class _Logger, not a function of the epoch's record: pass an instance, "
+     r"on_epoch=_Logger\(\)"),
+    (lambda net, split: train(net, split, num_epochs=1, loss_fn=_Loss),
+     r"loss_fn is the class _Loss, not a loss: pass an instance, loss_fn=_Loss\(\)"),
+    (lambda net, split: train(net, split, num_epochs=1, predict=_Predict),
+     r"predict is the class _Predict, not a prediction rule: .*predict=_Predict\(\)"),
+    (lambda net, split: train(net, split, num_epochs=1, batch_transform=_Flip),
+     r"batch_transform is the class _Flip, not a transform: .*batch_transform=_Flip\(\)"),
+    (lambda net, split: train(net, split, num_epochs=1, on_epoch=dict),
+     r"on_epoch must be a function of the epoch's record, got the class dict"),
+    (lambda net, split: evaluate(net, *split, predict=_Predict),
+     r"predict is the class _Predict"),
+    (lambda net, split: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), _Loss,
+                                  to_float(split[0]), split[1]),
+     r"train_step: loss_fn is the class _Loss"),
+    (lambda net, split: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                  nn.CrossEntropyLoss(), to_float(split[0]), split[1],
+                                  predict=_Predict),
+     r"train_step: predict is the class _Predict"),
+    (lambda net, split: textbook.train_text_loop(net, _loader_of_pairs(split), _loader_of_pairs(split),
+                                                num_epochs=1, on_epoch=_Logger),
+     r"on_epoch is the class _Logger"),
+])
+def test_30_a_class_given_for_a_function_is_refused_at_the_door(call, match):
+    """on_epoch=Logger (brackets forgotten) was refused after the first epoch had trained, in
+    Python's words ("Logger.__init__() takes 1 positional argument but 2 were given");
+    loss_fn=Loss and predict=Pred got "Loss() takes no arguments"."""
+    net = _scores_net()
+    before = weights(net)
+    refused_by_lenet_book(TypeError, match, lambda: call(net, tiny_data(16)))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_30_pythons_own_type_error_is_not_taken_for_lenet_books():
+    """A loss of one argument got Python's bare "<lambda>() takes 1 positional argument but 2
+    were given": raised on a line of checks.py, it was taken for one of lenet_book's messages."""
+    message = refused_by_lenet_book(
+        ValueError, r"loss_fn must take the scores .* <lambda> cannot \(PyTorch says",
+        lambda: train(_scores_net(), tiny_data(16), num_epochs=1, loss_fn=lambda s: s.sum()))
+    assert "takes 1 positional argument" in message
+
+
+def test_30_a_transform_that_fails_on_the_short_last_batch_is_refused_before_training():
+    """A transform with the batch size written in failed with torch's words on the last batch
+    of 16 images, after the epoch's other steps had changed the weights."""
+    def flip(images, generator):
+        mirror = torch.rand(24, 1, 1, generator=generator) < 0.5
+        return torch.where(mirror, images.flip(-1), images)
+
+    def crop(images, generator):  # keeps 24 images whatever it gets
+        return images[torch.arange(24) % len(images)]
+
+    net = _scores_net()
+    before = weights(net)
+    for transform, match in ((flip, r"batch_transform fails on the last batch of each epoch, "
+                                    r"which holds 16 images.*len\(images\)"),
+                             (crop, r"batch_transform returns torch.uint8 of shape \(24, 28, 28\) "
+                                    r"for the last batch of each epoch, which holds 16 images")):
+        refused_by_lenet_book(ValueError, match, lambda t=transform: train(
+            net, tiny_data(64), num_epochs=1, batch_size=24, batch_transform=t))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    history, _ = train(net, tiny_data(64), num_epochs=1, batch_size=24,
+                       batch_transform=recipes.random_crop_flip)
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("made_inside", ["X", "y"])
+def test_30_train_step_refuses_a_batch_made_in_inference_mode(made_inside):
+    """A batch made inside torch.inference_mode() got torch's "Inference tensors cannot be
+    saved for backward"."""
+    images, labels = tiny_data(8)
+    X, y = to_float(images), labels
+    with torch.inference_mode():
+        if made_inside == "X":
+            X = to_float(images)
+        else:
+            y = labels.clone()
+    net = _scores_net()
+    refused_by_lenet_book(
+        ValueError, rf"train_step: {made_inside} was made inside torch.inference_mode\(\).*"
+                    rf"{made_inside}\.clone\(\)",
+        lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                           nn.CrossEntropyLoss(), X, y))
+
+
+class _FixedBatchNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layers = models.lenet()
+        self.features, self.head = layers[:6], layers[7:]
+
+    def forward(self, x):
+        return self.head(self.features(x).view(16, -1))  # should be x.size(0)
+
+
+def test_30_a_forward_with_the_batch_size_written_in_is_named_as_such():
+    """x.view(256, -1) in forward was blamed on the images' size: "the network does not take
+    28×28 images ... pass as net a network built for these images"."""
+    message = refused_by_lenet_book(
+        ValueError, r"the network's forward reshapes with a fixed batch size of 16.*"
+                    r"x\.view\(x\.size\(0\), -1\) or x\.flatten\(1\)",
+        lambda: train(_FixedBatchNet(), tiny_data(32), num_epochs=1, batch_size=16))
+    assert "does not take 28×28 images" not in message
+
+
+def test_30_codes_given_as_a_numpy_array_are_named_as_numpy():
+    """Float32 codes given as a numpy array were refused as "got float32"."""
+    codes = original.hadamard_codes().numpy()
+    for call in (lambda: original.original_lenet(codes), lambda: original.RBF(codes)):
+        refused_by_lenet_book(TypeError, r"got a numpy array \(float32\); convert it: "
+                                         r"torch\.from_numpy\(codes\)", call)
+
+
+def test_30_positional_slips_name_the_argument_meant():
+    """evaluate(net, X, y, 256) said "predict must be a function ..., got 256 (a int)";
+    random_crop_flip(X, np.random.default_rng(0)) said "got Generator(PCG64) ... (a Generator)"."""
+    images, labels = tiny_data(8)
+    for size in (256, np.int64(256)):
+        refused_by_lenet_book(TypeError, r"fourth positional argument.*batch_size=256\)",
+                              lambda n=size: evaluate(_scores_net(), images, labels, n))
+    refused_by_lenet_book(TypeError, r"got numpy's Generator; .*torch\.Generator\(\)\.manual_seed",
+                          lambda: recipes.random_crop_flip(images, np.random.default_rng(0)))
+
+
+def test_30_a_function_that_builds_a_layer_is_taken_as_partial_is():
+    """models.modern_lenet(lambda: nn.ReLU()) was refused, while partial(nn.ReLU) was taken."""
+    net = models.modern_lenet(lambda: nn.LeakyReLU(0.2),
+                              lambda kernel_size, stride: nn.MaxPool2d(kernel_size, stride))
+    assert isinstance(net[1], nn.LeakyReLU) and isinstance(net[2], nn.MaxPool2d)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    for bad in (F.relu, lambda: 3, "relu", nn.ReLU()):
+        refused_by_lenet_book(TypeError, "activation must be a layer class such as nn.ReLU",
+                              lambda b=bad: models.modern_lenet(b))
+
+
+def test_30_a_class_weight_of_0_is_refused_as_ignore_index_is():
+    """CrossEntropyLoss(weight=[0, 1, ..., 1]) was taken, while ignore_index=0, which leaves
+    class 0 out of the loss the same way, was refused."""
+    weight = torch.tensor([1.0] * 3 + [0.0] + [1.0] * 6)
+    for loss_fn in (nn.CrossEntropyLoss(weight=weight), nn.NLLLoss(weight=weight)):
+        refused_by_lenet_book(ValueError, r"gives class 3 a weight of 0: the images of that class "
+                                          r"would be left out of the loss but still counted",
+                              lambda f=loss_fn: train(_scores_net(), tiny_data(16), loss_fn=f))
+    history, _ = train(_scores_net(), tiny_data(16), num_epochs=1,
+                       loss_fn=nn.CrossEntropyLoss(weight=torch.linspace(0.5, 1.5, 10)))
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda: recipes.build({"lr": 10**400}),
+    lambda: recipes.summarize([10**400]),
+    lambda: train(models.lenet(), tiny_data(8), lr=10**400),
+    lambda: checks.check_number("x", -10**400, -math.inf),
+])
+def test_30_numbers_too_large_for_a_float_are_refused_in_lenet_books_words(call):
+    """10**400 ended in Python's OverflowError: int too large to convert to float."""
+    refused_by_lenet_book(ValueError, r"must be a finite number.*got a number too large for a "
+                                      r"float", call)
+
+
+def _inference_batch(n=4):
+    with torch.inference_mode():
+        return torch.rand(n, 1, 28, 28), torch.arange(n) % 10
+
+
+@pytest.mark.parametrize("case", ["first-batch", "later-batch", "init_xavier", "init_paper"])
+def test_30_inference_tensors_are_named_for_the_text_loop_and_the_initialisations(case):
+    """torch's "Inference tensors cannot be saved for backward" / "Inplace update to inference
+    tensor outside InferenceMode" came from inside train_text_loop, init_xavier and init_paper."""
+    X, y = _inference_batch()
+    plain = (torch.rand(4, 1, 28, 28), torch.arange(4) % 10)
+    if case in ("first-batch", "later-batch"):
+        batches = [(X, y)] if case == "first-batch" else [plain, (X, y)]
+        message = refused_by_lenet_book(ValueError, r"inside torch\.inference_mode\(\)",
+                                        lambda: textbook.train_text_loop(
+                                            models.lenet(), batches, [plain], num_epochs=1))
+        assert "clone()" in message, message
+        return
+    with torch.inference_mode():
+        net = models.lenet() if case == "init_xavier" else original.original_lenet()
+    init = models.init_xavier if case == "init_xavier" else original.init_paper
+    refused_by_lenet_book(ValueError, rf"{case}: the network was built inside "
+                          r"torch\.inference_mode\(\).*outside", lambda: init(net))
+
+
+def test_30_trace_shapes_traces_inference_tensors_and_compiled_or_data_parallel_networks():
+    """trace_shapes failed with torch's "Inference tensors cannot be saved for backward", and
+    refused a torch.compile'd or nn.DataParallel network as "not an nn.Sequential"."""
+    net = models.lenet()
+    expected = shapes.trace_shapes(net, torch.zeros(1, 1, 28, 28))
+    X, _ = _inference_batch(1)
+    assert shapes.trace_shapes(net, X) == expected
+    assert shapes.trace_shapes(torch.compile(net), torch.zeros(1, 1, 28, 28)) == expected
+    assert shapes.trace_shapes(nn.DataParallel(net), torch.zeros(1, 1, 28, 28)) == expected
+
+
+@pytest.mark.parametrize("values", [np.array([0.90, 0.91], dtype=np.float32),
+                                    [np.array(0.90), np.array([0.91])],
+                                    [np.float32(0.9), np.float64(0.91)]])
+def test_30_summarize_gives_floats_for_numpy_accuracies(values):
+    """summarize returned numpy float32s (json.dumps: "Object of type float32 is not JSON
+    serializable") and refused 0-d and 1-element numpy arrays, which paired_test takes."""
+    summary = recipes.summarize(values)
+    assert all(type(summary[key]) is float for key in ("mean", "std", "min", "max")), summary
+    assert summary["mean"] == pytest.approx(0.905, abs=1e-6)
+    json.dumps(summary)
+
+
+@pytest.mark.parametrize("value", [1.0, np.linspace(-3, 3, 7), [0.0, 1.0]])
+def test_30_scaled_tanh_names_a_value_that_is_not_a_tensor(value):
+    """ScaledTanh gave torch's "tanh(): argument 'input' (position 1) must be Tensor, not float"
+    (or Python's "can't multiply sequence by non-int of type 'float'")."""
+    f = original.ScaledTanh()
+    refused_by_lenet_book(TypeError, r"ScaledTanh takes a tensor.*torch\.tensor\(1\.0\)",
+                          lambda: f(value))
+    assert f(torch.tensor(1.0)).item() == pytest.approx(1.7159 * math.tanh(2 / 3))
+
+
+def test_30_check_input_shape_refuses_a_sparse_tensor():
+    """check_input_shape printed "OK: (1, 1, 28, 28) -> (1, 10)" and returned True for a sparse
+    tensor that the network's first layer cannot take."""
+    X = torch.zeros(1, 1, 28, 28).to_sparse()
+    refused_by_lenet_book(TypeError, r"sparse tensor.*to_dense\(\)",
+                          lambda: shapes.check_input_shape(models.lenet(), X))
+
+
+def test_30_describe_names_a_lazy_convolution_without_0_input_channels():
+    """describe(nn.LazyConv2d(6, 5)) gave 'Conv2d(0 → 6, kernel 5×5, padding 0)'."""
+    assert shapes.describe(nn.LazyConv2d(6, 5)) == "LazyConv2d(? → 6, kernel 5×5, padding 0)"
+    assert shapes.describe(nn.Conv2d(1, 6, 5, padding=2)) == "Conv2d(1 → 6, kernel 5×5, padding 2)"
+
+
+def test_30_evaluate_accuracy_gpu_takes_the_networks_device_by_default():
+    """evaluate_accuracy_gpu(net, data_iter), as chapter 3 and d2l call it, was refused:
+    "missing a required argument: 'device'"."""
+    net = models.lenet()
+    batches = [(torch.rand(8, 1, 28, 28), torch.arange(8) % 10)]
+    assert textbook.evaluate_accuracy_gpu(net, batches) == \
+        textbook.evaluate_accuracy_gpu(net, batches, "cpu")
+    assert textbook.evaluate_accuracy_gpu(net, batches, device=None) >= 0
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: importlib.import_module("lenet_book.train").split_validation(tiny_data(), val_size=5),
+     r"unexpected keyword argument 'val_size'.*It takes split_validation\(train_data, size="),
+    (lambda: to_float(imgs=tiny_data()[0]), r"did you mean images=.*It takes to_float\(images\)"),
+])
+def test_30_to_float_and_split_validation_name_a_misspelt_keyword(call, match):
+    """A misspelt keyword got Python's bare "got an unexpected keyword argument", without the
+    signature."""
+    refused_by_lenet_book(TypeError, match, call)
+    train_module = importlib.import_module("lenet_book.train")
+    assert train_module.to_float(tiny_data()[0]).shape == (20, 1, 28, 28)  # valid
+    assert inspect.getsource(train_module.to_float).startswith("def to_float(images):")
+
+
+def test_30_paired_test_names_a_long_list_or_a_series_briefly():
+    """paired_test printed the whole value given: 10,000+ characters for a long list, and a
+    Series' multi-line repr without saying .to_dict()."""
+    message = refused_by_lenet_book(TypeError, r"before must be a dict \{seed: accuracy\}",
+                                    lambda: recipes.paired_test([0.9] * 2000, {0: 0.8, 1: 0.81}))
+    assert len(message) < 300 and "2000" in message, message
+    series = pd.Series({0: 0.80, 1: 0.82})
+    message = refused_by_lenet_book(TypeError, r"before\.to_dict\(\)",
+                                    lambda: recipes.paired_test(series, {0: 0.83, 1: 0.84}))
+    assert "\n" not in message, message
+    assert recipes.paired_test(series.to_dict(), {0: 0.83, 1: 0.84})["n"] == 2  # valid
+
+
+def test_30_modern_recipe_given_the_step_pairs_says_to_pass_their_names():
+    """modern_recipe(MODERN_STEPS[:2]) said "unknown step ('ReLU (learning rate 0.1)', {...});
+    did you mean 'ReLU (learning rate 0.1)'?", the same name back."""
+    refused_by_lenet_book(TypeError, r"\[name for name, _ in steps\]",
+                          lambda: recipes.modern_recipe(recipes.MODERN_STEPS[:2]))
+    names = [name for name, _ in recipes.MODERN_STEPS[:2]]
+    assert recipes.modern_recipe(names)["pool"] == "max"  # valid
+
+
+def test_30_partial_conv_takes_numpy_integers_as_map_numbers():
+    """PartialConv2d refused a map table read from numpy: "input maps must be whole numbers
+    (int), got np.int64(0) (a int64)"."""
+    table = [[np.int64(i) for i in maps] for maps in original.C3_INPUTS]
+    layer = original.PartialConv2d(table, np.int64(6))
+    plain = original.PartialConv2d(original.C3_INPUTS, 6)
+    assert torch.equal(layer.in_index, plain.in_index)
+    assert torch.equal(layer.out_index, plain.out_index)
+
+
+class _NoCxxCompiler(nn.Module):
+    """What torch.compile gives on a machine without a C++ compiler: a wrapper of the network
+    (in _orig_mod, as torch.compile keeps it) whose first forward fails (torch's inductor
+    raises InvalidCxxCompiler there)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self._orig_mod = net
+
+    def forward(self, X):
+        from torch._inductor.exc import InvalidCxxCompiler
+        raise InvalidCxxCompiler("/nonexistent/g++")
+
+
+def test_30_train_with_compile_and_no_cxx_compiler_says_so(monkeypatch):
+    """train(..., compile=True) on a machine without a working C++ compiler ended in torch's
+    "InductorError: InvalidCxxCompiler: No working C++ compiler found ..."."""
+    monkeypatch.setattr(torch, "compile", lambda net, *args, **kwargs: _NoCxxCompiler(net))
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"compile=True needs a working C\+\+ compiler.*"
+                          r"compile=False",
+                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10,
+                                        compile=True))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_30_paley_hadamard_refuses_a_huge_q():
+    """paley_hadamard(q) took any prime q ≡ 3 (mod 4): q = 20011 takes minutes and 1.6 GB,
+    q = 100003 over an hour and 40 GB."""
+    start = time.perf_counter()
+    refused_by_lenet_book(ValueError, r"q must be at most 1,000.*q=83",
+                          lambda: original.paley_hadamard(1019))
+    assert time.perf_counter() - start < 0.1
+    assert original.paley_hadamard(83).shape == (84, 84)  # the paper's
+
+
+def test_30_shuffled_batches_refuses_more_examples_than_an_index_can_hold():
+    """torch's 'Storage size calculation overflowed' for 2**62 examples."""
+    from lenet_book.train import shuffled_batches
+    refused_by_lenet_book(ValueError, r"num_examples is 4,611,686,018,427,387,904, more than an "
+                          "index", lambda: shuffled_batches(2**62, 3, torch.Generator()))
+
+
+def _merged(record):
+    record["runs"] += copy.deepcopy(record["runs"])
+
+
+def _repeats_unnumbered(record):
+    for run in record["runs"]:
+        run.pop("repeat")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_merged, r"result\['runs'\]\[0\] and \[18\] are two runs of 'text' in repeat 0, but each "
+              "variant runs once per repeat"),
+    (_repeats_unnumbered, r"two runs of 'text' in repeat 0 \(a run without 'repeat' counts as "
+                          r"repeat 0\)"),
+])
+@pytest.mark.parametrize("table", [
+    lambda r: speed.paired_table(r, ["fast-compile"]),
+    lambda r: speed.compile_payoff(r),
+    lambda r: speed.benchmark_table(r),
+    lambda r: speed.compile_and_train(r, ["fast", "fast-compile"]),
+])
+def test_30_two_runs_of_a_variant_in_one_repeat_are_refused(edit, match, table):
+    """Merged records, or repeats without their numbers, gave verdicts from a third of the runs
+    and ratios to whichever run of the text's loop came last, without a word."""
+    record = _record_edited("cpu.json", edit)
+    refused_by_lenet_book(ValueError, match, lambda: table(record))
+
+
+def test_30_fused_table_of_a_record_of_several_repeats_is_refused():
+    """18 rows for 6 variants, each ratio taken to the first repeat's run of the text's loop."""
+    message = refused_by_lenet_book(
+        ValueError, "fused_table shows one run of each variant .* this record has 3 runs of "
+        "'text'", lambda: speed.fused_table(speed.load_result("cpu.json")))
+    assert "benchmark_table(result)" in message and "paired_table(result, variants)" in message
+
+
+@pytest.mark.parametrize("runs, match", [
+    ([], r"no successful run, so no row to show \(it has no runs\)"),
+    ([{"variant": "text", "description": "d", "repeat": 0, "error": "RuntimeError: boom"},
+      {"variant": "fast", "description": "d", "repeat": 0, "error": "RuntimeError: bang\nmore"}],
+     r"no successful run, so no row to show \(no row for text: it failed with RuntimeError: "
+     r"boom; no row for fast: it failed with RuntimeError: bang\)"),
+])
+def test_30_benchmark_table_of_a_record_without_a_successful_run_says_so(runs, match):
+    """pandas' KeyError: "None of ['variant'] are in the columns"."""
+    record = _record_edited("cpu.json", lambda r: r.__setitem__("runs", runs))
+    refused_by_lenet_book(ValueError, match, lambda: speed.benchmark_table(record))
+
+
+_RELU = "ReLU (learning rate 0.1)"
+
+
+@pytest.mark.parametrize("summary, match", [
+    ({"mean": 85.5, "min": 82.0, "max": 86.6}, r"mean 85.5, min 82.0, max 86.6, but accuracies "
+                                               r"are fractions in \[0, 1\]"),
+    ({"mean": math.nan}, r"mean nan, .* fractions in \[0, 1\]"),
+    ({"min": -0.1}, r"mean 0.85029, min -0.1, max 0.866, but accuracies are fractions"),
+    ({"mean": 0.9}, "mean 0.9, min 0.8203, max 0.866, but a mean lies between min and max"),
+    ({"std": -1.0}, "std -1.0, but a standard deviation is a finite number of at least 0"),
+    ({"std": math.inf}, "std inf, but a standard deviation"),
+    ({"n": 0}, "n 0, but it summarises at least one seed's accuracy"),
+])
+def test_30_seed_study_table_refuses_a_summary_that_cannot_be_one(summary, match):
+    """Shown as '85.500 ± 0.013' beside '0.798 ± 0.016', or '0.850 ± -1.000', 'nan', n=0."""
+    study = copy.deepcopy(results.load_seed_study())
+    study["results"][_RELU]["valid"].update(summary)
+    rows = {"r": _RELU, "t": "LeNet-5 as in the text"}
+    refused_by_lenet_book(ValueError, rf"run '{re.escape(_RELU)}' \(row 'r'\) is damaged: its "
+                          "'valid' summary has " + match, lambda: results.seed_study_table(study, rows))
+
+
+def test_30_the_committed_seed_studies_still_give_their_tables():
+    """Valid input: every run of the committed studies passes the new range checks."""
+    study = results.load_seed_study()
+    with_valid = {name: name for name, run in study["results"].items() if "valid" in run}
+    assert len(results.seed_study_table(study, with_valid)) == len(with_valid)
+    assert len(results.seed_study_table(study, {n: n for n in study["results"]},
+                                        splits=("test",))) == len(study["results"])
+    bn = results.load_seed_study("batch-norm-final-cpu.json")
+    first, second = list(bn["results"])
+    assert len(results.seed_study_pairs(bn, first, {"b": second}, split="test")) == 1
+
+
+def test_30_a_record_nested_too_deep_is_named_as_damaged(tmp_path):
+    """RecursionError: maximum recursion depth exceeded while decoding a JSON array."""
+    path = tmp_path / "deep.json"
+    path.write_text('{"what": "x", "results": ' + "[" * 100000 + "]" * 100000 + "}")
+    refused_by_lenet_book(ValueError, r"deep.json is damaged \(its JSON is nested too deep",
+                          lambda: results._read_record(path))
+
+
+def _js(tmp_path, body):
+    path = tmp_path / "w.js"
+    path.write_text(f"// c\n{body}\n")
+    return path
+
+
+@pytest.mark.parametrize("body, match", [
+    ('window.W = {"a": -1e999, "b": [1E309]};', r"holds the number -1e999, beyond the largest "
+                                                 "float64, which the page would read as Infinity"),
+    ('window.W = {"a": ' + "9" * 5000 + "};", r"holds the whole number 9{20}\.\.\. \(5000 "
+                                              r"digits\), beyond 2\*\*53"),
+    ('window.W = {"a":' + "[" * 100000 + "]" * 100000 + "};", "nested too deep to read"),
+    ('window.W = {\n  "a": 1\n};', "sets window.W, but not on one line as write_js_data writes "
+                                   "it"),
+])
+def test_30_read_js_data_names_numbers_nesting_and_lines_it_never_writes(tmp_path, body, match):
+    """1e400 came back as infinity; 5000 digits gave Python's digit-limit message; deep nesting
+    a RecursionError; a definition over several lines was said not to be there at all."""
+    path = _js(tmp_path, body)
+    refused_by_lenet_book(ExportError, match, lambda: read_js_data(path, "W"))
+
+
+def _nested(depth):
+    top = inner = {}
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return top
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"a": 10**5000}, r"a whole number of thousands of digits, beyond 2\*\*53"),
+    (_nested(5000), "nested too deep for JSON"),
+])
+def test_30_write_js_data_names_huge_numbers_and_deep_nesting(tmp_path, fields, match):
+    """10**5000 was called 'a NaN or infinite number'; deep nesting gave a RecursionError."""
+    path = tmp_path / "w.js"
+    refused_by_lenet_book(ExportError, match, lambda: write_js_data(path, "W", fields, "c"))
+    assert not path.exists()
+
+
+def test_30_write_js_data_still_round_trips_the_largest_exact_whole_numbers(tmp_path):
+    """Valid input: ±2**53 and a float, as before."""
+    fields = {"a": 2**53, "b": -2**53, "c": 1.5, "d": _nested(50)}
+    write_js_data(tmp_path / "w.js", "W", fields, "c")
+    assert read_js_data(tmp_path / "w.js", "W") == fields
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: encode_state_dict({"a": torch.nested.nested_tensor([torch.ones(2),
+                                                                 torch.ones(3)])}),
+     "tensor a is a nested tensor"),
+    (lambda: encode_state_dict({"a": torch.nested.nested_tensor(
+        [torch.ones(2), torch.ones(3)], layout=torch.jagged)}), "tensor a is a nested tensor"),
+    (lambda: decode_state_dict([{"name": "a", "shape": [0, 2**62, 2**62], "base64": ""}]),
+     r"tensor a: its shape \[0, 4611686018427387904, 4611686018427387904\] cannot be an array"),
+    (lambda: decode_state_dict([{"name": "a", "shape": [1] * 65, "base64": "AAAAAA=="}]),
+     "tensor a: its shape .* cannot be an array"),
+])
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_30_a_nested_tensor_or_an_impossible_shape_is_named(call, match):
+    """RuntimeError: 'NestedTensorImpl doesn't support sizes'; numpy's 'array is too big'."""
+    refused_by_lenet_book(ExportError, match, call)
+
+
+@pytest.mark.parametrize("device, match", [
+    ("xla", "device 'xla' is not a device the book trains on"),
+    ("cpu:5", "device 'cpu:5': this machine has 1 cpu device"),
+])
+def test_30_synchronize_refuses_a_device_it_would_not_wait_for(device, match):
+    """synchronize('xla') and synchronize('cpu:5') returned without waiting for anything."""
+    from lenet_book.device import synchronize
+    refused_by_lenet_book(ValueError, match, lambda: synchronize(device))
+    for fine in ("cpu", "cpu:0", torch.device("cpu"), "meta", torch.device("meta")):
+        assert synchronize(fine) is None
+
+
+if str(REPO) not in sys.path:  # the tools and benchmarks of the checkout under test
+    sys.path.insert(0, str(REPO))
+
+
+LONG = "a" * 300  # a file name over the 255 bytes a name may have
+
+
+def _said(main, argv, capsys):
+    """What ``main(argv)`` said when it stopped (SystemExit): its exit status and stderr; any other
+    exception (a traceback) fails the test."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in argv])
+    code = stop.value.code
+    return code, capsys.readouterr().err + (code if isinstance(code, str) else "")
+
+
+def _parser():
+    import argparse
+
+    return argparse.ArgumentParser(prog="bench")
+
+
+def _deep_record(path):
+    path.write_text('{"what": "x", "results": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    return path
+
+
+def test_30_a_benchmark_record_nested_too_deep_is_named_as_damaged(tmp_path, capsys):
+    """check_record_option and accuracy_seeds' --resume raised json's RecursionError."""
+    from benchmarks import accuracy_seeds
+    from benchmarks._options import check_record_option
+
+    deep = _deep_record(tmp_path / "deep.json")
+    _, said = _said(lambda argv: check_record_option(_parser(), argv[0], lambda r: True, "a record"),
+                    [deep], capsys)
+    assert "damaged" in said and "nested too deeply" in said, said
+    args = argparse_namespace(epochs=0, subset=0)
+    _, said = _said(lambda argv: accuracy_seeds.resumed_runs(_parser(), argv[0], args), [deep], capsys)
+    assert "--resume" in said and "is damaged" in said and "nested too deeply" in said, said
+
+
+def argparse_namespace(**values):
+    import argparse
+
+    return argparse.Namespace(**values)
+
+
+@pytest.mark.parametrize("tool, argv, option", [
+    ("export_weights", ["--state-dict", ""], "--state-dict"),
+    ("export_training_subset", ["--out", ""], "--out"),
+    ("make_pdf", ["--out", ""], "--out"),
+    ("make_pdf", ["--copy-to", ""], "--copy-to"),
+    ("make_pdf", ["--singlehtml", ""], "--singlehtml"),
+])
+def test_30_an_empty_path_option_is_named_as_empty_not_as_the_current_folder(tool, argv, option,
+                                                                            tmp_path, monkeypatch,
+                                                                            capsys):
+    """'' was taken as '.' and reported as a folder, or as a path not ending in .js."""
+    module = importlib.import_module(f"tools.{tool}")
+    monkeypatch.setattr(module, "_missing_browser", lambda: "no browser in this test",
+                        raising=False)  # make_pdf: never builds the book here
+    not_data = tmp_path / "not_data.txt"
+    not_data.write_text("x")  # --data: refused, should the empty option pass
+    extra = ["--data", not_data] if tool != "make_pdf" else []
+    code, said = _said(module.main, argv + extra, capsys)
+    assert code == 2 and f"{option} is empty ('')" in said, said
+    assert "Traceback" not in said
+
+
+def test_30_an_out_named_only_dot_js_is_named_as_such(tmp_path, capsys):
+    """--out out/.js (a hidden file, no suffix) was told that the path must end in .js."""
+    from tools import export_training_subset
+
+    not_data = tmp_path / "not_data.txt"
+    not_data.write_text("x")
+    code, said = _said(export_training_subset.main, ["--out", tmp_path / ".js", "--data", not_data],
+                       capsys)
+    assert code == 2 and "has no name before the .js" in said, said
+    assert "train_data.min.js" in said
+
+
+def test_30_a_file_name_over_255_bytes_is_named_in_one_line(tmp_path, capsys, monkeypatch):
+    """export_weights, tag_cells, execute_notebooks and the benchmarks' --json raised OSError
+    (File name too long) with a traceback."""
+    from benchmarks._options import check_record_option
+    from lenet_book import fast
+    from tools import execute_notebooks, export_weights, tag_cells
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were loaded")
+
+    monkeypatch.setattr(fast, "load_fashion_mnist_tensors", no_data)
+    too_long = "the path is too long"
+    for argv in (["--out", tmp_path / LONG], ["--state-dict", tmp_path / f"{LONG}.pt",
+                                              "--out", tmp_path / "out"]):
+        code, said = _said(export_weights.main, argv, capsys)
+        assert too_long in said and "Traceback" not in said, said
+    code, said = _said(tag_cells.main, ["--check", tmp_path / f"{LONG}.ipynb"], capsys)
+    assert code == 2 and too_long in said, said
+    problem = execute_notebooks.notebook_problem(tmp_path / f"{LONG}.ipynb")
+    assert too_long in problem, problem
+    code, said = _said(lambda argv: check_record_option(_parser(), argv[0], lambda r: True,
+                                                        "a record"),
+                       [tmp_path / f"{LONG}.json"], capsys)
+    assert code == 2 and too_long in said and "nothing was run" in said, said
+
+
+def test_30_a_too_long_output_name_is_refused_before_the_data_are_loaded(tmp_path, capsys,
+                                                                         monkeypatch):
+    """export_training_subset loaded 70,000 images before write_js_data named the name too
+    long (cannot_replace, which make_pdf uses too, returned None for it)."""
+    from tools import export_training_subset
+    from tools.export_training_subset import cannot_replace
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were loaded")
+
+    monkeypatch.setattr(export_training_subset, "subset", no_data)
+    code, said = _said(export_training_subset.main, ["--out", tmp_path / "new" / f"{LONG}.js"],
+                       capsys)
+    assert code == 2 and "the path is too long" in said and "nothing was written" in said, said
+    problem = cannot_replace(tmp_path / f"{LONG}.pdf", "--out")
+    assert problem and "the path is too long" in problem and "--out" in problem, problem
+    assert cannot_replace(tmp_path / ("a" * 250 + ".js")) is None  # 253 bytes: valid
+
+
+def test_30_execute_notebooks_does_not_call_a_device_a_folder():
+    """/dev/null was called 'a folder, not a notebook'."""
+    from tools.execute_notebooks import notebook_problem
+
+    problem = notebook_problem(Path("/dev/null"))
+    assert problem == "/dev/null is a device, pipe or socket, not a notebook", problem
+
+
+def _code_cell(**fields):
+    return {"cell_type": "code", "id": "a1", "metadata": {}, "execution_count": None,
+            "outputs": [], "source": "# NBVAL_SKIP\n" + "x = 1\n" * 40, **fields}
+
+
+@pytest.mark.parametrize("notebook, said", [
+    ({"cells": [_code_cell(cell_type="Code")]},
+     "cell 0: cell_type: must be 'code', 'markdown' or 'raw', not 'Code'"),
+    ({"metadata": {"kernelspec": "python3"}},
+     "metadata.kernelspec: 'python3' is not of type 'object'"),
+    ({"cells": [_code_cell(), _code_cell(id="b2", outputs=[{"output_type": "weird"}])]},
+     "cell 1: outputs[0].output_type: must be 'display_data', 'error', 'execute_result' or "
+     "'stream', not 'weird'"),
+    ({"cells": [_code_cell(execution_count="3")]},
+     "cell 0: execution_count: '3' is not of type 'integer', 'null'"),
+])
+def test_30_a_schema_error_names_the_place_and_what_is_wrong(notebook, said):
+    """schema_problem kept jsonschema's first line, cut to 120 characters: the repr of the
+    whole cell, or a message that named no place."""
+    from tools.tag_cells import schema_problem
+
+    nb = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [],
+                             **notebook})
+    assert schema_problem(nb) == said
+
+
+def test_30_a_string_nbformat_and_json_nested_too_deep_are_named_as_such(tmp_path, capsys):
+    """'nbformat': '4' was called an unsupported version, a notebook nested 50,000 deep one
+    that lacks an nbformat version (tag_cells and execute_notebooks)."""
+    from tools import execute_notebooks, tag_cells
+
+    good = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [_code_cell()]}
+    text = tmp_path / "text.ipynb"
+    text.write_text(json.dumps({**good, "nbformat": "4"}))
+    deep = tmp_path / "deep.ipynb"
+    deep.write_text(json.dumps(good)[:-1] + ', "x": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    for path, said in ((text, "its nbformat must be a whole number, e.g. 4, not a string ('4')"),
+                       (deep, "its JSON is nested too deeply")):
+        code, message = _said(tag_cells.main, ["--check", path], capsys)
+        assert code == 2 and said in message, message
+        problem = execute_notebooks.notebook_problem(path)
+        assert said in problem, problem
+
+
+def _resume_file(tmp_path, **run):
+    from benchmarks.accuracy_seeds import WHAT
+
+    run = {"name": "LeNet-5 as in the text", "seed": 0, "seconds": 3.0, "valid_acc": 0.8,
+           "test_acc": 0.79, "train_acc": 0.81, **run}
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"what": WHAT, "epochs_override": 1, "subset": 60,
+                                "results": {"LeNet-5 as in the text": {"runs": [run]}}}))
+    return path
+
+
+@pytest.mark.parametrize("run, key", [
+    ({"seconds": math.nan}, "'seconds'"), ({"seconds": -1.0}, "'seconds'"),
+    ({"seconds": math.inf}, "'seconds'"), ({"valid_acc": 5}, "'valid_acc'"),
+    ({"test_acc": -3}, "'test_acc'"), ({"train_acc": math.nan}, "'train_acc'"),
+    ({"test_acc": True}, "'test_acc'"), ({"valid_acc": "0.8"}, "'valid_acc'"),
+])
+def test_30_resumed_runs_with_impossible_numbers_are_refused_before_any_worker(run, key, tmp_path,
+                                                                             capsys):
+    """accuracy_seeds --resume took NaN seconds and accuracies of 5 or -3, started the pools
+    and crashed in summarize."""
+    from benchmarks import accuracy_seeds
+
+    args = argparse_namespace(epochs=1, subset=60)
+    path = _resume_file(tmp_path, **run)
+    code, said = _said(lambda argv: accuracy_seeds.resumed_runs(_parser(), argv[0], args),
+                       [path], capsys)
+    assert code == 2 and "is damaged" in said and key in said and "seed 0" in said, said
+    kept = accuracy_seeds.resumed_runs(_parser(), str(_resume_file(tmp_path)), args)  # valid
+    assert list(kept) == [("LeNet-5 as in the text", 0)]
+
+
+@pytest.mark.parametrize("option", ["--workers", "--background-workers"])
+def test_30_more_workers_than_four_per_core_are_refused(option, tmp_path, capsys):
+    """--workers 1000 would have started 1,000 processes, each loading torch and the data."""
+    from benchmarks import accuracy_seeds
+
+    not_data = tmp_path / "not_data.txt"
+    not_data.write_text("x")  # refused after the workers, before anything starts
+    most = 4 * (os.cpu_count() or 1)
+    code, said = _said(accuracy_seeds.main, [option, most + 1, "--data", not_data], capsys)
+    assert code == 2 and f"{option} must be at most {most}" in said, said
+
+
+def test_30_a_network_built_under_inference_mode_is_named_before_loading(tmp_path):
+    """Before: torch's RuntimeError 'Inplace update to inference tensor' from load_state_dict."""
+    path = save_checkpoint(models.lenet(), tmp_path / "a.pt")
+    with torch.inference_mode():
+        net = models.lenet()
+    message = refused_by_lenet_book(CheckpointError, "inference_mode",
+                                    lambda: load_checkpoint(net, path))
+    assert "outside" in message and "nothing was loaded" in message, message
+    with torch.inference_mode():  # valid: loading inside it works
+        assert load_checkpoint(net, path) is net
+    assert load_checkpoint(models.lenet(), path) is not None
+
+
+class _Expanded(nn.Module):
+    def __init__(self, expanded=True):
+        super().__init__()
+        ones = torch.ones(1, 3)
+        self.register_buffer("e", ones.expand(4, 3) if expanded else ones.expand(4, 3).clone())
+        self.linear = nn.Linear(3, 3)
+
+
+@pytest.mark.parametrize("saving", [True, False])
+def test_30_an_expanded_buffer_is_named_with_the_fix(tmp_path, saving):
+    """Before: saved without a word, then load_state_dict's RuntimeError about overlapping memory."""
+    path = save_checkpoint(_Expanded(expanded=False), tmp_path / "e.pt")
+    call = ((lambda: save_checkpoint(_Expanded(), tmp_path / "x.pt")) if saving
+            else (lambda: load_checkpoint(_Expanded(), path)))
+    message = refused_by_lenet_book(CheckpointError, "tensor e ", call)
+    assert "register_buffer(name, tensor.clone())" in message, message
+    assert not (tmp_path / "x.pt").exists()
+    assert load_checkpoint(_Expanded(expanded=False), path) is not None  # valid: a buffer of its own
+
+
+@pytest.mark.parametrize("saving", [True, False])
+def test_30_a_slash_after_a_checkpoint_file_says_to_drop_the_slash(tmp_path, saving):
+    """Before: 'ends in a slash, so it names a folder; ... e.g. a.pt/lenet.pt', which cannot exist."""
+    path = save_checkpoint(models.lenet(), tmp_path / "a.pt")
+    call = ((lambda: save_checkpoint(models.lenet(), f"{path}/")) if saving
+            else (lambda: load_checkpoint(models.lenet(), f"{path}/")))
+    message = refused_by_lenet_book(CheckpointError, "without the slash", call)
+    assert f"{path} is a file" in message and "a.pt/lenet.pt" not in message, message
+    # a slash after a folder, or a path that does not exist, keeps the old advice
+    message = refused_by_lenet_book(CheckpointError, "names a folder",
+                                    lambda: load_checkpoint(models.lenet(), f"{tmp_path}/"))
+
+
+def _b3_tiny_gz_folder(folder, monkeypatch):
+    """A folder of four tiny stand-in .gz files, which the module is made to expect."""
+    specs = []
+    for name, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
+                               ("train-labels-idx1-ubyte", 0x801, (3,)),
+                               ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
+                               ("t10k-labels-idx1-ubyte", 0x801, (2,))):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes(math.prod(shape)))
+        packed = gzip.compress(content, mtime=0)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.gz").write_bytes(packed)
+        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return folder
+
+
+def test_30_numpy_bools_are_taken_by_overwrite_and_download(tmp_path, monkeypatch):
+    """Before: TypeError 'overwrite (download) must be True or False, got np.True_'."""
+    path = save_checkpoint(models.lenet(), tmp_path / "a.pt")
+    assert save_checkpoint(models.lenet(), path, overwrite=np.True_) == path
+    assert save_checkpoint(models.lenet(), path, overwrite=np.False_) == path
+    source = _b3_tiny_gz_folder(tmp_path / "src", monkeypatch)
+    raw = data.prepare_fashion_mnist(source, tmp_path / "root")
+    for flag in (np.False_, np.True_):
+        assert data.ensure_fashion_mnist(tmp_path / "root", download=flag) == raw
+    refused_by_lenet_book(TypeError, "download must be True or False",
+                          lambda: data.ensure_fashion_mnist(tmp_path / "root", download="no"))
+    refused_by_lenet_book(TypeError, "overwrite must be True or False",
+                          lambda: save_checkpoint(models.lenet(), path, overwrite="yes"))
+
+
+@pytest.mark.parametrize("header", ["right", "wrong"])
+def test_30_prepare_stops_unpacking_a_wrong_or_huge_file_at_once(tmp_path, monkeypatch, header):
+    """Before: the whole .gz was unpacked first (here it fails at its broken end, a gzip error)."""
+    source = _b3_tiny_gz_folder(tmp_path / "src", monkeypatch)
+    spec = data.FILES[0]
+    magic = spec.magic if header == "right" else 0x801
+    content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in spec.shape)
+               + bytes(8 << 20))
+    # 8 MB of zeros, and the end of the gzip stream cut off: only a reader that stops early
+    # never reaches the broken end
+    (source / f"{spec.name}.gz").write_bytes(gzip.compress(content, mtime=0)[:-100])
+    root = tmp_path / "root"
+    expected = ("holds more than 28 bytes; expected 28" if header == "right"
+                else "has the IDX header magic 0x0801")
+    message = refused_by_lenet_book(data.FashionMNISTError, "does not unpack to the published",
+                                    lambda: data.prepare_fashion_mnist(source, root))
+    assert f"the unpacked file {expected}" in message, message
+    raw = root / "FashionMNIST" / "raw"
+    assert not (raw / spec.name).exists()
+    assert not [p for p in raw.iterdir() if p.name.endswith(".partial")]  # cleaned up
+
+
+@pytest.mark.parametrize("case", ["lone test.pt", "lone training.pt", "one not torch"])
+def test_30_a_file_that_is_not_torchvisions_cache_is_never_deleted(tmp_path, monkeypatch, capsys,
+                                                                   case):
+    """Before: a lone processed/test.pt (here the user's notes) was deleted as torchvision's cache."""
+    source = _b3_tiny_gz_folder(tmp_path / "src", monkeypatch)
+    root = tmp_path / "root"
+    raw = data.prepare_fashion_mnist(source, root)
+    processed = root / "FashionMNIST" / "processed"
+    processed.mkdir()
+    if case == "lone test.pt":
+        (processed / "test.pt").write_text("my own notes")
+    elif case == "lone training.pt":
+        torch.save({"mine": torch.ones(2)}, processed / "training.pt")
+    else:
+        torch.save({"mine": torch.ones(2)}, processed / "training.pt")
+        (processed / "test.pt").write_text("my own notes")
+    before = {p.name: p.read_bytes() for p in processed.iterdir()}
+    if case.startswith("lone"):  # torchvision loads the cache only when both files are there
+        assert data.check_fashion_mnist(root) == raw
+        assert data.ensure_fashion_mnist(root, download=False) == raw
+        assert data.prepare_fashion_mnist(source, root) == raw
+        assert "Deleted" not in capsys.readouterr().err
+    else:  # torchvision would load them, and fail: named, not deleted
+        for call in (data.check_fashion_mnist, data.ensure_fashion_mnist, data.remove_stale_cache,
+                     lambda root: data.prepare_fashion_mnist(source, root)):
+            message = refused_by_lenet_book(data.FashionMNISTError, "not a torch file|not torch files",
+                                            lambda call=call: call(root))
+            assert "test.pt is not" in message and "Move them" in message, message
+    assert {p.name: p.read_bytes() for p in processed.iterdir()} == before
+    # valid: a pair of torch files is torchvision's cache, and is deleted
+    for name in data.PROCESSED_CACHE:
+        torch.save((torch.zeros(1, 2, 2, dtype=torch.uint8), torch.zeros(1)), processed / name)
+    assert data.remove_stale_cache(root) == [processed / name for name in data.PROCESSED_CACHE]
+
+
+def test_30_gz_files_left_packed_in_the_raw_folder_get_the_prepare_command(tmp_path,
+                                                                            monkeypatch, capsys):
+    """Before: four 'is missing' lines and the fix 'delete <raw> and run again' (losing the .gz)."""
+    root = tmp_path / "root"
+    raw = _b3_tiny_gz_folder(root / "FashionMNIST" / "raw", monkeypatch)
+    message = refused_by_lenet_book(data.FashionMNISTError, "still packed",
+                                    lambda: data.check_fashion_mnist(root))
+    command = f"python -m lenet_book.data prepare --source {raw} --root {root}"
+    assert command in message and "delete" not in message, message
+    assert message.count("is there, still packed") == 4, message
+    assert data.main(["check", "--root", str(root)]) == 1
+    assert command in capsys.readouterr().err
+    # the command given works, and keeps the .gz files
+    assert data.main(["prepare", "--source", str(raw), "--root", str(root)]) == 0
+    assert data.check_fashion_mnist(root) == raw
+    assert len(list(raw.glob("*.gz"))) == 4
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -65,7 +65,8 @@ def test_batch_transform_and_predict_are_used():
     history, _ = train(models.lenet(), data, {"valid": data}, num_epochs=1, batch_size=4,
                        batch_transform=transform,
                        predict=lambda scores: (scores + torch.arange(10) * 0.5).argmax(dim=1))
-    assert calls == [4, 4, 4, 2]  # first the check of the first batch, before any step
+    # first the checks of the first batch and of the short last one, before any step
+    assert calls == [4, 2, 4, 4, 2]
     assert history[0]["valid_acc"] == pytest.approx(0.1), "the prediction rule decides what counts as correct"
 
 

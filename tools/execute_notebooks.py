@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 from lenet_book.book import chapters, solutions  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from lenet_book.device import device_name  # noqa: E402
-from tools.tag_cells import schema_problem  # noqa: E402
+from tools.export_training_subset import _too_long  # noqa: E402
+from tools.tag_cells import _json, _shape_problem, schema_problem  # noqa: E402
 
 MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
 UNREADABLE = ("its JSON lacks what a notebook holds, such as an 'nbformat' version or "
@@ -158,10 +159,18 @@ def _old_or_misnamed(path: Path) -> str | None:
 
 def notebook_problem(path: Path) -> str | None:
     """Why ``path`` is not a notebook to run (missing, a folder, not a notebook), or None."""
+    problem = _too_long(path)
+    if problem:  # no such file can exist (pathlib's exists() raises on it)
+        return f"{path} cannot be a notebook: {problem}"
     if not path.exists():
         return f"{path} does not exist"
-    if not path.is_file():
+    if path.is_dir():
         return f"{path} is a folder, not a notebook"
+    if not path.is_file():
+        return f"{path} is a device, pipe or socket, not a notebook"
+    problem = _shape_problem(_json(path))  # before nbformat's reader, which misnames some
+    if problem:
+        return f"{path} is not a notebook ({problem})"
     try:
         nb = nbformat.read(path, as_version=4)
     except (ValueError, KeyError, nbformat.ValidationError) as error:

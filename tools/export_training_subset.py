@@ -18,7 +18,6 @@ import errno
 import gzip
 import locale  # noqa: F401  (argparse's, see below)
 import os
-import re
 import shutil  # noqa: F401  (argparse's)
 import stat
 import sys
@@ -76,13 +75,14 @@ def _not_ours(out: Path) -> str | None:
     write_js_data makes), or None; checked before the 70,000 images are loaded."""
     try:
         path = out.resolve() if out.is_symlink() else out  # as write_js_data does
-        if not path.is_file():
-            return None  # new, or a folder: write_js_data names it
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("ascii", errors="replace")
+        if not path.is_file() or not os.access(path, os.R_OK):
+            return None  # new, a folder (write_js_data names it), unreadable (cannot_replace)
+        from lenet_book.export import _written_by_this_export  # torch: only for a file to read
+
+        ours = _written_by_this_export(path, "LENET_TRAIN_DATA")  # as write_js_data checks
     except (OSError, RuntimeError):  # unreadable (cannot_replace names it), a link that loops
         return None
-    if not re.match(r"// [^\n]*\nwindow\.LENET_TRAIN_DATA = ", head):
+    if not ours:
         return f"{path} exists and is not a window.LENET_TRAIN_DATA file that this export wrote"
     return None
 
@@ -126,6 +126,39 @@ def _in_the_way(out: Path, option: str) -> str | None:
     return None if problem is None else with_its_fix(problem, option)
 
 
+def _too_long(path: Path) -> str | None:
+    """Why no file can ever be at ``path`` because a name in it, or the whole path, is too long
+    for the file system (lenet_book.data's words), or None. By length, not by os.stat alone: a
+    missing folder on the way hides the name from it until the work is done, and pathlib's
+    exists() and is_dir() raise on it in Python 3.11."""
+    from lenet_book.data import _os_words
+
+    words = _os_words(OSError(errno.ENAMETOOLONG, "File name too long"))
+    try:
+        whole = os.fsencode(os.path.abspath(path))
+        above = next((p for p in Path(path).absolute().parents if os.path.isdir(p)), Path("/"))
+    except (OSError, ValueError):  # a NUL, a current folder deleted: named where it is used
+        return None
+    if len(whole) >= 4096:  # Linux's PATH_MAX, with the final NUL
+        return f"{words}; this one has {len(whole):,} bytes"
+    try:
+        most = os.pathconf(above, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        most = 255
+    for name in Path(path).parts:
+        size = len(os.fsencode(name))
+        if size > most:
+            return f"{words}; the name {name[:20]}...{name[-8:]} has {size:,} bytes"
+    try:
+        os.lstat(path)
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            return words
+    except ValueError:  # a NUL in the name: the writers name it
+        pass
+    return None
+
+
 def with_its_fix(problem, option="--out"):
     """A problem that lenet_book.data's _broken_path_problem found, with what to do about it."""
     problem = problem.rstrip(".")
@@ -142,6 +175,9 @@ def cannot_replace(out: Path, option: str = "--out") -> str | None:
     then renamed over it), with what to do (``option``: the argument to give again), or None;
     checked before the 70,000 images are loaded (tools/export_weights.py checks its two files
     with it too, tools/make_pdf.py its PDFs before it builds one)."""
+    problem = _too_long(out)
+    if problem:  # write_js_data names it too, but only once the work is done
+        return f"{problem}: give a shorter {option}"
     problem = _loop(out, option) or _in_the_way(out, option)
     if problem:
         return problem
@@ -163,7 +199,7 @@ def cannot_replace(out: Path, option: str = "--out") -> str | None:
             folder = folder.parent
     except PermissionError as error:  # a folder on the way that cannot be entered
         return f"{out} cannot be reached ({error.strerror}): give another {option}"
-    except (OSError, RuntimeError):  # a name too long: write_js_data names it
+    except (OSError, RuntimeError):  # a link that loops on the way: write_js_data names it
         return None
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"this user may not write in the folder {folder}: give another {option}"
@@ -198,14 +234,21 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
     parser.add_argument("--train-per-class", type=int, default=500, help="training images per class (500)")
     parser.add_argument("--test-per-class", type=int, default=100, help="test images per class (100)")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"file to write (default: {OUT.relative_to(REPO)})")
+    parser.add_argument("--out", default=OUT, help=f"file to write (default: {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
+    if not str(args.out):  # Path("") is the current folder, which an unset variable never means
+        parser.error(f"--out is empty (''): give the file to write, e.g. --out "
+                     f"{OUT.relative_to(REPO)} (leave --out out for it); nothing was written")
+    args.out = Path(args.out)
     if not (1 <= args.train_per_class <= 4000 and 1 <= args.test_per_class <= 1000):
         parser.error("--train-per-class must be 1 to 4,000 and --test-per-class 1 to 1,000")
     if str(args.out).startswith("~"):  # before a folder called '~' is created here
         parser.error(f"--out {args.out} starts with '~', which Python does not expand to the home "
                      "folder (it would name a folder called '~' here); write the path in full, "
                      f"e.g. --out {os.path.expanduser(args.out)}; nothing was written")
+    if args.out.name.lower() == ".js":  # a hidden file with no suffix, not a name ending in .js
+        parser.error(f"--out {args.out}: the file name .js has no name before the .js; give one, "
+                     f"e.g. --out {args.out.with_name('train_data.min.js')}; nothing was written")
     if args.out.suffix != ".js":  # as write_js_data says, but before the images are loaded
         parser.error(f"--out {args.out}: the page includes JavaScript files, so the path must end "
                      "in .js; nothing was written")

@@ -22,7 +22,6 @@ import datetime
 import errno
 import os
 import platform
-import re
 import stat
 import sys
 from pathlib import Path
@@ -51,11 +50,12 @@ from lenet_book.export import (  # noqa: E402
     IMAGES_FORMAT,
     WEIGHTS_FORMAT,
     ExportError,
+    _written_by_this_export,
     encode_images,
     encode_state_dict,
     write_js_data,
 )
-from tools.export_training_subset import cannot_replace, with_its_fix  # noqa: E402
+from tools.export_training_subset import _too_long, cannot_replace, with_its_fix  # noqa: E402
 
 OUT = REPO / "book" / "browser"
 CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser', ...
@@ -107,6 +107,10 @@ def load(path: Path):
     has the very same tensors, which the sigmoid page would compute wrongly."""
     from lenet_book.checkpoint import CheckpointError, load_checkpoint
 
+    problem = _too_long(path)
+    if problem:  # no such file can exist (pathlib's is_dir() raises on it)
+        sys.exit(f"--state-dict {path}: {problem}; give the file of saved weights; nothing "
+                 "exported")
     if path.is_dir():
         sys.exit(f"--state-dict {path} is a folder; give the file of saved weights in it "
                  f"(e.g. {path / 'lenet.pt'})")
@@ -160,11 +164,10 @@ def not_ours(out: Path) -> str | None:
                 continue
             if not path.is_file():
                 return f"{path} is a folder or another non-file"
-            with open(path, "rb") as f:
-                head = f.read(4096).decode("ascii", errors="replace")
+            ours = _written_by_this_export(path, name)  # as write_js_data checks
         except (OSError, RuntimeError) as error:  # unreadable, or a symbolic link that loops
             return f"{path} cannot be read ({getattr(error, 'strerror', None) or error})"
-        if not re.match(rf"// [^\n]*\nwindow\.{name} = ", head):
+        if not ours:
             return f"{path} exists and is not a window.{name} file that this export wrote"
     return None
 
@@ -216,7 +219,7 @@ def _put_back(path: Path, old: bytes | None) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / "data"), help="data root (default: data; make data)")
-    parser.add_argument("--state-dict", type=Path, help="export these weights instead of training: "
+    parser.add_argument("--state-dict", help="export these weights instead of training: "
                         "the text's LeNet-5 saved by lenet_book.checkpoint.save_checkpoint")
     parser.add_argument("--per-class", type=int, default=24, help="test images per class (default: 24)")
     parser.add_argument("--out", default=OUT, help=f"folder to write (default: {OUT.relative_to(REPO)})")
@@ -226,6 +229,11 @@ def main(argv=None) -> None:
                      f"{OUT.relative_to(REPO)} (leave --out out for it), or '.' for the current "
                      "folder; nothing was written")
     args.out = Path(args.out)
+    if args.state_dict is not None and not args.state_dict:  # Path("") would be the current folder
+        parser.error("--state-dict is empty (''): give the file of saved weights, e.g. "
+                     "--state-dict lenet.pt, or leave --state-dict out to train the network as "
+                     "chapter 7 does; nothing was written")
+    args.state_dict = None if args.state_dict is None else Path(args.state_dict)
     if args.per_class < 1:
         parser.error("--per-class must be at least 1")
     if args.per_class > TEST_PER_CLASS:  # before anything is written
@@ -239,6 +247,10 @@ def main(argv=None) -> None:
         parser.error(f"--out {str(args.out)!r} has a name that starts or ends with white space (a "
                      "space or a pasted newline), which a folder name almost never means; write "
                      "it without; nothing was written")
+    problem = next(filter(None, (_too_long(args.out / file) for file, _ in OUTPUTS)), None)
+    if problem:  # pathlib's exists() raises on it
+        parser.error(f"--out {args.out} cannot be written into: {problem}; give a shorter --out; "
+                     "nothing was written")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file; give a folder to write lenet_weights.js and "
                      "test_images.js into (a missing one is created)")

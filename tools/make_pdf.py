@@ -235,11 +235,19 @@ def copy_into_site(pdf: Path, target: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "_build" / "pdf" / "lenet-book.pdf")
-    parser.add_argument("--copy-to", type=Path, action="append", default=[],
+    parser.add_argument("--out", default=REPO / "_build" / "pdf" / "lenet-book.pdf")
+    parser.add_argument("--copy-to", action="append", default=[],
                         help="also copy the PDF here (make pdf: into the built site's _static/)")
-    parser.add_argument("--singlehtml", type=Path, help="print this existing single-page build (_build/singlehtml)")
+    parser.add_argument("--singlehtml", help="print this existing single-page build (_build/singlehtml)")
     args = parser.parse_args(argv)
+    for option, given in [("--out", args.out), ("--singlehtml", args.singlehtml)] + [
+            ("--copy-to", target) for target in args.copy_to]:
+        if given is not None and not str(given):  # Path("") is the current folder: never meant
+            parser.error(f"{option} is empty (''): give a path, e.g. {option} "
+                         f"{'_build/singlehtml' if option == '--singlehtml' else 'lenet-book.pdf'}"
+                         f"{', or leave it out' if option != '--copy-to' else ''}; nothing was written")
+    args.out, args.copy_to = Path(args.out), [Path(target) for target in args.copy_to]
+    args.singlehtml = None if args.singlehtml is None else Path(args.singlehtml)
     paths = [("--out", args.out)] + [("--copy-to", target) for target in args.copy_to]
     read = [("--singlehtml", args.singlehtml)] if args.singlehtml else []
     for option, path in paths + read:

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from lenet_book.book import chapters  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
+from tools.export_training_subset import _too_long  # noqa: E402  (it loads no torch)
 
 MARKERS = {  # nbval's comment -> nbval's tag
     "# NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
@@ -117,9 +118,17 @@ def _shape_problem(nb) -> str | None:
     validator fail on it with errors of their own, a cell's metadata that is a list or a cell
     that is not an object), with how to fix it, or None."""
     fix = "correct it in the notebook's JSON, or restore the notebook from git"
+    if isinstance(nb, _TooDeep):
+        return ("its JSON is nested too deeply for Python's JSON reader (brackets a thousand or "
+                f"more levels deep), which no notebook needs: the file is damaged; {fix}")
     if not isinstance(nb, dict):
         return (f"its JSON is {_json_kind(nb)}, not an object with 'nbformat', 'metadata' and "
                 f"'cells'; {fix}")
+    for key, example in (("nbformat", 4), ("nbformat_minor", 5)):
+        value = nb.get(key)  # nbformat's reader calls a string "an unsupported version"
+        if key in nb and (isinstance(value, bool) or not isinstance(value, int)):
+            return (f"its {key} must be a whole number, e.g. {example}, not "
+                    f"{_json_kind(value)} ({value!r:.60}); {fix}")
     if "metadata" in nb and not isinstance(nb["metadata"], dict):
         return (f"its metadata must be an object, e.g. {{}}, not {_json_kind(nb['metadata'])} "
                 f"({nb['metadata']!r:.60}); {fix}")
@@ -155,10 +164,43 @@ def schema_problem(nb: nbformat.NotebookNode) -> str | None:
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as error:
-        where = list(getattr(error, "absolute_path", None) or [])
-        cell = f"cell {where[1]}: " if where[:1] == ["cells"] and len(where) > 1 else ""
-        return cell + (str(error).strip().splitlines() or ["invalid"])[0][:120]
+        return _schema_words(error)
     return None
+
+
+def _schema_words(error) -> str:
+    """jsonschema's ``error`` in one line: the place (cell N, then the key path in it) and what is
+    wrong there, without the repr of the whole cell that its message starts with; for a cell or
+    output that fits none of its kinds, the error of its own kind, or its type if it is no kind."""
+    from jsonschema.exceptions import best_match  # nbformat's validator
+
+    def kind_error(e):  # "'Code' is not one of ['code']": this branch is another kind
+        return e.validator == "enum" and list(e.path)[-1:] in (["cell_type"], ["output_type"])
+
+    allowed, where = None, list(getattr(error, "absolute_path", None) or [])
+    while getattr(error, "validator", None) in ("oneOf", "anyOf") and error.context:
+        other_kinds = {e.relative_schema_path[0] for e in error.context if kind_error(e)}
+        if len(other_kinds) == len(error.validator_value):  # its type is none of the kinds
+            kinds = [e for e in error.context if kind_error(e)]
+            allowed = sorted({value for e in kinds for value in e.validator_value})
+            error = kinds[0]
+            where += list(error.path)  # relative to the cell or output (nbformat's own errors)
+            break
+        error = best_match([e for e in error.context
+                            if e.relative_schema_path[0] not in other_kinds])
+        where += list(error.path)
+    cell = f"cell {where[1]}: " if where[:1] == ["cells"] and len(where) > 1 else ""
+    place = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                    for p in (where[2:] if cell else where)).lstrip(".")
+    if allowed:
+        what = (f"must be {', '.join(map(repr, allowed[:-1]))} or {allowed[-1]!r}, not "
+                f"{error.instance!r:.40}")
+    else:
+        what = getattr(error, "message", None) or str(error).strip().split("\n")[0]
+        shown = repr(getattr(error, "instance", None))
+        if what.startswith(shown) and len(shown) > 40:  # the whole cell or output: cut
+            what = f"{shown[:37]}...{what[len(shown):]}"
+    return cell + (f"{place}: {what}" if place else what)[:300]
 
 
 def tag_notebook(nb) -> list[str]:
@@ -201,12 +243,19 @@ def unwritable(path: Path) -> str | None:
     return None
 
 
+class _TooDeep(dict):
+    """What _json gives for JSON nested too deeply for Python's reader: _shape_problem names it
+    (nbformat's reader fails on it too, with words about a missing 'nbformat')."""
+
+
 def _json(path: Path):
     """The JSON that ``path`` holds, or {} when it holds none (empty, cut short, not UTF-8,
     unreadable): nbformat.read names that."""
     try:
         return json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
+    except RecursionError:
+        return _TooDeep()
+    except (OSError, ValueError):
         return {}
 
 
@@ -234,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.notebooks or chapters()
     notebooks = {}
     for path in paths:  # every notebook is read before any is written
+        problem = _too_long(path)
+        if problem:  # no such file can exist (pathlib's is_file() raises on it)
+            parser.error(f"no notebook at {path}: {problem}; nothing was changed")
         if not path.is_file():
             parser.error(f"no notebook at {path}")
         # schema_problem's first check, before nbformat reads it: its reader fails on some
