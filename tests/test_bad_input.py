@@ -4400,7 +4400,7 @@ def test_27_load_seed_study_refuses_a_path_and_never_advises_deleting_a_folder(t
 
 # --- Fashion-MNIST on disk (lenet_book.data) --------------------------------------------------
 
-def test_27_a_folder_named_like_torchvisions_cache_is_left_as_it_is(tmp_path, capsys):
+def test_27_a_folder_named_like_torchvisions_cache_is_left_as_it_is(tmp_path):
     from lenet_book import data
 
     processed = tmp_path / "FashionMNIST" / "processed"
@@ -8497,30 +8497,12 @@ def test_30_a_slash_after_a_checkpoint_file_says_to_drop_the_slash(tmp_path, sav
                                     lambda: load_checkpoint(models.lenet(), f"{tmp_path}/"))
 
 
-def _b3_tiny_gz_folder(folder, monkeypatch):
-    """A folder of four tiny stand-in .gz files, which the module is made to expect."""
-    specs = []
-    for name, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
-                               ("train-labels-idx1-ubyte", 0x801, (3,)),
-                               ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
-                               ("t10k-labels-idx1-ubyte", 0x801, (2,))):
-        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
-                   + bytes(math.prod(shape)))
-        packed = gzip.compress(content, mtime=0)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.gz").write_bytes(packed)
-        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
-                                  hashlib.md5(packed).hexdigest()))
-    monkeypatch.setattr(data, "FILES", tuple(specs))
-    return folder
-
-
 def test_30_numpy_bools_are_taken_by_overwrite_and_download(tmp_path, monkeypatch):
     """Before: TypeError 'overwrite (download) must be True or False, got np.True_'."""
     path = save_checkpoint(models.lenet(), tmp_path / "a.pt")
     assert save_checkpoint(models.lenet(), path, overwrite=np.True_) == path
     assert save_checkpoint(models.lenet(), path, overwrite=np.False_) == path
-    source = _b3_tiny_gz_folder(tmp_path / "src", monkeypatch)
+    source = _tiny_gz_folder(tmp_path / "src", monkeypatch)
     raw = data.prepare_fashion_mnist(source, tmp_path / "root")
     for flag in (np.False_, np.True_):
         assert data.ensure_fashion_mnist(tmp_path / "root", download=flag) == raw
@@ -8533,7 +8515,7 @@ def test_30_numpy_bools_are_taken_by_overwrite_and_download(tmp_path, monkeypatc
 @pytest.mark.parametrize("header", ["right", "wrong"])
 def test_30_prepare_stops_unpacking_a_wrong_or_huge_file_at_once(tmp_path, monkeypatch, header):
     """Before: the whole .gz was unpacked first (here it fails at its broken end, a gzip error)."""
-    source = _b3_tiny_gz_folder(tmp_path / "src", monkeypatch)
+    source = _tiny_gz_folder(tmp_path / "src", monkeypatch)
     spec = data.FILES[0]
     magic = spec.magic if header == "right" else 0x801
     content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in spec.shape)
@@ -8556,7 +8538,7 @@ def test_30_prepare_stops_unpacking_a_wrong_or_huge_file_at_once(tmp_path, monke
 def test_30_a_file_that_is_not_torchvisions_cache_is_never_deleted(tmp_path, monkeypatch, capsys,
                                                                    case):
     """Before: a lone processed/test.pt (here the user's notes) was deleted as torchvision's cache."""
-    source = _b3_tiny_gz_folder(tmp_path / "src", monkeypatch)
+    source = _tiny_gz_folder(tmp_path / "src", monkeypatch)
     root = tmp_path / "root"
     raw = data.prepare_fashion_mnist(source, root)
     processed = root / "FashionMNIST" / "processed"
@@ -8591,7 +8573,7 @@ def test_30_gz_files_left_packed_in_the_raw_folder_get_the_prepare_command(tmp_p
                                                                             monkeypatch, capsys):
     """Before: four 'is missing' lines and the fix 'delete <raw> and run again' (losing the .gz)."""
     root = tmp_path / "root"
-    raw = _b3_tiny_gz_folder(root / "FashionMNIST" / "raw", monkeypatch)
+    raw = _tiny_gz_folder(root / "FashionMNIST" / "raw", monkeypatch)
     message = refused_by_lenet_book(data.FashionMNISTError, "still packed",
                                     lambda: data.check_fashion_mnist(root))
     command = f"python -m lenet_book.data prepare --source {raw} --root {root}"
