@@ -1237,7 +1237,8 @@ BATCH_MAX = 2**62  # larger batch sizes overflow torch's int64 sizes (one batch 
 def _check_softmax_output(net, loss_fn):
     """Cross-entropy applies log-softmax itself: a network that already ends in nn.Softmax
     would train on the softmax of probabilities, whose gradients are far too small."""
-    leaves = [m for m in net.modules() if not list(m.children())]
+    last = _final_layer(net)
+    leaves = [last] if last is not None else []
     if (leaves and isinstance(leaves[-1], nn.Softmax)
             and (loss_fn is None or isinstance(loss_fn, nn.CrossEntropyLoss))):
         raise ValueError("the network ends in nn.Softmax, but cross-entropy (train's loss) applies "
@@ -1254,6 +1255,21 @@ def _check_softmax_output(net, loss_fn):
                          f"raw scores: scores that differ by at most {high - low:g} keep the "
                          f"loss above {floor:.2f}, and the network barely learns; remove the "
                          f"final nn.{layer} (the largest score is still the prediction)")
+
+
+def _final_layer(net):
+    """The layer whose output a network returns, where its structure says so: the last layer of
+    nn.Sequential blocks (Sequential's own forward) down to one without children; None for a
+    module of one's own, whose forward may return any of its layers' outputs (a softmax kept for
+    a predict_proba method, an activation defined after the last Linear)."""
+    for _ in range(64):  # blocks within blocks
+        if list(net.children()) == []:
+            return net
+        if not (isinstance(net, nn.Sequential) and type(net).forward is nn.Sequential.forward
+                and len(net)):
+            return None
+        net = net[-1]
+    return None
 
 
 def _squashed_range(layer):
@@ -1444,9 +1460,9 @@ def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
     there (StepLR(gamma=0) gives 0 after its first step_size steps, and training would go on
     without learning). A warm-up may start at 0, and the last step's rate is never used (a
     schedule may end at 0). Nor may a rate fall below ``_VANISHED`` of the group's largest so far
-    and stay there from before the last epoch (or the second half of one epoch) to the end: a
-    per-epoch decay stepped after every batch. The first ``SCHEDULE_STEPS_TRIED`` steps are
-    tried."""
+    and stay there from before the last epoch (or the second half of one epoch), and for the
+    last tenth of the steps at least, to the end: a per-epoch decay stepped after every batch.
+    The first ``SCHEDULE_STEPS_TRIED`` steps are tried."""
     def rates():
         return [group.get("lr") for group in opt.param_groups]
 
@@ -1501,8 +1517,11 @@ def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
                 tiny_since = step
     if zero_since is not None:
         refuse(zero_rates if zero_since else rates(), zero_since)
+    # vanished from before the last epoch (or half of one epoch) and for the last tenth of the
+    # steps at least: a schedule that merely ends near 0 (cosine, polynomial) is left alone
     last_epoch = needed - (steps_per_epoch or needed)
-    if tiny_since is not None and tiny_since <= max(last_epoch, needed // 2):
+    if tiny_since is not None and tiny_since <= min(max(last_epoch, needed // 2),
+                                                    needed - max(needed // 10, 1)):
         _refuse_vanished(schedule, tiny_since, needed, steps_per_epoch, max(peaks))
 
 

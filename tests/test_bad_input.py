@@ -8586,5 +8586,54 @@ def test_30_gz_files_left_packed_in_the_raw_folder_get_the_prepare_command(tmp_p
     assert data.check_fashion_mnist(root) == raw
     assert len(list(raw.glob("*.gz"))) == 4
 
+
+class _SharedActivationLeNet(nn.Module):  # the text's LeNet as a module: one activation, last
+    def __init__(self, activation):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
+        self.pool, self.flat = nn.AvgPool2d(2, 2), nn.Flatten()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+        self.activation = activation  # registered after fc3, yet forward returns fc3's scores
+
+    def forward(self, x):
+        x = self.pool(self.activation(self.conv1(x)))
+        x = self.pool(self.activation(self.conv2(x)))
+        x = self.activation(self.fc2(self.activation(self.fc1(self.flat(x)))))
+        return self.fc3(x)
+
+
+class _ScoresWithAProbabilityMethod(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net, self.prob = models.lenet(), nn.Softmax(dim=1)  # prob serves predict_proba only
+
+    def forward(self, x):
+        return self.net(x)
+
+    def predict_proba(self, x):
+        return self.prob(self.net(x))
+
+
+@pytest.mark.parametrize("make", [lambda: _SharedActivationLeNet(nn.Sigmoid()),
+                                  lambda: _SharedActivationLeNet(nn.Tanh()),
+                                  _ScoresWithAProbabilityMethod])
+def test_30_a_module_whose_last_registered_layer_is_not_its_output_trains(make):
+    """Refused as 'the network ends in nn.Sigmoid (nn.Softmax) ...': the check read the layer
+    registered last, not the one forward returns."""
+    history, _ = train(models.init_xavier(make()), tiny_data(16), num_epochs=1, batch_size=8)
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("scheduler", [
+    lambda opt, epochs, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps),
+    lambda opt, epochs, steps: torch.optim.lr_scheduler.PolynomialLR(opt, epochs * steps, 2.0),
+])
+def test_30_a_schedule_that_ends_near_0_after_one_step_epochs_is_not_refused(scheduler):
+    """Full batches for 1,200 epochs: a rate below 1e-6 of its largest on the last step only was
+    refused as a per-epoch decay stepped after every batch."""
+    checks.check_training(models.init_xavier(models.lenet()), tiny_data(16), num_epochs=1200,
+                          batch_size=16, scheduler=scheduler)
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
