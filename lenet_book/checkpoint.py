@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lenet_book.checks import check_flags, check_layers_built
+from lenet_book.checks import _remember_trained, _trained_towards, check_flags, check_layers_built
 from lenet_book.data import (
     _another_users_file,
     _broken_path_problem,
@@ -581,6 +581,8 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
         "state_dict": state_dict,
     }
     record["network_sha256"] = _description_sha256(record["network"])
+    if _trained_towards(net) == "smallest":  # outputs read as energies (evaluate's argmin)
+        record["trained_towards"] = "smallest"
     if path.is_dir():
         raise CheckpointError(f"Cannot save the checkpoint: {path} is a folder. "
                               "Give the path of a file, e.g. lenet.pt inside that folder.")
@@ -888,4 +890,6 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       "load it into the network it was trained with (e.g. the same "
                       "recipes.build recipe or models.modern_lenet settings), or " + RETRAIN)
     net.load_state_dict(state_dict)
+    trained = record.get("trained_towards")
+    _remember_trained(net, trained if trained in ("largest", "smallest") else None)
     return given

@@ -2613,21 +2613,38 @@ def _check_loss_and_predict_agree(name, loss_fn, predict):
     return trains
 
 
-# network -> which output its training loss favoured ("largest" or "smallest", as _favours
+# which output a network's training loss favoured ("largest" or "smallest", as _favours
 # tells): evaluate takes a rule that picks the smallest of outputs that go below 0 only for a
-# network trained so (outputs read as energies), as train and train_step take it
+# network trained so (outputs read as energies), as train and train_step take it. The mark is
+# an attribute of the network, so that a copy (copy.deepcopy, pickle) keeps it; checkpoints
+# record it (save_checkpoint, load_checkpoint); the weak map serves networks that refuse it
 _TRAINED_TOWARDS = weakref.WeakKeyDictionary()
+_TRAINED_MARK = "_lenet_book_trained_towards"
 
 
 def _remember_trained(net, trains):
-    if trains is not None:
-        with contextlib.suppress(TypeError):  # a network that cannot be weakly referenced
-            _TRAINED_TOWARDS[net] = trains
+    """Mark ``net`` as trained towards ``trains`` (None: clears the mark, e.g. when a
+    checkpoint of a network of scores is loaded into it)."""
+    net = getattr(net, "_orig_mod", net)  # compiled: the one inside
+    if trains is None:
+        with contextlib.suppress(AttributeError, TypeError, RuntimeError):
+            net.__dict__.pop(_TRAINED_MARK, None)
+        with contextlib.suppress(TypeError):
+            _TRAINED_TOWARDS.pop(net, None)
+        return
+    with contextlib.suppress(AttributeError, TypeError, RuntimeError):  # e.g. a ScriptModule
+        net.__dict__[_TRAINED_MARK] = trains
+    with contextlib.suppress(TypeError):  # a network that cannot be weakly referenced
+        _TRAINED_TOWARDS[net] = trains
 
 
 def _trained_towards(net):
+    net = getattr(net, "_orig_mod", net)  # compiled: the one inside
+    mark = getattr(net, "__dict__", {}).get(_TRAINED_MARK)
+    if mark in ("largest", "smallest"):
+        return mark
     try:
-        return _TRAINED_TOWARDS.get(getattr(net, "_orig_mod", net))  # compiled: the one inside
+        return _TRAINED_TOWARDS.get(net)
     except TypeError:
         return None
 

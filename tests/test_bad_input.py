@@ -8635,5 +8635,40 @@ def test_30_a_schedule_that_ends_near_0_after_one_step_epochs_is_not_refused(sch
                           batch_size=16, scheduler=scheduler)
 
 
+# --- 31. A seventeenth probe: marks that copies keep, and what it found --------------------------
+
+
+def _trained_as_energies():
+    """A LeNet trained so that its smallest output wins (cross-entropy of minus the outputs)."""
+    net = models.lenet()
+    train(net, tiny_data(), batch_size=10, num_epochs=1, predict=_argmin,
+          loss_fn=lambda outputs, labels: F.cross_entropy(-outputs, labels))
+    return net
+
+
+def _argmin(outputs):
+    return outputs.argmin(dim=1)
+
+
+def test_31_a_copy_of_a_network_trained_towards_its_smallest_output_is_evaluated_with_argmin():
+    """Refused as 'predict picks the smallest output ... outputs go below 0, as scores do': the
+    mark of how it was trained was kept per object, and a copy lost it."""
+    accuracy = evaluate(copy.deepcopy(_trained_as_energies()), *tiny_data(), predict=_argmin)
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_31_a_reloaded_checkpoint_of_such_a_network_is_evaluated_with_argmin(tmp_path):
+    path = save_checkpoint(_trained_as_energies(), tmp_path / "energies.pt")
+    accuracy = evaluate(load_checkpoint(models.lenet(), path), *tiny_data(), predict=_argmin)
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_31_loading_a_network_of_scores_over_it_brings_back_the_argmin_refusal(tmp_path):
+    net = _trained_as_energies()
+    load_checkpoint(net, save_checkpoint(models.lenet(), tmp_path / "scores.pt"))
+    refused_by_lenet_book(ValueError, r"evaluate: predict picks the smallest output",
+                          lambda: evaluate(net, *tiny_data(), predict=_argmin))
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
