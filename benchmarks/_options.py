@@ -1,13 +1,19 @@
 """The checks both benchmarks (train_speed.py, accuracy_seeds.py) make of their options before any
 run, with lenet_book's own checks and words: the device, the data folder, --subset, and the
 --json record, which replaces only a record of the same kind (written whole, through a temporary
-file), so that no other file is ever lost."""
+file), so that no other file is ever lost, and which one run at a time holds (hold_record)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no lock (as lenet_book.data)
+    fcntl = None
 
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set
 
@@ -114,3 +120,75 @@ def write_record(record, path, indent=2):
     target.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(target, "w", encoding="utf-8") as f:
         f.write(json.dumps(record, indent=indent) + "\n")
+
+
+_held = {}  # lock file -> (its descriptor, the folders made for it), while this process holds it
+
+
+def hold_record(parser, path, option="--json"):
+    """Hold the record ``path`` (an flock on a hidden ``.<name>.lock`` beside the file it names)
+    until :func:`release_records` or the end of the process, so that two runs never write one
+    record: each rewrites it whole from its own runs, and the last writer would drop the other's.
+    A record another run holds is refused (the parser's error), before any run."""
+    if fcntl is None:
+        return
+    target = Path(os.path.realpath(path))
+    lock = target.parent / f".{target.name}.lock"
+    if str(lock) in _held:
+        return
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"{option} {path}: its folder {target.parent} cannot be made ({error.strerror or error}); "
+                     f"give another {option}; nothing was run")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            _remove_folders(made)
+            parser.error(f"{option} {path}: its lock file {lock} cannot be made ({error.strerror or error}), "
+                         f"so two runs could write it at once; give another {option}; nothing was run")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another run holds it
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            parser.error(f"{option} {path} is being written by another run ("
+                         + (f"process {holder}, " if holder.isdigit() else "")
+                         + f"which holds {lock}): the two would each write their own runs over the other's. "
+                         f"Wait for it to end, or give another {option}; nothing was run")
+        try:  # the holder before us removes the file as it ends: hold the one now at that path
+            same = os.path.samestat(os.stat(lock), os.fstat(fd))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[str(lock)] = (fd, made)
+
+
+def release_records():
+    """Release the records this process holds (hold_record), removing their lock files, and the
+    folders made for them if nothing was written there."""
+    for lock, (fd, made) in list(_held.items()):
+        del _held[lock]
+        try:
+            os.unlink(lock)  # while still held, so that no other run holds a removed file
+        except OSError:
+            pass
+        os.close(fd)
+        _remove_folders(made)
+
+
+def _remove_folders(made):
+    for folder in made:  # deepest first; one that holds something stays
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+atexit.register(release_records)

@@ -22,7 +22,10 @@ Three studies, each run from seeds 0, 1, 2, ...:
 batch normalisation from the same seeds (a greedy order can hide a change that helps later on),
 interleaved seed by seed, with their paired test.
 Runs go to a pool of worker processes (on a GPU several runs share the device). Writes a JSON
-record (device, torch, commit, date, every run's accuracies, mean/std/min/max) and prints tables.
+record (device, torch, commit, date, every run's accuracies, mean/std/min/max) and prints tables;
+one run at a time writes a record (another is refused), and none is written when no run started
+within --budget. ``--resume X --json X`` continues a study in its own file, with as many seeds as
+X holds or more (fewer would leave runs out of it: refused).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from benchmarks._options import (  # noqa: E402
     check_device_option,
     check_record_option,
     check_subset_option,
+    hold_record,
+    release_records,
     write_record,
 )
 from lenet_book import recipes  # noqa: E402
@@ -63,6 +68,37 @@ ALL_ONLY = {"resume": None, "text_seeds": 5, "background_workers": 1, "variant_s
 # --study batch-norm-final retests batch normalisation on them, and the chapter's final recipe adds it.
 FINAL_STEPS = ["ReLU (learning rate 0.1)", "max pooling",
                "SGD + Nesterov momentum, weight decay, one-cycle", "label smoothing 0.1"]
+
+# The entries of --study all besides chapter 6's steps (recipes.MODERN_STEPS), by name.
+BASELINE = "LeNet-5 as in the text"
+TEXT_FULL = "text's recipe, 60,000 images"
+DEAD_RELU = "ReLU, learning rate 0.9"
+STEP_4_PARTS = (("one-cycle schedule only (peak 0.2)", {"lr": 0.2, "one_cycle": True}),
+                ("Nesterov momentum 0.9 + weight decay, constant rate 0.02",
+                 {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}))
+PAPER = "original LeNet-5 (paper's settings)"
+CHAPTER_5 = {PAPER: recipes.ORIGINAL,
+             "original LeNet-5, j = 1": {**recipes.ORIGINAL, "j": 1.0},
+             "original LeNet-5, j = 100": {**recipes.ORIGINAL, "j": 100.0},
+             "original LeNet-5, first learning rate 0.01": {**recipes.ORIGINAL, "lr": 0.01}}
+
+
+def _seeds_option(name):
+    """The option that says how many seeds --study all trains of its entry ``name`` (None: the
+    study has no such entry)."""
+    if name == TEXT_FULL:
+        return "--text-seeds"
+    if name in CHAPTER_5 and name != PAPER:
+        return "--variant-seeds"
+    steps = {BASELINE, DEAD_RELU, PAPER, *(part for part, _ in STEP_4_PARTS),
+             *(step for step, _ in recipes.MODERN_STEPS)}
+    return "--seeds" if name in steps else None
+
+
+def seeds_of(name, args):
+    """How many seeds (0, 1, ...) --study all trains of its entry ``name``."""
+    return {"--text-seeds": args.text_seeds, "--variant-seeds": args.variant_seeds or args.seeds,
+            "--seeds": args.seeds}.get(_seeds_option(name), 0)
 
 
 def save(out, path):
@@ -212,13 +248,23 @@ def check_arguments(parser, args):
         is_mine = lambda record: isinstance(record, dict) and record.get("what") == (  # noqa: E731
             WHAT_BATCH_NORM if args.study == "batch-norm-final" else WHAT)
         args.json = check_record_option(parser, args.json, is_mine, f"a record of --study {args.study}")
+        hold_record(parser, args.json)  # two runs on one record: the last to write would drop the other's runs
     args.done = {} if args.resume is None else resumed_runs(parser, args.resume, args)  # (name, seed) -> run
+    if args.json is not None and args.resume and os.path.realpath(args.json) == os.path.realpath(args.resume):
+        dropped = dropped_runs(args)  # the record written holds this run's settings' runs alone
+        if dropped:
+            which, keep = dropped
+            parser.error(f"--json {args.json} is the --resume file, and the record written would leave out "
+                         f"{which}: nothing was run, so nothing of it is lost. "
+                         + (f"Give {keep} to keep them and continue the study, or w" if keep else "W")
+                         + "rite the record to another --json")
     check_data_option(parser, args.data)  # the data the workers load: checked once, here
 
 
 def resumed_runs(parser, path, args):
     """{(name, seed): run} of the earlier record ``path`` (--resume); a file that is not a record of
-    --study all, or one trained with another --epochs or --subset, is refused, naming why."""
+    --study all, or one trained with another --epochs or --subset, or on another device than
+    ``args.device`` (when given), is refused, naming why."""
     where = f"--resume {path}"
     use = ("give a record that this script wrote with --json (--study all), or leave --resume out to "
            "train every run")
@@ -249,6 +295,15 @@ def resumed_runs(parser, path, args):
             parser.error(f"{where} was trained with {option} {earlier.get(key) or 0}, this run with {option} "
                          f"{value}: its runs and these would be mixed; give {option} {earlier.get(key) or 0}, "
                          "or leave --resume out")
+    if getattr(args, "device", None) is not None:  # the record written names one device for every run
+        from lenet_book.device import device_name
+
+        ours, theirs = device_name(args.device), earlier.get("device")
+        if theirs != ours:
+            trained_on = f"on {theirs}" if isinstance(theirs, str) else "on a device it does not name"
+            parser.error(f"{where} was trained {trained_on}, this run trains on {ours} (--device {args.device}): "
+                         "its runs and these would be mixed in a record that names one device; run it on the "
+                         "same device, or leave --resume out")
     done = {}
     for name, entry in earlier["results"].items():
         try:
@@ -270,6 +325,38 @@ def resumed_runs(parser, path, args):
                          "(each with a whole-number 'seed', its 'seconds' and accuracies); restore the file, or "
                          "leave --resume out")
     return done
+
+
+def dropped_runs(args):
+    """The runs of the --resume record (``args.done``) that this run's record would not hold (a
+    seed beyond --seeds, --text-seeds or --variant-seeds, or an entry this study does not train):
+    (which, in words; the options that keep them, in words or ''), or None."""
+    dropped = {}
+    for name, seed in args.done:
+        if not 0 <= seed < seeds_of(name, args):
+            dropped.setdefault(name, []).append(seed)
+    if not dropped:
+        return None
+    needs = {}  # option -> the seeds it must give to keep every run
+    for name, seeds in dropped.items():
+        option = _seeds_option(name)
+        if option and min(seeds) >= 0:
+            needs[option] = max(needs.get(option, 0), max(seeds) + 1)
+    if args.variant_seeds == 0 and needs.get("--variant-seeds", 0) <= needs.get("--seeds", args.seeds):
+        needs.pop("--variant-seeds", None)  # --variant-seeds 0 trains as many as --seeds
+    shown = [f"{name!r}" + (f", seed{'s' if len(seeds) > 1 else ''} {_seeds_in_words(sorted(seeds))}"
+                            if _seeds_option(name) else ", an entry this study does not train")
+             for name, seeds in dropped.items()]
+    which = (f"{sum(map(len, dropped.values()))} of its {len(args.done)} runs ({'; '.join(shown[:4])}"
+             + (f"; and {len(shown) - 4} more entries" if len(shown) > 4 else "") + ")")
+    return which, " ".join(f"{option} {count}" for option, count in needs.items())
+
+
+def _seeds_in_words(seeds):
+    """Sorted seeds in words: '3' , '1 to 19', '0, 4, 7'."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]} to {seeds[-1]}"
+    return ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
 
 
 def _impossible(run):
@@ -310,11 +397,19 @@ def main(argv=None):
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--json", help="write the results here (a new file, or a record of the same study, "
                         "which it replaces)")
-    parser.add_argument("--resume", help="an earlier JSON of this script: its runs are kept, "
-                        "only missing (recipe, seed) runs are trained")
+    parser.add_argument("--resume", help="an earlier JSON of this script, trained on this device: its runs are "
+                        "kept, only missing (recipe, seed) runs are trained; --json may name the same file "
+                        "when the seeds given keep every run it holds")
     args = parser.parse_args(argv)
-    check_arguments(parser, args)  # every option, before any worker starts
+    try:
+        check_arguments(parser, args)  # every option, before any worker starts
+        return run_study(args)
+    finally:
+        release_records()  # the --json record, held for the whole run
 
+
+def run_study(args):
+    """--study all, or the one study --study names, with the options check_arguments checked."""
     import torch
 
     from lenet_book.device import device_name
@@ -328,7 +423,12 @@ def main(argv=None):
     if args.resume:
         print(f"resuming {len(done)} runs from {args.resume}", flush=True)
 
+    trained = {"new": 0, "skipped": 0}  # runs that finished here, runs not started within --budget
+
     def record(name, study, recipe, runs, on_full, kept=None):
+        runs = list(runs)
+        trained["skipped"] += sum(1 for r in runs if r.get("skipped"))
+        trained["new"] += sum(1 for r in runs if not r.get("skipped") and not r.get("resumed"))
         runs = sorted([r for r in runs if not r.get("skipped")], key=lambda r: r["seed"])
         entry = {"study": study, "recipe": recipe, "train_images": "full" if on_full else "fit",
                  "runs": runs,
@@ -359,30 +459,20 @@ def main(argv=None):
     with context.Pool(args.workers, *init) as pool, context.Pool(args.background_workers, *init) as side:
         run_all = lambda jobs: list(finished(pool.map(_run, jobs)))  # noqa: E731
         # Independent studies start at once; chapter 6's chain runs step by step beside them.
-        ch5 = {"original LeNet-5 (paper's settings)": recipes.ORIGINAL,
-               "original LeNet-5, j = 1": {**recipes.ORIGINAL, "j": 1.0},
-               "original LeNet-5, j = 100": {**recipes.ORIGINAL, "j": 100.0},
-               "original LeNet-5, first learning rate 0.01": {**recipes.ORIGINAL, "lr": 0.01}}
-        variant_seeds = args.variant_seeds or args.seeds
-        text_full = side.map_async(_run, jobs("text, 60,000 images", "text's recipe, 60,000 images",
-                                              recipes.TEXT, args.text_seeds, on_full=True))
-        background = {name: side.map_async(_run, jobs("chapter 5", name, recipe,
-                                                      args.seeds if "paper's" in name
-                                                      else variant_seeds))
-                      for name, recipe in ch5.items()}
-        dead = side.map_async(_run, jobs("chapter 6", "ReLU, learning rate 0.9",
-                                         {**recipes.TEXT, "activation": "relu"}, args.seeds))
-        current_name, current = "LeNet-5 as in the text", dict(recipes.TEXT)
+        text_full = side.map_async(_run, jobs("text, 60,000 images", TEXT_FULL, recipes.TEXT,
+                                              seeds_of(TEXT_FULL, args), on_full=True))
+        background = {name: side.map_async(_run, jobs("chapter 5", name, recipe, seeds_of(name, args)))
+                      for name, recipe in CHAPTER_5.items()}
+        dead = side.map_async(_run, jobs("chapter 6", DEAD_RELU, {**recipes.TEXT, "activation": "relu"},
+                                         args.seeds))
+        current_name, current = BASELINE, dict(recipes.TEXT)
         runs = run_all(jobs("chapter 6", current_name, current, args.seeds))
         current_stats = record(current_name, "chapter 6", current, with_done(current_name, args.seeds, runs),
                                False, True)
         kept_steps = []
         for name, changes in recipes.MODERN_STEPS:
             if name.startswith("SGD + Nesterov"):  # its parts, each on its own, on the recipe so far
-                for part, part_changes in (("one-cycle schedule only (peak 0.2)", {"lr": 0.2, "one_cycle": True}),
-                                           ("Nesterov momentum 0.9 + weight decay, constant rate 0.02",
-                                            {"lr": 0.02, "momentum": 0.9, "nesterov": True,
-                                             "weight_decay": 5e-4})):
+                for part, part_changes in STEP_4_PARTS:
                     part_recipe = {**current, **part_changes}
                     record(part, "chapter 6 (parts of step 4)", part_recipe, with_done(
                         part, args.seeds, run_all(jobs("chapter 6", part, part_recipe, args.seeds))), False)
@@ -398,12 +488,13 @@ def main(argv=None):
                 if entry["kept"]:
                     current, current_stats = candidate, entry
                     kept_steps.append(name)
-        record("ReLU, learning rate 0.9", "chapter 6", {**recipes.TEXT, "activation": "relu"},
-               with_done("ReLU, learning rate 0.9", args.seeds, finished(dead.get())), False)
-        for name, result in background.items():
-            record(name, "chapter 5", ch5[name], with_done(name, args.seeds, finished(result.get())), False)
-        record("text's recipe, 60,000 images", "text, 60,000 images", recipes.TEXT,
-               with_done("text's recipe, 60,000 images", args.text_seeds, finished(text_full.get())), True)
+        record(DEAD_RELU, "chapter 6", {**recipes.TEXT, "activation": "relu"},
+               with_done(DEAD_RELU, args.seeds, finished(dead.get())), False)
+        for name, result in background.items():  # as many seeds as were trained: --variant-seeds
+            record(name, "chapter 5", CHAPTER_5[name],
+                   with_done(name, seeds_of(name, args), finished(result.get())), False)
+        record(TEXT_FULL, "text, 60,000 images", recipes.TEXT,
+               with_done(TEXT_FULL, seeds_of(TEXT_FULL, args), finished(text_full.get())), True)
 
     out = {"what": WHAT, "device": device_name(args.device),
            "torch": torch.__version__, "commit": commit,
@@ -411,6 +502,11 @@ def main(argv=None):
            "validation": "last 1/6 of the training images (10,000 of 60,000)",
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
+    if trained["skipped"] and not trained["new"]:  # an empty study would replace the record, and name it damaged
+        sys.exit(f"no run started within --budget {args.budget:g} seconds (it is in seconds; no run starts "
+                 "after it): give a larger --budget; nothing was written"
+                 + (f" ({args.json} is as it was)" if args.json and os.path.exists(os.path.realpath(args.json))
+                    else ""))
     print(f"done in {out['wall_seconds']} s; kept: {kept_steps}")
     return save(out, args.json)
 

@@ -22,7 +22,9 @@ that ``train_fused`` does before its timer starts).
 With ``--repeats N`` every variant runs N times, the repeats interleaved (text, fast, ...,
 text, fast, ...), and the table shows mean ± standard deviation of examples/sec and of the
 ratio to the text's loop, taken repeat by repeat. ``--json`` records every run (with its
-per-epoch history), the summary, the device, torch version, date and commit.
+per-epoch history), the summary, the device, torch version, date and commit. One run at a time
+writes a record (another is refused), and a run replaces only a record of its own settings
+(device type, epochs, subset, repeats, and no variant it does not train) unless given --replace.
 
 ``VARIANTS`` and ``DEFAULTS`` are the one list of variants: tools/gpu_check.py and
 .github/workflows/gpu.yml run this script with the defaults of ``cuda``.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
 import sys
 import time
@@ -47,6 +50,8 @@ from benchmarks._options import (  # noqa: E402
     check_device_option,
     check_record_option,
     check_subset_option,
+    hold_record,
+    release_records,
     write_record,
 )
 from lenet_book.book import commit  # noqa: E402
@@ -202,9 +207,37 @@ def write_json(path, name, device, args, variants, runs):
         "runs": runs}, path)  # whole, through a temporary file: a run cut short keeps the last one
 
 
+def _record(path):
+    """The parsed JSON of ``path`` (a file check_record_option accepted), None where it holds
+    none (missing or empty), or its problem in words (a str)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return json.loads(text) if text.strip() else None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
 def is_speed_record(record):
     """Whether ``record`` (parsed JSON) is a record that write_json wrote: --json replaces no other."""
     return isinstance(record, dict) and {"device_type", "best", "runs"} <= set(record)
+
+
+def settings_problem(record, device, args, variants):
+    """How the earlier record ``record`` (of is_speed_record) was made otherwise than this run
+    would make it, in words (None: the same settings, so this run measures again what it holds)."""
+    differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
+        ("--device", record.get("device_type"), device.type), ("--epochs", record.get("epochs"), args.epochs),
+        ("--subset", record.get("subset") or 0, args.subset), ("--repeats", record.get("repeats"), args.repeats),
+        ("batch size", record.get("batch_size"), TEXT["batch_size"]), ("lr", record.get("lr"), TEXT["lr"]))
+        if theirs != ours]
+    runs = record["runs"] if isinstance(record["runs"], list) else []
+    # a run cut short holds only some of its variants: those this run trains again are no loss
+    lost = [v for v in dict.fromkeys(r.get("variant") for r in runs if isinstance(r, dict)) if v not in variants]
+    if lost:
+        differ.append(f"runs of {', '.join(map(str, lost))}, which this run does not train")
+    return "; ".join(differ) or None
 
 
 def print_table(variants, runs, repeats):
@@ -249,8 +282,17 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", type=int, default=0,
                         help="train on the first N training images only (a quick check; default: all)")
     parser.add_argument("--json", help="also write the results to this file (a new one, or a record of this "
-                        "script, which it replaces)")
+                        "script made with the same settings, which it replaces)")
+    parser.add_argument("--replace", action="store_true", help="let --json replace a record of this script "
+                        "made with other settings (device type, epochs, subset, repeats, variants)")
     args = parser.parse_args(argv)
+    try:
+        return run_benchmark(parser, args)
+    finally:
+        release_records()  # the --json record, held for the whole run
+
+
+def run_benchmark(parser, args) -> int:
     if args.repeats < 1 or args.epochs < 1:
         parser.error("--repeats and --epochs must be at least 1")
     # Every option is checked here, before the first run: none fails half-way through the runs.
@@ -268,6 +310,16 @@ def main(argv=None) -> int:
     check_subset_option(parser, args.subset)
     if args.json is not None:
         args.json = check_record_option(parser, args.json, is_speed_record, "a record of this speed benchmark")
+        hold_record(parser, args.json)  # two runs on one record: the last to write would drop the other's runs
+        earlier = _record(args.json)  # read again now that no other run writes it
+        if earlier is not None and not is_speed_record(earlier):
+            parser.error(f"--json {args.json} was replaced by another kind of file while this run started; "
+                         "give another --json; nothing was run")
+        problem = earlier and not args.replace and settings_problem(earlier, device, args, variants)
+        if problem:
+            parser.error(f"--json {args.json} holds a record made with other settings ({problem}); this run "
+                         "would replace it and its runs would be lost: nothing was run. Give the same settings "
+                         "to measure them again, another --json, or --replace to replace it")
     check_data_option(parser, args.data)
 
     name = device_name(device)

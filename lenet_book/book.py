@@ -8,6 +8,7 @@ parsed in one place. All three need a checkout of the repository: an installed c
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import subprocess
 from pathlib import Path
@@ -17,24 +18,66 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def chapters() -> list[Path]:
     """The chapter notebooks, ``notebooks/NN_topic.ipynb``, in the order _toc.yml lists them."""
-    toc = ROOT / "_toc.yml"
-    if not toc.is_file():
-        raise FileNotFoundError(f"No table of contents at {toc}: the chapter list needs a checkout "
-                                "of the book's repository, not an installed copy of lenet_book.")
-    return [ROOT / f"{stem}.ipynb"
-            for stem in re.findall(r"file:\s*(notebooks/\d\d_\S+)", toc.read_text())]
+    return _listed(r"notebooks/\d\d_.+", "chapter")
 
 
 def solutions() -> list[Path]:
     """The solutions notebooks, ``notebooks/solutions/NN_topic.ipynb`` (one per chapter, with the
     chapter's file name), in the order _toc.yml lists them."""
+    return _listed(r"notebooks/solutions/.+", "solutions")
+
+
+def _listed(pattern: str, which: str) -> list[Path]:
+    """The notebooks whose _toc.yml entry (``file:``, without its suffix) matches ``pattern``, in
+    the book's order. The file is read as YAML, as Jupyter Book reads it: a commented-out entry is
+    not listed, a quoted one is, and ``notebooks/01_a.ipynb`` is ``notebooks/01_a``."""
     toc = ROOT / "_toc.yml"
     if not toc.is_file():
-        raise FileNotFoundError(f"No table of contents at {toc}: the solutions list needs a "
+        raise FileNotFoundError(f"No table of contents at {toc}: the {which} list needs a "
                                 "checkout of the book's repository, not an installed copy of "
                                 "lenet_book.")
-    return [ROOT / f"{stem}.ipynb"
-            for stem in re.findall(r"file:\s*(notebooks/solutions/\S+)", toc.read_text())]
+    import yaml  # pyyaml: requirements.txt (and Jupyter Book) install it
+
+    try:
+        contents = yaml.safe_load(toc.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{toc} is not valid YAML, so the {which} list cannot be read: "
+                         f"{error}") from None
+    if not isinstance(contents, dict):
+        raise ValueError(f"{toc} must be a YAML mapping (root:, parts: or chapters:, as Jupyter "
+                         f"Book reads it), got {type(contents).__name__}")
+    stems = []
+    for file in _toc_files(contents, toc):
+        stem = posixpath.normpath(file.removesuffix(".ipynb"))
+        if re.fullmatch(pattern, stem):
+            stems.append(stem)
+    return [ROOT / f"{stem}.ipynb" for stem in stems]
+
+
+def _toc_files(entry, toc: Path) -> list[str]:
+    """Every ``file:`` of a _toc.yml entry and of those below it (parts, chapters, sections), in
+    order; the top-level mapping's ``root`` comes first. An entry that is not a mapping, or a
+    ``file`` that is not text, is refused (Jupyter Book refuses it too), not passed over."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{toc}: an entry is {entry!r}, not a mapping such as "
+                         "'- file: notebooks/01_topic'")
+    files = []
+    for key in ("root", "file"):
+        if key in entry:
+            if not isinstance(entry[key], str):
+                raise ValueError(f"{toc}: '{key}: {entry[key]!r}' is not a file path; write it as "
+                                 "text, e.g. 'file: notebooks/01_topic'")
+            files.append(entry[key])
+    for key in ("parts", "chapters", "sections"):
+        children = entry.get(key)
+        if children is None:
+            continue
+        if not isinstance(children, list):
+            raise ValueError(f"{toc}: '{key}:' must hold a list of entries ('- file: ...'), got "
+                             f"{children!r}")
+        for child in children:
+            files += _toc_files(child, toc)
+    return files
 
 
 def commit() -> str:

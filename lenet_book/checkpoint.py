@@ -20,13 +20,17 @@ word. Here:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import pickletools
 import re
+import shutil
+import signal
 import stat
+import threading
 import zipfile
 from pathlib import Path
 
@@ -86,10 +90,48 @@ def architecture(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[i
 def network_description(net: nn.Module) -> list[list[str]]:
     """Every module of ``net`` in order, as ``[name, type, settings]``, e.g.
     ``["1", "Sigmoid", ""]`` or ``["0", "Conv2d", "1, 6, kernel_size=(5, 5), ..."]``: the
-    settings are the module's ``extra_repr()``, what ``print(net)`` shows in brackets."""
+    settings are the module's ``extra_repr()``, what ``print(net)`` shows in brackets. A block
+    compiled on its own (``net[0] = torch.compile(net[0])``) is described as the plain block."""
     _check_network(net)
     net = _inside(net)
-    return [_module_entry(name, module) for name, module in net.named_modules()]
+    return [_module_entry(_uncompiled_name(name), module) for name, module in net.named_modules()
+            if not _compiled(module)]
+
+
+def _compiled(module: nn.Module) -> bool:
+    """Whether ``module`` is torch.compile's wrapper (it holds the module itself as _orig_mod)."""
+    return isinstance(getattr(module, "_orig_mod", None), nn.Module)
+
+
+def _uncompiled_name(name: str) -> str:
+    """``"0._orig_mod.weight"`` as ``"0.weight"``: a block compiled on its own
+    (``net[0] = torch.compile(net[0])``) holds its module as ``_orig_mod``, as a compiled network
+    does; its weights are the plain block's, under the plain block's names."""
+    return ".".join(part for part in name.split(".") if part != "_orig_mod")
+
+
+def _named_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """``net.state_dict()`` under the names of the plain network (:func:`_uncompiled_name`)."""
+    state = net.state_dict()
+    names = [_uncompiled_name(name) for name in state]
+    if len(set(names)) < len(names):  # a module of one's own named _orig_mod: torch's names
+        return state
+    return dict(zip(names, state.values()))
+
+
+def _uncompiled_record(state_dict, stored, network):
+    """A checkpoint that an older lenet_book saved from a network with a compiled block holds
+    its names with ``_orig_mod`` and the wrapper as a module of its own: the same record under
+    the plain network's names, as checkpoints are saved now."""
+    if not any("_orig_mod" in name.split(".") for name, _ in stored):
+        return state_dict, stored, network
+    wrapped = {name for name, _, _ in network if name == "_orig_mod"
+               or name.endswith("._orig_mod")}
+    wrappers = {name.removesuffix("_orig_mod").removesuffix(".") for name in wrapped}
+    network = [[_uncompiled_name(name), kind, settings] for name, kind, settings in network
+               if not (kind == "OptimizedModule" and name in wrappers)]
+    return ({_uncompiled_name(name): tensor for name, tensor in state_dict.items()},
+            [(_uncompiled_name(name), shape) for name, shape in stored], network)
 
 
 def _module_entry(name: str, module: nn.Module) -> list[str]:
@@ -280,7 +322,7 @@ def _check_path(path, saving: bool) -> Path:
     if text.endswith(("/", os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")
-    path = Path(text)
+    path = _without_detours(Path(text)) if saving else Path(text)
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -296,6 +338,24 @@ def _check_path(path, saving: bool) -> Path:
             raise CheckpointError(f"Cannot save the checkpoint to {path}: it is a symbolic link "
                                   "that points to itself (a loop). Delete the link or save "
                                   "somewhere else.") from None
+    return path
+
+
+def _without_detours(path: Path) -> Path:
+    """``nothere/../b.pt`` as ``b.pt``: a ``..`` after a folder that does not exist would have
+    save_checkpoint create that folder only to leave it empty. Below a missing folder there is no
+    symbolic link, so dropping the detour there keeps what the path means."""
+    parts = path.parts
+    for end in range(1, len(parts)):
+        try:
+            missing = not os.path.lexists(Path(*parts[:end]))
+        except (OSError, ValueError):  # a name too long: _check_path names it
+            return path
+        if missing:
+            tail = parts[end - 1:]
+            if ".." not in tail:
+                return path
+            return Path(*parts[:end - 1], os.path.normpath(os.path.join(*tail)))
     return path
 
 
@@ -513,15 +573,19 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
                   for name, shape in found["architecture"]]
         network = found.get("network")
         network = None if network is None else [[str(x) for x in entry] for entry in network]
-        if network is not None:  # an older lenet_book's nn.DataParallel names
-            _, stored, network = _inside_record({}, stored, network)
+        if network is not None:  # an older lenet_book's nn.DataParallel or compiled names
+            _, stored, network = _uncompiled_record({}, *_inside_record({}, stored, network)[1:])
     except (KeyError, TypeError, ValueError):
         return  # a damaged checkpoint: load_checkpoint says to save again over it
-    if stored != architecture(net.state_dict()):
+    expected = architecture(_named_state(net))
+    pruning = _pruning_words(stored, expected, saving=True)
+    if not _same_tensors(stored, expected) and pruning:
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: {pruning[0]}; nothing was "
+                              f"written.\nHow to fix it: {pruning[1]}.")
+    if not _same_tensors(stored, expected):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
                               "checkpoint of a network of another architecture:\n"
-                              + _differences(stored, architecture(net.state_dict()))
-                              + f"\n{again}")
+                              + _differences(stored, expected) + f"\n{again}")
     if network is not None and _settings_unrecorded(network):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file holds the "
                               "checkpoint of a scripted or traced network saved by an older "
@@ -569,7 +633,7 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
                               "is nothing to save; save the network you trained (on the CPU or "
                               "a GPU).")
     state_dict = {name: tensor.detach().to("cpu").clone()
-                  for name, tensor in net.state_dict().items()}
+                  for name, tensor in _named_state(net).items()}  # a compiled block: plain names
     _check_finite(state_dict, path)
     if not path.is_dir():
         _check_replacing(net, path, overwrite)
@@ -591,11 +655,20 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
         raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem} Save it in a "
                               "folder (a missing one is created; give another path), or fix "
                               "that part of the path; nothing was written.")
+    interrupted = ("interrupted (Ctrl-C) while saving the checkpoint to "
+                   f"{path}: nothing was written; the old file, if any, is unchanged")
+    noted = {"interrupted": False, "writing": True}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_atomically(path) as f:
-            torch.save(record, f)
+        with _ctrl_c_noted(noted):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with replaced_atomically(path) as f:
+                torch.save(record, _NotingWrites(f, noted))
+                noted["writing"] = False  # from here a Ctrl-C waits until the file is whole
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(interrupted) from None
     except OSError as error:
+        if noted["interrupted"]:
+            raise KeyboardInterrupt(interrupted) from None
         sticky = (error.errno == errno.EPERM and path.parent.is_dir()
                   and path.parent.stat().st_mode & stat.S_ISVTX)
         kept = "so it is kept as it is" in str(error.strerror)  # replaced_atomically's refusal
@@ -608,13 +681,88 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
                ". Check that its folder exists as a folder, is writable and has free space, or "
                "save it somewhere else.")) from None
     except RuntimeError as error:  # torch's writer reports a full disk as "[enforce fail at ...]"
+        if noted["interrupted"]:  # and a KeyboardInterrupt in its write callback the same way
+            raise KeyboardInterrupt(interrupted) from None
         first = (str(error).strip().splitlines() or ["no details"])[0]
+        free = _free_bytes(path.parent)
+        needed = sum(tensor.nbytes for tensor in state_dict.values())
+        cause = noted.get("error")  # what the file's write raised, which torch's message drops
+        if cause is not None and cause.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise CheckpointError(
+                f"Cannot save the checkpoint to {path}: {_os_words(cause)} ({first}). Save it "
+                "somewhere else; the old file, if any, is unchanged.") from None
+        low = free is not None and free < needed + (1 << 20)  # a zip's own bytes too
+        if cause is not None or low or re.search(r"No space left|ENOSPC|quota", str(error), re.I):
+            quota = cause is not None and cause.errno == errno.EDQUOT
+            raise CheckpointError(
+                f"Cannot save the checkpoint to {path}: torch could not write the file ({first}); "
+                + ("your disk quota is used up" if quota else "the disk is full")
+                + (f" ({free / 1e6:,.1f} MB free, {needed / 1e6:,.1f} MB needed)" if low else "")
+                + ". Free some space or save it somewhere else; the old file, if any, is "
+                "unchanged.") from None
         raise CheckpointError(
-            f"Cannot save the checkpoint to {path}: torch could not write the file ({first}); "
-            "the disk is probably full. Free some space or save it somewhere else; the old "
-            "file, if any, is unchanged.") from None
+            f"Cannot save the checkpoint to {path}: torch could not write the file ({first}), "
+            "although the disk has room for it"
+            + (f" ({free / 1e6:,.1f} MB free)" if free is not None else "")
+            + ", so something else cut the write short (the file system, another program); "
+            "try again, or save it somewhere else. The old file, if any, is unchanged.") from None
     _fsync_folder(path.parent)
+    if noted["interrupted"]:  # a Ctrl-C once the file was written: it stops the program still
+        raise KeyboardInterrupt(f"interrupted (Ctrl-C) after the checkpoint was written: {path} "
+                                "holds the new checkpoint, whole")
     return path
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted(noted: dict):
+    """Note a Ctrl-C (SIGINT) while a checkpoint is written: torch's writer turns the
+    KeyboardInterrupt raised in its write callback into a RuntimeError, which must not read as
+    a full disk. While ``noted["writing"]`` a Ctrl-C stops the write at once; after it, it waits
+    until the file is in place. Only where Ctrl-C raises KeyboardInterrupt (Python's own
+    handler, in the main thread): a handler of one's own is left as it is."""
+
+    def note(signum, frame):
+        noted["interrupted"] = True
+        if noted["writing"]:
+            raise KeyboardInterrupt
+
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if ours:
+        signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _NotingWrites:
+    """The file torch.save writes to, noting the OSError a write raises (a full disk's
+    ENOSPC): torch's writer reports any failed write as "[enforce fail at ...]" only."""
+
+    def __init__(self, file, noted: dict):
+        self._file, self._noted = file, noted
+
+    def write(self, data):
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            self._noted["error"] = error
+            raise
+
+    def flush(self):
+        return self._file.flush()
+
+    def __getattr__(self, name):  # the rest of the file's methods (tell, fileno, ...)
+        return getattr(self._file, name)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _zip_refusal(path: Path, contents: tuple[str, str]) -> CheckpointError:
@@ -640,6 +788,13 @@ def _refuse(path: Path, what: str, fix: str = RETRAIN) -> CheckpointError:
     return CheckpointError(f"Checkpoint {path} {what}.\nHow to fix it: {fix}.")
 
 
+def _same_tensors(stored: list[tuple[str, tuple[int, ...]]],
+                  expected: list[tuple[str, tuple[int, ...]]]) -> bool:
+    """The same names with the same shapes, in any order: load_state_dict copies by name, and
+    prune.remove registers a weight again after its layer's bias."""
+    return len(stored) == len(expected) and dict(stored) == dict(expected)
+
+
 def _differences(stored: list[tuple[str, tuple[int, ...]]],
                  expected: list[tuple[str, tuple[int, ...]]], limit: int = 5) -> str:
     """The first few differences between two architectures, one per line."""
@@ -660,6 +815,62 @@ def _differences(stored: list[tuple[str, tuple[int, ...]]],
             + (f"\n  ... and {more} more" if more > 0 else ""))
 
 
+def _expression(module: str) -> str:
+    """How a module's name reads in Python: ``"features.0"`` as ``net.features[0]``."""
+    return "net" + "".join(f"[{part}]" if part.isdigit() else f".{part}"
+                           for part in module.split(".") if part)
+
+
+def _pruned(names: set[str], others: set[str]) -> list[tuple[str, str]]:
+    """``(module, tensor)`` for every tensor that torch.nn.utils.prune holds as ``X_orig`` and
+    ``X_mask`` in ``names`` where ``others`` holds it as ``X`` (a pruned network, a plain one)."""
+    found = []
+    for name in sorted(names):
+        plain = name.removesuffix("_orig")
+        if name.endswith("_orig") and plain + "_mask" in names and plain in others \
+                and name not in others:
+            module, _, tensor = plain.rpartition(".")
+            found.append((module, tensor))
+    return found
+
+
+def _pruning_words(stored, expected, saving: bool = False) -> tuple[str, str] | None:
+    """What differs and how to fix it when the names of a checkpoint (``stored``) and of the
+    network (``expected``) differ because one of them is pruned (torch.nn.utils.prune), else
+    None: retraining is never the fix."""
+    in_file, in_net = {name for name, _ in stored}, {name for name, _ in expected}
+    file_pruned, net_pruned = _pruned(in_file, in_net), _pruned(in_net, in_file)
+    if not (file_pruned or net_pruned):
+        return None
+    pruned = file_pruned or net_pruned
+    module, tensor = pruned[0]
+    more = f" (and {len(pruned) - 1} more)" if len(pruned) > 1 else ""
+    full = f"{module}.{tensor}" if module else tensor
+    remove = f"prune.remove({_expression(module)}, {tensor!r})"
+    identity = f"prune.identity({_expression(module)}, {tensor!r})"
+    if saving and net_pruned:
+        return (f"that file holds the checkpoint of a network that is not pruned, and this one "
+                f"is (torch.nn.utils.prune): it holds {full}_orig and {full}_mask{more} where "
+                f"the file holds {full}",
+                f"call {remove} on each pruned layer before save_checkpoint (it makes the "
+                "pruning permanent, and the weights are saved under their plain names), or pass "
+                "overwrite=True to replace that file, or save to another path")
+    if saving:
+        return (f"that file holds the checkpoint of a pruned network (torch.nn.utils.prune): it "
+                f"holds {full}_orig and {full}_mask{more} where this network has {full}",
+                "pass overwrite=True to replace that file, or save to another path")
+    if file_pruned:
+        return (f"was saved from a pruned network (torch.nn.utils.prune): it holds {full}_orig "
+                f"and {full}_mask{more} where this network has {full}",
+                f"in the network you saved, call {remove} on each pruned layer before "
+                "save_checkpoint (it makes the pruning permanent), and save it again; or prune "
+                f"this network the same way before loading, e.g. {identity}")
+    return (f"does not match this network, which is pruned (torch.nn.utils.prune): it holds "
+            f"{full}_orig and {full}_mask{more} where the file has {full}",
+            f"call {remove} on each pruned layer of this network before load_checkpoint, or load "
+            "into a network that is not pruned")
+
+
 def _layer(entry: list[str]) -> str:
     name, kind, settings = entry
     return f"{name or 'the network itself'}: {kind}({settings})"
@@ -667,8 +878,10 @@ def _layer(entry: list[str]) -> str:
 
 def _computing(entry: list[str]) -> list[str]:
     """A module's description without ``inplace=...``, which saves memory but computes the
-    same (ReLU(inplace=True) is ReLU())."""
+    same (ReLU(inplace=True) is ReLU()), and without the addresses of objects in its settings
+    (``f=<function <lambda> at 0x7f...>``), which differ in every session."""
     name, kind, settings = entry
+    settings = re.sub(r" at 0x[0-9a-fA-F]+", " at 0x...", settings)
     settings = re.sub(r"(?:^|,\s*|(?<=\())inplace=(?:True|False)(?=,|\)$|$)", "", settings)
     return [name, kind, settings.removeprefix(", ").strip()]
 
@@ -853,9 +1066,13 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     if _description_sha256(network) != network_checksum:
         raise _refuse(path, "is damaged: the SHA-256 of its network description is not the one "
                             "stored at save time (bytes changed on disk or in a copy)")
-    state_dict, stored, network = _inside_record(state_dict, stored, network)
-    expected = architecture(net.state_dict())
-    if stored != expected:
+    state_dict, stored, network = _uncompiled_record(
+        *_inside_record(state_dict, stored, network))
+    expected = architecture(_named_state(net))  # a compiled block: under the plain names
+    pruning = _pruning_words(stored, expected)
+    if not _same_tensors(stored, expected) and pruning:
+        raise _refuse(path, *pruning)
+    if not _same_tensors(stored, expected):
         raise _refuse(path, "was saved from a network of another architecture:\n"
                       + _differences(stored, expected),
                       "load it into the network it was trained with, or " + RETRAIN)
@@ -889,7 +1106,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       + _network_differences(network, expected_network),
                       "load it into the network it was trained with (e.g. the same "
                       "recipes.build recipe or models.modern_lenet settings), or " + RETRAIN)
-    net.load_state_dict(state_dict)
+    names = {_uncompiled_name(name): name for name in net.state_dict()}  # its own names again
+    net.load_state_dict({names.get(name, name): tensor for name, tensor in state_dict.items()})
     trained = record.get("trained_towards")
     _remember_trained(net, trained if trained in ("largest", "smallest") else None)
     return given

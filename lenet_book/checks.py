@@ -49,6 +49,17 @@ def _kind(value):
     return type(value).__name__
 
 
+def _a(word):
+    """``word`` with its article: "an int", "a list", "an ndarray"."""
+    vowel = word[:1].lower() in "aeiou" and not word.lower().startswith(("uni", "use", "eu"))
+    return f"{'an' if vowel else 'a'} {word}"
+
+
+def _a_kind(value):
+    """The kind of ``value`` with its article, for a message: "an int", "a str"."""
+    return _a(_kind(value))
+
+
 def _brief(value, most=40):
     """``value`` for a message: its repr when short and on one line, else its kind and shape
     ("a tensor of shape (64, 28, 28)", "a tuple of 2 tensors"), never a whole tensor's repr."""
@@ -64,14 +75,21 @@ def _brief(value, most=40):
     if isinstance(value, torch.Tensor) or hasattr(value, "shape") and hasattr(value, "dtype"):
         what = ("tensor" if isinstance(value, torch.Tensor) else "numpy array"
                 if _kind(value) == "ndarray" else _kind(value))
-        return f"a {what} of shape {tuple(value.shape)}"
+        return f"{_a(what)} of shape {tuple(value.shape)}"
     if isinstance(value, (tuple, list, dict)):
         items = list(value.values() if isinstance(value, dict) else value)
         kinds = {_kind(item) for item in items}
         of = (f"{len(items)} {'tensor' if kinds == {'Tensor'} else kinds.pop()}"
               f"{'s' if len(items) != 1 else ''}" if len(kinds) == 1 else f"{len(items)} items")
-        return f"a {_kind(value)} of {of}"
-    return f"a {_kind(value)}"
+        return f"{_a_kind(value)} of {of}"
+    return f"{_a_kind(value)}"
+
+
+def _got(value):
+    """``value`` and its kind for a message, "'10' (a str)", never a whole tensor's repr:
+    "a tensor of shape (8, 28, 28)"."""
+    brief = _brief(value)
+    return brief if brief.startswith(("a ", "an ")) else f"{brief} ({_a_kind(value)})"
 
 
 def check_dense(name, meta=False, **tensors):
@@ -96,8 +114,8 @@ def check_whole(name, value, least=1, most=None):
     """``value`` must be a whole number (not a bool) of at least ``least`` (and at most
     ``most``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a whole number of at least {least}, got {value!r} "
-                        f"(a {_kind(value)})")
+        raise TypeError(f"{name} must be a whole number of at least {least}, got "
+                        f"{_got(value)}")
     if value < least:
         raise ValueError(f"{name} must be at least {least}, got {value}")
     if most is not None and value > most:
@@ -114,7 +132,7 @@ def check_flags(**flags):
     """Each flag must be True or False: a string such as 'no' would count as True."""
     for name, value in flags.items():
         if not _is_flag(value):
-            raise TypeError(f"{name} must be True or False, got {value!r} (a {_kind(value)})"
+            raise TypeError(f"{name} must be True or False, got {_got(value)}"
                             + ("; a non-empty string counts as True: write True or False "
                                "without quotes" if isinstance(value, str) else ""))
 
@@ -124,7 +142,7 @@ def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=F
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.requires_grad:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r} (a {_kind(value)})"
+        raise TypeError(f"{name} must be a number, got {_got(value)}"
                         + ((f"; write it without quotes, e.g. {name}={value.strip()}"
                             if name.isidentifier()
                             else f"; write {value.strip()}, not {value!r}")
@@ -163,8 +181,12 @@ def check_device(device, name="device"):
     fix = (f"; this machine has {here}" + (" ('cuda:N': the N-th GPU)" if has["cuda"] else "")
            + ", and lenet_book.device.try_device() picks the best one")
     if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
-        raise TypeError(f"{name} must be a device name such as 'cpu', got {device!r} "
-                        f"(a {_kind(device)}){fix}")
+        # a tensor or a network: where it is, not its repr (thousands of numbers)
+        tip = ("; for the device a tensor is on, give its .device, e.g. X.device"
+               if isinstance(device, torch.Tensor) else "; for a network's device give "
+               "next(net.parameters()).device" if isinstance(device, nn.Module) else "")
+        raise TypeError(f"{name} must be a device name such as 'cpu', got "
+                        f"{_got(device)}{tip}{fix}")
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError):
@@ -184,7 +206,7 @@ def check_pixels(images):
     """Batches reach ``to_float`` as uint8 pixels; float images would be divided by 255 twice."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"to_float takes a uint8 tensor of pixels 0-255 ({FROM_LOADER}) as "
-                        f"images, not a {_kind(images)}")
+                        f"images, not {_a_kind(images)}")
     if images.dtype != torch.uint8:
         raise TypeError(f"to_float takes uint8 pixels 0-255 and divides them by 255; got "
                         f"{images.dtype} (a batch_transform must return uint8 images too)")
@@ -205,7 +227,7 @@ def check_split(name, images, labels, batch_size=1):
     for what, tensor in (("images", images), ("labels", labels)):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name}: the {what} must be a torch tensor ({FROM_LOADER}), "
-                            f"not a {_kind(tensor)}")
+                            f"not {_a_kind(tensor)}")
     check_dense(name, meta=True, images=images, labels=labels)  # meta: named just below
     if images.is_meta or labels.is_meta:
         raise ValueError(f"{name}: the images or labels are on the 'meta' device, which has "
@@ -246,10 +268,10 @@ def check_fused_data(images, labels):
             and images.dim() == 3):
         raise ValueError(f"images must be a uint8 N×28×28 tensor ({FROM_LOADER}), got "
                          + (f"{images.dtype} with shape {tuple(images.shape)}"
-                            if isinstance(images, torch.Tensor) else f"a {_kind(images)}"))
+                            if isinstance(images, torch.Tensor) else f"{_a_kind(images)}"))
     if not isinstance(labels, torch.Tensor) or labels.shape != images.shape[:1]:
         raise ValueError(f"labels must be one per image: {len(images)} images, labels of shape "
-                         f"{tuple(getattr(labels, 'shape', ()))} (a {_kind(labels)})")
+                         f"{tuple(getattr(labels, 'shape', ()))} ({_a_kind(labels)})")
     check_split("FusedStep", images, labels)
 
 
@@ -257,7 +279,7 @@ def check_pair(name, data):
     """``data`` must be a pair (images, labels); returns it."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be a pair (images, labels) ({FROM_LOADER}), "
-                        f"got a {_kind(data)}")
+                        f"got {_a_kind(data)}")
     return data
 
 
@@ -268,7 +290,7 @@ def check_validation_split(train_data, size):
     for what, tensor in (("images", images), ("labels", labels)):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"train_data: the {what} must be a torch tensor ({FROM_LOADER}), "
-                            f"not a {_kind(tensor)}")
+                            f"not {_a_kind(tensor)}")
     if labels.dim() != 1 or len(labels) != len(images):
         raise ValueError(f"train_data: there must be one label per image: {len(images)} images, "
                          f"labels of shape {tuple(labels.shape)}; a split would pair them wrongly")
@@ -286,15 +308,14 @@ def check_predict(predict, device=None):
     """``predict`` must turn scores N×10 into N integer class numbers (one per image): one
     call on a tiny tensor of zeros, without gradients."""
     if not callable(predict):
-        raise TypeError(f"predict must be a function of the scores, got {predict!r} "
-                        f"(a {_kind(predict)})")
+        raise TypeError(f"predict must be a function of the scores, got {_got(predict)}")
     _check_not_a_class("predict", predict)
     with torch.no_grad():
         out = predict(torch.zeros(3, NUM_CLASSES, device=device))
     if (not isinstance(out, torch.Tensor) or tuple(out.shape) != (3,)
             or out.is_floating_point() or out.is_complex() or out.dtype == torch.bool):
         got = (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
-               else f"a {_kind(out)}")
+               else f"{_a_kind(out)}")
         raise ValueError(f"predict must return one integer class number per image (for scores "
                          f"of shape (3, {NUM_CLASSES}): int64 of shape (3,), as "
                          f"scores.argmax(dim=1) gives), got {got}; it is compared with the "
@@ -341,10 +362,14 @@ def _check_loss_shape(loss):
     """A loss must be one number, a float tensor of shape () (backward needs a scalar)."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
         got = (f"{loss.dtype} of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
-               else f"a {_kind(loss)}")
+               else f"{_a_kind(loss)}")
         raise ValueError(f"loss_fn must return the batch's loss as one number (a float tensor "
                          f"of shape ()), got {got}; average it over the batch, e.g. "
                          "nn.CrossEntropyLoss() (reduction='mean'), not reduction='none'")
+    if loss.dim() != 0:  # one number kept in a dimension: train's sum of the steps' losses is ()
+        raise ValueError(f"loss_fn must return the batch's loss as one number (a float tensor "
+                         f"of shape ()), got shape {tuple(loss.shape)}: use loss.squeeze() or "
+                         "loss.mean()")
 
 
 def _check_loss_settings(loss_fn):
@@ -477,7 +502,7 @@ def check_built(optimizer, schedule, scheduler):
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a function of the parameters that returns a "
                         f"torch.optim optimizer, e.g. lambda params: torch.optim.SGD(params, "
-                        f"lr=0.1); it returned a {_kind(optimizer)}")
+                        f"lr=0.1); it returned {_a_kind(optimizer)}")
     _check_optimizer_settings(optimizer)
     _check_dense_gradients(optimizer, "optimizer")
     if isinstance(optimizer, torch.optim.LBFGS):
@@ -509,10 +534,12 @@ def _check_dense_gradients(optimizer, name, example="lambda params: torch.optim.
                         f"torch.optim.Adam, e.g. {example}")
 
 
-def _check_optimizer_settings(optimizer, name="optimizer"):
+def _check_optimizer_settings(optimizer, name="optimizer", device=None):
     """Settings of a built optimizer that would train silently wrong: maximize=True (gradient
     ascent), an option that is NaN or infinite (e.g. momentum=nan: the weights become NaN), and
-    SGD's dampening=1 with momentum (the momentum buffer then never takes a new gradient)."""
+    SGD's dampening=1 with momentum (the momentum buffer then never takes a new gradient); and
+    capturable=True where the data are not on a GPU (``device``; by default the weights')."""
+    _check_capturable(optimizer, name, device)
     for group in optimizer.param_groups:
         if group.get("maximize"):
             raise ValueError(f"{name}: maximize=True climbs the loss instead of descending it; "
@@ -544,6 +571,32 @@ def _check_optimizer_settings(optimizer, name="optimizer"):
                              "every new gradient by 1 - dampening = 0 or less, so after the "
                              "first step the updates never use a new gradient; leave dampening "
                              "out (0, the default)")
+
+
+def _capturable_devices():
+    """The kinds of device where torch's optimizers take capturable=True."""
+    try:
+        from torch.optim.optimizer import _get_capturable_supported_devices
+        return tuple(_get_capturable_supported_devices())
+    except (ImportError, TypeError):  # another torch version: its usual list
+        return ("cuda", "xpu", "hpu", "privateuseone", "xla")
+
+
+def _check_capturable(optimizer, name, device=None):
+    """capturable=True (copied from a CUDA-graph example) keeps the step count on the device for
+    a graph to record; elsewhere torch's first update fails with an AssertionError."""
+    for group in optimizer.param_groups:
+        if group.get("capturable") is not True:
+            continue
+        params = group.get("params") or ()
+        where = torch.device(device) if device is not None else (
+            params[0].device if params and isinstance(params[0], torch.Tensor) else None)
+        if where is not None and where.type not in _capturable_devices():
+            raise ValueError(f"{name}: capturable=True is for CUDA graphs on a GPU (the "
+                             f"{type(optimizer).__name__} keeps its step count on the GPU, "
+                             f"where a graph can record it), but training runs on {where}, "
+                             "where its first update fails; leave capturable out (False, the "
+                             "default)")
 
 
 def _check_momentum_below_1(optimizer, name, momentum):
@@ -595,7 +648,9 @@ def check_evaluate(net, images, labels, predict, batch_size):
         raise ValueError("evaluate: this network ends in RBF penalties (the 1998 LeNet-5, chapter "
                          "5), where the smallest penalty wins; the default predict (the largest "
                          "score) would pick the worst class: pass predict=original.predict")
-    problem = _input_problem(net, *images.shape[1:])
+    problem = _input_problem(net, *images.shape[1:], batch_of_one=_batch_of_one(
+        len(labels), batch_size if isinstance(batch_size, numbers.Integral) else 2500,
+        "evaluate"))
     if problem:
         raise ValueError(f"evaluate: {problem}")
     if isinstance(predict, numbers.Integral) and not isinstance(predict, bool):
@@ -604,6 +659,12 @@ def check_evaluate(net, images, labels, predict, batch_size):
                         f"batch size write it by name, evaluate(net, images, labels, "
                         f"batch_size={int(predict)})")
     check_predict(predict, images.device)
+    if _picks(predict) == "largest" and _trained_towards(net) == "smallest":
+        raise ValueError("evaluate: this network was trained so that its smallest output "
+                         "wins (its loss, e.g. F.cross_entropy(-outputs, labels), favoured "
+                         "the smallest), but predict picks the largest, as the default does, so "
+                         "it would count the worst class as right: pass the rule it was "
+                         "trained with, e.g. predict=lambda outputs: outputs.argmin(dim=1)")
     # a rule of the reader's own is tried on fixed outputs, as train tries it (one forward of
     # 4 images tells scores from penalties); the default needs no probe
     kind = _output_kind(net, *images.shape[1:], probe=predict is not argmax)
@@ -655,7 +716,7 @@ def check_layer_choices(activation, pool, batch_norm):
                         ) from None
     if not isinstance(built, nn.Module):
         raise TypeError(f"activation must build a layer (an nn.Module), e.g. nn.ReLU; "
-                        f"{activation!r} builds a {_kind(built)}")
+                        f"{_brief(activation)} builds {_a_kind(built)}")
     try:
         pool(kernel_size=2, stride=2)
     except TypeError as error:
@@ -663,7 +724,7 @@ def check_layer_choices(activation, pool, batch_norm):
                         f"nn.AvgPool2d or nn.MaxPool2d; {getattr(pool, '__name__', pool)} cannot "
                         f"be ({error})") from None
     if not _is_flag(batch_norm):
-        raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+        raise TypeError(f"batch_norm must be True or False, got {_got(batch_norm)}")
 
 
 def _builds_a_layer(factory, name):
@@ -682,7 +743,7 @@ def check_network(net, name="net", **flags):
     """``net`` must be a torch.nn.Module (and each flag True or False)."""
     if not isinstance(net, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
-                        f"got a {_kind(net)}")
+                        f"got {_a_kind(net)}")
     check_flags(**flags)
 
 
@@ -709,8 +770,24 @@ def _check_values(net):
                          "an initialisation")
 
 
-def _input_problem(net, height, width, channels=1):
-    """What is wrong when ``net`` cannot take a batch 1×channels×height×width, else None."""
+def _batch_of_one(n, batch_size, what="each epoch"):
+    """Where a batch of one image occurs when ``n`` images go in batches of ``batch_size``
+    (said for _input_problem's messages), else False."""
+    n, batch_size = int(n), int(batch_size)
+    if n == 1:
+        return "the split holds one image"
+    if batch_size == 1:
+        return "batch_size=1 makes every batch one image"
+    if n % batch_size == 1:
+        return (f"the last batch of {what} holds one image ({n} images in batches of "
+                f"{batch_size})")
+    return False
+
+
+def _input_problem(net, height, width, channels=1, batch_of_one=True):
+    """What is wrong when ``net`` cannot take a batch 1×channels×height×width, else None.
+    ``batch_of_one``: whether a batch of one image will occur, or where (a forward that drops
+    the batch dimension of one image, .squeeze(), works for the others; unknown: True)."""
     from lenet_book.shapes import ShapeError, describe, shape_by_pytorch, walk
 
     net = getattr(net, "_orig_mod", net)  # a torch.compile'd network: the network inside
@@ -741,6 +818,10 @@ def _input_problem(net, height, width, channels=1):
         if layer_by_layer:
             out = shapes[-1] if shapes else (1, channels, height, width)
         if out != (1, NUM_CLASSES):
+            batch = _batch_dimension_problem(net, out, (channels, height, width), batch_of_one)
+            if batch is not None:  # the layers are right: the batch dimension is not
+                squeezed, problem = batch
+                return None if squeezed and not batch_of_one else problem
             extra = (f" (the {out[1] - NUM_CLASSES} scores beyond Fashion-MNIST's "
                      f"{NUM_CLASSES} classes would share the softmax and never be right: a head "
                      "made for another data set must be replaced)"
@@ -754,6 +835,39 @@ def _input_problem(net, height, width, channels=1):
             or f"the network does not take {height}×{width} images "
             f"(batches N×{channels}×{height}×{width}): "
             f"its layer {index}, {describe(layer)}, gets shape {shape} but expects {expects}")
+
+
+def _batch_dimension_problem(net, out, size, where=True):
+    """(dropped, what is wrong) when ``net``'s output for one image, ``out``, lacks the batch
+    dimension or has it last while a batch of two gives (2, 10) or (10, 2): a forward ending in
+    .squeeze() (one image: (10,); ``dropped``: other batches work), or in scores.T. Told by the
+    end it would send the reader to the last layer, which is right. ``where``: where a batch
+    of one image occurs (True: may occur). Else None."""
+    if out not in ((NUM_CLASSES,), (NUM_CLASSES, 1)):
+        return None
+    from lenet_book.shapes import ShapeError, shape_by_pytorch
+
+    try:
+        two = shape_by_pytorch(net, (2, *size))
+    except ShapeError:
+        two, _ = _one_image_out(net, (2, *size))
+    except Exception:  # what the network cannot take is named by the usual message
+        return None
+    if out == (NUM_CLASSES,) and two == (2, NUM_CLASSES):
+        return True, (f"the forward drops the batch dimension of a single image (a .squeeze()?): "
+                      f"it gives shape (2, {NUM_CLASSES}) for a batch of 2 images but "
+                      f"({NUM_CLASSES},) for one, where training and evaluate need (1, "
+                      f"{NUM_CLASSES}), and "
+                      + (where if isinstance(where, str) else "a batch of one image may occur "
+                         "(the last batch of an epoch, or of evaluate)")
+                      + "; use .squeeze(-1), or .flatten(1) for N×10×1×1 outputs, or leave it "
+                      "out")
+    if out == (NUM_CLASSES, 1) and two == (NUM_CLASSES, 2):
+        return False, (f"the network's output is transposed: for a batch of 2 images it gives "
+                       f"shape ({NUM_CLASSES}, 2), one column per image, but training needs one "
+                       f"row per image, (2, {NUM_CLASSES}); return the scores as the last layer "
+                       "gives them, not scores.T (or .t(), .transpose(0, 1))")
+    return None
 
 
 def _fixed_batch_problem(net, said, size):
@@ -788,7 +902,7 @@ def _call_form_problem(net):
             return (f"the network is an nn.{type(net).__name__}, which holds layers but has no "
                     "forward of its own, so it cannot be called as net(X); wrap the layers in "
                     f"nn.Sequential(*{layers}), which runs them one after the other")
-        return (f"the network, a {type(net).__name__}, has no forward method, so it cannot be "
+        return (f"the network, {_a_kind(net)}, has no forward method, so it cannot be "
                 "called as net(X); define forward(self, x) returning the scores")
     try:
         signature = inspect.signature(net.forward)
@@ -939,13 +1053,13 @@ def _check_fused_options(options):
         known = torch._dynamo.list_backends(exclude_tags=())
         if not isinstance(backend, str) or backend not in known:
             raise ValueError(f"backend must be one of torch.compile's backends {known}, got "
-                             f"{backend!r}")
+                             f"{_brief(backend)}")
     if mode not in COMPILE_MODES:
-        raise ValueError(f"mode must be one of {COMPILE_MODES}, got {mode!r}")
+        raise ValueError(f"mode must be one of {COMPILE_MODES}, got {_brief(mode)}")
     layers = options["bf16_layers"]
     if isinstance(layers, (str, int)) or not isinstance(layers, (tuple, list, set, frozenset)):
         raise TypeError(f"bf16_layers must be a list of layer names, e.g. ['3'] or [3], got "
-                        f"{layers!r} (a {_kind(layers)})")
+                        f"{_got(layers)}")
 AMP_DTYPES = (None, torch.float16, torch.bfloat16)
 
 
@@ -957,7 +1071,7 @@ def check_function(name, value):
     _check_not_built(name, value)
     if value is not None and not callable(value):
         got = _brief(value)
-        kind = "" if got.startswith("a ") else f" (a {_kind(value)})"
+        kind = "" if got.startswith(("a ", "an ")) else f" ({_a_kind(value)})"
         raise TypeError(f"{name} must be a function (or None), got {got}{kind}; see the "
                         "docstring of train")
     if not isinstance(value, type):
@@ -1059,13 +1173,18 @@ HISTORY_KEYS = ("epoch", "loss", "train_acc", "setup_seconds")  # what every epo
 
 def _check_eval_sets(eval_sets):
     """{name: (images, labels)}, each name a string whose ``<name>_acc`` is a key of its own."""
+    if isinstance(eval_sets, numbers.Integral) and not isinstance(eval_sets, bool):
+        # train(net, data, 5): the number of epochs, given where eval_sets goes
+        raise TypeError(f"eval_sets must be a dict {{name: (images, labels)}}, got the int "
+                        f"{eval_sets}: the third argument is eval_sets; for {eval_sets} "
+                        f"epoch{'s' if eval_sets != 1 else ''} write num_epochs={eval_sets}")
     if not isinstance(eval_sets, dict):
         raise TypeError(f"eval_sets must be a dict {{name: (images, labels)}}, "
-                        f"got a {_kind(eval_sets)}")
+                        f"got {_a_kind(eval_sets)}")
     for name, split in eval_sets.items():
         if not isinstance(name, str):
             raise TypeError(f"eval_sets' names must be strings such as 'valid' (scored as "
-                            f"valid_acc), got {name!r} (a {_kind(name)})")
+                            f"valid_acc), got {name!r} ({_a_kind(name)})")
         if not name.strip():
             raise ValueError(f"eval_sets' names must be words such as 'valid' (scored as "
                              f"valid_acc), got {name!r}, which would be scored as {name}_acc")
@@ -1075,7 +1194,7 @@ def _check_eval_sets(eval_sets):
                              f"give it another name, e.g. {name + '_eval'!r}")
         if not (isinstance(split, (tuple, list)) and len(split) == 2):
             raise TypeError(f"eval_sets[{name!r}] must be a pair (images, labels), "
-                            f"got a {_kind(split)}")
+                            f"got {_a_kind(split)}")
 
 
 def _check_rbf_options(net, options):
@@ -1150,13 +1269,18 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     check_flags(**{name: options[name] for name in FLAGS if name in options})
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
-                        f"got {amp_dtype!r}")
+                        f"got {_brief(amp_dtype)}")
     fused = "bf16_layers" in options
     if fused and test_data is None:
         raise ValueError("train_fused scores the test set after every epoch, as train_fast does: "
                          "pass test_data=(images, labels), e.g. the second pair that "
                          "fast.load_fashion_mnist_tensors returns; to train without scoring, use "
                          "lenet_book.train.train without eval_sets")
+    if isinstance(test_data, numbers.Integral) and not isinstance(test_data, bool):
+        # train_fused(net, data, 5): the number of epochs, given where test_data goes
+        raise TypeError(f"test_data must be a pair (images, labels), got the int {test_data}: "
+                        f"the third argument is test_data; for {test_data} "
+                        f"epoch{'s' if test_data != 1 else ''} write num_epochs={test_data}")
     if test_data is not None:
         check_pair("test_data", test_data)
         eval_sets = {"test": test_data}
@@ -1164,7 +1288,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     check_whole("batch_size", batch_size, most=BATCH_MAX)
     check_number("lr", lr)
     if isinstance(lr, numbers.Rational) and not isinstance(lr, numbers.Integral):
-        raise TypeError(f"lr must be a float such as 0.1, got {lr!r} (a {_kind(lr)}), which "
+        raise TypeError(f"lr must be a float such as 0.1, got {lr!r} ({_a_kind(lr)}), which "
                         f"torch's optimizers cannot use; write lr={float(lr)!r}")
     check_whole("seed", seed, least=0, most=SEED_MAX)
     check_pair("train_data", train_data)
@@ -1180,8 +1304,11 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if images.device != train_data[0].device:
             raise ValueError(f"{name} is on {images.device} but train_data on "
                              f"{train_data[0].device}; move every split to one device")
-    for name, (images, _) in splits.items():
-        problem = _input_problem(net, *images.shape[1:])
+    for name, (images, labels) in splits.items():
+        # train's batches, and evaluate's (its default batch_size) for the eval sets
+        one = (_batch_of_one(len(labels), batch_size) if name == "train_data"
+               else _batch_of_one(len(labels), 2500, "evaluate"))
+        problem = _input_problem(net, *images.shape[1:], batch_of_one=one)
         if problem:
             raise ValueError(problem if name == "train_data" else f"{name}: {problem}")
     rbf = False if fused else _check_rbf_options(net, options)
@@ -1234,14 +1361,16 @@ def _check_training_data(images, labels):
 BATCH_MAX = 2**62  # larger batch sizes overflow torch's int64 sizes (one batch holds everything)
 
 
-def _check_softmax_output(net, loss_fn):
+def _check_softmax_output(net, loss_fn, who="train"):
     """Cross-entropy applies log-softmax itself: a network that already ends in nn.Softmax
-    would train on the softmax of probabilities, whose gradients are far too small."""
+    would train on the softmax of probabilities, whose gradients are far too small. ``who``:
+    whose loss it is (FusedStep's is always cross-entropy)."""
     last = _final_layer(net)
     leaves = [last] if last is not None else []
     if (leaves and isinstance(leaves[-1], nn.Softmax)
             and (loss_fn is None or isinstance(loss_fn, nn.CrossEntropyLoss))):
-        raise ValueError("the network ends in nn.Softmax, but cross-entropy (train's loss) applies "
+        raise ValueError(f"{'' if who == 'train' else who + ': '}the network ends in "
+                         f"nn.Softmax, but cross-entropy ({who}'s loss) applies "
                          "log-softmax to the scores itself: it would take the softmax twice and "
                          "barely learn; remove the final nn.Softmax (the largest score is still "
                          "the prediction)")
@@ -1250,8 +1379,9 @@ def _check_softmax_output(net, loss_fn):
         low, high = squashed
         floor = math.log(1 + (NUM_CLASSES - 1) * math.exp(low - high))
         layer = type(leaves[-1]).__name__
-        raise ValueError(f"the network ends in nn.{layer}, which squashes its outputs into "
-                         f"({low:g}, {high:g}), but cross-entropy (train's loss) reads them as "
+        raise ValueError(f"{'' if who == 'train' else who + ': '}the network ends in "
+                         f"nn.{layer}, which squashes its outputs into "
+                         f"({low:g}, {high:g}), but cross-entropy ({who}'s loss) reads them as "
                          f"raw scores: scores that differ by at most {high - low:g} keep the "
                          f"loss above {floor:.2f}, and the network barely learns; remove the "
                          f"final nn.{layer} (the largest score is still the prediction)")
@@ -1300,7 +1430,9 @@ def _check_optimizer(net, optimizer, lr, device):
                          "lambda params: torch.optim.SGD(params, lr=0.1); this one optimises "
                          "parameters of another network, so training would not change this one")
     _check_rates(built, "the optimizer function builds an optimizer with")
-    _check_optimizer_settings(built)  # at the door: check_built looks again after the schedule
+    # at the door (on the data's device: the network moves there later); check_built looks
+    # again after the schedule
+    _check_optimizer_settings(built, device=device)
     given = {id(p) for p in params}
     left = [name for name, p in net.named_parameters() if p.requires_grad and id(p) not in given]
     if left and _reads_params_twice(net, optimizer, device):
@@ -1321,10 +1453,26 @@ def _check_optimizer(net, optimizer, lr, device):
         differs = float(lr) != 0.9 and all(float(rate) != float(lr) for rate in rates)
     except (TypeError, ValueError):
         differs = False
+    if differs and _made_by_build(optimizer):
+        # its rate is the recipe's, written into the function: only a new build changes it
+        recipe = ("recipes.ORIGINAL" if any(type(m).__name__ == "RBF" for m in net.modules())
+                  else "recipe")
+        raise ValueError(f"lr={lr} is not used: these options come from recipes.build, whose "
+                         f"optimizer function has the recipe's learning rate, "
+                         f"{', '.join(f'{float(r):g}' for r in rates)}, built in; set 'lr' in "
+                         f"the recipe and build again, e.g. net, options = "
+                         f"recipes.build({{**{recipe}, 'lr': {lr}}})"
+                         + ("" if recipe != "recipe" else " with the recipe you built from"))
     if differs:
         raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
                          f"with lr {', '.join(f'{float(r):g}' for r in rates)}; give the learning "
                          "rate in one place (inside the optimizer function)")
+
+
+def _made_by_build(function):
+    """Whether ``function`` is one that recipes.build wrote (a lambda inside build)."""
+    return (getattr(function, "__module__", None) == "lenet_book.recipes"
+            and getattr(function, "__qualname__", "").startswith("build.<locals>."))
 
 
 def _reads_params_twice(net, optimizer, device):
@@ -1368,7 +1516,9 @@ def _check_rates(optimizer, what):
     for group in optimizer.param_groups:
         rate = group.get("lr")
         if not _rate_above_0(rate):
-            raise ValueError(f"{what} learning rate {rate!r}: it must be a finite number above "
+            shown = (_brief(rate) if isinstance(rate, torch.Tensor) and rate.numel() > 1
+                     else repr(rate))  # a tensor of many numbers: its shape, not its repr
+            raise ValueError(f"{what} learning rate {shown}: it must be a finite number above "
                              "0 (0 learns nothing, a negative rate climbs the loss); e.g. 0.1")
 
 
@@ -1566,7 +1716,7 @@ def _generators_kept(device):
                                           else torch.cuda.current_device()])
 
 
-def _transformed(net, batch_transform, images, generator):
+def _transformed(net, batch_transform, images, generator, batch_of_one=True):
     """``batch_transform`` on one batch: it must take (images, generator) and return uint8
     images, one per image, of a size the network takes."""
     try:
@@ -1596,7 +1746,7 @@ def _transformed(net, batch_transform, images, generator):
                         "number of inputs (torchvision's v2 transforms) returns them all; it "
                         f"must return the images only: {how}")
     if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8:
-        got = out.dtype if isinstance(out, torch.Tensor) else f"a {_kind(out)}"
+        got = out.dtype if isinstance(out, torch.Tensor) else f"{_a_kind(out)}"
         raise TypeError(f"batch_transform returned {got}: a batch_transform must return uint8 "
                         "images too (pixels 0-255, as it gets them), which to_float divides by "
                         "255")
@@ -1606,7 +1756,7 @@ def _transformed(net, batch_transform, images, generator):
                          f"{tuple(images.shape)} it returned shape {tuple(out.shape)} on "
                          f"{out.device}")
     _check_same_order(images, out)
-    problem = _input_problem(net, *out.shape[1:])
+    problem = _input_problem(net, *out.shape[1:], batch_of_one=batch_of_one)
     if problem:
         raise ValueError(f"batch_transform returns {out.shape[1]}×{out.shape[2]} images: "
                          f"{problem}")
@@ -1848,7 +1998,7 @@ def _check_short_batch(batch_transform, images, batch_size, full, generator):
     if not (isinstance(out, torch.Tensor) and out.dtype == full.dtype
             and tuple(out.shape) == (size, *full.shape[1:])):
         got = (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
-               else f"a {_kind(out)}")
+               else f"{_a_kind(out)}")
         raise ValueError(f"batch_transform returns {got} for {where}, but {full.dtype} of shape "
                          f"{tuple(full.shape)} for the first batch: it must return one image per "
                          "image it gets, as for the first batch; use len(images) rather than a "
@@ -1869,7 +2019,8 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
         if batch_transform is not None:
             generator = torch.Generator(device=images.device).manual_seed(seed)
             given = X.max().item()
-            X = _transformed(net, batch_transform, X, generator)
+            X = _transformed(net, batch_transform, X, generator,
+                             _batch_of_one(len(labels), batch_size))
             _check_transformed_pixels(given, X.max().item())
             short = len(labels) % batch_size if len(labels) > batch_size else 0
             if short:  # the last batch of each epoch: the transform only, no forward
@@ -1883,7 +2034,7 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
                 module.training = mode
         if not isinstance(scores, torch.Tensor):
             raise TypeError(f"the network must return the N×{NUM_CLASSES} scores as one tensor, "
-                            f"got a {_kind(scores)}; return only the scores from forward (or "
+                            f"got {_a_kind(scores)}; return only the scores from forward (or "
                             "wrap the network in one that does)")
         _check_loss_value(loss_fn, scores.float(), y)
         _check_not_probabilities("train", loss_fn, scores)
@@ -1957,9 +2108,10 @@ def check_fused_step(net, images, labels, lr, compile=True, channels_last=False)
     _check_network_for_training(net, fused=True)
     check_fused_data(images, labels)
     check_number("lr", lr)
-    problem = _input_problem(net, *images.shape[1:])
+    problem = _input_problem(net, *images.shape[1:], batch_of_one=False)  # steps: _call_unchanged
     if problem:
         raise ValueError(f"FusedStep: {problem}")
+    _check_softmax_output(net, None, "FusedStep")  # its loss is F.cross_entropy
 
 
 def check_indices(idx, labels):
@@ -1968,7 +2120,7 @@ def check_indices(idx, labels):
     if not (isinstance(idx, torch.Tensor) and idx.dim() == 1 and idx.dtype == torch.int64
             and idx.device == labels.device):
         got = (f"{idx.dtype} of shape {tuple(idx.shape)} on {idx.device}"
-               if isinstance(idx, torch.Tensor) else f"a {_kind(idx)}")
+               if isinstance(idx, torch.Tensor) else f"{_a_kind(idx)}")
         raise TypeError(f"a step takes the batch's indices as a 1-D int64 tensor on "
                         f"{labels.device}, as torch.randperm(n).split(batch_size) gives, "
                         f"got {got}")
@@ -1991,7 +2143,7 @@ def check_codes(codes):
                         "torch.from_numpy(codes).float()")
     if not isinstance(codes, torch.Tensor) or not codes.is_floating_point():
         raise TypeError(f"codes must be a float tensor {NUM_CLASSES}×84 (one code per class), "
-                        f"got {getattr(codes, 'dtype', 'a ' + _kind(codes))}; e.g. "
+                        f"got {getattr(codes, 'dtype', _a_kind(codes))}; e.g. "
                         "torch.tensor(codes, dtype=torch.float32)")
     check_dense("the RBF layer", codes=codes)
     if tuple(codes.shape) != (NUM_CLASSES, 84):
@@ -2011,7 +2163,7 @@ def check_scores(name, scores, param="scores"):
     image."""
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         got = (f"shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor)
-               else f"a {_kind(scores)}")
+               else f"{_a_kind(scores)}")
         raise ValueError(f"{name}: {param} must be a batch of scores N×{NUM_CLASSES}, one row per "
                          f"image, got {got}"
                          + (f"; for one image use {param}.unsqueeze(0)"
@@ -2094,7 +2246,7 @@ def _call_problem(function, signature, args, kwargs):
         if names[index] == "images" and isinstance(value, (torch.utils.data.DataLoader,
                                                            torch.utils.data.Dataset)):
             hints.append(f"{name} takes the images and the labels as two tensors (uint8 images "
-                         f"N×28×28, {FROM_LOADER}), not a {_kind(value)}"
+                         f"N×28×28, {FROM_LOADER}), not {_a_kind(value)}"
                          + ("; to score a DataLoader of float batches, use "
                             "lenet_book.textbook.evaluate_accuracy_gpu(net, loader)."
                             if name == "evaluate" else "."))
@@ -2138,7 +2290,7 @@ def _keyword_hint(name, parameters, key, value):
                 f"split of eval_sets after every epoch, as {split}_acc)")
     if meant is not None:
         brief = _brief(value)
-        shown = "..." if brief.startswith("a ") else brief
+        shown = "..." if brief.startswith(("a ", "an ")) else brief
         return f"did you mean {meant}={shown}?"
     if name != "train" and "test_data" in parameters:
         from lenet_book.train import train
@@ -2227,7 +2379,7 @@ def _check_labels(name, labels, count, scores="scores", param="labels"):
     """A batch's labels (the argument ``param``): int64 class numbers 0-9, one per image
     (range checked on the CPU)."""
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
-        got = labels.dtype if isinstance(labels, torch.Tensor) else f"a {_kind(labels)}"
+        got = labels.dtype if isinstance(labels, torch.Tensor) else f"{_a_kind(labels)}"
         raise TypeError(f"{name}: {param} must be the labels as int64 class numbers "
                         f"0-{NUM_CLASSES - 1}, one per image, got {got}"
                         + (f"; convert them: {param}.long()" if isinstance(labels, torch.Tensor)
@@ -2292,13 +2444,12 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
     values (a min/max of the batch)."""
     if not isinstance(net, nn.Module):
         raise TypeError(f"train_step trains a network: net must be a torch.nn.Module (e.g. "
-                        f"models.lenet()), got a {_kind(net)}")
+                        f"models.lenet()), got {_a_kind(net)}")
     _check_grad_mode("train_step")
     if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
                                            and callable(getattr(optimizer, "step", None))):
         raise TypeError(f"train_step needs the optimizer that updates the network, e.g. "
-                        f"torch.optim.SGD(net.parameters(), lr=0.1), got {optimizer!r} (a "
-                        f"{_kind(optimizer)})")
+                        f"torch.optim.SGD(net.parameters(), lr=0.1), got {_got(optimizer)}")
     groups = getattr(optimizer, "param_groups", None)
     if isinstance(groups, list) and groups:
         ours = {id(p) for p in net.parameters()}
@@ -2313,10 +2464,10 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
         if value is not _NOT_GIVEN and not callable(value):
             raise TypeError(f"train_step: {name} must be a function, e.g. "
                             + ("nn.CrossEntropyLoss()" if name == "loss_fn" else "argmax")
-                            + f", got {value!r}")
+                            + f", got {_got(value)}")
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
-                        f"got {amp_dtype!r}")
+                        f"got {_brief(amp_dtype)}")
     check_dense("train_step", X=X, y=y)
     for what, tensor in (("X", X), ("y", y)):  # outside inference mode (_check_grad_mode)
         if isinstance(tensor, torch.Tensor) and tensor.is_inference():
@@ -2324,7 +2475,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                              "inference tensor), which autograd cannot save for backward; make "
                              f"it outside that block, or use {what}.clone() after the block")
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
-        got = X.dtype if isinstance(X, torch.Tensor) else f"a {_kind(X)}"
+        got = X.dtype if isinstance(X, torch.Tensor) else f"{_a_kind(X)}"
         raise TypeError(f"train_step: X must be a float batch N×1×height×width in [0, 1], got {got}"
                         + ("; convert uint8 pixels with to_float(images), which divides them "
                            "by 255 and adds the channel" if got == torch.uint8 else ""))
@@ -2346,7 +2497,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
                             if X.dim() == 3 else ""))
     _check_labels("train_step", y, len(X), "images", "y")
     check_layers_built(net, "be trained")  # before the shapes: an unbuilt layer has no size
-    _check_fits("train_step: X", net, tuple(X.shape[1:]))
+    _check_fits("train_step: X", net, tuple(X.shape[1:]), len(X))
     if isinstance(optimizer, torch.optim.Optimizer):
         _check_step_optimizer(optimizer)
     if not (X.is_cuda and torch.cuda.is_current_stream_capturing()):  # probes read values
@@ -2384,17 +2535,18 @@ def check_epoch_graph(graph, net, optimizer, loss_fn, images, labels, batch_size
     if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
                                            and callable(getattr(optimizer, "step", None))):
         raise TypeError(f"EpochGraph: optimizer must be the optimizer that updates the network, "
-                        f"e.g. torch.optim.SGD(net.parameters(), lr=0.1), got {optimizer!r}")
+                        f"e.g. torch.optim.SGD(net.parameters(), lr=0.1), got {_got(optimizer)}")
     for name, value in (("loss_fn", loss_fn), ("predict", predict)):
         if value is not _NOT_GIVEN and not callable(value):
             raise TypeError(f"EpochGraph: {name} must be a function, e.g. "
                             + ("nn.CrossEntropyLoss()" if name == "loss_fn" else "argmax")
-                            + f", got {value!r}")
+                            + f", got {_got(value)}")
     check_split("EpochGraph", images, labels, batch_size)
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
-                        f"got {amp_dtype!r}")
-    problem = _input_problem(net, *images.shape[1:])
+                        f"got {_brief(amp_dtype)}")
+    problem = _input_problem(net, *images.shape[1:],
+                             batch_of_one=_batch_of_one(len(labels), batch_size))
     if problem:
         raise ValueError(f"EpochGraph: net: {problem}")
     if images.device.type != "cuda":
@@ -2402,7 +2554,7 @@ def check_epoch_graph(graph, net, optimizer, loss_fn, images, labels, batch_size
                          f"they are on {images.device}; without a GPU train without cuda_graph")
 
 
-_FITS = weakref.WeakKeyDictionary()  # network -> (its layers, the input sizes (C, H, W) it takes)
+_FITS = weakref.WeakKeyDictionary()  # network -> (its layers, the ((C, H, W), 1 image?) it takes)
 _STEP_NETWORKS = weakref.WeakKeyDictionary()  # network -> (what was checked, has batch norm)
 
 
@@ -2413,10 +2565,11 @@ def _layers_key(net):
             tuple((id(p), p.requires_grad) for p in net.parameters()))
 
 
-def _check_fits(name, net, size):
+def _check_fits(name, net, size, count=None):
     """The network must take inputs of ``size`` (C, H, W): checked by the shape rules once per
     network, size and set of layers (``train_step`` runs every step; the check would cost more
-    than it)."""
+    than it). ``count``: the batch's number of images, if known (a forward that drops the batch
+    dimension of one image takes the others)."""
     key = _layers_key(net)
     try:
         known_key, known = _FITS.get(net, (None, set()))
@@ -2425,12 +2578,14 @@ def _check_fits(name, net, size):
             _FITS[net] = (key, known)
     except TypeError:  # a network that cannot be weakly referenced: checked every time
         known = set()
-    if size in known:
+    one = count is None or count == 1
+    if (size, one) in known:
         return
-    problem = _input_problem(net, size[1], size[2], size[0])
+    problem = _input_problem(net, size[1], size[2], size[0],
+                             batch_of_one="it holds one image" if count == 1 else one)
     if problem:
         raise ValueError(f"{name}: {problem}")
-    known.add(size)
+    known.add((size, one))
 
 
 def _check_step_network(net, optimizer, loss_fn, predict):
@@ -2729,13 +2884,13 @@ def check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=None):
     """``original.paper_schedule``'s arguments, as ``train`` passes them."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"paper_schedule schedules a torch.optim optimizer, e.g. "
-                        f"torch.optim.SGD(net.parameters(), lr=0.005), got a {_kind(optimizer)}")
+                        f"torch.optim.SGD(net.parameters(), lr=0.005), got {_a_kind(optimizer)}")
     check_whole("num_epochs", num_epochs)
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, numbers.Integral) \
             or steps_per_epoch < 1:
         raise ValueError(f"paper_schedule: steps_per_epoch must be a whole number of at least 1, "
                          f"the batches in an epoch (train passes it: the images divided by the "
-                         f"batch size, rounded up), got {steps_per_epoch!r}")
+                         f"batch size, rounded up), got {_got(steps_per_epoch)}")
     if factors is None:
         return
     if type(factors).__module__ == "numpy" and getattr(factors, "ndim", None) == 1:
@@ -2744,7 +2899,7 @@ def check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=None):
             or not factors:
         raise ValueError(f"paper_schedule: factors must be a non-empty list of the first rate's "
                          f"factors, one per epoch (the last is kept after), e.g. "
-                         f"original.LR_FACTORS, got {factors!r}")
+                         f"original.LR_FACTORS, got {_got(factors)}")
     for factor in factors:
         check_number("each of paper_schedule's factors", factor)
 
@@ -2753,7 +2908,7 @@ def check_crop_flip(images, generator, padding=2):
     """``recipes.random_crop_flip``'s arguments: a uint8 batch N×H×W, the torch.Generator that
     train passes a batch_transform, and a padding of at least 0 pixels."""
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
-        got = images.dtype if isinstance(images, torch.Tensor) else f"a {_kind(images)}"
+        got = images.dtype if isinstance(images, torch.Tensor) else f"{_a_kind(images)}"
         raise TypeError(f"random_crop_flip: images must be a uint8 batch N×28×28 of pixels 0-255 "
                         f"(as train gives a batch_transform), got {got}")
     check_dense("random_crop_flip", images=images)
@@ -2770,8 +2925,7 @@ def check_crop_flip(images, generator, padding=2):
                         "for a seed use torch.Generator().manual_seed(seed)")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"random_crop_flip draws from a torch.Generator (train passes its own to "
-                        f"a batch_transform as generator), got {generator!r} "
-                        f"(a {_kind(generator)}); for a seed use "
+                        f"a batch_transform as generator), got {_got(generator)}; for a seed use "
                         "torch.Generator().manual_seed(seed)")
     if generator.device.type != images.device.type:
         raise ValueError(f"random_crop_flip: the generator is on {generator.device} but the images "
@@ -2780,7 +2934,7 @@ def check_crop_flip(images, generator, padding=2):
     if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
         raise (ValueError if isinstance(padding, numbers.Integral) else TypeError)(
             f"random_crop_flip: padding, the largest shift in pixels, must be a whole number of "
-            f"at least 0, e.g. 2 (chapter 6), got {padding!r}")
+            f"at least 0, e.g. 2 (chapter 6), got {_got(padding)}")
     if len(images) == 0:
         raise ValueError("random_crop_flip: images is an empty batch (0 images); train gives a "
                          "batch_transform at least one image")

@@ -24,6 +24,7 @@ root)::
 
     python -m lenet_book.data prepare              # copy from a local copy, verify, unpack
     python -m lenet_book.data prepare --source DIR # DIR holds the four *-ubyte.gz files
+                                                   # (or the unpacked files of another raw/)
     python -m lenet_book.data check                # verify data/FashionMNIST/raw
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import errno
 import glob
 import gzip
@@ -322,6 +324,8 @@ def too_deep_root(root: str | os.PathLike) -> str | None:
     The data root is the folder that holds ``FashionMNIST/raw/``. Given ``.../FashionMNIST`` or
     ``.../FashionMNIST/raw`` instead, where the files are, torchvision would look for them (and
     download them) under ``.../FashionMNIST/FashionMNIST/raw``: returns the folder to give.
+    A root that is a symbolic link to such a folder (ln -s ~/datasets/FashionMNIST data) is
+    judged by the folder it leads to, whose parent is then the one to give.
     """
     root = _root(root)
     _check_root_folder(root)
@@ -337,6 +341,11 @@ def too_deep_root(root: str | os.PathLike) -> str | None:
         return os.path.normpath(root / "..")
     if where.name == "raw" and where.parent.name == "FashionMNIST" and holds_files(root):
         return os.path.normpath(root / ".." / "..")
+    real = Path(os.path.realpath(root))  # through links: root/.. there is the link's target's
+    if real.name == "FashionMNIST" and holds_files(root / "raw"):
+        return str(real.parent)
+    if real.name == "raw" and real.parent.name == "FashionMNIST" and holds_files(root):
+        return str(real.parent.parent)
     return None
 
 
@@ -454,17 +463,29 @@ PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmo
                   "or a+rX to let everyone read), run as the user who owns the data, or use "
                   "another --root.")
 
+# Set by main(): the fixes then name the command line's --root; a Python call has the parameter root
+_ON_THE_COMMAND_LINE = contextvars.ContextVar("_ON_THE_COMMAND_LINE", default=False)
+
+
+def _root_option() -> str:
+    """How the caller gives the data root: ``--root`` under :func:`main`, else ``root``."""
+    return "--root" if _ON_THE_COMMAND_LINE.get() else "root"
+
+
+def _permission_fix() -> str:
+    return PERMISSION_FIX.replace("--root", _root_option())
+
 
 def _folder_error(problem: str, doing: str, root: str | os.PathLike) -> FashionMNISTError:
     """A FashionMNISTError for a folder that cannot be used, with the fix that fits the problem."""
     if "is a file, not a folder" in problem:
-        fix = ("How to fix it: move or delete that file, or give --root a folder "
+        fix = (f"How to fix it: move or delete that file, or give {_root_option()} a folder "
                "(a missing folder is created).")
     elif "is a symbolic link to" in problem or "cannot be used:" in problem:
         fix = ("How to fix it: mend that part of the path (a link to a folder that exists, a "
-               "shorter name), or give --root another folder.")
+               f"shorter name), or give {_root_option()} another folder.")
     else:
-        fix = PERMISSION_FIX
+        fix = _permission_fix()
     return FashionMNISTError(f"Cannot {doing}: {problem}\n{fix}\n"
                              f"(Paths are relative to {_current_folder()}; the data root is "
                              f"{root}.)")
@@ -504,7 +525,7 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
     size = status.st_size
     try:
         with open(path, "rb") as f:
-            header = f.read(4 + 4 * len(spec.shape))
+            header = f.read(max(_header_size(spec), _longest_header()))
         if len(header) < 4 + 4 * len(spec.shape):
             return (f"{path} holds only {size} bytes, too few for an IDX header "
                     f"(expected {spec.size:,} bytes).")
@@ -553,16 +574,38 @@ def _header_size(spec: IdxFile) -> int:
     return 4 + 4 * len(spec.shape)
 
 
+def _longest_header() -> int:
+    """The bytes to read to tell any of the four files by its header (that of the images)."""
+    return max(_header_size(spec) for spec in FILES)
+
+
 def _header_problem(header: bytes, spec: IdxFile) -> str | None:
-    """What is wrong with a whole IDX header, to follow the file's name, or None."""
+    """What is wrong with an IDX header, to follow the file's name, or None.
+
+    ``header`` holds at least ``spec``'s header, and may hold more (up to
+    :func:`_longest_header`): a header that is another of the four files' (the training and test
+    files swapped, images and labels mixed up) is then named as that file. A magic of one of the
+    four files says how many sizes follow (0x0801: one, the labels' count), so the bytes after
+    them are not read as sizes."""
     magic = int.from_bytes(header[:4], "big")
-    dims = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(4, len(header), 4))
-    if magic != spec.magic or dims != spec.shape:
-        return (f"has the IDX header magic {magic:#06x} with sizes {dims}; "
-                f"expected magic {spec.magic:#06x} with sizes {spec.shape}. "
-                "It is not this Fashion-MNIST file "
+    count = magic & 0xFF if magic in {other.magic for other in FILES} else len(spec.shape)
+    dims = tuple(int.from_bytes(header[i:i + 4], "big")
+                 for i in range(4, min(len(header) - 3, 4 + 4 * count), 4))
+    if magic == spec.magic and dims == spec.shape:
+        return None
+    said = (f"has the IDX header magic {magic:#06x} with sizes {dims}; "
+            f"expected magic {spec.magic:#06x} with sizes {spec.shape}. ")
+    other = next((other for other in FILES
+                  if other != spec and (magic, dims) == (other.magic, other.shape)), None)
+    if other is None:
+        return (said + "It is not this Fashion-MNIST file "
                 "(a .gz left compressed, or another data set?).")
-    return None
+    same_kind = other.magic == spec.magic
+    same_split = other.name.split("-")[0] == spec.name.split("-")[0]
+    mixed = ("the training and test files are swapped?" if same_kind
+             else "the images and labels files are swapped?" if same_split
+             else "the files are mixed up?")
+    return said + f"This is {other.name}: {mixed}"
 
 
 def _stale_cache(root: str | os.PathLike) -> list[Path]:
@@ -680,10 +723,11 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
     """Unpack ``source`` into ``target``, keeping it only if its MD5 is the published one.
 
     The uncompressed sum is checked rather than the .gz sum, because Debian's copies carry
-    other gzip headers around the same compressed data. The file is unpacked into a uniquely
-    named temporary file beside ``target``, verified, flushed to disk and renamed over
-    ``target`` (``os.replace``, atomic): ``target`` is never half-written, and several runs at
-    once each write their own temporary file.
+    other gzip headers around the same compressed data. A ``source`` not named ``.gz`` is an
+    unpacked file (another checkout's raw folder): it is copied, and checked the same way. The
+    file is unpacked into a uniquely named temporary file beside ``target``, verified, flushed
+    to disk and renamed over ``target`` (``os.replace``, atomic): ``target`` is never
+    half-written, and several runs at once each write their own temporary file.
     """
     raw = target.parent
     try:
@@ -694,8 +738,14 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
         raise FashionMNISTError(
             f"Cannot write into the data folder {raw}: "
             f"{_os_problem(error, raw).split(': ', 1)[1]}.\n"
-            + PERMISSION_FIX) from None
+            + _permission_fix()) from None
     partial = Path(name)
+    packed = Path(source).suffix == ".gz"
+    # what a wrong file is called: one unpacked from a .gz, or the copied file itself
+    not_published = (f"{source} does not unpack to the published {spec.name}: the unpacked file"
+                     if packed else f"{source} is not the published {spec.name}: it")
+    instead = ("" if packed else "Give the four published .gz files instead (or a raw folder "
+               "that python -m lenet_book.data check accepts).\n")
     try:
         os.chmod(fd, umask_mode())  # the user's umask, not mkstemp's 0o600
         with os.fdopen(fd, "wb") as dst:
@@ -708,13 +758,25 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                     f"chmod a+r {source}), or copy the .gz files to a folder it can read and "
                     "pass that one.") from None
             written, head = 0, b""
-            with compressed, gzip.GzipFile(fileobj=compressed, mode="rb") as src:
+            with compressed, (gzip.GzipFile(fileobj=compressed, mode="rb") if packed
+                              else contextlib.nullcontext(compressed)) as src:
                 while True:
                     try:
                         block = src.read(1 << 20)
                     # BadGzipFile is an OSError, a truncated file raises EOFError, and a damaged
                     # deflate stream behind a valid header raises zlib.error.
                     except (OSError, EOFError, zlib.error) as error:
+                        extra = _bytes_after_gzip(source, spec.size) if packed else None
+                        if extra:
+                            raise FashionMNISTError(
+                                f"{source} has {extra:,} extra bytes after the gzip data (e.g. "
+                                "an HTML page appended by a download), so it is not the "
+                                f"published {spec.name}.gz (MD5 {spec.gz_md5}).\n"
+                                + _how_to_fix(root)) from None
+                        if not packed:
+                            raise FashionMNISTError(
+                                f"Cannot read the source file: {_os_problem(error, source)}."
+                                ) from None
                         raise FashionMNISTError(
                             f"{source} is not a readable gzip file ({error}).\n"
                             f"Expected the published {spec.name}.gz (MD5 {spec.gz_md5}).\n"
@@ -723,38 +785,56 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                         break
                     # a wrong or huge file (a gzip bomb) is refused as soon as it shows, before
                     # it fills the disk: by its header, then by its size
-                    head += block[:max(0, _header_size(spec) - len(head))]
+                    head += block[:max(0, _longest_header() - len(head))]
                     written += len(block)
-                    wrong = (_header_problem(head, spec) if len(head) == _header_size(spec)
+                    wrong = (_header_problem(head, spec) if len(head) >= _header_size(spec)
                              else None)
-                    early = f"the unpacked file {wrong}" if wrong else None
+                    early = wrong
                     if early is None and written > spec.size:
-                        early = (f"the unpacked file holds more than {spec.size:,} bytes; "
+                        early = (f"holds more than {spec.size:,} bytes; "
                                  f"expected {spec.size:,}. It is truncated or has extra bytes "
                                  "(an interrupted download or copy?).")
                     if early:
-                        raise FashionMNISTError(
-                            f"{source} does not unpack to the published {spec.name}: "
-                            + early + "\n"
-                            + _how_to_fix(root))
+                        raise FashionMNISTError(f"{not_published} {early}\n{instead}"
+                                                + _how_to_fix(root))
                     try:
                         dst.write(block)
                     except OSError as error:
                         raise FashionMNISTError(
                             f"Cannot write {target} in the data folder: "
                             f"{_os_problem(error, partial)}.\n"
-                            "How to fix it: free some space, or use another --root.") from None
+                            "How to fix it: free some space, or use another "
+                            f"{_root_option()}.") from None
             dst.flush()
             os.fsync(dst.fileno())
         problem = _problem(partial, spec)
         if problem:
             raise FashionMNISTError(
-                f"{source} does not unpack to the published {spec.name}: "
-                + problem.replace(str(partial), "the unpacked file") + "\n"
+                problem.replace(str(partial), not_published) + "\n" + instead
                 + _how_to_fix(root))
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _bytes_after_gzip(source: Path, most: int) -> int | None:
+    """How many bytes follow the gzip data in ``source`` (an HTML page that a download appended:
+    Python's gzip then reads them as a second, broken member), or None when its gzip data are
+    themselves broken, or unpack to more than ``most`` bytes (read no further)."""
+    decompressor = zlib.decompressobj(wbits=31)  # one gzip member
+    unpacked = 0
+    try:
+        with open(source, "rb") as f:
+            while not decompressor.eof:
+                chunk = decompressor.unconsumed_tail or f.read(1 << 20)
+                if not chunk:
+                    return None
+                unpacked += len(decompressor.decompress(chunk, 1 << 20))
+                if unpacked > most:
+                    return None
+            return len(decompressor.unused_data) + os.fstat(f.fileno()).st_size - f.tell()
+    except (OSError, zlib.error):
+        return None
 
 
 def _temporary_prefix(name: str) -> str:
@@ -826,13 +906,32 @@ def _remove_stale_partials(raw: Path) -> None:
         _remove_leftovers(raw, spec.name, ".partial")
 
 
+def _source_file(folder: Path, spec: IdxFile, target: Path | None = None) -> Path | None:
+    """The file of ``folder`` to prepare ``spec`` from: the published .gz, or else the unpacked
+    file (another checkout's raw folder; checked by its MD5 all the same), or None. The unpacked
+    file is not taken when it is ``target``, the file to replace (a source that is the raw
+    folder itself)."""
+    if os.path.lexists(folder / f"{spec.name}.gz"):
+        return folder / f"{spec.name}.gz"
+    unpacked = folder / spec.name
+    if not os.path.lexists(unpacked) or (
+            target is not None and os.path.realpath(unpacked) == os.path.realpath(target)):
+        return None
+    return unpacked
+
+
+def _in_source(folder: Path, spec: IdxFile) -> bool:
+    """Whether ``folder`` holds ``spec``'s file, as the .gz or unpacked."""
+    return any(os.path.isfile(folder / name) for name in (f"{spec.name}.gz", spec.name))
+
+
 def find_local_copy() -> Path | None:
     """Return the first folder among $FASHION_MNIST_SOURCE and LOCAL_COPIES holding
-    the .gz files."""
+    the four files, each as the .gz or unpacked."""
     candidates = ([Path(os.environ["FASHION_MNIST_SOURCE"])]
                   if os.environ.get("FASHION_MNIST_SOURCE") else [])
     for folder in candidates + list(LOCAL_COPIES):
-        if all(os.path.isfile(folder / f"{spec.name}.gz") for spec in FILES):
+        if all(_in_source(folder, spec) for spec in FILES):
             return folder
     return None
 
@@ -854,21 +953,22 @@ def _source_problem(source: Path) -> str | None:
 
 
 def _check_source_variable() -> None:
-    """$FASHION_MNIST_SOURCE, when set, must be a folder holding the four .gz files: one that
-    is not is named with its value, rather than passed over for another copy."""
+    """$FASHION_MNIST_SOURCE, when set, must be a folder holding the four .gz files (or the
+    unpacked files): one that is not is named with its value, rather than passed over for
+    another copy."""
     value = os.environ.get("FASHION_MNIST_SOURCE")
     if not value:
         return
     folder = Path(value)
-    missing = [f"{spec.name}.gz" for spec in FILES
-               if not os.path.isfile(folder / f"{spec.name}.gz")]
+    missing = [f"{spec.name}.gz" for spec in FILES if not _in_source(folder, spec)]
     problem = _source_problem(folder) or (
         f"the folder {folder} lacks {', '.join(missing)}." if missing else None)
     if problem:
         where = "" if folder.is_absolute() else f" (= {os.path.abspath(folder)})"
         raise FashionMNISTError(
             f"$FASHION_MNIST_SOURCE is set to {value!r}{where}, but {problem}\n"
-            "It must be a folder holding the four published *-ubyte.gz files.\n"
+            "It must be a folder holding the four published *-ubyte.gz files (or the four "
+            "unpacked files, as another checkout's data/FashionMNIST/raw).\n"
             "How to fix it: set it to such a folder (export FASHION_MNIST_SOURCE=DIR), or unset "
             "it (unset FASHION_MNIST_SOURCE) to use the first local copy found, or give --source "
             "DIR.")
@@ -877,6 +977,9 @@ def _check_source_variable() -> None:
 def prepare_fashion_mnist(source: str | os.PathLike | None = None,
                           root: str | os.PathLike = "data") -> Path:
     """Unpack the four .gz files from ``source`` into ``root/FashionMNIST/raw`` and verify them.
+
+    ``source`` may hold the unpacked files instead (another checkout's data/FashionMNIST/raw):
+    they are copied, and verified by the same MD5 sums.
 
     With no ``source``, the first local copy that :func:`find_local_copy` finds is used; a
     ``$FASHION_MNIST_SOURCE`` that is set but not such a copy is refused, naming its value.
@@ -919,30 +1022,32 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         raise FashionMNISTError(
             f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
             "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
-            "*-ubyte.gz files.\n" + fix)
+            "*-ubyte.gz files (or the four unpacked files).\n" + fix)
     todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
     for spec in todo:
         if os.path.isdir(raw / spec.name):
             raise FashionMNISTError(f"Cannot prepare Fashion-MNIST in {raw}: "
                                     f"{_problem(raw / spec.name, spec)}")
-        gz = source / f"{spec.name}.gz"
-        if os.path.isdir(gz):
-            raise FashionMNISTError(f"{gz} is a folder, not the published {spec.name}.gz file.\n"
-                                    + _how_to_fix(root))
-        if not os.path.lexists(gz):
+        gz = _source_file(source, spec, raw / spec.name)
+        if gz is None:
             raise FashionMNISTError(
-                f"{gz} is missing: the source folder must hold the four published .gz files "
-                f"({', '.join(s.name + '.gz' for s in FILES)}).\n" + _how_to_fix(root))
+                f"{source / spec.name}.gz is missing: the source folder must hold the four "
+                f"published .gz files ({', '.join(s.name + '.gz' for s in FILES)}), or the "
+                "four unpacked files (another checkout's data/FashionMNIST/raw, checked by "
+                "their MD5 sums).\n" + _how_to_fix(root))
+        if os.path.isdir(gz):
+            raise FashionMNISTError(f"{gz} is a folder, not the published {gz.name} file.\n"
+                                    + _how_to_fix(root))
         try:
             regular = stat.S_ISREG(os.stat(gz).st_mode)
         except OSError as error:
             raise FashionMNISTError(f"Cannot read the source file {gz}: {_os_words(error)}.\n"
-                                    + (PERMISSION_FIX if isinstance(error, PermissionError)
-                                       else f"Replace it with the published {spec.name}.gz."
+                                    + (_permission_fix() if isinstance(error, PermissionError)
+                                       else f"Replace it with the published {gz.name}."
                                        )) from None
         if not regular:  # reading a pipe would wait for a writer forever
             raise FashionMNISTError(f"{gz} is not a regular file (a pipe, socket or device), so "
-                                    f"it is not read: put the published {spec.name}.gz there.")
+                                    f"it is not read: put the published {gz.name} there.")
     if todo:  # only a folder that must be written to needs to be writable
         try:
             raw.mkdir(parents=True, exist_ok=True)
@@ -955,7 +1060,8 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     _remove_stale_partials(raw)
     remove_stale_cache(root)
     for spec in todo:
-        _gunzip_verified(source / f"{spec.name}.gz", spec, raw / spec.name, root)
+        _gunzip_verified(_source_file(source, spec, raw / spec.name), spec, raw / spec.name,
+                         root)
     return check_fashion_mnist(root)
 
 
@@ -1032,14 +1138,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare",
                                   help="unpack and verify a local copy into ROOT/FashionMNIST/raw")
-    prepare.add_argument("--source", help="folder with the four *-ubyte.gz files "
-                         "(default: $FASHION_MNIST_SOURCE, ../shared/data/FashionMNIST/raw, "
+    prepare.add_argument("--source", help="folder with the four *-ubyte.gz files, or the "
+                         "unpacked files of another data/FashionMNIST/raw (default:"
+                         " $FASHION_MNIST_SOURCE, ../shared/data/FashionMNIST/raw, "
                          "/usr/share/datasets/fashion-mnist)")
     prepare.add_argument("--root", default="data", help="data root that d2l reads, a folder "
                          "(default: data, relative to the current folder)")
     check = commands.add_parser("check", help="verify ROOT/FashionMNIST/raw")
     check.add_argument("--root", default="data")
     args = parser.parse_args(argv)
+    on_the_command_line = _ON_THE_COMMAND_LINE.set(True)
     try:
         if args.command == "prepare":
             raw = prepare_fashion_mnist(args.source, args.root)
@@ -1063,6 +1171,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no half-written file is kept; run the command again.", file=sys.stderr)
         return 130
+    finally:
+        _ON_THE_COMMAND_LINE.reset(on_the_command_line)
     print(f"Fashion-MNIST ready in {raw}: 4 files, MD5 sums verified.")
     return 0
 

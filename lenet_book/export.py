@@ -238,6 +238,13 @@ def _check_keys(name: str, data, where: str = "") -> None:
     "1", so {1: "a", "1": "b"} would hold "1" twice, and the page would keep only the last."""
     if isinstance(data, dict):
         for key, value in data.items():
+            if key == "__proto__":  # in the page's object literal it sets the prototype instead
+                raise ExportError(
+                    f"the data for {name} hold the key '__proto__'"
+                    f"{' (in ' + where + ')' if where else ''}, which the page would not read as "
+                    "a key: in a JavaScript object literal it sets the object's prototype, so "
+                    "its value would be lost there while Python reads it back; nothing was "
+                    "written: rename that key")
             if not isinstance(key, str):
                 written = json.dumps({key: 0})[1:].rsplit(":", 1)[0]
                 raise ExportError(
@@ -357,9 +364,9 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
         raise ExportError(f"Cannot write {path}: {problem}; nothing was written: give another "
                           "path, or ask its owner")
     if path.exists() and not overwrite:
-        if not path.is_file():
-            raise ExportError(f"path {path} is a folder or another non-file; give a file name "
-                              "ending in .js; nothing was written")
+        if not path.is_file():  # a folder is refused above
+            raise ExportError(f"path {path} is a device, pipe or socket, not a regular file; give "
+                              "a file name ending in .js; nothing was written")
         try:
             ours = _written_by_this_export(path, name)
         except PermissionError:
@@ -427,7 +434,14 @@ def read_js_data(path: Path, name: str) -> dict:
                           "tools/export_weights.py") from None
     matches = list(re.finditer(rf"^window\.{name} = (.*);[ \t]*$", text, re.M))
     if not matches:
-        if re.search(rf"^[ \t]*window\.{name}[ \t]*=", text, re.M):  # over several lines
+        line = re.search(rf"^[ \t]*window\.{name}[ \t]*=.*$", text, re.M)
+        difference = line and _one_line_difference(line[0], name)
+        if difference:
+            raise ExportError(f"{path} sets window.{name} on one line, but {difference}, where "
+                              f"write_js_data writes window.{name} = {{...}}; and nothing more on "
+                              "that line: it was edited by hand or written by another program; "
+                              "rerun tools/export_weights.py")
+        if line:  # over several lines
             raise ExportError(f"{path} sets window.{name}, but not on one line as write_js_data "
                               f"writes it (window.{name} = {{...}}; on a single line): it was "
                               "edited by hand or written by another program; rerun "
@@ -453,6 +467,31 @@ def read_js_data(path: Path, name: str) -> dict:
                           "object (dict) that write_js_data writes; the file was edited by hand "
                           "or written by another program: rerun tools/export_weights.py")
     return data
+
+
+def _one_line_difference(line: str, name: str) -> str | None:
+    """How a line that sets ``window.<name>`` to a whole JSON value differs from what
+    write_js_data writes (``window.<name> = <JSON>;``), in words; None when the value does not
+    end on that line (it runs over several)."""
+    start = re.match(rf"([ \t]*)window\.{name}([ \t]*)=([ \t]*)", line)
+    try:
+        _, end = json.JSONDecoder().raw_decode(line, start.end())
+    except (ValueError, RecursionError):
+        return None
+    rest = line[end:].rstrip(" \t")
+    if not rest:
+        return "the final ';' is missing"
+    if not rest.startswith(";"):
+        return f"the value is followed by {_shown_text(rest.lstrip())} instead of ';'"
+    if rest[1:].strip():
+        return f"the ';' is followed by {_shown_text(rest[1:].strip())}"
+    if start[1]:
+        return "the line is indented"
+    return "the '=' is not written ' = ' (one space on each side)"
+
+
+def _shown_text(text: str) -> str:
+    return repr(text[:40] + ("..." if len(text) > 40 else ""))
 
 
 def _finite_float(path: Path, name: str):

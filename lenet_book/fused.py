@@ -34,7 +34,9 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad
 
 from lenet_book.checks import (
+    _a_kind,
     _check_fused_options,
+    _input_problem,
     at_the_door,
     check_finite_loss,
     check_fused_step,
@@ -126,6 +128,14 @@ def _call_unchanged(self, idx):
                          "its weights converted or moved, e.g. net.double() or net.to(...)): "
                          "the step would keep updating the old weights and leave the network "
                          "as it is; build a new FusedStep(net, images, labels)")
+    if (isinstance(idx, torch.Tensor) and idx.dim() == 1 and len(idx) == 1
+            and not getattr(self, "_one_image_taken", False)):
+        # a batch of one: a forward that drops its batch dimension (.squeeze()) was let in
+        problem = _input_problem(self.net, *self.images.shape[1:],
+                                 batch_of_one="idx holds one image")
+        if problem:
+            raise ValueError(f"FusedStep: {problem}")
+        self._one_image_taken = True
     return _fused_call(self, idx)
 
 
@@ -177,7 +187,7 @@ def warm_up(step, batches, steps=3):
     """
     if not isinstance(step, FusedStep):
         raise TypeError(f"warm_up runs a FusedStep: step must be one, e.g. FusedStep(net, images, "
-                        f"labels), got a {type(step).__name__}")
+                        f"labels), got {_a_kind(step)}")
     check_whole("warm_up: steps", steps)
     if (isinstance(batches, (str, bytes, torch.Tensor)) or not hasattr(batches, "__getitem__")
             or not batches):
@@ -208,7 +218,7 @@ class FusedEpochGraph:
     def __init__(self, step, batch_size):
         if not isinstance(step, FusedStep):
             raise TypeError(f"FusedEpochGraph records a FusedStep: step must be one, e.g. "
-                            f"FusedStep(net, images, labels), got a {type(step).__name__}")
+                            f"FusedStep(net, images, labels), got {_a_kind(step)}")
         check_whole("batch_size", batch_size)
         if step.images.device.type != "cuda":
             raise ValueError(f"FusedEpochGraph records a CUDA graph, which needs the data on a "

@@ -33,12 +33,18 @@ def lenet():
 
 def init_xavier(net):
     """Xavier-uniform weights for every linear and convolutional layer, as train_ch6 does
-    (chapter 3)."""
+    (chapter 3): nn.Linear and every convolution (Conv1d/2d/3d and ConvTranspose1d/2d/3d),
+    subclasses too; biases and other layers are left as they are."""
     check_network(net)
     for m in net.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):  # subclasses too
+        if isinstance(m, _XAVIER_LAYERS):
             _xavier_uniform(m)
     return net
+
+
+# the layers init_xavier redraws (the text's are nn.Linear and nn.Conv2d); _ConvNd is the base
+# class of every convolution, transposed ones included
+_XAVIER_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def _xavier_uniform(layer):
@@ -121,21 +127,22 @@ def _check_init_xavier(net):
     paper = sorted({type(m).__name__ for m in net.modules()
                     if type(m).__name__ in ("RBF", "PartialConv2d", "Subsampling")})
     if paper:
-        raise TypeError(f"init_xavier re-initialises plain Conv2d and Linear layers only; this is "
+        raise TypeError(f"init_xavier re-initialises linear and convolutional layers only; this is "
                         f"the 1998 network (it has {', '.join(paper)}), whose other layers it "
                         "would leave as they are, a mix of two schemes: initialise it with "
                         "original.init_paper(net)")
     # a lazy layer built later would get PyTorch's default weights, not Xavier's
     check_layers_built(net, "be initialised")
     for name, layer in net.named_modules():
-        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        if isinstance(layer, _XAVIER_LAYERS):
             _check_weight_drawable(name, layer)
 
 
-def _check_weight_drawable(name, layer):
+def _check_weight_drawable(name, layer, fix=None):
     """A weight computed from other tensors is drawn through its parametrization (tried on a
     copy first, so that a refusal leaves the network as it was) or the old weight_norm's hook;
-    one computed otherwise (the old spectral_norm, pruning) cannot be redrawn."""
+    one computed otherwise (the old spectral_norm, pruning) cannot be redrawn. ``fix`` replaces
+    the advice to initialise first (the text's loop, whose init=True redraws, says init=False)."""
     by = _computed_by(layer, "weight")
     if by is None or _old_weight_norm(layer) is not None:
         return
@@ -154,15 +161,16 @@ def _check_weight_drawable(name, layer):
                 trial.weight = weight
             except (NotImplementedError, RuntimeError, ValueError) as error:
                 raise ValueError(f"{where}: {by} computes it from other tensors, and cannot be "
-                                 f"given a new weight (PyTorch says {str(error)!r}); initialise "
-                                 f"the layer before adding {by}, e.g. models.init_xavier(net) "
-                                 "first") from None
+                                 f"given a new weight (PyTorch says {str(error)!r}); "
+                                 + (fix or f"initialise the layer before adding {by}, e.g. "
+                                    "models.init_xavier(net) first")) from None
         return
     raise ValueError(f"{where}: {by} computes it from other tensors at every forward pass, so "
-                     f"what it writes into the weight would be lost; initialise the network "
-                     f"before adding it: models.init_xavier(net) first"
-                     + (", or use torch.nn.utils.parametrizations.spectral_norm, which "
-                        "init_xavier draws through" if "spectral_norm" in by else ""))
+                     f"what it writes into the weight would be lost; "
+                     + (fix or "initialise the network before adding it: models.init_xavier(net) "
+                        "first" + (", or use torch.nn.utils.parametrizations.spectral_norm, "
+                                   "which init_xavier draws through" if "spectral_norm" in by
+                                   else "")))
 
 
 init_xavier = at_the_door(init_xavier, _check_init_xavier)

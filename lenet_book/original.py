@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import numbers
 from collections import OrderedDict
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_book.checks import (
+    _a_kind,
     _brief,
     _on_cpu,
     at_the_door,
@@ -200,6 +202,16 @@ def _check_predict(penalties):
                          "network's weights hold NaN or infinite numbers (a training that "
                          "diverged), or its images do; build it again and train with a smaller "
                          "learning rate, and check that the images are numbers")
+    # a row of +inf only (penalties that overflowed) has no smallest either
+    if _on_cpu(penalties) and penalties.is_floating_point() and not penalties.requires_grad \
+            and bool((penalties == math.inf).all(dim=1).any()):
+        rows = int((penalties == math.inf).all(dim=1).sum())
+        raise ValueError(f"predict: the penalties are all infinite in {rows} of "
+                         f"{len(penalties)} rows, which have no smallest (argmin would pick "
+                         "class 0 for them): they overflowed, as a training that diverged "
+                         "leaves them (weights too large or no longer numbers), or the images "
+                         "are not numbers; build the network again and train with a smaller "
+                         "learning rate, and check that the images are numbers")
 
 
 predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
@@ -264,7 +276,7 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
             # numbers.Integral: numpy integers too, e.g. a table read from a numpy array
             if isinstance(i, bool) or not isinstance(i, numbers.Integral):
                 raise TypeError(f"PartialConv2d: input maps must be whole numbers (int), the "
-                                f"maps' numbers from 0, got {i!r} (a {type(i).__name__}) in "
+                                f"maps' numbers from 0, got {i!r} ({_a_kind(i)}) in "
                                 f"{list(maps)}; write each map's number as an int, e.g. "
                                 "[0, 1, 2]")
             if len(set(maps)) < len(maps) and maps.count(i) > 1:
@@ -286,7 +298,7 @@ def _check_paper_input(self, X):
     """Images in [0, 1] as floats: 0-255 pixels would be scaled 255 times too far (the dtype
     only: nothing is read from the tensor, so nothing waits for a GPU)."""
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
-        got = f"{X.dtype} images" if isinstance(X, torch.Tensor) else f"a {type(X).__name__}"
+        got = f"{X.dtype} images" if isinstance(X, torch.Tensor) else _a_kind(X)
         raise TypeError(f"PaperInput takes float images in [0, 1]: to_float(images) first "
                         f"(lenet_book.train.to_float), got {got}")
 
@@ -295,7 +307,7 @@ def _maps_problem(X, channels):
     """Why X is not a batch of ``channels`` feature maps, N×channels×H×W (or one image's,
     channels×H×W); None if it is. Shapes only: nothing waits for a GPU."""
     if not isinstance(X, torch.Tensor):
-        return f"a {type(X).__name__}"
+        return _a_kind(X)
     if X.dim() not in (3, 4):
         return f"a tensor of shape {tuple(X.shape)} (a batch is 4-D, N×{channels}×H×W)"
     if X.shape[-3] != channels:
@@ -363,7 +375,7 @@ def _check_rbf_input(self, X):
     width = self.codes.shape[1]
     if not isinstance(X, torch.Tensor) or X.dim() != 2 or X.shape[1] != width:
         got = (f"shape {tuple(X.shape)}" if isinstance(X, torch.Tensor)
-               else f"a {type(X).__name__}")
+               else _a_kind(X))
         raise ValueError(f"RBF takes F6's {width} outputs per image, a tensor N×{width}, got "
                          f"{got}; put it after a layer of {width} outputs, e.g. "
                          f"nn.Linear(120, {width}) as F6")
@@ -413,7 +425,7 @@ def _check_init_paper(net):
 
 def _check_scaled_tanh(self, a):
     if not isinstance(a, torch.Tensor):
-        raise TypeError(f"ScaledTanh takes a tensor, got {_brief(a)} (a {type(a).__name__}); "
+        raise TypeError(f"ScaledTanh takes a tensor, got {_brief(a)} ({_a_kind(a)}); "
                         "e.g. f(torch.tensor(1.0)) or f(torch.linspace(-3, 3, 100))"
                         + ("; for a numpy array, f(torch.from_numpy(a))"
                            if type(a).__module__ == "numpy" else ""))
@@ -438,7 +450,7 @@ def _check_network_input(net, args):
             and X.dtype == weight.dtype:
         return
     got = (f"{X.dtype} of shape {tuple(X.shape)}" if isinstance(X, torch.Tensor)
-           else f"a {type(X).__name__}")
+           else _a_kind(X))
     raise (ValueError if isinstance(X, torch.Tensor) else TypeError)(
         f"original_lenet takes a batch of grey 28×28 images, N×1×28×28 {weight.dtype} in "
         f"[0, 1] (to_float(images) gives them; its input layer pads them to the paper's 32×32; "

@@ -314,12 +314,18 @@ def _check_seeds(before, after):
 
 
 def _as_number(accuracy):
-    """One accuracy given as a tensor or numpy array of one number, or a numpy scalar, as a
-    Python number; anything else as it is (paired_test's own check names it)."""
+    """One accuracy given as a tensor or numpy array of one number, a numpy scalar or another
+    real number (fractions.Fraction, which scipy cannot take), as a Python number; anything else
+    as it is (paired_test's own check names it)."""
     if isinstance(accuracy, torch.Tensor) and accuracy.numel() == 1:
         return accuracy.item()
     if isinstance(accuracy, (np.ndarray, np.generic)) and accuracy.size == 1:
         return accuracy.item()
+    if isinstance(accuracy, numbers.Real) and not isinstance(accuracy, (int, float)):
+        try:
+            return float(accuracy)
+        except (OverflowError, TypeError, ValueError):  # too large: the range check names it
+            return accuracy
     return accuracy
 
 

@@ -298,18 +298,51 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
     """The seed study's record: {"device", "torch", "date", "validation", "results"}."""
     name = _plain_name(name)
     _check_file_name(name)
-    path = results_folder() / name if isinstance(name, str) and name else None
-    if path is None or _absent(path):
-        known = sorted(p.name for p in results_folder().glob("accuracy-seeds*.json"))
-        if not isinstance(name, str):
-            raise TypeError(f"name must be the file name of a seed study, e.g. "
-                            f"{(known or ['accuracy-seeds-h200.json'])[0]!r}, got {name!r} "
-                            f"(a {type(name).__name__})")
+    if not isinstance(name, str):
+        known = _seed_studies()
+        raise TypeError(f"name must be the file name of a seed study, e.g. "
+                        f"{(known or ['accuracy-seeds-h200.json'])[0]!r}, got {name!r} "
+                        f"(a {type(name).__name__})")
+    if not name.endswith(".json"):  # a log beside the records is intact, not a damaged record
+        raise ValueError(f"load_seed_study takes the file name of a seed study in "
+                         f"{results_folder()}, a .json record, e.g. 'accuracy-seeds-h200.json', "
+                         f"got {name!r}; the seed studies are {_studies_named()}")
+    path = results_folder() / name
+    if _absent(path):
         raise FileNotFoundError(f"name: no seed study {name!r} in {results_folder()}; the seed "
-                                f"studies "
-                                f"are {', '.join(known) or 'none'} (written by "
-                                "benchmarks/accuracy_seeds.py)")
-    return _read_record(path)
+                                f"studies are {_studies_named()}")
+    record = _read_record(path)
+    if not _is_seed_study(record):
+        speed = isinstance(record, dict) and "runs" in record
+        raise ValueError(f"load_seed_study: {name!r} is not a seed study (it has no 'results' "
+                         "of seeded runs)"
+                         + (f": it is a speed benchmark's record, which speed.load_result("
+                            f"{name!r}) reads" if speed else "")
+                         + f"; the seed studies are {_studies_named()}")
+    return record
+
+
+def _is_seed_study(record):
+    return isinstance(record, dict) and isinstance(record.get("results"), dict)
+
+
+def _seed_studies():
+    """The records in the results folder that are seed studies, by what they hold (--json of
+    benchmarks/accuracy_seeds.py may name them anything, e.g. batch-norm-final-cpu.json)."""
+    import json
+    found = []
+    for path in sorted(results_folder().glob("*.json")):
+        try:
+            if _is_seed_study(json.loads(path.read_text(encoding="utf-8"))):
+                found.append(path.name)
+        except (OSError, ValueError, RecursionError):  # unusable: named when it is loaded
+            continue
+    return found
+
+
+def _studies_named():
+    return (f"{', '.join(_seed_studies()) or 'none'} (written by "
+            "benchmarks/accuracy_seeds.py --json)")
 
 
 def _check_file_name(name):
@@ -321,10 +354,10 @@ def _check_file_name(name):
                          f"{results_folder()}, e.g. 'accuracy-seeds-h200.json'")
 
 
-def _study_result(study, name, param="name"):
+def _study_result(study, name, param="name", caller="this function"):
     """One named run of a seed study (the argument ``param``); a record of another kind, or an
     unknown name, is named."""
-    _check_study(study)
+    _check_study(study, caller)
     if not isinstance(name, str):  # a list would fail as unhashable; JSON names are str
         example = next(iter(study["results"]), "text")
         raise TypeError(f"{param}: a run's name must be a str, e.g. {example!r}, got {name!r} "
@@ -335,10 +368,20 @@ def _study_result(study, name, param="name"):
     return study["results"][name]
 
 
-def _check_study(study):
-    if not isinstance(study, dict) or not isinstance(study.get("results"), dict):
-        raise TypeError("takes a seed study as load_seed_study() returns it (a dict with "
-                        "'results'); this is not one (a benchmark record of load_result?)")
+def _check_study(study, caller):
+    """A seed study as load_seed_study returns it; its file name, or a speed record, is named
+    with what to call instead."""
+    if _is_seed_study(study):
+        return
+    if isinstance(study, (str, os.PathLike)):
+        got = (f"the file name {os.fspath(study)!r}: load it first, study = load_seed_study("
+               f"{os.fspath(study)!r}), and pass study")
+    elif isinstance(study, dict) and "runs" in study:
+        got = "a speed benchmark's record (of speed.load_result: it has 'runs', not 'results')"
+    else:
+        got = f"a {type(study).__name__}, which is not one"
+    raise TypeError(f"{caller} takes a seed study as load_seed_study() returns it (a dict with "
+                    f"'results'), got {got}")
 
 
 _STATS = ("mean", "std", "min", "max", "n")
@@ -458,7 +501,7 @@ def _pair_keys(split):
 
 def accuracy_by_seed(study, name, split="valid"):
     """{seed: accuracy} of one named run of the seed study on "valid" or "test"."""
-    result = _study_result(study, name)
+    result = _study_result(study, name, caller="accuracy_by_seed")
     _check_study_run(result, name, _pair_keys(split))
     if f"{split}_acc" not in result:
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
@@ -486,7 +529,7 @@ def _check_pairs(name, split, seeds, accuracies):
 def seed_study_table(study, rows, splits=("valid",)):
     """Accuracy over seeds of the named runs, as a DataFrame: rows is {label: result name}."""
     import pandas as pd
-    _check_study(study)
+    _check_study(study, "seed_study_table")
     _check_rows(rows, study)
     _check_splits(splits)
     for label, name in rows.items():  # every row before the first is made
@@ -540,6 +583,7 @@ def seed_study_pairs(study, reference, rows, split="valid"):
     import pandas as pd
 
     from lenet_book import recipes
+    _check_study(study, "seed_study_pairs")
     _check_rows(rows)
     _study_result(study, reference, "reference")
     _check_rows(rows, study)

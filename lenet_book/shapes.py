@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dis
+import inspect
 import math
 import numbers
 import textwrap
+import weakref
 
 import numpy as np
 import torch
@@ -19,6 +22,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import is_lazy as _not_built
 
 from lenet_book.checks import (
+    _brief,
     _generators_kept,
     at_the_door,
     buffers_kept,
@@ -130,8 +134,11 @@ def shape_by_pytorch(layer, shape):
                   if t.is_floating_point()), torch.get_default_dtype())
     try:
         meta = copy.deepcopy(layer, _meta_stand_ins(layer)).to("meta").eval()
+        _check_transposed_channels(meta, "block" if isinstance(layer, _AsOne) else "")
         with torch.no_grad():
             out = meta(torch.empty(shape, device="meta", dtype=dtype))
+    except ShapeError:  # _check_transposed_channels's words
+        raise
     except Exception as err:  # whatever the layer raises for an input it cannot take
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if meta is not None and "meta" not in first.lower():  # the input does not fit
@@ -176,6 +183,28 @@ def _shape_on_zeros(layer, shape, said):
     except Exception as err:  # whatever the layer raises for an input it cannot take
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ShapeError(f"another input: PyTorch says {first!r}") from None
+
+
+def _check_transposed_channels(meta, top):
+    """PyTorch's meta kernel of a transposed convolution (ConvTranspose1d/2d/3d) does not check
+    its input's channels, which the real one refuses: hooks on the meta copy ``meta`` check
+    them (``top``, the name of the user's layer in it, is "" or "block" for an _AsOne)."""
+    for name, module in meta.named_modules():
+        if not isinstance(module, nn.modules.conv._ConvTransposeNd):
+            continue
+        dims = len(module.kernel_size)
+        where = ("its in_channels" if name == top
+                 else f"the in_channels of its {name.removeprefix(top + '.')!r}, "
+                      f"{type(module).__name__}")
+
+        def check(module, inputs, dims=dims, where=where):
+            x = inputs[0] if inputs else None
+            if (isinstance(x, torch.Tensor) and x.dim() in (dims + 1, dims + 2)
+                    and module.in_channels and x.shape[-dims - 1] != module.in_channels):
+                raise ShapeError(f"{module.in_channels} input channel(s) ({where}), in "
+                                 f"dimension {x.dim() - dims - 1}")
+
+        module.register_forward_pre_hook(check)
 
 
 def _meta_stand_ins(layer):
@@ -438,8 +467,11 @@ def _check_fitting_sizes(net, input_shape, largest=128):
     _check_sequential("fitting_sizes", net)
     check_whole("fitting_sizes: largest", largest)
     if not isinstance(input_shape, (tuple, list, torch.Size)):
+        # _brief: a tensor's shape, not its thousands of values
         raise TypeError(f"fitting_sizes: input_shape must be a batch's shape such as "
-                        f"(1, 1, 28, 28), got {input_shape!r}")
+                        f"(1, 1, 28, 28), got {_brief(input_shape, 80)}"
+                        + ("; for a batch X pass its shape, X.shape"
+                           if isinstance(input_shape, (torch.Tensor, np.ndarray)) else ""))
     for size in input_shape:
         check_whole("fitting_sizes: each of input_shape's sizes", size, least=0)
     if len(input_shape) == 3 and isinstance(net, nn.Module) \
@@ -448,6 +480,16 @@ def _check_fitting_sizes(net, input_shape, largest=128):
         raise ValueError(f"fitting_sizes: input_shape must be a batch's shape N×C×H×W, 4 "
                          f"numbers such as (1, 1, 28, 28) (H and W are tried), got "
                          f"{input_shape!r}, without the batch dimension")
+    # 2 sizes hold no batch besides the height and width tried; more than 4 no layer with a
+    # window (Conv2d, pooling) takes: either way [] would read "no size fits" (fewer than 2:
+    # fitting_sizes itself answers [], no height and width)
+    if len(input_shape) == 2 or len(input_shape) > 4 and isinstance(net, nn.Module) \
+            and any(isinstance(m, WINDOWED) for m in net.modules()):
+        raise ValueError(f"fitting_sizes: input_shape must be a batch's shape N×C×H×W, 4 "
+                         f"numbers such as (1, 1, 28, 28) (H and W are tried), got "
+                         f"{tuple(input_shape)!r}, {len(input_shape)} number(s)"
+                         + ("; for one H×W grey image, (1, 1, H, W)" if len(input_shape) == 2
+                            else ""))
 
 
 def _buffers_kept(bound):
@@ -481,10 +523,11 @@ def _check_layer(name, layer):
 def _check_shape(name, shape, param="shape"):
     """A shape such as (1, 1, 28, 28): a tuple, list or torch.Size of whole numbers ≥ 0."""
     if not isinstance(shape, (tuple, list, torch.Size)):
+        # _brief: a tensor's shape, not its thousands of values
         raise TypeError(f"{name}: {param} must be a shape such as (1, 1, 28, 28), a tuple of "
-                        f"whole numbers, got {shape!r} (a {type(shape).__name__})"
-                        + ("; for a tensor pass tuple(X.shape)"
-                           if isinstance(shape, torch.Tensor) else ""))
+                        f"whole numbers, got {_brief(shape, 80)} (a {type(shape).__name__})"
+                        + ("; for a tensor pass its shape, X.shape"
+                           if isinstance(shape, (torch.Tensor, np.ndarray)) else ""))
     for size in shape:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0:
             raise (ValueError if isinstance(size, numbers.Integral) else TypeError)(
@@ -646,8 +689,83 @@ def _has_own_pre_hooks(module):
     the layer sees it (e.g. ``lambda m, i: (i[0].reshape(-1, 1, 28, 28),)``), which the rules
     here do not see."""
     hooks = getattr(module, "_forward_pre_hooks", None) or {}
-    return any(not (getattr(hook, "__module__", None) or type(hook).__module__ or "")
-               .startswith(("torch.", "lenet_book.")) for hook in hooks.values())
+    return any(_is_own(hook) for hook in hooks.values())
+
+
+def _is_own(hook):
+    """A hook of one's own: not PyTorch's, nor lenet_book's (e.g. the text's loop's)."""
+    return not (getattr(hook, "__module__", None) or type(hook).__module__ or "").startswith(
+        ("torch.", "lenet_book."))
+
+
+def _has_own_forward_hooks(module):
+    """Forward hooks of one's own on ``module`` (register_forward_hook) that may return a value,
+    which replaces the layer's output (e.g. ``lambda m, i, out: out[:, :, :-1, :-1]``): the
+    rules here do not see it. A hook whose code returns nothing (a ``def`` that records) cannot
+    change the output, and is left out so that it is not run at every check."""
+    hooks = getattr(module, "_forward_hooks", None) or {}
+    return any(_is_own(hook) and not _returns_nothing(hook) for hook in hooks.values())
+
+
+def _returns_nothing(hook):
+    """True when ``hook`` surely returns None, read from its bytecode: a function whose every
+    return is of None (a ``def`` that records), or a lambda whose value is that of a call that
+    returns None (``lambda m, i, out: seen.append(out)``). Else False: it may return a value."""
+    code = getattr(getattr(hook, "__func__", hook), "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE
+                                        | inspect.CO_ASYNC_GENERATOR):
+        return False
+    instructions = list(dis.get_instructions(code))
+    if code.co_name == "<lambda>":
+        return _calls_for_nothing(instructions)
+    for before, instruction in zip([None, *instructions], instructions):
+        if instruction.opname == "RETURN_CONST" and instruction.argval is not None:
+            return False
+        if instruction.opname == "RETURN_VALUE" and (  # a jump may bring another value to it
+                instruction.is_jump_target or before is None or before.opname != "LOAD_CONST"
+                or before.argval is not None):
+            return False
+    return True
+
+
+# calls that return None, as a lambda that records ends: list.append, print, ... (not add or
+# put, which tensors have too)
+_NOTHING_BACK = {"append", "appendleft", "extend", "insert", "update", "print"}
+
+
+def _calls_for_nothing(instructions):
+    """Whether a lambda's ``instructions``, without branches, end with a call of one of
+    _NOTHING_BACK: the callee is the last one loaded onto a stack of at most one value (its
+    object), and stays there until that last call."""
+    depth, callee, kept = 0, None, False
+    for instruction in instructions[:-1]:
+        if instruction.opcode in dis.hasjrel or instruction.opcode in dis.hasjabs:
+            return False
+        arg = instruction.arg if instruction.opcode >= dis.HAVE_ARGUMENT else None
+        try:
+            before, depth = depth, depth + dis.stack_effect(instruction.opcode, arg, jump=False)
+        except ValueError:  # an instruction of another Python that dis cannot weigh
+            return False
+        if instruction.opname.startswith("LOAD_") and before <= 1 and depth == 2:
+            callee, kept = instruction.argval, True
+        elif depth < 2:
+            kept = kept and instruction.opname == "CALL" and depth == 1
+    return (len(instructions) > 1 and instructions[-1].opname == "RETURN_VALUE" and depth == 1
+            and kept and instructions[-2].opname == "CALL" and callee in _NOTHING_BACK)
+
+
+# the layers that next_shape's rules shape by isinstance (NORMS: by their type alone)
+_RULED = (*POINTWISE, *WINDOWED, nn.Linear, nn.Flatten)
+
+
+def _forward_not_ruled(layer):
+    """A subclass of a layer with a rule (Conv2d, Linear, a pool, Flatten, ReLU, Dropout, ...)
+    that has its own forward (e.g. timm's Conv2dSame, which pads in its forward): its base
+    class's rule would be wrong about it, so PyTorch finds its shape."""
+    return any(isinstance(layer, base)
+               and any(getattr(type(layer), method) is not getattr(base, method)
+                       for method in ("forward", "_conv_forward") if hasattr(base, method))
+               for base in _RULED)
 
 
 def _unwrapped(net):
@@ -665,10 +783,10 @@ def _unwrapped(net):
 
 def _as_walked(net):
     """``net`` as walk follows it: the network inside a DataParallel or torch.compile wrapper,
-    and a Sequential subclass with its own forward, or one with forward pre-hooks of one's own,
-    held as the one layer of an nn.Sequential, its shape found by PyTorch."""
+    and a Sequential subclass with its own forward, or one with forward (pre-)hooks of one's
+    own, held as the one layer of an nn.Sequential, its shape found by PyTorch."""
     net = _unwrapped(net)
-    if _has_own_forward(net) or _has_own_pre_hooks(net):
+    if _has_own_forward(net) or _has_own_pre_hooks(net) or _has_own_forward_hooks(net):
         return nn.Sequential(net)
     return net
 
@@ -687,6 +805,42 @@ class _AsOne(nn.Module):
         return self.block(*inputs)
 
 
+_HOOKED = weakref.WeakKeyDictionary()  # layer -> {(shape, how it is built): shape or words}
+
+
+def _shape_with_hooks(layer, shape):
+    """The output shape of ``layer``, which has forward hooks of one's own, found by PyTorch
+    with its hooks (a meta copy runs them), or the words of the ShapeError it raised. Found once
+    for a layer, shape, settings and hooks: a hook that records outputs (a lambda may return
+    what it records) is not run again at each check (evaluate's every epoch)."""
+    key = (tuple(shape), repr(layer),  # a lazy layer's weights not built have no shape yet
+           tuple((None if _not_built(t) else tuple(t.shape), t.dtype)
+                 for t in (*layer.parameters(), *layer.buffers())),
+           tuple((id(m), *getattr(m, "_forward_pre_hooks", {}), *getattr(m, "_forward_hooks", {}))
+                 for m in layer.modules()))
+    known = _HOOKED.setdefault(layer, {})
+    if key not in known:
+        try:
+            known[key] = shape_by_pytorch(_AsOne(layer), tuple(shape))
+        except ShapeError as err:
+            known[key] = str(err)
+    return known[key]
+
+
+class _Known(nn.Module):
+    """A layer whose output shape is known (_shape_with_hooks): an empty tensor of that shape,
+    or the ShapeError of the layer it stands for."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def forward(self, x):
+        if isinstance(self.out, str):
+            raise ShapeError(self.out)
+        return x.new_empty(self.out)
+
+
 @contextlib.contextmanager
 def _one_if_own_forward(bound):
     """next_shape follows an nn.Sequential's layers one by one: a subclass with its own forward
@@ -695,7 +849,11 @@ def _one_if_own_forward(bound):
     then runs the hooks too (only then, so that hooks that record inputs are not run at every
     check)."""
     layer = bound.arguments["layer"]
-    if _has_own_forward(layer):
+    # so is a subclass of a layer with a rule that has its own forward (_forward_not_ruled), and
+    # a layer with forward hooks that may replace its output (_shape_with_hooks)
+    if _has_own_forward_hooks(layer):
+        bound.arguments["layer"] = _Known(_shape_with_hooks(layer, bound.arguments["shape"]))
+    elif _has_own_forward(layer) or _forward_not_ruled(layer):
         bound.arguments["layer"] = _AsOne(layer)
     elif _has_own_pre_hooks(layer):
         try:
@@ -763,7 +921,8 @@ def _traced(bound):
     net, X = bound.arguments["net"], bound.arguments["X"]
     if isinstance(net, nn.Module):  # traced through a torch.compile or DataParallel wrapper
         net = bound.arguments["net"] = _unwrapped(net)
-    if _has_own_forward(net) or _has_own_pre_hooks(net):  # traced as one layer, as run
+    if _has_own_forward(net) or _has_own_pre_hooks(net) or _has_own_forward_hooks(net):
+        # traced as one layer, as it runs
         bound.arguments["net"] = nn.Sequential(net)
     device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
     # shapes need no gradients: without them, X made inside torch.inference_mode() runs too

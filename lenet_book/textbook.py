@@ -41,7 +41,7 @@ from lenet_book.checks import (
 )
 from lenet_book.data import ensure_fashion_mnist
 from lenet_book.device import synchronize
-from lenet_book.models import init_xavier
+from lenet_book.models import _XAVIER_LAYERS, _check_weight_drawable, init_xavier
 
 
 def text_loaders(root="../data", batch_size=256, workers=None):
@@ -220,6 +220,16 @@ def _check_batch_fits_net(name, X, net):
     """The loop feeds the batches to the network as they come: the same float dtype as its
     weights, and a size (C×H×W) it takes."""
     dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), None)
+    if dtype is not None and X.dtype != dtype and dtype != torch.float32:
+        # the network is the odd one out: ToTensor's images are float32, as train's batches are
+        images, weights = (str(t).replace("torch.", "") for t in (X.dtype, dtype))
+        raise TypeError(f"{name}: the images are {images}, the network {weights}: the loop "
+                        "feeds them to it as they come, and the network's weights are "
+                        f"{weights}, not the float32 that transforms.ToTensor() gives: convert "
+                        "it with net.float()"
+                        + ("" if X.dtype == torch.float32 else
+                           ", and make the data set give float32 images (.float() in its "
+                           "transform)"))
     if dtype is not None and X.dtype != dtype:
         raise TypeError(f"{name}: the images are {str(X.dtype).replace('torch.', '')}, the "
                         f"network {str(dtype).replace('torch.', '')}: the loop feeds them to it "
@@ -486,7 +496,16 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
     check_device(device)
     check_function("on_epoch", on_epoch)
     check_flags(init=init)
-    redrawn = [m.weight for m in net.modules() if type(m) in (nn.Linear, nn.Conv2d)] if init else []
+    if init:  # the body's init_xavier(net) would refuse a weight it cannot redraw, and say why
+        for layer_name, layer in net.named_modules():
+            if isinstance(layer, _XAVIER_LAYERS):
+                try:
+                    _check_weight_drawable(layer_name, layer, fix=(
+                        "init=True redraws every weight with init_xavier, as train_ch6 does: "
+                        "pass init=False to train the weights it has"))
+                except ValueError as error:
+                    raise ValueError(f"train_text_loop: {error}") from None
+    redrawn = [m.weight for m in net.modules() if isinstance(m, _XAVIER_LAYERS)] if init else []
     _check_finite_weights("train_text_loop", net, redrawn)  # init_xavier keeps biases, statistics
     # what the loaders give, before a step (the test loader is otherwise read after an epoch)
     first = []

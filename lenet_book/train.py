@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from lenet_book.checks import (
+    _got,
+    _is_flag,
     _step_outputs_checked,
     at_the_door,
     check_built,
@@ -274,7 +276,8 @@ def _as_train_leaves_it(bound):
     except BaseException as error:
         for module, mode in modes:  # as found: the body switches to training mode each epoch
             module.training = mode
-        if bound.arguments.get("compile") and _no_cxx_compiler(error):
+        flag = bound.arguments.get("compile")  # a refused non-flag (a tensor) has no truth
+        if _is_flag(flag) and flag and _no_cxx_compiler(error):
             # at the first compiled step, before its update: the weights are as they were
             raise ValueError("train: compile=True needs a working C++ compiler (torch.compile "
                              "builds the network's kernels with one), and none was found: "
@@ -338,7 +341,7 @@ def _check_shuffled_batches(num_examples, batch_size, generator):
     check_whole("shuffled_batches: batch_size", batch_size)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"shuffled_batches draws from a torch.Generator: generator must be one, "
-                        f"got {generator!r}; e.g. "
+                        f"got {_got(generator)}; e.g. "
                         "torch.Generator(device=images.device).manual_seed(0)")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import errno
+import fcntl
 import functools
 import gzip
 import hashlib
@@ -27,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
+from fractions import Fraction
 from pathlib import Path
 
 import nbformat
@@ -35,11 +39,16 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.prune as prune
 from torch import nn
 
 from lenet_book import (
+    book,
+    checkpoint,
     checks,
     data,
+    device,
+    fast,
     fused,
     models,
     original,
@@ -49,7 +58,14 @@ from lenet_book import (
     speed,
     textbook,
 )
-from lenet_book.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from lenet_book.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    state_dict_sha256,
+)
+from lenet_book.device import device_name
 from lenet_book.export import (
     ExportError,
     decode_state_dict,
@@ -309,8 +325,10 @@ def test_6_a_full_disk_during_save_is_a_checkpoint_error_and_keeps_the_old_file(
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
 
     monkeypatch.setattr(torch, "save", disk_full)
+    monkeypatch.setattr(shutil, "disk_usage",  # a full disk: less room than the weights need
+                        lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(CheckpointError, match=rf"Cannot save the checkpoint to {path}: torch "
-                                              "could not write the file .*disk is probably full"):
+                                              "could not write the file .*the disk is full"):
         save_checkpoint(models.lenet(), path)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
@@ -8669,6 +8687,1619 @@ def test_31_loading_a_network_of_scores_over_it_brings_back_the_argmin_refusal(t
     refused_by_lenet_book(ValueError, r"evaluate: predict picks the smallest output",
                           lambda: evaluate(net, *tiny_data(), predict=_argmin))
 
+
+def test_31_the_default_rule_is_refused_for_a_network_trained_towards_its_smallest_output():
+    """evaluate scored it with argmax (0.0003 where argmin gives 0.68) without a word."""
+    net = _trained_as_energies()
+    for copied in (net, copy.deepcopy(net)):
+        refused_by_lenet_book(ValueError, r"evaluate: this network was trained so that its "
+                              r"smallest output wins.*predict picks the largest",
+                              lambda: evaluate(copied, *tiny_data()))
+
+def _unchanged(before, net):
+    return all(torch.equal(before[name], tensor) for name, tensor in net.state_dict().items())
+
+
+class _Squeezed(nn.Module):
+    """A forward that ends in .squeeze(): (N, 10) for N > 1, (10,) for one image."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)).squeeze()
+
+
+class _Transposed(nn.Module):
+    """A forward that returns the scores transposed, classes × images."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)).T
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1)])
+def test_31_a_loss_of_shape_1_is_refused_by_train_before_any_step(shape):
+    """A loss of shape (1,) passed the door, took a step, then failed in torch's words
+    ("output with shape [] doesn't match the broadcast shape [1]")."""
+    images, labels = tiny_data(32)
+    net = models.init_xavier(models.lenet())
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, re.escape(f"got shape {shape}: use loss.squeeze() or loss.mean()"),
+        lambda: train(net, (images, labels), num_epochs=1, batch_size=16,
+                      loss_fn=lambda s, t: F.cross_entropy(s, t).reshape(shape)))
+    assert "shape ()" in message
+    assert _unchanged(before, net)
+
+
+def test_31_a_loss_of_shape_1_is_refused_by_train_step_before_its_step():
+    """train_step took the step and returned tensor([75.56]), a loss of shape (1,)."""
+    images, labels = tiny_data(16)
+    net = models.init_xavier(models.lenet())
+    before = weights(net)
+    refused_by_lenet_book(
+        ValueError, r"got shape \(1,\): use loss.squeeze\(\) or loss.mean\(\)",
+        lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                           lambda s, t: F.cross_entropy(s, t).view(1), to_float(images), labels))
+    assert _unchanged(before, net)
+
+
+def test_31_a_loss_squeezed_to_one_number_still_trains():
+    images, labels = tiny_data(32)
+    history, _ = train(models.init_xavier(models.lenet()), (images, labels), num_epochs=1,
+                       batch_size=16, loss_fn=lambda s, t: F.cross_entropy(s, t).view(1).squeeze())
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_31_a_forward_ending_in_squeeze_trains_and_scores_when_no_batch_holds_one_image():
+    """train refused it ("end it with a layer of 10 outputs"): the door probed with one image."""
+    images, labels = tiny_data(32)
+    torch.manual_seed(0)
+    net = _Squeezed()
+    history, _ = train(net, (images, labels), {"valid": (images, labels)}, num_epochs=1,
+                       batch_size=16)
+    assert math.isfinite(history[0]["loss"]) and "valid_acc" in history[0]
+    assert 0 <= evaluate(net, images, labels) <= 1
+    step = train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                      to_float(images[:4]), labels[:4])
+    assert step[0].shape == ()
+
+
+def test_31_a_forward_ending_in_squeeze_is_refused_naming_it_where_a_batch_of_one_occurs():
+    """The message sent the reader to the last layer ("end it with a layer of 10 outputs"),
+    which already gave 10."""
+    images, labels = tiny_data(33)
+    net = _Squeezed()
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, r"drops the batch dimension of a single image \(a \.squeeze\(\)\?\).*"
+                    r"the last batch of each epoch holds one image \(33 images in batches of "
+                    r"16\).*squeeze\(-1\)",
+        lambda: train(net, (images, labels), num_epochs=1, batch_size=16))
+    assert "end it with a layer" not in message
+    assert _unchanged(before, net)
+    refused_by_lenet_book(ValueError, r"evaluate: the forward drops the batch dimension.*"
+                                      r"the last batch of evaluate holds one image",
+                          lambda: evaluate(net, images, labels, batch_size=16))
+    refused_by_lenet_book(ValueError, r"train_step: X: the forward drops the batch dimension.*"
+                                      r"it holds one image",
+                          lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                             nn.CrossEntropyLoss(), to_float(images[:1]),
+                                             labels[:1]))
+    assert _unchanged(before, net)
+
+
+def test_31_a_forward_returning_the_scores_transposed_is_named():
+    """It was told to "end it with a layer of 10 outputs", which it had."""
+    images, labels = tiny_data(32)
+    message = refused_by_lenet_book(
+        ValueError, r"the network's output is transposed: .*\(10, 2\).*not scores\.T",
+        lambda: train(_Transposed(), (images, labels), num_epochs=1, batch_size=16))
+    assert "end it with a layer" not in message
+
+
+def test_31_lr_changed_after_build_says_to_set_it_in_the_recipe_and_build_again():
+    """The message said to give the rate "inside the optimizer function", which build wrote."""
+    images, labels = tiny_data(32)
+    net, options = recipes.build(recipes.ORIGINAL)
+    options.update(num_epochs=1, batch_size=16, lr=0.001)
+    refused_by_lenet_book(
+        ValueError, re.escape("set 'lr' in the recipe and build again, e.g. net, options = "
+                              "recipes.build({**recipes.ORIGINAL, 'lr': 0.001})"),
+        lambda: train(net, (images, labels), **options))
+    recipe = recipes.modern_recipe([name for name, _ in recipes.MODERN_STEPS[:4]])
+    net, options = recipes.build(recipe)
+    options.update(num_epochs=1, batch_size=16, lr=0.05)
+    message = refused_by_lenet_book(ValueError, r"recipes.build\(\{\*\*recipe, 'lr': 0.05\}\)",
+                                    lambda: train(net, (images, labels), **options))
+    assert "inside the optimizer function" not in message
+
+
+def test_31_lr_beside_an_optimizer_function_of_ones_own_keeps_its_message():
+    images, labels = tiny_data(32)
+    refused_by_lenet_book(
+        ValueError, r"inside the optimizer function",
+        lambda: train(models.lenet(), (images, labels), num_epochs=1, batch_size=16, lr=0.5,
+                      optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)))
+
+
+@pytest.mark.parametrize("last", [nn.Softmax(dim=1), nn.Sigmoid()])
+def test_31_fused_step_refuses_a_network_that_ends_in_softmax_or_sigmoid(last):
+    """FusedStep trained it (softmax taken twice), while train_fused refused it."""
+    images, labels = tiny_data(32)
+    net = nn.Sequential(*models.init_xavier(models.lenet()), last)
+    refused_by_lenet_book(ValueError, rf"FusedStep: the network ends in nn\.{type(last).__name__}"
+                                      r".*cross-entropy \(FusedStep's loss\)",
+                          lambda: fused.FusedStep(net, images, labels, compile=False))
+
+
+def test_31_fused_step_still_trains_the_text_network():
+    images, labels = tiny_data(32)
+    step = fused.FusedStep(models.init_xavier(models.lenet()), images, labels, compile=False)
+    loss, _ = step(torch.arange(16))
+    assert math.isfinite(loss.item())
+
+
+def test_31_fused_step_names_a_squeezed_forward_on_a_batch_of_one_only():
+    images, labels = tiny_data(32)
+    step = fused.FusedStep(_Squeezed(), images, labels, compile=False)  # taken: N > 1 works
+    assert math.isfinite(step(torch.arange(16))[0].item())
+    refused_by_lenet_book(ValueError, r"FusedStep: the forward drops the batch dimension.*"
+                                      r"idx holds one image",
+                          lambda: step(torch.arange(1)))
+
+
+def test_31_capturable_on_cpu_data_is_refused_at_the_door():
+    """Adam(capturable=True) passed the door and failed at the first update with torch's
+    AssertionError."""
+    images, labels = tiny_data(32)
+    net = models.init_xavier(models.lenet())
+    before = weights(net)
+    refused_by_lenet_book(
+        ValueError, r"capturable=True is for CUDA graphs on a GPU.*training runs on cpu",
+        lambda: train(net, (images, labels), num_epochs=1, batch_size=16,
+                      optimizer=lambda p: torch.optim.Adam(p, lr=1e-3, capturable=True)))
+    refused_by_lenet_book(
+        ValueError, r"train_step: optimizer: capturable=True is for CUDA graphs on a GPU",
+        lambda: train_step(net, torch.optim.AdamW(net.parameters(), capturable=True),
+                           nn.CrossEntropyLoss(), to_float(images[:16]), labels[:16]))
+    assert _unchanged(before, net)
+
+
+def test_31_adam_without_capturable_still_trains_on_cpu():
+    images, labels = tiny_data(32)
+    history, _ = train(models.init_xavier(models.lenet()), (images, labels), num_epochs=1,
+                       batch_size=16, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_31_synchronize_given_a_tensor_suggests_its_device_in_a_short_message():
+    """The message printed the tensor's repr: 1,723 characters."""
+    message = refused_by_lenet_book(TypeError, r"got a tensor of shape \(8, 28, 28\).*X\.device",
+                                    lambda: device.synchronize(torch.zeros(8, 28, 28)))
+    assert len(message) < 400 and "0., 0." not in message
+
+
+def test_31_a_tensor_given_for_a_number_or_an_optimizer_is_shown_by_its_shape():
+    images, labels = tiny_data(32)
+    net = models.lenet()
+    for call in (lambda: train(net, (images, labels), num_epochs=torch.zeros(30, 30)),
+                 lambda: train(net, (images, labels), compile=torch.zeros(30, 30)),
+                 lambda: train_step(net, list(net.parameters()), nn.CrossEntropyLoss(),
+                                    to_float(images[:4]), labels[:4])):
+        message = refused_by_lenet_book(TypeError, r"got a (tensor of shape|list of)", call)
+        assert len(message) < 400, message
+
+
+def test_31_an_int_as_eval_sets_says_to_write_num_epochs():
+    """train(net, data, 1) said "eval_sets must be a dict ..., got a int"."""
+    images, labels = tiny_data(32)
+    refused_by_lenet_book(TypeError, r"got the int 1: the third argument is eval_sets; for 1 "
+                                     r"epoch write num_epochs=1",
+                          lambda: train(models.lenet(), (images, labels), 1))
+    refused_by_lenet_book(TypeError, r"for 5 epochs write num_epochs=5",
+                          lambda: train(models.lenet(), (images, labels), 5))
+
+
+def test_31_the_kind_of_a_value_takes_an_before_a_vowel():
+    """Messages said "got a int"."""
+    images, labels = tiny_data(32)
+    message = refused_by_lenet_book(
+        TypeError, r"must be a pair \(images, labels\), got an int",
+        lambda: train(models.lenet(), (images, labels), {"valid": 5}))
+    assert "a int" not in message
+    refused_by_lenet_book(TypeError, r"got 'x' \(a str\)",
+                          lambda: train(models.lenet(), (images, labels), num_epochs="x"))
+    assert checks._a_kind(3) == "an int" and checks._a_kind([]) == "a list"
+
+
+def test_31_predict_refuses_rows_of_infinite_penalties():
+    """original.predict picked class 0 without a word, while NaN penalties were refused."""
+    refused_by_lenet_book(ValueError, r"predict: the penalties are all infinite in 2 of 2 rows.*"
+                                      r"argmin would pick class 0",
+                          lambda: original.predict(torch.full((2, 10), float("inf"))))
+    penalties = torch.rand(3, 10)
+    penalties[1] = float("inf")
+    refused_by_lenet_book(ValueError, r"all infinite in 1 of 3 rows",
+                          lambda: original.predict(penalties))
+
+
+def test_31_predict_takes_rows_with_some_infinite_penalties():
+    penalties = torch.rand(2, 10) + 1
+    penalties[:, :5] = float("inf")
+    penalties[0, 7] = 0.5
+    assert original.predict(penalties).tolist()[0] == 7
+
+def _loader_31(dtype=torch.float32, n=32):
+    images, labels = tiny_data(n)
+    data = torch.utils.data.TensorDataset(to_float(images).to(dtype), labels)
+    return torch.utils.data.DataLoader(data, batch_size=16)
+
+
+def test_31_text_loop_tells_a_float16_network_to_convert_itself_not_the_data():
+    """It said 'make the data set give float16 images', then that ToTensor gives float32."""
+    loader = _loader_31()
+    message = refused_by_lenet_book(
+        TypeError, r"the network's weights are float16.*convert it with net\.float\(\)",
+        lambda: textbook.train_text_loop(models.lenet().half(), loader, loader, num_epochs=1))
+    assert "give float16 images" not in message and "images.float()" not in message, message
+
+
+def test_31_text_loop_keeps_its_advice_for_float16_images_and_a_float32_network():
+    loader = _loader_31(torch.float16)
+    refused_by_lenet_book(TypeError, "the images are float16, the network float32.*make the data "
+                                     "set give float32 images",
+                          lambda: textbook.train_text_loop(models.lenet(), loader, loader,
+                                                           num_epochs=1))
+
+
+def test_31_text_loop_on_a_pruned_network_says_pass_init_false_and_init_false_trains():
+    """It said 'models.init_xavier(net) first', which the user had done: its own init=True
+    was the call that failed."""
+    images, labels = tiny_data(32)
+    batches = [(to_float(images), labels)]
+    net = models.init_xavier(models.lenet())
+    prune.l1_unstructured(net[0], "weight", amount=0.5)
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, r"train_text_loop: init_xavier cannot redraw the weight of layer '0'.*pass "
+                    r"init=False to train the weights it has",
+        lambda: textbook.train_text_loop(net, batches, batches, num_epochs=1))
+    assert "models.init_xavier(net) first" not in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # untouched
+    history, _ = textbook.train_text_loop(net, batches, batches, num_epochs=1, init=False)
+    assert len(history) == 1
+
+
+def test_31_load_seed_study_lists_every_seed_study_by_what_it_holds():
+    """The list came from accuracy-seeds*.json and left out batch-norm-final-cpu.json."""
+    message = refused_by_lenet_book(FileNotFoundError, "the seed studies are",
+                                    lambda: results.load_seed_study("batch-norm-final.json"))
+    assert "batch-norm-final-cpu.json" in message and "accuracy-seeds-h200.json" in message
+    assert "cpu.json," not in message.replace("final-cpu.json", ""), message  # a speed record
+    assert "results" in results.load_seed_study("batch-norm-final-cpu.json")  # it loads
+
+
+def test_31_load_seed_study_refuses_a_speed_record_naming_load_result():
+    """A speed record loaded as if it were a seed study, refused only at the next call."""
+    refused_by_lenet_book(ValueError, r"'cpu\.json' is not a seed study.*speed\.load_result",
+                          lambda: results.load_seed_study("cpu.json"))
+
+
+def test_31_load_seed_study_refuses_a_log_without_calling_it_damaged():
+    """It called the intact gpu-h200.log 'damaged' and advised restoring it from git."""
+    message = refused_by_lenet_book(ValueError, r"a \.json record.*got 'gpu-h200\.log'",
+                                    lambda: results.load_seed_study("gpu-h200.log"))
+    assert "damaged" not in message and "git checkout" not in message, message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: results.accuracy_by_seed("accuracy-seeds-h200.json", "LeNet-5 as in the text"),
+    lambda: results.seed_study_table("accuracy-seeds-h200.json", {"text": "text"}),
+    lambda: results.seed_study_pairs(Path("accuracy-seeds-h200.json"), "x", {"y": "y"}),
+])
+def test_31_seed_study_functions_given_a_file_name_say_load_it_first(call):
+    """The message began 'takes a seed study' and guessed '(a benchmark record of load_result?)'."""
+    message = refused_by_lenet_book(
+        TypeError, r"^(accuracy_by_seed|seed_study_table|seed_study_pairs) takes a seed study.*"
+                   r"load_seed_study\('accuracy-seeds-h200\.json'\)", call)
+    assert "load_result?" not in message, message
+
+
+def test_31_accuracy_by_seed_of_a_speed_record_names_it():
+    refused_by_lenet_book(TypeError, r"accuracy_by_seed takes a seed study .*speed benchmark's "
+                                     "record", lambda: results.accuracy_by_seed(
+                                         speed.load_result("cpu.json"), "text"))
+
+
+def test_31_equal_accuracies_and_the_same_loss_on_every_seed_still_give_p_1():
+    same = {0: 0.5, 1: 0.25, 2: 0.75}
+    assert recipes.paired_test(same, same)["p"] == 1.0 and not recipes.keep_change(same, same)
+    worse = {seed: acc - 0.125 for seed, acc in same.items()}  # exactly the same loss
+    assert recipes.paired_test(same, worse)["p"] == 1.0 and not recipes.keep_change(same, worse)
+
+
+def test_31_paired_test_takes_fractions_as_floats():
+    """It ended in scipy's AttributeError on the Fraction."""
+    result = recipes.paired_test({0: Fraction(4, 5), 1: 0.7}, {0: 0.81, 1: 0.72})
+    assert result == recipes.paired_test({0: 0.8, 1: 0.7}, {0: 0.81, 1: 0.72})
+    assert all(type(value) in (int, float) for value in result.values()), result
+    assert recipes.keep_change({0: Fraction(4, 5), 1: 0.7}, {0: 0.81, 1: 0.72}) is False
+
+
+@pytest.mark.parametrize("layer", [nn.ConvTranspose2d(1, 6, 5), nn.Conv1d(1, 6, 5),
+                                   nn.Conv3d(1, 6, 3), nn.ConvTranspose1d(2, 4, 3)])
+def test_31_init_xavier_redraws_every_convolution_and_keeps_its_bias(layer):
+    """ConvTranspose2d, Conv1d and Conv3d were left with PyTorch's default weights."""
+    weight, bias = layer.weight.detach().clone(), layer.bias.detach().clone()
+    torch.manual_seed(0)
+    models.init_xavier(nn.Sequential(layer))
+    assert not torch.equal(weight, layer.weight) and torch.equal(bias, layer.bias)
+    expected = layer.weight.detach().clone()
+    torch.manual_seed(0)
+    nn.init.xavier_uniform_(expected)
+    assert torch.equal(expected, layer.weight)  # Xavier-uniform, as for Conv2d
+
+
+def test_31_init_xavier_draws_the_text_network_as_before():
+    torch.manual_seed(3)
+    net = models.init_xavier(models.lenet())
+    torch.manual_seed(3)
+    reference = models.lenet()
+    for m in reference.modules():
+        if type(m) in (nn.Linear, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                reference.state_dict().values()))
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+class _DataReached(Exception):
+    """Raised by a stand-in for check_data_option: every check before the data's was passed."""
+
+
+def _no_data_check(*args):
+    raise _DataReached
+
+
+def _stopped(main, argv, capsys):
+    """(exit status, what was said) of ``main(argv)``, which must stop with SystemExit."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in argv])
+    code = stop.value.code
+    return code, capsys.readouterr().err + (code if isinstance(code, str) else "")
+
+
+def _seeds_module(monkeypatch, data_check=_no_data_check):
+    from benchmarks import accuracy_seeds
+
+    monkeypatch.setattr(accuracy_seeds, "check_data_option", data_check)
+    return accuracy_seeds
+
+
+def _speed_module(monkeypatch):
+    from benchmarks import train_speed
+
+    monkeypatch.setattr(train_speed, "check_data_option", _no_data_check)
+    return train_speed
+
+
+def _cpu_study(path):
+    """The committed seed study (335 runs, trained on an H200), labelled as trained on this CPU."""
+    record = json.loads((RESULTS / "accuracy-seeds-h200.json").read_text())
+    path.write_text(json.dumps({**record, "device": device_name("cpu")}, indent=1))
+    return path
+
+
+class _InlinePool:
+    """multiprocessing's Pool, run in this process: no worker starts (each would load torch)."""
+
+    def __init__(self, processes, initializer=None, initargs=()):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, function, jobs):
+        return [function(job) for job in jobs]
+
+    def imap(self, function, jobs):
+        return map(function, jobs)
+
+    def map_async(self, function, jobs):
+        done = [function(job) for job in jobs]
+        return types.SimpleNamespace(get=lambda: done)
+
+
+def _inline_pools(monkeypatch, module):
+    monkeypatch.setattr(module.mp, "get_context", lambda method: types.SimpleNamespace(Pool=_InlinePool))
+
+
+def _held_by_another_run(path):
+    """Hold ``path``'s lock as a run writing it does (an flock on .<name>.lock beside it)."""
+    lock = open(path.parent / f".{path.name}.lock", "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return lock
+
+
+def test_31_accuracy_seeds_refuses_a_resume_into_its_own_file_that_would_drop_runs(tmp_path, monkeypatch,
+                                                                                   capsys):
+    """--resume X --json X with --seeds 1 wrote a record of 15 runs over the 335 of X, exit 0."""
+    seeds = _seeds_module(monkeypatch)
+    study = _cpu_study(tmp_path / "study.json")
+    before = study.read_bytes()
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 1,
+                                       "--resume", study, "--json", study], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert f"--json {study} is the --resume file, and the record written would leave out 320 of its 335 runs" in said
+    assert "'LeNet-5 as in the text', seeds 1 to 19" in said, said
+    assert "nothing of it is lost. Give --seeds 20 --variant-seeds 5 --text-seeds 100 to keep them" in said, said
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--resume", study, "--json", study], capsys)
+    assert code == 2 and "Give --seeds 20 --text-seeds 100 to keep them" in said, said  # variants: as --seeds
+    assert study.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+
+
+def test_31_accuracy_seeds_resumes_into_its_own_file_with_every_seed_it_holds(tmp_path, monkeypatch, capsys):
+    """The natural way to continue a study: same file, as many seeds or more; passes the checks."""
+    seeds = _seeds_module(monkeypatch)
+    study = _cpu_study(tmp_path / "study.json")
+    for more in ([], ["--seeds", 30, "--text-seeds", 120]):
+        with pytest.raises(_DataReached):
+            seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 20, "--text-seeds", 100, "--variant-seeds",
+                                         5, *more, "--resume", study, "--json", study]])
+
+
+def test_31_accuracy_seeds_refuses_to_resume_a_record_of_another_device(tmp_path, monkeypatch, capsys):
+    """--resume of the H200's record on the CPU wrote its 335 runs under the CPU's name."""
+    seeds = _seeds_module(monkeypatch)
+    h200 = RESULTS / "accuracy-seeds-h200.json"
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 20, "--text-seeds", 100, "--variant-seeds", 5,
+                                       "--resume", h200, "--json", tmp_path / "new.json"], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"--resume {h200} was trained on NVIDIA H200, this run trains on {device_name('cpu')} (--device cpu): "
+            "its runs and these would be mixed in a record that names one device") in said, said
+    assert not (tmp_path / "new.json").exists()
+
+
+def test_31_accuracy_seeds_writes_nothing_when_no_run_starts_within_the_budget(tmp_path, monkeypatch, capsys):
+    """--budget 1e-9 replaced a 335-run record with an empty study (every seeds: []), exit 0."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    study = tmp_path / "study.json"
+    study.write_text((RESULTS / "accuracy-seeds-h200.json").read_text())
+    before = study.read_bytes()
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--text-seeds", 0, "--budget", "1e-9",
+                                       "--commit", "x", "--json", study], capsys)
+    assert code not in (0, None), code
+    assert ("no run started within --budget 1e-09 seconds (it is in seconds; no run starts after it): give a "
+            f"larger --budget; nothing was written ({study} is as it was)") in said, said
+    assert study.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+
+
+def test_31_accuracy_seeds_keeps_the_resumed_variant_seeds_beyond_seeds(tmp_path, monkeypatch, capsys):
+    """--seeds 1 --variant-seeds 3 trained chapter 5's variants from seeds 0-2, but recorded only seed 0
+    (resumed or not): the other runs were dropped."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    study = _cpu_study(tmp_path / "study.json")
+    out = tmp_path / "out.json"
+    assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 3,
+                                        "--commit", "x", "--resume", study, "--json", out]]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert results["original LeNet-5, j = 1"]["seeds"] == [0, 1, 2], results["original LeNet-5, j = 1"]["seeds"]
+    assert results["original LeNet-5 (paper's settings)"]["seeds"] == [0]
+    assert results["text's recipe, 60,000 images"]["seeds"] == [0]
+
+
+@pytest.mark.parametrize("script", ["accuracy_seeds", "train_speed"])
+def test_31_a_record_another_run_is_writing_is_refused_before_any_run(script, tmp_path, monkeypatch, capsys):
+    """Two runs on one --json each rewrote the whole record from their own runs: the last writer
+    won, and both said they had written their results."""
+    module = _seeds_module(monkeypatch) if script == "accuracy_seeds" else _speed_module(monkeypatch)
+    record = tmp_path / "both.json"
+    argv = (["--study", "batch-norm-final", "--seeds", 1] if script == "accuracy_seeds"
+            else ["--variants", "fast", "--epochs", 1, "--subset", 64])
+    held = _held_by_another_run(record)
+    try:
+        code, said = _stopped(module.main, ["--device", "cpu", *argv, "--json", record], capsys)
+    finally:
+        held.close()
+    assert code == 2 and "Traceback" not in said, said
+    assert f"--json {record} is being written by another run (" in said, said
+    assert "Wait for it to end, or give another --json; nothing was run" in said, said
+    assert not record.exists()
+
+
+def test_31_train_speed_refuses_to_replace_a_record_of_other_settings(tmp_path, monkeypatch, capsys):
+    """--json copy-of-cpu.json --subset 64 --epochs 1 replaced 18 runs of 10 epochs with one quick run."""
+    speed = _speed_module(monkeypatch)
+    copy_of_cpu = tmp_path / "cpu_copy.json"
+    copy_of_cpu.write_text((RESULTS / "cpu.json").read_text())
+    before = copy_of_cpu.read_bytes()
+    code, said = _stopped(speed.main, ["--device", "cpu", "--epochs", 1, "--subset", 64, "--json", copy_of_cpu],
+                          capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"--json {copy_of_cpu} holds a record made with other settings (--epochs 10 (this run: 1); --subset 0 "
+            "(this run: 64); --repeats 3 (this run: 1)); this run would replace it and its runs would be lost: "
+            "nothing was run. Give the same settings to measure them again, another --json, or --replace") in said
+    code, said = _stopped(speed.main, ["--device", "cpu", "--repeats", 3, "--variants", "text", "fast",
+                                       "--json", copy_of_cpu], capsys)
+    assert code == 2 and "(runs of fast-channels-last, fast-compile, fused-channels-last, " in said, said
+    assert "which this run does not train)" in said, said
+    assert copy_of_cpu.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+
+
+def test_31_train_speed_replaces_a_record_of_its_own_settings_or_with_replace(tmp_path, monkeypatch):
+    """make bench's command (the committed record's settings) and --replace pass the checks."""
+    speed = _speed_module(monkeypatch)
+    copy_of_cpu = tmp_path / "cpu_copy.json"
+    copy_of_cpu.write_text((RESULTS / "cpu.json").read_text())
+    for argv in (["--device", "cpu", "--repeats", 3], ["--device", "cpu", "--epochs", 1, "--subset", 64, "--replace"],
+                 ["--device", "cpu", "--repeats", 3, "--variants", *reversed(speed.DEFAULTS["cpu"])]):
+        with pytest.raises(_DataReached):
+            speed.main([str(a) for a in [*argv, "--json", copy_of_cpu]])
+    assert not list(tmp_path.glob(".*.lock"))  # released when the run ends
+
+
+def test_31_train_speed_runs_again_on_its_record_and_leaves_no_lock(tmp_path):
+    """A quick run, then the same run on its record: replaced (same settings), no lock file left."""
+    from benchmarks import train_speed
+
+    record = tmp_path / "quick.json"
+    argv = ["--device", "cpu", "--variants", "fast", "--epochs", "1", "--subset", "64",
+            "--data", str(REPO / "data"), "--json", str(record)]
+    assert train_speed.main(argv) == 0
+    first = json.loads(record.read_text())
+    assert train_speed.main(argv) == 0
+    again = json.loads(record.read_text())
+    assert [r["variant"] for r in again["runs"]] == ["fast"] and again["runs"] != first["runs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quick.json"]
+
+def _sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.fixture
+def python_ctrl_c():
+    """SIGINT raises KeyboardInterrupt, as in a terminal or Jupyter."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted_save(obj, f):
+    """torch.save as it goes when Ctrl-C comes during the write: its writer turns the
+    KeyboardInterrupt raised in its write callback into a RuntimeError."""
+    f.write(b"PK\x03\x04" + bytes(1000))
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handler runs here
+    except KeyboardInterrupt:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 256033600 "
+                           "vs 256033552") from None
+    raise AssertionError("SIGINT was not delivered")
+
+
+def test_31_ctrl_c_during_save_checkpoint_is_a_keyboard_interrupt_not_a_full_disk(
+        tmp_path, monkeypatch, python_ctrl_c):
+    """Before, it was 'CheckpointError: ... the disk is probably full. Free some space'."""
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    before = _sha(path)
+    monkeypatch.setattr(torch, "save", _interrupted_save)
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted \(Ctrl-C\) while saving the "
+                                                r"checkpoint to .*lenet.pt: nothing was written; "
+                                                "the old file, if any, is unchanged"):
+        save_checkpoint(models.lenet(), path)
+    monkeypatch.undo()
+    assert _sha(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_31_ctrl_c_raised_as_itself_during_save_checkpoint_says_nothing_was_written(
+        tmp_path, monkeypatch, python_ctrl_c):
+    def interrupted(obj, f):
+        f.write(b"PK\x03\x04")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    before = _sha(path)
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was written; the old file, if any, is "
+                                                "unchanged"):
+        save_checkpoint(models.lenet(), path)
+    monkeypatch.undo()
+    assert _sha(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
+
+
+def test_31_a_failed_write_with_room_on_the_disk_is_not_blamed_on_a_full_disk(tmp_path,
+                                                                              monkeypatch):
+    """Before, every RuntimeError of torch's writer read 'the disk is probably full'."""
+    def cut_short(obj, f):
+        f.write(b"PK\x03\x04")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    before = _sha(path)
+    monkeypatch.setattr(torch, "save", cut_short)
+    message = refused_by_lenet_book(CheckpointError, r"torch could not write the file .*although "
+                                                     "the disk has room for it",
+                                    lambda: save_checkpoint(models.lenet(), path))
+    monkeypatch.undo()
+    assert "full" not in message and "unchanged" in message
+    assert _sha(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
+
+
+def test_31_a_full_disk_during_save_checkpoint_is_named_as_such(tmp_path, monkeypatch):
+    def disk_full(obj, f):  # the file's write raises ENOSPC; torch's message drops it
+        try:
+            f.write(b"PK\x03\x04")
+            f.write(b"x")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 "
+                               "vs 0") from None
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    before = _sha(path)
+    real = checkpoint._NotingWrites.__init__
+    monkeypatch.setattr(checkpoint._NotingWrites, "__init__",
+                        lambda self, f, noted: real(self, Full(f), noted))
+    monkeypatch.setattr(torch, "save", disk_full)
+    refused_by_lenet_book(CheckpointError, r"could not write the file .*the disk is full\. Free "
+                                           "some space",
+                          lambda: save_checkpoint(models.lenet(), path))
+    monkeypatch.undo()
+    # and when the disk has less room than the weights need, whatever torch says
+    monkeypatch.setattr(torch, "save", lambda obj, f: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")))
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage",
+                        lambda folder: type("Usage", (), {"free": 1000})())
+    refused_by_lenet_book(CheckpointError, r"the disk is full \(0.0 MB free, 0.2 MB needed\)",
+                          lambda: save_checkpoint(models.lenet(), path))
+    monkeypatch.undo()
+    assert _sha(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["lenet.pt"]
+
+
+def test_31_export_weights_refuses_a_network_trained_so_that_its_smallest_output_wins(
+        tmp_path, capsys):
+    """Before, it was exported (test accuracy 0.0003) for a page that shows the largest output."""
+    torch.manual_seed(0)
+    energy = fast.lenet()
+    checks._remember_trained(energy, "smallest")  # as train(..., F.cross_entropy(-out, y)) does
+    path = save_checkpoint(energy, tmp_path / "energy.pt")
+    export_weights = importlib.import_module("tools.export_weights")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main(["--state-dict", str(path), "--out", str(out), "--data",
+                             str(tmp_path / "no-data")])
+    message = str(exit_.value.code)
+    assert "trained so that its smallest output wins" in message, message
+    assert "the page takes the largest output as the class" in message
+    assert "scores[-1].weight.data.neg_(); scores[-1].bias.data.neg_()" in message
+    assert not out.exists()
+    # the advice given works: the negated network is exported, and its largest output is the
+    # energy network's smallest
+    net = load_checkpoint(fast.lenet(), path)
+    scores = fast.lenet()
+    scores.load_state_dict(net.state_dict())
+    scores[-1].weight.data.neg_()
+    scores[-1].bias.data.neg_()
+    save_checkpoint(scores, tmp_path / "scores.pt")
+    loaded, _ = export_weights.load(tmp_path / "scores.pt")
+    images = torch.rand(8, 1, 28, 28)
+    assert torch.equal(loaded(images).argmax(1), energy(images).argmin(1))
+    assert torch.allclose(loaded(images), -energy(images))
+
+
+def test_31_a_checkpoint_of_a_network_with_a_compiled_block_loads_into_the_plain_network(tmp_path):
+    """Before, it was 'another architecture: 0.weight ... 0._orig_mod.weight', fix 'retrain'."""
+    torch.manual_seed(0)
+    net = models.lenet()
+    net[0] = torch.compile(net[0])  # one block compiled
+    path = save_checkpoint(net, tmp_path / "inner.pt")
+    names = [name for name, _ in torch.load(path, weights_only=True)["architecture"]]
+    assert names == list(models.lenet().state_dict())  # the plain network's names
+    plain = load_checkpoint(models.lenet(), path)
+    assert torch.equal(plain[0].weight, net[0]._orig_mod.weight)
+    # and a plain checkpoint into a network with a compiled block
+    other = models.lenet()
+    other[3] = torch.compile(other[3])
+    load_checkpoint(other, path)
+    assert torch.equal(other[3]._orig_mod.weight, net[3].weight)
+    assert torch.equal(other[0].weight, net[0]._orig_mod.weight)
+
+
+def test_31_a_checkpoint_an_older_lenet_book_saved_with_a_compiled_block_still_loads(tmp_path):
+    """The format is unchanged: a file holding '0._orig_mod.weight' (as saved before) loads into
+    the network compiled the same way, as before, and now into the plain network too."""
+    torch.manual_seed(0)
+    net = models.lenet()
+    net[0] = torch.compile(net[0])
+    state_dict = {name: tensor.detach().clone() for name, tensor in net.state_dict().items()}
+    network = [[name, type(module).__name__, module.extra_repr()]
+               for name, module in net.named_modules()]  # as an older lenet_book described it
+    record = {"format": checkpoint.FORMAT,
+              "architecture": [(name, list(t.shape)) for name, t in state_dict.items()],
+              "sha256": state_dict_sha256(state_dict), "network": network,
+              "state_dict": state_dict}
+    record["network_sha256"] = checkpoint._description_sha256(network)
+    path = tmp_path / "old.pt"
+    torch.save(record, path)
+    same = models.lenet()
+    same[0] = torch.compile(same[0])
+    load_checkpoint(same, path)
+    assert torch.equal(same[0]._orig_mod.weight, net[0]._orig_mod.weight)
+    plain = load_checkpoint(models.lenet(), path)
+    assert torch.equal(plain[0].weight, net[0]._orig_mod.weight)
+    save_checkpoint(plain, path)  # the same network's checkpoint: replaced, not refused
+
+
+def test_31_a_pruned_checkpoint_is_refused_with_prune_remove_as_the_fix_not_retraining(tmp_path):
+    """Before, it was 'another architecture', with the fix 'retrain the network'."""
+    torch.manual_seed(0)
+    pruned = models.lenet()
+    prune.l1_unstructured(pruned[0], "weight", amount=0.5)
+    path = save_checkpoint(pruned, tmp_path / "pruned.pt")  # saving it as it is stays allowed
+    message = refused_by_lenet_book(
+        CheckpointError, r"was saved from a pruned network \(torch.nn.utils.prune\): it holds "
+                         r"0.weight_orig and 0.weight_mask where this network has 0.weight",
+        lambda: load_checkpoint(models.lenet(), path))
+    assert "prune.remove(net[0], 'weight')" in message and "retrain" not in message
+    # both fixes it names work: the pruned network loads into one pruned the same way ...
+    same = models.lenet()
+    prune.identity(same[0], "weight")
+    load_checkpoint(same, path)
+    images = torch.rand(4, 1, 28, 28)
+    assert torch.equal(same(images), pruned(images))
+    # ... and prune.remove before save_checkpoint gives a checkpoint of the plain network
+    prune.remove(pruned[0], "weight")
+    plain = load_checkpoint(models.lenet(), save_checkpoint(pruned, tmp_path / "plain.pt"))
+    assert torch.equal(plain(images), pruned(images))
+
+
+def test_31_a_plain_checkpoint_into_a_pruned_network_names_prune_remove(tmp_path):
+    path = save_checkpoint(models.lenet(), tmp_path / "plain.pt")
+    pruned = models.lenet()
+    prune.l1_unstructured(pruned[3], "weight", amount=0.5)
+    message = refused_by_lenet_book(CheckpointError, r"this network, which is pruned .*3.weight_orig "
+                                                     "and 3.weight_mask where the file has 3.weight",
+                                    lambda: load_checkpoint(pruned, path))
+    assert "prune.remove(net[3], 'weight')" in message and "retrain" not in message
+    # saving the pruned network over that plain checkpoint says the same
+    before = _sha(path)
+    message = refused_by_lenet_book(CheckpointError, "this one is \\(torch.nn.utils.prune\\)",
+                                    lambda: save_checkpoint(pruned, path))
+    assert "prune.remove(net[3], 'weight')" in message and _sha(path) == before
+
+
+class _Lambda(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+    def extra_repr(self):
+        return f"f={self.f}"
+
+
+def test_31_a_layer_whose_settings_show_an_address_loads_back(tmp_path):
+    """Before: 'its layers differ: the file has 1: Lam(f=<function <lambda> at 0x7f...>)'."""
+    net = nn.Sequential(nn.Linear(2, 2), _Lambda(lambda x: 2 * x))
+    path = save_checkpoint(net, tmp_path / "lam.pt")
+    again = nn.Sequential(nn.Linear(2, 2), _Lambda(lambda x: 2 * x))  # another address
+    assert str(again[1]) != str(net[1])
+    load_checkpoint(again, path)
+    assert _same_weights(again, net)
+    # another layer type is still refused
+    refused_by_lenet_book(CheckpointError, "its layers differ",
+                          lambda: load_checkpoint(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), path))
+
+
+@pytest.mark.parametrize("data, where", [
+    ({"__proto__": {"a": 1}, "b": 2}, "'__proto__', which"),
+    ({"tensors": [{"name": "x", "__proto__": 1}]}, r"'__proto__' \(in \['tensors'\]\[0\]\)"),
+])
+def test_31_write_js_data_refuses_the_key___proto__(tmp_path, data, where):
+    """Before, it was written; the page's object literal loses it, Python reads it back."""
+    path = tmp_path / "p.js"
+    message = refused_by_lenet_book(ExportError, f"hold the key {where}",
+                                    lambda: write_js_data(path, "W", data, "c"))
+    assert "sets the object's prototype" in message and not path.exists()
+
+
+@pytest.mark.parametrize("line, says", [
+    ('window.W = {"a": 1}', "the final ';' is missing"),
+    ('window.W = {"a": 1}; // note', "the ';' is followed by '// note'"),
+    ('window.W = {"a": 1} // note', "the value is followed by '// note' instead of ';'"),
+    ('window.W={"a":1};', "the '=' is not written ' = '"),
+])
+def test_31_read_js_data_says_how_a_one_line_definition_differs(tmp_path, line, says):
+    """Before, each was 'sets window.W, but not on one line as write_js_data writes it'."""
+    path = tmp_path / "w.js"
+    path.write_text(f"// c\n{line}\n")
+    message = refused_by_lenet_book(ExportError, f"sets window.W on one line, but {re.escape(says)}",
+                                    lambda: read_js_data(path, "W"))
+    assert "not on one line" not in message
+
+
+def test_31_write_js_data_names_a_device_as_a_device(tmp_path):
+    (tmp_path / "n.js").symlink_to("/dev/null")
+    refused_by_lenet_book(ExportError, "/dev/null is a device, pipe or socket, not a regular file",
+                          lambda: write_js_data(tmp_path / "n.js", "W", {"a": 1}, "c"))
+
+
+def test_31_export_training_subset_refuses_a_link_to_a_device_before_loading_data(
+        tmp_path, monkeypatch, capsys):
+    """Before, it was refused only after the 70,000 images were loaded, as 'a folder or another
+    non-file'."""
+    tool = importlib.import_module("tools.export_training_subset")
+    monkeypatch.setattr(tool, "subset", lambda *a: pytest.fail("the data were loaded"))
+    out = tmp_path / "full.js"
+    out.symlink_to("/dev/full")
+    with pytest.raises(SystemExit):
+        tool.main(["--data", str(tmp_path), "--train-per-class", "1", "--test-per-class", "1",
+                   "--out", str(out)])
+    err = capsys.readouterr().err
+    assert "leads to /dev/full, which is a device, pipe or socket, not a regular file" in err, err
+    assert "nothing was written" in err and out.is_symlink()
+
+
+def test_31_export_weights_names_a_device_among_its_outputs_as_a_device(tmp_path, capsys):
+    export_weights = importlib.import_module("tools.export_weights")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "test_images.js").symlink_to("/dev/full")
+    with pytest.raises(SystemExit):
+        export_weights.main(["--out", str(out), "--data", str(tmp_path / "no-data")])
+    err = capsys.readouterr().err
+    assert "/dev/full is a device, pipe or socket, not a regular file" in err, err
+    assert "another non-file" not in err
+
+
+def test_31_save_checkpoint_through_a_missing_folder_and_back_leaves_no_empty_folder(
+        tmp_path, monkeypatch):
+    """Before, save_checkpoint(net, 'nothere/../b.pt') left an empty folder 'nothere'."""
+    monkeypatch.chdir(tmp_path)
+    net = models.lenet()
+    saved = save_checkpoint(net, "nothere/../b.pt")
+    assert not (tmp_path / "nothere").exists() and (tmp_path / "b.pt").is_file()
+    assert _same_weights(load_checkpoint(models.lenet(), saved), net)
+    (tmp_path / "real").mkdir()
+    save_checkpoint(net, "real/a/b/../../c.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pt", "real"]
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["c.pt"]
+    save_checkpoint(net, "new/x/../d.pt")  # the folder still needed is made
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["d.pt"]
+
+REAL_RAW = REPO / "data" / "FashionMNIST" / "raw"
+
+
+needs_real_data = pytest.mark.skipif(
+    not all((REAL_RAW / spec.name).is_file() for spec in data.FILES),
+    reason="needs the prepared data (make data)")
+
+
+TINY = (("train-images-idx3-ubyte", 0x803, (3, 2, 2)), ("train-labels-idx1-ubyte", 0x801, (3,)),
+        ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)), ("t10k-labels-idx1-ubyte", 0x801, (2,)))
+
+
+def _tiny(folder, monkeypatch, packed=True):
+    """A folder of the four tiny stand-in files (.gz, or unpacked), which the module is made to
+    expect; returns {name: unpacked contents}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    specs, contents = [], {}
+    for seed, (name, magic, shape) in enumerate(TINY):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes((seed + 7 * i) % 256 for i in range(math.prod(shape))))
+        packed_bytes = gzip.compress(content, mtime=0)
+        if packed:
+            (folder / f"{name}.gz").write_bytes(packed_bytes)
+        else:
+            (folder / name).write_bytes(content)
+        contents[name] = content
+        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed_bytes).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return contents
+
+
+def _tree_31(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("to", ["FashionMNIST", "FashionMNIST/raw"])
+def test_31_a_data_root_linked_to_the_fashion_mnist_folder_is_too_deep(tmp_path, monkeypatch, to):
+    """Before: too_deep_root said None; check said the four files are missing, and prepare
+    unpacked them again into FashionMNIST/FashionMNIST/raw."""
+    datasets = tmp_path / "datasets"
+    source = tmp_path / "source"
+    _tiny(source, monkeypatch)
+    data.prepare_fashion_mnist(source, datasets)
+    monkeypatch.chdir(tmp_path)
+    os.symlink(datasets / to, "fm_link")  # e.g. ln -s ~/datasets/FashionMNIST data
+    before = _tree_31(datasets)
+    assert data.too_deep_root("fm_link") == str(datasets)
+    for call in (data.check_fashion_mnist, data.ensure_fashion_mnist,
+                 lambda root: data.prepare_fashion_mnist(source, root)):
+        message = refused_by_lenet_book(data.FashionMNISTError, "is too deep",
+                                        lambda call=call: call("fm_link"))
+        assert f"use --root {datasets}" in message and "is missing" not in message, message
+    assert _tree_31(datasets) == before  # no FashionMNIST/FashionMNIST/raw
+    assert data.main(["check", "--root", "fm_link"]) == 1
+
+
+def test_31_a_data_root_that_is_a_link_to_the_data_root_still_works(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    _tiny(source, monkeypatch)
+    data.prepare_fashion_mnist(source, tmp_path / "datasets")
+    os.symlink(tmp_path / "datasets", tmp_path / "data")  # ln -s ~/datasets data: valid
+    assert data.too_deep_root(tmp_path / "data") is None
+    assert data.check_fashion_mnist(tmp_path / "data") == tmp_path / "data" / "FashionMNIST" / "raw"
+    assert data.prepare_fashion_mnist(source, tmp_path / "data")
+
+
+@needs_real_data
+def test_31_a_link_to_the_real_fashion_mnist_folder_names_its_parent(tmp_path):
+    """Before: '... fm_link/FashionMNIST/raw/train-images-idx3-ubyte is missing.' x4."""
+    raw = tmp_path / "d1" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for spec in data.FILES:
+        os.symlink(REAL_RAW / spec.name, raw / spec.name)
+    os.symlink(raw.parent, tmp_path / "fm_link")
+    message = refused_by_lenet_book(data.FashionMNISTError, "is too deep",
+                                    lambda: data.check_fashion_mnist(tmp_path / "fm_link"))
+    assert f"use --root {tmp_path / 'd1'}" in message, message
+    assert data.check_fashion_mnist(tmp_path / "d1") == raw
+
+
+def _old_regex(pattern):
+    return [REPO / f"{stem}.ipynb"
+            for stem in re.findall(pattern, (REPO / "_toc.yml").read_text())]
+
+
+def test_31_the_real_toc_lists_the_same_chapters_and_solutions_as_before():
+    assert book.chapters() == _old_regex(r"file:\s*(notebooks/\d\d_\S+)")
+    assert book.solutions() == _old_regex(r"file:\s*(notebooks/solutions/\S+)")
+    assert book.chapters() and book.solutions()
+
+
+@pytest.mark.parametrize("toc, chapters", [
+    ("chapters:\n- file: notebooks/01_a\n# - file: notebooks/02_draft\n", ["01_a"]),
+    ('chapters:\n- file: "notebooks/01_a"\n- file: notebooks/02_b\n', ["01_a", "02_b"]),
+    ("chapters:\n- file: notebooks/01_a.ipynb\n", ["01_a"]),
+    ("format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n"
+     "      - file: notebooks/01_a\n        sections:\n          - file: notebooks/02_b\n"
+     "      # - file: notebooks/03_draft\n  - caption: S\n    chapters:\n"
+     "      - file: 'notebooks/solutions/01_a'\n      - url: https://example.org\n",
+     ["01_a", "02_b"]),
+], ids=["commented", "quoted", "suffixed", "parts-and-sections"])
+def test_31_chapters_read_toc_yml_as_yaml(tmp_path, monkeypatch, toc, chapters):
+    """Before (a regex): a commented-out entry was listed, a quoted one dropped, and
+    'notebooks/01_a.ipynb' became notebooks/01_a.ipynb.ipynb."""
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    (tmp_path / "_toc.yml").write_text(toc)
+    assert book.chapters() == [tmp_path / "notebooks" / f"{stem}.ipynb" for stem in chapters]
+    solutions = book.solutions()
+    assert solutions == ([tmp_path / "notebooks" / "solutions" / "01_a.ipynb"]
+                         if "solutions" in toc else [])
+
+
+def test_31_a_toc_that_is_not_valid_yaml_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    (tmp_path / "_toc.yml").write_text("chapters:\n- file: [notebooks/01_a\n")
+    message = refused_by_lenet_book(ValueError, "is not valid YAML", book.chapters)
+    assert str(tmp_path / "_toc.yml") in message, message
+
+
+@needs_real_data
+def test_31_swapped_idx_files_are_named_as_the_file_they_are(tmp_path):
+    """Before: 'It is not this Fashion-MNIST file (a .gz left compressed, or another data set?)',
+    and a labels file's bytes printed as sizes: (60000, 150994947, 132866)."""
+    raw = tmp_path / "swap" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    swap = {"train-images-idx3-ubyte": "t10k-images-idx3-ubyte",
+            "t10k-images-idx3-ubyte": "train-labels-idx1-ubyte",
+            "train-labels-idx1-ubyte": "train-labels-idx1-ubyte",
+            "t10k-labels-idx1-ubyte": "t10k-labels-idx1-ubyte"}
+    for name, real in swap.items():
+        os.symlink(REAL_RAW / real, raw / name)
+    message = refused_by_lenet_book(data.FashionMNISTError, "not ready",
+                                    lambda: data.check_fashion_mnist(tmp_path / "swap"))
+    assert ("train-images-idx3-ubyte has the IDX header magic 0x0803 with sizes (10000, 28, 28); "
+            "expected magic 0x0803 with sizes (60000, 28, 28). This is t10k-images-idx3-ubyte: "
+            "the training and test files are swapped?") in message, message
+    assert ("t10k-images-idx3-ubyte has the IDX header magic 0x0801 with sizes (60000,); "
+            "expected magic 0x0803 with sizes (10000, 28, 28). This is train-labels-idx1-ubyte: "
+            "the files are mixed up?") in message, message
+    assert "150994947" not in message and "another data set" not in message, message
+
+
+def test_31_a_gz_that_unpacks_to_another_of_the_four_files_is_named(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    _tiny(source, monkeypatch)
+    shutil.copy(source / "train-labels-idx1-ubyte.gz", source / "t10k-labels-idx1-ubyte.gz")
+    message = refused_by_lenet_book(data.FashionMNISTError, "does not unpack to the published",
+                                    lambda: data.prepare_fashion_mnist(source, tmp_path / "d"))
+    assert ("the unpacked file has the IDX header magic 0x0801 with sizes (3,); expected magic "
+            "0x0801 with sizes (2,). This is train-labels-idx1-ubyte: the training and test "
+            "files are swapped?") in message, message
+
+
+def test_31_a_labels_header_is_read_as_one_size(tmp_path, monkeypatch):
+    """Before: 'magic 0x0801 with sizes (5, 2, 2)', the labels' bytes read as sizes."""
+    root = tmp_path / "d"
+    contents = _tiny(root / "FashionMNIST" / "raw", monkeypatch, packed=False)
+    labels = (0x801).to_bytes(4, "big") + (5).to_bytes(4, "big") + bytes([0, 2, 0, 0, 0])
+    (root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(
+        labels + bytes(len(contents["train-images-idx3-ubyte"]) - len(labels)))
+    message = refused_by_lenet_book(data.FashionMNISTError, "not ready",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "magic 0x0801 with sizes (5,); expected magic 0x0803 with sizes (3, 2, 2)" in message
+
+
+def test_31_prepare_copies_a_folder_of_unpacked_files(tmp_path, monkeypatch):
+    """Before: '.../train-images-idx3-ubyte.gz is missing: the source folder must hold the four
+    published .gz files'."""
+    other = tmp_path / "other" / "FashionMNIST" / "raw"  # another checkout's raw folder
+    contents = _tiny(other, monkeypatch, packed=False)
+    raw = data.prepare_fashion_mnist(other, tmp_path / "d")
+    assert {path.name: path.read_bytes() for path in raw.iterdir()} == contents
+    assert data.main(["prepare", "--source", str(other), "--root", str(tmp_path / "d2")]) == 0
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(other))
+    assert data.prepare_fashion_mnist(None, tmp_path / "d3") == tmp_path / "d3" / "FashionMNIST" / "raw"
+    assert {path.name: path.read_bytes() for path in (tmp_path / "d3" / "FashionMNIST" / "raw").iterdir()} == contents
+
+
+def test_31_prepare_refuses_a_damaged_unpacked_source_file_and_says_to_give_the_gz(tmp_path,
+                                                                                    monkeypatch):
+    other = tmp_path / "other"
+    contents = _tiny(other, monkeypatch, packed=False)
+    name = "t10k-images-idx3-ubyte"
+    (other / name).write_bytes(contents[name][:-1] + b"\xff")
+    root = tmp_path / "d"
+    message = refused_by_lenet_book(data.FashionMNISTError, f"is not the published {name}",
+                                    lambda: data.prepare_fashion_mnist(other, root))
+    assert "MD5 sum is not the published" in message and "published .gz files" in message, message
+    assert not (root / "FashionMNIST" / "raw" / name).exists()
+    assert not list((root / "FashionMNIST" / "raw").glob(".*partial"))
+
+
+@needs_real_data
+def test_31_prepare_copies_the_real_raw_folder_of_another_checkout(tmp_path):
+    raw = data.prepare_fashion_mnist(REAL_RAW, tmp_path / "d")
+    assert data.check_fashion_mnist(tmp_path / "d") == raw
+    assert sorted(path.name for path in raw.iterdir()) == sorted(spec.name for spec in data.FILES)
+
+
+def test_31_a_gz_with_bytes_appended_is_named_as_such(tmp_path, monkeypatch):
+    """Before: 'not a readable gzip file (Not a gzipped file (b'<h'))'."""
+    source = tmp_path / "source"
+    _tiny(source, monkeypatch)
+    gz = source / "train-labels-idx1-ubyte.gz"
+    gz.write_bytes(gz.read_bytes() + b"<html><body>Not Found</body></html>\n")
+    root = tmp_path / "d"
+    message = refused_by_lenet_book(data.FashionMNISTError, "extra bytes after the gzip data",
+                                    lambda: data.prepare_fashion_mnist(source, root))
+    assert "has 36 extra bytes after the gzip data (e.g. an HTML page appended by a download)" in message
+    assert not (root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").exists()
+
+
+def test_31_a_gz_padded_with_zeros_is_still_taken(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    contents = _tiny(source, monkeypatch)
+    gz = source / "train-labels-idx1-ubyte.gz"
+    gz.write_bytes(gz.read_bytes() + bytes(64))  # gzip allows it; what it unpacks to is checked
+    raw = data.prepare_fashion_mnist(source, tmp_path / "d")
+    assert (raw / "train-labels-idx1-ubyte").read_bytes() == contents["train-labels-idx1-ubyte"]
+
+
+def test_31_a_python_call_is_told_root_and_the_command_line_is_told_dash_dash_root(tmp_path,
+                                                                                   capsys):
+    """Before: fast.load_fashion_mnist_tensors('README.md') was told to 'give --root a folder'."""
+    readme = REPO / "README.md"
+    message = refused_by_lenet_book(data.FashionMNISTError, "is a file, not a folder",
+                                    lambda: fast.load_fashion_mnist_tensors(str(readme)))
+    assert "give root a folder" in message and "--root" not in message, message
+    assert data.main(["check", "--root", str(readme)]) == 1
+    assert "give --root a folder" in capsys.readouterr().err
+    message = refused_by_lenet_book(data.FashionMNISTError, "is a file, not a folder",
+                                    lambda: data.check_fashion_mnist(readme))
+    assert "--root" not in message, message  # main's setting does not outlive it
+
+class _Conv2dSame(nn.Conv2d):
+    """timm's TF-style "same" padding, computed in forward."""
+
+    def forward(self, x):
+        ih, iw = x.shape[-2:]
+        kh, kw = self.weight.shape[-2:]
+        sh, sw = self.stride
+        ph = max((-(-ih // sh) - 1) * sh + kh - ih, 0)
+        pw = max((-(-iw // sw) - 1) * sw + kw - iw, 0)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class _CropConv(nn.Conv2d):
+    def forward(self, x):
+        return super().forward(x)[:, :, 2:, 2:]
+
+
+def _same_lenet():
+    return nn.Sequential(_Conv2dSame(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 10))
+
+
+def test_31_a_conv2d_subclass_with_its_own_forward_is_taken_by_the_shape_tools_and_trains():
+    """Before: the base class's rule (no padding) was applied, and train, evaluate, the text's
+    loop and the shape tools refused a network that works ("Linear(400 → 10) gets (1, 256)")."""
+    net = _same_lenet()
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    assert shapes.walk(net, (2, 1, 28, 28))[0][0] == (2, 6, 28, 28)
+    assert shapes.trace_shapes(net, torch.zeros(1, 1, 28, 28))[-1] == (1, 10)
+    assert 28 in shapes.fitting_sizes(net, (1, 1, 28, 28), largest=32)
+    images, labels = tiny_data(32)
+    train(net, (images, labels), num_epochs=1, batch_size=16)
+    assert 0 <= evaluate(net, images, labels) <= 1
+    batches = [(to_float(images), labels)]
+    textbook.train_text_loop(_same_lenet(), batches, batches, num_epochs=1)
+
+
+def test_31_a_subclass_whose_forward_changes_the_size_is_refused_by_the_shape_tools_and_train(
+        capsys):
+    """Before: check_input_shape said "OK ... -> (2, 10)" and train failed at its first step
+    with torch's "mat1 and mat2 shapes cannot be multiplied"."""
+    net = nn.Sequential(_CropConv(1, 6, 5), nn.Flatten(), nn.Linear(6 * 24 * 24, 10))
+    assert not shapes.check_input_shape(net, (2, 1, 28, 28))
+    printed = capsys.readouterr().out
+    assert "FAILS at layer 2, Linear(3456 → 10)" in printed and "(2, 2904)" in printed
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"layer 2, Linear\(3456 → 10\), gets shape \(1, 2904\)",
+                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+class _FlatLinear(nn.Linear):
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+
+
+class _PoolTwice(nn.MaxPool2d):
+    def forward(self, x):
+        return super().forward(super().forward(x))
+
+
+class _FlatDropout(nn.Dropout):
+    def forward(self, x):
+        return super().forward(x).flatten(1)
+
+
+class _CropReLU(nn.ReLU):
+    def forward(self, x):
+        return super().forward(x)[..., 1:, 1:]
+
+
+class _FirstChannel(nn.Identity):
+    def forward(self, x):
+        return x[:, :1]
+
+
+class _FlattenFive(nn.Flatten):
+    def forward(self, x):
+        return x.reshape(len(x), -1)[:, :5]
+
+
+class _StandardisedConv(nn.Conv2d):  # changes _conv_forward only, padding 2 written in
+    def _conv_forward(self, x, w, b):
+        w = (w - w.mean()) / (w.std() + 1e-5)
+        return F.conv2d(x, w, b, self.stride, 2, self.dilation, self.groups)
+
+
+@pytest.mark.parametrize("layers", [
+    [_FlatLinear(784, 10)],
+    [nn.Conv2d(1, 6, 5), _PoolTwice(2), nn.Flatten(), nn.Linear(6 * 6 * 6, 10)],
+    [_FlatDropout(), nn.Linear(784, 10)],
+    [nn.Conv2d(1, 6, 5), _CropReLU(), nn.Flatten(), nn.Linear(6 * 23 * 23, 10)],
+    [nn.Conv2d(1, 6, 5), _FirstChannel(), nn.Flatten(), nn.Linear(24 * 24, 10)],
+    [_FlattenFive(), nn.Linear(5, 10)],
+    [_StandardisedConv(1, 6, 5), nn.Flatten(), nn.Linear(6 * 28 * 28, 10)],
+], ids=["Linear", "MaxPool2d", "Dropout", "ReLU", "Identity", "Flatten", "_conv_forward"])
+def test_31_subclasses_of_layers_with_a_rule_get_the_shape_pytorch_gives(layers):  # valid
+    """Before: each was shaped by its base class's rule: False for a network that works."""
+    net = nn.Sequential(*layers)
+    x = torch.zeros(2, 1, 28, 28)
+    assert net(x).shape == (2, 10)
+    assert shapes.check_input_shape(net, x, verbose=False)
+    assert shapes.walk(net, (2, 1, 28, 28))[0] == shapes.trace_shapes(net, x)
+
+
+def test_31_a_transposed_convolution_with_the_wrong_in_channels_is_refused_naming_them():
+    """Before: PyTorch's meta kernel does not check a transposed convolution's channels:
+    check_input_shape said OK and train failed in torch's words ("expected input[16, 1, 28, 28]
+    to have 3 channels")."""
+    with pytest.raises(shapes.ShapeError, match=r"3 input channel\(s\) \(its in_channels\)"):
+        shapes.next_shape(nn.ConvTranspose2d(3, 6, 3), (2, 1, 28, 28))
+    net = nn.Sequential(nn.ConvTranspose2d(3, 6, 3), nn.Flatten(), nn.Linear(6 * 30 * 30, 10))
+    assert not shapes.check_input_shape(net, torch.zeros(2, 1, 28, 28), verbose=False)
+    assert shapes.fitting_sizes(net, (1, 1, 28, 28), largest=30) == []
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"layer 0, ConvTranspose2d, .* expects 3 input channel",
+                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+    class Up(nn.Module):  # inside a module of one's own, run by PyTorch as a whole
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose1d(3, 6, 2, stride=2)
+
+        def forward(self, x):
+            return self.up(x)
+
+    with pytest.raises(shapes.ShapeError, match=r"3 input channel\(s\) \(the in_channels of "
+                                                r"its 'up', ConvTranspose1d\)"):
+        shapes.next_shape(Up(), (2, 1, 28))
+
+
+def test_31_transposed_convolutions_with_the_right_channels_keep_their_shapes():  # valid
+    assert shapes.next_shape(nn.ConvTranspose2d(3, 6, 3), (2, 3, 28, 28)) == (2, 6, 30, 30)
+    assert shapes.next_shape(nn.ConvTranspose2d(4, 6, 3, groups=2), (4, 28, 28)) == (6, 30, 30)
+    assert shapes.next_shape(nn.ConvTranspose3d(2, 1, 2, stride=2), (1, 2, 4, 4, 4)) \
+        == (1, 1, 8, 8, 8)
+    assert shapes.next_shape(nn.LazyConvTranspose2d(6, 3), (2, 1, 28, 28)) == (2, 6, 30, 30)
+    net = nn.Sequential(nn.ConvTranspose2d(1, 6, 3), nn.Flatten(), nn.Linear(6 * 30 * 30, 10))
+    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+
+
+def test_31_a_forward_hook_that_changes_a_layers_output_is_followed():
+    """Before: forward hooks were ignored: check_input_shape said "OK ... -> (2, 10)" for a
+    network that fails, and (2, 10) for one whose hook on the whole network gives (2, 5)."""
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 24 * 24, 10))
+    net[0].register_forward_hook(lambda module, inputs, output: output[:, :, :-1, :-1])
+    assert not shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    failure = shapes.walk(net, (2, 1, 28, 28))[1]
+    assert failure[0] == 2 and failure[2] == (2, 6 * 23 * 23)
+    refused_by_lenet_book(ValueError, r"layer 2, Linear\(3456 → 10\), gets shape \(1, 3174\)",
+                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10))
+    whole = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 24 * 24, 10))
+    whole.register_forward_hook(lambda module, inputs, output: output[:, :5])
+    assert whole(torch.zeros(2, 1, 28, 28)).shape == (2, 5)
+    assert shapes.walk(whole, (2, 1, 28, 28))[0][-1] == (2, 5)
+    assert shapes.trace_shapes(whole, torch.zeros(2, 1, 28, 28))[-1] == (2, 5)
+
+
+def test_31_a_forward_hook_that_mends_a_shape_is_followed_and_trains():  # valid
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 23 * 23, 10))
+    net[0].register_forward_hook(lambda module, inputs, output: output[:, :, :-1, :-1])
+    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    train(net, tiny_data(), num_epochs=1, batch_size=10)
+    lazy = nn.Sequential(nn.LazyConv2d(6, 5), nn.Flatten(), nn.LazyLinear(10))
+    lazy[0].register_forward_hook(lambda module, inputs, output: output[:, :, 1:, 1:])
+    assert shapes.walk(lazy, (2, 1, 28, 28))[0] == [(2, 6, 23, 23), (2, 3174), (2, 10)]
+    assert lazy[0].has_uninitialized_params()  # not built by the check
+
+
+def test_31_forward_hooks_that_record_are_not_run_by_the_shape_checks():  # valid
+    seen = []
+
+    def record(module, inputs, output):
+        seen.append(output)
+
+    net = models.lenet()
+    net[0].register_forward_hook(record)
+    net[3].register_forward_hook(lambda module, inputs, output: seen.append(output))
+    net[6].register_forward_hook(lambda module, inputs, output: print(output.shape))
+    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    assert shapes.fitting_sizes(net, (1, 1, 28, 28), largest=32) == [28, 29, 30, 31]
+    assert not seen
+
+
+def test_31_a_hook_that_may_change_the_output_runs_once_for_a_layer_and_shape():  # valid
+    calls = []
+
+    def crop(module, inputs, output):
+        calls.append(output.device.type)
+        return output[:, :, :-1, :-1]
+
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 23 * 23, 10))
+    net[0].register_forward_hook(crop)
+    for _ in range(3):  # e.g. evaluate's door at every epoch
+        assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    assert calls == ["meta"]
+    net[0].padding = (1, 1)  # built otherwise: found again
+    assert not shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: shapes.fitting_sizes(models.lenet(), torch.zeros(1, 1, 28, 28)), "fitting_sizes"),
+    (lambda: shapes.next_shape(nn.ReLU(), torch.zeros(1, 1, 28, 28)), "next_shape"),
+    (lambda: shapes.walk(models.lenet(), torch.zeros(1, 1, 28, 28)), "walk"),
+])
+def test_31_a_tensor_given_for_a_shape_gets_a_short_message_saying_pass_its_shape(call, name):
+    """Before: the message held the tensor's whole repr, 3,900 characters."""
+    message = refused_by_lenet_book(TypeError, rf"^{name}: .*a tensor of shape \(1, 1, 28, 28\)"
+                                               r".*X\.shape", call)
+    assert len(message) < 300 and "0., 0." not in message
+
+
+@pytest.mark.parametrize("input_shape", [(28, 28), (1, 1, 1, 28, 28), (2, 784)])
+def test_31_fitting_sizes_refuses_a_shape_that_is_not_4d(input_shape):
+    """Before: [] without a word, read as "no size fits this network"."""
+    refused_by_lenet_book(ValueError, rf"fitting_sizes: input_shape must be a batch's shape "
+                                      rf"N×C×H×W.*got {re.escape(str(input_shape))}",
+                          lambda: shapes.fitting_sizes(models.lenet(), input_shape))
+
+
+def test_31_fitting_sizes_of_4d_shapes_and_of_networks_without_windows_still_work():  # valid
+    assert shapes.fitting_sizes(models.lenet(), (1, 1, 28, 28)) == [28, 29, 30, 31]
+    assert shapes.fitting_sizes(models.lenet(), torch.Size((1, 1, 28, 28))) == [28, 29, 30, 31]
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    assert shapes.fitting_sizes(mlp, (1, 28, 28)) == [28]
+
+def _tool_31(name, *args, cwd=None, timeout=120, **options):
+    return subprocess.run([sys.executable, str(REPO / "tools" / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO,
+                          **options)
+
+
+def _json_notebook_31(path, *sources, metadata=None):
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+              "outputs": [], "source": source} for i, source in enumerate(sources)]
+    path.write_text(json.dumps({"cells": cells, "metadata": metadata or {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+EDIT_ITSELF = """import json
+nb = json.load(open('edit.ipynb'))
+nb['cells'].append({'cell_type': 'markdown', 'id': 'mine', 'metadata': {}, 'source': 'my notes'})
+json.dump(nb, open('edit.ipynb', 'w'))"""
+
+
+def test_31_execute_notebooks_never_overwrites_edits_saved_to_the_notebook_while_it_ran(tmp_path):
+    """The executed copy was renamed over the notebook at the end: a cell (or a markdown note)
+    saved from JupyterLab during the run was lost, with exit status 0."""
+    valid = _json_notebook_31(tmp_path / "ok.ipynb", "print(1 + 1)")
+    edited = _json_notebook_31(tmp_path / "edit.ipynb", EDIT_ITSELF)  # as a save in JupyterLab
+    done = _tool_31("execute_notebooks.py", "--timeout", 60, valid, edited, timeout=240)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"{edited} changed on disk while it ran (saved from JupyterLab or an editor?): its "
+            "new outputs are not written, so that nothing of that change is lost; run it again "
+            "once it is saved as you want it") in done.stderr, done.stderr
+    saved = json.loads(edited.read_text())
+    assert [cell["cell_type"] for cell in saved["cells"]] == ["code", "markdown"]
+    assert saved["cells"][1]["source"] == "my notes" and saved["cells"][0]["outputs"] == []
+    # valid: a notebook left alone while it ran is written with its outputs, as before
+    assert f"{valid}: done in" in done.stdout, done.stdout
+    assert json.loads(valid.read_text())["cells"][0]["outputs"][0]["text"] == ["2\n"]
+
+
+def _kernel_gone(pid, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_31_execute_notebooks_on_ctrl_c_says_which_cell_in_one_line_and_stops_the_kernel(tmp_path):
+    """Ctrl-C printed 61 lines: the kernel's ZMQError, nbclient's 'Kernel died' and an
+    AssertionError from its clean-up, chained."""
+    started = tmp_path / "started"
+    notebook = _json_notebook_31(tmp_path / "slow.ipynb", "x = 1",
+                              f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))"
+                              "\ntime.sleep(120)")
+    before = notebook.read_bytes()
+    tool = subprocess.Popen(  # in its own session, with Ctrl-C not ignored (as in a terminal)
+        [sys.executable, str(REPO / "tools" / "execute_notebooks.py"), "--timeout", "200",
+         str(notebook)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 180
+        while not (started.exists() and started.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), "the cell never started"
+        kernel = int(started.read_text())
+        os.killpg(tool.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        out, err = tool.communicate(timeout=60)
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+    err = "\n".join(line for line in err.splitlines()
+                    if "Kernel is running over TCP without encryption" not in line)
+    assert tool.returncode == 130, (tool.returncode, err)
+    assert err.strip() == (f"{notebook}: interrupted in cell 1 (starting 'import os, time'); "
+                           "nothing was written: the notebook was left as it was"), err
+    assert notebook.read_bytes() == before
+    assert _kernel_gone(kernel), "the kernel was left running"
+
+
+def test_31_execute_notebooks_refuses_a_notebook_of_another_language_naming_its_kernel(tmp_path):
+    """An R notebook was run in python3: 'cell 0 (starting 'x <- 1') raised NameError'."""
+    r = _json_notebook_31(tmp_path / "r.ipynb", "x <- 1", metadata={
+        "kernelspec": {"name": "ir", "display_name": "R", "language": "R"}})
+    good = _json_notebook_31(tmp_path / "good.ipynb", "1 + 1")
+    before = r.read_bytes()
+    done = _tool_31("execute_notebooks.py", good, r)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (f"{r} is a notebook in R (kernel 'ir', shown as 'R'), not Python: this tool runs "
+            "Python chapters in a python3 kernel, where its first cell would fail, and would "
+            "rewrite its kernel as Python; run it with its own kernel (jupyter nbconvert --to "
+            f"notebook --execute --inplace {r}); nothing was run") in done.stderr, done.stderr
+    assert "running" not in done.stdout and r.read_bytes() == before
+    # valid: Python under any kernel name (a virtual environment's), or no language at all
+    from tools.execute_notebooks import notebook_problem
+
+    for metadata in ({"kernelspec": {"name": "lenet-venv", "display_name": "LeNet (venv)",
+                                     "language": "python"}},
+                     {"language_info": {"name": "python"}}, {}):
+        assert notebook_problem(_json_notebook_31(tmp_path / "py.ipynb", "1", metadata=metadata)) \
+            is None, metadata
+
+
+MAKE_PDF_STOPPED = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tools import make_pdf
+
+make_pdf.CHROMIUM = make_pdf.CHROMEDRIVER = Path({browser!r})
+make_pdf.TRAIN_SUBSET = Path({train!r})
+make_pdf.build_single_page = None  # nothing is ever built here
+try:
+    make_pdf.main(sys.argv[1:])
+except SystemExit as exit_:
+    print(exit_.code)
+"""
+
+
+def _make_pdf_stopped(tmp_path, *argv, browser=None, images=None):
+    """make_pdf.main(argv), which must stop before building or printing; what it said."""
+    code = MAKE_PDF_STOPPED.format(repo=str(REPO), browser=str(browser or tmp_path / "no-chromium"),
+                                   train=str(images or REPO / "book" / "browser" / "train_data.min.js"))
+    done = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done.stdout.strip()
+
+
+def test_31_make_pdf_refuses_a_multi_page_build_as_singlehtml(tmp_path):
+    """--singlehtml _build/html (the site) printed its front page alone as the whole book."""
+    for chapter in ("book/01.html", "notebooks/03_training.html",
+                    "notebooks/solutions/03_training.html"):
+        site = tmp_path / "site"
+        (site / "book").mkdir(parents=True, exist_ok=True)
+        (site / "book" / "intro.html").write_text("<p>the front page</p>")
+        (site / chapter).parent.mkdir(parents=True, exist_ok=True)
+        (site / chapter).write_text("<p>a chapter</p>")
+        said = _make_pdf_stopped(tmp_path, "--out", "b.pdf", "--singlehtml", "site")
+        assert said == (
+            "make_pdf: --singlehtml site is a multi-page build (such as the site that `make book` "
+            f"writes to _build/html): it has 1 page(s) beside site/book/intro.html, such as "
+            f"site/{chapter}, and only site/book/intro.html would be printed; give the folder "
+            "that `jupyter-book build --builder singlehtml` wrote (its _build/singlehtml), or "
+            "leave --singlehtml out to build one; nothing was changed"), said
+        (site / chapter).unlink()
+    assert not (tmp_path / "b.pdf").exists()
+    # valid: a single-page build, printed before (its copy lenet-book.html) and with pages of
+    # its own under _static, goes on to the browser (missing here)
+    (tmp_path / "site" / "lenet-book.html").write_text("<p>the book</p>")
+    (tmp_path / "site" / "_static").mkdir()
+    (tmp_path / "site" / "_static" / "widget.html").write_text("<p>a widget</p>")
+    said = _make_pdf_stopped(tmp_path, "--out", "b.pdf", "--singlehtml", "site")
+    assert said.startswith(f"make_pdf: missing {tmp_path / 'no-chromium'}"), said
+
+
+def test_31_make_pdf_names_the_missing_training_images_before_building(tmp_path):
+    """A fresh checkout ran the whole jupyter-book build, then failed with its coloured log,
+    ending in 'Problems with "raw" directive path: ... book/browser/train_data.min.js'."""
+    missing = tmp_path / "train_data.min.js"
+    said = _make_pdf_stopped(tmp_path, "--out", "b.pdf", browser=sys.executable, images=missing)
+    assert said == (
+        f"make_pdf: {missing} is missing (the training images that the page 'LeNet in your "
+        "browser' includes, made from data/ and never committed), so the book cannot be built: "
+        "run python tools/export_training_subset.py (or make book) first, or give --singlehtml a "
+        "build made already"), said
+    # beside the browser's check: both at once, each with its fix
+    said = _make_pdf_stopped(tmp_path, "--out", "b.pdf", images=missing).splitlines()
+    assert said[0].startswith("make_pdf: missing ") and "apt-get install" in said[0], said
+    assert said[1].startswith(f"make_pdf: {missing} is missing") and len(said) == 2, said
+    # valid: a build made already needs no training images
+    (tmp_path / "single" / "book").mkdir(parents=True)
+    (tmp_path / "single" / "book" / "intro.html").write_text("<p>the book</p>")
+    said = _make_pdf_stopped(tmp_path, "--out", "b.pdf", "--singlehtml", "single", images=missing)
+    assert said.startswith("make_pdf: missing ") and "train_data" not in said, said
+    assert not (tmp_path / "b.pdf").exists()
+
+
+def _sources(path):
+    nb = json.loads(path.read_text())
+    return [("".join(cell["source"]), cell["metadata"].get("tags", [])) for cell in nb["cells"]]
+
+
+def test_31_tag_cells_converts_every_nbval_marker_nbval_honours(tmp_path):
+    """'#NBVAL_SKIP' (no space) or a marker after a line magic stayed in the reader's sight,
+    nbval still honoured them, and --check said '0 change(s) needed'."""
+    from nbval.plugin import find_comment_markers
+
+    notebook = _json_notebook_31(
+        tmp_path / "marks.ipynb", "#NBVAL_SKIP\nx = 1", "%matplotlib inline\n# NBVAL_SKIP\nx = 2",
+        "%%time\ny = 1\n## NBVAL_IGNORE_OUTPUT\ny", "def f():\n    # NBVAL_RAISES_EXCEPTION\n    1 / 0\nf()",
+        "# PYTEST_VALIDATE_IGNORE_OUTPUT\nz = 3", "# NBVAL_SKIP\nw = 4")
+    before = notebook.read_bytes()
+    done = _tool_31("tag_cells.py", "--check", notebook)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{notebook}: cell 0: #NBVAL_SKIP -> tag nbval-skip",
+        f"{notebook}: cell 1: # NBVAL_SKIP (line 2) -> tag nbval-skip",
+        f"{notebook}: cell 2: ## NBVAL_IGNORE_OUTPUT (line 3) -> tag nbval-ignore-output",
+        f"{notebook}: cell 3: # NBVAL_RAISES_EXCEPTION (line 2) -> tag raises-exception",
+        f"{notebook}: cell 4: # PYTEST_VALIDATE_IGNORE_OUTPUT -> tag nbval-ignore-output",
+        f"{notebook}: cell 5: # NBVAL_SKIP -> tag nbval-skip",
+        "6 change(s) needed"], done.stdout
+    assert notebook.read_bytes() == before
+    done = _tool_31("tag_cells.py", notebook)
+    assert done.returncode == 0 and done.stdout.endswith("6 change(s) made\n"), done.stdout
+    assert _sources(notebook) == [
+        ("x = 1", ["nbval-skip"]), ("%matplotlib inline\nx = 2", ["nbval-skip"]),
+        ("%%time\ny = 1\ny", ["nbval-ignore-output"]),
+        ("def f():\n    1 / 0\nf()", ["raises-exception"]), ("z = 3", ["nbval-ignore-output"]),
+        ("w = 4", ["nbval-skip"])]
+    assert all(not list(find_comment_markers(source)) for source, _ in _sources(notebook))
+    done = _tool_31("tag_cells.py", "--check", notebook)
+    assert done.returncode == 0 and done.stdout == "0 change(s) needed\n", done.stdout
+
+
+def test_31_tag_cells_check_lists_an_nbval_marker_it_cannot_remove(tmp_path):
+    """A marker line inside a string or a %%bash body (which nbval honours too) passed --check."""
+    notebook = _json_notebook_31(tmp_path / "left.ipynb", 'text = """\n# NBVAL_SKIP\n"""\nprint(text)',
+                              "%%bash\necho hi\n# NBVAL_SKIP", "# NBVAL_SKIP # slow\nx = 1",
+                              "# nbval_skip\nx = 2")  # the last two: nbval reads neither
+    before = notebook.read_bytes()
+    for argv in (["--check"], []):
+        done = _tool_31("tag_cells.py", *argv, notebook)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stdout.splitlines() == [
+            f"{notebook}: cell {cell}: line {line} '# NBVAL_SKIP' is left as it is (inside a "
+            "string, or in a cell magic's body), but nbval still reads it as NBVAL_SKIP: move "
+            "it to the cell's first line (the second after a cell magic), or give the cell the "
+            "tag nbval-skip and remove the line" for cell, line in ((0, 2), (1, 3))] + [
+            f"0 change(s) {'needed' if argv else 'made'}; 2 nbval marker(s) left behind, listed "
+            "above"], done.stdout
+        assert notebook.read_bytes() == before  # a string's text, a bash script: never changed
+
+
+def test_31_prose_numbers_calls_a_device_a_device_not_a_folder(tmp_path):
+    """/dev/null was called 'a folder, not a notebook'."""
+    done = _tool_31("prose_numbers.py", "/dev/null")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "error: /dev/null is a device, pipe or socket, not a notebook" in done.stderr
+    assert "folder" not in done.stderr
+    done = _tool_31("prose_numbers.py", tmp_path)  # valid words for a folder stay
+    assert done.returncode == 2 and f"error: {tmp_path} is a folder, not a notebook" in done.stderr
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -12,12 +12,16 @@ which must not reach the published book.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import atexit
 import datetime
 import importlib.metadata
 import os
 import platform
 import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,13 +89,17 @@ class CellFailed(Exception):
         self.index, self.cell, self.cause = index, cell, cause
 
     def message(self, path: Path, not_run: int = 0) -> str:
-        lines = [line for line in self.cell.source.splitlines() if line.strip()]
-        first = lines[0].strip() if lines else ""
-        first = first if len(first) <= 60 else first[:57] + "..."
         rest = f" ({not_run} notebook(s) after it were not run)" if not_run else ""
-        return (f"{path}: cell {self.index} (starting {first!r}) {self.cause}; nothing was "
-                f"written: the notebook was left as it was{rest}. Fix that cell (or the code it "
-                "calls) and run again")
+        return (f"{path}: cell {self.index} (starting {_first_line(self.cell)!r}) {self.cause}; "
+                f"nothing was written: the notebook was left as it was{rest}. Fix that cell (or "
+                "the code it calls) and run again")
+
+
+def _first_line(cell: nbformat.NotebookNode) -> str:
+    """The cell's first line that is not blank, cut to 60 characters: how a message names it."""
+    lines = [line for line in cell.source.splitlines() if line.strip()]
+    first = lines[0].strip() if lines else ""
+    return first if len(first) <= 60 else first[:57] + "..."
 
 
 def _cause(error: Exception, timeout: int) -> str:
@@ -107,37 +115,138 @@ def _cause(error: Exception, timeout: int) -> str:
     return f"raised {error.ename}: {value}" if value else f"raised {error.ename}"
 
 
-def execute(path: Path, timeout: int) -> float:
-    nb = nbformat.read(path, as_version=4)
+class _NoCtrlCLoop(asyncio.SelectorEventLoop):
+    """An event loop that leaves Ctrl-C to _run(): nbclient's own SIGINT handler stops the
+    kernel but lets the cell wait on, which ended in 'Kernel died' and an AssertionError."""
+
+    def add_signal_handler(self, sig, callback, *args):
+        if sig == signal.SIGINT:
+            raise RuntimeError("execute_notebooks handles Ctrl-C")  # nbclient skips it then
+        super().add_signal_handler(sig, callback, *args)
+
+
+def _run(client: NotebookClient) -> None:
+    """``client.execute()``, with Ctrl-C cancelling the run so that nbclient stops the kernel on
+    its way out; KeyboardInterrupt is raised then, whatever error the cancelling caused. (As
+    asyncio.Runner does, which Python 3.10 lacks.)"""
+    interrupted = []
+    loop = _NoCtrlCLoop()
+    asyncio.set_event_loop(loop)
+    run = loop.create_task(client.async_execute())
+
+    def stop():  # killed, not asked to quit: the kernel's own tracebacks from a socket
+        client.shutdown_kernel = "immediate"  # closed under a running cell are never printed
+        run.cancel()
+
+    def on_ctrl_c(signum, frame):
+        if not interrupted:  # once: a second Ctrl-C must not cut the kernel's stop
+            loop.call_soon_threadsafe(stop)
+        interrupted.append(signum)
+
+    # only in the main thread, and only where Ctrl-C raises KeyboardInterrupt (not where it is
+    # ignored, as in a background job)
+    ours = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if ours:
+        signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        loop.run_until_complete(run)
+    except BaseException:
+        if not interrupted:
+            raise
+    finally:
+        try:  # a kernel still up (Ctrl-C while it started) is stopped, never left running
+            atexit.unregister(client._cleanup_kernel)
+            if client.km is not None and client.km.has_kernel:
+                loop.run_until_complete(client.km.shutdown_kernel(now=True))
+            left = asyncio.all_tasks(loop)  # nbclient's pollers of a cancelled cell
+            for task in left:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+            if ours:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+class NotebookChanged(Exception):
+    """The notebook's file changed on disk while it ran: the new outputs are not written."""
+
+    def message(self, path: Path, not_run: int = 0) -> str:
+        rest = f" ({not_run} notebook(s) after it were not run)" if not_run else ""
+        if self.args[0] == "gone":
+            return (f"{path} was deleted or moved while it ran: its new outputs are not written, "
+                    f"so that it is not brought back{rest}; run it again where it is now")
+        return (f"{path} changed on disk while it ran (saved from JupyterLab or an editor?): its "
+                f"new outputs are not written, so that nothing of that change is lost{rest}; run "
+                "it again once it is saved as you want it")
+
+
+def execute(path: Path, timeout: int, running: dict | None = None) -> float:
+    """Run the notebook at ``path`` and replace it with its executed copy; the seconds it took.
+    ``running`` is filled with where the run is (phase, and the cell running), which main names
+    on Ctrl-C."""
+    running = {} if running is None else running
+    running.update(phase="kernel")
+    target = Path(os.path.realpath(path))  # a link is written through, as a plain write does
+    read = target.read_bytes()  # compared before writing: edits saved meanwhile are never lost
+    nb = nbformat.reads(read.decode("utf-8"), as_version=4)
     start = time.perf_counter()
-    running = {}  # the cell being run: named if it fails
 
     def started(cell, cell_index):
-        running.update(cell=cell, index=cell_index)
+        running.update(phase="cell", cell=cell, index=cell_index)
 
     try:  # a timed-out cell is interrupted, so that the kernel stops cleanly
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                       interrupt_on_timeout=True,
-                       error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
-                       on_cell_execute=started,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        _run(NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            interrupt_on_timeout=True,
+                            error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
+                            on_cell_execute=started,
+                            resources={"metadata": {"path": str(path.parent)}}))
     except (CellExecutionError, DeadKernelError) as error:
-        if not running:
+        if "cell" not in running:
             raise
         raise CellFailed(running["index"], running["cell"], _cause(error, timeout)) from None
+    running.update(phase="writing")
     seconds = time.perf_counter() - start
     clean(nb, execution_record(seconds))
     problems = machine_paths(nb)
     if problems:
         raise SystemExit(f"{path}: outputs hold machine paths: {problems}")
     nbformat.validate(nb)
+    try:
+        now = target.read_bytes()
+    except OSError:
+        now = None
+    if now != read:  # saved from JupyterLab or an editor while it ran: those edits win
+        raise NotebookChanged("gone" if now is None else "changed")
     try:  # whole or not at all: a full disk or a size limit never leaves half a notebook
-        with replaced_atomically(Path(os.path.realpath(path)), "w", encoding="utf-8") as f:
+        with replaced_atomically(target, "w", encoding="utf-8") as f:
             nbformat.write(nb, f)
     except (OSError, ValueError) as error:
         raise SystemExit(f"cannot write {path} ({getattr(error, 'strerror', None) or error}); "
                          "it was left as it was (this run's outputs are not kept)") from None
+    running.update(phase="written")
     return seconds
+
+
+def _interrupted(path: Path, running: dict, not_run: int) -> str:
+    """What a Ctrl-C while running ``path`` left, in one line."""
+    rest = f" ({not_run} notebook(s) after it were not run)" if not_run else ""
+    phase = running.get("phase")
+    if phase == "written":
+        return f"{path}: interrupted once it was written (it holds its new outputs){rest}"
+    if phase == "cell":
+        where = f"in cell {running['index']} (starting {_first_line(running['cell'])!r})"
+    elif phase == "writing":
+        where = "after its last cell, before it was written"
+    else:
+        where = "while its kernel started"
+    return (f"{path}: interrupted {where}; nothing was written: the notebook was left as it "
+            f"was{rest}")
 
 
 def _old_or_misnamed(path: Path) -> str | None:
@@ -155,6 +264,26 @@ def _old_or_misnamed(path: Path) -> str | None:
                 "which a run would overwrite with new outputs; rename it to end in .ipynb if it "
                 "is a notebook to run")
     return None
+
+
+def _other_language(path: Path, nb: nbformat.NotebookNode) -> str | None:
+    """Why the notebook at ``path`` is not run: its kernel is of another language than Python
+    (a python3 kernel would fail on its first cell, and clean() would call it Python); or None.
+    A notebook that names no language is taken as Python."""
+    spec = nb.metadata.get("kernelspec")
+    spec = spec if isinstance(spec, dict) else {}
+    info = nb.metadata.get("language_info")
+    language = spec.get("language") or (info.get("name") if isinstance(info, dict) else None)
+    if not isinstance(language, str) or language.strip().lower() in ("", "python"):
+        return None
+    name, shown = spec.get("name"), spec.get("display_name")
+    kernel = "".join([f"kernel {name!r}" if name else "",
+                      f", shown as {shown!r}" if name and shown and shown != name else "",
+                      f"kernel {shown!r}" if shown and not name else ""])
+    return (f"{path} is a notebook in {language}" + (f" ({kernel})" if kernel else "")
+            + ", not Python: this tool runs Python chapters in a python3 kernel, where its first "
+            "cell would fail, and would rewrite its kernel as Python; run it with its own kernel "
+            f"(jupyter nbconvert --to notebook --execute --inplace {path})")
 
 
 def notebook_problem(path: Path) -> str | None:
@@ -185,7 +314,7 @@ def notebook_problem(path: Path) -> str | None:
     problem = schema_problem(nb)
     if problem:
         return f"{path} is not a notebook ({problem})"
-    problem = _old_or_misnamed(path)
+    problem = _old_or_misnamed(path) or _other_language(path, nb)
     if problem:
         return problem
     target = Path(os.path.realpath(path))  # a link is written through, as a plain write does
@@ -213,11 +342,19 @@ def main() -> int:
             parser.error(f"{problem}; nothing was run")
     for number, path in enumerate(paths, 1):
         print(f"{path}: running ...", flush=True)
+        running = {}
         try:
-            seconds = execute(path.resolve(), args.timeout)
+            seconds = execute(path.resolve(), args.timeout, running)
         except CellFailed as failed:  # one line, not nbclient's and the kernel's tracebacks
             print(failed.message(path, len(paths) - number), file=sys.stderr)
             return 1
+        except NotebookChanged as changed:
+            print(changed.message(path, len(paths) - number), file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:  # Ctrl-C: one line, not three chained tracebacks
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # more Ctrl-C while it exits: no more
+            print(_interrupted(path, running, len(paths) - number), file=sys.stderr)
+            return 130
         print(f"{path}: done in {seconds:.0f} s", flush=True)
     return 0
 

@@ -87,6 +87,22 @@ def _not_ours(out: Path) -> str | None:
     return None
 
 
+def _special_file(out: Path, option: str = "--out") -> str | None:
+    """Why nothing can be written at ``out`` because it is a device, pipe or socket (itself, or
+    where its symbolic link leads), with what to do, or None; checked before the 70,000 images
+    are loaded (write_js_data refuses it only once they are)."""
+    try:
+        mode = os.stat(out).st_mode
+    except (OSError, ValueError):  # missing, a loop, a NUL: named elsewhere
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    target = os.path.realpath(out)
+    leads = f" leads to {target}, which" if target != os.path.abspath(out) else ""
+    return (f"{out}{leads} is a device, pipe or socket, not a regular file, so no export can be "
+            f"written there: give the path of a file ending in .js with {option}")
+
+
 def _loop(out: Path, option: str) -> str | None:
     """Why nothing can be written at ``out`` because a symbolic link loops there (``out`` itself,
     or a folder on the way to it, leads back to itself), with what to do, or None."""
@@ -256,6 +272,9 @@ def main(argv=None) -> None:
         parser.error(f"--out {str(args.out)!r} has a name that starts or ends with white space (a "
                      "space or a pasted newline), which a file or folder name almost never "
                      "means; write it without; nothing was written")
+    problem = _special_file(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}; nothing was written")
     problem = _not_ours(args.out)
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "

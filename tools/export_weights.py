@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 from lenet_book import fast  # noqa: E402
-from lenet_book.checks import TrainingDiverged  # noqa: E402
+from lenet_book.checks import TrainingDiverged, _trained_towards  # noqa: E402
 from lenet_book.data import (  # noqa: E402
     FashionMNISTError,
     _broken_path_problem,
@@ -133,6 +133,18 @@ def load(path: Path):
         sys.exit(f"nothing exported: --state-dict: {error}"
                  + (f"\n{PAGE_NETWORK[0].upper()}{PAGE_NETWORK[1:]}: {SAVE_IT}."
                     if "another" in str(error) else ""))
+    if _trained_towards(net) == "smallest":  # the page reads the largest output as the class
+        sys.exit(f"nothing exported: --state-dict {path} holds a network trained so that its "
+                 "smallest output wins (its outputs read as energies, e.g. trained with "
+                 "loss_fn=lambda out, y: F.cross_entropy(-out, y); the checkpoint records it), "
+                 "and the page takes the largest output as the class, so it would name the "
+                 "worst class for every image.\nHow to fix it: export a network whose largest "
+                 "output wins: leave --state-dict out to train one as chapter 7 does, retrain "
+                 "yours with cross-entropy on its outputs, or negate its last layer in a fresh "
+                 "network (which turns energies into scores): net = load_checkpoint(fast.lenet(), "
+                 f"{str(path)!r}); scores = fast.lenet(); scores.load_state_dict(net.state_dict()); "
+                 "scores[-1].weight.data.neg_(); scores[-1].bias.data.neg_(); "
+                 "save_checkpoint(scores, 'scores.pt'), and give --state-dict scores.pt.")
     broken = [name for name, tensor in net.state_dict().items() if not tensor.isfinite().all()]
     if broken:
         sys.exit(f"--state-dict {path}: tensor(s) {', '.join(broken)} hold NaN or infinite numbers "
@@ -162,8 +174,10 @@ def not_ours(out: Path) -> str | None:
             path = path.resolve() if path.is_symlink() else path  # as write_js_data does
             if not path.exists():
                 continue
+            if path.is_dir():
+                return f"{path} is a folder, not a file"
             if not path.is_file():
-                return f"{path} is a folder or another non-file"
+                return f"{path} is a device, pipe or socket, not a regular file"
             ours = _written_by_this_export(path, name)  # as write_js_data checks
         except (OSError, RuntimeError) as error:  # unreadable, or a symbolic link that loops
             return f"{path} cannot be read ({getattr(error, 'strerror', None) or error})"

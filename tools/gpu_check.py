@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_bench:  # after the tests, alone on the GPU
         speed = ROOT / "benchmarks" / "results" / f"gpu-{slug(torch.cuda.get_device_name())}.json"
         command = [sys.executable, "benchmarks/train_speed.py", "--device", "cuda",
-                   "--repeats", str(args.bench_repeats), "--json", str(speed)]
+                   "--repeats", str(args.bench_repeats), "--json", str(speed),
+                   "--replace"]  # a fresh measurement of this GPU replaces its record
         bench = run_jobs({"benchmark": command}, env, args.bench_timeout, work, 1)["benchmark"]
         print((work / "benchmark.log").read_text()[-3000:], flush=True)
         results += [speed] if speed.exists() else []

@@ -9,7 +9,8 @@ opens that page from disk with no network, waits until MathJax has typeset every
 image has loaded, and prints it to A4 (Chrome DevTools' Page.printToPDF): each chapter starts on a
 new page (book/_static/book.css), page numbers in the footer, one bookmark per heading, and links
 between chapters that stay inside the PDF. Needs /usr/bin/chromium and /usr/bin/chromedriver
-(apt-get install chromium chromium-driver; the Makefile installs them).
+(apt-get install chromium chromium-driver; the Makefile installs them), and to build the book,
+book/browser/train_data.min.js (python tools/export_training_subset.py; make book makes it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 from lenet_book.data import replaced_atomically  # noqa: E402
-from tools.export_training_subset import cannot_replace  # noqa: E402  (it loads no torch)
+from tools.export_training_subset import OUT as TRAIN_SUBSET  # noqa: E402  (it loads no torch)
+from tools.export_training_subset import cannot_replace  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -69,6 +71,26 @@ def _root_page(folder: Path) -> Path:
     return Path(folder) / f"{root}.html"
 
 
+def _toc_files(entry) -> list[str]:
+    """Every page (``file:``) that the table of contents ``entry`` (_toc.yml, read) lists."""
+    if isinstance(entry, dict):
+        return ([entry["file"]] if isinstance(entry.get("file"), str) else []) + [
+            name for value in entry.values() for name in _toc_files(value)]
+    if isinstance(entry, list):
+        return [name for value in entry for name in _toc_files(value)]
+    return []
+
+
+def _other_pages(folder: Path) -> list[Path]:
+    """The pages in ``folder`` beside the root page, in the folders where the book's pages live
+    (book/, notebooks/, ...): a multi-page build has one per chapter; a singlehtml build has none
+    (single_page's copy, lenet-book.html, is not counted)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    places = sorted({Path(folder) / Path(name).parent for name in _toc_files(toc) + [toc["root"]]})
+    mine = {_root_page(folder), Path(folder) / "lenet-book.html"}
+    return [page for place in places for page in sorted(place.glob("*.html")) if page not in mine]
+
+
 def _not_a_build(folder: Path) -> str | None:
     """Why ``folder`` (--singlehtml) is not a single-page build to print (missing, a file, or a
     folder without the book's page), or None; checked before the browser is looked for."""
@@ -81,7 +103,26 @@ def _not_a_build(folder: Path) -> str | None:
     if not page.is_file():
         return (f"make_pdf: --singlehtml {folder} holds no single-page build (no {page}): "
                 f"{use}; nothing was changed")
+    others = _other_pages(folder)
+    if others:  # e.g. _build/html, the site: its front page alone would be printed as the book
+        return (f"make_pdf: --singlehtml {folder} is a multi-page build (such as the site that "
+                f"`make book` writes to _build/html): it has {len(others)} page(s) beside {page}, "
+                f"such as {others[0]}, and only {page} would be printed; {use}; nothing was "
+                "changed")
     return None
+
+
+def _missing_page_data() -> str | None:
+    """Why the book cannot be built here: the images that the page "LeNet in your browser"
+    includes (book/browser/train_data.min.js, made from data/, never committed) are missing; or
+    None. `make pdf` makes them first (make book)."""
+    if TRAIN_SUBSET.is_file():
+        return None
+    shown = TRAIN_SUBSET.relative_to(REPO) if TRAIN_SUBSET.is_relative_to(REPO) else TRAIN_SUBSET
+    return (f"make_pdf: {shown} is missing (the training images that the page 'LeNet in your "
+            "browser' includes, made from data/ and never committed), so the book cannot be "
+            "built: run python tools/export_training_subset.py (or make book) first, or give "
+            "--singlehtml a build made already")
 
 
 def _missing_browser() -> str | None:
@@ -268,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     problem = args.singlehtml and _not_a_build(args.singlehtml)
     if problem:
         sys.exit(problem)
-    problem = _missing_browser()
-    if problem:
-        sys.exit(problem)
+    problems = [_missing_browser(), None if args.singlehtml else _missing_page_data()]
+    if any(problems):  # both at once: each takes its own step to fix
+        sys.exit("\n".join(filter(None, problems)))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lenet-book-pdf-") as scratch:
         page = single_page(args.singlehtml or build_single_page(Path(scratch)))

@@ -28,11 +28,14 @@ def prose_rule():
 
 
 def notebook_problem(path: Path) -> str | None:
-    """Why ``path`` is not a notebook to read (missing, a folder, not .ipynb, not JSON), or None."""
+    """Why ``path`` is not a notebook to read (missing, a folder or a device, not .ipynb, not
+    JSON), or None."""
     if not path.exists():
         return f"{path} does not exist"
-    if not path.is_file():
+    if path.is_dir():
         return f"{path} is a folder, not a notebook"
+    if not path.is_file():  # /dev/null, a named pipe: as tools/execute_notebooks.py names them
+        return f"{path} is a device, pipe or socket, not a notebook"
     if path.suffix != ".ipynb":
         return f"{path} is not a notebook (.ipynb)"
     try:

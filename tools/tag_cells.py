@@ -6,9 +6,12 @@
 It changes cell metadata (tags) and comment lines only, never code or outputs, so the stored
 outputs stay those of the recorded run and nbval compares exactly what it compared before:
 
-1. nbval's comment markers become nbval's cell tags, and the comment line goes: a first line
-   `# NBVAL_IGNORE_OUTPUT` (second line after a cell magic such as `%%time`) becomes the tag
-   `nbval-ignore-output`; likewise NBVAL_SKIP, NBVAL_CHECK_OUTPUT and NBVAL_RAISES_EXCEPTION.
+1. nbval's comment markers become nbval's cell tags, and the comment line goes: a comment line
+   `# NBVAL_IGNORE_OUTPUT` becomes the tag `nbval-ignore-output`; likewise NBVAL_SKIP,
+   NBVAL_CHECK_OUTPUT and NBVAL_RAISES_EXCEPTION. As nbval reads them, on any line, with any
+   number of '#' and spaces before the name (`#NBVAL_SKIP` too). A marker line that is not a
+   comment of the code (inside a string, or in the body of a cell magic such as `%%bash`) is left
+   as it is, but listed: nbval still honours it, and --check fails until it is moved.
 2. The Colab set-up cell (the first code cell, `# Colab set-up: ...`) gets `remove-cell`: the site
    and the PDF leave it out; JupyterLab, Colab and nbval still run it first.
 3. A check cell, one that follows an output-ignored cell and asserts on what it computed, gets
@@ -25,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import os
 import re
 import sys
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -39,12 +44,16 @@ from lenet_book.book import chapters  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from tools.export_training_subset import _too_long  # noqa: E402  (it loads no torch)
 
-MARKERS = {  # nbval's comment -> nbval's tag
-    "# NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
-    "# NBVAL_SKIP": "nbval-skip",
-    "# NBVAL_CHECK_OUTPUT": "nbval-check-output",
-    "# NBVAL_RAISES_EXCEPTION": "raises-exception",
+MARKERS = {  # nbval's comment marker (the comment's text) -> nbval's tag
+    "NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
+    "NBVAL_SKIP": "nbval-skip",
+    "NBVAL_CHECK_OUTPUT": "nbval-check-output",
+    "NBVAL_RAISES_EXCEPTION": "raises-exception",
+    "PYTEST_VALIDATE_IGNORE_OUTPUT": "nbval-ignore-output",  # nbval still reads its old name
 }
+# Cell magics whose body is Python: a comment line in it can go (in %%bash or %%writefile it is
+# the body's own text)
+PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun")
 SETUP_CELL = "# Colab set-up"
 HELPER_LINES = 20
 PLOTTING = re.compile(r"\b(plt|matplotlib|ax|axes|fig|subplots|imshow|savefig)\b")
@@ -61,16 +70,66 @@ def add_tag(cell, tag: str) -> bool:
     return True
 
 
-def marker_to_tag(cell) -> str | None:
-    """Replace an nbval comment marker by its tag; the marker, if there was one."""
-    lines = cell.source.split("\n")
-    where = 1 if lines and lines[0].startswith("%%") else 0  # after a cell magic, the marker is second
-    if len(lines) <= where or lines[where].strip() not in MARKERS:
+def nbval_marker(line: str) -> str | None:
+    """The nbval marker that ``line`` holds as nbval reads it (nbval.plugin.find_comment_markers:
+    a line that starts with '#' and whose text after its '#'s is a marker's name), or None."""
+    line = line.strip()
+    if not line.startswith("#"):
         return None
-    marker = lines[where].strip()
-    add_tag(cell, MARKERS[marker])
-    cell.source = "\n".join(lines[:where] + lines[where + 1:])
-    return marker
+    name = line.lstrip("#").strip()
+    return name if name in MARKERS else None
+
+
+def _comment_lines(lines: list[str]) -> set[int] | None:
+    """The indices of ``lines`` (Python, IPython's line magics and shell lines blanked) that are
+    comment lines, not text inside a string; None if the code cannot be tokenized."""
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code + "\n").readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return {token.start[0] - 1 for token in tokens
+            if token.type == tokenize.COMMENT and token.line.strip() == token.string.strip()}
+
+
+def marker_to_tag(cell) -> list[str]:
+    """Replace nbval's comment markers in ``cell`` by their tags; the lines removed, each with
+    its tag ("# NBVAL_SKIP -> tag nbval-skip"). The first line of the code (the second after a
+    cell magic) always goes; a later one only if it is a comment of the code, not text in a
+    string or in a cell magic's body that is not Python."""
+    lines = cell.source.split("\n")
+    start = 1 if lines and lines[0].startswith("%%") else 0  # after a cell magic: its body
+    magic = lines[0][2:].split(maxsplit=1) if start else []
+    python = not start or bool(magic) and magic[0] in PYTHON_CELL_MAGICS
+    later = python and any(nbval_marker(line) for line in lines[start + 1:])
+    comments = (_comment_lines(lines[start:]) if later else None) or set()
+    removed, changes = set(), []
+    for index in range(start, len(lines)):
+        name = nbval_marker(lines[index])
+        if name and (index == start or index - start in comments):
+            add_tag(cell, MARKERS[name])
+            removed.add(index)
+            where = f" (line {index + 1})" if index > start else ""
+            changes.append(f"{lines[index].strip()}{where} -> tag {MARKERS[name]}")
+    if removed:
+        cell.source = "\n".join(line for i, line in enumerate(lines) if i not in removed)
+    return changes
+
+
+def markers_left(nb) -> list[str]:
+    """The nbval markers still in ``nb``'s code cells (which nbval honours), one line each."""
+    left = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for n, line in enumerate(cell.source.splitlines(), 1):
+            name = nbval_marker(line)
+            if name:
+                left.append(f"cell {i}: line {n} {line.strip()!r} is left as it is (inside a "
+                            "string, or in a cell magic's body), but nbval still reads it as "
+                            f"{name}: move it to the cell's first line (the second after a cell "
+                            f"magic), or give the cell the tag {MARKERS[name]} and remove the line")
+    return left
 
 
 def asserts(cell) -> bool:
@@ -208,9 +267,7 @@ def tag_notebook(nb) -> list[str]:
     changes = []
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     for i, cell in code:
-        marker = marker_to_tag(cell)
-        if marker:
-            changes.append(f"cell {i}: {marker} -> tag {MARKERS[marker]}")
+        changes += [f"cell {i}: {change}" for change in marker_to_tag(cell)]
     previous_ignored = False
     for n, (i, cell) in enumerate(code):
         tags = cell.metadata.get("tags", [])
@@ -277,7 +334,9 @@ def _old_format(path: Path, nb) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook would change")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a notebook would change, or holds an nbval "
+                        "marker it cannot convert")
     args = parser.parse_args(argv)
     pending = 0
     paths = args.notebooks or chapters()
@@ -310,11 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         problem = schema_problem(notebooks[path])
         if problem:
             parser.error(f"{path} is not a notebook ({problem}); nothing was changed")
-    changed = []
+    changed, left = [], 0
     for path, nb in notebooks.items():
         changes = tag_notebook(nb)
         for change in changes:
             print(f"{path}: {change}")
+        for marker in markers_left(nb):  # nbval reads them, the reader sees them: not done
+            print(f"{path}: {marker}")
+            left += 1
         pending += len(changes)
         if changes:
             changed.append(path)
@@ -332,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"cannot write {path} ({getattr(error, 'strerror', None) or error}); "
                              + (f"it was left as it was, but {written} were written" if written
                                 else "nothing was changed"))
-    print(f"{pending} change(s)" + (" needed" if args.check else " made"))
-    return 1 if args.check and pending else 0
+    print(f"{pending} change(s)" + (" needed" if args.check else " made")
+          + (f"; {left} nbval marker(s) left behind, listed above" if left else ""))
+    return 1 if (args.check and pending) or left else 0
 
 
 if __name__ == "__main__":
