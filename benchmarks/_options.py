@@ -6,8 +6,11 @@ file), so that no other file is ever lost, and which one run at a time holds (ho
 from __future__ import annotations
 
 import atexit
+import errno
+import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 try:
@@ -67,6 +70,10 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
     if not path:
         parser.error(f"{option} is empty (''): give the file to write the record to, e.g. "
                      f"{option} results.json")
+    text = os.fspath(path)
+    if os.path.basename(text) in ("", ".") and not os.path.isdir(text):  # Path() drops the slash
+        parser.error(f"{option} {text} ends in a slash, so it names a folder, which does not exist; give a "
+                     f"file name, e.g. {option} {os.path.join(text, 'results.json')}; nothing was run")
     if str(path).startswith("~") and not os.path.lexists(path):
         parser.error(f"{option} {path} starts with '~', which Python does not expand to the home "
                      "folder (it would name a folder called '~' here); write the path in full, "
@@ -110,6 +117,18 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
     return path
 
 
+def read_record(path):
+    """The parsed JSON of ``path`` (a file check_record_option accepted), None where it holds
+    none (missing or empty), or its problem in words (a str)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return json.loads(text) if text.strip() else None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
 def write_record(record, path, indent=2):
     """Write ``record`` as JSON to ``path`` through a temporary file (lenet_book.data's
     replaced_atomically), so that the file always holds a whole record; through a symbolic link,
@@ -125,15 +144,34 @@ def write_record(record, path, indent=2):
 _held = {}  # lock file -> (its descriptor, the folders made for it), while this process holds it
 
 
+def lock_name(name):
+    """The name of the lock file of the record ``name``: ``.<name>.lock``, or, where that would
+    be longer than a file name may be (255 bytes), the name cut short with a hash of the whole."""
+    lock = f".{name}.lock"
+    if len(os.fsencode(lock)) <= 255:
+        return lock
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    short = os.fsencode(name)[:200].decode("utf-8", "ignore")  # whole characters
+    return f".{short}.{digest}.lock"
+
+
+def _kind(mode):
+    """What a file of mode ``mode`` (not a regular file) is, in words."""
+    return ("a symbolic link" if stat.S_ISLNK(mode) else "a named pipe" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+
+
 def hold_record(parser, path, option="--json"):
     """Hold the record ``path`` (an flock on a hidden ``.<name>.lock`` beside the file it names)
     until :func:`release_records` or the end of the process, so that two runs never write one
     record: each rewrites it whole from its own runs, and the last writer would drop the other's.
-    A record another run holds is refused (the parser's error), before any run."""
+    A record another run holds is refused (the parser's error), before any run; so is a lock path
+    that is not a lock file of this script (a link, a pipe, a user's file), which is kept."""
     if fcntl is None:
         return
     target = Path(os.path.realpath(path))
-    lock = target.parent / f".{target.name}.lock"
+    lock = target.parent / lock_name(target.name)
     if str(lock) in _held:
         return
     made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
@@ -142,13 +180,33 @@ def hold_record(parser, path, option="--json"):
     except OSError as error:
         parser.error(f"{option} {path}: its folder {target.parent} cannot be made ({error.strerror or error}); "
                      f"give another {option}; nothing was run")
+
+    def not_ours(what):
+        _remove_folders(made)
+        parser.error(f"{option} {path}: its lock file {lock} is {what}, not a lock file this script made, so it "
+                     f"is left as it is and nothing was run; remove it (rm {lock}) if it is nothing of yours, "
+                     f"or give another {option}")
+
     while True:
+        try:  # never opened through a link, nor opened at all when it is a pipe or a device
+            mode = os.lstat(lock).st_mode
+        except OSError:  # missing (made below), or a problem that os.open names
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # os.open names a folder
+            not_ours(_kind(mode))
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as error:
+            if error.errno == errno.ELOOP:  # made a link since lstat
+                not_ours("a symbolic link")
             _remove_folders(made)
             parser.error(f"{option} {path}: its lock file {lock} cannot be made ({error.strerror or error}), "
                          f"so two runs could write it at once; give another {option}; nothing was run")
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or held.st_nlink > 1:  # a hard link: another name's file
+            os.close(fd)
+            not_ours(_kind(held.st_mode) if not stat.S_ISREG(held.st_mode)
+                     else f"a file with {held.st_nlink} names (hard links)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # another run holds it
@@ -159,12 +217,18 @@ def hold_record(parser, path, option="--json"):
                          + f"which holds {lock}): the two would each write their own runs over the other's. "
                          f"Wait for it to end, or give another {option}; nothing was run")
         try:  # the holder before us removes the file as it ends: hold the one now at that path
-            same = os.path.samestat(os.stat(lock), os.fstat(fd))
+            same = os.path.samestat(os.stat(lock, follow_symlinks=False), os.fstat(fd))
         except FileNotFoundError:
             same = False
         if same:
             break
         os.close(fd)
+    # what a lock file of this script holds: nothing, or the process id of the run that held it
+    held_text = os.read(fd, 64).strip()
+    if held_text and not held_text.isdigit() or os.fstat(fd).st_size > 64:
+        os.close(fd)
+        not_ours("a file that holds something other than a process id")
+    os.lseek(fd, 0, os.SEEK_SET)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _held[str(lock)] = (fd, made)

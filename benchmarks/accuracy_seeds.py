@@ -24,7 +24,9 @@ interleaved seed by seed, with their paired test.
 Runs go to a pool of worker processes (on a GPU several runs share the device). Writes a JSON
 record (device, torch, commit, date, every run's accuracies, mean/std/min/max) and prints tables;
 one run at a time writes a record (another is refused), and none is written when no run started
-within --budget. ``--resume X --json X`` continues a study in its own file, with as many seeds as
+within --budget. ``--json X`` replaces only a record of the same study made with the same
+--epochs, --subset and device, whose runs this run trains again (as many seeds or more), unless
+given --replace. ``--resume X --json X`` continues a study in its own file, with as many seeds as
 X holds or more (fewer would leave runs out of it: refused).
 """
 
@@ -48,6 +50,7 @@ from benchmarks._options import (  # noqa: E402
     check_record_option,
     check_subset_option,
     hold_record,
+    read_record,
     release_records,
     write_record,
 )
@@ -69,6 +72,9 @@ ALL_ONLY = {"resume": None, "text_seeds": 5, "background_workers": 1, "variant_s
 FINAL_STEPS = ["ReLU (learning rate 0.1)", "max pooling",
                "SGD + Nesterov momentum, weight decay, one-cycle", "label smoothing 0.1"]
 
+# The two entries of --study batch-norm-final, without and with batch normalisation.
+BATCH_NORM_ENTRIES = ("final recipe", "final recipe + batch normalisation")
+
 # The entries of --study all besides chapter 6's steps (recipes.MODERN_STEPS), by name.
 BASELINE = "LeNet-5 as in the text"
 TEXT_FULL = "text's recipe, 60,000 images"
@@ -83,9 +89,11 @@ CHAPTER_5 = {PAPER: recipes.ORIGINAL,
              "original LeNet-5, first learning rate 0.01": {**recipes.ORIGINAL, "lr": 0.01}}
 
 
-def _seeds_option(name):
-    """The option that says how many seeds --study all trains of its entry ``name`` (None: the
+def _seeds_option(name, study="all"):
+    """The option that says how many seeds ``study`` trains of its entry ``name`` (None: the
     study has no such entry)."""
+    if study == "batch-norm-final":
+        return "--seeds" if name in BATCH_NORM_ENTRIES else None
     if name == TEXT_FULL:
         return "--text-seeds"
     if name in CHAPTER_5 and name != PAPER:
@@ -96,9 +104,10 @@ def _seeds_option(name):
 
 
 def seeds_of(name, args):
-    """How many seeds (0, 1, ...) --study all trains of its entry ``name``."""
+    """How many seeds (0, 1, ...) the study (--study all unless ``args.study`` says) trains of its
+    entry ``name``."""
     return {"--text-seeds": args.text_seeds, "--variant-seeds": args.variant_seeds or args.seeds,
-            "--seeds": args.seeds}.get(_seeds_option(name), 0)
+            "--seeds": args.seeds}.get(_seeds_option(name, getattr(args, "study", "all")), 0)
 
 
 def save(out, path):
@@ -176,8 +185,7 @@ def batch_norm_final(args, commit, started):
 
     from lenet_book.device import device_name
     final = recipes.modern_recipe(FINAL_STEPS)
-    settings = {"final recipe": final, "final recipe + batch normalisation":
-                {**final, "batch_norm": True}}
+    settings = dict(zip(BATCH_NORM_ENTRIES, (final, {**final, "batch_norm": True})))
     deadline = time.time() + args.budget
     jobs = [("batch norm, final recipe", name, recipe, seed, False, args.epochs, deadline)
             for seed in range(args.seeds) for name, recipe in settings.items()]  # interleaved
@@ -217,6 +225,8 @@ def batch_norm_final(args, commit, started):
 def check_arguments(parser, args):
     """Every option, checked before anything runs (a worker that fails at start-up would be
     started again and again); the parser's error names what is wrong."""
+    if args.replace and args.json is None:  # it would do nothing
+        parser.error("--replace replaces the record given with --json; give --json too, or leave --replace out")
     if args.study == "batch-norm-final":
         unused = [f"--{key.replace('_', '-')}" for key in ALL_ONLY if getattr(args, key) is not None]
         if unused:
@@ -251,13 +261,25 @@ def check_arguments(parser, args):
         hold_record(parser, args.json)  # two runs on one record: the last to write would drop the other's runs
     args.done = {} if args.resume is None else resumed_runs(parser, args.resume, args)  # (name, seed) -> run
     if args.json is not None and args.resume and os.path.realpath(args.json) == os.path.realpath(args.resume):
-        dropped = dropped_runs(args)  # the record written holds this run's settings' runs alone
+        dropped = not args.replace and dropped_runs(args)  # the record written holds this run's runs alone
         if dropped:
             which, keep = dropped
             parser.error(f"--json {args.json} is the --resume file, and the record written would leave out "
                          f"{which}: nothing was run, so nothing of it is lost. "
                          + (f"Give {keep} to keep them and continue the study, or w" if keep else "W")
-                         + "rite the record to another --json")
+                         + "rite the record to another --json (or give --replace to leave them out)")
+    elif args.json is not None and not args.replace:
+        earlier = read_record(args.json)  # read again now that no other run writes it
+        if earlier is not None and not is_mine(earlier):
+            parser.error(f"--json {args.json} was replaced by another kind of file while this run started; "
+                         "give another --json; nothing was run")
+        problem = earlier and settings_problem(earlier, args)
+        if problem:
+            parser.error(f"--json {args.json} holds a record made with other settings ({problem}); this run "
+                         "would replace it and its runs would be lost: nothing was run. Give the same settings "
+                         "to train them again"
+                         + (f", --resume {args.json} to continue it" if args.study == "all" else "")
+                         + ", another --json, or --replace to replace it")
     check_data_option(parser, args.data)  # the data the workers load: checked once, here
 
 
@@ -327,27 +349,69 @@ def resumed_runs(parser, path, args):
     return done
 
 
-def dropped_runs(args):
-    """The runs of the --resume record (``args.done``) that this run's record would not hold (a
-    seed beyond --seeds, --text-seeds or --variant-seeds, or an entry this study does not train):
-    (which, in words; the options that keep them, in words or ''), or None."""
+def settings_problem(record, args):
+    """How the earlier record ``record`` (of this study) was made otherwise than this run would
+    make it, or which of its runs this run does not train, in words (None: this run trains again
+    every run it holds, with the same settings)."""
+    from lenet_book.device import device_name
+
+    differ = [f"{option} {theirs or 0} (this run: {ours or 0})" for option, theirs, ours in (
+        ("--epochs", record.get("epochs_override"), args.epochs or None),
+        ("--subset", record.get("subset"), args.subset or None)) if theirs != ours]
+    ours = device_name(args.device)
+    if record.get("device") != ours:
+        theirs = record.get("device") if isinstance(record.get("device"), str) else "a device it does not name"
+        differ.append(f"trained on {theirs} (this run: {ours}, --device {args.device})")
+    runs = _recorded_runs(record)
+    if runs is None:
+        differ.append("results this script cannot read as it writes them (each entry with its 'seeds')")
+    else:
+        dropped = dropped_runs(args, runs)
+        if dropped:
+            which, keep = dropped
+            differ.append(f"{which}, which this run does not train" + (f" ({keep} trains them)" if keep else ""))
+    return "; ".join(differ) or None
+
+
+def _recorded_runs(record):
+    """{(name, seed): None} of every run the record ``record`` holds, or None where its results are
+    not as --json writes them."""
+    results = record.get("results")
+    if not isinstance(results, dict):
+        return None
+    runs = {}
+    for name, entry in results.items():
+        seeds = entry.get("seeds") if isinstance(entry, dict) else None
+        if not isinstance(seeds, list) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+            return None
+        runs.update(((name, seed), None) for seed in seeds)
+    return runs
+
+
+def dropped_runs(args, done=None):
+    """The runs of the --resume record (``args.done``, or ``done``: its (name, seed) keys) that this
+    run's record would not hold (a seed beyond --seeds, --text-seeds or --variant-seeds, or an
+    entry this study does not train): (which, in words; the options that keep them, in words or
+    ''), or None."""
+    done = args.done if done is None else done
+    study = getattr(args, "study", "all")
     dropped = {}
-    for name, seed in args.done:
+    for name, seed in done:
         if not 0 <= seed < seeds_of(name, args):
             dropped.setdefault(name, []).append(seed)
     if not dropped:
         return None
     needs = {}  # option -> the seeds it must give to keep every run
     for name, seeds in dropped.items():
-        option = _seeds_option(name)
+        option = _seeds_option(name, study)
         if option and min(seeds) >= 0:
             needs[option] = max(needs.get(option, 0), max(seeds) + 1)
     if args.variant_seeds == 0 and needs.get("--variant-seeds", 0) <= needs.get("--seeds", args.seeds):
         needs.pop("--variant-seeds", None)  # --variant-seeds 0 trains as many as --seeds
     shown = [f"{name!r}" + (f", seed{'s' if len(seeds) > 1 else ''} {_seeds_in_words(sorted(seeds))}"
-                            if _seeds_option(name) else ", an entry this study does not train")
+                            if _seeds_option(name, study) else ", an entry this study does not train")
              for name, seeds in dropped.items()]
-    which = (f"{sum(map(len, dropped.values()))} of its {len(args.done)} runs ({'; '.join(shown[:4])}"
+    which = (f"{sum(map(len, dropped.values()))} of its {len(done)} runs ({'; '.join(shown[:4])}"
              + (f"; and {len(shown) - 4} more entries" if len(shown) > 4 else "") + ")")
     return which, " ".join(f"{option} {count}" for option, count in needs.items())
 
@@ -395,8 +459,10 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=1e9, help="start no run after this many seconds")
     parser.add_argument("--data", default=str(ROOT / "data"))
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
-    parser.add_argument("--json", help="write the results here (a new file, or a record of the same study, "
-                        "which it replaces)")
+    parser.add_argument("--json", help="write the results here (a new file, or a record of the same study "
+                        "made with the same --epochs, --subset and device, which it replaces)")
+    parser.add_argument("--replace", action="store_true", help="let --json replace a record of the same study "
+                        "made with other settings (--epochs, --subset, device, fewer seeds)")
     parser.add_argument("--resume", help="an earlier JSON of this script, trained on this device: its runs are "
                         "kept, only missing (recipe, seed) runs are trained; --json may name the same file "
                         "when the seeds given keep every run it holds")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import sys
 import time
@@ -51,6 +50,7 @@ from benchmarks._options import (  # noqa: E402
     check_record_option,
     check_subset_option,
     hold_record,
+    read_record,
     release_records,
     write_record,
 )
@@ -207,18 +207,6 @@ def write_json(path, name, device, args, variants, runs):
         "runs": runs}, path)  # whole, through a temporary file: a run cut short keeps the last one
 
 
-def _record(path):
-    """The parsed JSON of ``path`` (a file check_record_option accepted), None where it holds
-    none (missing or empty), or its problem in words (a str)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        return json.loads(text) if text.strip() else None
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, RecursionError) as error:
-        return f"{type(error).__name__}: {error}"
-
-
 def is_speed_record(record):
     """Whether ``record`` (parsed JSON) is a record that write_json wrote: --json replaces no other."""
     return isinstance(record, dict) and {"device_type", "best", "runs"} <= set(record)
@@ -293,6 +281,8 @@ def main(argv=None) -> int:
 
 
 def run_benchmark(parser, args) -> int:
+    if args.replace and args.json is None:  # it would do nothing
+        parser.error("--replace replaces the record given with --json; give --json too, or leave --replace out")
     if args.repeats < 1 or args.epochs < 1:
         parser.error("--repeats and --epochs must be at least 1")
     # Every option is checked here, before the first run: none fails half-way through the runs.
@@ -311,7 +301,7 @@ def run_benchmark(parser, args) -> int:
     if args.json is not None:
         args.json = check_record_option(parser, args.json, is_speed_record, "a record of this speed benchmark")
         hold_record(parser, args.json)  # two runs on one record: the last to write would drop the other's runs
-        earlier = _record(args.json)  # read again now that no other run writes it
+        earlier = read_record(args.json)  # read again now that no other run writes it
         if earlier is not None and not is_speed_record(earlier):
             parser.error(f"--json {args.json} was replaced by another kind of file while this run started; "
                          "give another --json; nothing was run")

@@ -322,7 +322,7 @@ def _check_path(path, saving: bool) -> Path:
     if text.endswith(("/", os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, so it names a folder; "
                               f"give the path of a file, e.g. {text}lenet.pt.")
-    path = _without_detours(Path(text)) if saving else Path(text)
+    path = Path(text)
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -338,24 +338,6 @@ def _check_path(path, saving: bool) -> Path:
             raise CheckpointError(f"Cannot save the checkpoint to {path}: it is a symbolic link "
                                   "that points to itself (a loop). Delete the link or save "
                                   "somewhere else.") from None
-    return path
-
-
-def _without_detours(path: Path) -> Path:
-    """``nothere/../b.pt`` as ``b.pt``: a ``..`` after a folder that does not exist would have
-    save_checkpoint create that folder only to leave it empty. Below a missing folder there is no
-    symbolic link, so dropping the detour there keeps what the path means."""
-    parts = path.parts
-    for end in range(1, len(parts)):
-        try:
-            missing = not os.path.lexists(Path(*parts[:end]))
-        except (OSError, ValueError):  # a name too long: _check_path names it
-            return path
-        if missing:
-            tail = parts[end - 1:]
-            if ".." not in tail:
-                return path
-            return Path(*parts[:end - 1], os.path.normpath(os.path.join(*tail)))
     return path
 
 

@@ -19,6 +19,7 @@ import contextlib
 import difflib
 import dis
 import functools
+import importlib.util
 import inspect
 import math
 import numbers
@@ -718,13 +719,53 @@ def check_layer_choices(activation, pool, batch_norm):
         raise TypeError(f"activation must build a layer (an nn.Module), e.g. nn.ReLU; "
                         f"{_brief(activation)} builds {_a_kind(built)}")
     try:
-        pool(kernel_size=2, stride=2)
+        built = pool(kernel_size=2, stride=2)
     except TypeError as error:
         raise TypeError(f"pool must be a class built as pool(kernel_size=2, stride=2), e.g. "
                         f"nn.AvgPool2d or nn.MaxPool2d; {getattr(pool, '__name__', pool)} cannot "
                         f"be ({error})") from None
+    _check_pool_halves(pool, built)
     if not _is_flag(batch_norm):
         raise TypeError(f"batch_norm must be True or False, got {_got(batch_norm)}")
+
+
+def _layer_name(factory):
+    """How a message names a layer class: "nn.Identity" for torch's own, else its name."""
+    if isinstance(factory, functools.partial):
+        return f"functools.partial({_layer_name(factory.func)}, ...)"
+    name = getattr(factory, "__name__", None)
+    if name is None or inspect.isfunction(factory):
+        return _brief(factory)  # a function's name, "a lambda"
+    return f"nn.{name}" if getattr(nn, name, None) is factory else name
+
+
+def _check_pool_halves(pool, layer):
+    """modern_lenet's pools must halve a batch's height and width and keep its images and
+    channels: nn.Identity takes kernel_size and stride and ignores them (no pooling), and 1-D
+    and 3-D pools misread an N×C×H×W batch (a 3-D pool halves its channels)."""
+    x = torch.zeros(2, 6, 28, 28)  # the first pool's input: 6 feature maps of 28×28
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = layer(x) if callable(layer) else None
+        said = None
+    except Exception as error:  # whatever the layer raises for a batch of 2-D maps
+        out, said = None, (str(error).strip().splitlines() or [type(error).__name__])[0]
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape == (2, 6, 14, 14):
+        return
+    name = _layer_name(pool)
+    if shape == tuple(x.shape):
+        problem = f"pool={name} does not pool: it returns a batch N×C×H×W unchanged"
+    else:
+        got = (f"raises {said!r}" if said is not None else "returns "
+               + ("×".join(map(str, shape)) if shape is not None else _a_kind(out)))
+        problem = (f"pool={name} does not pool a batch N×C×H×W as a 2-D pool does: on a batch "
+                   f"2×6×28×28 it {got}")
+    raise TypeError(f"{problem}; modern_lenet builds each pooling layer as "
+                    "pool(kernel_size=2, stride=2), which must halve the height and width and "
+                    "keep the images and channels (2×6×28×28 → 2×6×14×14): pass a 2-D pool, "
+                    "e.g. nn.MaxPool2d or nn.AvgPool2d")
 
 
 def _builds_a_layer(factory, name):
@@ -1044,6 +1085,12 @@ def _check_network_for_training(net, fused):
                          "6's recipes: recipes.build)")
 
 
+def _compiler_default(name, value):
+    """Whether ``value`` is torch.compile's default for the option ``name``."""
+    defaults = {"mode": (None, "default"), "backend": ("inductor",), "options": (None,)}[name]
+    return value is None and None in defaults or isinstance(value, str) and value in defaults
+
+
 def _check_fused_options(options):
     """``train_fused``'s compiler options: checked here, not at the first step inside torch."""
     backend, mode = options["backend"], options["mode"]
@@ -1054,12 +1101,35 @@ def _check_fused_options(options):
         if not isinstance(backend, str) or backend not in known:
             raise ValueError(f"backend must be one of torch.compile's backends {known}, got "
                              f"{_brief(backend)}")
+        _check_backend_loads(backend)
     if mode not in COMPILE_MODES:
         raise ValueError(f"mode must be one of {COMPILE_MODES}, got {_brief(mode)}")
     layers = options["bf16_layers"]
     if isinstance(layers, (str, int)) or not isinstance(layers, (tuple, list, set, frozenset)):
         raise TypeError(f"bf16_layers must be a list of layer names, e.g. ['3'] or [3], got "
                         f"{_got(layers)}")
+# Backends torch lists whose compiler is another package, imported only at the first compiled
+# step: backend -> (the module it imports, the package that installs it)
+_BACKEND_PACKAGES = {"tvm": ("tvm", "apache-tvm"), "openxla": ("torch_xla", "torch_xla"),
+                    "openxla_eval": ("torch_xla", "torch_xla")}
+
+
+def _check_backend_loads(backend):
+    """A backend torch lists but cannot load is refused here, not inside dynamo's traceback at
+    the first compiled step."""
+    try:
+        torch._dynamo.lookup_backend(backend)  # a backend of a package's entry point is imported
+    except Exception as error:
+        raise ValueError(f"backend={backend!r} cannot be loaded ({type(error).__name__}: "
+                         f"{error}); use backend='inductor' (the default) or 'eager'") from None
+    if backend in _BACKEND_PACKAGES:
+        module, package = _BACKEND_PACKAGES[backend]
+        if importlib.util.find_spec(module) is None:  # found without importing it
+            raise ValueError(f"backend={backend!r} compiles with the package {package} (import "
+                             f"{module}), which is not installed: install it (pip install "
+                             f"{package}), or use backend='inductor' (the default) or 'eager'")
+
+
 AMP_DTYPES = (None, torch.float16, torch.bfloat16)
 
 
@@ -1074,6 +1144,7 @@ def check_function(name, value):
         kind = "" if got.startswith(("a ", "an ")) else f" ({_a_kind(value)})"
         raise TypeError(f"{name} must be a function (or None), got {got}{kind}; see the "
                         "docstring of train")
+    _check_not_a_generator(name, value)
     if not isinstance(value, type):
         if value is not None and name in CALLED_WITH:
             _check_parameters(name, value)
@@ -1089,6 +1160,30 @@ def check_function(name, value):
                         "settings): e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler."
                         "OneCycleLR(opt, max_lr=0.1, epochs=epochs, steps_per_epoch=steps)")
     _check_not_a_class(name, value)
+
+
+def _check_not_a_generator(name, value):
+    """A generator function (one with ``yield``) or an ``async def`` runs none of its body when
+    called: it returns a generator or a coroutine, which train ignores (on_epoch) or misreads."""
+    if not callable(value) or isinstance(value, type):
+        return
+    for function in (value, value.__call__):  # an object's __call__ too
+        if inspect.isasyncgenfunction(function):
+            kind, made, fix = ("an async generator function (async def with yield)",
+                               "an async generator", "define it with def, without yield")
+        elif inspect.isgeneratorfunction(function):
+            kind, made = "a generator function (it contains yield)", "a generator"
+            fix = ("remove the yield" if name == "on_epoch"
+                   else "return the value instead of yielding it")
+        elif inspect.iscoroutinefunction(function):
+            kind, made, fix = ("an async function (async def)", "a coroutine",
+                               "define it with def, not async def")
+        else:
+            continue
+        use = ("on_epoch is called once per epoch and its result is ignored" if name == "on_epoch"
+               else f"train uses what {name} returns")
+        raise TypeError(f"{name} is {kind}: calling it only makes {made}, and none of its body "
+                        f"runs; {use}: {fix}")
 
 
 # what each function argument is, with an example, for _check_not_a_class's messages
@@ -1267,6 +1362,12 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if name in options:
             check_function(name, options[name])
     check_flags(**{name: options[name] for name in FLAGS if name in options})
+    if options.get("compile") and hasattr(net, "_orig_mod"):
+        # torch.compile of a compiled network gives a function, which train_step would name
+        raise TypeError("compile=True compiles the network, but net is already compiled "
+                        "(torch.compile, e.g. by speed.compile_and_warm_up), and compiling it "
+                        "again gives a function, not a network: pass the network itself, "
+                        "net._orig_mod, or train the compiled one as it is with compile=False")
     if amp_dtype not in AMP_DTYPES:
         raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
                         f"got {_brief(amp_dtype)}")
@@ -2789,8 +2890,17 @@ def _remember_trained(net, trains):
         return
     with contextlib.suppress(AttributeError, TypeError, RuntimeError):  # e.g. a ScriptModule
         net.__dict__[_TRAINED_MARK] = trains
+        if not net.__dict__.get(_TRAINED_MARK + "_hook"):  # new weights: the mark holds no more
+            net.register_load_state_dict_post_hook(_forget_how_trained)
+            net.__dict__[_TRAINED_MARK + "_hook"] = True
     with contextlib.suppress(TypeError):  # a network that cannot be weakly referenced
         _TRAINED_TOWARDS[net] = trains
+
+
+def _forget_how_trained(net, incompatible_keys):
+    """load_state_dict's post hook on a marked network: weights loaded from elsewhere were not
+    trained as the mark says (load_checkpoint marks them again from its file)."""
+    _remember_trained(net, None)
 
 
 def _trained_towards(net):

@@ -104,11 +104,19 @@ LOCAL_COPIES = (
 HOW_TO_FIX = ("How to fix it (in a terminal opened in {cwd}; relative paths start from there):\n"
               "  * from a local copy (checked against the published MD5 sums):\n"
               "      python -m lenet_book.data prepare --source DIR --root {root}"
-              "   (DIR holds the four *-ubyte.gz files)\n"
+              "   (DIR holds the four *-ubyte.gz files, or the unpacked files of another\n"
+              "       checkout's data/FashionMNIST/raw)\n"
               "  * on Debian or Ubuntu:  apt-get install dataset-fashion-mnist\n"
               "      then: python -m lenet_book.data prepare"
               " --source /usr/share/datasets/fashion-mnist --root {root}\n"
-              "  * online: delete {raw} and run again; torchvision downloads the files.")
+              "  * online: {online}")
+
+# The online fix. check and prepare never download: on the command line it names what does, and
+# deletes only a folder that exists (the download runs only when the raw folder holds no file).
+ONLINE_IN_PYTHON = "delete {raw} and run again; torchvision downloads the files."
+ONLINE_ON_THE_COMMAND_LINE = ("{delete}python -c \"from lenet_book.data import "
+                              "ensure_fashion_mnist; ensure_fashion_mnist('{root}')\" downloads "
+                              "them with torchvision (check and prepare never download).")
 
 # torchvision's FashionMNIST loads these two files, when both exist, instead of the raw files:
 # a cache that older torchvision versions wrote, and which nothing here verifies.
@@ -368,7 +376,14 @@ def _processed_dir(root: str | os.PathLike) -> Path:
 
 
 def _how_to_fix(root: str | os.PathLike) -> str:
-    return HOW_TO_FIX.format(cwd=_current_folder(), root=root, raw=_raw_dir(root))
+    raw = _raw_dir(root)
+    if _ON_THE_COMMAND_LINE.get():
+        delete = (f"delete {raw}, then " if os.path.lexists(raw)
+                  else f"delete nothing ({raw} does not exist yet): ")
+        online = ONLINE_ON_THE_COMMAND_LINE.format(delete=delete, root=root)
+    else:
+        online = ONLINE_IN_PYTHON.format(raw=raw)
+    return HOW_TO_FIX.format(cwd=_current_folder(), root=root, online=online)
 
 
 def _current_folder() -> Path:
@@ -702,12 +717,28 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
         for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
     cache = _cache_problem(root)
     if problems or cache:
+        nearby = (_nearby_root(root) if len(problems) == len(FILES) and all(
+            p.endswith(" is missing.") for p in problems) else None)
         raise FashionMNISTError(
             "Fashion-MNIST is not ready in " + str(raw) + ":\n"
             + "\n".join("  - " + p for p in problems + ([cache] if cache else [])) + "\n"
+            + (f"The four files are in {_raw_dir(nearby)}: did you mean {_root_option()} "
+               f"{nearby}?\n" if nearby else "")
             + (_unpack_here(root) if problems and len(packed) == len(FILES)
                else _how_to_fix(root)))
     return raw
+
+
+def _nearby_root(root: str | os.PathLike) -> str | None:
+    """'../data' when ``root`` is 'data' (check run in notebooks/, where the chapters say
+    ../data), or the other way round, and ``root`` holds none of the files but that folder holds
+    all four; else None. Any other root was given on purpose: no guess."""
+    given = os.path.normpath(root)
+    for nearby in ("../data", "data"):
+        if given in ("data", os.path.normpath("../data")) and given != nearby and all(
+                os.path.isfile(_raw_dir(nearby) / spec.name) for spec in FILES):
+            return nearby
+    return None
 
 
 def _unpack_here(root: str | os.PathLike) -> str:
@@ -910,14 +941,16 @@ def _source_file(folder: Path, spec: IdxFile, target: Path | None = None) -> Pat
     """The file of ``folder`` to prepare ``spec`` from: the published .gz, or else the unpacked
     file (another checkout's raw folder; checked by its MD5 all the same), or None. The unpacked
     file is not taken when it is ``target``, the file to replace (a source that is the raw
-    folder itself)."""
-    if os.path.lexists(folder / f"{spec.name}.gz"):
-        return folder / f"{spec.name}.gz"
+    folder itself). Both there (torchvision's raw folder): the unpacked file when it is
+    correct, so that a damaged or dangling .gz beside it does not stop prepare."""
     unpacked = folder / spec.name
-    if not os.path.lexists(unpacked) or (
+    if os.path.lexists(unpacked) and (
             target is not None and os.path.realpath(unpacked) == os.path.realpath(target)):
-        return None
-    return unpacked
+        unpacked = None
+    packed = folder / f"{spec.name}.gz"
+    if os.path.lexists(packed):
+        return unpacked if unpacked is not None and _problem(unpacked, spec) is None else packed
+    return unpacked if unpacked is not None and os.path.lexists(unpacked) else None
 
 
 def _in_source(folder: Path, spec: IdxFile) -> bool:
@@ -925,12 +958,26 @@ def _in_source(folder: Path, spec: IdxFile) -> bool:
     return any(os.path.isfile(folder / name) for name in (f"{spec.name}.gz", spec.name))
 
 
+def _files_folder(source: Path) -> Path:
+    """The folder of ``source`` that holds the files: ``source`` itself, or, when it holds none
+    of them, its FashionMNIST/raw or raw folder holding all four (another checkout's data root,
+    or its FashionMNIST folder, given as the source; every file is MD5-checked all the same)."""
+    if any(os.path.lexists(source / name) for spec in FILES
+           for name in (spec.name, f"{spec.name}.gz")):
+        return source
+    for below in (source / "FashionMNIST" / "raw", source / "raw"):
+        if all(_in_source(below, spec) for spec in FILES):
+            return below
+    return source
+
+
 def find_local_copy() -> Path | None:
     """Return the first folder among $FASHION_MNIST_SOURCE and LOCAL_COPIES holding
-    the four files, each as the .gz or unpacked."""
+    the four files, each as the .gz or unpacked (a data root: its FashionMNIST/raw)."""
     candidates = ([Path(os.environ["FASHION_MNIST_SOURCE"])]
                   if os.environ.get("FASHION_MNIST_SOURCE") else [])
     for folder in candidates + list(LOCAL_COPIES):
+        folder = _files_folder(folder)
         if all(_in_source(folder, spec) for spec in FILES):
             return folder
     return None
@@ -960,7 +1007,8 @@ def _check_source_variable() -> None:
     if not value:
         return
     folder = Path(value)
-    missing = [f"{spec.name}.gz" for spec in FILES if not _in_source(folder, spec)]
+    files = _files_folder(folder)
+    missing = [f"{spec.name}.gz" for spec in FILES if not _in_source(files, spec)]
     problem = _source_problem(folder) or (
         f"the folder {folder} lacks {', '.join(missing)}." if missing else None)
     if problem:
@@ -1023,6 +1071,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
             "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
             "*-ubyte.gz files (or the four unpacked files).\n" + fix)
+    source = _files_folder(source)
     todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
     for spec in todo:
         if os.path.isdir(raw / spec.name):
@@ -1090,6 +1139,9 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
+    if not present and os.environ.get("FASHION_MNIST_SOURCE"):
+        _check_source_variable()  # a variable set to a wrong folder is named, not passed over
+        return prepare_fashion_mnist(None, root)  # offline, MD5-checked, before any download
     if not present and download:
         new = [folder for folder in (raw, raw.parent, _root(root))
                if not os.path.lexists(folder)]  # torchvision creates them: removed if it fails

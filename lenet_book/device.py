@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from lenet_book.checks import check_device
+from lenet_book.checks import _brief, at_the_door, check_device
 
 
 def try_device() -> torch.device:
@@ -23,6 +23,17 @@ def try_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _check_try_device(*args, **kwargs):
+    # d2l's try_gpu(i=0) takes a GPU's index; this one chooses the kind of device itself
+    if args or kwargs:
+        given = ", ".join([*map(_brief, args), *(f"{k}={_brief(v)}" for k, v in kwargs.items())])
+        raise TypeError(f"try_device() takes no arguments, got try_device({given}): it picks "
+                        "CUDA, else mps, else the CPU; for GPU i use torch.device(f'cuda:{i}')")
+
+
+try_device = at_the_door(try_device, _check_try_device)
 
 
 def synchronize(device):

@@ -26,6 +26,7 @@ epoch of compiled steps as one CUDA graph and replays it every epoch, as ``fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 
@@ -35,8 +36,11 @@ from torch.func import functional_call, grad
 
 from lenet_book.checks import (
     _a_kind,
+    _brief,
     _check_fused_options,
+    _compiler_default,
     _input_problem,
+    _is_flag,
     at_the_door,
     check_finite_loss,
     check_fused_step,
@@ -136,7 +140,22 @@ def _call_unchanged(self, idx):
         if problem:
             raise ValueError(f"FusedStep: {problem}")
         self._one_image_taken = True
-    return _fused_call(self, idx)
+    try:
+        return _fused_call(self, idx)
+    except Exception as error:
+        if type(error).__name__ != "FailOnRecompileLimitHit":
+            raise
+        # dynamo refuses before the step runs: the weights are as they were
+        limit = getattr(torch._dynamo.config, "recompile_limit", "a few")
+        raise ValueError(f"FusedStep: torch.compile keeps at most {limit} compiled versions of "
+                         "the training step in one Python process "
+                         "(torch._dynamo.config.recompile_limit), one for each batch size and "
+                         "setting (backend, mode, bf16_layers, channels_last, lr) it was "
+                         f"called with, and this batch of {len(idx)} images needs one more; "
+                         "nothing was trained. Build a new FusedStep (each new one starts with "
+                         "room for an epoch's full and last batch; train_fused builds one every "
+                         "call), or call torch._dynamo.reset() (it drops every compiled "
+                         "version), or restart the kernel") from None
 
 
 # Chapter 4 shows FusedStep as written above; the check runs around its __call__
@@ -171,12 +190,46 @@ def _check_not_compiled(who, net):
 def _check_fused_step_options(self, net, images, labels, lr=0.9, compile=True,
                               backend="inductor", mode=None, channels_last=False, bf16_layers=()):
     _check_not_compiled("FusedStep", net)
+    if _is_flag(compile) and not compile:  # as the recipes refuse options they would ignore
+        for name, value in (("mode", mode), ("backend", backend)):
+            if not _compiler_default(name, value):
+                raise ValueError(f"FusedStep: {name}={_brief(value)} goes to torch.compile, and "
+                                 f"compile=False runs the step without compiling it, so it "
+                                 f"would be ignored: leave {name} out, or pass compile=True")
     _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": bf16_layers})
     _check_nothing_frozen("FusedStep", net)
 
 
+def _compiled_versions(code):
+    """How many compiled versions dynamo keeps for ``code`` (None where this torch cannot say)."""
+    entries = getattr(torch._dynamo.eval_frame, "_debug_get_cache_entry_list", None)
+    return len(entries(code)) if entries is not None else None
+
+
+@contextlib.contextmanager
+def _room_to_compile(bound):
+    """Every FusedStep compiles the one function FusedStep._step, and dynamo keeps at most
+    recompile_limit (8) versions of a function: with fullgraph=True one more is an error, not
+    eager code. A sweep of batch sizes or settings in one session (each a full and a last
+    batch) would reach it, so a new compiled step drops the old versions when it would need
+    more room than is left (other steps then compile again at their next call)."""
+    compile = bound.arguments["compile"]
+    if _is_flag(compile) and compile:
+        import torch._dynamo  # noqa: F401  (imported by torch.compile anyway)
+
+        code = FusedStep._step.__code__
+        count = _compiled_versions(code)
+        reset = getattr(torch._dynamo, "reset_code", None)
+        limit = getattr(torch._dynamo.config, "recompile_limit", None)
+        if None not in (count, reset, limit) and count + 2 > limit:
+            with getattr(torch._dynamo.convert_frame, "compile_lock", contextlib.nullcontext()):
+                reset(code)
+    yield
+
+
 # ... and its compiler options are checked before it is built (lenet_book.checks)
-FusedStep.__init__ = at_the_door(FusedStep.__init__, _check_fused_step_options)
+FusedStep.__init__ = at_the_door(FusedStep.__init__, _check_fused_step_options,
+                                 around=_room_to_compile)
 
 
 def warm_up(step, batches, steps=3):

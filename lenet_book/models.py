@@ -15,7 +15,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from lenet_book.checks import at_the_door, check_layer_choices, check_layers_built, check_network
+from lenet_book.checks import (
+    _remember_trained,
+    at_the_door,
+    check_layer_choices,
+    check_layers_built,
+    check_network,
+)
 
 
 def lenet():
@@ -39,6 +45,7 @@ def init_xavier(net):
     for m in net.modules():
         if isinstance(m, _XAVIER_LAYERS):
             _xavier_uniform(m)
+    _remember_trained(net, None)  # new weights: how the old ones were trained holds no more
     return net
 
 

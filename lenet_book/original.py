@@ -24,6 +24,7 @@ from lenet_book.checks import (
     _on_cpu,
     at_the_door,
     check_codes,
+    check_layers_built,
     check_network,
     check_number,
     check_paper_loss,
@@ -185,6 +186,14 @@ def predict(penalties):
 
 def _check_predict(penalties):
     check_scores("predict", penalties, "penalties")
+    # argmin has no order for these (torch's words: "argmin(): does not support bool input")
+    if penalties.dtype == torch.bool or penalties.is_complex():
+        raise ValueError(f"predict: penalties must be real numbers, the RBF penalties (squared "
+                         f"distances to the codes) that original_lenet() outputs, got "
+                         f"{penalties.dtype} of shape {tuple(penalties.shape)}; pass the "
+                         "network's output itself, predict(net(X))"
+                         + (" (a comparison such as penalties > 0 gives bools)"
+                            if penalties.dtype == torch.bool else ""))
     if _on_cpu(penalties) and penalties.is_floating_point() \
             and bool((penalties.detach() < 0).any()):
         raise ValueError("predict takes the RBF penalties, squared distances of at least 0, and "
@@ -319,6 +328,13 @@ def _maps_problem(X, channels):
 
 def _check_subsampling_input(self, X):
     channels = self.coefficient.shape[0]
+    # its coefficient and bias are shaped 1×C×1×1: one image's maps would come out as a batch
+    if isinstance(X, torch.Tensor) and X.dim() == 3 and X.shape[0] == channels:
+        raise ValueError(f"Subsampling({channels}) takes a batch of feature maps, "
+                         f"N×{channels}×H×W, got one image's maps, shape {tuple(X.shape)}: its "
+                         "coefficient and bias are broadcast over a batch, so the output would "
+                         f"gain a batch dimension (1×{channels}×H/2×W/2); give a batch "
+                         "N×C×H×W (X.unsqueeze(0))")
     problem = _maps_problem(X, channels)
     if problem is None and min(X.shape[-2:]) < 2:
         problem = (f"maps of {X.shape[-2]}×{X.shape[-1]}, smaller than its 2×2 windows (S2 "
@@ -405,6 +421,14 @@ def _check_init_paper(net):
         raise TypeError("init_paper initialises the 1998 network (original_lenet()), whose "
                         "scaled tanh units its ranges are made for; this network has none of "
                         "its layers: initialise it with models.init_xavier(net)")
+    # a lazy layer's fan-in is unknown before its first forward pass (it would divide by 0)
+    check_layers_built(net, "be initialised by init_paper (whose ranges depend on each unit's "
+                            "number of inputs)")
+    for name, layer in net.named_modules():
+        problem = _init_paper_problem(layer)
+        if problem:
+            raise ValueError(f"init_paper cannot initialise layer {name!r} "
+                             f"({_brief(layer)}): {problem}")
     for name, layer in net.named_modules():
         if not isinstance(layer, (nn.Conv2d, nn.Linear, Subsampling, PartialConv2d)):
             continue
@@ -423,6 +447,45 @@ def _check_init_paper(net):
                     "original.init_paper(original.original_lenet()) first, then add it")
 
 
+def _init_paper_problem(layer):
+    """Why init_paper would leave ``layer``'s weights at PyTorch's defaults or draw them from a
+    wrong fan-in (it computes the fan-in of nn.Conv2d, nn.Linear, Subsampling and PartialConv2d
+    only, from their sizes); None when it draws them right or the layer has none."""
+    rule = ("the paper's rule is each weight and bias uniform in [-2.4/F, 2.4/F], F the number "
+            "of inputs one unit reads")
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return (f"it draws the ranges of 2-D convolutions (nn.Conv2d) only, and would leave "
+                f"this {type(layer).__name__} at PyTorch's default weights; the 1998 network "
+                "has no transposed convolution: use nn.Conv2d, or initialise the network "
+                f"yourself, adapting init_paper (show(original.init_paper)): {rule}")
+    if isinstance(layer, (nn.modules.conv._ConvNd, nn.Bilinear)) \
+            and not isinstance(layer, nn.Conv2d):
+        return (f"it draws the ranges of nn.Conv2d, nn.Linear, Subsampling and PartialConv2d "
+                f"only, and would leave this {type(layer).__name__} at PyTorch's default "
+                "weights; use those layers (a 2-D convolution for images), or initialise the "
+                f"network yourself, adapting init_paper (show(original.init_paper)): {rule}, "
+                f"F = {layer.weight[0].numel()} here (layer.weight[0].numel())")
+    if isinstance(layer, nn.Conv2d) and layer.groups > 1:
+        k = layer.kernel_size[0] * layer.kernel_size[1]
+        reads = layer.in_channels // layer.groups
+        return (f"it has groups={layer.groups}, so each output map reads {reads} of the "
+                f"{layer.in_channels} input maps and a unit's fan-in is {reads}·{k} = "
+                f"{reads * k}, but init_paper takes in_channels·kernel area = "
+                f"{layer.in_channels * k}: its bound would be {layer.groups} times too small. "
+                "For sparse connections like C3's, use PartialConv2d(inputs, in_channels) with "
+                "a table of the maps each output map reads, as C3 does (original.C3_INPUTS); "
+                "or initialise the network yourself, adapting init_paper "
+                f"(show(original.init_paper)) with F = in_channels/groups·kernel area = "
+                f"{reads * k} for this layer")
+    fan_in = (layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+              if isinstance(layer, nn.Conv2d)
+              else layer.in_features if isinstance(layer, nn.Linear) else None)
+    if fan_in == 0:
+        return ("its units read no inputs (fan-in 0), so the paper's bound 2.4/F has no value; "
+                "give it at least one input")
+    return None
+
+
 def _check_scaled_tanh(self, a):
     if not isinstance(a, torch.Tensor):
         raise TypeError(f"ScaledTanh takes a tensor, got {_brief(a)} ({_a_kind(a)}); "
@@ -431,6 +494,33 @@ def _check_scaled_tanh(self, a):
                            if type(a).__module__ == "numpy" else ""))
 
 
+def _without_settings(cls, does, call):
+    """``cls``'s __init__: the class defines none, so nn.Module's would refuse an argument in
+    Python's words alone (ScaledTanh(inplace=True)); it is named, with what the layer is."""
+    def __init__(self, *args, **kwargs):
+        after = super(cls, self).__init__
+        if (args or kwargs) and getattr(after, "__func__", None) is nn.Module.__init__:
+            given = ", ".join([_brief(a) for a in args]
+                              + [f"{key}={_brief(value)}" for key, value in kwargs.items()])
+            tensor = any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values()))
+            raise TypeError(f"{cls.__name__}() takes no arguments, got {cls.__name__}({given}): "
+                            f"{does}; build it as original.{cls.__name__}()"
+                            + (f", then call it on the tensor: {call}" if tensor else "")
+                            + ("; it has no inplace option (it returns a new tensor)"
+                               if "inplace" in kwargs else ""))
+        after(*args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__name__}.__init__"
+    return __init__
+
+
+# the classes are shown as written; their constructors (nn.Module's) get a message of their own
+PaperInput.__init__ = _without_settings(
+    PaperInput, "it pads 28×28 images to the paper's 32×32, background -0.1 and full intensity "
+    "1.175, with nothing to set", "original.PaperInput()(X)")
+ScaledTanh.__init__ = _without_settings(
+    ScaledTanh, "it is the paper's squashing function f(a) = 1.7159 tanh(2a/3), with nothing to "
+    "set", "f = original.ScaledTanh(); f(a)")
 PaperInput.forward = at_the_door(PaperInput.forward, _check_paper_input)
 ScaledTanh.forward = at_the_door(ScaledTanh.forward, _check_scaled_tanh)
 Subsampling.__init__ = at_the_door(Subsampling.__init__, _check_subsampling)

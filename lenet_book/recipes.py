@@ -29,6 +29,7 @@ from lenet_book.checks import (
     check_number,
     check_whole,
 )
+from lenet_book.results import _read_once
 
 # The text's recipe: Xavier init, SGD, learning rate 0.9, batches of 256, 10 epochs.
 TEXT = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
@@ -87,13 +88,15 @@ def modern_recipe(kept_steps):
 def _check_steps(kept_steps):
     """The names of steps to keep: a list (or another collection, or a generator) of names from
     MODERN_STEPS, each spelled as there (a step that is misspelt would otherwise be left out
-    without a word). Returns them as a list (a generator is read once)."""
+    without a word). Returns them as a list (a generator is read once: one used up is named)."""
     names = [name for name, _ in MODERN_STEPS]
     if isinstance(kept_steps, (str, bytes)) or not hasattr(kept_steps, "__iter__"):
         raise TypeError(f"modern_recipe takes a list of step names from MODERN_STEPS as "
                         f"kept_steps, e.g. [{names[0]!r}, {names[1]!r}], got {kept_steps!r} (a "
                         f"{type(kept_steps).__name__})")
-    kept_steps = list(kept_steps)
+    # an exhausted generator would read as no steps: the text's recipe, without a word
+    kept_steps = _read_once(kept_steps, "kept_steps",
+                            "for the text's recipe, with no step kept, pass []")
     for step in kept_steps:
         if isinstance(step, (tuple, list)) and len(step) == 2 and step[0] in names:
             raise TypeError(f"kept_steps holds MODERN_STEPS' (name, changes) pairs, e.g. "

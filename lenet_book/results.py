@@ -8,6 +8,7 @@ runs into the figures it shows.
 from __future__ import annotations
 
 import errno
+import inspect
 import math
 import numbers
 import os
@@ -131,7 +132,25 @@ def _run_list(runs):
         raise TypeError(f"runs is a {type(runs).__name__}, not the benchmark's runs: give the "
                         "list of dicts it was made from (the record's 'runs', as load_result "
                         "returns it)")
-    return list(runs)
+    return _read_once(runs, "runs", "for no runs, pass []")
+
+
+def _read_once(values, param, empty):
+    """``values`` (a collection, or an iterator read here once) as a list. A generator read
+    before reads as nothing, which would pass for an empty list (``empty`` says what one means):
+    it is named, and so is another iterator that yields nothing (one used up reads the same)."""
+    if inspect.isgenerator(values) and inspect.getgeneratorstate(values) == inspect.GEN_CLOSED:
+        raise ValueError(f"{param} is a generator that has been used up; pass a list: a "
+                         "generator is read once, and this one was read before (e.g. by an "
+                         f"earlier call), so it would give nothing; make the list once, "
+                         f"{param} = list(...), and pass that each time ({empty})")
+    iterator = not inspect.isgenerator(values) and iter(values) is values
+    listed = list(values)
+    if iterator and not listed:
+        raise ValueError(f"{param} is an iterator that yields nothing (one that has been used "
+                         "up reads the same); pass a list: make it once, "
+                         f"{param} = list(...), and pass that each time ({empty})")
+    return listed
 
 
 def _failed(run):
@@ -386,9 +405,9 @@ def _check_study(study, caller):
 
 _STATS = ("mean", "std", "min", "max", "n")
 _A_RUN_HOLDS = ("a seed study's run is a dict with 'seeds' (the seeds it was trained from, whole "
-                "numbers), 'valid_acc' and 'test_acc' (one accuracy per seed) and 'valid' and "
-                "'test' (their summary: a dict of 'mean', 'std', 'min', 'max' and 'n'), as "
-                "benchmarks/accuracy_seeds.py writes it")
+                "numbers), 'valid_acc' and 'test_acc' (one accuracy per seed; 'train_acc' too) "
+                "and 'valid' and 'test' (their summary: a dict of 'mean', 'std', 'min', 'max' "
+                "and 'n'; 'train' too), as benchmarks/accuracy_seeds.py writes it")
 
 
 def _check_study_run(result, name, keys=(), row=None):
@@ -408,7 +427,7 @@ def _check_study_run(result, name, keys=(), row=None):
     for key in keys:
         if key not in result:
             split = key.removesuffix("_acc")
-            measured = [s for s in SPLITS if f"{s}_acc" in result and s in result]
+            measured = [s for s in _HELD_OUT if f"{s}_acc" in result and s in result]
             if (split in SPLITS and measured and f"{split}_acc" not in result
                     and split not in result):  # a run on all 60,000 images has no validation
                 raise ValueError(f"{where} has no {split} accuracies ({key!r}): it was measured "
@@ -419,8 +438,11 @@ def _check_study_run(result, name, keys=(), row=None):
                     f"{where} holds its {key} accuracies ({key}_acc: one per seed) but no "
                     f"summary of them ({key!r}: their mean, std, min, max and n), which a "
                     "table shows: a record of benchmarks/accuracy_seeds.py --study "
-                    "batch-norm-final keeps only the accuracies. Compare its runs with "
-                    "seed_study_pairs(study, reference, rows), or summarise them with "
+                    "batch-norm-final keeps only the accuracies. "
+                    + ("" if key not in _HELD_OUT else  # training accuracies are not compared
+                       "Compare its runs with seed_study_pairs(study, reference, rows), or ")
+                    + ("summarise" if key in _HELD_OUT else "Summarise")
+                    + " them with "
                     f"recipes.summarize(study['results'][{name!r}][{key + '_acc'!r}])")
             damaged(f"it lacks {key!r}")
         value = result[key]
@@ -482,15 +504,29 @@ def _check_rows(rows, study=None):
             _check_study_run(_study_result(study, name, "rows"), name, row=label)
 
 
-SPLITS = ("valid", "test")
+# The splits a seed study's run holds accuracies of. The book chooses on validation accuracy and
+# reports on the test set (_HELD_OUT); training accuracy is shown, never chosen on (it rewards
+# memorising the training images), so seed_study_pairs, which says whether a change "replaces
+# the setting", refuses it.
+SPLITS = ("valid", "test", "train")
+_HELD_OUT = ("valid", "test")
+_SPLITS_NAMED = "'valid' or 'test' (or 'train', for training accuracy)"
 
 
 def _check_splits(splits):
     if (isinstance(splits, (str, bytes)) or not isinstance(splits, (tuple, list))
-            or not splits or any(split not in SPLITS for split in splits)):
+            or not splits or any(not isinstance(split, str) or split not in SPLITS
+                                 for split in splits)):
         raise (ValueError if isinstance(splits, (tuple, list)) else TypeError)(
-            f"splits must be a list of the splits 'valid' and 'test', e.g. ('valid',), got "
-            f"{splits!r}")
+            f"splits must be a list of the splits 'valid' and 'test' (or 'train', for training "
+            f"accuracy), e.g. ('valid',), got {splits!r}")
+
+
+def _check_split(split, caller, splits=SPLITS, named=_SPLITS_NAMED):
+    """One of ``splits`` of the study (``named`` in words), in the words of ``caller``."""
+    if not isinstance(split, str) or split not in splits:
+        raise (ValueError if isinstance(split, str) else TypeError)(
+            f"{caller}: split must be {named}, got {split!r}")
 
 
 def _pair_keys(split):
@@ -500,11 +536,10 @@ def _pair_keys(split):
 
 
 def accuracy_by_seed(study, name, split="valid"):
-    """{seed: accuracy} of one named run of the seed study on "valid" or "test"."""
+    """{seed: accuracy} of one named run of the seed study on "valid" or "test" (or "train")."""
     result = _study_result(study, name, caller="accuracy_by_seed")
+    _check_split(split, "accuracy_by_seed")
     _check_study_run(result, name, _pair_keys(split))
-    if f"{split}_acc" not in result:
-        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     seeds, accuracies = result.get("seeds"), result[f"{split}_acc"]
     _check_pairs(name, split, seeds, accuracies)
     return dict(zip(seeds, accuracies))
@@ -558,7 +593,7 @@ def _seeds_shown(seeds):
 def _check_shared_seeds(study, reference, rows, split):
     """Each row's run and the reference share at least 2 seeds (recipes.paired_test pairs the
     accuracies of a seed both were trained from): runs of other seeds are named, with both seeds.
-    A split that is not one is named by accuracy_by_seed."""
+    The split was checked by seed_study_pairs."""
     if not _pair_keys(split):
         return
     _check_study_run(_study_result(study, reference, "reference"), reference, _pair_keys(split))
@@ -586,6 +621,14 @@ def seed_study_pairs(study, reference, rows, split="valid"):
     _check_study(study, "seed_study_pairs")
     _check_rows(rows)
     _study_result(study, reference, "reference")
+    if isinstance(split, str) and split == "train":
+        raise ValueError(f"seed_study_pairs: split={split!r} pairs training accuracies, but its "
+                         "table says whether a change replaces the setting, and the book "
+                         "chooses on validation accuracy, never on training accuracy (it rewards "
+                         "memorising the training images): give split='valid' (or 'test', to "
+                         "report on the test set); accuracy_by_seed(study, name, 'train') gives "
+                         "the training accuracies themselves")
+    _check_split(split, "seed_study_pairs", _HELD_OUT, "'valid' or 'test'")
     _check_rows(rows, study)
     for label, name in rows.items():  # the row named, before any test
         _check_study_run(_study_result(study, name), name, _pair_keys(split), row=label)

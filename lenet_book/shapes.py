@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dis
-import inspect
 import math
 import numbers
 import textwrap
-import weakref
 
 import numpy as np
 import torch
@@ -698,62 +695,6 @@ def _is_own(hook):
         ("torch.", "lenet_book."))
 
 
-def _has_own_forward_hooks(module):
-    """Forward hooks of one's own on ``module`` (register_forward_hook) that may return a value,
-    which replaces the layer's output (e.g. ``lambda m, i, out: out[:, :, :-1, :-1]``): the
-    rules here do not see it. A hook whose code returns nothing (a ``def`` that records) cannot
-    change the output, and is left out so that it is not run at every check."""
-    hooks = getattr(module, "_forward_hooks", None) or {}
-    return any(_is_own(hook) and not _returns_nothing(hook) for hook in hooks.values())
-
-
-def _returns_nothing(hook):
-    """True when ``hook`` surely returns None, read from its bytecode: a function whose every
-    return is of None (a ``def`` that records), or a lambda whose value is that of a call that
-    returns None (``lambda m, i, out: seen.append(out)``). Else False: it may return a value."""
-    code = getattr(getattr(hook, "__func__", hook), "__code__", None)
-    if code is None or code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE
-                                        | inspect.CO_ASYNC_GENERATOR):
-        return False
-    instructions = list(dis.get_instructions(code))
-    if code.co_name == "<lambda>":
-        return _calls_for_nothing(instructions)
-    for before, instruction in zip([None, *instructions], instructions):
-        if instruction.opname == "RETURN_CONST" and instruction.argval is not None:
-            return False
-        if instruction.opname == "RETURN_VALUE" and (  # a jump may bring another value to it
-                instruction.is_jump_target or before is None or before.opname != "LOAD_CONST"
-                or before.argval is not None):
-            return False
-    return True
-
-
-# calls that return None, as a lambda that records ends: list.append, print, ... (not add or
-# put, which tensors have too)
-_NOTHING_BACK = {"append", "appendleft", "extend", "insert", "update", "print"}
-
-
-def _calls_for_nothing(instructions):
-    """Whether a lambda's ``instructions``, without branches, end with a call of one of
-    _NOTHING_BACK: the callee is the last one loaded onto a stack of at most one value (its
-    object), and stays there until that last call."""
-    depth, callee, kept = 0, None, False
-    for instruction in instructions[:-1]:
-        if instruction.opcode in dis.hasjrel or instruction.opcode in dis.hasjabs:
-            return False
-        arg = instruction.arg if instruction.opcode >= dis.HAVE_ARGUMENT else None
-        try:
-            before, depth = depth, depth + dis.stack_effect(instruction.opcode, arg, jump=False)
-        except ValueError:  # an instruction of another Python that dis cannot weigh
-            return False
-        if instruction.opname.startswith("LOAD_") and before <= 1 and depth == 2:
-            callee, kept = instruction.argval, True
-        elif depth < 2:
-            kept = kept and instruction.opname == "CALL" and depth == 1
-    return (len(instructions) > 1 and instructions[-1].opname == "RETURN_VALUE" and depth == 1
-            and kept and instructions[-2].opname == "CALL" and callee in _NOTHING_BACK)
-
-
 # the layers that next_shape's rules shape by isinstance (NORMS: by their type alone)
 _RULED = (*POINTWISE, *WINDOWED, nn.Linear, nn.Flatten)
 
@@ -783,10 +724,10 @@ def _unwrapped(net):
 
 def _as_walked(net):
     """``net`` as walk follows it: the network inside a DataParallel or torch.compile wrapper,
-    and a Sequential subclass with its own forward, or one with forward (pre-)hooks of one's
+    and a Sequential subclass with its own forward, or one with forward pre-hooks of one's
     own, held as the one layer of an nn.Sequential, its shape found by PyTorch."""
     net = _unwrapped(net)
-    if _has_own_forward(net) or _has_own_pre_hooks(net) or _has_own_forward_hooks(net):
+    if _has_own_forward(net) or _has_own_pre_hooks(net):
         return nn.Sequential(net)
     return net
 
@@ -805,42 +746,6 @@ class _AsOne(nn.Module):
         return self.block(*inputs)
 
 
-_HOOKED = weakref.WeakKeyDictionary()  # layer -> {(shape, how it is built): shape or words}
-
-
-def _shape_with_hooks(layer, shape):
-    """The output shape of ``layer``, which has forward hooks of one's own, found by PyTorch
-    with its hooks (a meta copy runs them), or the words of the ShapeError it raised. Found once
-    for a layer, shape, settings and hooks: a hook that records outputs (a lambda may return
-    what it records) is not run again at each check (evaluate's every epoch)."""
-    key = (tuple(shape), repr(layer),  # a lazy layer's weights not built have no shape yet
-           tuple((None if _not_built(t) else tuple(t.shape), t.dtype)
-                 for t in (*layer.parameters(), *layer.buffers())),
-           tuple((id(m), *getattr(m, "_forward_pre_hooks", {}), *getattr(m, "_forward_hooks", {}))
-                 for m in layer.modules()))
-    known = _HOOKED.setdefault(layer, {})
-    if key not in known:
-        try:
-            known[key] = shape_by_pytorch(_AsOne(layer), tuple(shape))
-        except ShapeError as err:
-            known[key] = str(err)
-    return known[key]
-
-
-class _Known(nn.Module):
-    """A layer whose output shape is known (_shape_with_hooks): an empty tensor of that shape,
-    or the ShapeError of the layer it stands for."""
-
-    def __init__(self, out):
-        super().__init__()
-        self.out = out
-
-    def forward(self, x):
-        if isinstance(self.out, str):
-            raise ShapeError(self.out)
-        return x.new_empty(self.out)
-
-
 @contextlib.contextmanager
 def _one_if_own_forward(bound):
     """next_shape follows an nn.Sequential's layers one by one: a subclass with its own forward
@@ -849,11 +754,9 @@ def _one_if_own_forward(bound):
     then runs the hooks too (only then, so that hooks that record inputs are not run at every
     check)."""
     layer = bound.arguments["layer"]
-    # so is a subclass of a layer with a rule that has its own forward (_forward_not_ruled), and
-    # a layer with forward hooks that may replace its output (_shape_with_hooks)
-    if _has_own_forward_hooks(layer):
-        bound.arguments["layer"] = _Known(_shape_with_hooks(layer, bound.arguments["shape"]))
-    elif _has_own_forward(layer) or _forward_not_ruled(layer):
+    # so is a subclass of a layer with a rule that has its own forward (_forward_not_ruled).
+    # Forward hooks of one's own are never run here: they would record meta tensors
+    if _has_own_forward(layer) or _forward_not_ruled(layer):
         bound.arguments["layer"] = _AsOne(layer)
     elif _has_own_pre_hooks(layer):
         try:
@@ -921,7 +824,7 @@ def _traced(bound):
     net, X = bound.arguments["net"], bound.arguments["X"]
     if isinstance(net, nn.Module):  # traced through a torch.compile or DataParallel wrapper
         net = bound.arguments["net"] = _unwrapped(net)
-    if _has_own_forward(net) or _has_own_pre_hooks(net) or _has_own_forward_hooks(net):
+    if _has_own_forward(net) or _has_own_pre_hooks(net):
         # traced as one layer, as it runs
         bound.arguments["net"] = nn.Sequential(net)
     device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")

@@ -22,6 +22,21 @@ def _source(obj):
                         "of a .py file or a notebook cell, e.g. show(train)") from None
 
 
+def _unwrapped(obj):
+    """A decorated function (functools.lru_cache, cache, or any wrapper that sets __wrapped__)
+    as the function it wraps, whose source shows the decorator, as inspect.getsource reads it;
+    a property as its getter."""
+    if isinstance(obj, property) and obj.fget is not None:
+        return obj.fget
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)
+            or inspect.ismodule(obj)) and callable(obj) and hasattr(obj, "__wrapped__"):
+        try:
+            return inspect.unwrap(obj)
+        except ValueError:  # a cycle of __wrapped__: refused below as what it is
+            return obj
+    return obj
+
+
 class Source:
     """The source of some functions or classes, displayed as a Python code block."""
 
@@ -29,6 +44,7 @@ class Source:
         if not objects:
             raise TypeError("show takes the functions or classes to display, e.g. show(train); "
                             "it was given none")
+        objects = [_unwrapped(obj) for obj in objects]
         for obj in objects:
             if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)
                     or inspect.ismodule(obj)):

@@ -27,6 +27,7 @@ from lenet_book.checks import (
     COMPILE_MODES,
     _check_fused_options,
     _check_network_for_training,
+    _compiler_default,
     _input_problem,
     _is_flag,
     at_the_door,
@@ -134,8 +135,9 @@ def _check_compile_and_warm_up(net, train_data, eval_data=None, batch_size=256, 
     except ValueError as error:
         from torch._dynamo import list_backends  # imported by _check_fused_options already
 
-        close = (difflib.get_close_matches(backend, list_backends(exclude_tags=()), n=1)
-                 if isinstance(backend, str) else [])
+        known = list_backends(exclude_tags=())
+        close = (difflib.get_close_matches(backend, known, n=1)
+                 if isinstance(backend, str) and backend not in known else [])
         raise ValueError(f"compile_and_warm_up: {error}"
                          + (f"; did you mean backend={close[0]!r}?" if close else "")) from None
 
@@ -175,6 +177,13 @@ def _check_compile_values(compile_options):
                         f"{{'max_autotune': True}}, got {options!r}")
     if options is not None and compile_options.get("mode") is not None:
         raise ValueError("torch.compile takes mode or options, not both: leave one out")
+    if compile_options.get("disable"):  # as FusedStep(compile=False) refuses them
+        ignored = [name for name, value in compile_options.items()
+                   if name in ("backend", "mode", "options") and not _compiler_default(name, value)]
+        if ignored:
+            raise ValueError(f"compile_and_warm_up: disable=True turns torch.compile off, so "
+                             f"{' and '.join(f'{name}=' for name in ignored)} would be ignored: "
+                             "leave them out, or leave out disable=True")
 
 
 def _check_no_batch_of_one(net, n, batch_size):

@@ -19,6 +19,7 @@ from torch import nn
 from torchvision import transforms
 
 from lenet_book.checks import (
+    _batch_of_one,
     _check_finite_weights,
     _check_fits,
     _check_grad_mode,
@@ -237,7 +238,7 @@ def _check_batch_fits_net(name, X, net):
                         " images: transforms.ToTensor() gives float32 (e.g. a TensorDataset of "
                         "images.float(), or .float() in the data set's transform)")
     try:
-        _check_fits(name, net, tuple(X.shape[1:]))
+        _check_fits(name, net, tuple(X.shape[1:]), count=len(X))
     except ValueError as error:
         raise ValueError(f"{error}; the loop feeds the loader's batches to the network as they "
                          "are, and the text's network takes Fashion-MNIST's 1×28×28 images: "
@@ -449,7 +450,28 @@ def _check_reiterable(name, loader):
                         "self.batches)")
 
 
-def _check_text_net(name, net):
+def _loaders_batch_of_one(*loaders):
+    """Where one of the loaders gives a batch of one image (said for _input_problem), False
+    when none can, True when it cannot be told (not a DataLoader of a sized data set)."""
+    for loader in loaders:
+        batch_size = getattr(loader, "batch_size", None)
+        try:
+            n = len(loader.dataset)
+        except (AttributeError, TypeError):
+            return True
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1 \
+                or not isinstance(getattr(loader, "sampler", None), (
+                    torch.utils.data.SequentialSampler, torch.utils.data.RandomSampler)):
+            return True  # batches of a sampler of one's own: their sizes cannot be told here
+        if getattr(loader, "drop_last", False):  # the short last batch is dropped
+            n -= n % batch_size
+        where = n > 0 and _batch_of_one(n, batch_size, "each pass of the loader")
+        if where:
+            return where
+    return False
+
+
+def _check_text_net(name, net, *loaders):
     check_network(net, name)
     _check_values(net)
     if any(type(m).__name__ == "RBF" for m in net.modules()):
@@ -457,7 +479,8 @@ def _check_text_net(name, net):
                          "5), but the text's loop trains with cross-entropy on scores and counts "
                          "the largest as the prediction; train it with recipes.build("
                          "recipes.ORIGINAL) and lenet_book.train.train")
-    problem = _input_problem(net, 28, 28)
+    problem = _input_problem(net, 28, 28, batch_of_one=_loaders_batch_of_one(*loaders)
+                             if loaders else True)
     if problem:
         raise ValueError(f"{name}: {problem}")
 
@@ -469,7 +492,7 @@ def _check_text_loaders(root="../data", batch_size=256, workers=None):
 
 
 def _check_evaluate_accuracy_gpu(net, data_iter, device=None):
-    _check_text_net("evaluate_accuracy_gpu: net", net)
+    _check_text_net("evaluate_accuracy_gpu: net", net, data_iter)
     _check_finite_weights("evaluate_accuracy_gpu", net)
     _check_loader("data_iter", data_iter)
     if device is not None:  # None: the network's device, as in the text
@@ -479,7 +502,7 @@ def _check_evaluate_accuracy_gpu(net, data_iter, device=None):
 def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu",
                            on_epoch=None, init=True):
     _check_grad_mode("train_text_loop")  # not torch's words at the first backward
-    _check_text_net("train_text_loop: net", net)
+    _check_text_net("train_text_loop: net", net, train_iter, test_iter)
     # values, trainable weights (their type is checked against the batches); lazy layers are
     # built below, by the first batch, once everything else is checked
     _check_trainable(net, lazy=True)

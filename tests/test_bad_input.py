@@ -65,7 +65,8 @@ from lenet_book.checkpoint import (
     save_checkpoint,
     state_dict_sha256,
 )
-from lenet_book.device import device_name
+from lenet_book.data import FashionMNISTError, IdxFile
+from lenet_book.device import device_name, try_device
 from lenet_book.export import (
     ExportError,
     decode_state_dict,
@@ -73,6 +74,7 @@ from lenet_book.export import (
     read_js_data,
     write_js_data,
 )
+from lenet_book.source import show
 from lenet_book.train import evaluate, to_float, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -9179,7 +9181,7 @@ def test_31_accuracy_seeds_writes_nothing_when_no_run_starts_within_the_budget(t
     study.write_text((RESULTS / "accuracy-seeds-h200.json").read_text())
     before = study.read_bytes()
     code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--text-seeds", 0, "--budget", "1e-9",
-                                       "--commit", "x", "--json", study], capsys)
+                                       "--commit", "x", "--json", study, "--replace"], capsys)
     assert code not in (0, None), code
     assert ("no run started within --budget 1e-09 seconds (it is in seconds; no run starts after it): give a "
             f"larger --budget; nothing was written ({study} is as it was)") in said, said
@@ -9577,20 +9579,16 @@ def test_31_export_weights_names_a_device_among_its_outputs_as_a_device(tmp_path
     assert "another non-file" not in err
 
 
-def test_31_save_checkpoint_through_a_missing_folder_and_back_leaves_no_empty_folder(
+def test_31_a_checkpoint_saved_through_a_missing_folder_and_back_loads_from_that_path(
         tmp_path, monkeypatch):
-    """Before, save_checkpoint(net, 'nothere/../b.pt') left an empty folder 'nothere'."""
+    """The path means what the file system makes of it: 'runs/exp1/../exp2/lenet.pt' with runs
+    missing creates runs/exp1 (as mkdir -p does), so that the same path loads it back."""
     monkeypatch.chdir(tmp_path)
     net = models.lenet()
-    saved = save_checkpoint(net, "nothere/../b.pt")
-    assert not (tmp_path / "nothere").exists() and (tmp_path / "b.pt").is_file()
+    saved = save_checkpoint(net, "runs/exp1/../exp2/lenet.pt")
     assert _same_weights(load_checkpoint(models.lenet(), saved), net)
-    (tmp_path / "real").mkdir()
-    save_checkpoint(net, "real/a/b/../../c.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pt", "real"]
-    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["c.pt"]
-    save_checkpoint(net, "new/x/../d.pt")  # the folder still needed is made
-    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["d.pt"]
+    assert _same_weights(load_checkpoint(models.lenet(), "runs/exp1/../exp2/lenet.pt"), net)
+
 
 REAL_RAW = REPO / "data" / "FashionMNIST" / "raw"
 
@@ -9971,63 +9969,29 @@ def test_31_transposed_convolutions_with_the_right_channels_keep_their_shapes():
     assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
 
 
-def test_31_a_forward_hook_that_changes_a_layers_output_is_followed():
-    """Before: forward hooks were ignored: check_input_shape said "OK ... -> (2, 10)" for a
-    network that fails, and (2, 10) for one whose hook on the whole network gives (2, 5)."""
-    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 24 * 24, 10))
-    net[0].register_forward_hook(lambda module, inputs, output: output[:, :, :-1, :-1])
-    assert not shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
-    failure = shapes.walk(net, (2, 1, 28, 28))[1]
-    assert failure[0] == 2 and failure[2] == (2, 6 * 23 * 23)
-    refused_by_lenet_book(ValueError, r"layer 2, Linear\(3456 → 10\), gets shape \(1, 3174\)",
-                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10))
-    whole = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 24 * 24, 10))
-    whole.register_forward_hook(lambda module, inputs, output: output[:, :5])
-    assert whole(torch.zeros(2, 1, 28, 28)).shape == (2, 5)
-    assert shapes.walk(whole, (2, 1, 28, 28))[0][-1] == (2, 5)
-    assert shapes.trace_shapes(whole, torch.zeros(2, 1, 28, 28))[-1] == (2, 5)
-
-
-def test_31_a_forward_hook_that_mends_a_shape_is_followed_and_trains():  # valid
-    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 23 * 23, 10))
-    net[0].register_forward_hook(lambda module, inputs, output: output[:, :, :-1, :-1])
-    assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
-    train(net, tiny_data(), num_epochs=1, batch_size=10)
-    lazy = nn.Sequential(nn.LazyConv2d(6, 5), nn.Flatten(), nn.LazyLinear(10))
-    lazy[0].register_forward_hook(lambda module, inputs, output: output[:, :, 1:, 1:])
-    assert shapes.walk(lazy, (2, 1, 28, 28))[0] == [(2, 6, 23, 23), (2, 3174), (2, 10)]
-    assert lazy[0].has_uninitialized_params()  # not built by the check
-
-
-def test_31_forward_hooks_that_record_are_not_run_by_the_shape_checks():  # valid
+def test_31_forward_hooks_are_never_run_by_the_shape_checks():  # valid
+    """A logging hook must record the network's real outputs only: run on the checks' meta
+    tensors or zeros, it left them in the user's list (torch.cat then failed)."""
     seen = []
 
     def record(module, inputs, output):
         seen.append(output)
 
+    def log_and_pass_on(module, inputs, output):
+        seen.append(output.detach())
+        return output
+
     net = models.lenet()
     net[0].register_forward_hook(record)
     net[3].register_forward_hook(lambda module, inputs, output: seen.append(output))
     net[6].register_forward_hook(lambda module, inputs, output: print(output.shape))
+    net[9].register_forward_hook(log_and_pass_on)
+    net.register_forward_hook(log_and_pass_on)
     assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
     assert shapes.fitting_sizes(net, (1, 1, 28, 28), largest=32) == [28, 29, 30, 31]
     assert not seen
-
-
-def test_31_a_hook_that_may_change_the_output_runs_once_for_a_layer_and_shape():  # valid
-    calls = []
-
-    def crop(module, inputs, output):
-        calls.append(output.device.type)
-        return output[:, :, :-1, :-1]
-
-    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(6 * 23 * 23, 10))
-    net[0].register_forward_hook(crop)
-    for _ in range(3):  # e.g. evaluate's door at every epoch
-        assert shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
-    assert calls == ["meta"]
-    net[0].padding = (1, 1)  # built otherwise: found again
-    assert not shapes.check_input_shape(net, (2, 1, 28, 28), verbose=False)
+    train(net, tiny_data(), num_epochs=1, batch_size=10)
+    assert seen and not any(output.is_meta for output in seen)
 
 
 @pytest.mark.parametrize("call, name", [
@@ -10300,6 +10264,1038 @@ def test_31_prose_numbers_calls_a_device_a_device_not_a_folder(tmp_path):
     assert "folder" not in done.stderr
     done = _tool_31("prose_numbers.py", tmp_path)  # valid words for a folder stay
     assert done.returncode == 2 and f"error: {tmp_path} is a folder, not a notebook" in done.stderr
+
+
+
+def _module(name, monkeypatch):
+    if name == "accuracy_seeds":
+        from benchmarks import accuracy_seeds as module
+    else:
+        from benchmarks import train_speed as module
+    monkeypatch.setattr(module, "check_data_option", _no_data_check)
+    return module
+
+
+def _quick(name):
+    """The arguments of a quick run of benchmark ``name`` (before --json)."""
+    return (["--device", "cpu", "--study", "batch-norm-final", "--seeds", 1] if name == "accuracy_seeds"
+            else ["--device", "cpu", "--variants", "fast", "--epochs", 1, "--subset", 64])
+
+
+def _relabelled(source, path):
+    """A copy of the committed record ``source``, labelled as trained on this machine's CPU."""
+    record = json.loads((RESULTS / source).read_text())
+    path.write_text(json.dumps({**record, "device": device_name("cpu")}, indent=1))
+    return path
+
+
+def test_32_accuracy_seeds_refuses_to_replace_a_study_made_with_other_settings(tmp_path, monkeypatch, capsys):
+    """The docstring's dry run with --json on a copy of the 335-run H200 study replaced it with 14 runs."""
+    seeds = _module("accuracy_seeds", monkeypatch)
+    study = tmp_path / "study.json"
+    study.write_text((RESULTS / "accuracy-seeds-h200.json").read_text())
+    before = study.read_bytes()
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--text-seeds", 0, "--variant-seeds", 1,
+                                       "--epochs", 1, "--subset", 60, "--json", study], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"--json {study} holds a record made with other settings (--epochs 0 (this run: 1); --subset 0 "
+            f"(this run: 60); trained on NVIDIA H200 (this run: {device_name('cpu')}, --device cpu); 321 of its "
+            "335 runs (") in said, said
+    assert "which this run does not train (--seeds 20 --variant-seeds 5 --text-seeds 100 trains them)" in said
+    assert (f"nothing was run. Give the same settings to train them again, --resume {study} to continue it, "
+            "another --json, or --replace to replace it") in said, said
+    assert study.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["study.json"]
+
+
+def test_32_accuracy_seeds_refuses_fewer_seeds_over_a_batch_norm_study(tmp_path, monkeypatch, capsys):
+    """--study batch-norm-final --seeds 2 replaced the committed 8-seed record with 2 seeds, exit 0."""
+    seeds = _module("accuracy_seeds", monkeypatch)
+    record = _relabelled("batch-norm-final-cpu.json", tmp_path / "bn.json")
+    before = record.read_bytes()
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--study", "batch-norm-final", "--seeds", 2,
+                                       "--json", record], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"--json {record} holds a record made with other settings (12 of its 16 runs ('final recipe', "
+            "seeds 2 to 7; 'final recipe + batch normalisation', seeds 2 to 7), which this run does not train "
+            "(--seeds 8 trains them)); this run would replace it") in said, said
+    assert "to continue it" not in said, said  # the batch-norm study cannot be resumed
+    assert record.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+
+
+def test_32_accuracy_seeds_replaces_a_study_of_its_own_settings_or_with_replace(tmp_path, monkeypatch):
+    """The same settings (as many seeds or more), --replace, and --resume X --json X pass the checks."""
+    seeds = _module("accuracy_seeds", monkeypatch)
+    bn = _relabelled("batch-norm-final-cpu.json", tmp_path / "bn.json")
+    study = _relabelled("accuracy-seeds-h200.json", tmp_path / "study.json")
+    every = ["--seeds", 20, "--text-seeds", 100, "--variant-seeds", 5]
+    for argv in (["--study", "batch-norm-final", "--seeds", 8, "--json", bn],
+                 ["--study", "batch-norm-final", "--seeds", 12, "--json", bn],
+                 ["--study", "batch-norm-final", "--seeds", 2, "--epochs", 1, "--replace", "--json", bn],
+                 [*every, "--json", study], [*every, "--workers", 2, "--json", study],
+                 ["--seeds", 1, "--replace", "--json", study], [*every, "--resume", study, "--json", study],
+                 ["--seeds", 1, "--resume", study, "--json", study, "--replace"]):
+        with pytest.raises(_DataReached):
+            seeds.main([str(a) for a in ["--device", "cpu", *argv]])
+    assert not list(tmp_path.glob(".*.lock"))
+
+
+def test_32_accuracy_seeds_with_replace_still_writes_nothing_when_no_run_starts(tmp_path, monkeypatch, capsys):
+    """--replace lets a run replace another study, but an empty study still replaces nothing."""
+    seeds = _module("accuracy_seeds", monkeypatch)
+    monkeypatch.setattr(seeds, "check_data_option", lambda parser, root: None)
+    monkeypatch.setattr(seeds.mp, "get_context", lambda method: types.SimpleNamespace(Pool=_InlinePool))
+    study = tmp_path / "study.json"
+    study.write_text((RESULTS / "accuracy-seeds-h200.json").read_text())
+    before = study.read_bytes()
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--text-seeds", 0, "--budget", "1e-9",
+                                       "--commit", "x", "--replace", "--json", study], capsys)
+    assert code not in (0, None) and f"nothing was written ({study} is as it was)" in said, said
+    assert study.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+
+
+@pytest.mark.parametrize("script", ["accuracy_seeds", "train_speed"])
+@pytest.mark.parametrize("dangling", [False, True])
+def test_32_a_lock_path_that_is_a_symbolic_link_is_refused_and_kept(script, dangling, tmp_path, monkeypatch,
+                                                                    capsys):
+    """A link at .speed.json.lock: the file it named was truncated to the run's pid, and the link removed
+    (a dangling link: its target was made)."""
+    module = _module(script, monkeypatch)
+    notes = tmp_path / "notes.txt"
+    if not dangling:
+        notes.write_text("my notes: do not lose\n")
+    lock = tmp_path / ".speed.json.lock"
+    lock.symlink_to("notes.txt")
+    code, said = _stopped(module.main, [*_quick(script), "--json", tmp_path / "speed.json"], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"its lock file {lock} is a symbolic link, not a lock file this script made, so it is left as it is "
+            f"and nothing was run; remove it (rm {lock}) if it is nothing of yours, or give another --json") in said
+    assert lock.is_symlink() and os.readlink(lock) == "notes.txt"
+    assert (notes.read_text() == "my notes: do not lose\n") if not dangling else not notes.exists()
+
+
+@pytest.mark.parametrize("script", ["accuracy_seeds", "train_speed"])
+def test_32_a_lock_path_that_is_a_named_pipe_is_refused(script, tmp_path, monkeypatch, capsys):
+    """A named pipe at the lock path: OSError [Errno 22] from ftruncate, a traceback."""
+    module = _module(script, monkeypatch)
+    lock = tmp_path / ".r1.json.lock"
+    os.mkfifo(lock)
+    code, said = _stopped(module.main, [*_quick(script), "--json", tmp_path / "r1.json"], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert f"its lock file {lock} is a named pipe, not a lock file this script made" in said, said
+    assert f"remove it (rm {lock})" in said and lock.is_fifo()
+
+
+@pytest.mark.parametrize("how", ["text", "hard link"])
+def test_32_a_lock_path_holding_a_users_file_is_kept(how, tmp_path, monkeypatch, capsys):
+    """A user's file (or a hard link to one) at the lock path was truncated to the run's pid."""
+    speed = _module("train_speed", monkeypatch)
+    lock = tmp_path / ".speed.json.lock"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("12345\n" if how == "hard link" else "my notes: do not lose\n")
+    if how == "hard link":
+        os.link(notes, lock)
+    else:
+        notes.rename(lock)
+    kept = lock.read_bytes()
+    code, said = _stopped(speed.main, [*_quick("train_speed"), "--json", tmp_path / "speed.json"], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    what = "a file with 2 names (hard links)" if how == "hard link" else "a file that holds something other than"
+    assert f"its lock file {lock} is {what}" in said, said
+    assert lock.read_bytes() == kept
+
+
+def test_32_a_stale_lock_file_of_a_run_that_ended_is_taken_over_and_removed(tmp_path, monkeypatch):
+    """A killed run's lock file (its pid) is the script's own: held again, then removed."""
+    speed = _module("train_speed", monkeypatch)
+    lock = tmp_path / ".speed.json.lock"
+    lock.write_text("999999\n")
+    with pytest.raises(_DataReached):
+        speed.main([str(a) for a in [*_quick("train_speed"), "--json", tmp_path / "speed.json"]])
+    assert not lock.exists()
+
+
+def test_32_a_json_name_whose_lock_name_would_be_too_long_is_taken(tmp_path, monkeypatch):
+    """A --json name of 249-255 bytes was refused: its lock name (.<name>.lock) was too long."""
+    from benchmarks._options import hold_record, lock_name, release_records
+
+    speed = _module("train_speed", monkeypatch)
+    record = tmp_path / ("a" * 250 + ".json")
+    with pytest.raises(_DataReached):
+        speed.main([str(a) for a in [*_quick("train_speed"), "--json", record]])
+    import argparse
+
+    hold_record(argparse.ArgumentParser(prog="bench"), record)
+    try:
+        locks = [p.name for p in tmp_path.iterdir()]
+        assert locks == [lock_name(record.name)] and len(os.fsencode(locks[0])) <= 255, locks
+        assert locks[0].startswith(".aaaa") and locks[0].endswith(".lock")
+    finally:
+        release_records()
+    assert lock_name("speed.json") == ".speed.json.lock"  # a short name's lock is as before
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("script", ["accuracy_seeds", "train_speed"])
+def test_32_a_json_ending_in_a_slash_is_refused(script, tmp_path, monkeypatch, capsys):
+    """--json newdir/ wrote a file named newdir."""
+    module = _module(script, monkeypatch)
+    given = f"{tmp_path / 'newdir'}/"
+    code, said = _stopped(module.main, [*_quick(script), "--json", given], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"--json {given} ends in a slash, so it names a folder, which does not exist; give a file name, e.g. "
+            f"--json {given}results.json; nothing was run") in said, said
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("script", ["accuracy_seeds", "train_speed"])
+def test_32_replace_without_json_is_refused(script, monkeypatch, capsys):
+    """train_speed.py --replace without --json was accepted and did nothing."""
+    module = _module(script, monkeypatch)
+    code, said = _stopped(module.main, [*_quick(script), "--replace"], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert "--replace replaces the record given with --json; give --json too, or leave --replace out" in said
+
+# Tiny stand-ins for the four files (as tests/test_data.py does): every case runs in milliseconds.
+TINY_32 = {"train-images-idx3-ubyte": (0x803, (3, 2, 2)), "train-labels-idx1-ubyte": (0x801, (3,)),
+        "t10k-images-idx3-ubyte": (0x803, (2, 2, 2)), "t10k-labels-idx1-ubyte": (0x801, (2,))}
+
+
+def _idx(magic, shape, seed):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+    return header + bytes((seed + 7 * i) % 256 for i in range(math.prod(shape)))
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    contents = {name: _idx(magic, shape, seed)
+                for seed, (name, (magic, shape)) in enumerate(TINY_32.items())}
+    specs = tuple(IdxFile(name, magic, shape, hashlib.md5(contents[name]).hexdigest(),
+                          hashlib.md5(gzip.compress(contents[name])).hexdigest())
+                  for name, (magic, shape) in TINY_32.items())
+    monkeypatch.setattr(data, "FILES", specs)
+    monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
+    return contents
+
+
+def _raw_folder(root: Path, contents) -> Path:
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, content in contents.items():
+        (raw / name).write_bytes(content)
+    return raw
+
+
+def _ready(root: Path, contents) -> bool:
+    raw = root / "FashionMNIST" / "raw"
+    return all((raw / name).read_bytes() == content for name, content in contents.items())
+
+
+@pytest.mark.parametrize("below", ["", "FashionMNIST"])
+def test_32_prepare_source_a_data_root_takes_the_files_of_its_FashionMNIST_raw(
+        tmp_path, tiny, below, capsys):
+    """Before: 'd1/train-images-idx3-ubyte.gz is missing' and the generic fixes."""
+    _raw_folder(tmp_path / "other" / "data", tiny)
+    source = tmp_path / "other" / "data" / below
+    assert data.main(["prepare", "--source", str(source), "--root", str(tmp_path / "r")]) == 0
+    assert _ready(tmp_path / "r", tiny)
+
+
+def test_32_FASHION_MNIST_SOURCE_a_data_root_is_used(tmp_path, tiny, monkeypatch):
+    """Before: '$FASHION_MNIST_SOURCE ... lacks train-images-idx3-ubyte.gz, ...'."""
+    _raw_folder(tmp_path / "other", tiny)
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "other"))
+    data.prepare_fashion_mnist(None, tmp_path / "r")
+    assert _ready(tmp_path / "r", tiny)
+
+
+def test_32_a_data_root_source_with_a_damaged_file_is_still_refused_by_its_md5(tmp_path, tiny):
+    """Taking the files from below the source keeps every check: a flipped byte is named."""
+    raw = _raw_folder(tmp_path / "other", tiny)
+    damaged = bytearray(tiny["train-labels-idx1-ubyte"])
+    damaged[-1] ^= 1
+    (raw / "train-labels-idx1-ubyte").write_bytes(bytes(damaged))
+    refused_by_lenet_book(FashionMNISTError, "train-labels-idx1-ubyte is not the published",
+                          lambda: data.prepare_fashion_mnist(tmp_path / "other", tmp_path / "r"))
+    assert not (tmp_path / "r" / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").exists()
+
+
+@pytest.mark.parametrize("broken", ["dangling", "garbage"])
+def test_32_a_correct_unpacked_file_is_used_beside_a_broken_gz_of_its_name(tmp_path, tiny, broken):
+    """Before: 'Cannot read the source file .../t10k-labels-idx1-ubyte.gz' (or 'not a readable
+    gzip file'), though the unpacked file beside it is correct."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, content in tiny.items():
+        (source / name).write_bytes(content)
+    gz = source / "t10k-labels-idx1-ubyte.gz"
+    if broken == "dangling":
+        gz.symlink_to("/nonexistent")
+    else:
+        gz.write_bytes(b"garbage")
+    data.prepare_fashion_mnist(source, tmp_path / "r")
+    assert _ready(tmp_path / "r", tiny)
+
+
+def test_32_check_in_notebooks_names_the_root_beside_and_what_downloads(
+        tmp_path, tiny, monkeypatch, capsys):
+    """Before: four 'is missing' lines and 'delete data/FashionMNIST/raw and run again', a folder
+    that does not exist and a command that never downloads."""
+    _raw_folder(tmp_path / "data", tiny)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert data.main(["check"]) == 1
+    error = capsys.readouterr().err
+    assert "did you mean --root ../data?" in error
+    assert "ensure_fashion_mnist('data')" in error and "never download" in error
+    assert "delete nothing (data/FashionMNIST/raw does not exist yet)" in error
+    assert data.main(["check", "--root", "../data"]) == 0
+
+
+def test_32_check_names_the_raw_folder_to_delete_only_when_it_exists(tmp_path, tiny, monkeypatch,
+                                                                     capsys):
+    """The online fix deletes a raw folder that exists (empty here), then downloads."""
+    raw = _raw_folder(tmp_path / "d", {})
+    monkeypatch.chdir(tmp_path)
+    assert data.main(["check", "--root", "d"]) == 1
+    assert f"delete {raw.relative_to(tmp_path)}, then python -c" in capsys.readouterr().err
+
+
+def test_32_ensure_fashion_mnist_prepares_from_FASHION_MNIST_SOURCE_before_any_download(
+        tmp_path, tiny, monkeypatch):
+    """Before: torchvision tried the network and failed offline, with the variable set."""
+    import torchvision
+
+    def no_network(*args, **kwargs):
+        raise RuntimeError("offline")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_network)
+    _raw_folder(tmp_path / "copy", tiny)
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "copy" / "FashionMNIST" / "raw"))
+    assert data.ensure_fashion_mnist(tmp_path / "r") == tmp_path / "r" / "FashionMNIST" / "raw"
+    assert _ready(tmp_path / "r", tiny)
+
+
+def test_32_ensure_fashion_mnist_names_a_FASHION_MNIST_SOURCE_that_is_no_copy(
+        tmp_path, tiny, monkeypatch):
+    """A variable set to a wrong folder is named, not passed over for a download."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "empty"))
+    refused_by_lenet_book(FashionMNISTError, r"\$FASHION_MNIST_SOURCE is set to",
+                          lambda: data.ensure_fashion_mnist(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_32_export_weights_refuses_outputs_that_are_one_file_before_loading_the_data(tmp_path):
+    """Before: the data were loaded and the network scored, then 'test_images.js exists ...
+    or overwrite=True to replace it', an option this command line lacks."""
+    out = tmp_path / "l2"
+    out.mkdir()
+    (out / "lenet_weights.js").symlink_to("test_images.js")
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "export_weights.py"), "--data",
+                           str(tmp_path / "no_data"), "--per-class", "1", "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "lead to the same file" in done.stderr and "rm " in done.stderr
+    assert "Fashion-MNIST" not in done.stderr  # refused before the data are looked at
+    assert not (tmp_path / "no_data").exists() and not (tmp_path / "test_images.js").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["lenet_weights.js"]
+
+
+def test_32_export_weights_names_its_own_fix_for_a_file_it_did_not_write(monkeypatch):
+    """write_js_data's 'overwrite=True' is a Python argument: the command line names --out."""
+    from lenet_book.export import ExportError
+
+    monkeypatch.syspath_prepend(str(REPO))  # tools/ as a package, as pyproject's pythonpath does
+    export_weights = importlib.import_module("tools.export_weights")
+    message = export_weights._on_the_command_line(ExportError(
+        "path x/test_images.js exists and is not a window.LENET_TEST_IMAGES file that this "
+        "export wrote: nothing was written, so nothing of it is lost; give another path, or "
+        "overwrite=True to replace it"))
+    assert "overwrite=True" not in message and "give another --out" in message
+
+
+def test_32_show_displays_an_lru_cache_decorated_function_with_its_decorator(tmp_path,
+                                                                            monkeypatch):
+    """Before: TypeError 'show takes functions or classes themselves, ... got a
+    _lru_cache_wrapper', though inspect.getsource reads it."""
+    (tmp_path / "gb3_cached.py").write_text(
+        "import functools\n\n\n@functools.lru_cache(maxsize=None)\ndef cached(x):\n"
+        "    return x\n\n\nclass K:\n    @property\n    def p(self):\n        return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("gb3_cached")
+    assert repr(show(module.cached)) == ("@functools.lru_cache(maxsize=None)\ndef cached(x):\n"
+                                         "    return x")
+    assert "def p(self)" in repr(show(module.K.p))
+
+
+def test_32_show_still_refuses_a_cached_value_that_is_no_function():
+    """Unwrapping applies to wrappers only: a plain value is still named."""
+    refused_by_lenet_book(TypeError, "got a int", lambda: show(3))
+
+@pytest.mark.parametrize("layer, kind", [
+    (nn.Conv1d(1, 6, 5), "Conv1d"), (nn.Conv3d(1, 2, 3), "Conv3d"),
+    (nn.ConvTranspose2d(6, 1, 5), "ConvTranspose2d"), (nn.Bilinear(3, 3, 2), "Bilinear")])
+def test_32_init_paper_refuses_a_layer_it_would_leave_at_pytorchs_defaults(layer, kind):
+    """Before: init_paper returned the network with this layer's weights as PyTorch drew them."""
+    net = nn.Sequential(layer, original.ScaledTanh())
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, rf"init_paper cannot initialise layer '0' "
+                                    rf"\(a {kind}\).*PyTorch's default weights",
+                                    lambda: original.init_paper(net))
+    assert "2.4/F" in message and "show(original.init_paper)" in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_32_init_paper_refuses_a_grouped_conv_naming_the_fan_in_and_partial_conv():
+    """Before: a Conv2d(6, 6, 5, groups=6) got the bound 2.4/150, 6 times too small."""
+    net = nn.Sequential(nn.Conv2d(6, 6, 5, groups=6), original.ScaledTanh())
+    message = refused_by_lenet_book(ValueError, r"layer '0' \(a Conv2d\): it has groups=6",
+                                    lambda: original.init_paper(net))
+    assert "fan-in is 1·25 = 25" in message and "6 times too small" in message, message
+    assert "PartialConv2d(inputs, in_channels)" in message and "C3_INPUTS" in message, message
+
+
+def test_32_init_paper_refuses_an_unbuilt_lazy_layer():
+    """Before: ZeroDivisionError (fan_in = in_features = 0)."""
+    net = nn.Sequential(nn.LazyLinear(84), original.ScaledTanh())
+    refused_by_lenet_book(ValueError, r"lazy layers whose weights are not built yet \(LazyLinear "
+                          r"0;.*cannot be initialised by init_paper",
+                          lambda: original.init_paper(net))
+
+
+def test_32_init_paper_refuses_a_layer_with_no_inputs():
+    """Before: ZeroDivisionError."""
+    with pytest.warns(UserWarning, match="zero-element"):  # torch's own, building the layer
+        net = nn.Sequential(nn.Linear(0, 84), original.ScaledTanh())
+    refused_by_lenet_book(ValueError, r"layer '0' \(a Linear\): its units read no inputs",
+                          lambda: original.init_paper(net))
+
+
+def test_32_init_paper_still_initialises_chapter_5s_networks():
+    """Valid: the 1998 network, with the paper's codes or others, a built lazy layer, a plain
+    Conv2d with groups=1, and batch norm beside the paper's layers."""
+    torch.manual_seed(0)
+    net = original.init_paper(original.original_lenet())
+    assert net.C1[0].weight.abs().max() <= 2.4 / 25 and net.F6[0].weight.abs().max() <= 2.4 / 120
+    original.init_paper(original.original_lenet(original.hadamard_codes() * 0.5))
+    lazy = nn.Sequential(nn.LazyConv2d(6, 5, groups=1), original.ScaledTanh(), nn.BatchNorm2d(6))
+    lazy(torch.zeros(1, 1, 28, 28))
+    original.init_paper(lazy)
+    assert lazy[0].weight.abs().max() <= 2.4 / 25
+    net, options = recipes.build(recipes.ORIGINAL)
+    assert isinstance(net.output, original.RBF)
+
+
+def test_32_modern_recipe_refuses_a_generator_used_up():
+    """Before: the second call gave the text's recipe without a word."""
+    steps = (name for name, _ in recipes.MODERN_STEPS[:2])
+    assert recipes.modern_recipe(steps)["pool"] == "max"
+    refused_by_lenet_book(ValueError, r"kept_steps is a generator that has been used up; pass a "
+                          r"list.*for the text's recipe, with no step kept, pass \[\]",
+                          lambda: recipes.modern_recipe(steps))
+    used = iter(["max pooling"])
+    list(used)
+    refused_by_lenet_book(ValueError, "kept_steps is an iterator that yields nothing",
+                          lambda: recipes.modern_recipe(used))
+
+
+def test_32_modern_recipe_still_takes_an_empty_list_and_a_fresh_generator():
+    """Valid: [] is the text's recipe; a fresh generator (even an empty one) is read once."""
+    assert recipes.modern_recipe([]) == recipes.TEXT
+    assert recipes.modern_recipe(n for n, _ in recipes.MODERN_STEPS if False) == recipes.TEXT
+    assert recipes.modern_recipe(n for n in ["max pooling"])["pool"] == "max"
+    assert recipes.modern_recipe({"max pooling"})["pool"] == "max"
+
+
+@pytest.mark.parametrize("function", ["best_runs", "repeat_summary"])
+def test_32_best_runs_and_repeat_summary_refuse_a_generator_used_up(function):
+    """Before: the second call returned {} without a word."""
+    summed = getattr(results, function)
+    runs = (r for r in [{"variant": "text", "examples_per_sec": 1.0, "repeat": 0},
+                        {"variant": "fast", "examples_per_sec": 5.0, "repeat": 0}])
+    assert set(summed(runs)) == {"text", "fast"}
+    refused_by_lenet_book(ValueError, "runs is a generator that has been used up; pass a list",
+                          lambda: summed(runs))
+    assert summed([]) == {}  # valid: no runs
+
+
+TEXT_RUN = "LeNet-5 as in the text"
+
+
+def test_32_seed_study_table_shows_the_train_split_as_accuracy_by_seed_pairs_it():
+    """Before: seed_study_table refused 'train', which accuracy_by_seed took."""
+    study = results.load_seed_study()
+    table = results.seed_study_table(study, {"text": TEXT_RUN}, splits=("train", "valid"))
+    mean = study["results"][TEXT_RUN]["train"]["mean"]
+    assert table.loc["text", "train mean ± std"].startswith(f"{mean:.3f}")
+    assert len(results.accuracy_by_seed(study, TEXT_RUN, "train")) == 20
+
+
+def test_32_seed_study_pairs_refuses_the_train_split():
+    """Before: it paired training accuracies and said whether the change 'replaces the setting'."""
+    study = results.load_seed_study()
+    refused_by_lenet_book(ValueError, r"seed_study_pairs: split='train' pairs training "
+                          r"accuracies.*give split='valid'",
+                          lambda: results.seed_study_pairs(
+                              study, TEXT_RUN, {"ReLU": "ReLU (learning rate 0.1)"}, split="train"))
+
+
+def test_32_split_messages_list_the_splits_accepted():
+    """Before: accuracy_by_seed's message named 'valid' or 'test' only, though it took 'train'."""
+    study = results.load_seed_study()
+    refused_by_lenet_book(ValueError, r"accuracy_by_seed: split must be 'valid' or 'test' \(or "
+                          r"'train', for training accuracy\), got 'Train'",
+                          lambda: results.accuracy_by_seed(study, TEXT_RUN, "Train"))
+    refused_by_lenet_book(ValueError, r"splits must be a list of the splits 'valid' and 'test' "
+                          r"\(or 'train'",
+                          lambda: results.seed_study_table(study, {"t": TEXT_RUN},
+                                                           splits=("Train",)))
+    refused_by_lenet_book(ValueError, r"seed_study_pairs: split must be 'valid' or 'test', got "
+                          r"'Train'", lambda: results.seed_study_pairs(
+                              study, TEXT_RUN, {"ReLU": "ReLU (learning rate 0.1)"}, split="Train"))
+
+
+def test_32_a_train_summary_out_of_range_is_named_as_damaged():
+    """Valid-split checks apply to 'train' too: a percentage is named, not shown."""
+    study = copy.deepcopy(results.load_seed_study())
+    study["results"][TEXT_RUN]["train"]["mean"] = 80.7
+    refused_by_lenet_book(ValueError, r"its 'train' summary has mean 80.7.*fractions in \[0, 1\]",
+                          lambda: results.seed_study_table(study, {"t": TEXT_RUN},
+                                                           splits=("train",)))
+
+
+def test_32_subsampling_refuses_an_unbatched_image_naming_unsqueeze():
+    """Before: Subsampling(6) turned 6×14×14 into 1×6×7×7."""
+    refused_by_lenet_book(ValueError, r"Subsampling\(6\) takes a batch of feature maps.*shape "
+                          r"\(6, 14, 14\).*give a batch N×C×H×W \(X.unsqueeze\(0\)\)",
+                          lambda: original.Subsampling(6)(torch.rand(6, 14, 14)))
+    assert original.Subsampling(6)(torch.rand(6, 14, 14).unsqueeze(0)).shape == (1, 6, 7, 7)
+    # a 3-D tensor of other maps is named by its number of maps, as before
+    refused_by_lenet_book(ValueError, r"got 5 maps \(shape \(5, 14, 14\)\)",
+                          lambda: original.Subsampling(6)(torch.rand(5, 14, 14)))
+
+
+@pytest.mark.parametrize("penalties", [torch.rand(4, 10) > 0.5,
+                                       torch.rand(4, 10, dtype=torch.cfloat)])
+def test_32_predict_refuses_bool_or_complex_penalties_naming_the_rbf_penalties(penalties):
+    """Before: torch's 'argmin(): does not support bool input'."""
+    refused_by_lenet_book(ValueError, rf"predict: penalties must be real numbers, the RBF "
+                          rf"penalties .* got {penalties.dtype}",
+                          lambda: original.predict(penalties))
+    assert original.predict(torch.rand(4, 10, dtype=torch.float64)).shape == (4,)  # valid
+
+
+def test_32_scaled_tanh_and_paper_input_say_they_take_no_arguments():
+    """Before: Python's "__init__() got an unexpected keyword argument 'inplace'"."""
+    refused_by_lenet_book(TypeError, r"ScaledTanh\(\) takes no arguments, got "
+                          r"ScaledTanh\(inplace=True\).*no inplace option",
+                          lambda: original.ScaledTanh(inplace=True))
+    refused_by_lenet_book(TypeError, r"PaperInput\(\) takes no arguments, got PaperInput\(2\)",
+                          lambda: original.PaperInput(2))
+    refused_by_lenet_book(TypeError, r"then call it on the tensor: f = original.ScaledTanh\(\); "
+                          r"f\(a\)", lambda: original.ScaledTanh(torch.rand(3)))
+
+
+def test_32_scaled_tanh_and_paper_input_still_build_and_subclass():
+    """Valid: built without arguments; a subclass with arguments of its own still works."""
+    class Steeper(original.ScaledTanh):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+    assert Steeper(3).k == 3 and original.ScaledTanh()(torch.zeros(2)).tolist() == [0.0, 0.0]
+    assert original.PaperInput()(torch.zeros(1, 1, 28, 28)).shape == (1, 1, 32, 32)
+    assert copy.deepcopy(original.original_lenet()).C1[1].__class__ is original.ScaledTanh
+
+def same_weights(before, net):
+    return all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_32_a_sweep_of_batch_sizes_with_train_fused_in_one_session_keeps_working():
+    """Before: the batch size that took dynamo past its 8 compiled versions of FusedStep._step
+    failed with torch's FailOnRecompileLimitHit (here the limit is 4, to keep it cheap)."""
+    images, labels = tiny_data(64)
+    with torch._dynamo.config.patch(recompile_limit=4):
+        for batch_size in (6, 14, 20):  # full and last batches: (6, 4), (14, 8), (20, 4)
+            net = models.init_xavier(models.lenet())
+            before = weights(net)
+            history, _ = fused.train_fused(net, (images, labels), (images[:16], labels[:16]),
+                                           num_epochs=1, batch_size=batch_size,
+                                           cuda_graph=False, backend="eager")
+            assert math.isfinite(history[0]["loss"])
+            assert not same_weights(before, net)
+
+
+def test_32_one_fused_step_called_with_too_many_batch_sizes_is_refused_and_trains_nothing():
+    """Before: torch's FailOnRecompileLimitHit ("Hard failure due to fullgraph=True"), naming
+    neither the cause nor the fix."""
+    images, labels = tiny_data(16)
+    net = models.init_xavier(models.lenet())
+    with torch._dynamo.config.patch(recompile_limit=2):
+        step = fused.FusedStep(net, images, labels, backend="eager")
+        step(torch.arange(3))
+        step(torch.arange(4))
+        before = weights(net)
+        message = refused_by_lenet_book(ValueError, r"at most 2 compiled versions",
+                                        lambda: step(torch.arange(5)))
+        assert "batch of 5 images" in message and "torch._dynamo.reset()" in message
+        assert "Build a new FusedStep" in message
+        assert same_weights(before, net)
+        step = fused.FusedStep(net, images, labels, backend="eager")  # a new step has room
+        step(torch.arange(5))
+        assert not same_weights(before, net)
+
+
+def _compiled():
+    return torch.compile(models.init_xavier(models.lenet()), backend="eager")
+
+
+def test_32_train_and_train_fast_refuse_a_compiled_network_with_compile_true_naming_orig_mod():
+    """Before: "net must be a torch.nn.Module ... got a function" (train_fast after seconds)."""
+    data = tiny_data(32)
+    net = _compiled()
+    before = weights(net._orig_mod)
+    for call in (lambda: train(net, data, num_epochs=1, batch_size=16, compile=True),
+                 lambda: fast.train_fast(net, data, data, num_epochs=1, batch_size=16,
+                                         compile=True)):
+        message = refused_by_lenet_book(TypeError, r"net is already compiled", call)
+        assert "net._orig_mod" in message and "compile=False" in message
+    assert same_weights(before, net._orig_mod)
+    refused_by_lenet_book(TypeError, r"net\._orig_mod", lambda: fused.train_fused(
+        net, data, data, num_epochs=1, batch_size=16, cuda_graph=False, backend="eager"))
+
+
+def test_32_a_compiled_network_still_trains_with_compile_false():
+    data = tiny_data(32)
+    net = _compiled()
+    before = weights(net._orig_mod)
+    history, _ = train(net, data, num_epochs=1, batch_size=16)
+    assert math.isfinite(history[0]["loss"]) and not same_weights(before, net._orig_mod)
+
+
+@pytest.mark.parametrize("pool, said", [
+    (nn.Identity, r"pool=nn\.Identity does not pool: "),
+    (nn.AvgPool3d, r"pool=nn\.AvgPool3d does not pool a batch N×C×H×W .* returns 2×3×14×14"),
+    (nn.MaxPool3d, r"pool=nn\.MaxPool3d does not pool a batch"),
+    (nn.MaxPool1d, r"pool=nn\.MaxPool1d does not pool a batch .* raises"),
+    (nn.AvgPool1d, r"pool=nn\.AvgPool1d does not pool a batch"),
+    (functools.partial(nn.LPPool1d, 2), r"pool=functools\.partial\(nn\.LPPool1d, \.\.\.\) does not"),
+    (lambda kernel_size, stride: nn.Identity(), r"pool=a lambda does not pool"),
+])
+def test_32_modern_lenet_refuses_a_pool_that_does_not_halve_height_and_width(pool, said):
+    """Before: built; train then blamed a later layer (Linear(400 → 120) gets (1, 9216), or
+    Conv2d(6 → 16) gets 3 channels), and net(X) ended in a bare torch error."""
+    message = refused_by_lenet_book(TypeError, said, lambda: models.modern_lenet(nn.ReLU, pool))
+    assert "pool(kernel_size=2, stride=2)" in message and "nn.MaxPool2d" in message
+
+
+@pytest.mark.parametrize("pool", [
+    nn.MaxPool2d, nn.AvgPool2d, functools.partial(nn.LPPool2d, 2),
+    functools.partial(nn.MaxPool2d, ceil_mode=True),
+    lambda kernel_size, stride: nn.MaxPool2d(kernel_size, stride),
+])
+def test_32_modern_lenet_keeps_taking_2d_pools_and_their_factories(pool):
+    net = models.modern_lenet(nn.ReLU, pool)
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _generator_on_epoch(record):
+    yield record
+
+
+async def _async_on_epoch(record):
+    return record
+
+
+class _GeneratorCallback:
+    def __call__(self, record):
+        yield record
+
+
+@pytest.mark.parametrize("on_epoch, said", [
+    (_generator_on_epoch, r"on_epoch is a generator function .* remove the yield"),
+    (_GeneratorCallback(), r"on_epoch is a generator function"),
+    (_async_on_epoch, r"on_epoch is an async function \(async def\).* not async def"),
+])
+def test_32_train_refuses_an_on_epoch_whose_body_would_never_run(on_epoch, said):
+    """Before: a generator on_epoch was taken and its body never ran, without a word."""
+    data = tiny_data(32)
+    net = models.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(TypeError, said, lambda: train(
+        net, data, num_epochs=1, batch_size=16, on_epoch=on_epoch))
+    assert "called once per epoch and its result is ignored" in message
+    refused_by_lenet_book(TypeError, said, lambda: fast.train_fast(
+        net, data, data, num_epochs=1, batch_size=16, on_epoch=on_epoch))
+    refused_by_lenet_book(TypeError, said, lambda: fused.train_fused(
+        net, data, data, num_epochs=1, batch_size=16, cuda_graph=False, backend="eager",
+        on_epoch=on_epoch))
+    images, labels = data
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images.unsqueeze(1).float() / 255, labels), batch_size=8)
+    refused_by_lenet_book(TypeError, said, lambda: textbook.train_text_loop(
+        net, loader, loader, num_epochs=1, init=False, on_epoch=on_epoch))
+    assert same_weights(before, net)
+
+
+def test_32_a_generator_loss_fn_is_refused_saying_to_return_the_value():
+    def loss_fn(scores, labels):
+        yield F.cross_entropy(scores, labels)
+
+    refused_by_lenet_book(TypeError, r"loss_fn is a generator function .* return the value "
+                          r"instead of yielding it", lambda: train(
+                              models.lenet(), tiny_data(32), num_epochs=1, batch_size=16,
+                              loss_fn=loss_fn))
+
+
+def test_32_ordinary_callbacks_still_run_every_epoch():
+    seen = []
+
+    class Logger:
+        def __call__(self, record):
+            seen.append(record["epoch"])
+            return "ignored"
+
+    train(models.lenet(), tiny_data(32), num_epochs=2, batch_size=16, on_epoch=Logger())
+    train(models.lenet(), tiny_data(32), num_epochs=1, batch_size=16,
+          on_epoch=functools.partial(lambda tag, record: seen.append(tag), "p"))
+    assert seen == [1, 2, "p"]
+
+
+@pytest.mark.parametrize("backend, package", [("tvm", "apache-tvm"), ("openxla", "torch_xla")])
+def test_32_a_backend_whose_package_is_missing_is_refused_at_the_door_naming_it(backend, package):
+    """Before: torch's BackendCompilerFailed at the first compiled step."""
+    module = {"tvm": "tvm", "openxla": "torch_xla"}[backend]
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here")
+    data = tiny_data(32)
+    net = models.lenet()
+    before = weights(net)
+    said = rf"backend='{backend}' compiles with the package {package}.*not installed"
+    refused_by_lenet_book(ValueError, said, lambda: fused.train_fused(
+        net, data, data, num_epochs=1, batch_size=16, cuda_graph=False, backend=backend))
+    refused_by_lenet_book(ValueError, said, lambda: fused.FusedStep(net, *data, backend=backend))
+    message = refused_by_lenet_book(ValueError, "compile_and_warm_up: " + said,
+                                    lambda: speed.compile_and_warm_up(net, data, batch_size=16,
+                                                                      backend=backend))
+    assert "did you mean" not in message
+    assert same_weights(before, net)
+
+
+@pytest.mark.parametrize("backend", ["inductor", "eager", "aot_eager", "cudagraphs"])
+def test_32_the_backends_that_load_are_taken(backend):
+    step = fused.FusedStep(models.lenet(), *tiny_data(), backend=backend)  # compiles lazily
+    assert isinstance(step, fused.FusedStep)
+
+
+@pytest.mark.parametrize("option, said", [
+    ({"mode": "max-autotune"}, r"FusedStep: mode='max-autotune' goes to torch\.compile.*ignored"),
+    ({"backend": "eager"}, r"FusedStep: backend='eager' goes to torch\.compile.*compile=True"),
+])
+def test_32_fused_step_refuses_compiler_options_with_compile_false(option, said):
+    """Before: FusedStep(compile=False, mode="max-autotune") ran eagerly without a word."""
+    refused_by_lenet_book(ValueError, said, lambda: fused.FusedStep(
+        models.lenet(), *tiny_data(), compile=False, **option))
+
+
+def test_32_fused_step_without_compiling_takes_the_compiler_defaults():
+    for option in ({}, {"mode": None}, {"mode": "default"}, {"backend": "inductor"}):
+        step = fused.FusedStep(models.lenet(), *tiny_data(), compile=False, **option)
+        loss, _ = step(torch.arange(4))
+        assert math.isfinite(loss.item())
+
+
+def test_32_compile_and_warm_up_refuses_compiler_options_with_disable_true():
+    """Before: compile_and_warm_up(..., disable=True, mode=...) ignored the mode."""
+    net = models.lenet()
+    refused_by_lenet_book(ValueError, r"disable=True turns torch\.compile off, so mode= would "
+                          r"be ignored", lambda: speed.compile_and_warm_up(
+                              net, tiny_data(32), batch_size=16, disable=True,
+                              mode="max-autotune"))
+    compiled, _ = speed.compile_and_warm_up(net, tiny_data(32), batch_size=16, disable=True,
+                                            backend="inductor")
+    assert compiled(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("call", [lambda: try_device(0), lambda: try_device(i=0)])
+def test_32_try_device_with_a_gpu_index_says_it_takes_none(call):
+    """Before: Python's "try_device() takes 0 positional arguments but 1 was given"."""
+    refused_by_lenet_book(TypeError, r"try_device\(\) takes no arguments.*it picks CUDA, else "
+                          r"mps, else the CPU; for GPU i use torch\.device\(f'cuda:\{i\}'\)", call)
+
+
+def test_32_try_device_without_arguments_still_picks_a_device():
+    assert isinstance(try_device(), torch.device)
+
+def _notebook_32(path, *sources, metadata=None):
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+              "outputs": [], "source": source} for i, source in enumerate(sources)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": cells, "metadata": metadata or {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+def _copy(tmp_path, *extra):
+    """A copy of the repository's code (and ``extra`` folders), whose tools read its own toc."""
+    copy_ = tmp_path / "repo"
+    for name in ("lenet_book", "tools", *extra):
+        shutil.copytree(REPO / name, copy_ / name,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    (copy_ / "tests").mkdir()
+    shutil.copy(REPO / "tests" / "test_prose.py", copy_ / "tests")
+    shutil.copy(REPO / "_toc.yml", copy_ / "_toc.yml")
+    return copy_
+
+
+def _tool_32(copy_, name, *args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(copy_), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(copy_ / "tools" / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd or copy_, env=env)
+
+
+def test_32_chapters_expand_a_glob_entry_relative_to_the_book_root_sorted(tmp_path, monkeypatch):
+    """Before: a 'glob:' entry listed no chapters, and every tool checked none and passed."""
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    for name in ("02_b.ipynb", "01_a.ipynb", "03_c.md", ".04_hidden.ipynb",
+                 "solutions/01_a.ipynb", "solutions/02_b.ipynb"):
+        _notebook_32(tmp_path / "notebooks" / name)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                       "- glob: notebooks/0*\n- glob: notebooks/solutions/*\n")
+    assert book.chapters() == [tmp_path / "notebooks" / f"{stem}.ipynb" for stem in ("01_a", "02_b")]
+    assert book.solutions() == [tmp_path / "notebooks" / "solutions" / f"{stem}.ipynb"
+                                for stem in ("01_a", "02_b")]
+
+
+def test_32_chapters_read_the_subtrees_and_entries_form(tmp_path, monkeypatch):
+    """Before: sphinx-external-toc's subtrees:/entries: listed no chapters."""
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    (tmp_path / "_toc.yml").write_text(
+        "root: intro\nsubtrees:\n- caption: A\n  entries:\n  - file: notebooks/01_a\n"
+        "    subtrees:\n    - entries:\n      - file: notebooks/02_b\n"
+        "- entries:\n  - file: notebooks/solutions/01_a\n")
+    assert book.chapters() == [tmp_path / "notebooks" / f"{stem}.ipynb" for stem in ("01_a", "02_b")]
+    assert book.solutions() == [tmp_path / "notebooks" / "solutions" / "01_a.ipynb"]
+
+
+def test_32_a_markdown_page_in_the_toc_is_not_a_chapter(tmp_path, monkeypatch):
+    """Before: 'file: notebooks/01_a.md' became notebooks/01_a.md.ipynb, which never exists."""
+    monkeypatch.setattr(book, "ROOT", tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "03_c.md").write_text("# a page\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                       "- file: notebooks/01_a.md\n- file: notebooks/02_b\n"
+                                       "- file: notebooks/03_c\n")
+    assert book.chapters() == [tmp_path / "notebooks" / "02_b.ipynb"]
+
+
+def test_32_the_real_toc_still_lists_the_same_chapters():
+    names = [path.relative_to(REPO).as_posix() for path in book.chapters() + book.solutions()]
+    listed = re.findall(r"file:\s*(notebooks/\S+)", (REPO / "_toc.yml").read_text())
+    assert names == [f"{name}.ipynb" for name in listed]
+
+
+@pytest.mark.parametrize("tool, args", [
+    ("tag_cells.py", ["--check"]), ("execute_notebooks.py", []), ("prose_numbers.py", []),
+    ("execution_report.py", ["--check"])])
+def test_32_a_tool_given_a_toc_with_no_chapter_says_so_and_fails(tmp_path, tool, args):
+    """Before: '0 change(s) needed', '0 number(s) not found in 0 chapter(s)' or nothing, exit 0."""
+    copy_ = _copy(tmp_path)
+    (copy_ / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                    "- url: https://example.org\n- file: book/references\n")
+    done = _tool_32(copy_, tool, *args)
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "no chapter was found in" in done.stderr and "_toc.yml" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty", "records/gpu-replay.json is empty: rerun python -m tools.gpu_check"),
+    ("folder", "records/gpu-replay.json is a folder, not a record"),
+    ("broken link", "records/gpu-replay.json is a link to nowhere.json, which does not exist"),
+    ("not json", "records/gpu-replay.json is not valid JSON"),
+    ("history without files", "records/gpu-replay-history.json lacks the key 'files'"),
+    ("colab without seconds", "records/colab-check.json lacks the key 'seconds'"),
+])
+def test_32_execution_report_names_a_damaged_record_in_one_line(tmp_path, case, expected):
+    """Before: a KeyError, JSONDecodeError or IsADirectoryError traceback; a broken link was read
+    as 'no replay recorded' and the check passed."""
+    copy_ = _copy(tmp_path, "notebooks", "records")
+    (copy_ / "book").mkdir()
+    shutil.copy(REPO / "book" / "execution_report.md", copy_ / "book")
+    records = copy_ / "records"
+    replay = records / "gpu-replay.json"
+    if os.path.lexists(replay):
+        os.remove(replay)
+    if case == "empty":
+        replay.write_text("")
+    elif case == "folder":
+        replay.mkdir()
+    elif case == "broken link":
+        replay.symlink_to("nowhere.json")
+    elif case == "not json":
+        replay.write_text("{oops")
+    elif case == "history without files":
+        (records / "gpu-replay-history.json").write_text(
+            '{"what": "x", "replays": [{"device": "d", "torch": "t", "date": "d", "commit": "c"}]}')
+    else:
+        check = json.loads((REPO / "records" / "colab-check.json").read_text())
+        del next(iter(check["chapters"].values()))["seconds"]
+        (records / "colab-check.json").write_text(json.dumps(check))
+    for args in (["--check"], []):
+        page = (copy_ / "book" / "execution_report.md").read_bytes()
+        done = _tool_32(copy_, "execution_report.py", *args)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert (copy_ / "book" / "execution_report.md").read_bytes() == page
+
+
+def test_32_execution_report_takes_a_replay_without_no_result(tmp_path):
+    """Before: KeyError: 'no_result' when a chapter was not in the replay's files."""
+    copy_ = _copy(tmp_path, "notebooks", "records")
+    (copy_ / "book").mkdir()
+    (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(
+        {"date": "2026-12-01", "device": "H100", "torch": "2", "commit": "x",
+         "files": {"notebooks/01_architecture.ipynb": {"passed": 3, "failed": 0}}}))
+    done = _tool_32(copy_, "execution_report.py")
+    assert done.returncode == 0, done.stderr
+    page = (copy_ / "book" / "execution_report.md").read_text()
+    assert "not in this replay" in page
+
+
+def test_32_tag_cells_with_no_arguments_covers_the_solutions_notebooks(tmp_path):
+    """Before: a marker in a solutions notebook was neither converted nor listed: --check passed."""
+    copy_ = _copy(tmp_path, "notebooks")
+    solutions = copy_ / "notebooks" / "solutions" / "02_shapes.ipynb"
+    nb = nbformat.read(solutions, as_version=4)
+    index = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and i > 0)
+    nb.cells[index].source = "# NBVAL_IGNORE_OUTPUT\n" + nb.cells[index].source
+    nbformat.write(nb, solutions)
+    done = _tool_32(copy_, "tag_cells.py", "--check")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert (f"{Path('notebooks/solutions/02_shapes.ipynb')}" in done.stdout
+            and "# NBVAL_IGNORE_OUTPUT -> tag nbval-ignore-output" in done.stdout), done.stdout
+
+
+def _tag(tmp_path, *sources, args=()):
+    notebook = _notebook_32(tmp_path / "t.ipynb", *sources)
+    done = _tool_32(REPO, "tag_cells.py", *args, notebook, cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done, [cell.source for cell in nbformat.read(notebook, as_version=4).cells]
+
+
+def test_32_tag_cells_names_a_marker_with_words_after_it_that_nbval_does_not_read(tmp_path):
+    """Before: '0 change(s) needed', exit 0, though nbval skips none of these cells."""
+    sources = ("# NBVAL_SKIP because slow\nx = 1", "# NBVAL_SKIP: slow\nx = 2", "# nbval_skip\nx = 3")
+    done, after = _tag(tmp_path, *sources, args=["--check"])
+    assert done.returncode == 1, done.stdout
+    for cell, line in enumerate(("# NBVAL_SKIP because slow", "# NBVAL_SKIP: slow",
+                                 "# nbval_skip")):
+        assert f"cell {cell}: line 1 {line!r} is not read by nbval" in done.stderr, done.stderr
+    assert "give the cell the tag nbval-skip" in done.stderr
+    assert tuple(after) == sources
+
+
+def test_32_tag_cells_never_removes_the_first_line_of_a_writefile_body(tmp_path):
+    """Before: '%%writefile conf.py\\n# NBVAL_SKIP\\nA = 1' became '%%writefile conf.py\\nA = 1'."""
+    sources = ("%%writefile conf.py\n# NBVAL_SKIP\nA = 1", "%%markdown\n# NBVAL_SKIP")
+    done, after = _tag(tmp_path, *sources)
+    assert done.returncode == 1, done.stdout
+    assert tuple(after) == sources
+    assert ("line 2 '# NBVAL_SKIP' is left as it is (in the body of the cell magic %%writefile, "
+            "which is not Python)") in done.stdout, done.stdout
+    # a Python or shell body's first comment line still becomes a tag
+    done, after = _tag(tmp_path, "%%time\n# NBVAL_SKIP\nx = 1", "%%bash\n# NBVAL_SKIP\necho hi")
+    assert done.returncode == 0 and after == ["%%time\nx = 1", "%%bash\necho hi"], done.stdout
+
+
+def test_32_tag_cells_says_a_cell_that_is_not_python_cannot_be_read(tmp_path):
+    """Before: the marker was said to be 'inside a string, or in a cell magic's body'."""
+    done, after = _tag(tmp_path, "x = (1,\n# NBVAL_SKIP", args=["--check"])
+    assert done.returncode == 1 and after == ["x = (1,\n# NBVAL_SKIP"]
+    assert "the cell is not valid Python" in done.stdout, done.stdout
+    assert "inside a string" not in done.stdout
+
+
+def test_32_tag_cells_keeps_a_marker_that_ends_a_backslash_continuation(tmp_path):
+    """Before: the line went, leaving code that ends in a backslash (a SyntaxError)."""
+    source = "x = 1\nprint(x) \\\n# NBVAL_SKIP"
+    done, after = _tag(tmp_path, source)
+    assert done.returncode == 1 and after == [source], done.stdout
+    assert "ends a line continued with" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("language", ["python3", "ipython", "IPython3", "Python"])
+def test_32_execute_notebooks_takes_a_python_kernel_whatever_its_language_spelling(
+        tmp_path, monkeypatch, language):
+    """Before: '... is a notebook in python3 (kernel 'python3' ...), not Python', exit 2."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from tools.execute_notebooks import notebook_problem
+
+    notebook = _notebook_32(tmp_path / "py.ipynb", "print(4)", metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": language}})
+    assert notebook_problem(notebook) is None
+    notebook = _notebook_32(tmp_path / "r.ipynb", "print(4)", metadata={
+        "kernelspec": {"name": "ir", "display_name": "R", "language": "R"}})
+    assert "is a notebook in R" in notebook_problem(notebook)
+
+
+def test_32_execute_notebooks_runs_a_linked_notebook_in_the_link_s_folder(tmp_path):
+    """Before: it ran in the folder of the file the link points to ('nb', not 'other')."""
+    target = _notebook_32(tmp_path / "nb" / "cwd.ipynb",
+                       "import os\nprint(os.path.basename(os.getcwd()))")
+    (tmp_path / "other").mkdir()
+    link = tmp_path / "other" / "cwdlink.ipynb"
+    link.symlink_to(Path("..") / "nb" / "cwd.ipynb")
+    done = _tool_32(REPO, "execute_notebooks.py", "--timeout", 120, "other/cwdlink.ipynb",
+                 cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink()  # written through the link
+    outputs = nbformat.read(target, as_version=4).cells[0].outputs
+    assert outputs[0]["text"] == "other\n", outputs
+
+class _SqueezedLeNet(nn.Module):
+    """The text's LeNet whose forward ends in .squeeze(): (10,) for one image."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = models.lenet()
+
+    def forward(self, x):
+        return self.net(x).squeeze()
+
+
+def _text_loader_31(n, batch_size, **options):
+    images, labels = tiny_data(n)
+    dataset = torch.utils.data.TensorDataset(to_float(images), labels)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, **options)
+
+
+def test_31_the_text_s_loop_takes_a_squeezed_forward_when_no_batch_holds_one_image():
+    """Refused as 'a batch of one may occur' for loaders that can never give one."""
+    net = models.init_xavier(_SqueezedLeNet())
+    history, _ = textbook.train_text_loop(net, _text_loader_31(20, 10), _text_loader_31(21, 10,
+                                          drop_last=True), num_epochs=1, init=False)
+    assert len(history) == 1
+    assert 0.0 <= textbook.evaluate_accuracy_gpu(net, _text_loader_31(20, 4)) <= 1.0
+
+
+def test_31_the_text_s_loop_names_the_last_batch_of_one_for_a_squeezed_forward():
+    refused_by_lenet_book(ValueError, r"train_text_loop: net: .*drops the batch dimension.*last "
+                          r"batch of each pass of the loader holds one image \(21 images in "
+                          r"batches of 10\)", lambda: textbook.train_text_loop(
+                              _SqueezedLeNet(), _text_loader_31(21, 10), _text_loader_31(20, 10),
+                              num_epochs=1, init=False))
+
+
+def test_31_a_network_redrawn_or_given_new_weights_is_no_longer_taken_as_trained_towards_its_smallest_output():
+    """evaluate kept refusing the default argmax after init_xavier or load_state_dict."""
+    net = _trained_as_energies()
+    models.init_xavier(net)
+    assert 0.0 <= evaluate(net, *tiny_data()) <= 1.0
+    net = _trained_as_energies()
+    net.load_state_dict(models.lenet().state_dict())
+    assert 0.0 <= evaluate(net, *tiny_data()) <= 1.0
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

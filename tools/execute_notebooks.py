@@ -37,7 +37,7 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError  # noqa: E40
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not: its own chapters
-from lenet_book.book import chapters, solutions  # noqa: E402
+from lenet_book.book import _no_chapters, chapters, solutions  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from lenet_book.device import device_name  # noqa: E402
 from tools.export_training_subset import _too_long  # noqa: E402
@@ -269,12 +269,14 @@ def _old_or_misnamed(path: Path) -> str | None:
 def _other_language(path: Path, nb: nbformat.NotebookNode) -> str | None:
     """Why the notebook at ``path`` is not run: its kernel is of another language than Python
     (a python3 kernel would fail on its first cell, and clean() would call it Python); or None.
-    A notebook that names no language is taken as Python."""
+    A notebook that names no language is taken as Python, and so is one whose language starts
+    with "python" or "ipython" ("python3", "IPython"), as some kernelspecs write it."""
     spec = nb.metadata.get("kernelspec")
     spec = spec if isinstance(spec, dict) else {}
     info = nb.metadata.get("language_info")
     language = spec.get("language") or (info.get("name") if isinstance(info, dict) else None)
-    if not isinstance(language, str) or language.strip().lower() in ("", "python"):
+    named = language.strip().lower() if isinstance(language, str) else ""
+    if not named or named.startswith(("python", "ipython")):
         return None
     name, shown = spec.get("name"), spec.get("display_name")
     kernel = "".join([f"kernel {name!r}" if name else "",
@@ -335,6 +337,8 @@ def main() -> int:
     if args.timeout < 1:  # nbclient reads 0 or less as "no limit"
         parser.error(f"--timeout must be at least 1 second per cell, got {args.timeout}; "
                      "nothing was run")
+    if not args.notebooks and not chapters():  # running nothing must not pass
+        parser.error(_no_chapters())
     paths = args.notebooks or chapters() + solutions()
     for path in paths:  # every notebook is read before any is run
         problem = notebook_problem(path)
@@ -344,7 +348,9 @@ def main() -> int:
         print(f"{path}: running ...", flush=True)
         running = {}
         try:
-            seconds = execute(path.resolve(), args.timeout, running)
+            # absolute, links kept: a linked notebook runs in the link's folder, as Jupyter
+            # runs it (execute writes through the link)
+            seconds = execute(path.absolute(), args.timeout, running)
         except CellFailed as failed:  # one line, not nbclient's and the kernel's tracebacks
             print(failed.message(path, len(paths) - number), file=sys.stderr)
             return 1

@@ -31,17 +31,88 @@ RECORDS = ROOT / "records"
 GPU_REPLAY = RECORDS / "gpu-replay.json"  # python -m tools.gpu_check
 GPU_HISTORY = RECORDS / "gpu-replay-history.json"  # earlier replays, of older chapters
 COLAB_CHECK = RECORDS / "colab-check.json"  # python -m tools.colab_check --record
+REMAKE = {GPU_REPLAY: "rerun python -m tools.gpu_check", COLAB_CHECK:
+          "rerun python -m tools.colab_check --record"}  # how each record is made again
+
+
+class RecordError(Exception):
+    """A record or chapter the page is made from cannot be read: main says which, in one line."""
+
+
+def _name(path: Path) -> str:
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _fix(path: Path) -> str:
+    made = REMAKE.get(path)
+    return f"{made}, or restore it from git" if made else "correct it, or restore it from git"
+
+
+def _read(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when there is none (a record not made yet); a file
+    that is there but cannot be read (a broken link, a folder, empty, not JSON) is named."""
+    if not path.exists():
+        if os.path.islink(path):  # a broken link is not "never recorded"
+            raise RecordError(f"{_name(path)} is a link to {os.readlink(path)}, which does not "
+                              f"exist: point it at the record, or remove it")
+        return None
+    if path.is_dir():
+        raise RecordError(f"{_name(path)} is a folder, not a record: remove it, or put the "
+                          "record there")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        why = getattr(error, "strerror", None) or error
+        raise RecordError(f"{_name(path)} cannot be read ({why}): {_fix(path)}") from None
+    if not text.strip():
+        raise RecordError(f"{_name(path)} is empty: {_fix(path)}")
+    try:
+        record = json.loads(text)
+    except ValueError as error:
+        raise RecordError(f"{_name(path)} is not valid JSON ({error}): {_fix(path)}") from None
+    if not isinstance(record, dict):
+        raise RecordError(f"{_name(path)} holds {type(record).__name__}, not a JSON object: "
+                          f"{_fix(path)}")
+    return record
+
+
+def _reading(path: Path, what, *args):
+    """``what(*args)``, with a key, list item or value that the record at ``path`` lacks named
+    as a RecordError, not a traceback from the lookups."""
+    try:
+        return what(*args)
+    except KeyError as error:
+        raise RecordError(f"{_name(path)} lacks the key {error.args[0]!r} that the page needs: "
+                          f"{_fix(path)}") from None
+    except (TypeError, IndexError, AttributeError, ValueError) as error:
+        raise RecordError(f"{_name(path)} does not hold what the page needs ({error}): "
+                          f"{_fix(path)}") from None
 
 
 def title(nb: dict) -> str:
-    return "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
+    lines = "".join(nb["cells"][0]["source"]).splitlines()
+    if not lines:
+        raise ValueError("its first cell, which holds its title, is empty")
+    return lines[0].lstrip("# ").strip()
+
+
+def _notebook(path: Path) -> dict:
+    """A chapter's JSON; a chapter that is missing or unreadable is named."""
+    nb = _read(path)
+    if nb is None:
+        raise RecordError(f"{_name(path)}, listed in _toc.yml, does not exist: restore it from "
+                          "git, or remove it from _toc.yml")
+    return nb
 
 
 def chapter_links() -> dict[str, str]:
     """Chapter or solutions file (notebooks/NN_topic.ipynb, notebooks/solutions/NN_topic.ipynb) ->
     a markdown link with its title, in reading order."""
     return {path.relative_to(ROOT).as_posix():
-            f"[{title(json.loads(path.read_text()))}](../{path.relative_to(ROOT).as_posix()})"
+            f"[{_reading(path, title, _notebook(path))}](../{path.relative_to(ROOT).as_posix()})"
             for path in chapters() + solutions()}
 
 
@@ -75,7 +146,11 @@ def table(caption: str, columns: list[str], rows: list[str]) -> list[str]:
 
 
 def execution_row(path: Path, link: str) -> str:
-    record = json.loads(path.read_text())["metadata"].get("execution")
+    return _reading(path, _execution_row, _notebook(path), link)
+
+
+def _execution_row(nb: dict, link: str) -> str:
+    record = nb["metadata"].get("execution")
     if not record:
         return f"| {link} | not recorded: stored before the book kept execution records | | | | | | |"
     v = record["versions"]
@@ -91,9 +166,13 @@ def executions(links: dict[str, str], paths: list[Path], what: str = "chapter") 
 
 
 def gpu_replay(links: dict[str, str]) -> list[str]:
-    if not GPU_REPLAY.exists():
+    replay = _read(GPU_REPLAY)
+    if replay is None:
         return ["No replay of the chapters as they are now has been recorded on a GPU yet."]
-    replay = json.loads(GPU_REPLAY.read_text())
+    return _reading(GPU_REPLAY, _gpu_replay, replay, links)
+
+
+def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
     lines = [f"On {replay['date']} the chapters were replayed with nbval on {replay['device']} (torch "
              f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
              "on that GPU, and the unit tests of the training code ran there too, including those that "
@@ -105,7 +184,7 @@ def gpu_replay(links: dict[str, str]) -> list[str]:
         if name in files:
             counts = files[name]
             lines.append(f"| {label(name, links)} | {counts['passed']} | {counts['failed']} | {outcome(counts)} |")
-        elif name in replay["no_result"]:
+        elif name in replay.get("no_result", {}):  # gpu_check writes it; a replay may lack it
             why = replay["no_result"][name]
             lines.append(f"| {label(name, links)} | | | **no result**: "
                          + ("the replay's time ran out first |" if why == "out of time"
@@ -116,13 +195,18 @@ def gpu_replay(links: dict[str, str]) -> list[str]:
 
 
 def gpu_history(links: dict[str, str]) -> list[str]:
-    if not GPU_HISTORY.exists():
+    history = _read(GPU_HISTORY)
+    if history is None:
         return []
+    return _reading(GPU_HISTORY, _gpu_history, history)
+
+
+def _gpu_history(history: dict) -> list[str]:
     lines = ["", "Earlier replays ran on older versions of the chapters and of the code, so they say nothing "
              "about the chapters as they are now; they are kept as history:", ""]
-    for replay in json.loads(GPU_HISTORY.read_text())["replays"]:
+    for replay in history["replays"]:
         if any(c["failed"] for c in replay["files"].values()) and not replay.get("note"):
-            raise ValueError(f"a replay of {replay['date']} has failures and no note saying what came of them: "
+            raise RecordError(f"a replay of {replay['date']} has failures and no note saying what came of them: "
                              f"add one to {GPU_HISTORY.relative_to(ROOT)}")
         parts = [f"{short_label(name)}: {counts['passed']} passed"
                  + (f", {counts['failed']} failed" if counts["failed"] else "")
@@ -133,9 +217,13 @@ def gpu_history(links: dict[str, str]) -> list[str]:
 
 
 def colab_check(links: dict[str, str]) -> list[str]:
-    if not COLAB_CHECK.exists():
+    check = _read(COLAB_CHECK)
+    if check is None:
         return ["No run has been recorded yet."]
-    check = json.loads(COLAB_CHECK.read_text())
+    return _reading(COLAB_CHECK, _colab_check, check, links)
+
+
+def _colab_check(check: dict, links: dict[str, str]) -> list[str]:
     lines = [f"On {check['date']} (commit {check['commit']}, Python {check['python']}, torch {check['torch']}) "
              "each chapter ran the way a learner runs it on a new Colab runtime: alone in an empty folder, "
              "without d2l, lenet_book or the data. Its first cell installed d2l from PyPI and lenet_book "
@@ -175,7 +263,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if the page is out of date")
     args = parser.parse_args()
-    page = render()
+    if not chapters():  # a page of empty tables would be written, or checked, without a word
+        from lenet_book.book import _no_chapters
+        print(_no_chapters(), file=sys.stderr)
+        return 1
+    try:
+        page = render()
+    except RecordError as error:  # one line naming the file, not a traceback
+        print(f"{parser.prog}: error: {error}" + ("" if args.check else "; nothing was written"),
+              file=sys.stderr)
+        return 1
     if args.check:
         if not PAGE.exists() or PAGE.read_text() != page:
             print(f"{PAGE.relative_to(ROOT)} is out of date: run make report (python -m tools.execution_report)")

@@ -186,6 +186,30 @@ def not_ours(out: Path) -> str | None:
     return None
 
 
+def _one_file(out: Path) -> str | None:
+    """Why the two files this export writes under ``out`` cannot both be written: a symbolic link
+    makes both names lead to one file (the images would replace the weights), or None."""
+    (weights, _), (images, _) = OUTPUTS
+    try:
+        same = os.path.realpath(out / weights) == os.path.realpath(out / images)
+    except (OSError, ValueError):  # a loop or a NUL: the other checks name it
+        return None
+    if not same:
+        return None
+    link = next((out / name for name in (weights, images) if os.path.islink(out / name)),
+                out / weights)
+    return (f"{out / weights} and {out / images} lead to the same file ({link} is a symbolic "
+            f"link to {os.readlink(link)}), and the two must be two files; remove that link "
+            f"(rm {link}), or give another --out")
+
+
+def _on_the_command_line(error: Exception) -> str:
+    """An ExportError's message with the fix this command line offers: it has no overwrite=True,
+    the Python argument that write_js_data's message names."""
+    return str(error).replace("give another path, or overwrite=True to replace it",
+                              "give another --out, or move that file away")
+
+
 def _unwritable(out: Path) -> str | None:
     """Why this user cannot replace one of the files this export writes under ``out`` (each is
     written to a temporary file in its folder, then renamed over the old one), or None. Checked
@@ -271,6 +295,9 @@ def main(argv=None) -> None:
     problem = _broken_out(args.out)
     if problem:  # before the data are loaded and the network trained: no write could get past it
         parser.error(f"--out {args.out} cannot be written into: {problem}; nothing was written")
+    problem = _one_file(args.out)
+    if problem:  # before the data are loaded: the second write would overwrite the first
+        parser.error(f"--out {args.out}: {problem}; nothing was written")
     problem = not_ours(args.out)
     if problem:
         parser.error(f"--out {args.out}: {problem}: nothing was written, so nothing of it is "
@@ -326,7 +353,8 @@ def main(argv=None) -> None:
                              "Fashion-MNIST test images for lenet_in_browser.md; written by "
                              "tools/export_weights.py")
     except ExportError as error:
-        sys.exit(f"nothing exported: {error}; {_put_back(weights_js, old_weights)}")
+        sys.exit(f"nothing exported: {_on_the_command_line(error)}; "
+                 f"{_put_back(weights_js, old_weights)}")
     print(f"{weights_js}: {count:,} parameters, {4 * count:,} bytes as float32, "
           f"{weights_size:,} bytes as a file; test accuracy {test_acc:.4f} on "
           f"{len(test_data[1]):,} images")
@@ -338,4 +366,4 @@ if __name__ == "__main__":
     try:
         main()
     except ExportError as error:  # a file that cannot be written: the message, no traceback
-        sys.exit(f"nothing more exported: {error}")
+        sys.exit(f"nothing more exported: {_on_the_command_line(error)}")

@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rule = prose_rule()
     paths = [path.resolve() for path in args.notebooks] or rule.CHAPTERS
+    if not paths:  # "0 number(s) not found in 0 chapter(s)" would pass on nothing checked
+        from lenet_book.book import _no_chapters
+        parser.error(_no_chapters())
     text = rule.report(paths)
     print(text)
     return 0 if text.endswith("== 0 number(s) not found in %d chapter(s)" % len(paths)) else 1

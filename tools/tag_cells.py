@@ -1,6 +1,7 @@
 """Test scaffolding out of the reader's sight: one mechanical pass over the chapters' cells.
 
-    python tools/tag_cells.py --check              # every chapter: list what would change, exit 1 if anything
+    python tools/tag_cells.py --check              # every chapter and solutions notebook:
+                                                   # list what would change, exit 1 if anything
     python tools/tag_cells.py notebooks/03_*.ipynb # change these chapters in place
 
 It changes cell metadata (tags) and comment lines only, never code or outputs, so the stored
@@ -10,8 +11,11 @@ outputs stay those of the recorded run and nbval compares exactly what it compar
    `# NBVAL_IGNORE_OUTPUT` becomes the tag `nbval-ignore-output`; likewise NBVAL_SKIP,
    NBVAL_CHECK_OUTPUT and NBVAL_RAISES_EXCEPTION. As nbval reads them, on any line, with any
    number of '#' and spaces before the name (`#NBVAL_SKIP` too). A marker line that is not a
-   comment of the code (inside a string, or in the body of a cell magic such as `%%bash`) is left
-   as it is, but listed: nbval still honours it, and --check fails until it is moved.
+   comment of the code (inside a string, or in the body of a cell magic such as `%%bash` or
+   `%%writefile`, its first line too), or that ends a line continued with a backslash, is left
+   as it is, but listed: nbval still honours it, and --check fails until it is moved. A comment
+   that starts with a marker's name but holds more (`# NBVAL_SKIP because slow`), which nbval
+   does not read, is listed too.
 2. The Colab set-up cell (the first code cell, `# Colab set-up: ...`) gets `remove-cell`: the site
    and the PDF leave it out; JupyterLab, Colab and nbval still run it first.
 3. A check cell, one that follows an output-ignored cell and asserts on what it computed, gets
@@ -40,7 +44,7 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from lenet_book.book import chapters  # noqa: E402
+from lenet_book.book import _no_chapters, chapters, solutions  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from tools.export_training_subset import _too_long  # noqa: E402  (it loads no torch)
 
@@ -54,6 +58,9 @@ MARKERS = {  # nbval's comment marker (the comment's text) -> nbval's tag
 # Cell magics whose body is Python: a comment line in it can go (in %%bash or %%writefile it is
 # the body's own text)
 PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun")
+# Shell cell magics: a first body line starting with '#' is a comment there too, so it can go;
+# in any other (%%writefile, %%markdown, %%html) it is the body's text and stays
+COMMENT_CELL_MAGICS = ("bash", "sh", "zsh")
 SETUP_CELL = "# Colab set-up"
 HELPER_LINES = 20
 PLOTTING = re.compile(r"\b(plt|matplotlib|ax|axes|fig|subplots|imshow|savefig)\b")
@@ -80,6 +87,16 @@ def nbval_marker(line: str) -> str | None:
     return name if name in MARKERS else None
 
 
+def near_marker(line: str) -> str | None:
+    """The marker that a comment ``line`` starts with but that nbval does not read, as its text is
+    more than the name in capitals ("# NBVAL_SKIP because slow", "# nbval_skip"), or None."""
+    line = line.strip()
+    word = re.match(r"#+\s*([A-Za-z_]+)", line)
+    if not word or word.group(1).upper() not in MARKERS or nbval_marker(line):
+        return None
+    return word.group(1).upper()
+
+
 def _comment_lines(lines: list[str]) -> set[int] | None:
     """The indices of ``lines`` (Python, IPython's line magics and shell lines blanked) that are
     comment lines, not text inside a string; None if the code cannot be tokenized."""
@@ -94,19 +111,21 @@ def _comment_lines(lines: list[str]) -> set[int] | None:
 
 def marker_to_tag(cell) -> list[str]:
     """Replace nbval's comment markers in ``cell`` by their tags; the lines removed, each with
-    its tag ("# NBVAL_SKIP -> tag nbval-skip"). The first line of the code (the second after a
-    cell magic) always goes; a later one only if it is a comment of the code, not text in a
-    string or in a cell magic's body that is not Python."""
+    its tag ("# NBVAL_SKIP -> tag nbval-skip"). The first line of the code always goes; a later
+    one only if it is a comment of the code, not text in a string, nor the end of a line
+    continued with a backslash. In a cell magic's body that is not Python (%%writefile, %%bash,
+    %%markdown) no line goes, the first neither: it is the body's own text."""
     lines = cell.source.split("\n")
     start = 1 if lines and lines[0].startswith("%%") else 0  # after a cell magic: its body
-    magic = lines[0][2:].split(maxsplit=1) if start else []
-    python = not start or bool(magic) and magic[0] in PYTHON_CELL_MAGICS
-    later = python and any(nbval_marker(line) for line in lines[start + 1:])
+    if not _python_body(lines) and _magic(lines) not in COMMENT_CELL_MAGICS:
+        return []
+    later = _python_body(lines) and any(nbval_marker(line) for line in lines[start + 1:])
     comments = (_comment_lines(lines[start:]) if later else None) or set()
     removed, changes = set(), []
     for index in range(start, len(lines)):
         name = nbval_marker(lines[index])
-        if name and (index == start or index - start in comments):
+        if name and (index == start or index - start in comments
+                     and not _continued(lines, index, start, comments)):
             add_tag(cell, MARKERS[name])
             removed.add(index)
             where = f" (line {index + 1})" if index > start else ""
@@ -116,20 +135,79 @@ def marker_to_tag(cell) -> list[str]:
     return changes
 
 
+def _magic(lines: list[str]) -> str | None:
+    """The name of the cell's cell magic ("time" for %%time), "" for a bare %%, or None."""
+    if not (lines and lines[0].startswith("%%")):
+        return None
+    return (lines[0][2:].split(maxsplit=1) or [""])[0]
+
+
+def _python_body(lines: list[str]) -> bool:
+    """Whether the cell's code (after a cell magic, its body) is Python: no cell magic, or one
+    of PYTHON_CELL_MAGICS."""
+    return _magic(lines) is None or _magic(lines) in PYTHON_CELL_MAGICS
+
+
+def _continued(lines: list[str], index: int, start: int, comments: set[int]) -> bool:
+    """Whether line ``index`` ends a line of code continued with a backslash: removing it
+    would leave code ending in '\\'."""
+    before = index - 1
+    return (before >= start and lines[before].rstrip().endswith("\\")
+            and before - start not in comments)
+
+
+def _why_left(lines: list[str], index: int) -> str:
+    """Why marker_to_tag left the marker on line ``index`` of a cell (its remaining lines)."""
+    start = 1 if lines and lines[0].startswith("%%") else 0
+    if _magic(lines) in COMMENT_CELL_MAGICS:
+        return "inside a string, or in a cell magic's body"
+    if not _python_body(lines):
+        return f"in the body of the cell magic {lines[0].split()[0]}, which is not Python"
+    comments = _comment_lines(lines[start:])
+    if comments is None:
+        return ("the cell is not valid Python, with an unclosed bracket or string, so it cannot be "
+                "told whether this line is a comment")
+    if index - start in comments and _continued(lines, index, start, comments):
+        return ("it ends a line continued with '\\' on the line before, where removing it "
+                "would leave code ending in '\\'")
+    return "inside a string, or in a cell magic's body"
+
+
 def markers_left(nb) -> list[str]:
     """The nbval markers still in ``nb``'s code cells (which nbval honours), one line each."""
     left = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        for n, line in enumerate(cell.source.splitlines(), 1):
+        lines = cell.source.split("\n")
+        for n, line in enumerate(lines, 1):
             name = nbval_marker(line)
             if name:
-                left.append(f"cell {i}: line {n} {line.strip()!r} is left as it is (inside a "
-                            "string, or in a cell magic's body), but nbval still reads it as "
-                            f"{name}: move it to the cell's first line (the second after a cell "
-                            f"magic), or give the cell the tag {MARKERS[name]} and remove the line")
+                move = ("move it to the cell's first line (the second after a cell magic), or "
+                        if _python_body(lines) or _magic(lines) in COMMENT_CELL_MAGICS
+                        else "")  # in a %%writefile body, every line is the body's text
+                left.append(f"cell {i}: line {n} {line.strip()!r} is left as it is "
+                            f"({_why_left(lines, n - 1)}), but nbval still reads it as "
+                            f"{name}: {move}give the cell the tag {MARKERS[name]} and remove the "
+                            "line")
     return left
+
+
+def markers_unread(nb) -> list[str]:
+    """Comment lines in ``nb``'s code cells that start with a marker's name but that nbval does
+    not read ("# NBVAL_SKIP because slow"), in cells without the marker's tag, one line each."""
+    unread = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for n, line in enumerate(cell.source.splitlines(), 1):
+            name = near_marker(line)
+            if name and MARKERS[name] not in cell.metadata.get("tags", []):
+                unread.append(f"cell {i}: line {n} {line.strip()!r} is not read by nbval, which "
+                              "reads a marker only when the comment is its name alone, in "
+                              f"capitals: the cell is not treated as {name}; write '# {name}' "
+                              f"alone on the line, or give the cell the tag {MARKERS[name]}")
+    return unread
 
 
 def asserts(cell) -> bool:
@@ -333,13 +411,16 @@ def _old_format(path: Path, nb) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter in _toc.yml")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="default: every chapter and solutions notebook in _toc.yml")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a notebook would change, or holds an nbval "
                         "marker it cannot convert")
     args = parser.parse_args(argv)
     pending = 0
-    paths = args.notebooks or chapters()
+    if not args.notebooks and not chapters():  # "0 change(s)" would pass on nothing checked
+        parser.error(_no_chapters())
+    paths = args.notebooks or chapters() + solutions()  # the solutions carry nbval tags too
     notebooks = {}
     for path in paths:  # every notebook is read before any is written
         problem = _too_long(path)
@@ -369,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = schema_problem(notebooks[path])
         if problem:
             parser.error(f"{path} is not a notebook ({problem}); nothing was changed")
-    changed, left = [], 0
+    changed, left, unread = [], 0, 0
     for path, nb in notebooks.items():
         changes = tag_notebook(nb)
         for change in changes:
@@ -377,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         for marker in markers_left(nb):  # nbval reads them, the reader sees them: not done
             print(f"{path}: {marker}")
             left += 1
+        for marker in markers_unread(nb):  # meant as markers, not honoured: said, and exit 1
+            print(f"{path}: {marker}", file=sys.stderr)
+            unread += 1
         pending += len(changes)
         if changes:
             changed.append(path)
@@ -396,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                                 else "nothing was changed"))
     print(f"{pending} change(s)" + (" needed" if args.check else " made")
           + (f"; {left} nbval marker(s) left behind, listed above" if left else ""))
-    return 1 if (args.check and pending) or left else 0
+    return 1 if (args.check and pending) or left or unread else 0
 
 
 if __name__ == "__main__":
