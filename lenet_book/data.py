@@ -1139,9 +1139,6 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
-    if not present and os.environ.get("FASHION_MNIST_SOURCE"):
-        _check_source_variable()  # a variable set to a wrong folder is named, not passed over
-        return prepare_fashion_mnist(None, root)  # offline, MD5-checked, before any download
     if not present and download:
         new = [folder for folder in (raw, raw.parent, _root(root))
                if not os.path.lexists(folder)]  # torchvision creates them: removed if it fails

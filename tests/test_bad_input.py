@@ -10560,31 +10560,6 @@ def test_32_check_names_the_raw_folder_to_delete_only_when_it_exists(tmp_path, t
     assert f"delete {raw.relative_to(tmp_path)}, then python -c" in capsys.readouterr().err
 
 
-def test_32_ensure_fashion_mnist_prepares_from_FASHION_MNIST_SOURCE_before_any_download(
-        tmp_path, tiny, monkeypatch):
-    """Before: torchvision tried the network and failed offline, with the variable set."""
-    import torchvision
-
-    def no_network(*args, **kwargs):
-        raise RuntimeError("offline")
-
-    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_network)
-    _raw_folder(tmp_path / "copy", tiny)
-    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "copy" / "FashionMNIST" / "raw"))
-    assert data.ensure_fashion_mnist(tmp_path / "r") == tmp_path / "r" / "FashionMNIST" / "raw"
-    assert _ready(tmp_path / "r", tiny)
-
-
-def test_32_ensure_fashion_mnist_names_a_FASHION_MNIST_SOURCE_that_is_no_copy(
-        tmp_path, tiny, monkeypatch):
-    """A variable set to a wrong folder is named, not passed over for a download."""
-    (tmp_path / "empty").mkdir()
-    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "empty"))
-    refused_by_lenet_book(FashionMNISTError, r"\$FASHION_MNIST_SOURCE is set to",
-                          lambda: data.ensure_fashion_mnist(tmp_path / "r"))
-    assert not (tmp_path / "r").exists()
-
-
 def test_32_export_weights_refuses_outputs_that_are_one_file_before_loading_the_data(tmp_path):
     """Before: the data were loaded and the network scored, then 'test_images.js exists ...
     or overwrite=True to replace it', an option this command line lacks."""
