@@ -327,6 +327,10 @@ def resumed_runs(parser, path, args):
                          "its runs and these would be mixed in a record that names one device; run it on the "
                          "same device, or leave --resume out")
     done = {}
+    # each entry's recipe: a run is reused only for the same recipe (an earlier step decided otherwise
+    # changes the recipes of the steps after it)
+    args.resumed_recipes = {name: entry.get("recipe") for name, entry in earlier["results"].items()
+                            if isinstance(entry, dict)}
     for name, entry in earlier["results"].items():
         try:
             runs = entry.get("runs") or [
@@ -490,6 +494,7 @@ def run_study(args):
         print(f"resuming {len(done)} runs from {args.resume}", flush=True)
 
     trained = {"new": 0, "skipped": 0}  # runs that finished here, runs not started within --budget
+    unfinished = []  # entries none of whose runs started within --budget: left out of the record
 
     def record(name, study, recipe, runs, on_full, kept=None):
         runs = list(runs)
@@ -505,7 +510,10 @@ def run_study(args):
             if values:
                 entry[key] = values
                 entry[key.replace("_acc", "")] = recipes.summarize(values)
-        results[name] = entry
+        if runs:
+            results[name] = entry
+        else:  # every run skipped by --budget: an entry with no seeds would read as damaged
+            unfinished.append(name)
         stats = entry.get("valid") or entry.get("test")
         if stats:
             print(f"{name:55s} n={stats['n']:3d} {'valid' if 'valid' in entry else 'test'} "
@@ -513,12 +521,22 @@ def run_study(args):
                   + ("" if kept is None else f"  kept: {kept}"), flush=True)
         return entry
 
-    def jobs(study, name, recipe, seeds, on_full=False):
-        return [(study, name, recipe, seed, on_full, args.epochs, deadline) for seed in range(seeds)
-                if (name, seed) not in done]
+    resumed_recipes = getattr(args, "resumed_recipes", {})
 
-    def with_done(name, seeds, runs):
-        return [done[(name, seed)] for seed in range(seeds) if (name, seed) in done] + list(runs)
+    def reused(name, recipe, seed):
+        """Whether the --resume record's run of (name, seed) stands for this one: same recipe."""
+        return (name, seed) in done and resumed_recipes.get(name) == json.loads(json.dumps(recipe))
+
+    def jobs(study, name, recipe, seeds, on_full=False):
+        stale = [seed for seed in range(seeds) if (name, seed) in done and not reused(name, recipe, seed)]
+        if stale:
+            print(f"retraining {len(stale)} runs of {name!r}: the --resume record trained them with another "
+                  "recipe (an earlier step was decided otherwise)", flush=True)
+        return [(study, name, recipe, seed, on_full, args.epochs, deadline) for seed in range(seeds)
+                if not reused(name, recipe, seed)]
+
+    def with_done(name, recipe, seeds, runs):
+        return [done[(name, seed)] for seed in range(seeds) if reused(name, recipe, seed)] + list(runs)
 
     context = mp.get_context("spawn")
     init = (_init_worker, (args.device, args.data, args.subset))
@@ -533,17 +551,18 @@ def run_study(args):
                                          args.seeds))
         current_name, current = BASELINE, dict(recipes.TEXT)
         runs = run_all(jobs("chapter 6", current_name, current, args.seeds))
-        current_stats = record(current_name, "chapter 6", current, with_done(current_name, args.seeds, runs),
+        current_stats = record(current_name, "chapter 6", current, with_done(current_name, current, args.seeds, runs),
                                False, True)
         kept_steps = []
         for name, changes in recipes.MODERN_STEPS:
             if name.startswith("SGD + Nesterov"):  # its parts, each on its own, on the recipe so far
                 for part, part_changes in STEP_4_PARTS:
                     part_recipe = {**current, **part_changes}
-                    record(part, "chapter 6 (parts of step 4)", part_recipe, with_done(
-                        part, args.seeds, run_all(jobs("chapter 6", part, part_recipe, args.seeds))), False)
+                    part_runs = run_all(jobs("chapter 6", part, part_recipe, args.seeds))
+                    record(part, "chapter 6 (parts of step 4)", part_recipe,
+                           with_done(part, part_recipe, args.seeds, part_runs), False)
             candidate = {**current, **changes}
-            runs = with_done(name, args.seeds, run_all(jobs("chapter 6", name, candidate, args.seeds)))
+            runs = with_done(name, candidate, args.seeds, run_all(jobs("chapter 6", name, candidate, args.seeds)))
             entry = record(name, "chapter 6", candidate, runs, False)
             paired = (args.seeds >= 2 and entry.get("valid", {}).get("n") == args.seeds
                       and entry["seeds"] == current_stats.get("seeds"))
@@ -555,12 +574,12 @@ def run_study(args):
                     current, current_stats = candidate, entry
                     kept_steps.append(name)
         record(DEAD_RELU, "chapter 6", {**recipes.TEXT, "activation": "relu"},
-               with_done(DEAD_RELU, args.seeds, finished(dead.get())), False)
+               with_done(DEAD_RELU, {**recipes.TEXT, "activation": "relu"}, args.seeds, finished(dead.get())), False)
         for name, result in background.items():  # as many seeds as were trained: --variant-seeds
             record(name, "chapter 5", CHAPTER_5[name],
-                   with_done(name, seeds_of(name, args), finished(result.get())), False)
+                   with_done(name, CHAPTER_5[name], seeds_of(name, args), finished(result.get())), False)
         record(TEXT_FULL, "text, 60,000 images", recipes.TEXT,
-               with_done(TEXT_FULL, seeds_of(TEXT_FULL, args), finished(text_full.get())), True)
+               with_done(TEXT_FULL, recipes.TEXT, seeds_of(TEXT_FULL, args), finished(text_full.get())), True)
 
     out = {"what": WHAT, "device": device_name(args.device),
            "torch": torch.__version__, "commit": commit,
@@ -574,6 +593,11 @@ def run_study(args):
                  + (f" ({args.json} is as it was)" if args.json and os.path.exists(os.path.realpath(args.json))
                     else ""))
     print(f"done in {out['wall_seconds']} s; kept: {kept_steps}")
+    if unfinished:
+        again = f"--resume {args.json} --json {args.json}" if args.json else "--resume FILE"
+        print(f"{len(unfinished)} entries had no run within --budget {args.budget:g} seconds and are left out of "
+              f"the record: {', '.join(map(repr, unfinished))}; to train them, run again with {again} and a "
+              "larger --budget", flush=True)
     return save(out, args.json)
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lenet_book._grammar import _a_kind
 from lenet_book.checks import _remember_trained, _trained_towards, check_flags, check_layers_built
 from lenet_book.data import (
     _another_users_file,
@@ -73,12 +74,12 @@ class CheckpointError(ValueError):
 
 def _check_state_dict(state_dict, name) -> None:
     if not isinstance(state_dict, dict):
-        raise TypeError(f"{name} takes a state dict, e.g. net.state_dict(), got a "
-                        f"{type(state_dict).__name__} as state_dict")
+        raise TypeError(f"{name} takes a state dict, e.g. net.state_dict(), got "
+                        f"{_a_kind(state_dict)} as state_dict")
     for key, value in state_dict.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise TypeError(f"{name}: state_dict must map names (str) to tensors, as "
-                            f"net.state_dict() does, got {key!r}: a {type(value).__name__}")
+                            f"net.state_dict() does, got {key!r}: {_a_kind(value)}")
 
 
 def architecture(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
@@ -238,11 +239,11 @@ def _fsync_folder(folder: Path) -> None:
 def _check_network(net: nn.Module) -> None:
     if not isinstance(net, nn.Module):
         raise TypeError(f"the network must be a torch.nn.Module (e.g. lenet_book.models.lenet()), "
-                        f"got a {type(net).__name__} as net")
+                        f"got {_a_kind(net)} as net")
     for name, value in net.state_dict().items():
         if (not isinstance(value, torch.Tensor) or value.layout != torch.strided
                 or value.is_nested):
-            what = (f"a {type(value).__name__} (get_extra_state)"
+            what = (f"{_a_kind(value)} (get_extra_state)"
                     if not isinstance(value, torch.Tensor) else "a nested tensor"
                     if value.is_nested else f"a {value.layout} tensor")
             raise CheckpointError(
@@ -292,7 +293,7 @@ def _check_path(path, saving: bool) -> Path:
     """A file path (str or os.PathLike) as a Path; a symlink to be saved over: its target."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"the checkpoint path must be a str or pathlib.Path such as 'lenet.pt', "
-                        f"got {path!r} (a {type(path).__name__})")
+                        f"got {path!r} ({_a_kind(path)})")
     text = os.fspath(path)
     if isinstance(text, bytes) or not text:
         raise CheckpointError(f"The checkpoint path {path!r} is not a file name; "

@@ -16,6 +16,7 @@ batch on the CPU (on a GPU it would wait for the device, so only kinds and shape
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import dis
 import functools
@@ -31,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lenet_book._grammar import _a, _a_kind, _kind
+
 __all__ = ["NUM_CLASSES", "TrainingDiverged", "at_the_door", "check_codes", "check_crop_flip",
            "check_device", "check_finite_loss", "check_first_batch", "check_flags",
            "check_fused_step", "check_indices", "check_number", "check_paper_loss",
@@ -44,21 +47,6 @@ FROM_LOADER = "as lenet_book.fast.load_fashion_mnist_tensors gives them"
 
 class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite: the weights are no longer numbers."""
-
-
-def _kind(value):
-    return type(value).__name__
-
-
-def _a(word):
-    """``word`` with its article: "an int", "a list", "an ndarray"."""
-    vowel = word[:1].lower() in "aeiou" and not word.lower().startswith(("uni", "use", "eu"))
-    return f"{'an' if vowel else 'a'} {word}"
-
-
-def _a_kind(value):
-    """The kind of ``value`` with its article, for a message: "an int", "a str"."""
-    return _a(_kind(value))
 
 
 def _brief(value, most=40):
@@ -1551,7 +1539,9 @@ def _check_optimizer(net, optimizer, lr, device):
                          "requires_grad_(False) on them first")
     rates = {group.get("lr") for group in built.param_groups}
     try:
-        differs = float(lr) != 0.9 and all(float(rate) != float(lr) for rate in rates)
+        # 0.9 is train's default: told apart from an lr written by the caller (lr_written_noted)
+        differs = ((float(lr) != 0.9 or _LR_WRITTEN.get())
+                   and all(float(rate) != float(lr) for rate in rates))
     except (TypeError, ValueError):
         differs = False
     if differs and _made_by_build(optimizer):
@@ -1568,6 +1558,24 @@ def _check_optimizer(net, optimizer, lr, device):
         raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
                          f"with lr {', '.join(f'{float(r):g}' for r in rates)}; give the learning "
                          "rate in one place (inside the optimizer function)")
+
+
+_LR_WRITTEN = contextvars.ContextVar("lr_written", default=False)
+
+
+def lr_written_noted(function):
+    """``function`` noting, for its checks, whether the caller wrote ``lr=``: an lr of 0.9, train's
+    default, written beside an optimizer function with another rate is as unused as any other."""
+
+    @functools.wraps(function)
+    def noted(*args, **kwargs):
+        token = _LR_WRITTEN.set("lr" in kwargs)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _LR_WRITTEN.reset(token)
+
+    return noted
 
 
 def _made_by_build(function):
@@ -2022,6 +2030,24 @@ def _check_first_outputs(name, loss_fn, scores, loss_given=True):
 _FIRST_OUTPUTS = weakref.WeakKeyDictionary()  # network -> (its layers, the loss) once checked
 
 
+_IN_TRAINING_STEP = contextvars.ContextVar("in_training_step", default=False)
+
+
+def in_training_step():
+    """Whether a train_step is running: its outputs carry a gradient, and what they hold (NaN
+    after a diverging step) is for train to name, with its epoch and step."""
+    return _IN_TRAINING_STEP.get()
+
+
+@contextlib.contextmanager
+def _training_step_noted():
+    token = _IN_TRAINING_STEP.set(True)
+    try:
+        yield
+    finally:
+        _IN_TRAINING_STEP.reset(token)
+
+
 def _step_outputs_checked(bound):
     """``train_step``'s call: the first step of a network (set of layers) and loss gets a loss
     function that checks the outputs it is given before the loss is taken (no forward pass of
@@ -2031,7 +2057,7 @@ def _step_outputs_checked(bound):
     try:
         key = (_layers_key(net), id(loss_fn))
         if _FIRST_OUTPUTS.get(net) == key:
-            return contextlib.nullcontext()
+            return _training_step_noted()
     except TypeError:  # a network that cannot be weakly referenced: checked every time
         key = None
 
@@ -2043,7 +2069,7 @@ def _step_outputs_checked(bound):
         return loss_fn(scores, labels)
 
     bound.arguments["loss_fn"] = checking
-    return contextlib.nullcontext()
+    return _training_step_noted()
 
 
 @contextlib.contextmanager

@@ -47,6 +47,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from lenet_book._grammar import _a_kind
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; leftovers of killed runs are then removed by age
@@ -155,7 +157,7 @@ def _root(root: str | os.PathLike) -> Path:
     if isinstance(root, bytes) or not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"the data root must be a folder path (a str or pathlib.Path) such as "
                         f"'../data' in a chapter or 'data' in the repository, got {root!r} "
-                        f"(a {type(root).__name__})")
+                        f"({_a_kind(root)})")
     if not os.fspath(root):
         raise ValueError("the data root is empty (''): give a folder such as 'data' (in the "
                          "repository) or '../data' (in a chapter)")
@@ -234,7 +236,7 @@ def _check_replaced(path, mode, encoding) -> Path:
     an encoding for text (checked before the temporary file is made)."""
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise TypeError(f"path must be the path of the file to write (a str or pathlib.Path), "
-                        f"got {path!r} (a {type(path).__name__})")
+                        f"got {path!r} ({_a_kind(path)})")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"path {str(path)!r} is a folder; give the path of a file in it, e.g. "
@@ -1056,7 +1058,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
                             for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
     if isinstance(source, bytes) or not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"the source must be a folder path (a str or pathlib.Path) that holds the "
-                        f"four *-ubyte.gz files, got {source!r} (a {type(source).__name__})")
+                        f"four *-ubyte.gz files, got {source!r} ({_a_kind(source)})")
     source = Path(source)
     source_problem = _source_problem(source)
     if source_problem:

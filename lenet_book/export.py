@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lenet_book._grammar import _a_kind
 from lenet_book.checks import check_flags
 from lenet_book.data import (
     _another_users_file,
@@ -56,7 +57,7 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
     """Every tensor as ``{name, shape, base64}`` (float32 little-endian), in state-dict order."""
     if not isinstance(state_dict, dict):
         raise ExportError(f"encode_state_dict takes a state dict, e.g. net.state_dict(), "
-                          f"not a {type(state_dict).__name__}")
+                          f"not {_a_kind(state_dict)}")
     if not state_dict:
         raise ExportError("encode_state_dict: the state dict is empty, so there is nothing to "
                           "export; give the trained network's, e.g. net.state_dict()")
@@ -64,7 +65,7 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
     for name, tensor in state_dict.items():
         if not isinstance(name, str):
             raise ExportError(f"tensor names must be strings, as net.state_dict() gives them "
-                              f"(e.g. '0.weight'), got {name!r} (a {type(name).__name__})")
+                              f"(e.g. '0.weight'), got {name!r} ({_a_kind(name)})")
         if isinstance(tensor, torch.Tensor) and tensor.is_nested:  # it has no one shape
             raise ExportError(f"tensor {name} is a nested tensor (tensors of different sizes in "
                               "one), and the page takes one tensor of one shape per name; export "
@@ -94,7 +95,7 @@ def encode_state_dict(state_dict: dict[str, torch.Tensor]) -> list[dict]:
         if not isinstance(tensor, torch.Tensor) or tensor.is_complex():
             raise ExportError(f"tensor {name}: the page takes real float32 numbers, got "
                               + (f"{tensor.dtype}" if isinstance(tensor, torch.Tensor)
-                                 else f"a {type(tensor).__name__}")
+                                 else f"{_a_kind(tensor)}")
                               + "; export the state dict of a network of real weights")
         values = tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4")
         _check_finite(name, values, "export the weights of a network that trained without "
@@ -108,7 +109,7 @@ def _check_entry(number: int, entry) -> None:
     """One entry of the weights file: ``{name, shape, base64}`` as encode_state_dict writes it."""
     keys = ("name", "shape", "base64")
     if not isinstance(entry, dict):
-        raise ExportError(f"tensor entry {number} is a {type(entry).__name__}, not a dict with "
+        raise ExportError(f"tensor entry {number} is {_a_kind(entry)}, not a dict with "
                           f"the keys {', '.join(keys)}; rerun tools/export_weights.py")
     label = f"tensor {entry['name']}" if isinstance(entry.get("name"), str) else (
         f"tensor entry {number}")
@@ -126,15 +127,15 @@ def _check_entry(number: int, entry) -> None:
         raise ExportError(f"{label}: its shape must be a list of whole numbers such as [6, 1, 5, "
                           f"5], got {shape!r}; rerun tools/export_weights.py")
     if not isinstance(entry["base64"], str):
-        raise ExportError(f"{label}: its numbers must be base64 text, got a "
-                          f"{type(entry['base64']).__name__}; rerun tools/export_weights.py")
+        raise ExportError(f"{label}: its numbers must be base64 text, got "
+                          f"{_a_kind(entry['base64'])}; rerun tools/export_weights.py")
 
 
 def decode_state_dict(tensors: list[dict]) -> dict[str, torch.Tensor]:
     """The inverse of :func:`encode_state_dict`: a state dict of float32 tensors."""
     if not isinstance(tensors, (list, tuple)):
         raise ExportError(f"decode_state_dict takes the list of tensors that encode_state_dict "
-                          f"gives (the weights file's \"tensors\"), not a {type(tensors).__name__}")
+                          f"gives (the weights file's \"tensors\"), not {_a_kind(tensors)}")
     state_dict = {}
     for number, entry in enumerate(tensors):
         _check_entry(number, entry)
@@ -173,7 +174,7 @@ def encode_images(images: torch.Tensor) -> str:
     """uint8 N×28×28 images as one base64 string."""
     if not isinstance(images, torch.Tensor):
         raise ExportError(f"expected uint8 N×28×28 images as a torch tensor, "
-                          f"got a {type(images).__name__}")
+                          f"got {_a_kind(images)}")
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
         raise ExportError(f"expected uint8 N×28×28 images, "
                           f"got {images.dtype} {tuple(images.shape)}")
@@ -287,8 +288,8 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
         raise ExportError(f"{name!r}: use an upper-case JavaScript name such as LENET_WEIGHTS")
     if not isinstance(data, dict):  # read_js_data gives back a dict, and the page reads fields
         raise ExportError(f"the data for {name} must be a dict of named fields, such as "
-                          "{'format': ..., 'tensors': encode_state_dict(...)}, got a "
-                          f"{type(data).__name__}; nothing was written: put it in a dict, e.g. "
+                          "{'format': ..., 'tensors': encode_state_dict(...)}, got "
+                          f"{_a_kind(data)}; nothing was written: put it in a dict, e.g. "
                           "{'values': data}")
     try:  # NaN and infinity are not JSON: the page would read them as NaN
         data_json = json.dumps(data, separators=(",", ":"), allow_nan=False)
@@ -324,7 +325,7 @@ def write_js_data(path: Path, name: str, data: dict, comment: str, overwrite: bo
     text = f"// {comment}\nwindow.{name} = {data_json};\n"
     if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
         raise TypeError(f"write_js_data: path must be a str or pathlib.Path such as "
-                        f"'lenet_weights.js', got {path!r} (a {type(path).__name__}); nothing "
+                        f"'lenet_weights.js', got {path!r} ({_a_kind(path)}); nothing "
                         "was written")
     _check_path_text(path, "nothing was written")
     path = Path(path)
@@ -402,7 +403,7 @@ def read_js_data(path: Path, name: str) -> dict:
                           "under, such as LENET_WEIGHTS")
     if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
         raise TypeError(f"read_js_data: path must be a str or pathlib.Path such as "
-                        f"'lenet_weights.js', got {path!r} (a {type(path).__name__})")
+                        f"'lenet_weights.js', got {path!r} ({_a_kind(path)})")
     if not os.fspath(path):
         raise ExportError("read_js_data: path is empty (''): give the .js file's path, such as "
                           "'lenet_weights.js'")
@@ -463,7 +464,7 @@ def read_js_data(path: Path, name: str) -> dict:
                           "inside each other thousands of levels deep); the file is damaged or "
                           "was edited by hand: rerun tools/export_weights.py") from None
     if not isinstance(data, dict):
-        raise ExportError(f"{path}: window.{name} is a {type(data).__name__} in JSON, not the "
+        raise ExportError(f"{path}: window.{name} is {_a_kind(data)} in JSON, not the "
                           "object (dict) that write_js_data writes; the file was edited by hand "
                           "or written by another program: rerun tools/export_weights.py")
     return data

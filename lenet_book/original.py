@@ -31,6 +31,7 @@ from lenet_book.checks import (
     check_paper_schedule,
     check_scores,
     check_whole,
+    in_training_step,
 )
 from lenet_book.models import _check_not_inference, _computed_by
 
@@ -200,10 +201,10 @@ def _check_predict(penalties):
                          "picks the smallest; these hold negative numbers (a network's scores?), "
                          "for which the smallest is the worst class: pass the output of "
                          "original_lenet(), or use scores.argmax(dim=1) for scores")
-    # NaN penalties: argmin would pick class 0 without a word. Those of a training step (they
-    # carry a gradient) are left to train, which stops a diverging training naming its epoch and
-    # step; on a GPU reading them would wait for the device.
-    if _on_cpu(penalties) and penalties.is_floating_point() and not penalties.requires_grad \
+    # NaN penalties: argmin would pick class 0 without a word. Those of a training step are left
+    # to train, which stops a diverging training naming its epoch and step; on a GPU reading them
+    # would wait for the device.
+    if _on_cpu(penalties) and penalties.is_floating_point() and not in_training_step() \
             and bool(penalties.isnan().any()):
         rows = int(penalties.isnan().any(dim=1).sum())
         raise ValueError(f"predict: the penalties hold NaN ({rows} of {len(penalties)} rows), "
@@ -212,7 +213,7 @@ def _check_predict(penalties):
                          "diverged), or its images do; build it again and train with a smaller "
                          "learning rate, and check that the images are numbers")
     # a row of +inf only (penalties that overflowed) has no smallest either
-    if _on_cpu(penalties) and penalties.is_floating_point() and not penalties.requires_grad \
+    if _on_cpu(penalties) and penalties.is_floating_point() and not in_training_step() \
             and bool((penalties == math.inf).all(dim=1).any()):
         rows = int((penalties == math.inf).all(dim=1).sum())
         raise ValueError(f"predict: the penalties are all infinite in {rows} of "

@@ -19,6 +19,7 @@ from scipy import stats
 from torch import nn
 
 from lenet_book import models, original
+from lenet_book._grammar import _a_kind
 from lenet_book.checks import (
     SEED_MAX,
     _brief,
@@ -92,8 +93,8 @@ def _check_steps(kept_steps):
     names = [name for name, _ in MODERN_STEPS]
     if isinstance(kept_steps, (str, bytes)) or not hasattr(kept_steps, "__iter__"):
         raise TypeError(f"modern_recipe takes a list of step names from MODERN_STEPS as "
-                        f"kept_steps, e.g. [{names[0]!r}, {names[1]!r}], got {kept_steps!r} (a "
-                        f"{type(kept_steps).__name__})")
+                        f"kept_steps, e.g. [{names[0]!r}, {names[1]!r}], got {kept_steps!r} ("
+                        f"{_a_kind(kept_steps)})")
     # an exhausted generator would read as no steps: the text's recipe, without a word
     kept_steps = _read_once(kept_steps, "kept_steps",
                             "for the text's recipe, with no step kept, pass []")
@@ -129,7 +130,7 @@ def check_recipe(recipe, seed):
     """Refuse a recipe with a value of the wrong kind or out of range, naming the option."""
     if not isinstance(recipe, dict):
         raise TypeError(f"a recipe is a dict of options such as recipes.TEXT, "
-                        f"got a {type(recipe).__name__}")
+                        f"got {_a_kind(recipe)}")
     check_whole("seed", seed, least=0, most=SEED_MAX)
     for name, value in recipe.items():
         if name not in OPTIONS:  # refused before build seeds torch's generator
@@ -222,7 +223,7 @@ def summarize(values):
                         "summarise its keys, e.g. the seeds): pass list(runs.values())")
     if not hasattr(values, "__iter__"):
         raise TypeError(f"summarize: values must be a list of accuracies, e.g. [0.91, 0.90], got "
-                        f"{values!r} (a {type(values).__name__})")
+                        f"{values!r} ({_a_kind(values)})")
     if getattr(values, "ndim", 1) == 0:  # a 0-d array or tensor: one number, not iterable
         raise TypeError(f"summarize takes a list of accuracies, e.g. [0.91, 0.90], got one "
                         f"accuracy {values.item():g} (a 0-d {type(values).__name__}); for one "
@@ -311,8 +312,8 @@ def _check_seeds(before, after):
                                 f"to its accuracy, got the seed {seed!r}: a bool, not a seed")
             if not isinstance(seed, numbers.Integral):
                 raise TypeError(f"{name} must map each seed (a whole number, as train's seed=) "
-                                f"to its accuracy, got the seed {seed!r} (a "
-                                f"{type(seed).__name__}); write the seeds as numbers, e.g. "
+                                f"to its accuracy, got the seed {seed!r} ("
+                                f"{_a_kind(seed)}); write the seeds as numbers, e.g. "
                                 "{0: 0.81, 1: 0.83}")
 
 

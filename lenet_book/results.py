@@ -16,6 +16,8 @@ import stat
 import statistics
 from pathlib import Path
 
+from lenet_book._grammar import _a_kind
+
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -126,10 +128,10 @@ def _run_list(runs):
     collection of runs is named."""
     if isinstance(runs, (str, bytes, dict)) or not hasattr(runs, "__iter__"):
         raise TypeError(f"runs must be the benchmark's runs, a list of dicts (a record's "
-                        f"'runs'), got a {type(runs).__name__}")
+                        f"'runs'), got {_a_kind(runs)}")
     if hasattr(runs, "columns") and hasattr(runs, "to_dict"):  # iterating one gives its columns
         # not converted here: a column that only some runs have ('error') fills NaN into the rest
-        raise TypeError(f"runs is a {type(runs).__name__}, not the benchmark's runs: give the "
+        raise TypeError(f"runs is {_a_kind(runs)}, not the benchmark's runs: give the "
                         "list of dicts it was made from (the record's 'runs', as load_result "
                         "returns it)")
     return _read_once(runs, "runs", "for no runs, pass []")
@@ -173,13 +175,13 @@ def _succeeded(runs, needs=("variant", "examples_per_sec")):
     for run in runs:
         if isinstance(run, dict) and "variant" in run and not isinstance(run["variant"], str):
             raise TypeError(f"runs: a run's variant must be its name, a str such as 'text', got "
-                            f"{run['variant']!r} (a {type(run['variant']).__name__})")
+                            f"{run['variant']!r} ({_a_kind(run['variant'])})")
     for run in succeeded:
         repeat = run.get("repeat", 0)
         if "repeat" in needs and (isinstance(repeat, bool)
                                   or not isinstance(repeat, numbers.Integral)):
             raise TypeError(f"runs: a run's repeat must be its whole number (0, 1, ...), got "
-                            f"{repeat!r} (a {type(repeat).__name__}) in the run of "
+                            f"{repeat!r} ({_a_kind(repeat)}) in the run of "
                             f"{run['variant']!r}")
     return succeeded
 
@@ -199,7 +201,7 @@ def _check_baseline(baseline, runs=()):
     without the text's loop). Any other name that no run has is a typo, and is named."""
     if not isinstance(baseline, str):
         raise TypeError(f"baseline must be the name of a variant, e.g. 'text', got {baseline!r} "
-                        f"(a {type(baseline).__name__})")
+                        f"({_a_kind(baseline)})")
     variants = list(dict.fromkeys(r["variant"] for r in runs
                                   if isinstance(r, dict) and "variant" in r))
     if variants and baseline != "text" and baseline not in variants:
@@ -222,7 +224,7 @@ def _shown(value, limit=60):
     try:
         text = repr(value)
     except ValueError:
-        return f"<a {type(value).__name__} too long to print>"
+        return f"<{_a_kind(value)} too long to print>"
     return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
 
 
@@ -321,7 +323,7 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
         known = _seed_studies()
         raise TypeError(f"name must be the file name of a seed study, e.g. "
                         f"{(known or ['accuracy-seeds-h200.json'])[0]!r}, got {name!r} "
-                        f"(a {type(name).__name__})")
+                        f"({_a_kind(name)})")
     if not name.endswith(".json"):  # a log beside the records is intact, not a damaged record
         raise ValueError(f"load_seed_study takes the file name of a seed study in "
                          f"{results_folder()}, a .json record, e.g. 'accuracy-seeds-h200.json', "
@@ -380,7 +382,7 @@ def _study_result(study, name, param="name", caller="this function"):
     if not isinstance(name, str):  # a list would fail as unhashable; JSON names are str
         example = next(iter(study["results"]), "text")
         raise TypeError(f"{param}: a run's name must be a str, e.g. {example!r}, got {name!r} "
-                        f"(a {type(name).__name__})")
+                        f"({_a_kind(name)})")
     if name not in study["results"]:
         raise ValueError(f"{param}: no run {name!r} in this seed study; its runs are "
                          f"{', '.join(map(repr, study['results']))}")
@@ -398,7 +400,7 @@ def _check_study(study, caller):
     elif isinstance(study, dict) and "runs" in study:
         got = "a speed benchmark's record (of speed.load_result: it has 'runs', not 'results')"
     else:
-        got = f"a {type(study).__name__}, which is not one"
+        got = f"{_a_kind(study)}, which is not one"
     raise TypeError(f"{caller} takes a seed study as load_seed_study() returns it (a dict with "
                     f"'results'), got {got}")
 
@@ -423,7 +425,7 @@ def _check_study_run(result, name, keys=(), row=None):
                          "(git checkout -- benchmarks/results/)")
 
     if not isinstance(result, dict):
-        damaged(f"it is {_shown(result)} (a {type(result).__name__}), not a dict")
+        damaged(f"it is {_shown(result)} ({_a_kind(result)}), not a dict")
     for key in keys:
         if key not in result:
             split = key.removesuffix("_acc")
@@ -448,7 +450,7 @@ def _check_study_run(result, name, keys=(), row=None):
         value = result[key]
         if key in SPLITS:
             if not isinstance(value, dict):
-                damaged(f"its {key!r} is {_shown(value)} (a {type(value).__name__}), not a dict "
+                damaged(f"its {key!r} is {_shown(value)} ({_a_kind(value)}), not a dict "
                         f"of {', '.join(map(repr, _STATS))}")
             for stat in _STATS:
                 if stat not in value:
@@ -464,11 +466,11 @@ def _check_study_run(result, name, keys=(), row=None):
             kind, what = ((numbers.Integral, "seeds (whole numbers)") if key == "seeds"
                           else (numbers.Real, "accuracies (numbers)"))
             if not isinstance(value, list):
-                damaged(f"its {key!r} is {_shown(value)} (a {type(value).__name__}), not a list "
+                damaged(f"its {key!r} is {_shown(value)} ({_a_kind(value)}), not a list "
                         f"of {what}")
             for item in value:
                 if isinstance(item, bool) or not isinstance(item, kind):
-                    damaged(f"its {key!r} holds {_shown(item)} (a {type(item).__name__}), but "
+                    damaged(f"its {key!r} holds {_shown(item)} ({_a_kind(item)}), but "
                             f"it must hold {what}")
 
 
@@ -494,7 +496,7 @@ def _check_summary_ranges(split, summary, damaged):
 def _check_rows(rows, study=None):
     if not isinstance(rows, dict):
         raise TypeError(f"rows must be a dict {{label: run name}}, e.g. {{'the text': 'text'}}, "
-                        f"got a {type(rows).__name__}")
+                        f"got {_a_kind(rows)}")
     if study is not None:
         if not rows:
             example = next(iter(study["results"]), "text")

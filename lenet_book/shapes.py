@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import is_lazy as _not_built
 
+from lenet_book._grammar import _a_kind
 from lenet_book.checks import (
     _brief,
     _generators_kept,
@@ -311,7 +312,7 @@ def shape_of(x):
                         f"(got {bad[0]!r}). To check data, pass them as a tensor "
                         "(torch.tensor(...)).")
     raise TypeError(f"expected a shape such as (1, 1, 28, 28), a tensor or a numpy array, "
-                    f"not a {type(x).__name__}; e.g. for a PIL image pass "
+                    f"not {_a_kind(x)}; e.g. for a PIL image pass "
                     "torchvision.transforms.functional.to_tensor(image).unsqueeze(0)")
 
 
@@ -507,7 +508,7 @@ def _check_layer(name, layer):
         hint = (f"; pass one, {layer.__name__}(...), not the class"
                 if isinstance(layer, type) and issubclass(layer, nn.Module) else "")
         raise TypeError(f"{name}: layer must be a layer (a torch.nn.Module such as "
-                        f"nn.Linear(400, 120)), got {layer!r} (a {type(layer).__name__}){hint}")
+                        f"nn.Linear(400, 120)), got {layer!r} ({_a_kind(layer)}){hint}")
     for setting in ("kernel_size", "padding", "stride", "dilation"):  # pair refuses these too
         value = getattr(layer, setting, 0) if isinstance(layer, WINDOWED) else 0
         if any(isinstance(v, numbers.Real) and v < 0
@@ -522,7 +523,7 @@ def _check_shape(name, shape, param="shape"):
     if not isinstance(shape, (tuple, list, torch.Size)):
         # _brief: a tensor's shape, not its thousands of values
         raise TypeError(f"{name}: {param} must be a shape such as (1, 1, 28, 28), a tuple of "
-                        f"whole numbers, got {_brief(shape, 80)} (a {type(shape).__name__})"
+                        f"whole numbers, got {_brief(shape, 80)} ({_a_kind(shape)})"
                         + ("; for a tensor pass its shape, X.shape"
                            if isinstance(shape, (torch.Tensor, np.ndarray)) else ""))
     for size in shape:
@@ -536,7 +537,7 @@ def _check_sequential(name, net, example=(1, 1, 28, 28)):
     if not isinstance(_unwrapped(net), nn.Sequential):
         if not isinstance(net, nn.Module):
             raise TypeError(f"{name}: net must be an nn.Sequential network such as "
-                            f"lenet_book.models.lenet(), got {net!r:.60} (a {type(net).__name__})")
+                            f"lenet_book.models.lenet(), got {net!r:.60} ({_a_kind(net)})")
         parts = [f"net.{part}" if part.isidentifier() else f"net[{part}]"
                  for part, module in _unwrapped(net).named_children()
                  if isinstance(module, nn.Sequential)]
@@ -579,7 +580,7 @@ def _diagnosable(bound):
                          f"shapes, failure)")
     if not isinstance(failure, (tuple, list)) or len(failure) != 4:
         raise TypeError(f"diagnose: failure must be walk's (index, layer, shape, expects), four "
-                        f"items, got {failure!r:.80} (a {type(failure).__name__}); pass what walk "
+                        f"items, got {failure!r:.80} ({_a_kind(failure)}); pass what walk "
                         f"returns for the same network and shape: {call}")
     net = _as_walked(net)
     index, layer, shape, expects = failure
@@ -812,7 +813,7 @@ def _check_pair(value):
             return
     raise TypeError(f"pair: value must be a whole number or a (height, width) pair of them, as "
                     f"layers store kernel_size, padding and stride, e.g. 5 or (5, 5); got "
-                    f"{value!r} (a {type(value).__name__})")
+                    f"{value!r} ({_a_kind(value)})")
 
 
 fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 
+from lenet_book._grammar import _a_kind
+
 
 def _source(obj):
     """``inspect.getsource(obj)``, or a TypeError saying why there is none to show."""
@@ -49,7 +51,7 @@ class Source:
             if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)
                     or inspect.ismodule(obj)):
                 named = (f"the text {obj!r}" if isinstance(obj, str)
-                         else f"a {type(obj).__name__}")
+                         else f"{_a_kind(obj)}")
                 raise TypeError(f"show takes functions or classes themselves, e.g. show(train) "
                                 f"after from lenet_book.train import train, got {named}")
         self.text = "\n\n".join(_source(obj).rstrip() for obj in objects)

@@ -23,6 +23,7 @@ import time
 import torch
 from torch import nn
 
+from lenet_book._grammar import _a_kind
 from lenet_book.checks import (
     COMPILE_MODES,
     _check_fused_options,
@@ -167,7 +168,7 @@ def _check_compile_values(compile_options):
     dynamic = compile_options.get("dynamic")  # torch asserts a Python bool, not numpy's
     if dynamic is not None and not isinstance(dynamic, bool):
         raise TypeError(f"dynamic must be None (let torch.compile decide), True or False, got "
-                        f"{dynamic!r} (a {type(dynamic).__name__})"
+                        f"{dynamic!r} ({_a_kind(dynamic)})"
                         + ("; write it without quotes" if isinstance(dynamic, str)
                            else "; numpy's bool is refused by torch.compile: write bool(dynamic)"
                            if _is_flag(dynamic) else ""))
@@ -437,7 +438,7 @@ def _check_record(result, needs=()):
     for key in ("device", "torch", "date", "date_utc"):
         if key in result and not isinstance(result[key], str):
             raise TypeError(f"result[{key!r}] must be text (a str), got {_shown(result[key])} "
-                            f"(a {type(result[key]).__name__}); {_RECORD_FIX}")
+                            f"({_a_kind(result[key])}); {_RECORD_FIX}")
     for i, run in enumerate(result["runs"]):
         _check_run(i, run)
     _check_one_run_per_repeat(result)
@@ -478,7 +479,7 @@ def _check_run(i, run):
     where = f"result['runs'][{i}]"
     if not isinstance(run["variant"], str):
         raise TypeError(f"{where}: a run's variant must be its name, a str such as 'fast', got "
-                        f"{_shown(run['variant'])} (a {type(run['variant']).__name__}); "
+                        f"{_shown(run['variant'])} ({_a_kind(run['variant'])}); "
                         f"{_RECORD_FIX}")
     where += f" ({run['variant']!r})"
     if _failed(run):
@@ -543,7 +544,7 @@ def _check_variant(result, variant, name):
     """One variant's name, e.g. the baseline of a comparison."""
     if not isinstance(variant, str):
         raise TypeError(f"{name} must be the name of a variant, e.g. 'fast', got {variant!r} "
-                        f"(a {type(variant).__name__})")
+                        f"({_a_kind(variant)})")
     _check_variants(result, [variant], name)
 
 

@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 from torchvision import transforms
 
+from lenet_book._grammar import _a_kind
 from lenet_book.checks import (
     _batch_of_one,
     _check_finite_weights,
@@ -154,7 +155,7 @@ def _check_text_batch(name, batch, net=None, train_on=None):
     if isinstance(batch, (str, bytes, torch.Tensor)) or not isinstance(batch, (tuple, list)) \
             or len(batch) != 2:
         got = (f"{len(batch)} items" if isinstance(batch, (tuple, list))
-               else f"a {type(batch).__name__}")
+               else f"{_a_kind(batch)}")
         raise TypeError(f"{name}: batches must be pairs (images, labels), as a DataLoader of "
                         f"FashionMNIST gives them, got {got}; e.g. the loaders of text_loaders()")
     X, y = batch
@@ -400,7 +401,7 @@ def _check_loader(name, loader):
     if loader is None or isinstance(loader, (str, bytes, torch.Tensor)) \
             or not hasattr(loader, "__iter__"):
         raise TypeError(f"{name} must be a DataLoader of (images, labels) batches, e.g. the "
-                        f"first of text_loaders(), got {loader!r:.60} (a {type(loader).__name__})")
+                        f"first of text_loaders(), got {loader!r:.60} ({_a_kind(loader)})")
     if hasattr(loader, "__next__"):  # iter() on a DataLoader would draw from torch's generator
         raise TypeError(f"{name} is an iterator, used up after one pass: pass the DataLoader "
                         "itself, not iter(loader)")

@@ -37,6 +37,7 @@ from lenet_book.checks import (
     check_training,
     check_validation_split,
     check_whole,
+    lr_written_noted,
     modes_kept,
 )
 from lenet_book.device import synchronize
@@ -325,7 +326,7 @@ def _check_layers_kept(net, before, epoch, num_epochs):
 EpochGraph.__init__ = at_the_door(EpochGraph.__init__, check_epoch_graph)
 
 # e.g. train(..., epochs=5): did you mean num_epochs=5?
-train = at_the_door(train, around=_as_train_leaves_it)
+train = lr_written_noted(at_the_door(train, around=_as_train_leaves_it))
 
 
 _SHUFFLE_MAX = 2**31  # Fashion-MNIST holds 60,000 training images

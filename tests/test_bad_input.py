@@ -1032,7 +1032,7 @@ PROBE4_OTHER = [
         "abc"), ExportError, "the images are not base64 text"),
     ("prepare-data-source-a-number",
      lambda: __import__("lenet_book.data").data.prepare_fashion_mnist(5, "never-created"),
-     TypeError, r"the source must be a folder path .*got 5 \(a int\)"),
+     TypeError, r"the source must be a folder path .*got 5 \(an int\)"),
     ("benchmark-record-missing",
      lambda: __import__("lenet_book.speed").speed.load_result("no-such-record.json"),
      FileNotFoundError, "no benchmark record 'no-such-record.json' in .*; the records are"),
@@ -9193,6 +9193,7 @@ def test_31_accuracy_seeds_keeps_the_resumed_variant_seeds_beyond_seeds(tmp_path
     (resumed or not): the other runs were dropped."""
     seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
     _inline_pools(monkeypatch, seeds)
+    monkeypatch.setattr(seeds, "_run", _fake_seed_run)  # the chain's steps, whose recipes differ, train again
     study = _cpu_study(tmp_path / "study.json")
     out = tmp_path / "out.json"
     assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 3,
@@ -10605,7 +10606,7 @@ def test_32_show_displays_an_lru_cache_decorated_function_with_its_decorator(tmp
 
 def test_32_show_still_refuses_a_cached_value_that_is_no_function():
     """Unwrapping applies to wrappers only: a plain value is still named."""
-    refused_by_lenet_book(TypeError, "got a int", lambda: show(3))
+    refused_by_lenet_book(TypeError, "got an int", lambda: show(3))
 
 @pytest.mark.parametrize("layer, kind", [
     (nn.Conv1d(1, 6, 5), "Conv1d"), (nn.Conv3d(1, 2, 3), "Conv3d"),
@@ -11271,6 +11272,106 @@ def test_31_a_network_redrawn_or_given_new_weights_is_no_longer_taken_as_trained
     net = _trained_as_energies()
     net.load_state_dict(models.lenet().state_dict())
     assert 0.0 <= evaluate(net, *tiny_data()) <= 1.0
+
+def test_33_an_lr_of_0_9_written_beside_a_built_optimizer_of_another_rate_is_refused():
+    """options["lr"] = 0.9 after recipes.build (momentum, lr 0.1) trained at 0.1 without a word:
+    0.9 is train's default, and was not told apart from an lr the caller wrote."""
+    images, labels = tiny_data(32)
+    net, options = recipes.build({**recipes.TEXT, "lr": 0.1, "momentum": 0.9, "num_epochs": 1, "batch_size": 16})
+    options["lr"] = 0.9
+    refused_by_lenet_book(ValueError, r"lr=0.9 is not used: these options come from recipes.build, whose optimizer "
+                          r"function has the recipe's learning rate, 0.1, built in",
+                          lambda: train(net, (images, labels), **options))
+
+
+@pytest.mark.parametrize("recipe", [{"lr": 0.1, "momentum": 0.9}, {"momentum": 0.9}, {}])
+def test_33_the_options_recipes_build_gives_train_as_they_are(recipe):
+    """A valid use: build's own lr beside its own optimizer, 0.9 included."""
+    images, labels = tiny_data(32)
+    net, options = recipes.build({**recipes.TEXT, **recipe, "num_epochs": 1, "batch_size": 16})
+    history, _ = train(net, (images, labels), **options)
+    assert len(history) == 1 and math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("fill, words", [(math.inf, "are all infinite in 2 of 2 rows"),
+                                         (math.nan, r"hold NaN \(2 of 2 rows\)")])
+def test_33_predict_refuses_penalties_with_no_smallest_even_when_they_carry_a_gradient(fill, words):
+    """original.predict(net(X)) outside torch.no_grad() picked class 0 for rows of inf or NaN: the
+    check was skipped for every tensor that carries a gradient, not only a training step's."""
+    penalties = torch.full((2, 10), fill).requires_grad_()
+    refused_by_lenet_book(ValueError, f"predict: the penalties {words}", lambda: original.predict(penalties))
+
+
+def test_33_predict_takes_penalties_with_a_gradient():
+    """A valid use: the paper's network's output, straight from a forward pass."""
+    net = original.init_paper(original.original_lenet())
+    assert original.predict(net(torch.zeros(2, 1, 28, 28))).shape == (2,)
+
+
+def test_33_messages_put_an_before_a_vowel():
+    """modern_recipe(6) said "got 6 (a int)"."""
+    message = refused_by_lenet_book(TypeError, r"got 6 \(an int\)", lambda: recipes.modern_recipe(6))
+    assert "a int" not in message
+    refused_by_lenet_book(TypeError, r"\(an int\)", lambda: recipes.summarize(6))
+
+
+def _fake_seed_run(job):
+    """accuracy_seeds' _run without training: every accuracy 0.5."""
+    study, name, recipe, seed, on_full, epochs, deadline = job
+    return {"study": study, "name": name, "seed": seed, "seconds": 1.0, "train_acc": 0.5, "loss": 1.0,
+            "test_acc": 0.5, **({} if on_full else {"valid_acc": 0.5})}
+
+
+def test_33_accuracy_seeds_retrains_a_resumed_entry_whose_recipe_changed(tmp_path, monkeypatch):
+    """--resume reused runs by (name, seed) alone: with --seeds 1 no step is kept (no paired test),
+    so 'max pooling' is tried on the sigmoid network, yet the record's ReLU runs were reused and
+    recorded under the new recipe."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    trained = []
+
+    def fake_run(job):
+        trained.append((job[1], job[2]))
+        return _fake_seed_run(job)
+
+    monkeypatch.setattr(seeds, "_run", fake_run)
+    study = _cpu_study(tmp_path / "study.json")
+    out = tmp_path / "out.json"
+    assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 1,
+                                        "--commit", "x", "--resume", study, "--json", out]]) == 0
+    names = {name for name, _ in trained}
+    assert "max pooling" in names and "LeNet-5 as in the text" not in names, names
+    earlier = json.loads((RESULTS / "accuracy-seeds-h200.json").read_text())["results"]
+    written = json.loads(out.read_text())["results"]
+    for name, recipe in trained:
+        assert recipe != earlier[name]["recipe"], name  # only a changed recipe is trained again
+        assert written[name]["recipe"] == recipe and written[name]["valid_acc"] == [0.5], name
+    assert written["max pooling"]["recipe"] == {**recipes.TEXT, **dict(recipes.MODERN_STEPS)["max pooling"]}
+    assert written["LeNet-5 as in the text"]["valid_acc"] == earlier["LeNet-5 as in the text"]["valid_acc"][:1]
+
+def test_33_accuracy_seeds_leaves_out_entries_whose_runs_the_budget_did_not_start(tmp_path, monkeypatch, capsys):
+    """A --budget that let only some runs start wrote entries with 'seeds': [] and no summary, which
+    the chapters' tables then called damaged."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    late = {"max pooling", "original LeNet-5, j = 1"}
+
+    def budget_run(job):
+        study, name, recipe, seed, on_full, epochs, deadline = job
+        if name in late:
+            return {"study": study, "name": name, "seed": seed, "skipped": True}
+        return _fake_seed_run(job)
+
+    monkeypatch.setattr(seeds, "_run", budget_run)
+    out = tmp_path / "out.json"
+    assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 1,
+                                        "--commit", "x", "--json", out]]) == 0
+    said = capsys.readouterr().out
+    written = json.loads(out.read_text())["results"]
+    assert not late & set(written) and "LeNet-5 as in the text" in written, sorted(written)
+    assert all(entry["seeds"] and "valid" in entry or "test" in entry for entry in written.values())
+    assert ("2 entries had no run within --budget 1e+09 seconds and are left out of the record: 'max pooling', "
+            f"'original LeNet-5, j = 1'; to train them, run again with --resume {out} --json {out}") in said, said
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -44,6 +44,7 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from lenet_book._grammar import _a_kind  # noqa: E402
 from lenet_book.book import _no_chapters, chapters, solutions  # noqa: E402
 from lenet_book.data import replaced_atomically  # noqa: E402
 from tools.export_training_subset import _too_long  # noqa: E402  (it loads no torch)
@@ -247,7 +248,7 @@ def _json_kind(value) -> str:
                        (str, "a string"), ((int, float), "a number"), (type(None), "null")):
         if isinstance(value, kind):
             return name
-    return f"a {type(value).__name__}"
+    return f"{_a_kind(value)}"
 
 
 def _shape_problem(nb) -> str | None:
