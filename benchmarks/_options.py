@@ -70,6 +70,10 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
     if not path:
         parser.error(f"{option} is empty (''): give the file to write the record to, e.g. "
                      f"{option} results.json")
+    if path == "-":  # many tools read it as standard output; open() would make a file named '-'
+        parser.error(f"{option} - would write a file named '-' here: the record is a file, which is read "
+                     f"again and replaced, not standard output; give a file name, e.g. {option} results.json "
+                     f"(or {option} ./- for a file named '-'); nothing was run")
     text = os.fspath(path)
     if os.path.basename(text) in ("", ".") and not os.path.isdir(text):  # Path() drops the slash
         parser.error(f"{option} {text} ends in a slash, so it names a folder, which does not exist; give a "

@@ -24,7 +24,7 @@ text, fast, ...), and the table shows mean ± standard deviation of examples/sec
 ratio to the text's loop, taken repeat by repeat. ``--json`` records every run (with its
 per-epoch history), the summary, the device, torch version, date and commit. One run at a time
 writes a record (another is refused), and a run replaces only a record of its own settings
-(device type, epochs, subset, repeats, and no variant it does not train) unless given --replace.
+(device type, epochs, subset, repeats, seed, and no variant it does not train) unless given --replace.
 
 ``VARIANTS`` and ``DEFAULTS`` are the one list of variants: tools/gpu_check.py and
 .github/workflows/gpu.yml run this script with the defaults of ``cuda``.
@@ -95,6 +95,7 @@ VARIANTS = {
                                  "mode='max-autotune-no-cudagraphs' (its autotuning takes minutes)",
                                  {"fused": True, "cuda_graph": True, "mode": "max-autotune-no-cudagraphs"}),
 }
+DEFAULT_SEED = 0  # --seed's default; a record without "seed" (written before it was kept) used it
 DEFAULTS = {
     "cpu": ["text", "fast", "fast-channels-last", "fast-compile", "fused-channels-last",
             "fused-channels-last-bf16-conv2"],
@@ -201,7 +202,7 @@ def write_json(path, name, device, args, variants, runs):
     write_record({
         "device": name, "device_type": device.type, "torch": torch.__version__,
         "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit(),
-        "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats,
+        "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats, "seed": args.seed,
         "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
         "best": [best[v] for v in variants if v in best], "summary": repeat_summary(runs),
         "runs": runs}, path)  # whole, through a temporary file: a run cut short keeps the last one
@@ -218,6 +219,7 @@ def settings_problem(record, device, args, variants):
     differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
         ("--device", record.get("device_type"), device.type), ("--epochs", record.get("epochs"), args.epochs),
         ("--subset", record.get("subset") or 0, args.subset), ("--repeats", record.get("repeats"), args.repeats),
+        ("--seed", record.get("seed", DEFAULT_SEED), args.seed),  # it sets the initial weights and the order
         ("batch size", record.get("batch_size"), TEXT["batch_size"]), ("lr", record.get("lr"), TEXT["lr"]))
         if theirs != ours]
     runs = record["runs"] if isinstance(record["runs"], list) else []
@@ -231,8 +233,9 @@ def settings_problem(record, device, args, variants):
 def print_table(variants, runs, repeats):
     best, summary = best_runs(runs), repeat_summary(runs)
     if repeats == 1:
+        ratios = "text" in best  # a ratio to the text's loop needs a run of it that did not fail
         print(f"\n{'variant':>34} {'examples/sec':>13} {'train s':>8} {'setup s':>8} {'wall s':>7} "
-              f"{'test acc':>8} {'× text':>7}")
+              f"{'test acc':>8}" + (f" {'× text':>7}" if ratios else ""))
         for variant in variants:
             r = best.get(variant)
             if r is None:
@@ -240,7 +243,12 @@ def print_table(variants, runs, repeats):
                 continue
             print(f"{variant:>34} {r['examples_per_sec']:13,.0f} {r['train_seconds']:8.2f} "
                   f"{r.get('setup_seconds', 0.0):8.1f} "
-                  f"{r['wall_seconds']:7.1f} {r['test_acc']:8.3f} {r.get('ratio_to_text', float('nan')):7.2f}")
+                  f"{r['wall_seconds']:7.1f} {r['test_acc']:8.3f}"
+                  + (f" {r['ratio_to_text']:7.2f}" if ratios else ""))
+        if not ratios:
+            print("(no '× text' column: " + ("the text's loop failed" if "text" in variants
+                                            else "'text' is not among --variants")
+                  + ", so there is no run of it to compare with)")
         return
     print(f"\n{'variant':>34} {'examples/sec (mean ± std)':>26} {'× text (mean ± std)':>20} {'median':>7} "
           f"{'min':>5} {'max':>5} {'runs':>4}")
@@ -266,13 +274,14 @@ def main(argv=None) -> int:
                         help="default: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in DEFAULTS.items())
                         + "; other devices: text fast")
     parser.add_argument("--data", default=str(ROOT / "data"), help="data root (default: <repo>/data)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the seed of the initial weights and "
+                        f"of the shuffling, kept in the --json record (default: {DEFAULT_SEED})")
     parser.add_argument("--subset", type=int, default=0,
                         help="train on the first N training images only (a quick check; default: all)")
     parser.add_argument("--json", help="also write the results to this file (a new one, or a record of this "
                         "script made with the same settings, which it replaces)")
     parser.add_argument("--replace", action="store_true", help="let --json replace a record of this script "
-                        "made with other settings (device type, epochs, subset, repeats, variants)")
+                        "made with other settings (device type, epochs, subset, repeats, seed, variants)")
     args = parser.parse_args(argv)
     try:
         return run_benchmark(parser, args)

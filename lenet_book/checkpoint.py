@@ -291,6 +291,19 @@ def _check_not_inference(net: nn.Module) -> None:
 
 def _check_path(path, saving: bool) -> Path:
     """A file path (str or os.PathLike) as a Path; a symlink to be saved over: its target."""
+    if not isinstance(path, (str, os.PathLike)) and any(hasattr(path, name)
+                                                         for name in ("read", "write")):
+        # an io.BytesIO or an open file, as torch.save and torch.load take: the atomic save needs
+        # a path (a temporary file renamed over it), and load checks the file by its path
+        raise TypeError(f"the checkpoint path must be a str or pathlib.Path such as 'lenet.pt', "
+                        f"got {_a_kind(path)}, a file object: checkpoints are "
+                        + ("written atomically (a temporary file renamed over the path), which "
+                           "needs a path. Save to a file, then read its bytes: "
+                           "save_checkpoint(net, 'lenet.pt'); data = Path('lenet.pt').read_bytes()"
+                           if saving else
+                           "checked and loaded from a file path. Write the bytes to a file "
+                           "first, then load it: Path('lenet.pt').write_bytes(buffer.getvalue()); "
+                           "load_checkpoint(net, 'lenet.pt')"))
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"the checkpoint path must be a str or pathlib.Path such as 'lenet.pt', "
                         f"got {path!r} ({_a_kind(path)})")
@@ -315,6 +328,13 @@ def _check_path(path, saving: bool) -> Path:
                               "white space (a space or a pasted newline), which a file or "
                               "folder name almost never means; write it without, e.g. "
                               "'runs/lenet.pt'.")
+    # white space at either end of a path to load is named where the file is opened
+    inside = [c for c in (text if saving else text.strip()) if ord(c) < 32 or ord(c) == 127]
+    if inside and (saving or not os.path.lexists(text)):  # an existing file of that name loads
+        raise CheckpointError(f"The checkpoint path {text!r} holds a control character "
+                              f"({', '.join(dict.fromkeys(map(repr, inside)))}: a newline or a "
+                              "tab, from a pasted path?), which a file name almost never means; "
+                              "write the path without it, e.g. 'runs/lenet.pt'.")
     if text.endswith(("/", os.sep)) and os.path.isfile(text.rstrip("/" + os.sep)):
         raise CheckpointError(f"The checkpoint path {text} ends in a slash, but "
                               f"{text.rstrip('/' + os.sep)} is a file (a checkpoint?), not a "
@@ -585,7 +605,8 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
 def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Save ``net``'s weights to ``path`` atomically, with a checksum and its architecture.
 
-    Returns the path. The folder is created if needed. An existing checkpoint of the same
+    Returns the path as given (a symbolic link's: the file it points to is written, the link
+    kept). The folder is created if needed. An existing checkpoint of the same
     network is replaced; a file that is not a lenet_book checkpoint, or the checkpoint of
     another network, is refused unless ``overwrite=True``. Raises CheckpointError when the file
     cannot be written (the message names the path and why), and when a weight is NaN or
@@ -609,7 +630,8 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
                               "save the network you trained, e.g. models.lenet() after train.")
     check_flags(overwrite=overwrite)  # numpy's bool too, as the other flags
     _check_no_overlap(net, saving=True)
-    path = _check_path(path, saving=True)
+    given, path = path, _check_path(path, saving=True)  # a link: path is its target
+    given = Path(os.fspath(given))  # returned as given, as a plain file's path is
     if any(tensor.is_meta for tensor in net.state_dict().values()):
         raise CheckpointError(f"Cannot save the checkpoint to {path}: the network is on the "
                               "'meta' device, whose tensors have shapes but no values, so there "
@@ -693,7 +715,7 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, *, overwrite: bool 
     if noted["interrupted"]:  # a Ctrl-C once the file was written: it stops the program still
         raise KeyboardInterrupt(f"interrupted (Ctrl-C) after the checkpoint was written: {path} "
                                 "holds the new checkpoint, whole")
-    return path
+    return given
 
 
 @contextlib.contextmanager
@@ -1023,6 +1045,12 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     if (isinstance(record, dict) and isinstance(record.get("format"), str)
             and record["format"].startswith("lenet_book checkpoint ")
             and record["format"] != FORMAT):
+        version = re.fullmatch(r"lenet_book checkpoint ([0-9]+)", record["format"])
+        if version is None or int(version[1]) <= int(FORMAT.rsplit(" ", 1)[1]):
+            # only a version number above this one's is a newer lenet_book's
+            raise _refuse(path, f"is damaged: its format field reads {record['format']!r}, which "
+                                "no lenet_book writes (they write 'lenet_book checkpoint N', "
+                                f"this one {FORMAT!r})")
         raise _refuse(path, f"was written by a newer lenet_book (format "
                             f"{record['format'].removeprefix('lenet_book checkpoint ')!r}; this "
                             f"one reads {FORMAT!r})",

@@ -213,6 +213,7 @@ def check_pixels(images):
 def check_split(name, images, labels, batch_size=1):
     """One split of the data: uint8 images N×H×W (0-255) and int64 labels 0-9, one per image."""
     check_whole("batch_size", batch_size)
+    _check_not_split_pairs(name, images, labels)
     for what, tensor in (("images", images), ("labels", labels)):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name}: the {what} must be a torch tensor ({FROM_LOADER}), "
@@ -262,6 +263,24 @@ def check_fused_data(images, labels):
         raise ValueError(f"labels must be one per image: {len(images)} images, labels of shape "
                          f"{tuple(getattr(labels, 'shape', ()))} ({_a_kind(labels)})")
     check_split("FusedStep", images, labels)
+
+
+def _check_not_split_pairs(name, images, labels):
+    """Images and labels that are two (images, labels) pairs: split_validation's (training,
+    validation), given whole as one split (train(net, split), evaluate(net, *split))."""
+    def is_pair(data):
+        return (isinstance(data, (tuple, list)) and len(data) == 2
+                and all(isinstance(t, torch.Tensor) for t in data))
+
+    if not (is_pair(images) and is_pair(labels)):
+        return
+    use = ("pass fit_data, e.g. train(net, fit_data, {'valid': val_data})"
+           if name == "train_data" else "score one of them, e.g. evaluate(net, *val_data)"
+           if name == "evaluate" else "pass val_data, e.g. train(net, fit_data, {'valid': "
+           "val_data})" if name.startswith(("eval_sets", "test_data")) else "pass one of them")
+    raise TypeError(f"{name}: got two (images, labels) pairs, (training, validation), as "
+                    "split_validation returns them, where one split goes: unpack it, fit_data, "
+                    f"val_data = split_validation(train_data), and {use}")
 
 
 def check_pair(name, data):
@@ -1474,6 +1493,29 @@ def _check_softmax_output(net, loss_fn, who="train"):
                          f"raw scores: scores that differ by at most {high - low:g} keep the "
                          f"loss above {floor:.2f}, and the network barely learns; remove the "
                          f"final nn.{layer} (the largest score is still the prediction)")
+    clipped = leaves and _clipped_scores(leaves[-1])
+    if clipped and _is_cross_entropy(loss_fn):
+        layer = type(leaves[-1]).__name__
+        raise ValueError(f"{'' if who == 'train' else who + ': '}the network ends in "
+                         f"nn.{layer}, which {clipped}, but cross-entropy ({who}'s loss) reads "
+                         "its outputs as raw scores: a clipped score gets no gradient, so its "
+                         "class stops learning, and where several scores are clipped to the "
+                         "same value the prediction (the largest) is the lowest class number "
+                         f"among them; remove the final nn.{layer} (the last layer's scores "
+                         "need no activation)")
+
+
+def _clipped_scores(layer):
+    """What a final layer that clips the scores does to them (ReLU sets every negative one to
+    0; its gradient there is 0), said for the message; None for any other layer. Hardtanh of a
+    span of at most 2 is named by _squashed_range."""
+    if isinstance(layer, nn.ReLU):
+        return "sets every negative score to 0"
+    if isinstance(layer, nn.Hardtanh):  # ReLU6 too
+        return f"clips every score to [{layer.min_val:g}, {layer.max_val:g}]"
+    if isinstance(layer, nn.Threshold):
+        return f"replaces every score of at most {layer.threshold:g} by {layer.value:g}"
+    return None
 
 
 def _final_layer(net):
@@ -1493,8 +1535,8 @@ def _final_layer(net):
 
 def _squashed_range(layer):
     """(low, high) of a squashing layer whose outputs span at most 2 (sigmoid, tanh, ...):
-    as scores for cross-entropy they cannot become confident; else None. ReLU6 and the 1998
-    network's ScaledTanh (±1.7159) span more, and are left alone."""
+    as scores for cross-entropy they cannot become confident; else None. The 1998 network's
+    ScaledTanh (±1.7159) spans more, and is left alone (ReLU6: _clipped_scores)."""
     if isinstance(layer, (nn.Sigmoid, nn.Hardsigmoid)):
         return 0.0, 1.0
     if isinstance(layer, (nn.Tanh, nn.Softsign)):
@@ -1643,6 +1685,7 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
                else torch.optim.SGD(net.parameters(), lr=float(lr)))
         if not isinstance(opt, torch.optim.Optimizer):
             return  # check_built says what is wrong
+        rates = [group.get("lr") for group in opt.param_groups]  # before a schedule sets them
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -1663,6 +1706,8 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
         raise TypeError("scheduler: ReduceLROnPlateau needs a metric at every step, but train "
                         "steps the schedule after every batch without one; use a schedule of "
                         "steps, e.g. StepLR or OneCycleLR")
+    if _made_by_build(scheduler):
+        _check_built_peak(schedule, rates, lr)
     total = getattr(schedule, "total_steps", None)
     needed = num_epochs * steps_per_epoch
     if isinstance(total, numbers.Integral) and total < needed:
@@ -1687,6 +1732,34 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
         _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch)
     if getattr(schedule, "optimizer", opt) is opt:  # another optimizer's: check_built names it
         _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch)
+
+
+def _check_built_peak(schedule, rates, lr):
+    """recipes.build's one-cycle schedule has the recipe's rate built in as its peak (max_lr),
+    and sets the optimizer's rate itself at every step: a rate chosen after build (lr=, or an
+    optimizer of another rate) would never be used. ``rates``: the optimizer's, before it."""
+    if not isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
+        return
+    for group, rate in zip(schedule.optimizer.param_groups, rates):
+        try:
+            peak, rate = float(group["max_lr"]), float(rate)
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            return  # not numbers: the other checks name them
+        if not math.isclose(peak, rate, rel_tol=1e-9):
+            break
+    else:
+        return
+    chosen = (f"lr={lr} (the optimizer's rate)" if _as_float(lr) == rate
+              else f"the optimizer's rate is {rate:g}")
+    raise ValueError(f"scheduler: this one-cycle schedule comes from recipes.build, with the "
+                     f"recipe's peak learning rate, {peak:g}, built in (OneCycleLR's max_lr), "
+                     f"but {chosen}: the schedule sets the rate "
+                     f"itself at every step, up to {peak:g}, so {rate:g} would never be used; "
+                     f"set 'lr' in the recipe and build again, e.g. net, options = "
+                     f"recipes.build({{**recipe, 'lr': {rate:g}}}), or pass scheduler= of your "
+                     f"own, e.g. lambda opt, epochs, steps: torch.optim.lr_scheduler.OneCycleLR("
+                     f"opt, max_lr={rate:g}, epochs=epochs, steps_per_epoch=steps, "
+                     f"cycle_momentum=False)")
 
 
 def _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch):

@@ -715,8 +715,9 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     _check_no_tilde(root)
     packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")]
     problems = [p[:-1] + f", but {spec.name}.gz is there, still packed." if (
-        spec in packed and p == f"{raw / spec.name} is missing.") else p
+        spec in packed and p == f"{raw / spec.name} is missing.") else _respelt(p, raw, spec)
         for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
+    renames = sum(p.endswith(_RENAME_END) for p in problems)
     cache = _cache_problem(root)
     if problems or cache:
         nearby = (_nearby_root(root) if len(problems) == len(FILES) and all(
@@ -727,8 +728,52 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
             + (f"The four files are in {_raw_dir(nearby)}: did you mean {_root_option()} "
                f"{nearby}?\n" if nearby else "")
             + (_unpack_here(root) if problems and len(packed) == len(FILES)
+               else f"How to fix it: rename the files as said above (torchvision reads only "
+                    f"these names), then check again.\n(Paths are relative to "
+                    f"{_current_folder()}.)" if problems and renames == len(problems) and not cache
                else _how_to_fix(root)))
     return raw
+
+
+def _spelling(name: str) -> str:
+    """A file name as compared with the published one: in lower case, and with the dot of some
+    mirrors' spelling ('train-images.idx3-ubyte') as the published dash."""
+    return name.lower().replace(".idx", "-idx")
+
+
+def _other_spelling(folder: Path, name: str) -> str | None:
+    """The name of a file in ``folder`` that is ``name`` spelt otherwise (in upper case, as copied
+    from a case-insensitive file system, or dotted as some mirrors spell it), else None."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # cannot be listed (mode 711): only the published names are looked at
+        return None
+    return next((other for other in names if other != name and _spelling(other) == _spelling(name)
+                 and os.path.isfile(folder / other)), None)
+
+
+def _misnamed(folder: Path, spec: IdxFile) -> tuple[str, str] | None:
+    """``(found, name)`` when ``folder`` holds ``spec``'s file, or its .gz, only under another
+    spelling ``found`` of its published ``name``; else None."""
+    for name in (spec.name, f"{spec.name}.gz"):
+        other = _other_spelling(folder, name)
+        if other:
+            return other, name
+    return None
+
+
+_RENAME_END = " under its published name)."
+
+
+def _respelt(problem: str, folder: Path, spec: IdxFile) -> str:
+    """``problem``, with the rename to make when the missing file is in ``folder`` under another
+    spelling (or its .gz is): that file is not missing, only misnamed."""
+    misnamed = _misnamed(folder, spec)
+    if problem != f"{folder / spec.name} is missing." or misnamed is None:
+        return problem
+    other, name = misnamed
+    return (f"{folder / spec.name} is missing, but a file {other} is there: rename it to {name} "
+            f"(mv {folder / other} {folder / name}; torchvision reads it only" + _RENAME_END)
 
 
 def _nearby_root(root: str | os.PathLike) -> str | None:
@@ -745,10 +790,42 @@ def _nearby_root(root: str | os.PathLike) -> str | None:
 
 def _unpack_here(root: str | os.PathLike) -> str:
     """The fix when the raw folder holds the four .gz files (a download left packed): unpack
-    them where they are; deleting the folder, the general advice, would lose them."""
-    return (f"How to fix it (in a terminal opened in {_current_folder()}): python -m "
-            f"lenet_book.data prepare --source {_raw_dir(root)} --root {root} unpacks and "
-            "verifies the four files there; the .gz files are kept.")
+    them where they are; deleting the folder, the general advice, would lose them. A folder
+    that is not writable (a shared, read-only copy of the .gz files) is left alone: they are
+    unpacked into a data root of one's own."""
+    raw = _raw_dir(root)
+    if _writable(raw):
+        return (f"How to fix it (in a terminal opened in {_current_folder()}): python -m "
+                f"lenet_book.data prepare --source {raw} --root {root} unpacks and "
+                "verifies the four files there; the .gz files are kept.")
+    own = _own_root(raw)
+    use = f"--root {own}" if _ON_THE_COMMAND_LINE.get() else f"root={own!r}"
+    return (f"How to fix it (in a terminal opened in {_current_folder()}): {raw} is read-only "
+            "(a shared copy?), so do not unpack them there; unpack them into a data folder of "
+            f"your own: python -m lenet_book.data prepare --source {raw} --root {own} "
+            f"unpacks and verifies the four files in {_raw_dir(own)}"
+            + (" (DIR: a folder you can write)" if own == "DIR" else "")
+            + f", then use {use}. The .gz files are only read.")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this user may create files in ``folder``, and it is not marked read-only for
+    everyone (no w bit: a shared copy, which root could write all the same)."""
+    try:
+        return (os.access(folder, os.W_OK)
+                and bool(stat.S_IMODE(os.stat(folder).st_mode) & 0o222))
+    except OSError:
+        return False
+
+
+def _own_root(raw: Path) -> str:
+    """A data root to unpack a read-only ``raw`` folder's files into: 'data' in the current
+    folder when it is another folder that can be written (or created), else 'DIR'."""
+    folder = _raw_dir("data")
+    if os.path.realpath(folder) == os.path.realpath(raw):
+        return "DIR"
+    existing = next((part for part in (folder, *folder.parents) if os.path.isdir(part)), Path("."))
+    return "data" if _writable(existing) else "DIR"
 
 
 def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
@@ -1081,8 +1158,14 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
                                     f"{_problem(raw / spec.name, spec)}")
         gz = _source_file(source, spec, raw / spec.name)
         if gz is None:
+            misnamed = _misnamed(source, spec)
             raise FashionMNISTError(
-                f"{source / spec.name}.gz is missing: the source folder must hold the four "
+                (f"{source / spec.name}.gz is missing, but a file {misnamed[0]} is there: give it "
+                 f"its published name, {misnamed[1]} (mv {source / misnamed[0]} "
+                 f"{source / misnamed[1]}), or copy the four files under their published names "
+                 "into a folder of your own and give that one as the source. The"
+                 if misnamed else f"{source / spec.name}.gz is missing: the")
+                + " source folder must hold the four "
                 f"published .gz files ({', '.join(s.name + '.gz' for s in FILES)}), or the "
                 "four unpacked files (another checkout's data/FashionMNIST/raw, checked by "
                 "their MD5 sums).\n" + _how_to_fix(root))
@@ -1141,7 +1224,8 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
-    if not present and download:
+    shared = all(os.path.isfile(raw / f"{spec.name}.gz") for spec in FILES) and not _writable(raw)
+    if not present and download and not shared:  # shared: torchvision would unpack them there
         new = [folder for folder in (raw, raw.parent, _root(root))
                if not os.path.lexists(folder)]  # torchvision creates them: removed if it fails
         try:

@@ -120,18 +120,34 @@ class FusedStep:
 _fused_call = FusedStep.__call__
 
 
-@functools.wraps(_fused_call)
-def _call_unchanged(self, idx):
+def _check_unchanged(step):
     """A step updates the tensors captured when the FusedStep was built: a network changed since
-    (a layer replaced, net.double(), net.to(...)) would no longer be the one trained."""
-    now = list(self.net.named_parameters())
-    if ([name for name, _ in now] != self.names
+    (a layer replaced, net.double(), net.to(...)) would no longer be the one trained. Nor may a
+    parameter be frozen since: the update, p -= lr * grad, takes every captured tensor (the
+    network was refused at build if any was frozen then)."""
+    now = list(step.net.named_parameters())
+    if ([name for name, _ in now] != step.names
             or any(p.data_ptr() != q.data_ptr() or p.dtype != q.dtype or p.device != q.device
-                   for (_, p), q in zip(now, self.params))):
+                   for (_, p), q in zip(now, step.params))):
         raise ValueError("the network changed after FusedStep was built (a layer replaced, or "
                          "its weights converted or moved, e.g. net.double() or net.to(...)): "
                          "the step would keep updating the old weights and leave the network "
                          "as it is; build a new FusedStep(net, images, labels)")
+    frozen = [name for name, p in now if not p.requires_grad]
+    if frozen:
+        raise ValueError(f"{len(frozen)} parameter(s) of the network were frozen after "
+                         f"FusedStep was built (requires_grad=False: {', '.join(frozen[:4])}"
+                         f"{' ...' if len(frozen) > 4 else ''}), but FusedStep trains every "
+                         "parameter (its update, p -= lr * grad, takes them all) and would "
+                         "train them anyway; to freeze layers, train the network with "
+                         "lenet_book.train.train, which leaves frozen layers as they are, or "
+                         "unfreeze them (net.requires_grad_(True))")
+
+
+@functools.wraps(_fused_call)
+def _call_unchanged(self, idx):
+    """The step, on the network it was built for (``_check_unchanged``)."""
+    _check_unchanged(self)
     if (isinstance(idx, torch.Tensor) and idx.dim() == 1 and len(idx) == 1
             and not getattr(self, "_one_image_taken", False)):
         # a batch of one: a forward that drops its batch dimension (.squeeze()) was let in
@@ -288,6 +304,7 @@ class FusedEpochGraph:
         with torch.cuda.stream(side):
             warm_up(step, batches)
         torch.cuda.current_stream(device).wait_stream(side)
+        self.step = step
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.loss_sum.zero_()
@@ -300,6 +317,7 @@ class FusedEpochGraph:
             torch._foreach_copy_(step.params, start)
 
     def run(self, order):
+        _check_unchanged(self.step)  # the replay runs no step: a network changed since is named
         self.index.copy_(order)
         self.graph.replay()
         return self.loss_sum, self.correct

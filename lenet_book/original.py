@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_book.checks import (
+    NORMALISED_MAX,
     _a_kind,
     _brief,
     _on_cpu,
@@ -227,8 +228,54 @@ def _check_predict(penalties):
 predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
 
 
+def _refuse_change(self, *args, **kwargs):
+    raise TypeError(f"{self._name} is shared by the whole book (the chapters, recipes.build and "
+                    f"the seed study read it), so it is not changed in place: a change would "
+                    f"carry into every later use in this session. Change a copy: {self._copy}")
+
+
+class _SharedList(list):
+    """A list the whole book reads (LR_FACTORS, recipes.MODERN_STEPS): ``recipe = TEXT`` aliases
+    it, so its changing methods refuse, saying how to copy it. Everything else is a list's: repr,
+    ==, json, list(...), slices; copies and pickles are plain lists."""
+
+    __slots__ = ("_name", "_copy")
+
+    def __init__(self, items, name, copy):
+        super().__init__(items)
+        self._name, self._copy = name, copy
+
+    def __reduce__(self):
+        return list, (list(self),)
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse_change
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse_change
+
+
+class _SharedDict(dict):
+    """A dict the whole book reads (recipes.TEXT, ORIGINAL, MODERN_STEPS' changes), read-only as
+    ``_SharedList``; dict(...), {**...}, | and copies give plain dicts."""
+
+    __slots__ = ("_name", "_copy")
+
+    def __init__(self, items, name, copy):
+        super().__init__(items)
+        self._name, self._copy = name, copy
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+    __setitem__ = __delitem__ = __ior__ = _refuse_change
+    update = setdefault = pop = popitem = clear = _refuse_change
+
+
+# messages name their kind as for a plain list or dict ("got a dict")
+_SharedList.__name__, _SharedDict.__name__ = "list", "dict"
+
 # The paper's learning-rate schedule for its first 10 passes, as factors of the first rate
-LR_FACTORS = [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
+LR_FACTORS = _SharedList([1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1], "original.LR_FACTORS",
+                         "factors = list(original.LR_FACTORS), then paper_schedule(optimizer, "
+                         "num_epochs, steps_per_epoch, factors=factors)")
 
 
 def paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
@@ -305,12 +352,24 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
 
 
 def _check_paper_input(self, X):
-    """Images in [0, 1] as floats: 0-255 pixels would be scaled 255 times too far (the dtype
-    only: nothing is read from the tensor, so nothing waits for a GPU)."""
+    """Images in [0, 1] as floats: 0-255 pixels would be scaled 255 times too far. Their values
+    are read as train_step's are (on the CPU only, so nothing waits for a GPU; not in a training
+    step, which checked them, nor while torch.compile traces)."""
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
         got = f"{X.dtype} images" if isinstance(X, torch.Tensor) else _a_kind(X)
         raise TypeError(f"PaperInput takes float images in [0, 1]: to_float(images) first "
                         f"(lenet_book.train.to_float), got {got}")
+    if torch.compiler.is_compiling() or not _on_cpu(X) or X.numel() == 0 or in_training_step():
+        return
+    low, high = (value.item() for value in torch.aminmax(X.detach()))
+    if low < -NORMALISED_MAX or high > NORMALISED_MAX:  # NaN is left to predict's check
+        raise ValueError(f"PaperInput takes float images in [0, 1]: to_float(images) first "
+                         f"(lenet_book.train.to_float); these go from {low:g} to {high:g}"
+                         + ("; they look like pixels 0-255 as floats (.float() without the "
+                            "division by 255): give the uint8 pixels to to_float, or divide by "
+                            "255" if low >= 0 else
+                            f" (images normalised with a mean and std, (X - mean) / std, are "
+                            f"taken too: they stay within ±{NORMALISED_MAX:g})"))
 
 
 def _maps_problem(X, channels):

@@ -1,4 +1,5 @@
-"""The book's training recipes, in one place, as plain dictionaries of options.
+"""The book's training recipes, in one place, as dictionaries of options (read-only, shared by
+the whole book: change a copy, ``recipe = dict(recipes.TEXT)``).
 
 ``TEXT`` is the text's recipe (d2l's ``train_ch6``, chapter 3). Chapter 6 changes it one step at
 a time (``MODERN_STEPS``); chapter 5 trains the 1998 network (``ORIGINAL``). ``build`` turns a
@@ -30,10 +31,12 @@ from lenet_book.checks import (
     check_number,
     check_whole,
 )
+from lenet_book.original import _SharedDict, _SharedList
 from lenet_book.results import _read_once
 
 # The text's recipe: Xavier init, SGD, learning rate 0.9, batches of 256, 10 epochs.
-TEXT = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
+TEXT = _SharedDict({"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10},
+                   "recipes.TEXT", "recipe = dict(recipes.TEXT), or {**recipes.TEXT, 'lr': 0.1}")
 
 # Chapter 6: each step's changes, applied on top of the steps kept before it.
 MODERN_STEPS = [
@@ -45,10 +48,17 @@ MODERN_STEPS = [
     ("augmentation (shift ±2 px, mirror)", {"augment": True}),
     ("label smoothing 0.1", {"label_smoothing": 0.1}),
 ]
+# read-only, as TEXT: a step's changes aliased and edited would change modern_recipe's recipes
+MODERN_STEPS = _SharedList(
+    [(name, _SharedDict(changes, f"recipes.MODERN_STEPS[{i}][1] (the changes of {name!r})",
+                        f"changes = dict(recipes.MODERN_STEPS[{i}][1])"))
+     for i, (name, changes) in enumerate(MODERN_STEPS)],
+    "recipes.MODERN_STEPS", "steps = list(recipes.MODERN_STEPS)")
 
 # Chapter 5: the 1998 network, with SGD + momentum on the first 10 passes of the paper's schedule.
-ORIGINAL = {"network": "original", "lr": 0.005, "momentum": 0.9, "batch_size": 256,
-            "num_epochs": 10, "j": original.J}
+ORIGINAL = _SharedDict({"network": "original", "lr": 0.005, "momentum": 0.9, "batch_size": 256,
+                        "num_epochs": 10, "j": original.J}, "recipes.ORIGINAL",
+                       "recipe = dict(recipes.ORIGINAL), or {**recipes.ORIGINAL, 'lr': 0.01}")
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
@@ -136,8 +146,12 @@ def check_recipe(recipe, seed):
         if name not in OPTIONS:  # refused before build seeds torch's generator
             close = ([ALIASES[name]] if name in ALIASES
                      else difflib.get_close_matches(str(name), OPTIONS, n=1))
+            seed_hint = (f": the seed is not a recipe option but build's argument; remove it "
+                         f"from the recipe and pass it to build, recipes.build(recipe, "
+                         f"seed={_seed_shown(value)})."
+                         if name in ("seed", "random_seed") else "")
             raise ValueError(f"unknown recipe options [{name!r}]"
-                             + (f"; did you mean {close[0]!r}?" if close else "")
+                             + (seed_hint or (f"; did you mean {close[0]!r}?" if close else "."))
                              + f" The options are {', '.join(map(repr, OPTIONS))}.")
         kind, *arguments = OPTIONS[name]
         if kind == "whole":
@@ -153,8 +167,10 @@ def check_recipe(recipe, seed):
         elif kind == "flag" and not _is_flag(value):
             raise TypeError(f"recipe option {name!r} must be True or False, got {value!r}")
         elif kind == "choice" and (not isinstance(value, str) or value not in arguments[0]):
+            close = _close_choice(value, arguments[0])
             raise ValueError(f"recipe option {name!r} must be one of "
-                             f"{', '.join(map(repr, arguments[0]))}, got {value!r}")
+                             f"{', '.join(map(repr, arguments[0]))}, got {value!r}"
+                             + (f"; did you mean {close!r}?" if close else ""))
     network = recipe.get("network", "lenet")
     for other, names in ONLY_FOR.items():
         misplaced = [name for name in names if name in recipe and other != network]
@@ -164,6 +180,32 @@ def check_recipe(recipe, seed):
                              "remove them (they would be ignored)")
     if recipe.get("nesterov") and not recipe.get("momentum"):
         raise ValueError("recipe option 'nesterov' needs a momentum above 0 (e.g. 'momentum': 0.9)")
+    # build's defaults are the text's (lr 0.9): under the paper's loss and schedule the 1998
+    # network stays at chance at that rate, without a word
+    if network == "original" and "lr" not in recipe:
+        raise ValueError("this recipe trains the network 'original' but gives no 'lr', so build "
+                         "would use the text's 0.9, at which the 1998 network (the paper's loss "
+                         "and schedule) stays at chance level: start from the paper's recipe, "
+                         "{**recipes.ORIGINAL, ...} (lr 0.005, momentum 0.9), or give 'lr'")
+
+
+def _seed_shown(value):
+    """A seed given in a recipe, as build's argument would take it (3 if it is not one)."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return value if whole and 0 <= value <= SEED_MAX else 3
+
+
+def _close_choice(value, choices):
+    """The choice ``value`` likely meant: the same name in another case ('ReLU'), a close
+    spelling ('sigmiod'), or the class the choice stands for (nn.ReLU); None if none."""
+    if isinstance(value, type) or isinstance(value, nn.Module):
+        cls = value if isinstance(value, type) else type(value)
+        return next((key for key, chosen in choices.items() if chosen is cls), None)
+    if not isinstance(value, str):
+        return None
+    lower = {key.lower(): key for key in choices}
+    close = difflib.get_close_matches(value.lower(), lower, n=1, cutoff=0.8)
+    return lower[close[0]] if close else None
 
 
 def build(recipe, seed=0):

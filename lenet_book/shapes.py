@@ -600,7 +600,41 @@ def _diagnosable(bound):
         raise TypeError(f"diagnose: failure's last item must be walk's words on what the layer "
                         f"expects (a str), got {expects!r:.60}; pass what walk returns: {call}")
     bound.arguments["net"] = net
+    if _opened(layer) and 3 <= len(input_shape) <= 4:  # fewer or more: the input itself is named
+        bound.arguments.update(_failure_inside(net, tuple(input_shape), layer))
     yield
+
+
+def _opened(layer):
+    """A block of layers that next_shape follows one by one (an nn.Sequential without a forward
+    or pre-hooks of its own, e.g. C1 of the 1998 network)."""
+    return (isinstance(layer, nn.Sequential) and not _has_own_forward(layer)
+            and not _has_own_pre_hooks(layer))
+
+
+def _leaves(net):
+    """net's layers with its blocks (_opened) opened, in the order the input meets them."""
+    for layer in net:
+        if _opened(layer):
+            yield from _leaves(layer)
+        else:
+            yield layer
+
+
+def _failure_inside(net, input_shape, block):
+    """diagnose's net, shapes and failure for a failure in ``block``: those of the network with
+    its blocks opened, so that the layer inside that fails (C1's Conv2d) is diagnosed as the
+    same layer of a flat network would be. A layer that the input reaches with only its height
+    and width changed (PaperInput pads them) is diagnosed as the first one: the input's own
+    layout is then at fault (e.g. no channel dimension: X.unsqueeze(1))."""
+    flat = nn.Sequential(*_leaves(net))
+    shapes, failure = walk(flat, input_shape)
+    if failure is None or not any(m is failure[1] for m in block.modules()):
+        return {}  # the rules found it elsewhere (not expected): diagnosed as the block
+    index, layer, shape, expects = failure
+    if all(s[:-2] == input_shape[:-2] for s in (input_shape, *shapes)[:index + 1]):
+        return {"net": flat, "shapes": [], "failure": (0, layer, shape, expects)}
+    return {"net": flat, "shapes": shapes, "failure": failure}
 
 
 def _check_walk(net, input_shape):

@@ -42,7 +42,16 @@ from lenet_book.checks import (
     check_whole,
 )
 from lenet_book.device import synchronize
-from lenet_book.results import _absent, _failed, _plain_name, _read_record, _shown, results_folder
+from lenet_book.results import (
+    _absent,
+    _failed,
+    _is_seed_study,
+    _plain_name,
+    _read_record,
+    _seed_studies,
+    _shown,
+    results_folder,
+)
 from lenet_book.train import evaluate, to_float, train_step
 
 # Compiling imports torch.utils.cpp_extension, which warns on a machine without CUDA that it found
@@ -219,16 +228,30 @@ def load_result(name):
     name = _plain_name(name)
     if not isinstance(name, str) or not name or "/" in name or "\\" in name \
             or not name.endswith(".json"):
-        known = sorted(p.name for p in results_folder().glob("*.json"))
         raise ValueError(f"load_result takes the file name of a record in {results_folder()}, "
-                         f"e.g. 'cpu.json', got {name!r}; the records are {', '.join(known)}")
+                         f"e.g. 'cpu.json', got {name!r}; the records are "
+                         f"{', '.join(_speed_records())}")
     path = results_folder() / name
     if _absent(path):  # a file that is there but unusable (damaged, a folder...) is named below
-        known = sorted(p.name for p in results_folder().glob("*.json"))
         raise FileNotFoundError(f"no benchmark record {name!r} in {results_folder()}; the records "
-                                f"are {', '.join(known) or 'none'} (each written by a script in "
-                                "benchmarks/)")
-    return _read_record(path)
+                                f"are {', '.join(_speed_records()) or 'none'} (each written by a "
+                                "script in benchmarks/)")
+    record = _read_record(path)
+    if _is_seed_study(record):  # the speed tables would say it is not what load_result gives
+        raise ValueError(f"load_result: {name!r} is a seed study (it has 'results' of seeded "
+                         "runs, not the 'runs' of a speed benchmark): load it with "
+                         f"results.load_seed_study({name!r}) and show it with "
+                         "results.seed_study_table(study, rows) (or compare its runs with "
+                         "results.seed_study_pairs); the speed benchmark's records "
+                         f"are {', '.join(_speed_records()) or 'none'}")
+    return record
+
+
+def _speed_records():
+    """The records of the results folder that are not seed studies (results.load_seed_study
+    reads those); an unusable file is listed, and named when it is loaded."""
+    studies = set(_seed_studies())
+    return [p.name for p in sorted(results_folder().glob("*.json")) if p.name not in studies]
 
 
 def provenance(result):
@@ -426,7 +449,10 @@ def _check_record(result, needs=()):
         raise TypeError(f"result must be a benchmark record as load_result returns it (a dict "
                         f"with 'runs' of variants), e.g. load_result('cpu.json'), got a "
                         f"{type(result).__name__}"
-                        + (" without 'runs'" if isinstance(result, dict) else ""))
+                        + (" that is a seed study (of results.load_seed_study: it has "
+                           "'results', not 'runs'), which results.seed_study_table(study, rows) "
+                           "shows" if _is_seed_study(result)
+                           else " without 'runs'" if isinstance(result, dict) else ""))
     missing = [key for key in needs if key not in result]
     if missing:
         raise ValueError(f"result: this record has no {', '.join(map(repr, missing))} (it was "
@@ -608,6 +634,29 @@ def _check_compile_payoff(result, variant="fast-compile", baseline="fast"):
     _check_variant(result, variant, "variant")
     _check_variant(result, baseline, "baseline")
     _check_runs_have(result, ("train_seconds",), [variant, baseline], "compile_payoff")
+    _check_compiles(result, variant)
+
+
+def _check_compiles(result, variant):
+    """compile_payoff's variant compiled before it was timed: its runs have compile seconds (the
+    text's loop or the fast path has 0 in every run, and a record made before compilation was
+    timed apart has none), else its table would show a 'payoff' of 0 compile seconds."""
+    mine = [r for r in result["runs"] if not _failed(r) and r["variant"] == variant]
+    if any(r.get("setup_seconds", 0) > 0 for r in mine):
+        return
+    compiled = [v for v in _known_variants(result)
+                if any(r.get("setup_seconds", 0) > 0 for r in result["runs"]
+                       if not _failed(r) and r["variant"] == v)]
+    how = (f"e.g. compile_payoff(result, {compiled[0]!r}) (this record's compiled variants: "
+           f"{', '.join(map(repr, compiled))})" if compiled else
+           "a record that times compilation apart, e.g. load_result('cpu.json')")
+    if any(map(_compiles_in_timer, mine)):
+        raise ValueError(f"compile_payoff: the runs of {variant!r} in this record have no compile "
+                         "seconds: it was made before compilation was timed apart, so they are "
+                         f"inside its training seconds; use {how}")
+    raise ValueError(f"compile_payoff: {variant!r} compiles nothing (no compile seconds in any "
+                     "of its runs): compile_payoff compares a compiled variant, such as "
+                     f"'fast-compile', with its eager baseline; use {how}")
 
 
 def _check_compile_and_train(result, variants):

@@ -18,9 +18,11 @@ import gzip
 import hashlib
 import importlib
 import inspect
+import io
 import json
 import math
 import os
+import pickle
 import re
 import resource
 import shutil
@@ -40,6 +42,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torch.nn.utils.prune as prune
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 from torch import nn
 
 from lenet_book import (
@@ -75,7 +78,8 @@ from lenet_book.export import (
     write_js_data,
 )
 from lenet_book.source import show
-from lenet_book.train import evaluate, to_float, train, train_step
+from lenet_book.train import evaluate, split_validation, to_float, train, train_step
+from tools import execute_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 LENET_BOOK = str(REPO / "lenet_book")
@@ -1559,7 +1563,7 @@ def test_14_the_checks_leave_valid_calls_and_the_shown_source_alone():
     history, _ = train_tiny(scheduler=lambda o, e, s: torch.optim.lr_scheduler.OneCycleLR(
         o, max_lr=0.5, total_steps=e * s))
     assert len(history) == 1
-    net, options = recipes.build({"network": "original"})
+    net, options = recipes.build({"network": "original", "lr": 0.005})
     assert set(options) and original.paley_hadamard().shape == (84, 84)
     import inspect
     for shown in (original.RBF, original.Subsampling, original.PartialConv2d):
@@ -7657,8 +7661,7 @@ def test_30_the_books_own_networks_still_train():
     split = tiny_data(16)
     for net in (models.lenet(), models.modern_lenet(),
                 models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True),
-                models.modern_lenet(original.ScaledTanh), speed_free_lenet(),
-                nn.Sequential(*models.lenet(), nn.ReLU6())):
+                models.modern_lenet(original.ScaledTanh), speed_free_lenet()):
         history, _ = train(models.init_xavier(net), split, num_epochs=1, batch_size=8)
         assert len(history) == 1
     net, options = recipes.build(dict(recipes.ORIGINAL, num_epochs=1, batch_size=8))
@@ -9086,10 +9089,10 @@ def _seeds_module(monkeypatch, data_check=_no_data_check):
     return accuracy_seeds
 
 
-def _speed_module(monkeypatch):
+def _speed_module(monkeypatch, data_check=_no_data_check):
     from benchmarks import train_speed
 
-    monkeypatch.setattr(train_speed, "check_data_option", _no_data_check)
+    monkeypatch.setattr(train_speed, "check_data_option", data_check)
     return train_speed
 
 
@@ -11372,6 +11375,1037 @@ def test_33_accuracy_seeds_leaves_out_entries_whose_runs_the_budget_did_not_star
     assert all(entry["seeds"] and "valid" in entry or "test" in entry for entry in written.values())
     assert ("2 entries had no run within --budget 1e+09 seconds and are left out of the record: 'max pooling', "
             f"'original LeNet-5, j = 1'; to train them, run again with --resume {out} --json {out}") in said, said
+
+TEXT_AS_WRITTEN = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
+
+
+FACTORS_AS_WRITTEN = [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
+
+
+@pytest.mark.parametrize("change, copy_hint", [
+    (lambda: recipes.TEXT.__setitem__("activation", "relu"), r"recipe = dict\(recipes.TEXT\)"),
+    (lambda: recipes.TEXT.update(activation="relu", lr=0.1), r"recipe = dict\(recipes.TEXT\)"),
+    (lambda: recipes.TEXT.pop("lr"), r"recipe = dict\(recipes.TEXT\)"),
+    (lambda: recipes.TEXT.__ior__({"lr": 0.1}), r"recipe = dict\(recipes.TEXT\)"),
+    (lambda: recipes.ORIGINAL.__setitem__("lr", 0.05), r"recipe = dict\(recipes.ORIGINAL\)"),
+    (lambda: recipes.ORIGINAL.__delitem__("momentum"), r"recipe = dict\(recipes.ORIGINAL\)"),
+    (lambda: recipes.MODERN_STEPS[0][1].__setitem__("lr", 0.5),
+     re.escape("changes = dict(recipes.MODERN_STEPS[0][1])")),
+    (lambda: recipes.MODERN_STEPS.append(("dropout", {})),
+     re.escape("steps = list(recipes.MODERN_STEPS)")),
+    (lambda: recipes.MODERN_STEPS.pop(), re.escape("steps = list(recipes.MODERN_STEPS)")),
+    (lambda: original.LR_FACTORS.__setitem__(0, 10), re.escape("factors = list(original.LR_FACTORS)")),
+    (lambda: original.LR_FACTORS.__iadd__([0.05]), re.escape("factors = list(original.LR_FACTORS)")),
+    (lambda: original.LR_FACTORS.sort(), re.escape("factors = list(original.LR_FACTORS)")),
+], ids=["text-setitem", "text-update", "text-pop", "text-ior", "original-setitem",
+        "original-delitem", "step-changes-setitem", "steps-append", "steps-pop",
+        "factors-setitem", "factors-iadd", "factors-sort"])
+def test_33_the_books_recipes_and_paper_factors_refuse_a_change_in_place_saying_how_to_copy(
+        change, copy_hint):
+    """``recipe = recipes.TEXT; recipe["activation"] = "relu"`` changed the text's recipe (and
+    modern_recipe, build's baselines, paper_schedule's default) for the rest of the session."""
+    message = refused_by_lenet_book(TypeError, copy_hint, change)
+    assert "shared by the whole book" in message
+    assert recipes.TEXT == TEXT_AS_WRITTEN and original.LR_FACTORS == FACTORS_AS_WRITTEN
+    assert recipes.ORIGINAL["lr"] == 0.005 and recipes.ORIGINAL["momentum"] == 0.9
+    assert len(recipes.MODERN_STEPS) == 6 and recipes.MODERN_STEPS[0][1] == {
+        "activation": "relu", "lr": 0.1}
+
+
+def test_33_an_aliased_recipe_edited_with_augmented_assignment_is_refused():
+    recipe = recipes.TEXT
+    with pytest.raises(TypeError, match="shared by the whole book"):
+        recipe |= {"lr": 0.1}
+    factors = original.LR_FACTORS
+    with pytest.raises(TypeError, match="shared by the whole book"):
+        factors += [0.05]
+    assert recipes.TEXT == TEXT_AS_WRITTEN and original.LR_FACTORS == FACTORS_AS_WRITTEN
+
+
+@pytest.mark.parametrize("make_copy", [
+    dict, lambda r: {**r}, copy.copy, copy.deepcopy, lambda r: pickle.loads(pickle.dumps(r)),
+    lambda r: r | {}, lambda r: r.copy(), lambda r: json.loads(json.dumps(r)),
+], ids=["dict", "unpack", "copy", "deepcopy", "pickle", "or", "method-copy", "json"])
+def test_33_copies_of_the_books_recipes_are_plain_dicts_that_change(make_copy):
+    for shared in (recipes.TEXT, recipes.ORIGINAL, recipes.MODERN_STEPS[3][1]):
+        recipe = make_copy(shared)
+        assert type(recipe) is dict and recipe == shared
+        recipe["lr"] = 0.3
+        recipe.update(num_epochs=2)
+        assert shared.get("num_epochs") != 2 and recipe["lr"] == 0.3
+
+
+@pytest.mark.parametrize("make_copy", [
+    list, copy.copy, copy.deepcopy, lambda r: pickle.loads(pickle.dumps(r)), lambda r: r[:],
+    lambda r: r + [], lambda r: r.copy(),
+], ids=["list", "copy", "deepcopy", "pickle", "slice", "add", "method-copy"])
+def test_33_copies_of_the_paper_factors_and_the_steps_are_plain_lists_that_change(make_copy):
+    factors = make_copy(original.LR_FACTORS)
+    factors[0] = 10
+    factors.append(0.05)
+    assert type(factors) is list and original.LR_FACTORS == FACTORS_AS_WRITTEN
+    steps = make_copy(recipes.MODERN_STEPS)
+    steps.append(("dropout", {}))
+    assert type(steps) is list and len(recipes.MODERN_STEPS) == 6
+    deep = copy.deepcopy(recipes.MODERN_STEPS)
+    deep[0][1]["lr"] = 0.5  # a deep copy's changes are plain dicts too
+    assert type(deep[0][1]) is dict and recipes.MODERN_STEPS[0][1]["lr"] == 0.1
+
+
+def test_33_the_books_recipes_print_compare_and_serialise_as_before():
+    assert isinstance(recipes.TEXT, dict) and isinstance(recipes.ORIGINAL, dict)
+    assert isinstance(recipes.MODERN_STEPS, list) and isinstance(original.LR_FACTORS, list)
+    assert repr(recipes.TEXT) == repr(TEXT_AS_WRITTEN) and str(original.LR_FACTORS) == str(
+        FACTORS_AS_WRITTEN)
+    assert json.dumps(recipes.TEXT) == json.dumps(TEXT_AS_WRITTEN)
+    assert json.loads(json.dumps(recipes.MODERN_STEPS))[0] == ["ReLU (learning rate 0.1)",
+                                                               {"activation": "relu", "lr": 0.1}]
+    assert dict(recipes.MODERN_STEPS)["max pooling"] == {"pool": "max"}
+    # a wrong kind is still named "a dict" / "a list" in messages
+    assert checks._a_kind(recipes.TEXT) == "a dict"
+    assert checks._a_kind(original.LR_FACTORS) == "a list"
+    # what chapters 5 and 6 print is what their stored outputs show
+    chapter_5 = (REPO / "notebooks" / "05_original_lenet.ipynb").read_text()
+    chapter_6 = (REPO / "notebooks" / "06_modern_lenet.ipynb").read_text()
+    for line, chapter in [
+        (f"recipes.ORIGINAL = {recipes.ORIGINAL}", chapter_5),
+        (f"recipes.TEXT = {recipes.TEXT}", chapter_5),
+        (f"learning-rate factors, epochs 1-10: {original.LR_FACTORS}", chapter_5),
+        (f"the text's recipe: {recipes.TEXT}", chapter_6),
+        *((f"{name}: {changes}", chapter_6) for name, changes in recipes.MODERN_STEPS)]:
+        assert json.dumps(line + "\n", ensure_ascii=False) in chapter, line
+
+
+def test_33_the_books_recipes_still_build_and_schedule():
+    net, options = recipes.build(recipes.TEXT)
+    assert options["lr"] == 0.9
+    recipe = recipes.modern_recipe([name for name, _ in recipes.MODERN_STEPS])
+    assert type(recipe) is dict and recipe["label_smoothing"] == 0.1
+    recipe["lr"] = 0.1  # modern_recipe's result is the caller's to change
+    net, options = recipes.build(recipes.ORIGINAL)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.005)
+    schedule = original.paper_schedule(optimizer, 10, 2)
+    for _ in range(4):
+        optimizer.step()
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005 * 0.4)
+    factors = list(original.LR_FACTORS)
+    factors[0] = 0.5
+    original.paper_schedule(torch.optim.SGD(net.parameters(), lr=0.005), 10, 2, factors=factors)
+
+
+@pytest.mark.parametrize("recipe", [
+    {"network": "original", "num_epochs": 2},
+    {"network": "original", "j": 1.0, "momentum": 0.9},
+    {**{k: v for k, v in recipes.ORIGINAL.items() if k != "lr"}},
+], ids=["from-scratch", "with-j-and-momentum", "original-without-lr"])
+def test_33_a_1998_recipe_without_lr_is_refused_saying_to_start_from_original(recipe):
+    """build filled in the text's lr 0.9, at which the 1998 network stayed at chance."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    message = refused_by_lenet_book(ValueError, r"gives no 'lr'.*0\.9",
+                                    lambda: recipes.build(recipe))
+    assert "{**recipes.ORIGINAL, ...}" in message
+    assert torch.equal(torch.rand(3), expected)  # refused before build seeded torch
+
+
+@pytest.mark.parametrize("recipe", [
+    {"network": "original", "lr": 0.01},
+    {**recipes.ORIGINAL, "momentum": 0.0},
+    {**recipes.ORIGINAL, "momentum": 0.0, "lr": 0.05},
+], ids=["lr-only", "plain-sgd", "plain-sgd-other-lr"])
+def test_33_a_1998_recipe_with_its_lr_builds_with_or_without_momentum(recipe):
+    net, options = recipes.build(recipe)
+    assert options["lr"] == recipe["lr"]
+    images, labels = tiny_data(16)
+    history, _ = train(net, (images, labels), **{**options, "num_epochs": 1, "batch_size": 8})
+    assert len(history) == 1
+
+
+@pytest.mark.parametrize("make", ["layer", "network"])
+def test_33_paper_input_refuses_0_255_float_images_saying_to_float(make):
+    """``.float()`` in place of to_float went through: PaperInput's maps went up to 325."""
+    images, _ = tiny_data(4)
+    X = images.unsqueeze(1).float()
+    layer = original.PaperInput() if make == "layer" else original.original_lenet()
+    refused_by_lenet_book(ValueError, r"to_float\(images\) first .*from 0 to 25\d.*pixels 0-255 "
+                          r"as floats", lambda: layer(X))
+
+
+def test_33_paper_input_refuses_images_far_outside_any_normalisation():
+    X = to_float(tiny_data(4)[0]) * 600 - 300
+    refused_by_lenet_book(ValueError, r"to_float\(images\) first .*within ±10",
+                          lambda: original.PaperInput()(X))
+
+
+@pytest.mark.parametrize("scale", ["unit", "symmetric", "standardised", "one-image"])
+def test_33_paper_input_takes_unit_symmetric_and_standardised_images(scale):
+    X = to_float(tiny_data(4)[0])
+    X = {"unit": X, "symmetric": X * 2 - 1, "standardised": (X - 0.286) / 0.353,
+         "one-image": X[:1]}[scale]
+    assert original.PaperInput()(X).shape == (len(X), 1, 32, 32)
+    assert original.original_lenet()(X).shape == (len(X), 10)
+
+
+def test_33_the_1998_network_still_trains_and_evaluates_from_uint8_images():
+    images, labels = tiny_data(16)
+    net, options = recipes.build(recipes.ORIGINAL)
+    history, _ = train(net, (images, labels), {"test": (images, labels)},
+                       **{**options, "num_epochs": 1, "batch_size": 8})
+    assert 0 <= history[0]["test_acc"] <= 1
+
+
+@pytest.mark.parametrize("seed, shown", [(3, "seed=3"), (7, "seed=7"), ("a", "seed=3")])
+def test_33_a_seed_in_a_recipe_is_named_as_builds_argument(seed, shown):
+    """The message listed the options, with no word that the seed is build's argument."""
+    refused_by_lenet_book(
+        ValueError, re.escape(f"the seed is not a recipe option but build's argument; remove it "
+                              f"from the recipe and pass it to build, recipes.build(recipe, "
+                              f"{shown}). The options are"),
+        lambda: recipes.build({**recipes.TEXT, "seed": seed}))
+
+
+@pytest.mark.parametrize("name, value, meant", [
+    ("activation", "ReLU", "relu"), ("activation", "Sigmoid", "sigmoid"),
+    ("activation", "sigmiod", "sigmoid"), ("activation", nn.ReLU, "relu"),
+    ("pool", "MAX", "max"), ("pool", nn.MaxPool2d(2), "max"), ("network", "LeNet", "lenet"),
+    ("network", "Original", "original"),
+], ids=["ReLU", "Sigmoid", "sigmiod", "nn.ReLU", "MAX", "MaxPool2d", "LeNet", "Original"])
+def test_33_a_recipe_choice_in_another_case_or_close_gets_did_you_mean(name, value, meant):
+    """'ReLU' got "must be one of 'sigmoid', 'relu'" with no "did you mean"."""
+    recipe = {**recipes.TEXT, name: value}
+    if name == "network":
+        recipe = {"network": value, "lr": 0.005}
+    refused_by_lenet_book(ValueError, rf"recipe option '{name}' must be one of .*; did you mean "
+                          rf"'{meant}'\?", lambda: recipes.build(recipe))
+
+
+def test_33_a_different_activation_is_not_taken_for_a_close_one():
+    message = refused_by_lenet_book(ValueError, "'activation' must be one of 'sigmoid', 'relu', "
+                                    "got 'gelu'",
+                                    lambda: recipes.build({**recipes.TEXT, "activation": "gelu"}))
+    assert "did you mean" not in message
+
+
+@pytest.mark.parametrize("option, separator", [("colour", r"'colour'\]\. The options are"),
+                                               ("epochs", r"'num_epochs'\? The options are")])
+def test_33_an_unknown_recipe_option_has_a_separator_before_the_options(option, separator):
+    """"unknown recipe options ['colour'] The options are ...": no full stop."""
+    refused_by_lenet_book(ValueError, separator,
+                          lambda: recipes.build({**recipes.TEXT, option: 1}))
+
+def unchanged_33(before, net):
+    return all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+STEP4 = [name for name, _ in recipes.MODERN_STEPS[:4]]  # the first with one-cycle
+
+
+def test_33_build_s_one_cycle_schedule_beside_an_adamw_of_another_rate_is_refused():
+    """Exercise 6.2 (step 4's recipe, AdamW at 0.01, the one-cycle schedule kept) trained at up to
+    0.19: build's schedule had the recipe's peak, 0.2, built in."""
+    net, options = recipes.build(recipes.modern_recipe(STEP4))
+    options.update(num_epochs=1, batch_size=16, lr=0.01,
+                   optimizer=lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05))
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, r"one-cycle schedule comes from recipes\.build, with the recipe's peak "
+        r"learning rate, 0\.2, built in \(OneCycleLR's max_lr\), but lr=0\.01",
+        lambda: train(net, tiny_data(32), **options))
+    assert "set 'lr' in the recipe and build again" in message
+    assert "OneCycleLR(opt, max_lr=0.01, epochs=epochs, steps_per_epoch=steps" in message
+    assert unchanged_33(before, net)
+
+
+def test_33_build_s_one_cycle_schedule_beside_an_lr_set_after_build_is_refused():
+    """{**TEXT, 'one_cycle': True} with lr=0.01 set afterwards trained at up to 0.9."""
+    net, options = recipes.build({**recipes.TEXT, "one_cycle": True})
+    options.update(num_epochs=1, batch_size=16, lr=0.01)
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"peak learning rate, 0\.9, built in .* so 0\.01 would never "
+                          r"be used", lambda: train(net, tiny_data(32), **options))
+    assert unchanged_33(before, net)
+
+
+def _every_recipe():
+    steps = [name for name, _ in recipes.MODERN_STEPS]
+    return ([recipes.TEXT, recipes.ORIGINAL, {**recipes.TEXT, "one_cycle": True}]
+            + [recipes.modern_recipe(steps[:k]) for k in range(len(steps) + 1)])
+
+
+@pytest.mark.parametrize("recipe", _every_recipe())
+def test_33_the_options_build_gives_train_every_recipe_as_they_are(recipe):
+    """A valid use: build's options as they come, for the text's, the paper's and every prefix of
+    chapter 6's steps."""
+    net, options = recipes.build({**recipe, "num_epochs": 1, "batch_size": 16})
+    history, _ = train(net, tiny_data(32), **options)
+    assert len(history) == 1 and math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("change", ["adamw at the recipe's rate", "own schedule", "rebuilt"])
+def test_33_adamw_with_a_one_cycle_schedule_at_its_own_rate_trains(change):
+    """Valid uses: AdamW at the recipe's peak under build's schedule; AdamW at 0.01 with a schedule
+    of one's own (the solutions' adamw); the recipe built again with 'lr': 0.01."""
+    lr = 0.2 if change == "adamw at the recipe's rate" else 0.01
+    recipe = recipes.modern_recipe(STEP4)
+    net, options = recipes.build({**recipe, "num_epochs": 1, "batch_size": 16,
+                                  **({"lr": lr} if change == "rebuilt" else {})})
+    options.update(lr=lr, optimizer=lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=0.05))
+    if change == "own schedule":
+        options["scheduler"] = lambda opt, epochs, steps: torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps, cycle_momentum=False)
+    history, _ = train(net, tiny_data(32), **options)
+    assert len(history) == 1 and math.isfinite(history[0]["loss"])
+
+
+def test_33_fused_step_refuses_a_parameter_frozen_after_it_was_built():
+    """The frozen convolution was updated by the next step (p -= lr * grad takes every captured
+    tensor)."""
+    images, labels = tiny_data(32)
+    net = models.init_xavier(models.lenet())
+    step = fused.FusedStep(net, images, labels, compile=False)
+    net[0].requires_grad_(False)
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"2 parameter\(s\) of the network were frozen after "
+                          r"FusedStep was built \(requires_grad=False: 0\.weight, 0\.bias\).*"
+                          r"lenet_book\.train\.train", lambda: step(torch.arange(16)))
+    assert unchanged_33(before, net)
+    net[0].requires_grad_(True)  # unfrozen: the step trains again
+    step(torch.arange(16))
+    assert not unchanged_33(before, net)
+
+
+def test_33_train_fused_refuses_a_layer_frozen_by_on_epoch():
+    """train_fused went on training layer 0 after on_epoch froze it (train leaves it alone)."""
+    net = models.init_xavier(models.lenet())
+    frozen = {}
+
+    def freeze(record):
+        net[0].requires_grad_(False)
+        frozen.update(weights(net))
+
+    refused_by_lenet_book(ValueError, r"frozen after FusedStep was built", lambda: fused.train_fused(
+        net, tiny_data(32), tiny_data(16), num_epochs=2, batch_size=16, cuda_graph=False,
+        backend="eager", on_epoch=freeze))
+    assert unchanged_33(frozen, net)
+
+
+@pytest.mark.parametrize("last, shown", [
+    (nn.ReLU(), r"nn\.ReLU, which sets every negative score to 0"),
+    (nn.ReLU(inplace=True), r"nn\.ReLU, which sets every negative score to 0"),
+    (nn.ReLU6(), r"nn\.ReLU6, which clips every score to \[0, 6\]"),
+    (nn.Hardtanh(-5, 5), r"nn\.Hardtanh, which clips every score to \[-5, 5\]"),
+    (nn.Threshold(0.0, 0.0), r"nn\.Threshold, which replaces every score of at most 0 by 0"),
+])
+def test_33_a_network_ending_in_a_layer_that_clips_the_scores_is_refused(last, shown):
+    """modern_lenet(ReLU, max pooling) + a final nn.ReLU trained without a word (73% of the scores
+    exactly 0 on real data, ties going to the lowest class)."""
+    net = models.init_xavier(models.modern_lenet(nn.ReLU, nn.MaxPool2d))
+    net.append(last)
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, shown + r".*remove the final",
+                                    lambda: train(net, tiny_data(32), num_epochs=1, batch_size=16,
+                                                  lr=0.1))
+    assert "gets no gradient" in message
+    assert unchanged_33(before, net)
+    images, labels = tiny_data(32)
+    refused_by_lenet_book(ValueError, "FusedStep: the network ends in " + shown,
+                          lambda: fused.FusedStep(net, images, labels, compile=False))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    refused_by_lenet_book(ValueError, shown,
+                          lambda: train_step(net, opt, nn.CrossEntropyLoss(),
+                                             to_float(images[:8]), labels[:8]))
+
+
+def test_33_networks_with_relu_before_their_last_layer_still_train():
+    """Valid uses: ReLU inside the network (the book's, batch norm's, the 1998 network's RBF
+    output), a final ReLU under a loss of one's own, and a final LeakyReLU (it clips nothing)."""
+    split = tiny_data(16)
+    for net in (models.modern_lenet(nn.ReLU, nn.MaxPool2d),
+                models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True),
+                nn.Sequential(*models.modern_lenet(nn.ReLU, nn.MaxPool2d), nn.LeakyReLU(0.1))):
+        history, _ = train(models.init_xavier(net), split, num_epochs=1, batch_size=8, lr=0.1)
+        assert len(history) == 1
+    net = nn.Sequential(*models.modern_lenet(nn.ReLU, nn.MaxPool2d), nn.ReLU())
+    history, _ = train(models.init_xavier(net), split, num_epochs=1, batch_size=8, lr=0.1,
+                       loss_fn=lambda scores, labels: F.mse_loss(
+                           scores, F.one_hot(labels, 10).float()))
+    assert len(history) == 1
+    net, options = recipes.build(dict(recipes.ORIGINAL, num_epochs=1, batch_size=8))
+    history, _ = train(net, split, **options)
+    assert len(history) == 1
+
+
+def test_33_split_validation_s_output_given_whole_to_train_is_named():
+    """train(net, split_validation(...)) got 'the images must be a torch tensor ..., not a tuple'."""
+    split = split_validation(tiny_data(64), size=16)
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(TypeError, r"train_data: got two \(images, labels\) pairs, \(training, "
+                          r"validation\), as split_validation returns them.*fit_data, val_data = "
+                          r"split_validation\(train_data\), and pass fit_data",
+                          lambda: train(net, split, num_epochs=1))
+    assert unchanged_33(before, net)
+    refused_by_lenet_book(TypeError, r"eval_sets\['valid'\]: got two \(images, labels\) pairs.*"
+                          r"pass val_data", lambda: train(net, split[0], {"valid": split},
+                                                          num_epochs=1))
+
+
+def test_33_split_validation_s_output_unpacked_into_evaluate_is_named():
+    """evaluate(net, *split) got 'evaluate: the images must be a torch tensor ..., not a tuple'."""
+    split = split_validation(tiny_data(64), size=16)
+    refused_by_lenet_book(TypeError, r"evaluate: got two \(images, labels\) pairs.*unpack it, "
+                          r"fit_data, val_data = split_validation\(train_data\).*"
+                          r"evaluate\(net, \*val_data\)", lambda: evaluate(models.lenet(), *split))
+
+
+def test_33_split_validation_s_parts_train_and_evaluate():
+    """A valid use: the split unpacked, as chapter 6 does."""
+    fit_data, val_data = split_validation(tiny_data(64), size=16)
+    net = models.init_xavier(models.lenet())
+    history, _ = train(net, fit_data, {"valid": val_data}, num_epochs=1, batch_size=16)
+    assert 0 <= history[0]["valid_acc"] <= 1
+    assert 0 <= evaluate(net, *val_data) <= 1
+
+@pytest.mark.parametrize("name", ["accuracy-seeds-h200.json", "batch-norm-final-cpu.json"])
+def test_33_load_result_refuses_a_seed_study_naming_load_seed_study(name):
+    """A seed study was returned without a word, and benchmark_table then asked for a record
+    'as load_result returns it'."""
+    message = refused_by_lenet_book(
+        ValueError, rf"load_result: '{re.escape(name)}' is a seed study .*"
+        rf"results\.load_seed_study\('{re.escape(name)}'\) .*seed_study_table",
+        lambda: speed.load_result(name))
+    records = message.split("the speed benchmark's records are ")[1]
+    assert "cpu.json" in records and "accuracy-seeds" not in records, message
+    assert results.load_seed_study(name)["results"]  # the way named works
+
+
+def test_33_load_result_lists_only_the_speed_records():
+    """The records listed for a name not found included the two seed studies."""
+    message = refused_by_lenet_book(ValueError, "the records are .*cpu.json",
+                                    lambda: speed.load_result("cpu"))
+    assert "accuracy-seeds" not in message and "batch-norm-final" not in message, message
+    message = refused_by_lenet_book(FileNotFoundError, "the records are .*cpu.json",
+                                    lambda: speed.load_result("nope.json"))
+    assert "accuracy-seeds" not in message and "batch-norm-final" not in message, message
+
+
+def test_33_speed_tables_name_a_seed_study_given_as_a_record():
+    """A seed study read with json (as chapter 6 reads it) got 'a dict without 'runs''."""
+    import json
+
+    study = json.loads((results.results_folder() / "accuracy-seeds-h200.json").read_text())
+    refused_by_lenet_book(TypeError, r"a dict that is a seed study \(of results\.load_seed_study"
+                          r".*seed_study_table", lambda: speed.benchmark_table(study))
+
+
+@pytest.mark.parametrize("name", ["cpu.json", "gpu-h200.json", "gpu-h200-2.json",
+                                  "fused-h200.json"])
+def test_33_load_result_still_loads_every_speed_record(name):
+    assert isinstance(speed.load_result(name)["runs"], list)
+
+
+def test_33_check_input_shape_diagnoses_the_layer_inside_the_1998_networks_block(capsys):
+    """The 1998 network stopped at 'layer 1, Sequential' with no why and no hint."""
+    assert not shapes.check_input_shape(original.original_lenet(), (8, 28, 28))
+    printed = capsys.readouterr().out
+    assert "why:     the input has 8 channel(s), Conv2d(1 → 6, kernel 5×5, padding 0) takes 1" \
+        in printed, printed
+    assert ("hint:    if these are 8 grey images without a channel dimension, add it: "
+            "X.unsqueeze(1)") in printed, printed
+    assert not shapes.check_input_shape(models.lenet(), (8, 28, 28))  # the same words there
+    assert "add it: X.unsqueeze(1)" in capsys.readouterr().out
+
+
+def test_33_diagnose_of_a_block_names_the_layer_inside_that_fails():
+    net = original.original_lenet()
+    why, hint = shapes.diagnose(net, (8, 28, 28), *shapes.walk(net, (8, 28, 28)))
+    assert why.startswith("the input has 8 channel(s), Conv2d(1 → 6") and "unsqueeze(1)" in hint
+    block = nn.Sequential(nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU()), nn.Flatten(),
+                          nn.Sequential(nn.Linear(10, 3)))
+    why, hint = shapes.diagnose(block, (2, 1, 28, 28), *shapes.walk(block, (2, 1, 28, 28)))
+    assert why == ("the flattened feature map has 6×24×24 = 3456 values but Linear(10 → 3) "
+                   "expects 10") and hint == "change this Linear's in_features to 3456"
+
+
+def test_33_a_block_after_a_layer_that_changes_the_channels_gets_no_first_layer_hint(capsys):
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Sequential(nn.Conv2d(3, 16, 5)))
+    assert not shapes.check_input_shape(net, (2, 1, 28, 28))
+    printed = capsys.readouterr().out
+    assert "why:     the input has 6 channel(s), Conv2d(3 → 16" in printed, printed
+    assert "unsqueeze" not in printed and "permute" not in printed, printed
+
+
+def test_33_the_1998_network_still_takes_its_images():
+    assert shapes.check_input_shape(original.original_lenet(), (8, 1, 28, 28), verbose=False)
+
+
+@pytest.mark.parametrize("variant", ["text", "fast-channels-last"])
+def test_33_compile_payoff_refuses_a_variant_that_compiles_nothing(variant):
+    """A 'payoff' table with 0.0 compile seconds and the text loop's times was made."""
+    message = refused_by_lenet_book(
+        ValueError, rf"compile_payoff: '{variant}' compiles nothing .*compares a compiled "
+        "variant, such as 'fast-compile', with its eager baseline",
+        lambda: speed.compile_payoff(speed.load_result("cpu.json"), variant=variant))
+    assert "'fast-compile'" in message.split("compiled variants: ")[1], message
+
+
+def test_33_compile_payoff_refuses_a_record_that_compiled_inside_its_timer():
+    """gpu-h200.json's fast-compile compiled in its first timed epoch: compile s showed 0.0."""
+    refused_by_lenet_book(ValueError, "made before compilation was timed apart",
+                          lambda: speed.compile_payoff(speed.load_result("gpu-h200.json")))
+
+
+def test_33_compile_payoff_of_compiled_variants_still_works():
+    record = speed.load_result("cpu.json")
+    table = speed.compile_payoff(record, "fast-compile", baseline="fast")  # chapter 4's call
+    assert list(table["compile s"]) == ["6.0", "0.5", "0.6"]
+    assert len(speed.compile_payoff(record, "fused-channels-last")) == 3
+    assert len(speed.compile_and_train(record, ["fast-channels-last", "fast-compile"])) == 6
+
+def _printed(*texts):
+    """A notebook whose cells printed ``texts`` (one stream output each)."""
+    return new_notebook(cells=[new_code_cell("print(...)", outputs=[
+        new_output("stream", name="stdout", text=text)]) for text in texts])
+
+
+@pytest.mark.parametrize("text, found", [
+    ("/Users/alice/lenet/data\n", "/Users/alice"),
+    ("/content/drive/MyDrive/lenet.pt\n", "/content/drive"),
+    ("saved PosixPath('/content/lenet.pt')\n", "/content/lenet.pt"),
+    ("C:\\Users\\alice\\data\n", "C:\\Users\\alice"),
+    ("C:/Users/alice/data\n", "C:/Users/alice"),
+    ("'c:\\\\users\\\\alice\\\\data'\n", "c:\\\\users\\\\alice"),  # a repr, backslashes doubled
+    ("/mnt/c/Users/alice/data\n", "/mnt/c/Users/alice"),
+    ("first line\n/Users/alice/x.py\n", "/Users/alice"),  # at the start of a later line
+])
+def test_33_execute_notebooks_names_macos_windows_and_colab_paths_in_outputs(text, found):
+    """Before: only /home/NAME/, /root/, /tmp/..., /work/ and site-packages were found: a chapter's
+    output of /Users/alice/..., C:\\Users\\alice\\... or /content/... was written to the book."""
+    assert execute_notebooks.machine_paths(_printed("nothing here\n", text)) == [f"cell 1: {found}"]
+
+
+def test_33_execute_notebooks_names_a_macos_path_in_a_coloured_traceback():
+    """Before: the traceback's file /Users/alice/lenet.py (after a colour code) was not found."""
+    nb = new_notebook(cells=[new_code_cell("1/0", outputs=[new_output(
+        "error", ename="ZeroDivisionError", evalue="division by zero",
+        traceback=["File \x1b[0;32m/Users/alice/lenet.py:3\x1b[0m, in f"])])])
+    assert execute_notebooks.machine_paths(nb) == ["cell 0: /Users/alice"]
+
+
+@pytest.mark.parametrize("text", [
+    "see https://example.org/content/lenet and https://github.com/Users/x\n",
+    "https://colab.research.google.com/github/x/y/blob/main/content/a.ipynb\n",
+    "Colab keeps files in its /content/ folder, macOS in /Users/, Windows in C:\\Users\\\n",
+    "notebooks/content/x, group/Users/y, the Users: 3, C:Users\n",
+    "/home/ and /content and /Users\n",
+])
+def test_33_execute_notebooks_leaves_urls_and_prose_about_those_folders_alone(text):
+    assert execute_notebooks.machine_paths(_printed(text)) == []
+
+
+def test_33_every_stored_notebook_passes_the_machine_path_check():
+    paths = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted(
+        (REPO / "notebooks" / "solutions").glob("*.ipynb"))
+    assert len(paths) >= 16
+    assert book.chapters() and set(book.chapters() + book.solutions()) <= set(paths)
+    for path in paths:
+        assert execute_notebooks.machine_paths(nbformat.read(path, as_version=4)) == [], path
+
+
+def test_33_execute_notebooks_does_not_write_a_notebook_that_printed_a_macos_path(tmp_path):
+    """Before: 'done in 2 s', rc 0, and the notebook stored /Users/alice/lenet/data."""
+    nb = new_notebook(cells=[new_code_cell("print('/Users/alice/lenet/data')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    path = tmp_path / "users.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "tools.execute_notebooks", str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert done.returncode != 0, done.stdout
+    assert "outputs hold machine paths" in done.stderr and "/Users/alice" in done.stderr
+    assert path.read_bytes() == before
+
+
+def _copy_33(tmp_path):
+    """A copy of the repository's code, chapters, records and report page."""
+    copy_ = tmp_path / "repo"
+    for name in ("lenet_book", "tools", "notebooks", "records"):
+        shutil.copytree(REPO / name, copy_ / name,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    (copy_ / "book").mkdir()
+    shutil.copy(REPO / "book" / "execution_report.md", copy_ / "book")
+    shutil.copy(REPO / "_toc.yml", copy_ / "_toc.yml")
+    return copy_
+
+
+def _report_33(copy_, *args):
+    env = {**os.environ, "PYTHONPATH": str(copy_), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(copy_ / "tools" / "execution_report.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=copy_, env=env)
+
+
+def _edit(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=1))
+
+
+def _colab(key, value):
+    def change(check):
+        check["chapters"]["01_architecture"][key] = value
+    return "records/colab-check.json", change
+
+
+def _execution(key, value, versions=False):
+    def change(nb):
+        record = nb["metadata"]["execution"]
+        (record["versions"] if versions else record)[key] = value
+    return "notebooks/01_architecture.ipynb", change
+
+
+def _history(key, value, files=False):
+    def change(history):
+        replay = history["replays"][0]
+        if files:
+            next(iter(replay["files"].values()))[key] = value
+        else:
+            replay[key] = value
+    return "records/gpu-replay-history.json", change
+
+
+COLAB_FIX = "rerun python -m tools.colab_check --record"
+
+
+CHAPTER_FIX = "rerun python -m tools.execute_notebooks notebooks/01_architecture.ipynb"
+
+
+CASES_33 = {
+    "installed a string": (_colab("installed", "d2l"), "records/colab-check.json: chapters."
+                           "01_architecture.installed must be a list of strings, got \"d2l\": "
+                           + COLAB_FIX),
+    "passed a string": (_colab("passed", "false"), "records/colab-check.json: chapters."
+                        "01_architecture.passed must be true or false, got \"false\": " + COLAB_FIX),
+    "colab seconds negative": (_colab("seconds", -5), "chapters.01_architecture.seconds must be a "
+                               "number of seconds, 0 or more, got -5"),
+    "downloaded a number": (_colab("downloaded", 4), "chapters.01_architecture.downloaded must be "
+                            "a list of strings, got 4"),
+    "installed with a bar": (_colab("installed", ["d2l | x"]), "chapters.01_architecture."
+                             "installed[0] must be a string without '|'"),
+    "colab date": ((lambda: ("records/colab-check.json",
+                             lambda check: check.update(date="yesterday")))(),
+                   "records/colab-check.json: date must be a date written YYYY-MM-DD, got "
+                   "\"yesterday\""),
+    "seconds negative": (_execution("seconds", -5), "notebooks/01_architecture.ipynb: "
+                         "metadata.execution.seconds must be a number of seconds, 0 or more, got "
+                         "-5: " + CHAPTER_FIX),
+    "seconds nan": (_execution("seconds", math.nan), "metadata.execution.seconds must be a number "
+                    "of seconds, 0 or more, got NaN"),
+    "seconds true": (_execution("seconds", True), "metadata.execution.seconds must be a number of "
+                     "seconds, 0 or more, got true"),
+    "date in words": (_execution("date", "yesterday"), "metadata.execution.date must be a date "
+                      "written YYYY-MM-DD, got \"yesterday\": " + CHAPTER_FIX),
+    "date of month 13": (_execution("date", "2026-13-01"), "metadata.execution.date must be a "
+                         "date written YYYY-MM-DD, got \"2026-13-01\""),
+    "device of two lines": (_execution("device", "CPU | x\n# evil"), "metadata.execution.device "
+                            "must be a string on one line"),
+    "device with a bar": (_execution("device", "CPU | x"), "metadata.execution.device must be a "
+                          "string without '|'"),
+    "torch a number": (_execution("torch", 2, versions=True), "metadata.execution.versions.torch "
+                       "must be a string, got 2"),
+    "history count a string": (_history("failed", "1", files=True), "records/gpu-replay-history"
+                               ".json: replays[0].files.notebooks/01_architecture.ipynb.failed "
+                               "must be a count of tests"),
+    "history note of two lines": (_history("note", "one\n\ntwo"), "replays[0].note must be a "
+                                  "string on one line"),
+    "history date": (_history("date", "26/11/2026"), "replays[0].date must be a date written "
+                     "YYYY-MM-DD"),
+}
+
+
+@pytest.mark.parametrize("case", CASES_33)
+def test_33_execution_report_names_a_record_value_of_the_wrong_kind(tmp_path, case):
+    """Before: rc 0 and the page showed 'd, 2, l', 'pass' for "false", '-5 s', 'nan s', 'True s',
+    'yesterday', or a table row broken in two by a line break or '|'."""
+    (name, change), expected = CASES_33[case]
+    copy_ = _copy_33(tmp_path)
+    _edit(copy_ / name, change)
+    for args in (["--check"], []):
+        page = (copy_ / "book" / "execution_report.md").read_bytes()
+        done = _report_33(copy_, *args)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert (copy_ / "book" / "execution_report.md").read_bytes() == page
+
+
+def test_33_execution_report_makes_the_same_page_from_the_committed_records(tmp_path):
+    copy_ = _copy_33(tmp_path)
+    assert _report_33(copy_, "--check").returncode == 0
+    done = _report_33(copy_)
+    assert done.returncode == 0, done.stderr
+    assert (copy_ / "book" / "execution_report.md").read_bytes() == (
+        REPO / "book" / "execution_report.md").read_bytes()
+
+
+def test_33_execution_report_takes_fractional_seconds_and_a_replay_record(tmp_path):
+    copy_ = _copy_33(tmp_path)
+    _edit(copy_ / "records" / "colab-check.json",
+          lambda check: check["chapters"]["01_architecture"].update(seconds=8.5, downloaded=[]))
+    _edit(copy_ / "notebooks" / "01_architecture.ipynb",
+          lambda nb: nb["metadata"]["execution"].update(seconds=0, device="cuda: NVIDIA H100"))
+    (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(
+        {"date": "2026-12-01", "device": "NVIDIA H100 80GB HBM3", "torch": "2.14.1+cu130",
+         "commit": "abc1234", "seconds": 100,
+         "files": {"notebooks/01_architecture.ipynb": {"passed": 3, "failed": 0},
+                   "tests/test_fast.py": {"passed": 8, "failed": 1}},
+         "no_result": {"notebooks/02_shapes.ipynb": "exit 1"}}))
+    done = _report_33(copy_)
+    assert done.returncode == 0, done.stderr
+    page = (copy_ / "book" / "execution_report.md").read_text()
+    assert "| 8.5 s |" in page and "| 0 s |" in page and "cuda: NVIDIA H100" in page
+    assert "its run ended (exit 1)" in page and "1 of 9 differ or fail" in page
+
+
+
+def _cpu_runs():
+    return json.loads((RESULTS / "cpu.json").read_text())["runs"]
+
+
+def _trains_nothing(monkeypatch, module):
+    """run_variant gives a run of the committed CPU record instead of training: no image is trained on."""
+    runs = _cpu_runs()
+
+    def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
+        run = copy.deepcopy(next(r for r in runs if r["variant"] == name))
+        return {**run, "repeat": repeat, "epochs": epochs, "history": run["history"][:epochs]}
+
+    monkeypatch.setattr(module, "run_variant", run_variant)
+    monkeypatch.setattr(module, "check_data_option", lambda parser, root: None)
+
+
+def test_33_train_speed_records_its_seed_and_refuses_to_replace_a_record_of_another(tmp_path, monkeypatch,
+                                                                                    capsys):
+    """--seed 5 then --seed 7 on one --json: the record named no seed, and the second run replaced the first."""
+    train_speed = _speed_module(monkeypatch)
+    _trains_nothing(monkeypatch, train_speed)
+    record = tmp_path / "s.json"
+    argv = ["--device", "cpu", "--variants", "text", "fast", "--epochs", 1, "--subset", 64, "--json", record]
+    assert train_speed.main([str(a) for a in [*argv, "--seed", 5]]) == 0
+    written = json.loads(record.read_text())
+    assert written["seed"] == 5, written.keys()
+    before = record.read_bytes()
+    code, said = _stopped(train_speed.main, [*argv, "--seed", 7], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert (f"--json {record} holds a record made with other settings (--seed 5 (this run: 7)); this run would "
+            "replace it and its runs would be lost: nothing was run") in said, said
+    assert record.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+    assert train_speed.main([str(a) for a in [*argv, "--seed", 5]]) == 0  # the same seed: measured again
+    assert train_speed.main([str(a) for a in [*argv, "--seed", 7, "--replace"]]) == 0
+    assert json.loads(record.read_text())["seed"] == 7
+
+
+def test_33_train_speed_reads_a_record_without_a_seed_as_made_with_the_default_seed(tmp_path, monkeypatch, capsys):
+    """The committed records have no seed: they were made with the default, 0, and stay comparable."""
+    train_speed = _speed_module(monkeypatch)
+    copy_of_cpu = tmp_path / "cpu_copy.json"
+    copy_of_cpu.write_text((RESULTS / "cpu.json").read_text())
+    assert "seed" not in json.loads(copy_of_cpu.read_text())
+    for seed in ([], ["--seed", 0]):  # make bench's command: passes every check before the data's
+        with pytest.raises(_DataReached):
+            train_speed.main([str(a) for a in ["--device", "cpu", "--repeats", 3, *seed, "--json", copy_of_cpu]])
+    before = copy_of_cpu.read_bytes()
+    code, said = _stopped(train_speed.main, ["--device", "cpu", "--repeats", 3, "--seed", 1, "--json", copy_of_cpu],
+                          capsys)
+    assert code == 2 and "holds a record made with other settings (--seed 0 (this run: 1)); " in said, said
+    assert copy_of_cpu.read_bytes() == before and not list(tmp_path.glob(".*.lock"))
+
+
+def test_33_lenet_book_speed_reads_a_record_that_names_its_seed(tmp_path, monkeypatch):
+    """The record's new key 'seed' is no obstacle to the chapters' tables."""
+    train_speed = _speed_module(monkeypatch)
+    _trains_nothing(monkeypatch, train_speed)
+    record = tmp_path / "s.json"
+    assert train_speed.main(["--device", "cpu", "--variants", "text", "fast", "--epochs", "1", "--subset", "64",
+                             "--seed", "3", "--json", str(record)]) == 0
+    result = json.loads(record.read_text())
+    assert result["seed"] == 3
+    table = speed.benchmark_table(result)
+    assert list(table.index) == ["text", "fast"], table
+    assert "1 epochs" in speed.provenance(result)
+    committed = speed.load_result("cpu.json")  # and the records without one, as before
+    assert "seed" not in committed and len(speed.benchmark_table(committed)) == 6
+
+
+@pytest.mark.parametrize("script", ["train_speed", "accuracy_seeds"])
+def test_33_a_lone_dash_as_json_is_refused_before_any_run(script, tmp_path, monkeypatch, capsys):
+    """--json - wrote a file named '-' in the current folder ("results written to -")."""
+    module = _seeds_module(monkeypatch) if script == "accuracy_seeds" else _speed_module(monkeypatch)
+    argv = (["--study", "batch-norm-final", "--seeds", 1] if script == "accuracy_seeds"
+            else ["--variants", "fast", "--epochs", 1, "--subset", 64])
+    monkeypatch.chdir(tmp_path)
+    code, said = _stopped(module.main, ["--device", "cpu", *argv, "--json", "-"], capsys)
+    assert code == 2 and "Traceback" not in said, said
+    assert ("--json - would write a file named '-' here: the record is a file, which is read again and replaced, "
+            "not standard output; give a file name, e.g. --json results.json (or --json ./- for a file named "
+            "'-'); nothing was run") in said, said
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_33_a_file_named_dash_can_still_be_given_as_dot_slash_dash(tmp_path, monkeypatch):
+    """--json ./- names that file plainly: it passes the checks."""
+    train_speed = _speed_module(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_DataReached):
+        train_speed.main(["--device", "cpu", "--variants", "fast", "--epochs", "1", "--subset", "64",
+                          "--json", "./-"])
+    assert not list(tmp_path.glob(".*.lock"))
+
+
+def _best_of(variants):
+    return [copy.deepcopy(next(r for r in _cpu_runs() if r["variant"] == v)) for v in variants]
+
+
+def test_33_train_speed_table_without_text_leaves_the_ratio_column_out(capsys):
+    """--variants fast printed '× text' and nan on every row."""
+    from benchmarks import train_speed
+
+    train_speed.print_table(["fast", "fast-compile"], _best_of(["fast", "fast-compile"]), 1)
+    out = capsys.readouterr().out
+    assert "nan" not in out and "× text" not in out.splitlines()[1], out
+    assert "(no '× text' column: 'text' is not among --variants, so there is no run of it to compare with)" in out
+
+
+def test_33_train_speed_table_with_a_failed_text_run_says_why_it_has_no_ratio(capsys):
+    """A text run that failed left nan in every row's ratio."""
+    from benchmarks import train_speed
+
+    runs = [{"variant": "text", "description": "t", "repeat": 0, "error": "RuntimeError: boom"}, *_best_of(["fast"])]
+    train_speed.print_table(["text", "fast"], runs, 1)
+    out = capsys.readouterr().out
+    assert "nan" not in out and "text failed" in out, out
+    assert "(no '× text' column: the text's loop failed, so there is no run of it to compare with)" in out
+
+
+def test_33_train_speed_table_with_text_keeps_the_ratio_column(capsys):
+    from benchmarks import train_speed
+
+    train_speed.print_table(["text", "fast"], _best_of(["text", "fast"]), 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("× text") and lines[2].endswith("1.00"), lines
+    assert not any("no '× text' column" in line for line in lines)
+
+def _tiny_files(folder, monkeypatch, name=lambda name: name + ".gz", pack=True):
+    """Four tiny stand-in files (packed or not, named by ``name``), which the module expects."""
+    specs = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for published, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
+                                    ("train-labels-idx1-ubyte", 0x801, (3,)),
+                                    ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
+                                    ("t10k-labels-idx1-ubyte", 0x801, (2,))):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes(math.prod(shape)))
+        packed = gzip.compress(content, mtime=0)
+        (folder / name(published)).write_bytes(packed if pack else content)
+        specs.append(data.IdxFile(published, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return folder
+
+
+def _no_download(monkeypatch):
+    """torchvision's FashionMNIST, replaced by one that fails the test if it is called."""
+    import torchvision
+
+    def download(*args, **kwargs):
+        raise AssertionError("torchvision was asked to download or unpack")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", download)
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_33_gz_files_in_a_read_only_raw_folder_are_unpacked_into_a_root_of_ones_own(
+        tmp_path, monkeypatch, capsys):
+    """Before: the advice was to unpack them in place (prepare --root <that read-only root>),
+    which a user without write access is refused and root does, writing into the shared copy."""
+    shared = tmp_path / "shared" / "data"
+    raw = _tiny_files(shared / "FashionMNIST" / "raw", monkeypatch)
+    before = _snapshot(raw)
+    raw.chmod(0o555)  # a shared, read-only copy (root may still write there: no w bit for anyone)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    _no_download(monkeypatch)
+    try:
+        in_place = f"--root {shared} "
+        own = f"python -m lenet_book.data prepare --source {raw} --root data"
+        for call in (lambda: data.check_fashion_mnist(shared),
+                     lambda: data.ensure_fashion_mnist(shared, download=False),
+                     lambda: data.ensure_fashion_mnist(shared)):  # torchvision would unpack there
+            message = refused_by_lenet_book(data.FashionMNISTError, "read-only", call)
+            assert own in message and in_place not in message, message
+            assert "root='data'" in message, message
+        assert data.main(["check", "--root", str(shared)]) == 1
+        err = capsys.readouterr().err
+        assert own in err and in_place not in err and "--root data." in err, err
+        assert _snapshot(raw) == before
+        # the command given works, and only reads the shared copy
+        assert data.main(["prepare", "--source", str(raw), "--root", "data"]) == 0
+        assert data.check_fashion_mnist("data") == Path("data/FashionMNIST/raw")
+        assert _snapshot(raw) == before
+    finally:
+        raw.chmod(0o755)
+
+
+def test_33_gz_files_in_a_raw_folder_this_user_may_not_write_are_unpacked_elsewhere(
+        tmp_path, monkeypatch):
+    """Before: 'prepare --source RAW --root ROOT unpacks ... there', for a folder another user
+    owns (tests run as root: the permission test is faked)."""
+    root = tmp_path / "root"
+    raw = _tiny_files(root / "FashionMNIST" / "raw", monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    in_place = f"prepare --source {raw} --root {root} unpacks"
+    # a folder this user may write gets the advice to unpack in place, as before
+    message = refused_by_lenet_book(data.FashionMNISTError, "still packed",
+                                    lambda: data.check_fashion_mnist(root))
+    assert in_place in message and "read-only" not in message, message
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *args, **kwargs: (
+        False if mode == os.W_OK and os.path.realpath(path) == os.path.realpath(raw)
+        else access(path, mode, *args, **kwargs)))
+    message = refused_by_lenet_book(data.FashionMNISTError, "read-only",
+                                    lambda: data.check_fashion_mnist(root))
+    assert f"prepare --source {raw} --root data " in message and in_place not in message, message
+    # 'data' here is that very folder: a folder of one's own is asked for instead
+    os.rename(root, tmp_path / "data")
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    message = refused_by_lenet_book(data.FashionMNISTError, "read-only",
+                                    lambda: data.check_fashion_mnist("data"))
+    assert "--root DIR" in message and "a folder you can write" in message, message
+
+
+def test_33_data_files_under_another_spelling_are_named_with_the_rename(tmp_path, monkeypatch):
+    """Before: '.../train-images-idx3-ubyte is missing.' (x4) beside TRAIN-IMAGES-IDX3-UBYTE,
+    and 'dot/train-images-idx3-ubyte.gz is missing' beside train-images.idx3-ubyte."""
+    root = tmp_path / "upper"
+    raw = _tiny_files(root / "FashionMNIST" / "raw", monkeypatch, name=str.upper, pack=False)
+    message = refused_by_lenet_book(data.FashionMNISTError, "rename it to",
+                                    lambda: data.check_fashion_mnist(root))
+    for spec in data.FILES:
+        assert (f"a file {spec.name.upper()} is there: rename it to {spec.name} "
+                f"(mv {raw / spec.name.upper()} {raw / spec.name}") in message, message
+    assert "delete" not in message, message
+    for spec in data.FILES:  # the renames said work
+        os.rename(raw / spec.name.upper(), raw / spec.name)
+    assert data.check_fashion_mnist(root) == raw
+    # a packed file under another spelling: renamed to the .gz name
+    (raw / data.FILES[0].name).unlink()
+    (raw / "TRAIN-IMAGES-IDX3-UBYTE.GZ").write_bytes(b"x")
+    message = refused_by_lenet_book(data.FashionMNISTError, "rename it to",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "rename it to train-images-idx3-ubyte.gz" in message, message
+    # a source of the dotted spelling some mirrors use
+    dotted = _tiny_files(tmp_path / "dotted", monkeypatch,
+                         name=lambda name: name.replace("-idx", ".idx") + ".gz")
+    out = tmp_path / "out"
+    message = refused_by_lenet_book(data.FashionMNISTError, "published name",
+                                    lambda: data.prepare_fashion_mnist(dotted, out))
+    assert ("a file train-images.idx3-ubyte.gz is there: give it its published name, "
+            "train-images-idx3-ubyte.gz") in message, message
+    assert not out.exists()
+    for spec in data.FILES:
+        os.rename(dotted / (spec.name.replace("-idx", ".idx") + ".gz"), dotted / f"{spec.name}.gz")
+    assert data.prepare_fashion_mnist(dotted, out) == out / "FashionMNIST" / "raw"
+
+
+def test_33_a_checkpoint_is_not_saved_to_or_loaded_from_a_file_object_and_says_how(tmp_path):
+    """Before: 'must be a str or pathlib.Path', without saying why or how to get the bytes."""
+    net = models.lenet()
+    buffer = io.BytesIO()
+    message = refused_by_lenet_book(TypeError, "file object",
+                                    lambda: save_checkpoint(net, buffer))
+    assert "atomically" in message and "read_bytes()" in message, message
+    assert buffer.getvalue() == b""
+    # what it says works: save to a path, read its bytes; write them to a file, load that
+    path = save_checkpoint(net, tmp_path / "lenet.pt")
+    buffer = io.BytesIO(path.read_bytes())
+    other = models.lenet()
+    before = weights(other)
+    message = refused_by_lenet_book(TypeError, "file object",
+                                    lambda: load_checkpoint(other, buffer))
+    assert "write_bytes(buffer.getvalue())" in message, message
+    with open(path, "rb") as opened:
+        refused_by_lenet_book(TypeError, "file object", lambda: load_checkpoint(other, opened))
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+    (tmp_path / "copy.pt").write_bytes(buffer.getvalue())
+    load_checkpoint(other, tmp_path / "copy.pt")
+    assert all(torch.equal(t, other.state_dict()[k]) for k, t in net.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ["x\ny.pt", "runs\n2/lenet.pt", "a\tb.pt", "x\x01.pt",
+                                  "lenet.pt\x7f"])
+def test_33_a_checkpoint_name_with_a_control_character_inside_is_refused(tmp_path, monkeypatch,
+                                                                        name):
+    """Before: 'x\\ny.pt' was saved as a file whose name holds a line break."""
+    monkeypatch.chdir(tmp_path)
+    message = refused_by_lenet_book(CheckpointError, "control character",
+                                    lambda: save_checkpoint(models.lenet(), name))
+    assert "without it" in message, message
+    assert list(tmp_path.iterdir()) == []
+    refused_by_lenet_book(CheckpointError, "control character",
+                          lambda: load_checkpoint(models.lenet(), name))
+
+
+def test_33_a_checkpoint_whose_name_holds_a_newline_and_exists_still_loads(tmp_path):
+    net = models.lenet()
+    odd = tmp_path / "x\ny.pt"
+    os.rename(save_checkpoint(net, tmp_path / "x.pt"), odd)
+    assert load_checkpoint(models.lenet(), odd) is not None
+
+
+def test_33_save_checkpoint_through_a_symbolic_link_returns_the_path_as_given(tmp_path,
+                                                                              monkeypatch):
+    """Before: the link's target, as an absolute path (a machine path in a chapter's output)."""
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(models.lenet(), "c.pt")
+    os.symlink("c.pt", "link.pt")
+    relu = models.modern_lenet(nn.ReLU)
+    assert save_checkpoint(relu, "link.pt", overwrite=True) == Path("link.pt")
+    assert os.path.islink("link.pt") and os.readlink("link.pt") == "c.pt"
+    load_checkpoint(models.modern_lenet(nn.ReLU), "c.pt")  # the target holds the new one
+    assert save_checkpoint(relu, Path("link.pt")) == Path("link.pt")
+    assert save_checkpoint(relu, "plain.pt") == Path("plain.pt")
+
+
+@pytest.mark.parametrize("written", ["lenet_book checkpoint 2x", "lenet_book checkpoint ",
+                                     "lenet_book checkpoint 0", "lenet_book checkpoint -3",
+                                     "lenet_book checkpoint 2.5"])
+def test_33_a_checkpoint_with_a_damaged_format_field_is_called_damaged(tmp_path, written):
+    """Before: 'was written by a newer lenet_book (format '2x' ...): update lenet_book'."""
+    path = save_checkpoint(models.lenet(), tmp_path / "f.pt")
+    record = torch.load(path, weights_only=True)
+    record["format"] = written
+    torch.save(record, path)
+    message = refused_by_lenet_book(CheckpointError, "is damaged",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "newer" not in message and "update lenet_book" not in message, message
+    assert repr(written) in message, message
+
+
+@pytest.mark.parametrize("version", [3, 12])
+def test_33_a_checkpoint_of_a_later_format_number_is_still_called_newer(tmp_path, version):
+    path = save_checkpoint(models.lenet(), tmp_path / "f.pt")
+    record = torch.load(path, weights_only=True)
+    record["format"] = f"lenet_book checkpoint {version}"
+    assert record["format"] != FORMAT
+    torch.save(record, path)
+    refused_by_lenet_book(CheckpointError, "(?s)newer lenet_book.*update lenet_book",
+                          lambda: load_checkpoint(models.lenet(), path))
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

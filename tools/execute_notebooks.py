@@ -43,7 +43,13 @@ from lenet_book.device import device_name  # noqa: E402
 from tools.export_training_subset import _too_long  # noqa: E402
 from tools.tag_cells import _json, _shape_problem, schema_problem  # noqa: E402
 
-MACHINE_PATH = re.compile(r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/)")
+MACHINE_PATH = re.compile(
+    r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/"
+    # home folders on macOS (and Windows' under WSL), and Colab's working folder; not where a
+    # name or a URL's host or path goes on before them (https://example.org/content/...)
+    r"|(?<![\w.-])(?:/mnt/[A-Za-z])?/Users/[\w.-]+|(?<![\w.-])/content/[\w.-]+"
+    # Windows' home folders, with either slash, one or doubled (as repr() and JSON write it)
+    r"|(?<![\w.-])[A-Za-z]:[\\/]+(?i:users)[\\/]+[\w.-]+)")
 UNREADABLE = ("its JSON lacks what a notebook holds, such as an 'nbformat' version or "
               "cells with a cell_type and a source")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -68,11 +74,28 @@ def clean(nb: nbformat.NotebookNode, record: dict | None = None) -> None:
         cell.metadata = nbformat.from_dict(kept)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # a traceback's colours: 'File \x1b[0;32m/Users/...'
+
+
+def _texts(value):
+    """The strings in an output, each as shown, without colours: its repr would write a line
+    break as '\\n', which (as a colour's closing 'm') hides a path at the start of a line from
+    MACHINE_PATH's look-behind."""
+    if isinstance(value, str):
+        yield ANSI.sub("", value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
 def machine_paths(nb: nbformat.NotebookNode) -> list[str]:
     found = []
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
-            match = MACHINE_PATH.search(str(output))
+            match = next(filter(None, map(MACHINE_PATH.search, _texts(output))), None)
             if match:
                 found.append(f"cell {index}: {match.group(0)}")
     return found

@@ -16,8 +16,11 @@ The page names chapters by their titles and the code by its modules, not by file
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -92,6 +95,66 @@ def _reading(path: Path, what, *args):
                           f"{_fix(path)}") from None
 
 
+def _shown(value) -> str:
+    """A value as its record spells it (JSON), cut to 60 characters: how a message names it."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _wrong(path: Path, where: str, what: str, value, fix: str | None = None) -> RecordError:
+    return RecordError(f"{_name(path)}: {where} must be {what}, got {_shown(value)}: "
+                       f"{fix or _fix(path)}")
+
+
+# a line break would end the table row (or the line of history) that the value is printed in
+BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _text(path: Path, value, where: str, cell: bool = True, fix: str | None = None) -> str:
+    """``value``, a string on one line; in a table cell (``cell``) without '|', which would split
+    the cell in two."""
+    if not isinstance(value, str):
+        raise _wrong(path, where, "a string", value, fix)
+    if BREAKS.search(value):
+        raise _wrong(path, where, "a string on one line", value, fix)
+    if cell and "|" in value:
+        raise _wrong(path, where, "a string without '|' (it would split its table cell)", value, fix)
+    return value
+
+
+def _date(path: Path, value, where: str, fix: str | None = None) -> str:
+    """``value``, a date written as the tools write it: YYYY-MM-DD."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            datetime.date.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
+    raise _wrong(path, where, "a date written YYYY-MM-DD", value, fix)
+
+
+def _seconds(path: Path, value, where: str, fix: str | None = None):
+    """``value``, a number of seconds: finite, 0 or more (a bool is no number here)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0):
+        raise _wrong(path, where, "a number of seconds, 0 or more", value, fix)
+    return value
+
+
+def _count(path: Path, value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _wrong(path, where, "a count of tests, a whole number 0 or more", value)
+    return value
+
+
+def _strings(path: Path, value, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise _wrong(path, where, "a list of strings", value)
+    for index, item in enumerate(value):
+        _text(path, item, f"{where}[{index}]")
+    return value
+
+
 def title(nb: dict) -> str:
     lines = "".join(nb["cells"][0]["source"]).splitlines()
     if not lines:
@@ -146,7 +209,28 @@ def table(caption: str, columns: list[str], rows: list[str]) -> list[str]:
 
 
 def execution_row(path: Path, link: str) -> str:
-    return _reading(path, _execution_row, _notebook(path), link)
+    nb = _notebook(path)
+    _reading(path, _check_execution, path, nb)
+    return _reading(path, _execution_row, nb, link)
+
+
+def _check_execution(path: Path, nb: dict) -> None:
+    """Each value of a chapter's execution record is of the kind the page shows, named if not
+    (by tools/execute_notebooks.py, which writes it)."""
+    record = nb["metadata"].get("execution")
+    if not record:
+        return
+    fix = f"rerun python -m tools.execute_notebooks {_name(path)}, or restore it from git"
+    where = "metadata.execution."
+    versions = record["versions"]  # keys that are missing are named first, as the page needs them
+    [record[key] for key in ("date", "seconds", "device", "python")]
+    [versions[key] for key in ("torch", "torchvision", "d2l")]
+    _date(path, record["date"], where + "date", fix)
+    _seconds(path, record["seconds"], where + "seconds", fix)
+    for key in ("device", "python"):
+        _text(path, record[key], where + key, fix=fix)
+    for key in ("torch", "torchvision", "d2l"):
+        _text(path, versions[key], f"{where}versions.{key}", fix=fix)
 
 
 def _execution_row(nb: dict, link: str) -> str:
@@ -172,7 +256,23 @@ def gpu_replay(links: dict[str, str]) -> list[str]:
     return _reading(GPU_REPLAY, _gpu_replay, replay, links)
 
 
+def _check_replay(path: Path, replay: dict, where: str = "") -> None:
+    """A replay's date, device, torch and commit (in a sentence), and its counts per file, of the
+    kind the page shows."""
+    files = replay["files"]  # a key that is missing is named first, as the page needs it
+    _date(path, replay["date"], where + "date")
+    for key in ("device", "torch", "commit"):
+        _text(path, replay[key], where + key, cell=False)
+    for name, counts in files.items():
+        _text(path, name, f"{where}files (a file's name)")
+        for key in ("passed", "failed"):
+            _count(path, counts[key], f"{where}files.{name}.{key}")
+
+
 def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
+    _check_replay(GPU_REPLAY, replay)
+    for name, why in replay.get("no_result", {}).items():
+        _text(GPU_REPLAY, why, f"no_result.{name}")
     lines = [f"On {replay['date']} the chapters were replayed with nbval on {replay['device']} (torch "
              f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
              "on that GPU, and the unit tests of the training code ran there too, including those that "
@@ -204,7 +304,10 @@ def gpu_history(links: dict[str, str]) -> list[str]:
 def _gpu_history(history: dict) -> list[str]:
     lines = ["", "Earlier replays ran on older versions of the chapters and of the code, so they say nothing "
              "about the chapters as they are now; they are kept as history:", ""]
-    for replay in history["replays"]:
+    for index, replay in enumerate(history["replays"]):
+        _check_replay(GPU_HISTORY, replay, f"replays[{index}].")
+        if "note" in replay:
+            _text(GPU_HISTORY, replay["note"], f"replays[{index}].note", cell=False)
         if any(c["failed"] for c in replay["files"].values()) and not replay.get("note"):
             raise RecordError(f"a replay of {replay['date']} has failures and no note saying what came of them: "
                              f"add one to {GPU_HISTORY.relative_to(ROOT)}")
@@ -224,6 +327,14 @@ def colab_check(links: dict[str, str]) -> list[str]:
 
 
 def _colab_check(check: dict, links: dict[str, str]) -> list[str]:
+    [check[key] for key in ("date", "commit", "python", "torch", "chapters")]  # missing: named first
+    _date(COLAB_CHECK, check["date"], "date")
+    for key in ("commit", "python", "torch"):
+        _text(COLAB_CHECK, check[key], key, cell=False)
+    for name in links:  # the chapters the page shows
+        result = check["chapters"].get(Path(name).stem)
+        if result is not None:
+            _check_colab_result(result, f"chapters.{Path(name).stem}.")
     lines = [f"On {check['date']} (commit {check['commit']}, Python {check['python']}, torch {check['torch']}) "
              "each chapter ran the way a learner runs it on a new Colab runtime: alone in an empty folder, "
              "without d2l, lenet_book or the data. Its first cell installed d2l from PyPI and lenet_book "
@@ -234,6 +345,16 @@ def _colab_check(check: dict, links: dict[str, str]) -> list[str]:
                          ["chapter", "result", "run time", "installed by its first cell", "files downloaded"],
                          [colab_row(check["chapters"].get(Path(name).stem), link)
                           for name, link in links.items()])
+
+
+def _check_colab_result(result: dict, where: str) -> None:
+    """A chapter's result in records/colab-check.json, of the kind the page shows."""
+    [result[key] for key in ("passed", "seconds", "installed", "downloaded")]  # missing: named first
+    if not isinstance(result["passed"], bool):
+        raise _wrong(COLAB_CHECK, where + "passed", "true or false", result["passed"])
+    _seconds(COLAB_CHECK, result["seconds"], where + "seconds")
+    _strings(COLAB_CHECK, result["installed"], where + "installed")
+    _strings(COLAB_CHECK, result["downloaded"], where + "downloaded")
 
 
 def colab_row(result: dict | None, link: str) -> str:
