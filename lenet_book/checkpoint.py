@@ -789,6 +789,38 @@ def _zip_refusal(path: Path, contents: tuple[str, str]) -> CheckpointError:
                    "give the .pt file that save_checkpoint wrote")
 
 
+def _plain_state_dict(record) -> bool:
+    """Whether ``record`` is a plain state dict, torch.save(net.state_dict(), path): names to
+    tensors, with no format field."""
+    return (isinstance(record, dict) and bool(record) and "format" not in record
+            and all(isinstance(name, str) and isinstance(tensor, torch.Tensor)
+                    for name, tensor in record.items()))
+
+
+def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError:
+    """A plain state dict holds trained weights, but nothing to check them by: refused (chapter
+    6's ReLU LeNet has the sigmoid LeNet's very tensors), naming the one-line load and the
+    conversion into a checkpoint, with retraining left as the fallback."""
+    stored = architecture(record)
+    expected = architecture(_named_state(net))
+    fits = _same_tensors(stored, expected)
+    what = (f"is not a lenet_book checkpoint: it is a plain state dict of {len(record)} tensors "
+            "(torch.save(net.state_dict(), path)), which records neither a checksum nor the "
+            "network's layers, so it cannot be checked against this network (chapter 6's ReLU "
+            "LeNet has the same tensors as the text's sigmoid LeNet); only files written by "
+            "save_checkpoint are loaded")
+    if not fits:
+        what += (", and its tensors do not fit this network:\n"
+                 + _differences(stored, expected))
+    load = (f"net.load_state_dict(torch.load({str(path)!r}, weights_only=True)), then "
+            "save_checkpoint(net, 'lenet.pt') makes a checkpoint of them, to load from then on")
+    return _refuse(path, what, (
+        "if it holds the weights of a network with exactly this one's layers, load them into it "
+        f"without the checks: {load}; otherwise " if fits else
+        f"load them into the network it was saved from (net, with its very layers): {load}; "
+        "or ") + RETRAIN)
+
+
 def _refuse(path: Path, what: str, fix: str = RETRAIN) -> CheckpointError:
     return CheckpointError(f"Checkpoint {path} {what}.\nHow to fix it: {fix}.")
 
@@ -1056,6 +1088,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                             f"one reads {FORMAT!r})",
                       "update lenet_book (git pull in the book's folder), or save the network "
                       "again with this version")
+    if _plain_state_dict(record):
+        raise _plain_state_dict_refusal(path, record, net)
     if not (isinstance(record, dict) and record.get("format") == FORMAT):
         raise _refuse(path, "is not a lenet_book checkpoint (a plain torch.save of a state dict, "
                             "or another file?); only files written by save_checkpoint are loaded")

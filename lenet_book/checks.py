@@ -126,6 +126,18 @@ def check_flags(**flags):
                                "without quotes" if isinstance(value, str) else ""))
 
 
+def _is_number_text(value):
+    """A string that reads as a number ('0.1'): quoted by mistake. Another (a device name, a
+    word) is not one, and 'without quotes' would be wrong advice."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=False):
     """``value`` must be a finite real number (not a bool or a string) in the given range."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.requires_grad:
@@ -135,7 +147,7 @@ def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=F
                         + ((f"; write it without quotes, e.g. {name}={value.strip()}"
                             if name.isidentifier()
                             else f"; write {value.strip()}, not {value!r}")
-                           if isinstance(value, str) else ""))
+                           if _is_number_text(value) else ""))
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     try:
@@ -268,9 +280,11 @@ def check_fused_data(images, labels):
 def _check_not_split_pairs(name, images, labels):
     """Images and labels that are two (images, labels) pairs: split_validation's (training,
     validation), given whole as one split (train(net, split), evaluate(net, *split))."""
-    def is_pair(data):
+    def is_pair(data):  # images N×..., labels N: other lists of tensors get check_split's words
         return (isinstance(data, (tuple, list)) and len(data) == 2
-                and all(isinstance(t, torch.Tensor) for t in data))
+                and all(isinstance(t, torch.Tensor) for t in data)
+                and data[0].dim() >= 2 and data[1].dim() == 1
+                and len(data[0]) == len(data[1]))
 
     if not (is_pair(images) and is_pair(labels)):
         return
@@ -1273,6 +1287,11 @@ def _check_parameters(name, function):
 HISTORY_KEYS = ("epoch", "loss", "train_acc", "setup_seconds")  # what every epoch's dict holds
 
 
+_TRAIN_OPTIONS = ("num_epochs", "batch_size", "lr", "optimizer", "scheduler", "loss_fn",
+                  "batch_transform", "predict", "seed", "on_epoch", "cuda_graph", "amp_dtype",
+                  "channels_last", "compile")  # train's keyword arguments
+
+
 def _check_eval_sets(eval_sets):
     """{name: (images, labels)}, each name a string whose ``<name>_acc`` is a key of its own."""
     if isinstance(eval_sets, numbers.Integral) and not isinstance(eval_sets, bool):
@@ -1283,6 +1302,17 @@ def _check_eval_sets(eval_sets):
     if not isinstance(eval_sets, dict):
         raise TypeError(f"eval_sets must be a dict {{name: (images, labels)}}, "
                         f"got {_a_kind(eval_sets)}")
+    options = [name for name, split in eval_sets.items()
+               if name in _TRAIN_OPTIONS and not (isinstance(split, (tuple, list))
+                                                  and len(split) == 2)]
+    if options:
+        # train(net, data, options): the ** forgotten before recipes.build's options
+        raise TypeError(f"eval_sets must be a dict {{name: (images, labels)}}, but it holds "
+                        f"train's options ({', '.join(options[:4])}"
+                        f"{', ...' if len(options) > 4 else ''}): these look like the options "
+                        "of recipes.build, given as the third argument, eval_sets; unpack them "
+                        "with **: train(net, data, **options), or train(net, data, "
+                        "{'valid': val_data}, **options)")
     for name, split in eval_sets.items():
         if not isinstance(name, str):
             raise TypeError(f"eval_sets' names must be strings such as 'valid' (scored as "
@@ -1505,15 +1535,22 @@ def _check_softmax_output(net, loss_fn, who="train"):
                          "need no activation)")
 
 
+_SCORES_LIE = 10.0  # a trained network's scores lie within about ±10: clipping there matters
+
+
 def _clipped_scores(layer):
-    """What a final layer that clips the scores does to them (ReLU sets every negative one to
-    0; its gradient there is 0), said for the message; None for any other layer. Hardtanh of a
-    span of at most 2 is named by _squashed_range."""
+    """What a final layer that clips the scores where they lie does to them (ReLU sets every
+    negative one to 0; its gradient there is 0), said for the message; None for any other
+    layer. A wide clamp, e.g. nn.Hardtanh(-30, 30) for numerical stability, touches only
+    scores the softmax has already saturated: left alone. Hardtanh of a span of at most 2 is
+    named by _squashed_range."""
     if isinstance(layer, nn.ReLU):
         return "sets every negative score to 0"
-    if isinstance(layer, nn.Hardtanh):  # ReLU6 too
+    if isinstance(layer, nn.Hardtanh) and (layer.min_val > -_SCORES_LIE  # ReLU6 too
+                                           or layer.max_val < _SCORES_LIE):
         return f"clips every score to [{layer.min_val:g}, {layer.max_val:g}]"
-    if isinstance(layer, nn.Threshold):
+    if isinstance(layer, nn.Threshold) and (layer.threshold > -_SCORES_LIE
+                                            or layer.value > layer.threshold):
         return f"replaces every score of at most {layer.threshold:g} by {layer.value:g}"
     return None
 
@@ -1582,8 +1619,10 @@ def _check_optimizer(net, optimizer, lr, device):
     rates = {group.get("lr") for group in built.param_groups}
     try:
         # 0.9 is train's default: told apart from an lr written by the caller (lr_written_noted)
+        # isclose: a rate given as a float32 tensor, torch.tensor(0.1), is 0.1 too
         differs = ((float(lr) != 0.9 or _LR_WRITTEN.get())
-                   and all(float(rate) != float(lr) for rate in rates))
+                   and not any(math.isclose(float(rate), float(lr), rel_tol=1e-6)
+                               for rate in rates))
     except (TypeError, ValueError):
         differs = False
     if differs and _made_by_build(optimizer):
@@ -1597,9 +1636,13 @@ def _check_optimizer(net, optimizer, lr, device):
                          f"recipes.build({{**{recipe}, 'lr': {lr}}})"
                          + ("" if recipe != "recipe" else " with the recipe you built from"))
     if differs:
+        # build's options always hold 'lr': with its optimizer swapped, **options writes it
+        shown = ", ".join(f"{float(r):g}" for r in rates)
         raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
-                         f"with lr {', '.join(f'{float(r):g}' for r in rates)}; give the learning "
-                         "rate in one place (inside the optimizer function)")
+                         f"with lr {shown}; give the learning rate in one place (inside the "
+                         "optimizer function): leave lr= out, or, where it came with the "
+                         "options of recipes.build (they always hold 'lr'), set "
+                         f"options['lr'] = {shown.split(', ')[0]} or del options['lr']")
 
 
 _LR_WRITTEN = contextvars.ContextVar("lr_written", default=False)

@@ -719,6 +719,11 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
         for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
     renames = sum(p.endswith(_RENAME_END) for p in problems)
     cache = _cache_problem(root)
+    if len(problems) == len(FILES) and not cache and all(
+            p.endswith(" is missing.") for p in problems):
+        folder = _source_given_as_root(root)  # the files are there, one level off
+        if folder is not None:
+            raise _source_as_root_error(root, folder)
     if problems or cache:
         nearby = (_nearby_root(root) if len(problems) == len(FILES) and all(
             p.endswith(" is missing.") for p in problems) else None)
@@ -1037,17 +1042,56 @@ def _in_source(folder: Path, spec: IdxFile) -> bool:
     return any(os.path.isfile(folder / name) for name in (f"{spec.name}.gz", spec.name))
 
 
+# Folders below a source that may hold the four files: another checkout's data root, its
+# FashionMNIST folder, and a clone of Zalando's repository (or its data folder), data/fashion.
+_BELOW_A_SOURCE = (("FashionMNIST", "raw"), ("raw",), ("data", "fashion"), ("fashion",))
+
+
 def _files_folder(source: Path) -> Path:
     """The folder of ``source`` that holds the files: ``source`` itself, or, when it holds none
-    of them, its FashionMNIST/raw or raw folder holding all four (another checkout's data root,
-    or its FashionMNIST folder, given as the source; every file is MD5-checked all the same)."""
+    of them, the folder below it (:data:`_BELOW_A_SOURCE`) holding all four (every file is
+    MD5-checked all the same)."""
     if any(os.path.lexists(source / name) for spec in FILES
            for name in (spec.name, f"{spec.name}.gz")):
         return source
-    for below in (source / "FashionMNIST" / "raw", source / "raw"):
+    for below in (source.joinpath(*parts) for parts in _BELOW_A_SOURCE):
         if all(_in_source(below, spec) for spec in FILES):
             return below
     return source
+
+
+def _source_given_as_root(root: str | os.PathLike) -> Path | None:
+    """The folder holding the four files (as .gz or unpacked) when ``root``, given as a data
+    root, is really a source: it holds them itself or in a folder of :data:`_BELOW_A_SOURCE`
+    other than FashionMNIST/raw, which holds none of them. Else None."""
+    raw = _raw_dir(root)
+    if any(os.path.lexists(raw / name) for spec in FILES
+           for name in (spec.name, f"{spec.name}.gz")):
+        return None
+    folder = _files_folder(_root(root))
+    return folder if all(_in_source(folder, spec) for spec in FILES) else None
+
+
+def _source_as_root_error(root: str | os.PathLike, folder: Path) -> FashionMNISTError:
+    """The files are right there, in ``folder``: say so, and how to make a data root of them,
+    rather than that they are missing (or that a download failed)."""
+    raw = _raw_dir(root)
+    own = _own_root(raw)
+    names = ", ".join(next(name for name in (f"{spec.name}.gz", spec.name)
+                           if os.path.isfile(folder / name)) for spec in FILES)
+    where = "itself" if folder == _root(root) else f"in {folder}"
+    use = (f"--root {own}" if _ON_THE_COMMAND_LINE.get()
+           else f"root={own!r} (a tool's --data {own})")
+    return FashionMNISTError(
+        f"{root} holds the four Fashion-MNIST files {where} ({names}), but it is given as the "
+        f"data root, the folder that holds them in FashionMNIST/raw/: {raw} holds none of them. "
+        f"{folder} is a source to prepare a data root from, not a data root.\n"
+        f"How to fix it (in a terminal opened in {_current_folder()}): python -m "
+        f"lenet_book.data prepare --source {folder} --root {own} "
+        f"{'unpacks' if names.endswith('.gz') else 'copies'} and verifies them into "
+        f"{_raw_dir(own)}" + (" (DIR: a folder you can write)" if own == "DIR" else "")
+        + f", then use {use}; or move the four files into {raw}/. Nothing was created, deleted "
+        "or downloaded.")
 
 
 def find_local_copy() -> Path | None:
@@ -1109,7 +1153,9 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     they are copied, and verified by the same MD5 sums.
 
     With no ``source``, the first local copy that :func:`find_local_copy` finds is used; a
-    ``$FASHION_MNIST_SOURCE`` that is set but not such a copy is refused, naming its value.
+    ``$FASHION_MNIST_SOURCE`` that is set but not such a copy is refused, naming its value. When
+    the four files are already correct, no copy is needed (nothing is looked for). A source may
+    also be a folder above the files: a data root, or a clone of Zalando's repository.
     Files already there and correct are kept; a stale torchvision ``processed/`` cache is
     deleted (see :func:`remove_stale_cache`). Works offline, and several runs at once on the
     same root are safe. Returns the raw folder.
@@ -1125,33 +1171,23 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         raise FashionMNISTError(
             "The source folder is empty text (--source \"\"): give the folder that holds the four "
             "*-ubyte.gz files, or leave --source out to use a local copy.\n" + _how_to_fix(root))
-    if source is None:
+    if source is not None:
+        _check_source_kind(source, root)
+    todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
+    if source is None and todo:  # data already ready need no copy (make data, gpu_check)
         _check_source_variable()
         source = find_local_copy()
         if source is None:
+            folder = _source_given_as_root(root)  # the root itself holds the files
+            if folder is not None:
+                raise _source_as_root_error(root, folder)
             raise FashionMNISTError(
                 "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
                 + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
                             for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
-    if isinstance(source, bytes) or not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"the source must be a folder path (a str or pathlib.Path) that holds the "
-                        f"four *-ubyte.gz files, got {source!r} ({_a_kind(source)})")
-    source = Path(source)
-    source_problem = _source_problem(source)
-    if source_problem:
-        fix = (f"How to fix it: give this user read access to {source} and its files (e.g. as "
-               f"their owner: chmod -R a+rX {source}), or copy the .gz files to a folder it can "
-               "read and pass that one."
-               if "no permission" in source_problem else
-               "How to fix it: mend that symbolic link (ls -l shows where it points) or remove "
-               "it, or give --source (or $FASHION_MNIST_SOURCE) another folder."
-               if "points to itself" in source_problem else _how_to_fix(root))
-        raise FashionMNISTError(
-            f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
-            "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
-            "*-ubyte.gz files (or the four unpacked files).\n" + fix)
-    source = _files_folder(source)
-    todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
+        _check_source_kind(source, root)
+    if source is not None:
+        source = _files_folder(Path(source))
     for spec in todo:
         if os.path.isdir(raw / spec.name):
             raise FashionMNISTError(f"Cannot prepare Fashion-MNIST in {raw}: "
@@ -1199,6 +1235,47 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     return check_fashion_mnist(root)
 
 
+def _check_source_kind(source, root: str | os.PathLike) -> None:
+    """``source`` must be a path of a folder this user can read (an archive or a single file is
+    named with what to give instead)."""
+    if isinstance(source, bytes) or not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"the source must be a folder path (a str or pathlib.Path) that holds the "
+                        f"four *-ubyte.gz files, got {source!r} ({_a_kind(source)})")
+    source = Path(source)
+    source_problem = _source_problem(source)
+    if source_problem:
+        fix = (f"How to fix it: give this user read access to {source} and its files (e.g. as "
+               f"their owner: chmod -R a+rX {source}), or copy the .gz files to a folder it can "
+               "read and pass that one."
+               if "no permission" in source_problem else
+               "How to fix it: mend that symbolic link (ls -l shows where it points) or remove "
+               "it, or give --source (or $FASHION_MNIST_SOURCE) another folder."
+               if "points to itself" in source_problem else _how_to_fix(root))
+        raise FashionMNISTError(
+            f"Cannot prepare Fashion-MNIST from {source}: {source_problem}\n"
+            "--source (or $FASHION_MNIST_SOURCE) must be a folder holding the four published "
+            "*-ubyte.gz files (or the four unpacked files).\n" + _archive_hint(source) + fix)
+
+
+_ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2")
+
+
+def _archive_hint(source: Path) -> str:
+    """What to give instead of a file given as the source: the folder an archive unpacks to, or
+    the folder of one of the four files. Else ''."""
+    if not os.path.isfile(source):
+        return ""
+    name = source.name.lower()
+    if name.endswith(_ARCHIVES):
+        unpack = f"unzip {source}" if name.endswith(".zip") else f"tar xf {source}"
+        return (f"{source} is an archive: unpack it first ({unpack}) and give the folder that "
+                "holds the four files it unpacks to.\n")
+    if any(name in (spec.name, f"{spec.name}.gz") for spec in FILES):
+        return (f"{source} is one of the four files: give the folder that holds all four, "
+                f"--source {source.parent}.\n")
+    return ""
+
+
 def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = True) -> Path:
     """Make sure Fashion-MNIST is ready under ``root`` before a chapter loads it.
 
@@ -1224,7 +1301,16 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
-    shared = all(os.path.isfile(raw / f"{spec.name}.gz") for spec in FILES) and not _writable(raw)
+    packed = all(os.path.isfile(raw / f"{spec.name}.gz") for spec in FILES)
+    shared = packed and not _writable(raw)
+    if not present:
+        folder = _source_given_as_root(root)  # torchvision would download a second copy
+        if folder is not None:
+            raise _source_as_root_error(root, folder)
+    if not present and download and packed and not shared:
+        # unpacked and verified here: torchvision would try to download a damaged .gz again and
+        # say only that the download failed (offline), leaving the others unpacked unverified
+        return prepare_fashion_mnist(raw, root)
     if not present and download and not shared:  # shared: torchvision would unpack them there
         new = [folder for folder in (raw, raw.parent, _root(root))
                if not os.path.lexists(folder)]  # torchvision creates them: removed if it fails
@@ -1237,8 +1323,26 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
             _remove_empty_folders(new)
             raise FashionMNISTError(
                 f"Fashion-MNIST is not in {raw} and torchvision could not download it "
-                f"({type(error).__name__}: {error}).\n" + _how_to_fix(root)) from None
+                f"({type(error).__name__}: {error}).\n" + _rejected_gz(raw)
+                + _how_to_fix(root)) from None
     return check_fashion_mnist(root)
+
+
+def _rejected_gz(raw: Path) -> str:
+    """A line naming the .gz files in ``raw`` whose MD5 is not the published one: torchvision
+    downloads those again, so a damaged one reads as a failed download. Else ''."""
+    rejected = []
+    for spec in FILES:
+        gz = raw / f"{spec.name}.gz"
+        try:
+            if os.path.isfile(gz) and _md5(gz) != spec.gz_md5:
+                rejected.append(f"{gz} (expected MD5 {spec.gz_md5})")
+        except OSError:
+            pass
+    if not rejected:
+        return ""
+    return ("torchvision tried to download again, as they are not the published files: "
+            + ", ".join(rejected) + ". Replace or delete them.\n")
 
 
 def _remove_empty_folders(folders: list[Path]) -> None:
@@ -1283,6 +1387,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--root", default="data")
     args = parser.parse_args(argv)
     on_the_command_line = _ON_THE_COMMAND_LINE.set(True)
+    already = args.command == "prepare" and _ready(args.root)
     try:
         if args.command == "prepare":
             raw = prepare_fashion_mnist(args.source, args.root)
@@ -1308,8 +1413,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         _ON_THE_COMMAND_LINE.reset(on_the_command_line)
-    print(f"Fashion-MNIST ready in {raw}: 4 files, MD5 sums verified.")
+    print(f"Fashion-MNIST ready in {raw}: 4 files, MD5 sums verified"
+          + (" (they were already there: nothing to unpack)." if already else "."))
     return 0
+
+
+def _ready(root) -> bool:
+    """Whether the four files under ``root`` are already correct (a bad root: False, and the
+    command says why)."""
+    try:
+        return all(_problem(_raw_dir(root) / spec.name, spec) is None for spec in FILES)
+    except (FashionMNISTError, TypeError, ValueError, OSError):
+        return False
 
 
 if __name__ == "__main__":

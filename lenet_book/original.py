@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_book.checks import (
-    NORMALISED_MAX,
     _a_kind,
     _brief,
     _on_cpu,
@@ -228,54 +227,72 @@ def _check_predict(penalties):
 predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
 
 
-def _refuse_change(self, *args, **kwargs):
-    raise TypeError(f"{self._name} is shared by the whole book (the chapters, recipes.build and "
-                    f"the seed study read it), so it is not changed in place: a change would "
-                    f"carry into every later use in this session. Change a copy: {self._copy}")
+def _differences(now, published, name):
+    """How ``now`` differs from ``published`` (a dict, or a list of values or of (name, dict)
+    steps), in at most three short phrases, for a message."""
+    if isinstance(now, dict) and isinstance(published, dict):
+        found = [f"{name}[{key!r}] is {_brief(now[key])} (published {published[key]!r})"
+                 if key in published else f"{name}[{key!r}] = {_brief(now[key])} was added"
+                 for key in now if key not in published or not _same(now[key], published[key])]
+        found += [f"{name}[{key!r}] was removed (published {published[key]!r})"
+                  for key in published if key not in now]
+    elif isinstance(now, list) and len(now) != len(published) \
+            and _same(now[:len(published)], published[:len(now)]):  # items added or removed
+        found = ([f"{name}[{i}] = {_brief(item)} was added"
+                  for i, item in enumerate(now[len(published):], len(published))]
+                 or [f"{name}[{i}] was removed (published {_brief(was, 80)})"
+                     for i, was in enumerate(published[len(now):], len(now))])
+    elif isinstance(now, list) and len(now) == len(published):
+        found = []
+        for i, (item, was) in enumerate(zip(now, published)):
+            if _same(item, was):
+                continue
+            if isinstance(item, tuple) and len(item) == 2 and item[0] == was[0]:
+                found += _differences(item[1], was[1], f"{name}[{i}][1]")  # a step's changes
+            else:
+                found.append(f"{name}[{i}] is {_brief(item)} (published {_brief(was, 80)})")
+    else:
+        found = [f"{name} holds {_brief(now, 80)} (published {_brief(published, 80)})"]
+    return found[:3] + (["..."] if len(found) > 3 else [])
 
 
-class _SharedList(list):
-    """A list the whole book reads (LR_FACTORS, recipes.MODERN_STEPS): ``recipe = TEXT`` aliases
-    it, so its changing methods refuse, saying how to copy it. Everything else is a list's: repr,
-    ==, json, list(...), slices; copies and pickles are plain lists."""
-
-    __slots__ = ("_name", "_copy")
-
-    def __init__(self, items, name, copy):
-        super().__init__(items)
-        self._name, self._copy = name, copy
-
-    def __reduce__(self):
-        return list, (list(self),)
-
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse_change
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse_change
+def _same(now, published):
+    try:
+        return bool(now == published)
+    except Exception:  # e.g. a numpy array put in: == is no yes or no
+        return False
 
 
-class _SharedDict(dict):
-    """A dict the whole book reads (recipes.TEXT, ORIGINAL, MODERN_STEPS' changes), read-only as
-    ``_SharedList``; dict(...), {**...}, | and copies give plain dicts."""
+def _check_unchanged(name, shared, published, readers, how_to_copy):
+    """Refuse a value the whole book reads (``recipes.TEXT``, ``original.LR_FACTORS``, ...) that
+    was changed in place since import: ``recipe = recipes.TEXT`` names the same dict, so a change
+    to ``recipe`` changed the book's recipe (and every later use of it) without a word."""
+    if _same(shared, published):
+        return
+    alias = how_to_copy.split(" = ")[0]  # recipe, steps, factors
+    raise ValueError(f"{name} was changed in place since lenet_book was imported: "
+                     f"{'; '.join(_differences(shared, published, name))}. The whole book reads "
+                     f"it ({readers}), so the change would carry into every later use in this "
+                     f"session. `{alias} = {name}` does not copy it: {alias} names the same "
+                     f"{type(published).__name__}, and a change to {alias} changes {name}. Put it "
+                     f"back with `from lenet_book import recipes; recipes.restore_published()` "
+                     f"(or restart the kernel), and change a copy: {how_to_copy}")
 
-    __slots__ = ("_name", "_copy")
-
-    def __init__(self, items, name, copy):
-        super().__init__(items)
-        self._name, self._copy = name, copy
-
-    def __reduce__(self):
-        return dict, (dict(self),)
-
-    __setitem__ = __delitem__ = __ior__ = _refuse_change
-    update = setdefault = pop = popitem = clear = _refuse_change
-
-
-# messages name their kind as for a plain list or dict ("got a dict")
-_SharedList.__name__, _SharedDict.__name__ = "list", "dict"
 
 # The paper's learning-rate schedule for its first 10 passes, as factors of the first rate
-LR_FACTORS = _SharedList([1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1], "original.LR_FACTORS",
-                         "factors = list(original.LR_FACTORS), then paper_schedule(optimizer, "
-                         "num_epochs, steps_per_epoch, factors=factors)")
+LR_FACTORS = [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
+# as published (a plain list, so that checkpoints and configs store it as one): paper_schedule
+# refuses its default factors changed in place (``factors = LR_FACTORS`` aliases them)
+_FACTORS_PUBLISHED = (LR_FACTORS, list(LR_FACTORS))
+
+
+def _check_factors_published():
+    shared, published = _FACTORS_PUBLISHED
+    _check_unchanged("original.LR_FACTORS", shared, published,
+                     "chapter 5, paper_schedule as its default factors, recipes.build's 1998 "
+                     "recipes",
+                     "factors = list(original.LR_FACTORS), then paper_schedule(optimizer, "
+                     "num_epochs, steps_per_epoch, factors=factors)")
 
 
 def paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
@@ -294,6 +311,8 @@ def _factors_listed(factors):
 
 
 def _check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):
+    if factors is _FACTORS_PUBLISHED[0]:
+        _check_factors_published()
     if factors is None:
         raise ValueError("paper_schedule: factors must be a non-empty list of the first rate's "
                          "factors, one per epoch (the last is kept after), got None; leave "
@@ -354,22 +373,33 @@ def _check_partial_conv(self, inputs, in_channels, kernel_size=5):
 def _check_paper_input(self, X):
     """Images in [0, 1] as floats: 0-255 pixels would be scaled 255 times too far. Their values
     are read as train_step's are (on the CPU only, so nothing waits for a GPU; not in a training
-    step, which checked them, nor while torch.compile traces)."""
+    step, which checked them, nor while torch.compile traces or torch.func's vmap or grad runs,
+    where a value cannot be read)."""
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
         got = f"{X.dtype} images" if isinstance(X, torch.Tensor) else _a_kind(X)
         raise TypeError(f"PaperInput takes float images in [0, 1]: to_float(images) first "
                         f"(lenet_book.train.to_float), got {got}")
-    if torch.compiler.is_compiling() or not _on_cpu(X) or X.numel() == 0 or in_training_step():
+    if torch.compiler.is_compiling() or _in_functorch() or not _on_cpu(X) or X.numel() == 0 \
+            or in_training_step():
         return
     low, high = (value.item() for value in torch.aminmax(X.detach()))
-    if low < -NORMALISED_MAX or high > NORMALISED_MAX:  # NaN is left to predict's check
+    # Pixels as floats (.float() of uint8) are whole numbers from 0 up. Normalised images are not
+    # refused whatever their range: standardised Fashion-MNIST goes below 0 and up to 185 (per
+    # pixel), and scaled without centring (X / std) holds fractions.
+    if low >= 0 and high > 1 and bool((X.detach() == X.detach().round()).all()):
         raise ValueError(f"PaperInput takes float images in [0, 1]: to_float(images) first "
-                         f"(lenet_book.train.to_float); these go from {low:g} to {high:g}"
-                         + ("; they look like pixels 0-255 as floats (.float() without the "
-                            "division by 255): give the uint8 pixels to to_float, or divide by "
-                            "255" if low >= 0 else
-                            f" (images normalised with a mean and std, (X - mean) / std, are "
-                            f"taken too: they stay within ±{NORMALISED_MAX:g})"))
+                         f"(lenet_book.train.to_float); these are whole numbers from {low:g} to "
+                         f"{high:g}: they look like pixels "
+                         + ("0-255 " if high <= 255 else "")
+                         + "as floats (.float() without the division by 255): give the uint8 "
+                         "pixels to to_float, or divide by 255")
+
+
+def _in_functorch():
+    """Whether torch.func's vmap, grad or another transform is running: it cannot read a
+    tensor's values (.item() fails under vmap)."""
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active and active())
 
 
 def _maps_problem(X, channels):

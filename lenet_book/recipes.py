@@ -1,5 +1,5 @@
-"""The book's training recipes, in one place, as dictionaries of options (read-only, shared by
-the whole book: change a copy, ``recipe = dict(recipes.TEXT)``).
+"""The book's training recipes, in one place, as plain dictionaries of options (shared by the
+whole book: change a copy, ``recipe = dict(recipes.TEXT)``).
 
 ``TEXT`` is the text's recipe (d2l's ``train_ch6``, chapter 3). Chapter 6 changes it one step at
 a time (``MODERN_STEPS``); chapter 5 trains the 1998 network (``ORIGINAL``). ``build`` turns a
@@ -10,6 +10,7 @@ seed study (``benchmarks/accuracy_seeds.py``) and the tests train exactly the sa
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import math
 import numbers
@@ -31,12 +32,10 @@ from lenet_book.checks import (
     check_number,
     check_whole,
 )
-from lenet_book.original import _SharedDict, _SharedList
 from lenet_book.results import _read_once
 
 # The text's recipe: Xavier init, SGD, learning rate 0.9, batches of 256, 10 epochs.
-TEXT = _SharedDict({"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10},
-                   "recipes.TEXT", "recipe = dict(recipes.TEXT), or {**recipes.TEXT, 'lr': 0.1}")
+TEXT = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs": 10}
 
 # Chapter 6: each step's changes, applied on top of the steps kept before it.
 MODERN_STEPS = [
@@ -48,17 +47,46 @@ MODERN_STEPS = [
     ("augmentation (shift ±2 px, mirror)", {"augment": True}),
     ("label smoothing 0.1", {"label_smoothing": 0.1}),
 ]
-# read-only, as TEXT: a step's changes aliased and edited would change modern_recipe's recipes
-MODERN_STEPS = _SharedList(
-    [(name, _SharedDict(changes, f"recipes.MODERN_STEPS[{i}][1] (the changes of {name!r})",
-                        f"changes = dict(recipes.MODERN_STEPS[{i}][1])"))
-     for i, (name, changes) in enumerate(MODERN_STEPS)],
-    "recipes.MODERN_STEPS", "steps = list(recipes.MODERN_STEPS)")
 
 # Chapter 5: the 1998 network, with SGD + momentum on the first 10 passes of the paper's schedule.
-ORIGINAL = _SharedDict({"network": "original", "lr": 0.005, "momentum": 0.9, "batch_size": 256,
-                        "num_epochs": 10, "j": original.J}, "recipes.ORIGINAL",
-                       "recipe = dict(recipes.ORIGINAL), or {**recipes.ORIGINAL, 'lr': 0.01}")
+ORIGINAL = {"network": "original", "lr": 0.005, "momentum": 0.9, "batch_size": 256,
+            "num_epochs": 10, "j": original.J}
+
+# The recipes as published, with how to copy each. They stay plain (checkpoints, torch.load and
+# YAML configs store them as any dict), so ``recipe = recipes.TEXT`` aliases TEXT and a change
+# to ``recipe`` changes it: build and modern_recipe refuse a recipe changed in place.
+_PUBLISHED = [("recipes.TEXT", TEXT, copy.deepcopy(TEXT),
+               "recipe = dict(recipes.TEXT), or {**recipes.TEXT, 'lr': 0.1}"),
+              ("recipes.ORIGINAL", ORIGINAL, copy.deepcopy(ORIGINAL),
+               "recipe = dict(recipes.ORIGINAL), or {**recipes.ORIGINAL, 'lr': 0.01}"),
+              ("recipes.MODERN_STEPS", MODERN_STEPS, copy.deepcopy(MODERN_STEPS),
+               "steps = copy.deepcopy(recipes.MODERN_STEPS), or for one step's changes, changes "
+               "= dict(recipes.MODERN_STEPS[i][1])")]
+
+
+def _check_recipes_published():
+    """Refuse TEXT, ORIGINAL or MODERN_STEPS changed in place, naming the change."""
+    for name, shared, published, how_to_copy in _PUBLISHED:
+        original._check_unchanged(name, shared, published, "the chapters, recipes.build and "
+                                  "modern_recipe, the seed study", how_to_copy)
+
+
+def restore_published():
+    """Put the book's recipes (TEXT, ORIGINAL, MODERN_STEPS) and the paper's factors
+    (original.LR_FACTORS) back as published, in place: after ``recipe = recipes.TEXT`` and a
+    change to ``recipe``, which changed the book's recipe."""
+    global TEXT, ORIGINAL, MODERN_STEPS
+    for _, shared, published, _ in _PUBLISHED:
+        if isinstance(shared, dict):
+            shared.clear()
+            shared.update(copy.deepcopy(published))
+        else:
+            shared[:] = copy.deepcopy(published)
+    TEXT, ORIGINAL, MODERN_STEPS = (shared for _, shared, _, _ in _PUBLISHED)
+    factors, published = original._FACTORS_PUBLISHED
+    factors[:] = published
+    original.LR_FACTORS = factors
+
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
@@ -88,6 +116,7 @@ random_crop_flip = at_the_door(random_crop_flip, check_crop_flip)
 
 def modern_recipe(kept_steps):
     """The text's recipe with the changes of the named steps of ``MODERN_STEPS`` applied."""
+    _check_recipes_published()  # it reads TEXT and MODERN_STEPS
     kept_steps = _check_steps(kept_steps)
     recipe = dict(TEXT)
     for name, changes in MODERN_STEPS:
@@ -142,6 +171,9 @@ def check_recipe(recipe, seed):
         raise TypeError(f"a recipe is a dict of options such as recipes.TEXT, "
                         f"got {_a_kind(recipe)}")
     check_whole("seed", seed, least=0, most=SEED_MAX)
+    # a recipe aliased (recipe = recipes.TEXT) and changed: build would train it, and the book's
+    # later uses of it would change without a word
+    _check_recipes_published()
     for name, value in recipe.items():
         if name not in OPTIONS:  # refused before build seeds torch's generator
             close = ([ALIASES[name]] if name in ALIASES
@@ -172,6 +204,8 @@ def check_recipe(recipe, seed):
                              f"{', '.join(map(repr, arguments[0]))}, got {value!r}"
                              + (f"; did you mean {close!r}?" if close else ""))
     network = recipe.get("network", "lenet")
+    if network == "original":  # trained on the paper's schedule, original.LR_FACTORS
+        original._check_factors_published()
     for other, names in ONLY_FOR.items():
         misplaced = [name for name in names if name in recipe and other != network]
         if misplaced:
@@ -394,4 +428,5 @@ keep_change = at_the_door(keep_change, _check_seeds)
 build = at_the_door(build)
 modern_recipe = at_the_door(modern_recipe)
 check_recipe = at_the_door(check_recipe)
+restore_published = at_the_door(restore_published)
 summarize = at_the_door(summarize)

@@ -256,6 +256,37 @@ def _check_one_run_per_repeat(succeeded):
         seen.add(key)
 
 
+_ONE_RECORD = ("best_runs takes the runs of one record (one machine): give one record's runs, "
+               "e.g. best_runs(speed.load_result('cpu.json')['runs']), and call it once per "
+               "record to compare machines")
+
+
+def _check_one_record(succeeded):
+    """best_runs compares runs across repeats: runs of two records joined (a CPU's and a GPU's)
+    would divide one machine's speed by the other's text loop. The runs carry no device, but a
+    record's runs of a variant share its description, and either all have a repeat number or
+    none do (records written before repeats)."""
+    described = {}
+    for r in succeeded:
+        text = r.get("description")
+        if isinstance(text, str):
+            first = described.setdefault(r["variant"], text)
+            if text != first:
+                raise ValueError(f"runs: the runs of {r['variant']!r} have two descriptions, "
+                                 f"{first!r} and {text!r}: they come from two records (e.g. "
+                                 f"runs of a CPU and of a GPU joined), and ratio_to_text would "
+                                 f"divide one machine's speed by the other's text loop; "
+                                 f"{_ONE_RECORD}")
+    numbered = {"repeat" in r for r in succeeded}
+    if len(numbered) > 1:
+        with_, without = (next(r["variant"] for r in succeeded if ("repeat" in r) is has)
+                          for has in (True, False))
+        raise ValueError(f"runs: some runs have a repeat number (e.g. one of {with_!r}) and "
+                         f"some have none (e.g. one of {without!r}): they come from two records, "
+                         f"made by different versions of the benchmark (e.g. runs of a CPU and of "
+                         f"a GPU joined); {_ONE_RECORD}")
+
+
 def best_runs(runs, baseline="text"):
     """The fastest successful run of each variant, with ``ratio_to_text``: its examples/sec over
     the fastest baseline run's (left out when the baseline has no successful run; a baseline
@@ -268,6 +299,7 @@ def best_runs(runs, baseline="text"):
     succeeded = _succeeded(runs)
     _check_baseline(baseline, runs)
     _check_speeds(succeeded)
+    _check_one_record(succeeded)
     best = {}
     for r in succeeded:
         if r["examples_per_sec"] > best.get(r["variant"], {}).get("examples_per_sec", 0):

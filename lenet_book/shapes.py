@@ -490,6 +490,21 @@ def _check_fitting_sizes(net, input_shape, largest=128):
                             else ""))
 
 
+def _check_run_and_report(net, X):
+    """A shape such as (1, 1, 32, 32) given for X, as check_input_shape takes it: the network
+    would fail on the tuple itself (torch's conv2d TypeError), which would read as its verdict
+    on an image of that size."""
+    if (isinstance(X, (tuple, list, torch.Size)) and len(X) > 0
+            and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0
+                    for d in X)):
+        shape = tuple(int(d) for d in X)
+        kind = "a torch.Size" if isinstance(X, torch.Size) else _a_kind(X)
+        raise TypeError(f"run_and_report: X must be a tensor that the layers run on, not {kind} "
+                        f"{shape}: run_and_report runs net on a tensor X, e.g. "
+                        f"torch.rand{shape}; for a shape, check_input_shape(net, shape) needs "
+                        "no data")
+
+
 def _buffers_kept(bound):
     # a diagnostic runs the network once: batch norm's running statistics must not move
     return buffers_kept(bound.arguments["net"])
@@ -873,7 +888,7 @@ def _traced(bound):
 
 
 trace_shapes = at_the_door(trace_shapes, around=_traced)
-run_and_report = at_the_door(run_and_report, around=_buffers_kept)
+run_and_report = at_the_door(run_and_report, _check_run_and_report, around=_buffers_kept)
 pair = at_the_door(pair, _check_pair)
 square = at_the_door(square, _check_pair_like("square"))
 hxw = at_the_door(hxw, _check_pair_like("hxw"))

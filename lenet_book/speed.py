@@ -17,6 +17,7 @@ import difflib
 import inspect
 import logging
 import math
+import numbers
 import statistics
 import time
 
@@ -311,7 +312,7 @@ def benchmark_table(result, variants=None, flops=None):
             row["examples/sec"] = f"{speed:,.0f}"
             row["× text"] = f"{ratios[0]:.2f}" if ratios else ""
         if flops:
-            row["GFLOP/s"] = f"{flops / train_s / 1e9:,.0f}"
+            row["GFLOP/s"] = _rate(flops / train_s / 1e9)
         row["train s"] = f"{train_s:.2f}"
         by_repeat = sorted(mine, key=lambda r: r.get("repeat", 0))
         setups = [r.get("setup_seconds", 0.0) for r in by_repeat]
@@ -324,6 +325,11 @@ def benchmark_table(result, variants=None, flops=None):
         row["test acc"] = f"{statistics.median(r['test_acc'] for r in mine):.3f}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")
+
+
+def _rate(gflops):
+    """A GFLOP/s figure: whole numbers from 10 up, two significant digits below (0.62, not 0)."""
+    return f"{gflops:,.0f}" if gflops >= 10 else f"{gflops:.2g}"
 
 
 def paired_table(result, variants, baseline="fast"):
@@ -591,6 +597,41 @@ def _check_benchmark_table(result, variants=None, flops=None):
     _check_runs_have(result, ("examples_per_sec", "train_seconds", "description", "test_acc"),
                      variants, "benchmark_table")
     _check_runs_have(result, ("examples_per_sec",), ["text"], "benchmark_table")  # its ratios
+    if flops is not None:
+        _check_flops_per_run(result, variants, flops)
+
+
+_LEAST_GFLOPS = 0.01  # below this for every run, flops counts one image or step, not one run
+
+
+def _check_flops_per_run(result, variants, flops):
+    """benchmark_table's flops is of one whole run (per image × images × epochs): the FLOPs of
+    one image or one step give rates that would all show as 0 (or close to it) GFLOP/s."""
+    flops = float(flops)
+    seconds = {}
+    for run in result["runs"]:
+        s = run.get("train_seconds")
+        if (_failed(run) or (variants is not None and run["variant"] not in variants)
+                or isinstance(s, bool) or not isinstance(s, numbers.Real)
+                or not math.isfinite(s) or s <= 0):
+            continue
+        seconds.setdefault(run["variant"], []).append(s)
+    if not seconds:
+        return
+    fastest = min(statistics.median(times) for times in seconds.values())  # as the rows take it
+    if flops / fastest / 1e9 >= _LEAST_GFLOPS:
+        return
+    epochs = result.get("epochs")
+    images = result.get("subset") or 60000
+    size = (f"; this record's runs are {epochs} epoch(s) of {images:,} images, so flops = "
+            f"FLOPs per image × {images} × {epochs}"
+            if isinstance(epochs, numbers.Integral) and isinstance(images, numbers.Integral)
+            else "")
+    raise ValueError(f"benchmark_table: flops={flops:g} gives under {_LEAST_GFLOPS} GFLOP/s for "
+                     f"every run (at most {flops / fastest / 1e9:.2g}, over {fastest:.3g} s): "
+                     f"flops is the FLOPs of one whole run, per image × images × epochs, not "
+                     f"of one image or one step{size} (chapter 4: flops_per_run = (forward + "
+                     f"backward) / 256 * 60000 * 10)")
 
 
 def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):

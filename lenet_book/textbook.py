@@ -492,7 +492,39 @@ def _check_text_loaders(root="../data", batch_size=256, workers=None):
         check_whole("workers", workers, least=0)
 
 
+def _check_not_a_device(name, value, place):
+    """train_text_loop(net, train_iter, test_iter, 1, 'cpu'): d2l's argument order muddled, a
+    device given where a number goes."""
+    device = value if isinstance(value, torch.device) else None
+    if isinstance(value, str):
+        try:
+            device = torch.device(value.strip())
+        except RuntimeError:  # not a device name: check_number's words
+            return
+    if device is not None:
+        raise TypeError(f"train_text_loop: {name} must be a number, got {value!r}, which is a "
+                        f"device: the {place} argument is {name}, train_text_loop(net, "
+                        "train_iter, test_iter, num_epochs, lr, device); e.g. train_text_loop("
+                        f"net, train_iter, test_iter, 10, 0.9, {str(device)!r}), or write "
+                        f"device={str(device)!r}")
+
+
+def _check_not_a_tensor_pair(name, loader, fix):
+    """(images, labels), two tensors, given where a loader of batches goes: iterating over it
+    gives the whole images tensor as the first 'batch', whose words would not say so."""
+    if (isinstance(loader, (tuple, list)) and len(loader) == 2
+            and all(isinstance(t, torch.Tensor) and t.dim() >= 1 for t in loader)
+            and len(loader[0]) == len(loader[1])):
+        raise TypeError(f"{name} is one pair of tensors (images, labels), not a loader of "
+                        f"batches: {fix}, or wrap them in a loader: DataLoader(TensorDataset("
+                        "images, labels), 256) (from torch.utils.data), with float images "
+                        "N×1×28×28 in [0, 1]")
+
+
 def _check_evaluate_accuracy_gpu(net, data_iter, device=None):
+    _check_not_a_tensor_pair("evaluate_accuracy_gpu: data_iter", data_iter,
+                             "to score tensors, use lenet_book.train.evaluate(net, images, "
+                             "labels) (uint8 images N×28×28)")
     _check_text_net("evaluate_accuracy_gpu: net", net, data_iter)
     _check_finite_weights("evaluate_accuracy_gpu", net)
     _check_loader("data_iter", data_iter)
@@ -503,6 +535,11 @@ def _check_evaluate_accuracy_gpu(net, data_iter, device=None):
 def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, device="cpu",
                            on_epoch=None, init=True):
     _check_grad_mode("train_text_loop")  # not torch's words at the first backward
+    for name, loader in (("train_iter", train_iter), ("test_iter", test_iter)):
+        _check_not_a_tensor_pair(f"train_text_loop: {name}", loader,
+                                 "to train on tensors, use lenet_book.train.train(net, "
+                                 "(images, labels), {'test': (test_images, test_labels)}) "
+                                 "(uint8 images N×28×28)")
     _check_text_net("train_text_loop: net", net, train_iter, test_iter)
     # values, trainable weights (their type is checked against the batches); lazy layers are
     # built below, by the first batch, once everything else is checked
@@ -513,6 +550,8 @@ def _check_train_text_loop(net, train_iter, test_iter, num_epochs=10, lr=0.9, de
     _check_reiterable("train_text_loop: train_iter", train_iter)
     _check_reiterable("train_text_loop: test_iter", test_iter)
     _check_batches_of_one(net, train_iter)
+    _check_not_a_device("num_epochs", num_epochs, "4th")
+    _check_not_a_device("lr", lr, "5th")
     check_whole("num_epochs", num_epochs)
     check_number("lr", lr, low_open=False)  # lr 0 (no change) is allowed: tests compare weights
     if device is None:

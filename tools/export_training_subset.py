@@ -265,6 +265,9 @@ def main(argv=None) -> None:
     if args.out.name.lower() == ".js":  # a hidden file with no suffix, not a name ending in .js
         parser.error(f"--out {args.out}: the file name .js has no name before the .js; give one, "
                      f"e.g. --out {args.out.with_name('train_data.min.js')}; nothing was written")
+    if args.out.suffix != ".js" and os.path.isdir(args.out):  # export_weights' --out is a folder
+        parser.error(f"--out {args.out} is a folder: give a file in it, e.g. --out "
+                     f"{args.out / OUT.name}; nothing was written")
     if args.out.suffix != ".js":  # as write_js_data says, but before the images are loaded
         parser.error(f"--out {args.out}: the page includes JavaScript files, so the path must end "
                      "in .js; nothing was written")

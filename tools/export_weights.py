@@ -62,6 +62,12 @@ CLASSES = torchvision.datasets.FashionMNIST.classes  # 'T-shirt/top', 'Trouser',
 TEST_PER_CLASS = 1000  # Fashion-MNIST's test set: 1,000 images of each class
 RECIPE = {"init": "Xavier uniform, torch.manual_seed(0)", "optimizer": "SGD", "lr": 0.9,
           "batch_size": 256, "epochs": 10, "batch_order_seed": 0}
+# Below this test accuracy the page would show guesses (chance is 0.10 for ten classes; chapter
+# 7's recipe reaches about 0.80): such weights are refused unless --allow-low-accuracy is given.
+LOW_ACCURACY = 0.5
+# A score is judged on Fashion-MNIST's test set; fewer images are stand-ins (tests), on which a
+# score says nothing about the weights.
+JUDGED_FROM = 1000
 
 
 def train(train_data, test_data):
@@ -151,6 +157,27 @@ def load(path: Path):
                  "(the training diverged), which the page would show as NaN; nothing exported. "
                  "Export the weights of a network that trained without diverging.")
     return net, {"state_dict": path.name}
+
+
+def _low_accuracy(test_acc: float, images: int, state_dict: Path | None) -> str | None:
+    """Why weights that score ``test_acc`` on ``images`` test images are not exported for the page
+    (no better than a guess: saved before training, or a training that did not learn), or None."""
+    if images < JUDGED_FROM or test_acc >= LOW_ACCURACY:
+        return None
+    score = (f"scores {test_acc:.3f} on the {images:,} test images "
+             f"({'about chance, 0.10, ' if test_acc < 0.2 else ''}for 10 classes; chapter 7's "
+             f"recipe reaches about 0.80), so the page would show guesses")
+    if state_dict is None:
+        return (f"nothing exported: the network trained with chapter 7's recipe {score}: the "
+                "training did not learn.\nHow to fix it: check the data (python -m "
+                "lenet_book.data check) and rerun; or give --allow-low-accuracy to export it "
+                "anyway")
+    return (f"nothing exported: --state-dict {state_dict} {score}: was it saved before "
+            "training (e.g. save_checkpoint(models.lenet(), ...) or the save cell run before the "
+            "training cell)?\nHow to fix it: train the network (in this book: the training cell of "
+            "chapter 3, notebooks/03_training.ipynb) and save it again, or leave --state-dict "
+            "out to train it as chapter 7 does; or give --allow-low-accuracy to export these "
+            "weights anyway")
 
 
 def pick_images(labels: torch.Tensor, per_class: int) -> torch.Tensor:
@@ -261,6 +288,9 @@ def main(argv=None) -> None:
                         "the text's LeNet-5 saved by lenet_book.checkpoint.save_checkpoint")
     parser.add_argument("--per-class", type=int, default=24, help="test images per class (default: 24)")
     parser.add_argument("--out", default=OUT, help=f"folder to write (default: {OUT.relative_to(REPO)})")
+    parser.add_argument("--allow-low-accuracy", action="store_true",
+                        help=f"export weights that score below {LOW_ACCURACY} on the test set "
+                        "(refused by default: an untrained network's guesses)")
     args = parser.parse_args(argv)
     if not str(args.out):  # Path("") is the current folder: the files would land wherever one is
         parser.error(f"--out '': the folder to write is empty (''); give a folder such as "
@@ -325,6 +355,10 @@ def main(argv=None) -> None:
             sys.exit(f"nothing exported: {error}")
     net.eval()
     test_acc = fast.evaluate(net, *test_data)
+    problem = None if args.allow_low_accuracy else _low_accuracy(
+        test_acc, len(test_data[1]), args.state_dict)
+    if problem:  # before anything is written
+        sys.exit(problem)
     count = sum(p.numel() for p in net.parameters())
     record = {**record, "test_acc": round(test_acc, 4), "test_images": len(test_data[1]),
               "parameters": count, "recipe": RECIPE if not args.state_dict else None,

@@ -12,7 +12,8 @@ from .gpu/data/*.gz (without .gpu/data, from where ``python -m lenet_book.data p
    and the nbval replay of every chapter (``lenet_book.book.chapters``), with the GPU visible:
    one pytest process per chapter and one for the tests, side by side (``--parallel``). Their
    outcome per file goes to records/gpu-replay.json (device, torch, commit, date, and per file
-   the tests or cells passed and failed), which the execution report shows;
+   the tests or cells passed and failed), which the execution report shows; a run in which no
+   file reported leaves the earlier record as it was (the record is printed instead);
 2. then, alone on the GPU, the speed benchmark ``benchmarks/train_speed.py --device cuda`` with
    its default variants, 3 interleaved repeats (``--bench-repeats``), into
    benchmarks/results/gpu-<device>.json, which chapter 4 renders.
@@ -21,7 +22,8 @@ with the set-up on an H200), so that a slow step cannot take the other's time. T
 recorded is ``git describe --always --dirty``, or $BOOK_COMMIT where the copy has no git.
 With $OUT set (or --out), the result files are also copied there under the same paths, with
 the logs and the JUnit XML, so that they come back from a lent machine: copy them into the
-checkout to keep them.
+checkout to keep them. The arguments are checked first, before the GPU is looked for, so that a
+mistake (a misspelt file, --parallel 0, an --out that is a file) shows on any machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import difflib
 import json
 import os
 import re
@@ -137,6 +140,92 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", words).strip("-")
 
 
+_AT_LEAST_ONE = {"parallel": "the number of pytest processes run at a time",
+                 "test_timeout": "the seconds given to the tests and the replay",
+                 "bench_timeout": "the seconds given to the benchmark (--no-bench skips it)",
+                 "bench_repeats": "the repeats of every benchmark variant (--no-bench skips the benchmark)"}
+
+
+def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
+    """A --tests or --chapters entry as pytest gets it (from the repository root, where the jobs
+    run), or a parser error saying what is wrong: a misspelt file would only fail on the GPU
+    machine, after the set-up, as a record of nothing."""
+    name, separator, node = text.partition("::")  # pytest also takes file::test
+    chapter = option == "--chapters"
+    if not name:
+        example = "notebooks/04_fast_training.ipynb" if chapter else TRAINING_TESTS[0]
+        parser.error(f"{option} '{text}' names no file; give a path, e.g. {option} {example}; "
+                     "nothing was run")
+    if name.startswith("~") and not os.path.lexists(name):
+        parser.error(f"{option} {text} starts with '~', which Python does not expand to the home folder; "
+                     f"write the path in full, e.g. {option} {os.path.expanduser(name)}; nothing was run")
+    path = Path(name)
+    found = next((p for p in ([path] if path.is_absolute() else [ROOT / path, Path.cwd() / path])
+                  if p.exists()), None)
+    if found is None:
+        known = [p.relative_to(ROOT).as_posix() for p in
+                 (chapters() if chapter else sorted((ROOT / "tests").glob("test_*.py")))]
+        close = difflib.get_close_matches(path.as_posix(), known, n=1, cutoff=0.8)
+        parser.error(f"{option} {text}: there is no such file (looked from {ROOT}"
+                     + (f" and {Path.cwd()}" if Path.cwd() != ROOT else "")
+                     + (f"; the closest is {close[0]}" if close else "") + "); nothing was run")
+    if chapter and not (found.is_file() and found.suffix == ".ipynb"):
+        parser.error(f"{option} {text} is {'a folder' if found.is_dir() else 'not a notebook'}: a chapter is "
+                     "an .ipynb file, e.g. --chapters notebooks/04_fast_training.ipynb (leave --chapters "
+                     "out for every chapter); nothing was run")
+    if not chapter and found.is_file() and found.suffix not in (".py", ".ipynb"):
+        parser.error(f"{option} {text} is not a test file (.py): give test files or folders, e.g. --tests "
+                     f"{TRAINING_TESTS[0]}; nothing was run")
+    full = Path(os.path.abspath(found))
+    # as a path from the root, the name the record gives its results (./x and /abs/x are the same file)
+    shown = full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else str(full)
+    return shown + separator + node
+
+
+def _out_folder(parser: argparse.ArgumentParser, option: str, text: str | None) -> Path | None:
+    """--out (or $OUT) checked before any work: it is made and filled only at the very end."""
+    if text is None:
+        return None
+    if not text:  # Path("") would be the current folder
+        parser.error(f"{option} is empty (''): give a folder for the copies of the results, e.g. "
+                     f"{option} gpu-results, or leave it out; nothing was run")
+    if text.startswith("~") and not os.path.lexists(text):
+        parser.error(f"{option} {text} starts with '~', which Python does not expand to the home folder "
+                     f"(it would name a folder called '~' here); write the path in full, e.g. {option} "
+                     f"{os.path.expanduser(text)}; nothing was run")
+    out = Path(text)
+    if os.path.lexists(out) and not out.is_dir():
+        parser.error(f"{option} {text} is a file, not a folder: the results and logs are copied into a "
+                     "folder, which is made if needed; give a new or existing folder (or move that file "
+                     "away first); nothing was run")
+    above = next((folder for folder in out.absolute().parents if os.path.lexists(folder)), None)
+    if above is not None and not above.is_dir():
+        parser.error(f"{option} {text}: {above} is a file, not a folder; give another folder; "
+                     "nothing was run")
+    if Path(os.path.realpath(out)) == ROOT:  # each copy would be the file itself
+        parser.error(f"{option} {text} is the repository itself, where the results are written anyway; "
+                     f"give another folder, e.g. {option} gpu-results, or leave it out; nothing was run")
+    nearest = out if out.is_dir() else above
+    if nearest is not None and not os.access(nearest, os.W_OK | os.X_OK):
+        parser.error(f"{option} {text}: {nearest} is not writable here; give a folder you can write "
+                     "in; nothing was run")
+    return out
+
+
+def _write_record(text: str) -> str | None:
+    """Write records/gpu-replay.json; None, or why it was left as it was."""
+    try:  # whole or not at all: a full disk or a size limit never leaves half a record
+        REPLAY_RECORD.parent.mkdir(exist_ok=True)
+        with replaced_atomically(Path(os.path.realpath(REPLAY_RECORD)), "w", encoding="utf-8") as f:
+            f.write(text)
+    except (OSError, ValueError) as error:
+        unwritten = (f"cannot write {REPLAY_RECORD.relative_to(ROOT)} "
+                     f"({getattr(error, 'strerror', None) or error}); it was left as it was")
+        print(f"{unwritten}; the record:\n{text}", end="", flush=True)  # the replay is not lost
+        return unwritten
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tests", nargs="*", default=TRAINING_TESTS, help="unit test files to run")
@@ -148,14 +237,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-repeats", type=int, default=3,
                         help="interleaved repeats of every benchmark variant (default 3)")
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmark")
-    parser.add_argument("--out", type=Path, default=os.environ.get("OUT"),
-                        help="also copy results and logs here (default: $OUT)")
+    parser.add_argument("--out", help="also copy results and logs into this folder (default: $OUT)")
     args = parser.parse_args(argv)
     try:  # torch cannot load in a folder that was deleted
         os.getcwd()
     except FileNotFoundError:
         sys.exit("the current folder no longer exists (deleted or moved by another program): cd to "
                  "an existing folder and run again")
+    # Every argument checked here, before the GPU check: a CPU machine finds the mistakes too, and
+    # a lent GPU machine's time is not spent on set-up that a mistake throws away.
+    for option, what in _AT_LEAST_ONE.items():
+        value = getattr(args, option)
+        if value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}: it is {what}; "
+                         "nothing was run")
+    args.tests = list(dict.fromkeys(_given_file(parser, "--tests", text) for text in args.tests))
+    args.chapters = [_given_file(parser, "--chapters", text) for text in args.chapters or []]
+    args.out = (_out_folder(parser, "--out", args.out) if args.out is not None
+                else _out_folder(parser, "$OUT", os.environ.get("OUT") or None))
     import torch
 
     if not torch.cuda.is_available():
@@ -184,15 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_jobs(jobs, dict(env, OMP_NUM_THREADS=threads), args.test_timeout, work, args.parallel)
     record = replay_record([work / f"{slug(name)}.xml" for name in jobs], groups, time.perf_counter() - began,
                            outcome)
-    text, unwritten = json.dumps(record, indent=1) + "\n", None
-    try:  # whole or not at all: a full disk or a size limit never leaves half a record
-        REPLAY_RECORD.parent.mkdir(exist_ok=True)
-        with replaced_atomically(Path(os.path.realpath(REPLAY_RECORD)), "w", encoding="utf-8") as f:
-            f.write(text)
-    except (OSError, ValueError) as error:
-        unwritten = (f"cannot write {REPLAY_RECORD.relative_to(ROOT)} "
-                     f"({getattr(error, 'strerror', None) or error}); it was left as it was")
-        print(f"{unwritten}; the record:\n{text}", end="", flush=True)  # the replay is not lost
+    text = json.dumps(record, indent=1) + "\n"
+    if not record["files"]:  # a record of nothing would replace the last replay's
+        unwritten = (f"no test file or chapter reported a result, so {REPLAY_RECORD.relative_to(ROOT)} "
+                     "was left as it was")
+        print(f"{unwritten}; the record:\n{text}", end="", flush=True)
+    else:
+        unwritten = _write_record(text)
     print(json.dumps(record["files"], indent=1), "\nno result:", record["no_result"] or "none", flush=True)
     results = [] if unwritten else [REPLAY_RECORD]
 
@@ -216,10 +313,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(path, args.out / path.name)
     failed = {name: status for name, status in outcome.items() if status != 0}
     for name in failed:
-        print(f"--- {name}: {failed[name]}; the end of its log:\n"
-              + (work / f"{slug(name)}.log").read_text()[-2000:], flush=True)
+        log = work / f"{slug(name)}.log"
+        print(f"--- {name}: {failed[name]}; "
+              + ("the end of its log:\n" + log.read_text()[-2000:] if log.exists()
+                 else "it has no log: the time ran out before its turn"), flush=True)
     print(f"done in {time.perf_counter() - start:.0f} s: {len(jobs) - len(failed)} of {len(jobs)} test runs "
-          f"passed, benchmark exit {bench}; wrote " + ", ".join(p.relative_to(ROOT).as_posix() for p in results)
+          f"passed, benchmark exit {bench}; wrote "
+          + (", ".join(p.relative_to(ROOT).as_posix() for p in results) or "nothing")
           + (f"; {unwritten}" if unwritten else ""))
     return 1 if failed or bench or unwritten else 0
 

@@ -51,18 +51,28 @@ def build_single_page(out: Path) -> Path:
     return out / "_build" / "singlehtml"
 
 
+COPY_PREFIX = "lenet-book-print-"  # single_page's copies, each under a new name
+
+
 def single_page(folder: Path) -> Path:
     """The single page of a singlehtml build, moved to where its links point from.
 
     Jupyter Book writes it at the root document's path (book/intro.html) but with every link,
     image and script relative to the build folder; a copy at the top of that folder shows it whole.
+    The copy gets a name of its own, so that no file of the user's (a lenet-book.html of theirs)
+    is ever replaced; the caller removes it once printed.
     """
     written = _root_page(folder)
     if not written.is_file():
         sys.exit(f"make_pdf: no single-page build at {written}")
-    page = folder / "lenet-book.html"
-    shutil.copyfile(written, page)
-    return page
+    try:
+        handle, name = tempfile.mkstemp(suffix=".html", prefix=COPY_PREFIX, dir=folder)
+        os.close(handle)
+        shutil.copyfile(written, name)
+    except OSError as error:
+        sys.exit(f"make_pdf: cannot copy {written} to the top of {folder} to print it "
+                 f"({error.strerror or error}); nothing was changed")
+    return Path(name)
 
 
 def _root_page(folder: Path) -> Path:
@@ -84,11 +94,12 @@ def _toc_files(entry) -> list[str]:
 def _other_pages(folder: Path) -> list[Path]:
     """The pages in ``folder`` beside the root page, in the folders where the book's pages live
     (book/, notebooks/, ...): a multi-page build has one per chapter; a singlehtml build has none
-    (single_page's copy, lenet-book.html, is not counted)."""
+    (single_page's copies, and lenet-book.html that earlier versions made, are not counted)."""
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     places = sorted({Path(folder) / Path(name).parent for name in _toc_files(toc) + [toc["root"]]})
     mine = {_root_page(folder), Path(folder) / "lenet-book.html"}
-    return [page for place in places for page in sorted(place.glob("*.html")) if page not in mine]
+    return [page for place in places for page in sorted(place.glob("*.html"))
+            if page not in mine and not page.name.startswith(COPY_PREFIX)]
 
 
 def _not_a_build(folder: Path) -> str | None:
@@ -184,12 +195,12 @@ def _is_site_flag(path: Path) -> bool:
     return isinstance(flag, dict) and set(flag) == {"pdf"}
 
 
-def _foreign_flag(target: Path) -> str | None:
-    """Why the front page cannot be told of the PDF copied to ``target`` in a site's _static
-    folder (a pdf.json there that the site did not write), or None."""
+def _foreign_flag(target: Path, option: str = "--copy-to") -> str | None:
+    """Why the front page cannot be told of the PDF written or copied to ``target`` in a site's
+    _static folder (a pdf.json there that the site did not write), or None."""
     flag = target.parent / "pdf.json"
     if target.parent.name == "_static" and os.path.lexists(flag) and not _is_site_flag(flag):
-        return (f"make_pdf: --copy-to {target}: {flag} is not the pdf.json a site build writes "
+        return (f"make_pdf: {option} {target}: {flag} is not the pdf.json a site build writes "
                 '({"pdf": true} or false): nothing was changed, so nothing of it is lost; move '
                 "that file away, or rebuild the site (make book)")
     return None
@@ -265,13 +276,52 @@ def copy_into_site(pdf: Path, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(pdf, "rb") as source, replaced_atomically(Path(os.path.realpath(target))) as f:
             shutil.copyfileobj(source, f)
-        flag = _site_flag(target)
-        if flag is not None:
-            with replaced_atomically(flag, "w", encoding="utf-8") as f:
-                f.write(json.dumps({"pdf": True}) + "\n")
+        _tell_the_site(target)
     except (OSError, ValueError) as error:
         sys.exit(f"make_pdf: cannot copy the PDF to {target} "
                  f"({getattr(error, 'strerror', None) or error})")
+
+
+def _tell_the_site(target: Path) -> None:
+    """Tell a built site's front page that the PDF at ``target`` is there (_static/pdf.json), if
+    ``target`` is in a site's _static folder; elsewhere do nothing."""
+    flag = _site_flag(target)
+    if flag is not None:
+        with replaced_atomically(flag, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"pdf": True}) + "\n")
+
+
+def _not_a_pdf_name(option: str, path: Path) -> str | None:
+    """Why ``path`` is no name for the PDF (it does not end in .pdf: a browser or a viewer would
+    take it for something else), or None."""
+    if path.suffix.lower() == ".pdf":
+        return None
+    stem = "lenet-book" if path.name.lower() in (".pdf", "") else path.stem
+    example = path.parent / f"{stem}.pdf"
+    return (f"make_pdf: {option} {path}: the PDF's file name must end in .pdf, e.g. {option} "
+            f"{example}; nothing was changed")
+
+
+def _same_file_twice(paths: list[tuple[str, Path]]) -> str | None:
+    """Why two of ``paths`` (--out, then each --copy-to) name one file (a copy onto the PDF
+    itself, or the same --copy-to twice), or None."""
+    seen: dict[str, tuple[str, Path]] = {}
+    for option, path in paths:
+        try:
+            real = os.path.realpath(path)
+        except (OSError, ValueError):  # a loop or a NUL: the other checks name it
+            continue
+        if real in seen:
+            first, earlier = seen[real]
+            if first == "--out":
+                what = f"is the file --out {earlier} writes, so there is nothing to copy"
+            else:
+                what = ("is given twice" if str(earlier) == str(path)
+                        else f"is the file of an earlier --copy-to ({earlier})")
+            return (f"make_pdf: {option} {path} {what}; leave that {option} out; nothing was "
+                    "changed")
+        seen[real] = (option, path)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,11 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything is built or written: a file the PDF would replace, a build that is not
     # there; then the tools, a missing browser.
     for option, path in paths:
-        problem = _not_replaceable(option, path) or _cannot_write(option, path)
+        problem = (_not_replaceable(option, path) or _cannot_write(option, path)
+                   or _not_a_pdf_name(option, path))
         if problem:
             sys.exit(problem)
-    for target in args.copy_to:
-        problem = _foreign_flag(target)
+    problem = _same_file_twice(paths)
+    if problem:
+        sys.exit(problem)
+    for option, target in paths:  # --out into a site's _static tells the site too
+        problem = _foreign_flag(target, option)
         if problem:
             sys.exit(problem)
     problem = args.singlehtml and _not_a_build(args.singlehtml)
@@ -315,7 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lenet-book-pdf-") as scratch:
         page = single_page(args.singlehtml or build_single_page(Path(scratch)))
-        size = print_to_pdf(page, args.out)
+        try:
+            size = print_to_pdf(page, args.out)
+        finally:  # the copy is this tool's own: never left in the user's build
+            page.unlink(missing_ok=True)
+    try:  # the site's front page shows its link to a PDF written there by --out too
+        _tell_the_site(args.out)
+    except (OSError, ValueError) as error:
+        sys.exit(f"make_pdf: {args.out} was written, but {args.out.parent / 'pdf.json'} could "
+                 f"not be set ({getattr(error, 'strerror', None) or error}), so the site's front "
+                 "page hides its link; rebuild the site (make book) and rerun")
     for target in args.copy_to:
         copy_into_site(args.out, target)
     print(f"{args.out} ({size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s"

@@ -427,8 +427,13 @@ def main(argv: list[str] | None = None) -> int:
         problem = _too_long(path)
         if problem:  # no such file can exist (pathlib's is_file() raises on it)
             parser.error(f"no notebook at {path}: {problem}; nothing was changed")
+        if path.is_dir():  # not "no notebook at": the notebooks may well be in it
+            parser.error(f"{path} is a folder, not a notebook: give the notebooks in it (e.g. "
+                         f"{path / '*.ipynb'}), or nothing for every chapter; nothing was changed")
         if not path.is_file():
-            parser.error(f"no notebook at {path}")
+            glob = any(c in str(path) for c in "*?[") and not os.path.lexists(path)
+            parser.error(f"no notebook at {path}"  # the shell passes a pattern it did not match
+                         + (": no file matches that pattern" if glob else ""))
         # schema_problem's first check, before nbformat reads it: its reader fails on some
         # shapes (a cell's metadata that is a list) with errors that name no cell
         raw = _json(path)
