@@ -132,10 +132,9 @@ def _is_number_text(value):
     if not isinstance(value, str):
         return False
     try:
-        float(value)
+        return math.isfinite(float(value))  # 'nan' and 'inf' are no Python names
     except ValueError:
         return False
-    return True
 
 
 def check_number(name, value, low=0.0, high=math.inf, low_open=True, high_open=False):
@@ -1637,7 +1636,7 @@ def _check_optimizer(net, optimizer, lr, device):
                          + ("" if recipe != "recipe" else " with the recipe you built from"))
     if differs:
         # build's options always hold 'lr': with its optimizer swapped, **options writes it
-        shown = ", ".join(f"{float(r):g}" for r in rates)
+        shown = ", ".join(repr(float(r)) for r in rates)  # in full: set as shown, it matches
         raise ValueError(f"lr={lr} is not used: the optimizer function builds its own optimizer, "
                          f"with lr {shown}; give the learning rate in one place (inside the "
                          "optimizer function): leave lr= out, or, where it came with the "

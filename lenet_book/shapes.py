@@ -494,7 +494,9 @@ def _check_run_and_report(net, X):
     """A shape such as (1, 1, 32, 32) given for X, as check_input_shape takes it: the network
     would fail on the tuple itself (torch's conv2d TypeError), which would read as its verdict
     on an image of that size."""
-    if (isinstance(X, (tuple, list, torch.Size)) and len(X) > 0
+    # a tuple of 2 to 5 sizes, as a shape is written (a list may be a network's own input, e.g.
+    # token ids)
+    if (isinstance(X, (tuple, torch.Size)) and 2 <= len(X) <= 5
             and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0
                     for d in X)):
         shape = tuple(int(d) for d in X)

@@ -4441,22 +4441,7 @@ def test_27_a_folder_named_like_torchvisions_cache_is_left_as_it_is(tmp_path):
 
 def _tiny_gz_folder(folder, monkeypatch):
     """A folder of four tiny stand-in .gz files, which the module is made to expect."""
-    from lenet_book import data
-
-    specs = []
-    for name, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
-                               ("train-labels-idx1-ubyte", 0x801, (3,)),
-                               ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
-                               ("t10k-labels-idx1-ubyte", 0x801, (2,))):
-        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
-                   + bytes(math.prod(shape)))
-        packed = gzip.compress(content, mtime=0)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.gz").write_bytes(packed)
-        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
-                                  hashlib.md5(packed).hexdigest()))
-    monkeypatch.setattr(data, "FILES", tuple(specs))
-    return folder
+    return _tiny_files(folder, monkeypatch)
 
 
 def test_27_a_fashion_mnist_source_that_is_no_copy_is_named_not_passed_over(tmp_path,
@@ -11894,13 +11879,9 @@ def test_33_execute_notebooks_does_not_write_a_notebook_that_printed_a_macos_pat
 
 def _copy_33(tmp_path):
     """A copy of the repository's code, chapters, records and report page."""
-    copy_ = tmp_path / "repo"
-    for name in ("lenet_book", "tools", "notebooks", "records"):
-        shutil.copytree(REPO / name, copy_ / name,
-                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    copy_ = _copy(tmp_path, "notebooks", "records")
     (copy_ / "book").mkdir()
     shutil.copy(REPO / "book" / "execution_report.md", copy_ / "book")
-    shutil.copy(REPO / "_toc.yml", copy_ / "_toc.yml")
     return copy_
 
 
@@ -12743,7 +12724,7 @@ def test_33_a_batch_dimension_is_not_advised_where_it_would_not_be_enough(capsys
     assert shapes.check_input_shape(net, (8, 1, 28, 28), verbose=False)
 
 
-@pytest.mark.parametrize("shape, kind", [((1, 1, 32, 32), "a tuple"), ([1, 1, 32, 32], "a list"),
+@pytest.mark.parametrize("shape, kind", [((1, 1, 32, 32), "a tuple"),
                                          (torch.Size([1, 1, 32, 32]), "a torch.Size")])
 def test_33_run_and_report_refuses_a_shape_saying_to_give_a_tensor(shape, kind, capsys):
     """It printed torch's conv2d TypeError, which read as the network failing on 32×32 images."""
@@ -12864,7 +12845,8 @@ def _refused_33(capsys, arguments):
 def test_33_gpu_check_refuses_a_count_or_time_limit_below_1_before_any_work(fake_gpu, capsys, option,
                                                                            value, what):
     """--parallel 0 used to end in a ZeroDivisionError, and -1 in a record of nothing, after the set-up."""
-    said = _refused_33(capsys, [option, value, "--no-bench"])
+    no_bench = [] if option.startswith("--bench") else ["--no-bench"]  # with it, a bench limit is unused
+    said = _refused_33(capsys, [option, value, *no_bench])
     assert f"{option} must be at least 1, got {value}" in said and what in said
 
 
@@ -13226,15 +13208,6 @@ def test_33_a_plain_state_dict_of_another_network_names_what_differs(tmp_path):
     assert "0.weight (6, 1, 5, 5) is in the file but not in the network" in message, message
     assert "load them into the network it was saved from" in message, message
 
-def _said_33(main, argv, capsys):
-    """What ``main(argv)`` said when it stopped (SystemExit): its exit status and stderr."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main([str(a) for a in argv])
-    code = stop.value.code
-    return code, capsys.readouterr().err + (code if isinstance(code, str) else "")
-
-
 def _export_weights(tmp_path, monkeypatch, n=1000):
     """tools/export_weights.py on ``n`` stand-in test images (random pixels: any network scores
     about 0.1 on them); an untrained LeNet-5 saved by save_checkpoint; the --out folder."""
@@ -13251,7 +13224,7 @@ def test_33_export_weights_refuses_an_untrained_checkpoint_at_chance(tmp_path, m
                                                                     capsys):
     """An untrained checkpoint was exported for the page (test accuracy 0.1000), exit 0."""
     export_weights, saved, out = _export_weights(tmp_path, monkeypatch)
-    code, said = _said_33(export_weights.main, ["--state-dict", saved, "--per-class", "1",
+    code, said = _stopped(export_weights.main, ["--state-dict", saved, "--per-class", "1",
                                              "--data", tmp_path, "--out", out], capsys)
     assert said.startswith(f"nothing exported: --state-dict {saved} scores 0.")
     assert ("on the 1,000 test images (about chance, 0.10, for 10 classes; chapter 7's recipe "
@@ -13266,7 +13239,7 @@ def test_33_export_weights_refuses_its_own_training_when_it_did_not_learn(tmp_pa
     export_weights, _, out = _export_weights(tmp_path, monkeypatch)
     monkeypatch.setattr(export_weights, "train", lambda train_data, test_data: (
         models.lenet(), {"loss": 2.3, "train_acc": 0.1}))
-    code, said = _said_33(export_weights.main, ["--per-class", "1", "--data", tmp_path, "--out", out],
+    code, said = _stopped(export_weights.main, ["--per-class", "1", "--data", tmp_path, "--out", out],
                        capsys)
     assert said.startswith("nothing exported: the network trained with chapter 7's recipe "
                            "scores 0."), said
@@ -13450,15 +13423,69 @@ def test_33_export_training_subset_names_an_out_folder_and_the_file_to_give(tmp_
     from tools import export_training_subset
 
     (tmp_path / "ex").mkdir()
-    code, said = _said_33(export_training_subset.main, ["--data", tmp_path / "nowhere", "--out",
+    code, said = _stopped(export_training_subset.main, ["--data", tmp_path / "nowhere", "--out",
                                                      tmp_path / "ex"], capsys)
     assert code == 2 and "Traceback" not in said
     assert (f"--out {tmp_path / 'ex'} is a folder: give a file in it, e.g. --out "
             f"{tmp_path / 'ex' / 'train_data.min.js'}; nothing was written") in said, said
     assert os.listdir(tmp_path / "ex") == []
-    code, said = _said_33(export_training_subset.main, ["--data", tmp_path / "nowhere", "--out",
+    code, said = _stopped(export_training_subset.main, ["--data", tmp_path / "nowhere", "--out",
                                                      tmp_path / "new"], capsys)
     assert "the path must end in .js" in said, said  # a name that is no folder: as before
+
+def test_33_the_rate_builds_options_are_told_to_take_is_the_one_that_matches():
+    """The message printed the optimizer's rate to 6 digits (0.128571), and setting options['lr']
+    to that was refused again, 'lr=0.128571 is not used ... with lr 0.128571'."""
+    images, labels = tiny_data(32)
+    rate = 0.9 / 7
+    net, options = recipes.build({**recipes.TEXT, "num_epochs": 1, "batch_size": 16})
+    options["optimizer"] = lambda params: torch.optim.SGD(params, lr=rate)
+    message = refused_by_lenet_book(ValueError, "is not used", lambda: train(net, (images, labels), **options))
+    told = re.search(r"set options\['lr'\] = ([0-9.e-]+)", message).group(1)
+    options["lr"] = float(told)
+    history, _ = train(net, (images, labels), **options)
+    assert len(history) == 1
+
+
+def test_33_run_and_report_runs_a_network_on_a_list_it_takes():
+    """A list is not how a shape is written: a network taking token ids as a list was refused."""
+
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+
+        def forward(self, ids):
+            return self.embed(torch.as_tensor(ids)).sum()
+
+    shapes.run_and_report(Tokens(), [1, 2, 3])
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_33_a_quoted_nan_or_infinite_rate_is_not_told_to_drop_its_quotes(text):
+    """'nan' got "write it without quotes, e.g. lr=nan", which is no Python name (and refused)."""
+    message = refused_by_lenet_book(TypeError, "lr must be a number",
+                                    lambda: train(models.lenet(), tiny_data(16), num_epochs=1, lr=text))
+    assert "without quotes" not in message, message
+
+
+def test_33_gpu_check_takes_benchmark_limits_of_0_with_no_bench(monkeypatch, capsys):
+    """--no-bench --bench-repeats 0 was refused, though no benchmark runs."""
+    from tools import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main(["--no-bench", "--bench-repeats", "0", "--bench-timeout", "0"])
+    said = capsys.readouterr().err + str(stop.value.code)
+    assert "--bench-repeats" not in said and "--bench-timeout" not in said, said
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--bench-repeats", "0"])
+    assert "--bench-repeats must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["<a href='/content/drive'>Drive</a>", "[Drive](/content/drive)"])
+def test_33_a_sites_own_link_to_content_in_any_quoting_is_no_machine_path(text):
+    assert not execute_notebooks.MACHINE_PATH.search(text)
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

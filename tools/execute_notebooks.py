@@ -47,9 +47,9 @@ MACHINE_PATH = re.compile(
     r"(site-packages/|/lib/python3\.\d+/|/home/[\w.-]+/|/root/|/tmp/[\w.-]+|/work/"
     # home folders on macOS (and Windows' under WSL), and Colab's working folder; not where a
     # name or a URL's host or path goes on before them (https://example.org/content/...), nor a
-    # site's own link (href="/content/...")
+    # site's own link (href="/content/...", Markdown's [text](/content/...))
     r"|(?<![\w.-])(?:/mnt/[A-Za-z])?/Users/[\w.-]+"
-    r"|(?<![\w.-])(?<!href=\")(?<!src=\")/content/[\w.-]+"
+    r"|(?<![\w.-])(?<!href=\")(?<!src=\")(?<!href=')(?<!src=')(?<!\]\()/content/[\w.-]+"
     # Windows' home folders, with either slash, one or doubled (as repr() and JSON write it)
     r"|(?<![\w.-])[A-Za-z]:[\\/]+(?i:users)[\\/]+[\w.-]+)")
 UNREADABLE = ("its JSON lacks what a notebook holds, such as an 'nbformat' version or "

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     # a lent GPU machine's time is not spent on set-up that a mistake throws away.
     for option, what in _AT_LEAST_ONE.items():
         value = getattr(args, option)
-        if value < 1:
+        if value < 1 and not (option.startswith("bench_") and args.no_bench):  # not used then
             parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}: it is {what}; "
                          "nothing was run")
     args.tests = list(dict.fromkeys(_given_file(parser, "--tests", text) for text in args.tests))
