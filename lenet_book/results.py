@@ -527,8 +527,12 @@ def _check_summary_ranges(split, summary, damaged):
 
 def _check_rows(rows, study=None):
     if not isinstance(rows, dict):
-        raise TypeError(f"rows must be a dict {{label: run name}}, e.g. {{'the text': 'text'}}, "
-                        f"got {_a_kind(rows)}")
+        # the example names a run of this study where there is one (no study has a run 'text')
+        example = (next(iter(study["results"]), None) if isinstance(study, dict)
+                   and isinstance(study.get("results"), dict) else None)
+        example = example or "LeNet-5 as in the text"
+        raise TypeError(f"rows must be a dict {{label: run name}}, e.g. "
+                        f"{{'the text': {example!r}}}, got {_a_kind(rows)}")
     if study is not None:
         if not rows:
             example = next(iter(study["results"]), "text")

@@ -13487,5 +13487,12 @@ def test_33_gpu_check_takes_benchmark_limits_of_0_with_no_bench(monkeypatch, cap
 def test_33_a_sites_own_link_to_content_in_any_quoting_is_no_machine_path(text):
     assert not execute_notebooks.MACHINE_PATH.search(text)
 
+def test_33_the_example_of_rows_names_a_run_the_study_has():
+    """rows as a list was told to write {'the text': 'text'}, which no seed study has."""
+    study = results.load_seed_study("accuracy-seeds-h200.json")
+    message = refused_by_lenet_book(TypeError, "rows must be a dict", lambda: results.seed_study_table(study, ["x"]))
+    example = re.search(r"e\.g\. \{'the text': '([^']+)'\}", message).group(1)
+    assert example in study["results"], message
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
