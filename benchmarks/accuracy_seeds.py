@@ -225,6 +225,9 @@ def batch_norm_final(args, commit, started):
 def check_arguments(parser, args):
     """Every option, checked before anything runs (a worker that fails at start-up would be
     started again and again); the parser's error names what is wrong."""
+    if args.commit is not None and not args.commit.strip():  # it would read as no --commit: HEAD
+        parser.error("--commit is empty: give the commit the record is of, e.g. --commit $(git rev-parse HEAD), "
+                     "or leave --commit out to record the current one; nothing was run")
     if args.replace and args.json is None:  # it would do nothing
         parser.error("--replace replaces the record given with --json; give --json too, or leave --replace out")
     if args.study == "batch-norm-final":

@@ -13494,5 +13494,12 @@ def test_33_the_example_of_rows_names_a_run_the_study_has():
     example = re.search(r"e\.g\. \{'the text': '([^']+)'\}", message).group(1)
     assert example in study["results"], message
 
+@pytest.mark.parametrize("commit", ["", "  "])
+def test_33_accuracy_seeds_refuses_an_empty_commit(commit, monkeypatch, capsys):
+    """--commit "" was recorded as the current HEAD (or 'unknown'), as if no --commit were given."""
+    seeds = _seeds_module(monkeypatch)
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--commit", commit], capsys)
+    assert code == 2 and "--commit is empty: give the commit the record is of" in said, said
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
