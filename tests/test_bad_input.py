@@ -13501,5 +13501,15 @@ def test_33_accuracy_seeds_refuses_an_empty_commit(commit, monkeypatch, capsys):
     code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--commit", commit], capsys)
     assert code == 2 and "--commit is empty: give the commit the record is of" in said, said
 
+@pytest.mark.parametrize("command", [["-m", "tools.execute_notebooks"], ["tools/prose_numbers.py"],
+                                     ["tools/tag_cells.py", "--check"]])
+def test_33_a_notebook_named_as_the_toc_names_it_gets_the_ipynb_name(command):
+    """notebooks/02_shapes, copied from _toc.yml, was called missing, with no word of the .ipynb."""
+    done = subprocess.run([sys.executable, *command, "notebooks/02_shapes"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode != 0
+    assert "did you mean notebooks/02_shapes.ipynb? (_toc.yml names the chapters without .ipynb)" in done.stderr, \
+        done.stderr
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -319,7 +319,9 @@ def notebook_problem(path: Path) -> str | None:
     if problem:  # no such file can exist (pathlib's exists() raises on it)
         return f"{path} cannot be a notebook: {problem}"
     if not path.exists():
-        return f"{path} does not exist"
+        return f"{path} does not exist" + (  # as _toc.yml names a chapter
+            f"; did you mean {path}.ipynb? (_toc.yml names the chapters without .ipynb)"
+            if Path(f"{path}.ipynb").is_file() else "")
     if path.is_dir():
         return f"{path} is a folder, not a notebook"
     if not path.is_file():

@@ -31,7 +31,9 @@ def notebook_problem(path: Path) -> str | None:
     """Why ``path`` is not a notebook to read (missing, a folder or a device, not .ipynb, not
     JSON), or None."""
     if not path.exists():
-        return f"{path} does not exist"
+        return f"{path} does not exist" + (  # as _toc.yml names a chapter
+            f"; did you mean {path}.ipynb? (_toc.yml names the chapters without .ipynb)"
+            if Path(f"{path}.ipynb").is_file() else "")
     if path.is_dir():
         return f"{path} is a folder, not a notebook"
     if not path.is_file():  # /dev/null, a named pipe: as tools/execute_notebooks.py names them

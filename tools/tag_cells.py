@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             glob = any(c in str(path) for c in "*?[") and not os.path.lexists(path)
             parser.error(f"no notebook at {path}"  # the shell passes a pattern it did not match
-                         + (": no file matches that pattern" if glob else ""))
+                         + (": no file matches that pattern" if glob else "")
+                         + (f"; did you mean {path}.ipynb? (_toc.yml names the chapters without "
+                            ".ipynb)" if Path(f"{path}.ipynb").is_file() else ""))
         # schema_problem's first check, before nbformat reads it: its reader fails on some
         # shapes (a cell's metadata that is a list) with errors that name no cell
         raw = _json(path)
