@@ -13511,5 +13511,12 @@ def test_33_a_notebook_named_as_the_toc_names_it_gets_the_ipynb_name(command):
     assert "did you mean notebooks/02_shapes.ipynb? (_toc.yml names the chapters without .ipynb)" in done.stderr, \
         done.stderr
 
+def test_33_the_report_tells_how_to_record_a_chapter_stored_without_a_record():
+    """A new chapter saved from JupyterLab was said to be 'stored before the book kept execution records'."""
+    from tools import execution_report
+
+    row = execution_report._execution_row({"metadata": {}}, "[New](../notebooks/08_new.ipynb)")
+    assert "store it with python -m tools.execute_notebooks" in row and "stored before" not in row, row
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

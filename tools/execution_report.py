@@ -236,7 +236,9 @@ def _check_execution(path: Path, nb: dict) -> None:
 def _execution_row(nb: dict, link: str) -> str:
     record = nb["metadata"].get("execution")
     if not record:
-        return f"| {link} | not recorded: stored before the book kept execution records | | | | | | |"
+        # a new chapter saved from JupyterLab has none either: say how to make one
+        return (f"| {link} | not recorded: store it with python -m tools.execute_notebooks, which "
+                "records where and how it ran | | | | | | |")
     v = record["versions"]
     return (f"| {link} | {record['date']} | {record['device']} | {record['seconds']} s | "
             f"{record['python']} | {v['torch']} | {v['torchvision']} | {v['d2l']} |")
