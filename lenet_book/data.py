@@ -714,7 +714,8 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     _check_no_stray_space(root)
     _check_no_tilde(root)
     packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")]
-    problems = [p[:-1] + f", but {spec.name}.gz is there, still packed." if (
+    problems = [(_unpacked_as_gz(raw, spec) if _unpacked_under_gz(raw / f"{spec.name}.gz", spec)
+                 else p[:-1] + f", but {spec.name}.gz is there, still packed.") if (
         spec in packed and p == f"{raw / spec.name} is missing.") else _respelt(p, raw, spec)
         for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
     renames = sum(p.endswith(_RENAME_END) for p in problems)
@@ -733,6 +734,7 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
             + (f"The four files are in {_raw_dir(nearby)}: did you mean {_root_option()} "
                f"{nearby}?\n" if nearby else "")
             + (_unpack_here(root) if problems and len(packed) == len(FILES)
+               and renames < len(problems)  # .gz files saved unpacked need a rename only
                else f"How to fix it: rename the files as said above (torchvision reads only "
                     f"these names), then check again.\n(Paths are relative to "
                     f"{_current_folder()}.)" if problems and renames == len(problems) and not cache
@@ -768,6 +770,25 @@ def _misnamed(folder: Path, spec: IdxFile) -> tuple[str, str] | None:
 
 
 _RENAME_END = " under its published name)."
+
+
+def _unpacked_under_gz(path: Path, spec: IdxFile) -> bool:
+    """Whether ``path`` (a .gz name) holds the unpacked file: it starts with the file's IDX header,
+    not gzip's. Browsers unpack a download sent gzip-encoded and keep its .gz name."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == spec.magic.to_bytes(4, "big")
+    except OSError:
+        return False
+
+
+def _unpacked_as_gz(folder: Path, spec: IdxFile) -> str:
+    """The problem of a file saved unpacked under its .gz name: only its name is wrong."""
+    gz = folder / f"{spec.name}.gz"
+    return (f"{folder / spec.name} is missing, but {gz.name} is there, already unpacked (it starts "
+            "with the file's IDX header, not gzip's: a browser unpacked the download and kept its "
+            f".gz name): rename it to {spec.name} (mv {gz} {folder / spec.name}; torchvision "
+            "reads it only" + _RENAME_END)
 
 
 def _respelt(problem: str, folder: Path, spec: IdxFile) -> str:
@@ -892,6 +913,13 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                             raise FashionMNISTError(
                                 f"Cannot read the source file: {_os_problem(error, source)}."
                                 ) from None
+                        if _unpacked_under_gz(source, spec):
+                            raise FashionMNISTError(
+                                f"{source} is not a gzip file but {spec.name} itself, already "
+                                "unpacked (a browser unpacked the download and kept its .gz "
+                                f"name): rename it to {spec.name} (mv {source} "
+                                f"{source.with_name(spec.name)}) and prepare again; the source "
+                                "may hold the unpacked files.") from None
                         raise FashionMNISTError(
                             f"{source} is not a readable gzip file ({error}).\n"
                             f"Expected the published {spec.name}.gz (MD5 {spec.gz_md5}).\n"

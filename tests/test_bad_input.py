@@ -13518,5 +13518,21 @@ def test_33_the_report_tells_how_to_record_a_chapter_stored_without_a_record():
     row = execution_report._execution_row({"metadata": {}}, "[New](../notebooks/08_new.ipynb)")
     assert "store it with python -m tools.execute_notebooks" in row and "stored before" not in row, row
 
+def test_33_data_files_saved_unpacked_under_their_gz_names_are_told_to_be_renamed(tmp_path, monkeypatch):
+    """A browser that unpacks a download keeps its .gz name: check said 'still packed' and advised a
+    prepare that then failed with 'not a readable gzip file'."""
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    _tiny_files(raw, monkeypatch, name=lambda name: name + ".gz", pack=False)
+    message = refused_by_lenet_book(data.FashionMNISTError, "already unpacked",
+                                    lambda: data.check_fashion_mnist(tmp_path / "data"))
+    assert "still packed" not in message and "rename the files as said above" in message, message
+    assert f"mv {raw / 'train-images-idx3-ubyte.gz'} {raw / 'train-images-idx3-ubyte'}" in message, message
+    message = refused_by_lenet_book(data.FashionMNISTError, "is not a gzip file but train-images-idx3-ubyte "
+                                    "itself, already unpacked",
+                                    lambda: data.prepare_fashion_mnist(raw, tmp_path / "new"))
+    for gz in raw.glob("*.gz"):
+        gz.rename(gz.with_suffix(""))
+    assert data.check_fashion_mnist(tmp_path / "data") == raw
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
