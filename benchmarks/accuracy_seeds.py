@@ -142,6 +142,13 @@ def _load(device, data_root, subset):
     _worker.update(device=device, full=train_data, fit=fit, valid=valid, test=test_data)
 
 
+def validation_split(subset):
+    """The record's words for the validation images: the last sixth of the training images used
+    (all 60,000, or the first --subset of them)."""
+    used = min(subset, 60_000) if subset else 60_000
+    return f"last 1/6 of the training images ({used // 6:,} of {used:,})"
+
+
 def _run(job):
     """One training run: (study, name, recipe, seed, on_full, epochs, deadline) -> accuracies."""
     from lenet_book.train import evaluate, train
@@ -210,7 +217,7 @@ def batch_norm_final(args, commit, started):
     out = {"what": WHAT_BATCH_NORM,
            "device": device_name(args.device), "torch": torch.__version__, "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-           "validation": "last 1/6 of the training images (10,000 of 60,000)",
+           "validation": validation_split(args.subset),
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "wall_seconds": round(time.time() - started), "results": results}
     if len(without["seeds"]) >= 2 and without["seeds"] == with_bn["seeds"]:
@@ -587,7 +594,7 @@ def run_study(args):
     out = {"what": WHAT, "device": device_name(args.device),
            "torch": torch.__version__, "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-           "validation": "last 1/6 of the training images (10,000 of 60,000)",
+           "validation": validation_split(args.subset),
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
     if trained["skipped"] and not trained["new"]:  # an empty study would replace the record, and name it damaged

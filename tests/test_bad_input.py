@@ -13534,5 +13534,16 @@ def test_33_data_files_saved_unpacked_under_their_gz_names_are_told_to_be_rename
         gz.rename(gz.with_suffix(""))
     assert data.check_fashion_mnist(tmp_path / "data") == raw
 
+def test_33_accuracy_seeds_names_the_validation_images_of_its_subset(tmp_path, monkeypatch):
+    """--subset 60 wrote 'last 1/6 of the training images (10,000 of 60,000)' in its record."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    monkeypatch.setattr(seeds, "_run", _fake_seed_run)
+    out = tmp_path / "out.json"
+    assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 1,
+                                        "--subset", 60, "--commit", "x", "--json", out]]) == 0
+    assert json.loads(out.read_text())["validation"] == "last 1/6 of the training images (10 of 60)"
+    assert seeds.validation_split(0) == "last 1/6 of the training images (10,000 of 60,000)"
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
