@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -142,10 +143,25 @@ def _load(device, data_root, subset):
     _worker.update(device=device, full=train_data, fit=fit, valid=valid, test=test_data)
 
 
+def images_used(subset):
+    """How many training images each run sees: all 60,000, or the first --subset of them."""
+    return min(subset, 60_000) if subset else 60_000
+
+
+def dry_run_note(subset):
+    """The record's and the table's words for a --subset run (None for a full one): the
+    entries keep the full study's names, which the chapters read."""
+    if not subset:
+        return None
+    return (f"a dry run (--subset {subset}): every run used only the first {images_used(subset):,} "
+            f"training images and the first {min(subset, 10_000):,} test images; the entries keep "
+            "the full study's names")
+
+
 def validation_split(subset):
     """The record's words for the validation images: the last sixth of the training images used
     (all 60,000, or the first --subset of them)."""
-    used = min(subset, 60_000) if subset else 60_000
+    used = images_used(subset)
     return f"last 1/6 of the training images ({used // 6:,} of {used:,})"
 
 
@@ -220,6 +236,8 @@ def batch_norm_final(args, commit, started):
            "validation": validation_split(args.subset),
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "wall_seconds": round(time.time() - started), "results": results}
+    if args.subset:
+        out["dry_run"] = dry_run_note(args.subset)
     if len(without["seeds"]) >= 2 and without["seeds"] == with_bn["seeds"]:
         for key in ("valid_acc", "test_acc"):
             out[f"paired_{key}"] = recipes.paired_test(by_seed(without, key), by_seed(with_bn, key))
@@ -341,6 +359,9 @@ def resumed_runs(parser, path, args):
     # changes the recipes of the steps after it)
     args.resumed_recipes = {name: entry.get("recipe") for name, entry in earlier["results"].items()
                             if isinstance(entry, dict)}
+    spent = earlier.get("wall_seconds")  # the time of the resumed runs counts in the study's
+    args.resumed_wall_seconds = (spent if isinstance(spent, (int, float)) and not isinstance(spent, bool)
+                                 and math.isfinite(spent) and spent >= 0 else 0)
     for name, entry in earlier["results"].items():
         try:
             runs = entry.get("runs") or [
@@ -502,6 +523,8 @@ def run_study(args):
     done = args.done  # (name, seed) -> run, from --resume
     if args.resume:
         print(f"resuming {len(done)} runs from {args.resume}", flush=True)
+    if args.subset:
+        print(dry_run_note(args.subset), flush=True)
 
     trained = {"new": 0, "skipped": 0}  # runs that finished here, runs not started within --budget
     unfinished = []  # entries none of whose runs started within --budget: left out of the record
@@ -553,7 +576,8 @@ def run_study(args):
     with context.Pool(args.workers, *init) as pool, context.Pool(args.background_workers, *init) as side:
         run_all = lambda jobs: list(finished(pool.map(_run, jobs)))  # noqa: E731
         # Independent studies start at once; chapter 6's chain runs step by step beside them.
-        text_full = side.map_async(_run, jobs("text, 60,000 images", TEXT_FULL, recipes.TEXT,
+        full_study = f"text, {images_used(args.subset):,} images"
+        text_full = side.map_async(_run, jobs(full_study, TEXT_FULL, recipes.TEXT,
                                               seeds_of(TEXT_FULL, args), on_full=True))
         background = {name: side.map_async(_run, jobs("chapter 5", name, recipe, seeds_of(name, args)))
                       for name, recipe in CHAPTER_5.items()}
@@ -588,7 +612,7 @@ def run_study(args):
         for name, result in background.items():  # as many seeds as were trained: --variant-seeds
             record(name, "chapter 5", CHAPTER_5[name],
                    with_done(name, CHAPTER_5[name], seeds_of(name, args), finished(result.get())), False)
-        record(TEXT_FULL, "text, 60,000 images", recipes.TEXT,
+        record(TEXT_FULL, full_study, recipes.TEXT,
                with_done(TEXT_FULL, recipes.TEXT, seeds_of(TEXT_FULL, args), finished(text_full.get())), True)
 
     out = {"what": WHAT, "device": device_name(args.device),
@@ -597,12 +621,19 @@ def run_study(args):
            "validation": validation_split(args.subset),
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
+    if args.subset:
+        out["dry_run"] = dry_run_note(args.subset)
+    if args.resume:  # the study's time: the resumed record's and this run's
+        out["wall_seconds_this_run"] = out["wall_seconds"]
+        out["wall_seconds"] = round(out["wall_seconds"] + args.resumed_wall_seconds)
     if trained["skipped"] and not trained["new"]:  # an empty study would replace the record, and name it damaged
         sys.exit(f"no run started within --budget {args.budget:g} seconds (it is in seconds; no run starts "
                  "after it): give a larger --budget; nothing was written"
                  + (f" ({args.json} is as it was)" if args.json and os.path.exists(os.path.realpath(args.json))
                     else ""))
-    print(f"done in {out['wall_seconds']} s; kept: {kept_steps}")
+    print(f"done in {out.get('wall_seconds_this_run', out['wall_seconds'])} s"
+          + (f" ({out['wall_seconds']} s with the resumed record's)" if args.resume else "")
+          + f"; kept: {kept_steps}")
     if unfinished:
         again = f"--resume {args.json} --json {args.json}" if args.json else "--resume FILE"
         print(f"{len(unfinished)} entries had no run within --budget {args.budget:g} seconds and are left out of "

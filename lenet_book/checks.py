@@ -2270,7 +2270,7 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
                                    torch.Generator(device=images.device).manual_seed(seed))
         net.eval()
         try:
-            scores = net(X.unsqueeze(1).float().div_(255))
+            scores = _forward_dtypes_named(net, X.unsqueeze(1).float().div_(255))
         finally:
             for module, mode in modes:
                 module.training = mode
@@ -2280,6 +2280,54 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
                             "wrap the network in one that does)")
         _check_loss_value(loss_fn, scores.float(), y)
         _check_not_probabilities("train", loss_fn, scores)
+
+
+def _forward_dtypes_named(net, X):
+    """``net(X)``; a forward that fails on a mix of dtypes (e.g. a layer computed under
+    autocast, whose bfloat16 output reaches a float32 layer) is run again with hooks, to name
+    the layer that returned another dtype and the one that refused it."""
+    try:
+        return net(X)
+    except RuntimeError as error:
+        if "dtype" not in str(error) and "Half" not in str(error) \
+                and "BFloat16" not in str(error):
+            raise
+        returned, entered, done = [], [], set()
+        names = {id(module): name for name, module in net.named_modules()}
+
+        def before(module, inputs):
+            entered.append(module)
+
+        def after(module, inputs, output):
+            done.add(id(module))
+            if (isinstance(output, torch.Tensor) and output.is_floating_point()
+                    and output.dtype != X.dtype):
+                returned.append((module, output.dtype))
+
+        handles = [module.register_forward_pre_hook(before) for _, module in net.named_modules()]
+        handles += [module.register_forward_hook(after) for _, module in net.named_modules()]
+        try:
+            net(X)
+        except RuntimeError:
+            pass
+        else:  # it ran the second time: not a mix of dtypes that can be named
+            raise error
+        finally:
+            for handle in handles:
+                handle.remove()
+        failed = [module for module in entered if id(module) not in done]
+        if not returned or not failed:
+            raise
+        source, dtype = min(returned, key=lambda pair: names[id(pair[0])].count("."))
+        refusing = failed[-1]
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TypeError(
+            f"layer {names[id(source)] or 'net'} ({type(source).__name__}) returns "
+            f"{dtype}, "
+            f"and layer {names[id(refusing)] or 'net'} ({type(refusing).__name__}) after it "
+            f"computes in {X.dtype}: PyTorch says {first!r}; return the layer's output as "
+            f"{X.dtype} (e.g. .float() at the end of its forward), or train the whole network "
+            "under autocast with amp_dtype=torch.bfloat16") from None
 
 
 LOSS_MAX = 1e6  # a mean loss per image above this has diverged (cross-entropy starts near 2.3)
@@ -2680,6 +2728,30 @@ def _check_step_optimizer(optimizer):
                              "e.g. torch.optim.SGD(net.parameters(), lr=0.1)")
 
 
+def _check_train_mode(net):
+    """A training step on a network left in eval mode (``train`` leaves it so after scoring
+    eval_sets) would train batch norm on frozen statistics and dropout on nothing dropped.
+    Refused only when no module at all is in train mode: ``net.train()`` followed by
+    ``.eval()`` of chosen layers (freezing batch norm on purpose) passes."""
+    if net.training and not hasattr(net, "_orig_mod"):
+        return
+    modules = list(net.modules())
+    if any(module.training for module in modules):
+        return
+    moded = [type(module).__name__ for module in modules
+             if (isinstance(module, nn.modules.batchnorm._NormBase)
+                 and module.track_running_stats)
+             or (isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0)]
+    if moded:
+        raise ValueError(
+            f"train_step: the network is in eval mode (net.training is False), so its "
+            f"{' and '.join(dict.fromkeys(moded))} layers would not behave as in training "
+            "(batch norm would use its running statistics and never update them; dropout would "
+            "drop nothing); call net.train() before the training steps (train leaves the "
+            "network in eval mode after scoring eval_sets); to freeze batch norm on purpose, "
+            "call net.train() and then .eval() on those layers only")
+
+
 def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT_GIVEN):
     """``train_step``'s arguments: a network, its optimizer, a loss and a predict rule, a float
     batch N×1×H×W in [0, 1] (what ``to_float`` gives) and its labels 0-9. On the CPU also the
@@ -2688,6 +2760,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
         raise TypeError(f"train_step trains a network: net must be a torch.nn.Module (e.g. "
                         f"models.lenet()), got {_a_kind(net)}")
     _check_grad_mode("train_step")
+    _check_train_mode(net)
     if isinstance(optimizer, type) or not (callable(getattr(optimizer, "zero_grad", None))
                                            and callable(getattr(optimizer, "step", None))):
         raise TypeError(f"train_step needs the optimizer that updates the network, e.g. "

@@ -1246,6 +1246,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         if not regular:  # reading a pipe would wait for a writer forever
             raise FashionMNISTError(f"{gz} is not a regular file (a pipe, socket or device), so "
                                     f"it is not read: put the published {gz.name} there.")
+    created = _folders_to_create(raw) if todo else []
     if todo:  # only a folder that must be written to needs to be writable
         try:
             raw.mkdir(parents=True, exist_ok=True)
@@ -1257,10 +1258,32 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
     _remove_stale_partials(raw)
     remove_stale_cache(root)
-    for spec in todo:
-        _gunzip_verified(_source_file(source, spec, raw / spec.name), spec, raw / spec.name,
-                         root)
+    try:
+        for spec in todo:
+            _gunzip_verified(_source_file(source, spec, raw / spec.name), spec, raw / spec.name,
+                             root)
+    except BaseException:  # a failed first prepare leaves no empty folders behind
+        _remove_if_empty(created)
+        raise
     return check_fashion_mnist(root)
+
+
+def _folders_to_create(folder: Path) -> list[Path]:
+    """The folders that ``folder.mkdir(parents=True)`` would create, deepest first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that are still empty; another run's files stay."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _check_source_kind(source, root: str | os.PathLike) -> None:

@@ -8541,7 +8541,7 @@ def test_30_prepare_stops_unpacking_a_wrong_or_huge_file_at_once(tmp_path, monke
     assert f"the unpacked file {expected}" in message, message
     raw = root / "FashionMNIST" / "raw"
     assert not (raw / spec.name).exists()
-    assert not [p for p in raw.iterdir() if p.name.endswith(".partial")]  # cleaned up
+    assert not raw.exists() or not [p for p in raw.iterdir() if p.name.endswith(".partial")]  # cleaned up
 
 
 @pytest.mark.parametrize("case", ["lone test.pt", "lone training.pt", "one not torch"])
@@ -13544,6 +13544,111 @@ def test_33_accuracy_seeds_names_the_validation_images_of_its_subset(tmp_path, m
                                         "--subset", 60, "--commit", "x", "--json", out]]) == 0
     assert json.loads(out.read_text())["validation"] == "last 1/6 of the training images (10 of 60)"
     assert seeds.validation_split(0) == "last 1/6 of the training images (10,000 of 60,000)"
+
+class _InBF16(nn.Module):
+    """Solution 4's wrapper with its .float() forgotten: the layer's output stays bfloat16."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, X):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.layer(X)
+
+
+def test_33_a_layer_returning_bfloat16_is_named_with_the_layer_it_reaches(monkeypatch):
+    """The next Linear layer failed with torch's 'mat1 and mat2 must have the same dtype', from
+    inside the first-batch check, naming neither layer."""
+    torch.manual_seed(0)
+    net = fast.init_xavier(fast.lenet())
+    net[3] = _InBF16(net[3])
+    before = weights(net)
+    message = refused_by_lenet_book(TypeError, r"layer 3 \(_InBF16\) returns torch.bfloat16, and layer 7 "
+                                    r"\(Linear\) after it computes in torch.float32",
+                                    lambda: fast.train(net, tiny_data(), num_epochs=1, batch_size=10))
+    assert ".float() at the end of its forward" in message and "amp_dtype=torch.bfloat16" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # with the .float() the wrapper trains
+    monkeypatch.setattr(_InBF16, "forward", lambda self, X: self.layer(X).float())
+    assert len(fast.train(net, tiny_data(), num_epochs=1, batch_size=10)[0]) == 1
+
+
+def test_33_train_step_refuses_a_batch_norm_network_left_in_eval_mode():
+    """train leaves the network in eval mode after scoring eval_sets; a hand-written step after it
+    trained batch norm on frozen statistics without a word."""
+    net, options = recipes.build({**recipes.TEXT, "batch_norm": True, "activation": "relu", "lr": 0.1,
+                                  "num_epochs": 1, "batch_size": 10}, seed=0)
+    images, labels = tiny_data()
+    train(net, (images, labels), {"valid": (images[:10], labels[:10])}, **options)
+    assert not net.training
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, r"the network is in eval mode \(net.training is False\), so "
+                                    "its BatchNorm2d and BatchNorm1d layers would not behave as in training",
+                                    lambda: train_step(net, optimizer, nn.CrossEntropyLoss(),
+                                                       to_float(images[:10]), labels[:10]))
+    assert "call net.train() before the training steps" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    net.train()  # as the message says: the statistics now move
+    train_step(net, optimizer, nn.CrossEntropyLoss(), to_float(images[:10]), labels[:10])
+    assert not torch.equal(before["1.running_mean"], net[1].running_mean)
+    # batch norm frozen on purpose (the rest in train mode), and a network with no such layer: stepped
+    net[1].eval()
+    frozen = net[1].running_mean.clone()
+    train_step(net, optimizer, nn.CrossEntropyLoss(), to_float(images[:10]), labels[:10])
+    assert torch.equal(frozen, net[1].running_mean)
+    plain = models.lenet().eval()
+    train_step(plain, torch.optim.SGD(plain.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+               to_float(images[:10]), labels[:10])
+
+
+def test_33_a_failed_first_prepare_leaves_no_empty_folders(tmp_path):
+    """prepare --source BAD --root NEW refused the files but left NEW/FashionMNIST/raw behind, empty."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for spec in data.FILES:
+        (source / f"{spec.name}.gz").write_bytes(b"not gzip")
+    new = tmp_path / "new"
+    refused_by_lenet_book(FashionMNISTError, "gzip", lambda: data.prepare_fashion_mnist(source, new))
+    assert not new.exists(), sorted(map(str, new.rglob("*")))
+    # a root that was there stays, with what it held
+    kept = tmp_path / "kept"
+    (kept / "notes").mkdir(parents=True)
+    refused_by_lenet_book(FashionMNISTError, "gzip", lambda: data.prepare_fashion_mnist(source, kept))
+    assert sorted(p.name for p in kept.iterdir()) == ["notes"]
+
+
+def test_33_accuracy_seeds_says_a_subset_run_is_a_dry_run(tmp_path, monkeypatch, capsys):
+    """--subset 60 recorded and printed "text, 60,000 images" for runs that saw 60 images."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    monkeypatch.setattr(seeds, "_run", _fake_seed_run)
+    out = tmp_path / "out.json"
+    assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--variant-seeds", 1,
+                                        "--subset", 60, "--commit", "x", "--json", out]]) == 0
+    record = json.loads(out.read_text())
+    note = ("a dry run (--subset 60): every run used only the first 60 training images and the first 60 test "
+            "images; the entries keep the full study's names")
+    assert record["dry_run"] == note and note in capsys.readouterr().out
+    assert record["results"][seeds.TEXT_FULL]["study"] == "text, 60 images"
+    assert seeds.dry_run_note(0) is None
+
+
+def test_33_accuracy_seeds_resumed_into_its_own_file_keeps_the_time_spent(tmp_path, monkeypatch, capsys):
+    """--resume R --json R replaced the record's wall_seconds with this run's alone (0 s when every
+    run was resumed)."""
+    seeds = _seeds_module(monkeypatch, data_check=lambda parser, root: None)
+    _inline_pools(monkeypatch, seeds)
+    monkeypatch.setattr(seeds, "_run", _fake_seed_run)
+    study = _cpu_study(tmp_path / "study.json")
+    spent = json.loads(study.read_text())["wall_seconds"]
+    assert spent > 0
+    assert seeds.main([str(a) for a in ["--device", "cpu", "--seeds", 20, "--text-seeds", 100, "--variant-seeds", 5,
+                                        "--commit", "x", "--resume", study, "--json", study]]) == 0
+    record = json.loads(study.read_text())
+    assert record["wall_seconds"] == spent + record["wall_seconds_this_run"], record["wall_seconds"]
+    assert f"({record['wall_seconds']} s with the resumed record's)" in capsys.readouterr().out
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
