@@ -797,28 +797,135 @@ def _plain_state_dict(record) -> bool:
                     for name, tensor in record.items()))
 
 
-def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError:
+def _held_state_dicts(record) -> tuple[list, list]:
+    """The keys of ``record`` that hold a plain state dict, and those that hold a lenet_book
+    checkpoint: PyTorch's tutorial "general checkpoint" keeps the model's state dict under
+    'model_state_dict', beside the optimizer's and the epoch; others wrap a whole file."""
+    if not isinstance(record, dict):
+        return [], []
+    plain = [key for key, value in record.items() if _plain_state_dict(value)]
+    ours = [key for key, value in record.items() if isinstance(value, dict)
+            and str(value.get("format", "")).startswith("lenet_book checkpoint ")]
+    return plain, ours
+
+
+def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError | None:
+    """load_checkpoint's refusal of a dict holding exactly one state dict or one lenet_book
+    checkpoint under a key, naming that key; None for any other file."""
+    plain, ours = _held_state_dicts(record)
+    if len(plain) > 1 and not ours:  # e.g. a model's weights beside their moving average's
+        return _refuse(path, f"is not a lenet_book checkpoint: it is a dict ({_keys(record)}) "
+                             f"holding {len(plain)} plain state dicts, under "
+                             f"{', '.join(map(repr, plain))}, which record neither a checksum "
+                             "nor the network's layers; only files written by save_checkpoint "
+                             "are loaded",
+                       "if one of them holds the weights of a network with exactly this one's "
+                       f"layers, load it without the checks: net.load_state_dict(torch.load("
+                       f"{str(path)!r}, weights_only=True)[{plain[0]!r}]) (or another key), "
+                       "then save_checkpoint(net, 'lenet.pt') makes a checkpoint of them, to "
+                       "load from then on; otherwise " + RETRAIN)
+    if len(plain) + len(ours) != 1:
+        return None
+    if plain:
+        return _plain_state_dict_refusal(path, record[plain[0]], net, key=plain[0],
+                                         keys=_keys(record))
+    key = ours[0]
+    return _refuse(path, f"is not a lenet_book checkpoint itself: it is a dict of {len(record)} "
+                         f"entries ({_keys(record)}) that holds a lenet_book checkpoint under "
+                         f"{key!r} (a checkpoint wrapped in a dict, e.g. to add a note); only "
+                         "files written by save_checkpoint are loaded",
+                   f"write the checkpoint inside as a file of its own, which load_checkpoint "
+                   f"checks and loads: torch.save(torch.load({str(path)!r}, weights_only=True)"
+                   f"[{key!r}], 'lenet.pt'), then load_checkpoint(net, 'lenet.pt'); keep notes "
+                   "in a file beside it")
+
+
+def _keys(record: dict, limit: int = 6) -> str:
+    keys = [repr(key) for key in record]
+    return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
+
+
+def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None,
+                              keys: str = "") -> CheckpointError:
     """A plain state dict holds trained weights, but nothing to check them by: refused (chapter
     6's ReLU LeNet has the sigmoid LeNet's very tensors), naming the one-line load and the
-    conversion into a checkpoint, with retraining left as the fallback."""
+    conversion into a checkpoint, with retraining left as the fallback. ``key``: the key of
+    the dict in the file that holds the state dict (a "general checkpoint"), and ``keys`` all
+    of that dict's keys; None for a file that is the state dict itself."""
     stored = architecture(record)
     expected = architecture(_named_state(net))
     fits = _same_tensors(stored, expected)
-    what = (f"is not a lenet_book checkpoint: it is a plain state dict of {len(record)} tensors "
-            "(torch.save(net.state_dict(), path)), which records neither a checksum nor the "
-            "network's layers, so it cannot be checked against this network (chapter 6's ReLU "
-            "LeNet has the same tensors as the text's sigmoid LeNet); only files written by "
-            "save_checkpoint are loaded")
-    if not fits:
+    loaded = f"torch.load({str(path)!r}, weights_only=True)" + ("" if key is None else
+                                                                f"[{key!r}]")
+    what = ("is not a lenet_book checkpoint: it is "
+            + (f"a plain state dict of {len(record)} tensors (torch.save(net.state_dict(), path))"
+               if key is None else
+               f"a dict ({keys}) holding a plain state dict of {len(record)} tensors under "
+               f"{key!r} (as PyTorch's tutorial \"general checkpoint\" saves the model's state "
+               "dict beside the optimizer's)")
+            + ", which records neither a checksum nor the network's layers, so it cannot be "
+            "checked against this network (chapter 6's ReLU LeNet has the same tensors as the "
+            "text's sigmoid LeNet); only files written by save_checkpoint are loaded")
+    words = None if fits else _prefix_words(stored, expected)
+    if words:
+        side, prefix, attribute = words
+        what += f", and {_prefix_sentence(stored, expected, side, prefix)}"
+        if side == "file":  # the names without the prefix are this network's
+            loaded = (f"{{name.removeprefix({prefix!r}): tensor for name, tensor in "
+                      f"{loaded}.items()}}")
+        fits = True
+    elif not fits:
         what += (", and its tensors do not fit this network:\n"
                  + _differences(stored, expected))
-    load = (f"net.load_state_dict(torch.load({str(path)!r}, weights_only=True)), then "
-            "save_checkpoint(net, 'lenet.pt') makes a checkpoint of them, to load from then on")
+    target = "net" if not words or words[0] == "file" else f"net{words[2]}"
+    load = (f"{target}.load_state_dict({loaded}), then save_checkpoint({target}, 'lenet.pt') "
+            "makes a checkpoint of them, to load from then on")
     return _refuse(path, what, (
         "if it holds the weights of a network with exactly this one's layers, load them into it "
         f"without the checks: {load}; otherwise " if fits else
         f"load them into the network it was saved from (net, with its very layers): {load}; "
         "or ") + RETRAIN)
+
+
+def _prefix_words(stored, expected) -> tuple[str, str, str] | None:
+    """``("file", "net.", ".net")`` when every tensor of the file (``stored``) is one of the
+    network's (``expected``), with the same shape, under its name with one prefix ('net.'), as
+    a model that holds the network as ``.net`` (d2l's Classifier) saves it; ``("network", ...)``
+    the other way round; else None."""
+    for side, longer, shorter in (("file", stored, expected), ("network", expected, stored)):
+        prefix = _common_prefix(longer, shorter)
+        if prefix:
+            attribute = "".join(f"[{part}]" if part.isdigit() else f".{part}"
+                                for part in prefix[:-1].split("."))
+            return side, prefix, attribute
+    return None
+
+
+def _common_prefix(longer, shorter) -> str | None:
+    """The prefix ending in '.' that turns the names of ``shorter`` into those of ``longer``,
+    one for one and with the same shapes, else None."""
+    if not longer or len(longer) != len(shorter):
+        return None
+    first, target = longer[0][0], dict(shorter)
+    for end, character in enumerate(first):
+        prefix = first[:end + 1]
+        if character == "." and all(name.startswith(prefix) for name, _ in longer) \
+                and {name[end + 1:]: shape for name, shape in longer} == target:
+            return prefix
+    return None
+
+
+def _prefix_sentence(stored, expected, side: str, prefix: str) -> str:
+    """'the file's tensors are this network's with the prefix 'net.' (net.0.weight for
+    0.weight, ...)', or the other way round."""
+    longer, shorter = (stored, expected) if side == "file" else (expected, stored)
+    example = dict(shorter)
+    name = next(name for name, _ in longer if name[len(prefix):] in example)
+    if side == "file":
+        return (f"the file's tensors are this network's with the prefix {prefix!r} ({name} for "
+                f"{name[len(prefix):]}, and so on)")
+    return (f"this network's tensors are the file's with the prefix {prefix!r} ({name} for "
+            f"{name[len(prefix):]}, and so on)")
 
 
 def _refuse(path: Path, what: str, fix: str = RETRAIN) -> CheckpointError:
@@ -948,6 +1055,26 @@ def _network_differences(stored: list[list[str]], expected: list[list[str]],
     more = len(lines) - limit
     return ("\n".join("  - " + line for line in lines[:limit])
             + (f"\n  ... and {more} more" if more > 0 else ""))
+
+
+def _prefix_refusal(path: Path, stored, expected, side: str, prefix: str,
+                    attribute: str) -> CheckpointError:
+    """load_checkpoint's refusal of a checkpoint whose tensors are the network's under names
+    with one prefix more (saved from a model that holds the network, e.g. d2l's Classifier as
+    .net) or less (saved from a part of this network)."""
+    sentence = _prefix_sentence(stored, expected, side, prefix)
+    if side == "file":
+        d2l = " (as d2l's Classifier holds its layers as .net)" if prefix == "net." else ""
+        return _refuse(path, f"was saved from a model that holds this network as "
+                             f"model{attribute}{d2l}: {sentence}",
+                       f"load it into that model (built as it was saved; a model with lazy "
+                       f"layers after one batch has run through it), or save the network "
+                       f"itself, save_checkpoint(model{attribute}, 'lenet.pt'), and load that "
+                       f"file into this network")
+    return _refuse(path, f"was saved from a part of this network, the one it holds as "
+                         f"model{attribute}: {sentence}",
+                   f"load it into that part: load_checkpoint(model{attribute}, "
+                   f"{str(path)!r}), where model is this network")
 
 
 WRAPPERS = ("DataParallel", "DistributedDataParallel")
@@ -1090,9 +1217,13 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       "again with this version")
     if _plain_state_dict(record):
         raise _plain_state_dict_refusal(path, record, net)
+    held = None if isinstance(record, dict) and record.get("format") == FORMAT else \
+        _held_refusal(path, record, net)
+    if held is not None:  # e.g. PyTorch's "general checkpoint": {'model_state_dict': ..., ...}
+        raise held
     if not (isinstance(record, dict) and record.get("format") == FORMAT):
-        raise _refuse(path, "is not a lenet_book checkpoint (a plain torch.save of a state dict, "
-                            "or another file?); only files written by save_checkpoint are loaded")
+        raise _refuse(path, "is not a lenet_book checkpoint (a torch.save of something else?); "
+                            "only files written by save_checkpoint are loaded")
     try:
         state_dict = record["state_dict"]
         stored = [(str(name), tuple(int(d) for d in shape))
@@ -1117,6 +1248,9 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     pruning = _pruning_words(stored, expected)
     if not _same_tensors(stored, expected) and pruning:
         raise _refuse(path, *pruning)
+    prefix = None if _same_tensors(stored, expected) else _prefix_words(stored, expected)
+    if prefix:  # the same tensors under names with one prefix more or less: never loaded as such
+        raise _prefix_refusal(path, stored, expected, *prefix)
     if not _same_tensors(stored, expected):
         raise _refuse(path, "was saved from a network of another architecture:\n"
                       + _differences(stored, expected),

@@ -1333,14 +1333,21 @@ def _check_rbf_options(net, options):
     them (the largest penalty is the worst class, not the best)."""
     from lenet_book.train import argmax
 
-    if (any(type(m).__name__ == "RBF" for m in net.modules())
-            and (options.get("loss_fn") is None or options.get("predict") is argmax)):
-        raise ValueError("this network ends in RBF penalties (the 1998 LeNet-5, chapter 5): the "
-                         "smallest penalty wins and the paper has its own loss, so the default "
-                         "cross-entropy and largest score would train and score it wrongly; pass "
-                         "loss_fn and predict (original.paper_loss, original.predict), or build "
-                         "it all with recipes.build(recipes.ORIGINAL)")
     rbf = any(type(m).__name__ == "RBF" for m in net.modules())
+    default_loss, default_rule = options.get("loss_fn") is None, options.get("predict") is argmax
+    if rbf and (default_loss or default_rule):
+        # name only what is at its default: the other one was chosen
+        wrong = ("the paper has its own loss, so the default cross-entropy and largest score "
+                 "would train and score it wrongly; pass loss_fn and predict "
+                 "(original.paper_loss, original.predict)" if default_loss and default_rule else
+                 "loss_fn is the default, cross-entropy, a loss for scores (the largest wins), "
+                 "which would train every image away from its class; pass "
+                 "loss_fn=original.paper_loss" if default_loss else
+                 "predict is the default, the largest score (argmax), which would pick the "
+                 "largest penalty, the worst class; pass predict=original.predict")
+        raise ValueError("this network ends in RBF penalties (the 1998 LeNet-5, chapter 5), where "
+                         f"the smallest penalty wins: {wrong}, or build it all with "
+                         "recipes.build(recipes.ORIGINAL)")
     if options.get("predict") is not None and rbf:
         _check_predict_picks("train", options["predict"], penalties=True)
     return rbf
@@ -1460,7 +1467,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         _remember_trained(net, _check_loss_and_predict_agree("train", options.get("loss_fn"),
                                                               options.get("predict")))
     _check_softmax_output(net, options.get("loss_fn"))
-    if options.get("optimizer") is not None:
+    if options.get("optimizer") is not None and not _train_s_own(options["optimizer"]):
         _check_optimizer(net, options["optimizer"], lr, device)
     n = len(train_data[1])
     _check_schedule(net, options, lr, int(num_epochs), -(-n // int(batch_size)), device)
@@ -1674,7 +1681,7 @@ def _reads_params_twice(net, optimizer, device):
     try:
         with _generators_kept(device), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            built = optimizer(list(net.parameters()))
+            built = _own(optimizer)(list(net.parameters()))
         given = {id(p) for group in built.param_groups for p in group["params"]}
     except Exception:  # what it does with a list is not the question
         return False
@@ -1695,6 +1702,181 @@ def _built_optimizer(net, optimizer, device):
         raise ValueError(f"the optimizer function could not build an optimizer: PyTorch says "
                          f"{first!r}{hint}; e.g. optimizer=lambda params: "
                          "torch.optim.SGD(params, lr=0.1)") from None
+
+
+def _built_once(bound):
+    """``train``'s optimizer and scheduler functions (in its bound arguments), each called once:
+    the checks try what they build (a schedule is stepped through all of training, with no
+    optimizer step), and train gets that optimizer and schedule, put back as they were built.
+    Called twice, a function that ignores its argument and reads a generator taken once
+    (params = net.parameters() outside it) would build an empty optimizer the second time. A
+    value the checks refuse is left as it is, for them to name. With a scheduler function and no
+    optimizer function, train's own SGD is built once too (the schedule is tried on it)."""
+    for name, once in (("optimizer", _optimizer_built_once), ("scheduler", _schedule_built_once)):
+        value = bound.arguments.get(name)
+        if value is None:
+            continue
+        try:
+            check_function(name, value)
+        except (TypeError, ValueError):
+            continue
+        bound.arguments[name] = once(value)
+    if bound.arguments.get("optimizer") is None and _own(bound.arguments.get("scheduler")) \
+            is not bound.arguments.get("scheduler"):
+        lr = bound.arguments.get("lr")
+
+        def sgd(params):  # as train's body builds it without an optimizer function
+            return torch.optim.SGD(params, lr=lr)
+
+        bound.arguments["optimizer"] = _optimizer_built_once(sgd)
+        bound.arguments["optimizer"]._train_s_own = True
+
+
+def _train_s_own(optimizer):
+    """Whether ``optimizer`` is train's default SGD, given by ``_built_once`` (not the caller's)."""
+    return getattr(optimizer, "_train_s_own", False)
+
+
+def _own(function):
+    """The caller's function behind one that ``_built_once`` wrapped."""
+    return getattr(function, "_built_once_from", function)
+
+
+def _optimizer_built_once(function):
+    """``function`` (train's optimizer function) called at the first call only; a later call with
+    the same parameters gets that optimizer, its settings put back as built (a schedule tried on
+    it changed its rates). One whose state from its start (Adagrad's sums) no longer fits the
+    weights (train moved them to the data's device, or to channels-last) is built again."""
+    made = {}
+
+    @functools.wraps(function)
+    def once(params):
+        params = list(params)
+        ids = [id(p) for p in params]
+        if made and made["groups"] is not None and made["ids"] == ids \
+                and _state_fits(made["optimizer"]):
+            _put_back(made["groups"])
+            return made["optimizer"]
+        if made:
+            return _optimizer_built_again(function, params)
+        optimizer = function(p for p in params)  # a generator, as train passes them
+        made.update(ids=ids, optimizer=optimizer,
+                    groups=(_kept_groups(optimizer)
+                            if isinstance(optimizer, torch.optim.Optimizer) else None))
+        return optimizer
+
+    once._built_once_from = function
+    return once
+
+
+def _state_fits(optimizer):
+    """Whether the state an optimizer made at its start is where its parameters now are, laid
+    out as they are (nothing has stepped it: the checks take no step)."""
+    for param, state in optimizer.state.items():
+        for value in state.values() if isinstance(state, dict) else ():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and (
+                    value.device != param.device
+                    or (value.shape == param.shape and value.stride() != param.stride())):
+                return False
+    return True
+
+
+def _optimizer_built_again(function, params):
+    """The optimizer function called a second time, where the first optimizer cannot be used."""
+    try:
+        return function(p for p in params)
+    except ValueError as error:
+        if "empty parameter list" not in str(error):
+            raise
+        raise ValueError("optimizer: your function built an optimizer with no parameters the "
+                         "second time; train calls it once to check it and once to train: "
+                         "build it from the parameters it is given, optimizer=lambda params: "
+                         "torch.optim.SGD(params, lr=0.9) (a generator such as "
+                         "net.parameters() can be read only once)") from None
+
+
+def _schedule_built_once(function):
+    """``function`` (train's scheduler function) called at the first call only; a later call with
+    the same optimizer gets that schedule, it and the optimizer's settings put back as built
+    (the checks step it through all of training). A schedule not of torch's classes, or one
+    that calls the learner's functions, whose state may hold more than its state_dict, is built
+    again. Its warnings are given at each call (the
+    checks' call ignores them)."""
+    made = {}
+
+    @functools.wraps(function)
+    def once(optimizer, epochs, steps):
+        if made and made["state"] is not None and made["optimizer"] is optimizer \
+                and made["sizes"] == (epochs, steps):
+            _put_back(made["groups"])
+            made["schedule"].load_state_dict(_copied(made["state"]))
+            _warn_again(made["warnings"])
+            return made["schedule"]
+        if made:
+            return function(optimizer, epochs, steps)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            schedule = function(optimizer, epochs, steps)
+        state = None
+        if (isinstance(schedule, torch.optim.lr_scheduler.LRScheduler)
+                and type(schedule).__module__.startswith("torch.optim")
+                and not _calls_functions(schedule)
+                and isinstance(optimizer, torch.optim.Optimizer)):
+            state = _copied(schedule.state_dict())
+        made.update(optimizer=optimizer, sizes=(epochs, steps), schedule=schedule, state=state,
+                    warnings=list(caught),
+                    groups=_kept_groups(optimizer) if state is not None else None)
+        _warn_again(caught)
+        return schedule
+
+    once._built_once_from = function
+    return once
+
+
+def _calls_functions(schedule):
+    """Whether ``schedule`` (or one it chains) calls the learner's functions for its factors
+    (LambdaLR, MultiplicativeLR), which may keep state of their own (an iterator of factors, a
+    counter) that its state_dict does not hold: such a schedule is built again for training."""
+    chained = getattr(schedule, "_schedulers", None)
+    if isinstance(chained, (list, tuple)):
+        return any(_calls_functions(inner) for inner in chained)
+    return isinstance(schedule, (torch.optim.lr_scheduler.LambdaLR,
+                                 torch.optim.lr_scheduler.MultiplicativeLR))
+
+
+def _kept_groups(optimizer):
+    """The optimizer's settings, group by group (tensors copied: schedules fill them in place),
+    for ``_put_back``."""
+    return [(group, dict(group), {key: value.detach().clone() for key, value in group.items()
+                                  if isinstance(value, torch.Tensor)})
+            for group in optimizer.param_groups]
+
+
+def _put_back(kept):
+    with torch.no_grad():
+        for group, items, tensors in kept:
+            group.clear()
+            group.update(items)
+            for key, value in tensors.items():
+                items[key].copy_(value)
+
+
+def _copied(value):
+    """A copy of a schedule's state: its containers and tensors copied, anything else (numbers,
+    functions, objects it refers to) kept as it is."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_copied(item) for item in value)
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+
+def _warn_again(caught):
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
 
 
 def _rate_above_0(rate):
@@ -1723,8 +1905,9 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
         return
     factory = options.get("optimizer")
     with _generators_kept(device):
-        opt = (_built_optimizer(net, factory, device) if factory is not None
-               else torch.optim.SGD(net.parameters(), lr=float(lr)))
+        opt = (torch.optim.SGD(net.parameters(), lr=float(lr)) if factory is None
+               else factory(net.parameters()) if _train_s_own(factory)  # train's, built once
+               else _built_optimizer(net, factory, device))
         if not isinstance(opt, torch.optim.Optimizer):
             return  # check_built says what is wrong
         rates = [group.get("lr") for group in opt.param_groups]  # before a schedule sets them
@@ -2326,8 +2509,9 @@ def _forward_dtypes_named(net, X):
             f"{dtype}, "
             f"and layer {names[id(refusing)] or 'net'} ({type(refusing).__name__}) after it "
             f"computes in {X.dtype}: PyTorch says {first!r}; return the layer's output as "
-            f"{X.dtype} (e.g. .float() at the end of its forward), or train the whole network "
-            "under autocast with amp_dtype=torch.bfloat16") from None
+            f"{X.dtype} (e.g. .float() at the end of its forward)"
+            + (f", or train the whole network under autocast with amp_dtype={dtype}"
+               if dtype in (torch.bfloat16, torch.float16) else "")) from None
 
 
 LOSS_MAX = 1e6  # a mean loss per image above this has diverged (cross-entropy starts near 2.3)

@@ -39,6 +39,7 @@ import gzip
 import hashlib
 import os
 import re
+import shlex
 import stat
 import sys
 import tempfile
@@ -529,7 +530,7 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
     try:
         status = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        return f"{path} is missing."
+        return _dangling_link(path) or f"{path} is missing."
     except PermissionError:
         return f"{path} cannot be reached: no permission to enter {path.parent}."
     except OSError as error:  # a loop, a path too long
@@ -546,6 +547,10 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
         if len(header) < 4 + 4 * len(spec.shape):
             return (f"{path} holds only {size} bytes, too few for an IDX header "
                     f"(expected {spec.size:,} bytes).")
+        if not any(header[:_header_size(spec)]):  # no data set's header: nothing was written
+            return (f"{path} holds only zero bytes where its IDX header should be (its first "
+                    f"{_header_size(spec)} bytes): an unfinished copy (space reserved and never "
+                    "written, or a sync tool's placeholder?), not another file; copy it again.")
         wrong = _header_problem(header, spec)
         if wrong:
             return f"{path} {wrong}"
@@ -561,6 +566,24 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
     except OSError as error:
         return f"{path} cannot be read ({error.strerror or error})."
     return None
+
+
+def _dangling_link(path: Path) -> str | None:
+    """What is wrong with ``path`` when it is a symbolic link to nothing (shared data moved or
+    deleted): a link that ``ls`` shows, so not "missing"; else None."""
+    try:
+        if not os.path.islink(path):
+            return None
+        target = os.readlink(path)
+    except OSError:
+        return None
+    where = (target if os.path.isabs(target)
+             else f"{target} (= {os.path.normpath(path.parent / target)})")
+    nothing = ("which is itself a link to nothing" if os.path.lexists(path.parent / target)
+               else "which does not exist")
+    return (f"{path} is a symbolic link to {where}, {nothing} (the data it led to were moved or "
+            f"deleted?): point it at the file (ln -sf FILE {path}) or delete it, then prepare "
+            "the data again.")
 
 
 # How a file torch.save wrote starts: a zip archive, or a pickle before torch 1.6
@@ -725,6 +748,9 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
         folder = _source_given_as_root(root)  # the files are there, one level off
         if folder is not None:
             raise _source_as_root_error(root, folder)
+        folder = _one_folder_off(root)  # or one folder off the raw folder
+        if folder is not None:
+            raise _one_folder_off_error(root, folder)
     if problems or cache:
         nearby = (_nearby_root(root) if len(problems) == len(FILES) and all(
             p.endswith(" is missing.") for p in problems) else None)
@@ -1122,6 +1148,71 @@ def _source_as_root_error(root: str | os.PathLike, folder: Path) -> FashionMNIST
         "or downloaded.")
 
 
+def _folder_key(name: str) -> str:
+    """A folder's name as compared with FashionMNIST's ('fashion-mnist', 'Fashion_MNIST')."""
+    return re.sub(r"[-_. ]", "", name.lower())
+
+
+def _folders_named(folder: Path, key: str) -> list[Path]:
+    """The folders in ``folder`` whose name is ``key`` spelt otherwise (:func:`_folder_key`)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # missing, or cannot be listed: only the published spelling is looked at
+        return []
+    return [folder / name for name in names
+            if _folder_key(name) == key and os.path.isdir(folder / name)]
+
+
+def _one_folder_off(root: str | os.PathLike) -> Path | None:
+    """The folder one level off the raw folder that holds the four files (as .gz or unpacked),
+    when the raw folder holds none of them: raw/raw or raw/FashionMNIST/raw (a cp -r into a
+    folder that existed), FashionMNIST/FashionMNIST/raw, FashionMNIST/ itself, another spelling
+    (FashionMNIST/Raw, fashion-mnist/raw), or data/FashionMNIST/raw (the repository root given
+    as the root). Else None. A few stats and two listings: no file is read."""
+    raw = _raw_dir(root)
+    if any(os.path.lexists(raw / name) for spec in FILES
+           for name in (spec.name, f"{spec.name}.gz")):
+        return None
+    base = _root(root)
+    fashion = base / "FashionMNIST"
+    candidates = [raw / "raw", raw / "FashionMNIST" / "raw", fashion / "FashionMNIST" / "raw",
+                  fashion]
+    for folder in _folders_named(base, "fashionmnist"):  # fashion-mnist/, FashionMNIST/ ...
+        candidates += [*_folders_named(folder, "raw"), folder]  # ... and their Raw/ or raw/
+    candidates.append(base / "data" / "FashionMNIST" / "raw")
+    return next((folder for folder in dict.fromkeys(candidates) if folder != raw
+                 and all(_in_source(folder, spec) for spec in FILES)), None)
+
+
+def _one_folder_off_error(root: str | os.PathLike, folder: Path) -> FashionMNISTError:
+    """The four files are one folder off, in ``folder``: name it and how to move them (or the
+    root to give), rather than call them missing, or download a second copy."""
+    raw = _raw_dir(root)
+    names = ", ".join(next(name for name in (spec.name, f"{spec.name}.gz")
+                           if os.path.isfile(folder / name)) for spec in FILES)
+    # a folder that is itself a data root's FashionMNIST/raw (not one inside raw/) may be given
+    other = (str(folder.parent.parent) if folder.name == "raw"
+             and folder.parent.name == "FashionMNIST" and raw not in folder.parents else None)
+    use = (None if other is None else f"--root {other}" if _ON_THE_COMMAND_LINE.get()
+           else f"root={other!r} (a tool's --data {other})")
+    said = (f"Fashion-MNIST is not in {raw}, which holds none of the four files, but {folder} "
+            f"holds all four ({names})")
+    if folder == _root(root) / "data" / "FashionMNIST" / "raw":  # the repository root, say
+        return FashionMNISTError(
+            f"{said}: {root} is the folder above the data root.\nHow to fix it: use {use}. "
+            "Nothing was created, deleted or downloaded.")
+    mkdir = "" if os.path.isdir(raw) else f"mkdir -p {shlex.quote(str(raw))} && "
+    # a copy inside the folder it was to replace: raw/raw, FashionMNIST/FashionMNIST/raw
+    nested = raw in folder.parents or raw.parent / "FashionMNIST" in folder.parents
+    return FashionMNISTError(
+        f"{said}, one folder off" + (" (a cp -r into a folder that already existed?)"
+                                     if nested else "") + "; torchvision reads "
+        f"them only from {raw}/.\nHow to fix it (in a terminal opened in {_current_folder()}): "
+        f"move them there: {mkdir}mv {shlex.quote(str(folder))}/*-ubyte* "
+        f"{shlex.quote(str(raw))}/" + (f", or use {use}" if use else "")
+        + ". Nothing was created, deleted or downloaded.")
+
+
 def find_local_copy() -> Path | None:
     """Return the first folder among $FASHION_MNIST_SOURCE and LOCAL_COPIES holding
     the four files, each as the .gz or unpacked (a data root: its FashionMNIST/raw)."""
@@ -1204,6 +1295,9 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     todo = [spec for spec in FILES if _problem(raw / spec.name, spec) is not None]
     if source is None and todo:  # data already ready need no copy (make data, gpu_check)
         _check_source_variable()
+        folder = _one_folder_off(root)  # the user's own copy, misplaced: not a second one
+        if folder is not None:
+            raise _one_folder_off_error(root, folder)
         source = find_local_copy()
         if source is None:
             folder = _source_given_as_root(root)  # the root itself holds the files
@@ -1358,6 +1452,9 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
         folder = _source_given_as_root(root)  # torchvision would download a second copy
         if folder is not None:
             raise _source_as_root_error(root, folder)
+        folder = _one_folder_off(root)  # the same, beside files one folder off
+        if folder is not None:
+            raise _one_folder_off_error(root, folder)
     if not present and download and packed and not shared:
         # unpacked and verified here: torchvision would try to download a damaged .gz again and
         # say only that the download failed (offline), leaving the others unpacked unverified

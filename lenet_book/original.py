@@ -201,6 +201,7 @@ def _check_predict(penalties):
                          "picks the smallest; these hold negative numbers (a network's scores?), "
                          "for which the smallest is the worst class: pass the output of "
                          "original_lenet(), or use scores.argmax(dim=1) for scores")
+    _check_not_probabilities(penalties)
     # NaN penalties: argmin would pick class 0 without a word. Those of a training step are left
     # to train, which stops a diverging training naming its epoch and step; on a GPU reading them
     # would wait for the device.
@@ -222,6 +223,33 @@ def _check_predict(penalties):
                          "leaves them (weights too large or no longer numbers), or the images "
                          "are not numbers; build the network again and train with a smaller "
                          "learning rate, and check that the images are numbers")
+
+
+def _check_not_probabilities(penalties):
+    """Probabilities (softmax(-penalties), or a network ending in nn.Softmin) are at least 0 like
+    penalties, but their smallest is the least likely class. RBF penalties are squared distances
+    to the codes (the paper's differ in 42 places: two penalties of a row add up to at least 84),
+    so a batch of rows of numbers in [0, 1] summing to 1 is no batch of penalties. Read on the
+    CPU only (on a GPU it would wait for the device); the largest value first, cheap, as real
+    penalties go above 1."""
+    if not _on_cpu(penalties) or not penalties.is_floating_point() or penalties.numel() == 0:
+        return
+    values = penalties.detach()
+    if not bool(values.amax() <= 1):  # negative values were refused before (scores)
+        return
+    sums = values.float().sum(dim=1)
+    # 0.01: a softmax in float16 or bfloat16 sums to 1 only within its rounding
+    if not bool(((sums - 1).abs() <= 0.01).all()):
+        return
+    rows = "this row of numbers in [0, 1] sums" if len(values) == 1 \
+        else "these rows of numbers in [0, 1] each sum"
+    raise ValueError(f"predict takes the RBF penalties (squared distances to the codes, which "
+                     f"original_lenet() outputs) and picks the smallest; {rows} to 1: "
+                     "probabilities (softmax(-penalties), or a network ending in nn.Softmin or a "
+                     "softmax?), for which the smallest is the least likely class. For "
+                     "probabilities use probs.argmax(dim=1); or give predict the penalties "
+                     "themselves, predict(net(X)), of a network that ends in the RBF layer with "
+                     "no softmax after it")
 
 
 predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
@@ -318,6 +346,35 @@ def _check_paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FAC
                          "factors, one per epoch (the last is kept after), got None; leave "
                          "factors out for the paper's, original.LR_FACTORS")
     check_paper_schedule(optimizer, num_epochs, steps_per_epoch, _factors_listed(factors))
+    _check_factors_not_rates(optimizer, _factors_listed(factors))
+
+
+_TINY_FACTOR = 0.01  # factors all at most this: the paper's rates (0.0005, ...) given as factors
+
+
+def _check_factors_not_rates(optimizer, factors):
+    """The factors multiply the optimizer's first rate: the paper's learning rates themselves
+    (0.0005, 0.0002, ...) given as factors would train at lr × 0.0005, e.g. 2.5e-06 with the
+    1998 recipe's lr=0.005, and the network would stay at chance without a word. A warm-up that
+    starts low still reaches about 1; an optimizer built with lr=1 makes rates right as
+    factors (LambdaLR's own idiom), so it is left alone."""
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    lr = group.get("initial_lr", group.get("lr"))  # initial_lr: the rate a scheduler started at
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of many rates: not told
+        return
+    largest = max(factors)
+    if largest > _TINY_FACTOR or not 0 < lr < 1:
+        return
+    first = factors[0]
+    raise ValueError(f"paper_schedule: factors multiply the optimizer's first rate (lr={lr:g}), "
+                     f"but these are all at most {largest:g}, so the first epoch would train at "
+                     f"{lr:g} × {first:g} = {lr * first:.3g}: they look like learning rates "
+                     f"themselves (the paper's are 0.0005, 0.0002, ...). Give the rates as "
+                     f"factors of the first, factors=[r / rates[0] for r in rates], with the "
+                     f"optimizer's lr=rates[0] (here lr={first:g}); or leave factors out for the "
+                     f"paper's, original.LR_FACTORS (1, 1, 0.4, ...)")
 
 
 @contextlib.contextmanager
@@ -611,16 +668,38 @@ PaperInput.__init__ = _without_settings(
 ScaledTanh.__init__ = _without_settings(
     ScaledTanh, "it is the paper's squashing function f(a) = 1.7159 tanh(2a/3), with nothing to "
     "set", "f = original.ScaledTanh(); f(a)")
-PaperInput.forward = at_the_door(PaperInput.forward, _check_paper_input)
-ScaledTanh.forward = at_the_door(ScaledTanh.forward, _check_scaled_tanh)
+
+
+def _scriptable(checked):
+    """``checked`` (a forward wrapped by at_the_door) as a function of this module: TorchScript
+    compiles the forward's own source (inspect follows ``__wrapped__``) but looks its names (F,
+    torch) up in the globals of the function it is given, which must be this module's."""
+    @functools.wraps(checked)
+    def forward(*args, **kwargs):
+        return checked(*args, **kwargs)
+
+    return forward
+
+
+PaperInput.forward = _scriptable(at_the_door(PaperInput.forward, _check_paper_input))
+ScaledTanh.forward = _scriptable(at_the_door(ScaledTanh.forward, _check_scaled_tanh))
 Subsampling.__init__ = at_the_door(Subsampling.__init__, _check_subsampling)
-Subsampling.forward = at_the_door(Subsampling.forward, _check_subsampling_input)
+Subsampling.forward = _scriptable(at_the_door(Subsampling.forward, _check_subsampling_input))
 PartialConv2d.__init__ = at_the_door(PartialConv2d.__init__, _check_partial_conv)
-PartialConv2d.forward = at_the_door(PartialConv2d.forward, _check_partial_conv_input)
+PartialConv2d.forward = _scriptable(at_the_door(PartialConv2d.forward,
+                                                _check_partial_conv_input))
 RBF.__init__ = at_the_door(RBF.__init__, _check_rbf)
-RBF.forward = at_the_door(RBF.forward, _check_rbf_input)
+RBF.forward = _scriptable(at_the_door(RBF.forward, _check_rbf_input))
 
 
+def _network_input_checked(net, args: tuple[torch.Tensor]) -> None:
+    """The network's forward pre-hook: TorchScript compiles a network's hooks with it
+    (torch.jit.script(original_lenet())), and a compiled network reads no Python check."""
+    if not torch.jit.is_scripting():
+        _check_network_input(net, args)
+
+
+@torch.jit.unused
 def _check_network_input(net, args):
     """The 1998 network's input: a batch N×1×H×W of float images of its weights' dtype (shapes
     and dtypes only: nothing waits for a GPU)."""
@@ -643,7 +722,7 @@ def _input_checked(build):
     @functools.wraps(build)
     def checked(*args, **kwargs):
         net = build(*args, **kwargs)
-        net.register_forward_pre_hook(_check_network_input)
+        net.register_forward_pre_hook(_network_input_checked)
         return net
     return checked
 

@@ -7,6 +7,7 @@ runs into the figures it shows.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import inspect
 import math
@@ -104,14 +105,17 @@ def _read_record(path):
     except OSError as error:
         raise ValueError(f"The record {path} cannot be read: {error.strerror or error}; "
                          f"{_restore(path)}") from None
-    if not data.strip():
+    # a byte-order mark (an editor such as Notepad saved it) is no damage: read past it
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if not data[bom:].strip():
         raise ValueError(f"The record {path} is empty"
-                         f"{' (white space only)' if data else ''}; {_restore(path)}")
+                         f"{' (white space only)' if data[bom:] else ''}; {_restore(path)}")
     try:
-        text = data.decode("utf-8")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"The record {path} is not UTF-8 text (byte {data[error.start]:#04x} "
-                         f"at position {error.start}): it is damaged; {_restore(path)}") from None
+        at = error.start + bom  # in the file, as a hex editor shows it
+        raise ValueError(f"The record {path} is not UTF-8 text (byte {data[at]:#04x} "
+                         f"at position {at}): it is damaged; {_restore(path)}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -386,7 +390,7 @@ def _seed_studies():
     found = []
     for path in sorted(results_folder().glob("*.json")):
         try:
-            if _is_seed_study(json.loads(path.read_text(encoding="utf-8"))):
+            if _is_seed_study(json.loads(path.read_text(encoding="utf-8-sig"))):  # as _read_record
                 found.append(path.name)
         except (OSError, ValueError, RecursionError):  # unusable: named when it is loaded
             continue

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lenet_book.checks import (
+    _built_once,
     _got,
     _is_flag,
     _step_outputs_checked,
@@ -256,6 +257,7 @@ def _as_train_leaves_it(bound):
     that stops with an exception (a refusal, Ctrl-C) leaves the train/eval modes as it found
     them."""
     net = bound.arguments["net"]
+    _built_once(bound)  # the optimizer and scheduler functions: called once, by the checks
     on_epoch = bound.arguments.get("on_epoch")
     if on_epoch is not None and not isinstance(on_epoch, type):
         check_function("on_epoch", on_epoch)  # before it is wrapped: its own signature

@@ -10,7 +10,9 @@ issue; each failed before its fix. Tiny stand-in tensors only: no test here need
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+import datetime
 import errno
 import fcntl
 import functools
@@ -46,6 +48,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import lenet_book
+import lenet_book.book
 from lenet_book import (
     book,
     checkpoint,
@@ -1633,7 +1637,7 @@ def test_15_the_long_messages_are_one_or_two_sentences(tmp_path, capsys, monkeyp
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\0" * 1000)
     assert data.main(["check", "--root", "d"]) == 1
     err = capsys.readouterr().err
-    assert "t10k-labels-idx1-ubyte has the IDX header magic" in err and "apt-get" not in err, err
+    assert "t10k-labels-idx1-ubyte holds only zero bytes" in err and "apt-get" not in err, err
     assert len(err.strip().splitlines()) == 3, err
 
 
@@ -13649,6 +13653,1314 @@ def test_33_accuracy_seeds_resumed_into_its_own_file_keeps_the_time_spent(tmp_pa
     record = json.loads(study.read_text())
     assert record["wall_seconds"] == spent + record["wall_seconds_this_run"], record["wall_seconds"]
     assert f"({record['wall_seconds']} s with the resumed record's)" in capsys.readouterr().out
+
+PROBABILITIES = (r"predict takes the RBF penalties .* and picks the smallest; .* to 1: probabilities "
+                 r"\(softmax\(-penalties\), or a network ending in nn.Softmin .* the least likely class\. "
+                 r"For probabilities use probs.argmax\(dim=1\); or give predict the penalties themselves")
+
+
+def _penalties(n=8, trained=False):
+    images, labels = tiny_data(max(n, 32))
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    if trained:
+        train(net, (images, labels), **{**options, "num_epochs": 2, "batch_size": 16})
+    with torch.no_grad():
+        return net.eval()(to_float(images[:n]))
+
+
+@pytest.mark.parametrize("case", ["batch", "one image", "bfloat16", "with a gradient"])
+def test_33_predict_refuses_probabilities_of_the_penalties_saying_argmax(case):
+    """original.predict(softmax(-penalties)) picked the least likely class of every image
+    without a word: probabilities are at least 0, like penalties."""
+    penalties = _penalties(1 if case == "one image" else 8)
+    probs = torch.softmax(-penalties, dim=1)
+    if case == "bfloat16":
+        probs = probs.bfloat16()
+    if case == "with a gradient":
+        probs = torch.softmax(-penalties.clone().requires_grad_(), dim=1)
+    message = refused_by_lenet_book(ValueError, PROBABILITIES, lambda: original.predict(probs))
+    assert ("this row" if case == "one image" else "these rows") in message
+
+
+def test_33_evaluate_of_a_network_ending_in_softmin_with_original_predict_is_refused():
+    """evaluate(net + nn.Softmin, ..., predict=original.predict) scored the least likely class."""
+    images, labels = tiny_data(16)
+    net = nn.Sequential(original.init_paper(original.original_lenet()), nn.Softmin(dim=1))
+    refused_by_lenet_book(ValueError, PROBABILITIES,
+                          lambda: evaluate(net, images, labels, predict=original.predict))
+    assert net.training  # modes put back
+
+
+@pytest.mark.parametrize("case", ["untrained", "trained", "one image", "small", "some rows sum to 1"])
+def test_33_predict_still_takes_real_penalties_and_small_ones_not_summing_to_1(case):
+    """A valid use: penalties of the 1998 network, and small numbers whose rows do not sum to 1."""
+    if case in ("untrained", "trained", "one image"):
+        penalties = _penalties(1 if case == "one image" else 8, trained=case == "trained")
+    elif case == "small":
+        penalties = torch.full((3, 10), 0.05)
+        penalties[:, 4] = 0.01
+    else:  # a batch in which not every row sums to 1
+        penalties = torch.full((2, 10), 0.1)
+        penalties[1] = 0.2
+        penalties[1, 4] = 0.01
+    assert torch.equal(original.predict(penalties), penalties.argmin(dim=1))
+
+
+def test_33_the_1998_network_still_trains_and_evaluates_with_its_rule():
+    """A valid use: train and evaluate with original.predict at every step."""
+    images, labels = tiny_data(32)
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    history, _ = train(net, (images, labels), {"test": (images, labels)},
+                       **{**options, "num_epochs": 1, "batch_size": 16})
+    assert 0 <= history[0]["test_acc"] <= 1
+
+
+PAPER_RATES = [0.0005, 0.0005, 0.0002, 0.0002, 0.0002, 0.0001, 0.0001, 0.0001, 0.00005, 0.00005]
+
+
+RATES_AS_FACTORS = (r"paper_schedule: factors multiply the optimizer's first rate \(lr=0.005\), but these "
+                    r"are all at most 0.0005, so the first epoch would train at 0.005 × 0.0005 = 2.5e-06: "
+                    r"they look like learning rates themselves .* factors=\[r / rates\[0\] for r in rates\], "
+                    r"with the optimizer's lr=rates\[0\] \(here lr=0.0005\)")
+
+
+def test_33_paper_schedule_refuses_the_papers_rates_given_as_factors():
+    """paper_schedule(opt, ..., factors=[0.0005, ...]) with lr=0.005 trained at 2.5e-06."""
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.005, momentum=0.9)
+    refused_by_lenet_book(ValueError, RATES_AS_FACTORS,
+                          lambda: original.paper_schedule(opt, 10, 196, factors=PAPER_RATES))
+    assert opt.param_groups[0]["lr"] == 0.005 and "initial_lr" not in opt.param_groups[0]
+
+
+def test_33_train_refuses_the_papers_rates_as_factors_before_any_step():
+    """The same through train's scheduler option: no refusal, and TrainingDiverged cannot fire."""
+    images, labels = tiny_data(32)
+    net, options = recipes.build(recipes.ORIGINAL, seed=0)
+    options.update(num_epochs=1, batch_size=16,
+                   scheduler=lambda o, e, s: original.paper_schedule(o, e, s, factors=PAPER_RATES))
+    before = weights(net)
+    refused_by_lenet_book(ValueError, RATES_AS_FACTORS, lambda: train(net, (images, labels), **options))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("factors, lr", [
+    (original.LR_FACTORS, 0.005),
+    ([0.001, 0.01, 0.1, 1, 1, 0.4], 0.005),               # a warm-up that starts low
+    ([r / PAPER_RATES[0] for r in PAPER_RATES], 0.0005),  # the rates as factors of the first
+    (PAPER_RATES, 1.0),                                   # LambdaLR's idiom: lr=1, rates as factors
+    (torch.tensor([1.0, 0.5]), 0.005),
+])
+def test_33_paper_schedule_still_takes_factors_of_the_first_rate(factors, lr):
+    """A valid use: factors that reach about 1, and rates as factors of lr=1."""
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=lr, momentum=0.9)
+    schedule = original.paper_schedule(opt, 10, 2, factors=factors)
+    first = float(factors[0])
+    assert schedule.get_last_lr()[0] == pytest.approx(lr * first)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+@pytest.mark.parametrize("make", [original.PaperInput, lambda: original.Subsampling(6),
+                                  lambda: original.PartialConv2d(original.C3_INPUTS, 6),
+                                  original.original_lenet])
+def test_33_the_1998_layers_and_network_script_with_torch_jit(make):
+    """torch.jit.script failed with "undefined value F" shown at lenet_book/checks.py."""
+    module = make()
+    shape = {original.Subsampling: (2, 6, 28, 28), original.PartialConv2d: (2, 6, 14, 14)}.get(
+        type(module), (2, 1, 28, 28))
+    X = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    scripted = torch.jit.script(module)
+    assert torch.allclose(scripted(X), module(X))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_33_the_1998_network_keeps_its_checks_after_it_is_scripted():
+    """A valid use: scripting a network leaves the Python one checking its input."""
+    net = original.init_paper(original.original_lenet())
+    torch.jit.script(net)
+    refused_by_lenet_book(ValueError, r"original_lenet takes a batch of grey 28×28 images",
+                          lambda: net(torch.rand(2, 28, 28)))
+    refused_by_lenet_book(ValueError, r"PaperInput takes float images in \[0, 1\]",
+                          lambda: net(torch.full((2, 1, 28, 28), 255.0)))
+
+class _Holder(nn.Module):
+    """A model holding the text's network as .net, as d2l 1.0's Classifier (LeNet) does."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = fast.lenet()
+
+    def forward(self, X):
+        return self.net(X)
+
+
+def _same_weights_fa3(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def test_33_a_checkpoint_of_a_model_holding_the_network_as_net_names_the_prefix(tmp_path):
+    """Before: 'saved from a network of another architecture', five lines of
+    '0.weight ... is in the network but not in the file' and 'and 15 more'."""
+    torch.manual_seed(0)
+    model = _Holder()
+    path = save_checkpoint(model, tmp_path / "d2l_lenet.pt")
+    net = fast.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(
+        CheckpointError, "the file's tensors are this network's with the prefix 'net.'",
+        lambda: load_checkpoint(net, path))
+    assert "holds this network as model.net" in message and "d2l's Classifier" in message, message
+    assert "(net.0.weight for 0.weight" in message, message
+    assert "save_checkpoint(model.net, 'lenet.pt')" in message, message
+    assert "another architecture" not in message, message
+    assert _same_weights_fa3(before, net.state_dict())  # never loaded as such
+    # both fixes given work: into the model, or model.net saved on its own into the network
+    assert _same_weights_fa3(load_checkpoint(_Holder(), path).state_dict(), model.state_dict())
+    again = load_checkpoint(fast.lenet(), save_checkpoint(model.net, tmp_path / "lenet.pt"))
+    assert _same_weights_fa3(again.state_dict(), model.net.state_dict())
+
+
+def test_33_a_checkpoint_of_the_network_loaded_into_a_model_holding_it_names_the_part(tmp_path):
+    """Before: 'saved from a network of another architecture', 'net.0.weight ... is in the
+    network but not in the file' five times."""
+    trained = fast.lenet()
+    path = save_checkpoint(trained, tmp_path / "lenet.pt")
+    model = _Holder()
+    before = weights(model)
+    message = refused_by_lenet_book(
+        CheckpointError, "this network's tensors are the file's with the prefix 'net.'",
+        lambda: load_checkpoint(model, path))
+    assert f"load_checkpoint(model.net, {str(path)!r})" in message, message
+    assert _same_weights_fa3(before, model.state_dict())
+    load_checkpoint(model.net, path)  # the fix given works
+    assert _same_weights_fa3(model.net.state_dict(), trained.state_dict())
+
+
+def test_33_a_deeper_prefix_is_named_as_the_attribute_that_holds_the_network(tmp_path):
+    model = nn.Sequential(nn.Identity(), nn.ModuleDict({"features": fast.lenet()}))
+    path = save_checkpoint(model, tmp_path / "deep.pt")
+    message = refused_by_lenet_book(CheckpointError, r"prefix '1\.features\.'",
+                                    lambda: load_checkpoint(fast.lenet(), path))
+    assert "save_checkpoint(model[1].features, 'lenet.pt')" in message, message
+    assert "d2l" not in message, message
+
+
+def test_33_a_prefixed_checkpoint_of_other_shapes_is_still_another_architecture(tmp_path):
+    model = _Holder()
+    model.net[-1] = nn.Linear(84, 5)  # five classes: not the same tensors under another name
+    path = save_checkpoint(model, tmp_path / "five.pt")
+    message = refused_by_lenet_book(CheckpointError, "another architecture",
+                                    lambda: load_checkpoint(fast.lenet(), path))
+    assert "with the prefix" not in message, message
+
+
+def _general_checkpoint(path, net):
+    """PyTorch's tutorial "Saving and loading a general checkpoint"."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.9, momentum=0.9)
+    torch.save({"epoch": 10, "model_state_dict": net.state_dict(),
+                "optimizer_state_dict": optimizer.state_dict(), "loss": 0.47}, path)
+    return path
+
+
+def test_33_a_general_checkpoint_is_refused_naming_its_key_and_the_conversion(tmp_path):
+    """Before: 'not a lenet_book checkpoint (a plain torch.save of a state dict, or another
+    file?)', with retraining as the only fix."""
+    torch.manual_seed(0)
+    trained = models.lenet()
+    path = _general_checkpoint(tmp_path / "general.pt", trained)
+    net = models.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(
+        CheckpointError, "holding a plain state dict of 10 tensors under 'model_state_dict'",
+        lambda: load_checkpoint(net, path))
+    load = (f"net.load_state_dict(torch.load({str(path)!r}, weights_only=True)"
+            "['model_state_dict'])")
+    assert load in message and "save_checkpoint(net, 'lenet.pt')" in message, message
+    assert "general checkpoint" in message and "chapter 6's ReLU LeNet" in message, message
+    assert "retrain" in message, message  # still the fallback
+    assert _same_weights_fa3(before, net.state_dict())
+    # the lines given work, and the checkpoint they make loads checked
+    net.load_state_dict(torch.load(path, weights_only=True)["model_state_dict"])
+    again = load_checkpoint(models.lenet(), save_checkpoint(net, tmp_path / "lenet.pt"))
+    assert _same_weights_fa3(again.state_dict(), trained.state_dict())
+
+
+def test_33_a_state_dict_under_model_beside_the_epoch_names_the_key(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"model": models.lenet().state_dict(), "epoch": 3}, path)
+    message = refused_by_lenet_book(CheckpointError, "under 'model'",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "weights_only=True)['model'])" in message, message
+
+
+def test_33_a_general_checkpoint_of_another_network_names_what_differs(tmp_path):
+    path = _general_checkpoint(tmp_path / "general.pt", models.lenet())
+    message = refused_by_lenet_book(
+        CheckpointError, "its tensors do not fit this network",
+        lambda: load_checkpoint(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), path))
+    assert "under 'model_state_dict'" in message, message
+    assert "load them into the network it was saved from" in message, message
+
+
+def test_33_a_state_dict_of_a_model_holding_the_network_gets_the_load_without_the_prefix(
+        tmp_path):
+    """Before: 'its tensors do not fit this network' with '0.weight ... is in the network but
+    not in the file' five times."""
+    torch.manual_seed(0)
+    model = _Holder()
+    path = tmp_path / "plain.pt"
+    torch.save({"model": model.state_dict(), "epoch": 3}, path)
+    net = fast.lenet()
+    message = refused_by_lenet_book(
+        CheckpointError, "the file's tensors are this network's with the prefix 'net.'",
+        lambda: load_checkpoint(net, path))
+    load = (f"net.load_state_dict({{name.removeprefix('net.'): tensor for name, tensor in "
+            f"torch.load({str(path)!r}, weights_only=True)['model'].items()}})")
+    assert load in message, message
+    net.load_state_dict({name.removeprefix("net."): tensor
+                         for name, tensor in torch.load(path, weights_only=True)["model"].items()})
+    assert _same_weights_fa3(net.state_dict(), model.net.state_dict())
+
+
+def test_33_a_lenet_book_checkpoint_wrapped_in_a_dict_names_its_key(tmp_path):
+    """Before: 'not a lenet_book checkpoint (a plain torch.save of a state dict, ...)' and
+    'retrain'."""
+    torch.manual_seed(0)
+    trained = models.lenet()
+    good = save_checkpoint(trained, tmp_path / "good.pt")
+    path = tmp_path / "wrapped.pt"
+    torch.save({"checkpoint": torch.load(good, weights_only=True), "note": "epoch 10"}, path)
+    message = refused_by_lenet_book(CheckpointError, "holds a lenet_book checkpoint under "
+                                    "'checkpoint'", lambda: load_checkpoint(models.lenet(), path))
+    unwrap = (f"torch.save(torch.load({str(path)!r}, weights_only=True)['checkpoint'], "
+              "'lenet.pt')")
+    assert unwrap in message and "retrain" not in message, message
+    # the line given works: the file it writes loads, checked
+    inside = tmp_path / "lenet.pt"
+    torch.save(torch.load(path, weights_only=True)["checkpoint"], inside)
+    assert _same_weights_fa3(load_checkpoint(models.lenet(), inside).state_dict(),
+                         trained.state_dict())
+
+
+def test_33_a_dict_of_two_state_dicts_names_both_keys(tmp_path):
+    path = tmp_path / "two.pt"
+    torch.save({"model": models.lenet().state_dict(), "ema": models.lenet().state_dict()}, path)
+    message = refused_by_lenet_book(CheckpointError, "holding 2 plain state dicts, under "
+                                    "'model', 'ema'", lambda: load_checkpoint(models.lenet(), path))
+    assert "weights_only=True)['model'])" in message and "retrain" in message, message
+
+
+def test_33_a_dict_holding_no_state_dict_is_told_to_retrain_without_guessing_a_state_dict(
+        tmp_path):
+    """Before: the message guessed 'a plain torch.save of a state dict', which it is not."""
+    path = tmp_path / "other.pt"
+    torch.save({"epoch": 3, "loss": 0.5}, path)
+    message = refused_by_lenet_book(CheckpointError, "is not a lenet_book checkpoint",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "retrain" in message and "plain torch.save of a state dict" not in message, message
+
+
+def test_33_export_weights_names_the_key_of_a_general_checkpoint(tmp_path, monkeypatch):
+    """Before: '--state-dict general.pt is not a checkpoint, which does not record the
+    network's layers', with training as the fix."""
+    import importlib
+    monkeypatch.syspath_prepend(str(REPO))
+    export_weights = importlib.import_module("tools.export_weights")
+    path = _general_checkpoint(tmp_path / "general.pt", fast.lenet())
+    with pytest.raises(SystemExit) as stop:
+        export_weights.load(path)
+    said = str(stop.value.code)
+    assert said.startswith("nothing exported: --state-dict"), said
+    assert "under 'model_state_dict'" in said, said
+    assert "weights_only=True)['model_state_dict'])" in said, said
+
+
+def test_33_export_weights_still_refuses_a_dict_holding_no_state_dict(tmp_path, monkeypatch):
+    import importlib
+    monkeypatch.syspath_prepend(str(REPO))
+    export_weights = importlib.import_module("tools.export_weights")
+    path = tmp_path / "other.pt"
+    torch.save({"epoch": 3}, path)
+    with pytest.raises(SystemExit, match="is not a checkpoint"):
+        export_weights.load(path)
+
+
+def test_33_checkpoints_of_the_network_and_of_a_model_holding_it_load_into_their_own(tmp_path):
+    torch.manual_seed(0)
+    for make in (fast.lenet, _Holder, models.lenet):
+        saved = make()
+        loaded = load_checkpoint(make(), save_checkpoint(saved, tmp_path / "own.pt",
+                                                         overwrite=True))
+        assert _same_weights_fa3(loaded.state_dict(), saved.state_dict())
+
+CPU_DRY_RUN = ["--device", "cpu", "--epochs", "1", "--subset", "64", "--backend", "aot_eager",
+               "--no-profile"]
+
+
+def _fused_check():
+    return importlib.import_module("tools.fused_gpu_check")
+
+
+@pytest.fixture
+def nothing_trains(monkeypatch):
+    """fused_gpu_check with its data loading and training replaced by a failure: a door check
+    must stop it before either."""
+    tool = _fused_check()
+
+    def no(*args, **kwargs):
+        raise AssertionError("the check went on to load the data or train")
+
+    monkeypatch.setattr(tool, "load_fashion_mnist_tensors", no)
+    monkeypatch.setattr(tool, "train_variant", no)
+    return tool
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """fused_gpu_check with instant stand-ins for its data and training (each variant's record
+    as run_variant makes it); ``failing`` names variants that raise."""
+    tool = _fused_check()
+    failing = set()
+
+    def train_variant(name, device, args):
+        if name in failing:
+            raise RuntimeError(f"{name} broke")
+        return {"variant": name, "epochs": args.epochs, "examples_per_sec": 1000.0,
+                "train_seconds": 1.0, "wall_seconds": 1.0, "loss": 2.0, "train_acc": 0.1,
+                "test_acc": 0.1, "history": []}
+
+    monkeypatch.setattr(tool, "load_fashion_mnist_tensors",
+                        lambda root, device: ((torch.zeros(64, 28, 28, dtype=torch.uint8),
+                                               torch.zeros(64, dtype=torch.long)), None))
+    monkeypatch.setattr(tool, "train_variant", train_variant)
+    tool.failing = failing
+    return tool
+
+
+def _refused_fb1(tool, arguments, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(arguments)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("original", ["notebooks/01_architecture.ipynb",
+                                      "benchmarks/results/cpu.json"])
+def test_33_fused_gpu_check_keeps_a_json_that_is_not_its_record(tmp_path, capsys, nothing_trains,
+                                                                original):
+    """It trained, then wrote its dry run over the notebook or the speed record."""
+    mine = tmp_path / Path(original).name
+    mine.write_bytes((REPO / original).read_bytes())
+    said = _refused_fb1(nothing_trains, [*CPU_DRY_RUN, "--json", str(mine)], capsys)
+    assert f"--json {mine} exists and is not a record of this fused-step check" in said
+    assert "nothing was run" in said
+    assert mine.read_bytes() == (REPO / original).read_bytes()
+
+
+def test_33_fused_gpu_check_keeps_its_record_of_other_settings_unless_replace(
+        tmp_path, capsys, nothing_trains):
+    """A 64-image CPU dry run replaced the committed H200 record without a word."""
+    mine = tmp_path / "fused-h200.json"
+    committed = (REPO / "benchmarks" / "results" / "fused-h200.json").read_bytes()
+    mine.write_bytes(committed)
+    said = _refused_fb1(nothing_trains, [*CPU_DRY_RUN, "--variants", "text", "fast-graph",
+                                     "fused-graph", "--json", str(mine)], capsys)
+    assert f"--json {mine} holds a record made with other settings" in said
+    assert "--device cuda (this run: cpu)" in said and "--epochs 10 (this run: 1)" in said
+    assert "--subset 0 (this run: 64)" in said and "--backend inductor (this run: aot_eager)" in said
+    assert "nothing was run" in said and "--replace" in said
+    assert mine.read_bytes() == committed
+
+
+def test_33_fused_gpu_check_with_replace_replaces_its_own_record(tmp_path, fake_training):
+    mine = tmp_path / "fused-h200.json"
+    mine.write_bytes((REPO / "benchmarks" / "results" / "fused-h200.json").read_bytes())
+    assert fake_training.main([*CPU_DRY_RUN, "--variants", "text", "fast-graph", "--json",
+                               str(mine), "--replace"]) == 0
+    record = json.loads(mine.read_text())
+    assert record["device_type"] == "cpu" and record["subset"] == 64 and record["seed"] == 0
+    assert [r["variant"] for r in record["runs"]] == ["text", "fast-graph"]
+
+
+def test_33_fused_gpu_check_replaces_its_record_of_the_same_settings(tmp_path, fake_training):
+    mine = tmp_path / "fused.json"
+    arguments = [*CPU_DRY_RUN, "--variants", "text", "fast-graph", "--json", str(mine)]
+    assert fake_training.main(arguments) == 0
+    first = json.loads(mine.read_text())["date_utc"]
+    assert fake_training.main(arguments) == 0  # measured again: no --replace needed
+    assert json.loads(mine.read_text())["date_utc"] >= first
+    assert not list(tmp_path.glob(".*.lock")) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "fused.json"]
+
+
+@pytest.mark.parametrize("where, said", [
+    ("folder", "is a folder; give the path of a file in it"),
+    ("under a file", "is a file, not a folder; give another --json"),
+])
+def test_33_fused_gpu_check_refuses_a_json_it_cannot_write_before_training(
+        tmp_path, capsys, nothing_trains, where, said):
+    """It trained the first variant, then ended in IsADirectoryError or NotADirectoryError."""
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    (tmp_path / "a-file").write_text("mine\n")
+    target = folder if where == "folder" else tmp_path / "a-file" / "fused.json"
+    told = _refused_fb1(nothing_trains, [*CPU_DRY_RUN, "--json", str(target)], capsys)
+    assert said in told and "nothing was run" in told
+    assert (tmp_path / "a-file").read_text() == "mine\n" and not any(folder.iterdir())
+
+
+@pytest.mark.parametrize("arguments, said", [
+    (["--subset", "70000"], "--subset must be a number of training images to train on, 1 to "
+                            "60,000, or 0 for all 60,000 (the default), got 70000"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to 18446744073709551615"),
+    (["--seed", str(2**64)], "--seed must be a whole number from 0 to 18446744073709551615"),
+    (["--variants", "text", "text"], "--variants names text more than once"),
+    (["--replace"], "--replace replaces the record given with --json; give --json too"),
+])
+def test_33_fused_gpu_check_refuses_what_train_speed_refuses(tmp_path, capsys, nothing_trains,
+                                                            arguments, said):
+    """--subset 70000 failed one variant with an IndexError and trained the others on 60,000;
+    --seed -1 was taken."""
+    report = tmp_path / "fused.json"
+    json_option = [] if "--replace" in arguments else ["--json", str(report)]
+    arguments = [*CPU_DRY_RUN, *arguments] if "--subset" not in arguments else [
+        "--device", "cpu", "--epochs", "1", "--backend", "aot_eager", "--no-profile", *arguments]
+    assert said in _refused_fb1(nothing_trains, [*arguments, *json_option], capsys)
+    assert not report.exists()
+
+
+def test_33_fused_gpu_check_writes_its_record_whole_after_every_variant(tmp_path, monkeypatch,
+                                                                       fake_training):
+    """It wrote with write_text, so a kill mid-write left half a file."""
+    from lenet_book import data
+
+    written = []
+    real = data.replaced_atomically
+
+    def recorded(path, *args, **kwargs):
+        written.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "replaced_atomically", recorded)
+    mine = tmp_path / "fused.json"
+    assert fake_training.main([*CPU_DRY_RUN, "--variants", "text", "fast-graph", "--json",
+                               str(mine)]) == 0
+    assert len(written) >= 3 and set(written) == {mine.resolve()}  # each variant, and the end
+    assert json.loads(mine.read_text())["runs"][1]["variant"] == "fast-graph"
+
+
+def test_33_fused_gpu_check_exits_1_when_a_variant_fails(tmp_path, fake_training):
+    mine = tmp_path / "fused.json"
+    fake_training.failing.add("text")
+    assert fake_training.main([*CPU_DRY_RUN, "--variants", "text", "fast-graph", "--json",
+                               str(mine)]) == 1
+    runs = json.loads(mine.read_text())["runs"]
+    assert runs[0]["error"] == "RuntimeError: text broke" and "error" not in runs[1]
+
+
+def test_33_prose_numbers_names_a_toc_entry_with_no_notebook(tmp_path):
+    """It ended in a FileNotFoundError traceback from tests/test_prose.py."""
+    copy_ = tmp_path / "book"
+    for part in ("tools", "tests"):
+        (copy_ / part).mkdir(parents=True)
+    (copy_ / "tools" / "prose_numbers.py").write_bytes((REPO / "tools/prose_numbers.py").read_bytes())
+    (copy_ / "tests" / "test_prose.py").write_bytes((REPO / "tests/test_prose.py").read_bytes())
+    import shutil  # a copy of lenet_book: its _toc.yml is then the copy's
+    shutil.copytree(REPO / "lenet_book", copy_ / "lenet_book",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (copy_ / "notebooks").symlink_to(REPO / "notebooks")
+    toc = (REPO / "_toc.yml").read_text()
+    assert "notebooks/02_shapes\n" in toc
+    (copy_ / "_toc.yml").write_text(toc.replace("notebooks/02_shapes\n", "notebooks/02_Shapes\n", 1))
+    done = subprocess.run([sys.executable, str(copy_ / "tools" / "prose_numbers.py")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(copy_)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert ("error: notebooks/02_Shapes.ipynb, listed in _toc.yml, does not exist: restore it "
+            "from git, or remove it from _toc.yml") in done.stderr
+    assert done.stdout == ""  # no chapter was reported on
+
+
+@pytest.fixture
+def records_with_a_bom(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for name in ("cpu.json", "accuracy-seeds-h200.json"):
+        data = (REPO / "benchmarks" / "results" / name).read_bytes()
+        (folder / name).write_bytes(b"\xef\xbb\xbf" + data)  # as Windows Notepad saves it
+    monkeypatch.setattr(results, "results_folder", lambda: folder)
+    monkeypatch.setattr(speed, "results_folder", lambda: folder)
+    return folder
+
+
+def test_33_a_record_saved_with_a_byte_order_mark_loads_as_it_is(records_with_a_bom):
+    """It was called damaged, with the advice to restore it from git (losing the edit)."""
+    plain = json.loads((REPO / "benchmarks" / "results" / "cpu.json").read_text())
+    assert speed.load_result("cpu.json") == plain
+    study = json.loads((REPO / "benchmarks" / "results" / "accuracy-seeds-h200.json").read_text())
+    assert results.load_seed_study("accuracy-seeds-h200.json") == study
+    assert results._seed_studies() == ["accuracy-seeds-h200.json"]  # still listed as a study
+
+
+def test_33_a_damaged_record_after_a_byte_order_mark_names_the_byte_where_it_is(
+        records_with_a_bom):
+    path = records_with_a_bom / "cpu.json"
+    path.write_bytes(b"\xef\xbb\xbf{\"a\": \xff}")
+    refused_by_lenet_book(ValueError, r"not UTF-8 text \(byte 0xff at position 9\)",
+                          lambda: speed.load_result("cpu.json"))
+    path.write_bytes(b"\xef\xbb\xbf \n")
+    said = refused_by_lenet_book(ValueError, "is empty", lambda: speed.load_result("cpu.json"))
+    assert "white space only" in said
+
+# colab_check and gpu_check never run their real jobs here: the functions that would install,
+# download or run a notebook are replaced by fakes, as in tests/test_bad_input.py.
+COLAB_CHECK = importlib.import_module("tools.colab_check")
+
+
+GPU_CHECK_FB2 = importlib.import_module("tools.gpu_check")
+
+
+COMMITTED = json.loads((REPO / "records" / "colab-check.json").read_text())
+
+
+TODAY = datetime.date.today().isoformat()
+
+
+def _never_fb2(*args, **kwargs):
+    raise AssertionError(f"the tool started work before checking its arguments: {args}")
+
+
+def _result(seconds):
+    return {"passed": True, "seconds": seconds, "installed": ["d2l==1.0.3", "lenet-book==0.1.0"],
+            "downloaded": []}
+
+
+@pytest.fixture
+def fake_colab(monkeypatch, tmp_path):
+    """colab_check with every chapter's run faked (a result of 1 s): nothing is installed,
+    downloaded or run. Returns the names of the chapters it 'ran'."""
+    ran = []
+    monkeypatch.setattr(COLAB_CHECK, "WORK", tmp_path / ".colab")
+    monkeypatch.setattr(COLAB_CHECK, "originals", lambda source: source)
+
+    @contextlib.contextmanager
+    def proxy(folder):
+        yield "fake.host", "http://127.0.0.1:1"
+
+    monkeypatch.setattr(COLAB_CHECK, "download_proxy", proxy)
+
+    def run_chapter(name, url, proxy, work):
+        ran.append(name)
+        return _result(1)
+
+    monkeypatch.setattr(COLAB_CHECK, "run_chapter", run_chapter)
+    return ran
+
+
+def _committed_record(path, text=None):
+    path.write_text(text if text is not None else json.dumps(COMMITTED, indent=1) + "\n")
+    return path
+
+
+def test_33_colab_check_of_one_chapter_keeps_the_other_chapters_in_its_record(fake_colab, tmp_path):
+    """Before: the record held only 03_training; the six other chapters' results were gone."""
+    record = _committed_record(tmp_path / "colab-check.json")
+    assert COLAB_CHECK.main(["03_training", "--record", str(record)]) == 0
+    assert fake_colab == ["03_training"]
+    written = json.loads(record.read_text())
+    assert list(written["chapters"]) == list(COMMITTED["chapters"])  # the book's order
+    assert written["chapters"]["03_training"] == _result(1)  # this run's, with the record's run
+    assert written["date"] == TODAY
+    for name, result in COMMITTED["chapters"].items():
+        if name != "03_training":  # kept, with the check it came from
+            assert written["chapters"][name] == {**result, "date": COMMITTED["date"],
+                                                 "commit": COMMITTED["commit"],
+                                                 "python": COMMITTED["python"],
+                                                 "torch": COMMITTED["torch"]}
+    known = [path.stem for path in lenet_book.book.chapters()]
+    assert written["chapters_in_book"] == known
+
+
+def test_33_colab_check_of_every_chapter_writes_a_record_of_one_run(fake_colab, tmp_path):
+    record = _committed_record(tmp_path / "colab-check.json")
+    assert COLAB_CHECK.main(["--record", str(record)]) == 0
+    written = json.loads(record.read_text())
+    known = [path.stem for path in lenet_book.book.chapters()]
+    assert fake_colab == known and list(written["chapters"]) == known
+    assert all(result == _result(1) for result in written["chapters"].values())
+
+
+def test_33_colab_check_keeps_a_result_its_own_check_when_run_twice_over_parts(fake_colab, tmp_path):
+    """A result already carried keeps its own check; one of the same run carries none."""
+    record = _committed_record(tmp_path / "colab-check.json")
+    COLAB_CHECK.main(["03_training", "--record", str(record)])
+    COLAB_CHECK.main(["02_shapes", "--record", str(record)])
+    written = json.loads(record.read_text())
+    assert written["chapters"]["01_architecture"]["date"] == COMMITTED["date"]
+    assert written["chapters"]["03_training"] == _result(1)  # same day and commit as this run
+    assert written["chapters"]["02_shapes"] == _result(1)
+
+
+def test_33_colab_check_reads_its_record_saved_with_a_byte_order_mark(fake_colab, tmp_path):
+    record = tmp_path / "colab-check.json"
+    record.write_bytes(b"\xef\xbb\xbf" + (json.dumps(COMMITTED, indent=1) + "\n").encode())
+    assert COLAB_CHECK.main(["03_training", "--record", str(record)]) == 0
+    assert set(json.loads(record.read_text())["chapters"]) == set(COMMITTED["chapters"])
+
+
+@pytest.mark.parametrize("content, said", [
+    ('{"cells": [], "metadata": {}, "nbformat": 4}', "exists and is not a record of colab_check"),
+    ('["a", "list"]', "exists and is not a record of colab_check"),
+    ("my notes, not JSON\n", "cannot be read as a colab_check record"),
+    ('{"date": "2026-11-26", "commit": "x", "python": "3", "torch": "2", "chapters": [1]}',
+     "exists and is not a record of colab_check"),
+], ids=["notebook", "list", "text", "chapters a list"])
+def test_33_colab_check_refuses_a_record_file_that_is_not_its_record_before_anything_runs(
+        monkeypatch, tmp_path, capsys, content, said):
+    """Before: every chapter ran (minutes each), then the file was replaced by the record."""
+    for name in ("originals", "download_proxy", "run_chapter"):
+        monkeypatch.setattr(COLAB_CHECK, name, _never_fb2)
+    mine = tmp_path / "mine.json"
+    mine.write_text(content)
+    with pytest.raises(SystemExit) as exit_:
+        COLAB_CHECK.main(["03_training", "--record", str(mine)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--record {mine} {said}" in err and "nothing was run" in err, err
+    assert mine.read_text() == content
+
+
+def test_33_colab_check_refuses_a_record_that_is_a_folder_before_anything_runs(monkeypatch, tmp_path,
+                                                                              capsys):
+    """Before: every chapter ran, then the record could not be written and was only printed."""
+    monkeypatch.setattr(COLAB_CHECK, "run_chapter", _never_fb2)
+    monkeypatch.setattr(COLAB_CHECK, "originals", _never_fb2)
+    with pytest.raises(SystemExit) as exit_:
+        COLAB_CHECK.main(["03_training", "--record", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "is a folder, not a record file" in capsys.readouterr().err
+
+
+def test_33_colab_check_writes_a_new_record_and_one_through_a_link_to_a_file_not_made_yet(
+        fake_colab, tmp_path):
+    new = tmp_path / "sub" / "new.json"
+    assert COLAB_CHECK.main(["02_shapes", "--record", str(new)]) == 0
+    assert list(json.loads(new.read_text())["chapters"]) == ["02_shapes"]
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "target.json")
+    assert COLAB_CHECK.main(["02_shapes", "--record", str(link)]) == 0
+    assert link.is_symlink() and (tmp_path / "target.json").is_file()
+
+
+def _copy_fb2(tmp_path):
+    """A copy of the repository's code, chapters, records and report page (no git)."""
+    copy_ = tmp_path / "repo"
+    for name in ("lenet_book", "tools", "notebooks", "records"):
+        shutil.copytree(REPO / name, copy_ / name,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    shutil.copy(REPO / "_toc.yml", copy_ / "_toc.yml")
+    (copy_ / "book").mkdir()
+    shutil.copy(REPO / "book" / "execution_report.md", copy_ / "book")
+    return copy_
+
+
+def _report(copy_, *args):
+    env = {**os.environ, "PYTHONPATH": str(copy_), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(copy_ / "tools" / "execution_report.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=copy_, env=env)
+
+
+def _page(copy_):
+    done = _report(copy_)
+    assert done.returncode == 0, done.stderr
+    return (copy_ / "book" / "execution_report.md").read_text()
+
+
+def _row(page, path):
+    return next(line for line in page.splitlines() if f"(../{path})" in line and "Colab" not in line
+                and line.count("|") == 6)
+
+
+def test_33_execution_report_of_a_colab_check_of_one_chapter_keeps_the_others_with_their_date(
+        fake_colab, tmp_path):
+    """Before: the record lost six chapters and the page said each was 'added to the book after
+    this check'."""
+    copy_ = _copy_fb2(tmp_path)
+    record = copy_ / "records" / "colab-check.json"
+    assert COLAB_CHECK.main(["03_training", "--record", str(record)]) == 0
+    page = _page(copy_)
+    assert "added to the book after this check" not in page
+    # chapter 0 was in the book at this check, which did not run it
+    assert page.count("| not in this record |") == 2
+    assert f"On {TODAY} (commit" in page and "and in the earlier checks that their rows name" in page
+    assert "| pass (checked on 2026-11-26, commit 868b4d5) | 8 s |" in _row(
+        page, "notebooks/01_architecture.ipynb")
+    assert "| pass | 1 s |" in _row(page, "notebooks/03_training.ipynb")
+
+
+def test_33_execution_report_says_not_in_this_record_of_a_chapter_the_check_knew(tmp_path):
+    """Before: a chapter that was in the book but not in the record was 'added after this check'."""
+    copy_ = _copy_fb2(tmp_path)
+    check = dict(COMMITTED, chapters={"03_training": COMMITTED["chapters"]["03_training"]},
+                 chapters_in_book=list(COMMITTED["chapters"]))
+    (copy_ / "records" / "colab-check.json").write_text(json.dumps(check, indent=1))
+    page = _page(copy_)
+    assert page.count("| not in this record |") == 12  # chapters 1, 2, 4-7 and their solutions
+    assert page.count("not run: added to the book after this check") == 2  # chapter 0 and its solutions
+    assert "not run: added" in _row(page, "notebooks/00_convolution.ipynb")
+
+
+def test_33_execution_report_asks_git_about_an_older_record_that_lacks_chapters(tmp_path):
+    """The probe's case: an older record cut down to one chapter, in a git checkout. Before: 14 rows
+    said 'added to the book after this check'."""
+    copy_ = _copy_fb2(tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "safe.directory=*"]
+    subprocess.run([*git, "init", "-q"], cwd=copy_, check=True)
+    subprocess.run([*git, "add", "-A", "--", ".", ":!notebooks/00_convolution.ipynb",
+                    ":!notebooks/solutions/00_convolution.ipynb"], cwd=copy_, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "the book without chapter 0"], cwd=copy_, check=True)
+    short = subprocess.run([*git, "rev-parse", "--short", "HEAD"], cwd=copy_, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    check = dict(COMMITTED, commit=short, chapters={"03_training": COMMITTED["chapters"]["03_training"]})
+    (copy_ / "records" / "colab-check.json").write_text(json.dumps(check, indent=1))
+    page = _page(copy_)
+    assert page.count("| not in this record |") == 12
+    assert page.count("not run: added to the book after this check") == 2
+
+
+def test_33_execution_report_reads_a_colab_record_saved_with_a_byte_order_mark(tmp_path):
+    """Before: 'records/colab-check.json is not valid JSON (Unexpected UTF-8 BOM ...): ... restore it
+    from git', exit 1."""
+    copy_ = _copy_fb2(tmp_path)
+    record = copy_ / "records" / "colab-check.json"
+    record.write_bytes(b"\xef\xbb\xbf" + record.read_bytes())
+    (copy_ / "records" / "gpu-replay-history.json").write_bytes(
+        b"\xef\xbb\xbf" + (copy_ / "records" / "gpu-replay-history.json").read_bytes())
+    done = _report(copy_, "--check")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert _page(copy_) == (REPO / "book" / "execution_report.md").read_text()
+
+
+@pytest.mark.parametrize("key, value, said", [
+    ("date", "yesterday", "chapters.01_architecture.date must be a date written YYYY-MM-DD"),
+    ("commit", "a | b", "chapters.01_architecture.commit must be a string without '|'"),
+    ("torch", 2, "chapters.01_architecture.torch must be a string, got 2"),
+])
+def test_33_execution_report_names_a_kept_chapter_s_own_check_of_the_wrong_kind(tmp_path, key, value,
+                                                                                said):
+    """Before: ignored, or a table row broken by '|'."""
+    copy_ = _copy_fb2(tmp_path)
+    check = copy.deepcopy(COMMITTED)
+    check["chapters"]["01_architecture"][key] = value
+    (copy_ / "records" / "colab-check.json").write_text(json.dumps(check))
+    done = _report(copy_)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"records/colab-check.json: {said}" in done.stderr
+    assert (copy_ / "book" / "execution_report.md").read_bytes() == (
+        REPO / "book" / "execution_report.md").read_bytes()
+
+
+EARLIER = {"device": "NVIDIA H200", "torch": "2.11.0+cu130", "commit": "old1234", "date": "2026-11-20",
+           "seconds": 90, "no_result": {},
+           "files": {"notebooks/01_architecture.ipynb": {"passed": 14, "failed": 0},
+                     "notebooks/02_shapes.ipynb": {"passed": 11, "failed": 0},
+                     "tests/test_data.py": {"passed": 32, "failed": 0},
+                     "tests/test_fast.py": {"passed": 8, "failed": 0}}}
+
+
+@pytest.fixture
+def gpu_checkout(monkeypatch, tmp_path):
+    """A repository of two test files and two chapters with an earlier replay recorded; gpu_check
+    runs on a fake GPU, its jobs faked: each asked-for file reports 3 passed tests."""
+    root = tmp_path / "repo"
+    (root / "tests").mkdir(parents=True)
+    for name in ("test_data.py", "test_fast.py"):
+        (root / "tests" / name).write_text("")
+    (root / "notebooks").mkdir()
+    for name in ("01_architecture", "02_shapes"):
+        (root / "notebooks" / f"{name}.ipynb").write_text("{}")
+    (root / "records").mkdir()
+    record = root / "records" / "gpu-replay.json"
+    record.write_text(json.dumps(EARLIER, indent=1) + "\n")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(GPU_CHECK_FB2, "ROOT", root)
+    monkeypatch.setattr(GPU_CHECK_FB2, "REPLAY_RECORD", record)
+    monkeypatch.setattr(GPU_CHECK_FB2, "WHEELS", root / ".gpu" / "wheels")
+    monkeypatch.setattr(GPU_CHECK_FB2, "DATA", root / ".gpu" / "data")
+    monkeypatch.setattr(GPU_CHECK_FB2, "commit", lambda: "new5678")
+    monkeypatch.setattr(GPU_CHECK_FB2, "chapters", lambda: sorted((root / "notebooks").glob("*.ipynb")))
+    monkeypatch.setattr(GPU_CHECK_FB2.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    monkeypatch.setattr(GPU_CHECK_FB2, "subprocess", types.SimpleNamespace(
+        run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never_fb2, STDOUT=subprocess.STDOUT))
+    monkeypatch.chdir(root)
+
+    def jobs_done(jobs, env, limit, work, parallel):
+        for name, command in jobs.items():
+            (work / f"{GPU_CHECK_FB2.slug(name)}.log").write_text("...\n")
+            cases = ""
+            for given in command[command.index(str(work / f"{GPU_CHECK_FB2.slug(name)}.xml")) + 1:]:
+                path = given.partition("::")[0]
+                files = ([p.relative_to(root).as_posix() for p in sorted((root / path).glob("test_*.py"))]
+                         if (root / path).is_dir() else [path])
+                for file in files:
+                    classname = (file.replace("/", ".", 1) if file.endswith(".ipynb")
+                                 else file.removesuffix(".py").replace("/", "."))
+                    cases += "".join(f'<testcase classname="{classname}" name="t{i}"/>' for i in range(3))
+            (work / f"{GPU_CHECK_FB2.slug(name)}.xml").write_text(
+                f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
+        return {name: 0 for name in jobs}
+
+    monkeypatch.setattr(GPU_CHECK_FB2, "run_jobs", jobs_done)
+
+    def run(*arguments):
+        assert GPU_CHECK_FB2.main(["--no-bench", *arguments]) == 0
+        return json.loads(record.read_text())
+    return run
+
+
+def test_33_gpu_check_of_one_chapter_keeps_the_other_files_of_the_earlier_replay(gpu_checkout):
+    """Before: records/gpu-replay.json held only this run's files; chapter 2 and test_fast were gone."""
+    replay = gpu_checkout("--chapters", "notebooks/01_architecture.ipynb", "--tests", "tests/test_data.py")
+    run = {"date": EARLIER["date"], "device": "NVIDIA H200", "torch": "2.11.0+cu130", "commit": "old1234"}
+    assert replay["files"] == {
+        "notebooks/01_architecture.ipynb": {"passed": 3, "failed": 0},
+        "notebooks/02_shapes.ipynb": {"passed": 11, "failed": 0, **run},
+        "tests/test_data.py": {"passed": 3, "failed": 0},
+        "tests/test_fast.py": {"passed": 8, "failed": 0, **run}}
+    assert replay["device"] == "NVIDIA Fake" and replay["commit"] == "new5678"
+
+
+def test_33_gpu_check_of_every_chapter_keeps_nothing_of_the_earlier_replay(gpu_checkout):
+    replay = gpu_checkout("--tests", "tests")  # a folder: both test files run again
+    assert replay["files"] == {name: {"passed": 3, "failed": 0} for name in EARLIER["files"]}
+
+
+def test_33_gpu_check_of_one_test_of_a_file_replaces_that_file_s_earlier_result(gpu_checkout):
+    replay = gpu_checkout("--chapters", "notebooks/02_shapes.ipynb", "--tests", "tests/test_fast.py::t0")
+    assert replay["files"]["tests/test_fast.py"] == {"passed": 3, "failed": 0}
+    assert replay["files"]["tests/test_data.py"]["device"] == "NVIDIA H200"
+    assert replay["files"]["notebooks/01_architecture.ipynb"]["date"] == "2026-11-20"
+
+
+def test_33_execution_report_shows_a_kept_replay_result_with_its_own_replay(tmp_path):
+    copy_ = _copy_fb2(tmp_path)
+    (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(
+        {"date": "2026-12-01", "device": "NVIDIA H100 80GB HBM3", "torch": "2.14.1+cu130",
+         "commit": "abc1234", "seconds": 100, "no_result": {},
+         "files": {"notebooks/01_architecture.ipynb": {"passed": 3, "failed": 0},
+                   "notebooks/02_shapes.ipynb": {"passed": 11, "failed": 0, "date": "2026-11-20",
+                                                 "device": "NVIDIA H200", "torch": "2.14.1+cu130",
+                                                 "commit": "old1234"}}}))
+    page = _page(copy_)
+    assert "A row that names an earlier replay shows that replay's result" in page
+    assert ("| 11 | 0 | pass (replayed on 2026-11-20, on NVIDIA H200, commit old1234) |"
+            in _row_gpu(page, "notebooks/02_shapes.ipynb"))
+    assert _row_gpu(page, "notebooks/01_architecture.ipynb").endswith("| 3 | 0 | pass |")
+
+
+def _row_gpu(page, path):
+    return next(line for line in page.splitlines() if f"(../{path})" in line and line.count("|") == 5)
+
+def _tiny_files_fb3(folder, monkeypatch, name=lambda name: name + ".gz", pack=True):
+    """Four tiny stand-in files (packed or not, named by ``name``), which the module expects
+    (as in tests/test_bad_input.py)."""
+    specs = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for published, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
+                                    ("train-labels-idx1-ubyte", 0x801, (3,)),
+                                    ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
+                                    ("t10k-labels-idx1-ubyte", 0x801, (2,))):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes(math.prod(shape)))
+        packed = gzip.compress(content, mtime=0)
+        (folder / name(published)).write_bytes(packed if pack else content)
+        specs.append(data.IdxFile(published, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return folder
+
+
+def _a_local_copy(tmp_path, monkeypatch):
+    """A local copy that prepare would otherwise unpack from (a second copy of the data)."""
+    monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
+    shared = _tiny_files_fb3(tmp_path / "shared", monkeypatch)
+    monkeypatch.setattr(data, "LOCAL_COPIES", (shared,))
+
+
+# where a cp -r slip, another layout or another spelling leaves the four files
+ONE_FOLDER_OFF = [("FashionMNIST/raw/raw", True), ("FashionMNIST/raw/FashionMNIST/raw", True),
+                  ("FashionMNIST/FashionMNIST/raw", False), ("FashionMNIST", False),
+                  ("FashionMNIST/Raw", False), ("fashion-mnist/raw", False)]
+
+
+@pytest.mark.parametrize("where, raw_made", ONE_FOLDER_OFF)
+@pytest.mark.parametrize("pack", [False, True])
+def test_33_data_files_one_folder_off_are_named_with_the_move_not_called_missing(
+        tmp_path, monkeypatch, capsys, where, raw_made, pack):
+    """Before: '.../FashionMNIST/raw/train-images-idx3-ubyte is missing.' (x4) with advice to
+    delete and download; ensure_fashion_mnist asked torchvision to download a second copy, and
+    prepare unpacked a second copy from a local one."""
+    _a_local_copy(tmp_path, monkeypatch)
+    root = tmp_path / "root"
+    folder = _tiny_files_fb3(root / where, monkeypatch, name=(lambda n: n + ".gz") if pack else str,
+                         pack=pack)
+    raw = root / "FashionMNIST" / "raw"
+    if not raw_made:
+        assert not raw.exists()
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    _no_download(monkeypatch)
+    move = f"mv {folder}/*-ubyte* {raw}/"
+    for call in (lambda: data.check_fashion_mnist(root),
+                 lambda: data.ensure_fashion_mnist(root),
+                 lambda: data.ensure_fashion_mnist(root, download=False),
+                 lambda: data.prepare_fashion_mnist(None, root)):
+        message = refused_by_lenet_book(data.FashionMNISTError, "one folder off", call)
+        assert f"{folder} holds all four" in message and move in message, message
+        assert "missing" not in message and "delete" not in message.replace(
+            "created, deleted or downloaded", ""), message
+    assert data.main(["check", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder} holds all four" in err and move in err, err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing made
+    # the command given works
+    command = re.search(r"move them there: (.*?)(?:, or use |\. Nothing)", message).group(1)
+    subprocess.run(["bash", "-c", command], check=True)
+    if pack:
+        data.prepare_fashion_mnist(raw, root)
+    assert data.check_fashion_mnist(root) == raw
+
+
+def test_33_data_a_copy_in_fashionmnist_fashionmnist_raw_may_also_be_given_as_the_root(
+        tmp_path, monkeypatch, capsys):
+    """Before: four files 'missing', with no word of the folder that holds them."""
+    root = tmp_path / "root"
+    _tiny_files_fb3(root / "FashionMNIST" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    message = refused_by_lenet_book(data.FashionMNISTError, "one folder off",
+                                    lambda: data.check_fashion_mnist(root))
+    inner = root / "FashionMNIST"
+    assert f"root={str(inner)!r} (a tool's --data {inner})" in message, message
+    assert data.main(["check", "--root", str(root)]) == 1
+    assert f"or use --root {inner}." in capsys.readouterr().err
+    assert data.check_fashion_mnist(inner) == inner / "FashionMNIST" / "raw"
+
+
+def test_33_data_the_folder_above_the_data_root_is_named_with_the_root_to_give(
+        tmp_path, monkeypatch, capsys):
+    """Before: 'FashionMNIST/raw/... is missing.' (x4) for --root . in the repository root, and
+    load_fashion_mnist_tensors('.') tried to download a second copy."""
+    from lenet_book.fast import load_fashion_mnist_tensors
+
+    _a_local_copy(tmp_path, monkeypatch)
+    repo = tmp_path / "repo"
+    _tiny_files_fb3(repo / "data" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    monkeypatch.chdir(repo)
+    _no_download(monkeypatch)
+    for call in (lambda: data.check_fashion_mnist("."), lambda: data.ensure_fashion_mnist("."),
+                 lambda: load_fashion_mnist_tensors("."),
+                 lambda: data.prepare_fashion_mnist(None, ".")):
+        message = refused_by_lenet_book(data.FashionMNISTError, "folder above the data root",
+                                        call)
+        assert "use root='data' (a tool's --data data)" in message, message
+        assert "missing" not in message, message
+    assert data.main(["check", "--root", "."]) == 1
+    assert "How to fix it: use --root data." in capsys.readouterr().err
+    assert not (repo / "FashionMNIST").exists()
+    assert data.check_fashion_mnist("data") == Path("data/FashionMNIST/raw")
+
+
+def test_33_data_files_in_place_are_read_as_before_beside_a_stray_copy(tmp_path, monkeypatch):
+    """A raw folder that holds the files is used, whatever lies one folder off; a source given
+    explicitly is still prepared from."""
+    root = tmp_path / "root"
+    raw = _tiny_files_fb3(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    _tiny_files_fb3(raw / "raw", monkeypatch, name=str, pack=False)
+    _tiny_files_fb3(root / "FashionMNIST" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    assert data.check_fashion_mnist(root) == raw
+    assert data.ensure_fashion_mnist(root, download=False) == raw
+    other = tmp_path / "other"
+    assert data.prepare_fashion_mnist(raw / "raw", other) == other / "FashionMNIST" / "raw"
+    # a raw folder with some of the files gets its own message, not the one-folder-off one
+    (raw / data.FILES[0].name).unlink()
+    message = refused_by_lenet_book(data.FashionMNISTError, "is missing",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "one folder off" not in message, message
+
+
+@pytest.mark.parametrize("target, shown", [("/nowhere/t10k-labels-idx1-ubyte",
+                                            "/nowhere/t10k-labels-idx1-ubyte"),
+                                           ("../gone", "../gone (= {raw_parent}/gone)")])
+def test_33_data_a_dangling_link_in_raw_is_named_with_where_it_points(
+        tmp_path, monkeypatch, capsys, target, shown):
+    """Before: '.../t10k-labels-idx1-ubyte is missing.', which ls shows."""
+    root = tmp_path / "root"
+    raw = _tiny_files_fb3(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    link = raw / data.FILES[3].name
+    link.unlink()
+    link.symlink_to(target)
+    shown = shown.format(raw_parent=raw.parent)
+    message = refused_by_lenet_book(data.FashionMNISTError, "symbolic link",
+                                    lambda: data.check_fashion_mnist(root))
+    assert f"{link} is a symbolic link to {shown}, which does not exist" in message, message
+    assert f"{link} is missing" not in message, message
+    _no_download(monkeypatch)
+    refused_by_lenet_book(data.FashionMNISTError, "symbolic link",
+                          lambda: data.ensure_fashion_mnist(root))
+    assert data.main(["check", "--root", str(root)]) == 1
+    assert f"is a symbolic link to {shown}" in capsys.readouterr().err
+
+
+def test_33_data_a_file_of_zeros_is_called_an_unfinished_copy(tmp_path, monkeypatch, capsys):
+    """Before: 'has the IDX header magic 0x0000 with sizes (0, 0, 0) ... (a .gz left
+    compressed, or another data set?)' for a right-sized file of zeros."""
+    root = tmp_path / "root"
+    raw = _tiny_files_fb3(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    spec = data.FILES[0]
+    (raw / spec.name).write_bytes(bytes(spec.size))
+    message = refused_by_lenet_book(data.FashionMNISTError, "holds only zero bytes",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "unfinished copy" in message and "copy it again" in message, message
+    assert ".gz left compressed" not in message and "another data set" not in message, message
+    assert data.main(["check", "--root", str(root)]) == 1
+    assert "holds only zero bytes" in capsys.readouterr().err
+    # a file whose header is right but whose data are zeros is still named by its MD5
+    (raw / spec.name).write_bytes(spec.magic.to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in spec.shape) + b"\x01" * math.prod(spec.shape))
+    message = refused_by_lenet_book(data.FashionMNISTError, "MD5",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "zero bytes" not in message, message
+
+SCHEDULES = {
+    "one-cycle": lambda opt, epochs, steps: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.5, epochs=epochs, steps_per_epoch=steps),
+    "multistep": lambda opt, epochs, steps: torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[steps, 2 * steps], gamma=0.3),
+}
+
+
+def test_33_an_optimizer_function_that_uses_a_generator_taken_once_trains():
+    """train called it twice (once to check it), and the second SGD got torch's "optimizer got an
+    empty parameter list"."""
+    torch.manual_seed(0)
+    net = models.lenet()
+    params = net.parameters()  # read once, as in a plain PyTorch loop
+    history, _ = train(net, tiny_data(32), num_epochs=1, batch_size=16,
+                       optimizer=lambda p: torch.optim.SGD(params, lr=0.9))
+    assert len(history) == 1 and math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("schedule", [None, *SCHEDULES], ids=["none", *SCHEDULES])
+@pytest.mark.parametrize("own_optimizer", [True, False], ids=["own-optimizer", "default-sgd"])
+def test_33_train_calls_the_optimizer_and_scheduler_functions_once(own_optimizer, schedule):
+    """Both were called twice or more (the optimizer function three times with a scheduler):
+    a function that kept what it built saw optimizers and schedules train never used."""
+    built = {"optimizer": [], "scheduler": []}
+
+    def make_optimizer(params):
+        built["optimizer"].append(torch.optim.SGD(params, lr=0.5, momentum=0.9))
+        return built["optimizer"][-1]
+
+    def make_schedule(opt, epochs, steps):
+        built["scheduler"].append(SCHEDULES[schedule](opt, epochs, steps))
+        return built["scheduler"][-1]
+
+    torch.manual_seed(0)
+    net = models.lenet()
+    options = ({"optimizer": make_optimizer} if own_optimizer else {"lr": 0.5})
+    if schedule:
+        options["scheduler"] = make_schedule
+    train(net, tiny_data(32), num_epochs=2, batch_size=16, **options)
+    assert len(built["optimizer"]) == (1 if own_optimizer else 0)
+    assert len(built["scheduler"]) == (1 if schedule else 0)
+    if schedule:
+        # the one train stepped: once at its start, then after each of the 4 batches
+        assert built["scheduler"][0].last_epoch == 4
+        assert own_optimizer is False or built["scheduler"][0].optimizer is built["optimizer"][0]
+
+
+def _hand_loop(net, options, images, labels):
+    """train's loop written out, with a fresh optimizer and schedule (nothing checked first)."""
+    from lenet_book.train import shuffled_batches
+
+    num_epochs, batch_size = options["num_epochs"], options["batch_size"]
+    steps = -(-len(labels) // batch_size)
+    opt = (options["optimizer"](net.parameters()) if options.get("optimizer")
+           else torch.optim.SGD(net.parameters(), lr=options["lr"]))
+    schedule = options["scheduler"](opt, num_epochs, steps) if options.get("scheduler") else None
+    generator = torch.Generator().manual_seed(options["seed"])
+    loss_fn = options.get("loss_fn") or nn.CrossEntropyLoss()
+    for _ in range(num_epochs):
+        net.train()
+        for idx in shuffled_batches(len(labels), batch_size, generator):
+            train_step(net, opt, loss_fn, to_float(images[idx]), labels[idx],
+                       predict=options.get("predict") or (lambda s: s.argmax(dim=1)))
+            if schedule:
+                schedule.step()
+
+
+class _Halving(torch.optim.lr_scheduler.LRScheduler):
+    """A schedule class of one's own (its state may hold more than torch's state_dict)."""
+
+    def __init__(self, optimizer, every):
+        self.every = every
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        return [base * 0.5 ** (self.last_epoch // self.every) for base in self.base_lrs]
+
+
+RECIPES = {
+    "sgd": ({**recipes.TEXT}, {}),
+    "momentum-one-cycle": ({**recipes.TEXT, "momentum": 0.9, "one_cycle": True}, {}),
+    "multistep": ({**recipes.TEXT},
+                  {"optimizer": lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.5),
+                   "scheduler": SCHEDULES["multistep"]}),
+    "default-sgd-multistep": ({**recipes.TEXT}, {"scheduler": SCHEDULES["multistep"]}),
+    "adagrad-channels-last": ({**recipes.TEXT},
+                              {"optimizer": lambda p: torch.optim.Adagrad(p, lr=0.05),
+                               "scheduler": SCHEDULES["multistep"], "channels_last": True}),
+    "own-schedule-class": ({**recipes.TEXT},
+                           {"optimizer": lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.5),
+                            "scheduler": lambda opt, epochs, steps: _Halving(opt, steps)}),
+}
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_33_training_on_the_checked_optimizer_and_schedule_is_as_on_fresh_ones(name):
+    """The checks step the schedule through all of training to test its rates: train must
+    get the optimizer and schedule as built, and end with the weights of a fresh run."""
+    recipe, extra = RECIPES[name]
+    recipe = {**recipe, "num_epochs": 3, "batch_size": 16}
+    images, labels = tiny_data(40)
+    net, options = recipes.build(recipe, seed=3)
+    reference, _ = recipes.build(recipe, seed=3)
+    options.update(extra)
+    if "optimizer" in extra:
+        del options["lr"]
+    if options.get("channels_last"):
+        reference.to(memory_format=torch.channels_last)
+    train(net, (images, labels), **options)
+    _hand_loop(reference, {**options, "lr": recipe["lr"]}, images, labels)
+    assert all(torch.equal(a, b) for a, b in zip(weights(net).values(),
+                                                  weights(reference).values()))
+
+
+def test_33_a_second_build_of_an_empty_optimizer_is_named_with_the_fix():
+    """An optimizer that train must build again (Adagrad's sums, made before channels-last moved
+    the weights) from a generator taken once got torch's bare "empty parameter list"."""
+    torch.manual_seed(0)
+    net = models.lenet()
+    params = net.parameters()
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"optimizer: your function built an optimizer with no "
+                          r"parameters the second time.*optimizer=lambda params: "
+                          r"torch\.optim\.SGD\(params, lr=0\.9\) \(a generator such as "
+                          r"net\.parameters\(\) can be read only once\)",
+                          lambda: train(net, tiny_data(32), num_epochs=1, batch_size=16,
+                                        channels_last=True,
+                                        optimizer=lambda p: torch.optim.Adagrad(params, lr=0.1)))
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+def test_33_an_optimizer_function_that_reads_params_twice_keeps_its_message():
+    net = models.lenet()
+
+    def two_groups(params):
+        return torch.optim.SGD([{"params": list(params)[:4]}, {"params": list(params)[4:]}],
+                               lr=0.9)
+
+    refused_by_lenet_book(ValueError, r"it reads params more than once",
+                          lambda: train(net, tiny_data(32), num_epochs=1, batch_size=16,
+                                        optimizer=two_groups))
+
+
+def _paper_1998():
+    torch.manual_seed(0)
+    return original.init_paper(original.original_lenet())
+
+
+@pytest.mark.parametrize("predict", [None, "argmax"], ids=["left-out", "argmax"])
+def test_33_the_1998_network_given_the_paper_loss_is_told_only_about_predict(predict):
+    """It was told that "the default cross-entropy and largest score" would train it wrongly,
+    naming a loss it did not use."""
+    from lenet_book.train import argmax
+
+    net = _paper_1998()
+    before = weights(net)
+    options = {} if predict is None else {"predict": argmax}
+    message = refused_by_lenet_book(
+        ValueError, r"ends in RBF penalties .*predict is the default, the largest score \(argmax\)"
+        r".*the worst class; pass predict=original\.predict, or build it all with "
+        r"recipes\.build\(recipes\.ORIGINAL\)",
+        lambda: train(net, tiny_data(16), num_epochs=1, batch_size=8, lr=0.005,
+                      loss_fn=original.paper_loss, **options))
+    assert "cross-entropy" not in message and "loss_fn" not in message
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+def test_33_the_1998_network_given_the_paper_rule_is_told_only_about_loss_fn():
+    """It was told about "the default ... largest score", a rule it did not use."""
+    net = _paper_1998()
+    message = refused_by_lenet_book(
+        ValueError, r"ends in RBF penalties .*loss_fn is the default, cross-entropy, .*pass "
+        r"loss_fn=original\.paper_loss, or build it all with recipes\.build\(recipes\.ORIGINAL\)",
+        lambda: train(net, tiny_data(16), num_epochs=1, batch_size=8, lr=0.005,
+                      predict=original.predict))
+    assert "largest score" not in message and "predict=" not in message
+
+
+def test_33_the_1998_network_with_neither_is_told_about_both():
+    net = _paper_1998()
+    refused_by_lenet_book(
+        ValueError, r"ends in RBF penalties .*default cross-entropy and largest score .*"
+        r"\(original\.paper_loss, original\.predict\), or build it all with "
+        r"recipes\.build\(recipes\.ORIGINAL\)",
+        lambda: train(net, tiny_data(16), num_epochs=1, batch_size=8, lr=0.005))
+
+
+def test_33_the_1998_network_with_the_paper_loss_and_rule_trains():
+    net = _paper_1998()
+    history, _ = train(net, tiny_data(16), num_epochs=1, batch_size=8, lr=0.005,
+                       loss_fn=original.paper_loss, predict=original.predict)
+    assert math.isfinite(history[0]["loss"])
+
+def test_33_a_schedule_whose_factor_function_keeps_state_is_built_fresh_for_training():
+    """train's checks stepped the learner's LambdaLR through all of training and then handed that
+    same schedule to the body: an iterator of factors made inside the scheduler function was used
+    up (a bare StopIteration), a counting lambda trained at other rates."""
+    images, labels = tiny_data(64)
+
+    def from_iterator(opt, epochs, steps):
+        factors = iter([min(1.0, (t + 1) / steps) for t in range(epochs * steps + 1)])
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: next(factors))
+
+    def stateless(opt, epochs, steps):
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / steps))
+
+    histories = []
+    for scheduler in (from_iterator, stateless):
+        torch.manual_seed(0)
+        net = fast.init_xavier(fast.lenet())
+        histories.append(train(net, (images, labels), num_epochs=2, batch_size=32, lr=0.3,
+                               scheduler=scheduler)[0])
+    assert histories[0] == histories[1]
+
+def test_33_a_layer_returning_float64_is_named_without_the_autocast_advice():
+    """The advice to train under autocast cannot help a layer that returns float64."""
+
+    class InF64(nn.Module):
+        def __init__(self, layer):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, X):
+            return self.layer(X).double()
+
+    net = fast.init_xavier(fast.lenet())
+    net[3] = InF64(net[3])
+    message = refused_by_lenet_book(TypeError, r"layer 3 \(InF64\) returns torch.float64",
+                                    lambda: fast.train(net, tiny_data(), num_epochs=1, batch_size=10))
+    assert ".float() at the end of its forward" in message and "autocast" not in message
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

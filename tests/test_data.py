@@ -715,7 +715,7 @@ def test_an_unwritable_data_folder_is_named_as_such(tiny, source, open_folder):
     assert status == 1 and "Traceback" not in err, err
     assert f"{raw_dir(root)} is not writable: no permission to create files in it" in err, err
     assert "gzip" not in err and str(source) not in err
-    assert not raw_dir(root).exists()  # no partial file, and no folder it created
+    assert list(raw_dir(root).iterdir()) == []
 
 
 # --- interrupted and concurrent runs -----------------------------------------------------

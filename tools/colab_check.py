@@ -4,6 +4,9 @@
     python -m tools.colab_check 03_training              # some of them
     python -m tools.colab_check --record records/colab-check.json   # also keep the outcome
 
+A run over some chapters with --record updates their results in the record and keeps the
+others', each with the date, commit, Python and torch of the check it came from.
+
 For each chapter, like Colab:
   * the notebook is alone in an empty folder: no checkout of the book, no data;
   * the Python environment has what Colab preinstalls (torch, torchvision, numpy, pandas,
@@ -181,6 +184,47 @@ def run_chapter(name: str, url: str, proxy: str, work: Path) -> dict:
             "downloaded": downloaded}
 
 
+RUN = ("date", "commit", "python", "torch")  # what a check ran with: the record's, or a result's own
+
+
+def _earlier(parser: argparse.ArgumentParser, path: Path | None) -> dict | None:
+    """The record already at --record (None if there is none), read before anything runs: a run
+    over some chapters keeps its other chapters' results, and a file that is not such a record
+    is never replaced."""
+    if path is None or not path.exists():  # a link to a file not made yet is written through
+        return None
+    keep = "nothing was run: give another file, or move that one away"
+    if path.is_dir():
+        parser.error(f"--record {path} is a folder, not a record file; {keep}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8-sig"))  # an editor's BOM is no damage
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        parser.error(f"--record {path} cannot be read as a colab_check record "
+                     f"({getattr(error, 'strerror', None) or error}); {keep}")
+    if not (isinstance(record, dict) and isinstance(record.get("chapters"), dict)
+            and all(isinstance(record.get(key), str) for key in RUN)
+            and all(isinstance(result, dict) for result in record["chapters"].values())):
+        parser.error(f"--record {path} exists and is not a record of colab_check (an object with "
+                     f"{', '.join(RUN)} and chapters), which this script writes; {keep}")
+    return record
+
+
+def _merged(record: dict, earlier: dict | None) -> dict:
+    """``record`` with the results of ``earlier`` for the chapters this run did not check, each
+    with the run it came from where that differs from this one's, in the book's order."""
+    run = {key: record[key] for key in RUN}
+    kept = {}
+    for name, result in (earlier["chapters"].items() if earlier else ()):
+        if name not in record["chapters"]:
+            own = {key: result.get(key, earlier[key]) for key in RUN}
+            kept[name] = {**{k: v for k, v in result.items() if k not in RUN},
+                          **({} if own == run else own)}
+    order = {name: index for index, name in enumerate(record["chapters_in_book"])}
+    chapters = {**record["chapters"], **kept}
+    return {**record, "chapters": dict(sorted(chapters.items(),
+                                              key=lambda item: order.get(item[0], len(order))))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapter names, e.g. 03_training (default: all)")
@@ -196,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(known)
     if unknown:
         parser.error(f"not chapters in _toc.yml: {sorted(unknown)}")
+    earlier = _earlier(parser, args.record)
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     source = Path(os.environ.get("FASHION_MNIST_SOURCE", ROOT.parent / "shared/data/FashionMNIST/raw"))
 
@@ -218,10 +263,15 @@ def main(argv: list[str] | None = None) -> int:
               # HEAD, not the working tree: the chapters installed lenet_book from HEAD
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                        capture_output=True, text=True).stdout.strip(),
-              "chapters": outcome}
+              # the book's chapters at this check: a chapter not listed was added after it
+              "chapters_in_book": known, "chapters": outcome}
     for name, result in outcome.items():
         print(f"{name:22} {'passed' if result['passed'] else 'FAILED'} in {result['seconds']} s")
     if args.record:
+        record = _merged(record, earlier)  # a run over some chapters loses no other's result
+        kept = [name for name in record["chapters"] if name not in outcome]
+        if kept:
+            print(f"kept from {args.record}, as earlier checks left them: {', '.join(kept)}")
         text = json.dumps(record, indent=1) + "\n"
         try:  # whole or not at all: a full disk or a size limit never leaves half a record
             args.record.parent.mkdir(parents=True, exist_ok=True)

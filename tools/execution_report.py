@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def _read(path: Path) -> dict | None:
         raise RecordError(f"{_name(path)} is a folder, not a record: remove it, or put the "
                           "record there")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is no damage
     except (OSError, UnicodeDecodeError) as error:
         why = getattr(error, "strerror", None) or error
         raise RecordError(f"{_name(path)} cannot be read ({why}): {_fix(path)}") from None
@@ -269,23 +270,51 @@ def _check_replay(path: Path, replay: dict, where: str = "") -> None:
         _text(path, name, f"{where}files (a file's name)")
         for key in ("passed", "failed"):
             _count(path, counts[key], f"{where}files.{name}.{key}")
+        _check_own_run(path, counts, f"{where}files.{name}.", GPU_RUN)
+
+
+# What a check ran on, kept with a result that an earlier check made: a run over some files
+# (gpu_check --chapters, colab_check CHAPTER) keeps the others' results with their own.
+GPU_RUN = ("date", "device", "torch", "commit")
+COLAB_RUN = ("date", "commit", "python", "torch")
+
+
+def _check_own_run(path: Path, result: dict, where: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key == "date" and key in result:
+            _date(path, result[key], where + key)
+        elif key in result:
+            _text(path, result[key], where + key)
+
+
+def _own_run(result: dict, run: dict, keys: tuple[str, ...], verb: str) -> str:
+    """" (replayed on 2026-11-20, NVIDIA H200, ...)" for a result of an earlier check: its own
+    date and commit, and what else differs from the check the page's sentence names."""
+    shown = {"device": "on", "torch": "torch", "commit": "commit", "python": "Python"}
+    own = [f"{verb} on {result['date']}"] if "date" in result else []
+    own += [f"{shown[key]} {result[key]}" for key in keys[1:] if key in result and result[key] != run[key]]
+    return f" ({', '.join(own)})" if own else ""
 
 
 def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
     _check_replay(GPU_REPLAY, replay)
     for name, why in replay.get("no_result", {}).items():
         _text(GPU_REPLAY, why, f"no_result.{name}")
+    files = replay["files"]
+    earlier = any(set(GPU_RUN) & set(counts) for counts in files.values())
     lines = [f"On {replay['date']} the chapters were replayed with nbval on {replay['device']} (torch "
              f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
              "on that GPU, and the unit tests of the training code ran there too, including those that "
-             "need a GPU (the CUDA-graph epochs, the fused step).", "",
+             "need a GPU (the CUDA-graph epochs, the fused step)."
+             + (" A row that names an earlier replay shows that replay's result: this one did not run its "
+                "file." if earlier else ""), "",
              *table("The replay on a GPU: outputs that reproduced, per chapter.",
                    ["chapter or tests", "passed", "failed", "result"], [])]
-    files = replay["files"]
     for name in list(links) + sorted(set(files) - set(links)):
         if name in files:
             counts = files[name]
-            lines.append(f"| {label(name, links)} | {counts['passed']} | {counts['failed']} | {outcome(counts)} |")
+            lines.append(f"| {label(name, links)} | {counts['passed']} | {counts['failed']} | {outcome(counts)}"
+                         f"{_own_run(counts, replay, GPU_RUN, 'replayed')} |")
         elif name in replay.get("no_result", {}):  # gpu_check writes it; a replay may lack it
             why = replay["no_result"][name]
             lines.append(f"| {label(name, links)} | | | **no result**: "
@@ -337,15 +366,20 @@ def _colab_check(check: dict, links: dict[str, str]) -> list[str]:
         result = check["chapters"].get(Path(name).stem)
         if result is not None:
             _check_colab_result(result, f"chapters.{Path(name).stem}.")
-    lines = [f"On {check['date']} (commit {check['commit']}, Python {check['python']}, torch {check['torch']}) "
-             "each chapter ran the way a learner runs it on a new Colab runtime: alone in an empty folder, "
+    if "chapters_in_book" in check:
+        _strings(COLAB_CHECK, check["chapters_in_book"], "chapters_in_book")
+    earlier = any(set(COLAB_RUN) & set(check["chapters"].get(Path(name).stem) or {}) for name in links)
+    lines = [f"On {check['date']} (commit {check['commit']}, Python {check['python']}, torch {check['torch']})"
+             + (", and in the earlier checks that their rows name for the others," if earlier else "")
+             + " each chapter ran the way a learner runs it on a new Colab runtime: alone in an empty folder, "
              "without d2l, lenet_book or the data. Its first cell installed d2l from PyPI and lenet_book "
              "from the repository URL, and torchvision downloaded Fashion-MNIST; that machine has no "
              "internet, so git fetched the repository from a local clone and the download came through a "
              "local proxy. Every cell ran, top to bottom; outputs were not compared.", ""]
     return lines + table("Each chapter run as on a new Colab runtime.",
                          ["chapter", "result", "run time", "installed by its first cell", "files downloaded"],
-                         [colab_row(check["chapters"].get(Path(name).stem), link)
+                         [colab_row(check["chapters"].get(Path(name).stem), link, check,
+                                    Path(name).stem in check["chapters"] or _added_since(check, name))
                           for name, link in links.items()])
 
 
@@ -357,12 +391,42 @@ def _check_colab_result(result: dict, where: str) -> None:
     _seconds(COLAB_CHECK, result["seconds"], where + "seconds")
     _strings(COLAB_CHECK, result["installed"], where + "installed")
     _strings(COLAB_CHECK, result["downloaded"], where + "downloaded")
+    _check_own_run(COLAB_CHECK, result, where, COLAB_RUN)
 
 
-def colab_row(result: dict | None, link: str) -> str:
+def _added_since(check: dict, name: str) -> bool:
+    """Whether the chapter or solutions page ``name`` (notebooks/...ipynb), if the record lacks
+    it, was added to the book after the check. A record of colab_check lists the chapters of its
+    day; for an older record, git tells whether the file was in the check's commit. Without git
+    such a record is read as before: as a check of the whole book of its day."""
+    if "chapters_in_book" in check:
+        return Path(name).stem not in check["chapters_in_book"]
+    return _in_commit(check["commit"], name) is not True
+
+
+def _in_commit(commit: str, name: str) -> bool | None:
+    """Whether ``name`` was in this checkout's git commit ``commit``; None where git cannot tell
+    (no git, no checkout, a commit it does not have)."""
+    revision = commit.removesuffix("-dirty")  # git describe --dirty marks the work tree, not the commit
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-c", "safe.directory=*", *args], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=30)
+        top = git("rev-parse", "--show-toplevel")
+        if (top.returncode or Path(top.stdout.strip()).resolve() != ROOT.resolve()
+                or git("cat-file", "-e", f"{revision}^{{commit}}").returncode):
+            return None
+        return git("cat-file", "-e", f"{revision}:{name}").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def colab_row(result: dict | None, link: str, check: dict | None = None, added: bool = True) -> str:
     if result is None:
-        return f"| {link} | not run: added to the book after this check | | | |"
+        return (f"| {link} | not run: added to the book after this check | | | |" if added
+                else f"| {link} | not in this record | | | |")
     verdict = "pass" if result["passed"] else "**fails**: a cell raised an error or a check failed"
+    verdict += _own_run(result, check, COLAB_RUN, "checked") if check else ""
     return (f"| {link} | {verdict} | {result['seconds']} s | {', '.join(result['installed'])} "
             f"| {len(result['downloaded'])} |")
 

@@ -111,7 +111,7 @@ def load(path: Path):
     ``lenet_book.checkpoint.save_checkpoint`` from that network. A plain ``torch.save`` of a
     state dict is refused: it does not record the layers, and chapter 6's ReLU/max-pool LeNet
     has the very same tensors, which the sigmoid page would compute wrongly."""
-    from lenet_book.checkpoint import CheckpointError, load_checkpoint
+    from lenet_book.checkpoint import CheckpointError, _held_state_dicts, load_checkpoint
 
     problem = _too_long(path)
     if problem:  # no such file can exist (pathlib's is_dir() raises on it)
@@ -127,7 +127,8 @@ def load(path: Path):
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # truncated, damaged, not a torch file: load_checkpoint says which
         saved = None
-    if isinstance(saved, dict) and "format" not in saved:  # not written by save_checkpoint
+    plain, ours = _held_state_dicts(saved)  # e.g. PyTorch's "general checkpoint": named below
+    if isinstance(saved, dict) and "format" not in saved and not (plain or ours):
         kind = ("a plain state dict (torch.save(net.state_dict(), ...))"
                 if all(isinstance(t, torch.Tensor) for t in saved.values()) else "not a checkpoint")
         sys.exit(f"nothing exported: --state-dict {path} is {kind}, which does not record the "

@@ -14,7 +14,10 @@ by the benchmark's own code (``benchmarks/train_speed.py``: ``run_variant`` and 
 After each graph variant it profiles ONE replay of a freshly recorded epoch graph (kernel count,
 kernels per step, top kernels by GPU time); if the profiler sees no kernels inside the replay it
 profiles one epoch run step by step instead. A variant that fails is recorded with its error and
-the others go on; the JSON is rewritten after every variant, so a run cut short keeps what it did.
+the others go on (the exit status is then 1); the JSON is rewritten whole after every variant, so a
+run cut short keeps what it did. As benchmarks/train_speed.py's --json, it replaces only a record
+of this check made with the same settings (device type, epochs, subset, seed, backend, and no
+variant it does not train) unless given --replace; every option is checked before anything trains.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
-import json
 import os
 import platform
 import signal
@@ -34,8 +36,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks._options import (
+    check_record_option,
+    check_subset_option,
+    hold_record,
+    read_record,
+    release_records,
+    write_record,
+)
 from benchmarks.train_speed import run_variant
-from lenet_book.checks import check_device
+from lenet_book.checks import SEED_MAX, check_device
 from lenet_book.device import device_name
 from lenet_book.fast import (
     EpochGraph,
@@ -141,6 +151,27 @@ def print_profile(name, p):
         print(f"  {k['count']:6d} {k['us_total']:10.1f} {k['share']:6.1%}  {k['name'][:90]}")
 
 
+def is_fused_record(record):
+    """Whether ``record`` (parsed JSON) is a record this check wrote: --json replaces no other."""
+    return isinstance(record, dict) and {"device_type", "backend", "runs", "profiles"} <= set(record)
+
+
+def settings_problem(record, device, args, variants):
+    """How the earlier record ``record`` (of is_fused_record) was made otherwise than this run
+    would make it, in words (None: the same settings, so this run measures again what it holds)."""
+    differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
+        ("--device", record.get("device_type"), device.type), ("--epochs", record.get("epochs"), args.epochs),
+        ("--subset", record.get("subset") or 0, args.subset), ("--seed", record.get("seed", 0), args.seed),
+        ("--backend", record.get("backend"), args.backend),
+        ("batch size", record.get("batch_size"), BATCH), ("lr", record.get("lr"), LR))
+        if theirs != ours]
+    runs = record["runs"] if isinstance(record["runs"], list) else []
+    lost = [v for v in dict.fromkeys(r.get("variant") for r in runs if isinstance(r, dict)) if v not in variants]
+    if lost:
+        differ.append(f"runs of {', '.join(map(str, lost))}, which this run does not train")
+    return "; ".join(differ) or None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
@@ -157,8 +188,18 @@ def main(argv=None):
     parser.add_argument("--backend", default="inductor",
                         help="torch.compile backend of the fused step (aot_eager: quick CPU dry runs)")
     parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--json", type=Path, help="default: $OUT/fused.json, else benchmarks/out/fused.json")
+    parser.add_argument("--json", help="default: $OUT/fused.json, else benchmarks/out/fused.json (a new "
+                        "file, or a record of this check made with the same settings, which it replaces)")
+    parser.add_argument("--replace", action="store_true", help="let --json replace a record of this check "
+                        "made with other settings (device type, epochs, subset, seed, backend, variants)")
     args = parser.parse_args(argv)
+    try:
+        return run_check(parser, args)
+    finally:
+        release_records()  # the --json record, held for the whole run
+
+
+def run_check(parser, args):
     t0 = time.perf_counter()
     if args.budget <= 0:
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
@@ -167,6 +208,12 @@ def main(argv=None):
     if args.subset < 0:
         parser.error("--subset must be a number of training images to train on, or 0 for all "
                      f"60,000 (the default), got {args.subset}")
+    check_subset_option(parser, args.subset)  # above 60,000: as benchmarks/train_speed.py says it
+    if not 0 <= args.seed <= SEED_MAX:
+        parser.error(f"--seed must be a whole number from 0 to {SEED_MAX} (2**64 - 1, the largest seed "
+                     f"torch takes), got {args.seed}")
+    if args.replace and args.json is None:  # it would do nothing
+        parser.error("--replace replaces the record given with --json; give --json too, or leave --replace out")
 
     try:  # 'gpu', 'cuda:7' on a machine of one GPU: lenet_book's message, not a traceback
         device = check_device(args.device, "--device")
@@ -178,13 +225,31 @@ def main(argv=None):
     variants = args.variants or (CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS)
     if device.type != "cuda" and any(v in ("fused", "fused-graph-max-autotune") for v in variants):
         parser.error("the variants fused and fused-graph-max-autotune are for CUDA only")
-    json_path = args.json or Path(os.environ.get("OUT") or ROOT / "benchmarks" / "out") / "fused.json"
+    twice = sorted({v for v in variants if variants.count(v) > 1})
+    if twice:  # the record would hold two runs of one variant, which fused_table refuses
+        parser.error(f"--variants names {' '.join(twice)} more than once; name each variant once")
+    # the record is checked before anything trains: no other file is ever replaced, nor lost
+    json_path = check_record_option(
+        parser, args.json or Path(os.environ.get("OUT") or ROOT / "benchmarks" / "out") / "fused.json",
+        is_fused_record, "a record of this fused-step check")
+    hold_record(parser, json_path)  # two runs on one record: the last to write would drop the other's
+    earlier = read_record(json_path)  # read again now that no other run writes it
+    if earlier is not None and not is_fused_record(earlier):
+        parser.error(f"--json {json_path} was replaced by another kind of file while this run started; "
+                     "give another --json; nothing was run")
+    # the default file is this check's scratch output, replaced by every run
+    problem = args.json is not None and earlier and not args.replace and settings_problem(
+        earlier, device, args, variants)
+    if problem:
+        parser.error(f"--json {json_path} holds a record made with other settings ({problem}); this run "
+                     "would replace it and its runs would be lost: nothing was run. Give the same settings "
+                     "to measure them again, another --json, or --replace to replace it")
     name = device_name(device)
     report = {"device": name, "device_type": device.type, "torch": torch.__version__,
               "cuda": torch.version.cuda, "triton": _version("triton"), "python": platform.python_version(),
               "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "epochs": args.epochs, "backend": args.backend, "batch_size": BATCH, "lr": LR,
-              "subset": args.subset or None,
+              "subset": args.subset or None, "seed": args.seed,
               "runs": [], "profiles": {}}
 
     def save():
@@ -192,8 +257,7 @@ def main(argv=None):
         for r in report["runs"]:
             if text and "error" not in r:
                 r["ratio_to_text"] = r["examples_per_sec"] / text["examples_per_sec"]
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_record(report, json_path)  # whole, through a temporary file: a kill keeps the last one
 
     print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch {BATCH}, lr {LR}, on {name} "
           f"(torch {torch.__version__})", flush=True)

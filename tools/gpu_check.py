@@ -13,7 +13,9 @@ from .gpu/data/*.gz (without .gpu/data, from where ``python -m lenet_book.data p
    one pytest process per chapter and one for the tests, side by side (``--parallel``). Their
    outcome per file goes to records/gpu-replay.json (device, torch, commit, date, and per file
    the tests or cells passed and failed), which the execution report shows; a run in which no
-   file reported leaves the earlier record as it was (the record is printed instead);
+   file reported leaves the earlier record as it was (the record is printed instead), and a
+   narrower run (--chapters, --tests) keeps the earlier results of the files it did not run,
+   each with the date, device, torch and commit of the replay it came from;
 2. then, alone on the GPU, the speed benchmark ``benchmarks/train_speed.py --device cuda`` with
    its default variants, 3 interleaved repeats (``--bench-repeats``), into
    benchmarks/results/gpu-<device>.json, which chapter 4 renders.
@@ -212,6 +214,39 @@ def _out_folder(parser: argparse.ArgumentParser, option: str, text: str | None) 
     return out
 
 
+RUN = ("date", "device", "torch", "commit")  # what a replay ran on: the record's, or a file's own
+
+
+def _covers(asked: str, name: str) -> bool:
+    """Whether the --tests or --chapters entry ``asked`` (a file, file::test or folder) ran the
+    file ``name`` of a record."""
+    asked = asked.partition("::")[0].rstrip("/")
+    return asked in ("", ".") or name == asked or name.startswith(asked + "/")
+
+
+def _with_earlier(record: dict, groups: dict[str, list[str]]) -> dict:
+    """``record`` with the results that records/gpu-replay.json holds for the files this run did
+    not run, each with the replay it came from where that differs from this one: a run over some
+    chapters loses no other's result. A record that cannot be read as a replay has none to keep."""
+    try:
+        earlier = json.loads(REPLAY_RECORD.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return record
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("files"), dict):
+        return record
+    run = {key: record[key] for key in RUN}
+    asked = [name for names in groups.values() for name in names]
+    files = dict(record["files"])
+    for name, counts in earlier["files"].items():
+        if name in files or any(_covers(given, name) for given in asked) or not isinstance(counts, dict):
+            continue
+        own = {key: counts.get(key, earlier.get(key)) for key in RUN}
+        if all(isinstance(value, str) for value in own.values()):  # else it cannot be told apart
+            files[name] = {**{k: v for k, v in counts.items() if k not in RUN},
+                           **({} if own == run else own)}
+    return {**record, "files": dict(sorted(files.items()))}
+
+
 def _write_record(text: str) -> str | None:
     """Write records/gpu-replay.json; None, or why it was left as it was."""
     try:  # whole or not at all: a full disk or a size limit never leaves half a record
@@ -283,14 +318,20 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_jobs(jobs, dict(env, OMP_NUM_THREADS=threads), args.test_timeout, work, args.parallel)
     record = replay_record([work / f"{slug(name)}.xml" for name in jobs], groups, time.perf_counter() - began,
                            outcome)
+    ran = record["files"]
+    if ran:
+        record = _with_earlier(record, groups)
     text = json.dumps(record, indent=1) + "\n"
-    if not record["files"]:  # a record of nothing would replace the last replay's
+    if not ran:  # a record of nothing would replace the last replay's
         unwritten = (f"no test file or chapter reported a result, so {REPLAY_RECORD.relative_to(ROOT)} "
                      "was left as it was")
         print(f"{unwritten}; the record:\n{text}", end="", flush=True)
     else:
         unwritten = _write_record(text)
-    print(json.dumps(record["files"], indent=1), "\nno result:", record["no_result"] or "none", flush=True)
+    print(json.dumps(ran, indent=1), "\nno result:", record["no_result"] or "none", flush=True)
+    kept = sorted(set(record["files"]) - set(ran))
+    if kept and not unwritten:
+        print(f"kept from the earlier {REPLAY_RECORD.relative_to(ROOT)}: {', '.join(kept)}", flush=True)
     results = [] if unwritten else [REPLAY_RECORD]
 
     bench = 0

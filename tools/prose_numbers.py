@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,19 @@ def notebook_problem(path: Path) -> str | None:
         return f"{path} is not a notebook (no list of cells)"
     problem = next(filter(None, map(_cell_problem, range(len(nb["cells"])), nb["cells"])), None)
     return f"{path} is not a notebook ({problem})" if problem else None
+
+
+def _chapter_problem(path: Path) -> str | None:
+    """Why the chapter ``path``, listed in _toc.yml, cannot be read (in the words of
+    tools/execution_report.py for a missing one), or None."""
+    if not os.path.lexists(path):
+        try:
+            name = path.relative_to(ROOT).as_posix()
+        except ValueError:
+            name = str(path)
+        return (f"{name}, listed in _toc.yml, does not exist: restore it from git, or remove it "
+                "from _toc.yml")
+    return notebook_problem(path)
 
 
 def _is_text(value) -> bool:
@@ -99,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:  # "0 number(s) not found in 0 chapter(s)" would pass on nothing checked
         from lenet_book.book import _no_chapters
         parser.error(_no_chapters())
+    if not args.notebooks:  # _toc.yml's chapters: each checked before the report reads any
+        problems = [_chapter_problem(path) for path in paths]
+        if any(problems):
+            parser.print_usage(sys.stderr)
+            for problem in filter(None, problems):
+                print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+            return 2
     text = rule.report(paths)
     print(text)
     return 0 if text.endswith("== 0 number(s) not found in %d chapter(s)" % len(paths)) else 1
