@@ -1057,6 +1057,143 @@ def _network_differences(stored: list[list[str]], expected: list[list[str]],
             + (f"\n  ... and {more} more" if more > 0 else ""))
 
 
+def _leaves(network: list[list[str]]) -> list[list[str]]:
+    """The layers of a description that hold no other module (Conv2d, ReLU; not Sequential)."""
+    names = [name for name, _, _ in network]
+    return [entry for entry in network
+            if not any(other.startswith(f"{entry[0]}." if entry[0] else "") and other != entry[0]
+                       for other in names)]
+
+
+def _without_bias(entry: list[str]) -> tuple[str, str]:
+    """A layer as compared when looking for inserted ones: a layer before batch normalisation
+    has no bias (models.modern_lenet), and is otherwise the same layer."""
+    _, kind, settings = _computing(entry)
+    settings = re.sub(r"(?:^|,\s*)bias=(?:True|False)", "", settings)
+    return kind, settings.removeprefix(", ").strip()
+
+
+def _inserted(longer: list[list[str]], shorter: list[list[str]]) -> list[int] | None:
+    """The indices of ``longer``'s layers that are not in ``shorter`` when ``shorter`` is
+    ``longer`` with those layers taken out (biases aside), else None."""
+    if len(longer) <= len(shorter):
+        return None
+    keys, extra, at = [_without_bias(entry) for entry in shorter], [], 0
+    for index, entry in enumerate(longer):
+        if at < len(keys) and _without_bias(entry) == keys[at]:
+            at += 1
+        else:
+            extra.append(index)
+    return extra if at == len(keys) else None
+
+
+def _short_layer(entry: list[str]) -> str:
+    """``BatchNorm2d(6)``: a layer's type and its first setting."""
+    return f"{entry[1]}({entry[2].split(',')[0]})"
+
+
+def _modern_lenet_call(network: list[list[str]]) -> str | None:
+    """How models.modern_lenet builds ``network``, e.g. ``models.modern_lenet(nn.ReLU,
+    nn.MaxPool2d, batch_norm=True)``, or None when it is not such a network."""
+    from lenet_book import models  # here: models needs nothing of this module
+
+    leaves = _leaves(network)
+    kinds = [kind for _, kind, _ in leaves]
+    if "Flatten" not in kinds or kinds.index("Flatten") < 2:
+        return None
+    where = kinds.index("Flatten")
+    activation, pool = (getattr(nn, kinds[where - 2], None), getattr(nn, kinds[where - 1], None))
+    for batch_norm in (False, True):
+        try:  # on the meta device: no memory, and no draw from the random generator
+            with torch.device("meta"):
+                built = models.modern_lenet(activation, pool, batch_norm)
+        except Exception:  # not layer classes modern_lenet takes
+            return None
+        built = [_module_entry(name, module) for name, module in built.named_modules()]
+        if _same_computation(network, built):
+            if not batch_norm and (activation, pool) == (nn.Sigmoid, nn.AvgPool2d):
+                return "models.lenet()"
+            return (f"models.modern_lenet(nn.{activation.__name__}, nn.{pool.__name__}"
+                    + (", batch_norm=True)" if batch_norm else ")"))
+    return None
+
+
+def _retrain(network: list[list[str]]) -> str:
+    """RETRAIN with the chapter that trains the file's network, where its layers show which:
+    the text's LeNet (chapter 3), a models.modern_lenet (chapter 6); else without a chapter."""
+    call = _modern_lenet_call(network)
+    if call == "models.lenet()":
+        return RETRAIN
+    if call is not None:
+        return ("retrain the network and save it again with save_checkpoint (in this book: "
+                "chapter 6 trains such networks with recipes.build, "
+                "notebooks/06_modern_lenet.ipynb)")
+    return "retrain the network and save it again with save_checkpoint"
+
+
+def _trained_with(network: list[list[str]]) -> str:
+    """"load it into the network it was trained with", naming it where the file's layers are
+    those of models.lenet or models.modern_lenet."""
+    call = _modern_lenet_call(network)
+    return ("load it into the network it was trained with"
+            + (f", {call} (as the file records)" if call else ""))
+
+
+def _batch_norms(layers: list[list[str]]) -> list[int]:
+    return [index for index, (_, kind, _) in enumerate(layers) if "BatchNorm" in kind]
+
+
+def _insertion_words(network: list[list[str]], expected: list[list[str]]) -> tuple[str, str] | None:
+    """What differs and how to fix it when one network is the other with some layers added
+    (e.g. batch normalisation after each Conv2d and Linear, models.modern_lenet(...,
+    batch_norm=True)), or has batch normalisation where the other has none (beside other layers
+    that differ), else None: the tensors' names are then shifted, and a list of them does not
+    say what differs."""
+    mine, theirs = _leaves(network), _leaves(expected)
+    file_extra, net_extra = _inserted(mine, theirs), _inserted(theirs, mine)
+    changed = []  # (file's layer, network's layer) that differ beside the batch norms
+    if not (file_extra or net_extra):
+        file_extra = _batch_norms(mine) if not _batch_norms(theirs) else []
+        net_extra = _batch_norms(theirs) if not _batch_norms(mine) else []
+        if not (file_extra or net_extra):
+            return None
+        rest_mine = [e for i, e in enumerate(mine) if i not in file_extra]
+        rest_theirs = [e for i, e in enumerate(theirs) if i not in net_extra]
+        if len(rest_mine) != len(rest_theirs):
+            return None
+        changed = [(a, b) for a, b in zip(rest_mine, rest_theirs)
+                   if _without_bias(a) != _without_bias(b)]
+    longer, shorter, extra = (mine, theirs, file_extra) if file_extra else \
+        (theirs, mine, net_extra)
+    listed = [f"{_short_layer(longer[i])} "
+              + (f"after layer {longer[i - 1][0]} ({longer[i - 1][1]})" if i else "at the start")
+              for i in extra]
+    listed = ", ".join(listed[:4]) + (f" and {len(listed) - 4} more" if len(listed) > 4 else "")
+    norms = all("BatchNorm" in longer[i][1] for i in extra)
+    none = not _batch_norms(shorter)
+    has, other = ("the file's network", "this one") if file_extra else \
+        ("this network", "the file's")
+    if norms:
+        what = (f"was saved from another network: {has} has batch normalisation ({listed}), "
+                + (f"{other} has none" if none else f"which {other} lacks"))
+    else:
+        what = f"was saved from another network: {has} has layers that {other} lacks ({listed})"
+    if changed:
+        pairs = [f"{_short_layer(a)} as layer {a[0]} where this one has {_short_layer(b)}"
+                 for a, b in changed]
+        what += ("; its other layers differ too: the file has " + ", ".join(pairs[:3])
+                 + (f" and {len(pairs) - 3} more" if len(pairs) > 3 else ""))
+    call = _modern_lenet_call(network)
+    if call is not None and norms and none:
+        recipe = "with 'batch_norm': True" if file_extra else "without 'batch_norm': True"
+        fix = (f"build this network as the file's was, {call}, or with recipes.build on the "
+               f"recipe it was saved from ({recipe})")
+    else:
+        fix = ("load it into a network built as the file's was, with the same layers in the same "
+               "places")
+    return what, f"{fix}; or {_retrain(network)}"
+
+
 def _prefix_refusal(path: Path, stored, expected, side: str, prefix: str,
                     attribute: str) -> CheckpointError:
     """load_checkpoint's refusal of a checkpoint whose tensors are the network's under names
@@ -1252,9 +1389,13 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     if prefix:  # the same tensors under names with one prefix more or less: never loaded as such
         raise _prefix_refusal(path, stored, expected, *prefix)
     if not _same_tensors(stored, expected):
+        here = network_description(net)
+        inserted = _insertion_words(_comparable(network, here), here)  # e.g. batch norm
+        if inserted:
+            raise _refuse(path, *inserted)
         raise _refuse(path, "was saved from a network of another architecture:\n"
                       + _differences(stored, expected),
-                      "load it into the network it was trained with, or " + RETRAIN)
+                      f"{_trained_with(network)}, or {_retrain(network)}")
     if _settings_unrecorded(network):
         raise _refuse(path, "was saved from a scripted or traced network (torch.jit) by an older "
                             "lenet_book, which recorded its layers' types but not their settings "
@@ -1284,7 +1425,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                             "and shapes, but its layers differ:\n"
                       + _network_differences(network, expected_network),
                       "load it into the network it was trained with (e.g. the same "
-                      "recipes.build recipe or models.modern_lenet settings), or " + RETRAIN)
+                      "recipes.build recipe or models.modern_lenet settings), or "
+                      + _retrain(network))
     names = {_uncompiled_name(name): name for name in net.state_dict()}  # its own names again
     net.load_state_dict({names.get(name, name): tensor for name, tensor in state_dict.items()})
     trained = record.get("trained_towards")

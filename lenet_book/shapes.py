@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import numbers
 import textwrap
@@ -493,7 +494,15 @@ def _check_fitting_sizes(net, input_shape, largest=128):
 def _check_run_and_report(net, X):
     """A shape such as (1, 1, 32, 32) given for X, as check_input_shape takes it: the network
     would fail on the tuple itself (torch's conv2d TypeError), which would read as its verdict
-    on an image of that size."""
+    on an image of that size. So would the arguments swapped, or anything that cannot be called
+    as net ("'Tensor' object is not callable")."""
+    if not callable(net):
+        if isinstance(X, nn.Module):
+            raise TypeError(f"run_and_report takes the network first: run_and_report(net, X); "
+                            f"got {_a_kind(net)} as net and the network as X")
+        raise TypeError(f"run_and_report: net must be the network to run, a torch.nn.Module "
+                        f"such as lenet_book.models.lenet(), got {_brief(net, 80)} "
+                        f"({_a_kind(net)}); call it as run_and_report(net, X)")
     # a tuple of 2 to 5 sizes, as a shape is written (a list may be a network's own input, e.g.
     # token ids)
     if (isinstance(X, (tuple, torch.Size)) and 2 <= len(X) <= 5
@@ -510,6 +519,21 @@ def _check_run_and_report(net, X):
 def _buffers_kept(bound):
     # a diagnostic runs the network once: batch norm's running statistics must not move
     return buffers_kept(bound.arguments["net"])
+
+
+def _run_as_written(bound):
+    """run_and_report runs the network inside a torch.compile wrapper, as its siblings check it
+    (_unwrapped): compiled, a misfit reads "TorchRuntimeError: RuntimeError when making fake
+    tensor call [...]" after torch's logged traceback, not PyTorch's eager message, and the
+    run would start a compilation."""
+    net = bound.arguments["net"]
+    for _ in range(8):  # a wrapper of a wrapper
+        inner = getattr(net, "_orig_mod", None)
+        if not isinstance(net, nn.Module) or not isinstance(inner, nn.Module):
+            break
+        net = inner
+    bound.arguments["net"] = net
+    return _buffers_kept(bound)
 
 
 def _check_pair_like(name):
@@ -652,6 +676,58 @@ def _failure_inside(net, input_shape, block):
     if all(s[:-2] == input_shape[:-2] for s in (input_shape, *shapes)[:index + 1]):
         return {"net": flat, "shapes": [], "failure": (0, layer, shape, expects)}
     return {"net": flat, "shapes": shapes, "failure": failure}
+
+
+def _channels_last_hint(input_shape, failure):
+    """The hint for an image whose channels come last (H×W×C as numpy and PIL give a picture,
+    or N×H×W×C), which the first Conv2d reads as H channels; None for any other failure. Taken
+    as channels last: 1 to 4 sizes last (grey, grey + alpha, RGB, RGBA) after a height and
+    width of at least 8."""
+    index, layer, shape, _ = failure
+    if (index != 0 or not isinstance(layer, nn.Conv2d) or is_lazy(layer)
+            or len(input_shape) not in (3, 4) or len(shape) not in (3, 4)
+            or shape[-3] == layer.in_channels):
+        return None
+    *batch, height, width, channels = input_shape
+    wanted = layer.in_channels
+    if not (1 <= channels <= 4 and height >= 8 and width >= 8):
+        return None
+    dim = len(batch)  # the channel dimension once moved first (after the batch's)
+    move = "X.permute(0, 3, 1, 2)" if batch else "X.permute(2, 0, 1)"
+    grey = f".mean({dim}, keepdim=True)"
+    three = ".expand(-1, 3, -1, -1)" if batch else ".expand(3, -1, -1)"
+    it, its = ("the images", "their") if batch else ("it", "its")
+    # (channels, in_channels): (what to pick first, what to do once moved, in words)
+    pick, change, did = {
+        (3, 1): ("", grey, f"make {it} grey-scale"),
+        (4, 1): ("[..., :3]", grey, f"drop {its} alpha channel, make {it} grey-scale"),
+        (2, 1): ("[..., :1]", "", f"drop {its} alpha channel"),
+        (4, 3): ("[..., :3]", "", f"drop {its} alpha channel"),
+        (1, 3): ("", three, f"repeat {its} grey channel 3 times"),
+    }.get((channels, wanted), ("", "", "" if channels == wanted
+                               else f"give {it} {wanted} channel(s)"))
+    fix = f"{move.replace('X', 'X' + pick)}{change}" + ("" if batch else ".unsqueeze(0)")
+    takes = f" (the network takes {wanted} channel{'s' if wanted != 1 else ''})"
+    if batch:
+        if not did:  # chapter 2's words for (N, 28, 28, 1)
+            return "the channels come last (N, H, W, C): move them, X.permute(0, 3, 1, 2)"
+        return f"the channels come last (N, H, W, C): move them first, {did}{takes}, e.g. {fix}"
+    return (f"this is one {height}×{width} image with its channels last ({height}×{width}×"
+            f"{channels}, H×W×C, as numpy and PIL give a picture): move them first"
+            + (f", {did}{takes}" if did else "") + f" and add the batch dimension, e.g. {fix}")
+
+
+def _channels_last_hinted(function):
+    """diagnose (``function``) with the hint for an image whose channels come last: its own
+    rules read H×W×C as H grey images (X.unsqueeze(1)) and N×H×W×3 as H channels
+    (in_channels=H). Given the arguments _diagnosable passes it."""
+
+    @functools.wraps(function)
+    def hinted(net, input_shape, shapes, failure):
+        why, hint = function(net, input_shape, shapes, failure)
+        return why, _channels_last_hint(tuple(input_shape), failure) or hint
+
+    return hinted
 
 
 def _check_walk(net, input_shape):
@@ -890,7 +966,7 @@ def _traced(bound):
 
 
 trace_shapes = at_the_door(trace_shapes, around=_traced)
-run_and_report = at_the_door(run_and_report, _check_run_and_report, around=_buffers_kept)
+run_and_report = at_the_door(run_and_report, _check_run_and_report, around=_run_as_written)
 pair = at_the_door(pair, _check_pair)
 square = at_the_door(square, _check_pair_like("square"))
 hxw = at_the_door(hxw, _check_pair_like("hxw"))
@@ -901,4 +977,4 @@ next_shape = at_the_door(next_shape, _check_next_shape, around=_one_if_own_forwa
 walk = at_the_door(walk, _check_walk, around=_whole_if_own_forward)
 check_input_shape = at_the_door(check_input_shape, _check_check_input_shape,
                                 around=_whole_if_own_forward)
-diagnose = at_the_door(diagnose, around=_diagnosable)
+diagnose = at_the_door(_channels_last_hinted(diagnose), around=_diagnosable)

@@ -14962,5 +14962,225 @@ def test_33_a_layer_returning_float64_is_named_without_the_autocast_advice():
                                     lambda: fast.train(net, tiny_data(), num_epochs=1, batch_size=10))
     assert ".float() at the end of its forward" in message and "autocast" not in message
 
+FINAL_STEPS = ["ReLU (learning rate 0.1)", "max pooling",
+               "SGD + Nesterov momentum, weight decay, one-cycle", "label smoothing 0.1"]
+
+
+BATCH_NORMS = ("BatchNorm2d(6) after layer 0 (Conv2d), BatchNorm2d(16) after layer 4 (Conv2d), "
+               "BatchNorm1d(120) after layer 9 (Linear), BatchNorm1d(84) after layer 12 (Linear)")
+
+
+def final_network():
+    """Chapter 6's final recipe, which keeps batch normalisation."""
+    return recipes.build({**recipes.modern_recipe(FINAL_STEPS), "batch_norm": True})[0]
+
+
+def test_33_a_batch_norm_checkpoint_loaded_without_batch_norm_names_it_and_chapter_6(tmp_path):
+    """Before: a list of index-shifted tensors (0.bias, 3.weight, ...) and 'rerun the training
+    cell of chapter 3'."""
+    path = save_checkpoint(final_network(), tmp_path / "final.pt")
+    net = models.modern_lenet(nn.ReLU, nn.MaxPool2d)
+    before = weights(net)
+    message = refused_by_lenet_book(CheckpointError, "batch normalisation",
+                                    lambda: load_checkpoint(net, path))
+    assert f"the file's network has batch normalisation ({BATCH_NORMS}), this one has none" \
+        in message, message
+    assert "models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True)" in message
+    assert "'batch_norm': True" in message and "06_modern_lenet.ipynb" in message
+    assert "chapter 3" not in message and "0.bias" not in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # not touched
+
+
+def test_33_a_checkpoint_without_batch_norm_loaded_into_a_batch_norm_network_says_so(tmp_path):
+    """Before: '1.weight, 1.bias, 1.running_mean ... in the network but not in the file' and
+    chapter 3."""
+    path = save_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d), tmp_path / "step2.pt")
+    message = refused_by_lenet_book(CheckpointError, "batch normalisation",
+                                    lambda: load_checkpoint(final_network(), path))
+    assert f"this network has batch normalisation ({BATCH_NORMS}), the file's has none" \
+        in message, message
+    assert "models.modern_lenet(nn.ReLU, nn.MaxPool2d)," in message
+    assert "without 'batch_norm': True" in message and "06_modern_lenet.ipynb" in message
+    assert "chapter 3" not in message and "running_mean" not in message
+
+
+def test_33_the_texts_lenet_loaded_into_a_batch_norm_network_keeps_chapter_3(tmp_path):
+    """The file's layers are the text's LeNet: chapter 3 trains it, and models.lenet() builds it."""
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    message = refused_by_lenet_book(
+        CheckpointError, "batch normalisation",
+        lambda: load_checkpoint(models.modern_lenet(batch_norm=True), path))
+    assert "the file's has none" in message and "models.lenet()" in message, message
+    assert "chapter 3, notebooks/03_training.ipynb" in message
+
+
+def test_33_batch_norm_beside_other_layers_is_named_with_those_layers(tmp_path):
+    """Chapter 6's final network into the text's LeNet: before, a list of shifted tensors."""
+    path = save_checkpoint(final_network(), tmp_path / "final.pt")
+    message = refused_by_lenet_book(CheckpointError, "batch normalisation",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "this one has none; its other layers differ too: the file has ReLU() as layer 2 " \
+           "where this one has Sigmoid()" in message, message
+    assert "models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True)" in message
+    assert "chapter 3" not in message
+
+
+def test_33_a_layer_inserted_is_named_and_no_chapter_is_guessed(tmp_path):
+    """A network of one's own with a Dropout: before, shifted tensors and chapter 3."""
+    layers = list(models.lenet())
+    dropout = nn.Sequential(*layers[:8], nn.Dropout(0.5), *copy.deepcopy(layers[8:]))
+    path = save_checkpoint(dropout, tmp_path / "dropout.pt")
+    message = refused_by_lenet_book(CheckpointError, "lacks",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "the file's network has layers that this one lacks (Dropout(p=0.5) after layer 7 " \
+           "(Linear))" in message, message
+    assert "chapter" not in message
+
+
+def test_33_another_architecture_of_ones_own_gets_no_chapter_3_advice(tmp_path):
+    """Before: 'rerun the training cell of chapter 3' for a network no chapter trains."""
+    own = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.Flatten(),
+                        nn.Linear(6 * 28 * 28, 10))
+    path = save_checkpoint(own, tmp_path / "own.pt")
+    message = refused_by_lenet_book(CheckpointError, "another architecture",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "retrain the network and save it again with save_checkpoint." in message, message
+    assert "chapter" not in message
+
+
+def test_33_export_weights_of_the_final_network_names_batch_norm_and_the_page(tmp_path,
+                                                                               monkeypatch):
+    """Before: shifted tensors, 'rerun the training cell of chapter 3', then the page's fix."""
+    monkeypatch.syspath_prepend(str(REPO))  # tools/ is a package of the repository
+    path = save_checkpoint(final_network(), tmp_path / "final.pt")
+    export_weights = importlib.import_module("tools.export_weights")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        export_weights.main(["--state-dict", str(path), "--out", str(out), "--data",
+                             str(tmp_path / "no-data")])
+    message = str(exit_.value.code)
+    assert not out.exists()
+    assert "the file's network has batch normalisation" in message, message
+    assert "The page computes the text's LeNet-5 only" in message
+    assert "chapter 3" not in message and "build this network" not in message
+
+
+def test_33_batch_norm_networks_still_load_and_a_refusal_draws_no_random_numbers(tmp_path):
+    """Valid loads work; naming the file's network builds nothing from the random generator."""
+    net = final_network()
+    images, labels = tiny_data(8)
+    train_step(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+               to_float(images), labels)  # running statistics that are not the defaults
+    path = save_checkpoint(net, tmp_path / "final.pt")
+    loaded = load_checkpoint(models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True), path)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in loaded.state_dict().items())
+    loaded = load_checkpoint(final_network(), path)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in loaded.state_dict().items())
+    plain = models.modern_lenet(nn.ReLU, nn.MaxPool2d)
+    state = torch.get_rng_state()
+    with pytest.raises(CheckpointError):
+        load_checkpoint(plain, path)
+    assert torch.equal(state, torch.get_rng_state())
+
+def _hint(capsys):
+    """The checker's printed hint, its lines joined."""
+    printed = capsys.readouterr().out
+    assert "  hint:    " in printed, printed
+    return " ".join(line.strip() for line in printed.split("  hint:    ", 1)[1].splitlines())
+
+
+@pytest.mark.parametrize("channels, fix", [
+    (3, lambda X: X.permute(2, 0, 1).mean(0, keepdim=True).unsqueeze(0)),
+    (1, lambda X: X.permute(2, 0, 1).unsqueeze(0)),
+])
+def test_33_check_input_shape_of_one_hwc_image_says_to_move_its_channels_first(channels, fix,
+                                                                               capsys):
+    """An RGB PNG read as 28×28×3 (or a 28×28×1 image) got "add it: X.unsqueeze(1)", and then
+    "pad its width from 3 to 28"."""
+    net, X = models.lenet(), torch.rand(28, 28, channels)
+    assert not shapes.check_input_shape(net, X)
+    hint = _hint(capsys)
+    assert hint.startswith(f"this is one 28×28 image with its channels last (28×28×{channels}, "
+                           "H×W×C"), hint
+    expected = ("X.permute(2, 0, 1).mean(0, keepdim=True).unsqueeze(0)" if channels == 3
+                else "X.permute(2, 0, 1).unsqueeze(0)")
+    assert hint.endswith(f"e.g. {expected}"), hint
+    assert ("grey-scale" in hint) == (channels == 3) and "unsqueeze(1)" not in hint, hint
+    assert shapes.check_input_shape(net, fix(X), verbose=False)  # the hint, followed, fits
+
+
+def test_33_check_input_shape_of_rgb_images_channels_last_says_to_permute_not_in_channels_28(
+        capsys):
+    """(1, 28, 28, 3) was told "or build this Conv2d with in_channels=28"."""
+    net, X = models.lenet(), torch.rand(1, 28, 28, 3)
+    assert not shapes.check_input_shape(net, X)
+    hint = _hint(capsys)
+    assert hint == ("the channels come last (N, H, W, C): move them first, make the images "
+                    "grey-scale (the network takes 1 channel), e.g. X.permute(0, 3, 1, "
+                    "2).mean(1, keepdim=True)"), hint
+    assert shapes.check_input_shape(net, X.permute(0, 3, 1, 2).mean(1, keepdim=True),
+                                    verbose=False)
+    # the 1998 network (its block opened) and diagnose itself give the same advice
+    assert not shapes.check_input_shape(original.original_lenet(), (28, 28, 3))
+    assert "X.permute(2, 0, 1).mean(0, keepdim=True).unsqueeze(0)" in _hint(capsys)
+    why, hint = shapes.diagnose(net, (28, 28, 3), *shapes.walk(net, (28, 28, 3)))
+    assert hint.endswith("e.g. X.permute(2, 0, 1).mean(0, keepdim=True).unsqueeze(0)"), hint
+
+
+@pytest.mark.parametrize("shape, hint", [
+    ((28, 28), "add the missing dimensions, e.g. X.reshape(1, 1, 28, 28) for one grey image"),
+    ((1, 784), "if they are 28×28 grey images: X.reshape(-1, 1, 28, 28)"),
+    ((256, 784), "if they are 28×28 grey images: X.reshape(-1, 1, 28, 28)"),
+    ((1, 28, 28), "the input has no batch dimension: add one, e.g. X.unsqueeze(0)"),
+    ((3, 28, 28), "if these are 3 grey images without a channel dimension, add it: X.unsqueeze(1)"),
+    ((256, 28, 28), "if these are 256 grey images without a channel dimension, add it: "
+                    "X.unsqueeze(1)"),
+    ((1, 28, 28, 1), "the channels come last (N, H, W, C): move them, X.permute(0, 3, 1, 2)"),
+    ((2, 28, 28, 1), "the channels come last (N, H, W, C): move them, X.permute(0, 3, 1, 2)"),
+    ((1, 3, 28, 28), "give the image 1 channel(s) (e.g. RGB → grey-scale) or build this Conv2d "
+                     "with in_channels=3"),
+])
+def test_33_check_input_shape_keeps_its_hints_for_the_other_layouts(shape, hint, capsys):
+    assert not shapes.check_input_shape(models.lenet(), shape)
+    assert _hint(capsys) == hint
+
+
+def test_33_run_and_report_of_a_compiled_network_gives_pytorchs_eager_message(capsys):
+    """It printed "TorchRuntimeError: RuntimeError when making fake tensor call [...]" after
+    torch's logged traceback, and compiled the network to run it."""
+    calls = []
+
+    def backend(graph, example_inputs):  # counts compilations
+        calls.append(1)
+        return graph.forward
+
+    net = models.lenet()
+    compiled = torch.compile(net, backend=backend)
+    shapes.run_and_report(compiled, torch.rand(1, 1, 32, 32))
+    assert capsys.readouterr().out == ("RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+                                       "(1x576 and 400x120)\n")
+    shapes.run_and_report(compiled, torch.rand(1, 1, 28, 28))
+    assert capsys.readouterr().out == "output shape: (1, 10)\n"
+    assert calls == [] and isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
+
+
+def test_33_run_and_report_with_its_arguments_swapped_says_to_give_the_network_first(capsys):
+    """It printed "TypeError: 'Tensor' object is not callable" as the network's verdict."""
+    message = refused_by_lenet_book(
+        TypeError, re.escape("run_and_report takes the network first: run_and_report(net, X); "
+                             "got a Tensor as net"),
+        lambda: shapes.run_and_report(torch.rand(1, 1, 28, 28), models.lenet()))
+    assert "'Tensor' object is not callable" not in message
+    refused_by_lenet_book(TypeError, r"run_and_report: net must be the network to run",
+                          lambda: shapes.run_and_report(torch.rand(1), torch.rand(1)))
+    assert capsys.readouterr().out == ""
+
+
+def test_33_run_and_report_still_runs_any_callable_and_reports_an_arrays_error(capsys):
+    shapes.run_and_report(lambda x: x * 2, torch.rand(3))
+    assert capsys.readouterr().out == "output shape: (3,)\n"
+    shapes.run_and_report(models.lenet(), __import__("numpy").zeros((1, 1, 28, 28), "float32"))
+    assert capsys.readouterr().out.startswith("TypeError: conv2d() received an invalid")
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -137,9 +137,13 @@ def load(path: Path):
     try:
         load_checkpoint(net, path)  # a damaged file, another network's, named with what differs
     except CheckpointError as error:
-        sys.exit(f"nothing exported: --state-dict: {error}"
-                 + (f"\n{PAGE_NETWORK[0].upper()}{PAGE_NETWORK[1:]}: {SAVE_IT}."
-                    if "another" in str(error) else ""))
+        if "another" not in str(error):
+            sys.exit(f"nothing exported: --state-dict: {error}")
+        # load_checkpoint's fix (build the network as the file's was) is not the page's: it
+        # computes one network
+        what = str(error).split("\nHow to fix it:")[0]
+        sys.exit(f"nothing exported: --state-dict: {what}\n{PAGE_NETWORK[0].upper()}"
+                 f"{PAGE_NETWORK[1:]}: {SAVE_IT}.")
     if _trained_towards(net) == "smallest":  # the page reads the largest output as the class
         sys.exit(f"nothing exported: --state-dict {path} holds a network trained so that its "
                  "smallest output wins (its outputs read as energies, e.g. trained with "
