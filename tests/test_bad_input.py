@@ -1577,7 +1577,6 @@ def test_14_the_checks_leave_valid_calls_and_the_shown_source_alone():
     assert inspect.getsource(shapes.fitting_sizes).startswith("def fitting_sizes(net, ")
 
 
-
 # --- 15. The sixth probe's leftovers ----------------------------------------------------------
 
 def test_15_pair_takes_a_number_or_a_pair_of_numbers():
@@ -2101,8 +2100,6 @@ def test_16_the_domain_table_covers_every_public_function_and_parameter():
     assert all(domain in BAD for _, domains in DOMAINS.values() for domain in domains.values())
 
 
-
-
 # The cases the table found still open when it was written (issue 21): each runs as a strict
 # xfail, so that a fix must also remove its entry here. {function-parameter: bad values}
 OPEN = {
@@ -2403,7 +2400,6 @@ def test_17_the_notebook_tools_name_a_file_that_is_not_a_notebook(tmp_path):
         assert "Traceback" not in done.stderr and path.read_bytes() == kept
 
 
-
 # --- 18. The seventh probe's export cases: the browser page's files never replace another file --
 
 def test_18_write_js_data_never_replaces_a_file_it_did_not_write(tmp_path):
@@ -2698,7 +2694,6 @@ def test_19_tag_cells_names_json_that_is_not_a_notebook(tmp_path):
         assert "Traceback" not in done.stderr and path.read_text() == text
 
 
-
 # --- 20. A ninth probe: the caller's images, the export's flag, maximize, show -----------------
 
 @pytest.mark.parametrize("in_place", [lambda x, g: x.copy_(255 - x),
@@ -2894,7 +2889,6 @@ def test_21_summarize_gives_numbers_for_tensors_and_an_empty_state_dict_is_not_e
     refused_by_lenet_book(ExportError, "the state dict is empty", lambda: encode_state_dict({}))
 
 
-
 # --- 22. A tenth probe: what train refuses, train_step refuses too; options, lazy layers, paths --
 
 def test_22_a_save_never_deletes_a_users_file_that_looks_like_a_leftover(tmp_path):
@@ -3066,7 +3060,6 @@ def test_22_a_folder_is_never_replaced_by_an_export_and_an_empty_network_is_not_
     refused_by_lenet_book(CheckpointError, "no weights or buffers", lambda: save_checkpoint(
         nn.Module(), tmp_path / "empty.pt"))
     assert not (tmp_path / "empty.pt").exists()
-
 
 
 TINY_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a1",
@@ -3655,7 +3648,6 @@ def test_23_the_report_page_and_the_pdf_copy_stay_whole_under_a_file_size_limit(
     assert _left_in(site.parent) == ["b.pdf", "pdf.json"]
 
 
-
 # --- 24. An eleventh probe: the same mistakes from new angles --------------------------------
 
 @pytest.mark.parametrize("scheduler", [
@@ -3762,7 +3754,6 @@ def test_24_trace_shapes_follows_one_image_through_batch_norm():
     assert net.training
 
 
-
 # --- 25. The twelfth probe's first cases -----------------------------------------------------
 
 def test_25_a_folder_name_ending_in_white_space_is_not_created(tmp_path):
@@ -3788,7 +3779,6 @@ def test_25_rmsprop_alpha_1_given_as_a_tensor_is_refused():
     refused_by_lenet_book(ValueError, "RMSprop's alpha=1.0", lambda: train(
         models.lenet(), tiny_data(), batch_size=10, num_epochs=1,
         optimizer=lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=torch.tensor(1.0))))
-
 
 
 # --- 26. The twelfth probe's other cases ------------------------------------------------------
@@ -4617,7 +4607,6 @@ def test_27_lab_run_by_path_serves_its_own_checkout_s_chapters(tmp_path):
                           timeout=120, cwd=tmp_path, env=env)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"Chapters: {REPO / 'notebooks'}" in done.stdout
-
 
 
 # --- 28. A fourteenth probe: the text loop's batches, other users' files, scripted networks, tools run by path --
@@ -5523,7 +5512,6 @@ def test_28_a_data_root_holding_a_nul_character_is_named(call):
     refused_by_lenet_book(ValueError, "holds a NUL character", run)
 
 
-
 class _PenaltiesOfItsOwn(nn.Module):
     """A penalty layer of the reader's own (chapter 5's solution trains its codes): squared
     distances to codes that are parameters, under a name the checks do not know."""
@@ -5542,7 +5530,6 @@ def test_28_a_penalty_layer_of_one_s_own_trains_with_the_paper_s_loss_and_rule()
     assert math.isfinite(history[0]["loss"])
     evaluate(net, *tiny_data(), predict=original.predict)
     _step(net, loss_fn=original.paper_loss, predict=original.predict)
-
 
 
 def unchanged(net, before):
@@ -7597,8 +7584,6 @@ def test_30_the_export_tools_know_their_own_files_whatever_the_length_of_the_com
     (tmp_path / "train.js").write_text("// " + comment + "\nwindow.SOMETHING_ELSE = 1;\n")
     assert "not a window.LENET_TRAIN_DATA file" in export_training_subset._not_ours(
         tmp_path / "train.js")
-
-
 
 
 def _scores_net():
@@ -10261,7 +10246,6 @@ def test_31_prose_numbers_calls_a_device_a_device_not_a_folder(tmp_path):
     assert done.returncode == 2 and f"error: {tmp_path} is a folder, not a notebook" in done.stderr
 
 
-
 def _module(name, monkeypatch):
     if name == "accuracy_seeds":
         from benchmarks import accuracy_seeds as module
@@ -11373,10 +11357,6 @@ TEXT_AS_WRITTEN = {"network": "lenet", "lr": 0.9, "batch_size": 256, "num_epochs
 FACTORS_AS_WRITTEN = [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
 
 
-
-
-
-
 @pytest.mark.parametrize("make_copy", [
     dict, lambda r: {**r}, copy.copy, copy.deepcopy, lambda r: pickle.loads(pickle.dumps(r)),
     lambda r: r | {}, lambda r: r.copy(), lambda r: json.loads(json.dumps(r)),
@@ -11486,8 +11466,6 @@ def test_33_paper_input_refuses_0_255_float_images_saying_to_float(make):
     layer = original.PaperInput() if make == "layer" else original.original_lenet()
     refused_by_lenet_book(ValueError, r"to_float\(images\) first .*from 0 to 25\d.*pixels 0-255 "
                           r"as floats", lambda: layer(X))
-
-
 
 
 @pytest.mark.parametrize("scale", ["unit", "symmetric", "standardised", "one-image"])
@@ -12014,7 +11992,6 @@ def test_33_execution_report_takes_fractional_seconds_and_a_replay_record(tmp_pa
     page = (copy_ / "book" / "execution_report.md").read_text()
     assert "| 8.5 s |" in page and "| 0 s |" in page and "cuda: NVIDIA H100" in page
     assert "its run ended (exit 1)" in page and "1 of 9 differ or fail" in page
-
 
 
 def _cpu_runs():
@@ -14216,9 +14193,6 @@ def test_33_a_damaged_record_after_a_byte_order_mark_names_the_byte_where_it_is(
 COLAB_CHECK = importlib.import_module("tools.colab_check")
 
 
-GPU_CHECK_FB2 = importlib.import_module("tools.gpu_check")
-
-
 COMMITTED = json.loads((REPO / "records" / "colab-check.json").read_text())
 
 
@@ -14482,24 +14456,24 @@ def gpu_checkout(monkeypatch, tmp_path):
     record = root / "records" / "gpu-replay.json"
     record.write_text(json.dumps(EARLIER, indent=1) + "\n")
     (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(GPU_CHECK_FB2, "ROOT", root)
-    monkeypatch.setattr(GPU_CHECK_FB2, "REPLAY_RECORD", record)
-    monkeypatch.setattr(GPU_CHECK_FB2, "WHEELS", root / ".gpu" / "wheels")
-    monkeypatch.setattr(GPU_CHECK_FB2, "DATA", root / ".gpu" / "data")
-    monkeypatch.setattr(GPU_CHECK_FB2, "commit", lambda: "new5678")
-    monkeypatch.setattr(GPU_CHECK_FB2, "chapters", lambda: sorted((root / "notebooks").glob("*.ipynb")))
-    monkeypatch.setattr(GPU_CHECK_FB2.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(GPU_CHECK, "ROOT", root)
+    monkeypatch.setattr(GPU_CHECK, "REPLAY_RECORD", record)
+    monkeypatch.setattr(GPU_CHECK, "WHEELS", root / ".gpu" / "wheels")
+    monkeypatch.setattr(GPU_CHECK, "DATA", root / ".gpu" / "data")
+    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "new5678")
+    monkeypatch.setattr(GPU_CHECK, "chapters", lambda: sorted((root / "notebooks").glob("*.ipynb")))
+    monkeypatch.setattr(GPU_CHECK.tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
-    monkeypatch.setattr(GPU_CHECK_FB2, "subprocess", types.SimpleNamespace(
+    monkeypatch.setattr(GPU_CHECK, "subprocess", types.SimpleNamespace(
         run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never_fb2, STDOUT=subprocess.STDOUT))
     monkeypatch.chdir(root)
 
     def jobs_done(jobs, env, limit, work, parallel):
         for name, command in jobs.items():
-            (work / f"{GPU_CHECK_FB2.slug(name)}.log").write_text("...\n")
+            (work / f"{GPU_CHECK.slug(name)}.log").write_text("...\n")
             cases = ""
-            for given in command[command.index(str(work / f"{GPU_CHECK_FB2.slug(name)}.xml")) + 1:]:
+            for given in command[command.index(str(work / f"{GPU_CHECK.slug(name)}.xml")) + 1:]:
                 path = given.partition("::")[0]
                 files = ([p.relative_to(root).as_posix() for p in sorted((root / path).glob("test_*.py"))]
                          if (root / path).is_dir() else [path])
@@ -14507,14 +14481,14 @@ def gpu_checkout(monkeypatch, tmp_path):
                     classname = (file.replace("/", ".", 1) if file.endswith(".ipynb")
                                  else file.removesuffix(".py").replace("/", "."))
                     cases += "".join(f'<testcase classname="{classname}" name="t{i}"/>' for i in range(3))
-            (work / f"{GPU_CHECK_FB2.slug(name)}.xml").write_text(
+            (work / f"{GPU_CHECK.slug(name)}.xml").write_text(
                 f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
         return {name: 0 for name in jobs}
 
-    monkeypatch.setattr(GPU_CHECK_FB2, "run_jobs", jobs_done)
+    monkeypatch.setattr(GPU_CHECK, "run_jobs", jobs_done)
 
     def run(*arguments):
-        assert GPU_CHECK_FB2.main(["--no-bench", *arguments]) == 0
+        assert GPU_CHECK.main(["--no-bench", *arguments]) == 0
         return json.loads(record.read_text())
     return run
 
@@ -14562,29 +14536,11 @@ def test_33_execution_report_shows_a_kept_replay_result_with_its_own_replay(tmp_
 def _row_gpu(page, path):
     return next(line for line in page.splitlines() if f"(../{path})" in line and line.count("|") == 5)
 
-def _tiny_files_fb3(folder, monkeypatch, name=lambda name: name + ".gz", pack=True):
-    """Four tiny stand-in files (packed or not, named by ``name``), which the module expects
-    (as in tests/test_bad_input.py)."""
-    specs = []
-    folder.mkdir(parents=True, exist_ok=True)
-    for published, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
-                                    ("train-labels-idx1-ubyte", 0x801, (3,)),
-                                    ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
-                                    ("t10k-labels-idx1-ubyte", 0x801, (2,))):
-        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
-                   + bytes(math.prod(shape)))
-        packed = gzip.compress(content, mtime=0)
-        (folder / name(published)).write_bytes(packed if pack else content)
-        specs.append(data.IdxFile(published, magic, shape, hashlib.md5(content).hexdigest(),
-                                  hashlib.md5(packed).hexdigest()))
-    monkeypatch.setattr(data, "FILES", tuple(specs))
-    return folder
-
 
 def _a_local_copy(tmp_path, monkeypatch):
     """A local copy that prepare would otherwise unpack from (a second copy of the data)."""
     monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
-    shared = _tiny_files_fb3(tmp_path / "shared", monkeypatch)
+    shared = _tiny_files(tmp_path / "shared", monkeypatch)
     monkeypatch.setattr(data, "LOCAL_COPIES", (shared,))
 
 
@@ -14603,7 +14559,7 @@ def test_33_data_files_one_folder_off_are_named_with_the_move_not_called_missing
     prepare unpacked a second copy from a local one."""
     _a_local_copy(tmp_path, monkeypatch)
     root = tmp_path / "root"
-    folder = _tiny_files_fb3(root / where, monkeypatch, name=(lambda n: n + ".gz") if pack else str,
+    folder = _tiny_files(root / where, monkeypatch, name=(lambda n: n + ".gz") if pack else str,
                          pack=pack)
     raw = root / "FashionMNIST" / "raw"
     if not raw_made:
@@ -14635,7 +14591,7 @@ def test_33_data_a_copy_in_fashionmnist_fashionmnist_raw_may_also_be_given_as_th
         tmp_path, monkeypatch, capsys):
     """Before: four files 'missing', with no word of the folder that holds them."""
     root = tmp_path / "root"
-    _tiny_files_fb3(root / "FashionMNIST" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    _tiny_files(root / "FashionMNIST" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
     message = refused_by_lenet_book(data.FashionMNISTError, "one folder off",
                                     lambda: data.check_fashion_mnist(root))
     inner = root / "FashionMNIST"
@@ -14653,7 +14609,7 @@ def test_33_data_the_folder_above_the_data_root_is_named_with_the_root_to_give(
 
     _a_local_copy(tmp_path, monkeypatch)
     repo = tmp_path / "repo"
-    _tiny_files_fb3(repo / "data" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    _tiny_files(repo / "data" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
     monkeypatch.chdir(repo)
     _no_download(monkeypatch)
     for call in (lambda: data.check_fashion_mnist("."), lambda: data.ensure_fashion_mnist("."),
@@ -14673,9 +14629,9 @@ def test_33_data_files_in_place_are_read_as_before_beside_a_stray_copy(tmp_path,
     """A raw folder that holds the files is used, whatever lies one folder off; a source given
     explicitly is still prepared from."""
     root = tmp_path / "root"
-    raw = _tiny_files_fb3(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
-    _tiny_files_fb3(raw / "raw", monkeypatch, name=str, pack=False)
-    _tiny_files_fb3(root / "FashionMNIST" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    raw = _tiny_files(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    _tiny_files(raw / "raw", monkeypatch, name=str, pack=False)
+    _tiny_files(root / "FashionMNIST" / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
     assert data.check_fashion_mnist(root) == raw
     assert data.ensure_fashion_mnist(root, download=False) == raw
     other = tmp_path / "other"
@@ -14694,7 +14650,7 @@ def test_33_data_a_dangling_link_in_raw_is_named_with_where_it_points(
         tmp_path, monkeypatch, capsys, target, shown):
     """Before: '.../t10k-labels-idx1-ubyte is missing.', which ls shows."""
     root = tmp_path / "root"
-    raw = _tiny_files_fb3(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    raw = _tiny_files(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
     link = raw / data.FILES[3].name
     link.unlink()
     link.symlink_to(target)
@@ -14714,7 +14670,7 @@ def test_33_data_a_file_of_zeros_is_called_an_unfinished_copy(tmp_path, monkeypa
     """Before: 'has the IDX header magic 0x0000 with sizes (0, 0, 0) ... (a .gz left
     compressed, or another data set?)' for a right-sized file of zeros."""
     root = tmp_path / "root"
-    raw = _tiny_files_fb3(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
+    raw = _tiny_files(root / "FashionMNIST" / "raw", monkeypatch, name=str, pack=False)
     spec = data.FILES[0]
     (raw / spec.name).write_bytes(bytes(spec.size))
     message = refused_by_lenet_book(data.FashionMNISTError, "holds only zero bytes",
