@@ -99,7 +99,8 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
         parser.error(f"{option} {path} is a device, pipe or socket, not a file, so it is kept as it is; give "
                      f"the path of a file; nothing was run")
     try:
-        text = Path(os.path.realpath(path)).read_text(encoding="utf-8")
+        # utf-8-sig: a record saved with a byte-order mark (a Windows editor) is still its own
+        text = Path(os.path.realpath(path)).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return path  # a new file
     except OSError as error:
@@ -125,7 +126,7 @@ def read_record(path):
     """The parsed JSON of ``path`` (a file check_record_option accepted), None where it holds
     none (missing or empty), or its problem in words (a str)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is no damage
         return json.loads(text) if text.strip() else None
     except FileNotFoundError:
         return None

@@ -323,7 +323,7 @@ def resumed_runs(parser, path, args):
     if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):  # reading would wait
         parser.error(f"{where} is a device, pipe or socket, not a file; {use}")
     try:
-        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+        earlier = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         parser.error(f"{where}: no such file; {use}")
     except IsADirectoryError:

@@ -421,6 +421,48 @@ def _pickles_a_module(path: Path) -> bool:
     return {"_parameters", "_buffers", "_modules"} <= strings
 
 
+def _modules_under_keys(path: Path) -> list | None:
+    """The keys of the dict at the top of the torch zip at ``path`` whose values hold a whole
+    nn.Module (torch.save({'model': net, 'epoch': 3})), read with pickletools without running
+    anything; None when the top is not a dict, or the pickle cannot be followed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            operations = list(pickletools.genops(archive.read(names[0])))
+        if len(operations) < 2 or operations[1][0].name not in ("EMPTY_DICT", "DICT"):
+            return None
+        mark, stack, memo, found = object(), [], {}, []
+        for op, argument, _ in operations:  # each item: [its string or None, strings within]
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                memo[len(memo) if op.name == "MEMOIZE" else argument] = stack[-1]
+            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo[argument])
+            elif op.name == "MARK":
+                stack.append(mark)
+            elif op.name != "STOP":
+                taken = []
+                if pickletools.markobject in op.stack_before:
+                    at = len(stack) - 1 - stack[::-1].index(mark)
+                    taken, stack = stack[at + 1:], stack[:at]
+                    fixed = op.stack_before.index(pickletools.markobject)
+                else:
+                    fixed = len(op.stack_before)
+                if fixed:
+                    taken, stack = stack[-fixed:] + taken, stack[:-fixed]
+                if op.name in ("SETITEM", "SETITEMS") and not stack:  # the top dict's items
+                    found += [pair[0][0] for pair in zip(taken[1::2], taken[2::2])
+                              if {"_parameters", "_modules"} <= pair[1][1]]
+                if op.stack_after:
+                    item = taken[0] if taken else [
+                        argument, {argument} if isinstance(argument, str) else set()]
+                    for other in taken[1:]:  # in place: the memo shares the item
+                        item[1] |= other[1]
+                    stack.append(item)
+        return found
+    except Exception:  # a truncated zip, a broken opcode, a stack it does not follow
+        return None
+
+
 def _compression(head: bytes) -> tuple[str, str] | None:
     """``(name, command)`` of the compression a file starting with ``head`` was packed with,
     e.g. ``("xz", "unxz")``, or None."""
@@ -801,6 +843,8 @@ def _held_state_dicts(record) -> tuple[list, list]:
     """The keys of ``record`` that hold a plain state dict, and those that hold a lenet_book
     checkpoint: PyTorch's tutorial "general checkpoint" keeps the model's state dict under
     'model_state_dict', beside the optimizer's and the epoch; others wrap a whole file."""
+    if isinstance(record, (list, tuple)):  # e.g. torch.save([ckpt], path): positions as keys
+        record = dict(enumerate(record))
     if not isinstance(record, dict):
         return [], []
     plain = [key for key, value in record.items() if _plain_state_dict(value)]
@@ -809,10 +853,38 @@ def _held_state_dicts(record) -> tuple[list, list]:
     return plain, ours
 
 
+def _container(record) -> str:
+    """``a dict of 2 entries ('best', 'last')`` or ``a list of 2 items``."""
+    if isinstance(record, dict):
+        return f"a dict of {len(record)} entries ({_keys(record)})"
+    return (f"{'a list' if isinstance(record, list) else 'a tuple'} of {len(record)} "
+            + ("item" if len(record) == 1 else "items"))
+
+
+def _where(record, keys: list) -> str:
+    """Where ``keys`` are in ``record``: ``under 'best' and 'last'``, ``at [0] and [1]``."""
+    shown = [repr(key) for key in keys] if isinstance(record, dict) else \
+        [f"[{key}]" for key in keys]
+    listed = (", ".join(shown[:-1]) + " and " + shown[-1]) if len(shown) > 1 else shown[0]
+    return ("under " if isinstance(record, dict) else "at ") + listed
+
+
 def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError | None:
-    """load_checkpoint's refusal of a dict holding exactly one state dict or one lenet_book
-    checkpoint under a key, naming that key; None for any other file."""
+    """load_checkpoint's refusal of a dict (or list) holding state dicts or lenet_book
+    checkpoints, naming the keys (positions) that hold them; None for any other file."""
     plain, ours = _held_state_dicts(record)
+    if ours and (len(ours) > 1 or plain or not isinstance(record, dict)):
+        return _held_checkpoints_refusal(path, record, plain, ours)
+    if len(plain) > 1 and not ours and not isinstance(record, dict):
+        return _refuse(path, f"is not a lenet_book checkpoint: it is {_container(record)}, "
+                             f"holding {len(plain)} plain state dicts, {_where(record, plain)}, "
+                             "which record neither a checksum nor the network's layers; only "
+                             "files written by save_checkpoint are loaded",
+                       "if one of them holds the weights of a network with exactly this one's "
+                       f"layers, load it without the checks: net.load_state_dict(torch.load("
+                       f"{str(path)!r}, weights_only=True)[{plain[0]!r}]) (or [{plain[1]!r}]), "
+                       "then save_checkpoint(net, 'lenet.pt') makes a checkpoint of them, to "
+                       "load from then on; otherwise " + RETRAIN)
     if len(plain) > 1 and not ours:  # e.g. a model's weights beside their moving average's
         return _refuse(path, f"is not a lenet_book checkpoint: it is a dict ({_keys(record)}) "
                              f"holding {len(plain)} plain state dicts, under "
@@ -827,8 +899,10 @@ def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError |
     if len(plain) + len(ours) != 1:
         return None
     if plain:
+        holder = (f"a dict ({_keys(record)})" if isinstance(record, dict) else
+                  _container(record))
         return _plain_state_dict_refusal(path, record[plain[0]], net, key=plain[0],
-                                         keys=_keys(record))
+                                         keys=holder, where=_where(record, plain))
     key = ours[0]
     return _refuse(path, f"is not a lenet_book checkpoint itself: it is a dict of {len(record)} "
                          f"entries ({_keys(record)}) that holds a lenet_book checkpoint under "
@@ -840,18 +914,38 @@ def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError |
                    "in a file beside it")
 
 
+def _held_checkpoints_refusal(path: Path, record, plain: list, ours: list) -> CheckpointError:
+    """load_checkpoint's refusal of a dict or list holding lenet_book checkpoints (two of them,
+    e.g. {'best': ..., 'last': ...}; one in a list; one beside a plain state dict), naming where
+    they are and the one line that writes one of them as a file of its own."""
+    count = f"{len(ours)} lenet_book checkpoints" if len(ours) > 1 else "a lenet_book checkpoint"
+    beside = "" if not plain else (
+        f", and {'plain state dicts' if len(plain) > 1 else 'a plain state dict'} "
+        f"{_where(record, plain)}, which records neither a checksum nor the network's layers")
+    loaded = f"torch.load({str(path)!r}, weights_only=True)"
+    others = (" (or " + ", ".join(f"[{key!r}]" for key in ours[1:4])
+              + (", ..." if len(ours) > 4 else "") + ")") if len(ours) > 1 else ""
+    return _refuse(path, f"is not a lenet_book checkpoint itself: it is {_container(record)} "
+                         f"that holds {count} {_where(record, ours)}{beside}; only files written "
+                         "by save_checkpoint are loaded",
+                   f"write the checkpoint you want as a file of its own, which load_checkpoint "
+                   f"checks and loads: torch.save({loaded}[{ours[0]!r}], 'lenet.pt')"
+                   f"{others}, then load_checkpoint(net, 'lenet.pt')")
+
+
 def _keys(record: dict, limit: int = 6) -> str:
     keys = [repr(key) for key in record]
     return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
 
 
 def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None,
-                              keys: str = "") -> CheckpointError:
+                              keys: str = "", where: str = "") -> CheckpointError:
     """A plain state dict holds trained weights, but nothing to check them by: refused (chapter
     6's ReLU LeNet has the sigmoid LeNet's very tensors), naming the one-line load and the
-    conversion into a checkpoint, with retraining left as the fallback. ``key``: the key of
-    the dict in the file that holds the state dict (a "general checkpoint"), and ``keys`` all
-    of that dict's keys; None for a file that is the state dict itself."""
+    conversion into a checkpoint, with retraining left as the fallback. ``key``: the key (or
+    list position) in the file that holds the state dict (a "general checkpoint"), ``keys`` what
+    holds it ("a dict ('epoch', ...)") and ``where`` where ("under 'model_state_dict'"); None for
+    a file that is the state dict itself."""
     stored = architecture(record)
     expected = architecture(_named_state(net))
     fits = _same_tensors(stored, expected)
@@ -860,9 +954,9 @@ def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None
     what = ("is not a lenet_book checkpoint: it is "
             + (f"a plain state dict of {len(record)} tensors (torch.save(net.state_dict(), path))"
                if key is None else
-               f"a dict ({keys}) holding a plain state dict of {len(record)} tensors under "
-               f"{key!r} (as PyTorch's tutorial \"general checkpoint\" saves the model's state "
-               "dict beside the optimizer's)")
+               f"{keys} holding a plain state dict of {len(record)} tensors {where}"
+               + (" (as PyTorch's tutorial \"general checkpoint\" saves the model's state dict "
+                  "beside the optimizer's)" if where.startswith("under") else ""))
             + ", which records neither a checksum nor the network's layers, so it cannot be "
             "checked against this network (chapter 6's ReLU LeNet has the same tensors as the "
             "text's sigmoid LeNet); only files written by save_checkpoint are loaded")
@@ -874,7 +968,13 @@ def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None
             loaded = (f"{{name.removeprefix({prefix!r}): tensor for name, tensor in "
                       f"{loaded}.items()}}")
         fits = True
-    elif not fits:
+    norms = None if fits or words else _state_batch_norm_words(stored, expected, net)
+    if norms:  # the names are shifted by the batch norms: a list of them would not say so
+        return _refuse(path, f"{what}, and {norms[0]}",
+                       f"{norms[1]}, then load them into it without the checks: "
+                       f"net.load_state_dict({loaded}), and save_checkpoint(net, 'lenet.pt') "
+                       f"makes a checkpoint of them, to load from then on; or {norms[2]}")
+    if not fits and not words:
         what += (", and its tensors do not fit this network:\n"
                  + _differences(stored, expected))
     target = "net" if not words or words[0] == "file" else f"net{words[2]}"
@@ -885,6 +985,60 @@ def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None
         f"without the checks: {load}; otherwise " if fits else
         f"load them into the network it was saved from (net, with its very layers): {load}; "
         "or ") + RETRAIN)
+
+
+def _running_statistics(stored) -> list[str]:
+    """The layers whose tensors (``[(name, shape), ...]``) hold running statistics,
+    running_mean beside running_var, as batch normalisation keeps them."""
+    names = {name for name, _ in stored}
+    layers = []
+    for name, _ in stored:
+        layer, _, last = name.rpartition(".")
+        if last == "running_mean" and name.removesuffix("mean") + "var" in names:
+            layers.append(layer)
+    return layers
+
+
+def _state_batch_norm_words(stored, expected, net: nn.Module) -> tuple[str, str, str] | None:
+    """``(what differs, the network to build, how to retrain)`` when the tensors of a plain
+    state dict (``stored``) hold batch normalisation's running statistics and the network's
+    (``expected``) none, or the other way round, else None: a state dict records no layers, but
+    these names show batch normalisation."""
+    in_file, in_net = _running_statistics(stored), _running_statistics(expected)
+    if bool(in_file) == bool(in_net):
+        return None
+    layers = [name or "the network itself" for name in (in_file or in_net)]
+    listed = ", ".join(layers[:-1]) + " and " + layers[-1] if len(layers) > 1 else layers[0]
+    counted = f"layer{'s' if len(layers) > 1 else ''} {listed}"
+    if in_file:
+        what = (f"its tensors show that the file's network has batch normalisation (the "
+                f"running_mean and running_var of {counted}), this one has none")
+    else:
+        what = (f"this network has batch normalisation (the running_mean and running_var of "
+                f"{counted}), the file's has none (its tensors hold no running statistics)")
+    norm = "with" if in_file else "without"
+    built = _modern_lenet_built(nn.ReLU, nn.MaxPool2d, bool(in_file))  # its tensors alone count
+    matches = built is not None and _same_tensors(stored, architecture(_named_state(built)))
+    given = _modern_lenet_settings(network_description(net)) if matches else None
+    unrecorded = "a state dict does not record the activation and pooling"
+    if given is not None and given[2] != bool(in_file):
+        build = (f"build this network {norm} batch normalisation, whose tensors are the file's: "
+                 f"net = {_modern_lenet_words(given[0], given[1], bool(in_file))} ({unrecorded}: "
+                 "use those it was trained with)")
+    elif matches:
+        build = ("build the network whose tensors the file's are: net = "
+                 + ("models.modern_lenet(activation, pool, batch_norm=True)" if in_file else
+                    "models.lenet() for the text's LeNet, or models.modern_lenet(activation, "
+                    "pool)")
+                 + f" with the activation and pooling it was trained with ({unrecorded})")
+    else:
+        build = (f"build the network it was saved from, {norm} batch normalisation, as net (the "
+                 "same layers in the same places)")
+    # only the book's networks with batch normalisation say which chapter trained them
+    retrain = (_retrain([_module_entry(name, module) for name, module in built.named_modules()])
+               if matches and in_file else
+               "retrain the network and save it again with save_checkpoint")
+    return what, build, retrain
 
 
 def _prefix_words(stored, expected) -> tuple[str, str, str] | None:
@@ -1092,30 +1246,120 @@ def _short_layer(entry: list[str]) -> str:
     return f"{entry[1]}({entry[2].split(',')[0]})"
 
 
-def _modern_lenet_call(network: list[list[str]]) -> str | None:
-    """How models.modern_lenet builds ``network``, e.g. ``models.modern_lenet(nn.ReLU,
-    nn.MaxPool2d, batch_norm=True)``, or None when it is not such a network."""
+def _setting_parts(settings: str) -> list[str]:
+    """A layer's settings split at its top-level commas: ``"1, 6, kernel_size=(5, 5)"`` as
+    ``["1", "6", "kernel_size=(5, 5)"]``."""
+    parts, depth, start = [], 0, 0
+    for index, character in enumerate(settings):
+        depth += (character in "([{") - (character in ")]}")
+        if character == "," and depth == 0:
+            parts.append(settings[start:index])
+            start = index + 1
+    parts.append(settings[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _in_out(parts: list[str]) -> tuple[str, list[str]] | None:
+    """``("1 → 6", parts read)`` for a layer whose settings start with its inputs and outputs
+    (a Conv2d's channels, a Linear's features), else None."""
+    if len(parts) >= 2 and all(re.fullmatch(r"\d+", part) for part in parts[:2]):
+        return f"{parts[0]} → {parts[1]}", parts[:2]
+    named = [part for part in parts if part.startswith(("in_features=", "out_features="))]
+    if len(named) == 2:
+        sizes = dict(part.split("=", 1) for part in named)
+        return f"{sizes['in_features']} → {sizes['out_features']}", named
+    return None
+
+
+def _differing_pair(mine: list[str], theirs: list[str]) -> tuple[str, str] | None:
+    """Two layers as their types and the settings in which they differ, e.g. ``("Conv2d(1 →
+    16)", "Conv2d(1 → 6)")`` (a layer's first setting alone may be the same in both); None when
+    they would read the same (biases aside, as compared)."""
+    if mine[1] != theirs[1]:
+        return _short_layer(mine), _short_layer(theirs)
+    parts = [_setting_parts(_without_bias(entry)[1]) for entry in (mine, theirs)]
+    shown = []
+    for own, other in (parts, parts[::-1]):
+        head = _in_out(own)
+        rest = [part for part in own if part not in (head[1] if head else [])]
+        shown.append([head[0]] if head else [])
+        shown[-1] += [part for part in rest if part not in other]
+    words = [f"{mine[1]}({', '.join(settings)})" for settings in shown]
+    if words[0] == words[1]:  # e.g. the same settings in another order
+        words = [f"{entry[1]}({_without_bias(entry)[1]})" for entry in (mine, theirs)]
+    return None if words[0] == words[1] else (words[0], words[1])
+
+
+def _modern_lenet_built(activation, pool, batch_norm: bool) -> nn.Module | None:
+    """models.modern_lenet(activation, pool, batch_norm) on the meta device (no memory, and no
+    draw from the random generator), or None when it cannot build it."""
     from lenet_book import models  # here: models needs nothing of this module
 
-    leaves = _leaves(network)
-    kinds = [kind for _, kind, _ in leaves]
+    try:
+        with torch.device("meta"):
+            return models.modern_lenet(activation, pool, batch_norm)
+    except Exception:  # not layer classes modern_lenet takes
+        return None
+
+
+def _modern_lenet_settings(network: list[list[str]]) -> tuple[type, type, bool] | None:
+    """``(activation, pool, batch_norm)`` with which models.modern_lenet builds ``network``, or
+    None when it is not such a network."""
+    kinds = [kind for _, kind, _ in _leaves(network)]
     if "Flatten" not in kinds or kinds.index("Flatten") < 2:
         return None
     where = kinds.index("Flatten")
     activation, pool = (getattr(nn, kinds[where - 2], None), getattr(nn, kinds[where - 1], None))
     for batch_norm in (False, True):
-        try:  # on the meta device: no memory, and no draw from the random generator
-            with torch.device("meta"):
-                built = models.modern_lenet(activation, pool, batch_norm)
-        except Exception:  # not layer classes modern_lenet takes
+        built = _modern_lenet_built(activation, pool, batch_norm)
+        if built is None:
             return None
         built = [_module_entry(name, module) for name, module in built.named_modules()]
         if _same_computation(network, built):
-            if not batch_norm and (activation, pool) == (nn.Sigmoid, nn.AvgPool2d):
-                return "models.lenet()"
-            return (f"models.modern_lenet(nn.{activation.__name__}, nn.{pool.__name__}"
-                    + (", batch_norm=True)" if batch_norm else ")"))
+            return activation, pool, batch_norm
     return None
+
+
+def _modern_lenet_words(activation, pool, batch_norm: bool) -> str:
+    """``models.modern_lenet(nn.ReLU, nn.MaxPool2d, batch_norm=True)``; ``models.lenet()`` for
+    the text's LeNet."""
+    if not batch_norm and (activation, pool) == (nn.Sigmoid, nn.AvgPool2d):
+        return "models.lenet()"
+    return (f"models.modern_lenet(nn.{activation.__name__}, nn.{pool.__name__}"
+            + (", batch_norm=True)" if batch_norm else ")"))
+
+
+def _modern_lenet_call(network: list[list[str]]) -> str | None:
+    """How models.modern_lenet builds ``network``, e.g. ``models.modern_lenet(nn.ReLU,
+    nn.MaxPool2d, batch_norm=True)``, or None when it is not such a network."""
+    settings = _modern_lenet_settings(network)
+    return None if settings is None else _modern_lenet_words(*settings)
+
+
+def _paper_network(network: list[list[str]]) -> bool:
+    """Whether ``network`` is the 1998 network, original.original_lenet() (its codes aside: the
+    RBF layer's description does not show them)."""
+    from lenet_book import original  # here: original needs nothing of this module
+
+    if not any(kind == "RBF" for _, kind, _ in network):
+        return False
+    try:
+        codes = original.hadamard_codes()  # deterministic: no draw from the random generator
+        with torch.device("meta"):
+            built = original.original_lenet(codes)
+    except Exception:  # a damaged installation: the network is then not named
+        return False
+    return _same_computation(network, [_module_entry(name, module)
+                                       for name, module in built.named_modules()])
+
+
+def _builder_call(network: list[list[str]]) -> str | None:
+    """How the book builds ``network``: ``models.lenet()``, ``models.modern_lenet(...)``, or
+    ``original.original_lenet()`` for the 1998 network; None for a network of one's own."""
+    call = _modern_lenet_call(network)
+    if call is None and _paper_network(network):
+        call = "original.original_lenet()"
+    return call
 
 
 def _retrain(network: list[list[str]]) -> str:
@@ -1133,8 +1377,8 @@ def _retrain(network: list[list[str]]) -> str:
 
 def _trained_with(network: list[list[str]]) -> str:
     """"load it into the network it was trained with", naming it where the file's layers are
-    those of models.lenet or models.modern_lenet."""
-    call = _modern_lenet_call(network)
+    those of models.lenet, models.modern_lenet or original.original_lenet."""
+    call = _builder_call(network)
     return ("load it into the network it was trained with"
             + (f", {call} (as the file records)" if call else ""))
 
@@ -1178,9 +1422,10 @@ def _insertion_words(network: list[list[str]], expected: list[list[str]]) -> tup
                 + (f"{other} has none" if none else f"which {other} lacks"))
     else:
         what = f"was saved from another network: {has} has layers that {other} lacks ({listed})"
-    if changed:
-        pairs = [f"{_short_layer(a)} as layer {a[0]} where this one has {_short_layer(b)}"
-                 for a, b in changed]
+    pairs = [(a[0], _differing_pair(a, b)) for a, b in changed]
+    pairs = [f"{words[0]} as layer {name} where this one has {words[1]}"
+             for name, words in pairs if words is not None]
+    if pairs:
         what += ("; its other layers differ too: the file has " + ", ".join(pairs[:3])
                  + (f" and {len(pairs) - 3} more" if len(pairs) > 3 else ""))
     call = _modern_lenet_call(network)
@@ -1314,6 +1559,21 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
             details = "it holds Python objects other than tensors, which are never loaded"
             if (re.search(r"torch\.nn\.modules|GLOBAL .*(Sequential|Module)", str(error))
                     or _pickles_a_module(path)):
+                held = _modules_under_keys(path)
+                if held:  # torch.save({'model': net, 'epoch': 3}): the fix names the key
+                    others = "".join(f" (or [{key!r}])" for key in held[1:3])
+                    raise _refuse(path, "is a dict holding a whole pickled network under "
+                                        f"{held[0]!r} (torch.save({{{held[0]!r}: net, ...}})), "
+                                        "not the weights that save_checkpoint writes; "
+                                        "unpickling it could run any code, so it is not loaded "
+                                        "here",
+                                  "if you made the file yourself, or trust where it came from "
+                                  "(never for a file from elsewhere: it runs code as it loads), "
+                                  "copy its weights into the network: net.load_state_dict("
+                                  f"torch.load({str(path)!r}, weights_only=False)[{held[0]!r}]"
+                                  f".state_dict()){others} (its class, e.g. your Net, must be "
+                                  "defined), then save_checkpoint(net, 'lenet.pt') and load "
+                                  "that file from then on") from None
                 raise _refuse(path, "holds a whole pickled network (torch.save(net)), not the "
                                     "weights that save_checkpoint writes; unpickling it could run "
                                     "any code, so it is not loaded here",
@@ -1416,10 +1676,15 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     if not _same_computation(network, expected_network) \
             and isinstance(net, torch.jit.ScriptModule) \
             and not any(entry[1] == "RecursiveScriptModule" for entry in network):
+        call = _builder_call(network)  # the file's network, which the scripted one may not be
         raise _refuse(path, "was saved from a plain network, and this one is scripted "
                             "(torch.jit.script), whose layers cannot be compared with it",
                       "load it into the plain network first, then script it: "
-                      "net = load_checkpoint(models.lenet(), path); torch.jit.script(net)")
+                      + (f"net = load_checkpoint({call}, path); torch.jit.script(net), where "
+                         f"{call} is the network the file records" if call else
+                         "net = load_checkpoint(plain, path); torch.jit.script(net), where plain "
+                         "is the network it was saved from, built as it was (the file's layers "
+                         "are not one of the book's networks)"))
     if not _same_computation(network, expected_network):
         raise _refuse(path, "was saved from another network: its tensors have the same names "
                             "and shapes, but its layers differ:\n"

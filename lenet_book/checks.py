@@ -1695,6 +1695,8 @@ def _built_optimizer(net, optimizer, device):
         with _generators_kept(device):
             return optimizer(net.parameters())
     except (ValueError, TypeError) as error:
+        if _raised_by_lenet_book(error):
+            raise  # a refusal of lenet_book's code that the function called: its own words
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         hint = (" (train passes the parameters once, as a generator: use them once, or turn "
                 "them into a list first, params = list(params))"
@@ -1799,8 +1801,11 @@ def _schedule_built_once(function):
     """``function`` (train's scheduler function) called at the first call only; a later call with
     the same optimizer gets that schedule, it and the optimizer's settings put back as built
     (the checks step it through all of training). A schedule not of torch's classes, or one
-    that calls the learner's functions, whose state may hold more than its state_dict, is built
-    again. Its warnings are given at each call (the
+    that calls the learner's functions (LambdaLR), whose state may hold more than its
+    state_dict, is built again: state made inside the scheduler function (an iterator of
+    factors) starts afresh, but state kept outside it is not put back, and the checks' stepping
+    has called those functions once per step of training. Where that shows (the rebuilt
+    schedule starts at other rates), it is refused. Its warnings are given at each call (the
     checks' call ignores them)."""
     made = {}
 
@@ -1813,7 +1818,10 @@ def _schedule_built_once(function):
             _warn_again(made["warnings"])
             return made["schedule"]
         if made:
-            return function(optimizer, epochs, steps)
+            schedule = function(optimizer, epochs, steps)
+            if made["starts"] is not None and made["sizes"] == (epochs, steps):
+                _check_starts_again(made["starts"], optimizer)
+            return schedule
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             schedule = function(optimizer, epochs, steps)
@@ -1823,8 +1831,10 @@ def _schedule_built_once(function):
                 and not _calls_functions(schedule)
                 and isinstance(optimizer, torch.optim.Optimizer)):
             state = _copied(schedule.state_dict())
+        starts = (_rates_of(optimizer) if isinstance(optimizer, torch.optim.Optimizer)
+                  and _calls_functions(schedule) else None)
         made.update(optimizer=optimizer, sizes=(epochs, steps), schedule=schedule, state=state,
-                    warnings=list(caught),
+                    warnings=list(caught), starts=starts,
                     groups=_kept_groups(optimizer) if state is not None else None)
         _warn_again(caught)
         return schedule
@@ -1833,10 +1843,35 @@ def _schedule_built_once(function):
     return once
 
 
+def _rates_of(optimizer):
+    return [_as_float(group.get("lr")) for group in optimizer.param_groups]
+
+
+def _check_starts_again(starts, optimizer):
+    """A schedule that calls the learner's functions, built again for training, must start at
+    the rates it started at for the checks: other rates mean its function keeps state outside
+    the scheduler function (an iterator made once, a counter), which the checks' stepping used
+    up, so training would follow later factors than the learner's."""
+    again = _rates_of(optimizer) if isinstance(optimizer, torch.optim.Optimizer) else starts
+    if len(again) == len(starts) and all(a == b or math.isnan(a) and math.isnan(b)
+                                         for a, b in zip(again, starts)):
+        return
+    raise ValueError(f"scheduler: the schedule starts at the learning rate "
+                     f"{', '.join(f'{r:g}' for r in starts)} when train's checks build it and at "
+                     f"{', '.join(f'{r:g}' for r in again)} when train builds it again to train: "
+                     "its factor function keeps state made outside the scheduler function (an "
+                     "iterator of factors made once, a counter), and the checks, which step the "
+                     "schedule through all of training first, have used it up; make that state "
+                     "inside the scheduler function, e.g. def scheduler(opt, epochs, steps): "
+                     "factors = iter([...]); return LambdaLR(opt, lambda step: next(factors)), "
+                     "or compute the factor from the step, lambda step: factors[step]")
+
+
 def _calls_functions(schedule):
     """Whether ``schedule`` (or one it chains) calls the learner's functions for its factors
     (LambdaLR, MultiplicativeLR), which may keep state of their own (an iterator of factors, a
-    counter) that its state_dict does not hold: such a schedule is built again for training."""
+    counter) that its state_dict does not hold: such a schedule is built again for training
+    (which renews only the state made inside the scheduler function)."""
     chained = getattr(schedule, "_schedulers", None)
     if isinstance(chained, (list, tuple)):
         return any(_calls_functions(inner) for inner in chained)
@@ -1916,6 +1951,8 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
             try:
                 schedule = scheduler(opt, num_epochs, steps_per_epoch)
             except (ValueError, TypeError, ZeroDivisionError) as error:
+                if _raised_by_lenet_book(error):
+                    raise  # e.g. original.paper_schedule's own refusal: its own words
                 first = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 raise ValueError(f"the scheduler function could not build a schedule: PyTorch "
                                  f"says {first!r}; it is called as scheduler(optimizer, epochs, "

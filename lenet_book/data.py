@@ -380,13 +380,29 @@ def _processed_dir(root: str | os.PathLike) -> Path:
 
 def _how_to_fix(root: str | os.PathLike) -> str:
     raw = _raw_dir(root)
+    kept = _held_folders(raw)
+    # never advise deleting a folder that holds a copy of the user's (raw/raw, 3 of 4 files)
+    files = (f"the Fashion-MNIST files in {raw} (not {', '.join(map(str, kept))}, which holds "
+             "files of yours)") if kept else None
     if _ON_THE_COMMAND_LINE.get():
-        delete = (f"delete {raw}, then " if os.path.lexists(raw)
+        delete = (f"delete {files or raw}, then " if os.path.lexists(raw)
                   else f"delete nothing ({raw} does not exist yet): ")
         online = ONLINE_ON_THE_COMMAND_LINE.format(delete=delete, root=root)
     else:
-        online = ONLINE_IN_PYTHON.format(raw=raw)
+        online = (ONLINE_IN_PYTHON.format(raw=raw) if not kept else
+                  f"delete {files} and run again; torchvision downloads the files.")
     return HOW_TO_FIX.format(cwd=_current_folder(), root=root, online=online)
+
+
+def _held_folders(raw: Path) -> list[Path]:
+    """The folders inside ``raw`` that hold anything (a copy of the files put one folder
+    down, raw/raw): deleting ``raw`` would delete them too."""
+    try:
+        return [raw / name for name in sorted(os.listdir(raw))
+                if os.path.isdir(raw / name) and not os.path.islink(raw / name)
+                and os.listdir(raw / name)]
+    except OSError:  # missing, or cannot be listed
+        return []
 
 
 def _current_folder() -> Path:
@@ -738,13 +754,16 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     _check_no_tilde(root)
     packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")]
     problems = [(_unpacked_as_gz(raw, spec) if _unpacked_under_gz(raw / f"{spec.name}.gz", spec)
-                 else p[:-1] + f", but {spec.name}.gz is there, still packed.") if (
+                 else p[:-1] + f", but {spec.name}.gz is there, "
+                 + ("empty (left by a failed download)." if _empty_leftover(
+                     raw / f"{spec.name}.gz") else "still packed.")) if (
         spec in packed and p == f"{raw / spec.name} is missing.") else _respelt(p, raw, spec)
         for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
     renames = sum(p.endswith(_RENAME_END) for p in problems)
     cache = _cache_problem(root)
     if len(problems) == len(FILES) and not cache and all(
-            p.endswith(" is missing.") for p in problems):
+            p.endswith(" is missing.") or _empty_leftover(raw / f"{spec.name}.gz")
+            for spec, p in zip(FILES, problems)):
         folder = _source_given_as_root(root)  # the files are there, one level off
         if folder is not None:
             raise _source_as_root_error(root, folder)
@@ -1120,7 +1139,7 @@ def _source_given_as_root(root: str | os.PathLike) -> Path | None:
     other than FashionMNIST/raw, which holds none of them. Else None."""
     raw = _raw_dir(root)
     if any(os.path.lexists(raw / name) for spec in FILES
-           for name in (spec.name, f"{spec.name}.gz")):
+           for name in (spec.name, f"{spec.name}.gz") if not _empty_leftover(raw / name)):
         return None
     folder = _files_folder(_root(root))
     return folder if all(_in_source(folder, spec) for spec in FILES) else None
@@ -1171,7 +1190,7 @@ def _one_folder_off(root: str | os.PathLike) -> Path | None:
     as the root). Else None. A few stats and two listings: no file is read."""
     raw = _raw_dir(root)
     if any(os.path.lexists(raw / name) for spec in FILES
-           for name in (spec.name, f"{spec.name}.gz")):
+           for name in (spec.name, f"{spec.name}.gz") if not _empty_leftover(raw / name)):
         return None
     base = _root(root)
     fashion = base / "FashionMNIST"
@@ -1182,6 +1201,14 @@ def _one_folder_off(root: str | os.PathLike) -> Path | None:
     candidates.append(base / "data" / "FashionMNIST" / "raw")
     return next((folder for folder in dict.fromkeys(candidates) if folder != raw
                  and all(_in_source(folder, spec) for spec in FILES)), None)
+
+
+def _empty_leftover(path: Path) -> bool:
+    """Whether ``path`` is an empty .gz, as a failed (offline) download leaves."""
+    try:
+        return path.name.endswith(".gz") and path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _one_folder_off_error(root: str | os.PathLike, folder: Path) -> FashionMNISTError:
@@ -1195,8 +1222,10 @@ def _one_folder_off_error(root: str | os.PathLike, folder: Path) -> FashionMNIST
              and folder.parent.name == "FashionMNIST" and raw not in folder.parents else None)
     use = (None if other is None else f"--root {other}" if _ON_THE_COMMAND_LINE.get()
            else f"root={other!r} (a tool's --data {other})")
-    said = (f"Fashion-MNIST is not in {raw}, which holds none of the four files, but {folder} "
-            f"holds all four ({names})")
+    leftovers = [spec.name + ".gz" for spec in FILES if _empty_leftover(raw / f"{spec.name}.gz")]
+    said = (f"Fashion-MNIST is not in {raw}, which holds none of the four files"
+            + (f" (only empty {', '.join(leftovers)}, left by a failed download)" if leftovers
+               else "") + f", but {folder} holds all four ({names})")
     if folder == _root(root) / "data" / "FashionMNIST" / "raw":  # the repository root, say
         return FashionMNISTError(
             f"{said}: {root} is the folder above the data root.\nHow to fix it: use {use}. "

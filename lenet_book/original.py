@@ -229,8 +229,10 @@ def _check_not_probabilities(penalties):
     """Probabilities (softmax(-penalties), or a network ending in nn.Softmin) are at least 0 like
     penalties, but their smallest is the least likely class. RBF penalties are squared distances
     to the codes (the paper's differ in 42 places: two penalties of a row add up to at least 84),
-    so a batch of rows of numbers in [0, 1] summing to 1 is no batch of penalties. Read on the
-    CPU only (on a GPU it would wait for the device); the largest value first, cheap, as real
+    so a batch of rows of numbers in [0, 1] summing to 1 is no batch of penalties as the network
+    gives them. Penalties divided by their row's sum look the same but keep their order (their
+    smallest still wins): the message gives no advice that is wrong for either. Read on the CPU
+    only (on a GPU it would wait for the device); the largest value first, cheap, as real
     penalties go above 1."""
     if not _on_cpu(penalties) or not penalties.is_floating_point() or penalties.numel() == 0:
         return
@@ -246,10 +248,14 @@ def _check_not_probabilities(penalties):
     raise ValueError(f"predict takes the RBF penalties (squared distances to the codes, which "
                      f"original_lenet() outputs) and picks the smallest; {rows} to 1: "
                      "probabilities (softmax(-penalties), or a network ending in nn.Softmin or a "
-                     "softmax?), for which the smallest is the least likely class. For "
-                     "probabilities use probs.argmax(dim=1); or give predict the penalties "
-                     "themselves, predict(net(X)), of a network that ends in the RBF layer with "
-                     "no softmax after it")
+                     "softmax?) do, and so do penalties divided by their row's sum, which predict "
+                     "cannot tell apart (the RBF layer's own penalties never sum to 1: two of a "
+                     "row add up to at least 84). If these are probabilities, their smallest is "
+                     "the least likely class. For probabilities use probs.argmax(dim=1); or give "
+                     "predict the penalties themselves, predict(net(X)), as a network that ends "
+                     "in the RBF layer outputs them, with no softmax or division after it "
+                     "(dividing penalties by their row's sum keeps their order: the smallest "
+                     "wins either way)")
 
 
 predict = at_the_door(predict, _check_predict)  # chapter 5 shows predict as written
@@ -673,7 +679,11 @@ ScaledTanh.__init__ = _without_settings(
 def _scriptable(checked):
     """``checked`` (a forward wrapped by at_the_door) as a function of this module: TorchScript
     compiles the forward's own source (inspect follows ``__wrapped__``) but looks its names (F,
-    torch) up in the globals of the function it is given, which must be this module's."""
+    torch) up in the globals of the function it is given, which must be this module's. So a
+    scripted layer (torch.jit.script(PaperInput())) runs its forward without the Python check
+    at_the_door gave it: TorchScript cannot run it. The scripted network (original_lenet()) checks
+    its input's shape, type and 0-255 pixels in its pre-hook (_check_scripted_input), and nothing
+    inside; a traced one (torch.jit.trace) records no check at all."""
     @functools.wraps(checked)
     def forward(*args, **kwargs):
         return checked(*args, **kwargs)
@@ -694,9 +704,44 @@ RBF.forward = _scriptable(at_the_door(RBF.forward, _check_rbf_input))
 
 def _network_input_checked(net, args: tuple[torch.Tensor]) -> None:
     """The network's forward pre-hook: TorchScript compiles a network's hooks with it
-    (torch.jit.script(original_lenet())), and a compiled network reads no Python check."""
+    (torch.jit.script(original_lenet())), and a compiled network reads no Python check. Scripted,
+    the network checks its input with _check_scripted_input only: the checks of its layers
+    (PaperInput's, Subsampling's, PartialConv2d's, RBF's) are Python, which TorchScript cannot
+    run, so the scripted layers check nothing."""
     if not torch.jit.is_scripting():
         _check_network_input(net, args)
+    else:
+        _check_scripted_input(args[0], net.C1[0].weight.dtype)
+
+
+def _check_scripted_input(X: torch.Tensor, dtype: torch.dtype) -> None:
+    """The scripted 1998 network's input checks, in TorchScript (which has no Python checks to
+    call): a batch N×1×28×28 of float images of its weights' dtype, and on the CPU not 0-255
+    pixels as floats (whole numbers above 1). A refusal comes as TorchScript raises it, a
+    torch.jit.Error naming the ValueError or TypeError with these words after the
+    interpreter's traceback."""
+    if X.dim() != 4 or X.size(1) != 1 or X.size(2) != 28 or X.size(3) != 28:
+        raise ValueError("original_lenet (scripted) takes a batch of grey 28×28 images, "
+                         "N×1×28×28 floats in [0, 1] (to_float(images) gives them), got shape "
+                         + str(X.shape)
+                         + ("; for N images without a channel dimension, X.unsqueeze(1)"
+                            if X.dim() == 3 else ""))
+    if not X.is_floating_point():
+        raise TypeError("original_lenet (scripted) takes float images in [0, 1], got images of "
+                        "a whole-number type (uint8 pixels?): to_float(images) first "
+                        "(lenet_book.train.to_float)")
+    if X.dtype != dtype:  # TorchScript has no names for dtypes: none are given
+        raise TypeError("original_lenet (scripted) takes images of its weights' float type, got "
+                        "another (e.g. float64 images for float32 weights): convert them, "
+                        "X.float() for float32 weights, or the network before scripting it, "
+                        "net.to(X.dtype)")
+    if X.device.type == "cpu" and X.numel() > 0:  # on a GPU reading values would wait for it
+        if bool(X.min() >= 0) and bool(X.max() > 1) and bool(torch.equal(X, X.round())):
+            raise ValueError("original_lenet (scripted) takes float images in [0, 1]: "
+                             "to_float(images) first (lenet_book.train.to_float); these are "
+                             "whole numbers above 1, pixels as floats (.float() without the "
+                             "division by 255): give the uint8 pixels to to_float, or divide "
+                             "by 255")
 
 
 @torch.jit.unused

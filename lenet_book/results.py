@@ -376,6 +376,11 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
                          + (f": it is a speed benchmark's record, which speed.load_result("
                             f"{name!r}) reads" if speed else "")
                          + f"; the seed studies are {_studies_named()}")
+    if _recipe_header(record) != "recipe":  # its tables say so too
+        import warnings
+        warnings.warn(f"load_seed_study: {name!r} is a dry run of accuracy_seeds.py "
+                      f"(--subset {record.get('subset')}), trained on a few images: its "
+                      "accuracies are not the study's", stacklevel=2)
     return record
 
 
@@ -620,7 +625,18 @@ def seed_study_table(study, rows, splits=("valid",)):
             row[f"{split} mean ± std"] = f"{s['mean']:.3f} ± {s['std']:.3f}"
             row[f"{split} min"], row[f"{split} max"] = f"{s['min']:.3f}", f"{s['max']:.3f}"
         table.append(row)
-    return pd.DataFrame(table).set_index("recipe")
+    return pd.DataFrame(table).set_index("recipe").rename_axis(_recipe_header(study))
+
+
+def _recipe_header(study):
+    """The tables' index name: "recipe", or for a dry run of accuracy_seeds (--subset) a note
+    that says so, as its accuracies are of a few images and keep the full study's names."""
+    subset = study.get("subset")
+    if not study.get("dry_run") and not subset:
+        return "recipe"  # the committed studies: shown as they always were
+    size = (f", --subset {subset}" if isinstance(subset, int) and not isinstance(subset, bool)
+            else "")
+    return f"recipe (DRY RUN{size})"
 
 
 def _seeds_shown(seeds):
@@ -685,4 +701,4 @@ def seed_study_pairs(study, reference, rows, split="valid"):
         table.append({"recipe": label, "pairs": t["n"], "mean gain": f"{t['gain']:+.4f}",
                       "seeds better": f"{t['wins']}/{t['n']}", "p (paired t)": f"{t['p']:.2g}",
                       "replaces the setting": t["p"] < recipes.ALPHA})
-    return pd.DataFrame(table).set_index("recipe")
+    return pd.DataFrame(table).set_index("recipe").rename_axis(_recipe_header(study))

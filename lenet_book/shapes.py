@@ -7,8 +7,10 @@ their source; ``tests/test_shapes.py`` checks every verdict against what PyTorch
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
+import inspect
 import math
 import numbers
 import textwrap
@@ -495,7 +497,9 @@ def _check_run_and_report(net, X):
     """A shape such as (1, 1, 32, 32) given for X, as check_input_shape takes it: the network
     would fail on the tuple itself (torch's conv2d TypeError), which would read as its verdict
     on an image of that size. So would the arguments swapped, or anything that cannot be called
-    as net ("'Tensor' object is not callable")."""
+    as net ("'Tensor' object is not callable"), and a class given for a layer (nn.ReLU, which
+    nn.ReLU(X) builds with inplace=X)."""
+    _check_not_a_class("run_and_report", net)
     if not callable(net):
         if isinstance(X, nn.Module):
             raise TypeError(f"run_and_report takes the network first: run_and_report(net, X); "
@@ -514,6 +518,32 @@ def _check_run_and_report(net, X):
                         f"{shape}: run_and_report runs net on a tensor X, e.g. "
                         f"torch.rand{shape}; for a shape, check_input_shape(net, shape) needs "
                         "no data")
+
+
+def _check_not_a_class(name, net):
+    """A class given for the network (nn.ReLU for nn.ReLU()): calling it builds a layer instead of
+    running one, e.g. nn.ReLU(X) is ReLU(inplace=X), and the output is no tensor."""
+    if not isinstance(net, type):
+        return
+    if not issubclass(net, nn.Module):
+        raise TypeError(f"{name}: net must be the network to run, a torch.nn.Module such as "
+                        f"lenet_book.models.lenet(), got the class {net.__name__}")
+    module = net.__module__.removeprefix("lenet_book.")  # original.RBF, models.Net
+    written = (f"nn.{net.__name__}" if getattr(nn, net.__name__, None) is net
+               else f"{module}.{net.__name__}" if net.__module__.startswith("lenet_book.")
+               else net.__name__)
+    try:
+        needed = [p.name for p in inspect.signature(net).parameters.values()
+                  if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    except (TypeError, ValueError):  # no signature to read
+        needed = []
+    if issubclass(net, nn.Sequential):
+        fix = f"{written}(layer, layer, ...) with its layers"
+    elif needed:
+        fix = f"{written}({', '.join(needed)}) with its settings"
+    else:
+        fix = f"{written}() (with parentheses)"
+    raise TypeError(f"{name}: net is the class {net.__name__}, not a layer: write {fix}")
 
 
 def _buffers_kept(bound):
@@ -593,6 +623,7 @@ def _check_sequential(name, net, example=(1, 1, 28, 28)):
 
 
 def _check_check_input_shape(net, x, verbose=True):
+    _check_not_a_class("check_input_shape", net)
     check_dense("check_input_shape", meta=True, x=x)  # input_problem reads the dtype only
     if isinstance(net, nn.Module):  # anything else: check_network names it
         example = (tuple(x) if isinstance(x, (tuple, list, torch.Size))
@@ -692,6 +723,22 @@ def _channels_last_hint(input_shape, failure):
     wanted = layer.in_channels
     if not (1 <= channels <= 4 and height >= 8 and width >= 8):
         return None
+    fix, did = _channels_moved(input_shape, wanted)
+    takes = f" (the network takes {wanted} channel{'s' if wanted != 1 else ''})"
+    if batch:
+        if not did:  # chapter 2's words for (N, 28, 28, 1)
+            return "the channels come last (N, H, W, C): move them, X.permute(0, 3, 1, 2)"
+        return f"the channels come last (N, H, W, C): move them first, {did}{takes}, e.g. {fix}"
+    return (f"this is one {height}×{width} image with its channels last ({height}×{width}×"
+            f"{channels}, H×W×C, as numpy and PIL give a picture): move them first"
+            + (f", {did}{takes}" if did else "") + f" and add the batch dimension, e.g. {fix}")
+
+
+def _channels_moved(input_shape, wanted):
+    """(code, words): how to give a channels-last ``input_shape`` (H×W×C or N×H×W×C, C 1 to 4)
+    ``wanted`` channels first, e.g. ("X.permute(0, 3, 1, 2).mean(1, keepdim=True)", "make the
+    images grey-scale"); the words are "" when only the move is needed."""
+    *batch, _, _, channels = input_shape
     dim = len(batch)  # the channel dimension once moved first (after the batch's)
     move = "X.permute(0, 3, 1, 2)" if batch else "X.permute(2, 0, 1)"
     grey = f".mean({dim}, keepdim=True)"
@@ -706,26 +753,131 @@ def _channels_last_hint(input_shape, failure):
         (1, 3): ("", three, f"repeat {its} grey channel 3 times"),
     }.get((channels, wanted), ("", "", "" if channels == wanted
                                else f"give {it} {wanted} channel(s)"))
-    fix = f"{move.replace('X', 'X' + pick)}{change}" + ("" if batch else ".unsqueeze(0)")
-    takes = f" (the network takes {wanted} channel{'s' if wanted != 1 else ''})"
+    return f"{move.replace('X', 'X' + pick)}{change}" + ("" if batch else ".unsqueeze(0)"), did
+
+
+def _first_lazy_conv(net):
+    """The first layer the input meets in ``net`` (blocks opened) if it is a lazy Conv2d not
+    built yet, which takes its in_channels from that input (d2l's LeNet: nn.LazyConv2d); else
+    None."""
+    first = next(_leaves(net), None) if isinstance(net, nn.Sequential) else None
+    return first if isinstance(first, nn.Conv2d) and is_lazy(first) else None
+
+
+def _lazy_channels_last_hint(net, input_shape):
+    """The channels-last hint (_channels_last_hint) for a network whose first layer is a lazy
+    Conv2d: it takes any number of channels, so N×H×W×C goes in as H channels of H×W... maps and
+    the failure comes later (a window that does not fit a C-wide map), where its in_channels, 0
+    until its first input, says nothing. Taken as channels last: 1 to 4 sizes last after a height
+    and width of at least 8, the height more channels (as read) than an RGBA picture has."""
+    if _first_lazy_conv(net) is None or len(input_shape) not in (3, 4):
+        return None
+    *batch, height, width, channels = input_shape
+    if not (1 <= channels <= 4 and height >= 8 and width >= 8 and height > 4):
+        return None
+    keep, _ = _channels_moved(input_shape, channels)
+    grey, did = _channels_moved(input_shape, 1)
+    takes = (f" (its first layer, a lazy Conv2d, then takes {channels} channel"
+             f"{'s' if channels != 1 else ''})")
+    to_grey = (f"; to {did} instead (1 channel, as Fashion-MNIST's): {grey}"
+               if channels != 1 else "")
     if batch:
-        if not did:  # chapter 2's words for (N, 28, 28, 1)
-            return "the channels come last (N, H, W, C): move them, X.permute(0, 3, 1, 2)"
-        return f"the channels come last (N, H, W, C): move them first, {did}{takes}, e.g. {fix}"
+        return f"the channels come last (N, H, W, C): move them first, e.g. {keep}{takes}{to_grey}"
     return (f"this is one {height}×{width} image with its channels last ({height}×{width}×"
-            f"{channels}, H×W×C, as numpy and PIL give a picture): move them first"
-            + (f", {did}{takes}" if did else "") + f" and add the batch dimension, e.g. {fix}")
+            f"{channels}, H×W×C, as numpy and PIL give a picture): move them first and add the "
+            f"batch dimension, e.g. {keep}{takes}{to_grey}")
+
+
+# walk's words on an unbatched input that a lazy first Conv2d would read as many channels
+_READ_AS_CHANNELS = "a batch N×C×H×W; one image C×H×W would set its in_channels to C"
+
+# True while check_input_shape runs: walk then refuses what _read_as_channels finds
+_ASKED = contextvars.ContextVar("lenet_book.shapes._ASKED", default=False)
+
+
+def _read_as_channels(net, input_shape):
+    """walk's failure for an input (N, H, W) given to a network whose first layer is a lazy
+    Conv2d (d2l's LeNet): PyTorch reads a 3-D input as one image C×H×W, so N grey images without
+    a channel dimension would set its in_channels to N and come out as rows of one image (8
+    images of 28×28: an output of 16 rows). Taken as images: a first size other than 1 or 3
+    (one grey or RGB image) and a height and width of at least 8. Else None."""
+    layer = _first_lazy_conv(net)
+    if layer is None or len(input_shape) != 3:
+        return None
+    channels, height, width = input_shape
+    if channels in (0, 1, 3) or height < 8 or width < 8:
+        return None
+    return (0, net[0], tuple(input_shape),
+            f"{_READ_AS_CHANNELS}, here {channels}")
+
+
+def _lazy_input_read(function):
+    """walk (``function``) as check_input_shape asks it (_ASKED): N×H×W given to a network whose
+    first layer is a lazy Conv2d fails there (_read_as_channels) instead of going through as one
+    image of N channels, which PyTorch does and walk alone (PyTorch's verdict) says."""
+
+    @functools.wraps(function)
+    def walked(net, input_shape):
+        shapes, failure = function(net, input_shape)
+        if _ASKED.get():
+            read = _read_as_channels(_as_walked(net), tuple(input_shape))
+            if read is not None:
+                return [], read
+        return shapes, failure
+
+    return walked
+
+
+@contextlib.contextmanager
+def _asked(bound):
+    """check_input_shape's network taken as walk takes it (_whole_if_own_forward), and walk
+    told that check_input_shape asks (_ASKED)."""
+    token = _ASKED.set(True)
+    try:
+        with _whole_if_own_forward(bound):
+            yield
+    finally:
+        _ASKED.reset(token)
+
+
+def _lazy_words(net, input_shape, failure):
+    """(why, hint) for a failure at a lazy Conv2d, whose in_channels is 0 until its first input:
+    diagnose's own rule would say "takes 0" and "give the image 0 channel(s)". None if the
+    failing layer is no lazy Conv2d, or diagnose names the input itself (fewer than 3 or more
+    than 4 dimensions)."""
+    index, layer, shape, expects = failure
+    if not (isinstance(layer, nn.Conv2d) and is_lazy(layer) and 3 <= len(input_shape) <= 4):
+        return None
+    if index == 0 and expects.startswith(_READ_AS_CHANNELS):
+        channels, height, width = input_shape
+        output = walk.__wrapped__(net, input_shape)[0]  # what PyTorch would do
+        rows = ", not one row per image" if output and output[-1][:1] != (channels,) else ""
+        outcome = f", and the network would output {output[-1]}{rows}" if output else ""
+        return ((f"a 3-D input is one image without a batch dimension: {input_shape} reads as "
+                 f"one {height}×{width} image with {channels} channels, which would set this lazy "
+                 f"Conv2d's in_channels to {channels} on first use{outcome}"),
+                (f"if these are {channels} grey images without a channel dimension, add it: "
+                 f"X.unsqueeze(1); if this is one image with {channels} channels, add the batch "
+                 f"dimension: X.unsqueeze(0)"))
+    if len(shape) not in (3, 4):
+        return None
+    # any number of channels fits: what fails is the window (or another rule), as for a Conv2d
+    # whose in_channels the input matches
+    return None, size_hint(net, input_shape) if len(input_shape) == 4 else None
 
 
 def _channels_last_hinted(function):
     """diagnose (``function``) with the hint for an image whose channels come last: its own
     rules read H×W×C as H grey images (X.unsqueeze(1)) and N×H×W×3 as H channels
-    (in_channels=H). Given the arguments _diagnosable passes it."""
+    (in_channels=H). A failure at a lazy Conv2d gets words of its own (_lazy_words). Given the
+    arguments _diagnosable passes it."""
 
     @functools.wraps(function)
     def hinted(net, input_shape, shapes, failure):
-        why, hint = function(net, input_shape, shapes, failure)
-        return why, _channels_last_hint(tuple(input_shape), failure) or hint
+        words = _lazy_words(net, tuple(input_shape), failure)
+        why, hint = function(net, input_shape, shapes, failure) if words is None else words
+        return why, (_channels_last_hint(tuple(input_shape), failure)
+                     or _lazy_channels_last_hint(net, tuple(input_shape)) or hint)
 
     return hinted
 
@@ -974,7 +1126,6 @@ is_lazy = at_the_door(is_lazy, lambda layer: _check_layer("is_lazy", layer))
 describe = at_the_door(describe, lambda layer: _check_layer("describe", layer))
 shape_by_pytorch = at_the_door(shape_by_pytorch, _check_layer_and_shape("shape_by_pytorch"))
 next_shape = at_the_door(next_shape, _check_next_shape, around=_one_if_own_forward)
-walk = at_the_door(walk, _check_walk, around=_whole_if_own_forward)
-check_input_shape = at_the_door(check_input_shape, _check_check_input_shape,
-                                around=_whole_if_own_forward)
+walk = _lazy_input_read(at_the_door(walk, _check_walk, around=_whole_if_own_forward))
+check_input_shape = at_the_door(check_input_shape, _check_check_input_shape, around=_asked)
 diagnose = at_the_door(_channels_last_hinted(diagnose), around=_diagnosable)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import difflib
 import functools
 import hashlib
 import http.server
@@ -187,6 +188,47 @@ def run_chapter(name: str, url: str, proxy: str, work: Path) -> dict:
 RUN = ("date", "commit", "python", "torch")  # what a check ran with: the record's, or a result's own
 
 
+def _chapter_name(parser: argparse.ArgumentParser, text: str, known: list[str]) -> str:
+    """A chapter as given: its name (03_training), its file's name (03_training.ipynb) or a path
+    to that file (notebooks/03_training.ipynb, as gpu_check --chapters takes it) -> its name, or
+    a parser error saying what to give."""
+    if text in known:
+        return text
+    path = Path(text)
+    if len(path.parts) == 1 and text.removesuffix(".ipynb") in known:
+        return text.removesuffix(".ipynb")
+    notebooks = (ROOT / "notebooks").resolve()
+    found = next((p.resolve() for p in ([path] if path.is_absolute() else [ROOT / path, Path.cwd() / path])
+                  if len(path.parts) > 1 and p.is_file()), None)
+    if found is not None and found.parent == notebooks and found.stem in known:
+        return found.stem
+    if found is not None and found.parent == notebooks / "solutions":
+        parser.error(f"{text} is a solutions page: this check runs the chapters only; give its "
+                     f"chapter, e.g. {found.stem}, or leave the names out for every chapter; "
+                     "nothing was run")
+    stem = path.name.removesuffix(".ipynb")
+    example = (difflib.get_close_matches(stem, known, n=1, cutoff=0.6) or known or ["03_training"])[0]
+    parser.error(f"{text} is not a chapter in _toc.yml"
+                 + (" (there is no such file)" if len(path.parts) > 1 and found is None else "")
+                 + f"; give a chapter's name, e.g. {example}, or its file, e.g. "
+                 f"notebooks/{example}.ipynb; nothing was run")
+
+
+def _record_path(parser: argparse.ArgumentParser, text: str | None) -> Path | None:
+    """--record as given, before anything runs: '' (an unset shell variable) is not the current
+    folder, and a name ending in a slash is a folder, never a file of that name."""
+    if text is None:
+        return None
+    if not text:
+        parser.error("--record is empty (''): give the file to write the record to, e.g. "
+                     "--record records/colab-check.json; nothing was run")
+    if text.endswith(("/", os.sep)) and not os.path.isdir(text):  # Path() drops the slash
+        parser.error(f"--record {text} ends in a slash, so it names a folder, which does not exist; "
+                     f"give a file name, e.g. --record {os.path.join(text, 'colab-check.json')}; "
+                     "nothing was run")
+    return Path(text)
+
+
 def _earlier(parser: argparse.ArgumentParser, path: Path | None) -> dict | None:
     """The record already at --record (None if there is none), read before anything runs: a run
     over some chapters keeps its other chapters' results, and a file that is not such a record
@@ -195,9 +237,13 @@ def _earlier(parser: argparse.ArgumentParser, path: Path | None) -> dict | None:
         return None
     keep = "nothing was run: give another file, or move that one away"
     if path.is_dir():
-        parser.error(f"--record {path} is a folder, not a record file; {keep}")
+        parser.error(f"--record {path} is a folder, not a record file; give a file in it, e.g. "
+                     f"--record {path / 'colab-check.json'}; {keep}")
     try:
-        record = json.loads(path.read_text(encoding="utf-8-sig"))  # an editor's BOM is no damage
+        text = path.read_text(encoding="utf-8-sig")  # an editor's BOM is no damage
+        if not text.strip():  # an empty file (touch) holds nothing to lose: a new record
+            return None
+        record = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         parser.error(f"--record {path} cannot be read as a colab_check record "
                      f"({getattr(error, 'strerror', None) or error}); {keep}")
@@ -227,8 +273,9 @@ def _merged(record: dict, earlier: dict | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("chapters", nargs="*", help="chapter names, e.g. 03_training (default: all)")
-    parser.add_argument("--record", type=Path, help="write the outcome to this JSON file")
+    parser.add_argument("chapters", nargs="*", help="chapter names, e.g. 03_training or "
+                        "notebooks/03_training.ipynb (default: all)")
+    parser.add_argument("--record", help="write the outcome to this JSON file")
     args = parser.parse_args(argv)
     try:  # torch and torchvision, imported below, cannot load in a folder that was deleted
         os.getcwd()
@@ -236,10 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("the current folder no longer exists (deleted or moved by another program): cd to "
                  "an existing folder and run again")
     known = [path.stem for path in chapters()]
-    names = args.chapters or known
-    unknown = set(names) - set(known)
-    if unknown:
-        parser.error(f"not chapters in _toc.yml: {sorted(unknown)}")
+    # a chapter named twice (or as a name and a path) runs once: each run takes minutes
+    names = list(dict.fromkeys(_chapter_name(parser, text, known) for text in args.chapters)) or known
+    args.record = _record_path(parser, args.record)
     earlier = _earlier(parser, args.record)
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     source = Path(os.environ.get("FASHION_MNIST_SOURCE", ROOT.parent / "shared/data/FashionMNIST/raw"))

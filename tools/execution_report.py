@@ -362,25 +362,37 @@ def _colab_check(check: dict, links: dict[str, str]) -> list[str]:
     _date(COLAB_CHECK, check["date"], "date")
     for key in ("commit", "python", "torch"):
         _text(COLAB_CHECK, check[key], key, cell=False)
-    for name in links:  # the chapters the page shows
+    # colab_check runs the chapters only; a solutions page has its chapter's stem, so its row
+    # would show the chapter's result as its own
+    chapter_names = [name for name in links if not _solutions(name)]
+    for name in chapter_names:
         result = check["chapters"].get(Path(name).stem)
         if result is not None:
             _check_colab_result(result, f"chapters.{Path(name).stem}.")
     if "chapters_in_book" in check:
         _strings(COLAB_CHECK, check["chapters_in_book"], "chapters_in_book")
-    earlier = any(set(COLAB_RUN) & set(check["chapters"].get(Path(name).stem) or {}) for name in links)
+    earlier = any(set(COLAB_RUN) & set(check["chapters"].get(Path(name).stem) or {})
+                  for name in chapter_names)
     lines = [f"On {check['date']} (commit {check['commit']}, Python {check['python']}, torch {check['torch']})"
              + (", and in the earlier checks that their rows name for the others," if earlier else "")
              + " each chapter ran the way a learner runs it on a new Colab runtime: alone in an empty folder, "
              "without d2l, lenet_book or the data. Its first cell installed d2l from PyPI and lenet_book "
              "from the repository URL, and torchvision downloaded Fashion-MNIST; that machine has no "
              "internet, so git fetched the repository from a local clone and the download came through a "
-             "local proxy. Every cell ran, top to bottom; outputs were not compared.", ""]
+             "local proxy. Every cell ran, top to bottom; outputs were not compared."
+             + (" The solutions pages were not run: the check runs the chapters only."
+                if len(chapter_names) < len(links) else ""), ""]
     return lines + table("Each chapter run as on a new Colab runtime.",
                          ["chapter", "result", "run time", "installed by its first cell", "files downloaded"],
-                         [colab_row(check["chapters"].get(Path(name).stem), link, check,
-                                    Path(name).stem in check["chapters"] or _added_since(check, name))
+                         [(f"| {link} | not run: the check runs the chapters only | | | |" if _solutions(name)
+                           else colab_row(check["chapters"].get(Path(name).stem), link, check,
+                                          Path(name).stem in check["chapters"] or _added_since(check, name)))
                           for name, link in links.items()])
+
+
+def _solutions(name: str) -> bool:
+    """Whether ``name`` (notebooks/...ipynb) is a solutions page, not a chapter."""
+    return "/solutions/" in name
 
 
 def _check_colab_result(result: dict, where: str) -> None:

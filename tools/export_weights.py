@@ -137,11 +137,13 @@ def load(path: Path):
     try:
         load_checkpoint(net, path)  # a damaged file, another network's, named with what differs
     except CheckpointError as error:
-        if "another" not in str(error):
-            sys.exit(f"nothing exported: --state-dict: {error}")
-        # load_checkpoint's fix (build the network as the file's was) is not the page's: it
-        # computes one network
+        # the refusal itself, not its fix, says whether the file is another network's: a fix
+        # may say "another" too ("(or another key)" of a dict of two state dicts)
         what = str(error).split("\nHow to fix it:")[0]
+        if "another" not in what and "batch normalisation" not in str(error):
+            sys.exit(f"nothing exported: --state-dict: {error}")
+        # load_checkpoint's fix (build the network as the file's was, e.g. with batch
+        # normalisation) is not the page's: it computes one network
         sys.exit(f"nothing exported: --state-dict: {what}\n{PAGE_NETWORK[0].upper()}"
                  f"{PAGE_NETWORK[1:]}: {SAVE_IT}.")
     if _trained_towards(net) == "smallest":  # the page reads the largest output as the class

@@ -16,8 +16,9 @@ kernels per step, top kernels by GPU time); if the profiler sees no kernels insi
 profiles one epoch run step by step instead. A variant that fails is recorded with its error and
 the others go on (the exit status is then 1); the JSON is rewritten whole after every variant, so a
 run cut short keeps what it did. As benchmarks/train_speed.py's --json, it replaces only a record
-of this check made with the same settings (device type, epochs, subset, seed, backend, and no
-variant it does not train) unless given --replace; every option is checked before anything trains.
+of this check made with the same settings (device type, epochs, subset, seed, backend where a
+fused variant runs, and no variant it does not train) unless given --replace; every option, --data
+included, is checked before anything trains.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 from torch import nn
 
 from benchmarks._options import (
+    check_data_option,
     check_record_option,
     check_subset_option,
     hold_record,
@@ -153,20 +155,24 @@ def print_profile(name, p):
 
 def is_fused_record(record):
     """Whether ``record`` (parsed JSON) is a record this check wrote: --json replaces no other."""
-    return isinstance(record, dict) and {"device_type", "backend", "runs", "profiles"} <= set(record)
+    return (isinstance(record, dict) and {"device_type", "backend", "runs", "profiles"} <= set(record)
+            and isinstance(record["runs"], list)  # each run as train_variant or a failure writes it
+            and all(isinstance(r, dict) and isinstance(r.get("variant"), str) for r in record["runs"]))
 
 
 def settings_problem(record, device, args, variants):
     """How the earlier record ``record`` (of is_fused_record) was made otherwise than this run
     would make it, in words (None: the same settings, so this run measures again what it holds)."""
+    theirs_variants = list(dict.fromkeys(r["variant"] for r in record["runs"]))
+    # the backend compiles the fused step only: a record and a run without one do not depend on it
+    compiled = any(v.startswith("fused") for v in [*theirs_variants, *variants])
     differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
         ("--device", record.get("device_type"), device.type), ("--epochs", record.get("epochs"), args.epochs),
         ("--subset", record.get("subset") or 0, args.subset), ("--seed", record.get("seed", 0), args.seed),
-        ("--backend", record.get("backend"), args.backend),
+        ("--backend", record.get("backend"), args.backend if compiled else record.get("backend")),
         ("batch size", record.get("batch_size"), BATCH), ("lr", record.get("lr"), LR))
         if theirs != ours]
-    runs = record["runs"] if isinstance(record["runs"], list) else []
-    lost = [v for v in dict.fromkeys(r.get("variant") for r in runs if isinstance(r, dict)) if v not in variants]
+    lost = [v for v in theirs_variants if v not in variants]
     if lost:
         differ.append(f"runs of {', '.join(map(str, lost))}, which this run does not train")
     return "; ".join(differ) or None
@@ -229,8 +235,9 @@ def run_check(parser, args):
     if twice:  # the record would hold two runs of one variant, which fused_table refuses
         parser.error(f"--variants names {' '.join(twice)} more than once; name each variant once")
     # the record is checked before anything trains: no other file is ever replaced, nor lost
-    json_path = check_record_option(
-        parser, args.json or Path(os.environ.get("OUT") or ROOT / "benchmarks" / "out") / "fused.json",
+    default = Path(os.environ.get("OUT") or ROOT / "benchmarks" / "out") / "fused.json"
+    json_path = check_record_option(  # --json '' (an unset shell variable) is refused, not the default
+        parser, default if args.json is None else args.json,
         is_fused_record, "a record of this fused-step check")
     hold_record(parser, json_path)  # two runs on one record: the last to write would drop the other's
     earlier = read_record(json_path)  # read again now that no other run writes it
@@ -244,6 +251,7 @@ def run_check(parser, args):
         parser.error(f"--json {json_path} holds a record made with other settings ({problem}); this run "
                      "would replace it and its runs would be lost: nothing was run. Give the same settings "
                      "to measure them again, another --json, or --replace to replace it")
+    check_data_option(parser, args.data)  # missing or misplaced data: the parser's error, not a traceback
     name = device_name(device)
     report = {"device": name, "device_type": device.type, "torch": torch.__version__,
               "cuda": torch.version.cuda, "triton": _version("triton"), "python": platform.python_version(),

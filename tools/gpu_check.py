@@ -15,7 +15,8 @@ from .gpu/data/*.gz (without .gpu/data, from where ``python -m lenet_book.data p
    the tests or cells passed and failed), which the execution report shows; a run in which no
    file reported leaves the earlier record as it was (the record is printed instead), and a
    narrower run (--chapters, --tests) keeps the earlier results of the files it did not run,
-   each with the date, device, torch and commit of the replay it came from;
+   each with the date, device, torch and commit of the replay it came from (a record that cannot
+   be read as a replay is therefore refused before anything runs);
 2. then, alone on the GPU, the speed benchmark ``benchmarks/train_speed.py --device cuda`` with
    its default variants, 3 interleaved repeats (``--bench-repeats``), into
    benchmarks/results/gpu-<device>.json, which chapter 4 renders.
@@ -224,14 +225,56 @@ def _covers(asked: str, name: str) -> bool:
     return asked in ("", ".") or name == asked or name.startswith(asked + "/")
 
 
-def _with_earlier(record: dict, groups: dict[str, list[str]]) -> dict:
-    """``record`` with the results that records/gpu-replay.json holds for the files this run did
-    not run, each with the replay it came from where that differs from this one: a run over some
-    chapters loses no other's result. A record that cannot be read as a replay has none to keep."""
+def _shown(path: Path) -> str:
+    """A path as the messages name it: from the repository root where it is inside."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def _earlier(parser: argparse.ArgumentParser) -> dict | None:
+    """The replay already in records/gpu-replay.json (None if there is none), read before anything
+    runs: its results of the files this run does not run are kept, so a record that cannot be read
+    as a replay is refused, not replaced by this run's files alone."""
+    if not REPLAY_RECORD.exists():  # a link to a file not made yet is written through
+        return None
+    fix = (f"nothing was run: restore it (git checkout -- {_shown(REPLAY_RECORD)}) or move it away, "
+           "and run again")
+    text = ""
     try:
-        earlier = json.loads(REPLAY_RECORD.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return record
+        text = REPLAY_RECORD.read_text(encoding="utf-8-sig")  # an editor's BOM is no damage
+        if not text.strip():  # an empty file holds nothing to lose
+            return None
+        earlier = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        conflict = (f" (it holds git's conflict markers <<<<<<<: keep one side, e.g. git checkout --theirs -- "
+                    f"{_shown(REPLAY_RECORD)})" if "\n<<<<<<< " in f"\n{text}" else "")
+        parser.error(f"{_shown(REPLAY_RECORD)} cannot be read as a replay record of gpu_check{conflict} "
+                     f"({getattr(error, 'strerror', None) or error}): the earlier results of the files "
+                     f"this run does not run would be lost; {fix}")
+    if not isinstance(earlier, dict):
+        problem = f"it is {type(earlier).__name__}, not an object"
+    elif "files" not in earlier:  # no result in it to keep or to lose
+        return earlier
+    elif not isinstance(earlier["files"], dict):
+        problem = f"its files are {type(earlier['files']).__name__}, not an object"
+    else:
+        problem = next((f"its file {name} is {type(counts).__name__}, not an object"
+                        for name, counts in earlier["files"].items() if not isinstance(counts, dict)), None)
+        problem = problem or next(  # a file's own run, or else the record's
+            (f"the {key} of its file {name} is {counts.get(key, earlier.get(key))!r}, not text"
+             if key in counts or key in earlier else f"it has no {key} for its file {name}"
+             for name, counts in earlier["files"].items() for key in RUN
+             if not isinstance(counts.get(key, earlier.get(key)), str)), None)
+    if problem:
+        parser.error(f"{_shown(REPLAY_RECORD)} is not a replay record of gpu_check ({problem}; a record has "
+                     f"{', '.join(RUN)} and files): the earlier results of the files this run does not run "
+                     f"would be lost; {fix}")
+    return earlier
+
+
+def _with_earlier(record: dict, groups: dict[str, list[str]], earlier: dict | None) -> dict:
+    """``record`` with the results that ``earlier`` (records/gpu-replay.json, read by _earlier
+    before the run) holds for the files this run did not run, each with the replay it came from
+    where that differs from this one: a run over some chapters loses no other's result."""
     if not isinstance(earlier, dict) or not isinstance(earlier.get("files"), dict):
         return record
     run = {key: record[key] for key in RUN}
@@ -290,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args.chapters = [_given_file(parser, "--chapters", text) for text in args.chapters or []]
     args.out = (_out_folder(parser, "--out", args.out) if args.out is not None
                 else _out_folder(parser, "$OUT", os.environ.get("OUT") or None))
+    earlier = _earlier(parser)
     import torch
 
     if not torch.cuda.is_available():
@@ -320,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                            outcome)
     ran = record["files"]
     if ran:
-        record = _with_earlier(record, groups)
+        record = _with_earlier(record, groups, earlier)
     text = json.dumps(record, indent=1) + "\n"
     if not ran:  # a record of nothing would replace the last replay's
         unwritten = (f"no test file or chapter reported a result, so {REPLAY_RECORD.relative_to(ROOT)} "
