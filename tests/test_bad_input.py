@@ -14441,6 +14441,29 @@ EARLIER = {"device": "NVIDIA H200", "torch": "2.11.0+cu130", "commit": "old1234"
                      "tests/test_fast.py": {"passed": 8, "failed": 0}}}
 
 
+def _gpu_jobs_done(root):
+    """gpu_check's run_jobs, faked: each job passes, with a log and a JUnit file naming three
+    tests of every file it was given (a folder: its test_*.py files)."""
+
+    def jobs_done(jobs, env, limit, work, parallel):
+        for name, command in jobs.items():
+            (work / f"{GPU_CHECK.slug(name)}.log").write_text("...\n")
+            cases = ""
+            for given in command[command.index(str(work / f"{GPU_CHECK.slug(name)}.xml")) + 1:]:
+                path = given.partition("::")[0]
+                files = ([p.relative_to(root).as_posix() for p in sorted((root / path).glob("test_*.py"))]
+                         if (root / path).is_dir() else [path])
+                for file in files:
+                    classname = (file.replace("/", ".", 1) if file.endswith(".ipynb")
+                                 else file.removesuffix(".py").replace("/", "."))
+                    cases += "".join(f'<testcase classname="{classname}" name="t{i}"/>' for i in range(3))
+            (work / f"{GPU_CHECK.slug(name)}.xml").write_text(
+                f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
+        return {name: 0 for name in jobs}
+
+    return jobs_done
+
+
 @pytest.fixture
 def gpu_checkout(monkeypatch, tmp_path):
     """A repository of two test files and two chapters with an earlier replay recorded; gpu_check
@@ -14469,21 +14492,7 @@ def gpu_checkout(monkeypatch, tmp_path):
         run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never_fb2, STDOUT=subprocess.STDOUT))
     monkeypatch.chdir(root)
 
-    def jobs_done(jobs, env, limit, work, parallel):
-        for name, command in jobs.items():
-            (work / f"{GPU_CHECK.slug(name)}.log").write_text("...\n")
-            cases = ""
-            for given in command[command.index(str(work / f"{GPU_CHECK.slug(name)}.xml")) + 1:]:
-                path = given.partition("::")[0]
-                files = ([p.relative_to(root).as_posix() for p in sorted((root / path).glob("test_*.py"))]
-                         if (root / path).is_dir() else [path])
-                for file in files:
-                    classname = (file.replace("/", ".", 1) if file.endswith(".ipynb")
-                                 else file.removesuffix(".py").replace("/", "."))
-                    cases += "".join(f'<testcase classname="{classname}" name="t{i}"/>' for i in range(3))
-            (work / f"{GPU_CHECK.slug(name)}.xml").write_text(
-                f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
-        return {name: 0 for name in jobs}
+    jobs_done = _gpu_jobs_done(root)
 
     monkeypatch.setattr(GPU_CHECK, "run_jobs", jobs_done)
 
@@ -15618,21 +15627,7 @@ def replay_checkout(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
     monkeypatch.chdir(root)
 
-    def jobs_done(jobs, env, limit, work, parallel):
-        for name, command in jobs.items():
-            (work / f"{GPU_CHECK.slug(name)}.log").write_text("...\n")
-            cases = ""
-            for given in command[command.index(str(work / f"{GPU_CHECK.slug(name)}.xml")) + 1:]:
-                path = given.partition("::")[0]
-                files = ([p.relative_to(root).as_posix() for p in sorted((root / path).glob("test_*.py"))]
-                         if (root / path).is_dir() else [path])
-                for file in files:
-                    classname = (file.replace("/", ".", 1) if file.endswith(".ipynb")
-                                 else file.removesuffix(".py").replace("/", "."))
-                    cases += "".join(f'<testcase classname="{classname}" name="t{i}"/>' for i in range(3))
-            (work / f"{GPU_CHECK.slug(name)}.xml").write_text(
-                f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
-        return {name: 0 for name in jobs}
+    jobs_done = _gpu_jobs_done(root)
 
     def run(*arguments, faked=True):
         if faked:
