@@ -1804,8 +1804,9 @@ def _schedule_built_once(function):
     that calls the learner's functions (LambdaLR), whose state may hold more than its
     state_dict, is built again: state made inside the scheduler function (an iterator of
     factors) starts afresh, but state kept outside it is not put back, and the checks' stepping
-    has called those functions once per step of training. Where that shows (the rebuilt
-    schedule starts at other rates), it is refused. Its warnings are given at each call (the
+    has called those functions once per step of training. Where that shows (a schedule built
+    again starts or steps at other rates than the checks saw, or fails), it is refused; that one
+    is stepped, so training gets a third. Its warnings are given at each call (the
     checks' call ignores them)."""
     made = {}
 
@@ -1818,10 +1819,16 @@ def _schedule_built_once(function):
             _warn_again(made["warnings"])
             return made["schedule"]
         if made:
-            schedule = function(optimizer, epochs, steps)
-            if made["starts"] is not None and made["sizes"] == (epochs, steps):
-                _check_starts_again(made["starts"], optimizer)
-            return schedule
+            if made["starts"] is None or made["sizes"] != (epochs, steps):
+                return function(optimizer, epochs, steps)
+            kept = _kept_groups(optimizer) if isinstance(optimizer, torch.optim.Optimizer) else None
+            with warnings.catch_warnings(record=True):  # its warnings come with the third
+                trial = function(optimizer, epochs, steps)  # stepped here: training gets a third
+            _check_starts_again(made["starts"], optimizer)
+            _check_steps_again(trial, optimizer, once._checked_rates)
+            if kept is not None:
+                _put_back(kept)
+            return function(optimizer, epochs, steps)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             schedule = function(optimizer, epochs, steps)
@@ -1840,6 +1847,7 @@ def _schedule_built_once(function):
         return schedule
 
     once._built_once_from = function
+    once._checked_rates = []  # the first rates the checks' stepping saw (_check_rates_stay_above_0)
     return once
 
 
@@ -1865,6 +1873,45 @@ def _check_starts_again(starts, optimizer):
                      "inside the scheduler function, e.g. def scheduler(opt, epochs, steps): "
                      "factors = iter([...]); return LambdaLR(opt, lambda step: next(factors)), "
                      "or compute the factor from the step, lambda step: factors[step]")
+
+
+_STEPS_COMPARED = 3  # a factor function's state kept outside the scheduler function shows by then
+
+
+def _check_steps_again(schedule, optimizer, checked):
+    """A schedule that calls the learner's functions, built again after the checks, must follow
+    the rates the checks' stepping saw over its first steps (``checked``, from step 0): a factor
+    iterator or counter made outside the scheduler function would have been used up by the
+    checks (a MultiplicativeLR's first factor is used at its first step, not at its start)."""
+    if not isinstance(optimizer, torch.optim.Optimizer) or not hasattr(schedule, "step"):
+        return
+    for step, expected in enumerate(checked[1:_STEPS_COMPARED + 1], start=1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
+            try:
+                type(schedule).step(schedule)
+            except Exception as error:  # StopIteration: an iterator the checks emptied
+                said = ": ".join([type(error).__name__, *str(error).strip().splitlines()[:1]])
+                _refuse_used_up(f"fails at its step {step} when train builds it again to train "
+                                f"({said})")
+        again = _rates_of(optimizer)
+        if len(again) != len(expected) or not all(
+                math.isclose(a, b, rel_tol=1e-9) or math.isnan(a) and math.isnan(b)
+                for a, b in zip(again, expected)):
+            _refuse_used_up(f"sets the learning rate {', '.join(f'{r:g}' for r in expected)} "
+                            f"at its step {step} when train's checks build it and "
+                            f"{', '.join(f'{r:g}' for r in again)} when train builds it again to "
+                            "train")
+
+
+def _refuse_used_up(what):
+    raise ValueError(f"scheduler: the schedule {what}: its factor function keeps state made "
+                     "outside the scheduler function (an iterator of factors made once, a "
+                     "counter), and the checks, which step the schedule through all of training "
+                     "first, have used it up; make that state inside the scheduler function, "
+                     "e.g. def scheduler(opt, epochs, steps): factors = iter([...]); return "
+                     "MultiplicativeLR(opt, lambda step: next(factors)), or compute the factor "
+                     "from the step, lambda step: factors[step]")
 
 
 def _calls_functions(schedule):
@@ -1991,7 +2038,10 @@ def _check_schedule(net, options, lr, num_epochs, steps_per_epoch, device):
                          f"pass {what}=epochs * steps, e.g. lambda opt, epochs, steps: "
                          f"{type(schedule).__name__}(opt, {what}=epochs * steps)")
     if hasattr(schedule, "step"):
-        _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch)
+        seen = getattr(scheduler, "_checked_rates", None)  # for _check_steps_again
+        if isinstance(seen, list):
+            seen.clear()
+        _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch, seen)
     if getattr(schedule, "optimizer", opt) is opt:  # another optimizer's: check_built names it
         _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch)
 
@@ -2048,7 +2098,7 @@ def _check_epochs_as_steps(schedule, num_epochs, steps_per_epoch):
 SCHEDULE_STEPS_TRIED = 100_000  # a few microseconds each: 0.3 s at most
 
 
-def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
+def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None, seen=None):
     """Steps the throwaway schedule as train will (its optimizer takes no step): no rate a
     training step would use may be negative or NaN, and the rate may not fall to 0 and stay
     there (StepLR(gamma=0) gives 0 after its first step_size steps, and training would go on
@@ -2056,7 +2106,8 @@ def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
     schedule may end at 0). Nor may a rate fall below ``_VANISHED`` of the group's largest so far
     and stay there from before the last epoch (or the second half of one epoch), and for the
     last tenth of the steps at least, to the end: a per-epoch decay stepped after every batch.
-    The first ``SCHEDULE_STEPS_TRIED`` steps are tried."""
+    The first ``SCHEDULE_STEPS_TRIED`` steps are tried; the rates of the first few are added
+    to ``seen`` (a list) where one is given."""
     def rates():
         return [group.get("lr") for group in opt.param_groups]
 
@@ -2075,6 +2126,8 @@ def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
     def negative(rate_list):
         return any(not (_rate_above_0(rate) or rate == 0) for rate in rate_list)
 
+    if seen is not None:
+        seen.append([_as_float(rate) for rate in rates()])
     if negative(rates()):
         refuse(rates(), 0)
     zero_since = None if all(_rate_above_0(rate) for rate in rates()) else 0
@@ -2097,6 +2150,8 @@ def _check_rates_stay_above_0(opt, schedule, needed, steps_per_epoch=None):
                                  f"{needed} steps of training{hint}: PyTorch says {first!r}; "
                                  "fix its settings, e.g. StepLR(opt, step_size=steps, "
                                  "gamma=0.5)") from None
+            if seen is not None and step <= _STEPS_COMPARED:
+                seen.append([_as_float(rate) for rate in rates()])
             if negative(rates()):
                 refuse(rates(), step)
             if all(_rate_above_0(rate) for rate in rates()):

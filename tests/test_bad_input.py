@@ -12921,7 +12921,7 @@ def fake_checkout(monkeypatch, tmp_path):
     (root / "notebooks" / "01_architecture.ipynb").write_text("{}")
     (root / "records").mkdir()
     record = root / "records" / "gpu-replay.json"
-    record.write_text('{"earlier": "replay"}\n')
+    record.write_text('{"date": "2026-12-01", "no_result": {}}\n')
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(GPU_CHECK, "ROOT", root)
     monkeypatch.setattr(GPU_CHECK, "REPLAY_RECORD", record)
@@ -12958,7 +12958,7 @@ def test_33_gpu_check_keeps_the_earlier_record_when_no_file_reported(fake_checko
 
     code, record = fake_checkout(nothing_reported)
     said = capsys.readouterr().out
-    assert code == 1 and record == '{"earlier": "replay"}\n'
+    assert code == 1 and record == '{"date": "2026-12-01", "no_result": {}}\n'
     assert "no test file or chapter reported a result, so records/gpu-replay.json was left as it was" in said
     assert '"no_result": {' in said and '"tests/test_data.py": "exit 4"' in said  # printed, not lost
 
@@ -15211,6 +15211,39 @@ def test_33_schedules_of_the_learner_s_stateless_functions_still_train(scheduler
     assert len(history) == 2 and all(math.isfinite(r["loss"]) for r in history)
 
 
+@pytest.mark.parametrize("make_schedule", [
+    lambda factors: lambda o, e, s: S.MultiplicativeLR(o, lambda step: next(factors)),
+    lambda factors: lambda o, e, s: S.SequentialLR(
+        o, [S.ConstantLR(o, factor=0.5, total_iters=1), S.LambdaLR(o, lambda step: next(factors))],
+        milestones=[1]),
+], ids=["MultiplicativeLR", "LambdaLR second in SequentialLR"])
+def test_33_a_factor_iterator_made_outside_is_refused_where_the_start_rate_cannot_show_it(make_schedule):
+    """The rebuilt schedule's start rate is the optimizer's own in both: the used-up iterator
+    showed only in training (a StopIteration at its second step, or later factors)."""
+    factors = iter([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    net = models.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, r"scheduler: the schedule (fails at its step \d+|sets the learning rate .* at its step \d+)"
+                    r" when train",
+        lambda: train(net, tiny_data(64), num_epochs=2, batch_size=32, lr=0.1,
+                      scheduler=make_schedule(factors)))
+    assert "inside the scheduler function" in message and "used it up" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_33_a_multiplicative_schedule_with_its_iterator_inside_trains_as_a_stateless_one():
+    histories = []
+    for scheduler in (
+            lambda o, e, s: (lambda factors: S.MultiplicativeLR(o, lambda k: next(factors)))(
+                iter([0.8] * (e * s + 1))),
+            lambda o, e, s: S.MultiplicativeLR(o, lambda k: 0.8)):
+        torch.manual_seed(0)
+        histories.append(train(models.lenet(), tiny_data(64), num_epochs=2, batch_size=32,
+                               lr=0.1, scheduler=scheduler)[0])
+    assert histories[0] == histories[1]
+
+
 def test_33_a_factor_iterator_made_inside_the_scheduler_function_trains_as_a_stateless_one():
     histories = []
     for scheduler in (
@@ -15702,7 +15735,18 @@ def test_33_gpu_check_refuses_a_replay_record_that_is_a_folder(replay_checkout, 
     assert RESTORE_FE1 in capsys.readouterr().err and record.is_dir()
 
 
-@pytest.mark.parametrize("content", [None, "", "\n", "\ufeff" + TEXT, '{"earlier": "replay"}\n'],
+def test_33_gpu_check_refuses_a_json_object_that_is_not_a_replay_record(replay_checkout, capsys):
+    """Another tool's JSON saved under the record's name is not written over."""
+    run, record = replay_checkout
+    record.write_text('{"accuracy": 0.89, "runs": [1, 2]}\n')
+    with pytest.raises(SystemExit):
+        run(*ONE_CHAPTER, faked=False)
+    said = capsys.readouterr().err
+    assert "it has no files but holds accuracy, runs" in said and RESTORE_FE1 in said
+    assert record.read_text() == '{"accuracy": 0.89, "runs": [1, 2]}\n'
+
+
+@pytest.mark.parametrize("content", [None, "", "\n", "\ufeff" + TEXT, '{"date": "2026-12-01", "no_result": {}}\n'],
                          ids=["missing", "empty", "blank line", "byte-order mark", "no files"])
 def test_33_gpu_check_writes_over_a_record_that_is_missing_or_holds_no_result(replay_checkout, content):
     run, record = replay_checkout

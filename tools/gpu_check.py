@@ -252,8 +252,10 @@ def _earlier(parser: argparse.ArgumentParser) -> dict | None:
                      f"this run does not run would be lost; {fix}")
     if not isinstance(earlier, dict):
         problem = f"it is {type(earlier).__name__}, not an object"
-    elif "files" not in earlier:  # no result in it to keep or to lose
-        return earlier
+    elif "files" not in earlier and set(earlier) <= {*RUN, "seconds", "no_result"}:
+        return earlier  # a replay with no result in it to keep or to lose
+    elif "files" not in earlier:
+        problem = f"it has no files but holds {', '.join(sorted(set(earlier) - {*RUN, 'seconds', 'no_result'}))}"
     elif not isinstance(earlier["files"], dict):
         problem = f"its files are {type(earlier['files']).__name__}, not an object"
     else:
