@@ -52,6 +52,7 @@ __all__ = ["CheckpointError", "FORMAT", "architecture", "load_checkpoint", "netw
 
 FORMAT = "lenet_book checkpoint 2"  # stored in every file; a file without it is not ours
 OLD_FORMATS = ("lenet_book checkpoint 1",)  # without the network's description: refused
+_RECORD_KEYS = {"architecture", "sha256", "network", "network_sha256", "state_dict"}  # beside it
 
 LEGACY_HEAD = b"\x80\x02\x8a\x0a"  # torch.save's format before torch 1.6 (a pickle, not a zip)
 
@@ -210,9 +211,32 @@ def _description_sha256(description: list[list[str]]) -> str:
     return hashlib.sha256(json.dumps(description).encode()).hexdigest()
 
 
+def _without_values(tensor: torch.Tensor) -> str | None:
+    """Why a tensor has no plain bytes to take a checksum of (nested, sparse, meta); None when
+    it has them."""
+    if tensor.is_nested:
+        return "a nested tensor"
+    if tensor.layout != torch.strided:
+        return f"a {tensor.layout} tensor"
+    if tensor.is_meta:
+        return "on the 'meta' device, whose tensors have shapes but no values"
+    return None
+
+
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in state-dict order."""
     _check_state_dict(state_dict, "state_dict_sha256")
+    for name, tensor in state_dict.items():  # torch's own errors there name no tensor
+        what = _without_values(tensor)
+        if what:
+            raise ValueError(
+                f"state_dict_sha256: state_dict holds {name}, {what}; the checksum is taken "
+                "over the values of dense tensors. "
+                + ("Give the state dict of a network with weights (on the CPU or a GPU), e.g. "
+                   "the one you trained, or give it storage first: net.to_empty(device='cpu')."
+                   if tensor.is_meta and not tensor.is_nested else
+                   "Give it as a dense tensor: tensor.to_dense(), or "
+                   "torch.nested.to_padded_tensor(tensor, 0) for a nested one."))
     digest = hashlib.sha256()
     for name, tensor in state_dict.items():
         tensor = tensor.detach().to("cpu").contiguous()
@@ -293,17 +317,18 @@ def _check_path(path, saving: bool) -> Path:
     """A file path (str or os.PathLike) as a Path; a symlink to be saved over: its target."""
     if not isinstance(path, (str, os.PathLike)) and any(hasattr(path, name)
                                                          for name in ("read", "write")):
+        free = _unused_path(Path("lenet.pt"), ending="")  # an existing lenet.pt is kept
         # an io.BytesIO or an open file, as torch.save and torch.load take: the atomic save needs
         # a path (a temporary file renamed over it), and load checks the file by its path
         raise TypeError(f"the checkpoint path must be a str or pathlib.Path such as 'lenet.pt', "
                         f"got {_a_kind(path)}, a file object: checkpoints are "
                         + ("written atomically (a temporary file renamed over the path), which "
                            "needs a path. Save to a file, then read its bytes: "
-                           "save_checkpoint(net, 'lenet.pt'); data = Path('lenet.pt').read_bytes()"
+                           f"save_checkpoint(net, {free}); data = Path({free}).read_bytes()"
                            if saving else
                            "checked and loaded from a file path. Write the bytes to a file "
-                           "first, then load it: Path('lenet.pt').write_bytes(buffer.getvalue()); "
-                           "load_checkpoint(net, 'lenet.pt')"))
+                           f"first, then load it: Path({free}).write_bytes(buffer.getvalue()); "
+                           f"load_checkpoint(net, {free})"))
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"the checkpoint path must be a str or pathlib.Path such as 'lenet.pt', "
                         f"got {path!r} ({_a_kind(path)})")
@@ -812,6 +837,21 @@ def _free_bytes(folder: Path) -> int | None:
         return None
 
 
+def _unused_path(path: Path, ending: str = "_checkpoint") -> str:
+    """The path (repr'd) that a fix's code writes: beside ``path``, named after it
+    ('<stem>_checkpoint.pt', then '_2', '_3', ...), and not there yet, so running the fix never
+    replaces the file loaded or another of the learner's (save_checkpoint silently replaces a
+    checkpoint of the same network)."""
+    for number in range(1, 1000):
+        name = f"{path.stem}{ending}{'' if number == 1 else f'_{number}'}.pt"
+        if ending == "" and number == 1:
+            name = path.name  # the name itself, where it is free
+        candidate = path.with_name(name)
+        if not os.path.lexists(candidate):
+            break
+    return repr(str(candidate))
+
+
 def _zip_refusal(path: Path, contents: tuple[str, str]) -> CheckpointError:
     """load_checkpoint's refusal of a zip archive that torch.save did not write."""
     kind, name = contents
@@ -822,7 +862,8 @@ def _zip_refusal(path: Path, contents: tuple[str, str]) -> CheckpointError:
                        "give the .pt file that save_checkpoint wrote; if the .npz holds the "
                        "weights, copy them into the network: net.load_state_dict({name: "
                        "torch.from_numpy(array) for name, array in numpy.load(path).items()}), "
-                       "then save_checkpoint(net, 'lenet.pt') and load that file from then on")
+                       f"then save_checkpoint(net, {_unused_path(path)}) and load that file from "
+                       "then on")
     if kind == "checkpoint":
         return _refuse(path, f"is a zip archive holding {name}, not a checkpoint itself (a "
                              "checkpoint zipped up, e.g. to send it)",
@@ -873,6 +914,7 @@ def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError |
     """load_checkpoint's refusal of a dict (or list) holding state dicts or lenet_book
     checkpoints, naming the keys (positions) that hold them; None for any other file."""
     plain, ours = _held_state_dicts(record)
+    new = _unused_path(path)
     if ours and (len(ours) > 1 or plain or not isinstance(record, dict)):
         return _held_checkpoints_refusal(path, record, plain, ours)
     if len(plain) > 1 and not ours and not isinstance(record, dict):
@@ -883,7 +925,7 @@ def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError |
                        "if one of them holds the weights of a network with exactly this one's "
                        f"layers, load it without the checks: net.load_state_dict(torch.load("
                        f"{str(path)!r}, weights_only=True)[{plain[0]!r}]) (or [{plain[1]!r}]), "
-                       "then save_checkpoint(net, 'lenet.pt') makes a checkpoint of them, to "
+                       f"then save_checkpoint(net, {new}) makes a checkpoint of them, to "
                        "load from then on; otherwise " + RETRAIN)
     if len(plain) > 1 and not ours:  # e.g. a model's weights beside their moving average's
         return _refuse(path, f"is not a lenet_book checkpoint: it is a dict ({_keys(record)}) "
@@ -894,7 +936,7 @@ def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError |
                        "if one of them holds the weights of a network with exactly this one's "
                        f"layers, load it without the checks: net.load_state_dict(torch.load("
                        f"{str(path)!r}, weights_only=True)[{plain[0]!r}]) (or another key), "
-                       "then save_checkpoint(net, 'lenet.pt') makes a checkpoint of them, to "
+                       f"then save_checkpoint(net, {new}) makes a checkpoint of them, to "
                        "load from then on; otherwise " + RETRAIN)
     if len(plain) + len(ours) != 1:
         return None
@@ -910,7 +952,7 @@ def _held_refusal(path: Path, record: dict, net: nn.Module) -> CheckpointError |
                          "files written by save_checkpoint are loaded",
                    f"write the checkpoint inside as a file of its own, which load_checkpoint "
                    f"checks and loads: torch.save(torch.load({str(path)!r}, weights_only=True)"
-                   f"[{key!r}], 'lenet.pt'), then load_checkpoint(net, 'lenet.pt'); keep notes "
+                   f"[{key!r}], {new}), then load_checkpoint(net, {new}); keep notes "
                    "in a file beside it")
 
 
@@ -923,14 +965,15 @@ def _held_checkpoints_refusal(path: Path, record, plain: list, ours: list) -> Ch
         f", and {'plain state dicts' if len(plain) > 1 else 'a plain state dict'} "
         f"{_where(record, plain)}, which records neither a checksum nor the network's layers")
     loaded = f"torch.load({str(path)!r}, weights_only=True)"
+    new = _unused_path(path)
     others = (" (or " + ", ".join(f"[{key!r}]" for key in ours[1:4])
               + (", ..." if len(ours) > 4 else "") + ")") if len(ours) > 1 else ""
     return _refuse(path, f"is not a lenet_book checkpoint itself: it is {_container(record)} "
                          f"that holds {count} {_where(record, ours)}{beside}; only files written "
                          "by save_checkpoint are loaded",
                    f"write the checkpoint you want as a file of its own, which load_checkpoint "
-                   f"checks and loads: torch.save({loaded}[{ours[0]!r}], 'lenet.pt')"
-                   f"{others}, then load_checkpoint(net, 'lenet.pt')")
+                   f"checks and loads: torch.save({loaded}[{ours[0]!r}], {new})"
+                   f"{others}, then load_checkpoint(net, {new})")
 
 
 def _keys(record: dict, limit: int = 6) -> str:
@@ -951,6 +994,7 @@ def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None
     fits = _same_tensors(stored, expected)
     loaded = f"torch.load({str(path)!r}, weights_only=True)" + ("" if key is None else
                                                                 f"[{key!r}]")
+    new = _unused_path(path)  # e.g. a state dict saved as lenet.pt: never that file
     what = ("is not a lenet_book checkpoint: it is "
             + (f"a plain state dict of {len(record)} tensors (torch.save(net.state_dict(), path))"
                if key is None else
@@ -972,13 +1016,13 @@ def _plain_state_dict_refusal(path: Path, record: dict, net: nn.Module, key=None
     if norms:  # the names are shifted by the batch norms: a list of them would not say so
         return _refuse(path, f"{what}, and {norms[0]}",
                        f"{norms[1]}, then load them into it without the checks: "
-                       f"net.load_state_dict({loaded}), and save_checkpoint(net, 'lenet.pt') "
+                       f"net.load_state_dict({loaded}), and save_checkpoint(net, {new}) "
                        f"makes a checkpoint of them, to load from then on; or {norms[2]}")
     if not fits and not words:
         what += (", and its tensors do not fit this network:\n"
                  + _differences(stored, expected))
     target = "net" if not words or words[0] == "file" else f"net{words[2]}"
-    load = (f"{target}.load_state_dict({loaded}), then save_checkpoint({target}, 'lenet.pt') "
+    load = (f"{target}.load_state_dict({loaded}), then save_checkpoint({target}, {new}) "
             "makes a checkpoint of them, to load from then on")
     return _refuse(path, what, (
         "if it holds the weights of a network with exactly this one's layers, load them into it "
@@ -1451,7 +1495,8 @@ def _prefix_refusal(path: Path, stored, expected, side: str, prefix: str,
                              f"model{attribute}{d2l}: {sentence}",
                        f"load it into that model (built as it was saved; a model with lazy "
                        f"layers after one batch has run through it), or save the network "
-                       f"itself, save_checkpoint(model{attribute}, 'lenet.pt'), and load that "
+                       f"itself, save_checkpoint(model{attribute}, {_unused_path(path)}), and "
+                       "load that "
                        f"file into this network")
     return _refuse(path, f"was saved from a part of this network, the one it holds as "
                          f"model{attribute}: {sentence}",
@@ -1530,8 +1575,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                                 "1.6, or _use_new_zipfile_serialization=False), not by "
                                 "save_checkpoint, so it has no checksum or network to check",
                           "if it holds a state dict: net.load_state_dict(torch.load(path, "
-                          "weights_only=True)), then save_checkpoint(net, 'lenet.pt') and load "
-                          "that file from then on")
+                          f"weights_only=True)), then save_checkpoint(net, {_unused_path(path)}) "
+                          "and load that file from then on")
         if head[:4] != b"PK\x03\x04":
             raise _refuse(path, "cannot be read as a checkpoint: it is not a file written by "
                                 "torch.save (a text file, a .js export, a data file?)",
@@ -1542,7 +1587,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                                 "weights, without running code from the file)",
                           "if you trust the file, copy its weights into the plain network: "
                           "net.load_state_dict(torch.jit.load(path).state_dict()), then "
-                          "save_checkpoint(net, 'lenet.pt') and load that file from then on")
+                          f"save_checkpoint(net, {_unused_path(path)}) and load that file from "
+                          "then on")
         contents = _zip_contents(path)
         if contents:
             raise _zip_refusal(path, contents)
@@ -1572,16 +1618,16 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                                   "copy its weights into the network: net.load_state_dict("
                                   f"torch.load({str(path)!r}, weights_only=False)[{held[0]!r}]"
                                   f".state_dict()){others} (its class, e.g. your Net, must be "
-                                  "defined), then save_checkpoint(net, 'lenet.pt') and load "
-                                  "that file from then on") from None
+                                  f"defined), then save_checkpoint(net, {_unused_path(path)}) "
+                                  "and load that file from then on") from None
                 raise _refuse(path, "holds a whole pickled network (torch.save(net)), not the "
                                     "weights that save_checkpoint writes; unpickling it could run "
                                     "any code, so it is not loaded here",
                               "if you trust the file, copy its weights into the network: "
                               "net.load_state_dict(torch.load(path, weights_only=False)"
                               ".state_dict()) (its class, e.g. your Net, must be defined), then "
-                              "save_checkpoint(net, 'lenet.pt') and load that file from then "
-                              "on") from None
+                              f"save_checkpoint(net, {_unused_path(path)}) and load that file "
+                              "from then on") from None
         if _pickle_is_whole(path):  # whole, but holding objects weights_only refuses
             raise _refuse(path, "is a torch file that save_checkpoint did not write: it holds "
                                 "Python objects other than tensors (e.g. numpy arrays or dates "
@@ -1589,7 +1635,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                                 "could run code",
                           "if you trust the file, load it with torch.load(path, "
                           "weights_only=False), put its weights into the network with "
-                          "net.load_state_dict(...), then save_checkpoint(net, ...)") from None
+                          f"net.load_state_dict(...), then save_checkpoint(net, "
+                          f"{_unused_path(path)})") from None
         raise _refuse(path, f"cannot be read as a checkpoint ({type(error).__name__}: "
                             f"{details}); "
                             "it is truncated, damaged, or not a file saved by "
@@ -1612,6 +1659,21 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                             f"one reads {FORMAT!r})",
                       "update lenet_book (git pull in the book's folder), or save the network "
                       "again with this version")
+    written = record.get("format") if isinstance(record, dict) else None
+    if (isinstance(record, dict) and len(_RECORD_KEYS & set(record)) >= 3
+            and not (isinstance(written, str) and written.startswith("lenet_book checkpoint "))):
+        # a checkpoint's entries but for its format field: damaged, not a "general checkpoint"
+        shown = ("missing" if "format" not in record else f"{written!r}"
+                 if len(repr(written)) <= 60 else _a_kind(written))
+        new = _unused_path(path)
+        raise _refuse(path, f"is damaged: its 'format' field is {shown}, not a lenet_book format "
+                            f"string (save_checkpoint writes {FORMAT!r}), though it holds a "
+                            "checkpoint's other entries",
+                      "if only that field was changed (e.g. by hand), write the checkpoint again "
+                      "with it set back, and load_checkpoint checks the rest: record = torch.load("
+                      f"{str(path)!r}, weights_only=True); record['format'] = {FORMAT!r}; "
+                      f"torch.save(record, {new}); load_checkpoint(net, {new}); otherwise "
+                      + RETRAIN)
     if _plain_state_dict(record):
         raise _plain_state_dict_refusal(path, record, net)
     held = None if isinstance(record, dict) and record.get("format") == FORMAT else \
@@ -1633,6 +1695,12 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
             raise TypeError("a state-dict entry is not a tensor")
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise _refuse(path, f"is damaged: its contents are incomplete ({error})") from None
+    for name, tensor in state_dict.items():
+        what = _without_values(tensor)
+        if what:
+            raise _refuse(path, f"is damaged: its weights hold {name}, {what}, which "
+                                "save_checkpoint never writes (it saves dense tensors with "
+                                "values)")
     if state_dict_sha256(state_dict) != checksum or architecture(state_dict) != stored:
         raise _refuse(path, "is damaged: the SHA-256 of its weights is not the one stored at "
                             "save time (bytes changed on disk or in a copy)")
@@ -1663,8 +1731,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                             "this network; its weights are fine",
                       "if this is the network it was trained with, copy the weights without that "
                       "check: net.load_state_dict(torch.load(path, weights_only=True)"
-                      "['state_dict']), then save_checkpoint(net, path, overwrite=True) records "
-                      "its layers")
+                      f"['state_dict']), then save_checkpoint(net, {_unused_path(path)}) records "
+                      "its layers, to load from then on")
     expected_network = network_description(net)
     if _settings_unrecorded(expected_network):
         raise _refuse(path, "cannot be checked against this network: it is traced "

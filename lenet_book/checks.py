@@ -1319,6 +1319,13 @@ def _check_eval_sets(eval_sets):
         if not name.strip():
             raise ValueError(f"eval_sets' names must be words such as 'valid' (scored as "
                              f"valid_acc), got {name!r}, which would be scored as {name}_acc")
+        if name != name.strip() or name.endswith("_acc"):
+            # the history's key, or a name with spaces: h[-1]["val_acc"] would not find it
+            word = name.strip()[:-len("_acc")] if name.strip().endswith("_acc") else name.strip()
+            word = (word or "valid") + ("_eval" if f"{word}_acc" in HISTORY_KEYS else "")
+            raise ValueError(f"eval_sets[{name!r}] would be scored as {name + '_acc'!r}: train "
+                             f"adds _acc to each name itself; name it {word!r} (scored as "
+                             f"{word + '_acc'!r})")
         if f"{name}_acc" in HISTORY_KEYS:
             raise ValueError(f"eval_sets[{name!r}] would be scored as {name}_acc, which the "
                              "history already holds (the accuracy on the training batches); "

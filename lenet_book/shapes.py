@@ -13,6 +13,7 @@ import functools
 import inspect
 import math
 import numbers
+import re
 import textwrap
 
 import numpy as np
@@ -311,12 +312,33 @@ def shape_of(x):
         bad = [d for d in x if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0]
         if not bad:
             return tuple(int(d) for d in x), None, "shape"
-        raise TypeError(f"{tuple(x)!r} is not a shape: its entries must be whole numbers ≥ 0 "
-                        f"(got {bad[0]!r}). To check data, pass them as a tensor "
+        _check_no_tensors_in(x)  # e.g. a dataset's (images, labels): named briefly
+        shown = repr(tuple(x)) if len(repr(tuple(x))) <= 100 else _brief(x)
+        raise TypeError(f"{shown} is not a shape: its entries must be whole numbers ≥ 0 "
+                        f"(got {bad[0]!r:.60}). To check data, pass them as a tensor "
                         "(torch.tensor(...)).")
     raise TypeError(f"expected a shape such as (1, 1, 28, 28), a tensor or a numpy array, "
                     f"not {_a_kind(x)}; e.g. for a PIL image pass "
                     "torchvision.transforms.functional.to_tensor(image).unsqueeze(0)")
+
+
+def _check_no_tensors_in(x):
+    """A tuple or list holding tensors or arrays (a dataset's (images, labels), a batch's pair) is
+    no shape, and no data to pass as a tensor: its tensors are named by their shapes (_brief),
+    not printed whole (thousands of values)."""
+    held = [d for d in x if isinstance(d, (torch.Tensor, np.ndarray)) and d.ndim > 0]
+    if not held:
+        return
+    items = ", ".join(_brief(d, 0 if any(d is h for h in held) else 40) for d in list(x)[:4])
+    items += ", ..." if len(x) > 4 else ""
+    kind = "tensors" if all(isinstance(d, torch.Tensor) for d in held) else "arrays"
+    if (len(x) == 2 and len(held) == 2 and x[0].ndim >= 2 and x[1].ndim == 1
+            and len(x[0]) == len(x[1])):
+        raise TypeError(f"({items}) is not a shape: it is a pair (images, labels) of {kind}; "
+                        f"pass the images alone, images (of shape {tuple(x[0].shape)}), not "
+                        f"(images, labels)")
+    raise TypeError(f"({items}) is not a shape: it holds {kind}, not whole numbers; pass one "
+                    f"of them (e.g. the images), or a shape such as (1, 1, 28, 28)")
 
 
 def input_problem(net, dtype, kind):
@@ -491,6 +513,47 @@ def _check_fitting_sizes(net, input_shape, largest=128):
                          f"{tuple(input_shape)!r}, {len(input_shape)} number(s)"
                          + ("; for one H×W grey image, (1, 1, H, W)" if len(input_shape) == 2
                             else ""))
+    _check_fitting_channels(net, input_shape, largest)
+
+
+# True while size_hint asks fitting_sizes (for diagnose): [] is its answer there, no refusal
+_SIZES_ONLY = contextvars.ContextVar("lenet_book.shapes._SIZES_ONLY", default=False)
+
+
+def _check_fitting_channels(net, input_shape, largest):
+    """A batch shape whose channels a Conv2d does not take (3-channel images for LeNet, or grey
+    ones for an RGB network) fits at no height and width: fitting_sizes' [] would read "no size
+    fits", while the channels are at fault. Refused with check_input_shape's words (diagnose)."""
+    if _SIZES_ONLY.get() or len(input_shape) != 4:
+        return
+    input_shape = tuple(int(d) for d in input_shape)
+    shapes, failure = walk(net, input_shape)
+    if failure is None:
+        return
+    why, hint = diagnose(net, input_shape, shapes, failure)
+    found = re.fullmatch(r"the input has (\d+) channel\(s\), .* takes (\d+)", why or "")
+    if not found or any(walk(net, (*input_shape[:-2], n, n))[1] is None
+                        for n in range(1, largest + 1)):
+        return  # another failure (a size, which fitting_sizes answers), or some size fits
+    index, layer, _, _ = failure
+    where = f"layer {index}" + ("" if describe(layer) in why else f", {describe(layer)}")
+    example = (f"; then ask again, e.g. fitting_sizes(net, "
+               f"{(*input_shape[:-3], int(found[2]), *input_shape[-2:])})"
+               if hint and hint.startswith("give the image") else "")
+    raise ValueError(f"fitting_sizes: input_shape {input_shape} fits at no height and width: "
+                     f"its channels fail, not its size, at {where}: {why}. Hint: "
+                     f"{hint}{example}")
+
+
+@contextlib.contextmanager
+def _sizes_only(bound):
+    """size_hint asks fitting_sizes about sizes alone (for diagnose, whatever fails): there []
+    is an answer, not a wrong channel count to refuse (_check_fitting_channels)."""
+    token = _SIZES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SIZES_ONLY.reset(token)
 
 
 def _check_run_and_report(net, X):
@@ -800,12 +863,19 @@ def _read_as_channels(net, input_shape):
     Conv2d (d2l's LeNet): PyTorch reads a 3-D input as one image C×H×W, so N grey images without
     a channel dimension would set its in_channels to N and come out as rows of one image (8
     images of 28×28: an output of 16 rows). Taken as images: a first size other than 1 or 3
-    (one grey or RGB image) and a height and width of at least 8. Else None."""
+    (one grey or RGB image) and a height and width of at least 8, for a network that does not
+    treat it as one image (a Flatten makes its channels rows): a network of convolutions and
+    pooling alone takes one image C×H×W, as PyTorch documents. Else None."""
     layer = _first_lazy_conv(net)
     if layer is None or len(input_shape) != 3:
         return None
     channels, height, width = input_shape
     if channels in (0, 1, 3) or height < 8 or width < 8:
+        return None
+    # one image can be meant where the network treats it as one: each layer's output is the
+    # batch of one's without its batch dimension (no Flatten mixes the channels into rows)
+    one, batch = walk.__wrapped__(net, input_shape), walk.__wrapped__(net, (1, *input_shape))
+    if one[1] is None and batch[1] is None and batch[0] == [(1, *s) for s in one[0]]:
         return None
     return (0, net[0], tuple(input_shape),
             f"{_READ_AS_CHANNELS}, here {channels}")
@@ -1096,6 +1166,7 @@ def _check_pair(value):
 
 
 fitting_sizes = at_the_door(fitting_sizes, _check_fitting_sizes)
+size_hint = at_the_door(size_hint, around=_sizes_only)
 @contextlib.contextmanager
 def _traced(bound):
     """trace_shapes runs each layer once: batch norm's statistics are put back, and one image is

@@ -13170,7 +13170,8 @@ def test_33_a_plain_state_dict_is_refused_naming_the_one_line_load_and_the_conve
                                     lambda: load_checkpoint(net, path))
     load = f"net.load_state_dict(torch.load({str(path)!r}, weights_only=True))"
     assert "is not a lenet_book checkpoint" in message and load in message, message
-    assert "save_checkpoint(net, 'lenet.pt')" in message and "retrain" in message, message
+    assert f"save_checkpoint(net, {str(tmp_path / 'plain_checkpoint.pt')!r})" in message, message
+    assert "retrain" in message, message
     assert "chapter 6's ReLU LeNet" in message, message
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     # the lines given work: the weights load, and the checkpoint made of them loads checked
@@ -13787,7 +13788,7 @@ def test_33_a_checkpoint_of_a_model_holding_the_network_as_net_names_the_prefix(
         lambda: load_checkpoint(net, path))
     assert "holds this network as model.net" in message and "d2l's Classifier" in message, message
     assert "(net.0.weight for 0.weight" in message, message
-    assert "save_checkpoint(model.net, 'lenet.pt')" in message, message
+    assert f"save_checkpoint(model.net, {str(tmp_path / 'd2l_lenet_checkpoint.pt')!r})" in message, message
     assert "another architecture" not in message, message
     assert _same_weights_fa3(before, net.state_dict())  # never loaded as such
     # both fixes given work: into the model, or model.net saved on its own into the network
@@ -13817,7 +13818,7 @@ def test_33_a_deeper_prefix_is_named_as_the_attribute_that_holds_the_network(tmp
     path = save_checkpoint(model, tmp_path / "deep.pt")
     message = refused_by_lenet_book(CheckpointError, r"prefix '1\.features\.'",
                                     lambda: load_checkpoint(fast.lenet(), path))
-    assert "save_checkpoint(model[1].features, 'lenet.pt')" in message, message
+    assert f"save_checkpoint(model[1].features, {str(tmp_path / 'deep_checkpoint.pt')!r})" in message, message
     assert "d2l" not in message, message
 
 
@@ -13851,7 +13852,7 @@ def test_33_a_general_checkpoint_is_refused_naming_its_key_and_the_conversion(tm
         lambda: load_checkpoint(net, path))
     load = (f"net.load_state_dict(torch.load({str(path)!r}, weights_only=True)"
             "['model_state_dict'])")
-    assert load in message and "save_checkpoint(net, 'lenet.pt')" in message, message
+    assert load in message and f"save_checkpoint(net, {str(tmp_path / 'general_checkpoint.pt')!r})" in message, message
     assert "general checkpoint" in message and "chapter 6's ReLU LeNet" in message, message
     assert "retrain" in message, message  # still the fallback
     assert _same_weights_fa3(before, net.state_dict())
@@ -13909,7 +13910,7 @@ def test_33_a_lenet_book_checkpoint_wrapped_in_a_dict_names_its_key(tmp_path):
     message = refused_by_lenet_book(CheckpointError, "holds a lenet_book checkpoint under "
                                     "'checkpoint'", lambda: load_checkpoint(models.lenet(), path))
     unwrap = (f"torch.save(torch.load({str(path)!r}, weights_only=True)['checkpoint'], "
-              "'lenet.pt')")
+              f"{str(tmp_path / 'wrapped_checkpoint.pt')!r})")
     assert unwrap in message and "retrain" not in message, message
     # the line given works: the file it writes loads, checked
     inside = tmp_path / "lenet.pt"
@@ -15358,6 +15359,7 @@ def test_33_a_file_holding_checkpoints_names_where_and_the_one_line_fix(tmp_path
     message = refused_by_lenet_book(CheckpointError, "is not a lenet_book checkpoint itself",
                                     lambda: load_checkpoint(models.lenet(), path))
     assert where in message, message
+    fix = fix.replace("'lenet.pt'", repr(str(tmp_path / "held_checkpoint.pt")))
     assert f"torch.save(torch.load({str(path)!r}, weights_only=True){fix}" in message
     assert "something else" not in message and "retrain" not in message
     # the fix, as written, gives a file that loads
@@ -16237,5 +16239,365 @@ def test_33_the_committed_seed_study_renders_as_before():
     assert results.seed_study_table(study, {"a": names[0]}).index.name == "recipe"
     assert results.seed_study_pairs(study, names[0], {"b": names[1]}).index.name == "recipe"
 
+def _call(message, start):
+    """The call in ``message`` that begins with ``start``, up to its closing bracket: the code a
+    learner copies from the fix."""
+    at = message.index(start)
+    depth = 0
+    for end in range(at, len(message)):
+        depth += {"(": 1, ")": -1}.get(message[end], 0)
+        if depth == 0 and message[end] == ")":
+            return message[at:end + 1]
+    raise AssertionError(f"no whole call {start!r} in {message}")
+
+
+def _run__fa1(code, net=None):
+    """Run a fix's code as printed, with the names a notebook has."""
+    exec(code, {"torch": torch, "net": net, "save_checkpoint": save_checkpoint,
+                "load_checkpoint": load_checkpoint})
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def test_33_the_fix_for_checkpoints_under_keys_in_lenet_pt_writes_another_file(tmp_path,
+                                                                                monkeypatch):
+    """Before: torch.save(torch.load('lenet.pt', ...)['best'], 'lenet.pt') replaced the
+    learner's lenet.pt, and 'last' and 'epoch' were lost."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    trained = models.lenet()
+    save_checkpoint(trained, "one.pt")
+    ckpt = torch.load("one.pt", weights_only=True)
+    torch.save({"best": ckpt, "last": ckpt, "epoch": 7}, "lenet.pt")
+    before = _sha("lenet.pt")
+    message = refused_by_lenet_book(CheckpointError, "holds 2 lenet_book checkpoints",
+                                    lambda: load_checkpoint(models.lenet(), "lenet.pt"))
+    assert ", 'lenet.pt')" not in message, message
+    assert "'lenet_checkpoint.pt'" in message, message
+    _run__fa1(_call(message, "torch.save(torch.load("))  # the fix, as printed
+    assert _sha("lenet.pt") == before  # the learner's file, whole
+    assert sorted(torch.load("lenet.pt", weights_only=True)) == ["best", "epoch", "last"]
+    net = models.lenet()
+    _run__fa1(_call(message, "load_checkpoint(net, "), net)
+    assert _same(net.state_dict(), trained.state_dict())
+
+
+def test_33_the_fix_for_a_general_checkpoint_never_replaces_an_existing_lenet_pt(tmp_path,
+                                                                                 monkeypatch):
+    """Before: save_checkpoint(net, 'lenet.pt') silently replaced the learner's own trained
+    lenet.pt with the other file's weights."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(1)
+    save_checkpoint(models.lenet(), "lenet.pt")  # the learner's trained network
+    before = _sha("lenet.pt")
+    torch.manual_seed(2)
+    other = models.lenet()
+    torch.save({"model_state_dict": other.state_dict(), "epoch": 3}, "general.pt")
+    message = refused_by_lenet_book(CheckpointError, "under 'model_state_dict'",
+                                    lambda: load_checkpoint(models.lenet(), "general.pt"))
+    assert "'lenet.pt'" not in message and "'general_checkpoint.pt'" in message, message
+    net = models.lenet()
+    _run__fa1(_call(message, "net.load_state_dict("), net)
+    _run__fa1(_call(message, "save_checkpoint(net, "), net)
+    assert _sha("lenet.pt") == before
+    assert _same(load_checkpoint(models.lenet(), "general_checkpoint.pt").state_dict(),
+                 other.state_dict())
+
+
+def test_33_the_fix_for_a_plain_state_dict_saved_as_lenet_pt_runs_as_written(tmp_path,
+                                                                            monkeypatch):
+    """Before: the fix save_checkpoint(net, 'lenet.pt') was refused by save_checkpoint ('that
+    file exists and is not a lenet_book checkpoint')."""
+    monkeypatch.chdir(tmp_path)
+    trained = models.lenet()
+    torch.save(trained.state_dict(), "lenet.pt")
+    before = _sha("lenet.pt")
+    message = refused_by_lenet_book(CheckpointError, "plain state dict of 10 tensors",
+                                    lambda: load_checkpoint(models.lenet(), "lenet.pt"))
+    assert "save_checkpoint(net, 'lenet_checkpoint.pt')" in message, message
+    net = models.lenet()
+    _run__fa1(_call(message, "net.load_state_dict("), net)
+    _run__fa1(_call(message, "save_checkpoint(net, "), net)  # no refusal now
+    assert _sha("lenet.pt") == before
+    again = load_checkpoint(models.lenet(), "lenet_checkpoint.pt")
+    assert _same(again.state_dict(), trained.state_dict())
+
+
+def test_33_the_fixs_file_is_beside_the_loaded_one_and_never_a_name_already_taken(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    path = runs / "lenet.pt"
+    torch.save(models.lenet().state_dict(), path)
+    (runs / "lenet_checkpoint.pt").write_text("the learner's notes")
+    message = refused_by_lenet_book(CheckpointError, "plain state dict",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    new = runs / "lenet_checkpoint_2.pt"
+    assert f"save_checkpoint(net, {str(new)!r})" in message, message
+    net = models.lenet()
+    _run__fa1(_call(message, "net.load_state_dict("), net)
+    _run__fa1(_call(message, "save_checkpoint(net, "), net)
+    assert (runs / "lenet_checkpoint.pt").read_text() == "the learner's notes"
+    load_checkpoint(models.lenet(), new)
+
+
+def test_33_the_fix_for_two_state_dicts_under_keys_writes_a_new_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(models.lenet(), "lenet.pt")
+    before = _sha("lenet.pt")
+    torch.manual_seed(3)
+    model = models.lenet()
+    torch.save({"model": model.state_dict(), "ema": model.state_dict()}, "ema.pt")
+    message = refused_by_lenet_book(CheckpointError, "2 plain state dicts",
+                                    lambda: load_checkpoint(models.lenet(), "ema.pt"))
+    assert "'lenet.pt'" not in message and "'ema_checkpoint.pt'" in message, message
+    net = models.lenet()
+    _run__fa1(_call(message, "net.load_state_dict("), net)
+    _run__fa1(_call(message, "save_checkpoint(net, "), net)
+    assert _sha("lenet.pt") == before
+    load_checkpoint(models.lenet(), "ema_checkpoint.pt")
+
+
+def test_33_a_file_object_fix_names_lenet_pt_only_where_it_is_free(tmp_path, monkeypatch):
+    """Before: Path('lenet.pt').write_bytes(...) would replace an existing lenet.pt."""
+    monkeypatch.chdir(tmp_path)
+    buffer = io.BytesIO()
+    message = refused_by_lenet_book(TypeError, "file object",
+                                    lambda: load_checkpoint(models.lenet(), buffer))
+    assert "Path('lenet.pt').write_bytes" in message, message  # free: as before
+    save_checkpoint(models.lenet(), "lenet.pt")
+    message = refused_by_lenet_book(TypeError, "file object",
+                                    lambda: load_checkpoint(models.lenet(), buffer))
+    assert "Path('lenet_2.pt').write_bytes" in message and "'lenet.pt')" not in message, message
+
+
+def test_33_a_checkpoint_of_a_model_holding_the_network_names_a_new_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = nn.Sequential()
+    model.net = models.lenet()
+    save_checkpoint(model, "lenet.pt")
+    message = refused_by_lenet_book(CheckpointError, "prefix 'net.'",
+                                    lambda: load_checkpoint(models.lenet(), "lenet.pt"))
+    assert "save_checkpoint(model.net, 'lenet_checkpoint.pt')" in message, message
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+@pytest.mark.parametrize("kind, said", [
+    ("meta", "0.weight, on the 'meta' device, whose tensors have shapes but no values"),
+    ("sparse", "0.weight, a torch.sparse_coo tensor"),
+    ("nested", "0.weight, a nested tensor"),
+])
+def test_33_state_dict_sha256_names_a_meta_sparse_or_nested_tensor(kind, said):
+    """Before: NotImplementedError 'Cannot copy out of meta tensor', RuntimeError 'unsupported
+    memory format option Contiguous' or 'NestedTensorImpl doesn't support sizes' from torch."""
+    state = models.lenet().state_dict()
+    state["0.weight"] = {"meta": lambda: torch.empty(6, 1, 5, 5, device="meta"),
+                         "sparse": lambda: torch.zeros(6, 1, 5, 5).to_sparse(),
+                         "nested": lambda: torch.nested.nested_tensor([torch.zeros(2),
+                                                                      torch.zeros(3)])}[kind]()
+    message = refused_by_lenet_book(ValueError, re.escape(said),
+                                    lambda: state_dict_sha256(state))
+    assert "state_dict_sha256" in message and "Give" in message, message
+
+
+def test_33_state_dict_sha256_of_dense_weights_still_works():
+    state = models.lenet().state_dict()
+    assert state_dict_sha256(state) == state_dict_sha256(copy.deepcopy(state))
+    assert len(state_dict_sha256({"w": torch.zeros(3, dtype=torch.bfloat16)})) == 64
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+@pytest.mark.filterwarnings("ignore:Validating sparse tensor invariants")
+@pytest.mark.parametrize("kind, said", [("meta", "on the 'meta' device"),
+                                        ("sparse", "a torch.sparse_coo tensor"),
+                                        ("nested", "a nested tensor")])
+def test_33_a_checkpoint_file_holding_a_meta_sparse_or_nested_tensor_is_called_damaged(
+        tmp_path, kind, said):
+    """Before: torch's NotImplementedError or RuntimeError from inside checkpoint.py."""
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    record = torch.load(path, weights_only=True)
+    record["state_dict"]["0.weight"] = {
+        "meta": lambda: torch.empty(6, 1, 5, 5, device="meta"),
+        "sparse": lambda: torch.zeros(6, 1, 5, 5).to_sparse(),
+        "nested": lambda: torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])}[kind]()
+    torch.save(record, path)
+    net = models.lenet()
+    before = weights(net)
+    refused_by_lenet_book(CheckpointError, f"is damaged: its weights hold 0.weight, {said}",
+                          lambda: load_checkpoint(net, path))
+    assert _same(before, net.state_dict())
+
+
+@pytest.mark.parametrize("written", [2, None, torch.tensor(2), b"lenet_book checkpoint 2",
+                                     "lenet_book", "missing"])
+def test_33_a_checkpoint_whose_format_field_is_not_a_lenet_book_string_is_called_damaged(
+        tmp_path, monkeypatch, written):
+    """Before: 'it is a dict (...) holding a plain state dict of 10 tensors under 'state_dict'
+    (as PyTorch's tutorial "general checkpoint" saves ...)'."""
+    monkeypatch.chdir(tmp_path)
+    trained = models.lenet()
+    save_checkpoint(trained, "lenet.pt")
+    record = torch.load("lenet.pt", weights_only=True)
+    if written == "missing":
+        del record["format"]
+    else:
+        record["format"] = written
+    torch.save(record, "damaged.pt")
+    before = _sha("damaged.pt")
+    message = refused_by_lenet_book(CheckpointError, "is damaged: its 'format' field is",
+                                    lambda: load_checkpoint(models.lenet(), "damaged.pt"))
+    assert "general checkpoint" not in message and "plain state dict" not in message, message
+    shown = "missing" if written == "missing" else repr(written)
+    assert f"'format' field is {shown}," in message and repr(FORMAT) in message, message
+    # the fix, as printed, gives a file that loads, checked
+    code = message.split("write the checkpoint again with it set back, and load_checkpoint "
+                         "checks the rest: ")[1].split("; otherwise")[0]
+    net = models.lenet()
+    _run__fa1(code, net)
+    assert _same(net.state_dict(), trained.state_dict())
+    assert _sha("damaged.pt") == before
+
+
+def test_33_a_general_checkpoint_with_a_format_field_of_its_own_is_still_a_general_one(tmp_path):
+    path = tmp_path / "general.pt"
+    torch.save({"format": 1, "model_state_dict": models.lenet().state_dict(), "epoch": 3}, path)
+    refused_by_lenet_book(CheckpointError, "under 'model_state_dict'",
+                          lambda: load_checkpoint(models.lenet(), path))
+
+
+def test_33_checkpoints_still_save_and_load(tmp_path):
+    torch.manual_seed(4)
+    trained = models.lenet()
+    path = save_checkpoint(trained, tmp_path / "lenet.pt")
+    save_checkpoint(trained, path)  # the same network's checkpoint: replaced, as always
+    assert _same(load_checkpoint(models.lenet(), path).state_dict(), trained.state_dict())
+
+def _rgb_lenet():
+    return nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), *list(models.lenet())[1:])
+
+
+@pytest.mark.parametrize("make, shape, has, takes", [
+    (models.lenet, (1, 3, 28, 28), 3, 1),       # exercise 2.4: 3-channel images, grey LeNet
+    (_rgb_lenet, (1, 1, 28, 28), 1, 3),         # grey images, an RGB network
+    (original.original_lenet, (1, 3, 28, 28), 3, 1),  # the 1998 network: its C1 block
+])
+def test_33_fitting_sizes_of_the_wrong_channel_count_names_the_channels_not_no_size(
+        make, shape, has, takes):
+    """Before: [] with no message, which reads "no image size fits"."""
+    message = refused_by_lenet_book(
+        ValueError, rf"fitting_sizes: input_shape \(1, {has}, 28, 28\) fits at no height and "
+                    rf"width: its channels fail, not its size",
+        lambda: shapes.fitting_sizes(make(), shape))
+    # check_input_shape's own words, and the shape to ask about instead
+    assert f"the input has {has} channel(s), Conv2d({takes} → 6" in message, message
+    assert f"give the image {takes} channel(s)" in message, message
+    assert f"in_channels={has}" in message, message
+    assert f"fitting_sizes(net, (1, {takes}, 28, 28))" in message, message
+
+
+def test_33_fitting_sizes_of_channels_last_says_to_move_them():
+    """Before: [] for (1, 28, 28, 1), the channels last."""
+    refused_by_lenet_book(ValueError, r"the input has 28 channel\(s\).*the channels come last "
+                                      r"\(N, H, W, C\): move them, X\.permute\(0, 3, 1, 2\)",
+                          lambda: shapes.fitting_sizes(models.lenet(), (1, 28, 28, 1)))
+
+
+def test_33_fitting_sizes_and_the_checker_still_answer_for_the_right_channels(capsys):  # valid
+    assert shapes.fitting_sizes(models.lenet(), (1, 1, 28, 28)) == [28, 29, 30, 31]
+    assert shapes.fitting_sizes(_rgb_lenet(), (1, 3, 32, 32)) == [28, 29, 30, 31]
+    assert shapes.fitting_sizes(models.lenet(), (1, 1, 28, 28), largest=20) == []  # sizes only
+    # size_hint (inside the checker's diagnose) still answers None for wrong channels
+    assert shapes.size_hint(models.lenet(), (1, 3, 28, 28)) is None
+    assert shapes.check_input_shape(models.lenet(), (1, 3, 28, 28)) is False
+    printed = capsys.readouterr().out
+    assert "the input has 3 channel(s)" in printed and "in_channels=3" in printed, printed
+    net = models.lenet()
+    shapes_, failure = shapes.walk(net, (1, 3, 28, 28))
+    why, hint = shapes.diagnose(net, (1, 3, 28, 28), shapes_, failure)
+    assert why.startswith("the input has 3 channel(s)") and "in_channels=3" in hint
+    # a lazy first Conv2d takes any channel count
+    lazy = nn.Sequential(nn.LazyConv2d(6, 5, padding=2), *list(models.lenet())[1:])
+    assert shapes.fitting_sizes(lazy, (1, 3, 28, 28)) == [28, 29, 30, 31]
+
+
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_33_shape_of_images_and_labels_is_short_and_says_pass_the_images_alone(as_numpy):
+    """Before: both whole tensors printed (about 3,800 characters) and "pass them as a tensor"."""
+    images, labels = tiny_data(8)
+    pair = (images.numpy(), labels.numpy()) if as_numpy else (images, labels)
+    what = "numpy array" if as_numpy else "tensor"
+    message = refused_by_lenet_book(
+        TypeError, rf"\(a {what} of shape \(8, 28, 28\), a {what} of shape \(8,\)\) is not a "
+                   r"shape: it is a pair \(images, labels\).*pass the images alone",
+        lambda: shapes.shape_of(pair))
+    assert len(message) < 300 and "pass them as a tensor" not in message, message
+    # check_input_shape reads its x with shape_of: the same words
+    message = refused_by_lenet_book(TypeError, r"pass the images alone",
+                                    lambda: shapes.check_input_shape(models.lenet(), list(pair)))
+    assert len(message) < 300, message
+
+
+def test_33_shape_of_tensors_in_a_tuple_names_their_shapes_only():
+    """Before: three whole tensors printed."""
+    images, _ = tiny_data(8)
+    message = refused_by_lenet_book(TypeError, r"^\(a tensor of shape \(8, 28, 28\), .* is not a "
+                                               r"shape: it holds tensors",
+                                    lambda: shapes.shape_of((images, images, images)))
+    assert len(message) < 300, message
+
+
+def test_33_shape_of_shapes_and_tensors_still_work():  # valid
+    images, _ = tiny_data(8)
+    assert shapes.shape_of(images) == ((8, 28, 28), torch.uint8, "tensor")
+    assert shapes.shape_of((1, 1, 28, 28)) == ((1, 1, 28, 28), None, "shape")
+    assert shapes.shape_of(images.shape) == ((8, 28, 28), None, "shape")
+    with pytest.raises(TypeError, match=r"is not a shape: its entries must be whole numbers ≥ 0 "
+                                        r"\(got 28\.5\)"):
+        shapes.shape_of((1, 1, 28.5, 28))
+
+
+@pytest.mark.parametrize("channels", [2, 4, 5])
+def test_33_check_input_shape_takes_one_unbatched_image_for_a_lazy_conv_only_network(channels,
+                                                                                       capsys):
+    """Before: FAILS ("a batch N×C×H×W; one image C×H×W would set its in_channels to C") for an
+    input PyTorch runs as one image."""
+    def lazy():
+        return nn.Sequential(nn.LazyConv2d(6, 5), nn.ReLU(), nn.MaxPool2d(2))
+
+    assert tuple(lazy()(torch.rand(channels, 32, 32)).shape) == (6, 14, 14)  # what PyTorch does
+    net = lazy()
+    assert shapes.check_input_shape(net, (channels, 32, 32)) is True
+    assert f"OK: ({channels}, 32, 32) -> (6, 14, 14)" in capsys.readouterr().out
+    assert shapes.is_lazy(net[0])  # checking ran nothing: still lazy
+    # a Linear on the last dimension also treats each image alike
+    net = nn.Sequential(nn.LazyConv2d(6, 5), nn.ReLU(), nn.LazyLinear(10))
+    assert shapes.check_input_shape(net, (channels, 32, 32), verbose=False) is True
+
+
+def test_33_a_lazy_lenet_still_fails_grey_images_without_their_channel_dimension(capsys):
+    """A Flatten after the lazy Conv2d: one image would come out as rows, so the rule stays."""
+    net = nn.Sequential(nn.LazyConv2d(6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.LazyLinear(10))
+    assert shapes.check_input_shape(net, (4, 32, 32)) is False
+    printed = capsys.readouterr().out
+    assert "one image C×H×W would set its in_channels to C, here 4" in printed, printed
+    assert "X.unsqueeze(1)" in printed, printed
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.parametrize("name, suggested", [("val_acc", "val"), ("test ", "test"), (" valid", "valid"),
+                                             ("train_acc", "train_eval"), ("_acc", "valid")])
+def test_33_an_eval_set_named_as_its_history_key_or_with_spaces_is_refused(name, suggested):
+    """'val_acc' was scored as val_acc_acc, 'test ' as 'test _acc': h[-1]['val_acc'] then failed."""
+    data = tiny_data(32)
+    net = models.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, rf"eval_sets\[{re.escape(repr(name))}\] would be scored as",
+                                    lambda: train(net, data, {name: data}, num_epochs=1, batch_size=16))
+    assert f"name it {suggested!r}" in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    history, _ = train(models.lenet(), data, {suggested: data}, num_epochs=1, batch_size=16)
+    assert f"{suggested}_acc" in history[-1]
