@@ -148,14 +148,20 @@ def images_used(subset):
     return min(subset, 60_000) if subset else 60_000
 
 
-def dry_run_note(subset):
-    """The record's and the table's words for a --subset run (None for a full one): the
-    entries keep the full study's names, which the chapters read."""
-    if not subset:
+def dry_run_note(subset, epochs=0):
+    """The record's and the table's words for a --subset or --epochs run (None for a full one):
+    the entries keep the full study's names, which the chapters read."""
+    if not subset and not epochs:
         return None
-    return (f"a dry run (--subset {subset}): every run used only the first {images_used(subset):,} "
-            f"training images and the first {min(subset, 10_000):,} test images; the entries keep "
-            "the full study's names")
+    options = " ".join(f"{option} {value}" for option, value in (("--subset", subset), ("--epochs", epochs))
+                       if value)
+    what = []
+    if subset:
+        what.append(f"used only the first {images_used(subset):,} training images and the first "
+                    f"{min(subset, 10_000):,} test images")
+    if epochs:
+        what.append(f"trained for {epochs} epoch{'s' if epochs != 1 else ''}, not its recipe's own")
+    return f"a dry run ({options}): every run {' and '.join(what)}; the entries keep the full study's names"
 
 
 def validation_split(subset):
@@ -236,8 +242,8 @@ def batch_norm_final(args, commit, started):
            "validation": validation_split(args.subset),
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "wall_seconds": round(time.time() - started), "results": results}
-    if args.subset:
-        out["dry_run"] = dry_run_note(args.subset)
+    if args.subset or args.epochs:  # the tables and load_seed_study say so too
+        out["dry_run"] = dry_run_note(args.subset, args.epochs)
     if len(without["seeds"]) >= 2 and without["seeds"] == with_bn["seeds"]:
         for key in ("valid_acc", "test_acc"):
             out[f"paired_{key}"] = recipes.paired_test(by_seed(without, key), by_seed(with_bn, key))
@@ -523,8 +529,8 @@ def run_study(args):
     done = args.done  # (name, seed) -> run, from --resume
     if args.resume:
         print(f"resuming {len(done)} runs from {args.resume}", flush=True)
-    if args.subset:
-        print(dry_run_note(args.subset), flush=True)
+    if args.subset or args.epochs:
+        print(dry_run_note(args.subset, args.epochs), flush=True)
 
     trained = {"new": 0, "skipped": 0}  # runs that finished here, runs not started within --budget
     unfinished = []  # entries none of whose runs started within --budget: left out of the record
@@ -621,8 +627,8 @@ def run_study(args):
            "validation": validation_split(args.subset),
            "epochs_override": args.epochs or None, "subset": args.subset or None,
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
-    if args.subset:
-        out["dry_run"] = dry_run_note(args.subset)
+    if args.subset or args.epochs:  # the tables and load_seed_study say so too
+        out["dry_run"] = dry_run_note(args.subset, args.epochs)
     if args.resume:  # the study's time: the resumed record's and this run's
         out["wall_seconds_this_run"] = out["wall_seconds"]
         out["wall_seconds"] = round(out["wall_seconds"] + args.resumed_wall_seconds)

@@ -165,7 +165,7 @@ def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=No
     tools/fused_gpu_check.py trains its variants with this function too.
     """
     description, options = VARIANTS[name]
-    if backend and options and options.get("fused"):
+    if backend is not None and options and options.get("fused"):  # '' is refused, not dropped
         options = {**options, "backend": backend}
     torch.manual_seed(seed)
     net = init_xavier(lenet())  # every variant starts from these weights

@@ -223,6 +223,19 @@ def _without_values(tensor: torch.Tensor) -> str | None:
     return None
 
 
+def _entries_of_a_checkpoint(record: dict) -> bool:
+    """Whether the entries a checkpoint holds beside its format field have save_checkpoint's kinds
+    (a learner's own dict may use the same names for notes: 'network': 'LeNet-5')."""
+    def hex64(value):
+        return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+    kinds = {"sha256": hex64, "network_sha256": hex64,
+             "network": lambda v: isinstance(v, list) and all(isinstance(e, list) for e in v),
+             "architecture": lambda v: isinstance(v, list) and all(
+                 isinstance(e, (list, tuple)) and len(e) == 2 for e in v),
+             "state_dict": lambda v: isinstance(v, dict)}
+    return all(kinds[key](record[key]) for key in _RECORD_KEYS if key in record)
+
+
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in state-dict order."""
     _check_state_dict(state_dict, "state_dict_sha256")
@@ -239,7 +252,7 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
                    "torch.nested.to_padded_tensor(tensor, 0) for a nested one."))
     digest = hashlib.sha256()
     for name, tensor in state_dict.items():
-        tensor = tensor.detach().to("cpu").contiguous()
+        tensor = tensor.detach().to("cpu").resolve_conj().resolve_neg().contiguous()  # lazy views
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         # A uint8 view gives the raw bytes of any dtype, bfloat16 included (numpy has none).
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -1661,6 +1674,7 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
                       "again with this version")
     written = record.get("format") if isinstance(record, dict) else None
     if (isinstance(record, dict) and len(_RECORD_KEYS & set(record)) >= 3
+            and _entries_of_a_checkpoint(record)
             and not (isinstance(written, str) and written.startswith("lenet_book checkpoint "))):
         # a checkpoint's entries but for its format field: damaged, not a "general checkpoint"
         shown = ("missing" if "format" not in record else f"{written!r}"

@@ -348,10 +348,19 @@ def too_deep_root(root: str | os.PathLike) -> str | None:
     if holds_files(root / "FashionMNIST" / "raw"):
         return None
     where = Path(os.path.abspath(root))
-    if where.name == "FashionMNIST" and holds_files(root / "raw"):
-        return os.path.normpath(root / "..")
-    if where.name == "raw" and where.parent.name == "FashionMNIST" and holds_files(root):
-        return os.path.normpath(root / ".." / "..")
+
+    def written(levels: int) -> str | None:
+        """The folder ``levels`` up from root as written, when the OS means the same folder by
+        it ('lnk/..' is the parent of the link's target, not '.'); else None."""
+        up = os.path.join(root, *[".."] * levels)
+        short = os.path.normpath(up)
+        return short if os.path.realpath(short) == os.path.realpath(up) else None
+
+    if where.name == "FashionMNIST" and holds_files(root / "raw") and written(1):
+        return written(1)
+    if (where.name == "raw" and where.parent.name == "FashionMNIST" and holds_files(root)
+            and written(2)):
+        return written(2)
     real = Path(os.path.realpath(root))  # through links: root/.. there is the link's target's
     if real.name == "FashionMNIST" and holds_files(root / "raw"):
         return str(real.parent)
@@ -995,12 +1004,14 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                             f"{_root_option()}.") from None
             dst.flush()
             os.fsync(dst.fileno())
-        problem = _problem(partial, spec)
-        if problem:
-            raise FashionMNISTError(
-                problem.replace(str(partial), not_published) + "\n" + instead
-                + _how_to_fix(root))
-        partial.replace(target)
+            # checked and renamed while still open, so still locked: another run's stale-partial
+            # cleanup never takes a live run's verified file for a leftover
+            problem = _problem(partial, spec)
+            if problem:
+                raise FashionMNISTError(
+                    problem.replace(str(partial), not_published) + "\n" + instead
+                    + _how_to_fix(root))
+            partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
 
@@ -1111,8 +1122,10 @@ def _source_file(folder: Path, spec: IdxFile, target: Path | None = None) -> Pat
 
 
 def _in_source(folder: Path, spec: IdxFile) -> bool:
-    """Whether ``folder`` holds ``spec``'s file, as the .gz or unpacked."""
-    return any(os.path.isfile(folder / name) for name in (f"{spec.name}.gz", spec.name))
+    """Whether ``folder`` holds ``spec``'s file, as the .gz or unpacked (an empty .gz that a
+    failed download left does not count)."""
+    return any(os.path.isfile(folder / name) and not _empty_leftover(folder / name)
+               for name in (f"{spec.name}.gz", spec.name))
 
 
 # Folders below a source that may hold the four files: another checkout's data root, its
@@ -1124,8 +1137,8 @@ def _files_folder(source: Path) -> Path:
     """The folder of ``source`` that holds the files: ``source`` itself, or, when it holds none
     of them, the folder below it (:data:`_BELOW_A_SOURCE`) holding all four (every file is
     MD5-checked all the same)."""
-    if any(os.path.lexists(source / name) for spec in FILES
-           for name in (spec.name, f"{spec.name}.gz")):
+    if any(os.path.lexists(source / name) and not _empty_leftover(source / name)
+           for spec in FILES for name in (spec.name, f"{spec.name}.gz")):
         return source
     for below in (source.joinpath(*parts) for parts in _BELOW_A_SOURCE):
         if all(_in_source(below, spec) for spec in FILES):
@@ -1379,15 +1392,20 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         folder = _folder_problem(raw, write=True)
         if folder:
             raise _folder_error(folder, f"prepare Fashion-MNIST in {raw}", root)
-    _remove_stale_partials(raw)
-    remove_stale_cache(root)
+    held = _use_folder(raw) if todo else None
     try:
+        _remove_stale_partials(raw)
+        remove_stale_cache(root)
         for spec in todo:
             _gunzip_verified(_source_file(source, spec, raw / spec.name), spec, raw / spec.name,
                              root)
     except BaseException:  # a failed first prepare leaves no empty folders behind
-        _remove_if_empty(created)
+        held, fd = None, held
+        _remove_unless_in_use(created, raw, fd)
         raise
+    finally:
+        if held is not None:
+            os.close(held)
     return check_fashion_mnist(root)
 
 
@@ -1398,6 +1416,52 @@ def _folders_to_create(folder: Path) -> list[Path]:
         missing.append(folder)
         folder = folder.parent
     return missing
+
+
+def _use_folder(raw: Path) -> int | None:
+    """Hold a shared lock on the folder ``raw`` while this run writes in it; returns its fd (None
+    where folders cannot be locked). A failed run removes the folders it created only when no
+    other run holds one (:func:`_remove_unless_in_use`); one removed just before it was locked
+    is made again."""
+    if fcntl is None:
+        return None
+    for _ in range(20):
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+            fd = os.open(raw, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None  # mkstemp then says what is wrong with the folder
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:  # a file system without locks
+            os.close(fd)
+            return None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(raw)):
+                return fd
+        except OSError:
+            pass  # removed by a failed run while this one waited for the lock: made again
+        os.close(fd)
+    return None
+
+
+def _remove_unless_in_use(folders: list[Path], raw: Path, fd: int | None = None) -> None:
+    """Remove those of ``folders`` (deepest first) that are empty, as :func:`_remove_if_empty`,
+    unless another run holds ``raw`` (:func:`_use_folder`): it is about to write there. ``fd``
+    is this run's own hold on ``raw``, closed here."""
+    try:
+        if fcntl is not None:
+            if fd is None:
+                fd = os.open(raw, os.O_RDONLY | os.O_DIRECTORY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while another run holds it
+        _remove_if_empty(folders)
+    except FileNotFoundError:
+        _remove_if_empty(folders)  # no raw folder: nobody writes in it
+    except OSError:
+        pass  # another run is writing there (or no locks): its folders stay
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _remove_if_empty(folders: list[Path]) -> None:
@@ -1484,6 +1548,17 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
         folder = _one_folder_off(root)  # the same, beside files one folder off
         if folder is not None:
             raise _one_folder_off_error(root, folder)
+        gz = [raw / f"{spec.name}.gz" for spec in FILES]
+        nearby = (None if any(os.path.isfile(p) and not _empty_leftover(p) for p in gz)
+                  else _nearby_root(root))  # '../data' run from the repository root
+        if nearby is not None:
+            raise FashionMNISTError(
+                f"Fashion-MNIST is not in {raw}, but the four files are in {_raw_dir(nearby)} "
+                f"(paths relative to {_current_folder()}): give root={nearby!r} (a tool's "
+                f"--data {nearby})"
+                + (", or run from notebooks/, where the chapters' '../data' is that folder"
+                   if os.path.normpath(nearby) == "data" else "")
+                + ". Nothing was created, deleted or downloaded.")
     if not present and download and packed and not shared:
         # unpacked and verified here: torchvision would try to download a damaged .gz again and
         # say only that the download failed (offline), leaving the others unpacked unverified
@@ -1497,7 +1572,10 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
             for train in (True, False):
                 torchvision.datasets.FashionMNIST(root=str(root), train=train, download=True)
         except Exception as error:  # torchvision raises several kinds when offline
-            _remove_empty_folders(new)
+            if raw in new:
+                _remove_unless_in_use(new, raw)  # a prepare started meanwhile may write there
+            else:
+                _remove_empty_folders(new)
             raise FashionMNISTError(
                 f"Fashion-MNIST is not in {raw} and torchvision could not download it "
                 f"({type(error).__name__}: {error}).\n" + _rejected_gz(raw)

@@ -378,9 +378,13 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
                          + f"; the seed studies are {_studies_named()}")
     if _recipe_header(record) != "recipe":  # its tables say so too
         import warnings
+        options = ", ".join(_dry_run_options(record)) or "dry_run"
+        how = " and ".join(how for option, how in (
+            ("--subset", "on a few images"), ("--epochs", "for fewer epochs than its recipes'"))
+            if option in options) or "as a dry run"
         warnings.warn(f"load_seed_study: {name!r} is a dry run of accuracy_seeds.py "
-                      f"(--subset {record.get('subset')}), trained on a few images: its "
-                      "accuracies are not the study's", stacklevel=2)
+                      f"({options}), trained {how}: its accuracies are not the study's",
+                      stacklevel=2)
     return record
 
 
@@ -629,14 +633,24 @@ def seed_study_table(study, rows, splits=("valid",)):
 
 
 def _recipe_header(study):
-    """The tables' index name: "recipe", or for a dry run of accuracy_seeds (--subset) a note
-    that says so, as its accuracies are of a few images and keep the full study's names."""
-    subset = study.get("subset")
-    if not study.get("dry_run") and not subset:
+    """The tables' index name: "recipe", or for a dry run of accuracy_seeds (--subset or
+    --epochs) a note that says so, as its accuracies keep the full study's names."""
+    options = _dry_run_options(study)
+    if not study.get("dry_run") and not options:
         return "recipe"  # the committed studies: shown as they always were
-    size = (f", --subset {subset}" if isinstance(subset, int) and not isinstance(subset, bool)
-            else "")
-    return f"recipe (DRY RUN{size})"
+    return "recipe (DRY RUN" + "".join(f", {option}" for option in options) + ")"
+
+
+def _dry_run_options(study):
+    """The dry-run options a seed study was made with, as written: ['--subset 60', '--epochs 1']
+    (a value that is not a whole number is named without it)."""
+    options = []
+    for key, option in (("subset", "--subset"), ("epochs_override", "--epochs")):
+        value = study.get(key)
+        if value:  # None or 0: each recipe's own (the committed studies)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            options.append(f"{option} {value}" if whole else option)
+    return options
 
 
 def _seeds_shown(seeds):

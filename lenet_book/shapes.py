@@ -537,6 +537,10 @@ def _check_fitting_channels(net, input_shape, largest):
         return  # another failure (a size, which fitting_sizes answers), or some size fits
     index, layer, _, _ = failure
     where = f"layer {index}" + ("" if describe(layer) in why else f", {describe(layer)}")
+    given, taken = int(found[1]), int(found[2])
+    if hint and not (given == 3 and taken == 1):  # diagnose's example is the other way
+        hint = hint.replace("(e.g. RGB → grey-scale)", "(e.g. grey → RGB, X.expand(-1, 3, -1, -1))"
+                            if (given, taken) == (1, 3) else "").replace("  ", " ")
     example = (f"; then ask again, e.g. fitting_sizes(net, "
                f"{(*input_shape[:-3], int(found[2]), *input_shape[-2:])})"
                if hint and hint.startswith("give the image") else "")

@@ -262,8 +262,29 @@ def provenance(result):
             else "one run of each variant")
     date = result.get("date") or result.get("date_utc", "")[:10]
     commit = f", commit {result['commit']}" if result.get("commit") else ""
-    return (f"{result['device']}, torch {result['torch']}, {result['epochs']} epochs, {runs}, "
-            f"measured {date}{commit}")
+    dry = _dry_run(result)
+    return (f"{result['device']}, torch {result['torch']}, {result['epochs']} epochs"
+            + (f", {dry}" if dry else "") + f", {runs}, measured {date}{commit}")
+
+
+_TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set
+
+
+def _dry_run(result):
+    """'64 of 60,000 images (dry run)' for a record made with --subset (its speeds are mostly
+    start-up, its accuracies of a few images); None for a full run (the committed records)."""
+    subset = result.get("subset")
+    if not subset:
+        return None
+    if isinstance(subset, int) and not isinstance(subset, bool):
+        return f"{subset:,} of {_TRAIN_IMAGES:,} images (dry run)"
+    return "a subset of the training images (dry run)"
+
+
+def _variant_header(result):
+    """The tables' index name: 'variant', or for a --subset record a note that it is a dry run."""
+    dry = _dry_run(result)
+    return f"variant (DRY RUN, {dry.removesuffix(' (dry run)')})" if dry else "variant"
 
 
 def failures(result):
@@ -324,7 +345,7 @@ def benchmark_table(result, variants=None, flops=None):
             row["compile s"] = f"{statistics.median(setups):.1f}"
         row["test acc"] = f"{statistics.median(r['test_acc'] for r in mine):.3f}"
         rows.append(row)
-    return pd.DataFrame(rows).set_index("variant")
+    return pd.DataFrame(rows).set_index("variant").rename_axis(_variant_header(result))
 
 
 def _rate(gflops):
@@ -376,7 +397,7 @@ def fused_table(result):
         "train s": f"{r['train_seconds']:.2f}",
         "compile and record s": f"{r.get('setup_seconds', 0.0):.1f}",
         "test acc": f"{r['test_acc']:.4f}"} for r in result["runs"] if not _failed(r)]
-    ).set_index("variant")
+    ).set_index("variant").rename_axis(_variant_header(result))
 
 
 def kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):

@@ -32,8 +32,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -16584,6 +16586,445 @@ def test_33_a_lazy_lenet_still_fails_grey_images_without_their_channel_dimension
     assert "one image C×H×W would set its in_channels to C, here 4" in printed, printed
     assert "X.unsqueeze(1)" in printed, printed
 
+TINY__FB1 = (("train-images-idx3-ubyte", 0x803, (6, 4, 4)), ("train-labels-idx1-ubyte", 0x801, (6,)),
+        ("t10k-images-idx3-ubyte", 0x803, (3, 4, 4)), ("t10k-labels-idx1-ubyte", 0x801, (3,)))
+
+
+def _tiny__fb1(folder, monkeypatch, packed=True):
+    """A folder of the four tiny stand-in files (.gz, or unpacked), which the module is made to
+    expect; returns {name: unpacked contents}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    specs, contents = [], {}
+    for seed, (name, magic, shape) in enumerate(TINY__FB1):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes((seed + 7 * i) % 256 for i in range(math.prod(shape))))
+        packed_bytes = gzip.compress(content, mtime=0)
+        if packed:
+            (folder / f"{name}.gz").write_bytes(packed_bytes)
+        else:
+            (folder / name).write_bytes(content)
+        contents[name] = content
+        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed_bytes).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return contents
+
+
+def test_33_a_running_prepare_keeps_its_verified_file_while_another_run_cleans_up(
+        tmp_path, monkeypatch):
+    """Before: the lock went when the partial file was closed, before its MD5 check and rename;
+    another run's stale-partial cleanup deleted it and prepare failed ('... does not exist')."""
+    _tiny__fb1(tmp_path / "src", monkeypatch)
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    real_problem = data._problem
+
+    def problem(path, spec):  # another run (a chapter's ensure_fashion_mnist) cleans up now
+        if str(path).endswith(".partial"):
+            data._remove_stale_partials(Path(path).parent)
+        return real_problem(path, spec)
+
+    monkeypatch.setattr(data, "_problem", problem)
+    assert data.prepare_fashion_mnist(tmp_path / "src", tmp_path / "root") == raw
+    assert not list(raw.glob(".*.partial"))
+
+
+def test_33_a_failed_prepare_keeps_the_new_folder_another_prepare_is_writing_into(
+        tmp_path, monkeypatch):
+    """Before: a run that failed removed the empty raw folder it had created, while another run
+    was about to write there: 'Cannot write into the data folder ...: does not exist'."""
+    _tiny__fb1(tmp_path / "good", monkeypatch)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for spec in data.FILES:  # the right names, wrong contents: the first file is refused
+        (bad / f"{spec.name}.gz").write_bytes(gzip.compress(b"not the file", mtime=0))
+    root = tmp_path / "new"
+    a_waits, b_waits, b_arrived = threading.Event(), threading.Event(), threading.Event()
+    real_gunzip = data._gunzip_verified
+
+    def gunzip(source, spec, target, root="data"):
+        if threading.current_thread().name == "b":
+            b_arrived.set()
+            b_waits.wait(10)
+        elif a_waits.is_set() is False:
+            a_started.set()
+            a_waits.wait(10)
+        return real_gunzip(source, spec, target, root)
+
+    a_started = threading.Event()
+    monkeypatch.setattr(data, "_gunzip_verified", gunzip)
+    outcome = {}
+
+    def run(name, source):
+        try:
+            outcome[name] = data.prepare_fashion_mnist(source, root)
+        except Exception as error:  # noqa: BLE001 - reported below
+            outcome[name] = error
+
+    a = threading.Thread(target=run, args=("a", bad), name="a")
+    a.start()
+    assert a_started.wait(10)  # a created the folders and is about to write
+    b = threading.Thread(target=run, args=("b", tmp_path / "good"), name="b")
+    b.start()
+    assert b_arrived.wait(10)  # b is about to write into the folder a created
+    a_waits.set()
+    a.join(10)
+    b_waits.set()
+    b.join(10)
+    assert isinstance(outcome["a"], FashionMNISTError)
+    assert outcome["b"] == root / "FashionMNIST" / "raw", outcome["b"]
+    data.check_fashion_mnist(root)
+
+
+def test_33_prepares_and_chapters_at_once_on_one_root_all_succeed(tmp_path, monkeypatch):
+    """Real concurrency (threads, tiny files): every run succeeds and the root ends ready."""
+    _tiny__fb1(tmp_path / "src", monkeypatch)
+    root = tmp_path / "root"
+    errors = []
+
+    def run(k):
+        for i in range(15):
+            try:
+                if (k + i) % 2:
+                    data.prepare_fashion_mnist(tmp_path / "src", root)
+                else:
+                    data.ensure_fashion_mnist(root, download=False)
+            except FashionMNISTError as error:
+                if "is missing" not in str(error):  # ensure before any prepare made them
+                    errors.append(error)
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
+            for spec in data.FILES:  # make the next prepare write again
+                if k == 0 and i % 3 == 0:
+                    (root / "FashionMNIST" / "raw" / spec.name).unlink(missing_ok=True)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    data.prepare_fashion_mnist(tmp_path / "src", root)
+    data.check_fashion_mnist(root)
+
+
+def test_33_a_held_folder_is_not_removed_by_a_failed_run(tmp_path):
+    """The lock itself: a folder another run holds stays; once let go, an empty one goes."""
+    raw = tmp_path / "r" / "FashionMNIST" / "raw"
+    held = data._use_folder(raw)
+    assert held is not None and raw.is_dir()
+    data._remove_unless_in_use([raw, raw.parent, raw.parent.parent], raw)
+    assert raw.is_dir()
+    os.close(held)
+    data._remove_unless_in_use([raw, raw.parent, raw.parent.parent], raw)
+    assert not (tmp_path / "r").exists()
+
+
+def test_33_the_lock_of_a_folder_removed_while_waiting_makes_it_again(tmp_path):
+    """_use_folder returns a hold on the folder at the path, not on a removed one."""
+    raw = tmp_path / "r" / "raw"
+    first = data._use_folder(raw)
+    data._remove_unless_in_use([raw], raw, first)  # nobody else: removed
+    assert not raw.exists()
+    again = data._use_folder(raw)
+    assert again is not None and os.path.samestat(os.fstat(again), os.stat(raw))
+    os.close(again)
+
+
+def test_33_the_default_root_run_from_the_repository_root_names_data_and_downloads_nothing(
+        tmp_path, monkeypatch):
+    """Before: '../data' from the repository root tried a download into the parent folder and
+    said 'torchvision could not download it', never naming data/."""
+    _tiny__fb1(tmp_path / "repo" / "data" / "FashionMNIST" / "raw", monkeypatch, packed=False)
+    monkeypatch.chdir(tmp_path / "repo")
+    import torchvision
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a second copy was downloaded")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_download)
+    message = refused_by_lenet_book(
+        FashionMNISTError, r"the four files are in data/FashionMNIST/raw.*root='data'",
+        lambda: data.ensure_fashion_mnist())
+    assert "run from notebooks/" in message and "download it" not in message
+    from lenet_book.fast import load_fashion_mnist_tensors
+
+    refused_by_lenet_book(FashionMNISTError, r"root='data'", load_fashion_mnist_tensors)
+    assert not (tmp_path / "data").exists()  # nothing created beside the repository
+    assert data.ensure_fashion_mnist("data") == Path("data/FashionMNIST/raw")
+
+
+def test_33_a_root_through_a_link_and_dotdot_gets_the_folder_the_os_means(tmp_path, monkeypatch):
+    """Before: 'lnk/../FashionMNIST' was told 'use --root .', which holds no FashionMNIST/."""
+    deep = tmp_path / "deep"
+    _tiny__fb1(deep / "FashionMNIST" / "raw", monkeypatch, packed=False)
+    (deep / "inner").mkdir()
+    monkeypatch.chdir(tmp_path)
+    os.symlink("deep/inner", "lnk")
+    parent = data.too_deep_root("lnk/../FashionMNIST")
+    assert os.path.realpath(parent) == str(deep.resolve())
+    message = refused_by_lenet_book(FashionMNISTError, "too deep",
+                                    lambda: data.ensure_fashion_mnist("lnk/../FashionMNIST"))
+    assert "--root . " not in message
+    assert data.ensure_fashion_mnist(parent) == Path(parent) / "FashionMNIST" / "raw"
+    assert data.too_deep_root("deep/FashionMNIST") == "deep"  # plain paths as written
+
+
+def _empty_leftovers(raw):
+    raw.mkdir(parents=True, exist_ok=True)
+    for spec in data.FILES:
+        (raw / f"{spec.name}.gz").write_bytes(b"")
+
+
+def test_33_four_empty_leftovers_with_a_copy_in_raw_raw_name_it_with_a_working_mv(
+        tmp_path, monkeypatch):
+    """Before: 'holds the four files in .../raw ... holds none of them', raw/raw never named."""
+    root = tmp_path / "root"
+    raw = root / "FashionMNIST" / "raw"
+    _tiny__fb1(raw / "raw", monkeypatch, packed=False)
+    _empty_leftovers(raw)
+    message = refused_by_lenet_book(FashionMNISTError, "holds all four",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "holds none of them" not in message and f"{raw / 'raw'} holds all four" in message
+    mv = re.search(r"(mv \S+ \S+)", message).group(1)
+    subprocess.run(mv, shell=True, check=True, cwd=tmp_path)
+    assert data.check_fashion_mnist(root) == raw
+
+
+def test_33_four_empty_leftovers_alone_are_called_empty_not_the_four_files(tmp_path, monkeypatch):
+    """Before: the same self-contradicting 'holds the four files ... holds none of them'."""
+    _tiny__fb1(tmp_path / "src", monkeypatch)
+    root = tmp_path / "root"
+    _empty_leftovers(root / "FashionMNIST" / "raw")
+    message = refused_by_lenet_book(FashionMNISTError, "empty",
+                                    lambda: data.check_fashion_mnist(root))
+    assert "holds the four" not in message and "is a source" not in message
+    refused_by_lenet_book(FashionMNISTError, "empty",
+                          lambda: data.ensure_fashion_mnist(root, download=False))
+
+
+@pytest.fixture
+def fake_training_fb2(monkeypatch):
+    """fused_gpu_check with instant stand-ins for its data and training."""
+    tool = _fused_check()
+
+    def train_variant(name, device, args):
+        return {"variant": name, "epochs": args.epochs, "examples_per_sec": 1000.0,
+                "train_seconds": 1.0, "wall_seconds": 1.0, "loss": 2.0, "train_acc": 0.1,
+                "test_acc": 0.1, "history": []}
+
+    monkeypatch.setattr(tool, "load_fashion_mnist_tensors",
+                        lambda root, device: ((torch.zeros(64, 28, 28, dtype=torch.uint8),
+                                               torch.zeros(64, dtype=torch.long)), None))
+    monkeypatch.setattr(tool, "train_variant", train_variant)
+    return tool
+
+
+def _dry_run(backend, json_path):
+    return ["--device", "cpu", "--epochs", "1", "--subset", "64", "--no-profile",
+            "--variants", "text", "fused-graph", "--backend", backend, "--json", str(json_path)]
+
+
+def _refused_fb2(tool, arguments, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(arguments)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_33_fused_gpu_check_refuses_a_misspelt_backend_before_anything_trains(tmp_path, capsys,
+                                                                             nothing_trains_fe2):
+    """--backend inductr trained 'text', failed at fused-graph with a traceback, and recorded
+    "backend": "inductr", so the corrected rerun on the same --json was refused."""
+    out = tmp_path / "fused.json"
+    said = _refused_fb2(nothing_trains_fe2, _dry_run("inductr", out), capsys)
+    assert "--backend inductr: backend must be one of torch.compile's backends" in said
+    assert "did you mean --backend inductor?" in said and "nothing was run" in said
+    assert "Traceback" not in said
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no record, no lock file
+
+
+def test_33_fused_gpu_check_refuses_an_empty_backend(tmp_path, capsys, nothing_trains_fe2):
+    """--backend "" (an unset shell variable) compiled with inductor and recorded "backend": ""."""
+    out = tmp_path / "fused.json"
+    said = _refused_fb2(nothing_trains_fe2, _dry_run("", out), capsys)
+    assert "--backend is empty ('')" in said and "--backend inductor" in said
+    assert "nothing was run" in said
+    assert not out.exists()
+
+
+def test_33_fused_gpu_check_keeps_the_record_a_misspelt_backend_would_replace(tmp_path, capsys,
+                                                                             nothing_trains_fe2):
+    out = tmp_path / "fused.json"
+    record = json.loads((RESULTS / "fused-h200.json").read_text())
+    out.write_text(json.dumps(record))
+    before = out.read_bytes()
+    said = _refused_fb2(nothing_trains_fe2, _dry_run("inductr", out) + ["--replace"], capsys)
+    assert "--backend inductr" in said
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor", "eager"])
+def test_33_fused_gpu_check_still_takes_a_real_backend(tmp_path, capsys, fake_training_fb2, backend):
+    out = tmp_path / "fused.json"
+    assert fake_training_fb2.main(_dry_run(backend, out)) == 0
+    assert json.loads(out.read_text())["backend"] == backend
+
+
+def test_33_train_speed_run_variant_passes_an_empty_backend_on_to_the_fused_step(monkeypatch):
+    """run_variant dropped a backend of '' (falsy), so the fused step compiled with inductor."""
+    from benchmarks import train_speed
+
+    seen = {}
+
+    def run_fast_variant(options, *args, **kwargs):
+        seen.update(options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(train_speed, "run_fast_variant", run_fast_variant)
+    with pytest.raises(RuntimeError, match="stop here"):
+        train_speed.run_variant("fused", torch.device("cpu"), 1, "unused", 0, backend="")
+    assert seen["backend"] == ""  # where train_fused's own check refuses it
+    refused_by_lenet_book(ValueError, "backend must be one of torch.compile's backends",
+                          lambda: fused.train_fused(
+                              fast.lenet(), tiny_data(), tiny_data(), 1, backend=""))
+
+
+def _seeds_module__fb2(monkeypatch):
+    from benchmarks import accuracy_seeds
+
+    monkeypatch.setattr(accuracy_seeds, "check_data_option", lambda parser, root: None)
+    return accuracy_seeds
+
+
+def _fake_seed_run__fb2(job):
+    """accuracy_seeds' _run without training: every accuracy 0.5 (0.6 for batch norm)."""
+    study, name, recipe, seed, on_full, epochs, deadline = job
+    acc = 0.6 + seed / 100 if recipe.get("batch_norm") else 0.5 + seed / 1000
+    return {"study": study, "name": name, "seed": seed, "seconds": 1.0, "train_acc": acc, "loss": 1.0,
+            "test_acc": acc, **({} if on_full else {"valid_acc": acc})}
+
+
+def _seed_study(monkeypatch, tmp_path, *options):
+    seeds = _seeds_module__fb2(monkeypatch)
+    monkeypatch.setattr(seeds.mp, "get_context", lambda method: types.SimpleNamespace(Pool=_InlinePool))
+    monkeypatch.setattr(seeds, "_run", _fake_seed_run__fb2)
+    out = tmp_path / "study.json"
+    assert seeds.main([str(a) for a in ["--device", "cpu", *options, "--commit", "x", "--json", out]]) == 0
+    return seeds, json.loads(out.read_text())
+
+
+def test_33_accuracy_seeds_records_an_epochs_run_as_a_dry_run(tmp_path, monkeypatch, capsys):
+    """--epochs 1 without --subset wrote no dry_run note: the record read as the real study."""
+    seeds, record = _seed_study(monkeypatch, tmp_path, "--seeds", 1, "--text-seeds", 1,
+                                "--variant-seeds", 1, "--epochs", 1)
+    note = ("a dry run (--epochs 1): every run trained for 1 epoch, not its recipe's own; the entries "
+            "keep the full study's names")
+    assert record["dry_run"] == note and note in capsys.readouterr().out
+    assert record["epochs_override"] == 1 and record["subset"] is None
+
+
+def test_33_accuracy_seeds_batch_norm_final_with_epochs_is_a_dry_run(tmp_path, monkeypatch):
+    seeds, record = _seed_study(monkeypatch, tmp_path, "--study", "batch-norm-final", "--seeds", 3,
+                                "--epochs", 2)
+    assert record["dry_run"].startswith("a dry run (--epochs 2): every run trained for 2 epochs")
+    names = list(record["results"])
+    pairs = results.seed_study_pairs(record, names[0], {"bn": names[1]})
+    assert pairs.index.name == "recipe (DRY RUN, --epochs 2)"
+
+
+def test_33_accuracy_seeds_names_both_dry_run_options():
+    from benchmarks import accuracy_seeds as seeds
+
+    assert seeds.dry_run_note(60, 1) == (
+        "a dry run (--subset 60 --epochs 1): every run used only the first 60 training images and the "
+        "first 60 test images and trained for 1 epoch, not its recipe's own; the entries keep the full "
+        "study's names")
+    assert seeds.dry_run_note(0) is None and seeds.dry_run_note(0, 0) is None
+
+
+def _epochs_study():
+    """The example of the probe: a study as `--study batch-norm-final --epochs 1` writes it
+    (before the fix: no dry_run note)."""
+    runs = {"seeds": [0, 1, 2], "valid_acc": [0.10, 0.11, 0.12], "test_acc": [0.10, 0.11, 0.12]}
+    return {"what": "x", "device": "CPU", "epochs_override": 1, "subset": None,
+            "results": {"final recipe": runs,
+                        "final recipe + batch normalisation": dict(runs, valid_acc=[0.2, 0.21, 0.25])}}
+
+
+def test_33_a_seed_study_trained_with_epochs_says_dry_run_in_its_tables():
+    """An --epochs 1 study (no --subset) showed as the real study, index 'recipe'."""
+    study = _epochs_study()
+    pairs = results.seed_study_pairs(study, "final recipe", {"bn": "final recipe + batch normalisation"})
+    assert pairs.index.name == "recipe (DRY RUN, --epochs 1)"
+    both = dict(copy.deepcopy(study), subset=64)
+    pairs = results.seed_study_pairs(both, "final recipe", {"bn": "final recipe + batch normalisation"})
+    assert pairs.index.name == "recipe (DRY RUN, --subset 64, --epochs 1)"
+
+
+def test_33_loading_a_seed_study_trained_with_epochs_warns(tmp_path, monkeypatch):
+    """load_seed_study warned of --subset dry runs only."""
+    folder = tmp_path / "benchmarks" / "results"
+    shutil.copytree(RESULTS, folder)
+    monkeypatch.setattr(results, "PACKAGE", tmp_path / "lenet_book")
+    study = copy.deepcopy(results.load_seed_study())
+    study["epochs_override"] = 1
+    (folder / "dry.json").write_text(json.dumps(study))
+    with pytest.warns(UserWarning, match=r"dry run of accuracy_seeds.py \(--epochs 1\), trained for "
+                                         "fewer epochs"):
+        loaded = results.load_seed_study("dry.json")
+    names = list(loaded["results"])
+    assert results.seed_study_table(loaded, {"a": names[0]}).index.name == "recipe (DRY RUN, --epochs 1)"
+
+
+def test_33_the_committed_seed_studies_still_load_and_render_as_before():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study = results.load_seed_study()
+        bn = results.load_seed_study("batch-norm-final-cpu.json")
+    names = list(study["results"])
+    assert results.seed_study_table(study, {"a": names[0]}).index.name == "recipe"
+    names = list(bn["results"])
+    assert results.seed_study_pairs(bn, names[0], {"b": names[1]}).index.name == "recipe"
+
+
+def _subset_record(name, subset=64):
+    record = copy.deepcopy(speed.load_result(name))
+    record["subset"] = subset
+    return record
+
+
+def test_33_the_provenance_of_a_subset_speed_record_says_dry_run():
+    """A --subset 64 record's provenance read as a full 60,000-image measurement."""
+    line = speed.provenance(_subset_record("cpu.json"))
+    assert ", 10 epochs, 64 of 60,000 images (dry run), " in line
+    table = speed.benchmark_table(_subset_record("cpu.json"))
+    assert table.index.name == "variant (DRY RUN, 64 of 60,000 images)"
+
+
+def test_33_a_subset_fused_record_says_dry_run_in_its_table_and_provenance():
+    record = _subset_record("fused-h200.json", 2048)
+    assert "2,048 of 60,000 images (dry run)" in speed.provenance(record)
+    assert speed.fused_table(record).index.name == "variant (DRY RUN, 2,048 of 60,000 images)"
+
+
+def test_33_a_fused_gpu_check_subset_run_reads_as_a_dry_run(tmp_path, fake_training_fb2):
+    """The record of `fused_gpu_check.py --subset 64` rendered as a full measurement."""
+    out = tmp_path / "fused.json"
+    assert fake_training_fb2.main(_dry_run("aot_eager", out)) == 0
+    record = json.loads(out.read_text())
+    assert "64 of 60,000 images (dry run)" in speed.provenance(record)
+    assert speed.fused_table(record).index.name == "variant (DRY RUN, 64 of 60,000 images)"
+
+
+@pytest.mark.parametrize("name", ["cpu.json", "gpu-h200.json", "gpu-h200-2.json", "fused-h200.json"])
+def test_33_the_committed_speed_records_render_as_before(name):
+    record = speed.load_result(name)
+    assert "dry run" not in speed.provenance(record)
+    assert re.fullmatch(r".*, 10 epochs, (one run|\d+ interleaved runs) of each variant, measured .*",
+                        speed.provenance(record))
+    table = speed.fused_table(record) if name.startswith("fused") else speed.benchmark_table(record)
+    assert table.index.name == "variant"
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
 
@@ -16601,3 +17042,25 @@ def test_33_an_eval_set_named_as_its_history_key_or_with_spaces_is_refused(name,
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     history, _ = train(models.lenet(), data, {suggested: data}, num_epochs=1, batch_size=16)
     assert f"{suggested}_acc" in history[-1]
+
+
+def test_33_a_learner_s_own_dict_named_like_a_checkpoint_is_a_general_checkpoint_not_damaged(tmp_path):
+    """{'state_dict', 'network': 'LeNet-5', 'architecture': 'lenet'} was called damaged, and its fix failed."""
+    path = tmp_path / "mine.pt"
+    torch.save({"state_dict": models.lenet().state_dict(), "network": "LeNet-5", "architecture": "lenet",
+                "epoch": 3}, path)
+    message = refused_by_lenet_book(CheckpointError, "not a lenet_book checkpoint",
+                                    lambda: load_checkpoint(models.lenet(), path))
+    assert "damaged" not in message and "under 'state_dict'" in message
+
+
+def test_33_state_dict_sha256_hashes_a_conjugated_complex_tensor_as_its_values():
+    values = torch.randn(3, dtype=torch.complex64)
+    assert state_dict_sha256({"w": values.conj()}) == state_dict_sha256({"w": values.conj().resolve_conj()})
+
+
+def test_33_fitting_sizes_of_grey_images_for_an_rgb_network_hints_grey_to_rgb():
+    rgb = nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), *list(models.lenet())[1:])
+    message = refused_by_lenet_book(ValueError, "its channels fail",
+                                    lambda: shapes.fitting_sizes(rgb, (1, 1, 28, 28)))
+    assert "RGB → grey" not in message and "grey → RGB" in message

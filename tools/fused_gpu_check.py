@@ -47,7 +47,7 @@ from benchmarks._options import (
     write_record,
 )
 from benchmarks.train_speed import run_variant
-from lenet_book.checks import SEED_MAX, check_device
+from lenet_book.checks import SEED_MAX, _check_fused_options, check_device
 from lenet_book.device import device_name
 from lenet_book.fast import (
     EpochGraph,
@@ -220,6 +220,7 @@ def run_check(parser, args):
                      f"torch takes), got {args.seed}")
     if args.replace and args.json is None:  # it would do nothing
         parser.error("--replace replaces the record given with --json; give --json too, or leave --replace out")
+    _check_backend_option(parser, args.backend)  # else it fails only at the first fused variant
 
     try:  # 'gpu', 'cuda:7' on a machine of one GPU: lenet_book's message, not a traceback
         device = check_device(args.device, "--device")
@@ -322,6 +323,25 @@ def run_check(parser, args):
                   f"{r.get('ratio_to_text', float('nan')):7.2f}")
     print(f"results written to {json_path} ({report['total_seconds']:.0f} s in all)")
     return 0 if "stopped" not in report and all("error" not in r for r in report["runs"]) else 1
+
+
+def _check_backend_option(parser, backend):
+    """--backend as lenet_book.fused checks it (a backend torch.compile has and can load), before
+    any run: the record keeps it, and a rerun with the corrected one would be refused as other
+    settings."""
+    if not backend.strip():  # an unset shell variable: the fused step would compile with inductor
+        parser.error(f"--backend is empty ({backend!r}): give a torch.compile backend, e.g. --backend "
+                     "inductor (the default) or --backend aot_eager (quick CPU dry runs); nothing was run")
+    try:
+        _check_fused_options({"backend": backend, "mode": None, "bf16_layers": ()})
+    except ValueError as error:
+        import difflib
+
+        import torch._dynamo  # noqa: F401  (imported by the check above)
+
+        close = difflib.get_close_matches(backend, torch._dynamo.list_backends(exclude_tags=()), n=1)
+        parser.error(f"--backend {backend}: {error}" + (f"; did you mean --backend {close[0]}?" if close else "")
+                     + "; nothing was run")
 
 
 def _version(package):
