@@ -16253,10 +16253,17 @@ def _call(message, start):
     raise AssertionError(f"no whole call {start!r} in {message}")
 
 
-def _run__fa1(code, net=None):
+def _run_fix_code(code, net=None):
     """Run a fix's code as printed, with the names a notebook has."""
     exec(code, {"torch": torch, "net": net, "save_checkpoint": save_checkpoint,
                 "load_checkpoint": load_checkpoint})
+
+
+def _run_the_state_dict_fix(message):
+    """The fix's two lines as printed: load the state dict into a new LeNet, save a checkpoint."""
+    net = models.lenet()
+    _run_fix_code(_call(message, "net.load_state_dict("), net)
+    _run_fix_code(_call(message, "save_checkpoint(net, "), net)
 
 
 def _same(a, b):
@@ -16278,11 +16285,11 @@ def test_33_the_fix_for_checkpoints_under_keys_in_lenet_pt_writes_another_file(t
                                     lambda: load_checkpoint(models.lenet(), "lenet.pt"))
     assert ", 'lenet.pt')" not in message, message
     assert "'lenet_checkpoint.pt'" in message, message
-    _run__fa1(_call(message, "torch.save(torch.load("))  # the fix, as printed
+    _run_fix_code(_call(message, "torch.save(torch.load("))  # the fix, as printed
     assert _sha("lenet.pt") == before  # the learner's file, whole
     assert sorted(torch.load("lenet.pt", weights_only=True)) == ["best", "epoch", "last"]
     net = models.lenet()
-    _run__fa1(_call(message, "load_checkpoint(net, "), net)
+    _run_fix_code(_call(message, "load_checkpoint(net, "), net)
     assert _same(net.state_dict(), trained.state_dict())
 
 
@@ -16300,9 +16307,7 @@ def test_33_the_fix_for_a_general_checkpoint_never_replaces_an_existing_lenet_pt
     message = refused_by_lenet_book(CheckpointError, "under 'model_state_dict'",
                                     lambda: load_checkpoint(models.lenet(), "general.pt"))
     assert "'lenet.pt'" not in message and "'general_checkpoint.pt'" in message, message
-    net = models.lenet()
-    _run__fa1(_call(message, "net.load_state_dict("), net)
-    _run__fa1(_call(message, "save_checkpoint(net, "), net)
+    _run_the_state_dict_fix(message)
     assert _sha("lenet.pt") == before
     assert _same(load_checkpoint(models.lenet(), "general_checkpoint.pt").state_dict(),
                  other.state_dict())
@@ -16319,9 +16324,7 @@ def test_33_the_fix_for_a_plain_state_dict_saved_as_lenet_pt_runs_as_written(tmp
     message = refused_by_lenet_book(CheckpointError, "plain state dict of 10 tensors",
                                     lambda: load_checkpoint(models.lenet(), "lenet.pt"))
     assert "save_checkpoint(net, 'lenet_checkpoint.pt')" in message, message
-    net = models.lenet()
-    _run__fa1(_call(message, "net.load_state_dict("), net)
-    _run__fa1(_call(message, "save_checkpoint(net, "), net)  # no refusal now
+    _run_the_state_dict_fix(message)  # no refusal now
     assert _sha("lenet.pt") == before
     again = load_checkpoint(models.lenet(), "lenet_checkpoint.pt")
     assert _same(again.state_dict(), trained.state_dict())
@@ -16337,9 +16340,7 @@ def test_33_the_fixs_file_is_beside_the_loaded_one_and_never_a_name_already_take
                                     lambda: load_checkpoint(models.lenet(), path))
     new = runs / "lenet_checkpoint_2.pt"
     assert f"save_checkpoint(net, {str(new)!r})" in message, message
-    net = models.lenet()
-    _run__fa1(_call(message, "net.load_state_dict("), net)
-    _run__fa1(_call(message, "save_checkpoint(net, "), net)
+    _run_the_state_dict_fix(message)
     assert (runs / "lenet_checkpoint.pt").read_text() == "the learner's notes"
     load_checkpoint(models.lenet(), new)
 
@@ -16354,9 +16355,7 @@ def test_33_the_fix_for_two_state_dicts_under_keys_writes_a_new_file(tmp_path, m
     message = refused_by_lenet_book(CheckpointError, "2 plain state dicts",
                                     lambda: load_checkpoint(models.lenet(), "ema.pt"))
     assert "'lenet.pt'" not in message and "'ema_checkpoint.pt'" in message, message
-    net = models.lenet()
-    _run__fa1(_call(message, "net.load_state_dict("), net)
-    _run__fa1(_call(message, "save_checkpoint(net, "), net)
+    _run_the_state_dict_fix(message)
     assert _sha("lenet.pt") == before
     load_checkpoint(models.lenet(), "ema_checkpoint.pt")
 
@@ -16456,7 +16455,7 @@ def test_33_a_checkpoint_whose_format_field_is_not_a_lenet_book_string_is_called
     code = message.split("write the checkpoint again with it set back, and load_checkpoint "
                          "checks the rest: ")[1].split("; otherwise")[0]
     net = models.lenet()
-    _run__fa1(code, net)
+    _run_fix_code(code, net)
     assert _same(net.state_dict(), trained.state_dict())
     assert _sha("damaged.pt") == before
 
@@ -16586,35 +16585,12 @@ def test_33_a_lazy_lenet_still_fails_grey_images_without_their_channel_dimension
     assert "one image C×H×W would set its in_channels to C, here 4" in printed, printed
     assert "X.unsqueeze(1)" in printed, printed
 
-TINY__FB1 = (("train-images-idx3-ubyte", 0x803, (6, 4, 4)), ("train-labels-idx1-ubyte", 0x801, (6,)),
-        ("t10k-images-idx3-ubyte", 0x803, (3, 4, 4)), ("t10k-labels-idx1-ubyte", 0x801, (3,)))
-
-
-def _tiny__fb1(folder, monkeypatch, packed=True):
-    """A folder of the four tiny stand-in files (.gz, or unpacked), which the module is made to
-    expect; returns {name: unpacked contents}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    specs, contents = [], {}
-    for seed, (name, magic, shape) in enumerate(TINY__FB1):
-        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
-                   + bytes((seed + 7 * i) % 256 for i in range(math.prod(shape))))
-        packed_bytes = gzip.compress(content, mtime=0)
-        if packed:
-            (folder / f"{name}.gz").write_bytes(packed_bytes)
-        else:
-            (folder / name).write_bytes(content)
-        contents[name] = content
-        specs.append(data.IdxFile(name, magic, shape, hashlib.md5(content).hexdigest(),
-                                  hashlib.md5(packed_bytes).hexdigest()))
-    monkeypatch.setattr(data, "FILES", tuple(specs))
-    return contents
-
 
 def test_33_a_running_prepare_keeps_its_verified_file_while_another_run_cleans_up(
         tmp_path, monkeypatch):
     """Before: the lock went when the partial file was closed, before its MD5 check and rename;
     another run's stale-partial cleanup deleted it and prepare failed ('... does not exist')."""
-    _tiny__fb1(tmp_path / "src", monkeypatch)
+    _tiny(tmp_path / "src", monkeypatch)
     raw = tmp_path / "root" / "FashionMNIST" / "raw"
     real_problem = data._problem
 
@@ -16632,7 +16608,7 @@ def test_33_a_failed_prepare_keeps_the_new_folder_another_prepare_is_writing_int
         tmp_path, monkeypatch):
     """Before: a run that failed removed the empty raw folder it had created, while another run
     was about to write there: 'Cannot write into the data folder ...: does not exist'."""
-    _tiny__fb1(tmp_path / "good", monkeypatch)
+    _tiny(tmp_path / "good", monkeypatch)
     bad = tmp_path / "bad"
     bad.mkdir()
     for spec in data.FILES:  # the right names, wrong contents: the first file is refused
@@ -16677,7 +16653,7 @@ def test_33_a_failed_prepare_keeps_the_new_folder_another_prepare_is_writing_int
 
 def test_33_prepares_and_chapters_at_once_on_one_root_all_succeed(tmp_path, monkeypatch):
     """Real concurrency (threads, tiny files): every run succeeds and the root ends ready."""
-    _tiny__fb1(tmp_path / "src", monkeypatch)
+    _tiny(tmp_path / "src", monkeypatch)
     root = tmp_path / "root"
     errors = []
 
@@ -16734,7 +16710,7 @@ def test_33_the_default_root_run_from_the_repository_root_names_data_and_downloa
         tmp_path, monkeypatch):
     """Before: '../data' from the repository root tried a download into the parent folder and
     said 'torchvision could not download it', never naming data/."""
-    _tiny__fb1(tmp_path / "repo" / "data" / "FashionMNIST" / "raw", monkeypatch, packed=False)
+    _tiny(tmp_path / "repo" / "data" / "FashionMNIST" / "raw", monkeypatch, packed=False)
     monkeypatch.chdir(tmp_path / "repo")
     import torchvision
 
@@ -16756,7 +16732,7 @@ def test_33_the_default_root_run_from_the_repository_root_names_data_and_downloa
 def test_33_a_root_through_a_link_and_dotdot_gets_the_folder_the_os_means(tmp_path, monkeypatch):
     """Before: 'lnk/../FashionMNIST' was told 'use --root .', which holds no FashionMNIST/."""
     deep = tmp_path / "deep"
-    _tiny__fb1(deep / "FashionMNIST" / "raw", monkeypatch, packed=False)
+    _tiny(deep / "FashionMNIST" / "raw", monkeypatch, packed=False)
     (deep / "inner").mkdir()
     monkeypatch.chdir(tmp_path)
     os.symlink("deep/inner", "lnk")
@@ -16780,7 +16756,7 @@ def test_33_four_empty_leftovers_with_a_copy_in_raw_raw_name_it_with_a_working_m
     """Before: 'holds the four files in .../raw ... holds none of them', raw/raw never named."""
     root = tmp_path / "root"
     raw = root / "FashionMNIST" / "raw"
-    _tiny__fb1(raw / "raw", monkeypatch, packed=False)
+    _tiny(raw / "raw", monkeypatch, packed=False)
     _empty_leftovers(raw)
     message = refused_by_lenet_book(FashionMNISTError, "holds all four",
                                     lambda: data.check_fashion_mnist(root))
@@ -16792,7 +16768,7 @@ def test_33_four_empty_leftovers_with_a_copy_in_raw_raw_name_it_with_a_working_m
 
 def test_33_four_empty_leftovers_alone_are_called_empty_not_the_four_files(tmp_path, monkeypatch):
     """Before: the same self-contradicting 'holds the four files ... holds none of them'."""
-    _tiny__fb1(tmp_path / "src", monkeypatch)
+    _tiny(tmp_path / "src", monkeypatch)
     root = tmp_path / "root"
     _empty_leftovers(root / "FashionMNIST" / "raw")
     message = refused_by_lenet_book(FashionMNISTError, "empty",
@@ -16802,33 +16778,9 @@ def test_33_four_empty_leftovers_alone_are_called_empty_not_the_four_files(tmp_p
                           lambda: data.ensure_fashion_mnist(root, download=False))
 
 
-@pytest.fixture
-def fake_training_fb2(monkeypatch):
-    """fused_gpu_check with instant stand-ins for its data and training."""
-    tool = _fused_check()
-
-    def train_variant(name, device, args):
-        return {"variant": name, "epochs": args.epochs, "examples_per_sec": 1000.0,
-                "train_seconds": 1.0, "wall_seconds": 1.0, "loss": 2.0, "train_acc": 0.1,
-                "test_acc": 0.1, "history": []}
-
-    monkeypatch.setattr(tool, "load_fashion_mnist_tensors",
-                        lambda root, device: ((torch.zeros(64, 28, 28, dtype=torch.uint8),
-                                               torch.zeros(64, dtype=torch.long)), None))
-    monkeypatch.setattr(tool, "train_variant", train_variant)
-    return tool
-
-
 def _dry_run(backend, json_path):
     return ["--device", "cpu", "--epochs", "1", "--subset", "64", "--no-profile",
             "--variants", "text", "fused-graph", "--backend", backend, "--json", str(json_path)]
-
-
-def _refused_fb2(tool, arguments, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        tool.main(arguments)
-    assert exit_.value.code == 2
-    return capsys.readouterr().err
 
 
 def test_33_fused_gpu_check_refuses_a_misspelt_backend_before_anything_trains(tmp_path, capsys,
@@ -16836,7 +16788,7 @@ def test_33_fused_gpu_check_refuses_a_misspelt_backend_before_anything_trains(tm
     """--backend inductr trained 'text', failed at fused-graph with a traceback, and recorded
     "backend": "inductr", so the corrected rerun on the same --json was refused."""
     out = tmp_path / "fused.json"
-    said = _refused_fb2(nothing_trains_fe2, _dry_run("inductr", out), capsys)
+    said = _refused_fe2(nothing_trains_fe2, _dry_run("inductr", out), capsys).err
     assert "--backend inductr: backend must be one of torch.compile's backends" in said
     assert "did you mean --backend inductor?" in said and "nothing was run" in said
     assert "Traceback" not in said
@@ -16846,7 +16798,7 @@ def test_33_fused_gpu_check_refuses_a_misspelt_backend_before_anything_trains(tm
 def test_33_fused_gpu_check_refuses_an_empty_backend(tmp_path, capsys, nothing_trains_fe2):
     """--backend "" (an unset shell variable) compiled with inductor and recorded "backend": ""."""
     out = tmp_path / "fused.json"
-    said = _refused_fb2(nothing_trains_fe2, _dry_run("", out), capsys)
+    said = _refused_fe2(nothing_trains_fe2, _dry_run("", out), capsys).err
     assert "--backend is empty ('')" in said and "--backend inductor" in said
     assert "nothing was run" in said
     assert not out.exists()
@@ -16858,15 +16810,15 @@ def test_33_fused_gpu_check_keeps_the_record_a_misspelt_backend_would_replace(tm
     record = json.loads((RESULTS / "fused-h200.json").read_text())
     out.write_text(json.dumps(record))
     before = out.read_bytes()
-    said = _refused_fb2(nothing_trains_fe2, _dry_run("inductr", out) + ["--replace"], capsys)
+    said = _refused_fe2(nothing_trains_fe2, _dry_run("inductr", out) + ["--replace"], capsys).err
     assert "--backend inductr" in said
     assert out.read_bytes() == before
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor", "eager"])
-def test_33_fused_gpu_check_still_takes_a_real_backend(tmp_path, capsys, fake_training_fb2, backend):
+def test_33_fused_gpu_check_still_takes_a_real_backend(tmp_path, capsys, fake_training_fe2, backend):
     out = tmp_path / "fused.json"
-    assert fake_training_fb2.main(_dry_run(backend, out)) == 0
+    assert fake_training_fe2.main(_dry_run(backend, out)) == 0
     assert json.loads(out.read_text())["backend"] == backend
 
 
@@ -17007,10 +16959,10 @@ def test_33_a_subset_fused_record_says_dry_run_in_its_table_and_provenance():
     assert speed.fused_table(record).index.name == "variant (DRY RUN, 2,048 of 60,000 images)"
 
 
-def test_33_a_fused_gpu_check_subset_run_reads_as_a_dry_run(tmp_path, fake_training_fb2):
+def test_33_a_fused_gpu_check_subset_run_reads_as_a_dry_run(tmp_path, fake_training_fe2):
     """The record of `fused_gpu_check.py --subset 64` rendered as a full measurement."""
     out = tmp_path / "fused.json"
-    assert fake_training_fb2.main(_dry_run("aot_eager", out)) == 0
+    assert fake_training_fe2.main(_dry_run("aot_eager", out)) == 0
     record = json.loads(out.read_text())
     assert "64 of 60,000 images (dry run)" in speed.provenance(record)
     assert speed.fused_table(record).index.name == "variant (DRY RUN, 64 of 60,000 images)"
