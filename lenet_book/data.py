@@ -1514,6 +1514,22 @@ def _archive_hint(source: Path) -> str:
     return ""
 
 
+def _where_the_chapters_look(root, nearby) -> str:
+    """The second way out of a nearby root: run where the chapters' '../data' is that folder,
+    or, from notebooks/ (a prepare run there made notebooks/data), move it up to ../data."""
+    if os.path.normpath(nearby) != "data":
+        return ""
+    if os.path.basename(os.path.abspath(os.curdir)) != "notebooks":
+        return ", or run from notebooks/, where the chapters' '../data' is that folder"
+    if os.path.normpath(root) != os.path.normpath("../data"):
+        return ""
+    if not os.path.lexists("../data"):
+        return ", or move it where the chapters look: mv data ../data"
+    if not os.path.lexists("../data/FashionMNIST"):
+        return ", or move it where the chapters look: mv data/FashionMNIST ../data/"
+    return ""
+
+
 def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = True) -> Path:
     """Make sure Fashion-MNIST is ready under ``root`` before a chapter loads it.
 
@@ -1556,8 +1572,7 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
                 f"Fashion-MNIST is not in {raw}, but the four files are in {_raw_dir(nearby)} "
                 f"(paths relative to {_current_folder()}): give root={nearby!r} (a tool's "
                 f"--data {nearby})"
-                + (", or run from notebooks/, where the chapters' '../data' is that folder"
-                   if os.path.normpath(nearby) == "data" else "")
+                + _where_the_chapters_look(root, nearby)
                 + ". Nothing was created, deleted or downloaded.")
     if not present and download and packed and not shared:
         # unpacked and verified here: torchvision would try to download a damaged .gz again and

@@ -380,8 +380,9 @@ def load_seed_study(name="accuracy-seeds-h200.json"):
         import warnings
         options = ", ".join(_dry_run_options(record)) or "dry_run"
         how = " and ".join(how for option, how in (
-            ("--subset", "on a few images"), ("--epochs", "for fewer epochs than its recipes'"))
-            if option in options) or "as a dry run"
+            ("--subset", "on a few images"),
+            ("--epochs", "for one number of epochs, not each recipe's own")) if option in options
+        ) or "as a dry run"
         warnings.warn(f"load_seed_study: {name!r} is a dry run of accuracy_seeds.py "
                       f"({options}), trained {how}: its accuracies are not the study's",
                       stacklevel=2)

@@ -274,7 +274,7 @@ def _dry_run(result):
     """'64 of 60,000 images (dry run)' for a record made with --subset (its speeds are mostly
     start-up, its accuracies of a few images); None for a full run (the committed records)."""
     subset = result.get("subset")
-    if not subset:
+    if not subset or (isinstance(subset, int) and subset >= _TRAIN_IMAGES):  # every image
         return None
     if isinstance(subset, int) and not isinstance(subset, bool):
         return f"{subset:,} of {_TRAIN_IMAGES:,} images (dry run)"

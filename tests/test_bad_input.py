@@ -16922,7 +16922,7 @@ def test_33_loading_a_seed_study_trained_with_epochs_warns(tmp_path, monkeypatch
     study["epochs_override"] = 1
     (folder / "dry.json").write_text(json.dumps(study))
     with pytest.warns(UserWarning, match=r"dry run of accuracy_seeds.py \(--epochs 1\), trained for "
-                                         "fewer epochs"):
+                                         "one number of epochs, not each recipe.s own"):
         loaded = results.load_seed_study("dry.json")
     names = list(loaded["results"])
     assert results.seed_study_table(loaded, {"a": names[0]}).index.name == "recipe (DRY RUN, --epochs 1)"
@@ -17016,3 +17016,35 @@ def test_33_fitting_sizes_of_grey_images_for_an_rgb_network_hints_grey_to_rgb():
     message = refused_by_lenet_book(ValueError, "its channels fail",
                                     lambda: shapes.fitting_sizes(rgb, (1, 1, 28, 28)))
     assert "RGB → grey" not in message and "grey → RGB" in message
+
+
+def test_33_a_speed_record_of_every_training_image_is_not_called_a_dry_run():
+    """--subset 60000 (all of them) was labelled '60,000 of 60,000 images (dry run)'."""
+    record = {**speed.load_result("cpu.json"), "subset": 60_000}
+    assert "dry run" not in speed.provenance(record)
+    assert "dry run" in speed.provenance({**record, "subset": 64})
+
+
+def test_33_fused_gpu_check_suggests_no_backend_that_is_the_one_given(monkeypatch, capsys,
+                                                                       nothing_trains_fe2):
+    """--backend tvm (listed, not installed) was answered 'did you mean --backend tvm?'."""
+    def cannot_load(options):
+        raise ValueError("backend 'tvm' cannot be loaded here")
+    monkeypatch.setattr(nothing_trains_fe2, "_check_fused_options", cannot_load)
+    monkeypatch.setattr(torch._dynamo, "list_backends", lambda exclude_tags=(): ["inductor", "tvm"])
+    said = _refused_fe2(nothing_trains_fe2, _dry_run("tvm", "/nonexistent/fused.json"), capsys).err
+    assert "cannot be loaded" in said and "did you mean --backend tvm?" not in said
+
+
+def test_33_a_prepare_run_in_notebooks_is_named_with_the_move_to_where_the_chapters_look(
+        tmp_path, monkeypatch):
+    """prepare run from notebooks/ made notebooks/data; '../data' was told 'run from notebooks/'."""
+    _tiny(tmp_path / "src", monkeypatch)
+    notebooks = tmp_path / "repo" / "notebooks"
+    data.prepare_fashion_mnist(tmp_path / "src", notebooks / "data")
+    monkeypatch.chdir(notebooks)
+    message = refused_by_lenet_book(FashionMNISTError, "give root='data'",
+                                    lambda: data.ensure_fashion_mnist("../data"))
+    assert "run from notebooks/" not in message and "mv data ../data" in message
+    os.rename("data", "../data")
+    data.check_fashion_mnist("../data")

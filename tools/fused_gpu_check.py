@@ -339,8 +339,10 @@ def _check_backend_option(parser, backend):
 
         import torch._dynamo  # noqa: F401  (imported by the check above)
 
-        close = difflib.get_close_matches(backend, torch._dynamo.list_backends(exclude_tags=()), n=1)
-        parser.error(f"--backend {backend}: {error}" + (f"; did you mean --backend {close[0]}?" if close else "")
+        close = [name for name in difflib.get_close_matches(
+            backend, torch._dynamo.list_backends(exclude_tags=()), n=2) if name != backend][:1]
+        parser.error(f"--backend {backend}: {error}"
+                     + (f"; did you mean --backend {close[0]}?" if close else "")
                      + "; nothing was run")
 
 
