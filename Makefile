@@ -72,8 +72,7 @@ seeds: env data                ## accuracy over seeds of every recipe, and batch
 	  --json benchmarks/out/batch-norm-final-cpu.json
 
 data: env                      ## data/FashionMNIST/raw from a local copy, offline (or download)
-	$(BIN)/python -m lenet_book.data prepare || $(BIN)/python -c \
-	  "from lenet_book.data import ensure_fashion_mnist as e; print('downloaded to', e('data'))"
+	$(BIN)/python -m lenet_book.data prepare --download
 
 env: $(VENV)/.installed        ## .venv with requirements.txt, by uv or pip (made on first use by every target)
 

@@ -90,6 +90,28 @@ CHAPTER_5 = {PAPER: recipes.ORIGINAL,
              "original LeNet-5, first learning rate 0.01": {**recipes.ORIGINAL, "lr": 0.01}}
 
 
+# The epochs of every recipe the studies train (recipes.build's default: 10): --epochs of that
+# number, like --subset of all 60,000 images, changes nothing, and makes no dry run.
+OWN_EPOCHS = {recipe.get("num_epochs", 10) for recipe in (
+    recipes.TEXT, *CHAPTER_5.values(), recipes.modern_recipe(FINAL_STEPS),
+    *({**recipes.TEXT, **changes} for _, changes in (*recipes.MODERN_STEPS, *STEP_4_PARTS)))}
+
+
+def _no_change(subset, epochs):
+    """(subset, epochs) with 0 for an option that changes nothing: all 60,000 images, or every
+    recipe's own number of epochs."""
+    return (0 if subset >= 60_000 else subset), (0 if {epochs} == OWN_EPOCHS else epochs)
+
+
+def _recorded_options(record):
+    """(--subset, --epochs) of a record as this run compares them (0: none), those that change
+    nothing as 0: a record written before they made no dry run is of the full study too."""
+    subset, epochs = record.get("subset") or 0, record.get("epochs_override") or 0
+    whole = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
+    return (_no_change(subset, 0)[0] if whole(subset) else subset,
+            _no_change(0, epochs)[1] if whole(epochs) else epochs)
+
+
 def _seeds_option(name, study="all"):
     """The option that says how many seeds ``study`` trains of its entry ``name`` (None: the
     study has no such entry)."""
@@ -151,6 +173,7 @@ def images_used(subset):
 def dry_run_note(subset, epochs=0):
     """The record's and the table's words for a --subset or --epochs run (None for a full one):
     the entries keep the full study's names, which the chapters read."""
+    subset, epochs = _no_change(subset, epochs)
     if not subset and not epochs:
         return None
     options = " ".join(f"{option} {value}" for option, value in (("--subset", subset), ("--epochs", epochs))
@@ -288,6 +311,13 @@ def check_arguments(parser, args):
         parser.error(f"--budget must be a positive number of seconds (no run starts after it), got {args.budget}")
     check_subset_option(parser, args.subset, least=6, why="1/6 of them are held out for validation")
     check_device_option(parser, args.device)
+    given = args.subset, args.epochs
+    args.subset, args.epochs = _no_change(*given)  # the full study: its record is no dry run
+    for option, value, now in (("--subset", given[0], args.subset), ("--epochs", given[1], args.epochs)):
+        if value != now:
+            print(f"{option} {value} is " + ("all the training images" if option == "--subset" else
+                                              "every recipe's own number of epochs")
+                  + ": the full study, not a dry run (the same as leaving it out)", flush=True)
     if args.json is not None:
         is_mine = lambda record: isinstance(record, dict) and record.get("what") == (  # noqa: E731
             WHAT_BATCH_NORM if args.study == "batch-norm-final" else WHAT)
@@ -346,10 +376,11 @@ def resumed_runs(parser, path, args):
                 if isinstance(earlier, dict) and earlier.get("what") == WHAT_BATCH_NORM
                 else f"not a record of --study all (its \"what\" is not {WHAT!r})")
         parser.error(f"{where} is {kind}; {use}")
-    for key, option, value in (("epochs_override", "--epochs", args.epochs), ("subset", "--subset", args.subset)):
-        if earlier.get(key) != (value or None):
-            parser.error(f"{where} was trained with {option} {earlier.get(key) or 0}, this run with {option} "
-                         f"{value}: its runs and these would be mixed; give {option} {earlier.get(key) or 0}, "
+    subset, epochs = _recorded_options(earlier)
+    for theirs, option, value in ((epochs, "--epochs", args.epochs), (subset, "--subset", args.subset)):
+        if theirs != value:
+            parser.error(f"{where} was trained with {option} {theirs}, this run with {option} "
+                         f"{value}: its runs and these would be mixed; give {option} {theirs}, "
                          "or leave --resume out")
     if getattr(args, "device", None) is not None:  # the record written names one device for every run
         from lenet_book.device import device_name
@@ -396,9 +427,9 @@ def settings_problem(record, args):
     every run it holds, with the same settings)."""
     from lenet_book.device import device_name
 
-    differ = [f"{option} {theirs or 0} (this run: {ours or 0})" for option, theirs, ours in (
-        ("--epochs", record.get("epochs_override"), args.epochs or None),
-        ("--subset", record.get("subset"), args.subset or None)) if theirs != ours]
+    subset, epochs = _recorded_options(record)
+    differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
+        ("--epochs", epochs, args.epochs), ("--subset", subset, args.subset)) if theirs != ours]
     ours = device_name(args.device)
     if record.get("device") != ours:
         theirs = record.get("device") if isinstance(record.get("device"), str) else "a device it does not name"

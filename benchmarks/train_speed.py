@@ -24,7 +24,9 @@ text, fast, ...), and the table shows mean ± standard deviation of examples/sec
 ratio to the text's loop, taken repeat by repeat. ``--json`` records every run (with its
 per-epoch history), the summary, the device, torch version, date and commit. One run at a time
 writes a record (another is refused), and a run replaces only a record of its own settings
-(device type, epochs, subset, repeats, seed, and no variant it does not train) unless given --replace.
+(device type, epochs, subset, repeats, seed, and no variant it does not train) unless given --replace;
+until it has measured every run, the record keeps the earlier record's runs it has not measured
+again (marked "earlier_record") and says it is unfinished ("stopped").
 
 ``VARIANTS`` and ``DEFAULTS`` are the one list of variants: tools/gpu_check.py and
 .github/workflows/gpu.yml run this script with the defaults of ``cuda``.
@@ -197,15 +199,48 @@ def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=No
     return record
 
 
-def write_json(path, name, device, args, variants, runs):
-    best = best_runs(runs)
-    write_record({
+def write_json(path, name, device, args, variants, runs, earlier=()):
+    """Write the record: this run's ``runs`` and, until this run has measured them all, the
+    ``earlier`` record's runs (of the same settings) that it has not measured again yet, with a
+    "stopped" note (a run killed here leaves this file as it is)."""
+    planned = [(variant, repeat) for repeat in range(args.repeats) for variant in variants]
+    measured = {(r["variant"], r["repeat"]) for r in runs}
+    finished = set(planned) <= measured
+    kept = [] if finished else [r for r in earlier if (r["variant"], r["repeat"]) not in measured]
+    order = {key: i for i, key in enumerate(planned)}
+    all_runs = sorted([*runs, *kept], key=lambda r: order[(r["variant"], r["repeat"])])
+    best = best_runs(all_runs)
+    record = {
         "device": name, "device_type": device.type, "torch": torch.__version__,
         "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit(),
         "epochs": args.epochs, "subset": args.subset or None, "repeats": args.repeats, "seed": args.seed,
         "batch_size": TEXT["batch_size"], "lr": TEXT["lr"],
-        "best": [best[v] for v in variants if v in best], "summary": repeat_summary(runs),
-        "runs": runs}, path)  # whole, through a temporary file: a run cut short keeps the last one
+        "best": [best[v] for v in variants if v in best], "summary": repeat_summary(all_runs),
+        "runs": all_runs}
+    if not finished:  # cleared by the last write: a record cut short says so
+        record["stopped"] = (f"unfinished: this run has measured {len(runs)} of its {len(planned)} runs"
+                             + (f"; the other {len(kept)} are an earlier record's, each marked "
+                                "'earlier_record'" if kept else "")
+                             + "; run it again with the same settings to finish it")
+    write_record(record, path)  # whole, through a temporary file: a run cut short keeps the last one
+
+
+def earlier_runs(earlier, device, args, variants):
+    """The runs of the earlier record at --json that this run's record keeps until it measures
+    them again: all of them when it was made with the same settings (else none: --replace)."""
+    if not earlier or settings_problem(earlier, device, args, variants):
+        return []
+    stamp = {"date": earlier.get("date"), "commit": earlier.get("commit")}
+    runs = [{**r, "earlier_record": r.get("earlier_record") or stamp}
+            for r in (earlier["runs"] if isinstance(earlier["runs"], list) else [])
+            if isinstance(r, dict) and r.get("variant") in variants and r.get("repeat") in range(args.repeats)
+            # a run of another version of a variant would be refused by best_runs beside this run's
+            and ("error" in r or r.get("description") == VARIANTS[r["variant"]][0])]
+    try:
+        best_runs(runs), repeat_summary(runs)
+    except (TypeError, ValueError, KeyError):  # a damaged record: replaced, as before
+        return []
+    return runs
 
 
 def is_speed_record(record):
@@ -324,6 +359,12 @@ def run_benchmark(parser, args) -> int:
     name = device_name(device)
     print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch {TEXT['batch_size']}, lr {TEXT['lr']}, "
           f"on {name} (torch {torch.__version__}, {torch.get_num_threads()} threads)", flush=True)
+    # a rerun of the same settings keeps the earlier record's runs until it measures them again:
+    # stopped half-way, it must not leave the record with only the runs it finished
+    kept = earlier_runs(earlier, device, args, variants) if args.json else []
+    if kept:
+        print(f"{args.json} holds {len(kept)} runs of these settings: each is kept there until this run "
+              "measures it again", flush=True)
     runs = []
     for repeat in range(args.repeats):
         for variant in variants:
@@ -336,7 +377,7 @@ def run_benchmark(parser, args) -> int:
                 runs.append({"variant": variant, "description": VARIANTS[variant][0], "repeat": repeat,
                              "error": f"{type(error).__name__}: {error}"})
             if args.json:  # after every run, so that a run cut short keeps what it measured
-                write_json(args.json, name, device, args, variants, runs)
+                write_json(args.json, name, device, args, variants, runs, kept)
 
     print_table(variants, runs, args.repeats)
     if args.json:

@@ -845,7 +845,49 @@ def _batch_of_one(n, batch_size, what="each epoch"):
     return False
 
 
+def _own_hook(hook):
+    """Whether a forward hook is the learner's, not torch's own (lazy layers, pruning, spectral
+    and weight norm compute the weights in theirs: the forward needs them)."""
+    hook = getattr(hook, "func", hook)  # functools.partial
+    owner = getattr(hook, "__module__", None) or type(hook).__module__ or ""
+    return not (owner == "torch" or owner.startswith("torch."))
+
+
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+_GLOBAL_HOOK_DICTS = ("_global_forward_pre_hooks", "_global_forward_hooks")
+
+
+@contextlib.contextmanager
+def _hooks_set_aside(net):
+    """The learner's forward hooks and pre-hooks (of ``net``'s modules, and global ones) set
+    aside while a check runs the network, and put back whatever happens: a hook collecting
+    activations per step must not see the checks' passes."""
+    import torch.nn.modules.module as module_module
+
+    kept = []  # (owner, attribute, the dict as it was)
+    owners = [(m, _HOOK_DICTS) for m in net.modules()] if isinstance(net, nn.Module) else []
+    owners.append((module_module, _GLOBAL_HOOK_DICTS))
+    try:
+        for owner, names in owners:
+            for name in names:
+                hooks = getattr(owner, name, None)
+                if isinstance(hooks, dict) and any(map(_own_hook, hooks.values())):
+                    kept.append((owner, name, hooks))
+                    setattr(owner, name, type(hooks)(
+                        (key, hook) for key, hook in hooks.items() if not _own_hook(hook)))
+        yield
+    finally:
+        for owner, name, hooks in reversed(kept):  # the same dicts: the handles still remove
+            setattr(owner, name, hooks)
+
+
 def _input_problem(net, height, width, channels=1, batch_of_one=True):
+    """``_shape_problem`` with the learner's forward hooks set aside."""
+    with _hooks_set_aside(net):
+        return _shape_problem(net, height, width, channels, batch_of_one)
+
+
+def _shape_problem(net, height, width, channels=1, batch_of_one=True):
     """What is wrong when ``net`` cannot take a batch 1×channels×height×width, else None.
     ``batch_of_one``: whether a batch of one image will occur, or where (a forward that drops
     the batch dimension of one image, .squeeze(), works for the others; unknown: True)."""
@@ -1039,8 +1081,25 @@ def _one_image_out(net, shape):
         with modes_kept(net), buffers_kept(net), torch.no_grad():
             out = net.eval()(torch.zeros(shape, device=device, dtype=dtype))
     except Exception as error:  # whatever the network raises for an input it cannot take
-        return None, (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if _is_forward_bug(error):  # a mistake of Python in forward: no size would help
+            raise ValueError(f"the network's forward raised {type(error).__name__}: {first} "
+                             "(a bug in the forward's code, not the images' size: see the "
+                             "forward's line in the traceback above and fix it)") from error
+        return None, first
     return (tuple(out.shape) if isinstance(out, torch.Tensor) else None), None
+
+
+def _is_forward_bug(error):
+    """Whether ``error``, raised by a network's forward, is a mistake of Python (a misspelt
+    attribute, an undefined name, a missing key, an import), not PyTorch refusing a shape or a
+    dtype (RuntimeError, IndexError for a dimension, ValueError for a batch-norm input)."""
+    if _raised_by_lenet_book(error):  # a layer of the book's: its own words already
+        return False
+    if isinstance(error, TypeError):  # e.g. view(): argument 'size' ... is about shapes
+        return not re.search(r"shape|size|dim", str(error), re.IGNORECASE)
+    return isinstance(error, (AttributeError, NameError, KeyError, ImportError,
+                              ZeroDivisionError))
 
 
 FUNCTIONS = ("optimizer", "scheduler", "loss_fn", "batch_transform", "predict", "on_epoch")
@@ -1151,6 +1210,21 @@ def _check_backend_loads(backend):
 
 
 AMP_DTYPES = (None, torch.float16, torch.bfloat16)
+
+
+def _check_amp_dtype(amp_dtype):
+    """float16's small range makes small gradients underflow to 0 without loss scaling (a
+    torch.amp.GradScaler), which train_step does not do; bfloat16 has float32's range."""
+    if amp_dtype not in AMP_DTYPES:
+        raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
+                        f"got {_brief(amp_dtype)}")
+    if amp_dtype is torch.float16:
+        raise ValueError("amp_dtype=torch.float16 needs loss scaling (small gradients underflow "
+                         "to 0 in float16), and train_step does not scale the loss: use "
+                         "amp_dtype=torch.bfloat16 (float32's range, no scaling needed), or for "
+                         "float16 (e.g. on a GPU without fast bfloat16) write your own loop with "
+                         "a torch.amp.GradScaler: scaler.scale(loss).backward(); "
+                         "scaler.step(optimizer); scaler.update()")
 
 
 def check_function(name, value):
@@ -1418,9 +1492,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
                         "(torch.compile, e.g. by speed.compile_and_warm_up), and compiling it "
                         "again gives a function, not a network: pass the network itself, "
                         "net._orig_mod, or train the compiled one as it is with compile=False")
-    if amp_dtype not in AMP_DTYPES:
-        raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
-                        f"got {_brief(amp_dtype)}")
+    _check_amp_dtype(amp_dtype)
     fused = "bf16_layers" in options
     if fused and test_data is None:
         raise ValueError("train_fused scores the test set after every epoch, as train_fast does: "
@@ -2535,6 +2607,11 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     number of at least 0 (``nn.NLLLoss`` on raw scores is not). Cheap and without side effects:
     one batch, no gradients, every module in eval mode (batch norm's running statistics and
     dropout untouched, each module's mode put back), torch's random generators put back."""
+    with _hooks_set_aside(net):  # the learner's hooks: for the training steps only
+        _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed)
+
+
+def _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed):
     images, labels = train_data
     # a copy: a batch_transform that works in place must not change the caller's images
     X, y = images[:batch_size].clone(), labels[:batch_size]
@@ -2900,6 +2977,7 @@ def at_the_door(function, check=None, around=None):
                 raise TypeError(_call_problem(function, signature, args, kwargs)) from None
             bound.apply_defaults()
             with around(bound):
+                _on_epoch_named(bound)
                 return function(*bound.args, **bound.kwargs)
         except TypeError as error:
             # raised while binding the arguments (no frame of the function ran): say how to call it
@@ -2911,6 +2989,49 @@ def at_the_door(function, check=None, around=None):
             raise TypeError(problem) from None
 
     return checked
+
+
+class _RecordKeyError(KeyError):
+    """A KeyError (as Python raised it, so ``except KeyError`` still catches it) whose message
+    is a sentence, not the repr of a key."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+def _on_epoch_named(bound):
+    """``on_epoch`` (after ``around`` has wrapped it) wrapped once more: a mistake in its body
+    shows only after an epoch has trained the network in place, so the error says so, and a
+    missing key of the epoch's dict (e.g. record['val_acc'] for eval_sets={'valid': ...}) lists
+    the keys it has. Not called before training: it may save or print."""
+    on_epoch = bound.arguments.get("on_epoch")
+    if on_epoch is None or isinstance(on_epoch, type) or not callable(on_epoch):
+        return
+
+    @functools.wraps(on_epoch)
+    def named(record, *args, **kwargs):
+        keys = list(record) if isinstance(record, dict) else None
+        try:
+            return on_epoch(record, *args, **kwargs)
+        except Exception as error:
+            if _raised_by_lenet_book(error):  # the book's own words already
+                raise
+            epoch = record.get("epoch") if isinstance(record, dict) else None
+            trained = (f"the network has been trained {epoch} epoch{'s' * (epoch != 1)} in "
+                       if isinstance(epoch, int) else "the network has been trained ") + (
+                "place by now (train changes net itself): rebuild it (with the same seed) "
+                "before training again, or the next run starts from these weights")
+            key = error.args[0] if type(error) is KeyError and error.args else None
+            if keys is not None and isinstance(key, str) and key not in keys:
+                names = (" (one '<name>_acc' per eval set, named by eval_sets' keys)"
+                         if "eval_sets" in bound.arguments else "")
+                raise _RecordKeyError(
+                    f"on_epoch read record[{key!r}], but the epoch's dict holds only "
+                    f"{', '.join(map(str, keys))}{names}; {trained}") from error
+            error.add_note(f"(raised in on_epoch, after epoch {epoch}: {trained})")
+            raise
+
+    bound.arguments["on_epoch"] = named
 
 
 @contextlib.contextmanager
@@ -3063,9 +3184,7 @@ def check_train_step(net, optimizer, loss_fn, X, y, amp_dtype=None, predict=_NOT
             raise TypeError(f"train_step: {name} must be a function, e.g. "
                             + ("nn.CrossEntropyLoss()" if name == "loss_fn" else "argmax")
                             + f", got {_got(value)}")
-    if amp_dtype not in AMP_DTYPES:
-        raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
-                        f"got {_brief(amp_dtype)}")
+    _check_amp_dtype(amp_dtype)
     check_dense("train_step", X=X, y=y)
     for what, tensor in (("X", X), ("y", y)):  # outside inference mode (_check_grad_mode)
         if isinstance(tensor, torch.Tensor) and tensor.is_inference():
@@ -3140,9 +3259,7 @@ def check_epoch_graph(graph, net, optimizer, loss_fn, images, labels, batch_size
                             + ("nn.CrossEntropyLoss()" if name == "loss_fn" else "argmax")
                             + f", got {_got(value)}")
     check_split("EpochGraph", images, labels, batch_size)
-    if amp_dtype not in AMP_DTYPES:
-        raise TypeError(f"amp_dtype must be None, torch.float16 or torch.bfloat16, "
-                        f"got {_brief(amp_dtype)}")
+    _check_amp_dtype(amp_dtype)
     problem = _input_problem(net, *images.shape[1:],
                              batch_of_one=_batch_of_one(len(labels), batch_size))
     if problem:

@@ -857,15 +857,45 @@ def _respelt(problem: str, folder: Path, spec: IdxFile) -> str:
 
 
 def _nearby_root(root: str | os.PathLike) -> str | None:
-    """'../data' when ``root`` is 'data' (check run in notebooks/, where the chapters say
-    ../data), or the other way round, and ``root`` holds none of the files but that folder holds
-    all four; else None. Any other root was given on purpose: no guess."""
+    """The data root, relative to the current folder, of the repository's ready data/ when
+    ``root`` is a chapter's 'data', '../data' or '../../data' (a solution's cell pasted into a
+    chapter, a chapter's into notebooks/solutions/) that holds none of the files; else None.
+    The ready folder is looked for in the current folder and those above it, up to the one
+    holding _toc.yml (the repository's root). Any other root was given on purpose: no guess."""
     given = os.path.normpath(root)
-    for nearby in ("../data", "data"):
-        if given in ("data", os.path.normpath("../data")) and given != nearby and all(
+    parts = Path(given).parts
+    if not parts or parts[-1] != "data" or any(part != os.pardir for part in parts[:-1]):
+        return None
+    for nearby in _data_roots_above():
+        if os.path.normpath(nearby) != given and all(
                 os.path.isfile(_raw_dir(nearby) / spec.name) for spec in FILES):
             return nearby
     return None
+
+
+def _data_roots_above() -> list[str]:
+    """'data', '../data', ... for the current folder and those above it: up to the repository's
+    root (the folder holding _toc.yml), else two folders up (notebooks/solutions/ to the root)."""
+    here = os.path.abspath(os.curdir)
+    roots, most = [], 2
+    for up in range(6):
+        roots.append(os.path.join(*[os.pardir] * up, "data") if up else "data")
+        folder = os.path.normpath(os.path.join(here, *[os.pardir] * up))
+        if os.path.isfile(os.path.join(folder, "_toc.yml")) or folder == os.path.dirname(folder):
+            break
+        if up >= most and not _in_a_book(folder):
+            break
+    return roots
+
+
+def _in_a_book(folder: str) -> bool:
+    """Whether a folder above ``folder`` holds _toc.yml (``folder`` is inside the repository)."""
+    parent = os.path.dirname(folder)
+    while parent != folder:
+        if os.path.isfile(os.path.join(parent, "_toc.yml")):
+            return True
+        folder, parent = parent, os.path.dirname(parent)
+    return False
 
 
 def _unpack_here(root: str | os.PathLike) -> str:
@@ -1345,8 +1375,9 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             folder = _source_given_as_root(root)  # the root itself holds the files
             if folder is not None:
                 raise _source_as_root_error(root, folder)
-            raise FashionMNISTError(
-                "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
+            raise _NoLocalCopy(
+                _damaged_here(raw, todo)
+                + "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
                 + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
                             for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
         _check_source_kind(source, root)
@@ -1407,6 +1438,19 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
         if held is not None:
             os.close(held)
     return check_fashion_mnist(root)
+
+
+class _NoLocalCopy(FashionMNISTError):
+    """prepare found no local copy: ``prepare --download`` then lets torchvision download."""
+
+
+def _damaged_here(raw: Path, todo: list[IdxFile]) -> str:
+    """What is wrong with the files already in ``raw`` (as check says it), when some are there:
+    a hand copy cut short is named, not hidden behind 'no local copy was found'. Else ''."""
+    if not any(os.path.lexists(raw / spec.name) for spec in todo):
+        return ""
+    return ("Fashion-MNIST is not ready in " + str(raw) + ":\n" + "".join(
+        f"  - {_respelt(_problem(raw / spec.name, spec), raw, spec)}\n" for spec in todo))
 
 
 def _folders_to_create(folder: Path) -> list[Path]:
@@ -1630,6 +1674,8 @@ def _for_the_terminal(message: str, root: str | os.PathLike) -> str:
     """The command line's message: when the data folder holds some of the four files and only a
     few are wrong (one truncated or swapped), what is wrong and one fix, instead of the three
     ways to get the data from scratch."""
+    if "No local copy of Fashion-MNIST was found" in message:
+        return message  # the fix below would need a local copy
     what, _, _ = message.partition(_how_to_fix(root))
     lines = what.rstrip("\n").splitlines()
     wrong = [line for line in lines if line.startswith("  - ")]
@@ -1653,6 +1699,9 @@ def main(argv: list[str] | None = None) -> int:
                          "/usr/share/datasets/fashion-mnist)")
     prepare.add_argument("--root", default="data", help="data root that d2l reads, a folder "
                          "(default: data, relative to the current folder)")
+    prepare.add_argument("--download", action="store_true", help="when no local copy is found "
+                         "and ROOT holds none of the files, let torchvision download them "
+                         "(make data)")
     check = commands.add_parser("check", help="verify ROOT/FashionMNIST/raw")
     check.add_argument("--root", default="data")
     args = parser.parse_args(argv)
@@ -1660,7 +1709,14 @@ def main(argv: list[str] | None = None) -> int:
     already = args.command == "prepare" and _ready(args.root)
     try:
         if args.command == "prepare":
-            raw = prepare_fashion_mnist(args.source, args.root)
+            try:
+                raw = prepare_fashion_mnist(args.source, args.root)
+            except _NoLocalCopy as error:
+                if not args.download or not str(error).startswith("No local copy"):
+                    raise  # damaged files here: a download would not replace them
+                print("No local copy of Fashion-MNIST was found: downloading it with "
+                      "torchvision ...", file=sys.stderr)
+                raw = ensure_fashion_mnist(args.root)
         else:
             raw = check_fashion_mnist(args.root)
     except FashionMNISTError as error:

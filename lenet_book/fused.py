@@ -203,6 +203,33 @@ def _check_not_compiled(who, net):
                         "inside is net._orig_mod")
 
 
+def _check_bf16_layers_run_the_forward(who, net, bf16_layers):
+    """With bf16_layers the step runs the network's children one after another (as
+    nn.Sequential's forward does), not the network's own forward: a network with a forward of its
+    own, or weights outside its children, would be trained as another function."""
+    if (not isinstance(net, torch.nn.Module) or not bf16_layers
+            or not isinstance(bf16_layers, (tuple, list, set, frozenset))):
+        return  # no bf16 layers, or named by the other checks
+    problems = []
+    if getattr(net.forward, "__func__", None) is not torch.nn.Sequential.forward:
+        problems.append(f"this network ({type(net).__name__}) has a forward of its own, which "
+                        "would not run (what it does between or after its layers, e.g. pooling, "
+                        "flatten or a scale, would be left out)")
+    own = [*net._parameters, *net._buffers]  # registered on the network itself, not in a child
+    if own:
+        problems.append(f"it holds parameters or buffers outside its layers ({', '.join(own[:4])}"
+                        f"{' ...' if len(own) > 4 else ''}), which the layers alone would not "
+                        "use or train")
+    if problems:
+        raise ValueError(f"{who}: bf16_layers runs the network's children one after another, as "
+                         "nn.Sequential's forward does, each named one in bfloat16; but "
+                         f"{'; and '.join(problems)}. Compute those layers in bfloat16 inside "
+                         "the network's forward instead (with torch.autocast(device_type, "
+                         "dtype=torch.bfloat16): ..., then .float()), or write the network as "
+                         "an nn.Sequential (e.g. fast.lenet(), its layers named by index), or "
+                         "leave bf16_layers out (the step then runs the network's own forward)")
+
+
 def _check_fused_step_options(self, net, images, labels, lr=0.9, compile=True,
                               backend="inductor", mode=None, channels_last=False, bf16_layers=()):
     _check_not_compiled("FusedStep", net)
@@ -214,6 +241,7 @@ def _check_fused_step_options(self, net, images, labels, lr=0.9, compile=True,
                                  f"would be ignored: leave {name} out, or pass compile=True")
     _check_fused_options({"backend": backend, "mode": mode, "bf16_layers": bf16_layers})
     _check_nothing_frozen("FusedStep", net)
+    _check_bf16_layers_run_the_forward("FusedStep", net, bf16_layers)
 
 
 def _compiled_versions(code):
@@ -385,6 +413,9 @@ def _check_train_fused(net, *args, **options):
     # before the body moves the network (device, channels-last) and builds its FusedStep
     _check_not_compiled("train_fused", net)
     _check_nothing_frozen("train_fused", net)
+    # bf16_layers is train_fused's 13th parameter: args[11] after net
+    layers = options.get("bf16_layers", args[11] if len(args) > 11 else ())
+    _check_bf16_layers_run_the_forward("train_fused", net, layers)
 
 
 # chapter 4 shows it as written; the call is checked, on_epoch gets a copy of each epoch's dict

@@ -164,6 +164,7 @@ def init_paper(net):
 
 
 J = 10.0  # the constant of eq. (9)
+_J_PUBLISHED = J  # paper_loss's default and recipes.ORIGINAL['j'], bound at import
 
 
 def paper_loss(penalties, labels, j=J):
@@ -174,9 +175,25 @@ def paper_loss(penalties, labels, j=J):
     return F.cross_entropy(torch.cat([-penalties, rubbish], dim=1), labels)
 
 
+def _check_j_published():
+    j = _brief(J) if isinstance(J, numbers.Real) else "5.0"
+    _check_not_rebound("original.J", J, _J_PUBLISHED,
+                       "paper_loss's default j and recipes.ORIGINAL['j']",
+                       f"paper_loss(penalties, labels, j={j}), or in a recipe "
+                       f"{{**recipes.ORIGINAL, 'j': {j}}}")
+
+
+def _check_paper_loss(penalties, labels, j=None):
+    if j is None:  # the default: J as published (None given is refused by paper_loss itself)
+        _check_j_published()
+        check_paper_loss(penalties, labels)
+    else:
+        check_paper_loss(penalties, labels, j)
+
+
 # Chapter 5 shows paper_loss and paper_schedule as written here; at_the_door (lenet_book.checks)
 # checks their arguments before they run (labels 0-9, penalties N×10, steps_per_epoch >= 1).
-paper_loss = at_the_door(paper_loss, check_paper_loss)
+paper_loss = at_the_door(paper_loss, _check_paper_loss)
 
 
 def predict(penalties):
@@ -313,6 +330,20 @@ def _check_unchanged(name, shared, published, readers, how_to_copy):
                      f"(or restart the kernel), and change a copy: {how_to_copy}")
 
 
+def _check_not_rebound(name, now, published, defaults, how_to_pass):
+    """Refuse a constant of the book rebound (``original.J = 5.0``): ``defaults`` took the
+    published value when lenet_book was imported, so the new one would be ignored without a
+    word (a list of the same numbers, e.g. a copy, changes nothing and passes)."""
+    if _same(now, published) or isinstance(now, tuple) and _same(list(now), published):
+        return
+    raise ValueError(f"{name} was rebound since lenet_book was imported: it is {_brief(now, 80)} "
+                     f"(published {_brief(published, 80)}), but {defaults} took the published "
+                     f"value when lenet_book was imported, so the new one would be ignored "
+                     f"without a word. Put {name} back with `from lenet_book import recipes; "
+                     f"recipes.restore_published()` (or restart the kernel), and pass your own "
+                     f"instead: {how_to_pass}")
+
+
 # The paper's learning-rate schedule for its first 10 passes, as factors of the first rate
 LR_FACTORS = [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
 # as published (a plain list, so that checkpoints and configs store it as one): paper_schedule
@@ -327,6 +358,16 @@ def _check_factors_published():
                      "recipes",
                      "factors = list(original.LR_FACTORS), then paper_schedule(optimizer, "
                      "num_epochs, steps_per_epoch, factors=factors)")
+    # original.LR_FACTORS = [...]: paper_schedule's default is still the published list
+    factors = _brief(LR_FACTORS, 60) if isinstance(LR_FACTORS, (list, tuple)) else "[...]"
+    factors = factors if factors.startswith(("[", "(")) else "[...]"
+    _check_not_rebound("original.LR_FACTORS", LR_FACTORS, published,
+                       "paper_schedule's default factors, which recipes.build's 1998 recipes "
+                       "use,",
+                       f"paper_schedule(optimizer, num_epochs, steps_per_epoch, "
+                       f"factors={factors}), or as train's scheduler (options['scheduler'] "
+                       f"after recipes.build), "
+                       f"functools.partial(original.paper_schedule, factors={factors})")
 
 
 def paper_schedule(optimizer, num_epochs, steps_per_epoch, factors=LR_FACTORS):

@@ -21,6 +21,7 @@ from scipy import stats
 from torch import nn
 
 from lenet_book import models, original
+from lenet_book import train as _train  # restore_published binds VALIDATION_SIZE again
 from lenet_book._grammar import _a_kind
 from lenet_book.checks import (
     SEED_MAX,
@@ -74,7 +75,8 @@ def _check_recipes_published():
 def restore_published():
     """Put the book's recipes (TEXT, ORIGINAL, MODERN_STEPS) and the paper's factors
     (original.LR_FACTORS) back as published, in place: after ``recipe = recipes.TEXT`` and a
-    change to ``recipe``, which changed the book's recipe."""
+    change to ``recipe``, which changed the book's recipe. Constants rebound (original.J,
+    original.LR_FACTORS, train.VALIDATION_SIZE) are bound to their published values again."""
     global TEXT, ORIGINAL, MODERN_STEPS
     for _, shared, published, _ in _PUBLISHED:
         if isinstance(shared, dict):
@@ -86,6 +88,8 @@ def restore_published():
     factors, published = original._FACTORS_PUBLISHED
     factors[:] = published
     original.LR_FACTORS = factors
+    original.J = original._J_PUBLISHED
+    _train.VALIDATION_SIZE = _train._VALIDATION_SIZE_PUBLISHED
 
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
@@ -206,6 +210,10 @@ def check_recipe(recipe, seed):
     network = recipe.get("network", "lenet")
     if network == "original":  # trained on the paper's schedule, original.LR_FACTORS
         original._check_factors_published()
+        # original.J rebound: build takes the recipe's j, and recipes.ORIGINAL's is the published
+        # one (a recipe without 'j' takes original.J as it is now)
+        if "j" in recipe and original._same(recipe["j"], original._J_PUBLISHED):
+            original._check_j_published()
     for other, names in ONLY_FOR.items():
         misplaced = [name for name in names if name in recipe and other != network]
         if misplaced:

@@ -402,17 +402,28 @@ def fused_table(result):
 
 def kernel_table(result, variants=("fast-graph", "fused-graph"), steps_per_epoch=235):
     """Kernels per step and GPU time in kernels per step, from the record's profiles, beside the
-    wall time per step of the training run."""
+    wall time per step of the training run. ``steps_per_epoch``: 235 (60,000 images in batches
+    of 256); for a --subset record it is the subset's own, ceil(subset / batch size)."""
     import pandas as pd
 
     runs = {r["variant"]: r for r in result["runs"] if not _failed(r)}
-    steps = result["epochs"] * steps_per_epoch
+    steps = result["epochs"] * _steps_per_epoch(result, steps_per_epoch)
     return pd.DataFrame([{
         "variant": name,
         "kernels per step": f"{result['profiles'][name]['kernels_per_step']:.0f}",
         "kernel time per step (µs)": f"{result['profiles'][name]['kernel_us_per_step']:.0f}",
         "wall time per step (µs)": f"{runs[name]['train_seconds'] / steps * 1e6:.0f}"}
-        for name in variants]).set_index("variant")
+        for name in variants]).set_index("variant").rename_axis(_variant_header(result))
+
+
+def _steps_per_epoch(result, steps_per_epoch):
+    """The steps of one epoch of ``result``: the 235 of all 60,000 images would make a --subset
+    record's wall time per step up to 100 times too small."""
+    subset, batch = result.get("subset"), result.get("batch_size", 256)
+    whole = lambda x: isinstance(x, int) and not isinstance(x, bool) and x > 0  # noqa: E731
+    if steps_per_epoch == 235 and _dry_run(result) and whole(subset) and whole(batch):
+        return -(-subset // batch)
+    return steps_per_epoch
 
 
 def compile_payoff(result, variant="fast-compile", baseline="fast"):
@@ -682,6 +693,12 @@ def _check_kernel_table(result, variants=("fast-graph", "fused-graph"), steps_pe
                                  f"kernel_table reads; {_RECORD_FIX}")
             _as_written(check_number, f"result['profiles'][{name!r}][{key!r}]", profile[key])
     _check_runs_have(result, ("train_seconds",), variants, "kernel_table")
+    for key, what in (("subset", "training images"), ("batch_size", "images per step")):
+        value = result.get(key)  # a --subset record's steps per epoch are counted from them
+        if result.get("subset") and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"result[{key!r}] must be a whole number of at least 1 (the {what} "
+                             f"of this --subset record), got {_shown(value)}; {_RECORD_FIX}")
 
 
 def _check_paired_table(result, variants, baseline="fast"):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lenet_book.checks import (
+    _brief,
     _built_once,
     _got,
     _is_flag,
@@ -42,8 +43,10 @@ from lenet_book.checks import (
     modes_kept,
 )
 from lenet_book.device import synchronize
+from lenet_book.original import _check_not_rebound
 
 VALIDATION_SIZE = 10_000
+_VALIDATION_SIZE_PUBLISHED = VALIDATION_SIZE  # split_validation's default, bound at import
 
 
 def to_float(images):
@@ -361,4 +364,14 @@ shuffled_batches = at_the_door(shuffled_batches, _check_shuffled_batches,  # cha
 # a misspelt keyword is named, with the signature (chapter 4 shows to_float as written; its
 # body checks the pixels itself)
 to_float = at_the_door(to_float)
-split_validation = at_the_door(split_validation)
+
+
+def _check_split_validation(train_data, size=None):
+    if size is None:  # the default, VALIDATION_SIZE as published (None given is refused later)
+        own = _brief(VALIDATION_SIZE) if isinstance(VALIDATION_SIZE, int) else "5000"
+        _check_not_rebound("train.VALIDATION_SIZE", VALIDATION_SIZE, _VALIDATION_SIZE_PUBLISHED,
+                           "split_validation's default size",
+                           f"split_validation(train_data, size={own})")
+
+
+split_validation = at_the_door(split_validation, _check_split_validation)

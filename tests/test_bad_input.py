@@ -52,6 +52,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lenet_book
 import lenet_book.book
+import lenet_book.train as train_module
 from lenet_book import (
     book,
     checkpoint,
@@ -12898,7 +12899,7 @@ def test_33_gpu_check_finds_bad_arguments_on_a_machine_without_a_gpu(monkeypatch
     [],
     ["--no-bench", "--tests"],
     ["--chapters", "./notebooks/04_fast_training.ipynb", "--tests", "tests/test_fused.py",
-     "tests/test_fast.py::test_x", "tests"],
+     "tests/test_fast.py::test_the_whole_data_set_is_uint8_tensors", "tests"],
     ["--chapters", str(REPO / "notebooks" / "01_architecture.ipynb"), "--parallel", "1", "--test-timeout", "1",
      "--bench-timeout", "1", "--bench-repeats", "1"],
 ])
@@ -14474,7 +14475,7 @@ def gpu_checkout(monkeypatch, tmp_path):
     root = tmp_path / "repo"
     (root / "tests").mkdir(parents=True)
     for name in ("test_data.py", "test_fast.py"):
-        (root / "tests" / name).write_text("")
+        (root / "tests" / name).write_text("def t0():\n    pass\n")
     (root / "notebooks").mkdir()
     for name in ("01_architecture", "02_shapes"):
         (root / "notebooks" / f"{name}.ipynb").write_text("{}")
@@ -16976,6 +16977,765 @@ def test_33_the_committed_speed_records_render_as_before(name):
                         speed.provenance(record))
     table = speed.fused_table(record) if name.startswith("fused") else speed.benchmark_table(record)
     assert table.index.name == "variant"
+
+class _BuggyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.fc = nn.Linear(6 * 14 * 14, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        return self.fc(x.flatten(1)) + self.bias  # never defined
+
+
+@pytest.mark.parametrize("call", ["train", "evaluate", "train_step"])
+def test_33_a_python_bug_in_the_forward_is_named_as_one_and_chained(call):
+    """It said 'the network does not take 28×28 images ... e.g. models.lenet()', unchained."""
+    net = _BuggyNet()
+    X, y = tiny_data()
+    calls = {
+        "train": lambda: train(net, (X, y), num_epochs=1, batch_size=10),
+        "evaluate": lambda: evaluate(net, X, y),
+        "train_step": lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                         nn.CrossEntropyLoss(), to_float(X[:10]), y[:10]),
+    }
+    with pytest.raises(ValueError) as error:
+        calls[call]()
+    message = str(error.value)
+    assert re.search(r"forward raised AttributeError: 'Net'|forward raised AttributeError: "
+                     r"'_BuggyNet' object has no attribute 'bias'.*bug", message), message
+    assert "models.lenet()" not in message and "28×28" not in message, message
+    assert isinstance(error.value.__cause__, AttributeError)
+
+
+def test_33_a_real_shape_mismatch_in_an_own_forward_keeps_the_shape_advice():
+    class Wrong(_BuggyNet):
+        def forward(self, x):
+            return self.fc(x.flatten(1))  # 784 inputs where 1176 are expected
+    message = refused_by_lenet_book(ValueError, "does not take 28×28 images",
+                                    lambda: train(Wrong(), tiny_data(), num_epochs=1,
+                                                  batch_size=10))
+    assert "models.lenet()" in message
+
+
+def test_33_a_missing_key_of_the_record_in_on_epoch_lists_the_keys_and_says_trained():
+    """It was a bare KeyError: 'val_acc' after the epoch had trained the network in place."""
+    X, y = tiny_data()
+    with pytest.raises(KeyError) as error:
+        train(models.lenet(), (X, y), {"valid": (X, y)}, num_epochs=2, batch_size=10,
+              on_epoch=lambda r: print(r["val_acc"]))
+    message = str(error.value)
+    assert "record['val_acc']" in message and "epoch, loss, train_acc, valid_acc" in message
+    assert "trained 1 epoch in place" in message and "rebuild it" in message, message
+    assert str(Path(error.traceback[-1].path)).startswith(LENET_BOOK)
+
+
+def test_33_another_error_in_on_epoch_keeps_its_type_with_a_note_on_the_trained_network():
+    def on_epoch(record):
+        raise ZeroDivisionError("mine")
+    with pytest.raises(ZeroDivisionError, match="mine") as error:
+        train(models.lenet(), tiny_data(), num_epochs=2, batch_size=10, on_epoch=on_epoch)
+    assert any("trained 1 epoch in place" in note for note in error.value.__notes__)
+
+
+def test_33_on_epoch_that_stops_training_or_adds_keys_still_works():
+    seen = []
+
+    def on_epoch(record):
+        record["lr"] = 0.1
+        seen.append(record.get("missing", None))
+    history, _ = train(models.lenet(), tiny_data(), num_epochs=2, batch_size=10,
+                       on_epoch=on_epoch)
+    assert len(history) == 2 and seen == [None, None]
+
+
+@pytest.mark.parametrize("call", ["train", "train_step"])
+def test_33_amp_float16_is_refused_for_want_of_loss_scaling(call):
+    """float16 autocast trained without a GradScaler: small gradients underflowed to 0."""
+    net = models.lenet()
+    X, y = tiny_data()
+    calls = {
+        "train": lambda: train(net, (X, y), num_epochs=1, batch_size=10,
+                               amp_dtype=torch.float16),
+        "train_step": lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                         nn.CrossEntropyLoss(), to_float(X[:10]), y[:10],
+                                         torch.float16),
+    }
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"amp_dtype=torch.float16 needs loss scaling.*"
+                          r"torch.bfloat16.*GradScaler", calls[call])
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_33_amp_bfloat16_still_trains():
+    history, _ = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                       amp_dtype=torch.bfloat16)
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_the_first_batch_check_does_not_fire_the_learners_forward_hooks():
+    """A hook saw 3 passes for 2 training steps: the check's forward was one."""
+    net = models.init_xavier(models.lenet())
+    seen, pre, everywhere = [], [], []
+    net[1].register_forward_hook(lambda m, i, o: seen.append(1))
+    net[0].register_forward_pre_hook(lambda m, i: pre.append(1))
+    handle = nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: everywhere.append(1) if m is net else None)
+    try:
+        train(net, tiny_data(), num_epochs=1, batch_size=10)
+    finally:
+        handle.remove()
+    assert len(seen) == len(pre) == len(everywhere) == 2
+    assert len(net[1]._forward_hooks) == 1 and len(net[0]._forward_pre_hooks) == 1
+
+
+def test_33_hooks_are_put_back_when_the_first_batch_check_refuses():
+    net = models.lenet()
+    seen = []
+    net[1].register_forward_hook(lambda m, i, o: seen.append(1))
+    refused_by_lenet_book(ValueError, "batch_transform", lambda: train(
+        net, tiny_data(), num_epochs=1, batch_size=10,
+        batch_transform=lambda x, g: x.flip(0)))
+    assert len(net[1]._forward_hooks) == 1
+    net(torch.zeros(1, 1, 28, 28))
+    assert seen == [1]
+
+
+def test_33_pruned_and_spectral_norm_networks_still_train():
+    net = models.lenet()
+    from torch.nn.utils import prune
+    prune.l1_unstructured(net[0], "weight", amount=0.3)
+    nn.utils.spectral_norm(net[-1])
+    history, _ = train(net, tiny_data(), num_epochs=1, batch_size=10)
+    assert math.isfinite(history[0]["loss"])
+
+class OwnLeNet(nn.Module):  # a learner's LeNet: its layers as attributes, run in its forward
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.sigmoid(self.conv1(x)), 2)
+        x = F.avg_pool2d(torch.sigmoid(self.conv2(x)), 2).flatten(1)
+        return self.fc3(torch.sigmoid(self.fc2(torch.sigmoid(self.fc1(x)))))
+
+
+class Scaled(nn.Module):  # the text's LeNet with a trainable temperature on its scores
+    def __init__(self):
+        super().__init__()
+        self.body, self.scale = fast.lenet(), nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x):
+        return self.body(x) * self.scale
+
+
+class Doubled(nn.Sequential):  # a Sequential whose forward does more than run its layers
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class NamedLeNet(nn.Sequential):  # a Sequential subclass that only builds its layers
+    def __init__(self):
+        super().__init__(*fast.lenet())
+
+
+BF16_WHAT_TO_DO = (r"bf16_layers runs the network's children one after another, as "
+                   r"nn.Sequential's forward does.*inside the network's forward instead.*"
+                   r"leave bf16_layers out")
+
+
+@pytest.mark.parametrize("as_keyword", [True, False])
+def test_33_train_fused_refuses_bf16_layers_for_a_network_with_its_own_forward(as_keyword):
+    """Before: its children ran without the forward's pooling and flatten, failing deep in dynamo."""
+    images, labels = tiny_data(64)
+    torch.manual_seed(0)
+    net = fast.init_xavier(OwnLeNet())
+    before = weights(net)
+    options = dict(num_epochs=1, lr=0.9, batch_size=32, seed=0, cuda_graph=False, on_epoch=None,
+                   mode=None, backend="eager", channels_last=True, bf16_layers=("conv2",))
+    if as_keyword:
+        call = lambda: fused.train_fused(net, (images, labels), (images, labels), **options)  # noqa: E731
+    else:
+        call = lambda: fused.train_fused(net, (images, labels), (images, labels), *options.values())  # noqa: E731
+    message = refused_by_lenet_book(ValueError, "train_fused: " + BF16_WHAT_TO_DO, call)
+    assert "OwnLeNet" in message and "forward of its own" in message
+    after = weights(net)
+    assert all(torch.equal(before[name], after[name]) for name in before)  # nothing trained
+    assert net.conv2.weight.is_contiguous()  # nor moved to channels-last
+
+
+def test_33_fused_step_refuses_bf16_layers_for_a_network_with_a_parameter_of_its_own():
+    """Before: the step trained body(x) without * scale, and scale stayed as it was, silently."""
+    images, labels = tiny_data(64)
+    net = fast.init_xavier(Scaled())
+    message = refused_by_lenet_book(
+        ValueError, "FusedStep: " + BF16_WHAT_TO_DO,
+        lambda: fused.FusedStep(net, images, labels, compile=False, bf16_layers=("body",)))
+    assert "(scale)" in message and "Scaled" in message
+
+
+def test_33_fused_step_refuses_bf16_layers_for_a_sequential_with_its_own_forward_or_weights():
+    """Before: the overridden forward (or a parameter on the Sequential itself) was skipped."""
+    images, labels = tiny_data(64)
+    refused_by_lenet_book(
+        ValueError, "Doubled.*forward of its own",
+        lambda: fused.FusedStep(Doubled(*fast.lenet()), images, labels, compile=False,
+                                bf16_layers=("3",)))
+    net = fast.lenet()
+    net.register_parameter("offset", nn.Parameter(torch.zeros(10)))
+    message = refused_by_lenet_book(
+        ValueError, "parameters or buffers outside its layers \\(offset\\)",
+        lambda: fused.FusedStep(net, images, labels, compile=False, bf16_layers=("3",)))
+    assert "forward of its own" not in message  # its forward is Sequential's
+
+
+def test_33_bf16_layers_on_the_texts_sequential_lenet_still_train():
+    images, labels = tiny_data(64)
+    for make in (fast.lenet, NamedLeNet):  # the text's LeNet, and a Sequential subclass of it
+        torch.manual_seed(0)
+        net = fast.init_xavier(make())
+        before = net[3].weight.detach().clone()
+        step = fused.FusedStep(net, images, labels, compile=False, bf16_layers=("3",))
+        loss, _ = step(torch.arange(32))
+        assert math.isfinite(loss.item()) and not torch.equal(before, net[3].weight)
+    torch.manual_seed(0)  # chapter 4's exercise: train_fused with bf16_layers on fast.lenet()
+    history, _ = fused.train_fused(fast.init_xavier(fast.lenet()), (images, labels),
+                                   (images, labels), num_epochs=1, batch_size=32,
+                                   cuda_graph=False, backend="eager", channels_last=True,
+                                   bf16_layers=("0", "3"))
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_networks_with_their_own_forward_still_train_fused_without_bf16_layers():
+    images, labels = tiny_data(64)
+    for net in (OwnLeNet(), Scaled()):
+        torch.manual_seed(0)
+        net = fast.init_xavier(net)
+        history, _ = fused.train_fused(net, (images, labels), (images, labels), num_epochs=1,
+                                       batch_size=32, cuda_graph=False, backend="eager")
+        assert math.isfinite(history[0]["loss"])
+    scaled = fast.init_xavier(Scaled())
+    step = fused.FusedStep(scaled, images, labels, compile=False)
+    step(torch.arange(32))
+    assert scaled.scale.item() != 3.0  # its own parameter is trained by its own forward
+
+@pytest.fixture
+def constants_bound_back():
+    """original.J, original.LR_FACTORS and train.VALIDATION_SIZE bound as they were after the
+    test rebinds them."""
+    kept = original.J, original.LR_FACTORS, list(original.LR_FACTORS), train_module.VALIDATION_SIZE
+    yield
+    original.J, original.LR_FACTORS, _, train_module.VALIDATION_SIZE = kept
+    original.LR_FACTORS[:] = kept[2]
+
+
+def _optimizer(lr=0.005):
+    return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def _rebound_message(message, name):
+    assert f"{name} was rebound since lenet_book was imported" in message
+    assert "published" in message and "ignored without a word" in message
+    assert "recipes.restore_published()" in message and "restart the kernel" in message
+
+
+def test_33_lr_factors_rebound_is_refused_by_paper_schedule_and_the_1998_recipe(
+        constants_bound_back):
+    """``original.LR_FACTORS = [1, 0.5, 0.25, 0.125]`` trained on the published factors
+    (0.005, 0.005, 0.002, ...) without a word: paper_schedule's default was bound at import."""
+    original.LR_FACTORS = [1, 0.5, 0.25, 0.125]
+    message = refused_by_lenet_book(ValueError, r"original\.LR_FACTORS was rebound",
+                                    lambda: original.paper_schedule(_optimizer(), 4, 1))
+    _rebound_message(message, "original.LR_FACTORS")
+    assert "factors=[1, 0.5, 0.25, 0.125]" in message
+    assert "functools.partial(original.paper_schedule, factors=[1, 0.5, 0.25, 0.125])" in message
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    refused_by_lenet_book(ValueError, r"original\.LR_FACTORS was rebound.*\(published \[1, 1, 0\.4",
+                          lambda: recipes.build({**recipes.ORIGINAL, "num_epochs": 4}, 0))
+    assert torch.equal(torch.rand(3), expected)  # refused before build seeded torch
+
+
+def test_33_lr_factors_rebound_is_refused_by_train_before_any_step(constants_bound_back):
+    original.LR_FACTORS = [1, 0.5]
+    torch.manual_seed(0)
+    net = original.init_paper(original.original_lenet())
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"original\.LR_FACTORS was rebound",
+                          lambda: train(net, tiny_data(), num_epochs=2, batch_size=10, lr=0.005,
+                                        scheduler=original.paper_schedule,
+                                        loss_fn=original.paper_loss, predict=original.predict))
+    assert all(torch.equal(before[name], now) for name, now in weights(net).items())
+
+
+def test_33_j_rebound_is_refused_by_paper_losss_default_and_the_published_recipe(
+        constants_bound_back):
+    """``original.J = 5.0`` was ignored: paper_loss's default j and recipes.ORIGINAL['j'] stayed
+    10, and build's loss and paper_loss(p, l) used 10 without a word."""
+    original.J = 5.0
+    penalties, labels = torch.rand(4, 10) * 50, torch.arange(4)
+    message = refused_by_lenet_book(ValueError, r"original\.J was rebound.*it is 5\.0 "
+                                    r"\(published 10\.0\)",
+                                    lambda: original.paper_loss(penalties, labels))
+    _rebound_message(message, "original.J")
+    assert "paper_loss(penalties, labels, j=5.0)" in message
+    assert "{**recipes.ORIGINAL, 'j': 5.0}" in message
+    refused_by_lenet_book(ValueError, r"original\.J was rebound",
+                          lambda: recipes.build(recipes.ORIGINAL, 0))
+    refused_by_lenet_book(ValueError, r"original\.J was rebound",
+                          lambda: recipes.build({**recipes.ORIGINAL, "j": 10}, 0))
+
+
+def test_33_j_rebound_is_refused_by_train_with_paper_loss_before_any_step(constants_bound_back):
+    original.J = 2.0
+    torch.manual_seed(0)
+    net = original.init_paper(original.original_lenet())
+    before = weights(net)
+    refused_by_lenet_book(ValueError, r"original\.J was rebound",
+                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10, lr=0.005,
+                                        loss_fn=original.paper_loss, predict=original.predict))
+    assert all(torch.equal(before[name], now) for name, now in weights(net).items())
+
+
+def test_33_validation_size_rebound_is_refused_by_split_validations_default(
+        constants_bound_back):
+    """``train.VALIDATION_SIZE = 16`` was ignored: split_validation said "validation size must be
+    between 1 and 63, got 10000"."""
+    train_module.VALIDATION_SIZE = 16
+    message = refused_by_lenet_book(ValueError, r"train\.VALIDATION_SIZE was rebound.*it is 16 "
+                                    r"\(published 10000\)",
+                                    lambda: split_validation(tiny_data(64)))
+    _rebound_message(message, "train.VALIDATION_SIZE")
+    assert "split_validation(train_data, size=16)" in message
+
+
+def test_33_restore_published_binds_rebound_constants_again(constants_bound_back):
+    factors = original.LR_FACTORS
+    original.LR_FACTORS, original.J, train_module.VALIDATION_SIZE = [1, 0.5], 5.0, 16
+    recipes.restore_published()
+    assert original.LR_FACTORS is factors and factors == [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2,
+                                                          0.1, 0.1]
+    assert original.J == 10.0 and train_module.VALIDATION_SIZE == 10_000
+    recipes.build(recipes.ORIGINAL)
+    original.paper_schedule(_optimizer(), 10, 2)
+    original.paper_loss(torch.rand(4, 10) * 50, torch.arange(4))
+    images, labels = tiny_data(10_050)
+    (fit_x, _), (valid_x, _) = split_validation((images, labels))
+    assert len(valid_x) == 10_000
+
+
+def test_33_own_values_passed_beside_rebound_constants_work(constants_bound_back):
+    original.LR_FACTORS, original.J, train_module.VALIDATION_SIZE = [1, 0.5], 5.0, 16
+    schedule = original.paper_schedule(_optimizer(), 2, 1, factors=original.LR_FACTORS)
+    assert schedule.lr_lambdas[0](1) == 0.5
+    penalties, labels = torch.rand(4, 10) * 50, torch.arange(4)
+    assert float(original.paper_loss(penalties, labels, original.J)) == pytest.approx(
+        float(original.paper_loss(penalties, labels, j=5.0)))
+    original.LR_FACTORS = list(original._FACTORS_PUBLISHED[1])  # a copy of the same numbers
+    net, options = recipes.build({**recipes.ORIGINAL, "j": 5.0}, 0)
+    assert float(options["loss_fn"](penalties, labels)) == pytest.approx(
+        float(original.paper_loss(penalties, labels, 5.0)))
+    # a 1998 recipe without 'j' takes original.J as it is now (build's r.pop("j", original.J))
+    recipe = {key: value for key, value in recipes.ORIGINAL.items() if key != "j"}
+    net, options = recipes.build(recipe, 0)
+    assert float(options["loss_fn"](penalties, labels)) == pytest.approx(
+        float(original.paper_loss(penalties, labels, 5.0)))
+    (fit_x, _), (valid_x, _) = split_validation(tiny_data(64), size=train_module.VALIDATION_SIZE)
+    assert len(valid_x) == 16 and len(fit_x) == 48
+    split_validation(tiny_data(64), 8)
+    recipes.build(recipes.TEXT)  # a 'lenet' recipe reads none of them
+
+
+def test_33_the_book_reads_its_constants_as_published():
+    """Chapters 3 and 5, the tools and the browser test read these constants: unchanged."""
+    assert original.J == 10.0 and recipes.ORIGINAL["j"] == 10.0
+    assert original.LR_FACTORS == [1, 1, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1]
+    assert train_module.VALIDATION_SIZE == 10_000
+    images, labels = tiny_data(10_100)
+    (fit_x, _), (valid_x, _) = split_validation((images, labels))
+    assert len(fit_x) == 100 and len(valid_x) == 10_000
+    schedule = original.paper_schedule(_optimizer(), 10, 1)
+    rates = []
+    for _ in range(10):
+        rates.append(schedule.get_last_lr()[0])
+        schedule.optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.005 * f for f in original.LR_FACTORS])
+
+def _book(tmp_path, monkeypatch):
+    """A repository's layout: _toc.yml, a ready data/, notebooks/solutions/."""
+    repo = tmp_path / "repo"
+    (repo / "notebooks" / "solutions").mkdir(parents=True)
+    (repo / "_toc.yml").write_text("format: jb-book\n")
+    _tiny_files(repo / "data" / "FashionMNIST" / "raw", monkeypatch, pack=False, name=str)
+    _no_download(monkeypatch)
+    return repo
+
+
+@pytest.mark.parametrize("cwd, root, right", [("notebooks", "../../data", "../data"),
+                                              ("notebooks/solutions", "../data", "../../data"),
+                                              (".", "../../data", "data"),
+                                              ("notebooks/solutions", "data", "../../data")])
+def test_33_a_solutions_or_chapters_root_in_the_other_folder_names_the_repositorys_data(
+        tmp_path, monkeypatch, cwd, root, right):
+    """Before: 'torchvision could not download it' offline (a second copy online)."""
+    repo = _book(tmp_path, monkeypatch)
+    monkeypatch.chdir(repo / cwd)
+    message = refused_by_lenet_book(data.FashionMNISTError, "Nothing was created",
+                                    lambda: data.ensure_fashion_mnist(root))
+    assert f"give root={right!r}" in message, message
+    assert not (repo / cwd / root).exists() or (repo / cwd / root).resolve() == repo / "data"
+    message = refused_by_lenet_book(data.FashionMNISTError, "did you mean",
+                                    lambda: data.check_fashion_mnist(root))
+    assert f"did you mean root= {right}?" in message or f"{right}?" in message, message
+
+
+def test_33_the_chapters_roots_still_load_in_the_repository(tmp_path, monkeypatch):
+    """The right root from each folder, and the old data <-> ../data pair, still work."""
+    repo = _book(tmp_path, monkeypatch)
+    raw = Path("FashionMNIST") / "raw"
+    for cwd, root in (("notebooks", "../data"), ("notebooks/solutions", "../../data"),
+                      (".", "data")):
+        monkeypatch.chdir(repo / cwd)
+        assert data.ensure_fashion_mnist(root) == Path(root) / raw
+    monkeypatch.chdir(repo / "notebooks")
+    with pytest.raises(data.FashionMNISTError, match=r"give root='../data'"):
+        data.ensure_fashion_mnist("data")
+
+
+def test_33_a_root_given_on_purpose_is_not_redirected(tmp_path, monkeypatch):
+    """A root that is no chapter's data (mydata, an absolute path) still asks torchvision."""
+    repo = _book(tmp_path, monkeypatch)
+    monkeypatch.chdir(repo / "notebooks")
+    for root in ("mydata", str(tmp_path / "elsewhere" / "data")):
+        with pytest.raises(data.FashionMNISTError, match="AssertionError: torchvision was asked"):
+            data.ensure_fashion_mnist(root)
+
+
+def _damaged_data(tmp_path, monkeypatch):
+    raw = _tiny_files(tmp_path / "data" / "FashionMNIST" / "raw", monkeypatch, pack=False,
+                      name=str)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"\0" * 5)
+    monkeypatch.setattr(data, "LOCAL_COPIES", (tmp_path / "nowhere",))
+    monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return raw
+
+
+def test_33_prepare_without_a_copy_names_a_damaged_file_already_in_data(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Before: only 'No local copy of Fashion-MNIST was found'."""
+    raw = _damaged_data(tmp_path, monkeypatch)
+    message = refused_by_lenet_book(data.FashionMNISTError, "No local copy",
+                                    lambda: data.prepare_fashion_mnist())
+    assert message.startswith(f"Fashion-MNIST is not ready in {Path('data/FashionMNIST/raw')}")
+    assert "train-images-idx3-ubyte holds only 5 bytes" in message, message
+    assert "t10k-labels" not in message, message
+    _no_download(monkeypatch)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Fashion-MNIST is not ready") and "5 bytes" in err, err
+    assert "Traceback" not in err and (raw / "train-images-idx3-ubyte").read_bytes() == b"\0" * 5
+
+
+def test_33_make_data_s_command_ends_in_an_error_line_not_a_traceback(tmp_path, monkeypatch):
+    """Before: the Makefile's fallback, python -c ensure_fashion_mnist, ended in a traceback."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\ndata:", 1)[1].split("\n\n", 1)[0]
+    assert "python -m lenet_book.data prepare --download" in recipe and "-c" not in recipe
+    # a real subprocess, offline in effect: no copy, damaged data/ (no download is tried)
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(  # a copy cut short
+        b"".join(n.to_bytes(4, "big") for n in (0x803, 60000, 28, 28)) + bytes(984))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "lenet_book.data", "prepare", "--download"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "holds 1,000 bytes" in done.stderr and "No local copy" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout
+
+
+def test_33_prepare_download_uses_torchvision_only_when_nothing_is_there(tmp_path, monkeypatch,
+                                                                       capsys):
+    """make data's download, offline: an error line; with a local copy: no download at all."""
+    monkeypatch.setattr(data, "LOCAL_COPIES", (tmp_path / "nowhere",))
+    monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    import torchvision
+
+    asked = []
+
+    def offline(*args, **kwargs):
+        asked.append(kwargs["root"])
+        raise RuntimeError("Error downloading (offline)")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert asked == ["data"] and "torchvision could not download it" in err, err
+    assert "downloading it with torchvision" in err and not (tmp_path / "data").exists()
+    assert data.main(["prepare"]) == 1 and asked == ["data"]  # no --download: no download
+    # a local copy (../shared on a fresh machine): prepared from it, torchvision never asked
+    shared = _tiny_files(tmp_path / "shared" / "data" / "FashionMNIST" / "raw", monkeypatch)
+    monkeypatch.setattr(data, "LOCAL_COPIES", (shared,))
+    capsys.readouterr()
+    assert data.main(["prepare", "--download"]) == 0 and asked == ["data"]
+    assert capsys.readouterr().out.startswith("Fashion-MNIST ready in")
+
+
+def _speed_runs():
+    return json.loads((RESULTS / "cpu.json").read_text())["runs"]
+
+
+def _train_speed_stopped_at(monkeypatch, stop_at=None):
+    """benchmarks/train_speed.py whose runs are the committed CPU record's (nothing trains); the
+    run number ``stop_at`` (1, 2, ...) is interrupted as Ctrl-C would."""
+    from benchmarks import train_speed
+
+    runs, calls = _speed_runs(), []
+
+    def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
+        calls.append(name)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        run = copy.deepcopy(next(r for r in runs if r["variant"] == name))
+        return {**run, "repeat": repeat, "epochs": epochs, "history": run["history"][:epochs]}
+
+    monkeypatch.setattr(train_speed, "run_variant", run_variant)
+    monkeypatch.setattr(train_speed, "check_data_option", lambda parser, root: None)
+    return train_speed
+
+
+SPEED_ARGS = ["--device", "cpu", "--epochs", "1", "--subset", "64", "--variants", "text", "fast-compile"]
+
+
+def test_33_train_speed_rerun_cut_short_keeps_the_earlier_records_runs_it_did_not_measure(tmp_path, monkeypatch):
+    """An interrupted rerun of the same settings left the complete record with only its first run."""
+    record = tmp_path / "r.json"
+    train_speed = _train_speed_stopped_at(monkeypatch)
+    assert train_speed.main([*SPEED_ARGS, "--json", str(record)]) == 0
+    complete = json.loads(record.read_text())
+    assert [r["variant"] for r in complete["runs"]] == ["text", "fast-compile"] and "stopped" not in complete
+    train_speed = _train_speed_stopped_at(monkeypatch, stop_at=2)  # stopped during fast-compile
+    with pytest.raises(KeyboardInterrupt):
+        train_speed.main([*SPEED_ARGS, "--json", str(record)])
+    cut = json.loads(record.read_text())
+    assert [r["variant"] for r in cut["runs"]] == ["text", "fast-compile"], cut["runs"]
+    assert "earlier_record" not in cut["runs"][0] and "earlier_record" in cut["runs"][1]
+    assert cut["runs"][1]["examples_per_sec"] == complete["runs"][1]["examples_per_sec"]
+    assert cut["stopped"].startswith("unfinished: this run has measured 1 of its 2 runs; the other 1 are an "
+                                     "earlier record's"), cut["stopped"]
+    train_speed = _train_speed_stopped_at(monkeypatch)  # run again: finished, the marks are gone
+    assert train_speed.main([*SPEED_ARGS, "--json", str(record)]) == 0
+    again = json.loads(record.read_text())
+    assert "stopped" not in again and not any("earlier_record" in r for r in again["runs"])
+
+
+def test_33_train_speed_record_cut_short_says_it_is_unfinished(tmp_path, monkeypatch):
+    """A record of a run cut short looked like a complete one of fewer variants."""
+    record = tmp_path / "new.json"
+    train_speed = _train_speed_stopped_at(monkeypatch, stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_speed.main([*SPEED_ARGS, "--json", str(record)])
+    cut = json.loads(record.read_text())
+    assert [r["variant"] for r in cut["runs"]] == ["text"]
+    assert cut["stopped"] == ("unfinished: this run has measured 1 of its 2 runs; run it again with the same "
+                              "settings to finish it")
+
+
+def test_33_train_speed_rerun_with_replace_of_other_settings_keeps_none_of_them(tmp_path, monkeypatch):
+    """--replace with other settings: the earlier runs are not mixed into the new record."""
+    record = tmp_path / "r.json"
+    train_speed = _train_speed_stopped_at(monkeypatch)
+    assert train_speed.main([*SPEED_ARGS, "--json", str(record)]) == 0
+    train_speed = _train_speed_stopped_at(monkeypatch, stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_speed.main([*SPEED_ARGS, "--seed", "3", "--replace", "--json", str(record)])
+    cut = json.loads(record.read_text())
+    assert [r["variant"] for r in cut["runs"]] == ["text"] and cut["seed"] == 3 and "stopped" in cut
+
+
+def _fused_stopped_at(monkeypatch, stop_at=None):
+    """tools/fused_gpu_check.py with instant stand-ins for its data and training; the variant
+    number ``stop_at`` is interrupted as Ctrl-C would."""
+    tool = importlib.import_module("tools.fused_gpu_check")
+    calls = []
+
+    def train_variant(name, device, args):
+        calls.append(name)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return {"variant": name, "epochs": args.epochs, "examples_per_sec": 1000.0 + len(calls),
+                "train_seconds": 1.0, "wall_seconds": 1.0, "loss": 2.0, "train_acc": 0.1,
+                "test_acc": 0.1, "history": []}
+
+    monkeypatch.setattr(tool, "load_fashion_mnist_tensors",
+                        lambda root, device: ((torch.zeros(64, 28, 28, dtype=torch.uint8),
+                                               torch.zeros(64, dtype=torch.long)), None))
+    monkeypatch.setattr(tool, "train_variant", train_variant)
+    return tool
+
+
+def test_33_fused_gpu_check_rerun_cut_short_keeps_the_earlier_records_runs_it_did_not_measure(
+        tmp_path, monkeypatch):
+    """An interrupted rerun of the same settings left the complete record with only its first variant."""
+    mine = tmp_path / "fused.json"
+    arguments = [*CPU_DRY_RUN, "--variants", "text", "fast-graph", "--json", str(mine)]
+    assert _fused_stopped_at(monkeypatch).main(arguments) == 0
+    complete = json.loads(mine.read_text())
+    assert [r["variant"] for r in complete["runs"]] == ["text", "fast-graph"] and "stopped" not in complete
+    with pytest.raises(KeyboardInterrupt):
+        _fused_stopped_at(monkeypatch, stop_at=2).main(arguments)
+    cut = json.loads(mine.read_text())
+    assert [r["variant"] for r in cut["runs"]] == ["text", "fast-graph"], cut["runs"]
+    assert cut["runs"][1]["examples_per_sec"] == complete["runs"][1]["examples_per_sec"]
+    assert "earlier_record" in cut["runs"][1] and "earlier_record" not in cut["runs"][0]
+    assert cut["stopped"].startswith("unfinished: this run has measured 1 of its 2 variants"), cut["stopped"]
+    assert _fused_stopped_at(monkeypatch).main(arguments) == 0  # finished: the marks are gone
+    again = json.loads(mine.read_text())
+    assert "stopped" not in again and not any("earlier_record" in r for r in again["runs"])
+
+
+def test_33_fused_gpu_check_help_runs_by_path_without_pythonpath(tmp_path):
+    """python tools/fused_gpu_check.py ended in ModuleNotFoundError: No module named 'benchmarks'."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "fused_gpu_check.py"), "--help"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "--backend" in done.stdout
+
+
+def _fused_record(subset, train_seconds=0.6):
+    """A fused_gpu_check record of one CPU run of fast-graph, with its profile."""
+    return {"device": "CPU", "device_type": "cpu", "torch": "2", "epochs": 1, "backend": "aot_eager",
+            "batch_size": 256, "lr": 0.9, "subset": subset, "seed": 0, "date_utc": "2026-01-01T00:00:00",
+            "runs": [{"variant": "fast-graph", "examples_per_sec": 1000.0, "train_seconds": train_seconds,
+                      "wall_seconds": 1.0, "loss": 2.0, "train_acc": 0.1, "test_acc": 0.1, "history": []}],
+            "profiles": {"fast-graph": {"kernels_per_step": 78.0, "kernel_us_per_step": 100.0}}}
+
+
+def test_33_kernel_table_of_a_subset_record_counts_the_subsets_steps_and_says_dry_run():
+    """--subset 512: the wall time per step was divided by 235 steps, not 2, and the table had no DRY RUN label."""
+    table = speed.kernel_table(_fused_record(512), ["fast-graph"])
+    assert table.loc["fast-graph", "wall time per step (µs)"] == "300000"  # 0.6 s / (1 epoch * 2 steps)
+    assert table.index.name == "variant (DRY RUN, 512 of 60,000 images)"
+    assert table.index.name == speed._variant_header(_fused_record(512))  # as benchmark_table and fused_table
+
+
+def test_33_kernel_table_of_a_full_record_is_as_before():
+    """A full record (subset None or all 60,000 images): 235 steps per epoch, index 'variant'."""
+    for subset in (None, 60_000):
+        table = speed.kernel_table(_fused_record(subset, train_seconds=2.35), ["fast-graph"])
+        assert table.loc["fast-graph", "wall time per step (µs)"] == "10000" and table.index.name == "variant"
+    committed = speed.kernel_table(json.loads((RESULTS / "fused-h200.json").read_text()))
+    assert committed.index.name == "variant" and list(committed.index) == ["fast-graph", "fused-graph"]
+
+
+def test_33_kernel_table_refuses_a_subset_record_whose_subset_is_not_a_number():
+    """Its steps per epoch are counted from the subset: a damaged one is named, not divided by 235."""
+    record = _fused_record("512")
+    said = refused_by_lenet_book(ValueError, re.escape("result['subset'] must be a whole number of at least 1"),
+                                 lambda: speed.kernel_table(record, ["fast-graph"]))
+    assert "'512'" in said and "load_result" in said
+
+
+def _seeds(monkeypatch):
+    from benchmarks import accuracy_seeds
+
+    monkeypatch.setattr(accuracy_seeds, "check_data_option", lambda parser, root: None)
+    return accuracy_seeds
+
+
+def test_33_accuracy_seeds_dry_run_note_calls_no_unchanged_option_a_dry_run(monkeypatch):
+    """--epochs 10 (every recipe's own) and --subset 60000 (every image) were called a dry run."""
+    seeds = _seeds(monkeypatch)
+    assert seeds.OWN_EPOCHS == {10}
+    assert seeds.dry_run_note(0, 10) is None and seeds.dry_run_note(60_000, 0) is None
+    assert seeds.dry_run_note(60_000, 10) is None
+    assert seeds.dry_run_note(0, 30).startswith("a dry run (--epochs 30): every run trained for 30 epochs")
+    assert seeds.dry_run_note(3000, 10).startswith("a dry run (--subset 3000): every run used only")
+
+
+@pytest.mark.parametrize("options", [["--epochs", "10"], ["--subset", "60000"],
+                                     ["--epochs", "10", "--subset", "60000"]])
+def test_33_accuracy_seeds_runs_the_full_study_for_options_that_change_nothing(options, tmp_path, monkeypatch,
+                                                                               capsys):
+    """They wrote a dry-run record, and a full study's record at --json was refused as other settings."""
+    seeds = _seeds(monkeypatch)
+    full = json.loads((RESULTS / "batch-norm-final-cpu.json").read_text())
+    assert not full.get("epochs_override") and not full.get("subset")
+    record = tmp_path / "bn.json"
+    from lenet_book.device import device_name
+    record.write_text(json.dumps({**full, "device": device_name("cpu")}))
+    ran = []
+    monkeypatch.setattr(seeds, "run_study", lambda args: ran.append(args) or 0)
+    assert seeds.main(["--study", "batch-norm-final", "--device", "cpu", "--seeds", str(len(
+        full["results"]["final recipe"]["seeds"])), *options, "--json", str(record)]) == 0
+    assert ran and ran[0].epochs == 0 and ran[0].subset == 0
+    said = capsys.readouterr().out
+    assert "the full study, not a dry run (the same as leaving it out)" in said, said
+
+
+def test_33_accuracy_seeds_other_epochs_and_subsets_stay_dry_runs(tmp_path, monkeypatch):
+    """--epochs 3 and --subset 3000 are kept as given (a dry run)."""
+    seeds = _seeds(monkeypatch)
+    ran = []
+    monkeypatch.setattr(seeds, "run_study", lambda args: ran.append(args) or 0)
+    assert seeds.main(["--study", "batch-norm-final", "--device", "cpu", "--seeds", "1", "--epochs", "3",
+                       "--subset", "3000"]) == 0
+    assert ran[0].epochs == 3 and ran[0].subset == 3000
+
+
+def _refused_fd3(capsys, arguments):
+    with pytest.raises(SystemExit) as exit_:
+        GPU_CHECK.main(arguments)
+    assert exit_.value.code == 2
+    said = capsys.readouterr().err
+    assert "nothing was run" in said
+    return said
+
+
+@pytest.mark.parametrize("given, said", [
+    ("tests/test_train.py::test_no_such", "tests/test_train.py has no test named 'test_no_such'"),
+    ("tests/test_train.py::test_the_scheduler_steps_after_every_batc",
+     "did you mean tests/test_train.py::test_the_scheduler_steps_after_every_batch?"),
+    ("tests/test_train.py::test_every_modern_step_builds_a_lenet_sized_netwrk[max pooling]",
+     "did you mean tests/test_train.py::test_every_modern_step_builds_a_lenet_sized_network?"),
+    ("tests/test_book.py::TestChapter::test_code_fit_the_page",
+     "did you mean tests/test_book.py::TestChapter::test_code_fits_the_page?"),
+    ("tests/test_book.py::TestChaptr::test_code_fits_the_page", "did you mean tests/test_book.py::TestChapter?"),
+    ("tests/test_train.py::", "tests/test_train.py has an empty test name"),
+])
+def test_33_gpu_check_refuses_a_misspelt_test_of_a_file_naming_the_closest(fake_gpu, capsys, given, said):
+    """A misspelt test of a file used to pass the door and run as 'not found' (exit 4) after the set-up."""
+    message = _refused_fd3(capsys, ["--no-bench", "--tests", given])
+    assert f"--tests {given}: " in message and said in message
+
+
+def test_33_gpu_check_finds_a_misspelt_test_on_a_machine_without_a_gpu(monkeypatch, capsys):
+    """It used to stop at 'PyTorch sees no CUDA GPU here', as if the test were there."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    said = _refused_fd3(capsys, ["--no-bench", "--tests", "tests/test_train.py::test_no_such"])
+    assert "no test named 'test_no_such'" in said and "no CUDA GPU" not in said
+
+
+@pytest.mark.parametrize("given", [
+    "tests/test_train.py::test_the_scheduler_steps_after_every_batch",
+    "tests/test_train.py::test_every_modern_step_builds_a_lenet_sized_network[max pooling]",
+    "tests/test_book.py::TestChapter",
+    "tests/test_book.py::TestChapter::test_code_fits_the_page",
+    "tests/test_book.py::TestChapter::test_code_fits_the_page[01_architecture.ipynb]",
+    str(REPO / "tests" / "test_train.py") + "::test_the_scheduler_steps_after_every_batch",
+    "tests",
+])
+def test_33_gpu_check_takes_a_test_that_is_in_its_file_up_to_the_gpu_check(monkeypatch, given):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="PyTorch sees no CUDA GPU here"):
+        GPU_CHECK.main(["--no-bench", "--tests", given])
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

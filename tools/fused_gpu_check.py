@@ -1,7 +1,7 @@
 """Time the fused training step beside the text's loop and the CUDA-graph fast path, in one process.
 
     python3 -m tools.fused_gpu_check                      # on a GPU machine; JSON to $OUT/fused.json
-    python -m tools.fused_gpu_check --device cpu --epochs 1 --subset 2048 --json /tmp/fused_cpu.json
+    python tools/fused_gpu_check.py --device cpu --epochs 1 --subset 2048 --json /tmp/fused_cpu.json
 
 Variants (each the text's recipe: LeNet-5, Xavier init, SGD lr 0.9, batch 256, cross-entropy), trained
 by the benchmark's own code (``benchmarks/train_speed.py``: ``run_variant`` and its ``VARIANTS``):
@@ -15,10 +15,12 @@ After each graph variant it profiles ONE replay of a freshly recorded epoch grap
 kernels per step, top kernels by GPU time); if the profiler sees no kernels inside the replay it
 profiles one epoch run step by step instead. A variant that fails is recorded with its error and
 the others go on (the exit status is then 1); the JSON is rewritten whole after every variant, so a
-run cut short keeps what it did. As benchmarks/train_speed.py's --json, it replaces only a record
-of this check made with the same settings (device type, epochs, subset, seed, backend where a
-fused variant runs, and no variant it does not train) unless given --replace; every option, --data
-included, is checked before anything trains.
+run cut short keeps what it did (and says so, "stopped"), with an earlier record's runs of the
+same settings that it has not measured again (marked "earlier_record"). As
+benchmarks/train_speed.py's --json, it replaces only a record of this check made with the same
+settings (device type, epochs, subset, seed, backend where a fused variant runs, and no variant
+it does not train) unless given --replace; every option, --data included, is checked before
+anything trains.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks._options import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks and lenet_book from this checkout: python tools/fused_gpu_check.py
+
+from benchmarks._options import (  # noqa: E402
     check_data_option,
     check_record_option,
     check_subset_option,
@@ -46,10 +51,10 @@ from benchmarks._options import (
     release_records,
     write_record,
 )
-from benchmarks.train_speed import run_variant
-from lenet_book.checks import SEED_MAX, _check_fused_options, check_device
-from lenet_book.device import device_name
-from lenet_book.fast import (
+from benchmarks.train_speed import run_variant  # noqa: E402
+from lenet_book.checks import SEED_MAX, _check_fused_options, check_device  # noqa: E402
+from lenet_book.device import device_name  # noqa: E402
+from lenet_book.fast import (  # noqa: E402
     EpochGraph,
     init_xavier,
     lenet,
@@ -58,10 +63,9 @@ from lenet_book.fast import (
     to_float,
     train_step,
 )
-from lenet_book.fused import FusedEpochGraph, FusedStep, warm_up
-from lenet_book.recipes import TEXT
+from lenet_book.fused import FusedEpochGraph, FusedStep, warm_up  # noqa: E402
+from lenet_book.recipes import TEXT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH, LR = TEXT["batch_size"], TEXT["lr"]
 CUDA_VARIANTS = ["text", "fast-graph", "fused-graph", "fused", "fused-graph-max-autotune"]
 CPU_VARIANTS = ["text", "fast-graph", "fused-graph"]
@@ -261,12 +265,34 @@ def run_check(parser, args):
               "subset": args.subset or None, "seed": args.seed,
               "runs": [], "profiles": {}}
 
-    def save():
+    # a rerun of the same settings keeps the earlier record's runs and profiles until it measures
+    # their variant again: stopped half-way, it must not leave the record with only what it finished
+    kept = ([] if not earlier or settings_problem(earlier, device, args, variants)
+            else [r | {"earlier_record": r.get("earlier_record") or earlier.get("date_utc")}
+                  for r in earlier["runs"] if r["variant"] in variants])
+    kept_profiles = dict(earlier["profiles"]) if kept and isinstance(earlier["profiles"], dict) else {}
+    if kept:
+        print(f"{json_path} holds runs of these settings: each is kept there until this run measures its "
+              "variant again", flush=True)
+
+    def save(finished=False):
         text = next((r for r in report["runs"] if r["variant"] == "text" and "error" not in r), None)
         for r in report["runs"]:
             if text and "error" not in r:
                 r["ratio_to_text"] = r["examples_per_sec"] / text["examples_per_sec"]
-        write_record(report, json_path)  # whole, through a temporary file: a kill keeps the last one
+        done = {r["variant"] for r in report["runs"]}
+        old = [] if finished and "stopped" not in report else [r for r in kept if r["variant"] not in done]
+        written = dict(report)
+        if old:
+            written["runs"] = sorted([*report["runs"], *old], key=lambda r: variants.index(r["variant"]))
+            written["profiles"] = {**{v: p for v, p in kept_profiles.items() if v not in done and v in variants},
+                                   **report["profiles"]}
+        if not finished and "stopped" not in report:  # cleared by the last save: a record cut short says so
+            written["stopped"] = (f"unfinished: this run has measured {len(done)} of its {len(variants)} "
+                                  "variants" + (f"; the other {len(old)} runs are an earlier record's, each "
+                                                "marked 'earlier_record'" if old else "")
+                                  + "; run it again with the same settings to finish it")
+        write_record(written, json_path)  # whole, through a temporary file: a kill keeps the last one
 
     print(f"LeNet-5 on Fashion-MNIST, {args.epochs} epochs, batch {BATCH}, lr {LR}, on {name} "
           f"(torch {torch.__version__})", flush=True)
@@ -312,7 +338,7 @@ def run_check(parser, args):
         signal.alarm(0)
 
     report["total_seconds"] = time.perf_counter() - t0
-    save()
+    save(finished=True)
     print(f"\n{'variant':>24} {'examples/sec':>13} {'train s':>8} {'setup s':>8} {'test acc':>8} {'x text':>7}")
     for r in report["runs"]:
         if "error" in r:

@@ -185,6 +185,31 @@ def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
     return shown + separator + node
 
 
+def _given_test(parser: argparse.ArgumentParser, text: str) -> None:
+    """A --tests file::test checked cheaply (no collection): each name of the node id, before a
+    parametrized id's '[', is defined in the file, since pytest would only say 'not found' on the
+    GPU machine, after the set-up, as a record of nothing."""
+    name, separator, node = text.partition("::")
+    path = Path(name) if Path(name).is_absolute() else ROOT / name
+    if not separator or path.suffix != ".py" or not path.is_file():  # a notebook's cells, or a folder
+        return
+    source = path.read_text(encoding="utf-8", errors="replace")
+    parts = node.split("::")
+    for index, part in enumerate(parts):
+        wanted = part.partition("[")[0]
+        if wanted and re.search(rf"^[ \t]*(?:(?:async[ \t]+)?def|class)[ \t]+{re.escape(wanted)}\b"
+                                rf"|^{re.escape(wanted)}[ \t]*=", source, re.MULTILINE):
+            continue
+        known = sorted(set(re.findall(r"^[ \t]*(?:(?:async[ \t]+)?def|class)[ \t]+((?:test|Test)\w*)",
+                                      source, re.MULTILINE)))
+        close = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
+        what = f"no test named '{wanted}' (no def or class {wanted} in it)" if wanted else "an empty test name"
+        parser.error(f"--tests {text}: {name} has {what}"
+                     + (f"; did you mean {'::'.join([name, *parts[:index], close[0]])}?" if close else
+                        f"; give a test of it, e.g. {name}::{known[0]}, or the file alone" if known else "")
+                     + "; nothing was run")
+
+
 def _out_folder(parser: argparse.ArgumentParser, option: str, text: str | None) -> Path | None:
     """--out (or $OUT) checked before any work: it is made and filled only at the very end."""
     if text is None:
@@ -332,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}: it is {what}; "
                          "nothing was run")
     args.tests = list(dict.fromkeys(_given_file(parser, "--tests", text) for text in args.tests))
+    for text in args.tests:  # after every file is found, so a missing file is named first
+        _given_test(parser, text)
     args.chapters = [_given_file(parser, "--chapters", text) for text in args.chapters or []]
     args.out = (_out_folder(parser, "--out", args.out) if args.out is not None
                 else _out_folder(parser, "$OUT", os.environ.get("OUT") or None))
