@@ -845,49 +845,7 @@ def _batch_of_one(n, batch_size, what="each epoch"):
     return False
 
 
-def _own_hook(hook):
-    """Whether a forward hook is the learner's, not torch's own (lazy layers, pruning, spectral
-    and weight norm compute the weights in theirs: the forward needs them)."""
-    hook = getattr(hook, "func", hook)  # functools.partial
-    owner = getattr(hook, "__module__", None) or type(hook).__module__ or ""
-    return not (owner == "torch" or owner.startswith("torch."))
-
-
-_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
-_GLOBAL_HOOK_DICTS = ("_global_forward_pre_hooks", "_global_forward_hooks")
-
-
-@contextlib.contextmanager
-def _hooks_set_aside(net):
-    """The learner's forward hooks and pre-hooks (of ``net``'s modules, and global ones) set
-    aside while a check runs the network, and put back whatever happens: a hook collecting
-    activations per step must not see the checks' passes."""
-    import torch.nn.modules.module as module_module
-
-    kept = []  # (owner, attribute, the dict as it was)
-    owners = [(m, _HOOK_DICTS) for m in net.modules()] if isinstance(net, nn.Module) else []
-    owners.append((module_module, _GLOBAL_HOOK_DICTS))
-    try:
-        for owner, names in owners:
-            for name in names:
-                hooks = getattr(owner, name, None)
-                if isinstance(hooks, dict) and any(map(_own_hook, hooks.values())):
-                    kept.append((owner, name, hooks))
-                    setattr(owner, name, type(hooks)(
-                        (key, hook) for key, hook in hooks.items() if not _own_hook(hook)))
-        yield
-    finally:
-        for owner, name, hooks in reversed(kept):  # the same dicts: the handles still remove
-            setattr(owner, name, hooks)
-
-
 def _input_problem(net, height, width, channels=1, batch_of_one=True):
-    """``_shape_problem`` with the learner's forward hooks set aside."""
-    with _hooks_set_aside(net):
-        return _shape_problem(net, height, width, channels, batch_of_one)
-
-
-def _shape_problem(net, height, width, channels=1, batch_of_one=True):
     """What is wrong when ``net`` cannot take a batch 1×channels×height×width, else None.
     ``batch_of_one``: whether a batch of one image will occur, or where (a forward that drops
     the batch dimension of one image, .squeeze(), works for the others; unknown: True)."""
@@ -1084,22 +1042,22 @@ def _one_image_out(net, shape):
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         if _is_forward_bug(error):  # a mistake of Python in forward: no size would help
             raise ValueError(f"the network's forward raised {type(error).__name__}: {first} "
-                             "(a bug in the forward's code, not the images' size: see the "
-                             "forward's line in the traceback above and fix it)") from error
+                             "(most likely a mistake in the forward's code rather than the "
+                             "images' size: see the forward's line in the traceback above)"
+                             ) from error
         return None, first
     return (tuple(out.shape) if isinstance(out, torch.Tensor) else None), None
 
 
 def _is_forward_bug(error):
     """Whether ``error``, raised by a network's forward, is a mistake of Python (a misspelt
-    attribute, an undefined name, a missing key, an import), not PyTorch refusing a shape or a
-    dtype (RuntimeError, IndexError for a dimension, ValueError for a batch-norm input)."""
+    attribute, an undefined name, an import), not PyTorch refusing a shape or a dtype
+    (RuntimeError, IndexError for a dimension, ValueError for a batch-norm input). A KeyError,
+    TypeError or ZeroDivisionError may come from a forward written for another image size (a
+    dict of heads by width, a check of its own), so they keep the size's words."""
     if _raised_by_lenet_book(error):  # a layer of the book's: its own words already
         return False
-    if isinstance(error, TypeError):  # e.g. view(): argument 'size' ... is about shapes
-        return not re.search(r"shape|size|dim", str(error), re.IGNORECASE)
-    return isinstance(error, (AttributeError, NameError, KeyError, ImportError,
-                              ZeroDivisionError))
+    return isinstance(error, (AttributeError, NameError, ImportError))
 
 
 FUNCTIONS = ("optimizer", "scheduler", "loss_fn", "batch_transform", "predict", "on_epoch")
@@ -2606,12 +2564,9 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     return uint8 images that the network takes, and the loss of the network's scores must be one
     number of at least 0 (``nn.NLLLoss`` on raw scores is not). Cheap and without side effects:
     one batch, no gradients, every module in eval mode (batch norm's running statistics and
-    dropout untouched, each module's mode put back), torch's random generators put back."""
-    with _hooks_set_aside(net):  # the learner's hooks: for the training steps only
-        _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed)
-
-
-def _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed):
+    dropout untouched, each module's mode put back), torch's random generators put back. The
+    learner's forward hooks run too (one pass more than the training steps): a hook may change
+    what the network computes (padding, log_softmax), and the check must see what training sees."""
     images, labels = train_data
     # a copy: a batch_transform that works in place must not change the caller's images
     X, y = images[:batch_size].clone(), labels[:batch_size]
@@ -3026,8 +2981,9 @@ def _on_epoch_named(bound):
                 names = (" (one '<name>_acc' per eval set, named by eval_sets' keys)"
                          if "eval_sets" in bound.arguments else "")
                 raise _RecordKeyError(
-                    f"on_epoch read record[{key!r}], but the epoch's dict holds only "
-                    f"{', '.join(map(str, keys))}{names}; {trained}") from error
+                    f"on_epoch raised KeyError {key!r}: if it read record[{key!r}], the "
+                    f"epoch's dict holds only {', '.join(map(str, keys))}{names}; "
+                    f"{trained}") from error
             error.add_note(f"(raised in on_epoch, after epoch {epoch}: {trained})")
             raise
 

@@ -875,9 +875,10 @@ def _nearby_root(root: str | os.PathLike) -> str | None:
 
 def _data_roots_above() -> list[str]:
     """'data', '../data', ... for the current folder and those above it: up to the repository's
-    root (the folder holding _toc.yml), else two folders up (notebooks/solutions/ to the root)."""
+    root (the folder holding _toc.yml), else one folder up (a project of the learner's own, where
+    a data folder further up is not this book's)."""
     here = os.path.abspath(os.curdir)
-    roots, most = [], 2
+    roots, most = [], 1
     for up in range(6):
         roots.append(os.path.join(*[os.pardir] * up, "data") if up else "data")
         folder = os.path.normpath(os.path.join(here, *[os.pardir] * up))

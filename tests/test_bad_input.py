@@ -17004,7 +17004,7 @@ def test_33_a_python_bug_in_the_forward_is_named_as_one_and_chained(call):
         calls[call]()
     message = str(error.value)
     assert re.search(r"forward raised AttributeError: 'Net'|forward raised AttributeError: "
-                     r"'_BuggyNet' object has no attribute 'bias'.*bug", message), message
+                     r"'_BuggyNet' object has no attribute 'bias'.*mistake in the forward", message), message
     assert "models.lenet()" not in message and "28×28" not in message, message
     assert isinstance(error.value.__cause__, AttributeError)
 
@@ -17074,20 +17074,17 @@ def test_33_amp_bfloat16_still_trains():
     assert math.isfinite(history[0]["loss"])
 
 
-def test_33_the_first_batch_check_does_not_fire_the_learners_forward_hooks():
-    """A hook saw 3 passes for 2 training steps: the check's forward was one."""
+def test_33_hooks_that_change_what_the_network_computes_still_train():
+    """With the hooks set aside, the checks saw another network: a log_softmax hook for NLLLoss was
+    refused as raw scores, and a pre-hook padding 28×28 images for a 32×32 LeNet as a wrong size."""
     net = models.init_xavier(models.lenet())
-    seen, pre, everywhere = [], [], []
-    net[1].register_forward_hook(lambda m, i, o: seen.append(1))
-    net[0].register_forward_pre_hook(lambda m, i: pre.append(1))
-    handle = nn.modules.module.register_module_forward_hook(
-        lambda m, i, o: everywhere.append(1) if m is net else None)
-    try:
-        train(net, tiny_data(), num_epochs=1, batch_size=10)
-    finally:
-        handle.remove()
-    assert len(seen) == len(pre) == len(everywhere) == 2
-    assert len(net[1]._forward_hooks) == 1 and len(net[0]._forward_pre_hooks) == 1
+    net.register_forward_hook(lambda m, i, o: F.log_softmax(o, dim=1))
+    history, _ = train(net, tiny_data(), num_epochs=1, batch_size=10, loss_fn=nn.NLLLoss())
+    assert math.isfinite(history[0]["loss"])
+    wide = nn.Sequential(nn.Conv2d(1, 6, 5), *list(models.lenet())[1:])  # 32×32 images, no padding
+    wide.register_forward_pre_hook(lambda m, i: (F.pad(i[0], (2, 2, 2, 2)),))
+    history, _ = train(models.init_xavier(wide), tiny_data(), num_epochs=1, batch_size=10)
+    assert math.isfinite(history[0]["loss"])
 
 
 def test_33_hooks_are_put_back_when_the_first_batch_check_refuses():
@@ -17690,15 +17687,6 @@ def test_33_accuracy_seeds_other_epochs_and_subsets_stay_dry_runs(tmp_path, monk
     assert ran[0].epochs == 3 and ran[0].subset == 3000
 
 
-def _refused_fd3(capsys, arguments):
-    with pytest.raises(SystemExit) as exit_:
-        GPU_CHECK.main(arguments)
-    assert exit_.value.code == 2
-    said = capsys.readouterr().err
-    assert "nothing was run" in said
-    return said
-
-
 @pytest.mark.parametrize("given, said", [
     ("tests/test_train.py::test_no_such", "tests/test_train.py has no test named 'test_no_such'"),
     ("tests/test_train.py::test_the_scheduler_steps_after_every_batc",
@@ -17712,14 +17700,14 @@ def _refused_fd3(capsys, arguments):
 ])
 def test_33_gpu_check_refuses_a_misspelt_test_of_a_file_naming_the_closest(fake_gpu, capsys, given, said):
     """A misspelt test of a file used to pass the door and run as 'not found' (exit 4) after the set-up."""
-    message = _refused_fd3(capsys, ["--no-bench", "--tests", given])
+    message = _refused_33(capsys, ["--no-bench", "--tests", given])
     assert f"--tests {given}: " in message and said in message
 
 
 def test_33_gpu_check_finds_a_misspelt_test_on_a_machine_without_a_gpu(monkeypatch, capsys):
     """It used to stop at 'PyTorch sees no CUDA GPU here', as if the test were there."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    said = _refused_fd3(capsys, ["--no-bench", "--tests", "tests/test_train.py::test_no_such"])
+    said = _refused_33(capsys, ["--no-bench", "--tests", "tests/test_train.py::test_no_such"])
     assert "no test named 'test_no_such'" in said and "no CUDA GPU" not in said
 
 
@@ -17808,3 +17796,39 @@ def test_33_a_prepare_run_in_notebooks_is_named_with_the_move_to_where_the_chapt
     assert "run from notebooks/" not in message and "mv data ../data" in message
     os.rename("data", "../data")
     data.check_fashion_mnist("../data")
+
+
+class _HeadsByWidth(nn.Module):  # a network written for 32×32 images: one head per width
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten())
+        self.heads = nn.ModuleDict({"32": nn.Linear(6 * 28 * 28, 10)})
+
+    def forward(self, x):
+        return self.heads[str(x.shape[-1])](self.body(x))
+
+
+def test_33_a_key_error_of_a_forward_written_for_another_size_keeps_the_size_s_words():
+    """A KeyError '28' from a dict of heads by width was called a bug in the forward's code."""
+    message = refused_by_lenet_book(ValueError, "does not take 28×28 images",
+                                    lambda: train(_HeadsByWidth(), tiny_data(), num_epochs=1, batch_size=10))
+    assert "mistake in the forward's code" not in message
+
+
+def test_33_a_key_error_of_on_epoch_s_own_dict_is_not_said_to_be_the_record_s():
+    settings = {"a": 1}
+    with pytest.raises(KeyError) as error:
+        train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+              on_epoch=lambda record: settings["patience"])
+    message = str(error.value)
+    assert "on_epoch raised KeyError 'patience': if it read record['patience']" in message, message
+
+
+def test_33_outside_a_book_a_data_folder_two_up_is_not_taken_for_the_root(tmp_path, monkeypatch):
+    """A project of one's own asking for data/ was told to use ../../data, a folder not of the book."""
+    _tiny(tmp_path / "src", monkeypatch)
+    data.prepare_fashion_mnist(tmp_path / "src", tmp_path / "data")
+    project = tmp_path / "a" / "b"
+    project.mkdir(parents=True)
+    monkeypatch.chdir(project)
+    assert data._nearby_root("data") is None
