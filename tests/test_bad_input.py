@@ -15933,27 +15933,6 @@ def _never_fe3(*args, **kwargs):
 
 
 @pytest.fixture
-def fake_colab_fe3(monkeypatch, tmp_path):
-    """colab_check with every chapter's run faked (a result of 1 s). Returns the chapters 'run'."""
-    ran = []
-    monkeypatch.setattr(COLAB_CHECK, "WORK", tmp_path / ".colab")
-    monkeypatch.setattr(COLAB_CHECK, "originals", lambda source: source)
-
-    @contextlib.contextmanager
-    def proxy(folder):
-        yield "fake.host", "http://127.0.0.1:1"
-
-    monkeypatch.setattr(COLAB_CHECK, "download_proxy", proxy)
-
-    def run_chapter(name, url, proxy, work):
-        ran.append(name)
-        return _result(1)
-
-    monkeypatch.setattr(COLAB_CHECK, "run_chapter", run_chapter)
-    return ran
-
-
-@pytest.fixture
 def nothing_runs(monkeypatch, tmp_path):
     monkeypatch.setattr(COLAB_CHECK, "WORK", tmp_path / ".colab")
     for name in ("originals", "download_proxy", "run_chapter"):
@@ -16022,12 +16001,12 @@ def test_33_a_colab_check_of_one_chapter_gives_its_solutions_page_no_result(tmp_
 @pytest.mark.parametrize("given", ["notebooks/03_training.ipynb", "03_training.ipynb",
                                    str(REPO / "notebooks" / "03_training.ipynb"),
                                    "./notebooks/03_training.ipynb"])
-def test_33_colab_check_takes_a_chapter_as_its_file_or_path(fake_colab_fe3, tmp_path, monkeypatch, given):
+def test_33_colab_check_takes_a_chapter_as_its_file_or_path(fake_colab, tmp_path, monkeypatch, given):
     """Before: 'not chapters in _toc.yml: ['notebooks/03_training.ipynb']', exit 2."""
     monkeypatch.chdir(REPO)
     record = tmp_path / "colab-check.json"
     assert COLAB_CHECK.main([given, "--record", str(record)]) == 0
-    assert fake_colab_fe3 == ["03_training"]
+    assert fake_colab == ["03_training"]
     assert list(json.loads(record.read_text())["chapters"]) == ["03_training"]
 
 
@@ -16072,7 +16051,7 @@ def test_33_colab_check_names_a_file_to_give_in_a_record_folder(nothing_runs, ca
     assert "is a folder, not a record file" in err and str(tmp_path / "colab-check.json") in err
 
 
-def test_33_colab_check_writes_its_record_into_an_empty_file(fake_colab_fe3, tmp_path):
+def test_33_colab_check_writes_its_record_into_an_empty_file(fake_colab, tmp_path):
     """Before: refused as 'cannot be read as a colab_check record (Expecting value ...)'."""
     record = tmp_path / "colab-check.json"
     record.write_text("")
@@ -16080,13 +16059,13 @@ def test_33_colab_check_writes_its_record_into_an_empty_file(fake_colab_fe3, tmp
     assert list(json.loads(record.read_text())["chapters"]) == ["03_training"]
 
 
-def test_33_colab_check_runs_a_chapter_named_twice_once(fake_colab_fe3, tmp_path, monkeypatch):
+def test_33_colab_check_runs_a_chapter_named_twice_once(fake_colab, tmp_path, monkeypatch):
     """Before: ran: ['03_training', '03_training'] (chapter 6 takes 540 s a run)."""
     monkeypatch.chdir(REPO)
     record = tmp_path / "colab-check.json"
     argv = ["03_training", "02_shapes", "notebooks/03_training.ipynb", "03_training", "--record", str(record)]
     assert COLAB_CHECK.main(argv) == 0
-    assert fake_colab_fe3 == ["03_training", "02_shapes"]
+    assert fake_colab == ["03_training", "02_shapes"]
 
 def _run_fe4(*args):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
