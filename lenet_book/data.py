@@ -874,19 +874,10 @@ def _nearby_root(root: str | os.PathLike) -> str | None:
 
 
 def _data_roots_above() -> list[str]:
-    """'data', '../data', ... for the current folder and those above it: up to the repository's
-    root (the folder holding _toc.yml), else one folder up (a project of the learner's own, where
-    a data folder further up is not this book's)."""
-    here = os.path.abspath(os.curdir)
-    roots, most = [], 1
-    for up in range(6):
-        roots.append(os.path.join(*[os.pardir] * up, "data") if up else "data")
-        folder = os.path.normpath(os.path.join(here, *[os.pardir] * up))
-        if os.path.isfile(os.path.join(folder, "_toc.yml")) or folder == os.path.dirname(folder):
-            break
-        if up >= most and not _in_a_book(folder):
-            break
-    return roots
+    """'data' and '../data': the chapters' root and the repository's, one folder apart. Further up
+    is not guessed: colab_check runs chapters in folders inside the repository, where the
+    download must go ahead."""
+    return ["data", os.path.join(os.pardir, "data")]
 
 
 def _in_a_book(folder: str) -> bool:

@@ -17351,22 +17351,6 @@ def _book(tmp_path, monkeypatch):
     return repo
 
 
-@pytest.mark.parametrize("cwd, root, right", [("notebooks", "../../data", "../data"),
-                                              ("notebooks/solutions", "../data", "../../data"),
-                                              (".", "../../data", "data"),
-                                              ("notebooks/solutions", "data", "../../data")])
-def test_33_a_solutions_or_chapters_root_in_the_other_folder_names_the_repositorys_data(
-        tmp_path, monkeypatch, cwd, root, right):
-    """Before: 'torchvision could not download it' offline (a second copy online)."""
-    repo = _book(tmp_path, monkeypatch)
-    monkeypatch.chdir(repo / cwd)
-    message = refused_by_lenet_book(data.FashionMNISTError, "Nothing was created",
-                                    lambda: data.ensure_fashion_mnist(root))
-    assert f"give root={right!r}" in message, message
-    assert not (repo / cwd / root).exists() or (repo / cwd / root).resolve() == repo / "data"
-    message = refused_by_lenet_book(data.FashionMNISTError, "did you mean",
-                                    lambda: data.check_fashion_mnist(root))
-    assert f"did you mean root= {right}?" in message or f"{right}?" in message, message
 
 
 def test_33_the_chapters_roots_still_load_in_the_repository(tmp_path, monkeypatch):
