@@ -880,16 +880,6 @@ def _data_roots_above() -> list[str]:
     return ["data", os.path.join(os.pardir, "data")]
 
 
-def _in_a_book(folder: str) -> bool:
-    """Whether a folder above ``folder`` holds _toc.yml (``folder`` is inside the repository)."""
-    parent = os.path.dirname(folder)
-    while parent != folder:
-        if os.path.isfile(os.path.join(parent, "_toc.yml")):
-            return True
-        folder, parent = parent, os.path.dirname(parent)
-    return False
-
-
 def _unpack_here(root: str | os.PathLike) -> str:
     """The fix when the raw folder holds the four .gz files (a download left packed): unpack
     them where they are; deleting the folder, the general advice, would lose them. A folder
