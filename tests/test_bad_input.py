@@ -15017,11 +15017,7 @@ def test_33_another_architecture_of_ones_own_gets_no_chapter_3_advice(tmp_path):
     assert "chapter" not in message
 
 
-def test_33_export_weights_of_the_final_network_names_batch_norm_and_the_page(tmp_path,
-                                                                               monkeypatch):
-    """Before: shifted tensors, 'rerun the training cell of chapter 3', then the page's fix."""
-    monkeypatch.syspath_prepend(str(REPO))  # tools/ is a package of the repository
-    path = save_checkpoint(final_network(), tmp_path / "final.pt")
+def _export_refuses_batch_norm_and_names_the_page(path, tmp_path):
     export_weights = importlib.import_module("tools.export_weights")
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
@@ -15032,6 +15028,14 @@ def test_33_export_weights_of_the_final_network_names_batch_norm_and_the_page(tm
     assert "the file's network has batch normalisation" in message, message
     assert "The page computes the text's LeNet-5 only" in message
     assert "chapter 3" not in message and "build this network" not in message
+
+
+def test_33_export_weights_of_the_final_network_names_batch_norm_and_the_page(tmp_path,
+                                                                               monkeypatch):
+    """Before: shifted tensors, 'rerun the training cell of chapter 3', then the page's fix."""
+    monkeypatch.syspath_prepend(str(REPO))  # tools/ is a package of the repository
+    path = save_checkpoint(final_network(), tmp_path / "final.pt")
+    _export_refuses_batch_norm_and_names_the_page(path, tmp_path)
 
 
 def test_33_batch_norm_networks_still_load_and_a_refusal_draws_no_random_numbers(tmp_path):
@@ -15327,16 +15331,7 @@ def test_33_export_weights_of_a_batch_norm_general_checkpoint_gives_the_pages_fi
     monkeypatch.syspath_prepend(str(REPO))  # tools/ is a package of the repository
     path = tmp_path / "general.pt"
     torch.save({"epoch": 5, "model_state_dict": _bn_net_fd2().state_dict()}, path)
-    export_weights = importlib.import_module("tools.export_weights")
-    out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exit_:
-        export_weights.main(["--state-dict", str(path), "--out", str(out), "--data",
-                             str(tmp_path / "no-data")])
-    message = str(exit_.value.code)
-    assert not out.exists()
-    assert "the file's network has batch normalisation" in message, message
-    assert "The page computes the text's LeNet-5 only" in message
-    assert "chapter 3" not in message and "build this network" not in message
+    _export_refuses_batch_norm_and_names_the_page(path, tmp_path)
 
 
 def _checkpoint(tmp_path):
