@@ -2918,9 +2918,12 @@ def at_the_door(function, check=None, around=None):
     applied, which it may replace, e.g. a callback by one that gets a copy) and puts back what
     the call must not change (a network's train/eval modes, its batch-norm statistics)."""
     signature = inspect.signature(function)
+    takes_on_epoch = "on_epoch" in signature.parameters
 
     @functools.wraps(function)
     def checked(*args, **kwargs):
+        # the training function the learner called, for on_epoch's messages in its words
+        token = _CALLED.set(function) if takes_on_epoch and _CALLED.get() is None else None
         try:
             if check is not None:
                 check(*args, **kwargs)
@@ -2942,8 +2945,14 @@ def at_the_door(function, check=None, around=None):
             if problem is None:
                 raise
             raise TypeError(problem) from None
+        finally:
+            if token is not None:
+                _CALLED.reset(token)
 
     return checked
+
+
+_CALLED = contextvars.ContextVar("called", default=None)
 
 
 class _RecordKeyError(KeyError):
@@ -2978,8 +2987,14 @@ def _on_epoch_named(bound):
                 "before training again, or the next run starts from these weights")
             key = error.args[0] if type(error) is KeyError and error.args else None
             if keys is not None and isinstance(key, str) and key not in keys:
-                names = (" (one '<name>_acc' per eval set, named by eval_sets' keys)"
-                         if "eval_sets" in bound.arguments else "")
+                called = _CALLED.get()
+                names = ""
+                if "eval_sets" in bound.arguments:  # in the words of the call the learner wrote
+                    parameters = (inspect.signature(called).parameters if called is not None
+                                  else bound.arguments)
+                    names = (" (one '<name>_acc' per eval set, named by eval_sets' keys)"
+                             if "eval_sets" in parameters else
+                             " (test_acc scores test_data)" if "test_data" in parameters else "")
                 raise _RecordKeyError(
                     f"on_epoch raised KeyError {key!r}: if it read record[{key!r}], the "
                     f"epoch's dict holds only {', '.join(map(str, keys))}{names}; "

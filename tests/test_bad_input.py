@@ -17001,8 +17001,20 @@ def test_33_a_missing_key_of_the_record_in_on_epoch_lists_the_keys_and_says_trai
               on_epoch=lambda r: print(r["val_acc"]))
     message = str(error.value)
     assert "record['val_acc']" in message and "epoch, loss, train_acc, valid_acc" in message
+    assert "named by eval_sets' keys" in message
     assert "trained 1 epoch in place" in message and "rebuild it" in message, message
     assert str(Path(error.traceback[-1].path)).startswith(LENET_BOOK)
+
+
+def test_33_train_fast_s_missing_key_names_its_own_test_data_not_eval_sets():
+    """Before: '(one '<name>_acc' per eval set, named by eval_sets' keys)' for train_fast, whose
+    caller passed test_data."""
+    with pytest.raises(KeyError) as error:
+        fast.train_fast(models.lenet(), tiny_data(), tiny_data(10), num_epochs=1, batch_size=10,
+                        on_epoch=lambda record: record["valid_acc"])
+    message = str(error.value)
+    assert "holds only epoch, loss, train_acc, test_acc (test_acc scores test_data)" in message
+    assert "eval_sets" not in message, message
 
 
 def test_33_another_error_in_on_epoch_keeps_its_type_with_a_note_on_the_trained_network():
