@@ -24,7 +24,9 @@ import importlib.util
 import inspect
 import math
 import numbers
+import random
 import re
+import sys
 import warnings
 import weakref
 from pathlib import Path
@@ -652,6 +654,22 @@ def _check_finite_weights(name, net, redrawn=()):
                          "it again and train with a smaller learning rate")
 
 
+def _check_finite_before_training(net):
+    """Weights that hold NaN or infinite numbers before the first step (a training that
+    diverged earlier, the cell that built the network not run again) stay so whatever the
+    learning rate: named as such, not as a new divergence at step 1."""
+    try:
+        _check_finite_weights("train", net)
+    except ValueError:
+        bad = [name for name, t in (*net.named_parameters(), *net.named_buffers())
+               if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all())]
+        raise ValueError(f"the network's weights or statistics {', '.join(bad[:3])}"
+                         f"{' ...' if len(bad) > 3 else ''} already hold NaN or infinite numbers, "
+                         "before this training: a training that diverged earlier left them so, "
+                         "and no learning rate can bring them back; build the network again "
+                         "(run the cell that builds it), then train") from None
+
+
 def check_evaluate(net, images, labels, predict, batch_size):
     """``evaluate``'s arguments: a network that takes the images, a split and a predict rule."""
     from lenet_book.train import argmax
@@ -845,7 +863,65 @@ def _batch_of_one(n, batch_size, what="each epoch"):
     return False
 
 
+def _own_hook(hook):
+    """Whether a forward hook is the learner's, not torch's own (lazy layers, pruning, spectral
+    and weight norm compute the weights in theirs: the forward needs them)."""
+    hook = getattr(hook, "func", hook)  # functools.partial
+    owner = getattr(hook, "__module__", None) or type(hook).__module__ or ""
+    return not (owner == "torch" or owner.startswith("torch."))
+
+
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+_GLOBAL_HOOK_DICTS = ("_global_forward_pre_hooks", "_global_forward_hooks")
+
+
+@contextlib.contextmanager
+def _hooks_set_aside(net):
+    """The learner's forward hooks and pre-hooks (of ``net``'s modules, and global ones) set
+    aside while a check runs the network, and put back whatever happens; yields whether there
+    were any."""
+    import torch.nn.modules.module as module_module
+
+    kept = []  # (owner, attribute, the dict as it was)
+    owners = [(m, _HOOK_DICTS) for m in net.modules()] if isinstance(net, nn.Module) else []
+    owners.append((module_module, _GLOBAL_HOOK_DICTS))
+    try:
+        for owner, names in owners:
+            for name in names:
+                hooks = getattr(owner, name, None)
+                if isinstance(hooks, dict) and any(map(_own_hook, hooks.values())):
+                    kept.append((owner, name, hooks))
+                    setattr(owner, name, type(hooks)(
+                        (key, hook) for key, hook in hooks.items() if not _own_hook(hook)))
+        yield bool(kept)
+    finally:
+        for owner, name, hooks in reversed(kept):  # the same dicts: the handles still remove
+            setattr(owner, name, hooks)
+
+
+def _hooks_only_if_needed(check, net, *args):
+    """``check(net, *args)`` run first without the learner's forward hooks (a hook collecting
+    activations per step must not see the checks' meta tensors and blank images), then, only if
+    that fails or finds a problem, again with them: a hook may change what the network computes
+    (padding its input, log_softmax on its output), and training runs it."""
+    with _hooks_set_aside(net) as set_aside:
+        try:
+            result = check(net, *args)
+        except Exception:
+            if not set_aside:
+                raise
+            result = False
+    if result is None or not set_aside:
+        return result
+    return check(net, *args)  # with the hooks: its verdict (or its error) is training's
+
+
 def _input_problem(net, height, width, channels=1, batch_of_one=True):
+    """``_shape_problem``, the learner's forward hooks run only if needed."""
+    return _hooks_only_if_needed(_shape_problem, net, height, width, channels, batch_of_one)
+
+
+def _shape_problem(net, height, width, channels=1, batch_of_one=True):
     """What is wrong when ``net`` cannot take a batch 1×channels×height×width, else None.
     ``batch_of_one``: whether a batch of one image will occur, or where (a forward that drops
     the batch dimension of one image, .squeeze(), works for the others; unknown: True)."""
@@ -865,10 +941,18 @@ def _input_problem(net, height, width, channels=1, batch_of_one=True):
         except ShapeError:  # e.g. a forward that reads values: one image of zeros, for real
             out, said = _one_image_out(net, (1, channels, height, width))
             if said is not None:
-                return (_channels_last_problem(net, height, width, channels)
-                        or _fixed_batch_problem(net, said, (channels, height, width))
-                        or f"the network does not take {height}×{width} images (batches "
-                        f"N×{channels}×{height}×{width}): for one image PyTorch says {said!r}; "
+                problem = (_channels_last_problem(net, height, width, channels)
+                           or _fixed_batch_problem(net, said, (channels, height, width)))
+                if problem:
+                    return problem
+                if not said.startswith("PyTorch says"):  # not torch refusing a shape
+                    return (f"the network does not take {height}×{width} images (batches "
+                            f"N×{channels}×{height}×{width}), or its forward has a mistake: "
+                            f"for one image {said}; if it is written for other images, pass "
+                            "as net a network built for these, e.g. models.lenet(); if not, "
+                            "that line of the forward is the one to fix")
+                return (f"the network does not take {height}×{width} images (batches "
+                        f"N×{channels}×{height}×{width}): for one image {said}; "
                         "pass as net a network built for these images, e.g. models.lenet()")
             if not isinstance(out, tuple):
                 return None  # not one tensor: named where the scores are used
@@ -945,7 +1029,7 @@ def _fixed_batch_problem(net, said, size):
     else:
         return None
     return (f"the network's forward reshapes with a fixed batch size of {batch}: it runs on a "
-            f"batch of {batch} images but not on one (PyTorch says {said!r}), and the last "
+            f"batch of {batch} images but not on one ({said}), and the last "
             "batch of an epoch and evaluate's batches hold other numbers of images; reshape "
             "with the batch's own size, x.view(x.size(0), -1) or x.flatten(1)")
 
@@ -1037,7 +1121,10 @@ def _one_image_out(net, shape):
     dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
     try:
         with modes_kept(net), buffers_kept(net), torch.no_grad():
-            out = net.eval()(torch.zeros(shape, device=device, dtype=dtype))
+            try:
+                out = net.eval()(torch.zeros(shape, device=device, dtype=dtype))
+            except Exception:  # e.g. a forward dividing by the largest pixel: a grey image
+                out = net.eval()(torch.full(shape, 0.5, device=device, dtype=dtype))
     except Exception as error:  # whatever the network raises for an input it cannot take
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         if _is_forward_bug(error):  # a mistake of Python in forward: no size would help
@@ -1045,8 +1132,44 @@ def _one_image_out(net, shape):
                              "(most likely a mistake in the forward's code rather than the "
                              "images' size: see the forward's line in the traceback above)"
                              ) from error
-        return None, first
+        return None, _who_says(error, first)
     return (tuple(out.shape) if isinstance(out, torch.Tensor) else None), None
+
+
+def _who_says(error, first):
+    """``first`` (the error's first line) quoted with whoever raised it: PyTorch (a frame of
+    torch's last), or the forward's own code (Python or the learner: its type named, as "'28'"
+    alone, a KeyError's, means nothing)."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    file = traceback.tb_frame.f_code.co_filename if traceback is not None else ""
+    if str(Path(torch.__file__).parent) not in file:
+        said = f"its forward raised {type(error).__name__}: {first}"
+    elif isinstance(error, RuntimeError):  # torch's own refusal: its words say what
+        said = f"PyTorch says {first!r}"
+    else:
+        said = f"PyTorch raised {type(error).__name__}: {first}"  # e.g. a ModuleDict's key
+    return said + _forward_line(error)
+
+
+def _forward_line(error):
+    """Where the learner's code raised ``error``: the last frame outside torch and lenet_book,
+    as ' (in forward, line 12: x = self.layers[i](x))', or ''."""
+    import linecache
+
+    skip = (str(Path(torch.__file__).parent), str(Path(__file__).resolve().parent))
+    traceback, found = error.__traceback__, None
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        if not code.co_filename.startswith(skip):
+            found = (code.co_name, traceback.tb_lineno,
+                     linecache.getline(code.co_filename, traceback.tb_lineno).strip())
+        traceback = traceback.tb_next
+    if found is None:
+        return ""
+    name, line, text = found
+    return f" (in {name}, line {line}{': ' + text if text else ''})"
 
 
 def _is_forward_bug(error):
@@ -1476,6 +1599,7 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
     if fused:
         _check_fused_options(options)
     _check_network_for_training(net, fused)
+    _check_finite_before_training(net)
     _check_eval_sets(eval_sets or {})
     splits = {"train_data": train_data}
     splits.update({"test_data" if test_data is not None else f"eval_sets[{name!r}]": split
@@ -2267,6 +2391,18 @@ def _transformed(net, batch_transform, images, generator, batch_of_one=True):
     how = ("wrap a torchvision transform or a torch function, e.g. batch_transform=lambda "
            "images, generator: v2.RandomHorizontalFlip()(images), or lambda images, generator: "
            "images.flip(-1)")
+    if isinstance(batch_transform, nn.Module):  # its __call__ takes anything: its forward says
+        try:
+            inspect.signature(batch_transform.forward).bind(images, generator)
+        except TypeError:
+            name = type(batch_transform).__name__
+            raise TypeError(f"batch_transform is called as batch_transform(images, generator), "
+                            f"a uint8 batch N×H×W and a torch.Generator, and {name}'s forward "
+                            f"takes {inspect.signature(batch_transform.forward)}: wrap it, "
+                            f"transform = {name}(...) once, then batch_transform=lambda "
+                            "images, generator: transform(images)") from None
+        except ValueError:
+            pass
     try:
         out = batch_transform(images, generator)
     except TypeError as error:
@@ -2535,6 +2671,63 @@ def _check_transformed_pixels(given, returned):
                          "images)")
 
 
+def _random_states(device):
+    """The random generators a transform may draw from (torch's, Python's, numpy's), to draw
+    the same numbers again."""
+    numpy = sys.modules.get("numpy")
+    return (torch.get_rng_state(),
+            torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            random.getstate(), numpy.random.get_state() if numpy is not None else None)
+
+
+def _set_random_states(device, states):
+    cpu, cuda, python, numpy_state = states
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+    random.setstate(python)
+    if numpy_state is not None:
+        sys.modules["numpy"].random.set_state(numpy_state)
+
+
+def _check_no_wrap(batch_transform, source, out, seed, before):
+    """uint8 arithmetic wraps: 250 + 10 is 4 and 3 - 5 is 254, so white pixels turn black. The
+    transform runs once more on the same images as int16, drawing the same random numbers: a
+    pixel that leaves 0-255 there and is its value modulo 256 in ``out`` was wrapped. Flips,
+    crops, erasing and clamped arithmetic stay within 0-255; a transform that refuses int16 (or
+    draws other numbers) is not judged. The random generators end as the first run left them."""
+    after = _random_states(source.device)
+    try:
+        _set_random_states(source.device, before)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wide = batch_transform(source.to(torch.int16),
+                                   torch.Generator(device=source.device).manual_seed(seed))
+    except Exception:
+        return
+    finally:
+        _set_random_states(source.device, after)
+    if not (isinstance(wide, torch.Tensor) and wide.shape == out.shape
+            and wide.device == out.device) or wide.is_floating_point() or wide.is_complex():
+        return
+    wide = wide.to(torch.int64)
+    outside = (wide < 0) | (wide > 255)
+    inside = ~outside
+    if not outside.any() or (out.to(torch.int64)[inside] != wide[inside]).float().mean() > 0.1:
+        return  # nothing left 0-255, or other random numbers: nothing to compare
+    wrapped = outside & (out.to(torch.int64) == wide % 256)
+    count = int(wrapped.sum())
+    if count == 0:
+        return
+    index = tuple(wrapped.nonzero()[0].tolist())
+    raise ValueError(f"batch_transform wraps pixels past 0-255: uint8 arithmetic counts modulo "
+                     f"256, and {count} pixel{'s' * (count != 1)} of the first batch "
+                     f"({count / out.numel():.1%}) came out wrapped (one is {int(out[index])} "
+                     f"where its value would be {int(wide[index])}), so white turns black or "
+                     "black white; compute in a wider type and clamp, e.g. (images.short() + "
+                     "k).clamp(0, 255).to(torch.uint8)")
+
+
 def _check_short_batch(batch_transform, images, batch_size, full, generator):
     """``batch_transform`` on a batch of the size of each epoch's short last batch: it must
     take it as it took the first (a transform with the batch size written in fails there, after
@@ -2565,8 +2758,13 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     number of at least 0 (``nn.NLLLoss`` on raw scores is not). Cheap and without side effects:
     one batch, no gradients, every module in eval mode (batch norm's running statistics and
     dropout untouched, each module's mode put back), torch's random generators put back. The
-    learner's forward hooks run too (one pass more than the training steps): a hook may change
-    what the network computes (padding, log_softmax), and the check must see what training sees."""
+    learner's forward hooks are set aside, unless the check fails without them: a hook may change
+    what the network computes (padding, log_softmax), and then the check must see it."""
+    _hooks_only_if_needed(_check_first_batch, net, train_data, batch_size, loss_fn,
+                          batch_transform, seed)
+
+
+def _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed):
     images, labels = train_data
     # a copy: a batch_transform that works in place must not change the caller's images
     X, y = images[:batch_size].clone(), labels[:batch_size]
@@ -2574,10 +2772,11 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     with _generators_kept(images.device), torch.no_grad():
         if batch_transform is not None:
             generator = torch.Generator(device=images.device).manual_seed(seed)
-            given = X.max().item()
+            given, source, before = X.max().item(), X.clone(), _random_states(images.device)
             X = _transformed(net, batch_transform, X, generator,
                              _batch_of_one(len(labels), batch_size))
             _check_transformed_pixels(given, X.max().item())
+            _check_no_wrap(batch_transform, source, X, seed, before)
             short = len(labels) % batch_size if len(labels) > batch_size else 0
             if short:  # the last batch of each epoch: the transform only, no forward
                 _check_short_batch(batch_transform, images[:short].clone(), batch_size, X,
@@ -2955,12 +3154,43 @@ def at_the_door(function, check=None, around=None):
 _CALLED = contextvars.ContextVar("called", default=None)
 
 
+def _is_a_device(value):
+    if isinstance(value, torch.device):
+        return True
+    return isinstance(value, str) and re.fullmatch(r"(cpu|cuda|mps|xpu)(:\d+)?", value) is not None
+
+
+def check_no_device_given(function, args, kwargs):
+    """A device given by position to a function that takes none (d2l's train_ch6(net,
+    train_iter, test_iter, num_epochs, lr, device)): it lands in another parameter, named here
+    with what to do instead."""
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return  # named by at_the_door
+    for position, (name, value) in enumerate(bound.arguments.items(), start=1):
+        if name != "device" and _is_a_device(value):
+            raise TypeError(f"{function.__name__}'s argument {position}, {name}, got "
+                            f"{value!r}, which is a device: {function.__name__} takes no device "
+                            "(d2l's train_ch6 does, as its 6th argument); it trains where "
+                            "the images and labels are: move them to the device first (e.g. "
+                            "images.to(device)), and give "
+                            f"{name} {'a number' if name != 'net' else 'the network'}")
+
+
 class _RecordKeyError(KeyError):
-    """A KeyError (as Python raised it, so ``except KeyError`` still catches it) whose message
-    is a sentence, not the repr of a key."""
+    """A KeyError (as Python raised it, so ``except KeyError`` still catches it and ``args[0]``
+    is still the key) whose message is a sentence, not the repr of a key."""
+
+    def __init__(self, key, sentence):
+        super().__init__(key)
+        self.sentence = sentence
 
     def __str__(self):
-        return str(self.args[0]) if self.args else ""
+        return self.sentence
+
+    def __reduce__(self):  # a copy (pickle, copy.copy) keeps the sentence
+        return type(self), (self.args[0], self.sentence)
 
 
 def _on_epoch_named(bound):
@@ -2996,7 +3226,7 @@ def _on_epoch_named(bound):
                              if "eval_sets" in parameters else
                              " (test_acc scores test_data)" if "test_data" in parameters else "")
                 raise _RecordKeyError(
-                    f"on_epoch raised KeyError {key!r}: if it read record[{key!r}], the "
+                    key, f"on_epoch raised KeyError {key!r}: if it read record[{key!r}], the "
                     f"epoch's dict holds only {', '.join(map(str, keys))}{names}; "
                     f"{trained}") from error
             error.add_note(f"(raised in on_epoch, after epoch {epoch}: {trained})")

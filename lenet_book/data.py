@@ -857,11 +857,10 @@ def _respelt(problem: str, folder: Path, spec: IdxFile) -> str:
 
 
 def _nearby_root(root: str | os.PathLike) -> str | None:
-    """The data root, relative to the current folder, of the repository's ready data/ when
-    ``root`` is a chapter's 'data', '../data' or '../../data' (a solution's cell pasted into a
-    chapter, a chapter's into notebooks/solutions/) that holds none of the files; else None.
-    The ready folder is looked for in the current folder and those above it, up to the one
-    holding _toc.yml (the repository's root). Any other root was given on purpose: no guess."""
+    """The data root, relative to the current folder, of a ready data folder when ``root`` is a
+    chapter's 'data', '../data' or '../../data' (a solution's cell pasted into a chapter) that
+    holds none of the files; else None. The ready folder is looked for only at 'data' and
+    '../data' (``_data_roots_above``). Any other root was given on purpose: no guess."""
     given = os.path.normpath(root)
     parts = Path(given).parts
     if not parts or parts[-1] != "data" or any(part != os.pardir for part in parts[:-1]):

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import torchvision
 
-from lenet_book.checks import at_the_door, check_device, check_pair, check_split
+from lenet_book.checks import (
+    at_the_door,
+    check_device,
+    check_no_device_given,
+    check_pair,
+    check_split,
+)
 from lenet_book.data import ensure_fashion_mnist
 from lenet_book.device import synchronize  # noqa: F401  (chapters call fast.synchronize)
 from lenet_book.models import init_xavier, lenet  # noqa: F401  (chapters build the net from here)
@@ -55,6 +61,7 @@ def train_fast(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=256
 
 
 def _check_train_fast(net, train_data, test_data, *args, **kwargs):
+    check_no_device_given(train_fast, (net, train_data, test_data, *args), kwargs)
     check_pair("test_data", test_data)  # named as the caller wrote it, not as train's eval set
     check_split("test_data", *test_data)
 

@@ -41,10 +41,12 @@ from lenet_book.checks import (
     _compiler_default,
     _input_problem,
     _is_flag,
+    _own_hook,
     at_the_door,
     check_finite_loss,
     check_fused_step,
     check_indices,
+    check_no_device_given,
     check_training,
     check_whole,
 )
@@ -220,6 +222,12 @@ def _check_bf16_layers_run_the_forward(who, net, bf16_layers):
         problems.append(f"it holds parameters or buffers outside its layers ({', '.join(own[:4])}"
                         f"{' ...' if len(own) > 4 else ''}), which the layers alone would not "
                         "use or train")
+    hooks = [hook for name in ("_forward_pre_hooks", "_forward_hooks")
+             for hook in getattr(net, name, {}).values() if _own_hook(hook)]
+    if hooks:
+        problems.append(f"the network has {len(hooks)} forward hook{'s' * (len(hooks) != 1)} or "
+                        "pre-hook of its own (e.g. one that pads the images or scales the "
+                        "scores), which would not run: it belongs to the network's own call")
     if problems:
         raise ValueError(f"{who}: bf16_layers runs the network's children one after another, as "
                          "nn.Sequential's forward does, each named one in bfloat16; but "
@@ -411,6 +419,7 @@ def train_fused(net, train_data, test_data, num_epochs=10, lr=0.9, batch_size=25
 
 def _check_train_fused(net, *args, **options):
     # before the body moves the network (device, channels-last) and builds its FusedStep
+    check_no_device_given(train_fused, (net, *args), options)
     _check_not_compiled("train_fused", net)
     _check_nothing_frozen("train_fused", net)
     # bf16_layers is train_fused's 13th parameter: args[11] after net

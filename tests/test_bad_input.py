@@ -17802,3 +17802,199 @@ def test_33_outside_a_book_a_data_folder_two_up_is_not_taken_for_the_root(tmp_pa
     project.mkdir(parents=True)
     monkeypatch.chdir(project)
     assert data._nearby_root("data") is None
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: images + torch.randint(0, 40, (len(images), 1, 1),
+                                                     generator=generator, dtype=torch.uint8),
+    lambda images, generator: images - 30,
+    lambda images, generator: images.add_(20),  # in place
+    lambda images, generator: images * 2,
+], ids=["brightness", "darker", "in-place", "contrast"])
+def test_33_a_uint8_transform_that_wraps_pixels_past_255_is_refused_before_training(transform):
+    """Before: 250 + 10 gave 4 (white turned black) and training went on without a word."""
+    net = models.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(ValueError, "wraps pixels past 0-255",
+                                    lambda: train(net, tiny_data(), num_epochs=1, batch_size=10,
+                                                  batch_transform=transform))
+    assert "(images.short() + k).clamp(0, 255).to(torch.uint8)" in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("transform", [
+    recipes.random_crop_flip,
+    lambda images, generator: images.flip(-1),
+    lambda images, generator: 255 - images,
+    lambda images, generator: (images.short() + 40).clamp(0, 255).to(torch.uint8),
+    lambda images, generator: (images // 64) * 64,
+], ids=["crop-flip", "flip", "invert", "clamped", "posterize"])
+def test_33_transforms_that_keep_pixels_0_to_255_still_train(transform):
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=transform)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_a_hook_collecting_activations_sees_only_training_and_scoring_passes():
+    """Before: on a network that is a class of its own, the checks' meta tensors and blank images
+    reached the learner's hook (8 outputs for 3 passes), and torch.cat of them failed."""
+    class Net(nn.Module):  # d2l's style: a class whose forward calls a Sequential
+        def __init__(self):
+            super().__init__()
+            self.net = models.lenet()
+
+        def forward(self, x):
+            return self.net(x)
+
+    net, outputs = Net(), []
+    net.net[0].register_forward_hook(lambda module, inputs, output: outputs.append(output))
+    X, y = tiny_data()
+    train(net, (X, y), {"valid": (X[:10], y[:10])}, num_epochs=1, batch_size=10)
+    assert [tuple(o.shape) for o in outputs] == [(10, 6, 28, 28)] * 3  # 2 steps, 1 scoring
+    outputs.clear()
+    evaluate(net, X[:10], y[:10])
+    assert [o.device.type for o in outputs] == ["cpu"]
+
+
+def test_33_on_epoch_s_key_error_keeps_the_key_in_args_and_the_sentence_in_its_message():
+    """Before: e.args[0] was the sentence, so code reading the missing key got the sentence."""
+    settings = {}
+    with pytest.raises(KeyError) as error:
+        train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+              on_epoch=lambda record: settings["patience"])
+    assert error.value.args == ("patience",)
+    assert str(error.value).startswith("on_epoch raised KeyError 'patience': if it read")
+    copied = pickle.loads(pickle.dumps(error.value))
+    assert copied.args == ("patience",) and str(copied) == str(error.value)
+
+
+def test_33_a_forward_that_fails_only_on_a_blank_image_trains():
+    """Before: refused as not taking 28×28 images, as it divides by the largest pixel, which is 0
+    in the check's image of zeros."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = models.lenet()
+
+        def forward(self, x):
+            return self.net(x * (1.0 / x.abs().max().item()))
+
+    history = train(Scaled(), tiny_data(), num_epochs=1, batch_size=10)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_an_error_that_is_not_torch_s_refusal_is_quoted_with_its_type():
+    """Before: "for one image PyTorch says "'28'"", a KeyError of the learner's dict of heads."""
+    class Heads(nn.Module):  # written for 32×32 images: one head per image width
+        def __init__(self):
+            super().__init__()
+            self.heads = nn.ModuleDict({"32": models.lenet()})
+
+        def forward(self, x):
+            return self.heads[str(x.shape[-1])](x[..., 2:-2, 2:-2])
+
+    message = refused_by_lenet_book(ValueError, "does not take 28×28 images",
+                                    lambda: train(Heads(), tiny_data(), num_epochs=1,
+                                                  batch_size=10))
+    assert "for one image PyTorch raised KeyError: '28'" in message, message
+
+
+def test_33_an_error_raised_by_the_forward_s_own_code_is_named_as_the_forward_s():
+    class Checked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = models.lenet()
+
+        def forward(self, x):
+            if x.shape[-1] != 32:
+                raise TypeError("input must be 32 by 32 pixels")
+            return self.net(x[..., 2:-2, 2:-2])
+
+    message = refused_by_lenet_book(ValueError, "does not take 28×28 images",
+                                    lambda: train(Checked(), tiny_data(), num_epochs=1,
+                                                  batch_size=10))
+    assert "its forward raised TypeError: input must be 32 by 32 pixels" in message, message
+
+
+def test_33_a_mistake_in_a_forward_of_one_s_own_names_its_line_and_allows_both_causes():
+    """Before: 'does not take 28×28 images: PyTorch says 'index 4 is out of range'', with no
+    line of the forward anywhere: it was a loop off by one."""
+    class Looped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(),
+                                         nn.Flatten(), nn.Linear(6 * 28 * 28, 10)])
+
+        def forward(self, x):
+            for i in range(5):  # one more than the layers
+                x = self.layers[i](x)
+            return x
+
+    message = refused_by_lenet_book(ValueError, "or its forward has a mistake",
+                                    lambda: train(Looped(), tiny_data(), num_epochs=1,
+                                                  batch_size=10))
+    assert "raised IndexError: index 4 is out of range (in forward, line " in message, message
+    assert ": x = self.layers[i](x))" in message
+    assert "that line of the forward is the one to fix" in message
+
+
+def test_33_training_again_a_network_left_nan_by_a_diverged_run_names_the_old_weights():
+    """Before: 'diverged at step 1 with learning rate 0.01', and the advice to lower it again."""
+    net = models.lenet()
+    with torch.no_grad():
+        net[0].weight.fill_(float("nan"))  # as a diverged run leaves it
+    for call in (lambda: train(net, tiny_data(), num_epochs=1, batch_size=10, lr=0.01),
+                 lambda: fast.train_fast(net, tiny_data(), tiny_data(10), num_epochs=1,
+                                         batch_size=10)):
+        message = refused_by_lenet_book(ValueError, "already hold NaN or infinite numbers",
+                                        call)
+        assert "0.weight" in message and "no learning rate can bring them back" in message
+        assert "build the network again (run the cell that builds it)" in message
+
+
+def test_33_a_torchvision_v1_transform_or_a_module_as_batch_transform_is_told_to_be_wrapped():
+    """Before: torch's 'forward() takes 2 positional arguments but 3 were given'."""
+    import torchvision.transforms as T
+
+    for transform, name in ((T.RandomHorizontalFlip(), "RandomHorizontalFlip"),
+                            (nn.Identity(), "Identity")):
+        message = refused_by_lenet_book(
+            TypeError, f"and {name}'s forward takes",
+            lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                          batch_transform=transform))
+        assert f"transform = {name}(...) once, then batch_transform=lambda images, " \
+               "generator: transform(images)" in message, message
+
+
+def test_33_a_module_whose_forward_takes_images_and_generator_is_a_valid_batch_transform():
+    class Mirror(nn.Module):
+        def forward(self, images, generator):
+            return images.flip(-1)
+
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=Mirror())[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("device", [torch.device("cpu"), "cuda:0"])
+def test_33_d2l_s_device_argument_given_to_train_fast_or_train_fused_is_named(device):
+    """Before: 'batch_size must be a whole number ..., got device(type='cpu')'."""
+    X, y = tiny_data()
+    for function in (fast.train_fast, fused.train_fused):
+        message = refused_by_lenet_book(
+            TypeError, "which is a device",
+            lambda: function(models.lenet(), (X, y), (X, y), 1, 0.9, device))
+        assert f"{function.__name__}'s argument 6, batch_size, got {device!r}" in message
+        assert "takes no device (d2l's train_ch6 does" in message, message
+
+
+def test_33_bf16_layers_refuses_a_network_with_hooks_of_its_own_which_would_not_run():
+    """Before: a hook scaling the scores was silently left out of the steps with bf16_layers."""
+    net = fast.lenet()
+    net.register_forward_hook(lambda module, inputs, output: output / 100)
+    X, y = tiny_data()
+    message = refused_by_lenet_book(
+        ValueError, "1 forward hook or pre-hook of its own",
+        lambda: fused.FusedStep(net, X, y, compile=False, bf16_layers=("3",)))
+    assert "leave bf16_layers out" in message
+    fused.FusedStep(net, X, y, compile=False)  # without bf16_layers the network's call runs
