@@ -103,6 +103,20 @@ def _no_change(subset, epochs):
     return (0 if subset >= 60_000 else subset), (0 if {epochs} == OWN_EPOCHS else epochs)
 
 
+_UNCHANGED = {"--subset": "all the training images", "--epochs": "every recipe's own number of epochs"}
+
+
+def _as_given(option, value, given):
+    """``option``'s ``value`` (as _no_change made it) in words, quoting the number typed or recorded
+    (``given``) where that was made 0: '10 (every recipe's own number of epochs)', not '0'."""
+    return f"{given} ({_UNCHANGED[option]})" if given not in (None, value) else f"{value}"
+
+
+def _recorded_given(record, option):
+    """The --subset or --epochs a record was written with, as it holds it (0: none)."""
+    return record.get({"--subset": "subset", "--epochs": "epochs_override"}[option]) or 0
+
+
 def _recorded_options(record):
     """(--subset, --epochs) of a record as this run compares them (0: none), those that change
     nothing as 0: a record written before they made no dry run is of the full study too."""
@@ -313,11 +327,14 @@ def check_arguments(parser, args):
     check_device_option(parser, args.device)
     given = args.subset, args.epochs
     args.subset, args.epochs = _no_change(*given)  # the full study: its record is no dry run
+    args.given = {"--subset": given[0], "--epochs": given[1]}  # the errors below quote them as typed
+    dry = " ".join(f"{option} {value}" for option, value in (("--subset", args.subset), ("--epochs", args.epochs))
+                   if value)  # the other option may still make a dry run
     for option, value, now in (("--subset", given[0], args.subset), ("--epochs", given[1], args.epochs)):
         if value != now:
-            print(f"{option} {value} is " + ("all the training images" if option == "--subset" else
-                                              "every recipe's own number of epochs")
-                  + ": the full study, not a dry run (the same as leaving it out)", flush=True)
+            print(f"{option} {value} is {_UNCHANGED[option]}: "
+                  + (f"it changes nothing (the same as leaving it out), but {dry} makes this a dry run" if dry
+                     else "the full study, not a dry run (the same as leaving it out)"), flush=True)
     if args.json is not None:
         is_mine = lambda record: isinstance(record, dict) and record.get("what") == (  # noqa: E731
             WHAT_BATCH_NORM if args.study == "batch-norm-final" else WHAT)
@@ -379,9 +396,10 @@ def resumed_runs(parser, path, args):
     subset, epochs = _recorded_options(earlier)
     for theirs, option, value in ((epochs, "--epochs", args.epochs), (subset, "--subset", args.subset)):
         if theirs != value:
-            parser.error(f"{where} was trained with {option} {theirs}, this run with {option} "
-                         f"{value}: its runs and these would be mixed; give {option} {theirs}, "
-                         "or leave --resume out")
+            recorded = _recorded_given(earlier, option)
+            parser.error(f"{where} was trained with {option} {_as_given(option, theirs, recorded)}, this run "
+                         f"with {option} {_as_given(option, value, getattr(args, 'given', {}).get(option))}: "
+                         f"its runs and these would be mixed; give {option} {theirs}, or leave --resume out")
     if getattr(args, "device", None) is not None:  # the record written names one device for every run
         from lenet_book.device import device_name
 
@@ -428,8 +446,10 @@ def settings_problem(record, args):
     from lenet_book.device import device_name
 
     subset, epochs = _recorded_options(record)
-    differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
-        ("--epochs", epochs, args.epochs), ("--subset", subset, args.subset)) if theirs != ours]
+    given = getattr(args, "given", {})  # as typed
+    differ = [f"{option} {_as_given(option, theirs, _recorded_given(record, option))} (this run: "
+              f"{_as_given(option, ours, given.get(option))})" for option, theirs, ours in (
+                  ("--epochs", epochs, args.epochs), ("--subset", subset, args.subset)) if theirs != ours]
     ours = device_name(args.device)
     if record.get("device") != ours:
         theirs = record.get("device") if isinstance(record.get("device"), str) else "a device it does not name"

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # lenet_book, tools and benchmarks._options from this checkout
 
 from benchmarks._options import (  # noqa: E402
+    TRAIN_IMAGES,
     check_data_option,
     check_device_option,
     check_record_option,
@@ -230,7 +231,8 @@ def earlier_runs(earlier, device, args, variants):
     them again: all of them when it was made with the same settings (else none: --replace)."""
     if not earlier or settings_problem(earlier, device, args, variants):
         return []
-    stamp = {"date": earlier.get("date"), "commit": earlier.get("commit")}
+    # the torch too: the settings compared do not include it, and lenet_book.speed names it
+    stamp = {"date": earlier.get("date"), "commit": earlier.get("commit"), "torch": earlier.get("torch")}
     runs = [{**r, "earlier_record": r.get("earlier_record") or stamp}
             for r in (earlier["runs"] if isinstance(earlier["runs"], list) else [])
             if isinstance(r, dict) and r.get("variant") in variants and r.get("repeat") in range(args.repeats)
@@ -251,18 +253,29 @@ def is_speed_record(record):
 def settings_problem(record, device, args, variants):
     """How the earlier record ``record`` (of is_speed_record) was made otherwise than this run
     would make it, in words (None: the same settings, so this run measures again what it holds)."""
-    differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours in (
-        ("--device", record.get("device_type"), device.type), ("--epochs", record.get("epochs"), args.epochs),
-        ("--subset", record.get("subset") or 0, args.subset), ("--repeats", record.get("repeats"), args.repeats),
-        ("--seed", record.get("seed", DEFAULT_SEED), args.seed),  # it sets the initial weights and the order
-        ("batch size", record.get("batch_size"), TEXT["batch_size"]), ("lr", record.get("lr"), TEXT["lr"]))
-        if theirs != ours]
+    subset = record.get("subset") or 0  # 60,000 (as a record may hold it) is every image, as 0 is
+    given = getattr(args, "given_subset", args.subset)  # quoted as typed: 60000, not the 0 it came to
+    differ = [f"{option} {theirs} (this run: {ours})" for option, theirs, ours, same in (
+        ("--device", record.get("device_type"), device.type, None),
+        ("--epochs", record.get("epochs"), args.epochs, None),
+        ("--subset", subset, given, _all_images(subset) == _all_images(args.subset)),
+        ("--repeats", record.get("repeats"), args.repeats, None),
+        ("--seed", record.get("seed", DEFAULT_SEED), args.seed, None),  # it sets the initial weights and the order
+        ("batch size", record.get("batch_size"), TEXT["batch_size"], None), ("lr", record.get("lr"), TEXT["lr"], None))
+        if not (theirs == ours if same is None else same)]
     runs = record["runs"] if isinstance(record["runs"], list) else []
     # a run cut short holds only some of its variants: those this run trains again are no loss
     lost = [v for v in dict.fromkeys(r.get("variant") for r in runs if isinstance(r, dict)) if v not in variants]
     if lost:
         differ.append(f"runs of {', '.join(map(str, lost))}, which this run does not train")
     return "; ".join(differ) or None
+
+
+def _all_images(subset):
+    """--subset as the runs use it: 0 for all the training images, as 60,000 is (accuracy_seeds.py
+    and lenet_book.speed read it so too)."""
+    whole = isinstance(subset, int) and not isinstance(subset, bool)
+    return 0 if whole and subset >= TRAIN_IMAGES else subset
 
 
 def print_table(variants, runs, repeats):
@@ -342,6 +355,10 @@ def run_benchmark(parser, args) -> int:
         parser.error(f"--seed must be a whole number from 0 to {SEED_MAX} (2**64 - 1, the largest seed "
                      f"torch takes), got {args.seed}")
     check_subset_option(parser, args.subset)
+    args.given_subset, args.subset = args.subset, _all_images(args.subset)  # a full run, not a dry run
+    if args.given_subset != args.subset:
+        print(f"--subset {args.given_subset} is all the training images: a full run, not a dry run (the same "
+              "as leaving it out)", flush=True)
     if args.json is not None:
         args.json = check_record_option(parser, args.json, is_speed_record, "a record of this speed benchmark")
         hold_record(parser, args.json)  # two runs on one record: the last to write would drop the other's runs

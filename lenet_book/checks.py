@@ -642,7 +642,13 @@ def _check_finite_weights(name, net, redrawn=()):
     """Weights and buffers (batch norm's statistics) that hold NaN or infinite numbers make any
     accuracy meaningless; ``redrawn``: tensors that will be drawn afresh first."""
     skip = {id(t) for t in redrawn}
-    bad = [name for name, t in (*net.named_parameters(), *net.named_buffers())
+    # batch norm's statistics, not every buffer: some start infinite on purpose (observers' min
+    # and max, a mask of -inf)
+    statistics = [(f"{owner}.{name}" if owner else name, t)
+                  for owner, module in net.named_modules()
+                  if isinstance(module, nn.modules.batchnorm._BatchNorm)
+                  for name, t in module.named_buffers(recurse=False)]
+    bad = [name for name, t in (*net.named_parameters(), *statistics)
            if t.is_floating_point() and not t.is_meta and id(t) not in skip
            and not isinstance(t, (nn.parameter.UninitializedParameter,
                                   nn.parameter.UninitializedBuffer))
@@ -658,16 +664,17 @@ def _check_finite_before_training(net):
     """Weights that hold NaN or infinite numbers before the first step (a training that
     diverged earlier, the cell that built the network not run again) stay so whatever the
     learning rate: named as such, not as a new divergence at step 1."""
-    try:
-        _check_finite_weights("train", net)
-    except ValueError:
-        bad = [name for name, t in (*net.named_parameters(), *net.named_buffers())
-               if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all())]
-        raise ValueError(f"the network's weights or statistics {', '.join(bad[:3])}"
+    # parameters only: buffers may start infinite on purpose (observers' min and max, masks)
+    bad = [name for name, t in net.named_parameters()
+           if t.is_floating_point() and not t.is_meta
+           and not isinstance(t, nn.parameter.UninitializedParameter)
+           and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"the network's weights {', '.join(bad[:3])}"
                          f"{' ...' if len(bad) > 3 else ''} already hold NaN or infinite numbers, "
-                         "before this training: a training that diverged earlier left them so, "
-                         "and no learning rate can bring them back; build the network again "
-                         "(run the cell that builds it), then train") from None
+                         "before this training (most likely a training that diverged earlier "
+                         "left them so), and no learning rate can bring them back; build the "
+                         "network again (run the cell that builds it), then train")
 
 
 def check_evaluate(net, images, labels, predict, batch_size):
@@ -1144,10 +1151,10 @@ def _who_says(error, first):
     while traceback is not None and traceback.tb_next is not None:
         traceback = traceback.tb_next
     file = traceback.tb_frame.f_code.co_filename if traceback is not None else ""
-    if str(Path(torch.__file__).parent) not in file:
-        said = f"its forward raised {type(error).__name__}: {first}"
-    elif isinstance(error, RuntimeError):  # torch's own refusal: its words say what
+    if isinstance(error, RuntimeError):  # torch's own refusal (F.linear, view: from C)
         said = f"PyTorch says {first!r}"
+    elif str(Path(torch.__file__).parent) not in file:
+        said = f"its forward raised {type(error).__name__}: {first}"
     else:
         said = f"PyTorch raised {type(error).__name__}: {first}"  # e.g. a ModuleDict's key
     return said + _forward_line(error)
@@ -1169,7 +1176,7 @@ def _forward_line(error):
     if found is None:
         return ""
     name, line, text = found
-    return f" (in {name}, line {line}{': ' + text if text else ''})"
+    return f", at line {line} of {name}{': ' + text if text else ''}"
 
 
 def _is_forward_bug(error):
@@ -2710,12 +2717,16 @@ def _check_no_wrap(batch_transform, source, out, seed, before):
     if not (isinstance(wide, torch.Tensor) and wide.shape == out.shape
             and wide.device == out.device) or wide.is_floating_point() or wide.is_complex():
         return
-    wide = wide.to(torch.int64)
+    wide, out_ = wide.to(torch.int64), out.to(torch.int64)
+    if ((wide < -256) | (wide > 511)).any():
+        return  # beyond uint8 arithmetic: the dtype's own bound (32767 - x inverts), not judged
     outside = (wide < 0) | (wide > 255)
     inside = ~outside
-    if not outside.any() or (out.to(torch.int64)[inside] != wide[inside]).float().mean() > 0.1:
-        return  # nothing left 0-255, or other random numbers: nothing to compare
-    wrapped = outside & (out.to(torch.int64) == wide % 256)
+    if not outside.any() or outside.float().mean() > 0.99 \
+            or (out_[inside] != wide[inside]).float().mean() > 0.1:
+        return  # within 0-255; every pixel moved (~x, an invert); or other random numbers
+    # a pixel of 0 or 255 is where clamping puts it too (a clamp at the dtype's bound): not counted
+    wrapped = outside & (out_ == wide % 256) & (out_ != 0) & (out_ != 255)
     count = int(wrapped.sum())
     if count == 0:
         return

@@ -762,12 +762,7 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     _check_no_stray_space(root)
     _check_no_tilde(root)
     packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")]
-    problems = [(_unpacked_as_gz(raw, spec) if _unpacked_under_gz(raw / f"{spec.name}.gz", spec)
-                 else p[:-1] + f", but {spec.name}.gz is there, "
-                 + ("empty (left by a failed download)." if _empty_leftover(
-                     raw / f"{spec.name}.gz") else "still packed.")) if (
-        spec in packed and p == f"{raw / spec.name} is missing.") else _respelt(p, raw, spec)
-        for spec, p in ((spec, _problem(raw / spec.name, spec)) for spec in FILES) if p]
+    problems = _raw_problems(raw, FILES)
     renames = sum(p.endswith(_RENAME_END) for p in problems)
     cache = _cache_problem(root)
     if len(problems) == len(FILES) and not cache and all(
@@ -794,6 +789,27 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
                     f"{_current_folder()}.)" if problems and renames == len(problems) and not cache
                else _how_to_fix(root)))
     return raw
+
+
+def _raw_problems(raw: Path, specs) -> list[str]:
+    """What is wrong with each of ``specs``' files in ``raw``, as check says it: a missing file
+    whose .gz is there is still packed (or an empty leftover, or saved unpacked under the .gz
+    name), and one there under another spelling is to be renamed."""
+    problems = []
+    for spec in specs:
+        problem = _problem(raw / spec.name, spec)
+        gz = raw / f"{spec.name}.gz"
+        if problem is None:
+            continue
+        if os.path.isfile(gz) and problem == f"{raw / spec.name} is missing.":
+            problem = (_unpacked_as_gz(raw, spec) if _unpacked_under_gz(gz, spec)
+                       else problem[:-1] + f", but {gz.name} is there, "
+                       + ("empty (left by a failed download)." if _empty_leftover(gz)
+                          else "still packed."))
+        else:
+            problem = _respelt(problem, raw, spec)
+        problems.append(problem)
+    return problems
 
 
 def _spelling(name: str) -> str:
@@ -1356,11 +1372,7 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             folder = _source_given_as_root(root)  # the root itself holds the files
             if folder is not None:
                 raise _source_as_root_error(root, folder)
-            raise _NoLocalCopy(
-                _damaged_here(raw, todo)
-                + "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
-                + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
-                            for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
+            source = _no_local_copy(raw, todo, root)
         _check_source_kind(source, root)
     if source is not None:
         source = _files_folder(Path(source))
@@ -1425,13 +1437,45 @@ class _NoLocalCopy(FashionMNISTError):
     """prepare found no local copy: ``prepare --download`` then lets torchvision download."""
 
 
+def _no_local_copy(raw: Path, todo: list[IdxFile], root: str | os.PathLike) -> Path:
+    """prepare without a source, and no local copy: the learner's own .gz files in ``raw`` (a
+    browser download saved there, a download left packed) are the source, when ``raw`` can be
+    written; else what ``raw`` holds is named as check names it, with check's fix. The general
+    advice, whose online fix deletes ``raw``, is left for a folder holding no copy of theirs."""
+    gz = [raw / f"{spec.name}.gz" for spec in todo]
+    packed = all(os.path.isfile(path) and not _empty_leftover(path) for path in gz)
+    if packed and _writable(raw):
+        return raw  # unpacked and verified where they are; the .gz files are kept
+    damaged = _damaged_here(raw, todo)
+    lines = _raw_problems(raw, todo)
+    if packed:  # a shared, read-only folder: unpacked into a data root of one's own
+        raise FashionMNISTError(damaged + _unpack_here(root))
+    if lines and all(line.endswith(_RENAME_END) for line in lines):
+        raise FashionMNISTError(
+            damaged + "How to fix it: rename the files as said above (torchvision reads only "
+            f"these names), then prepare again.\n(Paths are relative to {_current_folder()}.)")
+    nearby = None if damaged else _nearby_root(root)  # 'data' run in notebooks/: ../data
+    if nearby is not None:
+        raise FashionMNISTError(
+            f"Fashion-MNIST is not in {raw}, but the four files are in {_raw_dir(nearby)} "
+            f"(paths relative to {_current_folder()}): did you mean {_root_option()} {nearby}?"
+            " Nothing was created, deleted or downloaded.")
+    raise _NoLocalCopy(
+        damaged + "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
+        + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
+                    for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
+
+
 def _damaged_here(raw: Path, todo: list[IdxFile]) -> str:
-    """What is wrong with the files already in ``raw`` (as check says it), when some are there:
-    a hand copy cut short is named, not hidden behind 'no local copy was found'. Else ''."""
-    if not any(os.path.lexists(raw / spec.name) for spec in todo):
+    """What is wrong with the files already in ``raw`` (as check says it), when some are there,
+    packed or under another spelling included: a hand copy cut short is named, not hidden
+    behind 'no local copy was found'. Else '' (empty .gz files a failed download left, only)."""
+    lines = _raw_problems(raw, todo)
+    if all(line == f"{raw / spec.name} is missing." or "left by a failed download" in line
+           for spec, line in zip(todo, lines)):
         return ""
-    return ("Fashion-MNIST is not ready in " + str(raw) + ":\n" + "".join(
-        f"  - {_respelt(_problem(raw / spec.name, spec), raw, spec)}\n" for spec in todo))
+    return ("Fashion-MNIST is not ready in " + str(raw) + ":\n"
+            + "".join(f"  - {line}\n" for line in lines))
 
 
 def _folders_to_create(folder: Path) -> list[Path]:
@@ -1552,7 +1596,21 @@ def _where_the_chapters_look(root, nearby) -> str:
         return ", or move it where the chapters look: mv data ../data"
     if not os.path.lexists("../data/FashionMNIST"):
         return ", or move it where the chapters look: mv data/FashionMNIST ../data/"
+    if not os.path.lexists("../data/FashionMNIST/raw"):
+        return (", or move it where the chapters look: mv data/FashionMNIST/raw "
+                "../data/FashionMNIST/")
+    if _only_leftovers(Path("../data/FashionMNIST/raw")):  # a failed download's
+        return (", or move its files where the chapters look: mv data/FashionMNIST/raw/* "
+                "../data/FashionMNIST/raw/")
     return ""
+
+
+def _only_leftovers(folder: Path) -> bool:
+    """Whether ``folder`` is empty but for the empty .gz files a failed download leaves."""
+    try:
+        return all(_empty_leftover(folder / name) for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = True) -> Path:
@@ -1593,19 +1651,24 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
         nearby = (None if any(os.path.isfile(p) and not _empty_leftover(p) for p in gz)
                   else _nearby_root(root))  # '../data' run from the repository root
         if nearby is not None:
+            use = (f"--root {nearby}" if _ON_THE_COMMAND_LINE.get()
+                   else f"root={nearby!r} (a tool's --data {nearby})")
             raise FashionMNISTError(
                 f"Fashion-MNIST is not in {raw}, but the four files are in {_raw_dir(nearby)} "
-                f"(paths relative to {_current_folder()}): give root={nearby!r} (a tool's "
-                f"--data {nearby})"
+                f"(paths relative to {_current_folder()}): give {use}"
                 + _where_the_chapters_look(root, nearby)
                 + ". Nothing was created, deleted or downloaded.")
+        if any(_misnamed(raw, spec) for spec in FILES):  # a rename, not a second copy beside
+            check_fashion_mnist(root)
     if not present and download and packed and not shared:
         # unpacked and verified here: torchvision would try to download a damaged .gz again and
         # say only that the download failed (offline), leaving the others unpacked unverified
         return prepare_fashion_mnist(raw, root)
     if not present and download and not shared:  # shared: torchvision would unpack them there
-        new = [folder for folder in (raw, raw.parent, _root(root))
-               if not os.path.lexists(folder)]  # torchvision creates them: removed if it fails
+        new = _folders_to_create(raw)  # torchvision creates them all: removed if it fails
+        if _ON_THE_COMMAND_LINE.get():  # prepare --download: said once nothing else stops it
+            print("No local copy of Fashion-MNIST was found: downloading it with torchvision ...",
+                  file=sys.stderr)
         try:
             import torchvision
 
@@ -1655,8 +1718,9 @@ def _for_the_terminal(message: str, root: str | os.PathLike) -> str:
     """The command line's message: when the data folder holds some of the four files and only a
     few are wrong (one truncated or swapped), what is wrong and one fix, instead of the three
     ways to get the data from scratch."""
-    if "No local copy of Fashion-MNIST was found" in message:
-        return message  # the fix below would need a local copy
+    copy = find_local_copy()
+    if "No local copy of Fashion-MNIST was found" in message or copy is None:
+        return message  # the fix below needs a local copy: else the full advice
     what, _, _ = message.partition(_how_to_fix(root))
     lines = what.rstrip("\n").splitlines()
     wrong = [line for line in lines if line.startswith("  - ")]
@@ -1664,8 +1728,8 @@ def _for_the_terminal(message: str, root: str | os.PathLike) -> str:
     if not what or what == message or not wrong or len(missing) == len(FILES):
         return message
     return (what.rstrip("\n") + "\nHow to fix it: python -m lenet_book.data prepare --root "
-            f"{root} (run in {Path.cwd()}) unpacks and verifies the four files again from a "
-            "local copy.")
+            f"{root} (run in {Path.cwd()}) unpacks and verifies the four files again from the "
+            f"local copy in {copy}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1695,9 +1759,7 @@ def main(argv: list[str] | None = None) -> int:
             except _NoLocalCopy as error:
                 if not args.download or not str(error).startswith("No local copy"):
                     raise  # damaged files here: a download would not replace them
-                print("No local copy of Fashion-MNIST was found: downloading it with "
-                      "torchvision ...", file=sys.stderr)
-                raw = ensure_fashion_mnist(args.root)
+                raw = ensure_fashion_mnist(args.root)  # says so when it downloads
         else:
             raw = check_fashion_mnist(args.root)
     except FashionMNISTError as error:

@@ -18,6 +18,7 @@ import inspect
 import logging
 import math
 import numbers
+import re
 import statistics
 import time
 
@@ -263,8 +264,57 @@ def provenance(result):
     date = result.get("date") or result.get("date_utc", "")[:10]
     commit = f", commit {result['commit']}" if result.get("commit") else ""
     dry = _dry_run(result)
+    measured = f"measured {date}{commit}"
+    unfinished = _unfinished(result)
+    if unfinished:  # runs of two measurements, or fewer than planned: not one complete measurement
+        mine, planned, earlier = unfinished
+        measured = (f"UNFINISHED (the benchmark was stopped): {_runs(mine, planned)} {measured}"
+                    + "".join(f"; {count} kept from an earlier record, {stamp}"
+                              for stamp, count in earlier.items())
+                    + (f"; the other {planned - mine} not measured"
+                       if planned and not earlier and planned > mine else ""))
     return (f"{result['device']}, torch {result['torch']}, {result['epochs']} epochs"
-            + (f", {dry}" if dry else "") + f", {runs}, measured {date}{commit}")
+            + (f", {dry}" if dry else "") + f", {runs}, {measured}")
+
+
+def _unfinished(result):
+    """A record that benchmarks/train_speed.py left unfinished (it says so in 'stopped': cut short,
+    it keeps the earlier record's runs it had not measured again, each marked 'earlier_record'):
+    (runs this one measured, runs it planned or None, {the earlier record in words: its runs}).
+    None for a complete record, as every committed one is."""
+    runs = [r for r in result["runs"] if isinstance(r, dict)]
+    kept = [r["earlier_record"] for r in runs if r.get("earlier_record")]
+    stopped = result.get("stopped")
+    if not stopped and not kept:
+        return None
+    planned = re.search(r"of its (\d+) runs", stopped) if isinstance(stopped, str) else None
+    earlier = {}
+    for stamp in kept:
+        stamp = {key: value for key, value in (stamp.items() if isinstance(stamp, dict) else ())
+                 if isinstance(value, str) and value}
+        words = ", ".join([f"measured {stamp['date']}" if "date" in stamp else "of an unknown date"]
+                          + [f"{key} {stamp[key]}" for key in ("commit", "torch") if key in stamp
+                             and (key != "torch" or stamp[key] != result.get("torch"))])
+        earlier[words] = earlier.get(words, 0) + 1
+    return len(runs) - len(kept), int(planned[1]) if planned else None, earlier
+
+
+def _runs(mine, planned):
+    """'1 of 4 runs', '2 runs'."""
+    return f"{mine}" + (f" of {planned}" if planned else "") + (" run" if (planned or mine) == 1
+                                                                  else " runs")
+
+
+def _marked(name, result, *notes):
+    """A table's index name with ``notes``, and a note where the record is unfinished (see
+    _unfinished): the table would show runs of two measurements as one."""
+    unfinished = _unfinished(result)
+    if unfinished:
+        mine, planned, earlier = unfinished
+        date = result.get("date") or str(result.get("date_utc", ""))[:10]
+        notes += (f"UNFINISHED: {_runs(mine, planned)} measured {date}"
+                  + (f", {sum(earlier.values())} from an earlier record" if earlier else ""),)
+    return f"{name} ({'; '.join(notes)})" if notes else name
 
 
 _TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set
@@ -282,9 +332,11 @@ def _dry_run(result):
 
 
 def _variant_header(result):
-    """The tables' index name: 'variant', or for a --subset record a note that it is a dry run."""
+    """The tables' index name: 'variant', or for a --subset record a note that it is a dry run
+    (and for an unfinished one that it is unfinished)."""
     dry = _dry_run(result)
-    return f"variant (DRY RUN, {dry.removesuffix(' (dry run)')})" if dry else "variant"
+    notes = [f"DRY RUN, {dry.removesuffix(' (dry run)')}"] if dry else []
+    return _marked("variant", result, *notes)
 
 
 def failures(result):
@@ -378,7 +430,7 @@ def paired_table(result, variants, baseline="fast"):
                                   else "faster" if min(values) > 1
                                   else "slower" if max(values) < 1 else "no")
         rows.append(row)
-    return pd.DataFrame(rows).set_index("variant")
+    return pd.DataFrame(rows).set_index("variant").rename_axis(_marked("variant", result))
 
 
 def fused_table(result):
@@ -441,7 +493,7 @@ def compile_payoff(result, variant="fast-compile", baseline="fast"):
         f"train s, {baseline}": f"{base[r.get('repeat', 0)]:.2f}",
         f"train s, {variant}": f"{r['train_seconds']:.2f}",
         "train s saved": f"{base[r.get('repeat', 0)] - r['train_seconds']:.1f}"}
-        for r in mine]).set_index("repeat")
+        for r in mine]).set_index("repeat").rename_axis(_marked("repeat", result))
 
 
 def compile_and_train(result, variants):
@@ -456,7 +508,8 @@ def compile_and_train(result, variants):
         "compile s": f"{r.get('setup_seconds', 0.0):.2f}",
         "train s": f"{r['train_seconds']:.2f}",
         "total s": f"{r.get('setup_seconds', 0.0) + r['train_seconds']:.2f}"}
-        for r in runs]).set_index(["repeat", "variant"])
+        for r in runs]).set_index(["repeat", "variant"]).rename_axis([_marked("repeat", result),
+                                                                      "variant"])
 
 
 def epoch_losses(result, variants, repeat=0):
@@ -467,7 +520,7 @@ def epoch_losses(result, variants, repeat=0):
             if not _failed(r) and r.get("repeat", 0) == repeat}
     return pd.DataFrame({name: [h["loss"] for h in runs[name]["history"]] for name in variants},
                         index=pd.RangeIndex(1, len(runs[variants[0]]["history"]) + 1,
-                                            name="epoch"))
+                                            name=_marked("epoch", result)))
 
 
 # --- the records' helpers check what they are given (at_the_door): a record of load_result and

@@ -9,6 +9,7 @@ issue; each failed before its fix. Tiny stand-in tensors only: no test here need
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import copy
@@ -49,6 +50,7 @@ import torch.nn.utils.prune as prune
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms import v2 as tv2
 
 import lenet_book
 import lenet_book.book
@@ -1637,6 +1639,8 @@ def test_15_the_long_messages_are_one_or_two_sentences(tmp_path, capsys, monkeyp
     shutil.copytree(REPO / "data" / "FashionMNIST" / "raw", raw,
                     ignore=shutil.ignore_patterns("*.gz"))
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\0" * 1000)
+    # the one fix needs a local copy to prepare from: the repository's data, here
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(REPO / "data" / "FashionMNIST" / "raw"))
     assert data.main(["check", "--root", "d"]) == 1
     err = capsys.readouterr().err
     assert "t10k-labels-idx1-ubyte holds only zero bytes" in err and "apt-get" not in err, err
@@ -14523,9 +14527,10 @@ def test_33_gpu_check_of_every_chapter_keeps_nothing_of_the_earlier_replay(gpu_c
     assert replay["files"] == {name: {"passed": 3, "failed": 0} for name in EARLIER["files"]}
 
 
-def test_33_gpu_check_of_one_test_of_a_file_replaces_that_file_s_earlier_result(gpu_checkout):
+def test_33_gpu_check_of_one_test_of_a_file_records_that_file_s_row_as_that_test_s(gpu_checkout):
     replay = gpu_checkout("--chapters", "notebooks/02_shapes.ipynb", "--tests", "tests/test_fast.py::t0")
     assert replay["files"]["tests/test_fast.py"] == {"passed": 3, "failed": 0}
+    assert replay["some_tests"] == {"tests/test_fast.py": ["t0"]}
     assert replay["files"]["tests/test_data.py"]["device"] == "NVIDIA H200"
     assert replay["files"]["notebooks/01_architecture.ipynb"]["date"] == "2026-11-20"
 
@@ -17695,9 +17700,6 @@ def test_33_gpu_check_takes_a_test_that_is_in_its_file_up_to_the_gpu_check(monke
     with pytest.raises(SystemExit, match="PyTorch sees no CUDA GPU here"):
         GPU_CHECK.main(["--no-bench", "--tests", given])
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
-
 
 @pytest.mark.parametrize("name, suggested", [("val_acc", "val"), ("test ", "test"), (" valid", "valid"),
                                              ("train_acc", "train_eval"), ("_acc", "valid")])
@@ -17933,8 +17935,8 @@ def test_33_a_mistake_in_a_forward_of_one_s_own_names_its_line_and_allows_both_c
     message = refused_by_lenet_book(ValueError, "or its forward has a mistake",
                                     lambda: train(Looped(), tiny_data(), num_epochs=1,
                                                   batch_size=10))
-    assert "raised IndexError: index 4 is out of range (in forward, line " in message, message
-    assert ": x = self.layers[i](x))" in message
+    assert "raised IndexError: index 4 is out of range, at line " in message, message
+    assert " of forward: x = self.layers[i](x);" in message
     assert "that line of the forward is the one to fix" in message
 
 
@@ -17998,3 +18000,713 @@ def test_33_bf16_layers_refuses_a_network_with_hooks_of_its_own_which_would_not_
         lambda: fused.FusedStep(net, X, y, compile=False, bf16_layers=("3",)))
     assert "leave bf16_layers out" in message
     fused.FusedStep(net, X, y, compile=False)  # without bf16_layers the network's call runs
+
+
+def _channel_first(transform):
+    return lambda images, generator: transform(images.unsqueeze(1)).squeeze(1)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: ~images,
+    lambda images, generator: torch.iinfo(images.dtype).max - images,
+    _channel_first(tv2.RandomInvert(p=1.0)),
+    _channel_first(tv2.RandomSolarize(threshold=128, p=1.0)),
+    lambda images, generator: images.masked_fill(images > 200, torch.iinfo(images.dtype).max),
+    lambda images, generator: tv2.functional.adjust_brightness(images.unsqueeze(1),
+                                                               2.13).squeeze(1),
+], ids=["bitwise-not", "iinfo-max", "invert", "solarize", "fill-max", "brightness-clamped"])
+def test_33_transforms_written_with_the_dtype_s_own_bound_are_not_taken_for_a_wrap(transform):
+    """Before: 'wraps pixels past 0-255 ... (one is 83 where its value would be 32595)': the
+    int16 run inverts within int16's bound, 32767 - x, which is 255 - x modulo 256."""
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=transform)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_buffers_that_start_infinite_on_purpose_train_and_score():
+    """Before: 'already hold NaN or infinite numbers ... a training that diverged earlier' for a
+    network built one line earlier whose buffer starts at -inf, as observers' do."""
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = models.lenet()
+            mask = torch.zeros(10)
+            mask[9] = float("-inf")  # a class never predicted
+            self.register_buffer("mask", mask)
+
+        def forward(self, x):
+            return self.net(x) + self.mask
+
+    X, y = tiny_data()
+    history = train(Masked(), (X, y), {"valid": (X, y % 9)}, num_epochs=1, batch_size=10,
+                    loss_fn=lambda scores, labels: F.cross_entropy(scores, labels % 9))[0]
+    assert math.isfinite(history[0]["loss"]) and 0 <= history[0]["valid_acc"] <= 1
+
+
+def test_33_torch_s_shape_refusal_from_a_c_function_in_one_s_own_forward_keeps_the_size_words():
+    """F.linear raises from C, so its last frame is the learner's: it is still PyTorch's word."""
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(10, 400))
+
+        def forward(self, x):
+            return F.linear(x.flatten(1), self.weight)
+
+    message = refused_by_lenet_book(ValueError, "does not take 28×28 images",
+                                    lambda: train(Flat(), tiny_data(), num_epochs=1,
+                                                  batch_size=10))
+    assert "for one image PyTorch says 'mat1 and mat2 shapes cannot be multiplied" in message
+    assert "or its forward has a mistake" not in message, message
+    assert ", at line " in message and " of forward: return F.linear(x.flatten(1), " in message
+
+
+def _files(folder, monkeypatch, name=lambda name: name + ".gz", pack=True):
+    """Four tiny stand-in files (packed or not, named by ``name``), which the module expects."""
+    specs = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for published, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
+                                    ("train-labels-idx1-ubyte", 0x801, (3,)),
+                                    ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
+                                    ("t10k-labels-idx1-ubyte", 0x801, (2,))):
+        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+                   + bytes(math.prod(shape)))
+        packed = gzip.compress(content, mtime=0)
+        (folder / name(published)).write_bytes(packed if pack else content)
+        specs.append(data.IdxFile(published, magic, shape, hashlib.md5(content).hexdigest(),
+                                  hashlib.md5(packed).hexdigest()))
+    monkeypatch.setattr(data, "FILES", tuple(specs))
+    return folder
+
+
+def _no_copy(tmp_path, monkeypatch):
+    """No local copy anywhere (offline, no ../shared); the current folder is tmp_path."""
+    monkeypatch.setattr(data, "LOCAL_COPIES", (tmp_path / "nowhere",))
+    monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def _offline(monkeypatch):
+    """torchvision's FashionMNIST as offline: it creates its raw folder, then fails."""
+    import torchvision
+
+    def offline(**kwargs):
+        os.makedirs(os.path.join(kwargs["root"], "FashionMNIST", "raw"), exist_ok=True)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz (offline)")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+
+
+RAW = Path("data") / "FashionMNIST" / "raw"
+
+
+def test_33_prepare_without_a_copy_unpacks_the_gz_files_already_in_raw(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Before: 'No local copy was found', and 'online: delete data/FashionMNIST/raw'."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / RAW, monkeypatch)
+    _no_download(monkeypatch)
+    assert data.main(["prepare"]) == 0, capsys.readouterr().err
+    assert data.check_fashion_mnist("data") == RAW
+    assert len(list((tmp_path / RAW).glob("*.gz"))) == 4  # the learner's .gz files are kept
+
+
+def test_33_prepare_without_a_copy_names_files_under_another_spelling_with_their_rename(
+        tmp_path, monkeypatch, capsys):
+    """Before: 'No local copy', and advice to delete the folder holding the only copy."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / RAW, monkeypatch, pack=False, name=lambda name: name.replace("-idx", ".idx"))
+    message = refused_by_lenet_book(FashionMNISTError, "train-images.idx3-ubyte is there: rename",
+                                    lambda: data.prepare_fashion_mnist())
+    assert "then prepare again" in message and "delete" not in message, message
+    _no_download(monkeypatch)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert "mv data/FashionMNIST/raw/t10k-labels.idx1-ubyte" in err, err
+    assert "delete" not in err and "downloading" not in err, err
+    assert len(os.listdir(tmp_path / RAW)) == 4  # nothing deleted, nothing added
+
+
+def test_33_prepare_of_a_read_only_raw_of_gz_files_says_to_unpack_them_into_a_root_of_ones_own(
+        tmp_path, monkeypatch):
+    """Before: 'No local copy', and 'online: delete' the shared folder holding the .gz files."""
+    _no_copy(tmp_path, monkeypatch)
+    raw = _files(tmp_path / "shared" / "FashionMNIST" / "raw", monkeypatch)
+    raw.chmod(0o555)
+    try:
+        message = refused_by_lenet_book(FashionMNISTError, "read-only",
+                                        lambda: data.prepare_fashion_mnist(None, "shared"))
+        assert "delete" not in message and "--source shared/FashionMNIST/raw --root data" in message
+        assert data.prepare_fashion_mnist("shared/FashionMNIST/raw", "data") == RAW  # the fix
+    finally:
+        raw.chmod(0o755)
+
+
+def test_33_ensure_names_files_under_another_spelling_rather_than_download_a_second_copy(
+        tmp_path, monkeypatch):
+    """Before: torchvision downloaded the four files beside the learner's (offline: 'delete raw')."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / RAW, monkeypatch, pack=False, name=str.upper)
+    _no_download(monkeypatch)
+    message = refused_by_lenet_book(FashionMNISTError, "TRAIN-IMAGES-IDX3-UBYTE is there: rename",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    assert "delete" not in message, message
+
+
+def test_33_prepare_with_a_copy_still_replaces_the_files_in_raw_from_it(tmp_path, monkeypatch):
+    _no_copy(tmp_path, monkeypatch)
+    copy_ = _files(tmp_path / "copy", monkeypatch)
+    monkeypatch.setattr(data, "LOCAL_COPIES", (copy_,))
+    (tmp_path / RAW).mkdir(parents=True)
+    (tmp_path / RAW / "train-images-idx3-ubyte").write_bytes(b"\0" * 5)
+    assert data.prepare_fashion_mnist() == RAW and data.check_fashion_mnist() == RAW
+
+
+def test_33_check_s_short_fix_names_prepare_only_when_a_local_copy_is_found(tmp_path, monkeypatch,
+                                                                            capsys):
+    """Before: 'prepare --root data ... again from a local copy' on a machine with none."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / RAW, monkeypatch, pack=False, name=str)
+    (tmp_path / RAW / "train-images-idx3-ubyte").write_bytes(b"\0" * 5)
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "again from a local copy" not in err and "online: delete" in err, err
+    # with a copy, the short fix names it, and works
+    monkeypatch.setattr(data, "LOCAL_COPIES", (_files(tmp_path / "copy", monkeypatch),))
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert f"again from the local copy in {tmp_path / 'copy'}." in err, err
+    assert data.main(["prepare", "--root", "data"]) == 0 and data.main(["check"]) == 0
+
+
+def test_33_prepare_in_notebooks_names_the_ready_data_above_and_downloads_nothing(
+        tmp_path, monkeypatch, capsys):
+    """Before: only 'No local copy'; --download announced a download, then said root='../data'."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / "source", monkeypatch)
+    data.prepare_fashion_mnist(tmp_path / "source", tmp_path / "data")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    _no_download(monkeypatch)
+    for argv in (["prepare"], ["prepare", "--download"]):
+        assert data.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "did you mean --root ../data?" in err, err
+        assert "downloading" not in err and "root='../data'" not in err, err
+    assert os.listdir(".") == []  # nothing created
+    assert data.main(["prepare", "--root", "../data"]) == 0  # the option named works
+    # the Python call names its parameter
+    message = refused_by_lenet_book(FashionMNISTError, r"did you mean root \.\./data\?",
+                                    lambda: data.prepare_fashion_mnist())
+    assert "No local copy" not in message
+
+
+def test_33_prepare_download_still_says_it_downloads_when_it_does(tmp_path, monkeypatch, capsys):
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / "nowhere-else", monkeypatch)  # the module expects the tiny files
+    _offline(monkeypatch)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("No local copy of Fashion-MNIST was found: downloading it with torchvision")
+    assert "torchvision could not download it" in err and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("leftover, move", [
+    ("data/FashionMNIST/raw", "mv data/FashionMNIST/raw/* ../data/FashionMNIST/raw/"),
+    ("data/FashionMNIST", "mv data/FashionMNIST/raw ../data/FashionMNIST/"),
+])
+def test_33_an_empty_leftover_data_folder_above_notebooks_gets_the_move_that_works(
+        tmp_path, monkeypatch, leftover, move):
+    """Before: the mv was left out for an empty ../data/FashionMNIST/raw (a failed download's)."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / "source", monkeypatch)
+    notebooks = tmp_path / "repo" / "notebooks"
+    data.prepare_fashion_mnist(tmp_path / "source", notebooks / "data")
+    (tmp_path / "repo" / leftover).mkdir(parents=True)
+    if leftover.endswith("raw"):  # and the empty .gz files an offline download leaves
+        (tmp_path / "repo" / leftover / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    monkeypatch.chdir(notebooks)
+    message = refused_by_lenet_book(FashionMNISTError, "give root='data'",
+                                    lambda: data.ensure_fashion_mnist("../data"))
+    assert move in message, message
+    os.system(move)  # the move given makes every chapter's '../data' work
+    assert data.ensure_fashion_mnist("../data") == Path("../data/FashionMNIST/raw")
+
+
+def test_33_a_data_folder_above_notebooks_holding_files_gets_no_move(tmp_path, monkeypatch):
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / "source", monkeypatch)
+    notebooks = tmp_path / "repo" / "notebooks"
+    data.prepare_fashion_mnist(tmp_path / "source", notebooks / "data")
+    (tmp_path / "repo" / "data" / "FashionMNIST" / "raw").mkdir(parents=True)
+    (tmp_path / "repo" / "data" / "FashionMNIST" / "raw" / "notes.txt").write_text("mine")
+    monkeypatch.chdir(notebooks)
+    message = refused_by_lenet_book(FashionMNISTError, "give root='data'",
+                                    lambda: data.ensure_fashion_mnist("../data"))
+    assert " mv " not in message, message
+
+
+def test_33_a_failed_download_into_a_root_two_levels_deep_leaves_no_folder(tmp_path, monkeypatch,
+                                                                           capsys):
+    """Before: runs/ (and data/ for --root data/FashionMNIST) was left behind, empty."""
+    _no_copy(tmp_path, monkeypatch)
+    _files(tmp_path / "nowhere-else", monkeypatch)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    _offline(monkeypatch)
+    refused_by_lenet_book(FashionMNISTError, "torchvision could not download it",
+                          lambda: data.ensure_fashion_mnist("runs/data"))
+    assert os.listdir(".") == []
+    assert data.main(["prepare", "--download", "--root", "data/FashionMNIST"]) == 1
+    assert "could not download" in capsys.readouterr().err and os.listdir(".") == []
+    # a folder that was there before is kept
+    os.mkdir("runs")
+    refused_by_lenet_book(FashionMNISTError, "torchvision could not download it",
+                          lambda: data.ensure_fashion_mnist("runs/a/b"))
+    assert os.listdir(".") == ["runs"] and os.listdir("runs") == []
+
+
+
+
+
+
+
+OLD_RUN = {key: EARLIER[key] for key in GPU_CHECK.RUN}
+
+
+def _never__fb2(*args, **kwargs):
+    raise AssertionError(f"gpu_check started real work: {args}")
+
+
+def _jobs_done(root, report_nodes=True):
+    """gpu_check's run_jobs, faked: each job passes, with a JUnit file naming three tests of every
+    file it was given (one test of a file::test; none of it unless ``report_nodes``: skipped)."""
+
+    def jobs_done(jobs, env, limit, work, parallel):
+        for name, command in jobs.items():
+            (work / f"{GPU_CHECK.slug(name)}.log").write_text("...\n")
+            cases = ""
+            for given in command[command.index(str(work / f"{GPU_CHECK.slug(name)}.xml")) + 1:]:
+                path, _, node = given.partition("::")
+                files = ([p.relative_to(root).as_posix() for p in sorted((root / path).glob("test_*.py"))]
+                         if (root / path).is_dir() else [path])
+                for file in files:
+                    classname = (file.replace("/", ".", 1) if file.endswith(".ipynb")
+                                 else file.removesuffix(".py").replace("/", "."))
+                    count = (1 if report_nodes else 0) if node else 3
+                    cases += "".join(f'<testcase classname="{classname}" name="t{i}"/>' for i in range(count))
+            (work / f"{GPU_CHECK.slug(name)}.xml").write_text(
+                f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
+        return {name: 0 for name in jobs}
+
+    return jobs_done
+
+
+@pytest.fixture
+def replay(monkeypatch, tmp_path):
+    """A repository of two test files (tests t0, t1) and two chapters with an earlier replay
+    recorded; gpu_check runs on a fake GPU, its jobs faked. Returns run(*arguments, earlier=...,
+    report_nodes=True) -> (the record written, what was printed)."""
+    root = tmp_path / "repo"
+    (root / "tests").mkdir(parents=True)
+    for name in ("test_data.py", "test_fast.py"):
+        (root / "tests" / name).write_text("def t0():\n    pass\n\n\ndef t1():\n    pass\n")
+    (root / "notebooks").mkdir()
+    for name in ("01_architecture", "02_shapes"):
+        (root / "notebooks" / f"{name}.ipynb").write_text("{}")
+    (root / "records").mkdir()
+    record = root / "records" / "gpu-replay.json"
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(GPU_CHECK, "ROOT", root)
+    monkeypatch.setattr(GPU_CHECK, "REPLAY_RECORD", record)
+    monkeypatch.setattr(GPU_CHECK, "WHEELS", root / ".gpu" / "wheels")
+    monkeypatch.setattr(GPU_CHECK, "DATA", root / ".gpu" / "data")
+    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "new5678")
+    monkeypatch.setattr(GPU_CHECK, "chapters", lambda: sorted((root / "notebooks").glob("*.ipynb")))
+    monkeypatch.setattr(GPU_CHECK.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    monkeypatch.setattr(GPU_CHECK, "subprocess", types.SimpleNamespace(
+        run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never__fb2, STDOUT=subprocess.STDOUT))
+    monkeypatch.chdir(root)
+
+    def run(*arguments, earlier=EARLIER, report_nodes=True, capsys=None):
+        record.write_text(json.dumps(earlier, indent=1) + "\n")
+        monkeypatch.setattr(GPU_CHECK, "run_jobs", _jobs_done(root, report_nodes))
+        assert GPU_CHECK.main(["--no-bench", *arguments]) == 0
+        return json.loads(record.read_text())
+    return run
+
+
+def test_33_gpu_check_of_one_test_of_a_file_records_that_only_that_test_ran(replay, capsys):
+    """Before: the file's row became '1 passed' under today's replay, with nothing saying that one
+    test of it ran, and the earlier 8 results of the file were gone without a word."""
+    written = replay("--chapters", "notebooks/02_shapes.ipynb", "--tests", "tests/test_fast.py::t0")
+    assert written["files"]["tests/test_fast.py"] == {"passed": 1, "failed": 0}
+    assert written["some_tests"] == {"tests/test_fast.py": ["t0"]}
+    assert written["files"]["tests/test_data.py"] == {"passed": 32, "failed": 0, **OLD_RUN}  # kept
+    said = capsys.readouterr().out
+    assert "only some tests of tests/test_fast.py ran (t0)" in said
+
+
+def test_33_gpu_check_names_every_test_given_of_a_file(replay):
+    written = replay("--chapters", "notebooks/02_shapes.ipynb", "--tests", "tests/test_fast.py::t0",
+                     "tests/test_fast.py::t1", "tests/test_data.py")
+    assert written["some_tests"] == {"tests/test_fast.py": ["t0", "t1"]}
+    assert written["files"]["tests/test_data.py"] == {"passed": 3, "failed": 0}
+
+
+def test_33_gpu_check_with_earlier_marks_a_file_of_which_one_test_ran():
+    """The probe's call: _with_earlier with the record a run of one test makes."""
+    earlier = {"date": "2026-12-01", "device": "NVIDIA H200", "torch": "2.14", "commit": "aaa",
+               "files": {"tests/test_fused.py": {"passed": 41, "failed": 0},
+                         "notebooks/04_fast_training.ipynb": {"passed": 30, "failed": 0}}}
+    now = {"date": "2026-12-07", "device": "NVIDIA H200", "torch": "2.14", "commit": "bbb", "seconds": 9,
+           "files": {"tests/test_fused.py": {"passed": 1, "failed": 0}}, "no_result": {}}
+    given = {"unit tests": ["tests/test_fused.py::test_fused_step_matches_train"]}
+    merged = GPU_CHECK._with_earlier(now, given, earlier)
+    assert merged["some_tests"] == {"tests/test_fused.py": ["test_fused_step_matches_train"]}
+    assert merged["files"]["notebooks/04_fast_training.ipynb"]["date"] == "2026-12-01"
+    assert GPU_CHECK._with_earlier(now, given, None)["some_tests"] == merged["some_tests"]  # no record yet
+
+
+def test_33_gpu_check_keeps_the_some_tests_mark_of_a_row_it_keeps(replay):
+    """Before: a later run over other files kept the row of one test but dropped what said so."""
+    earlier = {**EARLIER, "files": {**EARLIER["files"], "tests/test_fast.py": {"passed": 1, "failed": 0}},
+               "some_tests": {"tests/test_fast.py": ["t0"]}}
+    written = replay("--chapters", "notebooks/01_architecture.ipynb", "--tests", "tests/test_data.py",
+                     earlier=earlier)
+    assert written["files"]["tests/test_fast.py"] == {"passed": 1, "failed": 0, **OLD_RUN}
+    assert written["some_tests"] == {"tests/test_fast.py": ["t0"]}
+
+
+def test_33_gpu_check_of_a_whole_file_again_drops_the_some_tests_mark(replay):
+    earlier = {**EARLIER, "some_tests": {"tests/test_fast.py": ["t0"]}}
+    written = replay("--chapters", "notebooks/01_architecture.ipynb", "--tests", "tests/test_fast.py",
+                     "tests/test_fast.py::t1", earlier=earlier)  # the whole file, and one of it again
+    assert written["files"]["tests/test_fast.py"] == {"passed": 4, "failed": 0}
+    assert "some_tests" not in written
+
+
+def test_33_gpu_check_keeps_a_file_s_earlier_result_when_its_one_test_reported_nothing(replay):
+    """Before: a test skipped (no result) still dropped the file's earlier 8 results."""
+    written = replay("--chapters", "notebooks/02_shapes.ipynb", "--tests", "tests/test_fast.py::t0",
+                     "tests/test_data.py", report_nodes=False)
+    assert written["files"]["tests/test_fast.py"] == {"passed": 8, "failed": 0, **OLD_RUN}
+    assert "some_tests" not in written
+
+
+def test_33_gpu_check_counts_a_file_as_run_whole_only_for_the_file_or_its_folder():
+    assert GPU_CHECK._covers("tests/test_fast.py", "tests/test_fast.py")
+    assert GPU_CHECK._covers("tests", "tests/test_fast.py") and GPU_CHECK._covers("tests/", "tests/test_fast.py")
+    assert not GPU_CHECK._covers("tests/test_fast.py::t0", "tests/test_fast.py")
+
+
+def _copy__fb2(tmp_path):
+    """A copy of the repository's code, chapters, records and report page (no git)."""
+    copy_ = tmp_path / "repo"
+    for name in ("lenet_book", "tools", "notebooks", "records"):
+        shutil.copytree(REPO / name, copy_ / name,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    shutil.copy(REPO / "_toc.yml", copy_ / "_toc.yml")
+    (copy_ / "book").mkdir()
+    shutil.copy(REPO / "book" / "execution_report.md", copy_ / "book")
+    return copy_
+
+
+REPLAY = {"date": "2026-12-07", "device": "NVIDIA H200", "torch": "2.14.1+cu130", "commit": "bbb1234",
+          "seconds": 9, "no_result": {},
+          "files": {"tests/test_fused.py": {"passed": 1, "failed": 0},
+                    "notebooks/04_fast_training.ipynb": {"passed": 30, "failed": 0, "date": "2026-12-01",
+                                                         "device": "NVIDIA H200", "torch": "2.14.1+cu130",
+                                                         "commit": "aaa1234"}},
+          "some_tests": {"tests/test_fused.py": ["test_fused_step_matches_train", "test_x[a|b]"]}}
+
+
+def test_33_execution_report_says_only_some_tests_of_a_file_ran(tmp_path):
+    """Before: the row read '| unit tests of `lenet_book.fused` | 1 | 0 | pass |', as if the whole
+    file had run."""
+    copy_ = _copy__fb2(tmp_path)
+    (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(REPLAY))
+    done = _report(copy_)
+    assert done.returncode == 0, done.stderr
+    page = (copy_ / "book" / "execution_report.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| unit tests of `lenet_book.fused`"))
+    assert row == ("| unit tests of `lenet_book.fused` | 1 | 0 | pass, only some of its tests ran: "
+                   "test_fused_step_matches_train, test_x[a\\|b] |")
+    assert "A row that says only some of its tests ran counts those tests alone" in page
+
+
+def test_33_execution_report_names_a_some_tests_entry_of_the_wrong_kind(tmp_path):
+    copy_ = _copy__fb2(tmp_path)
+    (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(
+        {**REPLAY, "some_tests": {"tests/test_fused.py": "test_fused_step_matches_train"}}))
+    done = _report(copy_)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "records/gpu-replay.json: some_tests.tests/test_fused.py must be a list of the tests" in done.stderr
+
+
+def test_33_execution_report_of_the_committed_records_is_unchanged(tmp_path):
+    copy_ = _copy__fb2(tmp_path)
+    done = _report(copy_, "--check")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+
+
+def _door(text):
+    """What main does with --record before any chapter runs."""
+    parser = argparse.ArgumentParser(prog="colab_check")
+    return COLAB_CHECK._earlier(parser, COLAB_CHECK._record_path(parser, text))
+
+
+def _refused__fb2(capsys, text, door=_door):
+    with pytest.raises(SystemExit) as exit_:
+        door(text)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "nothing was run" in err, err
+    return err
+
+
+def test_33_colab_check_refuses_a_record_starting_with_a_tilde(tmp_path, monkeypatch, capsys):
+    """Before: accepted; --record=~/colab-check.json would make a folder named '~' here after every
+    chapter had run."""
+    monkeypatch.chdir(tmp_path)
+    err = _refused__fb2(capsys, "~/colab-check.json")
+    assert "starts with '~', which Python does not expand to the home folder" in err
+    assert f"--record {os.path.expanduser('~/colab-check.json')}" in err
+    assert not (tmp_path / "~").exists()
+
+
+def test_33_colab_check_refuses_a_record_under_a_file(tmp_path, capsys):
+    """Before: accepted; the write failed at mkdir only after the whole run."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    err = _refused__fb2(capsys, str(a_file / "colab-check.json"))
+    assert f"{a_file} is a file, not a folder" in err
+    err = _refused__fb2(capsys, str(a_file / "deeper" / "colab-check.json"))
+    assert f"{a_file} is a file, not a folder" in err
+    err = _refused__fb2(capsys, f"{a_file}/")
+    assert f"{a_file} is a file, not a folder" in err and "which does not exist" not in err
+    assert a_file.read_text() == "mine\n"
+
+
+def test_33_colab_check_refuses_a_device_as_its_record(capsys):
+    """Before: /dev/null was accepted, and replaced_atomically refused it after every chapter."""
+    err = _refused__fb2(capsys, "/dev/null")
+    assert "--record /dev/null is a device, pipe or socket, not a file" in err
+
+
+def test_33_colab_check_refuses_a_pipe_as_its_record_without_reading_it(tmp_path, capsys):
+    """Before: accepted by _record_path; _earlier would then wait for ever reading the pipe."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    parser = argparse.ArgumentParser(prog="colab_check")
+    err = _refused__fb2(capsys, str(pipe), door=lambda text: COLAB_CHECK._record_path(parser, text))
+    assert f"--record {pipe} is a device, pipe or socket, not a file" in err
+
+
+def test_33_colab_check_still_takes_a_new_file_an_existing_record_a_link_and_a_real_tilde_folder(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _door(str(tmp_path / "new" / "deeper" / "colab-check.json")) is None  # folders made later
+    record = tmp_path / "colab-check.json"
+    committed = json.loads((REPO / "records" / "colab-check.json").read_text())
+    record.write_text(json.dumps(committed))
+    assert _door(str(record)) == committed
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "target.json")  # a link to a file not made yet
+    assert _door(str(link)) is None
+    (tmp_path / "~").mkdir()  # a record that is there under a folder really named '~' (as gpu_check --out)
+    (tmp_path / "~" / "colab-check.json").write_text("")
+    parser = argparse.ArgumentParser(prog="colab_check")
+    assert COLAB_CHECK._record_path(parser, "~/colab-check.json") == Path("~/colab-check.json")
+    assert _door("records.json") is None
+
+
+
+def _train_speed(monkeypatch, stop_at=None, subsets=None):
+    """benchmarks/train_speed.py whose runs are the committed CPU record's (nothing trains); the
+    run number ``stop_at`` (1, 2, ...) is interrupted as Ctrl-C would; ``subsets`` collects the
+    --subset each run was given."""
+    from benchmarks import train_speed
+
+    runs = json.loads((RESULTS / "cpu.json").read_text())["runs"]
+    calls = []
+
+    def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
+        calls.append(name)
+        if subsets is not None:
+            subsets.append(subset)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        run = copy.deepcopy(next(r for r in runs if r["variant"] == name))
+        return {**run, "repeat": repeat, "epochs": epochs, "history": run["history"][:epochs]}
+
+    monkeypatch.setattr(train_speed, "run_variant", run_variant)
+    monkeypatch.setattr(train_speed, "check_data_option", lambda parser, root: None)
+    return train_speed
+
+
+SPEED = ["--device", "cpu", "--epochs", "1", "--variants", "text", "fast-compile"]
+
+
+def _cut_short(tmp_path, monkeypatch):
+    """A record of a rerun stopped after its first run: one run of its own, one of the earlier's."""
+    record = tmp_path / "r.json"
+    assert _train_speed(monkeypatch).main([*SPEED, "--subset", "64", "--json", str(record)]) == 0
+    earlier = json.loads(record.read_text())
+    earlier.update(date="2026-01-02", commit="aaa1111")  # as if measured on another day
+    record.write_text(json.dumps(earlier))
+    with pytest.raises(KeyboardInterrupt):
+        _train_speed(monkeypatch, stop_at=2).main([*SPEED, "--subset", "64", "--json", str(record)])
+    return json.loads(record.read_text())
+
+
+def test_33_provenance_of_a_stopped_speed_record_says_it_is_unfinished_and_names_the_earlier_record(
+        tmp_path, monkeypatch):
+    """It said '... measured <today>, commit <now>', as if every run were of this measurement."""
+    cut = _cut_short(tmp_path, monkeypatch)
+    assert cut["stopped"] and "earlier_record" in cut["runs"][1]
+    line = speed.provenance(cut)
+    assert (f"one run of each variant, UNFINISHED (the benchmark was stopped): 1 of 2 runs measured "
+            f"{cut['date']}, commit {cut['commit']}; 1 kept from an earlier record, measured 2026-01-02, "
+            "commit aaa1111") in line, line
+
+
+def test_33_speed_tables_of_a_stopped_record_say_so_in_their_header(tmp_path, monkeypatch):
+    """benchmark_table and the others showed runs of two measurements under a plain 'variant'."""
+    cut = _cut_short(tmp_path, monkeypatch)
+    note = f"UNFINISHED: 1 of 2 runs measured {cut['date']}, 1 from an earlier record"
+    assert speed.benchmark_table(cut).index.name == f"variant (DRY RUN, 64 of 60,000 images; {note})"
+    assert speed.paired_table(cut, ["fast-compile"], baseline="text").index.name == f"variant ({note})"
+    assert speed.compile_and_train(cut, ["text"]).index.names[0] == f"repeat ({note})"
+    assert speed.epoch_losses(cut, ["text", "fast-compile"]).index.name == f"epoch ({note})"
+
+
+def test_33_speed_record_stopped_before_any_earlier_record_says_how_many_runs_are_missing(
+        tmp_path, monkeypatch):
+    """A new record cut short read as a complete record of fewer variants."""
+    record = tmp_path / "new.json"
+    with pytest.raises(KeyboardInterrupt):
+        _train_speed(monkeypatch, stop_at=2).main([*SPEED, "--subset", "64", "--json", str(record)])
+    cut = json.loads(record.read_text())
+    line = speed.provenance(cut)
+    assert line.endswith(f"UNFINISHED (the benchmark was stopped): 1 of 2 runs measured {cut['date']}, "
+                         f"commit {cut['commit']}; the other 1 not measured"), line
+
+
+def test_33_train_speed_stamps_a_kept_run_with_the_earlier_records_torch(tmp_path, monkeypatch):
+    """The kept runs' stamp had date and commit only: runs of another torch could not be told."""
+    cut = _cut_short(tmp_path, monkeypatch)
+    assert cut["runs"][1]["earlier_record"] == {"date": "2026-01-02", "commit": "aaa1111",
+                                                "torch": torch.__version__}
+    other = copy.deepcopy(cut)
+    other["runs"][1]["earlier_record"]["torch"] = "2.3.0"
+    assert "measured 2026-01-02, commit aaa1111, torch 2.3.0" in speed.provenance(other)
+
+
+@pytest.mark.parametrize("name", ["cpu.json", "gpu-h200.json", "gpu-h200-2.json", "fused-h200.json"])
+def test_33_committed_speed_records_still_read_as_complete(name):
+    """Chapter 4's records: provenance and the tables' headers unchanged (no stopped note)."""
+    record = speed.load_result(name)
+    line = speed.provenance(record)
+    assert "UNFINISHED" not in line and re.search(r", measured \d{4}-\d\d-\d\d(, commit [-\w]+)?$", line), line
+    variants = speed._known_variants(record)
+    if name == "fused-h200.json":
+        assert speed.fused_table(record).index.name == "variant"
+        assert speed.kernel_table(record).index.name == "variant"
+    if name != "fused-h200.json":
+        assert speed.benchmark_table(record).index.name == "variant"
+        assert speed.compile_and_train(record, variants).index.names == ["repeat", "variant"]
+    if name == "cpu.json":
+        assert speed.paired_table(record, ["fast-compile"]).index.name == "variant"
+        assert speed.compile_payoff(record).index.name == "repeat"
+        assert speed.epoch_losses(record, ["fast"]).index.name == "epoch"
+
+
+def test_33_train_speed_subset_60000_rerun_of_a_full_record_is_the_same_settings(tmp_path, monkeypatch,
+                                                                                  capsys):
+    """It was refused: 'holds a record made with other settings (--subset 0 (this run: 60000))'."""
+    record = tmp_path / "full.json"
+    assert _train_speed(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
+    subsets = []
+    capsys.readouterr()
+    assert _train_speed(monkeypatch, subsets=subsets).main([*SPEED, "--subset", "60000", "--json",
+                                                            str(record)]) == 0
+    assert subsets == [0, 0] and json.loads(record.read_text())["subset"] is None
+    assert ("--subset 60000 is all the training images: a full run, not a dry run (the same as leaving it out)"
+            in capsys.readouterr().out)
+
+
+def test_33_train_speed_rerun_of_a_record_written_with_subset_60000_is_the_same_settings(tmp_path, monkeypatch):
+    """A record that holds "subset": 60000 was refused for a rerun without --subset (and the reverse)."""
+    record = tmp_path / "full.json"
+    assert _train_speed(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
+    written = json.loads(record.read_text())
+    record.write_text(json.dumps({**written, "subset": 60000}))  # as an older run wrote it
+    assert _train_speed(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
+    import argparse
+
+    from benchmarks import train_speed
+    args = argparse.Namespace(epochs=1, subset=60000, repeats=1, seed=0)
+    assert train_speed.settings_problem(written, torch.device("cpu"), args, ["text", "fast-compile"]) is None
+
+
+def test_33_train_speed_other_subset_than_the_record_quotes_both_as_given(tmp_path, monkeypatch, capsys):
+    """A dry-run record and --subset 60000: other settings, each subset named as given."""
+    record = tmp_path / "dry.json"
+    assert _train_speed(monkeypatch).main([*SPEED, "--subset", "64", "--json", str(record)]) == 0
+    code, said = _stopped(_train_speed(monkeypatch).main, [*SPEED, "--subset", "60000", "--json", record], capsys)
+    assert code == 2 and "holds a record made with other settings (--subset 64 (this run: 60000))" in said, said
+
+
+def test_33_accuracy_seeds_epochs_10_beside_a_dry_run_subset_is_not_called_the_full_study(monkeypatch, capsys):
+    """--epochs 10 --subset 3000 printed '--epochs 10 ...: the full study, not a dry run'."""
+    seeds = _seeds(monkeypatch)
+    ran = []
+    monkeypatch.setattr(seeds, "run_study", lambda args: ran.append(args) or 0)
+    assert seeds.main(["--study", "batch-norm-final", "--device", "cpu", "--seeds", "1", "--epochs", "10",
+                       "--subset", "3000"]) == 0
+    assert ran[0].epochs == 0 and ran[0].subset == 3000
+    said = capsys.readouterr().out
+    assert "full study" not in said, said
+    assert ("--epochs 10 is every recipe's own number of epochs: it changes nothing (the same as leaving it "
+            "out), but --subset 3000 makes this a dry run") in said, said
+
+
+def test_33_accuracy_seeds_subset_60000_beside_dry_run_epochs_is_not_called_the_full_study(monkeypatch, capsys):
+    seeds = _seeds(monkeypatch)
+    monkeypatch.setattr(seeds, "run_study", lambda args: 0)
+    assert seeds.main(["--study", "batch-norm-final", "--device", "cpu", "--seeds", "1", "--epochs", "1",
+                       "--subset", "60000"]) == 0
+    said = capsys.readouterr().out
+    assert "full study" not in said and "but --epochs 1 makes this a dry run" in said, said
+
+
+def test_33_accuracy_seeds_resume_error_quotes_epochs_as_typed(tmp_path, monkeypatch, capsys):
+    """'this run with --epochs 0' for a typed --epochs 10."""
+    seeds = _seeds(monkeypatch)
+    dry = tmp_path / "dry.json"
+    dry.write_text(json.dumps({"what": seeds.WHAT, "results": {}, "epochs_override": 1, "subset": 60,
+                               "device": device_name("cpu")}))
+    code, said = _stopped(seeds.main, ["--device", "cpu", "--seeds", 1, "--text-seeds", 1, "--epochs", 10,
+                                       "--subset", 60, "--resume", dry], capsys)
+    assert code == 2 and (f"--resume {dry} was trained with --epochs 1, this run with --epochs 10 (every "
+                          "recipe's own number of epochs): its runs and these would be mixed; give --epochs 1, "
+                          "or leave --resume out") in said, said
+    assert "--epochs 0" not in said
+
+
+def test_33_accuracy_seeds_other_settings_error_quotes_subset_as_typed(tmp_path, monkeypatch, capsys):
+    """'--subset 60 (this run: 0)' for a typed --subset 60000."""
+    seeds = _seeds(monkeypatch)
+    study = tmp_path / "bn.json"
+    full = json.loads((RESULTS / "batch-norm-final-cpu.json").read_text())
+    study.write_text(json.dumps({**full, "subset": 60, "device": device_name("cpu")}))
+    code, said = _stopped(seeds.main, ["--study", "batch-norm-final", "--device", "cpu", "--seeds", 8,
+                                       "--subset", 60000, "--json", study], capsys)
+    assert code == 2 and ("holds a record made with other settings (--subset 60 (this run: 60000 (all the "
+                          "training images)))") in said, said
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -216,17 +216,34 @@ def _chapter_name(parser: argparse.ArgumentParser, text: str, known: list[str]) 
 
 def _record_path(parser: argparse.ArgumentParser, text: str | None) -> Path | None:
     """--record as given, before anything runs: '' (an unset shell variable) is not the current
-    folder, and a name ending in a slash is a folder, never a file of that name."""
+    folder, and a name ending in a slash is a folder, never a file of that name. What the write
+    would refuse only after every chapter has run (minutes each) is refused here, as gpu_check's
+    --out and the benchmarks' --json are: '~' not expanded, a file on the way, a device or pipe."""
     if text is None:
         return None
     if not text:
         parser.error("--record is empty (''): give the file to write the record to, e.g. "
                      "--record records/colab-check.json; nothing was run")
-    if text.endswith(("/", os.sep)) and not os.path.isdir(text):  # Path() drops the slash
+    if text.startswith("~") and not os.path.lexists(text):  # --record=~/x: no shell expansion
+        parser.error(f"--record {text} starts with '~', which Python does not expand to the home "
+                     "folder (it would name a folder called '~' here); write the path in full, e.g. "
+                     f"--record {os.path.expanduser(text)}; nothing was run")
+    path = Path(text)
+    above = next((folder for folder in path.absolute().parents if os.path.lexists(folder)), None)
+    if text.endswith(("/", os.sep)) and os.path.lexists(path) and not path.is_dir():
+        above = path  # Path() drops the slash: FILE/ names a folder where a file is
+    if above is not None and not above.is_dir():  # mkdir would fail once every chapter has run
+        parser.error(f"--record {text}: {above} is a file, not a folder; give another --record, "
+                     f"e.g. --record {above.parent / 'colab-check.json'}; nothing was run")
+    if text.endswith(("/", os.sep)) and not os.path.isdir(text):
         parser.error(f"--record {text} ends in a slash, so it names a folder, which does not exist; "
                      f"give a file name, e.g. --record {os.path.join(text, 'colab-check.json')}; "
                      "nothing was run")
-    return Path(text)
+    if os.path.exists(path) and not (path.is_file() or path.is_dir()):  # reading a pipe would wait
+        parser.error(f"--record {text} is a device, pipe or socket, not a file: the record is read "
+                     "again and replaced, so it is kept as it is; give the path of a file, e.g. "
+                     "--record records/colab-check.json; nothing was run")
+    return path
 
 
 def _earlier(parser: argparse.ArgumentParser, path: Path | None) -> dict | None:

@@ -296,25 +296,48 @@ def _own_run(result: dict, run: dict, keys: tuple[str, ...], verb: str) -> str:
     return f" ({', '.join(own)})" if own else ""
 
 
+def _some_tests(replay: dict) -> dict[str, list[str]]:
+    """gpu_check's "some_tests": per file of which only some tests ran (--tests FILE::TEST), those
+    tests; its counts are theirs, not the whole file's."""
+    some = replay.get("some_tests", {})
+    if not isinstance(some, dict):
+        raise _wrong(GPU_REPLAY, "some_tests", "an object of files and their tests", some)
+    for name, tests in some.items():
+        if not isinstance(tests, list) or not tests:
+            raise _wrong(GPU_REPLAY, f"some_tests.{name}", "a list of the tests that ran", tests)
+        for index, test in enumerate(tests):
+            _text(GPU_REPLAY, test, f"some_tests.{name}[{index}]", cell=False)  # '|' escaped below
+    return some
+
+
+def _only(tests: list[str]) -> str:
+    """", only some of its tests ran: test_x" for a row whose counts are those tests'."""
+    return ", only some of its tests ran: " + ", ".join(test.replace("|", "\\|") for test in tests)
+
+
 def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
     _check_replay(GPU_REPLAY, replay)
     for name, why in replay.get("no_result", {}).items():
         _text(GPU_REPLAY, why, f"no_result.{name}")
     files = replay["files"]
+    some = {name: tests for name, tests in _some_tests(replay).items() if name in files}
     earlier = any(set(GPU_RUN) & set(counts) for counts in files.values())
     lines = [f"On {replay['date']} the chapters were replayed with nbval on {replay['device']} (torch "
              f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
              "on that GPU, and the unit tests of the training code ran there too, including those that "
              "need a GPU (the CUDA-graph epochs, the fused step)."
              + (" A row that names an earlier replay shows that replay's result: this one did not run its "
-                "file." if earlier else ""), "",
+                "file." if earlier else "")
+             + (" A row that says only some of its tests ran counts those tests alone, not the "
+                "whole file." if some else ""), "",
              *table("The replay on a GPU: outputs that reproduced, per chapter.",
                    ["chapter or tests", "passed", "failed", "result"], [])]
     for name in list(links) + sorted(set(files) - set(links)):
         if name in files:
             counts = files[name]
             lines.append(f"| {label(name, links)} | {counts['passed']} | {counts['failed']} | {outcome(counts)}"
-                         f"{_own_run(counts, replay, GPU_RUN, 'replayed')} |")
+                         f"{_own_run(counts, replay, GPU_RUN, 'replayed')}"
+                         f"{_only(some[name]) if name in some else ''} |")
         elif name in replay.get("no_result", {}):  # gpu_check writes it; a replay may lack it
             why = replay["no_result"][name]
             lines.append(f"| {label(name, links)} | | | **no result**: "

@@ -16,7 +16,9 @@ from .gpu/data/*.gz (without .gpu/data, from where ``python -m lenet_book.data p
    file reported leaves the earlier record as it was (the record is printed instead), and a
    narrower run (--chapters, --tests) keeps the earlier results of the files it did not run,
    each with the date, device, torch and commit of the replay it came from (a record that cannot
-   be read as a replay is therefore refused before anything runs);
+   be read as a replay is therefore refused before anything runs); a file of which only some
+   tests ran (--tests FILE::TEST) is listed under "some_tests" with those tests, and the report
+   says so;
 2. then, alone on the GPU, the speed benchmark ``benchmarks/train_speed.py --device cuda`` with
    its default variants, 3 interleaved repeats (``--bench-repeats``), into
    benchmarks/results/gpu-<device>.json, which chapter 4 renders.
@@ -244,10 +246,25 @@ RUN = ("date", "device", "torch", "commit")  # what a replay ran on: the record'
 
 
 def _covers(asked: str, name: str) -> bool:
-    """Whether the --tests or --chapters entry ``asked`` (a file, file::test or folder) ran the
-    file ``name`` of a record."""
-    asked = asked.partition("::")[0].rstrip("/")
+    """Whether the --tests or --chapters entry ``asked`` (a file or folder) ran the whole file
+    ``name`` of a record; a file::test runs only some of its tests (see _some_tests)."""
+    if "::" in asked:
+        return False
+    asked = asked.rstrip("/")
     return asked in ("", ".") or name == asked or name.startswith(asked + "/")
+
+
+def _some_tests(files: dict, asked: list[str]) -> dict[str, list[str]]:
+    """Per file of this run's ``files`` that no entry ran whole, the tests the file::test entries
+    ran of it: its counts are those tests', not the file's."""
+    some = {}
+    for name in files:
+        if not any(_covers(given, name) for given in asked):
+            nodes = [node for given in asked for file, _, node in [given.partition("::")]
+                     if node and file == name]
+            if nodes:
+                some[name] = nodes
+    return some
 
 
 def _shown(path: Path) -> str:
@@ -277,10 +294,11 @@ def _earlier(parser: argparse.ArgumentParser) -> dict | None:
                      f"this run does not run would be lost; {fix}")
     if not isinstance(earlier, dict):
         problem = f"it is {type(earlier).__name__}, not an object"
-    elif "files" not in earlier and set(earlier) <= {*RUN, "seconds", "no_result"}:
+    elif "files" not in earlier and set(earlier) <= {*RUN, "seconds", "no_result", "some_tests"}:
         return earlier  # a replay with no result in it to keep or to lose
     elif "files" not in earlier:
-        problem = f"it has no files but holds {', '.join(sorted(set(earlier) - {*RUN, 'seconds', 'no_result'}))}"
+        problem = ("it has no files but holds "
+                   + ", ".join(sorted(set(earlier) - {*RUN, "seconds", "no_result", "some_tests"})))
     elif not isinstance(earlier["files"], dict):
         problem = f"its files are {type(earlier['files']).__name__}, not an object"
     else:
@@ -301,12 +319,16 @@ def _earlier(parser: argparse.ArgumentParser) -> dict | None:
 def _with_earlier(record: dict, groups: dict[str, list[str]], earlier: dict | None) -> dict:
     """``record`` with the results that ``earlier`` (records/gpu-replay.json, read by _earlier
     before the run) holds for the files this run did not run, each with the replay it came from
-    where that differs from this one: a run over some chapters loses no other's result."""
-    if not isinstance(earlier, dict) or not isinstance(earlier.get("files"), dict):
-        return record
-    run = {key: record[key] for key in RUN}
+    where that differs from this one: a run over some chapters loses no other's result. A file
+    of which only some tests ran (file::test) is named under "some_tests" with them, so that its
+    row is not read as the whole file's."""
     asked = [name for names in groups.values() for name in names]
+    some = _some_tests(record["files"], asked)
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("files"), dict):
+        return {**record, **({"some_tests": some} if some else {})}
+    run = {key: record[key] for key in RUN}
     files = dict(record["files"])
+    earlier_some = earlier.get("some_tests") if isinstance(earlier.get("some_tests"), dict) else {}
     for name, counts in earlier["files"].items():
         if name in files or any(_covers(given, name) for given in asked) or not isinstance(counts, dict):
             continue
@@ -314,7 +336,10 @@ def _with_earlier(record: dict, groups: dict[str, list[str]], earlier: dict | No
         if all(isinstance(value, str) for value in own.values()):  # else it cannot be told apart
             files[name] = {**{k: v for k, v in counts.items() if k not in RUN},
                            **({} if own == run else own)}
-    return {**record, "files": dict(sorted(files.items()))}
+            if name in earlier_some:  # a kept row of some tests still says so
+                some[name] = earlier_some[name]
+    return {**record, "files": dict(sorted(files.items())),
+            **({"some_tests": dict(sorted(some.items()))} if some else {})}
 
 
 def _write_record(text: str) -> str | None:
@@ -405,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     kept = sorted(set(record["files"]) - set(ran))
     if kept and not unwritten:
         print(f"kept from the earlier {REPLAY_RECORD.relative_to(ROOT)}: {', '.join(kept)}", flush=True)
+    for name in sorted(set(ran) & set(record.get("some_tests", {}))):  # not the whole file's counts
+        tests = ", ".join(record["some_tests"][name])
+        print(f"only some tests of {name} ran ({tests}): the record and the execution report say so",
+              flush=True)
     results = [] if unwritten else [REPLAY_RECORD]
 
     bench = 0
