@@ -2725,8 +2725,9 @@ def _check_no_wrap(batch_transform, source, out, seed, before):
     if not outside.any() or outside.float().mean() > 0.99 \
             or (out_[inside] != wide[inside]).float().mean() > 0.1:
         return  # within 0-255; every pixel moved (~x, an invert); or other random numbers
-    # a pixel of 0 or 255 is where clamping puts it too (a clamp at the dtype's bound): not counted
-    wrapped = outside & (out_ == wide % 256) & (out_ != 0) & (out_ != 255)
+    # not counted: a pixel of 0 or 255 (where a clamp puts it too), or 255 - x (~x, an invert)
+    wrapped = (outside & (out_ == wide % 256) & (out_ != 0) & (out_ != 255)
+               & (out_ != 255 - source.to(torch.int64)))
     count = int(wrapped.sum())
     if count == 0:
         return

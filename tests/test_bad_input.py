@@ -14472,20 +14472,18 @@ def _gpu_jobs_done(root):
     return jobs_done
 
 
-@pytest.fixture
-def gpu_checkout(monkeypatch, tmp_path):
-    """A repository of two test files and two chapters with an earlier replay recorded; gpu_check
-    runs on a fake GPU, its jobs faked: each asked-for file reports 3 passed tests."""
+def _fake_gpu_checkout(monkeypatch, tmp_path, test_text):
+    """A repository of two test files (each ``test_text``) and two chapters, which gpu_check
+    takes for its own, on a fake GPU. Returns (root, the replay record's path)."""
     root = tmp_path / "repo"
     (root / "tests").mkdir(parents=True)
     for name in ("test_data.py", "test_fast.py"):
-        (root / "tests" / name).write_text("def t0():\n    pass\n")
+        (root / "tests" / name).write_text(test_text)
     (root / "notebooks").mkdir()
     for name in ("01_architecture", "02_shapes"):
         (root / "notebooks" / f"{name}.ipynb").write_text("{}")
     (root / "records").mkdir()
     record = root / "records" / "gpu-replay.json"
-    record.write_text(json.dumps(EARLIER, indent=1) + "\n")
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(GPU_CHECK, "ROOT", root)
     monkeypatch.setattr(GPU_CHECK, "REPLAY_RECORD", record)
@@ -14496,6 +14494,15 @@ def gpu_checkout(monkeypatch, tmp_path):
     monkeypatch.setattr(GPU_CHECK.tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    return root, record
+
+
+@pytest.fixture
+def gpu_checkout(monkeypatch, tmp_path):
+    """A repository of two test files and two chapters with an earlier replay recorded; gpu_check
+    runs on a fake GPU, its jobs faked: each asked-for file reports 3 passed tests."""
+    root, record = _fake_gpu_checkout(monkeypatch, tmp_path, "def t0():\n    pass\n")
+    record.write_text(json.dumps(EARLIER, indent=1) + "\n")
     monkeypatch.setattr(GPU_CHECK, "subprocess", types.SimpleNamespace(
         run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never_fb2, STDOUT=subprocess.STDOUT))
     monkeypatch.chdir(root)
@@ -15644,25 +15651,7 @@ def replay_checkout(monkeypatch, tmp_path):
     """A repository of two test files and two chapters; gpu_check runs on a fake GPU, its jobs
     faked (each asked-for file reports 3 passed tests), unless ``faked=False``: then any work fails
     the test. Returns (run, record)."""
-    root = tmp_path / "repo"
-    (root / "tests").mkdir(parents=True)
-    for name in ("test_data.py", "test_fast.py"):
-        (root / "tests" / name).write_text("")
-    (root / "notebooks").mkdir()
-    for name in ("01_architecture", "02_shapes"):
-        (root / "notebooks" / f"{name}.ipynb").write_text("{}")
-    (root / "records").mkdir()
-    record = root / "records" / "gpu-replay.json"
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(GPU_CHECK, "ROOT", root)
-    monkeypatch.setattr(GPU_CHECK, "REPLAY_RECORD", record)
-    monkeypatch.setattr(GPU_CHECK, "WHEELS", root / ".gpu" / "wheels")
-    monkeypatch.setattr(GPU_CHECK, "DATA", root / ".gpu" / "data")
-    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "new5678")
-    monkeypatch.setattr(GPU_CHECK, "chapters", lambda: sorted((root / "notebooks").glob("*.ipynb")))
-    monkeypatch.setattr(GPU_CHECK.tempfile, "tempdir", str(tmp_path / "tmp"))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    root, record = _fake_gpu_checkout(monkeypatch, tmp_path, "")
     monkeypatch.chdir(root)
 
     jobs_done = _gpu_jobs_done(root)
@@ -17463,15 +17452,18 @@ def _speed_runs():
     return json.loads((RESULTS / "cpu.json").read_text())["runs"]
 
 
-def _train_speed_stopped_at(monkeypatch, stop_at=None):
+def _train_speed_stopped_at(monkeypatch, stop_at=None, subsets=None):
     """benchmarks/train_speed.py whose runs are the committed CPU record's (nothing trains); the
-    run number ``stop_at`` (1, 2, ...) is interrupted as Ctrl-C would."""
+    run number ``stop_at`` (1, 2, ...) is interrupted as Ctrl-C would; ``subsets`` collects the
+    --subset each run was given."""
     from benchmarks import train_speed
 
     runs, calls = _speed_runs(), []
 
     def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
         calls.append(name)
+        if subsets is not None:
+            subsets.append(subset)
         if len(calls) == stop_at:
             raise KeyboardInterrupt
         run = copy.deepcopy(next(r for r in runs if r["variant"] == name))
@@ -18061,24 +18053,6 @@ def test_33_torch_s_shape_refusal_from_a_c_function_in_one_s_own_forward_keeps_t
     assert ", at line " in message and " of forward: return F.linear(x.flatten(1), " in message
 
 
-def _files(folder, monkeypatch, name=lambda name: name + ".gz", pack=True):
-    """Four tiny stand-in files (packed or not, named by ``name``), which the module expects."""
-    specs = []
-    folder.mkdir(parents=True, exist_ok=True)
-    for published, magic, shape in (("train-images-idx3-ubyte", 0x803, (3, 2, 2)),
-                                    ("train-labels-idx1-ubyte", 0x801, (3,)),
-                                    ("t10k-images-idx3-ubyte", 0x803, (2, 2, 2)),
-                                    ("t10k-labels-idx1-ubyte", 0x801, (2,))):
-        content = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
-                   + bytes(math.prod(shape)))
-        packed = gzip.compress(content, mtime=0)
-        (folder / name(published)).write_bytes(packed if pack else content)
-        specs.append(data.IdxFile(published, magic, shape, hashlib.md5(content).hexdigest(),
-                                  hashlib.md5(packed).hexdigest()))
-    monkeypatch.setattr(data, "FILES", tuple(specs))
-    return folder
-
-
 def _no_copy(tmp_path, monkeypatch):
     """No local copy anywhere (offline, no ../shared); the current folder is tmp_path."""
     monkeypatch.setattr(data, "LOCAL_COPIES", (tmp_path / "nowhere",))
@@ -18104,7 +18078,7 @@ def test_33_prepare_without_a_copy_unpacks_the_gz_files_already_in_raw(tmp_path,
                                                                        capsys):
     """Before: 'No local copy was found', and 'online: delete data/FashionMNIST/raw'."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / RAW, monkeypatch)
+    _tiny_files(tmp_path / RAW, monkeypatch)
     _no_download(monkeypatch)
     assert data.main(["prepare"]) == 0, capsys.readouterr().err
     assert data.check_fashion_mnist("data") == RAW
@@ -18115,7 +18089,7 @@ def test_33_prepare_without_a_copy_names_files_under_another_spelling_with_their
         tmp_path, monkeypatch, capsys):
     """Before: 'No local copy', and advice to delete the folder holding the only copy."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / RAW, monkeypatch, pack=False, name=lambda name: name.replace("-idx", ".idx"))
+    _tiny_files(tmp_path / RAW, monkeypatch, pack=False, name=lambda name: name.replace("-idx", ".idx"))
     message = refused_by_lenet_book(FashionMNISTError, "train-images.idx3-ubyte is there: rename",
                                     lambda: data.prepare_fashion_mnist())
     assert "then prepare again" in message and "delete" not in message, message
@@ -18131,7 +18105,7 @@ def test_33_prepare_of_a_read_only_raw_of_gz_files_says_to_unpack_them_into_a_ro
         tmp_path, monkeypatch):
     """Before: 'No local copy', and 'online: delete' the shared folder holding the .gz files."""
     _no_copy(tmp_path, monkeypatch)
-    raw = _files(tmp_path / "shared" / "FashionMNIST" / "raw", monkeypatch)
+    raw = _tiny_files(tmp_path / "shared" / "FashionMNIST" / "raw", monkeypatch)
     raw.chmod(0o555)
     try:
         message = refused_by_lenet_book(FashionMNISTError, "read-only",
@@ -18146,7 +18120,7 @@ def test_33_ensure_names_files_under_another_spelling_rather_than_download_a_sec
         tmp_path, monkeypatch):
     """Before: torchvision downloaded the four files beside the learner's (offline: 'delete raw')."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / RAW, monkeypatch, pack=False, name=str.upper)
+    _tiny_files(tmp_path / RAW, monkeypatch, pack=False, name=str.upper)
     _no_download(monkeypatch)
     message = refused_by_lenet_book(FashionMNISTError, "TRAIN-IMAGES-IDX3-UBYTE is there: rename",
                                     lambda: data.ensure_fashion_mnist("data"))
@@ -18155,7 +18129,7 @@ def test_33_ensure_names_files_under_another_spelling_rather_than_download_a_sec
 
 def test_33_prepare_with_a_copy_still_replaces_the_files_in_raw_from_it(tmp_path, monkeypatch):
     _no_copy(tmp_path, monkeypatch)
-    copy_ = _files(tmp_path / "copy", monkeypatch)
+    copy_ = _tiny_files(tmp_path / "copy", monkeypatch)
     monkeypatch.setattr(data, "LOCAL_COPIES", (copy_,))
     (tmp_path / RAW).mkdir(parents=True)
     (tmp_path / RAW / "train-images-idx3-ubyte").write_bytes(b"\0" * 5)
@@ -18166,13 +18140,13 @@ def test_33_check_s_short_fix_names_prepare_only_when_a_local_copy_is_found(tmp_
                                                                             capsys):
     """Before: 'prepare --root data ... again from a local copy' on a machine with none."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / RAW, monkeypatch, pack=False, name=str)
+    _tiny_files(tmp_path / RAW, monkeypatch, pack=False, name=str)
     (tmp_path / RAW / "train-images-idx3-ubyte").write_bytes(b"\0" * 5)
     assert data.main(["check"]) == 1
     err = capsys.readouterr().err
     assert "again from a local copy" not in err and "online: delete" in err, err
     # with a copy, the short fix names it, and works
-    monkeypatch.setattr(data, "LOCAL_COPIES", (_files(tmp_path / "copy", monkeypatch),))
+    monkeypatch.setattr(data, "LOCAL_COPIES", (_tiny_files(tmp_path / "copy", monkeypatch),))
     assert data.main(["check"]) == 1
     err = capsys.readouterr().err
     assert f"again from the local copy in {tmp_path / 'copy'}." in err, err
@@ -18183,7 +18157,7 @@ def test_33_prepare_in_notebooks_names_the_ready_data_above_and_downloads_nothin
         tmp_path, monkeypatch, capsys):
     """Before: only 'No local copy'; --download announced a download, then said root='../data'."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / "source", monkeypatch)
+    _tiny_files(tmp_path / "source", monkeypatch)
     data.prepare_fashion_mnist(tmp_path / "source", tmp_path / "data")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
@@ -18203,7 +18177,7 @@ def test_33_prepare_in_notebooks_names_the_ready_data_above_and_downloads_nothin
 
 def test_33_prepare_download_still_says_it_downloads_when_it_does(tmp_path, monkeypatch, capsys):
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / "nowhere-else", monkeypatch)  # the module expects the tiny files
+    _tiny_files(tmp_path / "nowhere-else", monkeypatch)  # the module expects the tiny files
     _offline(monkeypatch)
     assert data.main(["prepare", "--download"]) == 1
     err = capsys.readouterr().err
@@ -18219,7 +18193,7 @@ def test_33_an_empty_leftover_data_folder_above_notebooks_gets_the_move_that_wor
         tmp_path, monkeypatch, leftover, move):
     """Before: the mv was left out for an empty ../data/FashionMNIST/raw (a failed download's)."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / "source", monkeypatch)
+    _tiny_files(tmp_path / "source", monkeypatch)
     notebooks = tmp_path / "repo" / "notebooks"
     data.prepare_fashion_mnist(tmp_path / "source", notebooks / "data")
     (tmp_path / "repo" / leftover).mkdir(parents=True)
@@ -18235,7 +18209,7 @@ def test_33_an_empty_leftover_data_folder_above_notebooks_gets_the_move_that_wor
 
 def test_33_a_data_folder_above_notebooks_holding_files_gets_no_move(tmp_path, monkeypatch):
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / "source", monkeypatch)
+    _tiny_files(tmp_path / "source", monkeypatch)
     notebooks = tmp_path / "repo" / "notebooks"
     data.prepare_fashion_mnist(tmp_path / "source", notebooks / "data")
     (tmp_path / "repo" / "data" / "FashionMNIST" / "raw").mkdir(parents=True)
@@ -18250,7 +18224,7 @@ def test_33_a_failed_download_into_a_root_two_levels_deep_leaves_no_folder(tmp_p
                                                                            capsys):
     """Before: runs/ (and data/ for --root data/FashionMNIST) was left behind, empty."""
     _no_copy(tmp_path, monkeypatch)
-    _files(tmp_path / "nowhere-else", monkeypatch)
+    _tiny_files(tmp_path / "nowhere-else", monkeypatch)
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     _offline(monkeypatch)
@@ -18272,10 +18246,6 @@ def test_33_a_failed_download_into_a_root_two_levels_deep_leaves_no_folder(tmp_p
 
 
 OLD_RUN = {key: EARLIER[key] for key in GPU_CHECK.RUN}
-
-
-def _never__fb2(*args, **kwargs):
-    raise AssertionError(f"gpu_check started real work: {args}")
 
 
 def _jobs_done(root, report_nodes=True):
@@ -18307,27 +18277,10 @@ def replay(monkeypatch, tmp_path):
     """A repository of two test files (tests t0, t1) and two chapters with an earlier replay
     recorded; gpu_check runs on a fake GPU, its jobs faked. Returns run(*arguments, earlier=...,
     report_nodes=True) -> (the record written, what was printed)."""
-    root = tmp_path / "repo"
-    (root / "tests").mkdir(parents=True)
-    for name in ("test_data.py", "test_fast.py"):
-        (root / "tests" / name).write_text("def t0():\n    pass\n\n\ndef t1():\n    pass\n")
-    (root / "notebooks").mkdir()
-    for name in ("01_architecture", "02_shapes"):
-        (root / "notebooks" / f"{name}.ipynb").write_text("{}")
-    (root / "records").mkdir()
-    record = root / "records" / "gpu-replay.json"
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(GPU_CHECK, "ROOT", root)
-    monkeypatch.setattr(GPU_CHECK, "REPLAY_RECORD", record)
-    monkeypatch.setattr(GPU_CHECK, "WHEELS", root / ".gpu" / "wheels")
-    monkeypatch.setattr(GPU_CHECK, "DATA", root / ".gpu" / "data")
-    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "new5678")
-    monkeypatch.setattr(GPU_CHECK, "chapters", lambda: sorted((root / "notebooks").glob("*.ipynb")))
-    monkeypatch.setattr(GPU_CHECK.tempfile, "tempdir", str(tmp_path / "tmp"))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    root, record = _fake_gpu_checkout(monkeypatch, tmp_path,
+                                      "def t0():\n    pass\n\n\ndef t1():\n    pass\n")
     monkeypatch.setattr(GPU_CHECK, "subprocess", types.SimpleNamespace(
-        run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never__fb2, STDOUT=subprocess.STDOUT))
+        run=lambda *a, **k: subprocess.CompletedProcess(a, 0), Popen=_never_fb2, STDOUT=subprocess.STDOUT))
     monkeypatch.chdir(root)
 
     def run(*arguments, earlier=EARLIER, report_nodes=True, capsys=None):
@@ -18402,18 +18355,6 @@ def test_33_gpu_check_counts_a_file_as_run_whole_only_for_the_file_or_its_folder
     assert not GPU_CHECK._covers("tests/test_fast.py::t0", "tests/test_fast.py")
 
 
-def _copy__fb2(tmp_path):
-    """A copy of the repository's code, chapters, records and report page (no git)."""
-    copy_ = tmp_path / "repo"
-    for name in ("lenet_book", "tools", "notebooks", "records"):
-        shutil.copytree(REPO / name, copy_ / name,
-                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    shutil.copy(REPO / "_toc.yml", copy_ / "_toc.yml")
-    (copy_ / "book").mkdir()
-    shutil.copy(REPO / "book" / "execution_report.md", copy_ / "book")
-    return copy_
-
-
 REPLAY = {"date": "2026-12-07", "device": "NVIDIA H200", "torch": "2.14.1+cu130", "commit": "bbb1234",
           "seconds": 9, "no_result": {},
           "files": {"tests/test_fused.py": {"passed": 1, "failed": 0},
@@ -18426,7 +18367,7 @@ REPLAY = {"date": "2026-12-07", "device": "NVIDIA H200", "torch": "2.14.1+cu130"
 def test_33_execution_report_says_only_some_tests_of_a_file_ran(tmp_path):
     """Before: the row read '| unit tests of `lenet_book.fused` | 1 | 0 | pass |', as if the whole
     file had run."""
-    copy_ = _copy__fb2(tmp_path)
+    copy_ = _copy_fb2(tmp_path)
     (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(REPLAY))
     done = _report(copy_)
     assert done.returncode == 0, done.stderr
@@ -18438,7 +18379,7 @@ def test_33_execution_report_says_only_some_tests_of_a_file_ran(tmp_path):
 
 
 def test_33_execution_report_names_a_some_tests_entry_of_the_wrong_kind(tmp_path):
-    copy_ = _copy__fb2(tmp_path)
+    copy_ = _copy_fb2(tmp_path)
     (copy_ / "records" / "gpu-replay.json").write_text(json.dumps(
         {**REPLAY, "some_tests": {"tests/test_fused.py": "test_fused_step_matches_train"}}))
     done = _report(copy_)
@@ -18447,7 +18388,7 @@ def test_33_execution_report_names_a_some_tests_entry_of_the_wrong_kind(tmp_path
 
 
 def test_33_execution_report_of_the_committed_records_is_unchanged(tmp_path):
-    copy_ = _copy__fb2(tmp_path)
+    copy_ = _copy_fb2(tmp_path)
     done = _report(copy_, "--check")
     assert done.returncode == 0, (done.stdout, done.stderr)
 
@@ -18458,7 +18399,7 @@ def _door(text):
     return COLAB_CHECK._earlier(parser, COLAB_CHECK._record_path(parser, text))
 
 
-def _refused__fb2(capsys, text, door=_door):
+def _colab_record_refused(capsys, text, door=_door):
     with pytest.raises(SystemExit) as exit_:
         door(text)
     assert exit_.value.code == 2
@@ -18471,7 +18412,7 @@ def test_33_colab_check_refuses_a_record_starting_with_a_tilde(tmp_path, monkeyp
     """Before: accepted; --record=~/colab-check.json would make a folder named '~' here after every
     chapter had run."""
     monkeypatch.chdir(tmp_path)
-    err = _refused__fb2(capsys, "~/colab-check.json")
+    err = _colab_record_refused(capsys, "~/colab-check.json")
     assert "starts with '~', which Python does not expand to the home folder" in err
     assert f"--record {os.path.expanduser('~/colab-check.json')}" in err
     assert not (tmp_path / "~").exists()
@@ -18481,18 +18422,18 @@ def test_33_colab_check_refuses_a_record_under_a_file(tmp_path, capsys):
     """Before: accepted; the write failed at mkdir only after the whole run."""
     a_file = tmp_path / "a_file"
     a_file.write_text("mine\n")
-    err = _refused__fb2(capsys, str(a_file / "colab-check.json"))
+    err = _colab_record_refused(capsys, str(a_file / "colab-check.json"))
     assert f"{a_file} is a file, not a folder" in err
-    err = _refused__fb2(capsys, str(a_file / "deeper" / "colab-check.json"))
+    err = _colab_record_refused(capsys, str(a_file / "deeper" / "colab-check.json"))
     assert f"{a_file} is a file, not a folder" in err
-    err = _refused__fb2(capsys, f"{a_file}/")
+    err = _colab_record_refused(capsys, f"{a_file}/")
     assert f"{a_file} is a file, not a folder" in err and "which does not exist" not in err
     assert a_file.read_text() == "mine\n"
 
 
 def test_33_colab_check_refuses_a_device_as_its_record(capsys):
     """Before: /dev/null was accepted, and replaced_atomically refused it after every chapter."""
-    err = _refused__fb2(capsys, "/dev/null")
+    err = _colab_record_refused(capsys, "/dev/null")
     assert "--record /dev/null is a device, pipe or socket, not a file" in err
 
 
@@ -18501,7 +18442,7 @@ def test_33_colab_check_refuses_a_pipe_as_its_record_without_reading_it(tmp_path
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     parser = argparse.ArgumentParser(prog="colab_check")
-    err = _refused__fb2(capsys, str(pipe), door=lambda text: COLAB_CHECK._record_path(parser, text))
+    err = _colab_record_refused(capsys, str(pipe), door=lambda text: COLAB_CHECK._record_path(parser, text))
     assert f"--record {pipe} is a device, pipe or socket, not a file" in err
 
 
@@ -18524,41 +18465,18 @@ def test_33_colab_check_still_takes_a_new_file_an_existing_record_a_link_and_a_r
 
 
 
-def _train_speed(monkeypatch, stop_at=None, subsets=None):
-    """benchmarks/train_speed.py whose runs are the committed CPU record's (nothing trains); the
-    run number ``stop_at`` (1, 2, ...) is interrupted as Ctrl-C would; ``subsets`` collects the
-    --subset each run was given."""
-    from benchmarks import train_speed
-
-    runs = json.loads((RESULTS / "cpu.json").read_text())["runs"]
-    calls = []
-
-    def run_variant(name, device, epochs, root, seed, repeat=0, subset=0, backend=None):
-        calls.append(name)
-        if subsets is not None:
-            subsets.append(subset)
-        if len(calls) == stop_at:
-            raise KeyboardInterrupt
-        run = copy.deepcopy(next(r for r in runs if r["variant"] == name))
-        return {**run, "repeat": repeat, "epochs": epochs, "history": run["history"][:epochs]}
-
-    monkeypatch.setattr(train_speed, "run_variant", run_variant)
-    monkeypatch.setattr(train_speed, "check_data_option", lambda parser, root: None)
-    return train_speed
-
-
 SPEED = ["--device", "cpu", "--epochs", "1", "--variants", "text", "fast-compile"]
 
 
 def _cut_short(tmp_path, monkeypatch):
     """A record of a rerun stopped after its first run: one run of its own, one of the earlier's."""
     record = tmp_path / "r.json"
-    assert _train_speed(monkeypatch).main([*SPEED, "--subset", "64", "--json", str(record)]) == 0
+    assert _train_speed_stopped_at(monkeypatch).main([*SPEED, "--subset", "64", "--json", str(record)]) == 0
     earlier = json.loads(record.read_text())
     earlier.update(date="2026-01-02", commit="aaa1111")  # as if measured on another day
     record.write_text(json.dumps(earlier))
     with pytest.raises(KeyboardInterrupt):
-        _train_speed(monkeypatch, stop_at=2).main([*SPEED, "--subset", "64", "--json", str(record)])
+        _train_speed_stopped_at(monkeypatch, stop_at=2).main([*SPEED, "--subset", "64", "--json", str(record)])
     return json.loads(record.read_text())
 
 
@@ -18588,7 +18506,7 @@ def test_33_speed_record_stopped_before_any_earlier_record_says_how_many_runs_ar
     """A new record cut short read as a complete record of fewer variants."""
     record = tmp_path / "new.json"
     with pytest.raises(KeyboardInterrupt):
-        _train_speed(monkeypatch, stop_at=2).main([*SPEED, "--subset", "64", "--json", str(record)])
+        _train_speed_stopped_at(monkeypatch, stop_at=2).main([*SPEED, "--subset", "64", "--json", str(record)])
     cut = json.loads(record.read_text())
     line = speed.provenance(cut)
     assert line.endswith(f"UNFINISHED (the benchmark was stopped): 1 of 2 runs measured {cut['date']}, "
@@ -18628,10 +18546,10 @@ def test_33_train_speed_subset_60000_rerun_of_a_full_record_is_the_same_settings
                                                                                   capsys):
     """It was refused: 'holds a record made with other settings (--subset 0 (this run: 60000))'."""
     record = tmp_path / "full.json"
-    assert _train_speed(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
+    assert _train_speed_stopped_at(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
     subsets = []
     capsys.readouterr()
-    assert _train_speed(monkeypatch, subsets=subsets).main([*SPEED, "--subset", "60000", "--json",
+    assert _train_speed_stopped_at(monkeypatch, subsets=subsets).main([*SPEED, "--subset", "60000", "--json",
                                                             str(record)]) == 0
     assert subsets == [0, 0] and json.loads(record.read_text())["subset"] is None
     assert ("--subset 60000 is all the training images: a full run, not a dry run (the same as leaving it out)"
@@ -18641,10 +18559,10 @@ def test_33_train_speed_subset_60000_rerun_of_a_full_record_is_the_same_settings
 def test_33_train_speed_rerun_of_a_record_written_with_subset_60000_is_the_same_settings(tmp_path, monkeypatch):
     """A record that holds "subset": 60000 was refused for a rerun without --subset (and the reverse)."""
     record = tmp_path / "full.json"
-    assert _train_speed(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
+    assert _train_speed_stopped_at(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
     written = json.loads(record.read_text())
     record.write_text(json.dumps({**written, "subset": 60000}))  # as an older run wrote it
-    assert _train_speed(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
+    assert _train_speed_stopped_at(monkeypatch).main([*SPEED, "--json", str(record)]) == 0
     import argparse
 
     from benchmarks import train_speed
@@ -18655,8 +18573,9 @@ def test_33_train_speed_rerun_of_a_record_written_with_subset_60000_is_the_same_
 def test_33_train_speed_other_subset_than_the_record_quotes_both_as_given(tmp_path, monkeypatch, capsys):
     """A dry-run record and --subset 60000: other settings, each subset named as given."""
     record = tmp_path / "dry.json"
-    assert _train_speed(monkeypatch).main([*SPEED, "--subset", "64", "--json", str(record)]) == 0
-    code, said = _stopped(_train_speed(monkeypatch).main, [*SPEED, "--subset", "60000", "--json", record], capsys)
+    assert _train_speed_stopped_at(monkeypatch).main([*SPEED, "--subset", "64", "--json", str(record)]) == 0
+    code, said = _stopped(_train_speed_stopped_at(monkeypatch).main,
+                          [*SPEED, "--subset", "60000", "--json", record], capsys)
     assert code == 2 and "holds a record made with other settings (--subset 64 (this run: 60000))" in said, said
 
 
@@ -18707,6 +18626,45 @@ def test_33_accuracy_seeds_other_settings_error_quotes_subset_as_typed(tmp_path,
                                        "--subset", 60000, "--json", study], capsys)
     assert code == 2 and ("holds a record made with other settings (--subset 60 (this run: 60000 (all the "
                           "training images)))") in said, said
+
+def test_33_a_solarize_written_with_bitwise_not_is_not_taken_for_a_wrap():
+    """Before: 'wraps pixels past 0-255 ... its value would be -173': ~x is 255 - x in uint8."""
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=lambda images, generator: torch.where(images >= 128, ~images,
+                                                                          images))[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("entry", ["tests/test_train.py::test_a", "./tests/test_train.py::test_a",
+                                   "{root}/tests/test_train.py::test_a"])
+def test_33_gpu_check_records_a_test_given_any_way_pytest_takes_it_as_some_tests_of_its_file(
+        tmp_path, monkeypatch, entry):
+    """Before: './tests/x.py::t' made the file's row that one test's, unmarked; and every file::test
+    was listed under 'no result: exit 0', although it ran."""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "abc1234")
+    xml = tmp_path / "unit.xml"
+    xml.write_text('<testsuites><testsuite><testcase classname="tests.test_train" name="test_a"/>'
+                   "</testsuite></testsuites>")
+    groups = {"unit tests": [entry.format(root=GPU_CHECK.ROOT)]}
+    record = GPU_CHECK._with_earlier(GPU_CHECK.replay_record([xml], groups, 1.0, {"unit tests": 0}),
+                                     groups, None)
+    assert record["files"] == {"tests/test_train.py": {"passed": 1, "failed": 0}}
+    assert record["some_tests"] == {"tests/test_train.py": ["test_a"]}
+    assert record["no_result"] == {}
+
+
+def test_33_gpu_check_counts_a_folder_that_reported_as_run_and_one_that_did_not_as_no_result(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "abc1234")
+    xml = tmp_path / "unit.xml"
+    xml.write_text('<testsuites><testsuite><testcase classname="tests.test_train" name="test_a"/>'
+                   "</testsuite></testsuites>")
+    groups = {"unit tests": ["tests/", "tests/test_data.py"]}
+    record = GPU_CHECK.replay_record([xml], groups, 1.0, {"unit tests": 0})
+    assert record["no_result"] == {"tests/test_data.py": "exit 0"}
+
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

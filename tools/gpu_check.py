@@ -101,7 +101,8 @@ def replay_record(xmls: list[Path], groups: dict[str, list[str]], seconds: float
         if xml.exists():
             files.update(summarize_junit(xml))
     no_result = {name: ("out of time" if isinstance(outcome.get(job), str) else f"exit {outcome.get(job)}")
-                 for job, names in groups.items() for name in names if name not in files}
+                 for job, names in groups.items() for name in names
+                 if not any(_reported(name, file) for file in files)}
     return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "commit": commit(),
             "date": datetime.date.today().isoformat(), "seconds": round(seconds),
             "files": dict(sorted(files.items())), "no_result": no_result}
@@ -245,13 +246,31 @@ def _out_folder(parser: argparse.ArgumentParser, option: str, text: str | None) 
 RUN = ("date", "device", "torch", "commit")  # what a replay ran on: the record's, or a file's own
 
 
+def _in_the_record(entry: str) -> str:
+    """A --tests or --chapters file or folder as the record names files: relative to the
+    repository's root, without './' (pytest takes ./tests/x.py and /abs/.../tests/x.py too)."""
+    if not entry:
+        return entry
+    path = Path(os.path.normpath(entry))
+    if path.is_absolute() and path.is_relative_to(ROOT):
+        path = path.relative_to(ROOT)
+    return path.as_posix()
+
+
 def _covers(asked: str, name: str) -> bool:
     """Whether the --tests or --chapters entry ``asked`` (a file or folder) ran the whole file
     ``name`` of a record; a file::test runs only some of its tests (see _some_tests)."""
     if "::" in asked:
         return False
-    asked = asked.rstrip("/")
+    asked = _in_the_record(asked.rstrip("/"))
     return asked in ("", ".") or name == asked or name.startswith(asked + "/")
+
+
+def _reported(entry: str, name: str) -> bool:
+    """Whether the file ``name``, which reported results, is the entry's (a whole file, a file
+    under a folder, or the file of a file::test)."""
+    file, _, node = entry.partition("::")
+    return _in_the_record(file) == name if node else _covers(entry, name)
 
 
 def _some_tests(files: dict, asked: list[str]) -> dict[str, list[str]]:
@@ -261,7 +280,7 @@ def _some_tests(files: dict, asked: list[str]) -> dict[str, list[str]]:
     for name in files:
         if not any(_covers(given, name) for given in asked):
             nodes = [node for given in asked for file, _, node in [given.partition("::")]
-                     if node and file == name]
+                     if node and _in_the_record(file) == name]
             if nodes:
                 some[name] = nodes
     return some
