@@ -400,6 +400,8 @@ def _how_to_fix(root: str | os.PathLike) -> str:
     else:
         online = (ONLINE_IN_PYTHON.format(raw=raw) if not kept else
                   f"delete {files} and run again; torchvision downloads the files.")
+        if _DOWNLOAD_OFF.get():  # running again as it was (download=False) downloads nothing
+            online = online.replace(" and run again;", " and run again with download=True;")
     return HOW_TO_FIX.format(cwd=_current_folder(), root=root, online=online)
 
 
@@ -508,6 +510,8 @@ PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmo
 
 # Set by main(): the fixes then name the command line's --root; a Python call has the parameter root
 _ON_THE_COMMAND_LINE = contextvars.ContextVar("_ON_THE_COMMAND_LINE", default=False)
+# set while ensure_fashion_mnist(download=False) runs: its online fix names download=True
+_DOWNLOAD_OFF = contextvars.ContextVar("_DOWNLOAD_OFF", default=False)
 
 
 def _root_option() -> str:
@@ -782,7 +786,9 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
             + "\n".join("  - " + p for p in problems + ([cache] if cache else [])) + "\n"
             + (f"The four files are in {_raw_dir(nearby)}: did you mean {_root_option()} "
                f"{nearby}?\n" if nearby else "")
-            + (_unpack_here(root) if problems and len(packed) == len(FILES)
+            + (_unpack_still_packed(root) if problems and not cache and _writable(raw)
+               and len(packed) < len(FILES) and all(p.endswith(_PACKED_END) for p in problems)
+               else _unpack_here(root) if problems and len(packed) == len(FILES)
                and renames < len(problems)  # .gz files saved unpacked need a rename only
                else f"How to fix it: rename the files as said above (torchvision reads only "
                     f"these names), then check again.\n(Paths are relative to "
@@ -805,11 +811,22 @@ def _raw_problems(raw: Path, specs) -> list[str]:
             problem = (_unpacked_as_gz(raw, spec) if _unpacked_under_gz(gz, spec)
                        else problem[:-1] + f", but {gz.name} is there, "
                        + ("empty (left by a failed download)." if _empty_leftover(gz)
-                          else "still packed."))
+                          else "still" + _PACKED_END))
         else:
             problem = _respelt(problem, raw, spec)
         problems.append(problem)
     return problems
+
+
+_PACKED_END = " packed."
+
+
+def _unpack_still_packed(root: str | os.PathLike) -> str:
+    """The fix when the only problems are .gz files still packed beside correct files: prepare
+    unpacks them where they are. The general advice's online fix would delete the good ones."""
+    return (f"How to fix it (in a terminal opened in {_current_folder()}): python -m "
+            f"lenet_book.data prepare --root {root} unpacks and verifies them there; the files "
+            "already there and the .gz files are kept.")
 
 
 def _spelling(name: str) -> str:
@@ -1623,6 +1640,16 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     which torchvision would load instead of the verified raw files, is deleted with a message
     (see :func:`remove_stale_cache`), so what a chapter loads is what was checked.
     """
+    # numpy's False too (check_flags takes it); a wrong kind is refused inside
+    off = download is False or (type(download).__name__ == "bool_" and not download)
+    token = _DOWNLOAD_OFF.set(off)
+    try:
+        return _ensure_fashion_mnist(root, download)
+    finally:
+        _DOWNLOAD_OFF.reset(token)
+
+
+def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
     if not isinstance(download, bool):  # 'no' would count as True and try the network
         from lenet_book.checks import check_flags  # imports torch: only when needed
 
@@ -1689,18 +1716,23 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
 def _rejected_gz(raw: Path) -> str:
     """A line naming the .gz files in ``raw`` whose MD5 is not the published one: torchvision
     downloads those again, so a damaged one reads as a failed download. Else ''."""
-    rejected = []
+    rejected, empty = [], []
     for spec in FILES:
         gz = raw / f"{spec.name}.gz"
         try:
-            if os.path.isfile(gz) and _md5(gz) != spec.gz_md5:
+            if _empty_leftover(gz):  # no file of the learner's: named as check names it
+                empty.append(gz)
+            elif os.path.isfile(gz) and _md5(gz) != spec.gz_md5:
                 rejected.append(f"{gz} (expected MD5 {spec.gz_md5})")
         except OSError:
             pass
-    if not rejected:
-        return ""
-    return ("torchvision tried to download again, as they are not the published files: "
-            + ", ".join(rejected) + ". Replace or delete them.\n")
+    return ((f"{', '.join(map(str, empty))} {'is' if len(empty) == 1 else 'are'} empty (left by "
+             "an earlier failed download): nothing of yours is lost; the next download replaces "
+             f"{'it' if len(empty) == 1 else 'them'}, or delete "
+             f"{'it' if len(empty) == 1 else 'them'} (rm {' '.join(map(str, empty))}).\n"
+             if empty else "")
+            + ("torchvision tried to download again, as they are not the published files: "
+               + ", ".join(rejected) + ". Replace or delete them.\n" if rejected else ""))
 
 
 def _remove_empty_folders(folders: list[Path]) -> None:

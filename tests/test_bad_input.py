@@ -17352,8 +17352,6 @@ def _book(tmp_path, monkeypatch):
     return repo
 
 
-
-
 def test_33_the_chapters_roots_still_load_in_the_repository(tmp_path, monkeypatch):
     """The right root from each folder, and the old data <-> ../data pair, still work."""
     repo = _book(tmp_path, monkeypatch)
@@ -18240,11 +18238,6 @@ def test_33_a_failed_download_into_a_root_two_levels_deep_leaves_no_folder(tmp_p
     assert os.listdir(".") == ["runs"] and os.listdir("runs") == []
 
 
-
-
-
-
-
 OLD_RUN = {key: EARLIER[key] for key in GPU_CHECK.RUN}
 
 
@@ -18464,7 +18457,6 @@ def test_33_colab_check_still_takes_a_new_file_an_existing_record_a_link_and_a_r
     assert _door("records.json") is None
 
 
-
 SPEED = ["--device", "cpu", "--epochs", "1", "--variants", "text", "fast-compile"]
 
 
@@ -18665,6 +18657,77 @@ def test_33_gpu_check_counts_a_folder_that_reported_as_run_and_one_that_did_not_
     record = GPU_CHECK.replay_record([xml], groups, 1.0, {"unit tests": 0})
     assert record["no_result"] == {"tests/test_data.py": "exit 0"}
 
+
+def _offline_silently(monkeypatch):
+    """torchvision's FashionMNIST as offline: it fails without writing anything."""
+    import torchvision
+
+    def offline(**kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz (offline)")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+
+
+def _no_local_copy_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "LOCAL_COPIES", (tmp_path / "nowhere",))
+    monkeypatch.delenv("FASHION_MNIST_SOURCE", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_33_check_of_two_packed_beside_two_unpacked_names_prepare_not_deleting_raw(
+        tmp_path, monkeypatch, capsys):
+    """Before: the three-way advice, whose 'online: delete data/FashionMNIST/raw' lost the
+    learner's good files."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    raw = _tiny_files(tmp_path / RAW, monkeypatch, pack=False, name=str)
+    for spec in data.FILES[:2]:  # two still packed, the other two already unpacked
+        path = raw / spec.name
+        (raw / f"{spec.name}.gz").write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        path.unlink()
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "still packed" in err, err
+    assert "prepare --root data" in err, err
+    assert "delete data" not in err and "online" not in err, err
+    # the fix it names works, offline, and keeps every file
+    assert data.main(["prepare", "--root", "data"]) == 0
+    assert data.main(["check"]) == 0
+    assert all((raw / f"{spec.name}.gz").is_file() for spec in data.FILES[:2])
+
+
+def test_33_ensure_without_download_and_an_empty_leftover_names_download_true(tmp_path,
+                                                                              monkeypatch):
+    """Before: 'delete ... and run again; torchvision downloads the files', which running again
+    with download=False does not do."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    (tmp_path / RAW).mkdir(parents=True)
+    (tmp_path / RAW / f"{data.FILES[0].name}.gz").write_bytes(b"")
+    message = refused_by_lenet_book(
+        data.FashionMNISTError, "empty \\(left by a failed download\\)",
+        lambda: data.ensure_fashion_mnist("data", download=False))
+    assert "run again with download=True" in message, message
+    # download=True keeps the plain wording
+    _offline_silently(monkeypatch)
+    message = refused_by_lenet_book(data.FashionMNISTError, "could not download",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    assert "download=True" not in message, message
+
+
+def test_33_prepare_download_names_an_empty_leftover_gz_as_such(tmp_path, monkeypatch, capsys):
+    """Before: 'torchvision tried to download again, as they are not the published files: ...gz
+    (expected MD5 ...). Replace or delete them', for the empty leftover of a failed download."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    (tmp_path / RAW).mkdir(parents=True)
+    gz = RAW / f"{data.FILES[0].name}.gz"
+    (tmp_path / gz).write_bytes(b"")
+    _offline_silently(monkeypatch)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert "not the published files" not in err and "expected MD5" not in err, err
+    assert f"{gz} is empty (left by an earlier failed download)" in err, err
+    assert f"rm {gz}" in err, err
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
