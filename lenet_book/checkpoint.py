@@ -1238,6 +1238,11 @@ def _computing(entry: list[str]) -> list[str]:
     name, kind, settings = entry
     settings = re.sub(r" at 0x[0-9a-fA-F]+", " at 0x...", settings)
     settings = re.sub(r"(?:^|,\s*|(?<=\())inplace=(?:True|False)(?=,|\)$|$)", "", settings)
+    # settings of training alone, which leave the weights and eval mode's outputs as they are:
+    # a dropout's rate (off in eval mode) and batch norm's momentum (for its running statistics)
+    training_only = ("p" if "Dropout" in kind else "momentum" if "BatchNorm" in kind else None)
+    if training_only:
+        settings = re.sub(rf"(?:^|,\s*){training_only}=[^,]*(?=,|$)", "", settings)
     return [name, kind, settings.removeprefix(", ").strip()]
 
 

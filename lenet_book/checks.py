@@ -1649,7 +1649,32 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
                          f"{batch_size + 1 if n % (batch_size + 1) != 1 else batch_size + 2}"
                          + (" (and at least 2 images)" if n < 2 else ""))
     _check_training_data(*train_data)
+    # the first-batch check compares batch_transform's image size with the eval sets'
+    _SCORED_SIZES.set((train_data[0], {name: tuple(images.shape[-2:]) for name, (images, _)
+                                       in splits.items() if name != "train_data"}))
     return int(num_epochs), int(batch_size), int(seed)
+
+
+# (train_data's images, {eval set: H×W}) of the last training checked (see _check_kept_size)
+_SCORED_SIZES = contextvars.ContextVar("scored_sizes", default=(None, {}))
+
+
+def _check_kept_size(images, transformed):
+    """A batch_transform that changes the image size (a pad without its crop, a resize) trains
+    the network on images of one size while the eval sets score it on another: refused when an
+    eval set holds images of the size it was given and it returns another."""
+    given, out = tuple(images.shape[-2:]), tuple(transformed.shape[-2:])
+    trained_on, sizes = _SCORED_SIZES.get()
+    if given == out or trained_on is not images:
+        return
+    scored = [name for name, size in sizes.items() if size == given]
+    if scored:
+        raise ValueError(f"batch_transform returns {out[0]}×{out[1]} images from "
+                         f"{given[0]}×{given[1]} ones, but {scored[0]} holds "
+                         f"{given[0]}×{given[1]} images: the network would be trained on one "
+                         "size and scored on another; keep the size (crop after padding, as "
+                         "recipes.random_crop_flip does), or give eval sets of the size it "
+                         "returns")
 
 
 def _check_training_data(images, labels):
@@ -2412,13 +2437,23 @@ def _transformed(net, batch_transform, images, generator, batch_of_one=True):
             pass
     try:
         out = batch_transform(images, generator)
-    except TypeError as error:
-        if error.__traceback__.tb_next is not None:  # raised inside a function of Python: its own
-            raise
+    except Exception as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise TypeError(f"batch_transform is called as batch_transform(images, generator), a "
-                        f"uint8 batch N×H×W and a torch.Generator, and this one cannot take "
-                        f"them (PyTorch says {first!r}); {how}") from None
+        if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+            raise TypeError(f"batch_transform is called as batch_transform(images, generator), "
+                            f"a uint8 batch N×H×W and a torch.Generator, and this one cannot "
+                            f"take them (PyTorch says {first!r}); {how}") from None
+        if _raised_by_lenet_book(error):  # a check of the book's inside it: its own words
+            raise
+        # its own error, from deep inside torchvision or torch: named with its line
+        floats = re.search(r"\bfloat", first, re.IGNORECASE)
+        raise (TypeError if isinstance(error, TypeError) else ValueError)(
+            f"batch_transform fails on the first batch: it raised {type(error).__name__}: "
+            f"{first.rstrip('.')}{_forward_line(error)}. It gets a uint8 batch N×H×W (pixels "
+            "0-255) and must return one"
+            + ("; a step that needs floats, such as Normalize, belongs in the network, e.g. a "
+               "first layer computing (x - 0.286) / 0.353 on the pixels divided by 255"
+               if floats else "")) from error
     if isinstance(out, tuple):
         raise TypeError(f"batch_transform returned a tuple of {len(out)}: it is called as "
                         "batch_transform(images, generator), and a transform that takes any "
@@ -2595,6 +2630,24 @@ def _check_first_outputs(name, loss_fn, scores, loss_given=True):
                          "layers compute")
     if not (scores.is_cuda and torch.cuda.is_current_stream_capturing()):  # values: not in a graph
         _check_not_probabilities(name, loss_fn, scores, loss_given)
+        _check_not_clipped_at_zero(name, loss_fn, scores)
+
+
+def _check_not_clipped_at_zero(name, loss_fn, scores):
+    """The first step's outputs clipped at 0 (a ReLU after the last layer, e.g. in a forward hook
+    or a forward of one's own, where the layer check cannot see it): every score is at least 0
+    and many are exactly 0, where their gradient is 0 too, so those classes never learn to
+    score below the others."""
+    if scores.dim() != 2 or not scores.is_floating_point() or scores.numel() < 20:
+        return
+    zero = (scores == 0).float().mean().item()
+    if zero < 0.1 or (scores < 0).any() or not _applies_softmax(loss_fn, scores.device):
+        return
+    raise ValueError(f"{name}: the network's outputs on the first batch are clipped at 0: none "
+                     f"is negative and {zero:.0%} are exactly 0, as after a ReLU (in the last "
+                     "layer, a forward hook or the forward), but cross-entropy reads them as raw "
+                     "scores, and a score held at 0 gets no gradient, so the network barely "
+                     "learns; return the last Linear layer's outputs as they are")
 
 
 _FIRST_OUTPUTS = weakref.WeakKeyDictionary()  # network -> (its layers, the loss) once checked
@@ -2697,26 +2750,36 @@ def _set_random_states(device, states):
         sys.modules["numpy"].random.set_state(numpy_state)
 
 
+def _int16_run(batch_transform, images, seed, before):
+    """``batch_transform`` once more on ``images`` (int16), drawing the random numbers it drew
+    from ``before``; None if it refuses them or returns no integer tensor. The random generators
+    end as the first run left them."""
+    after = _random_states(images.device)
+    try:
+        _set_random_states(images.device, before)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wide = batch_transform(images, torch.Generator(device=images.device).manual_seed(seed))
+    except Exception:
+        return None
+    finally:
+        _set_random_states(images.device, after)
+    if not isinstance(wide, torch.Tensor) or wide.is_floating_point() or wide.is_complex():
+        return None
+    return wide
+
+
 def _check_no_wrap(batch_transform, source, out, seed, before):
     """uint8 arithmetic wraps: 250 + 10 is 4 and 3 - 5 is 254, so white pixels turn black. The
     transform runs once more on the same images as int16, drawing the same random numbers: a
     pixel that leaves 0-255 there and is its value modulo 256 in ``out`` was wrapped. Flips,
     crops, erasing and clamped arithmetic stay within 0-255; a transform that refuses int16 (or
     draws other numbers) is not judged. The random generators end as the first run left them."""
-    after = _random_states(source.device)
-    try:
-        _set_random_states(source.device, before)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wide = batch_transform(source.to(torch.int16),
-                                   torch.Generator(device=source.device).manual_seed(seed))
-    except Exception:
+    wide = _int16_run(batch_transform, source.to(torch.int16), seed, before)
+    if wide is None or wide.shape != out.shape or wide.device != out.device:
         return
-    finally:
-        _set_random_states(source.device, after)
-    if not (isinstance(wide, torch.Tensor) and wide.shape == out.shape
-            and wide.device == out.device) or wide.is_floating_point() or wide.is_complex():
-        return
+    if wide.dtype == torch.uint8:  # cast back by the transform itself: wrapped in that cast
+        return _check_no_wrapping_cast(batch_transform, source, out, seed, before)
     wide, out_ = wide.to(torch.int64), out.to(torch.int64)
     if ((wide < -256) | (wide > 511)).any():
         return  # beyond uint8 arithmetic: the dtype's own bound (32767 - x inverts), not judged
@@ -2726,8 +2789,16 @@ def _check_no_wrap(batch_transform, source, out, seed, before):
             or (out_[inside] != wide[inside]).float().mean() > 0.1:
         return  # within 0-255; every pixel moved (~x, an invert); or other random numbers
     # not counted: a pixel of 0 or 255 (where a clamp puts it too), or 255 - x (~x, an invert)
-    wrapped = (outside & (out_ == wide % 256) & (out_ != 0) & (out_ != 255)
-               & (out_ != 255 - source.to(torch.int64)))
+    wrapped = outside & (out_ == wide % 256) & (out_ != 0) & (out_ != 255)
+    if source.shape == out.shape:
+        wrapped &= out_ != 255 - source.to(torch.int64)
+    if wrapped.any():
+        # ~x is -1 - x in int16: on images 256 brighter it comes out 256 lower, where wrapped
+        # arithmetic (x + k, x * k) comes out higher. This tells an invert from a wrap also
+        # where the pixel was moved (a flip or a crop before or after the invert).
+        brighter = _int16_run(batch_transform, source.to(torch.int16) + 256, seed, before)
+        if brighter is not None and brighter.shape == wide.shape:
+            wrapped &= ~((wide < 0) & (brighter < wide))
     count = int(wrapped.sum())
     if count == 0:
         return
@@ -2738,6 +2809,64 @@ def _check_no_wrap(batch_transform, source, out, seed, before):
                      f"where its value would be {int(wide[index])}), so white turns black or "
                      "black white; compute in a wider type and clamp, e.g. (images.short() + "
                      "k).clamp(0, 255).to(torch.uint8)")
+
+
+class _CastsToUint8(torch.overrides.TorchFunctionMode):
+    """Counts the values outside 0-255 that a transform casts to uint8 (.to(torch.uint8),
+    .byte(), .type, copy_ or assignment into a uint8 tensor), which wrap: 290 becomes 34."""
+
+    CASTS = {torch.Tensor.to, torch.Tensor.byte, torch.Tensor.type, torch.Tensor.type_as}
+    INTO = {torch.Tensor.copy_, torch.Tensor.__setitem__}
+
+    def __init__(self):
+        super().__init__()
+        self.count, self.example = 0, None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if func in self.CASTS and isinstance(result, torch.Tensor) and result.dtype == torch.uint8:
+            self._look(args[0], result)
+        elif func in self.INTO and isinstance(args[0], torch.Tensor) \
+                and args[0].dtype == torch.uint8:
+            value = args[1] if func is torch.Tensor.copy_ else args[2]
+            self._look(value, None)
+        return result
+
+    def _look(self, value, cast):
+        if not isinstance(value, torch.Tensor) or value.dtype in (torch.uint8, torch.bool) \
+                or value.is_complex():
+            return
+        outside = (value <= -1) | (value >= 256)  # a float cast drops the fraction: -0.5 is 0
+        if outside.any():
+            self.count += int(outside.sum())
+            if self.example is None:
+                index = tuple(outside.nonzero()[0].tolist())
+                shown = float(value[index])
+                self.example = (int(shown) % 256,
+                                int(shown) if shown.is_integer() else round(shown, 1))
+
+
+def _check_no_wrapping_cast(batch_transform, source, out, seed, before):
+    """A transform that casts to uint8 itself returns uint8 from int16 images too, so the int16
+    run cannot see a wrap: it runs once more on the same uint8 images, watching its casts."""
+    watch = _CastsToUint8()
+    after = _random_states(source.device)
+    try:
+        _set_random_states(source.device, before)
+        with warnings.catch_warnings(), watch:
+            warnings.simplefilter("ignore")
+            batch_transform(source.clone(), torch.Generator(device=source.device).manual_seed(seed))
+    except Exception:
+        return
+    finally:
+        _set_random_states(source.device, after)
+    if watch.count:
+        wrapped, value = watch.example
+        raise ValueError(f"batch_transform wraps pixels past 0-255: it casts to uint8 "
+                         f"{watch.count} value{'s' * (watch.count != 1)} outside 0-255 for the "
+                         f"first batch (one is {value}, which becomes {wrapped}), so white turns "
+                         "black or black white; clamp before the cast, e.g. (images.short() + "
+                         "k).clamp(0, 255).to(torch.uint8)")
 
 
 def _check_short_batch(batch_transform, images, batch_size, full, generator):
@@ -2787,6 +2916,7 @@ def _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, se
             given, source, before = X.max().item(), X.clone(), _random_states(images.device)
             X = _transformed(net, batch_transform, X, generator,
                              _batch_of_one(len(labels), batch_size))
+            _check_kept_size(images, X)
             _check_transformed_pixels(given, X.max().item())
             _check_no_wrap(batch_transform, source, X, seed, before)
             short = len(labels) % batch_size if len(labels) > batch_size else 0

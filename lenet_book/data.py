@@ -765,7 +765,8 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
     _check_not_too_deep(root)
     _check_no_stray_space(root)
     _check_no_tilde(root)
-    packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")]
+    packed = [spec for spec in FILES if os.path.isfile(raw / f"{spec.name}.gz")
+              and not _empty_leftover(raw / f"{spec.name}.gz")]  # an empty one unpacks to nothing
     problems = _raw_problems(raw, FILES)
     renames = sum(p.endswith(_RENAME_END) for p in problems)
     cache = _cache_problem(root)
@@ -1641,7 +1642,8 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     (see :func:`remove_stale_cache`), so what a chapter loads is what was checked.
     """
     # numpy's False too (check_flags takes it); a wrong kind is refused inside
-    off = download is False or (type(download).__name__ == "bool_" and not download)
+    off = download is False or (type(download).__module__ == "numpy"  # bool_, or bool in numpy 2
+                                and type(download).__name__ in ("bool_", "bool") and not download)
     token = _DOWNLOAD_OFF.set(off)
     try:
         return _ensure_fashion_mnist(root, download)
@@ -1665,8 +1667,9 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
-    packed = all(os.path.isfile(raw / f"{spec.name}.gz") for spec in FILES)
-    shared = packed and not _writable(raw)
+    packed = all(os.path.isfile(raw / f"{spec.name}.gz")
+                 and not _empty_leftover(raw / f"{spec.name}.gz") for spec in FILES)
+    shared = all(os.path.isfile(raw / f"{spec.name}.gz") for spec in FILES) and not _writable(raw)
     if not present:
         folder = _source_given_as_root(root)  # torchvision would download a second copy
         if folder is not None:

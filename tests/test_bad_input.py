@@ -4301,8 +4301,8 @@ def test_27_a_checkpoint_loads_into_a_network_that_differs_only_in_inplace(tmp_p
     save_checkpoint(inplace, path)  # the same network: replaced without overwrite=True
     message = refused_by_lenet_book(  # a real difference is still named
         CheckpointError, "layers differ",
-        lambda: load_checkpoint(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Dropout(0.2)), path))
-    assert "the file has 2: Dropout(p=0.5, inplace=True), the network 2: Dropout(p=0.2" in message
+        lambda: load_checkpoint(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.AlphaDropout()), path))
+    assert "the file has 2: Dropout(p=0.5, inplace=True), the network 2: AlphaDropout(p=0.5" in message
     assert "1: ReLU" not in message, message
 
 
@@ -16742,7 +16742,9 @@ def test_33_four_empty_leftovers_alone_are_called_empty_not_the_four_files(tmp_p
     _empty_leftovers(root / "FashionMNIST" / "raw")
     message = refused_by_lenet_book(FashionMNISTError, "empty",
                                     lambda: data.check_fashion_mnist(root))
-    assert "holds the four" not in message and "is a source" not in message
+    raw = root / "FashionMNIST" / "raw"
+    assert f"{raw} holds the four" not in message and "is a source" not in message
+    assert f"--source {raw}" not in message, message  # unpacking empty files would fail
     refused_by_lenet_book(FashionMNISTError, "empty",
                           lambda: data.ensure_fashion_mnist(root, download=False))
 
@@ -18728,6 +18730,235 @@ def test_33_prepare_download_names_an_empty_leftover_gz_as_such(tmp_path, monkey
     assert "not the published files" not in err and "expected MD5" not in err, err
     assert f"{gz} is empty (left by an earlier failed download)" in err, err
     assert f"rm {gz}" in err, err
+
+
+def _any_size_lenet():
+    """The text's LeNet taking images of any size (its last pool gives 5x5 whatever comes in)."""
+    net = models.lenet()
+    net[5] = nn.AdaptiveAvgPool2d(5)
+    return net
+
+
+def _solarize(images):
+    return torch.where(images >= 128, ~images, images)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: _solarize(F.pad(images, (2, 2, 2, 2))),
+    lambda images, generator: _solarize(images[:, 2:-2, 2:-2]),
+    lambda images, generator: (F.pad(images.short(), (2, 2, 2, 2)) * 3 // 2).clamp(0, 255).to(
+        torch.uint8),
+], ids=["pad-then-solarize", "crop-then-solarize", "pad-then-clamped-brighten"])
+def test_33_a_transform_that_changes_the_image_size_is_judged_for_wraps_and_trains(transform):
+    """Before: RuntimeError 'The size of tensor a (32) must match the size of tensor b (28)'
+    from the wrap check."""
+    history = train(_any_size_lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=transform)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: (images + 40)[:, 2:-2, 2:-2],
+    lambda images, generator: F.pad(images + 40, (2, 2, 2, 2)),
+], ids=["brighten-then-crop", "brighten-then-pad"])
+def test_33_a_wrap_in_a_transform_that_changes_the_image_size_is_refused_by_name(transform):
+    """Before: the same RuntimeError from torch instead of the wrap message."""
+    refused_by_lenet_book(ValueError, "wraps pixels past 0-255",
+                          lambda: train(_any_size_lenet(), tiny_data(), num_epochs=1,
+                                        batch_size=10, batch_transform=transform))
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: _solarize(images.flip(-1)),
+    lambda images, generator: _solarize(images).flip(-1),
+    lambda images, generator: _solarize(images.roll(3, -1)),
+    lambda images, generator: _solarize(images.transpose(-1, -2)),
+    lambda images, generator: ~F.pad(images, (4, 4, 4, 4))[:, 3:31, 5:33],
+    lambda images, generator: _solarize(images).flip(-1) + 20,  # at most 127 + 20
+], ids=["flip-then-solarize", "solarize-then-flip", "roll", "transpose", "padded-crop-invert",
+        "solarize-flip-brighten"])
+def test_33_an_invert_written_with_bitwise_not_on_moved_pixels_is_not_taken_for_a_wrap(transform):
+    """Before: 'wraps pixels past 0-255 ... (one is 90 where its value would be -166)': ~x is
+    255 - x in uint8, whichever pixel it came from."""
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=transform)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: (images + 40).flip(-1),
+    lambda images, generator: (images - 30).roll(3, -1),
+    lambda images, generator: _solarize(images).flip(-1) + 140,
+], ids=["brighten-flip", "darken-roll", "solarize-flip-brighten"])
+def test_33_a_wrap_beside_a_flip_or_an_invert_is_still_refused(transform):
+    refused_by_lenet_book(ValueError, "wraps pixels past 0-255",
+                          lambda: train(models.lenet(), tiny_data(), num_epochs=1,
+                                        batch_size=10, batch_transform=transform))
+
+
+def test_33_ensure_with_numpy_s_false_names_download_true_as_with_python_s(tmp_path, monkeypatch):
+    """Before: numpy 2 names its bool 'bool', so numpy's False got 'run again' without
+    download=True."""
+    numpy = pytest.importorskip("numpy")
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    (tmp_path / RAW).mkdir(parents=True)
+    (tmp_path / RAW / f"{data.FILES[0].name}.gz").write_bytes(b"")
+    message = refused_by_lenet_book(
+        data.FashionMNISTError, "empty \\(left by a failed download\\)",
+        lambda: data.ensure_fashion_mnist("data", download=numpy.False_))
+    assert "run again with download=True" in message, message
+
+
+def test_33_four_gz_files_one_an_empty_leftover_are_not_told_to_be_unpacked(
+        tmp_path, monkeypatch, capsys):
+    """Before: check advised 'prepare --source data/FashionMNIST/raw', which then failed on the
+    empty file ('holds only 0 bytes'), and ensure_fashion_mnist unpacked instead of downloading."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / RAW, monkeypatch)
+    raw = tmp_path / RAW
+    empty = RAW / f"{data.FILES[0].name}.gz"
+    (tmp_path / empty).write_bytes(b"")
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "empty (left by a failed download)" in err, err
+    assert f"--source {RAW}" not in err, err
+    # ensure downloads (here: offline) and names the empty leftover; nothing unpacked or lost
+    _offline_silently(monkeypatch)
+    message = refused_by_lenet_book(data.FashionMNISTError, "could not download",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    assert "holds only 0 bytes" not in message, message
+    assert f"{empty} is empty (left by an earlier failed download)" in message, message
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{s.name}.gz" for s in data.FILES)
+
+
+def test_33_gpu_check_records_a_test_given_through_a_link_to_the_checkout_as_some_tests(
+        tmp_path, monkeypatch):
+    """Before: /home/link/tests/x.py::t was listed under 'no result' and its file's row read as
+    the whole file's."""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Fake")
+    monkeypatch.setattr(GPU_CHECK, "commit", lambda: "abc1234")
+    link = tmp_path / "link"
+    link.symlink_to(GPU_CHECK.ROOT)
+    xml = tmp_path / "unit.xml"
+    xml.write_text('<testsuites><testsuite><testcase classname="tests.test_train" name="test_a"/>'
+                   "</testsuite></testsuites>")
+    for entry in (f"{link}/tests/test_train.py::test_a", f"{link}/tests/test_train.py"):
+        groups = {"unit tests": [entry]}
+        record = GPU_CHECK._with_earlier(
+            GPU_CHECK.replay_record([xml], groups, 1.0, {"unit tests": 0}), groups, None)
+        assert record["no_result"] == {}, entry
+        assert record.get("some_tests") == ({"tests/test_train.py": ["test_a"]} if "::" in entry
+                                            else None), entry
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: (images.short() + 40).to(torch.uint8),
+    lambda images, generator: (images.float() * 1.5).to(torch.uint8),
+    lambda images, generator: (images.int() + 40).byte(),
+], ids=["wider-type-no-clamp", "float-contrast", "byte"])
+def test_33_a_transform_that_wraps_in_its_own_cast_to_uint8_is_refused(transform):
+    """Before: (images.short() + 40).to(torch.uint8), the advice without its clamp, trained on
+    pixels wrapped from 250 to 34: the int16 rerun returned uint8 too and saw nothing."""
+    message = refused_by_lenet_book(ValueError, "wraps pixels past 0-255: it casts to uint8",
+                                    lambda: train(models.lenet(), tiny_data(), num_epochs=1,
+                                                  batch_size=10, batch_transform=transform))
+    assert "clamp before the cast" in message, message
+
+
+@pytest.mark.parametrize("transform", [
+    lambda images, generator: (images.short() + 40).clamp(0, 255).to(torch.uint8),
+    lambda images, generator: (images.float() * 0.5).round().byte(),
+    lambda images, generator: (images.float() + 20 * torch.randn(images.shape, generator=generator)
+                               ).clamp(0, 255).to(torch.uint8),
+], ids=["clamped", "darker-float", "clamped-noise"])
+def test_33_a_transform_that_casts_to_uint8_within_0_to_255_trains(transform):
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=transform)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_a_transform_changing_the_size_of_the_images_the_eval_sets_keep_is_refused():
+    """Before: F.pad(images, (1, 1, 1, 1)) without its crop trained on 30×30 images while the
+    test set scored 28×28 ones, without a word."""
+    images, labels = tiny_data()
+    net = models.lenet()
+    before = weights(net)
+    message = refused_by_lenet_book(
+        ValueError, "returns 30×30 images from 28×28 ones, but eval_sets\\['test'\\] holds 28×28",
+        lambda: train(net, (images, labels), {"test": (images[:8], labels[:8])}, num_epochs=1,
+                      batch_size=10, batch_transform=lambda x, g: F.pad(x, (1, 1, 1, 1))))
+    assert "crop after padding" in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # eval sets of the size it returns, or none: it trains
+    for eval_sets in ({"test": (F.pad(images[:8], (1, 1, 1, 1)), labels[:8])}, None):
+        history = train(models.lenet(), (images, labels), eval_sets, num_epochs=1, batch_size=10,
+                        batch_transform=lambda x, g: F.pad(x, (1, 1, 1, 1)))[0]
+        assert math.isfinite(history[0]["loss"])
+
+
+def test_33_normalize_as_a_batch_transform_is_named_with_where_normalising_belongs():
+    """Before: torchvision's bare 'TypeError: Input tensor should be a float tensor. Got
+    torch.uint8.' from deep inside its normalize."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    normalize = v2.Normalize([0.2860], [0.3530])
+    message = refused_by_lenet_book(
+        TypeError, "batch_transform fails on the first batch: it raised TypeError: Input tensor "
+        "should be a float tensor",
+        lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                      batch_transform=lambda images, generator: normalize(images)))
+    assert "belongs in the network" in message and "normalize(images)" in message, message
+
+
+def test_33_a_mistake_inside_a_batch_transform_is_quoted_with_its_line():
+    def shift(images, generator):
+        return images.rolll(1, -1)  # misspelt
+
+    message = refused_by_lenet_book(
+        ValueError, "batch_transform fails on the first batch: it raised AttributeError",
+        lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                      batch_transform=shift))
+    assert "return images.rolll(1, -1)" in message and "belongs in the network" not in message
+
+
+@pytest.mark.parametrize("clip", [lambda module, inputs, output: output.relu(),
+                                  lambda module, inputs, output: output.clamp(min=0)],
+                         ids=["relu", "clamp"])
+def test_33_scores_clipped_at_zero_by_a_forward_hook_are_refused_as_a_final_relu_is(clip):
+    """Before: a network ending in nn.ReLU was refused, the same clip in a forward hook trained."""
+    net = models.init_xavier(models.lenet())
+    net.register_forward_hook(clip)
+    before = weights(net)
+    refused_by_lenet_book(ValueError, "outputs on the first batch are clipped at 0",
+                          lambda: train(net, tiny_data(), num_epochs=1, batch_size=10))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("saved, loaded", [
+    (nn.Dropout(0.5), nn.Dropout(0.0)),
+    (nn.BatchNorm1d(84), nn.BatchNorm1d(84, momentum=0.01)),
+], ids=["dropout-rate", "batch-norm-momentum"])
+def test_33_a_checkpoint_loads_into_a_network_differing_only_in_a_training_setting(
+        tmp_path, saved, loaded):
+    """Before: 'was saved from another network ... Dropout(p=0.5), the network Dropout(p=0.0)',
+    settings that change neither the weights nor eval mode's outputs."""
+    def net(layer):
+        return nn.Sequential(*list(models.lenet())[:-1], layer, nn.Linear(84, 10))
+
+    trained = net(saved)
+    path = save_checkpoint(trained, tmp_path / "net.pt")
+    fresh = net(loaded)
+    load_checkpoint(fresh, path)
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(),
+                                                  fresh.state_dict().values()))
+
+
+def test_33_a_checkpoint_is_still_refused_for_a_batch_norm_eps_that_changes_the_outputs(tmp_path):
+    path = save_checkpoint(nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6)), tmp_path / "n.pt")
+    refused_by_lenet_book(CheckpointError, "saved from another network",
+                          lambda: load_checkpoint(nn.Sequential(nn.Conv2d(1, 6, 5),
+                                                                nn.BatchNorm2d(6, eps=0.1)), path))
+
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -182,7 +182,7 @@ def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
     if not chapter and found.is_file() and found.suffix not in (".py", ".ipynb"):
         parser.error(f"{option} {text} is not a test file (.py): give test files or folders, e.g. --tests "
                      f"{TRAINING_TESTS[0]}; nothing was run")
-    full = Path(os.path.abspath(found))
+    full = _from_root(Path(os.path.abspath(found)))
     # as a path from the root, the name the record gives its results (./x and /abs/x are the same file)
     shown = full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else str(full)
     return shown + separator + node
@@ -252,9 +252,20 @@ def _in_the_record(entry: str) -> str:
     if not entry:
         return entry
     path = Path(os.path.normpath(entry))
-    if path.is_absolute() and path.is_relative_to(ROOT):
-        path = path.relative_to(ROOT)
+    if path.is_absolute():
+        path = _from_root(path)
+        if path.is_relative_to(ROOT):
+            path = path.relative_to(ROOT)
     return path.as_posix()
+
+
+def _from_root(path: Path) -> Path:
+    """An absolute path into the repository reached through a link (a home folder that links
+    elsewhere) as the path below ROOT, which is resolved; any other path as it is."""
+    if path.is_relative_to(ROOT):
+        return path
+    real = Path(os.path.realpath(path))
+    return real if real.is_relative_to(ROOT) else path
 
 
 def _covers(asked: str, name: str) -> bool:
