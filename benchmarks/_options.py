@@ -60,6 +60,20 @@ def check_subset_option(parser, subset, least=1, why=None):
                      f"{TRAIN_IMAGES:,} (the default), got {subset}")
 
 
+def _white_space(option, text):
+    """Why ``text``, a file or folder the tool writes (``option``), is refused: a name in it that
+    starts or ends with white space (a space, a pasted newline) and is not there already, as
+    tools/export_weights.py's --out and save_checkpoint refuse it; or None. The one home of this
+    check for the benchmarks' --json, colab_check's --record and gpu_check's --out and $OUT."""
+    path = Path(text)
+    for index, part in enumerate(path.parts):
+        if part != part.strip() and not os.path.lexists(Path(*path.parts[:index + 1])):
+            return (f"{option} {os.fspath(text)!r} has a name that starts or ends with white "
+                    "space (a space or a pasted newline), which a file or folder name almost "
+                    "never means; write it without")
+    return None
+
+
 def check_record_option(parser, path, is_record, kind, option="--json"):
     """``--json``: a file this script may write, checked before any run. It may not exist yet, or
     be empty, or hold a record that ``is_record`` (a function of the parsed JSON) accepts, the
@@ -75,6 +89,9 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
                      f"again and replaced, not standard output; give a file name, e.g. {option} results.json "
                      f"(or {option} ./- for a file named '-'); nothing was run")
     text = os.fspath(path)
+    problem = _white_space(option, text)
+    if problem:  # the record would be written, after every run, to a name nobody reads
+        parser.error(f"{problem}; nothing was run")
     if os.path.basename(text) in ("", ".") and not os.path.isdir(text):  # Path() drops the slash
         parser.error(f"{option} {text} ends in a slash, so it names a folder, which does not exist; give a "
                      f"file name, e.g. {option} {os.path.join(text, 'results.json')}; nothing was run")

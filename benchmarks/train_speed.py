@@ -318,7 +318,8 @@ def main(argv=None) -> int:
                         "the first CUDA GPU, else Apple's GPU, else the CPU)")
     parser.add_argument("--epochs", type=int, default=TEXT["num_epochs"])
     parser.add_argument("--repeats", type=int, default=1, help="run every variant this many times")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+    # extend: a second --variants adds its variants (each checked, and named twice refused below)
+    parser.add_argument("--variants", nargs="+", action="extend", choices=list(VARIANTS),
                         help="default: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in DEFAULTS.items())
                         + "; other devices: text fast")
     parser.add_argument("--data", default=str(ROOT / "data"), help="data root (default: <repo>/data)")

@@ -42,6 +42,7 @@ from lenet_book.checks import _remember_trained, _trained_towards, check_flags, 
 from lenet_book.data import (
     _another_users_file,
     _broken_path_problem,
+    _not_a_local_path,
     _os_words,
     _relative_path_problem,
     replaced_atomically,
@@ -357,6 +358,11 @@ def _check_path(path, saving: bool) -> Path:
         raise CheckpointError(f"Cannot {'save' if saving else 'load'} the checkpoint {text}: the "
                               f"path is relative, and {gone} (or give the full path); nothing "
                               f"was {'written' if saving else 'read'}.")
+    remote = _not_a_local_path(text)
+    if remote:  # before anything is created: the folders would be made here, not there
+        raise CheckpointError(f"Cannot {'save' if saving else 'load'} the checkpoint {text}: it "
+                              f"{remote} such as 'lenet.pt'; nothing was "
+                              f"{'written' if saving else 'read'}.")
     if text.startswith("~"):
         raise CheckpointError(f"The checkpoint path {text} starts with '~', which Python does not "
                               "expand to the home folder (it would name a folder called '~' "
@@ -1240,7 +1246,7 @@ def _computing(entry: list[str]) -> list[str]:
     settings = re.sub(r"(?:^|,\s*|(?<=\())inplace=(?:True|False)(?=,|\)$|$)", "", settings)
     # settings of training alone, which leave the weights and eval mode's outputs as they are:
     # a dropout's rate (off in eval mode) and batch norm's momentum (for its running statistics)
-    training_only = ("p" if "Dropout" in kind else "momentum" if "BatchNorm" in kind else None)
+    training_only = ("p" if "Dropout" in kind else "momentum" if "Norm" in kind else None)
     if training_only:
         settings = re.sub(rf"(?:^|,\s*){training_only}=[^,]*(?=,|$)", "", settings)
     return [name, kind, settings.removeprefix(", ").strip()]

@@ -1650,25 +1650,29 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
                          + (" (and at least 2 images)" if n < 2 else ""))
     _check_training_data(*train_data)
     # the first-batch check compares batch_transform's image size with the eval sets'
-    _SCORED_SIZES.set((train_data[0], {name: tuple(images.shape[-2:]) for name, (images, _)
-                                       in splits.items() if name != "train_data"}))
+    _SCORED_SIZES.set((weakref.ref(train_data[0]), {
+        name: tuple(images.shape[-2:]) for name, (images, _) in splits.items()
+        if name != "train_data"}))
     return int(num_epochs), int(batch_size), int(seed)
 
 
-# (train_data's images, {eval set: H×W}) of the last training checked (see _check_kept_size)
-_SCORED_SIZES = contextvars.ContextVar("scored_sizes", default=(None, {}))
+# (train_data's images, weakly, {eval set: H×W}) of the training being checked: read once by
+# its first-batch check (_check_kept_size)
+_SCORED_SIZES = contextvars.ContextVar("scored_sizes", default=(lambda: None, {}))
 
 
-def _check_kept_size(images, transformed):
+def _check_kept_size(net, images, transformed):
     """A batch_transform that changes the image size (a pad without its crop, a resize) trains
-    the network on images of one size while the eval sets score it on another: refused when an
-    eval set holds images of the size it was given and it returns another."""
+    LeNet on images of one size while the eval sets score it on another, its pooling grid
+    falling otherwise: refused when an eval set holds images of the size it was given and it
+    returns another. A network that takes twice the size too (global pooling) is trained on
+    crops and scored on whole images on purpose: left alone."""
     given, out = tuple(images.shape[-2:]), tuple(transformed.shape[-2:])
     trained_on, sizes = _SCORED_SIZES.get()
-    if given == out or trained_on is not images:
+    if given == out or trained_on() is not images:
         return
     scored = [name for name, size in sizes.items() if size == given]
-    if scored:
+    if scored and _input_problem(net, 2 * given[0], 2 * given[1]) is not None:
         raise ValueError(f"batch_transform returns {out[0]}×{out[1]} images from "
                          f"{given[0]}×{given[1]} ones, but {scored[0]} holds "
                          f"{given[0]}×{given[1]} images: the network would be trained on one "
@@ -2408,6 +2412,18 @@ def _generators_kept(device):
                                           else torch.cuda.current_device()])
 
 
+def _torch_refuses(error):
+    """Whether ``error`` is torch's or torchvision's refusal of what they were given (a
+    TypeError, ValueError or RuntimeError raised in their code, not out of memory), which a
+    transform's caller cannot read: then re-raised with its words and the learner's line."""
+    if type(error) not in (TypeError, ValueError, RuntimeError, NotImplementedError):
+        return False  # out of memory, the learner's own classes: caught as they are
+    traceback = error.__traceback__
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return traceback.tb_frame.f_code.co_filename.startswith(str(Path(torch.__file__).parent))
+
+
 def _transformed(net, batch_transform, images, generator, batch_of_one=True):
     """``batch_transform`` on one batch: it must take (images, generator) and return uint8
     images, one per image, of a size the network takes."""
@@ -2443,11 +2459,12 @@ def _transformed(net, batch_transform, images, generator, batch_of_one=True):
             raise TypeError(f"batch_transform is called as batch_transform(images, generator), "
                             f"a uint8 batch N×H×W and a torch.Generator, and this one cannot "
                             f"take them (PyTorch says {first!r}); {how}") from None
-        if _raised_by_lenet_book(error):  # a check of the book's inside it: its own words
+        if not _torch_refuses(error):  # the learner's own error, or the book's: as it is
             raise
-        # its own error, from deep inside torchvision or torch: named with its line
-        floats = re.search(r"\bfloat", first, re.IGNORECASE)
-        raise (TypeError if isinstance(error, TypeError) else ValueError)(
+        # torch's or torchvision's refusal, from deep inside them: named with the line calling it
+        floats = re.search(r"float tensor|floating[- ]point|scalar type (?:Float|Double)|"
+                           r"Float but found|to be float", first, re.IGNORECASE)
+        raise type(error)(
             f"batch_transform fails on the first batch: it raised {type(error).__name__}: "
             f"{first.rstrip('.')}{_forward_line(error)}. It gets a uint8 batch N×H×W (pixels "
             "0-255) and must return one"
@@ -2641,7 +2658,9 @@ def _check_not_clipped_at_zero(name, loss_fn, scores):
     if scores.dim() != 2 or not scores.is_floating_point() or scores.numel() < 20:
         return
     zero = (scores == 0).float().mean().item()
-    if zero < 0.1 or (scores < 0).any() or not _applies_softmax(loss_fn, scores.device):
+    # a clip leaves positive scores beside the zeros; all zero is a head initialised to zero
+    if zero < 0.1 or (scores < 0).any() or (scores > 0).float().mean().item() < 0.1 \
+            or not _applies_softmax(loss_fn, scores.device):
         return
     raise ValueError(f"{name}: the network's outputs on the first batch are clipped at 0: none "
                      f"is negative and {zero:.0%} are exactly 0, as after a ReLU (in the last "
@@ -2799,6 +2818,8 @@ def _check_no_wrap(batch_transform, source, out, seed, before):
         brighter = _int16_run(batch_transform, source.to(torch.int16) + 256, seed, before)
         if brighter is not None and brighter.shape == wide.shape:
             wrapped &= ~((wide < 0) & (brighter < wide))
+        else:  # it takes no brighter images (a lookup table of 256): below 0 may be ~x
+            wrapped &= wide > 255
     count = int(wrapped.sum())
     if count == 0:
         return
@@ -2901,8 +2922,11 @@ def check_first_batch(net, train_data, batch_size, loss_fn, batch_transform=None
     dropout untouched, each module's mode put back), torch's random generators put back. The
     learner's forward hooks are set aside, unless the check fails without them: a hook may change
     what the network computes (padding, log_softmax), and then the check must see it."""
-    _hooks_only_if_needed(_check_first_batch, net, train_data, batch_size, loss_fn,
-                          batch_transform, seed)
+    try:
+        _hooks_only_if_needed(_check_first_batch, net, train_data, batch_size, loss_fn,
+                              batch_transform, seed)
+    finally:
+        _SCORED_SIZES.set((lambda: None, {}))  # the eval sets of the training that asked
 
 
 def _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, seed):
@@ -2916,7 +2940,7 @@ def _check_first_batch(net, train_data, batch_size, loss_fn, batch_transform, se
             given, source, before = X.max().item(), X.clone(), _random_states(images.device)
             X = _transformed(net, batch_transform, X, generator,
                              _batch_of_one(len(labels), batch_size))
-            _check_kept_size(images, X)
+            _check_kept_size(net, images, X)
             _check_transformed_pixels(given, X.max().item())
             _check_no_wrap(batch_transform, source, X, seed, before)
             short = len(labels) % batch_size if len(labels) > batch_size else 0

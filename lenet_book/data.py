@@ -169,7 +169,37 @@ def _root(root: str | os.PathLike) -> Path:
     _check_no_control_characters(os.fspath(root))
     if not os.path.isabs(root):
         _current_folder()  # a relative root needs it
+    remote = _not_a_local_path(root)
+    if remote:
+        raise ValueError(f"the data root {os.fspath(root)} {remote}, such as 'data' (in the "
+                         "repository) or '../data' (in a chapter); nothing was created")
     return Path(root)
+
+
+DRIVE = "/content/drive"  # where Colab mounts Google Drive
+
+
+def _not_a_local_path(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be written as a local path, to follow it, ending where the caller's
+    example of a local path goes ('...; or give a local path'), else None: a URL (it would become
+    a folder 'https:' here), or a path on Google Drive while Drive is not mounted (folders on the
+    runtime's own disk, lost with it, where Colab then refuses to mount Drive)."""
+    text = os.fspath(path)
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme:
+        return (f"is a URL ({scheme[1]}://...), not a local path: it would be taken as a folder "
+                f"named '{scheme[1]}:' here. Copy files to or from that storage with its own tool "
+                "(e.g. gsutil cp, aws s3 cp); give a local path")
+    try:
+        full = os.path.abspath(text)
+    except FileNotFoundError:  # a relative path, the current folder gone: said elsewhere
+        return None
+    if (full == DRIVE or full.startswith(DRIVE + "/")) and not os.path.isdir(DRIVE):
+        return (f"is on Google Drive, but Drive is not mounted ({DRIVE} does not exist): a path "
+                "there is on this runtime's own disk, lost when the runtime ends (and Colab then "
+                "refuses to mount Drive there). Mount Drive first: from google.colab import "
+                f"drive; drive.mount('{DRIVE}'); or give a local path")
+    return None
 
 
 def _check_no_control_characters(text: str) -> None:
@@ -705,10 +735,20 @@ def _rm_cache(cache: list[Path]) -> str:
     return "rm " + " ".join(str(path) for path in cache)
 
 
-def _cache_problem(root: str | os.PathLike) -> str | None:
+def _cache_problem(root: str | os.PathLike, ready: bool = True) -> str | None:
+    """The cache as check names it; ``ready``: whether the four raw files are verified, without
+    which it is kept (it may be the folder's only copy) and never advised to be deleted."""
     cache = _stale_cache(root)
     if not cache:
         return _foreign_cache_problem(root)
+    if not ready:
+        return (f"{_processed_dir(root)} holds {' and '.join(p.name for p in cache)}: an old "
+                "torchvision cache (torchvision before 0.9 wrote it), which the book does not "
+                "use: it reads the four raw files, verified by their MD5 sums. It is kept, as it "
+                "may be this folder's only copy of the data; prepare and ensure_fashion_mnist "
+                "delete it only once the raw files are there and verified. To get them online, "
+                "first move it aside, as torchvision loads it instead of downloading: "
+                f"mv {_processed_dir(root)} {_processed_dir(root)}.old")
     return (f"{_processed_dir(root)} holds an old torchvision cache "
             f"({', '.join(p.name for p in cache)}) "
             "that torchvision loads instead of the verified raw files, unchecked. Delete it "
@@ -719,8 +759,10 @@ def remove_stale_cache(root: str | os.PathLike = "../data") -> list[Path]:
     """Delete torchvision's old ``processed/{training,test}.pt`` cache under ``root``, saying so.
 
     torchvision's FashionMNIST prefers that cache to the raw files, so a stale one would be
-    trained on although ``check`` verified the raw files. It only ever duplicates the raw files
-    (torchvision no longer writes it), so deleting it loses nothing. Only a pair of torch files
+    trained on although ``check`` verified the raw files. Once the four raw files are verified
+    it only duplicates them (torchvision no longer writes it), so deleting it loses nothing:
+    prepare and :func:`ensure_fashion_mnist` call this only then (else it may be the folder's
+    only copy, and is kept); a direct call deletes it all the same. Only a pair of torch files
     is deleted: a lone file, which torchvision ignores, is left; two files of which one is not a
     torch file are refused, not deleted. Returns the deleted files.
     """
@@ -769,7 +811,8 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
               and not _empty_leftover(raw / f"{spec.name}.gz")]  # an empty one unpacks to nothing
     problems = _raw_problems(raw, FILES)
     renames = sum(p.endswith(_RENAME_END) for p in problems)
-    cache = _cache_problem(root)
+    cache = _cache_problem(root, ready=not problems)
+    leftovers = _leftovers_beside_files(raw) if _writable(raw) else []
     if len(problems) == len(FILES) and not cache and all(
             p.endswith(" is missing.") or _empty_leftover(raw / f"{spec.name}.gz")
             for spec, p in zip(FILES, problems)):
@@ -787,7 +830,8 @@ def check_fashion_mnist(root: str | os.PathLike = "data") -> Path:
             + "\n".join("  - " + p for p in problems + ([cache] if cache else [])) + "\n"
             + (f"The four files are in {_raw_dir(nearby)}: did you mean {_root_option()} "
                f"{nearby}?\n" if nearby else "")
-            + (_unpack_still_packed(root) if problems and not cache and _writable(raw)
+            + (_replace_leftovers(root, leftovers) if problems and leftovers
+               else _unpack_still_packed(root) if problems and not cache and _writable(raw)
                and len(packed) < len(FILES) and all(p.endswith(_PACKED_END) for p in problems)
                else _unpack_here(root) if problems and len(packed) == len(FILES)
                and renames < len(problems)  # .gz files saved unpacked need a rename only
@@ -820,6 +864,44 @@ def _raw_problems(raw: Path, specs) -> list[str]:
 
 
 _PACKED_END = " packed."
+
+
+def _download_url() -> str:
+    """Where torchvision downloads the four .gz files from (its first mirror)."""
+    from torchvision.datasets import mnist  # slow to import: only for this message
+
+    return mnist.FashionMNIST.mirrors[0]
+
+
+def _leftovers_beside_files(raw: Path) -> list[Path]:
+    """The empty .gz files a failed download left in ``raw`` when every other file there is
+    still packed or correct (a download in which one file failed): the fix is to replace those
+    alone, keeping the rest. Else []."""
+    leftovers = []
+    for spec in FILES:
+        gz = raw / f"{spec.name}.gz"
+        if _empty_leftover(gz) and not os.path.lexists(raw / spec.name):
+            leftovers.append(gz)
+        elif _problem(raw / spec.name, spec) is not None and not (
+                os.path.isfile(gz) and not os.path.lexists(raw / spec.name)):
+            return []  # a file missing or wrong: not only leftovers to replace
+    return leftovers if len(leftovers) < len(FILES) else []
+
+
+def _replace_leftovers(root: str | os.PathLike, leftovers: list[Path]) -> str:
+    """The fix for empty leftovers beside good files: delete them, fetch those files alone, and
+    prepare (the other files are kept); deleting the raw folder would lose them."""
+    raw = _raw_dir(root)
+    names = [path.name for path in leftovers]
+    fetch = " && ".join(f"curl -fo {shlex.quote(str(path))} {_download_url()}{path.name}"
+                        for path in leftovers)
+    return (f"How to fix it (in a terminal opened in {_current_folder()}): delete the empty "
+            f"leftover{'s' if len(names) > 1 else ''} (rm "
+            f"{' '.join(shlex.quote(str(path)) for path in leftovers)}), then put the published "
+            f"{', '.join(names)} in {raw}/, from a local copy (cp DIR/{names[0]} {raw}/"
+            + (", and the others" if len(names) > 1 else "") + f") or downloaded ({fetch}); "
+            f"then python -m lenet_book.data prepare --root {root} unpacks and verifies the "
+            "files there. The other files there are kept.")
 
 
 def _unpack_still_packed(root: str | os.PathLike) -> str:
@@ -897,11 +979,31 @@ def _nearby_root(root: str | os.PathLike) -> str | None:
     '../data' (``_data_roots_above``). Any other root was given on purpose: no guess."""
     given = os.path.normpath(root)
     parts = Path(given).parts
+    other_case = _other_case(given)
+    if other_case is not None:
+        return other_case
     if not parts or parts[-1] != "data" or any(part != os.pardir for part in parts[:-1]):
         return None
     for nearby in _data_roots_above():
         if os.path.normpath(nearby) != given and all(
                 os.path.isfile(_raw_dir(nearby) / spec.name) for spec in FILES):
+            return nearby
+    return None
+
+
+def _other_case(given: str) -> str | None:
+    """A ready data root beside ``given`` whose name differs from its only in letter case
+    ('data' for 'Data': Linux and Colab tell them apart), as the user spelt the rest; else None."""
+    head, name = os.path.split(given)
+    try:
+        names = sorted(os.listdir(head or os.curdir))
+    except OSError:
+        return None
+    for other in names:
+        nearby = os.path.join(head, other)
+        if other != name and other.lower() == name.lower() and all(
+                os.path.isfile(_raw_dir(nearby) / spec.name) for spec in FILES) and not (
+                os.path.exists(given) and os.path.samefile(given, nearby)):
             return nearby
     return None
 
@@ -924,7 +1026,8 @@ def _unpack_here(root: str | os.PathLike) -> str:
                 f"lenet_book.data prepare --source {raw} --root {root} unpacks and "
                 "verifies the four files there; the .gz files are kept.")
     own = _own_root(raw)
-    use = f"--root {own}" if _ON_THE_COMMAND_LINE.get() else f"root={own!r}"
+    use = (f"--root {own}" if _ON_THE_COMMAND_LINE.get()
+           else f"root={own!r} (a tool's --data {own})")
     return (f"How to fix it (in a terminal opened in {_current_folder()}): {raw} is read-only "
             "(a shared copy?), so do not unpack them there; unpack them into a data folder of "
             f"your own: python -m lenet_book.data prepare --source {raw} --root {own} "
@@ -1437,10 +1540,13 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
     held = _use_folder(raw) if todo else None
     try:
         _remove_stale_partials(raw)
-        remove_stale_cache(root)
+        foreign = _foreign_cache_problem(root)  # said before any work
+        if foreign:
+            raise FashionMNISTError(foreign)
         for spec in todo:
             _gunzip_verified(_source_file(source, spec, raw / spec.name), spec, raw / spec.name,
                              root)
+        remove_stale_cache(root)  # the raw files are verified: it only duplicates them now
     except BaseException:  # a failed first prepare leaves no empty folders behind
         held, fd = None, held
         _remove_unless_in_use(created, raw, fd)
@@ -1466,6 +1572,9 @@ def _no_local_copy(raw: Path, todo: list[IdxFile], root: str | os.PathLike) -> P
         return raw  # unpacked and verified where they are; the .gz files are kept
     damaged = _damaged_here(raw, todo)
     lines = _raw_problems(raw, todo)
+    leftovers = _leftovers_beside_files(raw) if _writable(raw) else []
+    if leftovers:
+        raise FashionMNISTError(damaged + _replace_leftovers(root, leftovers))
     if packed:  # a shared, read-only folder: unpacked into a data root of one's own
         raise FashionMNISTError(damaged + _unpack_here(root))
     if lines and all(line.endswith(_RENAME_END) for line in lines):
@@ -1604,8 +1713,8 @@ def _archive_hint(source: Path) -> str:
 def _where_the_chapters_look(root, nearby) -> str:
     """The second way out of a nearby root: run where the chapters' '../data' is that folder,
     or, from notebooks/ (a prepare run there made notebooks/data), move it up to ../data."""
-    if os.path.normpath(nearby) != "data":
-        return ""
+    if os.path.normpath(nearby) != "data" or Path(os.path.normpath(root)).name != "data":
+        return ""  # a root spelt in other letter case: only its spelling is wrong
     if os.path.basename(os.path.abspath(os.curdir)) != "notebooks":
         return ", or run from notebooks/, where the chapters' '../data' is that folder"
     if os.path.normpath(root) != os.path.normpath("../data"):
@@ -1663,7 +1772,10 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
     _check_not_too_deep(root)
     _check_no_stray_space(root)
     _check_no_tilde(root)
-    remove_stale_cache(root)
+    _check_root_folder(_root(root))
+    foreign = _foreign_cache_problem(root)
+    if foreign:
+        raise FashionMNISTError(foreign)
     if raw.is_dir():
         _remove_stale_partials(raw)
     present = [spec for spec in FILES if os.path.lexists(raw / spec.name)]
@@ -1694,11 +1806,14 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
         # unpacked and verified here: torchvision would try to download a damaged .gz again and
         # say only that the download failed (offline), leaving the others unpacked unverified
         return prepare_fashion_mnist(raw, root)
+    if not present and download and not shared and _stale_cache(root):
+        return check_fashion_mnist(root)  # torchvision would load the cache: kept, and named
     if not present and download and not shared:  # shared: torchvision would unpack them there
         new = _folders_to_create(raw)  # torchvision creates them all: removed if it fails
         if _ON_THE_COMMAND_LINE.get():  # prepare --download: said once nothing else stops it
             print("No local copy of Fashion-MNIST was found: downloading it with torchvision ...",
                   file=sys.stderr)
+        leftovers = _leftovers_beside_files(raw)
         try:
             import torchvision
 
@@ -1712,7 +1827,10 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
             raise FashionMNISTError(
                 f"Fashion-MNIST is not in {raw} and torchvision could not download it "
                 f"({type(error).__name__}: {error}).\n" + _rejected_gz(raw)
-                + _how_to_fix(root)) from None
+                + (_replace_leftovers(root, leftovers) if leftovers else _how_to_fix(root))
+            ) from None
+    if _stale_cache(root) and all(_problem(raw / spec.name, spec) is None for spec in FILES):
+        remove_stale_cache(root)  # only once the raw files are verified: else a copy is lost
     return check_fashion_mnist(root)
 
 

@@ -28,6 +28,7 @@ import os
 import pickle
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -78,7 +79,7 @@ from lenet_book.checkpoint import (
     save_checkpoint,
     state_dict_sha256,
 )
-from lenet_book.data import FashionMNISTError, IdxFile
+from lenet_book.data import FashionMNISTError, IdxFile, find_local_copy
 from lenet_book.device import device_name, try_device
 from lenet_book.export import (
     ExportError,
@@ -18897,6 +18898,35 @@ def test_33_a_transform_changing_the_size_of_the_images_the_eval_sets_keep_is_re
         assert math.isfinite(history[0]["loss"])
 
 
+def test_33_random_crops_for_a_network_of_any_size_scored_on_whole_images_train():
+    """Global pooling takes crops and whole images alike: training on crops is the point."""
+    images, labels = tiny_data()
+    history = train(_any_size_lenet(), (images, labels), {"test": (images[:8], labels[:8])},
+                    num_epochs=1, batch_size=10,
+                    batch_transform=lambda x, g: x[:, 2:-2, 2:-2])[0]
+    assert math.isfinite(history[0]["test_acc"])
+
+
+def test_33_the_first_batch_check_alone_is_not_judged_by_an_earlier_training_s_eval_sets():
+    images, labels = tiny_data()
+    train(models.lenet(), (images, labels), {"test": (images[:8], labels[:8])}, num_epochs=1,
+          batch_size=10)
+    checks.check_first_batch(models.lenet(), (images, labels), 10, nn.CrossEntropyLoss(),
+                             lambda x, g: F.pad(x, (1, 1, 1, 1)))
+
+
+def test_33_a_lookup_table_then_an_invert_is_not_taken_for_a_wrap():
+    """Before: 'wraps pixels past 0-255 ... its value would be -195': the table (of the images'
+    own dtype) fails on the brighter rerun, which tells ~x from a wrap."""
+    def gamma_then_solarize(images, generator):
+        table = ((torch.arange(256) / 255.0) ** 0.7 * 255).round().to(images.dtype)
+        return _solarize(table[images.long()]).flip(-1)
+
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=gamma_then_solarize)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
 def test_33_normalize_as_a_batch_transform_is_named_with_where_normalising_belongs():
     """Before: torchvision's bare 'TypeError: Input tensor should be a float tensor. Got
     torch.uint8.' from deep inside its normalize."""
@@ -18910,15 +18940,34 @@ def test_33_normalize_as_a_batch_transform_is_named_with_where_normalising_belon
     assert "belongs in the network" in message and "normalize(images)" in message, message
 
 
-def test_33_a_mistake_inside_a_batch_transform_is_quoted_with_its_line():
-    def shift(images, generator):
-        return images.rolll(1, -1)  # misspelt
+class _AugmentationError(Exception):
+    pass
 
-    message = refused_by_lenet_book(
-        ValueError, "batch_transform fails on the first batch: it raised AttributeError",
-        lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
-                      batch_transform=shift))
-    assert "return images.rolll(1, -1)" in message and "belongs in the network" not in message
+
+@pytest.mark.parametrize("error", [
+    AttributeError("'Tensor' object has no attribute 'rolll'"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    _AugmentationError("threshold must be a float between 0 and 1"),
+], ids=["mistake", "out-of-memory", "own-class"])
+def test_33_a_learner_s_own_error_inside_a_batch_transform_is_raised_as_it_is(error):
+    """What an except around train catches (out of memory for a batch-size sweep, one's own
+    class) stays so: only torch's and torchvision's refusals from deep inside are reworded."""
+    def augment(images, generator):
+        raise error
+
+    with pytest.raises(type(error)) as raised:
+        train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10, batch_transform=augment)
+    assert raised.value is error
+
+
+def test_33_a_head_initialised_to_zero_is_not_taken_for_clipped_scores():
+    """Zero scores with no positive one beside them are a head initialised to zero (uniform
+    scores, which learn), not a clip."""
+    net = models.lenet()
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    history = train(net, tiny_data(), num_epochs=1, batch_size=10)[0]
+    assert math.isfinite(history[0]["loss"])
 
 
 @pytest.mark.parametrize("clip", [lambda module, inputs, output: output.relu(),
@@ -18937,7 +18986,9 @@ def test_33_scores_clipped_at_zero_by_a_forward_hook_are_refused_as_a_final_relu
 @pytest.mark.parametrize("saved, loaded", [
     (nn.Dropout(0.5), nn.Dropout(0.0)),
     (nn.BatchNorm1d(84), nn.BatchNorm1d(84, momentum=0.01)),
-], ids=["dropout-rate", "batch-norm-momentum"])
+    (nn.InstanceNorm1d(84, track_running_stats=True),
+     nn.InstanceNorm1d(84, momentum=None, track_running_stats=True)),
+], ids=["dropout-rate", "batch-norm-momentum", "instance-norm-momentum"])
 def test_33_a_checkpoint_loads_into_a_network_differing_only_in_a_training_setting(
         tmp_path, saved, loaded):
     """Before: 'was saved from another network ... Dropout(p=0.5), the network Dropout(p=0.0)',
@@ -18959,6 +19010,502 @@ def test_33_a_checkpoint_is_still_refused_for_a_batch_norm_eps_that_changes_the_
                           lambda: load_checkpoint(nn.Sequential(nn.Conv2d(1, 6, 5),
                                                                 nn.BatchNorm2d(6, eps=0.1)), path))
 
+
+
+
+def _old_cache(root):
+    processed = Path(root) / "FashionMNIST" / "processed"
+    processed.mkdir(parents=True, exist_ok=True)
+    for split in data.PROCESSED_CACHE:
+        torch.save((torch.zeros(3, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64)),
+                   processed / split)
+    return processed
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_33_an_old_torchvision_cache_without_raw_files_is_kept_and_named(tmp_path, monkeypatch,
+                                                                        download):
+    """Before: ensure_fashion_mnist deleted processed/{training,test}.pt, the folder's only copy,
+    then said the raw files were missing."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    processed = _old_cache("data")
+    before = _snapshot(processed)
+    _no_download(monkeypatch)  # torchvision would load the cache instead of downloading
+    message = refused_by_lenet_book(data.FashionMNISTError, "is missing",
+                                    lambda: data.ensure_fashion_mnist("data", download=download))
+    assert "It is kept, as it may be this folder's only copy" in message, message
+    assert "does not use" in message and f"mv {processed} {processed}.old" in message, message
+    assert "Delete it" not in message and "rm " not in message, message
+    assert _snapshot(processed) == before
+    # check says the same, and prepare from a damaged source keeps it too
+    message = refused_by_lenet_book(data.FashionMNISTError, "It is kept",
+                                    lambda: data.check_fashion_mnist("data"))
+    (tmp_path / "elsewhere" / f"{data.FILES[3].name}.gz").write_bytes(gzip.compress(b"cut"))
+    refused_by_lenet_book(data.FashionMNISTError, data.FILES[3].name,
+                          lambda: data.prepare_fashion_mnist(tmp_path / "elsewhere", "data"))
+    assert _snapshot(processed) == before
+
+
+def test_33_an_old_torchvision_cache_goes_once_the_raw_files_are_verified(tmp_path, monkeypatch,
+                                                                         capsys):
+    """Valid: prepare (and ensure) still delete the cache once the four raw files are verified."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    source = _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    processed = _old_cache("data")
+    assert data.prepare_fashion_mnist(source, "data") == RAW
+    assert not processed.exists()
+    assert "Deleted" in capsys.readouterr().err
+    _old_cache("data")
+    assert data.ensure_fashion_mnist("data") == RAW
+    assert not processed.exists()
+
+
+@pytest.mark.parametrize("unpacked", [False, True], ids=["three-gz", "three-gz-unpacked"])
+def test_33_three_gz_and_an_empty_leftover_get_its_rm_and_the_advice_works(
+        tmp_path, monkeypatch, capsys, unpacked):
+    """Before: check, prepare --download and ensure advised 'prepare --source
+    data/FashionMNIST/raw', which failed on the empty file, or deleting raw/ (losing the rest)."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    local = _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    raw = _tiny_files(tmp_path / RAW, monkeypatch)
+    if unpacked:  # a prepare of the three went ahead
+        for spec in data.FILES[:3]:
+            (raw / spec.name).write_bytes(gzip.decompress((raw / f"{spec.name}.gz").read_bytes()))
+    leftover = RAW / f"{data.FILES[3].name}.gz"
+    (tmp_path / leftover).write_bytes(b"")
+    before = _snapshot(raw)
+    rm = f"rm {leftover}"
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert rm in err and "prepare --root data" in err and "--source" not in err, err
+    assert "delete data/FashionMNIST/raw" not in err, err
+    _offline_silently(monkeypatch)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert rm in err and "prepare --root data" in err and "--source" not in err, err
+    message = refused_by_lenet_book(data.FashionMNISTError, "failed download",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    assert rm in message and "prepare --root data" in message, message
+    assert "delete data/FashionMNIST/raw" not in message, message
+    assert _snapshot(raw) == before
+    # following it: the rm, the one file from a local copy, then prepare
+    (tmp_path / leftover).unlink()
+    (tmp_path / leftover).write_bytes((local / leftover.name).read_bytes())
+    assert data.main(["prepare", "--root", "data"]) == 0
+    assert data.main(["check"]) == 0
+
+
+def test_33_three_gz_and_an_empty_leftover_follow_the_download_it_names(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Following the advice's download (faked: curl from a local 'server') works too."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    server = _tiny_files(tmp_path / "server", monkeypatch)
+    _tiny_files(tmp_path / RAW, monkeypatch)
+    leftover = RAW / f"{data.FILES[0].name}.gz"
+    (tmp_path / leftover).write_bytes(b"")
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    commands = re.search(r"\(rm ([^)]*)\).*downloaded \((curl [^)]*)\)", err)
+    assert commands, err
+    for path in shlex.split(commands[1]):
+        os.remove(path)
+    for curl in commands[2].split(" && "):
+        _, _, out, url = shlex.split(curl)
+        assert url == data._download_url() + Path(out).name
+        Path(out).write_bytes((server / Path(out).name).read_bytes())
+    assert data.main(["prepare", "--root", "data"]) == 0
+
+
+@pytest.mark.parametrize("path", ["https://example.com/lenet.pt", "http://host/lenet.pt",
+                                  "gs://bucket/lenet.pt", "s3://bucket/runs/lenet.pt"])
+def test_33_save_checkpoint_refuses_a_url_creating_nothing(tmp_path, monkeypatch, path):
+    """Before: a folder 'https:' was created here and the checkpoint written into it."""
+    monkeypatch.chdir(tmp_path)
+    message = refused_by_lenet_book(CheckpointError, "is a URL",
+                                    lambda: save_checkpoint(models.lenet(), path))
+    assert "local path such as 'lenet.pt'" in message and "nothing was written" in message
+    assert list(tmp_path.iterdir()) == []
+    message = refused_by_lenet_book((ValueError, data.FashionMNISTError), "is a URL",
+                                    lambda: data.prepare_fashion_mnist(None, path))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.path.exists("/content/drive"), reason="Google Drive is mounted here")
+def test_33_a_path_on_google_drive_not_mounted_is_refused_saying_mount_it(tmp_path, monkeypatch,
+                                                                         capsys):
+    """Before: /content/drive/MyDrive/... was created on the runtime's own disk, and saved into."""
+    existed = os.path.exists("/content")
+    mount = "from google.colab import drive; drive.mount('/content/drive')"
+    message = refused_by_lenet_book(
+        CheckpointError, "Drive is not mounted",
+        lambda: save_checkpoint(models.lenet(), "/content/drive/MyDrive/lenet.pt"))
+    assert mount in message, message
+    for call in (lambda: data.ensure_fashion_mnist("/content/drive/MyDrive/data"),
+                 lambda: data.prepare_fashion_mnist(None, "/content/drive/MyDrive/data")):
+        message = refused_by_lenet_book(ValueError, "Drive is not mounted", call)
+        assert mount in message, message
+    assert data.main(["prepare", "--root", "/content/drive/MyDrive/data"]) == 2
+    assert mount in capsys.readouterr().err
+    assert os.path.exists("/content") == existed and not os.path.exists("/content/drive")
+    # a local path still saves and loads
+    monkeypatch.chdir(tmp_path)
+    assert load_checkpoint(models.lenet(), save_checkpoint(models.lenet(), "runs/lenet.pt"))
+
+
+def test_33_a_data_root_in_other_letter_case_than_a_ready_one_is_named(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Before: 'Data' beside a ready 'data' got the full advice, or a download of a second copy."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    source = _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    data.prepare_fashion_mnist(source, "data")
+    _no_download(monkeypatch)
+    for call in (lambda: data.check_fashion_mnist("Data"),
+                 lambda: data.ensure_fashion_mnist("Data"),
+                 lambda: data.prepare_fashion_mnist(None, "Data")):
+        message = refused_by_lenet_book(data.FashionMNISTError, "are in data/FashionMNIST/raw",
+                                        call)
+        assert "did you mean root data?" in message or "root='data'" in message, message
+        assert "notebooks" not in message, message
+    assert data.main(["check", "--root", "Data"]) == 1
+    assert "did you mean --root data?" in capsys.readouterr().err
+    assert not os.path.exists("Data")
+
+
+def test_33_a_tools_data_on_a_read_only_packed_copy_is_told_its_data_option(tmp_path,
+                                                                           monkeypatch):
+    """Before: 'then use root='data'', which a tool (its --data) does not take."""
+    shared = tmp_path / "shared" / "data"
+    raw = _tiny_files(shared / "FashionMNIST" / "raw", monkeypatch)
+    raw.chmod(0o555)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    _no_download(monkeypatch)
+    try:
+        message = refused_by_lenet_book(data.FashionMNISTError, "read-only",
+                                        lambda: data.ensure_fashion_mnist(shared))
+        assert "then use root='data' (a tool's --data data)." in message, message
+    finally:
+        raw.chmod(0o755)
+
+REPLAY_RUN = {"date": "2026-12-07", "device": "NVIDIA H200", "torch": "2.14.1+cu130", "commit": "bbb1234",
+            "seconds": 9, "no_result": {}}
+
+
+REPLAY_UNIT_TESTS = ["tests/test_train.py", "tests/test_fast.py", "tests/test_fused.py", "tests/test_data.py"]
+
+
+def _replay_section(copy_, files, **more):
+    (copy_ / "records" / "gpu-replay.json").write_text(json.dumps({**REPLAY_RUN, **more, "files": files}))
+    return _page(copy_).split("## Replays on a GPU")[1].split("## Runs in a fresh")[0]
+
+
+def _rows(section, needle):
+    return [line for line in section.splitlines() if needle in line and line.count("|") == 5]
+
+
+def test_33_execution_report_of_a_full_gpu_check_says_the_solutions_are_not_replayed(tmp_path):
+    """Before: every solutions row of a full default replay read 'not in this replay: a narrower
+    run, or added since', though gpu_check replays the chapters only."""
+    copy_ = _copy_fb2(tmp_path)
+    names = [path.relative_to(REPO).as_posix() for path in book.chapters()]
+    section = _replay_section(copy_, {name: {"passed": 10, "failed": 0}
+                                           for name in names + REPLAY_UNIT_TESTS})
+    solutions = _rows(section, "(../notebooks/solutions/")
+    assert len(solutions) == len(book.solutions()) > 0
+    assert all(row.endswith("| | | not replayed: gpu_check replays the chapters only |")
+               for row in solutions), solutions
+    assert "not in this replay" not in section
+
+
+def test_33_execution_report_shows_a_solutions_page_that_the_replay_holds(tmp_path):
+    """A run given --chapters notebooks/solutions/...: the page shows that page's result, and a
+    chapter the run left out still reads as a narrower run."""
+    copy_ = _copy_fb2(tmp_path)
+    section = _replay_section(copy_, {"notebooks/solutions/02_shapes.ipynb": {"passed": 5, "failed": 0}},
+                                   no_result={"notebooks/solutions/03_training.ipynb": "exit 1"})
+    assert _rows(section, "(../notebooks/solutions/02_shapes.ipynb)")[0].endswith("| 5 | 0 | pass |")
+    assert "its run ended (exit 1)" in _rows(section, "(../notebooks/solutions/03_training.ipynb)")[0]
+    assert _rows(section, "(../notebooks/02_shapes.ipynb)")[0].endswith(
+        "| | | not in this replay: a narrower run, or added since |")
+    assert _rows(section, "(../notebooks/solutions/00_convolution.ipynb)")[0].endswith(
+        "| | | not replayed: gpu_check replays the chapters only |")
+
+
+def test_33_execution_report_names_a_test_file_by_its_module_only_when_lenet_book_has_it(tmp_path):
+    """Before: 'unit tests of `lenet_book.bad_input`' and '`lenet_book.lint`', modules that do not exist."""
+    copy_ = _copy_fb2(tmp_path)
+    section = _replay_section(copy_, {"tests/test_bad_input.py": {"passed": 900, "failed": 0},
+                                           "tests/test_lint.py": {"passed": 3, "failed": 0},
+                                           "tests/test_fast.py": {"passed": 8, "failed": 0}})
+    assert "| `tests/test_bad_input.py` | 900 | 0 | pass |" in section
+    assert "| `tests/test_lint.py` | 3 | 0 | pass |" in section
+    assert "| unit tests of `lenet_book.fast` | 8 | 0 | pass |" in section
+    assert "lenet_book.bad_input" not in section and "lenet_book.lint" not in section
+
+
+def test_33_execution_report_history_names_a_test_file_without_a_module_by_its_file(tmp_path):
+    copy_ = _copy_fb2(tmp_path)
+    path = copy_ / "records" / "gpu-replay-history.json"
+    history = json.loads(path.read_text())
+    history["replays"].append({**REPLAY_RUN, "files": {"tests/test_lint.py": {"passed": 3, "failed": 0},
+                                                     "tests/test_data.py": {"passed": 30, "failed": 0}}})
+    path.write_text(json.dumps(history))
+    page = _page(copy_)
+    assert "commit bbb1234): `tests/test_lint.py`: 3 passed; unit tests of `lenet_book.data`: 30 passed." in page
+
+
+def test_33_execution_report_of_the_committed_records_still_makes_the_committed_page(tmp_path):
+    copy_ = _copy_fb2(tmp_path)
+    assert _page(copy_) == (REPO / "book" / "execution_report.md").read_text()
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+class _Stop(Exception):
+    """Raised where a tool would go on to its real work (no GPU job, no chapter, no training)."""
+
+
+def _tool_parser(prog):
+    return argparse.ArgumentParser(prog=prog)
+
+
+def _tool_refused(capsys, call):
+    """The parser's error of ``call``: (its message); the call must stop with exit status 2."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        call()
+    assert stop.value.code == 2, stop.value.code
+    return capsys.readouterr().err
+
+
+def _gpu_check_door(monkeypatch, argv):
+    """Run gpu_check.main(argv) up to its argument checks; returns (the --tests entries checked,
+    the --chapters entries as resolved). Stops before the GPU is looked for."""
+    from tools import gpu_check
+
+    tests, chapters_ = [], []
+    given_file, given_test = gpu_check._given_file, gpu_check._given_test
+
+    def record_file(parser, option, text):
+        shown = given_file(parser, option, text)
+        if option == "--chapters":
+            chapters_.append(shown)
+        return shown
+
+    def record_test(parser, text):
+        tests.append(text)
+        return given_test(parser, text)
+
+    def stop(parser):
+        raise _Stop
+
+    monkeypatch.setattr(gpu_check, "_given_file", record_file)
+    monkeypatch.setattr(gpu_check, "_given_test", record_test)
+    monkeypatch.setattr(gpu_check, "_earlier", stop)  # the last step before the GPU check
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # never a real job
+    monkeypatch.delenv("OUT", raising=False)
+    with pytest.raises(_Stop):
+        gpu_check.main(argv)
+    return tests, chapters_
+
+
+def test_33_gpu_check_tests_given_twice_checks_the_first_group_too(monkeypatch, capsys):
+    """Before: the second --tests replaced the first, so a missing file in it passed the door."""
+    from tools import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("OUT", raising=False)
+    err = _tool_refused(capsys, lambda: gpu_check.main(
+        ["--no-bench", "--tests", "tests/nonexistent.py", "--tests", "tests/test_fast.py"]))
+    assert "--tests tests/nonexistent.py: there is no such file" in err and "nothing was run" in err, err
+
+
+def test_33_gpu_check_runs_every_group_of_tests_and_chapters_given(monkeypatch):
+    """Before: --tests A --tests B ran B alone; --chapters likewise."""
+    tests, chapters_ = _gpu_check_door(monkeypatch, [
+        "--no-bench", "--tests", "tests/test_train.py", "--tests", "tests/test_fast.py", "tests/test_fused.py",
+        "--chapters", "notebooks/02_shapes.ipynb", "--chapters", "notebooks/03_training.ipynb"])
+    assert tests == ["tests/test_train.py", "tests/test_fast.py", "tests/test_fused.py"]
+    assert chapters_ == ["notebooks/02_shapes.ipynb", "notebooks/03_training.ipynb"]
+
+
+def test_33_gpu_check_still_runs_the_training_tests_by_default_and_none_for_a_bare_tests(monkeypatch):
+    from tools import gpu_check
+
+    tests, chapters_ = _gpu_check_door(monkeypatch, ["--no-bench"])
+    assert tests == gpu_check.TRAINING_TESTS and chapters_ == []
+    tests, _ = _gpu_check_door(monkeypatch, ["--no-bench", "--tests"])
+    assert tests == []
+    assert gpu_check.TRAINING_TESTS == ["tests/test_train.py", "tests/test_fast.py", "tests/test_fused.py",
+                                        "tests/test_data.py"]  # the default list is never extended
+
+
+def _speed_up_to_the_record(monkeypatch):
+    """train_speed, stopped where it would hold its --json record (or, with none, check its data)."""
+    from benchmarks import train_speed
+
+    seen = {}
+
+    def stop(parser, *args, **kwargs):
+        raise _Stop
+
+    def capture(parser, args):
+        seen["variants"] = list(args.variants)
+        raise _Stop
+
+    monkeypatch.setattr(train_speed, "hold_record", stop)
+    monkeypatch.setattr(train_speed, "check_data_option", stop)
+    return train_speed, seen, capture
+
+
+def test_33_train_speed_runs_every_group_of_variants_given(monkeypatch):
+    """Before: --variants text --variants fast ran fast alone (no '× text' column)."""
+    train_speed, seen, capture = _speed_up_to_the_record(monkeypatch)
+    monkeypatch.setattr(train_speed, "run_benchmark", capture)
+    with pytest.raises(_Stop):
+        train_speed.main(["--device", "cpu", "--variants", "text", "--variants", "fast"])
+    assert seen["variants"] == ["text", "fast"]
+
+
+def test_33_train_speed_refuses_a_variant_named_in_two_groups(monkeypatch, capsys):
+    """Before: --variants text --variants text ran text once, as if given once."""
+    train_speed, _, _ = _speed_up_to_the_record(monkeypatch)
+    err = _tool_refused(capsys, lambda: train_speed.main(
+        ["--device", "cpu", "--variants", "text", "fast", "--variants", "text"]))
+    assert "--variants names text more than once" in err, err
+    err = _tool_refused(capsys, lambda: train_speed.main(
+        ["--device", "cpu", "--variants", "text", "--variants", "nope"]))
+    assert "invalid choice: 'nope'" in err, err
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "FashionMNIST" / "raw").is_dir(), reason="no shared copy")
+@pytest.mark.parametrize("value", [str(SHARED_DATA), str(SHARED_DATA / "FashionMNIST"),
+                                   str(SHARED_DATA / "FashionMNIST" / "raw"), ""])
+def test_33_colab_check_reads_fashion_mnist_source_as_lenet_book_data_does(value, monkeypatch):
+    """Before: a data root or its FashionMNIST folder was refused, and '' was the current folder."""
+    from tools import colab_check
+
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", value)
+    source = colab_check._fashion_mnist_source()
+    assert colab_check.originals(source) == SHARED_DATA / "FashionMNIST" / "raw"
+    if value:  # lenet_book.data takes the same folder (its default is relative to the current one)
+        assert find_local_copy() == source
+
+
+def test_33_colab_check_still_needs_the_gz_files_of_a_data_root(tmp_path, monkeypatch):
+    """A data root that holds the unpacked files only is read as lenet_book.data reads it, and
+    refused for lack of the .gz files torchvision's download serves."""
+    from tools import colab_check
+
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"")
+    monkeypatch.setenv("FASHION_MNIST_SOURCE", str(tmp_path / "data"))
+    source = colab_check._fashion_mnist_source()
+    assert source == raw
+    with pytest.raises(SystemExit, match="train-images-idx3-ubyte.gz is missing"):
+        colab_check.originals(source)
+
+
+@pytest.mark.parametrize("name", ["r.json\n", "r.json ", " r.json", "sub \n/r.json"])
+def test_33_a_json_record_whose_name_starts_or_ends_with_white_space_is_refused(name, tmp_path, capsys):
+    """Before: accepted; the record was written, after every run, to 'r.json\\n'."""
+    from benchmarks._options import check_record_option
+
+    err = _tool_refused(capsys, lambda: check_record_option(
+        _tool_parser("bench"), str(tmp_path / name), lambda record: True, "a record"))
+    assert "has a name that starts or ends with white space (a space or a pasted newline)" in err, err
+    assert "nothing was run" in err and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("tool", ["train_speed", "accuracy_seeds"])
+def test_33_the_benchmarks_refuse_a_json_ending_in_a_newline_before_any_run(tool, tmp_path, monkeypatch,
+                                                                             capsys):
+    module = importlib.import_module(f"benchmarks.{tool}")
+
+    def stop(*args, **kwargs):
+        raise _Stop
+
+    monkeypatch.setattr(module, "hold_record", stop)  # what follows an accepted --json
+    monkeypatch.setattr(module, "check_data_option", stop)
+    argv = ["--device", "cpu", "--json", str(tmp_path / "r.json\n")] + (["--seeds", "1"] if tool == "accuracy_seeds"
+                                                                       else [])
+    err = _tool_refused(capsys, lambda: module.main(argv))
+    assert "--json" in err and "starts or ends with white space" in err, err
+
+
+def test_33_a_record_in_an_existing_folder_whose_name_ends_in_a_space_is_still_taken(tmp_path):
+    from benchmarks._options import check_record_option
+
+    folder = tmp_path / "results "
+    folder.mkdir()
+    path = check_record_option(_tool_parser("bench"), str(folder / "r.json"), lambda record: True, "a record")
+    assert path == folder / "r.json"
+
+
+@pytest.mark.parametrize("name", ["records/colab-check.json ", "records/colab-check.json\n"])
+def test_33_colab_check_refuses_a_record_ending_in_white_space(name, tmp_path, monkeypatch, capsys):
+    """Before: accepted; the report kept reading records/colab-check.json, the old check."""
+    from tools import colab_check
+
+    monkeypatch.chdir(tmp_path)
+    err = _tool_refused(capsys, lambda: colab_check._record_path(_tool_parser("colab_check"), name))
+    assert f"--record {name!r} has a name that starts or ends with white space" in err, err
+    assert "nothing was run" in err
+
+
+@pytest.mark.parametrize("out", [" ", "gpu-results\n"])
+def test_33_gpu_check_refuses_an_out_ending_in_white_space(out, tmp_path, monkeypatch, capsys):
+    """Before: OUT=' ' passed the door, and the results were copied into a folder named ' '."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("OUT", out)
+    err = _tool_refused(capsys, lambda: gpu_check.main(["--no-bench"]))
+    assert f"$OUT {out!r} has a name that starts or ends with white space" in err, err
+    monkeypatch.delenv("OUT")
+    err = _tool_refused(capsys, lambda: gpu_check.main(["--no-bench", "--out", out]))
+    assert f"--out {out!r} has a name that starts or ends with white space" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_33_colab_check_refuses_a_record_name_too_long_for_the_file_system(tmp_path, monkeypatch, capsys):
+    """Before: OSError: [Errno 36] File name too long, a traceback from _earlier."""
+    from tools import colab_check
+
+    monkeypatch.chdir(tmp_path)
+    parser = _tool_parser("colab_check")
+    name = "records/" + "x" * 300 + ".json"
+    err = _tool_refused(capsys, lambda: colab_check._earlier(parser, colab_check._record_path(parser, name)))
+    assert "give a shorter --record; nothing was run" in err and "has 305 bytes" in err, err
+
+
+@pytest.mark.parametrize("given", ["04_fast_training", "04_fast_training.ipynb"])
+def test_33_gpu_check_takes_a_chapter_by_its_name_as_colab_check_does(given, tmp_path, monkeypatch):
+    """Before: refused as 'no such file', with no suggestion."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    shown = gpu_check._given_file(_tool_parser("gpu_check"), "--chapters", given)
+    assert shown == "notebooks/04_fast_training.ipynb"
+    _, chapters_ = _gpu_check_door(monkeypatch, ["--no-bench", "--chapters", given])
+    assert chapters_ == ["notebooks/04_fast_training.ipynb"]
+
+
+def test_33_gpu_check_suggests_the_chapter_of_a_misspelt_name(tmp_path, monkeypatch, capsys):
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    err = _tool_refused(capsys, lambda: gpu_check._given_file(
+        _tool_parser("gpu_check"), "--chapters", "04_fast_trainng"))
+    assert "there is no such file" in err and "the closest is notebooks/04_fast_training.ipynb" in err, err
+    err = _tool_refused(capsys, lambda: gpu_check._given_file(
+        _tool_parser("gpu_check"), "--tests", "04_fast_training"))  # a test file is never a chapter
+    assert "there is no such file" in err, err
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -25,7 +25,8 @@ What stands in for the internet (this machine has none, except the package regis
   * torchvision downloads through an HTTP proxy (http_proxy, which urllib honours; pip's
     https requests to PyPI do not use it) on 127.0.0.1 that answers for torchvision's download
     host only, with the original .gz files from FASHION_MNIST_SOURCE (default
-    ../shared/data/FashionMNIST/raw), MD5-checked first.
+    ../shared/data/FashionMNIST/raw; a data root is taken as lenet_book.data takes it),
+    MD5-checked first.
 
 What is not like Colab: Python and torch are this project's (requirements.txt), not Colab's.
 """
@@ -59,6 +60,16 @@ from lenet_book.data import replaced_atomically
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 WORK = ROOT / ".colab"  # beside .venv, so that the runtime copy can use hard links
+
+
+def _fashion_mnist_source() -> Path:
+    """The folder of $FASHION_MNIST_SOURCE as lenet_book.data reads it (find_local_copy): unset
+    or empty, this checkout's neighbour ../shared/data/FashionMNIST/raw; a data root or its
+    FashionMNIST folder, the folder below it that holds the files (_files_folder)."""
+    from lenet_book.data import _files_folder
+
+    value = os.environ.get("FASHION_MNIST_SOURCE")  # '' is unset, as for lenet_book.data
+    return _files_folder(Path(value) if value else ROOT.parent / "shared/data/FashionMNIST/raw")
 
 
 def originals(source: Path) -> Path:
@@ -228,7 +239,16 @@ def _record_path(parser: argparse.ArgumentParser, text: str | None) -> Path | No
         parser.error(f"--record {text} starts with '~', which Python does not expand to the home "
                      "folder (it would name a folder called '~' here); write the path in full, e.g. "
                      f"--record {os.path.expanduser(text)}; nothing was run")
+    from benchmarks._options import _white_space
+    from tools.export_training_subset import _too_long  # as the benchmarks' --json
+
+    problem = _white_space("--record", text)
+    if problem:  # the record would go, after every chapter, to a name the report never reads
+        parser.error(f"{problem}; nothing was run")
     path = Path(text)
+    problem = _too_long(path)
+    if problem:  # pathlib's exists() in _earlier raises on it
+        parser.error(f"--record {text}: {problem}; give a shorter --record; nothing was run")
     above = next((folder for folder in path.absolute().parents if os.path.lexists(folder)), None)
     if text.endswith(("/", os.sep)) and os.path.lexists(path) and not path.is_dir():
         above = path  # Path() drops the slash: FILE/ names a folder where a file is
@@ -305,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     args.record = _record_path(parser, args.record)
     earlier = _earlier(parser, args.record)
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    source = Path(os.environ.get("FASHION_MNIST_SOURCE", ROOT.parent / "shared/data/FashionMNIST/raw"))
+    source = _fashion_mnist_source()
 
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()

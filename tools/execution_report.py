@@ -10,7 +10,8 @@ It reads:
     the training code's unit tests on a GPU, and records/gpu-replay-history.json, replays of
     earlier versions of the chapters, shown as history;
   * records/colab-check.json, written by ``python -m tools.colab_check --record``.
-The page names chapters by their titles and the code by its modules, not by file names.
+The page names chapters by their titles and a test file by the module it tests (by its file
+where lenet_book has no module of that name).
 """
 
 from __future__ import annotations
@@ -181,17 +182,20 @@ def chapter_links() -> dict[str, str]:
 
 
 def label(name: str, links: dict[str, str]) -> str:
-    """How the page names a replayed file: a chapter by its title, a test file by the module it tests."""
+    """How the page names a replayed file: a chapter by its title, a test file by the module it
+    tests, or by its file where lenet_book has no module of that name."""
     if name in links:
         return links[name]
     if name.startswith("notebooks/"):
         return f"{short_label(name)} (a version no longer in the book)"
     module = Path(name).stem.removeprefix("test_")
-    return f"unit tests of `lenet_book.{module}`"
+    if Path(name).name.startswith("test_") and (ROOT / "lenet_book" / f"{module}.py").is_file():
+        return f"unit tests of `lenet_book.{module}`"
+    return f"`{name}`"  # test_lint.py, test_bad_input.py: no module of that name to point at
 
 
 def short_label(name: str) -> str:
-    """A replayed file in a line of history: "chapter 4" or the module its tests test."""
+    """A replayed file in a line of history: "chapter 4", or a test file as label names it."""
     if name.startswith("notebooks/"):
         number = Path(name).name[:2].lstrip("0") or "0"
         return f"the solutions of chapter {number}" if "/solutions/" in name else f"chapter {number}"
@@ -343,6 +347,8 @@ def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
             lines.append(f"| {label(name, links)} | | | **no result**: "
                          + ("the replay's time ran out first |" if why == "out of time"
                             else f"its run ended ({why}) before any test reported |"))
+        elif _solutions(name):  # gpu_check replays chapters(); a solutions page only if named
+            lines.append(f"| {label(name, links)} | | | not replayed: gpu_check replays the chapters only |")
         else:
             lines.append(f"| {label(name, links)} | | | not in this replay: a narrower run, or added since |")
     return lines

@@ -168,10 +168,16 @@ def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
     path = Path(name)
     found = next((p for p in ([path] if path.is_absolute() else [ROOT / path, Path.cwd() / path])
                   if p.exists()), None)
+    if found is None and chapter and len(path.parts) == 1:  # 04_fast_training, as colab_check takes it
+        found = next((p for p in chapters() if p.stem == name.removesuffix(".ipynb")), None)
     if found is None:
         known = [p.relative_to(ROOT).as_posix() for p in
                  (chapters() if chapter else sorted((ROOT / "tests").glob("test_*.py")))]
         close = difflib.get_close_matches(path.as_posix(), known, n=1, cutoff=0.8)
+        if chapter and not close:  # a misspelt name alone: compared with the chapters' names
+            stems = {Path(file).stem: file for file in known}
+            close = [stems[stem] for stem in difflib.get_close_matches(
+                path.name.removesuffix(".ipynb"), list(stems), n=1, cutoff=0.6)]
         parser.error(f"{option} {text}: there is no such file (looked from {ROOT}"
                      + (f" and {Path.cwd()}" if Path.cwd() != ROOT else "")
                      + (f"; the closest is {close[0]}" if close else "") + "); nothing was run")
@@ -220,6 +226,15 @@ def _out_folder(parser: argparse.ArgumentParser, option: str, text: str | None) 
     if not text:  # Path("") would be the current folder
         parser.error(f"{option} is empty (''): give a folder for the copies of the results, e.g. "
                      f"{option} gpu-results, or leave it out; nothing was run")
+    from benchmarks._options import _white_space
+    from tools.export_training_subset import _too_long
+
+    problem = _white_space(option, text)
+    if problem:  # OUT=' ' would be a folder named ' ', made only at the very end
+        parser.error(f"{problem}; nothing was run")
+    problem = _too_long(Path(text))
+    if problem:  # pathlib's is_dir() raises on it
+        parser.error(f"{option} {text}: {problem}; give a shorter {option}; nothing was run")
     if text.startswith("~") and not os.path.lexists(text):
         parser.error(f"{option} {text} starts with '~', which Python does not expand to the home folder "
                      f"(it would name a folder called '~' here); write the path in full, e.g. {option} "
@@ -388,8 +403,12 @@ def _write_record(text: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tests", nargs="*", default=TRAINING_TESTS, help="unit test files to run")
-    parser.add_argument("--chapters", nargs="*", help="chapters to replay (default: every chapter)")
+    # extend: a second --tests or --chapters adds its files, rather than dropping the first's unchecked
+    parser.add_argument("--tests", nargs="*", action="extend", help="unit test files to run (default: "
+                        f"{' '.join(TRAINING_TESTS)}; --tests alone: none)")
+    parser.add_argument("--chapters", nargs="*", action="extend", help="chapters to replay, as files "
+                        "(notebooks/04_fast_training.ipynb) or names (04_fast_training); default: "
+                        "every chapter")
     parser.add_argument("--parallel", type=int, default=8, help="pytest processes at a time (one per "
                         "chapter, one for the tests; default 8)")
     parser.add_argument("--test-timeout", type=int, default=150, help="seconds for the tests and replay (default 150)")
@@ -411,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         if value < 1 and not (option.startswith("bench_") and args.no_bench):  # not used then
             parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}: it is {what}; "
                          "nothing was run")
-    args.tests = list(dict.fromkeys(_given_file(parser, "--tests", text) for text in args.tests))
+    args.tests = list(dict.fromkeys(_given_file(parser, "--tests", text)
+                                    for text in (TRAINING_TESTS if args.tests is None else args.tests)))
     for text in args.tests:  # after every file is found, so a missing file is named first
         _given_test(parser, text)
     args.chapters = [_given_file(parser, "--chapters", text) for text in args.chapters or []]
