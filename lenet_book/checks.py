@@ -1616,6 +1616,8 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if images.device != train_data[0].device:
             raise ValueError(f"{name} is on {images.device} but train_data on "
                              f"{train_data[0].device}; move every split to one device")
+        if name != "train_data" and "train" not in name.lower():  # 'train_eval': on purpose
+            _check_not_trained_on(name, images, train_data[0])
     for name, (images, labels) in splits.items():
         # train's batches, and evaluate's (its default batch_size) for the eval sets
         one = (_batch_of_one(len(labels), batch_size) if name == "train_data"
@@ -1665,20 +1667,55 @@ def _check_kept_size(net, images, transformed):
     """A batch_transform that changes the image size (a pad without its crop, a resize) trains
     LeNet on images of one size while the eval sets score it on another, its pooling grid
     falling otherwise: refused when an eval set holds images of the size it was given and it
-    returns another. A network that takes twice the size too (global pooling) is trained on
-    crops and scored on whole images on purpose: left alone."""
+    returns another. A network that takes twice or half the size too (global pooling) is
+    trained on crops and scored on whole images on purpose: left alone."""
     given, out = tuple(images.shape[-2:]), tuple(transformed.shape[-2:])
     trained_on, sizes = _SCORED_SIZES.get()
     if given == out or trained_on() is not images:
         return
     scored = [name for name, size in sizes.items() if size == given]
-    if scored and _input_problem(net, 2 * given[0], 2 * given[1]) is not None:
+    height, width = given
+    if scored and all(_input_problem(net, h, w) is not None  # takes no other size: LeNet's grid
+                      for h, w in ((2 * height, 2 * width), (height // 2, width // 2))):
         raise ValueError(f"batch_transform returns {out[0]}×{out[1]} images from "
                          f"{given[0]}×{given[1]} ones, but {scored[0]} holds "
                          f"{given[0]}×{given[1]} images: the network would be trained on one "
                          "size and scored on another; keep the size (crop after padding, as "
                          "recipes.random_crop_flip does), or give eval sets of the size it "
                          "returns")
+
+
+def _check_not_trained_on(name, images, train_images):
+    """An eval set sharing memory with the training images (a slice of them, e.g. the second
+    half of split_validation given beside the whole training set) is scored on images the
+    network trains on: its accuracy would be partly training accuracy. A set named for the
+    training images ('train_eval') scores them on purpose: not looked at."""
+    shared = _shared_images(images, train_images)
+    if shared:
+        called = _CALLED.get()
+        if called is not None and "eval_sets" not in inspect.signature(called).parameters:
+            name = "test_data"  # train_fast's, in the words of the call the learner wrote
+        raise ValueError(f"{name} holds {shared:,} of train_data's own images (the same memory: "
+                         "a slice of it), so its accuracy would be partly accuracy on images the "
+                         "network trains on; train on the rest: fit_data, valid_data = "
+                         "split_validation(train_data), then train(net, fit_data, "
+                         "{'valid': valid_data}, ...) (to score training images on purpose, "
+                         "name the set so, e.g. {'train_eval': ...})")
+
+
+def _shared_images(images, train_images):
+    """How many of ``images`` lie in the memory of ``train_images`` (0 for separate tensors)."""
+    if images.untyped_storage().data_ptr() != train_images.untyped_storage().data_ptr() \
+            or images.numel() == 0 or train_images.numel() == 0:
+        return 0
+    def extent(tensor):
+        start = tensor.storage_offset()
+        return start, start + sum((size - 1) * stride for size, stride
+                                  in zip(tensor.shape, tensor.stride())) + 1
+    (low, high), (train_low, train_high) = extent(images), extent(train_images)
+    overlap = min(high, train_high) - max(low, train_low)
+    per_image = max(images[0].numel(), 1)
+    return max(0, -(-overlap // per_image)) if overlap > 0 else 0
 
 
 def _check_training_data(images, labels):
@@ -2436,9 +2473,11 @@ def _transformed(net, batch_transform, images, generator, batch_of_one=True):
                         f"{inspect.signature(batch_transform)}") from None
     except ValueError:
         pass  # no signature to read (a built-in): call it
-    how = ("wrap a torchvision transform or a torch function, e.g. batch_transform=lambda "
-           "images, generator: v2.RandomHorizontalFlip()(images), or lambda images, generator: "
-           "images.flip(-1)")
+    how = ("write a function of the batch that draws per image from the generator, e.g. "
+           "batch_transform=lambda images, generator: torch.where(torch.rand(len(images), 1, 1, "
+           "generator=generator, device=images.device) < 0.5, images.flip(-1), images), as "
+           "recipes.random_crop_flip does; a torchvision transform wrapped as lambda images, "
+           "generator: transform(images) draws once per batch, one choice for all its images")
     if isinstance(batch_transform, nn.Module):  # its __call__ takes anything: its forward says
         try:
             inspect.signature(batch_transform.forward).bind(images, generator)
@@ -2448,7 +2487,9 @@ def _transformed(net, batch_transform, images, generator, batch_of_one=True):
                             f"a uint8 batch N×H×W and a torch.Generator, and {name}'s forward "
                             f"takes {inspect.signature(batch_transform.forward)}: wrap it, "
                             f"transform = {name}(...) once, then batch_transform=lambda "
-                            "images, generator: transform(images)") from None
+                            "images, generator: transform(images) (a random transform then "
+                            "draws once per batch, one choice for all its images; "
+                            "recipes.random_crop_flip draws per image)") from None
         except ValueError:
             pass
     try:
@@ -2658,9 +2699,10 @@ def _check_not_clipped_at_zero(name, loss_fn, scores):
     if scores.dim() != 2 or not scores.is_floating_point() or scores.numel() < 20:
         return
     zero = (scores == 0).float().mean().item()
-    # a clip leaves positive scores beside the zeros; all zero is a head initialised to zero
+    # a clip leaves positive scores beside the zeros, differing by image; all zero, or every
+    # row the same, is a head initialised to zero (and its bias)
     if zero < 0.1 or (scores < 0).any() or (scores > 0).float().mean().item() < 0.1 \
-            or not _applies_softmax(loss_fn, scores.device):
+            or bool((scores == scores[:1]).all()) or not _applies_softmax(loss_fn, scores.device):
         return
     raise ValueError(f"{name}: the network's outputs on the first batch are clipped at 0: none "
                      f"is negative and {zero:.0%} are exactly 0, as after a ReLU (in the last "

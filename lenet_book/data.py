@@ -186,6 +186,9 @@ def _not_a_local_path(path: str | os.PathLike) -> str | None:
     runtime's own disk, lost with it, where Colab then refuses to mount Drive)."""
     text = os.fspath(path)
     scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme and scheme[1].lower() == "file":  # a file URL names a local path: that path
+        return (f"is a file URL, not a path: it would be taken as a folder named 'file:' here; "
+                f"give the path itself, {text[len('file://'):] or '/'}")
     if scheme:
         return (f"is a URL ({scheme[1]}://...), not a local path: it would be taken as a folder "
                 f"named '{scheme[1]}:' here. Copy files to or from that storage with its own tool "
@@ -384,7 +387,11 @@ def too_deep_root(root: str | os.PathLike) -> str | None:
         it ('lnk/..' is the parent of the link's target, not '.'); else None."""
         up = os.path.join(root, *[".."] * levels)
         short = os.path.normpath(up)
-        return short if os.path.realpath(short) == os.path.realpath(up) else None
+        if os.path.realpath(short) == os.path.realpath(up):
+            return short
+        # a FashionMNIST folder that is a link (ln -s ~/datasets/FashionMNIST data/): the
+        # folder as written, which holds the files through the link, not the target's parent
+        return short if holds_files(Path(short) / "FashionMNIST" / "raw") else None
 
     if where.name == "FashionMNIST" and holds_files(root / "raw") and written(1):
         return written(1)
@@ -428,10 +435,16 @@ def _how_to_fix(root: str | os.PathLike) -> str:
                   else f"delete nothing ({raw} does not exist yet): ")
         online = ONLINE_ON_THE_COMMAND_LINE.format(delete=delete, root=root)
     else:
-        online = (ONLINE_IN_PYTHON.format(raw=raw) if not kept else
-                  f"delete {files} and run again; torchvision downloads the files.")
+        online = (f"delete {files} and run again; torchvision downloads the files." if kept
+                  else ONLINE_IN_PYTHON.format(raw=raw) if os.path.lexists(raw)
+                  else "run again; torchvision downloads the files.")
         if _DOWNLOAD_OFF.get():  # running again as it was (download=False) downloads nothing
-            online = online.replace(" and run again;", " and run again with download=True;")
+            online = online.replace("run again;", "run again with download=True;")
+    if _stale_cache(root):  # kept (the raw files are not verified): torchvision would load it
+        processed = _processed_dir(root)
+        online = (f"move {processed} aside first (mv {processed} {processed}.old), as "
+                  f"torchvision loads it instead of downloading; then {online[0].lower()}"
+                  f"{online[1:]}")
     return HOW_TO_FIX.format(cwd=_current_folder(), root=root, online=online)
 
 
@@ -898,9 +911,10 @@ def _replace_leftovers(root: str | os.PathLike, leftovers: list[Path]) -> str:
     return (f"How to fix it (in a terminal opened in {_current_folder()}): delete the empty "
             f"leftover{'s' if len(names) > 1 else ''} (rm "
             f"{' '.join(shlex.quote(str(path)) for path in leftovers)}), then put the published "
-            f"{', '.join(names)} in {raw}/, from a local copy (cp DIR/{names[0]} {raw}/"
-            + (", and the others" if len(names) > 1 else "") + f") or downloaded ({fetch}); "
-            f"then python -m lenet_book.data prepare --root {root} unpacks and verifies the "
+            f"{', '.join(names)} in {raw}/, from a local copy (cp DIR/{names[0]} "
+            f"{shlex.quote(str(raw))}/" + (", and the others" if len(names) > 1 else "")
+            + f") or downloaded ({fetch}); then python -m lenet_book.data prepare --root "
+            f"{shlex.quote(str(root))} unpacks and verifies the "
             "files there. The other files there are kept.")
 
 
@@ -1748,7 +1762,8 @@ def ensure_fashion_mnist(root: str | os.PathLike = "../data", download: bool = T
     with a wrong header or sum, a folder that cannot be read, or no network):
     FashionMNISTError saying what and how to fix. A stale torchvision ``processed/`` cache,
     which torchvision would load instead of the verified raw files, is deleted with a message
-    (see :func:`remove_stale_cache`), so what a chapter loads is what was checked.
+    once the raw files are verified (see :func:`remove_stale_cache`), so what a chapter loads
+    is what was checked; without them it is kept, as it may be the folder's only copy.
     """
     # numpy's False too (check_flags takes it); a wrong kind is refused inside
     off = download is False or (type(download).__module__ == "numpy"  # bool_, or bool in numpy 2

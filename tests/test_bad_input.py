@@ -18887,7 +18887,7 @@ def test_33_a_transform_changing_the_size_of_the_images_the_eval_sets_keep_is_re
     before = weights(net)
     message = refused_by_lenet_book(
         ValueError, "returns 30×30 images from 28×28 ones, but eval_sets\\['test'\\] holds 28×28",
-        lambda: train(net, (images, labels), {"test": (images[:8], labels[:8])}, num_epochs=1,
+        lambda: train(net, (images, labels), {"test": tiny_data(8, seed=1)}, num_epochs=1,
                       batch_size=10, batch_transform=lambda x, g: F.pad(x, (1, 1, 1, 1))))
     assert "crop after padding" in message, message
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -18901,7 +18901,7 @@ def test_33_a_transform_changing_the_size_of_the_images_the_eval_sets_keep_is_re
 def test_33_random_crops_for_a_network_of_any_size_scored_on_whole_images_train():
     """Global pooling takes crops and whole images alike: training on crops is the point."""
     images, labels = tiny_data()
-    history = train(_any_size_lenet(), (images, labels), {"test": (images[:8], labels[:8])},
+    history = train(_any_size_lenet(), (images, labels), {"test": tiny_data(8, seed=1)},
                     num_epochs=1, batch_size=10,
                     batch_transform=lambda x, g: x[:, 2:-2, 2:-2])[0]
     assert math.isfinite(history[0]["test_acc"])
@@ -18909,7 +18909,7 @@ def test_33_random_crops_for_a_network_of_any_size_scored_on_whole_images_train(
 
 def test_33_the_first_batch_check_alone_is_not_judged_by_an_earlier_training_s_eval_sets():
     images, labels = tiny_data()
-    train(models.lenet(), (images, labels), {"test": (images[:8], labels[:8])}, num_epochs=1,
+    train(models.lenet(), (images, labels), {"test": tiny_data(8, seed=1)}, num_epochs=1,
           batch_size=10)
     checks.check_first_batch(models.lenet(), (images, labels), 10, nn.CrossEntropyLoss(),
                              lambda x, g: F.pad(x, (1, 1, 1, 1)))
@@ -19213,7 +19213,7 @@ def test_33_execution_report_of_a_full_gpu_check_says_the_solutions_are_not_repl
                                            for name in names + REPLAY_UNIT_TESTS})
     solutions = _rows(section, "(../notebooks/solutions/")
     assert len(solutions) == len(book.solutions()) > 0
-    assert all(row.endswith("| | | not replayed: gpu_check replays the chapters only |")
+    assert all(row.endswith("| | | not replayed: gpu_check replays the chapters unless --chapters names it |")
                for row in solutions), solutions
     assert "not in this replay" not in section
 
@@ -19229,7 +19229,7 @@ def test_33_execution_report_shows_a_solutions_page_that_the_replay_holds(tmp_pa
     assert _rows(section, "(../notebooks/02_shapes.ipynb)")[0].endswith(
         "| | | not in this replay: a narrower run, or added since |")
     assert _rows(section, "(../notebooks/solutions/00_convolution.ipynb)")[0].endswith(
-        "| | | not replayed: gpu_check replays the chapters only |")
+        "| | | not replayed: gpu_check replays the chapters unless --chapters names it |")
 
 
 def test_33_execution_report_names_a_test_file_by_its_module_only_when_lenet_book_has_it(tmp_path):
@@ -19506,6 +19506,140 @@ def test_33_gpu_check_suggests_the_chapter_of_a_misspelt_name(tmp_path, monkeypa
     err = _tool_refused(capsys, lambda: gpu_check._given_file(
         _tool_parser("gpu_check"), "--tests", "04_fast_training"))  # a test file is never a chapter
     assert "there is no such file" in err, err
+
+
+def test_33_an_old_cache_alone_is_told_to_be_moved_aside_before_the_download(tmp_path,
+                                                                              monkeypatch, capsys):
+    """Before: the online fix said the one-liner downloads the files (it refused again, the
+    cache still there) and, in Python, to delete a raw folder that did not exist."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "elsewhere", monkeypatch)
+    processed = _old_cache("data")
+    assert data.main(["check"]) == 1
+    err = capsys.readouterr().err
+    online = err[err.index("* online:"):]
+    assert online.startswith(f"* online: move {processed} aside first (mv {processed} "
+                             f"{processed}.old)"), online
+    _no_download(monkeypatch)
+    message = refused_by_lenet_book(data.FashionMNISTError, "It is kept",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    assert "delete data/FashionMNIST/raw" not in message, message
+    assert f"mv {processed} {processed}.old), as torchvision loads it instead of downloading; " \
+           "then run again; torchvision downloads the files." in message, message
+
+
+def test_33_the_empty_leftover_advice_quotes_a_data_root_with_a_space(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Before: 'cp DIR/x.gz my data/FashionMNIST/raw/' and 'prepare --root my data', which a
+    shell splits at the space."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "my data" / "FashionMNIST" / "raw", monkeypatch)
+    leftover = Path("my data") / "FashionMNIST" / "raw" / f"{data.FILES[3].name}.gz"
+    leftover.write_bytes(b"")
+    assert data.main(["check", "--root", "my data"]) == 1
+    err = capsys.readouterr().err
+    assert f"cp DIR/{leftover.name} 'my data/FashionMNIST/raw'/" in err, err
+    assert "prepare --root 'my data' unpacks" in err, err
+
+
+def test_33_a_file_url_is_told_its_path():
+    """Before: 'Copy files to or from that storage with its own tool (e.g. gsutil cp, aws s3 cp)'
+    for file:///tmp/x, a local path written as a URL."""
+    assert data._not_a_local_path("file:///tmp/lenet.pt").endswith("give the path itself, "
+                                                                    "/tmp/lenet.pt")
+
+
+def test_33_a_data_root_too_deep_through_a_linked_fashion_mnist_names_the_folder_written(
+        tmp_path, monkeypatch):
+    """Before: 'use root=/elsewhere/data', the link's target's parent, outside the project."""
+    _tiny_files(tmp_path / "datasets" / "FashionMNIST" / "raw", monkeypatch, pack=False,
+                name=str)
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    (tmp_path / "project" / "data" / "FashionMNIST").symlink_to(tmp_path / "datasets" /
+                                                                "FashionMNIST")
+    monkeypatch.chdir(tmp_path / "project")
+    assert data.too_deep_root("data/FashionMNIST") == "data"
+    assert data.too_deep_root("data/FashionMNIST/raw") == "data"
+
+
+def _up_to_32():
+    """A network of any size up to 32×32 (a learned 32×32 map cropped to the input), not 56."""
+    class UpTo32(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.position = nn.Parameter(torch.zeros(1, 1, 32, 32))
+            self.head = nn.Linear(1, 10)
+
+        def forward(self, x):
+            height, width = x.shape[-2:]
+            return self.head((x + self.position[..., :height, :width]).mean((1, 2, 3))
+                             .unsqueeze(-1))
+
+    return UpTo32()
+
+
+def test_33_random_crops_for_a_network_of_sizes_up_to_a_bound_scored_on_whole_images_train():
+    images, labels = tiny_data()
+    history = train(_up_to_32(), (images, labels), {"test": tiny_data(8, seed=1)},
+                    num_epochs=1, batch_size=10, lr=0.1,
+                    batch_transform=lambda x, g: x[:, 2:-2, 2:-2])[0]
+    assert math.isfinite(history[0]["test_acc"])
+
+
+def test_33_a_head_of_zero_weights_and_a_positive_bias_is_not_taken_for_clipped_scores():
+    net = models.lenet()
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    with torch.no_grad():
+        net[-1].bias[:3] = 0.3  # every image's scores the same: a constant head, not a clip
+    history = train(net, tiny_data(), num_epochs=1, batch_size=10)[0]
+    assert math.isfinite(history[0]["loss"])
+
+
+@pytest.mark.parametrize("call", ["train", "train_fast"])
+def test_33_an_eval_set_that_is_a_slice_of_the_training_images_is_refused(call):
+    """Before: train(net, train_data, {'valid': valid_data}) with valid_data a slice of
+    train_data scored the network partly on images it trained on, without a word."""
+    train_data = tiny_data(40)
+    _, valid_data = split_validation(train_data, 10)
+    net = models.lenet()
+    before = weights(net)
+    if call == "train":
+        message = refused_by_lenet_book(
+            ValueError, "eval_sets\\['valid'\\] holds 10 of train_data's own images",
+            lambda: train(net, train_data, {"valid": valid_data}, num_epochs=1, batch_size=10))
+    else:
+        message = refused_by_lenet_book(
+            ValueError, "test_data holds 10 of train_data's own images",
+            lambda: fast.train_fast(net, train_data, valid_data, num_epochs=1, batch_size=10))
+    assert "fit_data, valid_data = split_validation(train_data)" in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_33_the_two_halves_of_split_validation_train_and_score_apart():
+    train_data = tiny_data(40)
+    fit_data, valid_data = split_validation(train_data, 10)
+    history = train(models.lenet(), fit_data, {"valid": valid_data}, num_epochs=1,
+                    batch_size=10)[0]
+    assert math.isfinite(history[0]["valid_acc"])
+    # training images scored on purpose, under a name that says so
+    history = train(models.lenet(), train_data, {"train_eval": valid_data}, num_epochs=1,
+                    batch_size=10)[0]
+    assert math.isfinite(history[0]["train_eval_acc"])
+
+
+def test_33_a_torchvision_transform_is_told_it_draws_once_per_batch():
+    """Before: the advice wrapped v2.RandomHorizontalFlip() as a lambda, which mirrors every
+    image of a batch or none, without a word."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    message = refused_by_lenet_book(
+        TypeError, "must return the images only",
+        lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                      batch_transform=v2.RandomHorizontalFlip()))
+    assert "draws once per batch, one choice for all its images" in message, message
+    assert "as recipes.random_crop_flip does" in message, message
+
+
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

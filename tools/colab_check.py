@@ -25,7 +25,8 @@ What stands in for the internet (this machine has none, except the package regis
   * torchvision downloads through an HTTP proxy (http_proxy, which urllib honours; pip's
     https requests to PyPI do not use it) on 127.0.0.1 that answers for torchvision's download
     host only, with the original .gz files from FASHION_MNIST_SOURCE (default
-    ../shared/data/FashionMNIST/raw; a data root is taken as lenet_book.data takes it),
+    ../shared/data/FashionMNIST/raw; a data root is walked to its raw/ as lenet_book.data
+    walks it, but the .gz files must be there, as torchvision downloads them),
     MD5-checked first.
 
 What is not like Colab: Python and torch are this project's (requirements.txt), not Colab's.

@@ -348,7 +348,8 @@ def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
                          + ("the replay's time ran out first |" if why == "out of time"
                             else f"its run ended ({why}) before any test reported |"))
         elif _solutions(name):  # gpu_check replays chapters(); a solutions page only if named
-            lines.append(f"| {label(name, links)} | | | not replayed: gpu_check replays the chapters only |")
+            lines.append(f"| {label(name, links)} | | | not replayed: gpu_check replays the chapters "
+                         "unless --chapters names it |")
         else:
             lines.append(f"| {label(name, links)} | | | not in this replay: a narrower run, or added since |")
     return lines
