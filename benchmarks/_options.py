@@ -74,6 +74,28 @@ def _white_space(option, text):
     return None
 
 
+def _standard_output(option, text, example):
+    """Why ``text``, a record the tool writes (``option``), is refused when it is '-', which many
+    tools read as standard output but open() makes a file named '-'; or None. The one home of this
+    check for the benchmarks' --json and colab_check's --record (``example``: a file to give)."""
+    if text != "-":
+        return None
+    return (f"{option} - would write a file named '-' here: the record is a file, which is read "
+            f"again and replaced, not standard output; give a file name, e.g. {option} {example} "
+            f"(or {option} ./- for a file named '-')")
+
+
+def _not_local(option, text):
+    """Why ``text``, a file or folder the tool writes (``option``), is refused: a URL, or a path on
+    Google Drive while Drive is not mounted (lenet_book.data's words), which would become local
+    folders ('https:') written only after the whole run; or None. The one home of this check for
+    the benchmarks' --json, colab_check's --record and gpu_check's --out and $OUT."""
+    from lenet_book.data import _not_a_local_path
+
+    problem = _not_a_local_path(text)
+    return None if problem is None else f"{option} {os.fspath(text)} {problem}"
+
+
 def check_record_option(parser, path, is_record, kind, option="--json"):
     """``--json``: a file this script may write, checked before any run. It may not exist yet, or
     be empty, or hold a record that ``is_record`` (a function of the parsed JSON) accepts, the
@@ -84,11 +106,10 @@ def check_record_option(parser, path, is_record, kind, option="--json"):
     if not path:
         parser.error(f"{option} is empty (''): give the file to write the record to, e.g. "
                      f"{option} results.json")
-    if path == "-":  # many tools read it as standard output; open() would make a file named '-'
-        parser.error(f"{option} - would write a file named '-' here: the record is a file, which is read "
-                     f"again and replaced, not standard output; give a file name, e.g. {option} results.json "
-                     f"(or {option} ./- for a file named '-'); nothing was run")
     text = os.fspath(path)
+    problem = _standard_output(option, text, "results.json") or _not_local(option, text)
+    if problem:  # checked on the text as given: Path() makes 'https://x' 'https:/x'
+        parser.error(f"{problem}; nothing was run")
     problem = _white_space(option, text)
     if problem:  # the record would be written, after every run, to a name nobody reads
         parser.error(f"{problem}; nothing was run")

@@ -40,6 +40,7 @@ from torch import nn
 from lenet_book._grammar import _a_kind
 from lenet_book.checks import _remember_trained, _trained_towards, check_flags, check_layers_built
 from lenet_book.data import (
+    FILES,
     _another_users_file,
     _broken_path_problem,
     _not_a_local_path,
@@ -628,14 +629,36 @@ def _what_is_there(path: Path) -> tuple[str, object]:
     return "other", "a torch file that save_checkpoint did not write (e.g. a plain torch.save)"
 
 
+# Files that are clearly no checkpoint, by their name: a chapter, the learner's code, a record or
+# the browser demo's data, and the data set's files. overwrite=True would destroy them.
+_NOT_CHECKPOINTS = {".ipynb": "a Jupyter notebook", ".py": "a Python file",
+                    ".json": "a JSON file, such as a benchmark or run record",
+                    ".js": "a JavaScript file, such as the browser demo's data or weights"}
+
+
+def _clearly_not_a_checkpoint(path: Path) -> str | None:
+    """What the file at ``path`` is by its name, when that is clearly not a checkpoint."""
+    if any(path.name in (spec.name, f"{spec.name}.gz") for spec in FILES):
+        return "one of the four Fashion-MNIST data files"
+    return _NOT_CHECKPOINTS.get(path.suffix.lower())
+
+
 def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
     """Refuse to replace a file that is not a checkpoint, or the checkpoint of another network,
     unless ``overwrite=True``; the checkpoint of the same network is replaced (chapters re-run).
-    A file this user may not write is never replaced, even with overwrite=True."""
+    A file this user may not write, and a notebook, Python file, JSON or JavaScript file or data
+    file that is not a checkpoint, are never replaced, even with overwrite=True."""
     problem = _another_users_file(path)
     if problem:
         raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem}; nothing was "
                               "written. Save to another path, or ask its owner.")
+    what = _clearly_not_a_checkpoint(path)
+    if what and _what_is_there(path)[0] in ("other", "unsure", "unreadable"):
+        instead = "lenet.pt" if what.endswith("data files") else path.with_suffix(".pt").name
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists and is "
+                              f"not a lenet_book checkpoint ({what}), so saving would destroy "
+                              "it; a checkpoint never replaces such a file. Save it to another "
+                              f"path, e.g. '{instead}'; nothing was written.")
     if overwrite:
         return
     kind, found = _what_is_there(path)

@@ -1616,8 +1616,6 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if images.device != train_data[0].device:
             raise ValueError(f"{name} is on {images.device} but train_data on "
                              f"{train_data[0].device}; move every split to one device")
-        if name != "train_data" and "train" not in name.lower():  # 'train_eval': on purpose
-            _check_not_trained_on(name, images, train_data[0])
     for name, (images, labels) in splits.items():
         # train's batches, and evaluate's (its default batch_size) for the eval sets
         one = (_batch_of_one(len(labels), batch_size) if name == "train_data"
@@ -1683,39 +1681,6 @@ def _check_kept_size(net, images, transformed):
                          "size and scored on another; keep the size (crop after padding, as "
                          "recipes.random_crop_flip does), or give eval sets of the size it "
                          "returns")
-
-
-def _check_not_trained_on(name, images, train_images):
-    """An eval set sharing memory with the training images (a slice of them, e.g. the second
-    half of split_validation given beside the whole training set) is scored on images the
-    network trains on: its accuracy would be partly training accuracy. A set named for the
-    training images ('train_eval') scores them on purpose: not looked at."""
-    shared = _shared_images(images, train_images)
-    if shared:
-        called = _CALLED.get()
-        if called is not None and "eval_sets" not in inspect.signature(called).parameters:
-            name = "test_data"  # train_fast's, in the words of the call the learner wrote
-        raise ValueError(f"{name} holds {shared:,} of train_data's own images (the same memory: "
-                         "a slice of it), so its accuracy would be partly accuracy on images the "
-                         "network trains on; train on the rest: fit_data, valid_data = "
-                         "split_validation(train_data), then train(net, fit_data, "
-                         "{'valid': valid_data}, ...) (to score training images on purpose, "
-                         "name the set so, e.g. {'train_eval': ...})")
-
-
-def _shared_images(images, train_images):
-    """How many of ``images`` lie in the memory of ``train_images`` (0 for separate tensors)."""
-    if images.untyped_storage().data_ptr() != train_images.untyped_storage().data_ptr() \
-            or images.numel() == 0 or train_images.numel() == 0:
-        return 0
-    def extent(tensor):
-        start = tensor.storage_offset()
-        return start, start + sum((size - 1) * stride for size, stride
-                                  in zip(tensor.shape, tensor.stride())) + 1
-    (low, high), (train_low, train_high) = extent(images), extent(train_images)
-    overlap = min(high, train_high) - max(low, train_low)
-    per_image = max(images[0].numel(), 1)
-    return max(0, -(-overlap // per_image)) if overlap > 0 else 0
 
 
 def _check_training_data(images, labels):

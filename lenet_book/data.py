@@ -169,7 +169,7 @@ def _root(root: str | os.PathLike) -> Path:
     _check_no_control_characters(os.fspath(root))
     if not os.path.isabs(root):
         _current_folder()  # a relative root needs it
-    remote = _not_a_local_path(root)
+    remote = _not_a_local_path(root, data_root=True)
     if remote:
         raise ValueError(f"the data root {os.fspath(root)} {remote}, such as 'data' (in the "
                          "repository) or '../data' (in a chapter); nothing was created")
@@ -179,16 +179,22 @@ def _root(root: str | os.PathLike) -> Path:
 DRIVE = "/content/drive"  # where Colab mounts Google Drive
 
 
-def _not_a_local_path(path: str | os.PathLike) -> str | None:
+def _not_a_local_path(path: str | os.PathLike, *, data_root: bool = False) -> str | None:
     """Why ``path`` cannot be written as a local path, to follow it, ending where the caller's
     example of a local path goes ('...; or give a local path'), else None: a URL (it would become
     a folder 'https:' here), or a path on Google Drive while Drive is not mounted (folders on the
-    runtime's own disk, lost with it, where Colab then refuses to mount Drive)."""
+    runtime's own disk, lost with it, where Colab then refuses to mount Drive). The tools call it
+    for their output options too. ``data_root``: a URL is told that ensure_fashion_mnist
+    downloads the files itself (ending '...; give a local folder')."""
     text = os.fspath(path)
     scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme and scheme[1].lower() == "file":  # a file URL names a local path: that path
         return (f"is a file URL, not a path: it would be taken as a folder named 'file:' here; "
                 f"give the path itself, {text[len('file://'):] or '/'}")
+    if scheme and data_root:  # the data are downloaded by torchvision, never from a given URL
+        return (f"is a URL ({scheme[1]}://...), not a local folder: it would be taken as a folder "
+                f"named '{scheme[1]}:' here. ensure_fashion_mnist downloads the files into a "
+                "local folder itself (from torchvision's mirrors); give a local folder")
     if scheme:
         return (f"is a URL ({scheme[1]}://...), not a local path: it would be taken as a folder "
                 f"named '{scheme[1]}:' here. Copy files to or from that storage with its own tool "
@@ -197,12 +203,21 @@ def _not_a_local_path(path: str | os.PathLike) -> str | None:
         full = os.path.abspath(text)
     except FileNotFoundError:  # a relative path, the current folder gone: said elsewhere
         return None
-    if (full == DRIVE or full.startswith(DRIVE + "/")) and not os.path.isdir(DRIVE):
-        return (f"is on Google Drive, but Drive is not mounted ({DRIVE} does not exist): a path "
+    if (full == DRIVE or full.startswith(DRIVE + "/")) and not _drive_mounted():
+        # an existing folder is not enough: Drive is a FUSE mount (an unmount or a mkdir leaves
+        # the folder, on the runtime's own disk)
+        where = (f"{DRIVE} does not exist" if not os.path.lexists(DRIVE)
+                 else f"{DRIVE} is a plain folder on this runtime's disk, nothing is mounted there")
+        return (f"is on Google Drive, but Drive is not mounted ({where}): a path "
                 "there is on this runtime's own disk, lost when the runtime ends (and Colab then "
                 "refuses to mount Drive there). Mount Drive first: from google.colab import "
                 f"drive; drive.mount('{DRIVE}'); or give a local path")
     return None
+
+
+def _drive_mounted() -> bool:
+    """Whether something is mounted on :data:`DRIVE` (Colab's Drive is a FUSE mount there)."""
+    return os.path.ismount(DRIVE)
 
 
 def _check_no_control_characters(text: str) -> None:
@@ -430,22 +445,41 @@ def _how_to_fix(root: str | os.PathLike) -> str:
     # never advise deleting a folder that holds a copy of the user's (raw/raw, 3 of 4 files)
     files = (f"the Fashion-MNIST files in {raw} (not {', '.join(map(str, kept))}, which holds "
              "files of yours)") if kept else None
-    if _ON_THE_COMMAND_LINE.get():
-        delete = (f"delete {files or raw}, then " if os.path.lexists(raw)
-                  else f"delete nothing ({raw} does not exist yet): ")
+    # a cache beside the four raw files goes (its own line says so); without them it is kept,
+    # and blocks the download until moved aside
+    cache = _stale_cache(root) and not all(os.path.isfile(raw / spec.name) for spec in FILES)
+    # with the cache, an empty raw/ needs no deleting either: the mv alone unblocks the download
+    there = os.path.lexists(raw) and not (cache and _empty_folder(raw))
+    if _ON_THE_COMMAND_LINE.get() and _DOWNLOAD_ASKED.get() and cache and not there:
+        online = ("then python -m lenet_book.data prepare --download --root "
+                  f"{shlex.quote(str(root))} downloads them with torchvision.")
+    elif _ON_THE_COMMAND_LINE.get():
+        delete = (f"delete {files or raw}, then " if there
+                  else "" if cache else f"delete nothing ({raw} does not exist yet): ")
         online = ONLINE_ON_THE_COMMAND_LINE.format(delete=delete, root=root)
     else:
         online = (f"delete {files} and run again; torchvision downloads the files." if kept
-                  else ONLINE_IN_PYTHON.format(raw=raw) if os.path.lexists(raw)
-                  else "run again; torchvision downloads the files.")
+                  else ONLINE_IN_PYTHON.format(raw=raw) if there
+                  else "run again; torchvision downloads the files." if cache
+                  else f"delete nothing ({raw} does not exist yet) and run again; torchvision "
+                       "downloads the files.")
         if _DOWNLOAD_OFF.get():  # running again as it was (download=False) downloads nothing
             online = online.replace("run again;", "run again with download=True;")
-    if _stale_cache(root):  # kept (the raw files are not verified): torchvision would load it
+    if cache:  # kept (the raw files are not verified): torchvision would load it
         processed = _processed_dir(root)
+        online = online.removeprefix("then ")
         online = (f"move {processed} aside first (mv {processed} {processed}.old), as "
                   f"torchvision loads it instead of downloading; then {online[0].lower()}"
                   f"{online[1:]}")
     return HOW_TO_FIX.format(cwd=_current_folder(), root=root, online=online)
+
+
+def _empty_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a folder holding nothing."""
+    try:
+        return folder.is_dir() and not os.listdir(folder)
+    except OSError:
+        return False
 
 
 def _held_folders(raw: Path) -> list[Path]:
@@ -555,6 +589,8 @@ PERMISSION_FIX = ("How to fix it: give this user access (e.g. as the owner: chmo
 _ON_THE_COMMAND_LINE = contextvars.ContextVar("_ON_THE_COMMAND_LINE", default=False)
 # set while ensure_fashion_mnist(download=False) runs: its online fix names download=True
 _DOWNLOAD_OFF = contextvars.ContextVar("_DOWNLOAD_OFF", default=False)
+# prepare --download: the online fix is to run it again, not a python -c line
+_DOWNLOAD_ASKED = contextvars.ContextVar("_DOWNLOAD_ASKED", default=False)
 
 
 def _root_option() -> str:
@@ -1604,7 +1640,17 @@ def _no_local_copy(raw: Path, todo: list[IdxFile], root: str | os.PathLike) -> P
     raise _NoLocalCopy(
         damaged + "No local copy of Fashion-MNIST was found (looked at $FASHION_MNIST_SOURCE, "
         + ", ".join(f"{p} (= {os.path.abspath(p)})" if not p.is_absolute() else str(p)
-                    for p in LOCAL_COPIES) + ").\n" + _how_to_fix(root))
+                    for p in LOCAL_COPIES) + ").\n" + _cache_alone(root) + _how_to_fix(root))
+
+
+def _cache_alone(root: str | os.PathLike) -> str:
+    """A line naming the kept old cache, which stops a download until it is moved aside."""
+    if not _stale_cache(root):
+        return ""
+    processed = _processed_dir(root)
+    return (f"{processed} holds torchvision's old cache (training.pt, test.pt), which the book "
+            "does not use and keeps; it stops a download (torchvision loads it instead): move it "
+            f"aside first, mv {processed} {processed}.old, as said below.\n")
 
 
 def _damaged_here(raw: Path, todo: list[IdxFile]) -> str:
@@ -1822,7 +1868,10 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
         # say only that the download failed (offline), leaving the others unpacked unverified
         return prepare_fashion_mnist(raw, root)
     if not present and download and not shared and _stale_cache(root):
-        return check_fashion_mnist(root)  # torchvision would load the cache: kept, and named
+        try:  # torchvision would load the cache: kept, and named; its mv leads, as it unblocks
+            return check_fashion_mnist(root)
+        except FashionMNISTError as error:
+            raise FashionMNISTError(_cache_blocks_the_download(root) + str(error)) from None
     if not present and download and not shared:  # shared: torchvision would unpack them there
         new = _folders_to_create(raw)  # torchvision creates them all: removed if it fails
         if _ON_THE_COMMAND_LINE.get():  # prepare --download: said once nothing else stops it
@@ -1839,9 +1888,15 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
                 _remove_unless_in_use(new, raw)  # a prepare started meanwhile may write there
             else:
                 _remove_empty_folders(new)
+            # torchvision unpacks each file as it goes: those before the failure are there now
+            unpacked = [spec.name for spec in FILES if os.path.lexists(raw / spec.name)]
             raise FashionMNISTError(
-                f"Fashion-MNIST is not in {raw} and torchvision could not download it "
-                f"({type(error).__name__}: {error}).\n" + _rejected_gz(raw)
+                f"Fashion-MNIST is {'not complete' if unpacked else 'not'} in {raw}"
+                f"{':' if unpacked else ' and'} torchvision could not download it "
+                f"({type(error).__name__}: {error})"
+                + (f"; it had unpacked {', '.join(unpacked)} there first (kept).\n" if unpacked
+                   else ".\n")
+                + _rejected_gz(raw, replaced=bool(leftovers))
                 + (_replace_leftovers(root, leftovers) if leftovers else _how_to_fix(root))
             ) from None
     if _stale_cache(root) and all(_problem(raw / spec.name, spec) is None for spec in FILES):
@@ -1849,9 +1904,22 @@ def _ensure_fashion_mnist(root: str | os.PathLike, download: bool) -> Path:
     return check_fashion_mnist(root)
 
 
-def _rejected_gz(raw: Path) -> str:
+def _cache_blocks_the_download(root: str | os.PathLike) -> str:
+    """The first line when only the old cache stops a download: the mv that unblocks it."""
+    processed = _processed_dir(root)
+    again = ("python -m lenet_book.data prepare --download --root "
+             f"{shlex.quote(os.fspath(root))}" if _ON_THE_COMMAND_LINE.get()
+             else f"ensure_fashion_mnist({os.fspath(root)!r})")
+    return (f"No download was tried: {processed} holds torchvision's old cache, which torchvision "
+            f"loads instead of downloading. Move it aside first (mv {processed} {processed}.old), "
+            f"then run {again} again to download the files.\n")
+
+
+def _rejected_gz(raw: Path, replaced: bool = False) -> str:
     """A line naming the .gz files in ``raw`` whose MD5 is not the published one: torchvision
-    downloads those again, so a damaged one reads as a failed download. Else ''."""
+    downloads those again, so a damaged one reads as a failed download. Else ''. ``replaced``:
+    the empty leftovers get :func:`_replace_leftovers`' fix below (the other files were kept, so
+    no later download comes): pointed to, not promised a download."""
     rejected, empty = [], []
     for spec in FILES:
         gz = raw / f"{spec.name}.gz"
@@ -1863,9 +1931,12 @@ def _rejected_gz(raw: Path) -> str:
         except OSError:
             pass
     return ((f"{', '.join(map(str, empty))} {'is' if len(empty) == 1 else 'are'} empty (left by "
-             "an earlier failed download): nothing of yours is lost; the next download replaces "
-             f"{'it' if len(empty) == 1 else 'them'}, or delete "
-             f"{'it' if len(empty) == 1 else 'them'} (rm {' '.join(map(str, empty))}).\n"
+             "an earlier failed download): nothing of yours is lost; "
+             + (f"delete {'it' if len(empty) == 1 else 'them'} and fetch "
+                f"{'that file' if len(empty) == 1 else 'those files'} alone, as below.\n"
+                if replaced else
+                f"the next download replaces {'it' if len(empty) == 1 else 'them'}, or delete "
+                f"{'it' if len(empty) == 1 else 'them'} (rm {' '.join(map(str, empty))}).\n")
              if empty else "")
             + ("torchvision tried to download again, as they are not the published files: "
                + ", ".join(rejected) + ". Replace or delete them.\n" if rejected else ""))
@@ -1919,6 +1990,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--root", default="data")
     args = parser.parse_args(argv)
     on_the_command_line = _ON_THE_COMMAND_LINE.set(True)
+    asked = _DOWNLOAD_ASKED.set(args.command == "prepare" and args.download)
     already = args.command == "prepare" and _ready(args.root)
     try:
         if args.command == "prepare":
@@ -1950,6 +2022,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         _ON_THE_COMMAND_LINE.reset(on_the_command_line)
+        _DOWNLOAD_ASKED.reset(asked)
     print(f"Fashion-MNIST ready in {raw}: 4 files, MD5 sums verified"
           + (" (they were already there: nothing to unpack)." if already else "."))
     return 0

@@ -1306,12 +1306,16 @@ def test_14_save_checkpoint_never_replaces_a_file_that_is_not_a_checkpoint(tmp_p
                                                                              content):
     path = tmp_path / name
     path.write_bytes(content)
-    message = refused_by_lenet_book(CheckpointError, "exists and is not a lenet_book checkpoint",
+    message = refused_by_lenet_book(CheckpointError, "is not a lenet_book checkpoint",
                                     lambda: save_checkpoint(models.lenet(), path))
-    assert "overwrite=True" in message and "nothing was written" in message, message
+    assert "nothing was written" in message, message
     assert path.read_bytes() == content and sorted(tmp_path.iterdir()) == [path]
-    save_checkpoint(models.lenet(), path, overwrite=True)  # asked for: replaced
-    load_checkpoint(models.lenet(), path)
+    if name == "notes.txt":  # a file of unknown kind: replaced when asked for
+        assert "overwrite=True" in message, message
+        save_checkpoint(models.lenet(), path, overwrite=True)
+        load_checkpoint(models.lenet(), path)
+    else:  # a notebook or a data file: never offered, never replaced (section 33)
+        assert "overwrite=True" not in message, message
 
 
 def test_14_save_checkpoint_replaces_another_networks_checkpoint_only_when_asked(tmp_path):
@@ -5787,8 +5791,9 @@ def test_28_a_batch_transform_that_cannot_be_called_with_images_and_generator_is
     images, labels = tiny_data(16)
     given = v2.RandomHorizontalFlip() if transform == "v2" else torch.flip
     before = weights(net := models.lenet())
-    refused_by_lenet_book(TypeError, r"called as batch_transform\(images, generator\).*lambda "
-                          r"images, generator: v2.RandomHorizontalFlip\(\)\(images\)",
+    refused_by_lenet_book(TypeError, r"called as batch_transform\(images, generator\).*draws "
+                          r"per image from the generator, e.g. batch_transform=lambda images, "
+                          r"generator: torch.where",
                           lambda: train(net, (images, labels), num_epochs=1, batch_size=8,
                                         batch_transform=given))
     assert unchanged(net, before)
@@ -19596,36 +19601,11 @@ def test_33_a_head_of_zero_weights_and_a_positive_bias_is_not_taken_for_clipped_
     assert math.isfinite(history[0]["loss"])
 
 
-@pytest.mark.parametrize("call", ["train", "train_fast"])
-def test_33_an_eval_set_that_is_a_slice_of_the_training_images_is_refused(call):
-    """Before: train(net, train_data, {'valid': valid_data}) with valid_data a slice of
-    train_data scored the network partly on images it trained on, without a word."""
-    train_data = tiny_data(40)
-    _, valid_data = split_validation(train_data, 10)
-    net = models.lenet()
-    before = weights(net)
-    if call == "train":
-        message = refused_by_lenet_book(
-            ValueError, "eval_sets\\['valid'\\] holds 10 of train_data's own images",
-            lambda: train(net, train_data, {"valid": valid_data}, num_epochs=1, batch_size=10))
-    else:
-        message = refused_by_lenet_book(
-            ValueError, "test_data holds 10 of train_data's own images",
-            lambda: fast.train_fast(net, train_data, valid_data, num_epochs=1, batch_size=10))
-    assert "fit_data, valid_data = split_validation(train_data)" in message, message
-    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-
-
 def test_33_the_two_halves_of_split_validation_train_and_score_apart():
-    train_data = tiny_data(40)
-    fit_data, valid_data = split_validation(train_data, 10)
+    fit_data, valid_data = split_validation(tiny_data(40), 10)
     history = train(models.lenet(), fit_data, {"valid": valid_data}, num_epochs=1,
                     batch_size=10)[0]
     assert math.isfinite(history[0]["valid_acc"])
-    # training images scored on purpose, under a name that says so
-    history = train(models.lenet(), train_data, {"train_eval": valid_data}, num_epochs=1,
-                    batch_size=10)[0]
-    assert math.isfinite(history[0]["train_eval_acc"])
 
 
 def test_33_a_torchvision_transform_is_told_it_draws_once_per_batch():
@@ -19640,6 +19620,497 @@ def test_33_a_torchvision_transform_is_told_it_draws_once_per_batch():
     assert "as recipes.random_crop_flip does" in message, message
 
 
+
+
+
+def _torchvision_from(monkeypatch, server):
+    """torchvision's FashionMNIST as online, serving ``server``'s .gz files: it loads an old
+    processed/ cache instead when there is one, and unpacks each file as it goes, failing at an
+    empty .gz already in raw/ (a download cut off), as the real one does offline."""
+    import torchvision
+
+    def download(root, **kwargs):
+        if (Path(root) / "FashionMNIST" / "processed" / "training.pt").exists():
+            return None  # loaded the cache: nothing downloaded
+        raw = Path(root) / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for spec in data.FILES:
+            gz = raw / f"{spec.name}.gz"
+            if gz.exists() and gz.stat().st_size == 0:
+                raise RuntimeError(f"Error downloading {gz.name} (offline)")
+            if not gz.exists():
+                shutil.copy(server / gz.name, gz)
+            (raw / spec.name).write_bytes(gzip.decompress(gz.read_bytes()))
+        return None
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", download)
+
+
+def test_33_an_old_cache_alone_leads_prepare_and_ensure_with_its_mv(tmp_path, monkeypatch,
+                                                                    capsys):
+    """Before: prepare's 'No local copy' never named the cache, and prepare --download and
+    ensure refused with four 'is missing' lines first, ending 'ensure_fashion_mnist('data')
+    downloads them' (the command just refused) or 'delete data/FashionMNIST/raw' (an empty one)."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "server", monkeypatch)
+    processed = _old_cache("data")
+    mv = f"mv {processed} {processed}.old"
+    assert data.main(["prepare"]) == 1
+    err = capsys.readouterr().err
+    assert err.index(mv) < err.index("How to fix it"), err
+    assert "delete nothing" not in err and "delete data/FashionMNIST/raw" not in err, err
+    _no_download(monkeypatch)
+    assert data.main(["prepare", "--download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No download was tried") and mv in err.splitlines()[0], err
+    assert "prepare --download --root data again" in err.splitlines()[0], err
+    assert "ensure_fashion_mnist('data')" not in err and "delete nothing" not in err, err
+    RAW.mkdir(parents=True)  # an empty raw/ beside it: nothing to delete either
+    message = refused_by_lenet_book(data.FashionMNISTError, "^No download was tried",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    assert mv in message.splitlines()[0] and "ensure_fashion_mnist('data') again" in message
+    assert "delete data/FashionMNIST/raw" not in message, message
+    assert sorted(os.listdir(processed)) == ["test.pt", "training.pt"]  # kept
+
+
+def test_33_following_the_old_caches_mv_then_the_download_works(tmp_path, monkeypatch, capsys):
+    """Valid: the mv the message leads with, then ensure (or prepare --download) downloads."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    server = _tiny_files(tmp_path / "server", monkeypatch)
+    _torchvision_from(monkeypatch, server)
+    for root in ("data", "other"):
+        processed = _old_cache(root)
+        if root == "data":
+            refused_by_lenet_book(data.FashionMNISTError, "No download was tried",
+                                  lambda: data.ensure_fashion_mnist("data"))
+        else:
+            assert data.main(["prepare", "--download", "--root", root]) == 1
+        os.rename(processed, f"{processed}.old")  # the mv
+        if root == "data":
+            assert data.ensure_fashion_mnist("data") == RAW
+        else:
+            assert data.main(["prepare", "--download", "--root", root]) == 0
+        assert data.check_fashion_mnist(root)
+        assert sorted(os.listdir(f"{processed}.old")) == ["test.pt", "training.pt"]
+
+
+def test_33_an_empty_drive_folder_with_nothing_mounted_is_refused(tmp_path, monkeypatch):
+    """Before: /content/drive existing (after an unmount, or a mkdir) passed as mounted, and the
+    checkpoint or the data went to the runtime's own disk."""
+    content = tmp_path / "content"
+    (content / "drive").mkdir(parents=True)
+    monkeypatch.setattr(data, "DRIVE", str(content / "drive"))
+    monkeypatch.chdir(content)
+    mount = f"drive.mount('{content / 'drive'}')"
+    message = refused_by_lenet_book(
+        CheckpointError, "Drive is not mounted",
+        lambda: save_checkpoint(models.lenet(), "drive/MyDrive/lenet.pt"))
+    assert mount in message and "nothing is mounted there" in message, message
+    for call in (lambda: data.ensure_fashion_mnist("drive/MyDrive/data"),
+                 lambda: data.prepare_fashion_mnist(None, "drive/MyDrive/data")):
+        message = refused_by_lenet_book(ValueError, "Drive is not mounted", call)
+        assert mount in message, message
+    assert os.listdir(content / "drive") == []
+    assert "Drive is not mounted" in data._not_a_local_path("drive/MyDrive/out.js")
+
+
+def test_33_a_path_on_mounted_drive_still_saves(tmp_path, monkeypatch):
+    """Valid: with Drive mounted there, a checkpoint on Drive saves and loads."""
+    (tmp_path / "drive").mkdir()
+    monkeypatch.setattr(data, "DRIVE", str(tmp_path / "drive"))
+    monkeypatch.setattr(data, "_drive_mounted", lambda: True)
+    path = save_checkpoint(models.lenet(), tmp_path / "drive" / "MyDrive" / "lenet.pt")
+    assert load_checkpoint(models.lenet(), path)
+    assert data._not_a_local_path(tmp_path / "drive" / "MyDrive" / "out.js") is None
+
+
+@pytest.mark.parametrize("empty", [3, 0], ids=["last-empty", "first-empty"])
+def test_33_a_failed_download_beside_an_empty_leftover_says_one_fix(tmp_path, monkeypatch,
+                                                                    empty):
+    """Before: 'the next download replaces it' beside the rm-and-fetch advice (no download came:
+    torchvision had unpacked the other three), under 'Fashion-MNIST is not in raw/'."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    server = _tiny_files(tmp_path / "server", monkeypatch)
+    raw = _tiny_files(tmp_path / RAW, monkeypatch)
+    leftover = RAW / f"{data.FILES[empty].name}.gz"
+    leftover.write_bytes(b"")
+    _torchvision_from(monkeypatch, server)
+    message = refused_by_lenet_book(data.FashionMNISTError, "torchvision could not download it",
+                                    lambda: data.ensure_fashion_mnist("data"))
+    first = message.splitlines()[0]
+    unpacked = [spec.name for spec in data.FILES[:empty]]
+    if unpacked:
+        assert first.startswith(f"Fashion-MNIST is not complete in {RAW}: torchvision could "
+                                "not download it"), first
+        assert first.endswith(f"; it had unpacked {', '.join(unpacked)} there first (kept)."), \
+            first
+    else:
+        assert first.startswith(f"Fashion-MNIST is not in {RAW} "), first
+    assert "next download" not in message, message
+    assert "delete it and fetch that file alone, as below" in message, message
+    assert f"rm {leftover}" in message and "prepare --root data" in message, message
+    # following it: the rm, that file from a local copy, then prepare
+    leftover.unlink()
+    shutil.copy(server / leftover.name, leftover)
+    assert data.main(["prepare", "--root", "data"]) == 0
+    assert data.check_fashion_mnist("data") == RAW and raw.is_dir()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("03_training.ipynb", b'{"cells": [], "nbformat": 4}\n'),
+    ("my.py", b"print('mine')\n"),
+    ("cpu.json", b'{"runs": []}\n'),
+    ("weights.js", b"var LENET = {};\n"),
+    ("train-labels-idx1-ubyte", b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02"),
+    ("t10k-images-idx3-ubyte.gz", gzip.compress(b"\x00\x00\x08\x03", mtime=0))])
+def test_33_save_checkpoint_refuses_a_notebook_code_record_or_data_file_even_with_overwrite(
+        tmp_path, name, content):
+    """Before: 'Save to another path, or pass overwrite=True to replace it', and overwrite=True
+    replaced the notebook (or the code, the record, the data file) with a checkpoint."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    for overwrite in (False, True):
+        message = refused_by_lenet_book(
+            CheckpointError, "not a lenet_book checkpoint",
+            lambda overwrite=overwrite: save_checkpoint(models.lenet(), path,
+                                                        overwrite=overwrite))
+        assert "overwrite=True" not in message and "save it to another path" in message.lower()
+        assert "nothing was written" in message, message
+        assert path.read_bytes() == content and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_33_save_checkpoint_still_replaces_its_own_file_of_any_name_and_other_files_asked(
+        tmp_path):
+    """Valid: a checkpoint named .json is replaced as a checkpoint; notes.txt with overwrite."""
+    path = save_checkpoint(models.lenet(), tmp_path / "run.json")
+    assert save_checkpoint(models.lenet(), path) == path
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    assert save_checkpoint(models.lenet(), notes, overwrite=True) == notes
+    assert load_checkpoint(models.lenet(), notes)
+    empty = tmp_path / "empty.py"
+    empty.write_bytes(b"")  # nothing to lose
+    assert save_checkpoint(models.lenet(), empty) == empty
+
+
+@pytest.mark.parametrize("root", ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                                  "https://example.com/data", "s3://bucket/data"])
+def test_33_a_url_data_root_is_told_to_give_a_local_folder_that_ensure_downloads_into(
+        tmp_path, monkeypatch, root):
+    """Before: 'Copy files to or from that storage with its own tool (e.g. gsutil cp, aws s3
+    cp)' for the data set's own address, which ensure_fashion_mnist downloads from itself."""
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: data.ensure_fashion_mnist(root),
+                 lambda: data.prepare_fashion_mnist(None, root),
+                 lambda: data.check_fashion_mnist(root)):
+        message = refused_by_lenet_book(ValueError, "is a URL", call)
+        assert "gsutil" not in message and "downloads the files into a local folder itself" \
+            in message, message
+        assert "give a local folder, such as 'data'" in message, message
+    assert list(tmp_path.iterdir()) == []
+    # a checkpoint, or a tool's output, keeps the storage tool's advice
+    message = refused_by_lenet_book(CheckpointError, "is a URL", lambda: save_checkpoint(
+        models.lenet(), "s3://bucket/lenet.pt"))
+    assert "gsutil cp" in message, message
+    assert "gsutil cp" in data._not_a_local_path("https://example.com/out.js")
+
+
+
+def _remote(tmp_path, monkeypatch, name):
+    """A URL, or a path on Google Drive with Drive not mounted (lenet_book.data.DRIVE patched to a
+    folder that does not exist: /content is never made here), for a file or folder ``name``."""
+    drive = tmp_path / "content" / "drive"
+    monkeypatch.setattr(data, "DRIVE", str(drive))
+    return {"url": f"https://example.com/{name}", "s3": f"s3://bucket/{name}",
+            "drive": f"{drive}/MyDrive/{name}"}
+
+
+REMOTE_REASON = {"url": "is a URL (https://...), not a local path",
+                 "s3": "is a URL (s3://...), not a local path",
+                 "drive": "is on Google Drive, but Drive is not mounted"}
+
+
+def _gpu_jobs(monkeypatch, tmp_path, argv):
+    """gpu_check.main(argv) with a GPU, its set-up and its jobs mocked: the jobs it would start
+    (name -> command), run_jobs' first call; nothing runs."""
+    from tools import gpu_check
+
+    started = {}
+
+    def jobs(given, *args):
+        started.update(given)
+        raise _Stop
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "NVIDIA GPU")
+    monkeypatch.setattr(gpu_check, "install_wheels", lambda env: None)
+    monkeypatch.setattr(gpu_check, "commit", lambda: "abc1234")
+    monkeypatch.setattr(gpu_check.subprocess, "run", lambda *a, **k: argparse.Namespace(returncode=0))
+    monkeypatch.setattr(gpu_check.tempfile, "mkdtemp", lambda **k: str(tmp_path))
+    monkeypatch.setattr(gpu_check, "run_jobs", jobs)
+    monkeypatch.delenv("OUT", raising=False)
+    with pytest.raises(_Stop):
+        gpu_check.main(argv)
+    return started
+
+
+@pytest.mark.parametrize("kind", ["url", "s3", "drive"])
+def test_33_a_json_record_that_is_a_url_or_on_an_unmounted_drive_is_refused(kind, tmp_path, monkeypatch,
+                                                                            capsys):
+    """Before: accepted; after the whole run the record went to a local folder 'https:' (or to
+    /content/drive on the runtime's own disk)."""
+    from benchmarks._options import check_record_option
+
+    monkeypatch.chdir(tmp_path)
+    given = _remote(tmp_path, monkeypatch, "r.json")[kind]
+    err = _tool_refused(capsys, lambda: check_record_option(
+        _tool_parser("bench"), given, lambda record: True, "a record"))
+    assert f"--json {given} {REMOTE_REASON[kind]}" in err and "nothing was run" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("tool", ["train_speed", "accuracy_seeds"])
+def test_33_the_benchmarks_refuse_a_url_json_before_any_run(tool, tmp_path, monkeypatch, capsys):
+    """Before: train_speed ran the benchmark, then wrote 'results written to https:/example.com/r.json'."""
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{tool}")
+
+    def stop(*args, **kwargs):
+        raise _Stop
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "hold_record", stop)  # what follows an accepted --json
+    monkeypatch.setattr(module, "check_data_option", stop)
+    argv = ["--device", "cpu", "--json", "https://example.com/r.json"] + (
+        ["--seeds", "1"] if tool == "accuracy_seeds" else [])
+    err = _tool_refused(capsys, lambda: module.main(argv))
+    assert "--json https://example.com/r.json is a URL (https://...), not a local path" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["url", "drive"])
+def test_33_colab_check_refuses_a_record_that_is_a_url_or_on_an_unmounted_drive(kind, tmp_path, monkeypatch,
+                                                                                capsys):
+    """Before: _record_path took 'https://example.com/colab.json' as https:/example.com/colab.json."""
+    from tools import colab_check
+
+    monkeypatch.chdir(tmp_path)
+    given = _remote(tmp_path, monkeypatch, "colab.json")[kind]
+    err = _tool_refused(capsys, lambda: colab_check._record_path(_tool_parser("colab_check"), given))
+    assert f"--record {given} {REMOTE_REASON[kind]}" in err and "nothing was run" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["url", "s3", "drive"])
+def test_33_gpu_check_refuses_an_out_that_is_a_url_or_on_an_unmounted_drive(kind, tmp_path, monkeypatch,
+                                                                           capsys):
+    """Before: OUT=gs://bucket/out passed the door, and a folder 'gs:' was made at the very end."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # never a real job
+    given = _remote(tmp_path, monkeypatch, "out")[kind]
+    monkeypatch.setenv("OUT", given)
+    err = _tool_refused(capsys, lambda: gpu_check.main(["--no-bench"]))
+    assert f"$OUT {given} {REMOTE_REASON[kind]}" in err and "nothing was run" in err, err
+    monkeypatch.delenv("OUT")
+    err = _tool_refused(capsys, lambda: gpu_check.main(["--no-bench", "--out", given]))
+    assert f"--out {given} {REMOTE_REASON[kind]}" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["url", "drive"])
+def test_33_export_training_subset_refuses_an_out_that_is_a_url_or_on_an_unmounted_drive(
+        kind, tmp_path, monkeypatch, capsys):
+    """Before: the images were loaded and written to https:/example.com/train.min.js here."""
+    from tools import export_training_subset
+
+    def stop(*args):
+        raise _Stop
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(export_training_subset, "subset", stop)  # the work after the door
+    given = _remote(tmp_path, monkeypatch, "train.min.js")[kind]
+    err = _tool_refused(capsys, lambda: export_training_subset.main(["--out", given]))
+    assert f"--out {given} {REMOTE_REASON[kind]}" in err and "nothing was written" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["url", "drive"])
+def test_33_export_weights_refuses_an_out_that_is_a_url_or_on_an_unmounted_drive(kind, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """Before: the network was trained, then lenet_weights.js went to https:/example.com/browser/."""
+    from tools import export_weights
+
+    def stop(*args):
+        raise _Stop
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(export_weights, "too_deep_root", stop)  # the step after the --out checks
+    given = _remote(tmp_path, monkeypatch, "browser")[kind]
+    err = _tool_refused(capsys, lambda: export_weights.main(["--out", given]))
+    assert f"--out {given} {REMOTE_REASON[kind]}" in err and "nothing was written" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_33_the_tools_still_take_a_local_record_out_and_folder(tmp_path, monkeypatch):
+    from benchmarks._options import check_record_option
+    from tools import colab_check, gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    _remote(tmp_path, monkeypatch, "x")  # Drive absent: paths elsewhere are untouched
+    assert check_record_option(_tool_parser("bench"), "results/r.json", lambda record: True,
+                               "a record") == Path("results/r.json")
+    assert check_record_option(_tool_parser("bench"), "./-", lambda record: True, "a record") == Path("-")
+    assert colab_check._record_path(_tool_parser("colab_check"), "records/colab.json") == Path(
+        "records/colab.json")
+    assert colab_check._record_path(_tool_parser("colab_check"), "./-") == Path("-")
+    assert gpu_check._out_folder(_tool_parser("gpu_check"), "--out", "drive/out") == Path("drive/out")
+
+
+def test_33_colab_check_refuses_a_record_named_dash_as_the_benchmarks_json_is(tmp_path, monkeypatch, capsys):
+    """Before: '--record -' was accepted, and the record went to a file named '-' after every chapter."""
+    from tools import colab_check
+
+    monkeypatch.chdir(tmp_path)
+    err = _tool_refused(capsys, lambda: colab_check._record_path(_tool_parser("colab_check"), "-"))
+    assert "--record - would write a file named '-' here" in err, err
+    assert "not standard output" in err and "--record ./- for a file named '-'" in err, err
+    assert "e.g. --record records/colab-check.json" in err and "nothing was run" in err, err
+
+
+def test_33_gpu_check_runs_no_chapter_for_a_bare_chapters(tmp_path, monkeypatch):
+    """Before: '--tests tests/test_fast.py --chapters' started the eight chapters beside the tests."""
+    jobs = _gpu_jobs(monkeypatch, tmp_path, ["--no-bench", "--tests", "tests/test_fast.py", "--chapters"])
+    assert list(jobs) == ["unit tests"] and jobs["unit tests"][-1] == "tests/test_fast.py", jobs
+
+
+def test_33_gpu_check_still_replays_every_chapter_when_chapters_is_left_out(tmp_path, monkeypatch):
+    from lenet_book.book import chapters
+
+    jobs = _gpu_jobs(monkeypatch, tmp_path, ["--no-bench", "--tests", "tests/test_fast.py"])
+    assert list(jobs) == ["unit tests"] + [p.relative_to(REPO).as_posix() for p in chapters()], jobs
+
+
+def test_33_gpu_check_help_says_what_a_bare_chapters_means(capsys):
+    from tools import gpu_check
+
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--chapters left out: every chapter" in out and "--chapters alone: none" in out, out
+
+
+def test_33_gpu_check_refuses_a_bare_tests_and_chapters_with_no_bench_as_nothing_to_run(tmp_path, monkeypatch,
+                                                                                     capsys):
+    """Before: '--tests --chapters --no-bench' replayed every chapter."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("OUT", raising=False)
+    err = _tool_refused(capsys, lambda: gpu_check.main(["--no-bench", "--tests", "--chapters"]))
+    assert "leave nothing to run" in err and "nothing was run" in err, err
+
+
+def test_33_gpu_check_with_a_bare_tests_and_chapters_runs_the_benchmark_alone(tmp_path, monkeypatch, capsys):
+    """Before: no spelling ran the benchmark without the eight chapters."""
+    jobs = _gpu_jobs(monkeypatch, tmp_path, ["--tests", "--chapters"])
+    assert list(jobs) == ["benchmark"], jobs
+    assert "only the benchmark runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given", ["solutions/04_fast_training", "solutions/04_fast_training.ipynb"])
+def test_33_gpu_check_takes_a_solutions_page_by_its_name(given, tmp_path, monkeypatch):
+    """Before: refused, with 'the closest is notebooks/04_fast_training.ipynb' (the chapter)."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    shown = gpu_check._given_file(_tool_parser("gpu_check"), "--chapters", given)
+    assert shown == "notebooks/solutions/04_fast_training.ipynb"
+
+
+def test_33_gpu_check_suggests_the_solutions_page_of_a_misspelt_solutions_name(tmp_path, monkeypatch, capsys):
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    err = _tool_refused(capsys, lambda: gpu_check._given_file(
+        _tool_parser("gpu_check"), "--chapters", "solutions/04_fast_trainng"))
+    assert "the closest is notebooks/solutions/04_fast_training.ipynb" in err, err
+
+
+@pytest.mark.parametrize("given", ["test_fast", "test_fast.py", "test_fast::test_x"])
+def test_33_gpu_check_takes_a_test_module_by_its_name(given, tmp_path, monkeypatch):
+    """Before: 'there is no such file', with no suggestion."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    shown = gpu_check._given_file(_tool_parser("gpu_check"), "--tests", given)
+    assert shown == "tests/test_fast.py" + given.partition("::")[1] + given.partition("::")[2]
+
+
+def test_33_gpu_check_suggests_the_test_file_of_a_misspelt_test_module_name(tmp_path, monkeypatch, capsys):
+    """Before: 'there is no such file (looked from ...)', with no suggestion."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    err = _tool_refused(capsys, lambda: gpu_check._given_file(_tool_parser("gpu_check"), "--tests", "test_fsat"))
+    assert "there is no such file" in err and "the closest is tests/test_fast.py" in err, err
+
+
+@pytest.mark.parametrize("given", ["notebooks/04_fast_training.ipynb", "notebooks/solutions/02_shapes.ipynb"])
+def test_33_gpu_check_refuses_a_notebook_given_to_tests(given, tmp_path, monkeypatch, capsys):
+    """Before: accepted as a unit test file: the chapter ran twice at once, in the tests' job too."""
+    from tools import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    err = _tool_refused(capsys, lambda: gpu_check._given_file(_tool_parser("gpu_check"), "--tests", given))
+    assert f"--tests {given} is a chapter, not a unit test file: a chapter goes to --chapters" in err, err
+    assert f"--chapters {Path(given).stem}" in err and "nothing was run" in err, err
+
+
+WHOLE_SENTENCE = (
+    "On 2026-12-07 the chapters were replayed with nbval on NVIDIA H200 (torch 2.14.1+cu130, commit bbb1234), "
+    "comparing every stored output with the one made on that GPU, and the unit tests of the training code ran "
+    "there too, including those that need a GPU (the CUDA-graph epochs, the fused step).")
+
+
+def _replay_sentence(tmp_path, monkeypatch, files):
+    from tools import execution_report
+
+    record = tmp_path / "gpu-replay.json"
+    record.write_text(json.dumps({**REPLAY_RUN, "files": files}))
+    monkeypatch.setattr(execution_report, "GPU_REPLAY", record)
+    return execution_report.render().split("## Replays on a GPU")[1].strip().splitlines()[0]
+
+
+def test_33_execution_report_says_what_a_narrow_replay_ran(tmp_path, monkeypatch):
+    """Before: 'the chapters were replayed ... including those that need a GPU (the CUDA-graph
+    epochs, the fused step)' for a record of one chapter and tests/test_data.py."""
+    sentence = _replay_sentence(tmp_path, monkeypatch, {
+        "notebooks/00_convolution.ipynb": {"passed": 3, "failed": 0},
+        "tests/test_data.py": {"passed": 9, "failed": 0}})
+    assert sentence.startswith("On 2026-12-07 chapter 0 was replayed with nbval on NVIDIA H200"), sentence
+    assert sentence.endswith("and the unit tests of `lenet_book.data` ran there too."), sentence
+    assert "fused step" not in sentence and "CUDA-graph" not in sentence
+
+
+def test_33_execution_report_says_no_chapter_was_replayed_for_tests_alone(tmp_path, monkeypatch):
+    """Before: the probe's record of tests/test_fast.py alone read 'the chapters were replayed'."""
+    sentence = _replay_sentence(tmp_path, monkeypatch, {"tests/test_fast.py": {"passed": 3, "failed": 0}})
+    assert sentence == ("On 2026-12-07 the unit tests of `lenet_book.fast` ran on NVIDIA H200 (torch "
+                        "2.14.1+cu130, commit bbb1234), including those that need a GPU (the CUDA-graph "
+                        "epochs); no chapter was replayed."), sentence
+
+
+def test_33_execution_report_of_a_whole_replay_keeps_its_sentence(tmp_path, monkeypatch):
+    from lenet_book.book import chapters
+
+    files = {p.relative_to(REPO).as_posix(): {"passed": 5, "failed": 0} for p in chapters()}
+    files.update((name, {"passed": 5, "failed": 0}) for name in
+                 ["tests/test_train.py", "tests/test_fast.py", "tests/test_fused.py", "tests/test_data.py"])
+    assert _replay_sentence(tmp_path, monkeypatch, files) == WHOLE_SENTENCE
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

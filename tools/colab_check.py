@@ -230,7 +230,8 @@ def _record_path(parser: argparse.ArgumentParser, text: str | None) -> Path | No
     """--record as given, before anything runs: '' (an unset shell variable) is not the current
     folder, and a name ending in a slash is a folder, never a file of that name. What the write
     would refuse only after every chapter has run (minutes each) is refused here, as gpu_check's
-    --out and the benchmarks' --json are: '~' not expanded, a file on the way, a device or pipe."""
+    --out and the benchmarks' --json are: '~' not expanded, a file on the way, a device or pipe,
+    '-' (not standard output), a URL or an unmounted Drive (a local folder 'https:')."""
     if text is None:
         return None
     if not text:
@@ -240,10 +241,11 @@ def _record_path(parser: argparse.ArgumentParser, text: str | None) -> Path | No
         parser.error(f"--record {text} starts with '~', which Python does not expand to the home "
                      "folder (it would name a folder called '~' here); write the path in full, e.g. "
                      f"--record {os.path.expanduser(text)}; nothing was run")
-    from benchmarks._options import _white_space
+    from benchmarks._options import _not_local, _standard_output, _white_space
     from tools.export_training_subset import _too_long  # as the benchmarks' --json
 
-    problem = _white_space("--record", text)
+    problem = (_standard_output("--record", text, "records/colab-check.json")
+               or _not_local("--record", text) or _white_space("--record", text))
     if problem:  # the record would go, after every chapter, to a name the report never reads
         parser.error(f"{problem}; nothing was run")
     path = Path(text)

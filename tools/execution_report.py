@@ -326,10 +326,7 @@ def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
     files = replay["files"]
     some = {name: tests for name, tests in _some_tests(replay).items() if name in files}
     earlier = any(set(GPU_RUN) & set(counts) for counts in files.values())
-    lines = [f"On {replay['date']} the chapters were replayed with nbval on {replay['device']} (torch "
-             f"{replay['torch']}, commit {replay['commit']}), comparing every stored output with the one made "
-             "on that GPU, and the unit tests of the training code ran there too, including those that "
-             "need a GPU (the CUDA-graph epochs, the fused step)."
+    lines = [_what_ran(replay, links)
              + (" A row that names an earlier replay shows that replay's result: this one did not run its "
                 "file." if earlier else "")
              + (" A row that says only some of its tests ran counts those tests alone, not the "
@@ -353,6 +350,45 @@ def _gpu_replay(replay: dict, links: dict[str, str]) -> list[str]:
         else:
             lines.append(f"| {label(name, links)} | | | not in this replay: a narrower run, or added since |")
     return lines
+
+
+# The unit test files that hold tests only a GPU runs (skipped on the CPU), and what those test.
+GPU_ONLY = {"tests/test_train.py": "the CUDA-graph epochs", "tests/test_fast.py": "the CUDA-graph epochs",
+            "tests/test_fused.py": "the fused step"}
+
+
+def _what_ran(replay: dict, links: dict[str, str]) -> str:
+    """The sentence that says what this replay ran, from its record: a narrower run (gpu_check
+    --chapters, --tests) replayed fewer chapters, or ran other tests, than a whole one."""
+    from tools.gpu_check import TRAINING_TESTS
+
+    own = [name for name, counts in replay["files"].items() if not set(GPU_RUN) & set(counts)]
+    pages = [name for name in own if name.startswith("notebooks/")]
+    replayed = [name for name in pages if not _solutions(name)]
+    book = [name for name in links if not _solutions(name)]
+    every = bool(book) and set(book) <= set(replayed)
+    shown = (["the chapters"] if every else [short_label(name) for name in replayed]) + [
+        short_label(name) for name in pages if _solutions(name)]
+    run = f"on {replay['device']} (torch {replay['torch']}, commit {replay['commit']})"
+    tests = [name for name in own if not name.startswith("notebooks/")]
+    whole = set(TRAINING_TESTS) <= set(tests)
+    names = _listed((["the unit tests of the training code"] if whole else [])
+                    + [f"the {shown}" if shown.startswith("unit tests") else f"the tests in {shown}"
+                       for name in tests if not (whole and name in TRAINING_TESTS)
+                       for shown in [label(name, {})]])
+    needing = list(dict.fromkeys(GPU_ONLY[name] for name in tests if name in GPU_ONLY))
+    gpu = f", including those that need a GPU ({', '.join(needing)})" if needing else ""
+    if not pages:  # a run of some unit tests alone (--chapters with no names)
+        return f"On {replay['date']} {names or 'nothing'} ran {run}{gpu}; no chapter was replayed."
+    were = "were" if every or len(shown) > 1 else "was"
+    return (f"On {replay['date']} {_listed(shown)} {were} replayed with nbval {run}, comparing every "
+            "stored output with the one made on that GPU"
+            + (f", and {names} ran there too{gpu}." if tests else "; no unit test ran there."))
+
+
+def _listed(words: list[str]) -> str:
+    """"a", "a and b", "a, b and c" ("" for none)."""
+    return "" if not words else words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def gpu_history(links: dict[str, str]) -> list[str]:

@@ -38,7 +38,12 @@ sys.path.insert(0, str(REPO))  # lenet_book from this checkout, installed or not
 
 # torch and the modules that load it are imported where they are needed, so that the other tools
 # that check their files with cannot_replace (make_pdf) do not load torch for it
-from lenet_book.data import FashionMNISTError, _broken_path_problem, too_deep_root  # noqa: E402
+from lenet_book.data import (  # noqa: E402
+    FashionMNISTError,
+    _broken_path_problem,
+    _not_a_local_path,
+    too_deep_root,
+)
 
 OUT = REPO / "book" / "browser" / "train_data.min.js"  # codespell skips *.min.js (base64, no prose)
 
@@ -255,6 +260,9 @@ def main(argv=None) -> None:
     if not str(args.out):  # Path("") is the current folder, which an unset variable never means
         parser.error(f"--out is empty (''): give the file to write, e.g. --out "
                      f"{OUT.relative_to(REPO)} (leave --out out for it); nothing was written")
+    problem = _not_a_local_path(args.out)
+    if problem:  # on the text as given: Path() makes 'https://x' a folder 'https:/x', written at the end
+        parser.error(f"--out {args.out} {problem}; nothing was written")
     args.out = Path(args.out)
     if not (1 <= args.train_per_class <= 4000 and 1 <= args.test_per_class <= 1000):
         parser.error("--train-per-class must be 1 to 4,000 and --test-per-class 1 to 1,000")

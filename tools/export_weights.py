@@ -43,6 +43,7 @@ from lenet_book.checks import TrainingDiverged, _trained_towards  # noqa: E402
 from lenet_book.data import (  # noqa: E402
     FashionMNISTError,
     _broken_path_problem,
+    _not_a_local_path,
     replaced_atomically,
     too_deep_root,
 )
@@ -303,6 +304,9 @@ def main(argv=None) -> None:
         parser.error(f"--out '': the folder to write is empty (''); give a folder such as "
                      f"{OUT.relative_to(REPO)} (leave --out out for it), or '.' for the current "
                      "folder; nothing was written")
+    problem = _not_a_local_path(args.out)
+    if problem:  # on the text as given: Path() makes 'https://x' a folder 'https:/x', written at the end
+        parser.error(f"--out {args.out} {problem}; nothing was written")
     args.out = Path(args.out)
     if args.state_dict is not None and not args.state_dict:  # Path("") would be the current folder
         parser.error("--state-dict is empty (''): give the file of saved weights, e.g. "

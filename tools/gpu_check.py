@@ -48,7 +48,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from lenet_book.book import chapters, commit
+from lenet_book.book import chapters, commit, solutions
 from lenet_book.data import replaced_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,16 +168,19 @@ def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
     path = Path(name)
     found = next((p for p in ([path] if path.is_absolute() else [ROOT / path, Path.cwd() / path])
                   if p.exists()), None)
-    if found is None and chapter and len(path.parts) == 1:  # 04_fast_training, as colab_check takes it
-        found = next((p for p in chapters() if p.stem == name.removesuffix(".ipynb")), None)
+    # a name alone, as colab_check takes it: 04_fast_training, solutions/04_fast_training (the
+    # solutions page, not the chapter), test_fast (tests/test_fast.py)
+    named = _named(chapter, path)
+    if found is None and named:
+        found = next((p for p in named if p.stem == path.name.removesuffix(path.suffix)
+                      and path.suffix in ("", p.suffix)), None)
     if found is None:
-        known = [p.relative_to(ROOT).as_posix() for p in
-                 (chapters() if chapter else sorted((ROOT / "tests").glob("test_*.py")))]
+        known = [p.relative_to(ROOT).as_posix() for p in _named(chapter, None)]
         close = difflib.get_close_matches(path.as_posix(), known, n=1, cutoff=0.8)
-        if chapter and not close:  # a misspelt name alone: compared with the chapters' names
-            stems = {Path(file).stem: file for file in known}
+        if named and not close:  # a misspelt name alone: compared with the names of its kind
+            stems = {p.stem: p.relative_to(ROOT).as_posix() for p in named}
             close = [stems[stem] for stem in difflib.get_close_matches(
-                path.name.removesuffix(".ipynb"), list(stems), n=1, cutoff=0.6)]
+                path.name.removesuffix(path.suffix), list(stems), n=1, cutoff=0.6)]
         parser.error(f"{option} {text}: there is no such file (looked from {ROOT}"
                      + (f" and {Path.cwd()}" if Path.cwd() != ROOT else "")
                      + (f"; the closest is {close[0]}" if close else "") + "); nothing was run")
@@ -185,13 +188,29 @@ def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
         parser.error(f"{option} {text} is {'a folder' if found.is_dir() else 'not a notebook'}: a chapter is "
                      "an .ipynb file, e.g. --chapters notebooks/04_fast_training.ipynb (leave --chapters "
                      "out for every chapter); nothing was run")
-    if not chapter and found.is_file() and found.suffix not in (".py", ".ipynb"):
+    if not chapter and found.is_file() and found.suffix == ".ipynb":  # else replayed twice at once
+        parser.error(f"{option} {text} is a chapter, not a unit test file: a chapter goes to --chapters "
+                     f"(e.g. --chapters {found.stem}), which replays it with nbval; nothing was run")
+    if not chapter and found.is_file() and found.suffix != ".py":
         parser.error(f"{option} {text} is not a test file (.py): give test files or folders, e.g. --tests "
                      f"{TRAINING_TESTS[0]}; nothing was run")
     full = _from_root(Path(os.path.abspath(found)))
     # as a path from the root, the name the record gives its results (./x and /abs/x are the same file)
     shown = full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else str(full)
     return shown + separator + node
+
+
+def _named(chapter: bool, path: Path | None) -> list[Path]:
+    """The files a --chapters (``chapter``) or --tests entry may name by its name alone: the
+    chapters, or with solutions/ the solutions pages, or the tests/test_*.py files; none where
+    ``path`` is not such a name. With ``path`` None, all of them, for a suggestion."""
+    if path is None:
+        return chapters() + solutions() if chapter else sorted((ROOT / "tests").glob("test_*.py"))
+    if chapter and path.parts[:-1] == ("solutions",):
+        return solutions()
+    if len(path.parts) != 1:
+        return []
+    return chapters() if chapter else sorted((ROOT / "tests").glob("test_*.py"))
 
 
 def _given_test(parser: argparse.ArgumentParser, text: str) -> None:
@@ -226,11 +245,11 @@ def _out_folder(parser: argparse.ArgumentParser, option: str, text: str | None) 
     if not text:  # Path("") would be the current folder
         parser.error(f"{option} is empty (''): give a folder for the copies of the results, e.g. "
                      f"{option} gpu-results, or leave it out; nothing was run")
-    from benchmarks._options import _white_space
+    from benchmarks._options import _not_local, _white_space
     from tools.export_training_subset import _too_long
 
-    problem = _white_space(option, text)
-    if problem:  # OUT=' ' would be a folder named ' ', made only at the very end
+    problem = _not_local(option, text) or _white_space(option, text)
+    if problem:  # OUT=' ' or OUT=gs://b would be a local folder, made only at the very end
         parser.error(f"{problem}; nothing was run")
     problem = _too_long(Path(text))
     if problem:  # pathlib's is_dir() raises on it
@@ -407,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="*", action="extend", help="unit test files to run (default: "
                         f"{' '.join(TRAINING_TESTS)}; --tests alone: none)")
     parser.add_argument("--chapters", nargs="*", action="extend", help="chapters to replay, as files "
-                        "(notebooks/04_fast_training.ipynb) or names (04_fast_training); default: "
-                        "every chapter")
+                        "(notebooks/04_fast_training.ipynb) or names (04_fast_training, "
+                        "solutions/04_fast_training); --chapters left out: every chapter; "
+                        "--chapters alone: none")
     parser.add_argument("--parallel", type=int, default=8, help="pytest processes at a time (one per "
                         "chapter, one for the tests; default 8)")
     parser.add_argument("--test-timeout", type=int, default=150, help="seconds for the tests and replay (default 150)")
@@ -434,10 +454,15 @@ def main(argv: list[str] | None = None) -> int:
                                     for text in (TRAINING_TESTS if args.tests is None else args.tests)))
     for text in args.tests:  # after every file is found, so a missing file is named first
         _given_test(parser, text)
-    args.chapters = [_given_file(parser, "--chapters", text) for text in args.chapters or []]
+    if args.chapters is not None:  # None: left out, every chapter; [] (--chapters alone): none
+        args.chapters = [_given_file(parser, "--chapters", text) for text in args.chapters]
+    if args.chapters == [] and not args.tests and args.no_bench:
+        parser.error("--tests and --chapters given alone and --no-bench leave nothing to run: name "
+                     "test files or chapters (leave --tests or --chapters out for all of them); "
+                     "nothing was run")
     args.out = (_out_folder(parser, "--out", args.out) if args.out is not None
                 else _out_folder(parser, "$OUT", os.environ.get("OUT") or None))
-    earlier = _earlier(parser)
+    earlier = _earlier(parser) if args.tests or args.chapters != [] else None  # else not written
     import torch
 
     if not torch.cuda.is_available():
@@ -457,34 +482,40 @@ def main(argv: list[str] | None = None) -> int:
 
     # One pytest process per chapter (and one for the unit tests), side by side: the GPU and the
     # cores are shared, so each gets a few CPU threads.
-    replay = args.chapters or [p.relative_to(ROOT).as_posix() for p in chapters()]
+    replay = args.chapters if args.chapters is not None else [p.relative_to(ROOT).as_posix()
+                                                               for p in chapters()]
     groups = ({"unit tests": args.tests} if args.tests else {}) | {name: [name] for name in replay}
     jobs = {name: [sys.executable, "-m", "pytest", "-q", "-rfE", "--junitxml", str(work / f"{slug(name)}.xml"),
                    *files] for name, files in groups.items()}
-    threads = str(max(1, (os.cpu_count() or 1) // min(args.parallel, len(jobs))))
-    began = time.perf_counter()
-    outcome = run_jobs(jobs, dict(env, OMP_NUM_THREADS=threads), args.test_timeout, work, args.parallel)
-    record = replay_record([work / f"{slug(name)}.xml" for name in jobs], groups, time.perf_counter() - began,
-                           outcome)
-    ran = record["files"]
-    if ran:
-        record = _with_earlier(record, groups, earlier)
-    text = json.dumps(record, indent=1) + "\n"
-    if not ran:  # a record of nothing would replace the last replay's
-        unwritten = (f"no test file or chapter reported a result, so {REPLAY_RECORD.relative_to(ROOT)} "
-                     "was left as it was")
-        print(f"{unwritten}; the record:\n{text}", end="", flush=True)
+    outcome, unwritten, results = {}, None, []
+    if not jobs:  # --tests and --chapters alone: the benchmark only; the record is left as it was
+        print("no unit tests and no chapters asked for (--tests and --chapters alone): only the "
+              f"benchmark runs; {REPLAY_RECORD.relative_to(ROOT)} is left as it was", flush=True)
     else:
-        unwritten = _write_record(text)
-    print(json.dumps(ran, indent=1), "\nno result:", record["no_result"] or "none", flush=True)
-    kept = sorted(set(record["files"]) - set(ran))
-    if kept and not unwritten:
-        print(f"kept from the earlier {REPLAY_RECORD.relative_to(ROOT)}: {', '.join(kept)}", flush=True)
-    for name in sorted(set(ran) & set(record.get("some_tests", {}))):  # not the whole file's counts
-        tests = ", ".join(record["some_tests"][name])
-        print(f"only some tests of {name} ran ({tests}): the record and the execution report say so",
-              flush=True)
-    results = [] if unwritten else [REPLAY_RECORD]
+        threads = str(max(1, (os.cpu_count() or 1) // min(args.parallel, len(jobs))))
+        began = time.perf_counter()
+        outcome = run_jobs(jobs, dict(env, OMP_NUM_THREADS=threads), args.test_timeout, work, args.parallel)
+        record = replay_record([work / f"{slug(name)}.xml" for name in jobs], groups, time.perf_counter() - began,
+                               outcome)
+        ran = record["files"]
+        if ran:
+            record = _with_earlier(record, groups, earlier)
+        text = json.dumps(record, indent=1) + "\n"
+        if not ran:  # a record of nothing would replace the last replay's
+            unwritten = (f"no test file or chapter reported a result, so {REPLAY_RECORD.relative_to(ROOT)} "
+                         "was left as it was")
+            print(f"{unwritten}; the record:\n{text}", end="", flush=True)
+        else:
+            unwritten = _write_record(text)
+        print(json.dumps(ran, indent=1), "\nno result:", record["no_result"] or "none", flush=True)
+        kept = sorted(set(record["files"]) - set(ran))
+        if kept and not unwritten:
+            print(f"kept from the earlier {REPLAY_RECORD.relative_to(ROOT)}: {', '.join(kept)}", flush=True)
+        for name in sorted(set(ran) & set(record.get("some_tests", {}))):  # not the whole file's counts
+            tests = ", ".join(record["some_tests"][name])
+            print(f"only some tests of {name} ran ({tests}): the record and the execution report say so",
+                  flush=True)
+        results = [] if unwritten else [REPLAY_RECORD]
 
     bench = 0
     if not args.no_bench:  # after the tests, alone on the GPU
