@@ -2776,20 +2776,27 @@ def _set_random_states(device, states):
         sys.modules["numpy"].random.set_state(numpy_state)
 
 
-def _int16_run(batch_transform, images, seed, before):
-    """``batch_transform`` once more on ``images`` (int16), drawing the random numbers it drew
-    from ``before``; None if it refuses them or returns no integer tensor. The random generators
-    end as the first run left them."""
+def _rerun(batch_transform, images, seed, before, watch=None):
+    """``batch_transform`` once more on ``images``, drawing the random numbers it drew from
+    ``before`` (under ``watch``, a TorchFunctionMode, if given): ``(True, output)``, or
+    ``(False, None)`` if it raises. The random generators end as the first run left them."""
     after = _random_states(images.device)
     try:
         _set_random_states(images.device, before)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), watch or contextlib.nullcontext():
             warnings.simplefilter("ignore")
-            wide = batch_transform(images, torch.Generator(device=images.device).manual_seed(seed))
+            return True, batch_transform(
+                images, torch.Generator(device=images.device).manual_seed(seed))
     except Exception:
-        return None
+        return False, None
     finally:
         _set_random_states(images.device, after)
+
+
+def _int16_run(batch_transform, images, seed, before):
+    """``batch_transform`` once more on ``images`` (int16), drawing the same random numbers;
+    None if it refuses them or returns no integer tensor."""
+    _, wide = _rerun(batch_transform, images, seed, before)
     if not isinstance(wide, torch.Tensor) or wide.is_floating_point() or wide.is_complex():
         return None
     return wide
@@ -2878,17 +2885,8 @@ def _check_no_wrapping_cast(batch_transform, source, out, seed, before):
     """A transform that casts to uint8 itself returns uint8 from int16 images too, so the int16
     run cannot see a wrap: it runs once more on the same uint8 images, watching its casts."""
     watch = _CastsToUint8()
-    after = _random_states(source.device)
-    try:
-        _set_random_states(source.device, before)
-        with warnings.catch_warnings(), watch:
-            warnings.simplefilter("ignore")
-            batch_transform(source.clone(), torch.Generator(device=source.device).manual_seed(seed))
-    except Exception:
-        return
-    finally:
-        _set_random_states(source.device, after)
-    if watch.count:
+    ran, _ = _rerun(batch_transform, source.clone(), seed, before, watch)
+    if ran and watch.count:
         wrapped, value = watch.example
         raise ValueError(f"batch_transform wraps pixels past 0-255: it casts to uint8 "
                          f"{watch.count} value{'s' * (watch.count != 1)} outside 0-255 for the "
