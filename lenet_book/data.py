@@ -668,6 +668,8 @@ def _problem(path: Path, spec: IdxFile) -> str | None:
         if _md5(path) != spec.md5:
             return (f"{path} has the right size but its MD5 sum is not the published "
                     f"{spec.md5}: its contents are damaged or altered.")
+    except FileNotFoundError:  # removed between the stat and the read (by another run?)
+        return _dangling_link(path) or f"{path} is missing."
     except PermissionError:
         return (f"{path} cannot be read: no permission for this user "
                 f"(as its owner: chmod a+r {path}).")

@@ -16658,6 +16658,26 @@ def test_33_prepares_and_chapters_at_once_on_one_root_all_succeed(tmp_path, monk
     data.check_fashion_mnist(root)
 
 
+def test_33_a_file_removed_while_it_is_checked_is_called_missing(tmp_path, monkeypatch):
+    """Before: a file another run removed between its stat and its read was said to 'cannot be
+    read (No such file or directory)', which the advice for a missing file did not cover."""
+    _tiny(tmp_path / "src", monkeypatch)
+    data.prepare_fashion_mnist(tmp_path / "src", tmp_path / "root")
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    real_open = open
+
+    def open_after_removal(path, *args, **kwargs):
+        if Path(path).parent == raw and Path(path).name == data.FILES[0].name:
+            os.unlink(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", open_after_removal, raising=False)
+    with pytest.raises(FashionMNISTError) as refused:
+        data.check_fashion_mnist(tmp_path / "root")
+    assert f"{raw / data.FILES[0].name} is missing." in str(refused.value)
+    assert "cannot be read" not in str(refused.value)
+
+
 def test_33_a_held_folder_is_not_removed_by_a_failed_run(tmp_path):
     """The lock itself: a folder another run holds stays; once let go, an empty one goes."""
     raw = tmp_path / "r" / "FashionMNIST" / "raw"
