@@ -1616,6 +1616,9 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if images.device != train_data[0].device:
             raise ValueError(f"{name} is on {images.device} but train_data on "
                              f"{train_data[0].device}; move every split to one device")
+        if name != "train_data" and not {"train", "fit"} & set(re.findall("[a-z]+", name.lower())) \
+                and "train" not in name.lower():  # 'train_eval', 'fit': on purpose
+            _check_not_trained_on(name, images, train_data[0])
     for name, (images, labels) in splits.items():
         # train's batches, and evaluate's (its default batch_size) for the eval sets
         one = (_batch_of_one(len(labels), batch_size) if name == "train_data"
@@ -1681,6 +1684,42 @@ def _check_kept_size(net, images, transformed):
                          "size and scored on another; keep the size (crop after padding, as "
                          "recipes.random_crop_flip does), or give eval sets of the size it "
                          "returns")
+
+
+def _check_not_trained_on(name, images, train_images):
+    """An eval set holding some of the training images themselves (a slice of them, e.g. the
+    second half of split_validation given beside the whole training set) is scored on images the
+    network trains on: its accuracy would be partly training accuracy. A set named for the
+    training images ('train_eval', 'fit') scores them on purpose: not looked at."""
+    shared = _shared_images(images, train_images)
+    if shared:
+        called = _CALLED.get()
+        if called is not None and "eval_sets" not in inspect.signature(called).parameters:
+            name = "test_data"  # train_fast's, in the words of the call the learner wrote
+        raise ValueError(f"{name} holds {shared:,} of train_data's own images (the same memory: "
+                         "a slice of it), so its accuracy would be partly accuracy on images the "
+                         "network trains on; train on the rest: fit_data, valid_data = "
+                         "split_validation(train_data), then train(net, fit_data, "
+                         "{'valid': valid_data}, ...) (to score training images on purpose, "
+                         "name the set so, e.g. {'train_eval': ...})")
+
+
+def _shared_images(images, train_images):
+    """How many of ``images`` are images of ``train_images`` itself: the same memory, laid out
+    alike, starting at one of its images (0 for separate tensors, or for the halves of one
+    tensor, even interleaved ones such as x[::2] and x[1::2])."""
+    if (images.untyped_storage().data_ptr() != train_images.untyped_storage().data_ptr()
+            or images.dtype != train_images.dtype or images.numel() == 0
+            or train_images.numel() == 0 or images.shape[1:] != train_images.shape[1:]
+            or images.stride()[1:] != train_images.stride()[1:]):
+        return 0
+
+    def starts(tensor):
+        return {tensor.storage_offset() + i * tensor.stride(0) for i in range(len(tensor))}
+
+    train_starts = starts(train_images)
+    return sum(tensor_start in train_starts for tensor_start in
+               (images.storage_offset() + i * images.stride(0) for i in range(len(images))))
 
 
 def _check_training_data(images, labels):

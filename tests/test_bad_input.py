@@ -5634,7 +5634,7 @@ def test_28_a_predict_rule_that_picks_the_largest_penalty_is_refused(where, pred
     images, labels = tiny_data(16)
     before = weights(net)
     calls = {
-        "train": lambda: train(net, (images, labels), {"valid": (images, labels)},
+        "train": lambda: train(net, (images, labels), {"valid": tiny_data(16, seed=1)},
                                **{**options, "predict": predict}),
         "evaluate": lambda: evaluate(net, images, labels, predict=predict),
         "train_step": lambda: train_step(net, torch.optim.SGD(net.parameters(), lr=0.005),
@@ -8755,7 +8755,7 @@ def test_31_a_forward_ending_in_squeeze_trains_and_scores_when_no_batch_holds_on
     images, labels = tiny_data(32)
     torch.manual_seed(0)
     net = _Squeezed()
-    history, _ = train(net, (images, labels), {"valid": (images, labels)}, num_epochs=1,
+    history, _ = train(net, (images, labels), {"valid": tiny_data(32, seed=1)}, num_epochs=1,
                        batch_size=16)
     assert math.isfinite(history[0]["loss"]) and "valid_acc" in history[0]
     assert 0 <= evaluate(net, images, labels) <= 1
@@ -10786,7 +10786,7 @@ def test_32_a_sweep_of_batch_sizes_with_train_fused_in_one_session_keeps_working
         for batch_size in (6, 14, 20):  # full and last batches: (6, 4), (14, 8), (20, 4)
             net = models.init_xavier(models.lenet())
             before = weights(net)
-            history, _ = fused.train_fused(net, (images, labels), (images[:16], labels[:16]),
+            history, _ = fused.train_fused(net, (images, labels), tiny_data(16, seed=1),
                                            num_epochs=1, batch_size=batch_size,
                                            cuda_graph=False, backend="eager")
             assert math.isfinite(history[0]["loss"])
@@ -11493,7 +11493,7 @@ def test_33_paper_input_takes_unit_symmetric_and_standardised_images(scale):
 def test_33_the_1998_network_still_trains_and_evaluates_from_uint8_images():
     images, labels = tiny_data(16)
     net, options = recipes.build(recipes.ORIGINAL)
-    history, _ = train(net, (images, labels), {"test": (images, labels)},
+    history, _ = train(net, (images, labels), {"test": tiny_data(16, seed=1)},
                        **{**options, "num_epochs": 1, "batch_size": 8})
     assert 0 <= history[0]["test_acc"] <= 1
 
@@ -13575,7 +13575,7 @@ def test_33_train_step_refuses_a_batch_norm_network_left_in_eval_mode():
     net, options = recipes.build({**recipes.TEXT, "batch_norm": True, "activation": "relu", "lr": 0.1,
                                   "num_epochs": 1, "batch_size": 10}, seed=0)
     images, labels = tiny_data()
-    train(net, (images, labels), {"valid": (images[:10], labels[:10])}, **options)
+    train(net, (images, labels), {"valid": tiny_data(10, seed=1)}, **options)
     assert not net.training
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     before = weights(net)
@@ -13701,7 +13701,7 @@ def test_33_the_1998_network_still_trains_and_evaluates_with_its_rule():
     """A valid use: train and evaluate with original.predict at every step."""
     images, labels = tiny_data(32)
     net, options = recipes.build(recipes.ORIGINAL, seed=0)
-    history, _ = train(net, (images, labels), {"test": (images, labels)},
+    history, _ = train(net, (images, labels), {"test": tiny_data(32, seed=1)},
                        **{**options, "num_epochs": 1, "batch_size": 16})
     assert 0 <= history[0]["test_acc"] <= 1
 
@@ -17019,7 +17019,7 @@ def test_33_a_missing_key_of_the_record_in_on_epoch_lists_the_keys_and_says_trai
     """It was a bare KeyError: 'val_acc' after the epoch had trained the network in place."""
     X, y = tiny_data()
     with pytest.raises(KeyError) as error:
-        train(models.lenet(), (X, y), {"valid": (X, y)}, num_epochs=2, batch_size=10,
+        train(models.lenet(), (X, y), {"valid": tiny_data(seed=1)}, num_epochs=2, batch_size=10,
               on_epoch=lambda r: print(r["val_acc"]))
     message = str(error.value)
     assert "record['val_acc']" in message and "epoch, loss, train_acc, valid_acc" in message
@@ -17207,7 +17207,7 @@ def test_33_bf16_layers_on_the_texts_sequential_lenet_still_train():
         assert math.isfinite(loss.item()) and not torch.equal(before, net[3].weight)
     torch.manual_seed(0)  # chapter 4's exercise: train_fused with bf16_layers on fast.lenet()
     history, _ = fused.train_fused(fast.init_xavier(fast.lenet()), (images, labels),
-                                   (images, labels), num_epochs=1, batch_size=32,
+                                   tiny_data(64, seed=1), num_epochs=1, batch_size=32,
                                    cuda_graph=False, backend="eager", channels_last=True,
                                    bf16_layers=("0", "3"))
     assert math.isfinite(history[0]["loss"])
@@ -17218,7 +17218,7 @@ def test_33_networks_with_their_own_forward_still_train_fused_without_bf16_layer
     for net in (OwnLeNet(), Scaled()):
         torch.manual_seed(0)
         net = fast.init_xavier(net)
-        history, _ = fused.train_fused(net, (images, labels), (images, labels), num_epochs=1,
+        history, _ = fused.train_fused(net, (images, labels), tiny_data(64, seed=1), num_epochs=1,
                                        batch_size=32, cuda_graph=False, backend="eager")
         assert math.isfinite(history[0]["loss"])
     scaled = fast.init_xavier(Scaled())
@@ -17723,14 +17723,14 @@ def test_33_gpu_check_takes_a_test_that_is_in_its_file_up_to_the_gpu_check(monke
                                              ("train_acc", "train_eval"), ("_acc", "valid")])
 def test_33_an_eval_set_named_as_its_history_key_or_with_spaces_is_refused(name, suggested):
     """'val_acc' was scored as val_acc_acc, 'test ' as 'test _acc': h[-1]['val_acc'] then failed."""
-    data = tiny_data(32)
+    data, held_out = tiny_data(32), tiny_data(32, seed=1)
     net = models.lenet()
     before = weights(net)
     message = refused_by_lenet_book(ValueError, rf"eval_sets\[{re.escape(repr(name))}\] would be scored as",
-                                    lambda: train(net, data, {name: data}, num_epochs=1, batch_size=16))
+                                    lambda: train(net, data, {name: held_out}, num_epochs=1, batch_size=16))
     assert f"name it {suggested!r}" in message
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    history, _ = train(models.lenet(), data, {suggested: data}, num_epochs=1, batch_size=16)
+    history, _ = train(models.lenet(), data, {suggested: held_out}, num_epochs=1, batch_size=16)
     assert f"{suggested}_acc" in history[-1]
 
 
@@ -17869,7 +17869,7 @@ def test_33_a_hook_collecting_activations_sees_only_training_and_scoring_passes(
     net, outputs = Net(), []
     net.net[0].register_forward_hook(lambda module, inputs, output: outputs.append(output))
     X, y = tiny_data()
-    train(net, (X, y), {"valid": (X[:10], y[:10])}, num_epochs=1, batch_size=10)
+    train(net, (X, y), {"valid": tiny_data(10, seed=1)}, num_epochs=1, batch_size=10)
     assert [tuple(o.shape) for o in outputs] == [(10, 6, 28, 28)] * 3  # 2 steps, 1 scoring
     outputs.clear()
     evaluate(net, X[:10], y[:10])
@@ -18056,7 +18056,8 @@ def test_33_buffers_that_start_infinite_on_purpose_train_and_score():
             return self.net(x) + self.mask
 
     X, y = tiny_data()
-    history = train(Masked(), (X, y), {"valid": (X, y % 9)}, num_epochs=1, batch_size=10,
+    history = train(Masked(), (X, y), {"valid": (tiny_data(seed=1)[0], y % 9)}, num_epochs=1,
+                    batch_size=10,
                     loss_fn=lambda scores, labels: F.cross_entropy(scores, labels % 9))[0]
     assert math.isfinite(history[0]["loss"]) and 0 <= history[0]["valid_acc"] <= 1
 
@@ -19621,10 +19622,43 @@ def test_33_a_head_of_zero_weights_and_a_positive_bias_is_not_taken_for_clipped_
     assert math.isfinite(history[0]["loss"])
 
 
+@pytest.mark.parametrize("call", ["train", "train_fast"])
+def test_33_an_eval_set_that_is_a_slice_of_the_training_images_is_refused(call):
+    """Before: train(net, train_data, {'valid': valid_data}) with valid_data a slice of
+    train_data scored the network partly on images it trained on, without a word."""
+    train_data = tiny_data(40)
+    _, valid_data = split_validation(train_data, 10)
+    net = models.lenet()
+    before = weights(net)
+    if call == "train":
+        message = refused_by_lenet_book(
+            ValueError, "eval_sets\\['valid'\\] holds 10 of train_data's own images",
+            lambda: train(net, train_data, {"valid": valid_data}, num_epochs=1, batch_size=10))
+    else:
+        message = refused_by_lenet_book(
+            ValueError, "test_data holds 10 of train_data's own images",
+            lambda: fast.train_fast(net, train_data, valid_data, num_epochs=1, batch_size=10))
+    assert "fit_data, valid_data = split_validation(train_data)" in message, message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
 def test_33_the_two_halves_of_split_validation_train_and_score_apart():
-    fit_data, valid_data = split_validation(tiny_data(40), 10)
+    train_data = tiny_data(40)
+    fit_data, valid_data = split_validation(train_data, 10)
     history = train(models.lenet(), fit_data, {"valid": valid_data}, num_epochs=1,
                     batch_size=10)[0]
+    assert math.isfinite(history[0]["valid_acc"])
+    # training images scored on purpose, under a name that says so
+    history = train(models.lenet(), train_data, {"train_eval": valid_data}, num_epochs=1,
+                    batch_size=10)[0]
+    assert math.isfinite(history[0]["train_eval_acc"])
+
+
+def test_33_interleaved_halves_of_one_tensor_are_separate_images():
+    """x[::2] and x[1::2] share memory but no image: trained and scored apart, not refused."""
+    images, labels = tiny_data(40)
+    history = train(models.lenet(), (images[::2], labels[::2]),
+                    {"valid": (images[1::2], labels[1::2])}, num_epochs=1, batch_size=10)[0]
     assert math.isfinite(history[0]["valid_acc"])
 
 

@@ -93,7 +93,8 @@ def test_train_fast_counts_every_example_including_the_last_partial_batch():
     seen = []
     net = lenet()
     net[0].register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
-    history, seconds = train_fast(net, (images, labels), (images, labels), num_epochs=2, batch_size=4)
+    test_images = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8, generator=generator)
+    history, seconds = train_fast(net, (images, labels), (test_images, labels), num_epochs=2, batch_size=4)
     # the argument checks may look at one batch before training (lenet_book.checks): count after
     assert seen[-8:] == [4, 4, 2, 10] * 2, "three training batches, then one evaluation pass, per epoch"
     assert len(seen) - 8 <= 1, f"more than one forward pass before training: {seen}"

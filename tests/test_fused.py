@@ -120,11 +120,12 @@ def test_train_fused_gives_train_fasts_history_on_cpu():
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.arange(10)
+    test_data = (torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8, generator=generator), labels)
     torch.manual_seed(0)
     fast_net = init_xavier(lenet())
     fused_net = copy.deepcopy(fast_net)
-    fast_history, _ = train_fast(fast_net, (images, labels), (images, labels), num_epochs=2, batch_size=4)
-    fused_history, seconds = train_fused(fused_net, (images, labels), (images, labels), num_epochs=2,
+    fast_history, _ = train_fast(fast_net, (images, labels), test_data, num_epochs=2, batch_size=4)
+    fused_history, seconds = train_fused(fused_net, (images, labels), test_data, num_epochs=2,
                                          batch_size=4, cuda_graph=False, backend=CPU_BACKEND)
     assert seconds > 0 and fused_history[0]["setup_seconds"] > 0
     for fast, fused in zip(fast_history, fused_history, strict=True):
@@ -141,8 +142,9 @@ def test_bad_input_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="one per image"):
         FusedStep(net, torch.zeros(8, 28, 28, dtype=torch.uint8), torch.zeros(7, dtype=torch.int64))
     data = (torch.zeros(8, 28, 28, dtype=torch.uint8), torch.zeros(8, dtype=torch.int64))
+    test_data = (torch.zeros(8, 28, 28, dtype=torch.uint8), torch.zeros(8, dtype=torch.int64))
     with pytest.raises(ValueError, match="cuda_graph=True needs the data on a CUDA device"):
-        train_fused(net, data, data, num_epochs=1, cuda_graph=True)
+        train_fused(net, data, test_data, num_epochs=1, cuda_graph=True)
 
 
 @needs_cuda
