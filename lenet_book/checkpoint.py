@@ -1466,6 +1466,28 @@ def _retrain(network: list[list[str]]) -> str:
     return "retrain the network and save it again with save_checkpoint"
 
 
+def _renaming_words(path, stored, expected, network, here) -> tuple[str, str] | None:
+    """What happened and how to load it when the file holds this network's layers (the same
+    types and settings, in the same order) and tensors (the same shapes, in the same order),
+    under other names (a Sequential built with names of its own, or the layers renamed)."""
+    def layers(description):
+        return [_computing(entry)[1:] for entry in _leaves(description)]
+
+    if (len(stored) != len(expected) or layers(network) != layers(here)
+            or [shape for _, shape in stored] != [shape for _, shape in expected]):
+        return None
+    pairs = [(theirs, mine) for (theirs, _), (mine, _) in zip(stored, expected) if theirs != mine]
+    example = ", ".join(f"{theirs} is {mine} here" for theirs, mine in pairs[:2])
+    return (f"holds this network's layers (the same types and settings, in the same order) and "
+            f"tensors of the same shapes, under other names ({example}"
+            f"{', and so on' if len(pairs) > 2 else ''}): its layers were named otherwise when "
+            "it was saved",
+            "name the layers as the file does, or copy the weights in their order: "
+            f"file = torch.load({str(path)!r}, weights_only=True)['state_dict']; "
+            "net.load_state_dict(dict(zip(net.state_dict(), file.values()))), then "
+            f"save_checkpoint(net, {_unused_path(path)}) to load it by name from then on")
+
+
 def _trained_with(network: list[list[str]]) -> str:
     """"load it into the network it was trained with", naming it where the file's layers are
     those of models.lenet, models.modern_lenet or original.original_lenet."""
@@ -1769,6 +1791,9 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
         inserted = _insertion_words(_comparable(network, here), here)  # e.g. batch norm
         if inserted:
             raise _refuse(path, *inserted)
+        renamed = _renaming_words(path, stored, expected, network, here)
+        if renamed:
+            raise _refuse(path, *renamed)
         raise _refuse(path, "was saved from a network of another architecture:\n"
                       + _differences(stored, expected),
                       f"{_trained_with(network)}, or {_retrain(network)}")

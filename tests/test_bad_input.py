@@ -20168,3 +20168,42 @@ def test_33_execution_report_of_a_whole_replay_keeps_its_sentence(tmp_path, monk
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def _renamed_lenet(make=models.lenet):
+    """The network ``make`` builds, its layers named layer0, layer1, ... instead of 0, 1, ..."""
+    renamed = torch.nn.Sequential()
+    for index, layer in enumerate(make()):
+        renamed.add_module(f"layer{index}", layer)
+    return renamed
+
+
+def test_33_a_checkpoint_of_the_same_layers_under_other_names_says_so_and_its_fix_loads_it(
+        tmp_path):
+    """Before: 'saved from a network of another architecture', listing twenty missing tensors,
+    for the text's LeNet built with names of its own."""
+    torch.manual_seed(0)
+    saved = models.lenet()
+    path = checkpoint.save_checkpoint(saved, tmp_path / "lenet.pt")
+    net = _renamed_lenet()
+    message = refused_by_lenet_book(
+        checkpoint.CheckpointError, r"holds this network's layers .* under other names "
+        r"\(0.weight is layer0.weight here, 0.bias is layer0.bias here, and so on\)",
+        lambda: checkpoint.load_checkpoint(net, path))
+    assert "another architecture" not in message
+    fix = message.split("copy the weights in their order: ")[1].split(", then save_checkpoint")[0]
+    exec(fix, {"torch": torch, "net": net})  # the advice, as written
+    images = tiny_data(4)[0][:, None].float() / 255
+    assert torch.equal(net(images), saved(images))
+
+
+def test_33_other_layers_under_other_names_are_another_architecture(tmp_path):
+    """Renamed tensors of the same shapes, but ReLU and max pooling where the file has sigmoid
+    and average pooling: copying by position would load other layers, so not offered."""
+    path = checkpoint.save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    message = refused_by_lenet_book(
+        checkpoint.CheckpointError, "another architecture",
+        lambda: checkpoint.load_checkpoint(
+            _renamed_lenet(lambda: models.modern_lenet(activation=torch.nn.ReLU,
+                                                       pool=torch.nn.MaxPool2d)), path))
+    assert "in their order" not in message
