@@ -38,7 +38,13 @@ import torch
 from torch import nn
 
 from lenet_book._grammar import _a_kind
-from lenet_book.checks import _remember_trained, _trained_towards, check_flags, check_layers_built
+from lenet_book.checks import (
+    _remember_trained,
+    _trained_towards,
+    at_the_door,
+    check_flags,
+    check_layers_built,
+)
 from lenet_book.data import (
     FILES,
     _another_users_file,
@@ -1838,3 +1844,8 @@ def load_checkpoint(net: nn.Module, path: str | os.PathLike) -> nn.Module:
     trained = record.get("trained_towards")
     _remember_trained(net, trained if trained in ("largest", "smallest") else None)
     return given
+
+
+# the arguments checked first (a path alone, a misspelt keyword), as the chapters' other functions
+save_checkpoint = at_the_door(save_checkpoint)
+load_checkpoint = at_the_door(load_checkpoint)

@@ -24,6 +24,7 @@ import importlib.util
 import inspect
 import math
 import numbers
+import os
 import random
 import re
 import sys
@@ -844,7 +845,11 @@ def check_layers_built(net, doing):
                          f"({', '.join(lazy)}; PyTorch sizes them at the first forward pass), "
                          f"so it cannot {doing} yet; run one batch through it first, e.g. "
                          "net(torch.zeros(1, 1, 28, 28)), or give the layers their sizes "
-                         "(nn.Linear(400, 10) for nn.LazyLinear(10))")
+                         "(nn.Linear(400, 10) for nn.LazyLinear(10))"
+                         + ("; then give it the recipe's start, models.init_xavier(net) (the "
+                            "lazy layers' own start is PyTorch's default, which chapter 3 shows "
+                            "learning little with sigmoid), and train it"
+                            if doing == "be trained" else ""))
 
 
 def _check_values(net):
@@ -3245,12 +3250,29 @@ def _call_problem(function, signature, args, kwargs):
     name = function.__name__
     hints = []
     parameters = [p for p in signature.parameters if p not in ("args", "kwargs")]
+    recipe_keys = _recipe_options_given(parameters, signature, kwargs)
+    if recipe_keys:
+        options = "is an option" if len(recipe_keys) == 1 else "are options"
+        hints.append(f"{', '.join(recipe_keys)} {options} of a recipe, not of {name}: build "
+                     "the network and train's options from the recipe, net, options = "
+                     "recipes.build(recipe, seed=0), then "
+                     "train(net, train_data, {'valid': valid_data}, **options).")
     for key in kwargs:
-        if key not in signature.parameters:
+        if key not in signature.parameters and key not in recipe_keys:
             hint = _keyword_hint(name, parameters, key, kwargs[key])
             if hint:
                 hints.append(hint)
     names = list(signature.parameters)
+    if names[:2] == ["net", "path"] and (
+            (len(args) == 1 and isinstance(args[0], (str, os.PathLike)) and "path" not in kwargs)
+            or (not args and "net" not in kwargs and "path" in kwargs)):
+        what = ("loads the weights into a network you build first" if name == "load_checkpoint"
+                else "saves the network given first")
+        call = ("net = load_checkpoint(models.lenet(), path) for the text's LeNet (the network "
+                "the file holds; chapter 6's: net, _ = recipes.build(recipe), then "
+                "load_checkpoint(net, path))" if name == "load_checkpoint"
+                else "save_checkpoint(net, path)")
+        hints.append(f"{name} {what}, and only the path was given: {call}.")
     for index, value in enumerate(args[:len(names) - 1]):
         if (names[index:index + 2] == ["images", "labels"] and isinstance(value, (tuple, list))
                 and len(value) == 2):
@@ -3285,6 +3307,39 @@ _KEYWORD_ALIASES = {
 }
 
 
+def _recipe_options_given(parameters, signature, kwargs):
+    """The keywords of a recipe (recipes.OPTIONS: 'network', 'activation', 'augment', ...) given
+    to a training function that does not take them, e.g. train(net, data, **recipe)."""
+    if "num_epochs" not in parameters:
+        return []
+    from lenet_book.recipes import OPTIONS
+
+    return [key for key in kwargs if key in OPTIONS and key not in signature.parameters
+            and not callable(kwargs[key])]
+
+
+# Parameters that take a function, and what a learner's flag or name there should be instead
+_TAKES_A_FUNCTION = {
+    "batch_transform": "a function (images, generator) -> images, e.g. "
+                       "batch_transform=recipes.random_crop_flip (what a recipe's 'augment': True "
+                       "uses)",
+    "scheduler": "a function (optimizer, epochs, steps_per_epoch) -> a scheduler",
+    "on_epoch": "a function of the epoch's record",
+    "loss_fn": "a function (scores, labels) -> loss",
+    "predict": "a function (scores) -> labels",
+}
+
+# Keywords of torch's loading and saving that the checkpoint functions do without
+_CHECKPOINT_KEYWORDS = {
+    "map_location": "load_checkpoint copies the weights into the network where it is: move the "
+                    "network first, net.to(device), then load",
+    "strict": "load_checkpoint loads only a checkpoint of this very network; to copy matching "
+              "tensors of another one, net.load_state_dict(torch.load(path, weights_only=True)"
+              "['state_dict'], strict=False)",
+    "weights_only": "load_checkpoint reads weights only, always",
+}
+
+
 def _keyword_hint(name, parameters, key, value):
     """How to write the keyword ``key=value`` that the function ``name`` does not take: the
     parameter it means (by the aliases, else by its spelling), or the function that takes it;
@@ -3302,10 +3357,15 @@ def _keyword_hint(name, parameters, key, value):
         split = "test" if key.startswith("test") else "valid"
         return (f"did you mean eval_sets={{{split!r}: (images, labels)}}? ({name} scores each "
                 f"split of eval_sets after every epoch, as {split}_acc)")
+    if meant in _TAKES_A_FUNCTION and not callable(value):
+        return (f"did you mean {meant}=...? {meant} takes {_TAKES_A_FUNCTION[meant]}, not "
+                f"{_brief(value)}.")
     if meant is not None:
         brief = _brief(value)
         shown = "..." if brief.startswith(("a ", "an ")) else brief
         return f"did you mean {meant}={shown}?"
+    if key in _CHECKPOINT_KEYWORDS and name in ("load_checkpoint", "save_checkpoint"):
+        return _CHECKPOINT_KEYWORDS[key] + "."
     if name != "train" and "test_data" in parameters:
         from lenet_book.train import train
 

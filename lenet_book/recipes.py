@@ -351,6 +351,12 @@ def paired_test(before, after):
         if not runs:
             raise ValueError(f"{name} has no runs: it must map at least 2 seeds to accuracies")
         for seed, accuracy in runs.items():
+            if (isinstance(accuracy, numbers.Real) and not isinstance(accuracy, bool)
+                    and 1 < accuracy <= 100):
+                raise ValueError(f"{name}'s accuracy for seed {seed!r} must be a fraction in "
+                                 f"[0, 1], got {accuracy!r}, which looks like a percentage: give "
+                                 f"fractions ({accuracy!r} -> {accuracy / 100:g}), e.g. "
+                                 f"{{seed: a / 100 for seed, a in {name}.items()}}")
             check_number(f"{name}'s accuracy for seed {seed!r}", accuracy, 0.0, 1.0,
                          low_open=False)
     if before.keys() != after.keys():

@@ -20207,3 +20207,100 @@ def test_33_other_layers_under_other_names_are_another_architecture(tmp_path):
             _renamed_lenet(lambda: models.modern_lenet(activation=torch.nn.ReLU,
                                                        pool=torch.nn.MaxPool2d)), path))
     assert "in their order" not in message
+
+
+# --- thirty-first probe, the API half ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["path alone", "path by name", "save path alone"])
+def test_33_a_checkpoint_function_given_only_the_path_says_to_build_the_network(tmp_path, call):
+    """Before: load_checkpoint(path), written like torch.load(path), was told Python's
+    "missing 1 required positional argument: 'path'", though the path was given."""
+    path = checkpoint.save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    calls = {"path alone": lambda: checkpoint.load_checkpoint(path),
+             "path by name": lambda: checkpoint.load_checkpoint(path=path),
+             "save path alone": lambda: checkpoint.save_checkpoint(path)}
+    message = refused_by_lenet_book(TypeError, "only the path was given", calls[call])
+    assert ("load_checkpoint(models.lenet(), path)" in message if call != "save path alone"
+            else "save_checkpoint(net, path)" in message)
+
+
+@pytest.mark.parametrize("keyword, hint", [
+    ("overwite", r"did you mean overwrite=True\?"),
+    ("map_location", r"move the network first, net.to\(device\)"),
+    ("strict", r"load_state_dict\(torch.load\(path, weights_only=True\)\['state_dict'\], "
+               r"strict=False\)")])
+def test_33_the_checkpoint_functions_name_the_keyword_meant(tmp_path, keyword, hint):
+    """Before: Python's bare 'unexpected keyword argument', with no word on what to write."""
+    path = checkpoint.save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
+    if keyword == "overwite":
+        call = lambda: checkpoint.save_checkpoint(models.lenet(), path, overwite=True)  # noqa: E731
+    else:
+        call = lambda: checkpoint.load_checkpoint(  # noqa: E731
+            models.lenet(), path, **{keyword: "cpu" if keyword == "map_location" else False})
+    refused_by_lenet_book(TypeError, hint, call)
+
+
+@pytest.mark.parametrize("call", ["train", "train_fast"])
+def test_33_a_recipe_given_to_a_training_function_is_told_to_go_through_build(call):
+    """Before: train(net, data, **recipe) was told "did you mean net='lenet'?", a wrong fix."""
+    images, labels = tiny_data(8)
+    net = models.lenet()
+    before = weights(net)
+    recipe = dict(recipes.TEXT, activation="relu", pool="max")  # exercise 3.1's recipe
+    given = {"train": lambda: train(net, (images, labels), **recipe),
+             "train_fast": lambda: fast.train_fast(net, (images, labels), tiny_data(8, seed=1),
+                                                   **recipe)}[call]
+    message = refused_by_lenet_book(
+        TypeError, "network, activation, pool are options of a recipe, not of " + call, given)
+    assert "net, options = recipes.build(recipe, seed=0)" in message
+    assert "net='lenet'" not in message
+    assert unchanged(net, before)
+
+
+@pytest.mark.parametrize("keyword, value, said", [
+    ("augment", True, "augment is an option of a recipe"),
+    ("batch_norm", True, "batch_norm is an option of a recipe"),
+    ("transform", True, r"did you mean batch_transform=\.\.\.\? batch_transform takes a function "
+                        r"\(images, generator\) -> images, e.g. batch_transform="
+                        r"recipes.random_crop_flip .*, not True"),
+    ("lr_scheduler", True, r"did you mean scheduler=\.\.\.\? scheduler takes a function"),
+    ("augment", recipes.random_crop_flip, "did you mean batch_transform=random_crop_flip")])
+def test_33_a_flag_for_a_function_parameter_is_not_echoed_as_the_fix(keyword, value, said):
+    """Before: augment=True, transform=True and batch_norm=True were all told "did you mean
+    batch_transform=True?", which is no valid call (it takes a function)."""
+    message = refused_by_lenet_book(
+        TypeError, said, lambda: train(models.lenet(), tiny_data(8), **{keyword: value}))
+    assert "batch_transform=True" not in message
+
+
+def test_33_the_lazy_network_advice_for_training_adds_the_recipe_s_start():
+    """Before: 'run one batch through it first', followed, trained from PyTorch's default
+    weights, the start chapter 3 shows learns little."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    message = refused_by_lenet_book(ValueError, "run one batch through it first",
+                                    lambda: train(net, tiny_data(8), num_epochs=1, batch_size=4))
+    assert "models.init_xavier(net)" in message
+    net(torch.zeros(1, 1, 28, 28))  # the advice, followed
+    models.init_xavier(net)
+    assert math.isfinite(train(net, tiny_data(8), num_epochs=1, batch_size=4)[0][0]["loss"])
+
+
+def test_33_percentages_given_to_a_paired_test_are_told_to_be_fractions():
+    """Before: 'must be a finite number in [0, 1], got 81.2', with no fix, where summarize had
+    taken the same numbers a cell earlier."""
+    for call in (recipes.paired_test, recipes.keep_change):
+        message = refused_by_lenet_book(
+            ValueError, r"before's accuracy for seed 0 .* got 81.2, which looks like a percentage",
+            lambda: call({0: 81.2, 1: 80.9}, {0: 82.0, 1: 81.5}))
+        assert "81.2 -> 0.812" in message
+    assert recipes.paired_test({0: 0.812, 1: 0.809}, {0: 0.82, 1: 0.815})["n"] == 2
+
+
+def test_33_one_size_that_fits_is_said_as_one():
+    """Before: 'it fits 28×28 to 28×28'."""
+    from lenet_book.shapes import size_hint
+
+    hint = size_hint(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
+                     (1, 1, 32, 32))
+    assert "it fits 28×28 only" in hint and "to 28×28)" not in hint
