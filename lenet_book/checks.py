@@ -2482,11 +2482,14 @@ def _transformed(net, batch_transform, images, generator, batch_of_one=True):
                         f"{inspect.signature(batch_transform)}") from None
     except ValueError:
         pass  # no signature to read (a built-in): call it
-    how = ("write a function of the batch that draws per image from the generator, e.g. "
-           "batch_transform=lambda images, generator: torch.where(torch.rand(len(images), 1, 1, "
-           "generator=generator, device=images.device) < 0.5, images.flip(-1), images), as "
-           "recipes.random_crop_flip does; a torchvision transform wrapped as lambda images, "
-           "generator: transform(images) draws once per batch, one choice for all its images")
+    how = ("wrap it so that it gets the batch alone, transform = ... once, then "
+           "batch_transform=lambda images, generator: transform(images) (a transform that draws "
+           "nothing, such as a pad, a centre crop or a cast, then works as it is; a random one "
+           "draws once per batch, one choice for all its images: to draw per image, write a "
+           "function of the batch that draws from the generator, e.g. batch_transform=lambda "
+           "images, generator: torch.where(torch.rand(len(images), 1, 1, generator=generator, "
+           "device=images.device) < 0.5, images.flip(-1), images), as recipes.random_crop_flip "
+           "does)")
     if isinstance(batch_transform, nn.Module):  # its __call__ takes anything: its forward says
         try:
             inspect.signature(batch_transform.forward).bind(images, generator)

@@ -207,17 +207,20 @@ def _not_a_local_path(path: str | os.PathLike, *, data_root: bool = False) -> st
         # an existing folder is not enough: Drive is a FUSE mount (an unmount or a mkdir leaves
         # the folder, on the runtime's own disk)
         where = (f"{DRIVE} does not exist" if not os.path.lexists(DRIVE)
+                 else f"{DRIVE} links to {os.path.realpath(DRIVE)}, where nothing is mounted"
+                 if os.path.islink(DRIVE)
                  else f"{DRIVE} is a plain folder on this runtime's disk, nothing is mounted there")
         return (f"is on Google Drive, but Drive is not mounted ({where}): a path "
                 "there is on this runtime's own disk, lost when the runtime ends (and Colab then "
-                "refuses to mount Drive there). Mount Drive first: from google.colab import "
-                f"drive; drive.mount('{DRIVE}'); or give a local path")
+                "refuses to mount Drive there). Mount Drive first (on Colab: from google.colab "
+                f"import drive; drive.mount('{DRIVE}')), or give a local path")
     return None
 
 
 def _drive_mounted() -> bool:
-    """Whether something is mounted on :data:`DRIVE` (Colab's Drive is a FUSE mount there)."""
-    return os.path.ismount(DRIVE)
+    """Whether something is mounted on :data:`DRIVE` (Colab's Drive is a FUSE mount there), or
+    on the folder it links to (a local runtime's link to a mounted Drive)."""
+    return os.path.ismount(os.path.realpath(DRIVE))
 
 
 def _check_no_control_characters(text: str) -> None:
@@ -468,10 +471,17 @@ def _how_to_fix(root: str | os.PathLike) -> str:
     if cache:  # kept (the raw files are not verified): torchvision would load it
         processed = _processed_dir(root)
         online = online.removeprefix("then ")
-        online = (f"move {processed} aside first (mv {processed} {processed}.old), as "
+        online = (f"move {processed} aside first ({_mv(processed, f'{processed}.old')}), as "
                   f"torchvision loads it instead of downloading; then {online[0].lower()}"
                   f"{online[1:]}")
-    return HOW_TO_FIX.format(cwd=_current_folder(), root=root, online=online)
+    return HOW_TO_FIX.format(cwd=_current_folder(), root=shlex.quote(os.fspath(root)),
+                             online=online)
+
+
+def _mv(source, target) -> str:
+    """The shell command that renames ``source`` to ``target``, both quoted (a space in a path,
+    as in Colab's 'Colab Notebooks', would split it)."""
+    return f"mv {shlex.quote(os.fspath(source))} {shlex.quote(os.fspath(target))}"
 
 
 def _empty_folder(folder: Path) -> bool:
@@ -799,7 +809,7 @@ def _cache_problem(root: str | os.PathLike, ready: bool = True) -> str | None:
                 "may be this folder's only copy of the data; prepare and ensure_fashion_mnist "
                 "delete it only once the raw files are there and verified. To get them online, "
                 "first move it aside, as torchvision loads it instead of downloading: "
-                f"mv {_processed_dir(root)} {_processed_dir(root)}.old")
+                f"{_mv(_processed_dir(root), f'{_processed_dir(root)}.old')}")
     return (f"{_processed_dir(root)} holds an old torchvision cache "
             f"({', '.join(p.name for p in cache)}) "
             "that torchvision loads instead of the verified raw files, unchecked. Delete it "
@@ -1009,7 +1019,7 @@ def _unpacked_as_gz(folder: Path, spec: IdxFile) -> str:
     gz = folder / f"{spec.name}.gz"
     return (f"{folder / spec.name} is missing, but {gz.name} is there, already unpacked (it starts "
             "with the file's IDX header, not gzip's: a browser unpacked the download and kept its "
-            f".gz name): rename it to {spec.name} (mv {gz} {folder / spec.name}; torchvision "
+            f".gz name): rename it to {spec.name} ({_mv(gz, folder / spec.name)}; torchvision "
             "reads it only" + _RENAME_END)
 
 
@@ -1021,7 +1031,7 @@ def _respelt(problem: str, folder: Path, spec: IdxFile) -> str:
         return problem
     other, name = misnamed
     return (f"{folder / spec.name} is missing, but a file {other} is there: rename it to {name} "
-            f"(mv {folder / other} {folder / name}; torchvision reads it only" + _RENAME_END)
+            f"({_mv(folder / other, folder / name)}; torchvision reads it only" + _RENAME_END)
 
 
 def _nearby_root(root: str | os.PathLike) -> str | None:
@@ -1171,8 +1181,9 @@ def _gunzip_verified(source: Path, spec: IdxFile, target: Path,
                             raise FashionMNISTError(
                                 f"{source} is not a gzip file but {spec.name} itself, already "
                                 "unpacked (a browser unpacked the download and kept its .gz "
-                                f"name): rename it to {spec.name} (mv {source} "
-                                f"{source.with_name(spec.name)}) and prepare again; the source "
+                                f"name): rename it to {spec.name} "
+                                f"({_mv(source, source.with_name(spec.name))}) and prepare "
+                                "again; the source "
                                 "may hold the unpacked files.") from None
                         raise FashionMNISTError(
                             f"{source} is not a readable gzip file ({error}).\n"
@@ -1558,9 +1569,10 @@ def prepare_fashion_mnist(source: str | os.PathLike | None = None,
             misnamed = _misnamed(source, spec)
             raise FashionMNISTError(
                 (f"{source / spec.name}.gz is missing, but a file {misnamed[0]} is there: give it "
-                 f"its published name, {misnamed[1]} (mv {source / misnamed[0]} "
-                 f"{source / misnamed[1]}), or copy the four files under their published names "
-                 "into a folder of your own and give that one as the source. The"
+                 f"its published name, {misnamed[1]} "
+                 f"({_mv(source / misnamed[0], source / misnamed[1])}), or copy the four "
+                 "files under their published names into a folder of your own and give that "
+                 "one as the source. The"
                  if misnamed else f"{source / spec.name}.gz is missing: the")
                 + " source folder must hold the four "
                 f"published .gz files ({', '.join(s.name + '.gz' for s in FILES)}), or the "
@@ -1652,7 +1664,7 @@ def _cache_alone(root: str | os.PathLike) -> str:
     processed = _processed_dir(root)
     return (f"{processed} holds torchvision's old cache (training.pt, test.pt), which the book "
             "does not use and keeps; it stops a download (torchvision loads it instead): move it "
-            f"aside first, mv {processed} {processed}.old, as said below.\n")
+            f"aside first, {_mv(processed, f'{processed}.old')}, as said below.\n")
 
 
 def _damaged_here(raw: Path, todo: list[IdxFile]) -> str:
@@ -1913,7 +1925,8 @@ def _cache_blocks_the_download(root: str | os.PathLike) -> str:
              f"{shlex.quote(os.fspath(root))}" if _ON_THE_COMMAND_LINE.get()
              else f"ensure_fashion_mnist({os.fspath(root)!r})")
     return (f"No download was tried: {processed} holds torchvision's old cache, which torchvision "
-            f"loads instead of downloading. Move it aside first (mv {processed} {processed}.old), "
+            f"loads instead of downloading. Move it aside first "
+            f"({_mv(processed, f'{processed}.old')}), "
             f"then run {again} again to download the files.\n")
 
 

@@ -5791,9 +5791,10 @@ def test_28_a_batch_transform_that_cannot_be_called_with_images_and_generator_is
     images, labels = tiny_data(16)
     given = v2.RandomHorizontalFlip() if transform == "v2" else torch.flip
     before = weights(net := models.lenet())
-    refused_by_lenet_book(TypeError, r"called as batch_transform\(images, generator\).*draws "
-                          r"per image from the generator, e.g. batch_transform=lambda images, "
-                          r"generator: torch.where",
+    refused_by_lenet_book(TypeError, r"called as batch_transform\(images, generator\).*wrap "
+                          r"it so that it gets the batch alone.*to draw per image, write a "
+                          r"function of the batch that draws from the generator, e.g. "
+                          r"batch_transform=lambda images, generator: torch.where",
                           lambda: train(net, (images, labels), num_epochs=1, batch_size=8,
                                         batch_transform=given))
     assert unchanged(net, before)
@@ -20120,8 +20121,12 @@ def test_33_gpu_check_refuses_a_notebook_given_to_tests(given, tmp_path, monkeyp
 
     monkeypatch.chdir(tmp_path)
     err = _tool_refused(capsys, lambda: gpu_check._given_file(_tool_parser("gpu_check"), "--tests", given))
-    assert f"--tests {given} is a chapter, not a unit test file: a chapter goes to --chapters" in err, err
-    assert f"--chapters {Path(given).stem}" in err and "nothing was run" in err, err
+    kind = "a solutions page" if "solutions" in given else "a chapter"
+    assert f"--tests {given} is {kind}, not a unit test file: a notebook goes to --chapters" in err, err
+    suggested = re.search(r"\(--chapters (\S+)\)", err).group(1)
+    assert "nothing was run" in err, err
+    # the advice names this very notebook (before: a solutions page was told its chapter's name)
+    assert gpu_check._given_file(_tool_parser("gpu_check"), "--chapters", suggested) == given
 
 
 WHOLE_SENTENCE = (
@@ -20226,15 +20231,15 @@ def test_33_a_checkpoint_function_given_only_the_path_says_to_build_the_network(
 
 
 @pytest.mark.parametrize("keyword, hint", [
-    ("overwite", r"did you mean overwrite=True\?"),
+    ("over_write", r"did you mean overwrite=True\?"),
     ("map_location", r"move the network first, net.to\(device\)"),
     ("strict", r"load_state_dict\(torch.load\(path, weights_only=True\)\['state_dict'\], "
                r"strict=False\)")])
 def test_33_the_checkpoint_functions_name_the_keyword_meant(tmp_path, keyword, hint):
     """Before: Python's bare 'unexpected keyword argument', with no word on what to write."""
     path = checkpoint.save_checkpoint(models.lenet(), tmp_path / "lenet.pt")
-    if keyword == "overwite":
-        call = lambda: checkpoint.save_checkpoint(models.lenet(), path, overwite=True)  # noqa: E731
+    if keyword == "over_write":
+        call = lambda: checkpoint.save_checkpoint(models.lenet(), path, over_write=True)  # noqa: E731
     else:
         call = lambda: checkpoint.load_checkpoint(  # noqa: E731
             models.lenet(), path, **{keyword: "cpu" if keyword == "map_location" else False})
@@ -20304,3 +20309,59 @@ def test_33_one_size_that_fits_is_said_as_one():
     hint = size_hint(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
                      (1, 1, 32, 32))
     assert "it fits 28×28 only" in hint and "to 28×28)" not in hint
+
+
+def test_33_a_torchvision_transform_that_draws_nothing_is_told_to_be_wrapped_as_it_is():
+    """Before: v2.CenterCrop(28) given directly was told to write a random per-image mirror,
+    and the wrap it needs was described only as a warning."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    crop = v2.CenterCrop(28)
+    message = refused_by_lenet_book(
+        TypeError, r"wrap it so that it gets the batch alone, transform = \.\.\. once, then "
+                   r"batch_transform=lambda images, generator: transform\(images\) \(a transform "
+                   r"that draws nothing, such as a pad, a centre crop or a cast, then works as it is",
+        lambda: train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                      batch_transform=crop))
+    assert "draws once per batch" in message  # a random one, told apart
+    history = train(models.lenet(), tiny_data(), num_epochs=1, batch_size=10,
+                    batch_transform=lambda images, generator: crop(images))[0]  # the advice
+    assert math.isfinite(history[0]["loss"])
+
+
+def test_33_a_drive_folder_linked_to_a_mount_counts_as_mounted(tmp_path, monkeypatch):
+    """Before: a /content/drive that links to a mounted folder (a local runtime's Drive) was
+    refused as 'a plain folder ... nothing is mounted there'; a link to a plain folder is told
+    where it links."""
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "to_a_mount").symlink_to("/")  # the root folder: always a mount point
+    (tmp_path / "to_a_folder").symlink_to(tmp_path / "plain")
+    monkeypatch.setattr(data, "DRIVE", str(tmp_path / "to_a_mount"))
+    assert data._not_a_local_path(tmp_path / "to_a_mount" / "MyDrive" / "lenet.pt") is None
+    monkeypatch.setattr(data, "DRIVE", str(tmp_path / "to_a_folder"))
+    said = data._not_a_local_path(tmp_path / "to_a_folder" / "MyDrive" / "lenet.pt")
+    assert f"links to {tmp_path / 'plain'}, where nothing is mounted" in said, said
+
+
+def test_33_execution_report_says_the_solutions_of_a_chapter_were_replayed(tmp_path, monkeypatch):
+    """Before: 'the solutions of chapter 4 was replayed'."""
+    sentence = _replay_sentence(tmp_path, monkeypatch, {
+        "notebooks/solutions/04_fast_training.ipynb": {"passed": 3, "failed": 0}})
+    assert " the solutions of chapter 4 were replayed with nbval" in sentence, sentence
+
+
+def test_33_the_old_caches_mv_is_quoted_and_works_for_a_root_with_a_space(tmp_path, monkeypatch,
+                                                                          capsys):
+    """Before: 'mv /x/Colab Notebooks/data/FashionMNIST/processed ...' unquoted: pasted, mv
+    failed ('No such file or directory') and moved nothing."""
+    _no_local_copy_here(tmp_path, monkeypatch)
+    _tiny_files(tmp_path / "server", monkeypatch)
+    _no_download(monkeypatch)
+    root = tmp_path / "Colab Notebooks" / "data"
+    processed = _old_cache(root)
+    assert data.main(["prepare", "--download", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    mv = re.search(r"\((mv .*?processed\.old')\)", err.splitlines()[0]).group(1)
+    assert mv == f"mv '{processed}' '{processed}.old'", err
+    subprocess.run(mv, shell=True, check=True)  # the advice, pasted
+    assert sorted(os.listdir(f"{processed}.old")) == ["test.pt", "training.pt"]
+    assert not processed.exists()

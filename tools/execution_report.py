@@ -380,7 +380,8 @@ def _what_ran(replay: dict, links: dict[str, str]) -> str:
     gpu = f", including those that need a GPU ({', '.join(needing)})" if needing else ""
     if not pages:  # a run of some unit tests alone (--chapters with no names)
         return f"On {replay['date']} {names or 'nothing'} ran {run}{gpu}; no chapter was replayed."
-    were = "were" if every or len(shown) > 1 else "was"
+    plural = every or len(shown) > 1 or shown[0].startswith("the solutions")
+    were = "were" if plural else "was"
     return (f"On {replay['date']} {_listed(shown)} {were} replayed with nbval {run}, comparing every "
             "stored output with the one made on that GPU"
             + (f", and {names} ran there too{gpu}." if tests else "; no unit test ran there."))

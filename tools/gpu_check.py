@@ -189,8 +189,11 @@ def _given_file(parser: argparse.ArgumentParser, option: str, text: str) -> str:
                      "an .ipynb file, e.g. --chapters notebooks/04_fast_training.ipynb (leave --chapters "
                      "out for every chapter); nothing was run")
     if not chapter and found.is_file() and found.suffix == ".ipynb":  # else replayed twice at once
-        parser.error(f"{option} {text} is a chapter, not a unit test file: a chapter goes to --chapters "
-                     f"(e.g. --chapters {found.stem}), which replays it with nbval; nothing was run")
+        solutions = found.parent.name == "solutions"
+        parser.error(f"{option} {text} is {'a solutions page' if solutions else 'a chapter'}, not a unit "
+                     f"test file: a notebook goes to --chapters (--chapters "
+                     f"{'solutions/' if solutions else ''}{found.stem}), which replays it with nbval; "
+                     "nothing was run")
     if not chapter and found.is_file() and found.suffix != ".py":
         parser.error(f"{option} {text} is not a test file (.py): give test files or folders, e.g. --tests "
                      f"{TRAINING_TESTS[0]}; nothing was run")
