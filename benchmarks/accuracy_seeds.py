@@ -364,6 +364,29 @@ def check_arguments(parser, args):
     check_data_option(parser, args.data)  # the data the workers load: checked once, here
 
 
+def _same_commit(theirs, ours):
+    """Two `git describe` names of one commit (one hash may be shorter; '-dirty' set aside), or
+    either unknown (a copy without git): nothing to tell apart."""
+    theirs, ours = (name.removesuffix("-dirty") for name in (theirs, ours))
+    return "unknown" in (theirs, ours) or theirs.startswith(ours) or ours.startswith(theirs)
+
+
+def _resumed_code(earlier, args):
+    """The commit and torch of a resumed record's runs, when they are not this run's (None
+    otherwise): the record written names them beside this run's, as ``resumed_from``, so that
+    no resumed run is credited to code it never ran on."""
+    import torch
+
+    ours = getattr(args, "commit", None) or current_commit()
+    commit, version = earlier.get("commit"), earlier.get("torch")
+    other_commit = isinstance(commit, str) and not _same_commit(commit, ours)
+    other_torch = isinstance(version, str) and version != torch.__version__
+    if not (other_commit or other_torch):
+        return None
+    return {"commit": commit, "torch": version, "date": earlier.get("date"),
+            "runs": "the runs this record resumed were made there; the others at this record's commit"}
+
+
 def resumed_runs(parser, path, args):
     """{(name, seed): run} of the earlier record ``path`` (--resume); a file that is not a record of
     --study all, or one trained with another --epochs or --subset, or on another device than
@@ -397,9 +420,13 @@ def resumed_runs(parser, path, args):
     for theirs, option, value in ((epochs, "--epochs", args.epochs), (subset, "--subset", args.subset)):
         if theirs != value:
             recorded = _recorded_given(earlier, option)
+            same = f"give {option} {theirs}" if theirs else f"leave {option} out"
+            typed = getattr(args, "given", {}).get(option)
+            this_run = (f"{option} left out ({_UNCHANGED[option]})" if value == 0 and not typed
+                        else f"{option} {_as_given(option, value, typed)}")
             parser.error(f"{where} was trained with {option} {_as_given(option, theirs, recorded)}, this run "
-                         f"with {option} {_as_given(option, value, getattr(args, 'given', {}).get(option))}: "
-                         f"its runs and these would be mixed; give {option} {theirs}, or leave --resume out")
+                         f"with {this_run}: "
+                         f"its runs and these would be mixed; {same}, or leave --resume out")
     if getattr(args, "device", None) is not None:  # the record written names one device for every run
         from lenet_book.device import device_name
 
@@ -409,6 +436,10 @@ def resumed_runs(parser, path, args):
             parser.error(f"{where} was trained {trained_on}, this run trains on {ours} (--device {args.device}): "
                          "its runs and these would be mixed in a record that names one device; run it on the "
                          "same device, or leave --resume out")
+    args.resumed_from = _resumed_code(earlier, args)
+    if args.resumed_from:
+        print(f"note: {where}'s runs were made at commit {args.resumed_from['commit']} with torch "
+              f"{args.resumed_from['torch']}; the record written names them as resumed_from", flush=True)
     done = {}
     # each entry's recipe: a run is reused only for the same recipe (an earlier step decided otherwise
     # changes the recipes of the steps after it)
@@ -680,6 +711,8 @@ def run_study(args):
            "kept_steps": kept_steps, "wall_seconds": round(time.time() - started), "results": results}
     if args.subset or args.epochs:  # the tables and load_seed_study say so too
         out["dry_run"] = dry_run_note(args.subset, args.epochs)
+    if getattr(args, "resumed_from", None):  # resumed runs of other code: named, not credited to this
+        out["resumed_from"] = args.resumed_from
     if args.resume:  # the study's time: the resumed record's and this run's
         out["wall_seconds_this_run"] = out["wall_seconds"]
         out["wall_seconds"] = round(out["wall_seconds"] + args.resumed_wall_seconds)

@@ -642,6 +642,14 @@ _NOT_CHECKPOINTS = {".ipynb": "a Jupyter notebook", ".py": "a Python file",
                     ".js": "a JavaScript file, such as the browser demo's data or weights"}
 
 
+# ... and, for a new file, the names of other kinds of file: a checkpoint saved under one would
+# be a torch archive that the programs reading such files fail on
+_OTHER_KINDS = {**_NOT_CHECKPOINTS, ".csv": "a CSV table", ".txt": "a text file",
+                ".gz": "a gzip file", ".onnx": "an ONNX model",
+                ".safetensors": "a safetensors file (another format, which neither torch.load nor "
+                                "load_checkpoint reads)"}
+
+
 def _clearly_not_a_checkpoint(path: Path) -> str | None:
     """What the file at ``path`` is by its name, when that is clearly not a checkpoint."""
     if any(path.name in (spec.name, f"{spec.name}.gz") for spec in FILES):
@@ -659,6 +667,15 @@ def _check_replacing(net: nn.Module, path: Path, overwrite: bool) -> None:
         raise CheckpointError(f"Cannot save the checkpoint to {path}: {problem}; nothing was "
                               "written. Save to another path, or ask its owner.")
     what = _clearly_not_a_checkpoint(path)
+    named = what or _OTHER_KINDS.get(path.suffix.lower())
+    if named and not os.path.lexists(path):
+        instead = ("lenet.pt" if what and what.endswith("data files") else path.stem
+                   if path.stem.lower().endswith(".pt") else path.with_suffix(".pt").name)
+        raise CheckpointError(f"Cannot save the checkpoint to {path}: its name says "
+                              f"{named}, which a checkpoint (a torch archive) is not, and the "
+                              "programs that open such files would fail on it. Save it under a "
+                              f"checkpoint's name, e.g. '{instead}'; nothing "
+                              "was written.")
     if what and _what_is_there(path)[0] in ("other", "unsure", "unreadable"):
         instead = "lenet.pt" if what.endswith("data files") else path.with_suffix(".pt").name
         raise CheckpointError(f"Cannot save the checkpoint to {path}: that file exists and is "

@@ -445,9 +445,10 @@ def _processed_dir(root: str | os.PathLike) -> Path:
 def _how_to_fix(root: str | os.PathLike) -> str:
     raw = _raw_dir(root)
     kept = _held_folders(raw)
-    # never advise deleting a folder that holds a copy of the user's (raw/raw, 3 of 4 files)
-    files = (f"the Fashion-MNIST files in {raw} (not {', '.join(map(str, kept))}, which holds "
-             "files of yours)") if kept else None
+    # never advise deleting a folder that holds a copy of the user's (raw/raw, 3 of 4 files),
+    # nor a file of theirs kept there (a checkpoint, an archive)
+    files = (f"the Fashion-MNIST files in {raw} (not {', '.join(map(str, kept))}, which "
+             f"{'hold' if len(kept) > 1 else 'holds'} files of yours)") if kept else None
     # a cache beside the four raw files goes (its own line says so); without them it is kept,
     # and blocks the download until moved aside
     cache = _stale_cache(root) and not all(os.path.isfile(raw / spec.name) for spec in FILES)
@@ -494,11 +495,15 @@ def _empty_folder(folder: Path) -> bool:
 
 def _held_folders(raw: Path) -> list[Path]:
     """The folders inside ``raw`` that hold anything (a copy of the files put one folder
-    down, raw/raw): deleting ``raw`` would delete them too."""
+    down, raw/raw), and the files there that are none of the data set's and hold something (a
+    checkpoint, an archive): deleting ``raw`` would delete them too."""
+    ours = {name for spec in FILES for name in (spec.name, f"{spec.name}.gz")}
     try:
         return [raw / name for name in sorted(os.listdir(raw))
-                if os.path.isdir(raw / name) and not os.path.islink(raw / name)
-                and os.listdir(raw / name)]
+                if not os.path.islink(raw / name) and (
+                    (os.path.isdir(raw / name) and os.listdir(raw / name))
+                    or (os.path.isfile(raw / name) and name not in ours
+                        and not name.startswith(".") and os.path.getsize(raw / name) > 0))]
     except OSError:  # missing, or cannot be listed
         return []
 
@@ -614,7 +619,11 @@ def _permission_fix() -> str:
 
 def _folder_error(problem: str, doing: str, root: str | os.PathLike) -> FashionMNISTError:
     """A FashionMNISTError for a folder that cannot be used, with the fix that fits the problem."""
-    if "is a file, not a folder" in problem:
+    if "is a file, not a folder" in problem and os.path.isfile(root):  # e.g. a checkpoint
+        fix = (f"How to fix it: give {_root_option()} the folder that holds FashionMNIST/raw/, "
+               "such as 'data' (in the repository) or '../data' (in a chapter), not a file "
+               f"({root} is left as it is).")
+    elif "is a file, not a folder" in problem:
         fix = (f"How to fix it: move or delete that file, or give {_root_option()} a folder "
                "(a missing folder is created).")
     elif "is a symbolic link to" in problem or "cannot be used:" in problem:

@@ -7010,8 +7010,9 @@ def test_29_accuracy_seeds_refuses_a_bad_resume_workers_seeds_budget_or_json_bef
     _refused(f"--resume {tmp_path} is a folder; {use}", runs[2])
     _refused("is not a record of --study all (its \"what\" is not 'accuracy over seeds", runs[3])
     _refused("is a record of --study batch-norm-final, which --resume cannot continue", runs[4])
-    _refused(f"--resume {dry} was trained with --epochs 1, this run with --epochs 0: its runs and these would "
-             "be mixed; give --epochs 1, or leave --resume out", runs[5])
+    _refused(f"--resume {dry} was trained with --epochs 1, this run with --epochs left out (every recipe's own "
+             "number of epochs): its runs and these would be mixed; give --epochs 1, or leave --resume out",
+             runs[5])
     _refused("--workers must be at least 1, got 0", runs[6])
     _refused("--seeds must be at least 1, got 0", runs[7])
     _refused("--budget must be a positive number of seconds (no run starts after it), got -1.0", runs[8])
@@ -9812,9 +9813,9 @@ def test_31_a_python_call_is_told_root_and_the_command_line_is_told_dash_dash_ro
     readme = REPO / "README.md"
     message = refused_by_lenet_book(data.FashionMNISTError, "is a file, not a folder",
                                     lambda: fast.load_fashion_mnist_tensors(str(readme)))
-    assert "give root a folder" in message and "--root" not in message, message
+    assert "give root the folder" in message and "--root" not in message, message
     assert data.main(["check", "--root", str(readme)]) == 1
-    assert "give --root a folder" in capsys.readouterr().err
+    assert "give --root the folder" in capsys.readouterr().err
     message = refused_by_lenet_book(data.FashionMNISTError, "is a file, not a folder",
                                     lambda: data.check_fashion_mnist(readme))
     assert "--root" not in message, message  # main's setting does not outlive it
@@ -19836,8 +19837,10 @@ def test_33_save_checkpoint_refuses_a_notebook_code_record_or_data_file_even_wit
 
 def test_33_save_checkpoint_still_replaces_its_own_file_of_any_name_and_other_files_asked(
         tmp_path):
-    """Valid: a checkpoint named .json is replaced as a checkpoint; notes.txt with overwrite."""
-    path = save_checkpoint(models.lenet(), tmp_path / "run.json")
+    """Valid: a checkpoint named .json (by an older lenet_book, or renamed) is replaced as a
+    checkpoint; notes.txt with overwrite."""
+    path = tmp_path / "run.json"
+    os.rename(save_checkpoint(models.lenet(), tmp_path / "run.pt"), path)
     assert save_checkpoint(models.lenet(), path) == path
     notes = tmp_path / "notes.txt"
     notes.write_text("mine\n")
@@ -20365,3 +20368,68 @@ def test_33_the_old_caches_mv_is_quoted_and_works_for_a_root_with_a_space(tmp_pa
     subprocess.run(mv, shell=True, check=True)  # the advice, pasted
     assert sorted(os.listdir(f"{processed}.old")) == ["test.pt", "training.pt"]
     assert not processed.exists()
+
+
+@pytest.mark.parametrize("name, instead", [
+    ("lenet.ipynb", "lenet.pt"), ("lenet.JSON", "lenet.pt"), ("weights.js", "weights.pt"),
+    ("lenet.pt.gz", "lenet.pt"), ("lenet.safetensors", "lenet.pt"), ("scores.csv", "scores.pt"),
+    ("train-images-idx3-ubyte", "lenet.pt")])
+def test_33_a_new_checkpoint_is_not_saved_under_another_kind_of_files_name(tmp_path, name, instead):
+    """Before: saved without a word as a torch archive named .ipynb, .json, .pt.gz, ...; the
+    programs opening such files then failed on it."""
+    message = refused_by_lenet_book(
+        CheckpointError, "its name says .* which a checkpoint \\(a torch archive\\) is not",
+        lambda: save_checkpoint(models.lenet(), tmp_path / name, overwrite=True))
+    assert f"e.g. '{instead}'" in message and "nothing was written" in message, message
+    assert list(tmp_path.iterdir()) == []
+    for fine in ("lenet.pt", "lenet.pth", "weights.ckpt", "lenet.json.bak", "lenet.tar", "lenet"):
+        assert load_checkpoint(models.lenet(), save_checkpoint(models.lenet(), tmp_path / fine))
+
+
+def test_33_a_file_of_yours_in_raw_is_never_in_the_delete_advice(tmp_path, monkeypatch):
+    """Before: with lenet.pt saved in FashionMNIST/raw/, every message said 'delete
+    .../FashionMNIST/raw', which deletes the checkpoint too."""
+    _tiny_files(tmp_path / "src", monkeypatch)
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    save_checkpoint(models.lenet(), raw / "lenet.pt")
+    for call in (lambda: data.ensure_fashion_mnist(tmp_path / "root", download=False),
+                 lambda: data.check_fashion_mnist(tmp_path / "root")):
+        message = refused_by_lenet_book(data.FashionMNISTError, "is missing", call)
+        assert f"delete the Fashion-MNIST files in {raw} (not {raw / 'lenet.pt'}, which holds " \
+               "files of yours)" in message, message
+        assert f"delete {raw} " not in message, message
+    assert load_checkpoint(models.lenet(), raw / "lenet.pt")
+
+
+def test_33_a_checkpoint_given_as_the_data_root_is_told_to_give_the_folder(tmp_path, capsys):
+    """Before: 'move or delete that file', for a data root given a checkpoint's path."""
+    path = save_checkpoint(models.lenet(), tmp_path / "lenet_fashion_mnist.pt")
+    message = refused_by_lenet_book(data.FashionMNISTError, "is a file, not a folder",
+                                    lambda: data.ensure_fashion_mnist(path))
+    assert "give root the folder that holds FashionMNIST/raw/, such as 'data'" in message
+    assert "move or delete" not in message, message
+    assert data.main(["check", "--root", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "give --root the folder that holds FashionMNIST/raw/" in err and "delete" not in err
+    assert load_checkpoint(models.lenet(), path)
+
+
+def test_33_a_study_resumed_from_other_code_names_where_its_runs_were_made(tmp_path, capsys):
+    """Before: --resume of a record made at another commit, or with another torch, wrote this
+    run's commit and torch over them, crediting the resumed runs to code they never ran on."""
+    from benchmarks import accuracy_seeds
+
+    path = _resume_file(tmp_path)
+    record = json.loads(path.read_text())
+    record.update(commit="1234abc", torch="2.0.0+cpu", date="2026-11-01")
+    path.write_text(json.dumps(record))
+    args = argparse_namespace(epochs=1, subset=60, commit="5678def")
+    assert list(accuracy_seeds.resumed_runs(_parser(), str(path), args)) == [
+        ("LeNet-5 as in the text", 0)]
+    assert args.resumed_from["commit"] == "1234abc" and args.resumed_from["torch"] == "2.0.0+cpu"
+    assert "runs were made at commit 1234abc with torch 2.0.0+cpu" in capsys.readouterr().out
+    # the same code (a shorter hash, a dirty tree), and this torch: nothing to name
+    record.update(commit="5678def0-dirty", torch=torch.__version__)
+    path.write_text(json.dumps(record))
+    accuracy_seeds.resumed_runs(_parser(), str(path), args)
+    assert args.resumed_from is None

@@ -495,7 +495,7 @@ def test_prepare_with_a_root_that_is_a_file_says_so(source, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: Cannot prepare Fashion-MNIST in {raw_dir(a_file)}: "
                           f"{a_file} is a file, not a folder (it is part of the path {raw_dir(a_file)}).")
-    assert "move or delete that file, or give --root a folder" in err
+    assert "give --root the folder that holds FashionMNIST/raw/" in err and "delete" not in err
     assert a_file.read_text() == "not a folder"
 
 
