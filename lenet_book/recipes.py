@@ -351,12 +351,6 @@ def paired_test(before, after):
         if not runs:
             raise ValueError(f"{name} has no runs: it must map at least 2 seeds to accuracies")
         for seed, accuracy in runs.items():
-            if (isinstance(accuracy, numbers.Real) and not isinstance(accuracy, bool)
-                    and 1 < accuracy <= 100):
-                raise ValueError(f"{name}'s accuracy for seed {seed!r} must be a fraction in "
-                                 f"[0, 1], got {accuracy!r}, which looks like a percentage: give "
-                                 f"fractions ({accuracy!r} -> {accuracy / 100:g}), e.g. "
-                                 f"{{seed: a / 100 for seed, a in {name}.items()}}")
             check_number(f"{name}'s accuracy for seed {seed!r}", accuracy, 0.0, 1.0,
                          low_open=False)
     if before.keys() != after.keys():
@@ -405,6 +399,13 @@ def _check_seeds(before, after):
                                 f"to its accuracy, got the seed {seed!r} ("
                                 f"{_a_kind(seed)}); write the seeds as numbers, e.g. "
                                 "{0: 0.81, 1: 0.83}")
+        for seed, accuracy in runs.items():  # a table's percentages: said before the range check
+            if (isinstance(accuracy, numbers.Real) and not isinstance(accuracy, bool)
+                    and 1 < accuracy <= 100):
+                raise ValueError(f"{name}'s accuracy for seed {seed!r} must be a fraction in "
+                                 f"[0, 1], got {accuracy!r}, which looks like a percentage: give "
+                                 f"fractions ({accuracy!r} -> {accuracy / 100:g}), e.g. "
+                                 f"{{seed: a / 100 for seed, a in {name}.items()}}")
 
 
 def _as_number(accuracy):

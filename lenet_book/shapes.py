@@ -377,8 +377,7 @@ def size_hint(net, input_shape):
         return None
     height, width = input_shape[-2:]
     n = fits[0]
-    sizes = (f"{n}×{n} only" if len(fits) == 1
-             else f"{n}×{n} to {fits[-1]}×{fits[-1]}" if fits == list(range(n, fits[-1] + 1))
+    sizes = (f"{n}×{n} to {fits[-1]}×{fits[-1]}" if fits == list(range(n, fits[-1] + 1))
              else ", ".join(f"{m}×{m}" for m in fits))
 
     def change(size):

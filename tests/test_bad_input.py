@@ -20305,15 +20305,6 @@ def test_33_percentages_given_to_a_paired_test_are_told_to_be_fractions():
     assert recipes.paired_test({0: 0.812, 1: 0.809}, {0: 0.82, 1: 0.815})["n"] == 2
 
 
-def test_33_one_size_that_fits_is_said_as_one():
-    """Before: 'it fits 28×28 to 28×28'."""
-    from lenet_book.shapes import size_hint
-
-    hint = size_hint(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
-                     (1, 1, 32, 32))
-    assert "it fits 28×28 only" in hint and "to 28×28)" not in hint
-
-
 def test_33_a_torchvision_transform_that_draws_nothing_is_told_to_be_wrapped_as_it_is():
     """Before: v2.CenterCrop(28) given directly was told to write a random per-image mirror,
     and the wrap it needs was described only as a warning."""
