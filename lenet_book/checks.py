@@ -1621,8 +1621,8 @@ def check_training(net, train_data, eval_sets=None, num_epochs=10, batch_size=25
         if images.device != train_data[0].device:
             raise ValueError(f"{name} is on {images.device} but train_data on "
                              f"{train_data[0].device}; move every split to one device")
-        if name != "train_data" and not {"train", "fit"} & set(re.findall("[a-z]+", name.lower())) \
-                and "train" not in name.lower():  # 'train_eval', 'fit': on purpose
+        if "train" not in name.lower() and "fit" not in re.findall("[a-z]+", name.lower()):
+            # not 'train_data' itself, nor a set named to score training images ('train_eval')
             _check_not_trained_on(name, images, train_data[0])
     for name, (images, labels) in splits.items():
         # train's batches, and evaluate's (its default batch_size) for the eval sets
